@@ -1,0 +1,1 @@
+//! Jet: a Kafka-wire-compatible streaming broker.
