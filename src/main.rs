@@ -1,1 +1,75 @@
-fn main() {}
+//! The `jet` binary: parse settings, open the data directory, serve until SIGTERM/SIGINT.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use jet::broker::Broker;
+use jet::config::Cli;
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_writer(std::io::stderr)
+        .init();
+    let mut config = Cli::parse().into_broker_config();
+    if let Err(e) = config.apply_overrides() {
+        tracing::error!("{e}");
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let listener = match tokio::net::TcpListener::bind(config.listen).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(listen = %config.listen, error = %e, "cannot bind the Kafka listener");
+                return ExitCode::FAILURE;
+            }
+        };
+        let data_dir = config.data_dir.clone();
+        let broker = match tokio::task::spawn_blocking(move || Broker::open(config)).await {
+            Ok(Ok(b)) => b,
+            Ok(Err(e)) => {
+                tracing::error!(data_dir = %data_dir.display(), error = %e, "cannot open the data directory");
+                return ExitCode::FAILURE;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "startup task failed");
+                return ExitCode::FAILURE;
+            }
+        };
+        let local = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        tracing::info!(
+            listen = %local,
+            advertised = format!("{}:{}", broker.host, broker.port),
+            node_id = broker.node_id,
+            cluster_id = broker.cluster_id,
+            "jet is ready"
+        );
+        jet::server::run(listener, broker, shutdown_signal()).await;
+        ExitCode::SUCCESS
+    })
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot install SIGTERM handler");
+            std::future::pending::<()>().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+    }
+}

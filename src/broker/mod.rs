@@ -1,0 +1,336 @@
+//! Broker state shared by every connection: identity, topics and partitions, the
+//! metadata store, the group-commit flusher and producer-id allocation.
+
+pub mod fetch_sessions;
+pub mod meta_store;
+pub mod partition;
+pub mod producer_state;
+pub mod topic_config;
+pub mod topics;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use kafka_protocol::ResponseError;
+
+use crate::config::BrokerConfig;
+use crate::log::Flusher;
+use meta_store::{MetaError, MetaStore, TopicRecord};
+use partition::PartitionError;
+use topics::{Topic, TopicRegistry};
+
+/// Producer ids are reserved durably in blocks of this size.
+const PRODUCER_ID_BLOCK: i64 = 1000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    #[error(transparent)]
+    Meta(#[from] MetaError),
+    #[error("opening partition: {0}")]
+    Partition(#[from] PartitionError),
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+/// A Kafka error code with an optional message, for per-resource results.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiError {
+    pub code: ResponseError,
+    pub message: Option<String>,
+}
+
+impl ApiError {
+    pub fn new(code: ResponseError) -> Self {
+        Self { code, message: None }
+    }
+    pub fn with_message(code: ResponseError, message: impl Into<String>) -> Self {
+        Self { code, message: Some(message.into()) }
+    }
+}
+
+impl From<PartitionError> for ApiError {
+    fn from(e: PartitionError) -> Self {
+        ApiError::with_message(e.code(), e.to_string())
+    }
+}
+
+impl From<MetaError> for ApiError {
+    fn from(e: MetaError) -> Self {
+        ApiError::with_message(ResponseError::KafkaStorageError, e.to_string())
+    }
+}
+
+struct ProducerIds {
+    next: i64,
+    limit: i64,
+}
+
+pub struct Broker {
+    pub config: BrokerConfig,
+    pub node_id: i32,
+    pub host: String,
+    pub port: i32,
+    pub cluster_id: String,
+    pub topics: TopicRegistry,
+    pub flusher: Flusher,
+    pub fetch_sessions: fetch_sessions::FetchSessions,
+    meta: MetaStore,
+    producer_ids: Mutex<ProducerIds>,
+    /// Serialises topic creation/deletion so concurrent auto-creates agree.
+    admin: Mutex<()>,
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+impl Broker {
+    /// Opens the data directory, recovering every partition.
+    pub fn open(config: BrokerConfig) -> Result<Arc<Broker>, BrokerError> {
+        let data_dir = config.data_dir.clone();
+        std::fs::create_dir_all(&data_dir).map_err(|source| BrokerError::Io { path: data_dir.clone(), source })?;
+        let meta = MetaStore::open(&data_dir.join("__jet_meta"))?;
+        let cluster_id = match &config.cluster_id {
+            Some(id) => id.clone(),
+            None => meta.cluster_id_or(|| {
+                // Kafka cluster ids are 22-char URL-safe base64 of a UUID; a simple
+                // hex form is accepted by every client.
+                uuid::Uuid::new_v4().simple().to_string()[..22].to_string()
+            })?,
+        };
+        let topics = TopicRegistry::default();
+        for record in meta.topics()? {
+            topics.open_topic(&data_dir, &config.kafka, &record.name, record.id, record.partitions, record.configs)?;
+        }
+        remove_deleted_dirs(&data_dir);
+        let limit = meta.producer_id_limit()?;
+        let (host, port) = config.advertised();
+        Ok(Arc::new(Broker {
+            node_id: config.node_id,
+            host,
+            port,
+            cluster_id,
+            topics,
+            flusher: Flusher::start(),
+            fetch_sessions: fetch_sessions::FetchSessions::default(),
+            meta,
+            producer_ids: Mutex::new(ProducerIds { next: limit, limit }),
+            admin: Mutex::new(()),
+            config,
+        }))
+    }
+
+    pub fn topic(&self, name: &str) -> Option<Arc<Topic>> {
+        self.topics.get(name)
+    }
+
+    /// Creates a topic; `validate_only` checks without creating.
+    pub fn create_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        replication_factor: i16,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<Option<Arc<Topic>>, ApiError> {
+        topics::validate_topic_name(name).map_err(|m| ApiError::with_message(ResponseError::InvalidTopicException, m))?;
+        let partitions = if partitions == -1 { self.config.kafka.num_partitions } else { partitions };
+        if partitions <= 0 {
+            return Err(ApiError::with_message(
+                ResponseError::InvalidPartitions,
+                "Number of partitions must be larger than 0.",
+            ));
+        }
+        let replication_factor =
+            if replication_factor == -1 { self.config.kafka.default_replication_factor } else { replication_factor };
+        if replication_factor <= 0 {
+            return Err(ApiError::with_message(
+                ResponseError::InvalidReplicationFactor,
+                "Replication factor must be larger than 0.",
+            ));
+        }
+        if replication_factor > 1 {
+            return Err(ApiError::with_message(
+                ResponseError::InvalidReplicationFactor,
+                format!("Unable to replicate the partition {replication_factor} time(s): The target replication factor of {replication_factor} cannot be reached because only 1 broker(s) are registered."),
+            ));
+        }
+        for (k, v) in &configs {
+            topic_config::validate(k, v).map_err(|e| ApiError::with_message(ResponseError::InvalidConfig, e.to_string()))?;
+        }
+        let _guard = self.admin.lock().map_err(|_| ApiError::new(ResponseError::UnknownServerError))?;
+        if self.topics.get(name).is_some() {
+            return Err(ApiError::with_message(
+                ResponseError::TopicAlreadyExists,
+                format!("Topic '{name}' already exists."),
+            ));
+        }
+        if validate_only {
+            return Ok(None);
+        }
+        let record = TopicRecord { name: name.to_string(), id: uuid::Uuid::new_v4(), partitions, configs };
+        let topic = self.topics.open_topic(
+            &self.config.data_dir,
+            &self.config.kafka,
+            &record.name,
+            record.id,
+            record.partitions,
+            record.configs.clone(),
+        )?;
+        self.meta.put_topic(&record)?;
+        tracing::info!(topic = name, partitions, "created topic");
+        Ok(Some(topic))
+    }
+
+    /// Returns the topic, creating it with defaults when auto-creation is on.
+    pub fn get_or_auto_create(&self, name: &str) -> Result<Arc<Topic>, ApiError> {
+        if let Some(t) = self.topics.get(name) {
+            return Ok(t);
+        }
+        if !self.config.kafka.auto_create_topics_enable {
+            return Err(ApiError::new(ResponseError::UnknownTopicOrPartition));
+        }
+        match self.create_topic(name, -1, -1, BTreeMap::new(), false) {
+            Ok(Some(t)) => Ok(t),
+            Ok(None) => Err(ApiError::new(ResponseError::UnknownTopicOrPartition)),
+            Err(e) if e.code == ResponseError::TopicAlreadyExists => {
+                self.topics.get(name).ok_or_else(|| ApiError::new(ResponseError::UnknownTopicOrPartition))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn delete_topic(&self, topic: &Topic) -> Result<(), ApiError> {
+        let _guard = self.admin.lock().map_err(|_| ApiError::new(ResponseError::UnknownServerError))?;
+        self.meta.delete_topic(&topic.name)?;
+        let doomed = self
+            .topics
+            .remove(topic)
+            .map_err(|e| ApiError::with_message(ResponseError::KafkaStorageError, e.to_string()))?;
+        for dir in doomed {
+            if let Err(e) = std::fs::remove_dir_all(&dir) {
+                tracing::warn!(dir = %dir.display(), error = %e, "could not remove deleted partition directory");
+            }
+        }
+        tracing::info!(topic = topic.name, "deleted topic");
+        Ok(())
+    }
+
+    pub fn create_partitions(&self, topic: &Topic, total: i32, validate_only: bool) -> Result<(), ApiError> {
+        let _guard = self.admin.lock().map_err(|_| ApiError::new(ResponseError::UnknownServerError))?;
+        let current = topic.partition_count();
+        if total <= current {
+            return Err(ApiError::with_message(
+                ResponseError::InvalidPartitions,
+                format!("Topic currently has {current} partitions, which is higher than the requested {total}."),
+            ));
+        }
+        if validate_only {
+            return Ok(());
+        }
+        self.topics.grow(&self.config.data_dir, &self.config.kafka, topic, total)?;
+        self.meta.put_topic(&TopicRecord {
+            name: topic.name.clone(),
+            id: topic.id,
+            partitions: total,
+            configs: topic.configs(),
+        })?;
+        Ok(())
+    }
+
+    /// Replaces a topic's config overrides (already validated).
+    pub fn set_topic_configs(&self, topic: &Topic, configs: BTreeMap<String, String>) -> Result<(), ApiError> {
+        let _guard = self.admin.lock().map_err(|_| ApiError::new(ResponseError::UnknownServerError))?;
+        self.meta.put_topic(&TopicRecord {
+            name: topic.name.clone(),
+            id: topic.id,
+            partitions: topic.partition_count(),
+            configs: configs.clone(),
+        })?;
+        topic.set_configs(&self.config.kafka, configs)?;
+        Ok(())
+    }
+
+    /// Hands out a producer id never used before, even across restarts.
+    pub fn next_producer_id(&self) -> Result<i64, ApiError> {
+        let mut ids = self.producer_ids.lock().map_err(|_| ApiError::new(ResponseError::UnknownServerError))?;
+        if ids.next >= ids.limit {
+            let limit = ids.limit + PRODUCER_ID_BLOCK;
+            self.meta.set_producer_id_limit(limit)?;
+            ids.limit = limit;
+        }
+        let id = ids.next;
+        ids.next += 1;
+        Ok(id)
+    }
+
+    /// Applies retention (and interval flushing) to every partition.
+    pub fn housekeeping(&self) {
+        let now = now_ms();
+        for topic in self.topics.all() {
+            for p in topic.partitions() {
+                if let Ok(cfg) = p.config()
+                    && cfg.flush_interval_ms.is_some()
+                    && let Err(e) = p.flush()
+                {
+                    tracing::warn!(topic = topic.name, partition = p.index, error = %e, "interval flush failed");
+                }
+                match p.with_log(|log| log.apply_retention(now)) {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(topic = topic.name, partition = p.index, segments = n, "retention deleted segments"),
+                    Err(e) => tracing::warn!(topic = topic.name, partition = p.index, error = %e, "retention failed"),
+                }
+            }
+        }
+    }
+
+    /// Periodic housekeeping until `shutdown` resolves.
+    pub async fn run_housekeeping(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        let interval = self
+            .config
+            .kafka
+            .log_flush_interval_ms
+            .map(|ms| ms.max(1) as u64)
+            .unwrap_or(u64::MAX)
+            .min(self.config.kafka.log_retention_check_interval_ms.max(100));
+        let mut ticker = tokio::time::interval(Duration::from_millis(interval));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => {
+                    let broker = self.clone();
+                    if let Err(e) = tokio::task::spawn_blocking(move || broker.housekeeping()).await {
+                        tracing::error!(error = %e, "housekeeping task failed");
+                    }
+                }
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+
+    /// Flushes and closes every partition log (clean shutdown).
+    pub fn close(&self) {
+        for topic in self.topics.all() {
+            for p in topic.partitions() {
+                if let Err(e) = p.flush() {
+                    tracing::error!(topic = topic.name, partition = p.index, error = %e, "flush on shutdown failed");
+                }
+            }
+        }
+    }
+}
+
+/// Removes directories left by a delete that crashed before cleaning up.
+fn remove_deleted_dirs(data_dir: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(data_dir) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if name.to_string_lossy().ends_with("-delete")
+            && let Err(e) = std::fs::remove_dir_all(entry.path())
+        {
+            tracing::warn!(dir = %entry.path().display(), error = %e, "could not remove deleted partition directory");
+        }
+    }
+}

@@ -1,0 +1,277 @@
+//! One topic-partition on this broker: its log, its idempotent-producer state and its
+//! high watermark.
+//!
+//! The high watermark is the end of what is durable. With the default flush policy an
+//! append becomes visible to consumers, and is acknowledged to `acks=all` producers, only
+//! once the group-commit flusher has fsynced it; with `flush.ms` set it is visible at
+//! once. Consumers never read past the high watermark, so nothing a consumer has seen
+//! can be lost by a crash. (With replication the high watermark becomes the raft commit
+//! index; the read and wait paths stay the same.)
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::ResponseError;
+use tokio::sync::watch;
+
+use crate::broker::producer_state::{BatchMeta, ProducerStateTable, SeqCheck, next_seq};
+use crate::broker::topic_config::EffectiveTopicConfig;
+use crate::log::batch::{self, BatchHeader};
+use crate::log::{Flusher, LogError, PartitionLog, SyncTarget};
+
+/// Leader epoch stamped on every batch. A single node never changes leader; with raft
+/// this becomes the term.
+pub const LEADER_EPOCH: i32 = 0;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PartitionError {
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error("producer state: {0:?}")]
+    Rejected(ResponseError),
+    #[error("partition state lock poisoned")]
+    Poisoned,
+}
+
+impl PartitionError {
+    /// The Kafka error code a client sees for this failure.
+    pub fn code(&self) -> ResponseError {
+        match self {
+            PartitionError::Rejected(code) => *code,
+            PartitionError::Log(LogError::OffsetOutOfRange { .. }) => ResponseError::OffsetOutOfRange,
+            PartitionError::Log(_) | PartitionError::Poisoned => ResponseError::KafkaStorageError,
+        }
+    }
+}
+
+struct Inner {
+    log: PartitionLog,
+    producers: ProducerStateTable,
+    config: EffectiveTopicConfig,
+}
+
+pub struct Partition {
+    pub topic: String,
+    pub index: i32,
+    dir: PathBuf,
+    inner: Mutex<Inner>,
+    high_watermark: watch::Sender<i64>,
+}
+
+/// The result of a successful produce append.
+pub enum Appended {
+    New {
+        base_offset: i64,
+        log_append_time: i64,
+        log_start_offset: i64,
+        /// What must be fsynced before the high watermark covers this append; `None`
+        /// when the topic flushes on an interval instead.
+        sync: Option<SyncTarget>,
+    },
+    /// A retried batch already in the log.
+    Duplicate { base_offset: i64, log_start_offset: i64 },
+}
+
+/// Bytes read for a fetch, with the partition's offsets at that moment.
+pub struct ReadResult {
+    pub records: Bytes,
+    pub high_watermark: i64,
+    pub log_start_offset: i64,
+}
+
+impl Partition {
+    pub fn open(topic: &str, index: i32, dir: &Path, config: EffectiveTopicConfig) -> Result<Self, PartitionError> {
+        let log = PartitionLog::open(dir, config.log.clone())?;
+        let mut producers = ProducerStateTable::default();
+        log.for_each_batch_header(|h| {
+            if h.producer_id >= 0 && !h.is_control() {
+                let meta = BatchMeta {
+                    first_seq: h.base_sequence,
+                    last_seq: h.base_sequence.wrapping_add(h.last_offset_delta),
+                    first_offset: h.base_offset,
+                    last_offset: h.last_offset(),
+                };
+                producers.record(h.producer_id, h.producer_epoch, meta);
+            }
+        })?;
+        // Everything recovered from disk was fsynced or is being treated as such: a
+        // clean restart makes the whole log visible.
+        let (high_watermark, _) = watch::channel(log.log_end_offset());
+        Ok(Self {
+            topic: topic.to_string(),
+            index,
+            dir: dir.to_path_buf(),
+            inner: Mutex::new(Inner { log, producers, config }),
+            high_watermark,
+        })
+    }
+
+    fn lock(&self) -> Result<MutexGuard<'_, Inner>, PartitionError> {
+        self.inner.lock().map_err(|_poisoned| PartitionError::Poisoned)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn high_watermark(&self) -> i64 {
+        *self.high_watermark.borrow()
+    }
+
+    /// A receiver that changes whenever the high watermark advances.
+    pub fn watch_high_watermark(&self) -> watch::Receiver<i64> {
+        self.high_watermark.subscribe()
+    }
+
+    pub fn offsets(&self) -> Result<(i64, i64, i64), PartitionError> {
+        let inner = self.lock()?;
+        Ok((inner.log.log_start_offset(), self.high_watermark(), inner.log.log_end_offset()))
+    }
+
+    pub fn config(&self) -> Result<EffectiveTopicConfig, PartitionError> {
+        Ok(self.lock()?.config.clone())
+    }
+
+    pub fn set_config(&self, config: EffectiveTopicConfig) -> Result<(), PartitionError> {
+        let mut inner = self.lock()?;
+        inner.log.set_config(config.log.clone());
+        inner.config = config;
+        Ok(())
+    }
+
+    pub fn size_bytes(&self) -> Result<u64, PartitionError> {
+        Ok(self.lock()?.log.size_bytes())
+    }
+
+    /// Appends validated batches (`headers` describes each, in order) as the leader.
+    pub fn append(&self, mut data: BytesMut, headers: &[BatchHeader], now_ms: i64) -> Result<Appended, PartitionError> {
+        let mut inner = self.lock()?;
+        let inner = &mut *inner;
+        let log_start_offset = inner.log.log_start_offset();
+        if let Some(first) = headers.first() {
+            match check_sequences(&inner.producers, headers) {
+                SeqCheck::Append => {}
+                SeqCheck::Duplicate(meta) if headers.len() == 1 && first.producer_id >= 0 => {
+                    return Ok(Appended::Duplicate { base_offset: meta.first_offset, log_start_offset });
+                }
+                SeqCheck::Duplicate(_) => {
+                    return Err(PartitionError::Rejected(ResponseError::DuplicateSequenceNumber));
+                }
+                SeqCheck::Reject(code) => return Err(PartitionError::Rejected(code)),
+            }
+        }
+        let log_append_time = inner.config.log_append_time;
+        let mut pos = 0;
+        for h in headers {
+            let end = pos + h.total_size();
+            let bytes = &mut data[pos..end];
+            batch::set_partition_leader_epoch(bytes, LEADER_EPOCH);
+            if log_append_time {
+                batch::set_log_append_time(bytes, now_ms);
+            }
+            pos = end;
+        }
+        let info = inner.log.append(&mut data, now_ms)?;
+        let mut offset = info.base_offset;
+        for h in headers {
+            let last = offset + i64::from(h.last_offset_delta);
+            if h.producer_id >= 0 && !h.is_control() {
+                let meta = BatchMeta {
+                    first_seq: h.base_sequence,
+                    last_seq: h.base_sequence.wrapping_add(h.last_offset_delta),
+                    first_offset: offset,
+                    last_offset: last,
+                };
+                inner.producers.record(h.producer_id, h.producer_epoch, meta);
+            }
+            offset = last + 1;
+        }
+        let sync = if inner.config.flush_interval_ms.is_some() {
+            let end = inner.log.log_end_offset();
+            self.advance_high_watermark(end);
+            None
+        } else {
+            Some(inner.log.sync_target())
+        };
+        Ok(Appended::New {
+            base_offset: info.base_offset,
+            log_append_time: if log_append_time { now_ms } else { -1 },
+            log_start_offset,
+            sync,
+        })
+    }
+
+    /// Waits until `target` is durable, then lets consumers see it.
+    pub async fn commit(&self, flusher: &Flusher, target: SyncTarget) -> Result<(), PartitionError> {
+        let end = flusher.sync(target).await?;
+        self.advance_high_watermark(end);
+        Ok(())
+    }
+
+    fn advance_high_watermark(&self, end: i64) {
+        self.high_watermark.send_if_modified(|hw| {
+            if end > *hw {
+                *hw = end;
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    /// Reads committed batches from `offset` (see [`PartitionLog::read`]).
+    pub fn read(&self, offset: i64, max_bytes: usize, min_one: bool) -> Result<ReadResult, PartitionError> {
+        let inner = self.lock()?;
+        let high_watermark = self.high_watermark();
+        let log_start_offset = inner.log.log_start_offset();
+        if offset > high_watermark {
+            return Err(LogError::OffsetOutOfRange {
+                offset,
+                log_start: log_start_offset,
+                log_end: high_watermark,
+            }
+            .into());
+        }
+        let records = inner.log.read(offset, max_bytes, high_watermark, min_one)?;
+        Ok(ReadResult { records, high_watermark, log_start_offset })
+    }
+
+    /// Runs `f` with the log locked (ListOffsets, DeleteRecords, retention).
+    pub fn with_log<T>(&self, f: impl FnOnce(&mut PartitionLog) -> Result<T, LogError>) -> Result<T, PartitionError> {
+        let mut inner = self.lock()?;
+        Ok(f(&mut inner.log)?)
+    }
+
+    /// fsyncs everything (interval flushing and shutdown).
+    pub fn flush(&self) -> Result<(), PartitionError> {
+        let mut inner = self.lock()?;
+        inner.log.flush()?;
+        let end = inner.log.log_end_offset();
+        drop(inner);
+        self.advance_high_watermark(end);
+        Ok(())
+    }
+}
+
+/// Checks every batch of one produce request against the producer table and against the
+/// batches before it in the same request.
+fn check_sequences(table: &ProducerStateTable, headers: &[BatchHeader]) -> SeqCheck {
+    let first = &headers[0];
+    let last_seq = |h: &BatchHeader| h.base_sequence.wrapping_add(h.last_offset_delta);
+    let verdict = table.check(first.producer_id, first.producer_epoch, first.base_sequence, last_seq(first));
+    if verdict != SeqCheck::Append {
+        return verdict;
+    }
+    for pair in headers.windows(2) {
+        let (a, b) = (&pair[0], &pair[1]);
+        if b.producer_id >= 0
+            && (b.producer_id != a.producer_id
+                || b.producer_epoch != a.producer_epoch
+                || b.base_sequence != next_seq(last_seq(a)))
+        {
+            return SeqCheck::Reject(ResponseError::OutOfOrderSequenceNumber);
+        }
+    }
+    SeqCheck::Append
+}

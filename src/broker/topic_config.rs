@@ -1,0 +1,266 @@
+//! Topic-level configuration: the definitions Kafka users know (`retention.ms`,
+//! `segment.bytes`, ...), their defaults (taken from the broker's settings), validation
+//! for CreateTopics/AlterConfigs, and resolution into the log's settings.
+
+use std::collections::BTreeMap;
+
+use crate::config::KafkaSettings;
+use crate::log::LogConfig;
+
+/// Value types as DescribeConfigs v3+ reports them (Kafka's `ConfigType` ids).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigType {
+    Boolean = 1,
+    String = 2,
+    Int = 3,
+    Long = 5,
+    Double = 6,
+    List = 7,
+}
+
+/// Where a config's value comes from (DescribeConfigs `config_source`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigSource {
+    DynamicTopic = 1,
+    StaticBroker = 4,
+    Default = 5,
+}
+
+/// One topic config definition.
+pub struct ConfigDef {
+    pub name: &'static str,
+    pub kind: ConfigType,
+    /// The broker setting that supplies the default, when there is one.
+    pub broker_synonym: Option<&'static str>,
+    /// Kafka's built-in default.
+    pub kafka_default: &'static str,
+    pub doc: &'static str,
+    allowed: Option<&'static [&'static str]>,
+    min: Option<i64>,
+}
+
+const fn def(name: &'static str, kind: ConfigType, kafka_default: &'static str, doc: &'static str) -> ConfigDef {
+    ConfigDef { name, kind, broker_synonym: None, kafka_default, doc, allowed: None, min: None }
+}
+
+impl ConfigDef {
+    const fn synonym(mut self, s: &'static str) -> Self {
+        self.broker_synonym = Some(s);
+        self
+    }
+    const fn one_of(mut self, v: &'static [&'static str]) -> Self {
+        self.allowed = Some(v);
+        self
+    }
+    const fn at_least(mut self, min: i64) -> Self {
+        self.min = Some(min);
+        self
+    }
+}
+
+use ConfigType::*;
+
+const LONG_MAX: &str = "9223372036854775807";
+
+/// Every topic config Jet accepts, in Kafka's order (alphabetical).
+pub static TOPIC_CONFIGS: &[ConfigDef] = &[
+    def("cleanup.policy", List, "delete", "delete or compact (compaction is not implemented yet; stored only)")
+        .synonym("log.cleanup.policy")
+        .one_of(&["delete", "compact", "compact,delete", "delete,compact"]),
+    def("compression.type", String, "producer", "Final compression of the topic's batches")
+        .synonym("compression.type")
+        .one_of(&["producer", "uncompressed", "none", "gzip", "snappy", "lz4", "zstd"]),
+    def("delete.retention.ms", Long, "86400000", "Tombstone retention for compacted topics").at_least(0),
+    def("file.delete.delay.ms", Long, "60000", "Delay before deleting a file").at_least(0),
+    def("flush.messages", Long, LONG_MAX, "Messages between forced flushes").at_least(1),
+    def("flush.ms", Long, LONG_MAX, "Interval between forced flushes (set: acknowledged before fsync)")
+        .synonym("log.flush.interval.ms")
+        .at_least(0),
+    def("index.interval.bytes", Int, "4096", "Bytes between sparse offset-index entries")
+        .synonym("log.index.interval.bytes")
+        .at_least(0),
+    def("max.compaction.lag.ms", Long, LONG_MAX, "Max time a message stays uncompacted").at_least(1),
+    def("max.message.bytes", Int, "1048588", "Largest record batch accepted")
+        .synonym("message.max.bytes")
+        .at_least(0),
+    def("message.timestamp.after.max.ms", Long, "3600000", "Max allowed future timestamp skew").at_least(0),
+    def("message.timestamp.before.max.ms", Long, LONG_MAX, "Max allowed past timestamp skew").at_least(0),
+    def("message.timestamp.type", String, "CreateTime", "CreateTime or LogAppendTime")
+        .synonym("log.message.timestamp.type")
+        .one_of(&["CreateTime", "LogAppendTime"]),
+    def("min.cleanable.dirty.ratio", Double, "0.5", "Compaction trigger ratio"),
+    def("min.compaction.lag.ms", Long, "0", "Min time a message stays uncompacted").at_least(0),
+    def("min.insync.replicas", Int, "1", "Replicas that must acknowledge acks=all").at_least(1),
+    def("preallocate", Boolean, "false", "Preallocate segment files"),
+    def("retention.bytes", Long, "-1", "Partition size above which old segments are deleted")
+        .synonym("log.retention.bytes"),
+    def("retention.ms", Long, "604800000", "Age after which old segments are deleted (-1: never)")
+        .synonym("log.retention.ms")
+        .at_least(-1),
+    def("segment.bytes", Int, "1073741824", "Segment file size").synonym("log.segment.bytes").at_least(14),
+    def("segment.index.bytes", Int, "10485760", "Offset index size").at_least(4),
+    def("segment.jitter.ms", Long, "0", "Random jitter subtracted from segment.ms").at_least(0),
+    def("segment.ms", Long, "604800000", "Time after which a segment is rolled").synonym("log.roll.ms").at_least(1),
+    def("unclean.leader.election.enable", Boolean, "false", "Allow out-of-sync replicas to lead"),
+];
+
+pub fn find(name: &str) -> Option<&'static ConfigDef> {
+    TOPIC_CONFIGS.iter().find(|d| d.name == name)
+}
+
+/// Why a config value was refused (reported as `INVALID_CONFIG`).
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum ConfigValueError {
+    #[error("Unknown topic config name: {0}")]
+    Unknown(String),
+    #[error("Invalid value {value} for configuration {name}: {reason}")]
+    Invalid { name: String, value: String, reason: String },
+}
+
+/// Checks one `name=value` for a topic.
+pub fn validate(name: &str, value: &str) -> Result<(), ConfigValueError> {
+    let def = find(name).ok_or_else(|| ConfigValueError::Unknown(name.to_string()))?;
+    let invalid = |reason: String| ConfigValueError::Invalid {
+        name: name.to_string(),
+        value: value.to_string(),
+        reason,
+    };
+    match def.kind {
+        Long | Int => {
+            let n: i64 = value.trim().parse().map_err(|_| invalid("not a number".into()))?;
+            if def.kind == Int && i32::try_from(n).is_err() {
+                return Err(invalid("out of int range".into()));
+            }
+            if let Some(min) = def.min
+                && n < min
+            {
+                return Err(invalid(format!("Value must be at least {min}")));
+            }
+        }
+        Double => {
+            value.trim().parse::<f64>().map_err(|_| invalid("not a number".into()))?;
+        }
+        Boolean => {
+            if !value.eq_ignore_ascii_case("true") && !value.eq_ignore_ascii_case("false") {
+                return Err(invalid("Expected value to be either true or false".into()));
+            }
+        }
+        String | List => {
+            if let Some(allowed) = def.allowed {
+                let normalized: std::string::String =
+                    value.split(',').map(str::trim).collect::<Vec<_>>().join(",");
+                if !allowed.contains(&normalized.as_str()) {
+                    return Err(invalid(format!("String must be one of: {}", allowed.join(", "))));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The broker-level value of a topic config's synonym, when the broker sets it.
+fn broker_value(settings: &KafkaSettings, def: &ConfigDef) -> Option<String> {
+    Some(match def.broker_synonym? {
+        "log.cleanup.policy" => settings.log_cleanup_policy.clone(),
+        "compression.type" => settings.compression_type.clone(),
+        "log.flush.interval.ms" => settings.log_flush_interval_ms?.to_string(),
+        "log.index.interval.bytes" => settings.log_index_interval_bytes.to_string(),
+        "message.max.bytes" => settings.message_max_bytes.to_string(),
+        "log.message.timestamp.type" => settings.log_message_timestamp_type.clone(),
+        "log.retention.bytes" => settings.log_retention_bytes.to_string(),
+        "log.retention.ms" => settings.log_retention_ms.to_string(),
+        "log.segment.bytes" => settings.log_segment_bytes.to_string(),
+        "log.roll.ms" => settings.log_roll_ms.to_string(),
+        _ => return None,
+    })
+}
+
+/// A config's effective value for a topic and where it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Resolved {
+    pub value: String,
+    pub source: ConfigSource,
+}
+
+pub fn resolve(settings: &KafkaSettings, overrides: &BTreeMap<String, String>, def: &ConfigDef) -> Resolved {
+    if let Some(v) = overrides.get(def.name) {
+        return Resolved { value: v.clone(), source: ConfigSource::DynamicTopic };
+    }
+    match broker_value(settings, def) {
+        Some(v) if v != def.kafka_default => Resolved { value: v, source: ConfigSource::StaticBroker },
+        _ => Resolved { value: def.kafka_default.to_string(), source: ConfigSource::Default },
+    }
+}
+
+/// Effective settings of one topic, parsed once for the produce and log paths.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EffectiveTopicConfig {
+    pub log: LogConfig,
+    pub max_message_bytes: usize,
+    pub log_append_time: bool,
+    /// `Some(interval)` when `flush.ms` asks for interval flushing instead of an fsync
+    /// before every acknowledgement.
+    pub flush_interval_ms: Option<i64>,
+}
+
+impl EffectiveTopicConfig {
+    pub fn new(settings: &KafkaSettings, overrides: &BTreeMap<String, String>) -> Self {
+        let get = |name: &str| -> String {
+            find(name).map(|d| resolve(settings, overrides, d).value).unwrap_or_default()
+        };
+        let long = |name: &str, fallback: i64| get(name).trim().parse::<i64>().unwrap_or(fallback);
+        let flush_ms = long("flush.ms", i64::MAX);
+        Self {
+            log: LogConfig {
+                segment_bytes: long("segment.bytes", 1 << 30).max(14) as u64,
+                segment_ms: long("segment.ms", 604_800_000),
+                index_interval_bytes: long("index.interval.bytes", 4096).max(0) as u64,
+                retention_ms: long("retention.ms", 604_800_000),
+                retention_bytes: long("retention.bytes", -1),
+            },
+            max_message_bytes: long("max.message.bytes", 1_048_588).max(0) as usize,
+            log_append_time: get("message.timestamp.type") == "LogAppendTime",
+            flush_interval_ms: (flush_ms != i64::MAX).then_some(flush_ms),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn settings() -> KafkaSettings {
+        crate::config::Cli::try_parse_from(["jet"]).unwrap().into_broker_config().kafka
+    }
+
+    #[test]
+    fn validation() {
+        assert!(validate("retention.ms", "1000").is_ok());
+        assert!(validate("retention.ms", "-1").is_ok());
+        assert!(validate("retention.ms", "-2").is_err());
+        assert!(validate("retention.ms", "abc").is_err());
+        assert!(validate("segment.bytes", "99999999999").is_err());
+        assert!(validate("cleanup.policy", "compact, delete").is_ok());
+        assert!(validate("cleanup.policy", "shred").is_err());
+        assert!(validate("message.timestamp.type", "LogAppendTime").is_ok());
+        assert_eq!(validate("nope", "1"), Err(ConfigValueError::Unknown("nope".into())));
+    }
+
+    #[test]
+    fn resolution_sources_and_effective_values() {
+        let mut s = settings();
+        let none = BTreeMap::new();
+        let r = resolve(&s, &none, find("retention.ms").unwrap());
+        assert_eq!(r, Resolved { value: "604800000".into(), source: ConfigSource::Default });
+        s.log_retention_ms = 1000;
+        let r = resolve(&s, &none, find("retention.ms").unwrap());
+        assert_eq!(r.source, ConfigSource::StaticBroker);
+        let over: BTreeMap<_, _> = [("retention.ms".to_string(), "5".to_string())].into();
+        assert_eq!(resolve(&s, &over, find("retention.ms").unwrap()).source, ConfigSource::DynamicTopic);
+        let eff = EffectiveTopicConfig::new(&s, &over);
+        assert_eq!(eff.log.retention_ms, 5);
+        assert_eq!(eff.flush_interval_ms, None);
+        assert!(!eff.log_append_time);
+    }
+}

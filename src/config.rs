@@ -1,0 +1,273 @@
+//! Command line and environment configuration.
+//!
+//! Every flag can also be given as an environment variable (`JET_<FLAG>`), and the
+//! Kafka-named broker settings (`num.partitions`, `log.retention.ms`, ...) can be given
+//! with `--set key=value` using Kafka's own property names, so a Kafka user's
+//! `server.properties` knowledge carries over.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Jet: a Kafka-wire-compatible streaming broker.
+#[derive(Debug, Parser)]
+#[command(name = "jet", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Broker settings used when no subcommand is given (same as `jet serve`).
+    #[command(flatten)]
+    pub serve: BrokerConfig,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a broker (the default).
+    Serve(BrokerConfig),
+}
+
+impl Cli {
+    /// The broker configuration, whichever way it was given.
+    pub fn into_broker_config(self) -> BrokerConfig {
+        match self.command {
+            Some(Command::Serve(config)) => config,
+            None => self.serve,
+        }
+    }
+}
+
+/// Everything a broker needs to start.
+#[derive(Debug, Clone, Args)]
+pub struct BrokerConfig {
+    /// This broker's id (Kafka `node.id`).
+    #[arg(long, env = "JET_NODE_ID", default_value_t = 1)]
+    pub node_id: i32,
+
+    /// Address the Kafka listener binds to.
+    #[arg(long, env = "JET_LISTEN", default_value = "0.0.0.0:9092")]
+    pub listen: SocketAddr,
+
+    /// `host:port` clients are told to connect to (Kafka `advertised.listeners`).
+    /// Defaults to `localhost:<listen port>`.
+    #[arg(long, env = "JET_ADVERTISED_LISTENER")]
+    pub advertised_listener: Option<String>,
+
+    /// Directory holding partition logs and metadata.
+    #[arg(long, env = "JET_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// Cluster id reported to clients; generated and stored on first start when unset.
+    #[arg(long, env = "JET_CLUSTER_ID")]
+    pub cluster_id: Option<String>,
+
+    #[command(flatten)]
+    pub kafka: KafkaSettings,
+}
+
+/// Broker-wide settings named after Kafka's `server.properties` keys.
+#[derive(Debug, Clone, Args)]
+pub struct KafkaSettings {
+    /// `num.partitions`: partitions of an auto-created topic or of a CreateTopics request
+    /// that asks for the default.
+    #[arg(long, env = "JET_NUM_PARTITIONS", default_value_t = 1)]
+    pub num_partitions: i32,
+
+    /// `auto.create.topics.enable`: create a topic on first Metadata/Produce use.
+    #[arg(long, env = "JET_AUTO_CREATE_TOPICS_ENABLE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub auto_create_topics_enable: bool,
+
+    /// `default.replication.factor` (a single node only has one replica).
+    #[arg(long, env = "JET_DEFAULT_REPLICATION_FACTOR", default_value_t = 1)]
+    pub default_replication_factor: i16,
+
+    /// `socket.request.max.bytes`: largest request frame accepted.
+    #[arg(long, env = "JET_SOCKET_REQUEST_MAX_BYTES", default_value_t = 100 * 1024 * 1024)]
+    pub socket_request_max_bytes: u32,
+
+    /// `message.max.bytes`: largest record batch accepted (topic `max.message.bytes` default).
+    #[arg(long, env = "JET_MESSAGE_MAX_BYTES", default_value_t = 1_048_588)]
+    pub message_max_bytes: i64,
+
+    /// `log.segment.bytes`.
+    #[arg(long, env = "JET_LOG_SEGMENT_BYTES", default_value_t = 1 << 30)]
+    pub log_segment_bytes: i64,
+
+    /// `log.roll.ms` (topic `segment.ms` default).
+    #[arg(long, env = "JET_LOG_ROLL_MS", default_value_t = 7 * 24 * 3600 * 1000)]
+    pub log_roll_ms: i64,
+
+    /// `log.retention.ms` (-1: keep forever).
+    #[arg(long, env = "JET_LOG_RETENTION_MS", default_value_t = 7 * 24 * 3600 * 1000)]
+    pub log_retention_ms: i64,
+
+    /// `log.retention.bytes` per partition (-1: unlimited).
+    #[arg(long, env = "JET_LOG_RETENTION_BYTES", default_value_t = -1)]
+    pub log_retention_bytes: i64,
+
+    /// `log.retention.check.interval.ms`.
+    #[arg(long, env = "JET_LOG_RETENTION_CHECK_INTERVAL_MS", default_value_t = 300_000)]
+    pub log_retention_check_interval_ms: u64,
+
+    /// `log.index.interval.bytes`.
+    #[arg(long, env = "JET_LOG_INDEX_INTERVAL_BYTES", default_value_t = 4096)]
+    pub log_index_interval_bytes: i64,
+
+    /// `log.flush.interval.ms` (topic `flush.ms` default). When unset, every write is
+    /// fsynced before it is acknowledged or made visible (group commit). When set, data is
+    /// fsynced on this interval instead and acknowledged before it is durable: WEAKER —
+    /// a machine crash can lose up to this much acknowledged data.
+    #[arg(long, env = "JET_LOG_FLUSH_INTERVAL_MS")]
+    pub log_flush_interval_ms: Option<i64>,
+
+    /// `log.message.timestamp.type`: CreateTime or LogAppendTime.
+    #[arg(long, env = "JET_LOG_MESSAGE_TIMESTAMP_TYPE", default_value = "CreateTime")]
+    pub log_message_timestamp_type: String,
+
+    /// `log.cleanup.policy`.
+    #[arg(long, env = "JET_LOG_CLEANUP_POLICY", default_value = "delete")]
+    pub log_cleanup_policy: String,
+
+    /// `compression.type` (topic default): producer, none, gzip, snappy, lz4, zstd.
+    #[arg(long, env = "JET_COMPRESSION_TYPE", default_value = "producer")]
+    pub compression_type: String,
+
+    /// `offsets.topic.num.partitions`.
+    #[arg(long, env = "JET_OFFSETS_TOPIC_NUM_PARTITIONS", default_value_t = 50)]
+    pub offsets_topic_num_partitions: i32,
+
+    /// Any setting by its Kafka property name, e.g. `--set num.partitions=3`. Overrides
+    /// the dedicated flags above.
+    #[arg(long = "set", value_name = "KEY=VALUE", env = "JET_SET", value_delimiter = ',')]
+    pub overrides: Vec<String>,
+}
+
+/// A `--set` that names an unknown key or carries an unparsable value.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("`--set {0}`: expected KEY=VALUE")]
+    NotKeyValue(String),
+    #[error("unknown broker setting `{0}`")]
+    UnknownKey(String),
+    #[error("setting `{key}`: cannot parse `{value}`: {reason}")]
+    BadValue { key: String, value: String, reason: String },
+}
+
+impl BrokerConfig {
+    /// The `host:port` advertised to clients.
+    pub fn advertised(&self) -> (String, i32) {
+        let fallback = || ("localhost".to_string(), i32::from(self.listen.port()));
+        match &self.advertised_listener {
+            None => fallback(),
+            Some(s) => {
+                let s = s.rsplit("://").next().unwrap_or(s);
+                match s.rsplit_once(':') {
+                    Some((host, port)) => match port.parse::<u16>() {
+                        Ok(port) => (host.to_string(), i32::from(port)),
+                        Err(_) => fallback(),
+                    },
+                    None => (s.to_string(), i32::from(self.listen.port())),
+                }
+            }
+        }
+    }
+
+    /// Applies `--set key=value` overrides onto the typed settings.
+    pub fn apply_overrides(&mut self) -> Result<(), ConfigError> {
+        let overrides = std::mem::take(&mut self.kafka.overrides);
+        for kv in &overrides {
+            let (key, value) = kv
+                .split_once('=')
+                .ok_or_else(|| ConfigError::NotKeyValue(kv.clone()))?;
+            self.kafka.set(key.trim(), value.trim())?;
+        }
+        Ok(())
+    }
+}
+
+fn parse<T: std::str::FromStr>(key: &str, value: &str) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    value.parse::<T>().map_err(|e| ConfigError::BadValue {
+        key: key.to_string(),
+        value: value.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+impl KafkaSettings {
+    /// Sets one setting by its Kafka property name.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
+        match key {
+            "num.partitions" => self.num_partitions = parse(key, value)?,
+            "auto.create.topics.enable" => self.auto_create_topics_enable = parse(key, value)?,
+            "default.replication.factor" => self.default_replication_factor = parse(key, value)?,
+            "socket.request.max.bytes" => self.socket_request_max_bytes = parse(key, value)?,
+            "message.max.bytes" => self.message_max_bytes = parse(key, value)?,
+            "log.segment.bytes" => self.log_segment_bytes = parse(key, value)?,
+            "log.roll.ms" => self.log_roll_ms = parse(key, value)?,
+            "log.roll.hours" => self.log_roll_ms = parse::<i64>(key, value)? * 3_600_000,
+            "log.retention.ms" => self.log_retention_ms = parse(key, value)?,
+            "log.retention.minutes" => self.log_retention_ms = parse::<i64>(key, value)? * 60_000,
+            "log.retention.hours" => self.log_retention_ms = parse::<i64>(key, value)? * 3_600_000,
+            "log.retention.bytes" => self.log_retention_bytes = parse(key, value)?,
+            "log.retention.check.interval.ms" => {
+                self.log_retention_check_interval_ms = parse(key, value)?
+            }
+            "log.index.interval.bytes" => self.log_index_interval_bytes = parse(key, value)?,
+            "log.flush.interval.ms" => self.log_flush_interval_ms = Some(parse(key, value)?),
+            "log.message.timestamp.type" => self.log_message_timestamp_type = value.to_string(),
+            "log.cleanup.policy" => self.log_cleanup_policy = value.to_string(),
+            "compression.type" => self.compression_type = value.to_string(),
+            "offsets.topic.num.partitions" => {
+                self.offsets_topic_num_partitions = parse(key, value)?
+            }
+            _ => return Err(ConfigError::UnknownKey(key.to_string())),
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_arguments_is_a_local_broker() {
+        let cli = Cli::try_parse_from(["jet"]).unwrap();
+        let config = cli.into_broker_config();
+        assert_eq!(config.listen.port(), 9092);
+        assert_eq!(config.advertised(), ("localhost".to_string(), 9092));
+        assert_eq!(config.data_dir, PathBuf::from("./data"));
+        assert!(config.kafka.auto_create_topics_enable);
+        assert_eq!(config.kafka.num_partitions, 1);
+    }
+
+    #[test]
+    fn serve_subcommand_and_overrides() {
+        let cli = Cli::try_parse_from([
+            "jet",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--advertised-listener",
+            "PLAINTEXT://example:19092",
+            "--set",
+            "num.partitions=3,log.retention.hours=1",
+        ])
+        .unwrap();
+        let mut config = cli.into_broker_config();
+        config.apply_overrides().unwrap();
+        assert_eq!(config.kafka.num_partitions, 3);
+        assert_eq!(config.kafka.log_retention_ms, 3_600_000);
+        assert_eq!(config.advertised(), ("example".to_string(), 19092));
+    }
+
+    #[test]
+    fn unknown_override_is_an_error() {
+        let mut s = Cli::try_parse_from(["jet"]).unwrap().into_broker_config();
+        s.kafka.overrides = vec!["no.such.thing=1".into()];
+        assert!(matches!(s.apply_overrides(), Err(ConfigError::UnknownKey(_))));
+    }
+}

@@ -1,0 +1,241 @@
+//! Fetch (key 1): read committed batches, long-polling until `min_bytes` are available
+//! or `max_wait_ms` passes, woken by high-watermark changes (no polling loop).
+//!
+//! Limits follow Kafka: `partition_max_bytes` per partition and `max_bytes` overall,
+//! except that the first batch of the first partition with data is returned whole even
+//! when larger (KIP-74), so a consumer can always make progress. Incremental fetch
+//! sessions (KIP-227) are handled here with [`crate::broker::fetch_sessions`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use indexmap::IndexMap;
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
+use tokio::sync::watch;
+
+use crate::broker::Broker;
+use crate::broker::fetch_sessions::{SessionError, SessionKey, SessionPartition};
+use crate::broker::partition::{LEADER_EPOCH, Partition, PartitionError};
+
+use super::topic_name;
+
+/// The session epoch a client sends to close its session / fetch without one.
+const FINAL_EPOCH: i32 = -1;
+const READ_COMMITTED: i8 = 1;
+
+struct Item {
+    key: SessionKey,
+    topic_id: uuid::Uuid,
+    partition: Option<Arc<Partition>>,
+    fetch_offset: i64,
+    max_bytes: i32,
+    /// Set when the request itself is wrong for this partition.
+    error: Option<ResponseError>,
+    reported: Option<(i64, i64)>,
+}
+
+fn resolve(broker: &Broker, version: i16, name: &str, id: uuid::Uuid, partition: i32) -> (String, uuid::Uuid, Option<Arc<Partition>>, Option<ResponseError>) {
+    let topic = if version >= 13 { broker.topics.get_by_id(id) } else { broker.topic(name) };
+    match topic {
+        None => {
+            let code = if version >= 13 { ResponseError::UnknownTopicId } else { ResponseError::UnknownTopicOrPartition };
+            (name.to_string(), id, None, Some(code))
+        }
+        Some(t) => match t.partition(partition) {
+            Some(p) => (t.name.clone(), t.id, Some(p), None),
+            None => (t.name.clone(), t.id, None, Some(ResponseError::UnknownTopicOrPartition)),
+        },
+    }
+}
+
+fn session_partitions(broker: &Broker, request: &FetchRequest, version: i16) -> IndexMap<SessionKey, SessionPartition> {
+    let mut out = IndexMap::new();
+    for t in &request.topics {
+        for p in &t.partitions {
+            let (name, id, _, _) = resolve(broker, version, &t.topic.0, t.topic_id, p.partition);
+            out.insert(
+                SessionKey { topic: name, partition: p.partition },
+                SessionPartition { topic_id: id, fetch_offset: p.fetch_offset, max_bytes: p.partition_max_bytes, reported: None },
+            );
+        }
+    }
+    out
+}
+
+fn items_from(broker: &Broker, version: i16, partitions: &IndexMap<SessionKey, SessionPartition>) -> Vec<Item> {
+    partitions
+        .iter()
+        .map(|(key, sp)| {
+            let (_, id, partition, error) = resolve(broker, version, &key.topic, sp.topic_id, key.partition);
+            Item {
+                key: key.clone(),
+                topic_id: id,
+                partition,
+                fetch_offset: sp.fetch_offset,
+                max_bytes: sp.max_bytes,
+                error,
+                reported: sp.reported,
+            }
+        })
+        .collect()
+}
+
+pub async fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -> FetchResponse {
+    let sessions = &broker.fetch_sessions;
+    let (session_id, incremental, items) = if version < 7 || (request.session_id == 0 && request.session_epoch == FINAL_EPOCH) {
+        (0, false, items_from(broker, version, &session_partitions(broker, &request, version)))
+    } else if request.session_epoch == FINAL_EPOCH {
+        sessions.remove(request.session_id);
+        (0, false, items_from(broker, version, &session_partitions(broker, &request, version)))
+    } else if request.session_epoch == 0 {
+        if request.session_id != 0 {
+            sessions.remove(request.session_id);
+        }
+        let partitions = session_partitions(broker, &request, version);
+        let items = items_from(broker, version, &partitions);
+        (sessions.create(partitions), false, items)
+    } else {
+        let update = sessions.update(request.session_id, request.session_epoch, |session| {
+            for t in &request.topics {
+                for p in &t.partitions {
+                    let (name, id, _, _) = resolve(broker, version, &t.topic.0, t.topic_id, p.partition);
+                    let key = SessionKey { topic: name, partition: p.partition };
+                    let reported = session.partitions.get(&key).and_then(|sp| sp.reported);
+                    session.partitions.insert(
+                        key,
+                        SessionPartition { topic_id: id, fetch_offset: p.fetch_offset, max_bytes: p.partition_max_bytes, reported },
+                    );
+                }
+            }
+            for f in &request.forgotten_topics_data {
+                let name = if version >= 13 {
+                    broker.topics.get_by_id(f.topic_id).map(|t| t.name.clone()).unwrap_or_default()
+                } else {
+                    f.topic.0.to_string()
+                };
+                for &partition in &f.partitions {
+                    session.partitions.shift_remove(&SessionKey { topic: name.clone(), partition });
+                }
+            }
+            items_from(broker, version, &session.partitions)
+        });
+        match update {
+            Ok(items) => (request.session_id, true, items),
+            Err(e) => {
+                let code = match e {
+                    SessionError::NotFound(_) => ResponseError::FetchSessionIdNotFound,
+                    SessionError::InvalidEpoch { .. } => ResponseError::InvalidFetchSessionEpoch,
+                };
+                return FetchResponse::default().with_error_code(code.code()).with_session_id(0);
+            }
+        }
+    };
+
+    let read_committed = version >= 4 && request.isolation_level == READ_COMMITTED;
+    let max_wait = Duration::from_millis(u64::try_from(request.max_wait_ms).unwrap_or(0));
+    let deadline = tokio::time::Instant::now() + max_wait;
+    let min_bytes = usize::try_from(request.min_bytes).unwrap_or(0);
+    let max_bytes = if version >= 3 { usize::try_from(request.max_bytes).unwrap_or(0) } else { usize::MAX };
+
+    let results = loop {
+        // Subscribe before reading so an append between the read and the wait wakes us.
+        let mut watchers: Vec<watch::Receiver<i64>> =
+            items.iter().filter_map(|i| i.partition.as_ref().map(|p| p.watch_high_watermark())).collect();
+        let (results, total, any_error) = read_all(&items, max_bytes);
+        if total >= min_bytes || any_error || watchers.is_empty() || tokio::time::Instant::now() >= deadline {
+            break results;
+        }
+        let any_change = futures::future::select_all(watchers.iter_mut().map(|w| Box::pin(w.changed())));
+        if tokio::time::timeout_at(deadline, any_change).await.is_err() {
+            break read_all(&items, max_bytes).0;
+        }
+    };
+
+    let mut reported = Vec::new();
+    let mut topics: IndexMap<String, FetchableTopicResponse> = IndexMap::new();
+    for (item, mut data) in items.iter().zip(results) {
+        let values = (data.high_watermark, data.log_start_offset);
+        let has_news = data.error_code != 0
+            || data.records.as_ref().is_some_and(|r| !r.is_empty())
+            || item.reported != Some(values);
+        if incremental && !has_news {
+            continue;
+        }
+        if session_id != 0 {
+            reported.push((item.key.clone(), values));
+        }
+        if read_committed {
+            data.aborted_transactions = Some(Vec::new());
+        }
+        topics
+            .entry(item.key.topic.clone())
+            .or_insert_with(|| {
+                FetchableTopicResponse::default().with_topic(topic_name(&item.key.topic)).with_topic_id(item.topic_id)
+            })
+            .partitions
+            .push(data);
+    }
+    if session_id != 0 {
+        sessions.record_reported(session_id, reported);
+    }
+    FetchResponse::default().with_session_id(session_id).with_responses(topics.into_values().collect())
+}
+
+fn empty(index: i32) -> PartitionData {
+    PartitionData::default()
+        .with_partition_index(index)
+        .with_high_watermark(-1)
+        .with_last_stable_offset(-1)
+        .with_log_start_offset(-1)
+        .with_preferred_read_replica(BrokerId(-1))
+        // librdkafka rejects a null record set (-1 length); send an empty one.
+        .with_records(Some(Bytes::new()))
+}
+
+/// Reads every item once; returns the partition data, bytes read and whether any
+/// partition has an error.
+fn read_all(items: &[Item], max_bytes: usize) -> (Vec<PartitionData>, usize, bool) {
+    let mut total = 0usize;
+    let mut any_error = false;
+    let mut out = Vec::with_capacity(items.len());
+    for item in items {
+        let mut data = empty(item.key.partition);
+        let partition = match (&item.partition, item.error) {
+            (Some(p), None) => p,
+            (_, error) => {
+                data.error_code = error.unwrap_or(ResponseError::UnknownTopicOrPartition).code();
+                any_error = true;
+                out.push(data);
+                continue;
+            }
+        };
+        let limit = usize::try_from(item.max_bytes).unwrap_or(0).min(max_bytes.saturating_sub(total));
+        match partition.read(item.fetch_offset, limit, total == 0) {
+            Ok(read) => {
+                total += read.records.len();
+                data.high_watermark = read.high_watermark;
+                data.last_stable_offset = read.high_watermark;
+                data.log_start_offset = read.log_start_offset;
+                data.records = Some(read.records);
+            }
+            Err(e) => {
+                any_error = true;
+                data.error_code = e.code().code();
+                if let Ok((start, hw, _)) = partition.offsets() {
+                    data.high_watermark = hw;
+                    data.last_stable_offset = hw;
+                    data.log_start_offset = start;
+                }
+                if !matches!(e, PartitionError::Log(crate::log::LogError::OffsetOutOfRange { .. })) {
+                    tracing::warn!(topic = partition.topic, partition = partition.index, error = %e, "fetch read failed");
+                }
+            }
+        }
+        let _ = LEADER_EPOCH;
+        out.push(data);
+    }
+    (out, total, any_error)
+}

@@ -1,0 +1,97 @@
+//! ListOffsets (key 2): earliest (-2), latest (-1), max timestamp (-3, v7+), earliest
+//! local (-4, v8+), latest tiered (-5, v9+) and by timestamp (the first record whose
+//! timestamp is at or after the target).
+
+use bytes::Bytes;
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+use kafka_protocol::records::RecordBatchDecoder;
+
+use crate::broker::Broker;
+use crate::broker::partition::{LEADER_EPOCH, Partition, PartitionError};
+use crate::log::LogError;
+
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+const EARLIEST_LOCAL: i64 = -4;
+const LATEST_TIERED: i64 = -5;
+
+/// `(timestamp, offset)` of the first record in `batch` that satisfies `pick`, below `upto`.
+fn find_record(batch: Bytes, upto: i64, pick: impl Fn(i64) -> bool) -> Result<Option<(i64, i64)>, LogError> {
+    let mut buf = batch;
+    let set = RecordBatchDecoder::decode(&mut buf).map_err(|e| LogError::Decode(format!("{e:#}")))?;
+    Ok(set
+        .records
+        .iter()
+        .filter(|r| r.offset < upto && !r.control)
+        .find(|r| pick(r.timestamp))
+        .map(|r| (r.timestamp, r.offset)))
+}
+
+fn lookup(partition: &Partition, timestamp: i64) -> Result<(i64, i64), PartitionError> {
+    let (log_start, hw, _) = partition.offsets()?;
+    Ok(match timestamp {
+        LATEST | LATEST_TIERED => (-1, hw),
+        EARLIEST | EARLIEST_LOCAL => (-1, log_start),
+        MAX_TIMESTAMP => partition
+            .with_log(|log| match log.max_timestamp_batch()? {
+                Some((max, batch)) => find_record(batch, hw, |ts| ts == max),
+                None => Ok(None),
+            })?
+            .unwrap_or((-1, -1)),
+        ts => partition
+            .with_log(|log| match log.batch_for_timestamp(ts)? {
+                Some(batch) => find_record(batch, hw, |t| t >= ts),
+                None => Ok(None),
+            })?
+            .unwrap_or((-1, -1)),
+    })
+}
+
+pub fn handle(broker: &Broker, request: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
+    let topics = request
+        .topics
+        .into_iter()
+        .map(|t| {
+            let topic = broker.topic(&t.name.0);
+            let partitions = t
+                .partitions
+                .into_iter()
+                .map(|p| {
+                    let response = ListOffsetsPartitionResponse::default()
+                        .with_partition_index(p.partition_index)
+                        .with_timestamp(-1)
+                        .with_offset(-1)
+                        .with_leader_epoch(-1);
+                    let Some(partition) = topic.as_ref().and_then(|t| t.partition(p.partition_index)) else {
+                        return response.with_error_code(ResponseError::UnknownTopicOrPartition.code());
+                    };
+                    if p.current_leader_epoch > LEADER_EPOCH {
+                        return response.with_error_code(ResponseError::UnknownLeaderEpoch.code());
+                    }
+                    let unsupported = (p.timestamp == MAX_TIMESTAMP && version < 7)
+                        || (p.timestamp == EARLIEST_LOCAL && version < 8)
+                        || (p.timestamp == LATEST_TIERED && version < 9)
+                        || p.timestamp < LATEST_TIERED;
+                    if unsupported {
+                        return response.with_error_code(ResponseError::UnsupportedVersion.code());
+                    }
+                    match lookup(&partition, p.timestamp) {
+                        Ok((timestamp, offset)) => response
+                            .with_timestamp(timestamp)
+                            .with_offset(offset)
+                            .with_leader_epoch(if offset >= 0 { LEADER_EPOCH } else { -1 }),
+                        Err(e) => {
+                            tracing::warn!(topic = partition.topic, partition = partition.index, error = %e, "list offsets failed");
+                            response.with_error_code(e.code().code())
+                        }
+                    }
+                })
+                .collect();
+            ListOffsetsTopicResponse::default().with_name(t.name).with_partitions(partitions)
+        })
+        .collect();
+    ListOffsetsResponse::default().with_topics(topics)
+}

@@ -1,0 +1,87 @@
+//! Metadata (key 3): brokers, cluster id, controller, and topics with their partitions'
+//! leaders and replicas. Requesting an unknown topic auto-creates it when both the
+//! broker (`auto.create.topics.enable`) and the request (`allow_auto_topic_creation`,
+//! v4+) allow it.
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::metadata_response::{MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::broker::partition::LEADER_EPOCH;
+use crate::broker::topics::{Topic, validate_topic_name};
+use crate::broker::{ApiError, Broker};
+
+use super::topic_name;
+
+pub fn describe_topic(broker: &Broker, topic: &Topic) -> MetadataResponseTopic {
+    let node = BrokerId(broker.node_id);
+    let partitions = (0..topic.partition_count())
+        .map(|index| {
+            MetadataResponsePartition::default()
+                .with_partition_index(index)
+                .with_leader_id(node)
+                .with_leader_epoch(LEADER_EPOCH)
+                .with_replica_nodes(vec![node])
+                .with_isr_nodes(vec![node])
+        })
+        .collect();
+    MetadataResponseTopic::default()
+        .with_name(Some(topic_name(&topic.name)))
+        .with_topic_id(topic.id)
+        .with_is_internal(topic.name.starts_with("__"))
+        .with_partitions(partitions)
+}
+
+fn error_topic(name: Option<&str>, id: uuid::Uuid, code: ResponseError) -> MetadataResponseTopic {
+    MetadataResponseTopic::default()
+        .with_error_code(code.code())
+        .with_name(name.map(topic_name))
+        .with_topic_id(id)
+}
+
+pub fn handle(broker: &Broker, request: MetadataRequest, version: i16) -> MetadataResponse {
+    let allow_auto_create = version < 4 || request.allow_auto_topic_creation;
+    let topics = match request.topics {
+        // v0 used an empty list for "all topics"; v1+ uses null.
+        None => broker.topics.all().iter().map(|t| describe_topic(broker, t)).collect(),
+        Some(list) if list.is_empty() && version == 0 => {
+            broker.topics.all().iter().map(|t| describe_topic(broker, t)).collect()
+        }
+        Some(list) => list
+            .into_iter()
+            .map(|requested| match requested.name {
+                Some(name) => {
+                    let name = name.0.as_str();
+                    if let Some(t) = broker.topic(name) {
+                        return describe_topic(broker, &t);
+                    }
+                    if validate_topic_name(name).is_err() {
+                        return error_topic(Some(name), uuid::Uuid::nil(), ResponseError::InvalidTopicException);
+                    }
+                    if !allow_auto_create {
+                        return error_topic(Some(name), uuid::Uuid::nil(), ResponseError::UnknownTopicOrPartition);
+                    }
+                    match broker.get_or_auto_create(name) {
+                        Ok(t) => describe_topic(broker, &t),
+                        Err(ApiError { code, .. }) => error_topic(Some(name), uuid::Uuid::nil(), code),
+                    }
+                }
+                None => match broker.topics.get_by_id(requested.topic_id) {
+                    Some(t) => describe_topic(broker, &t),
+                    None => error_topic(None, requested.topic_id, ResponseError::UnknownTopicId),
+                },
+            })
+            .collect(),
+    };
+    MetadataResponse::default()
+        .with_brokers(vec![
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(broker.node_id))
+                .with_host(StrBytes::from_string(broker.host.clone()))
+                .with_port(broker.port),
+        ])
+        .with_cluster_id(Some(StrBytes::from_string(broker.cluster_id.clone())))
+        .with_controller_id(BrokerId(broker.node_id))
+        .with_topics(topics)
+}

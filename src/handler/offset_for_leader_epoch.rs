@@ -1,0 +1,43 @@
+//! OffsetForLeaderEpoch (key 23): the end offset of a leader epoch, which clients use
+//! to detect log truncation after a leader change. A single node has only epoch 0.
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::offset_for_leader_epoch_response::{EpochEndOffset, OffsetForLeaderTopicResult};
+use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
+
+use crate::broker::Broker;
+use crate::broker::partition::LEADER_EPOCH;
+
+pub fn handle(broker: &Broker, request: OffsetForLeaderEpochRequest, _version: i16) -> OffsetForLeaderEpochResponse {
+    let topics = request
+        .topics
+        .into_iter()
+        .map(|t| {
+            let topic = broker.topic(&t.topic.0);
+            let partitions = t
+                .partitions
+                .into_iter()
+                .map(|p| {
+                    let result = EpochEndOffset::default().with_partition(p.partition).with_leader_epoch(-1).with_end_offset(-1);
+                    let Some(partition) = topic.as_ref().and_then(|t| t.partition(p.partition)) else {
+                        return result.with_error_code(ResponseError::UnknownTopicOrPartition.code());
+                    };
+                    if p.current_leader_epoch > LEADER_EPOCH {
+                        return result.with_error_code(ResponseError::UnknownLeaderEpoch.code());
+                    }
+                    if p.current_leader_epoch >= 0 && p.current_leader_epoch < LEADER_EPOCH {
+                        return result.with_error_code(ResponseError::FencedLeaderEpoch.code());
+                    }
+                    match partition.offsets() {
+                        // Epochs after ours are unknown: Kafka answers (-1, -1).
+                        Ok(_) if p.leader_epoch > LEADER_EPOCH => result,
+                        Ok((_, _, log_end)) => result.with_leader_epoch(LEADER_EPOCH).with_end_offset(log_end),
+                        Err(e) => result.with_error_code(e.code().code()),
+                    }
+                })
+                .collect();
+            OffsetForLeaderTopicResult::default().with_topic(t.topic).with_partitions(partitions)
+        })
+        .collect();
+    OffsetForLeaderEpochResponse::default().with_topics(topics)
+}

@@ -1,0 +1,173 @@
+//! Produce (key 0): validate each partition's record batches, append them as sent (after
+//! setting offsets, leader epoch and, for `LogAppendTime` topics, timestamps), and answer
+//! per `acks`: 0 → no response, 1 → once appended, -1 → once fsynced (group commit).
+//!
+//! Appends run in request order on the connection's reader; only the wait for
+//! durability runs concurrently, so pipelined batches of one producer land in order.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
+
+use crate::broker::partition::{Appended, Partition};
+use crate::broker::{Broker, now_ms};
+use crate::log::SyncTarget;
+use crate::log::batch::{BatchError, validate_produced_batches};
+
+use super::{Pending, ReplyTo, message};
+
+/// A partition whose append must become durable before it is acknowledged.
+struct AwaitingSync {
+    topic: usize,
+    partition: usize,
+    target: SyncTarget,
+    log: Arc<Partition>,
+}
+
+fn batch_error_code(e: &BatchError) -> ResponseError {
+    match e {
+        BatchError::TooLarge { .. } => ResponseError::MessageTooLarge,
+        BatchError::InvalidRecord(_) | BatchError::UnsupportedMagic(_) => ResponseError::InvalidRecord,
+        _ => ResponseError::CorruptMessage,
+    }
+}
+
+fn partition_error(index: i32, code: ResponseError, msg: Option<String>) -> PartitionProduceResponse {
+    PartitionProduceResponse::default()
+        .with_index(index)
+        .with_error_code(code.code())
+        .with_base_offset(-1)
+        .with_log_append_time_ms(-1)
+        .with_log_start_offset(-1)
+        .with_error_message(super::message(msg))
+}
+
+pub fn start(broker: Arc<Broker>, request: ProduceRequest, to: ReplyTo) -> Pending {
+    let acks = request.acks;
+    let timeout = Duration::from_millis(u64::try_from(request.timeout_ms).unwrap_or(0));
+    let now = now_ms();
+    let mut responses = Vec::with_capacity(request.topic_data.len());
+    let mut waits = Vec::new();
+    for (ti, topic_data) in request.topic_data.into_iter().enumerate() {
+        let by_id = to.version >= 13;
+        let topic = if by_id { broker.topics.get_by_id(topic_data.topic_id) } else { broker.topic(&topic_data.name.0) };
+        let mut partitions = Vec::with_capacity(topic_data.partition_data.len());
+        for (pi, data) in topic_data.partition_data.into_iter().enumerate() {
+            let index = data.index;
+            let Some(partition) = topic.as_ref().and_then(|t| t.partition(index)) else {
+                let code = if by_id && topic.is_none() {
+                    ResponseError::UnknownTopicId
+                } else {
+                    ResponseError::UnknownTopicOrPartition
+                };
+                partitions.push(partition_error(index, code, None));
+                continue;
+            };
+            if !matches!(acks, -1..=1) {
+                partitions.push(partition_error(index, ResponseError::InvalidRequiredAcks, None));
+                continue;
+            }
+            let records = data.records.unwrap_or_default();
+            let config = match partition.config() {
+                Ok(c) => c,
+                Err(e) => {
+                    partitions.push(partition_error(index, e.code(), Some(e.to_string())));
+                    continue;
+                }
+            };
+            let headers = match validate_produced_batches(&records, config.max_message_bytes) {
+                Ok(h) => h,
+                Err(e) => {
+                    tracing::debug!(topic = partition.topic, partition = index, error = %e, "rejected produce");
+                    partitions.push(partition_error(index, batch_error_code(&e), Some(e.to_string())));
+                    continue;
+                }
+            };
+            if headers.iter().any(|h| h.is_transactional() || h.is_control()) {
+                partitions.push(partition_error(
+                    index,
+                    ResponseError::TransactionalIdNotFound,
+                    Some("transactions are not supported yet".into()),
+                ));
+                continue;
+            }
+            if headers.is_empty() {
+                partitions.push(partition_error(index, ResponseError::None, None));
+                continue;
+            }
+            match partition.append(BytesMut::from(&records[..]), &headers, now) {
+                Ok(Appended::New { base_offset, log_append_time, log_start_offset, sync }) => {
+                    partitions.push(
+                        PartitionProduceResponse::default()
+                            .with_index(index)
+                            .with_base_offset(base_offset)
+                            .with_log_append_time_ms(log_append_time)
+                            .with_log_start_offset(log_start_offset),
+                    );
+                    if let Some(target) = sync {
+                        waits.push(AwaitingSync { topic: ti, partition: pi, target, log: partition.clone() });
+                    }
+                }
+                Ok(Appended::Duplicate { base_offset, log_start_offset }) => partitions.push(
+                    PartitionProduceResponse::default()
+                        .with_index(index)
+                        .with_base_offset(base_offset)
+                        .with_log_append_time_ms(-1)
+                        .with_log_start_offset(log_start_offset),
+                ),
+                Err(e) => partitions.push(partition_error(index, e.code(), Some(e.to_string()))),
+            }
+        }
+        responses.push(
+            TopicProduceResponse::default()
+                .with_name(topic_data.name)
+                .with_topic_id(topic_data.topic_id)
+                .with_partition_responses(partitions),
+        );
+    }
+
+    if acks != -1 {
+        // Durability still has to happen for the high watermark to move; nobody waits.
+        for wait in waits {
+            let broker = broker.clone();
+            tokio::spawn(async move {
+                if let Err(e) = wait.log.commit(&broker.flusher, wait.target).await {
+                    tracing::error!(topic = wait.log.topic, partition = wait.log.index, error = %e, "fsync failed");
+                }
+            });
+        }
+        if acks == 0 {
+            return Box::pin(std::future::ready(Ok(None)));
+        }
+        return Box::pin(std::future::ready(to.encode(ResponseKind::Produce(
+            ProduceResponse::default().with_responses(responses),
+        ))));
+    }
+
+    Box::pin(async move {
+        let commits = waits.into_iter().map(|wait| {
+            let broker = broker.clone();
+            async move {
+                let outcome = tokio::time::timeout(timeout, wait.log.commit(&broker.flusher, wait.target)).await;
+                (wait.topic, wait.partition, outcome)
+            }
+        });
+        for (ti, pi, outcome) in futures::future::join_all(commits).await {
+            let failure = match outcome {
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some((e.code(), e.to_string())),
+                Err(_elapsed) => Some((ResponseError::RequestTimedOut, "fsync did not finish within timeout_ms".into())),
+            };
+            if let Some((code, msg)) = failure {
+                let p = &mut responses[ti].partition_responses[pi];
+                p.error_code = code.code();
+                p.error_message = message(Some(msg));
+            }
+        }
+        to.encode(ResponseKind::Produce(ProduceResponse::default().with_responses(responses)))
+    })
+}

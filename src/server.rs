@@ -1,0 +1,146 @@
+//! The Kafka listener: accepts connections and serves each one until it closes or the
+//! broker shuts down.
+//!
+//! Per connection a reader decodes frames and starts each request in arrival order; the
+//! order-sensitive part of a request (a produce's append, an admin change) runs right
+//! there, so two pipelined requests take effect in the order they were sent. What can
+//! wait (a produce waiting for its fsync, a fetch long-poll) continues as its own task,
+//! and a writer sends the responses back strictly in request order.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::io::{AsyncWriteExt, BufWriter};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+use tracing::{debug, info, warn};
+
+use crate::broker::Broker;
+use crate::handler;
+use crate::protocol::{self, Decoded, frame};
+
+/// Requests a connection may have in flight before the reader stops reading.
+const MAX_IN_FLIGHT: usize = 64;
+
+/// Serves `listener` until `shutdown` resolves, then stops accepting, lets every
+/// connection finish the requests it has read, flushes the logs and returns.
+pub async fn run(listener: TcpListener, broker: Arc<Broker>, shutdown: impl Future<Output = ()>) {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let housekeeping = tokio::spawn(broker.clone().run_housekeeping(stop_rx.clone()));
+    let mut connections = tokio::task::JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    let broker = broker.clone();
+                    let stop = stop_rx.clone();
+                    connections.spawn(async move {
+                        debug!(%peer, "connection opened");
+                        serve_connection(stream, broker, stop).await;
+                        debug!(%peer, "connection closed");
+                    });
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: keep serving the others.
+                    warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            () = &mut shutdown => break,
+        }
+    }
+    info!("shutting down: no longer accepting connections");
+    let _ = stop_tx.send(true);
+    drop(listener);
+    while connections.join_next().await.is_some() {}
+    let _ = housekeeping.await;
+    let closer = broker.clone();
+    if let Err(e) = tokio::task::spawn_blocking(move || closer.close()).await {
+        warn!(error = %e, "closing logs failed");
+    }
+    info!("shutdown complete");
+}
+
+type Pending = JoinHandle<handler::Reply>;
+
+async fn serve_connection(stream: TcpStream, broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
+    let peer = stream.peer_addr().ok();
+    let (mut reader, writer) = stream.into_split();
+    let (tx, rx) = mpsc::channel::<Pending>(MAX_IN_FLIGHT);
+    let writer_task = tokio::spawn(write_responses(writer, rx));
+    let max = broker.config.kafka.socket_request_max_bytes;
+    loop {
+        let frame = tokio::select! {
+            f = frame::read_frame(&mut reader, max) => f,
+            _ = stop.changed() => break,
+        };
+        let frame = match frame {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(e) => {
+                warn!(?peer, error = %e, "closing connection: bad frame");
+                break;
+            }
+        };
+        let correlation = protocol::peek_correlation_id(&frame);
+        let request = match protocol::decode_request(frame, handler::supported_versions) {
+            Ok(Decoded::Request(r)) => r,
+            Ok(Decoded::UnsupportedApiVersions { correlation_id }) => {
+                let bytes = handler::api_versions::unsupported_version_response(correlation_id);
+                if tx.send(tokio::spawn(async move { Ok(Some(bytes)) })).await.is_err() {
+                    break;
+                }
+                continue;
+            }
+            Err(e) => {
+                warn!(?peer, correlation_id = ?correlation, error = %e, "closing connection: undecodable request");
+                break;
+            }
+        };
+        let pending = handler::dispatch(&broker, *request).await;
+        if tx.send(tokio::spawn(pending)).await.is_err() {
+            break;
+        }
+    }
+    drop(tx);
+    if let Err(e) = writer_task.await {
+        warn!(?peer, error = %e, "response writer failed");
+    }
+}
+
+async fn write_responses(writer: tokio::net::tcp::OwnedWriteHalf, mut rx: mpsc::Receiver<Pending>) {
+    let mut writer = BufWriter::with_capacity(64 * 1024, writer);
+    while let Some(pending) = rx.recv().await {
+        let response = match pending.await {
+            Ok(Ok(r)) => r,
+            Ok(Err(e)) => {
+                warn!(error = %e, "closing connection: response cannot be encoded");
+                return;
+            }
+            Err(e) => {
+                warn!(error = %e, "request task failed; closing connection");
+                return;
+            }
+        };
+        if let Some(bytes) = response
+            && let Err(e) = writer.write_all(&bytes).await
+        {
+            debug!(error = %e, "write failed; closing connection");
+            return;
+        }
+        if rx.is_empty()
+            && let Err(e) = writer.flush().await
+        {
+            debug!(error = %e, "flush failed; closing connection");
+            return;
+        }
+    }
+    let _ = writer.flush().await;
+    let _ = writer.shutdown().await;
+}
+
