@@ -1,0 +1,3 @@
+//! Kafka wire-protocol helpers.
+
+pub mod bounds;
