@@ -30,7 +30,7 @@ use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 use kafka_protocol::protocol::VersionRange;
 
 use crate::broker::Broker;
-use crate::protocol::{EncodeError, Request, encode_response};
+use crate::protocol::{EncodeError, Request, bounds, encode_response};
 
 /// A response frame, `None` when the request gets no response (`acks=0`).
 pub type Reply = Result<Option<Bytes>, EncodeError>;
@@ -58,10 +58,25 @@ pub const IMPLEMENTED: &[ApiKey] = &[
     ApiKey::DescribeCluster,
 ];
 
-/// The versions served for `key`: the `kafka-protocol` crate's full range, which starts
-/// at Kafka 4's KIP-896 baseline.
+/// The versions served for `key`: the `kafka-protocol` crate's range, which starts at
+/// Kafka 4's KIP-896 baseline, capped at the highest version the crate can actually
+/// decode (its `valid_versions` overstates a few, e.g. InitProducerId 6) and that the
+/// bounds pre-scan knows.
 pub fn supported_versions(key: ApiKey) -> Option<VersionRange> {
-    IMPLEMENTED.contains(&key).then(|| key.valid_versions())
+    static TABLE: std::sync::OnceLock<Vec<(ApiKey, VersionRange)>> = std::sync::OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        IMPLEMENTED
+            .iter()
+            .filter_map(|&k| {
+                let mut range = k.valid_versions();
+                while range.max >= range.min && bounds::request_schema(k as i16, range.max).is_none() {
+                    range.max -= 1;
+                }
+                (!range.is_empty()).then_some((k, range))
+            })
+            .collect()
+    });
+    table.iter().find(|(k, _)| *k == key).map(|(_, r)| *r)
 }
 
 /// Where a response goes: the request's key, version and correlation id.

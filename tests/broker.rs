@@ -1,0 +1,218 @@
+//! End-to-end tests of a real broker (in process, port 0, fresh data dir) spoken to
+//! over TCP with the `kafka-protocol` crate.
+
+mod common;
+
+use bytes::{Bytes, BytesMut};
+use common::{Client, TestBroker};
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::records::{Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+
+fn records(n: usize, start: usize, producer: (i64, i16, i32), compression: Compression) -> Bytes {
+    let recs: Vec<Record> = (0..n)
+        .map(|i| Record {
+            transactional: false,
+            control: false,
+            partition_leader_epoch: -1,
+            producer_id: producer.0,
+            producer_epoch: producer.1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: producer.2 + i as i32,
+            timestamp: 1_700_000_000_000 + (start + i) as i64,
+            key: Some(Bytes::from(format!("k{}", start + i))),
+            value: Some(Bytes::from(format!("value-{}", start + i))),
+            headers: [(StrBytes::from_static_str("h"), Some(Bytes::from_static(b"v")))].into_iter().collect(),
+            delete_horizon: false,
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(&mut buf, &recs, &RecordEncodeOptions { version: 2, compression }).unwrap();
+    buf.freeze()
+}
+
+fn produce_request(topic: &str, partition: i32, acks: i16, data: Bytes) -> ProduceRequest {
+    ProduceRequest::default().with_acks(acks).with_timeout_ms(10_000).with_topic_data(vec![
+        produce_request::TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_string(topic.into())))
+            .with_partition_data(vec![produce_request::PartitionProduceData::default().with_index(partition).with_records(Some(data))]),
+    ])
+}
+
+fn fetch_request(topic: &str, partition: i32, offset: i64, max_wait: i32) -> FetchRequest {
+    FetchRequest::default()
+        .with_max_wait_ms(max_wait)
+        .with_min_bytes(1)
+        .with_max_bytes(50 << 20)
+        .with_session_epoch(-1)
+        .with_topics(vec![fetch_request::FetchTopic::default().with_topic(TopicName(StrBytes::from_string(topic.into()))).with_partitions(vec![
+            fetch_request::FetchPartition::default().with_partition(partition).with_fetch_offset(offset).with_partition_max_bytes(10 << 20),
+        ])])
+}
+
+async fn create(client: &mut Client, topic: &str, partitions: i32) {
+    let req = CreateTopicsRequest::default().with_timeout_ms(5000).with_topics(vec![
+        create_topics_request::CreatableTopic::default()
+            .with_name(TopicName(StrBytes::from_string(topic.into())))
+            .with_num_partitions(partitions)
+            .with_replication_factor(1),
+    ]);
+    let r: CreateTopicsResponse = client.call(ApiKey::CreateTopics, 7, &req).await;
+    assert_eq!(r.topics[0].error_code, 0, "{:?}", r.topics[0].error_message);
+}
+
+async fn produce(client: &mut Client, topic: &str, data: Bytes) -> produce_response::PartitionProduceResponse {
+    let r: ProduceResponse = client.call(ApiKey::Produce, 9, &produce_request(topic, 0, -1, data)).await;
+    r.responses[0].partition_responses[0].clone()
+}
+
+async fn fetch_all(client: &mut Client, topic: &str) -> Vec<Record> {
+    let mut out = Vec::new();
+    let mut offset = 0;
+    loop {
+        let r: FetchResponse = client.call(ApiKey::Fetch, 12, &fetch_request(topic, 0, offset, 0)).await;
+        let p = &r.responses[0].partitions[0];
+        assert_eq!(p.error_code, 0);
+        let mut bytes = p.records.clone().unwrap();
+        if bytes.is_empty() {
+            return out;
+        }
+        for set in RecordBatchDecoder::decode_all(&mut bytes).unwrap() {
+            out.extend(set.records);
+        }
+        offset = out.last().unwrap().offset + 1;
+    }
+}
+
+#[tokio::test]
+async fn api_versions_including_unsupported_version() {
+    let broker = TestBroker::start(&[]).await;
+    let mut c = broker.client().await;
+    let r: ApiVersionsResponse = c.call(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default()).await;
+    assert_eq!(r.error_code, 0);
+    assert!(r.api_keys.iter().any(|k| k.api_key == ApiKey::Produce as i16 && k.min_version == 3));
+    let init = r.api_keys.iter().find(|k| k.api_key == ApiKey::InitProducerId as i16).unwrap();
+    assert_eq!(init.max_version, 5, "the crate cannot decode InitProducerId v6");
+    // A future ApiVersions version gets a v0 answer with UNSUPPORTED_VERSION.
+    let (id, bytes) = c.encode_request(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
+    let mut raw = bytes.to_vec();
+    raw[6..8].copy_from_slice(&99i16.to_be_bytes());
+    c.send_raw(&raw).await;
+    let r: ApiVersionsResponse = c.read_response(ApiKey::ApiVersions, 0, id).await;
+    assert_eq!(r.error_code, ResponseError::UnsupportedVersion.code());
+    assert!(!r.api_keys.is_empty());
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn produce_fetch_round_trip_every_codec_and_restart() {
+    let broker = TestBroker::start(&[]).await;
+    let mut c = broker.client().await;
+    create(&mut c, "t", 1).await;
+    let mut expected = 0;
+    for codec in [Compression::None, Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd] {
+        let p = produce(&mut c, "t", records(10, expected, (-1, -1, -1), codec)).await;
+        assert_eq!(p.error_code, 0, "{codec:?}: {:?}", p.error_message);
+        assert_eq!(p.base_offset, expected as i64);
+        expected += 10;
+    }
+    let check = |recs: &[Record]| {
+        assert_eq!(recs.len(), expected);
+        for (i, r) in recs.iter().enumerate() {
+            assert_eq!(r.offset, i as i64);
+            assert_eq!(r.key.as_deref(), Some(format!("k{i}").as_bytes()));
+            assert_eq!(r.value.as_deref(), Some(format!("value-{i}").as_bytes()));
+            assert_eq!(r.timestamp, 1_700_000_000_000 + i as i64);
+            assert_eq!(r.headers.get(&StrBytes::from_static_str("h")).cloned().flatten().as_deref(), Some(&b"v"[..]));
+        }
+    };
+    check(&fetch_all(&mut c, "t").await);
+    drop(c);
+    let dir = broker.stop().await;
+    let broker = TestBroker::start_in(dir, &[]).await;
+    let mut c = broker.client().await;
+    check(&fetch_all(&mut c, "t").await);
+    let p = produce(&mut c, "t", records(1, expected, (-1, -1, -1), Compression::None)).await;
+    assert_eq!(p.base_offset, expected as i64);
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn pipelined_requests_answer_in_order() {
+    let broker = TestBroker::start(&[]).await;
+    let mut c = broker.client().await;
+    create(&mut c, "p", 1).await;
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        let (id, bytes) = c.encode_request(ApiKey::Produce, 9, &produce_request("p", 0, -1, records(3, i * 3, (-1, -1, -1), Compression::None)));
+        c.send_raw(&bytes).await;
+        ids.push(id);
+    }
+    for (i, id) in ids.into_iter().enumerate() {
+        let r: ProduceResponse = c.read_response(ApiKey::Produce, 9, id).await;
+        assert_eq!(r.responses[0].partition_responses[0].base_offset, (i * 3) as i64);
+    }
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn idempotent_retries_and_gaps() {
+    let broker = TestBroker::start(&[]).await;
+    let mut c = broker.client().await;
+    create(&mut c, "i", 1).await;
+    let r: InitProducerIdResponse = c.call(ApiKey::InitProducerId, 4, &InitProducerIdRequest::default().with_transaction_timeout_ms(60000)).await;
+    assert_eq!(r.error_code, 0);
+    let pid = r.producer_id.0;
+    let first = records(5, 0, (pid, 0, 0), Compression::None);
+    assert_eq!(produce(&mut c, "i", first.clone()).await.base_offset, 0);
+    assert_eq!(produce(&mut c, "i", records(5, 5, (pid, 0, 5), Compression::Lz4)).await.base_offset, 5);
+    // A retry of the first batch gets its original offset and is not stored twice.
+    let dup = produce(&mut c, "i", first).await;
+    assert_eq!((dup.error_code, dup.base_offset), (0, 0));
+    let gap = produce(&mut c, "i", records(1, 10, (pid, 0, 42), Compression::None)).await;
+    assert_eq!(gap.error_code, ResponseError::OutOfOrderSequenceNumber.code());
+    assert_eq!(fetch_all(&mut c, "i").await.len(), 10);
+    // Producer ids never repeat.
+    let r2: InitProducerIdResponse = c.call(ApiKey::InitProducerId, 4, &InitProducerIdRequest::default()).await;
+    assert_ne!(r2.producer_id.0, pid);
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn long_poll_is_woken_by_an_append() {
+    let broker = TestBroker::start(&[]).await;
+    let mut c = broker.client().await;
+    create(&mut c, "w", 1).await;
+    let (id, bytes) = c.encode_request(ApiKey::Fetch, 12, &fetch_request("w", 0, 0, 60_000));
+    c.send_raw(&bytes).await;
+    let mut producer = broker.client().await;
+    produce(&mut producer, "w", records(1, 0, (-1, -1, -1), Compression::None)).await;
+    // If the append did not wake the fetch, this would wait the whole minute.
+    let r: FetchResponse = tokio::time::timeout(std::time::Duration::from_secs(30), c.read_response(ApiKey::Fetch, 12, id)).await.expect("fetch not woken");
+    assert!(!r.responses[0].partitions[0].records.as_ref().unwrap().is_empty());
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn hostile_frames_close_only_their_connection() {
+    let broker = TestBroker::start(&[]).await;
+    let hostile: Vec<Vec<u8>> = vec![
+        0x7fff_ffffu32.to_be_bytes().to_vec(),                     // oversized
+        (-5i32).to_be_bytes().to_vec(),                             // negative
+        vec![0, 0, 0, 2, 0, 3],                                     // too short for a header
+        vec![0, 0, 0, 10, 0x40, 0, 0, 0, 0, 0, 0, 1, 0xff, 0xff],   // unknown api key
+        // Metadata v1 whose topics array declares i32::MAX entries in a tiny frame.
+        vec![0, 0, 0, 14, 0, 3, 0, 1, 0, 0, 0, 9, 0xff, 0xff, 0x7f, 0xff, 0xff, 0xff],
+    ];
+    for bytes in hostile {
+        let mut bad = broker.client().await;
+        bad.send_raw(&bytes).await;
+        assert!(bad.read_frame().await.is_none(), "broker should close on {bytes:?}");
+        let mut good = broker.client().await;
+        let r: MetadataResponse = good.call(ApiKey::Metadata, 12, &MetadataRequest::default()).await;
+        assert_eq!(r.brokers.len(), 1);
+    }
+    broker.stop().await;
+}
