@@ -1,1 +1,3 @@
 //! Jet: a Kafka-wire-compatible streaming broker.
+
+pub mod log;
