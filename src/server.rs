@@ -10,7 +10,6 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use tokio::io::{AsyncWriteExt, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};

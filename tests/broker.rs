@@ -162,7 +162,7 @@ async fn idempotent_retries_and_gaps() {
     let broker = TestBroker::start(&[]).await;
     let mut c = broker.client().await;
     create(&mut c, "i", 1).await;
-    let r: InitProducerIdResponse = c.call(ApiKey::InitProducerId, 4, &InitProducerIdRequest::default().with_transaction_timeout_ms(60000)).await;
+    let r: InitProducerIdResponse = c.call(ApiKey::InitProducerId, 4, &InitProducerIdRequest::default().with_transactional_id(None).with_transaction_timeout_ms(60000)).await;
     assert_eq!(r.error_code, 0);
     let pid = r.producer_id.0;
     let first = records(5, 0, (pid, 0, 0), Compression::None);
@@ -175,7 +175,7 @@ async fn idempotent_retries_and_gaps() {
     assert_eq!(gap.error_code, ResponseError::OutOfOrderSequenceNumber.code());
     assert_eq!(fetch_all(&mut c, "i").await.len(), 10);
     // Producer ids never repeat.
-    let r2: InitProducerIdResponse = c.call(ApiKey::InitProducerId, 4, &InitProducerIdRequest::default()).await;
+    let r2: InitProducerIdResponse = c.call(ApiKey::InitProducerId, 4, &InitProducerIdRequest::default().with_transactional_id(None)).await;
     assert_ne!(r2.producer_id.0, pid);
     broker.stop().await;
 }

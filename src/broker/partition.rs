@@ -166,9 +166,9 @@ impl Partition {
         for h in headers {
             let end = pos + h.total_size();
             let bytes = &mut data[pos..end];
-            batch::set_partition_leader_epoch(bytes, LEADER_EPOCH);
+            batch::set_partition_leader_epoch(bytes, LEADER_EPOCH).map_err(LogError::from)?;
             if log_append_time {
-                batch::set_log_append_time(bytes, now_ms);
+                batch::set_log_append_time(bytes, now_ms).map_err(LogError::from)?;
             }
             pos = end;
         }

@@ -58,7 +58,7 @@ impl ConfigDef {
     }
 }
 
-use ConfigType::*;
+use ConfigType::{Boolean, Double, Int, List, Long};
 
 const LONG_MAX: &str = "9223372036854775807";
 
@@ -67,7 +67,7 @@ pub static TOPIC_CONFIGS: &[ConfigDef] = &[
     def("cleanup.policy", List, "delete", "delete or compact (compaction is not implemented yet; stored only)")
         .synonym("log.cleanup.policy")
         .one_of(&["delete", "compact", "compact,delete", "delete,compact"]),
-    def("compression.type", String, "producer", "Final compression of the topic's batches")
+    def("compression.type", ConfigType::String, "producer", "Final compression of the topic's batches")
         .synonym("compression.type")
         .one_of(&["producer", "uncompressed", "none", "gzip", "snappy", "lz4", "zstd"]),
     def("delete.retention.ms", Long, "86400000", "Tombstone retention for compacted topics").at_least(0),
@@ -85,7 +85,7 @@ pub static TOPIC_CONFIGS: &[ConfigDef] = &[
         .at_least(0),
     def("message.timestamp.after.max.ms", Long, "3600000", "Max allowed future timestamp skew").at_least(0),
     def("message.timestamp.before.max.ms", Long, LONG_MAX, "Max allowed past timestamp skew").at_least(0),
-    def("message.timestamp.type", String, "CreateTime", "CreateTime or LogAppendTime")
+    def("message.timestamp.type", ConfigType::String, "CreateTime", "CreateTime or LogAppendTime")
         .synonym("log.message.timestamp.type")
         .one_of(&["CreateTime", "LogAppendTime"]),
     def("min.cleanable.dirty.ratio", Double, "0.5", "Compaction trigger ratio"),
@@ -145,7 +145,7 @@ pub fn validate(name: &str, value: &str) -> Result<(), ConfigValueError> {
                 return Err(invalid("Expected value to be either true or false".into()));
             }
         }
-        String | List => {
+        ConfigType::String | List => {
             if let Some(allowed) = def.allowed {
                 let normalized: std::string::String =
                     value.split(',').map(str::trim).collect::<Vec<_>>().join(",");

@@ -7,7 +7,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::api_versions_response::ApiVersion;
-use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse, ResponseHeader};
+use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse, ResponseHeader};
 use kafka_protocol::protocol::Encodable;
 
 use super::{IMPLEMENTED, supported_versions};
@@ -46,6 +46,7 @@ pub fn unsupported_version_response(correlation_id: i32) -> Bytes {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kafka_protocol::messages::ApiKey;
     use kafka_protocol::protocol::Decodable;
 
     #[test]

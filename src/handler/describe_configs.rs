@@ -22,21 +22,21 @@ fn s(v: impl Into<String>) -> StrBytes {
 
 /// `(name, type, value, Kafka's default)` of every broker setting Jet has.
 pub fn broker_settings(config: &BrokerConfig) -> Vec<(&'static str, ConfigType, String, &'static str)> {
-    use ConfigType::*;
+    use ConfigType::{Boolean, Int, List, Long};
     let k = &config.kafka;
     let (host, port) = config.advertised();
     vec![
-        ("advertised.listeners", String, format!("PLAINTEXT://{host}:{port}"), ""),
+        ("advertised.listeners", ConfigType::String, format!("PLAINTEXT://{host}:{port}"), ""),
         ("auto.create.topics.enable", Boolean, k.auto_create_topics_enable.to_string(), "true"),
         ("broker.id", Int, config.node_id.to_string(), "-1"),
-        ("compression.type", String, k.compression_type.clone(), "producer"),
+        ("compression.type", ConfigType::String, k.compression_type.clone(), "producer"),
         ("default.replication.factor", Int, k.default_replication_factor.to_string(), "1"),
-        ("listeners", String, format!("PLAINTEXT://{}", config.listen), "PLAINTEXT://:9092"),
+        ("listeners", ConfigType::String, format!("PLAINTEXT://{}", config.listen), "PLAINTEXT://:9092"),
         ("log.cleanup.policy", List, k.log_cleanup_policy.clone(), "delete"),
-        ("log.dirs", String, config.data_dir.display().to_string(), "/tmp/kafka-logs"),
+        ("log.dirs", ConfigType::String, config.data_dir.display().to_string(), "/tmp/kafka-logs"),
         ("log.flush.interval.ms", Long, k.log_flush_interval_ms.map(|v| v.to_string()).unwrap_or_default(), ""),
         ("log.index.interval.bytes", Int, k.log_index_interval_bytes.to_string(), "4096"),
-        ("log.message.timestamp.type", String, k.log_message_timestamp_type.clone(), "CreateTime"),
+        ("log.message.timestamp.type", ConfigType::String, k.log_message_timestamp_type.clone(), "CreateTime"),
         ("log.retention.bytes", Long, k.log_retention_bytes.to_string(), "-1"),
         ("log.retention.check.interval.ms", Long, k.log_retention_check_interval_ms.to_string(), "300000"),
         ("log.retention.ms", Long, k.log_retention_ms.to_string(), "604800000"),

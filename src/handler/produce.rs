@@ -36,10 +36,10 @@ fn batch_error_code(e: &BatchError) -> ResponseError {
     }
 }
 
-fn partition_error(index: i32, code: ResponseError, msg: Option<String>) -> PartitionProduceResponse {
+fn partition_error(index: i32, code: Option<ResponseError>, msg: Option<String>) -> PartitionProduceResponse {
     PartitionProduceResponse::default()
         .with_index(index)
-        .with_error_code(code.code())
+        .with_error_code(code.map_or(0, |c| c.code()))
         .with_base_offset(-1)
         .with_log_append_time_ms(-1)
         .with_log_start_offset(-1)
@@ -64,18 +64,18 @@ pub fn start(broker: Arc<Broker>, request: ProduceRequest, to: ReplyTo) -> Pendi
                 } else {
                     ResponseError::UnknownTopicOrPartition
                 };
-                partitions.push(partition_error(index, code, None));
+                partitions.push(partition_error(index, Some(code), None));
                 continue;
             };
             if !matches!(acks, -1..=1) {
-                partitions.push(partition_error(index, ResponseError::InvalidRequiredAcks, None));
+                partitions.push(partition_error(index, Some(ResponseError::InvalidRequiredAcks), None));
                 continue;
             }
             let records = data.records.unwrap_or_default();
             let config = match partition.config() {
                 Ok(c) => c,
                 Err(e) => {
-                    partitions.push(partition_error(index, e.code(), Some(e.to_string())));
+                    partitions.push(partition_error(index, Some(e.code()), Some(e.to_string())));
                     continue;
                 }
             };
@@ -83,20 +83,21 @@ pub fn start(broker: Arc<Broker>, request: ProduceRequest, to: ReplyTo) -> Pendi
                 Ok(h) => h,
                 Err(e) => {
                     tracing::debug!(topic = partition.topic, partition = index, error = %e, "rejected produce");
-                    partitions.push(partition_error(index, batch_error_code(&e), Some(e.to_string())));
+                    partitions.push(partition_error(index, Some(batch_error_code(&e)), Some(e.to_string())));
                     continue;
                 }
             };
             if headers.iter().any(|h| h.is_transactional() || h.is_control()) {
                 partitions.push(partition_error(
                     index,
-                    ResponseError::TransactionalIdNotFound,
+                    Some(ResponseError::TransactionalIdNotFound),
                     Some("transactions are not supported yet".into()),
                 ));
                 continue;
             }
             if headers.is_empty() {
-                partitions.push(partition_error(index, ResponseError::None, None));
+                // Kafka accepts an empty record set and reports no offset.
+                partitions.push(partition_error(index, None, None));
                 continue;
             }
             match partition.append(BytesMut::from(&records[..]), &headers, now) {
@@ -119,7 +120,7 @@ pub fn start(broker: Arc<Broker>, request: ProduceRequest, to: ReplyTo) -> Pendi
                         .with_log_append_time_ms(-1)
                         .with_log_start_offset(log_start_offset),
                 ),
-                Err(e) => partitions.push(partition_error(index, e.code(), Some(e.to_string()))),
+                Err(e) => partitions.push(partition_error(index, Some(e.code()), Some(e.to_string()))),
             }
         }
         responses.push(

@@ -1,0 +1,420 @@
+//! [`PartitionLog`]: the ordered set of segments of one partition.
+
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+
+use super::batch::{BatchHeader, BatchIter, set_base_offset};
+use super::flusher::SyncTarget;
+use super::recovery::{self, CLEAN_SHUTDOWN_FILE, LOG_START_FILE, marker_contents, write_durably};
+use super::segment::{MAX_RELATIVE, Segment, sync_dir};
+use super::{LogConfig, LogError};
+
+/// Result of an append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    /// Offset assigned to the first record.
+    pub base_offset: i64,
+    /// Offset of the last record.
+    pub last_offset: i64,
+    /// Largest batch maxTimestamp among the appended batches (-1 if none).
+    pub max_timestamp: i64,
+    /// Base offset of the batch carrying `max_timestamp` (-1 if none); the exact record is
+    /// found by decoding that batch.
+    pub offset_of_max_timestamp: i64,
+}
+
+/// An append-only log of Kafka v2 record batches for one partition.
+///
+/// Not internally synchronized: the owner serializes mutations (e.g. behind a mutex); the
+/// durable point is advanced separately through [`PartitionLog::sync_target`] + the flusher.
+#[derive(Debug)]
+pub struct PartitionLog {
+    dir: PathBuf,
+    config: LogConfig,
+    /// Sorted by base offset; never empty; the last one is the active segment.
+    segments: Vec<Segment>,
+    log_start_offset: i64,
+}
+
+impl PartitionLog {
+    /// Opens the log in `dir` (created if missing), recovering from an unclean shutdown.
+    pub fn open(dir: &Path, config: LogConfig) -> Result<Self, LogError> {
+        recovery::open(dir, config)
+    }
+
+    pub(crate) fn from_parts(dir: PathBuf, config: LogConfig, segments: Vec<Segment>, log_start_offset: i64) -> Self {
+        PartitionLog { dir, config, segments, log_start_offset }
+    }
+
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
+    pub fn set_config(&mut self, c: LogConfig) {
+        self.config = c;
+    }
+
+    pub fn log_start_offset(&self) -> i64 {
+        self.log_start_offset
+    }
+
+    /// The next offset to be assigned.
+    pub fn log_end_offset(&self) -> i64 {
+        self.active().next_offset
+    }
+
+    fn active(&self) -> &Segment {
+        // `segments` is never empty (open creates one; nothing removes the last one).
+        &self.segments[self.segments.len() - 1]
+    }
+
+    fn active_mut(&mut self) -> &mut Segment {
+        let i = self.segments.len() - 1;
+        &mut self.segments[i]
+    }
+
+    /// Appends complete, already validated batches, assigning consecutive offsets (each
+    /// batch's baseOffset is rewritten in place). Rolls first if the active segment would
+    /// exceed `segment.bytes`, is older than `segment.ms`, or the offsets would not fit its
+    /// 32-bit relative index. One write to the page cache; no fsync.
+    pub fn append(&mut self, batches: &mut [u8], now_ms: i64) -> Result<AppendInfo, LogError> {
+        let mut parsed = Vec::new();
+        for item in BatchIter::new(batches) {
+            parsed.push(item?);
+        }
+        let start = self.log_end_offset();
+        if parsed.is_empty() {
+            return Ok(AppendInfo { base_offset: start, last_offset: start - 1, max_timestamp: -1, offset_of_max_timestamp: -1 });
+        }
+        let offsets: i64 = parsed.iter().map(|(h, _)| i64::from(h.last_offset_delta) + 1).sum();
+        self.maybe_roll(batches.len() as u64, offsets, now_ms)?;
+
+        let mut next = start;
+        let mut info = AppendInfo { base_offset: start, last_offset: start, max_timestamp: -1, offset_of_max_timestamp: -1 };
+        for (h, range) in &mut parsed {
+            set_base_offset(&mut batches[range.clone()], next)?;
+            h.base_offset = next;
+            if h.max_timestamp > info.max_timestamp {
+                info.max_timestamp = h.max_timestamp;
+                info.offset_of_max_timestamp = next;
+            }
+            info.last_offset = h.last_offset();
+            next = h.next_offset();
+        }
+        let interval = self.config.index_interval_bytes;
+        let active = self.active_mut();
+        if active.rolling_ts.is_none() {
+            active.rolling_ts = Some(now_ms);
+        }
+        active.append(batches, &parsed, interval)?;
+        Ok(info)
+    }
+
+    fn maybe_roll(&mut self, len: u64, offsets: i64, now_ms: i64) -> Result<(), LogError> {
+        let max_size = self.config.segment_bytes.min(MAX_RELATIVE as u64);
+        let active = self.active();
+        if active.size == 0 {
+            return Ok(());
+        }
+        let too_big = active.size + len > max_size;
+        let too_old = active.rolling_ts.is_some_and(|t| now_ms.saturating_sub(t) >= self.config.segment_ms);
+        let too_many = active.next_offset + offsets - 1 - active.base_offset > MAX_RELATIVE;
+        if too_big || too_old || too_many {
+            self.roll()?;
+        }
+        Ok(())
+    }
+
+    /// Seals the active segment (fsync data + indexes) and starts a new one at the log end.
+    fn roll(&mut self) -> Result<(), LogError> {
+        let base = self.log_end_offset();
+        self.active_mut().flush()?;
+        let seg = Segment::create(&self.dir, base)?;
+        sync_dir(&self.dir)?;
+        tracing::debug!(dir = %self.dir.display(), base, "rolled new segment");
+        self.segments.push(seg);
+        Ok(())
+    }
+
+    /// What the flusher must fdatasync to make everything appended so far durable.
+    pub fn sync_target(&self) -> SyncTarget {
+        let active = self.active();
+        SyncTarget { file: active.file.clone(), end_offset: active.next_offset }
+    }
+
+    /// Index of the segment that may contain `offset`.
+    fn segment_index(&self, offset: i64) -> usize {
+        self.segments.partition_point(|s| s.base_offset <= offset).saturating_sub(1)
+    }
+
+    fn check_range(&self, offset: i64) -> Result<(), LogError> {
+        let (log_start, log_end) = (self.log_start_offset, self.log_end_offset());
+        if offset < log_start || offset > log_end {
+            return Err(LogError::OffsetOutOfRange { offset, log_start, log_end });
+        }
+        Ok(())
+    }
+
+    /// Reads whole batches starting with the one containing `offset`, stopping before any
+    /// batch with base offset `>= upto`, at most `max_bytes` in total except that with
+    /// `min_one` the first batch is returned whole even if larger (KIP-74). Each touched
+    /// segment is read with one pread of the whole window, then trimmed to whole batches.
+    pub fn read(&self, offset: i64, max_bytes: usize, upto: i64, min_one: bool) -> Result<Bytes, LogError> {
+        self.check_range(offset)?;
+        let mut out: Vec<u8> = Vec::new();
+        let mut cur = offset;
+        for seg in &self.segments[self.segment_index(offset)..] {
+            if cur >= seg.next_offset {
+                continue;
+            }
+            let Some((pos, first)) = seg.locate(cur)? else { continue };
+            if first.base_offset >= upto {
+                break;
+            }
+            let left_in_seg = (seg.size - pos) as usize;
+            let mut window = max_bytes.saturating_sub(out.len()).min(left_in_seg);
+            if out.is_empty() && min_one {
+                window = window.max(first.total_size());
+            }
+            if window < first.total_size() {
+                break;
+            }
+            let buf = seg.read_vec(pos, window)?;
+            let mut take = 0;
+            let mut stopped = false;
+            for item in BatchIter::new(&buf) {
+                match item {
+                    Ok((h, r)) if h.base_offset < upto => {
+                        take = r.end;
+                        cur = h.next_offset();
+                    }
+                    _ => {
+                        stopped = true;
+                        break;
+                    }
+                }
+            }
+            if out.is_empty() {
+                out = buf;
+                out.truncate(take);
+            } else {
+                out.extend_from_slice(&buf[..take]);
+            }
+            if stopped || window < left_in_seg {
+                break;
+            }
+        }
+        Ok(Bytes::from(out))
+    }
+
+    /// The bytes of the batch starting at `pos` in `seg`.
+    fn batch_at(seg: &Segment, pos: u64, h: &BatchHeader) -> Result<Bytes, LogError> {
+        Ok(Bytes::from(seg.read_vec(pos, h.total_size())?))
+    }
+
+    /// First batch (at or after the log start) whose maxTimestamp is `>= ts`.
+    pub fn batch_for_timestamp(&self, ts: i64) -> Result<Option<Bytes>, LogError> {
+        let log_start = self.log_start_offset;
+        for seg in self.segments.iter().filter(|s| s.max_timestamp >= ts) {
+            let from_offset = seg
+                .time_index
+                .lookup_before(ts)
+                .map_or(seg.base_offset, |e| seg.base_offset + i64::from(e.relative_offset))
+                .max(log_start);
+            let Some((from_pos, _)) = seg.locate(from_offset)? else { continue };
+            let mut found = None;
+            let end = seg.scan(from_pos, |_, h, bytes| {
+                if h.max_timestamp >= ts && h.last_offset() >= log_start {
+                    found = Some(Bytes::copy_from_slice(bytes));
+                    return ControlFlow::Break(());
+                }
+                ControlFlow::Continue(())
+            })?;
+            if let Some(e) = end.error {
+                return Err(e.into());
+            }
+            if found.is_some() {
+                return Ok(found);
+            }
+        }
+        Ok(None)
+    }
+
+    /// The largest timestamp in the log and the batch holding it (earliest such batch), or
+    /// `None` if the log holds no batches.
+    pub fn max_timestamp_batch(&self) -> Result<Option<(i64, Bytes)>, LogError> {
+        let mut best: Option<&Segment> = None;
+        for seg in self.segments.iter().filter(|s| s.size > 0 && s.offset_of_max_timestamp >= 0) {
+            if best.is_none_or(|b| seg.max_timestamp > b.max_timestamp) {
+                best = Some(seg);
+            }
+        }
+        let Some(seg) = best else { return Ok(None) };
+        match seg.locate(seg.offset_of_max_timestamp)? {
+            Some((pos, h)) => Ok(Some((seg.max_timestamp, Self::batch_at(seg, pos, &h)?))),
+            None => Ok(None),
+        }
+    }
+
+    /// Calls `f` for every batch header from the log start onward.
+    pub fn for_each_batch_header(&self, mut f: impl FnMut(&BatchHeader)) -> Result<(), LogError> {
+        let log_start = self.log_start_offset;
+        for seg in &self.segments {
+            let end = seg.scan(0, |_, h, _| {
+                if h.last_offset() >= log_start {
+                    f(h);
+                }
+                ControlFlow::Continue(())
+            })?;
+            if let Some(e) = end.error {
+                return Err(e.into());
+            }
+        }
+        Ok(())
+    }
+
+    /// DeleteRecords: moves the log start to `offset` (persisted durably) and deletes the
+    /// segments entirely below it. Returns the resulting log start offset.
+    pub fn advance_log_start(&mut self, offset: i64) -> Result<i64, LogError> {
+        let log_end = self.log_end_offset();
+        if offset > log_end {
+            return Err(LogError::OffsetOutOfRange { offset, log_start: self.log_start_offset, log_end });
+        }
+        if offset <= self.log_start_offset {
+            return Ok(self.log_start_offset);
+        }
+        self.set_log_start(offset)?;
+        if offset == log_end && self.active().size > 0 {
+            // Everything is deleted: start a fresh segment so the old one can go.
+            self.roll()?;
+        }
+        self.delete_segments_below_start()?;
+        Ok(self.log_start_offset)
+    }
+
+    fn set_log_start(&mut self, offset: i64) -> Result<(), LogError> {
+        // Persist first: a crash before the deletions below is harmless (they are redone
+        // on open), while deleting first could briefly expose a stale start offset.
+        write_durably(&self.dir, LOG_START_FILE, &format!("{offset}\n"))?;
+        self.log_start_offset = offset;
+        Ok(())
+    }
+
+    /// Deletes non-active segments whose data lies entirely below the log start.
+    pub(crate) fn delete_segments_below_start(&mut self) -> Result<(), LogError> {
+        let n = self.segments[..self.segments.len() - 1]
+            .iter()
+            .take_while(|s| s.next_offset <= self.log_start_offset)
+            .count();
+        self.delete_oldest(n)
+    }
+
+    fn delete_oldest(&mut self, n: usize) -> Result<(), LogError> {
+        if n == 0 {
+            return Ok(());
+        }
+        for seg in self.segments.drain(..n) {
+            tracing::info!(segment = %seg.path("log").display(), "deleting segment");
+            seg.delete()?;
+        }
+        sync_dir(&self.dir)
+    }
+
+    /// Retention: deletes the oldest non-active segments whose newest timestamp is older than
+    /// `retention.ms`, or while the log exceeds `retention.bytes`. Returns how many.
+    pub fn apply_retention(&mut self, now_ms: i64) -> Result<usize, LogError> {
+        let (ret_ms, ret_bytes) = (self.config.retention_ms, self.config.retention_bytes);
+        let mut remaining = self.size_bytes();
+        let mut n = 0;
+        for seg in &self.segments[..self.segments.len() - 1] {
+            let expired = ret_ms >= 0 && now_ms.saturating_sub(segment_timestamp(seg)) > ret_ms;
+            let oversized = ret_bytes >= 0 && remaining - seg.size >= ret_bytes as u64;
+            if !expired && !oversized {
+                break;
+            }
+            remaining -= seg.size;
+            n += 1;
+        }
+        if n == 0 {
+            return Ok(0);
+        }
+        let new_start = self.segments[n].base_offset;
+        if new_start > self.log_start_offset {
+            self.set_log_start(new_start)?;
+        }
+        self.delete_oldest(n)?;
+        Ok(n)
+    }
+
+    /// Total bytes of all segment files.
+    pub fn size_bytes(&self) -> u64 {
+        self.segments.iter().map(|s| s.size).sum()
+    }
+
+    /// Truncates so the log ends at `offset`, or at the start of the batch containing it
+    /// when `offset` is inside a batch. No-op if `offset >= log_end_offset`. Below the log
+    /// start, the log is emptied and restarted at `offset`.
+    pub fn truncate_to(&mut self, offset: i64) -> Result<(), LogError> {
+        if offset >= self.log_end_offset() {
+            return Ok(());
+        }
+        let interval = self.config.index_interval_bytes;
+        if offset < self.log_start_offset {
+            // Every segment goes (newest first), then a fresh one starts at `offset`. A crash
+            // before the checkpoint below reopens as an empty log at the old start offset.
+            let old: Vec<Segment> = self.segments.drain(..).collect();
+            for seg in old.into_iter().rev() {
+                seg.delete()?;
+            }
+            self.segments.push(Segment::create(&self.dir, offset)?);
+            sync_dir(&self.dir)?;
+            return self.set_log_start(offset);
+        }
+        // Drop whole segments at or above `offset`, newest first, keeping at least one.
+        while self.segments.len() > 1 && self.active().base_offset >= offset {
+            if let Some(seg) = self.segments.pop() {
+                seg.delete()?;
+            }
+        }
+        sync_dir(&self.dir)?;
+        let active = self.active_mut();
+        if let Some((pos, _)) = active.locate(offset)? {
+            active.truncate_at(pos, interval)?;
+        }
+        let end = self.log_end_offset();
+        if end < self.log_start_offset {
+            self.set_log_start(end)?;
+        }
+        Ok(())
+    }
+
+    /// fsyncs the active segment and writes its indexes.
+    pub fn flush(&mut self) -> Result<(), LogError> {
+        self.active_mut().flush()
+    }
+
+    /// Flushes everything and writes the clean-shutdown marker so the next open can skip
+    /// the full scan of the active segment.
+    pub fn close(mut self) -> Result<(), LogError> {
+        self.flush()?;
+        let a = self.active();
+        let contents = marker_contents(a.next_offset, a.base_offset, a.size);
+        write_durably(&self.dir, CLEAN_SHUTDOWN_FILE, &contents)
+    }
+}
+
+/// The timestamp retention.ms is measured against: the newest batch timestamp, or the file's
+/// modification time if the segment has no timestamps (as Kafka does).
+fn segment_timestamp(seg: &Segment) -> i64 {
+    if seg.max_timestamp >= 0 {
+        return seg.max_timestamp;
+    }
+    seg.file
+        .metadata()
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(i64::MAX, |d| d.as_millis() as i64)
+}

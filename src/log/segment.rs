@@ -1,0 +1,314 @@
+//! One log segment: a `.log` file of batches plus its in-memory sparse indexes.
+//!
+//! All file I/O is positional (`pread`/`pwrite` through `FileExt`), so a segment's file can be
+//! shared as `Arc<File>` with the flusher thread while the log keeps appending and reading.
+
+use std::fs::{File, OpenOptions};
+use std::ops::{ControlFlow, Range};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::batch::{BatchError, BatchHeader, BatchIter, HEADER_SIZE, batch_total_size};
+use super::index::{OffsetEntry, SparseIndex, TimeEntry};
+use super::{LogError, io_err};
+
+/// Read granularity for sequential scans (recovery, index rebuilds, header walks).
+const SCAN_CHUNK: usize = 256 * 1024;
+
+/// Largest relative offset / file position we allow, so index entries stay Kafka compatible
+/// (Kafka treats both as signed 32-bit).
+pub(crate) const MAX_RELATIVE: i64 = i32::MAX as i64;
+
+pub(crate) fn segment_path(dir: &Path, base_offset: i64, ext: &str) -> PathBuf {
+    dir.join(format!("{base_offset:020}.{ext}"))
+}
+
+/// How a [`Segment::scan`] ended.
+pub(crate) struct ScanEnd {
+    /// Position just after the last batch accepted by the callback, or of the batch at
+    /// which the callback stopped.
+    pub end: u64,
+    /// Framing error found at `end`, if the scan stopped because of one.
+    pub error: Option<BatchError>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Segment {
+    pub base_offset: i64,
+    pub dir: PathBuf,
+    pub file: Arc<File>,
+    /// Bytes of valid data; appends go here.
+    pub size: u64,
+    /// One past the last offset stored (== base_offset when empty).
+    pub next_offset: i64,
+    pub offset_index: SparseIndex<OffsetEntry>,
+    pub time_index: SparseIndex<TimeEntry>,
+    /// Largest batch maxTimestamp in the segment, -1 if none.
+    pub max_timestamp: i64,
+    /// Base offset of the batch holding `max_timestamp`.
+    pub offset_of_max_timestamp: i64,
+    bytes_since_index: u64,
+    /// Timestamp the segment.ms roll timer starts from (first append / first batch).
+    pub rolling_ts: Option<i64>,
+}
+
+impl Segment {
+    fn with_file(dir: &Path, base_offset: i64, file: File, size: u64) -> Segment {
+        Segment {
+            base_offset,
+            dir: dir.to_path_buf(),
+            file: Arc::new(file),
+            size,
+            next_offset: base_offset,
+            offset_index: SparseIndex::default(),
+            time_index: SparseIndex::default(),
+            max_timestamp: -1,
+            offset_of_max_timestamp: -1,
+            bytes_since_index: 0,
+            rolling_ts: None,
+        }
+    }
+
+    /// Creates a new empty segment. Fails if the `.log` already exists: a live segment must
+    /// never be silently overwritten. The caller fsyncs the directory.
+    pub fn create(dir: &Path, base_offset: i64) -> Result<Segment, LogError> {
+        let path = segment_path(dir, base_offset, "log");
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .map_err(io_err("create segment", &path))?;
+        for ext in ["index", "timeindex"] {
+            let p = segment_path(dir, base_offset, ext);
+            File::create(&p).map_err(io_err("create index", &p))?;
+        }
+        Ok(Segment::with_file(dir, base_offset, file, 0))
+    }
+
+    /// Opens an existing segment with empty indexes; recovery fills in the rest.
+    pub fn open(dir: &Path, base_offset: i64) -> Result<Segment, LogError> {
+        let path = segment_path(dir, base_offset, "log");
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(io_err("open segment", &path))?;
+        let size = file.metadata().map_err(io_err("stat segment", &path))?.len();
+        Ok(Segment::with_file(dir, base_offset, file, size))
+    }
+
+    pub fn path(&self, ext: &str) -> PathBuf {
+        segment_path(&self.dir, self.base_offset, ext)
+    }
+
+    pub fn relative(&self, offset: i64) -> u32 {
+        (offset - self.base_offset).clamp(0, MAX_RELATIVE) as u32
+    }
+
+    /// Reads `len` bytes at `pos` into a fresh buffer (one pread).
+    pub fn read_vec(&self, pos: u64, len: usize) -> Result<Vec<u8>, LogError> {
+        let mut buf = vec![0u8; len];
+        self.file
+            .read_exact_at(&mut buf, pos)
+            .map_err(io_err("read segment", self.path("log")))?;
+        Ok(buf)
+    }
+
+    /// Writes already offset-assigned batches at the end with a single positional write and
+    /// updates the in-memory indexes. `batches` are `(header, range in data)`.
+    pub fn append(
+        &mut self,
+        data: &[u8],
+        batches: &[(BatchHeader, Range<usize>)],
+        index_interval: u64,
+    ) -> Result<(), LogError> {
+        if let Err(source) = self.file.write_all_at(data, self.size) {
+            // Drop whatever part made it so the next append starts on a clean boundary.
+            let _ = self.file.set_len(self.size);
+            return Err(LogError::Io { op: "append to segment", path: self.path("log"), source });
+        }
+        let start = self.size;
+        for (h, range) in batches {
+            self.note_batch(start + range.start as u64, h, index_interval);
+        }
+        self.size += data.len() as u64;
+        Ok(())
+    }
+
+    /// Accounts for a batch stored at `pos`: sparse index entries, max timestamp, next offset.
+    /// Used for appends and for rebuilding indexes from the file.
+    pub fn note_batch(&mut self, pos: u64, h: &BatchHeader, index_interval: u64) {
+        if self.bytes_since_index >= index_interval && pos > 0 {
+            self.offset_index.push(OffsetEntry {
+                relative_offset: self.relative(h.base_offset),
+                position: pos as u32,
+            });
+            if self.max_timestamp >= 0 {
+                let rel = self.relative(self.offset_of_max_timestamp);
+                self.time_index.maybe_push(self.max_timestamp, rel);
+            }
+            self.bytes_since_index = 0;
+        }
+        if h.max_timestamp > self.max_timestamp {
+            self.max_timestamp = h.max_timestamp;
+            self.offset_of_max_timestamp = h.base_offset;
+        }
+        if self.rolling_ts.is_none() && h.max_timestamp >= 0 {
+            self.rolling_ts = Some(h.max_timestamp);
+        }
+        self.bytes_since_index += h.total_size() as u64;
+        self.next_offset = h.next_offset();
+    }
+
+    /// Forgets indexes and derived state, ready for [`Segment::note_batch`] from position 0.
+    pub fn reset_derived_state(&mut self) {
+        self.offset_index.clear();
+        self.time_index.clear();
+        self.max_timestamp = -1;
+        self.offset_of_max_timestamp = -1;
+        self.bytes_since_index = 0;
+        self.next_offset = self.base_offset;
+        self.rolling_ts = None;
+    }
+
+    /// Restores derived state from loaded index files before scanning the tail from the last
+    /// offset index entry (returned position).
+    pub fn adopt_indexes(&mut self, oi: SparseIndex<OffsetEntry>, ti: SparseIndex<TimeEntry>) -> u64 {
+        self.reset_derived_state();
+        if let Some(t) = ti.last() {
+            self.max_timestamp = t.timestamp;
+            self.offset_of_max_timestamp = self.base_offset + i64::from(t.relative_offset);
+        }
+        let start = oi.last().map_or(0, |e| u64::from(e.position));
+        if let Some(e) = oi.last() {
+            self.next_offset = self.base_offset + i64::from(e.relative_offset);
+        }
+        self.offset_index = oi;
+        self.time_index = ti;
+        start
+    }
+
+    /// Walks whole batches from `from` to the end of the data, reading in large chunks.
+    /// `f(position, header, batch bytes)` may stop the scan early. Stops at the first framing
+    /// error (truncated batch, bad length or magic); CRC checks are up to the callback.
+    pub fn scan<F>(&self, from: u64, mut f: F) -> Result<ScanEnd, LogError>
+    where
+        F: FnMut(u64, &BatchHeader, &[u8]) -> ControlFlow<()>,
+    {
+        let mut pos = from;
+        let mut need = SCAN_CHUNK;
+        while pos < self.size {
+            let left = (self.size - pos) as usize;
+            let buf = self.read_vec(pos, need.max(SCAN_CHUNK).min(left))?;
+            let mut iter = BatchIter::new(&buf);
+            let mut consumed = 0usize;
+            for item in iter.by_ref() {
+                match item {
+                    Ok((h, r)) => {
+                        if f(pos + r.start as u64, &h, &buf[r.clone()]).is_break() {
+                            return Ok(ScanEnd { end: pos + r.start as u64, error: None });
+                        }
+                        consumed = r.end;
+                    }
+                    Err(BatchError::Truncated) if buf.len() < left => break,
+                    Err(e) => return Ok(ScanEnd { end: pos + consumed as u64, error: Some(e) }),
+                }
+            }
+            if consumed == 0 {
+                // The batch at `pos` is larger than the chunk: read it whole next time.
+                need = match batch_total_size(&buf) {
+                    Ok(total) if total <= left => total,
+                    Ok(_) | Err(BatchError::Truncated) => {
+                        return Ok(ScanEnd { end: pos, error: Some(BatchError::Truncated) });
+                    }
+                    Err(e) => return Ok(ScanEnd { end: pos, error: Some(e) }),
+                };
+            } else {
+                need = SCAN_CHUNK;
+            }
+            pos += consumed as u64;
+        }
+        Ok(ScanEnd { end: pos, error: None })
+    }
+
+    /// Finds the batch containing `offset` (or the first batch after it): its position and
+    /// header. Starts from the sparse index and hops from header to header.
+    pub fn locate(&self, offset: i64) -> Result<Option<(u64, BatchHeader)>, LogError> {
+        let mut pos = self
+            .offset_index
+            .lookup(self.relative(offset))
+            .map_or(0, |e| u64::from(e.position));
+        while pos < self.size {
+            let len = HEADER_SIZE.min((self.size - pos) as usize);
+            let buf = self.read_vec(pos, len)?;
+            let h = BatchHeader::parse(&buf)?;
+            if h.last_offset() >= offset {
+                return Ok(Some((pos, h)));
+            }
+            pos += h.total_size() as u64;
+        }
+        Ok(None)
+    }
+
+    /// Cuts the data at `pos` (a batch boundary), fsyncs, and rebuilds the indexes.
+    pub fn truncate_at(&mut self, pos: u64, index_interval: u64) -> Result<(), LogError> {
+        let path = self.path("log");
+        self.file.set_len(pos).map_err(io_err("truncate segment", &path))?;
+        self.file.sync_all().map_err(io_err("fsync segment", &path))?;
+        self.size = pos;
+        self.rebuild_indexes(index_interval)
+    }
+
+    /// Rebuilds indexes and derived state by scanning the whole (trusted) data.
+    pub fn rebuild_indexes(&mut self, index_interval: u64) -> Result<(), LogError> {
+        self.reset_derived_state();
+        let mut seen = Vec::new();
+        let end = self.scan(0, |pos, h, _| {
+            seen.push((pos, *h));
+            ControlFlow::Continue(())
+        })?;
+        if let Some(e) = end.error {
+            return Err(e.into());
+        }
+        for (pos, h) in &seen {
+            self.note_batch(*pos, h, index_interval);
+        }
+        Ok(())
+    }
+
+    /// fsyncs the data, records the final max timestamp in the time index (so it survives a
+    /// reopen), and writes + fsyncs both index files.
+    pub fn flush(&mut self) -> Result<(), LogError> {
+        self.file.sync_data().map_err(io_err("fsync segment", self.path("log")))?;
+        if self.max_timestamp >= 0 {
+            let rel = self.relative(self.offset_of_max_timestamp);
+            self.time_index.maybe_push(self.max_timestamp, rel);
+        }
+        self.offset_index.persist(&self.path("index"))?;
+        self.time_index.persist(&self.path("timeindex"))
+    }
+
+    /// Removes the segment's files (indexes first, so a crash never leaves a `.log` whose
+    /// index is missing... which would be harmless anyway, it gets rebuilt). The caller
+    /// fsyncs the directory.
+    pub fn delete(self) -> Result<(), LogError> {
+        for ext in ["index", "timeindex", "log"] {
+            let p = self.path(ext);
+            match std::fs::remove_file(&p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_err("delete segment file", &p)(e)),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// fsyncs a directory so that file creations, renames and deletions in it are durable.
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), LogError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err("fsync directory", dir))
+}
