@@ -314,8 +314,8 @@ impl Broker {
     pub fn close(&self) {
         for topic in self.topics.all() {
             for p in topic.partitions() {
-                if let Err(e) = p.flush() {
-                    tracing::error!(topic = topic.name, partition = p.index, error = %e, "flush on shutdown failed");
+                if let Err(e) = p.close() {
+                    tracing::error!(topic = topic.name, partition = p.index, error = %e, "close on shutdown failed");
                 }
             }
         }

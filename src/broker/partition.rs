@@ -243,7 +243,14 @@ impl Partition {
         Ok(f(&mut inner.log)?)
     }
 
-    /// fsyncs everything (interval flushing and shutdown).
+    /// Clean shutdown: fsync and mark the log cleanly closed.
+    pub fn close(&self) -> Result<(), PartitionError> {
+        let mut inner = self.lock()?;
+        inner.log.close()?;
+        Ok(())
+    }
+
+    /// fsyncs everything (interval flushing).
     pub fn flush(&self) -> Result<(), PartitionError> {
         let mut inner = self.lock()?;
         inner.log.flush()?;

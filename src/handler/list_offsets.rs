@@ -79,10 +79,11 @@ pub fn handle(broker: &Broker, request: ListOffsetsRequest, version: i16) -> Lis
                         return response.with_error_code(ResponseError::UnsupportedVersion.code());
                     }
                     match lookup(&partition, p.timestamp) {
-                        Ok((timestamp, offset)) => response
-                            .with_timestamp(timestamp)
-                            .with_offset(offset)
-                            .with_leader_epoch(if offset >= 0 { LEADER_EPOCH } else { -1 }),
+                        Ok((timestamp, offset)) => {
+                            // leader_epoch exists from v4; the encoder refuses it before.
+                            let epoch = if offset >= 0 && version >= 4 { LEADER_EPOCH } else { -1 };
+                            response.with_timestamp(timestamp).with_offset(offset).with_leader_epoch(epoch)
+                        }
                         Err(e) => {
                             tracing::warn!(topic = partition.topic, partition = partition.index, error = %e, "list offsets failed");
                             response.with_error_code(e.code().code())

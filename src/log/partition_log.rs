@@ -396,8 +396,10 @@ impl PartitionLog {
     }
 
     /// Flushes everything and writes the clean-shutdown marker so the next open can skip
-    /// the full scan of the active segment.
-    pub fn close(mut self) -> Result<(), LogError> {
+    /// the full scan of the active segment. Takes `&mut self` because the log lives behind
+    /// a lock; an append after this makes the marker disagree with the files, and the next
+    /// open then recovers fully, so a stale marker is harmless.
+    pub fn close(&mut self) -> Result<(), LogError> {
         self.flush()?;
         let a = self.active();
         let contents = marker_contents(a.next_offset, a.base_offset, a.size);
