@@ -85,6 +85,15 @@ pub struct KafkaSettings {
     #[arg(long, env = "JET_SOCKET_REQUEST_MAX_BYTES", default_value_t = 100 * 1024 * 1024)]
     pub socket_request_max_bytes: u32,
 
+    /// `queued.max.request.bytes`: request bytes the broker holds at once across all
+    /// connections (at least `socket.request.max.bytes`).
+    #[arg(long, env = "JET_QUEUED_MAX_REQUEST_BYTES", default_value_t = 1 << 30)]
+    pub queued_max_request_bytes: u64,
+
+    /// `fetch.max.bytes`: most bytes one Fetch response carries, whatever the client asks.
+    #[arg(long, env = "JET_FETCH_MAX_BYTES", default_value_t = 57_671_680)]
+    pub fetch_max_bytes: i32,
+
     /// `message.max.bytes`: largest record batch accepted (topic `max.message.bytes` default).
     #[arg(long, env = "JET_MESSAGE_MAX_BYTES", default_value_t = 1_048_588)]
     pub message_max_bytes: i64,
@@ -172,6 +181,12 @@ impl BrokerConfig {
         }
     }
 
+    /// The request-memory budget: never below one maximal frame.
+    pub fn queued_request_bytes(&self) -> usize {
+        let max_frame = u64::from(self.kafka.socket_request_max_bytes);
+        usize::try_from(self.kafka.queued_max_request_bytes.max(max_frame)).unwrap_or(usize::MAX)
+    }
+
     /// Applies `--set key=value` overrides onto the typed settings.
     pub fn apply_overrides(&mut self) -> Result<(), ConfigError> {
         let overrides = std::mem::take(&mut self.kafka.overrides);
@@ -205,6 +220,8 @@ impl KafkaSettings {
             "default.replication.factor" => self.default_replication_factor = parse(key, value)?,
             "socket.request.max.bytes" => self.socket_request_max_bytes = parse(key, value)?,
             "message.max.bytes" => self.message_max_bytes = parse(key, value)?,
+            "queued.max.request.bytes" => self.queued_max_request_bytes = parse(key, value)?,
+            "fetch.max.bytes" => self.fetch_max_bytes = parse(key, value)?,
             "log.segment.bytes" => self.log_segment_bytes = parse(key, value)?,
             "log.roll.ms" => self.log_roll_ms = parse(key, value)?,
             "log.roll.hours" => self.log_roll_ms = parse::<i64>(key, value)? * 3_600_000,

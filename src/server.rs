@@ -21,12 +21,13 @@ use crate::handler;
 use crate::protocol::{self, Decoded, frame};
 
 /// Requests a connection may have in flight before the reader stops reading.
-const MAX_IN_FLIGHT: usize = 64;
+const MAX_IN_FLIGHT: usize = 16;
 
 /// Serves `listener` until `shutdown` resolves, then stops accepting, lets every
 /// connection finish the requests it has read, flushes the logs and returns.
 pub async fn run(listener: TcpListener, broker: Arc<Broker>, shutdown: impl Future<Output = ()>) {
     let (stop_tx, stop_rx) = watch::channel(false);
+    let budget = frame::MemoryBudget::new(broker.config.queued_request_bytes());
     let housekeeping = tokio::spawn(broker.clone().run_housekeeping(stop_rx.clone()));
     let mut connections = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
@@ -37,9 +38,10 @@ pub async fn run(listener: TcpListener, broker: Arc<Broker>, shutdown: impl Futu
                     let _ = stream.set_nodelay(true);
                     let broker = broker.clone();
                     let stop = stop_rx.clone();
+                    let budget = budget.clone();
                     connections.spawn(async move {
                         debug!(%peer, "connection opened");
-                        serve_connection(stream, broker, stop).await;
+                        serve_connection(stream, broker, stop, budget).await;
                         debug!(%peer, "connection closed");
                     });
                 }
@@ -67,7 +69,7 @@ pub async fn run(listener: TcpListener, broker: Arc<Broker>, shutdown: impl Futu
 
 type Pending = JoinHandle<handler::Reply>;
 
-async fn serve_connection(stream: TcpStream, broker: Arc<Broker>, mut stop: watch::Receiver<bool>) {
+async fn serve_connection(stream: TcpStream, broker: Arc<Broker>, mut stop: watch::Receiver<bool>, budget: frame::MemoryBudget) {
     let peer = stream.peer_addr().ok();
     let (mut reader, writer) = stream.into_split();
     let (tx, rx) = mpsc::channel::<Pending>(MAX_IN_FLIGHT);
@@ -75,7 +77,7 @@ async fn serve_connection(stream: TcpStream, broker: Arc<Broker>, mut stop: watc
     let max = broker.config.kafka.socket_request_max_bytes;
     loop {
         let frame = tokio::select! {
-            f = frame::read_frame(&mut reader, max) => f,
+            f = frame::read_frame(&mut reader, max, &budget) => f,
             _ = stop.changed() => break,
         };
         let frame = match frame {
@@ -86,8 +88,9 @@ async fn serve_connection(stream: TcpStream, broker: Arc<Broker>, mut stop: watc
                 break;
             }
         };
-        let correlation = protocol::peek_correlation_id(&frame);
-        let request = match protocol::decode_request(frame, handler::supported_versions) {
+        let frame::Frame { bytes, reservation } = frame;
+        let correlation = protocol::peek_correlation_id(&bytes);
+        let request = match protocol::decode_request(bytes, handler::supported_versions) {
             Ok(Decoded::Request(r)) => r,
             Ok(Decoded::UnsupportedApiVersions { correlation_id }) => {
                 let bytes = handler::api_versions::unsupported_version_response(correlation_id);
@@ -102,7 +105,14 @@ async fn serve_connection(stream: TcpStream, broker: Arc<Broker>, mut stop: watc
             }
         };
         let pending = handler::dispatch(&broker, *request).await;
-        if tx.send(tokio::spawn(pending)).await.is_err() {
+        // The frame's reservation is held until the request is answered: decoded
+        // strings and record sets share the frame's buffer.
+        let task = tokio::spawn(async move {
+            let reply = pending.await;
+            drop(reservation);
+            reply
+        });
+        if tx.send(task).await.is_err() {
             break;
         }
     }

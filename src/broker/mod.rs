@@ -24,6 +24,9 @@ use topics::{Topic, TopicRegistry};
 /// Producer ids are reserved durably in blocks of this size.
 const PRODUCER_ID_BLOCK: i64 = 1000;
 
+/// How often interval flushing (`flush.ms`) is checked.
+const HOUSEKEEPING_TICK: Duration = Duration::from_millis(100);
+
 #[derive(Debug, thiserror::Error)]
 pub enum BrokerError {
     #[error(transparent)]
@@ -266,16 +269,17 @@ impl Broker {
         Ok(id)
     }
 
-    /// Applies retention (and interval flushing) to every partition.
-    pub fn housekeeping(&self) {
+    /// Interval flushing for partitions whose `flush.ms` has elapsed since their last
+    /// flush, and (when `retention_due`) retention for every partition.
+    pub fn housekeeping(&self, retention_due: bool) {
         let now = now_ms();
         for topic in self.topics.all() {
             for p in topic.partitions() {
-                if let Ok(cfg) = p.config()
-                    && cfg.flush_interval_ms.is_some()
-                    && let Err(e) = p.flush()
-                {
+                if let Err(e) = p.flush_if_due(now) {
                     tracing::warn!(topic = topic.name, partition = p.index, error = %e, "interval flush failed");
+                }
+                if !retention_due {
+                    continue;
                 }
                 match p.with_log(|log| log.apply_retention(now)) {
                     Ok(0) => {}
@@ -286,22 +290,22 @@ impl Broker {
         }
     }
 
-    /// Periodic housekeeping until `shutdown` resolves.
+    /// Housekeeping every [`HOUSEKEEPING_TICK`] until `shutdown` changes; retention runs
+    /// every `log.retention.check.interval.ms`.
     pub async fn run_housekeeping(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
-        let interval = self
-            .config
-            .kafka
-            .log_flush_interval_ms
-            .map(|ms| ms.max(1) as u64)
-            .unwrap_or(u64::MAX)
-            .min(self.config.kafka.log_retention_check_interval_ms.max(100));
-        let mut ticker = tokio::time::interval(Duration::from_millis(interval));
+        let mut ticker = tokio::time::interval(HOUSEKEEPING_TICK);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let retention_every = Duration::from_millis(self.config.kafka.log_retention_check_interval_ms.max(1));
+        let mut last_retention = tokio::time::Instant::now();
         loop {
             tokio::select! {
                 _ = ticker.tick() => {
+                    let retention_due = last_retention.elapsed() >= retention_every;
+                    if retention_due {
+                        last_retention = tokio::time::Instant::now();
+                    }
                     let broker = self.clone();
-                    if let Err(e) = tokio::task::spawn_blocking(move || broker.housekeeping()).await {
+                    if let Err(e) = tokio::task::spawn_blocking(move || broker.housekeeping(retention_due)).await {
                         tracing::error!(error = %e, "housekeeping task failed");
                     }
                 }

@@ -49,6 +49,8 @@ struct Inner {
     log: PartitionLog,
     producers: ProducerStateTable,
     config: EffectiveTopicConfig,
+    /// When interval flushing last ran (`flush.ms`).
+    last_flush_ms: i64,
 }
 
 pub struct Partition {
@@ -102,7 +104,7 @@ impl Partition {
             topic: topic.to_string(),
             index,
             dir: dir.to_path_buf(),
-            inner: Mutex::new(Inner { log, producers, config }),
+            inner: Mutex::new(Inner { log, producers, config, last_flush_ms: 0 }),
             high_watermark,
         })
     }
@@ -250,7 +252,19 @@ impl Partition {
         Ok(())
     }
 
-    /// fsyncs everything (interval flushing).
+    /// With `flush.ms` set: fsyncs when the interval has passed since the last flush.
+    pub fn flush_if_due(&self, now_ms: i64) -> Result<(), PartitionError> {
+        let mut inner = self.lock()?;
+        let Some(interval) = inner.config.flush_interval_ms else { return Ok(()) };
+        if now_ms - inner.last_flush_ms < interval {
+            return Ok(());
+        }
+        inner.last_flush_ms = now_ms;
+        inner.log.flush()?;
+        Ok(())
+    }
+
+    /// fsyncs everything.
     pub fn flush(&self) -> Result<(), PartitionError> {
         let mut inner = self.lock()?;
         inner.log.flush()?;

@@ -138,7 +138,9 @@ pub async fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -
     let max_wait = Duration::from_millis(u64::try_from(request.max_wait_ms).unwrap_or(0));
     let deadline = tokio::time::Instant::now() + max_wait;
     let min_bytes = usize::try_from(request.min_bytes).unwrap_or(0);
-    let max_bytes = if version >= 3 { usize::try_from(request.max_bytes).unwrap_or(0) } else { usize::MAX };
+    // The broker's fetch.max.bytes caps what any client may ask for.
+    let cap = usize::try_from(broker.config.kafka.fetch_max_bytes).unwrap_or(0);
+    let max_bytes = usize::try_from(request.max_bytes).unwrap_or(0).min(cap);
 
     let results = loop {
         // Subscribe before reading so an append between the read and the wait wakes us.

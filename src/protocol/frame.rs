@@ -4,8 +4,11 @@
 //! and the buffer grows only as bytes actually arrive, so a client that declares a large
 //! frame and sends nothing costs nothing.
 
+use std::sync::Arc;
+
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// How much the frame buffer grows per read while a large frame trickles in.
 const GROWTH_STEP: usize = 1 << 20;
@@ -22,11 +25,42 @@ pub enum FrameError {
     Io(#[from] std::io::Error),
 }
 
+/// Bytes of request frames the whole broker holds at once (Kafka's
+/// `queued.max.request.bytes`). A frame's bytes are reserved before its body is read and
+/// released when its request is answered, so many connections sending large frames at
+/// once wait for each other instead of exhausting memory.
+#[derive(Clone)]
+pub struct MemoryBudget {
+    semaphore: Arc<Semaphore>,
+}
+
+impl MemoryBudget {
+    pub fn new(bytes: usize) -> Self {
+        Self { semaphore: Arc::new(Semaphore::new(bytes.min(Semaphore::MAX_PERMITS))) }
+    }
+
+    async fn reserve(&self, bytes: usize) -> Option<OwnedSemaphorePermit> {
+        let n = u32::try_from(bytes).ok()?;
+        self.semaphore.clone().acquire_many_owned(n).await.ok()
+    }
+
+    pub fn available(&self) -> usize {
+        self.semaphore.available_permits()
+    }
+}
+
+/// A request frame and its share of the [`MemoryBudget`].
+pub struct Frame {
+    pub bytes: Bytes,
+    pub reservation: Option<OwnedSemaphorePermit>,
+}
+
 /// Reads one frame. `Ok(None)` means the peer closed the connection between frames.
 pub async fn read_frame<R: AsyncRead + Unpin>(
     reader: &mut R,
     max_size: u32,
-) -> Result<Option<Bytes>, FrameError> {
+    budget: &MemoryBudget,
+) -> Result<Option<Frame>, FrameError> {
     let mut size_bytes = [0u8; 4];
     let mut got = 0;
     while got < 4 {
@@ -48,6 +82,7 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
         return Err(FrameError::TooLarge { size, max: max_size });
     }
     let size = size as usize;
+    let reservation = budget.reserve(size).await;
     let mut buf = BytesMut::with_capacity(size.min(GROWTH_STEP));
     while buf.len() < size {
         if buf.capacity() == buf.len() {
@@ -60,7 +95,7 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
             return Err(FrameError::Truncated { received: buf.len(), expected: size });
         }
     }
-    Ok(Some(buf.freeze()))
+    Ok(Some(Frame { bytes: buf.freeze(), reservation }))
 }
 
 #[cfg(test)]
@@ -69,7 +104,7 @@ mod tests {
 
     async fn read(bytes: &[u8], max: u32) -> Result<Option<Bytes>, FrameError> {
         let mut r = bytes;
-        read_frame(&mut r, max).await
+        Ok(read_frame(&mut r, max, &MemoryBudget::new(1 << 20)).await?.map(|f| f.bytes))
     }
 
     #[tokio::test]
@@ -77,9 +112,14 @@ mod tests {
         let mut data = vec![0, 0, 0, 3, b'a', b'b', b'c', 0, 0, 0, 0];
         data.extend_from_slice(&[]);
         let mut r = &data[..];
-        assert_eq!(read_frame(&mut r, 10).await.unwrap().unwrap(), Bytes::from_static(b"abc"));
-        assert_eq!(read_frame(&mut r, 10).await.unwrap().unwrap().len(), 0);
-        assert!(read_frame(&mut r, 10).await.unwrap().is_none());
+        let budget = MemoryBudget::new(100);
+        let frame = read_frame(&mut r, 10, &budget).await.unwrap().unwrap();
+        assert_eq!(frame.bytes, Bytes::from_static(b"abc"));
+        assert_eq!(budget.available(), 97);
+        drop(frame);
+        assert_eq!(budget.available(), 100);
+        assert_eq!(read_frame(&mut r, 10, &budget).await.unwrap().unwrap().bytes.len(), 0);
+        assert!(read_frame(&mut r, 10, &budget).await.unwrap().is_none());
     }
 
     #[tokio::test]
