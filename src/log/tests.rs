@@ -258,11 +258,11 @@ fn retention_by_time_and_size() {
         append(&mut log, 1, ts); // one batch per segment
     }
     assert_eq!(segment_files(dir.path()), 4);
-    assert_eq!(log.apply_retention(1100).expect("retention"), 0);
-    assert_eq!(log.apply_retention(1250).expect("retention"), 2);
+    assert_eq!(log.apply_retention(1100, i64::MAX).expect("retention"), 0);
+    assert_eq!(log.apply_retention(1250, i64::MAX).expect("retention"), 2);
     assert_eq!(log.log_start_offset(), 2);
     // The active segment is never deleted, even when expired.
-    assert_eq!(log.apply_retention(100_000).expect("retention"), 1);
+    assert_eq!(log.apply_retention(100_000, i64::MAX).expect("retention"), 1);
     assert_eq!((segment_files(dir.path()), log.log_start_offset()), (1, 3));
 
     let dir = tempfile::tempdir().expect("tempdir");
@@ -271,7 +271,7 @@ fn retention_by_time_and_size() {
     for ts in 0..5 {
         append(&mut log, 1, ts);
     }
-    assert_eq!(log.apply_retention(0).expect("retention"), 3);
+    assert_eq!(log.apply_retention(0, i64::MAX).expect("retention"), 3);
     assert_eq!((log.size_bytes(), log.log_start_offset()), (one * 2, 3));
     drop(log);
     let log = open(dir.path(), c);
