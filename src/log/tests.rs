@@ -367,3 +367,15 @@ async fn flusher_syncs_the_active_segment() {
     assert_eq!(flusher.sync(log.sync_target()).await.expect("sync"), 3);
     assert_eq!(flusher.fsync_count(), 1);
 }
+
+#[test]
+fn open_creates_missing_ancestors_durably() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let nested = dir.path().join("a").join("b").join("topic-0");
+    let mut log = open(&nested, cfg());
+    append(&mut log, 2, 1);
+    drop(log);
+    // Reopened without a clean close: recovery (and its fsync of the tail) runs.
+    let log = open(&nested, cfg());
+    assert_eq!(log.log_end_offset(), 2);
+}
