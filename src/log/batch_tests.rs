@@ -266,11 +266,9 @@ fn fuzz_validate_never_panics() {
             Err(_) => rejected += 1,
         }
         // The storage-side parsers must not panic on it either.
-        for item in BatchIter::new(&b) {
-            if let Ok((h, r)) = item {
-                let _ = verify_crc(&b[r]);
-                let _ = (h.last_offset(), h.compression(), h.timestamp_type());
-            }
+        for (h, r) in BatchIter::new(&b).map_while(Result::ok) {
+            let _ = verify_crc(&b[r]);
+            let _ = (h.last_offset(), h.compression(), h.timestamp_type());
         }
     }
     assert!(accepted > 0 && rejected > 0, "accepted {accepted}, rejected {rejected}");
