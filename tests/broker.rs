@@ -216,3 +216,49 @@ async fn hostile_frames_close_only_their_connection() {
     }
     broker.stop().await;
 }
+
+/// An `acks=all` produce whose `timeout_ms` expires before the fsync still becomes
+/// visible: giving up waiting must not cancel the high-watermark advance.
+#[tokio::test]
+async fn timed_out_acks_all_still_advances_high_watermark() {
+    let broker = TestBroker::start(&[]).await;
+    let mut c = broker.client().await;
+    create(&mut c, "to", 1).await;
+    // ~16 MiB of fresh data so that the fsync reliably outlasts a zero timeout.
+    let mut data = BytesMut::new();
+    for b in 0..16 {
+        let recs: Vec<Record> = (0..4)
+            .map(|i| Record {
+                transactional: false,
+                control: false,
+                partition_leader_epoch: -1,
+                producer_id: -1,
+                producer_epoch: -1,
+                timestamp_type: TimestampType::Creation,
+                offset: i,
+                sequence: -1,
+                timestamp: 1_700_000_000_000,
+                key: None,
+                value: Some(Bytes::from(vec![b as u8 ^ i as u8; 250_000])),
+                headers: Default::default(),
+                delete_horizon: false,
+            })
+            .collect();
+        RecordBatchEncoder::encode(&mut data, &recs, &RecordEncodeOptions { version: 2, compression: Compression::None }).unwrap();
+    }
+    let req = produce_request("to", 0, -1, data.freeze()).with_timeout_ms(0);
+    let r: ProduceResponse = c.call(ApiKey::Produce, 9, &req).await;
+    let code = r.responses[0].partition_responses[0].error_code;
+    assert!(code == 0 || code == ResponseError::RequestTimedOut.code(), "{code}");
+    // No further writes: the high watermark must still reach 64.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let n = fetch_all(&mut c, "to").await.len();
+        if n == 64 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "high watermark stuck: {n} of 64 records visible (produce code {code})");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    broker.stop().await;
+}

@@ -281,7 +281,7 @@ impl Broker {
                 if !retention_due {
                     continue;
                 }
-                match p.with_log(|log| log.apply_retention(now)) {
+                match p.apply_retention(now) {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(topic = topic.name, partition = p.index, segments = n, "retention deleted segments"),
                     Err(e) => tracing::warn!(topic = topic.name, partition = p.index, error = %e, "retention failed"),

@@ -15,7 +15,7 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::ResponseError;
 use tokio::sync::watch;
 
-use crate::broker::producer_state::{BatchMeta, ProducerStateTable, SeqCheck, next_seq};
+use crate::broker::producer_state::{BatchMeta, ProducerStateTable, SeqCheck, add_seq, next_seq};
 use crate::broker::topic_config::EffectiveTopicConfig;
 use crate::log::batch::{self, BatchHeader};
 use crate::log::{Flusher, LogError, PartitionLog, SyncTarget};
@@ -71,8 +71,10 @@ pub enum Appended {
         /// when the topic flushes on an interval instead.
         sync: Option<SyncTarget>,
     },
-    /// A retried batch already in the log.
-    Duplicate { base_offset: i64, log_start_offset: i64 },
+    /// A retried batch already in the log. `sync` is set while the original is not yet
+    /// covered by the high watermark: the retry must then wait for the same fsync as the
+    /// original (which may still be running, or may have failed).
+    Duplicate { base_offset: i64, log_start_offset: i64, sync: Option<SyncTarget> },
 }
 
 /// Bytes read for a fetch, with the partition's offsets at that moment.
@@ -90,7 +92,7 @@ impl Partition {
             if h.producer_id >= 0 && !h.is_control() {
                 let meta = BatchMeta {
                     first_seq: h.base_sequence,
-                    last_seq: h.base_sequence.wrapping_add(h.last_offset_delta),
+                    last_seq: add_seq(h.base_sequence, h.last_offset_delta),
                     first_offset: h.base_offset,
                     last_offset: h.last_offset(),
                 };
@@ -155,7 +157,12 @@ impl Partition {
             match check_sequences(&inner.producers, headers) {
                 SeqCheck::Append => {}
                 SeqCheck::Duplicate(meta) if headers.len() == 1 && first.producer_id >= 0 => {
-                    return Ok(Appended::Duplicate { base_offset: meta.first_offset, log_start_offset });
+                    if inner.log.has_failed() {
+                        return Err(LogError::StorageFailed.into());
+                    }
+                    let durable = meta.last_offset < self.high_watermark();
+                    let sync = (!durable && inner.config.flush_interval_ms.is_none()).then(|| inner.log.sync_target());
+                    return Ok(Appended::Duplicate { base_offset: meta.first_offset, log_start_offset, sync });
                 }
                 SeqCheck::Duplicate(_) => {
                     return Err(PartitionError::Rejected(ResponseError::DuplicateSequenceNumber));
@@ -181,7 +188,7 @@ impl Partition {
             if h.producer_id >= 0 && !h.is_control() {
                 let meta = BatchMeta {
                     first_seq: h.base_sequence,
-                    last_seq: h.base_sequence.wrapping_add(h.last_offset_delta),
+                    last_seq: add_seq(h.base_sequence, h.last_offset_delta),
                     first_offset: offset,
                     last_offset: last,
                 };
@@ -239,6 +246,13 @@ impl Partition {
         Ok(ReadResult { records, high_watermark, log_start_offset })
     }
 
+    /// Retention (see [`PartitionLog::apply_retention`]), bounded by the high watermark.
+    pub fn apply_retention(&self, now_ms: i64) -> Result<usize, PartitionError> {
+        let mut inner = self.lock()?;
+        let high_watermark = self.high_watermark();
+        Ok(inner.log.apply_retention(now_ms, high_watermark)?)
+    }
+
     /// Runs `f` with the log locked (ListOffsets, DeleteRecords, retention).
     pub fn with_log<T>(&self, f: impl FnOnce(&mut PartitionLog) -> Result<T, LogError>) -> Result<T, PartitionError> {
         let mut inner = self.lock()?;
@@ -279,7 +293,7 @@ impl Partition {
 /// batches before it in the same request.
 fn check_sequences(table: &ProducerStateTable, headers: &[BatchHeader]) -> SeqCheck {
     let first = &headers[0];
-    let last_seq = |h: &BatchHeader| h.base_sequence.wrapping_add(h.last_offset_delta);
+    let last_seq = |h: &BatchHeader| add_seq(h.base_sequence, h.last_offset_delta);
     let verdict = table.check(first.producer_id, first.producer_epoch, first.base_sequence, last_seq(first));
     if verdict != SeqCheck::Append {
         return verdict;
@@ -296,3 +310,7 @@ fn check_sequences(table: &ProducerStateTable, headers: &[BatchHeader]) -> SeqCh
     }
     SeqCheck::Append
 }
+
+#[cfg(test)]
+#[path = "partition_tests.rs"]
+mod tests;

@@ -48,6 +48,17 @@ pub fn next_seq(seq: i32) -> i32 {
     if seq == i32::MAX { 0 } else { seq + 1 }
 }
 
+/// `seq + delta` wrapping from `i32::MAX` to 0 (Kafka's `DefaultRecordBatch.incrementSequence`):
+/// the last sequence of a batch with base sequence `seq` and lastOffsetDelta `delta`.
+/// (`i32::wrapping_add` would wrap to `i32::MIN` instead, which no producer ever sends.)
+pub fn add_seq(seq: i32, delta: i32) -> i32 {
+    if delta > 0 && seq > i32::MAX - delta {
+        delta - (i32::MAX - seq) - 1
+    } else {
+        seq.wrapping_add(delta)
+    }
+}
+
 impl ProducerStateTable {
     /// Checks a batch of `producer_id`/`epoch` covering sequences `first_seq..=last_seq`.
     pub fn check(&self, producer_id: i64, epoch: i16, first_seq: i32, last_seq: i32) -> SeqCheck {
@@ -131,6 +142,17 @@ mod tests {
         assert_eq!(t.check(-1, -1, -1, -1), SeqCheck::Append);
         // Unknown producer may start anywhere.
         assert_eq!(t.check(8, 3, 42, 43), SeqCheck::Append);
+    }
+
+    #[test]
+    fn add_seq_wraps_to_zero() {
+        assert_eq!(add_seq(5, 3), 8);
+        assert_eq!(add_seq(i32::MAX, 0), i32::MAX);
+        assert_eq!(add_seq(i32::MAX, 1), 0);
+        assert_eq!(add_seq(i32::MAX - 1, 2), 0);
+        assert_eq!(add_seq(i32::MAX - 1, 5), 3);
+        assert_eq!(add_seq(0, i32::MAX), i32::MAX);
+        assert_eq!(add_seq(1, i32::MAX), 0);
     }
 
     #[test]

@@ -18,14 +18,15 @@ const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
 const LATEST_TIERED: i64 = -5;
 
-/// `(timestamp, offset)` of the first record in `batch` that satisfies `pick`, below `upto`.
-fn find_record(batch: Bytes, upto: i64, pick: impl Fn(i64) -> bool) -> Result<Option<(i64, i64)>, LogError> {
+/// `(timestamp, offset)` of the first record in `batch` with an offset in `range` (log start
+/// to high watermark: a batch may straddle either) that satisfies `pick`.
+fn find_record(batch: Bytes, range: std::ops::Range<i64>, pick: impl Fn(i64) -> bool) -> Result<Option<(i64, i64)>, LogError> {
     let mut buf = batch;
     let set = RecordBatchDecoder::decode(&mut buf).map_err(|e| LogError::Decode(format!("{e:#}")))?;
     Ok(set
         .records
         .iter()
-        .filter(|r| r.offset < upto && !r.control)
+        .filter(|r| range.contains(&r.offset) && !r.control)
         .find(|r| pick(r.timestamp))
         .map(|r| (r.timestamp, r.offset)))
 }
@@ -37,13 +38,13 @@ fn lookup(partition: &Partition, timestamp: i64) -> Result<(i64, i64), Partition
         EARLIEST | EARLIEST_LOCAL => (-1, log_start),
         MAX_TIMESTAMP => partition
             .with_log(|log| match log.max_timestamp_batch()? {
-                Some((max, batch)) => find_record(batch, hw, |ts| ts == max),
+                Some((max, batch)) => find_record(batch, log_start..hw, |ts| ts == max),
                 None => Ok(None),
             })?
             .unwrap_or((-1, -1)),
         ts => partition
             .with_log(|log| match log.batch_for_timestamp(ts)? {
-                Some(batch) => find_record(batch, hw, |t| t >= ts),
+                Some(batch) => find_record(batch, log_start..hw, |t| t >= ts),
                 None => Ok(None),
             })?
             .unwrap_or((-1, -1)),
@@ -95,4 +96,38 @@ pub fn handle(broker: &Broker, request: ListOffsetsRequest, version: i16) -> Lis
         })
         .collect();
     ListOffsetsResponse::default().with_topics(topics)
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::BytesMut;
+    use kafka_protocol::records::Compression;
+
+    use super::*;
+    use crate::broker::topic_config::EffectiveTopicConfig;
+    use crate::log::test_util::producer_batch;
+    use crate::log::{LogConfig, validate_produced_batches};
+
+    #[test]
+    fn timestamp_lookup_never_returns_an_offset_below_log_start() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = EffectiveTopicConfig {
+            log: LogConfig::default(),
+            max_message_bytes: 1 << 20,
+            log_append_time: false,
+            flush_interval_ms: None,
+        };
+        let p = Partition::open("t", 0, dir.path(), config).expect("open");
+        // One batch, offsets 0..=3, timestamps 100..=103.
+        let b = producer_batch(4, 100, 10, Compression::None, (-1, -1, -1));
+        let headers = validate_produced_batches(&b, 1 << 20).expect("valid");
+        p.append(BytesMut::from(&b[..]), &headers, 1).expect("append");
+        p.flush().expect("flush");
+        // DeleteRecords into the middle of the batch.
+        assert_eq!(p.with_log(|log| log.advance_log_start(2)).expect("delete records"), 2);
+        assert_eq!(lookup(&p, 100).expect("lookup"), (102, 2));
+        assert_eq!(lookup(&p, 103).expect("lookup"), (103, 3));
+        assert_eq!(lookup(&p, 104).expect("lookup"), (-1, -1));
+        assert_eq!(lookup(&p, EARLIEST).expect("lookup"), (-1, 2));
+    }
 }

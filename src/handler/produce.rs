@@ -113,13 +113,19 @@ pub fn start(broker: Arc<Broker>, request: ProduceRequest, to: ReplyTo) -> Pendi
                         waits.push(AwaitingSync { topic: ti, partition: pi, target, log: partition.clone() });
                     }
                 }
-                Ok(Appended::Duplicate { base_offset, log_start_offset }) => partitions.push(
-                    PartitionProduceResponse::default()
-                        .with_index(index)
-                        .with_base_offset(base_offset)
-                        .with_log_append_time_ms(-1)
-                        .with_log_start_offset(log_start_offset),
-                ),
+                Ok(Appended::Duplicate { base_offset, log_start_offset, sync }) => {
+                    partitions.push(
+                        PartitionProduceResponse::default()
+                            .with_index(index)
+                            .with_base_offset(base_offset)
+                            .with_log_append_time_ms(-1)
+                            .with_log_start_offset(log_start_offset),
+                    );
+                    // The original is not durable yet: the retry waits for the same fsync.
+                    if let Some(target) = sync {
+                        waits.push(AwaitingSync { topic: ti, partition: pi, target, log: partition.clone() });
+                    }
+                }
                 Err(e) => partitions.push(partition_error(index, Some(e.code()), Some(e.to_string()))),
             }
         }
@@ -152,15 +158,21 @@ pub fn start(broker: Arc<Broker>, request: ProduceRequest, to: ReplyTo) -> Pendi
     Box::pin(async move {
         let commits = waits.into_iter().map(|wait| {
             let broker = broker.clone();
+            // The commit runs in its own task: when `timeout_ms` expires only the waiting
+            // stops, the high watermark still advances once the fsync completes.
+            let log = wait.log;
+            let target = wait.target;
+            let commit = tokio::spawn(async move { log.commit(&broker.flusher, target).await });
             async move {
-                let outcome = tokio::time::timeout(timeout, wait.log.commit(&broker.flusher, wait.target)).await;
+                let outcome = tokio::time::timeout(timeout, commit).await;
                 (wait.topic, wait.partition, outcome)
             }
         });
         for (ti, pi, outcome) in futures::future::join_all(commits).await {
             let failure = match outcome {
-                Ok(Ok(())) => None,
-                Ok(Err(e)) => Some((e.code(), e.to_string())),
+                Ok(Ok(Ok(()))) => None,
+                Ok(Ok(Err(e))) => Some((e.code(), e.to_string())),
+                Ok(Err(join)) => Some((ResponseError::KafkaStorageError, format!("fsync task failed: {join}"))),
                 Err(_elapsed) => Some((ResponseError::RequestTimedOut, "fsync did not finish within timeout_ms".into())),
             };
             if let Some((code, msg)) = failure {

@@ -173,3 +173,103 @@ fn iterates_stored_batches() {
     assert!(it.next().is_none());
     assert_eq!(it.position(), first);
 }
+
+/// xorshift64*: deterministic, dependency-free randomness for the fuzz test below.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+/// Mutates `b` in one of several hostile ways.
+fn mutate(rng: &mut Rng, b: &mut Vec<u8>) {
+    const INTS: [i32; 8] = [0, -1, 1, i32::MIN, i32::MAX, 49, 61, 0x7fff_fff0];
+    match rng.below(7) {
+        0 => {
+            let i = rng.below(b.len());
+            if let Some(x) = b.get_mut(i) {
+                *x ^= 1 << rng.below(8);
+            }
+        }
+        1 => {
+            let i = rng.below(b.len());
+            if let Some(x) = b.get_mut(i) {
+                *x = [0x00, 0xff, 0x7f, 0x80, 0x01][rng.below(5)];
+            }
+        }
+        2 => {
+            let i = rng.below(b.len().saturating_sub(4));
+            let v = INTS[rng.below(INTS.len())].to_be_bytes();
+            if let Some(dst) = b.get_mut(i..i + 4) {
+                dst.copy_from_slice(&v);
+            }
+        }
+        3 => b.truncate(rng.below(b.len())),
+        4 => {
+            let extra = rng.below(64);
+            b.extend((0..extra).map(|_| rng.next() as u8));
+        }
+        5 => {
+            // A run of varint continuation bytes somewhere in the records.
+            let i = HEADER_SIZE + rng.below(b.len().saturating_sub(HEADER_SIZE));
+            for x in b.iter_mut().skip(i).take(1 + rng.below(12)) {
+                *x = 0xff;
+            }
+        }
+        _ => {
+            // A header field the CRC does not cover, or the batch length.
+            let at = [0usize, 8, 12][rng.below(3)];
+            let v = INTS[rng.below(INTS.len())].to_be_bytes();
+            if let Some(dst) = b.get_mut(at..at + 4) {
+                dst.copy_from_slice(&v);
+            }
+        }
+    }
+}
+
+#[test]
+fn fuzz_validate_never_panics() {
+    let codecs = [Compression::None, Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd];
+    let seeds: Vec<Vec<u8>> = codecs
+        .iter()
+        .flat_map(|&c| [batch_sized(3, 7, 5, c), batch_sized(1, 7, 0, c)])
+        .chain([[batch(2, 1), batch(1, 2)].concat()])
+        .collect();
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let (mut accepted, mut rejected) = (0, 0);
+    for round in 0..100_000 {
+        let mut b = seeds[round % seeds.len()].clone();
+        for _ in 0..1 + rng.below(3) {
+            mutate(&mut rng, &mut b);
+        }
+        // Usually re-seal the CRC so the mutation reaches record parsing / decompression.
+        if rng.below(4) != 0 && b.len() >= HEADER_SIZE {
+            fix_crc(&mut b);
+        }
+        match validate_produced_batches(&b, MAX) {
+            Ok(headers) => {
+                accepted += 1;
+                // Whatever validation accepts must frame exactly as stored batches.
+                let framed: Vec<BatchHeader> = BatchIter::new(&b).map(|r| r.expect("accepted batch frames").0).collect();
+                assert_eq!(framed, headers);
+                assert_eq!(headers.iter().map(BatchHeader::total_size).sum::<usize>(), b.len());
+                assert!(headers.iter().all(|h| h.records_count > 0 && h.last_offset_delta == h.records_count - 1));
+            }
+            Err(_) => rejected += 1,
+        }
+        // The storage-side parsers must not panic on it either.
+        for (h, r) in BatchIter::new(&b).map_while(Result::ok) {
+            let _ = verify_crc(&b[r]);
+            let _ = (h.last_offset(), h.compression(), h.timestamp_type());
+        }
+    }
+    assert!(accepted > 0 && rejected > 0, "accepted {accepted}, rejected {rejected}");
+}

@@ -8,7 +8,7 @@
 
 use std::fs::File;
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
 
 use tokio::sync::oneshot;
@@ -20,9 +20,16 @@ use super::LogError;
 pub struct SyncTarget {
     pub file: Arc<File>,
     pub end_offset: i64,
+    /// The owning log's "an fsync failed" flag. After a failed fsync the kernel may have
+    /// dropped the dirty pages and a later fsync of the same (or the next) file succeeds,
+    /// so success may never again be reported for that log: the flusher sets this flag on
+    /// failure and refuses every later request carrying it.
+    pub failed: Arc<AtomicBool>,
 }
 
 type Reply = oneshot::Sender<Result<i64, LogError>>;
+/// A request waiting on a file: its end offset, its log's failure flag, its reply.
+type Waiter = (i64, Arc<AtomicBool>, Reply);
 
 /// Handle to the group-commit thread; cheap to clone. The thread exits when every handle
 /// is dropped.
@@ -74,18 +81,24 @@ fn run(rx: mpsc::Receiver<(SyncTarget, Reply)>, fsyncs: Arc<AtomicU64>) {
         let mut round = vec![first];
         round.extend(rx.try_iter());
         // Distinct files of this round, each with the requests waiting on it.
-        let mut groups: Vec<(Arc<File>, Vec<(i64, Reply)>)> = Vec::new();
+        let mut groups: Vec<(Arc<File>, Vec<Waiter>)> = Vec::new();
         for (target, reply) in round {
+            let waiter = (target.end_offset, target.failed, reply);
             match groups.iter_mut().find(|(f, _)| Arc::ptr_eq(f, &target.file)) {
-                Some((_, waiters)) => waiters.push((target.end_offset, reply)),
-                None => groups.push((target.file, vec![(target.end_offset, reply)])),
+                Some((_, waiters)) => waiters.push(waiter),
+                None => groups.push((target.file, vec![waiter])),
             }
         }
         for (file, waiters) in groups {
             let result = file.sync_data();
             fsyncs.fetch_add(1, Ordering::Relaxed);
-            for (end_offset, reply) in waiters {
+            for (end_offset, failed, reply) in waiters {
+                if result.is_err() {
+                    // Set before any reply goes out, so no later round can report success.
+                    failed.store(true, Ordering::SeqCst);
+                }
                 let r = match &result {
+                    Ok(()) if failed.load(Ordering::SeqCst) => Err(LogError::StorageFailed),
                     Ok(()) => Ok(end_offset),
                     // io::Error is not Clone: give each waiter an equivalent error.
                     Err(e) => Err(LogError::Io {
@@ -116,7 +129,7 @@ mod tests {
         let mut set = tokio::task::JoinSet::new();
         for i in 0..N {
             let f = flusher.clone();
-            let target = SyncTarget { file: file.clone(), end_offset: i as i64 };
+            let target = SyncTarget { file: file.clone(), end_offset: i as i64, failed: Default::default() };
             set.spawn(async move { f.sync(target).await });
         }
         let mut done = 0;
@@ -135,8 +148,8 @@ mod tests {
         let flusher = Flusher::start();
         let a = Arc::new(tempfile::tempfile().expect("a"));
         let b = Arc::new(tempfile::tempfile().expect("b"));
-        let ra = flusher.sync(SyncTarget { file: a, end_offset: 3 }).await.expect("a");
-        let rb = flusher.sync(SyncTarget { file: b, end_offset: 5 }).await.expect("b");
+        let ra = flusher.sync(SyncTarget { file: a, end_offset: 3, failed: Default::default() }).await.expect("a");
+        let rb = flusher.sync(SyncTarget { file: b, end_offset: 5, failed: Default::default() }).await.expect("b");
         assert_eq!((ra, rb), (3, 5));
         assert_eq!(flusher.fsync_count(), 2);
     }

@@ -28,7 +28,7 @@ mod recovery;
 mod segment;
 
 #[cfg(test)]
-mod test_util;
+pub(crate) mod test_util;
 #[cfg(test)]
 mod tests;
 
@@ -98,6 +98,8 @@ pub enum LogError {
     Decode(String),
     #[error("the flusher thread has stopped")]
     FlusherStopped,
+    #[error("an earlier fsync of this log failed; it accepts no writes until reopened")]
+    StorageFailed,
 }
 
 /// Builds a closure turning an `io::Error` into [`LogError::Io`] with context.

@@ -2,6 +2,8 @@
 
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 
@@ -36,6 +38,10 @@ pub struct PartitionLog {
     /// Sorted by base offset; never empty; the last one is the active segment.
     segments: Vec<Segment>,
     log_start_offset: i64,
+    /// Set once any fsync of this log failed (here or in the flusher): the page cache may
+    /// have dropped unwritten data, so the log refuses appends and the flusher refuses to
+    /// declare anything durable until the log is reopened (and recovered).
+    failed: Arc<AtomicBool>,
 }
 
 impl PartitionLog {
@@ -45,7 +51,7 @@ impl PartitionLog {
     }
 
     pub(crate) fn from_parts(dir: PathBuf, config: LogConfig, segments: Vec<Segment>, log_start_offset: i64) -> Self {
-        PartitionLog { dir, config, segments, log_start_offset }
+        PartitionLog { dir, config, segments, log_start_offset, failed: Arc::default() }
     }
 
     pub fn config(&self) -> &LogConfig {
@@ -80,6 +86,9 @@ impl PartitionLog {
     /// exceed `segment.bytes`, is older than `segment.ms`, or the offsets would not fit its
     /// 32-bit relative index. One write to the page cache; no fsync.
     pub fn append(&mut self, batches: &mut [u8], now_ms: i64) -> Result<AppendInfo, LogError> {
+        if self.has_failed() {
+            return Err(LogError::StorageFailed);
+        }
         let mut parsed = Vec::new();
         for item in BatchIter::new(batches) {
             parsed.push(item?);
@@ -127,10 +136,27 @@ impl PartitionLog {
         Ok(())
     }
 
+    /// Whether an fsync of this log has failed (see [`LogError::StorageFailed`]).
+    pub fn has_failed(&self) -> bool {
+        self.failed.load(Ordering::SeqCst)
+    }
+
+    /// fsyncs the active segment, remembering a failure for good.
+    fn flush_active(&mut self) -> Result<(), LogError> {
+        if self.has_failed() {
+            return Err(LogError::StorageFailed);
+        }
+        let r = self.active_mut().flush();
+        if r.is_err() {
+            self.failed.store(true, Ordering::SeqCst);
+        }
+        r
+    }
+
     /// Seals the active segment (fsync data + indexes) and starts a new one at the log end.
     fn roll(&mut self) -> Result<(), LogError> {
         let base = self.log_end_offset();
-        self.active_mut().flush()?;
+        self.flush_active()?;
         let seg = Segment::create(&self.dir, base)?;
         sync_dir(&self.dir)?;
         tracing::debug!(dir = %self.dir.display(), base, "rolled new segment");
@@ -141,7 +167,7 @@ impl PartitionLog {
     /// What the flusher must fdatasync to make everything appended so far durable.
     pub fn sync_target(&self) -> SyncTarget {
         let active = self.active();
-        SyncTarget { file: active.file.clone(), end_offset: active.next_offset }
+        SyncTarget { file: active.file.clone(), end_offset: active.next_offset, failed: self.failed.clone() }
     }
 
     /// Index of the segment that may contain `offset`.
@@ -323,12 +349,17 @@ impl PartitionLog {
     }
 
     /// Retention: deletes the oldest non-active segments whose newest timestamp is older than
-    /// `retention.ms`, or while the log exceeds `retention.bytes`. Returns how many.
-    pub fn apply_retention(&mut self, now_ms: i64) -> Result<usize, LogError> {
+    /// `retention.ms`, or while the log exceeds `retention.bytes`. Returns how many. Only
+    /// segments entirely below `upto` (the high watermark) are candidates, as in Kafka:
+    /// the log start must never pass data consumers cannot see yet.
+    pub fn apply_retention(&mut self, now_ms: i64, upto: i64) -> Result<usize, LogError> {
         let (ret_ms, ret_bytes) = (self.config.retention_ms, self.config.retention_bytes);
         let mut remaining = self.size_bytes();
         let mut n = 0;
         for seg in &self.segments[..self.segments.len() - 1] {
+            if seg.next_offset > upto {
+                break;
+            }
             let expired = ret_ms >= 0 && now_ms.saturating_sub(segment_timestamp(seg)) > ret_ms;
             let oversized = ret_bytes >= 0 && remaining - seg.size >= ret_bytes as u64;
             if !expired && !oversized {
@@ -392,7 +423,7 @@ impl PartitionLog {
 
     /// fsyncs the active segment and writes its indexes.
     pub fn flush(&mut self) -> Result<(), LogError> {
-        self.active_mut().flush()
+        self.flush_active()
     }
 
     /// Flushes everything and writes the clean-shutdown marker so the next open can skip

@@ -180,8 +180,22 @@ fn list_segments(dir: &Path) -> Result<Vec<i64>, LogError> {
 }
 
 /// Opens (creating if needed) and recovers the partition directory.
-pub(crate) fn open(dir: &Path, config: LogConfig) -> Result<PartitionLog, LogError> {
+/// Creates `dir` and any missing ancestors, fsyncing each new directory's parent so the
+/// new entries survive a power loss (fsyncing files inside `dir` does not make `dir`
+/// itself durable).
+fn create_dir_durably(dir: &Path) -> Result<(), LogError> {
+    let missing: Vec<&Path> = dir.ancestors().take_while(|d| !d.as_os_str().is_empty() && !d.exists()).collect();
     std::fs::create_dir_all(dir).map_err(io_err("create log directory", dir))?;
+    for created in missing.iter().rev() {
+        if let Some(parent) = created.parent().filter(|p| !p.as_os_str().is_empty()) {
+            sync_dir(parent)?;
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn open(dir: &Path, config: LogConfig) -> Result<PartitionLog, LogError> {
+    create_dir_durably(dir)?;
     let interval = config.index_interval_bytes;
 
     let marker_path = dir.join(CLEAN_SHUTDOWN_FILE);
@@ -211,12 +225,15 @@ pub(crate) fn open(dir: &Path, config: LogConfig) -> Result<PartitionLog, LogErr
     // Older segments: cheap tail check. The last one: full scan unless the marker vouches.
     let count = segments.len();
     let mut keep = count;
+    // Whether the clean-shutdown marker vouched for the last segment.
+    let mut clean = marker.is_some();
     for (i, seg) in segments.iter_mut().enumerate() {
         let last = i + 1 == count;
         let mut outcome = recover_segment(seg, last && marker.is_none(), interval)?;
         if last && let Some(m) = &marker {
             if *m != marker_contents(seg.next_offset, seg.base_offset, seg.size) {
                 tracing::warn!(dir = %dir.display(), "clean-shutdown marker does not match the log; running recovery");
+                clean = false;
                 outcome = recover_segment(seg, true, interval)?;
             }
         }
@@ -248,6 +265,15 @@ pub(crate) fn open(dir: &Path, config: LogConfig) -> Result<PartitionLog, LogErr
         log_start = log_start.max(log_end);
         segments.push(Segment::create(dir, log_start)?);
         sync_dir(dir)?;
+    }
+    if !clean
+        && let Some(last) = segments.last()
+    {
+        // After a crash of the process (not the machine) the page cache may still hold
+        // appends that were never fsynced. The caller exposes the recovered log end as the
+        // high watermark, so make it durable first: otherwise consumers could see data that
+        // a later power loss takes away.
+        last.file.sync_data().map_err(io_err("fsync segment", last.path("log")))?;
     }
     let mut log = PartitionLog::from_parts(dir.to_path_buf(), config, segments, log_start);
     log.delete_segments_below_start()?;

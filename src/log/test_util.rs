@@ -8,17 +8,22 @@ use kafka_protocol::records::{
 
 /// One batch of `n` records with timestamps `ts, ts+1, ...` and `value_len`-byte values.
 pub fn batch_sized(n: usize, ts: i64, value_len: usize, compression: Compression) -> Vec<u8> {
+    producer_batch(n, ts, value_len, compression, (-1, -1, -1))
+}
+
+/// Like [`batch_sized`] for producer `(id, epoch, base sequence)`.
+pub fn producer_batch(n: usize, ts: i64, value_len: usize, compression: Compression, producer: (i64, i16, i32)) -> Vec<u8> {
     let records: Vec<Record> = (0..n)
         .map(|i| Record {
             transactional: false,
             control: false,
             delete_horizon: false,
             partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
+            producer_id: producer.0,
+            producer_epoch: producer.1,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
-            sequence: i as i32,
+            sequence: producer.2.wrapping_add(i as i32),
             timestamp: ts + i as i64,
             key: Some(Bytes::from(format!("k{i}"))),
             value: Some(Bytes::from(vec![b'v'; value_len])),

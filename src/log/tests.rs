@@ -258,11 +258,11 @@ fn retention_by_time_and_size() {
         append(&mut log, 1, ts); // one batch per segment
     }
     assert_eq!(segment_files(dir.path()), 4);
-    assert_eq!(log.apply_retention(1100).expect("retention"), 0);
-    assert_eq!(log.apply_retention(1250).expect("retention"), 2);
+    assert_eq!(log.apply_retention(1100, i64::MAX).expect("retention"), 0);
+    assert_eq!(log.apply_retention(1250, i64::MAX).expect("retention"), 2);
     assert_eq!(log.log_start_offset(), 2);
     // The active segment is never deleted, even when expired.
-    assert_eq!(log.apply_retention(100_000).expect("retention"), 1);
+    assert_eq!(log.apply_retention(100_000, i64::MAX).expect("retention"), 1);
     assert_eq!((segment_files(dir.path()), log.log_start_offset()), (1, 3));
 
     let dir = tempfile::tempdir().expect("tempdir");
@@ -271,7 +271,7 @@ fn retention_by_time_and_size() {
     for ts in 0..5 {
         append(&mut log, 1, ts);
     }
-    assert_eq!(log.apply_retention(0).expect("retention"), 3);
+    assert_eq!(log.apply_retention(0, i64::MAX).expect("retention"), 3);
     assert_eq!((log.size_bytes(), log.log_start_offset()), (one * 2, 3));
     drop(log);
     let log = open(dir.path(), c);
@@ -366,4 +366,63 @@ async fn flusher_syncs_the_active_segment() {
     let flusher = Flusher::start();
     assert_eq!(flusher.sync(log.sync_target()).await.expect("sync"), 3);
     assert_eq!(flusher.fsync_count(), 1);
+}
+
+#[test]
+fn open_creates_missing_ancestors_durably() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let nested = dir.path().join("a").join("b").join("topic-0");
+    let mut log = open(&nested, cfg());
+    append(&mut log, 2, 1);
+    drop(log);
+    // Reopened without a clean close: recovery (and its fsync of the tail) runs.
+    let log = open(&nested, cfg());
+    assert_eq!(log.log_end_offset(), 2);
+}
+
+#[test]
+fn reads_across_segments_bounded_by_upto_and_log_start() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let one = batch(3, 0).len() as u64;
+    // Two 3-record batches per segment.
+    let mut log = open(dir.path(), LogConfig { segment_bytes: one * 2, index_interval_bytes: 1, ..cfg() });
+    let stored: Vec<Vec<u8>> = (0..6).map(|i| append(&mut log, 3, i).1).collect();
+    assert_eq!(segment_files(dir.path()), 3);
+    // From the middle of batch 1 (offset 4) with upto at batch 4's base (12): batches 1..=3,
+    // crossing a segment boundary, nothing at or beyond upto.
+    assert_eq!(&log.read(4, usize::MAX, 12, false).expect("read")[..], &stored[1..4].concat()[..]);
+    // max_bytes ending inside batch 3 (second segment) stops after batch 2.
+    let limit = stored[1].len() + stored[2].len() + 1;
+    assert_eq!(&log.read(4, limit, 18, false).expect("read")[..], &stored[1..3].concat()[..]);
+    // upto inside the data of the next segment: nothing from it.
+    assert_eq!(&log.read(6, usize::MAX, 12, true).expect("read")[..], &stored[2..4].concat()[..]);
+    assert!(log.read(12, usize::MAX, 12, true).expect("read").is_empty());
+    // DeleteRecords into the middle of the second segment (inside batch 2).
+    assert_eq!(log.advance_log_start(7).expect("delete records"), 7);
+    assert_eq!(segment_files(dir.path()), 2);
+    assert!(matches!(log.read(5, 100, 18, true), Err(LogError::OffsetOutOfRange { .. })));
+    // The batch containing the log start is returned whole (consumers skip offsets < 7).
+    assert_eq!(&log.read(7, usize::MAX, 18, false).expect("read")[..], &stored[2..].concat()[..]);
+    // KIP-74: a first batch larger than max_bytes comes whole with min_one, not without.
+    assert_eq!(&log.read(7, 1, 18, true).expect("read")[..], &stored[2][..]);
+    assert!(log.read(7, 1, 18, false).expect("read").is_empty());
+}
+
+#[test]
+fn crash_between_log_start_checkpoint_and_segment_deletion() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let one = batch(3, 0).len() as u64;
+    let c = LogConfig { segment_bytes: one, ..cfg() };
+    let mut log = open(dir.path(), c.clone());
+    let stored: Vec<Vec<u8>> = (0..4).map(|i| append(&mut log, 3, i).1).collect();
+    log.flush().expect("flush");
+    drop(log);
+    // As if DeleteRecords(7) crashed right after persisting the checkpoint, and a deletion
+    // of the first segment got as far as its index.
+    std::fs::write(dir.path().join("log-start-offset"), "7\n").expect("checkpoint");
+    std::fs::remove_file(dir.path().join(format!("{:020}.index", 0))).expect("rm index");
+    let log = open(dir.path(), c);
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (7, 12));
+    assert_eq!(segment_files(dir.path()), 2);
+    assert_eq!(&read_all(&log)[..], &stored[2..].concat()[..]);
 }

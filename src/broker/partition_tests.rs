@@ -1,0 +1,115 @@
+//! Tests of [`Partition`]: idempotent appends, the high watermark and durability.
+
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use kafka_protocol::ResponseError;
+use kafka_protocol::records::Compression;
+
+use super::*;
+use crate::log::test_util::producer_batch;
+use crate::log::{LogConfig, validate_produced_batches};
+
+fn config(log: LogConfig) -> EffectiveTopicConfig {
+    EffectiveTopicConfig { log, max_message_bytes: 1 << 20, log_append_time: false, flush_interval_ms: None }
+}
+
+fn open(dir: &Path, log: LogConfig) -> Partition {
+    Partition::open("t", 0, dir, config(log)).expect("open partition")
+}
+
+fn append(p: &Partition, bytes: &[u8]) -> Result<Appended, PartitionError> {
+    let headers = validate_produced_batches(bytes, 1 << 20).expect("valid batch");
+    p.append(BytesMut::from(bytes), &headers, 1_000)
+}
+
+fn new_sync(a: Appended) -> SyncTarget {
+    match a {
+        Appended::New { sync: Some(t), .. } => t,
+        _ => panic!("expected a new append with a sync target"),
+    }
+}
+
+#[tokio::test]
+async fn duplicate_of_unsynced_batch_waits_for_fsync() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = open(dir.path(), LogConfig::default());
+    let first = producer_batch(5, 1, 10, Compression::None, (7, 0, 0));
+    let target = new_sync(append(&p, &first).expect("append"));
+    // The retry arrives before the fsync: answering it at once would acknowledge an
+    // acks=all write that is not durable yet (or whose fsync is about to fail).
+    match append(&p, &first).expect("retry") {
+        Appended::Duplicate { base_offset, sync, .. } => {
+            assert_eq!(base_offset, 0);
+            let sync = sync.expect("a duplicate beyond the high watermark must wait for the fsync");
+            assert!(sync.end_offset >= 5);
+        }
+        Appended::New { .. } => panic!("retry was appended twice"),
+    }
+    let flusher = Flusher::start();
+    p.commit(&flusher, target).await.expect("commit");
+    assert_eq!(p.high_watermark(), 5);
+    // Once durable, a retry is answered at once.
+    assert!(matches!(append(&p, &first).expect("retry"), Appended::Duplicate { sync: None, base_offset: 0, .. }));
+}
+
+#[tokio::test]
+async fn failed_fsync_fences_the_partition() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = open(dir.path(), LogConfig::default());
+    let a = new_sync(append(&p, &producer_batch(5, 1, 10, Compression::None, (-1, -1, -1))).expect("append a"));
+    // fdatasync fails on /dev/null (EINVAL), standing in for an EIO on the segment.
+    let devnull = std::fs::File::open("/dev/null").expect("open /dev/null");
+    let broken = SyncTarget { file: Arc::new(devnull), ..a.clone() };
+    let flusher = Flusher::start();
+    assert!(p.commit(&flusher, broken).await.is_err());
+    assert_eq!(p.high_watermark(), 0);
+    // After a failed fsync the kernel may have dropped the dirty pages and later fsyncs
+    // succeed: nothing may be appended or declared durable any more.
+    let b = append(&p, &producer_batch(1, 2, 10, Compression::None, (-1, -1, -1)));
+    assert!(matches!(&b, Err(e) if e.code() == ResponseError::KafkaStorageError), "append after failed fsync");
+    assert!(p.commit(&flusher, a).await.is_err(), "a later fsync must not make lost data durable");
+    assert_eq!(p.high_watermark(), 0);
+}
+
+#[test]
+fn retention_never_deletes_beyond_high_watermark() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let one = producer_batch(1, 1, 10, Compression::None, (-1, -1, -1));
+    let log = LogConfig { segment_bytes: one.len() as u64, retention_bytes: 0, ..LogConfig::default() };
+    let p = open(dir.path(), log);
+    for _ in 0..4 {
+        append(&p, &one).expect("append");
+    }
+    // Nothing has been fsynced by the flusher yet: the high watermark is still 0.
+    assert_eq!(p.high_watermark(), 0);
+    p.apply_retention(i64::MAX).expect("retention");
+    let (start, hw, end) = p.offsets().expect("offsets");
+    assert!(start <= hw, "log start {start} beyond high watermark {hw} (log end {end})");
+    p.flush().expect("flush");
+    assert_eq!(p.apply_retention(i64::MAX).expect("retention"), 3);
+    assert_eq!(p.offsets().expect("offsets"), (3, 4, 4));
+}
+
+#[test]
+fn producer_state_survives_reopen_including_sequence_wrap() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let near_max = i32::MAX - 1;
+    let a = producer_batch(3, 1, 10, Compression::None, (9, 2, near_max)); // seqs MAX-1, MAX, 0
+    let b = producer_batch(2, 2, 10, Compression::None, (9, 2, 1));
+    {
+        let p = open(dir.path(), LogConfig::default());
+        append(&p, &a).expect("a");
+        append(&p, &b).expect("b");
+        p.flush().expect("flush");
+        // No close: reopen as after a crash.
+    }
+    let p = open(dir.path(), LogConfig::default());
+    assert!(matches!(append(&p, &a).expect("retry a"), Appended::Duplicate { base_offset: 0, .. }));
+    assert!(matches!(append(&p, &b).expect("retry b"), Appended::Duplicate { base_offset: 3, .. }));
+    let gap = append(&p, &producer_batch(1, 3, 10, Compression::None, (9, 2, 5)));
+    assert!(matches!(gap, Err(PartitionError::Rejected(ResponseError::OutOfOrderSequenceNumber))));
+    assert!(matches!(append(&p, &producer_batch(1, 3, 10, Compression::None, (9, 2, 3))).expect("c"), Appended::New { base_offset: 5, .. }));
+    let fenced = append(&p, &producer_batch(1, 3, 10, Compression::None, (9, 1, 4)));
+    assert!(matches!(fenced, Err(PartitionError::Rejected(ResponseError::InvalidProducerEpoch))));
+}
