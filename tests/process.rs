@@ -31,14 +31,15 @@ impl Drop for Jet {
 /// Starts `jet` on an OS-chosen port and waits for its "ready" line, which names the
 /// bound address.
 fn start(dir: &std::path::Path, listen: &str) -> Jet {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_jet"))
+    let child = Command::new(env!("CARGO_BIN_EXE_jet"))
         .args(["--listen", listen, "--data-dir", dir.to_str().unwrap()])
         .env("RUST_LOG", "info")
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn jet");
-    let stderr = child.stderr.take().unwrap();
     let (tx, rx) = mpsc::channel();
+    let mut jet = Jet { child, addr: ([0, 0, 0, 0], 0).into(), log: rx };
+    let stderr = jet.child.stderr.take().unwrap();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if tx.send(line).is_err() {
@@ -47,10 +48,11 @@ fn start(dir: &std::path::Path, listen: &str) -> Jet {
         }
     });
     loop {
-        let line = rx.recv_timeout(Duration::from_secs(60)).expect("jet did not become ready");
+        let line = jet.log.recv_timeout(Duration::from_secs(60)).expect("jet did not become ready");
         if line.contains("jet is ready") {
             let listen = line.split("listen=").nth(1).unwrap().split_whitespace().next().unwrap();
-            return Jet { child, addr: listen.parse().unwrap(), log: rx };
+            jet.addr = listen.parse().unwrap();
+            return jet;
         }
     }
 }

@@ -115,6 +115,23 @@ impl Partition {
         self.inner.lock().map_err(|_poisoned| PartitionError::Poisoned)
     }
 
+    /// The current leader epoch (the raft term once replication lands).
+    pub fn leader_epoch(&self) -> i32 {
+        LEADER_EPOCH
+    }
+
+    /// Kafka's check of a client's `current_leader_epoch` (-1 means "do not check"): a
+    /// newer epoch than ours is unknown to us, an older one is fenced.
+    pub fn check_leader_epoch(&self, requested: i32) -> Result<(), ResponseError> {
+        let current = self.leader_epoch();
+        match requested {
+            -1 => Ok(()),
+            e if e > current => Err(ResponseError::UnknownLeaderEpoch),
+            e if e < current => Err(ResponseError::FencedLeaderEpoch),
+            _ => Ok(()),
+        }
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }

@@ -69,8 +69,8 @@ pub fn handle(broker: &Broker, request: ListOffsetsRequest, version: i16) -> Lis
                     let Some(partition) = topic.as_ref().and_then(|t| t.partition(p.partition_index)) else {
                         return response.with_error_code(ResponseError::UnknownTopicOrPartition.code());
                     };
-                    if p.current_leader_epoch > LEADER_EPOCH {
-                        return response.with_error_code(ResponseError::UnknownLeaderEpoch.code());
+                    if let Err(code) = partition.check_leader_epoch(p.current_leader_epoch) {
+                        return response.with_error_code(code.code());
                     }
                     let unsupported = (p.timestamp == MAX_TIMESTAMP && version < 7)
                         || (p.timestamp == EARLIEST_LOCAL && version < 8)

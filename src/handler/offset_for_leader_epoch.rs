@@ -6,7 +6,6 @@ use kafka_protocol::messages::offset_for_leader_epoch_response::{EpochEndOffset,
 use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 
 use crate::broker::Broker;
-use crate::broker::partition::LEADER_EPOCH;
 
 pub fn handle(broker: &Broker, request: OffsetForLeaderEpochRequest, _version: i16) -> OffsetForLeaderEpochResponse {
     let topics = request
@@ -22,16 +21,14 @@ pub fn handle(broker: &Broker, request: OffsetForLeaderEpochRequest, _version: i
                     let Some(partition) = topic.as_ref().and_then(|t| t.partition(p.partition)) else {
                         return result.with_error_code(ResponseError::UnknownTopicOrPartition.code());
                     };
-                    if p.current_leader_epoch > LEADER_EPOCH {
-                        return result.with_error_code(ResponseError::UnknownLeaderEpoch.code());
+                    if let Err(code) = partition.check_leader_epoch(p.current_leader_epoch) {
+                        return result.with_error_code(code.code());
                     }
-                    if p.current_leader_epoch >= 0 && p.current_leader_epoch < LEADER_EPOCH {
-                        return result.with_error_code(ResponseError::FencedLeaderEpoch.code());
-                    }
+                    let epoch = partition.leader_epoch();
                     match partition.offsets() {
                         // Epochs after ours are unknown: Kafka answers (-1, -1).
-                        Ok(_) if p.leader_epoch > LEADER_EPOCH => result,
-                        Ok((_, _, log_end)) => result.with_leader_epoch(LEADER_EPOCH).with_end_offset(log_end),
+                        Ok(_) if p.leader_epoch > epoch => result,
+                        Ok((_, _, log_end)) => result.with_leader_epoch(epoch).with_end_offset(log_end),
                         Err(e) => result.with_error_code(e.code().code()),
                     }
                 })

@@ -92,7 +92,10 @@ fn walk_checked(seg: &mut Segment, from: u64, interval: u64) -> Result<Option<(u
     Ok((end.end < seg.size).then_some((end.end, reason)))
 }
 
-fn load_indexes(seg: &Segment) -> Result<Option<(SparseIndex<OffsetEntry>, SparseIndex<TimeEntry>)>, LogError> {
+/// A segment's offset and time indexes.
+type SegmentIndexes = (SparseIndex<OffsetEntry>, SparseIndex<TimeEntry>);
+
+fn load_indexes(seg: &Segment) -> Result<Option<SegmentIndexes>, LogError> {
     let size = seg.size;
     let oi = SparseIndex::<OffsetEntry>::load(&seg.path("index"), |prev, e| {
         u64::from(e.position) < size
@@ -230,12 +233,13 @@ pub(crate) fn open(dir: &Path, config: LogConfig) -> Result<PartitionLog, LogErr
     for (i, seg) in segments.iter_mut().enumerate() {
         let last = i + 1 == count;
         let mut outcome = recover_segment(seg, last && marker.is_none(), interval)?;
-        if last && let Some(m) = &marker {
-            if *m != marker_contents(seg.next_offset, seg.base_offset, seg.size) {
-                tracing::warn!(dir = %dir.display(), "clean-shutdown marker does not match the log; running recovery");
-                clean = false;
-                outcome = recover_segment(seg, true, interval)?;
-            }
+        if last
+            && let Some(m) = &marker
+            && *m != marker_contents(seg.next_offset, seg.base_offset, seg.size)
+        {
+            tracing::warn!(dir = %dir.display(), "clean-shutdown marker does not match the log; running recovery");
+            clean = false;
+            outcome = recover_segment(seg, true, interval)?;
         }
         if let Recovered::Truncated = outcome
             && !last
