@@ -198,6 +198,10 @@ pub struct EffectiveTopicConfig {
     pub log: LogConfig,
     pub max_message_bytes: usize,
     pub log_append_time: bool,
+    /// `message.timestamp.before.max.ms` / `after.max.ms`: how far a CreateTime
+    /// timestamp may lie behind / ahead of the broker's clock.
+    pub timestamp_before_max_ms: i64,
+    pub timestamp_after_max_ms: i64,
     /// `Some(interval)` when `flush.ms` asks for interval flushing instead of an fsync
     /// before every acknowledgement.
     pub flush_interval_ms: Option<i64>,
@@ -220,6 +224,8 @@ impl EffectiveTopicConfig {
             },
             max_message_bytes: long("max.message.bytes", 1_048_588).max(0) as usize,
             log_append_time: get("message.timestamp.type") == "LogAppendTime",
+            timestamp_before_max_ms: long("message.timestamp.before.max.ms", i64::MAX),
+            timestamp_after_max_ms: long("message.timestamp.after.max.ms", 3_600_000),
             flush_interval_ms: (flush_ms != i64::MAX).then_some(flush_ms),
         }
     }

@@ -95,6 +95,24 @@ pub fn start(broker: Arc<Broker>, request: ProduceRequest, to: ReplyTo) -> Pendi
                 ));
                 continue;
             }
+            if !config.log_append_time
+                && let Some(h) = headers.iter().find(|h| {
+                    // A batch's timestamps lie between its base (first record) and max
+                    // timestamps for every producer in practice; Kafka checks each record.
+                    h.max_timestamp > now.saturating_add(config.timestamp_after_max_ms)
+                        || (h.base_timestamp >= 0 && h.base_timestamp < now.saturating_sub(config.timestamp_before_max_ms))
+                })
+            {
+                partitions.push(partition_error(
+                    index,
+                    Some(ResponseError::InvalidTimestamp),
+                    Some(format!(
+                        "Timestamp {} of a batch is out of range (message.timestamp.before.max.ms / after.max.ms)",
+                        h.max_timestamp
+                    )),
+                ));
+                continue;
+            }
             if headers.is_empty() {
                 // Kafka accepts an empty record set and reports no offset.
                 partitions.push(partition_error(index, None, None));
