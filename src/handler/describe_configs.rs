@@ -1,5 +1,6 @@
-//! DescribeConfigs (key 32): every topic or broker config with its value, source,
-//! default flag, type (v3+), synonyms (v1+, when asked) and documentation (v3+).
+//! DescribeConfigs (key 32, v1+): every topic or broker config with its value, source
+//! (which is also how clients derive "is default"), type (v3+), synonyms (when asked)
+//! and documentation (v3+).
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::describe_configs_response::{
@@ -79,11 +80,7 @@ fn describe_topic(broker: &Broker, name: &str, keys: &Option<Vec<StrBytes>>, syn
         .map(|def| {
             let r = resolve(settings, &overrides, def);
             let mut e = entry(def.name, r.value, r.source, def.kind, version);
-            if version == 0 {
-                // v0 has is_default in place of config_source.
-                e.config_source = if r.source == ConfigSource::Default { 1 } else { 0 };
-            }
-            if synonyms && version >= 1 {
+            if synonyms {
                 if let Some(v) = overrides.get(def.name) {
                     e.synonyms.push(DescribeConfigsSynonym::default().with_name(s(def.name)).with_value(Some(s(v.clone()))).with_source(ConfigSource::DynamicTopic as i8));
                 }
@@ -116,11 +113,7 @@ fn describe_broker(broker: &Broker, name: &str, keys: &Option<Vec<StrBytes>>, ve
         .filter(|(n, ..)| wanted(keys, n))
         .map(|(n, kind, value, default)| {
             let source = if value == default { ConfigSource::Default } else { ConfigSource::StaticBroker };
-            let mut e = entry(n, value, source, kind, version);
-            if version == 0 {
-                e.config_source = if source == ConfigSource::Default { 1 } else { 0 };
-            }
-            e
+            entry(n, value, source, kind, version)
         })
         .collect())
 }
