@@ -11,7 +11,7 @@ use crate::log::test_util::producer_batch;
 use crate::log::{LogConfig, validate_produced_batches};
 
 fn config(log: LogConfig) -> EffectiveTopicConfig {
-    EffectiveTopicConfig { log, max_message_bytes: 1 << 20, log_append_time: false, flush_interval_ms: None }
+    EffectiveTopicConfig { log, max_message_bytes: 1 << 20, ..Default::default() }
 }
 
 fn open(dir: &Path, log: LogConfig) -> Partition {

@@ -207,6 +207,20 @@ pub struct EffectiveTopicConfig {
     pub flush_interval_ms: Option<i64>,
 }
 
+impl Default for EffectiveTopicConfig {
+    /// Kafka's defaults.
+    fn default() -> Self {
+        Self {
+            log: LogConfig::default(),
+            max_message_bytes: 1_048_588,
+            log_append_time: false,
+            timestamp_before_max_ms: i64::MAX,
+            timestamp_after_max_ms: 3_600_000,
+            flush_interval_ms: None,
+        }
+    }
+}
+
 impl EffectiveTopicConfig {
     pub fn new(settings: &KafkaSettings, overrides: &BTreeMap<String, String>) -> Self {
         let get = |name: &str| -> String {

@@ -106,17 +106,12 @@ mod tests {
     use super::*;
     use crate::broker::topic_config::EffectiveTopicConfig;
     use crate::log::test_util::producer_batch;
-    use crate::log::{LogConfig, validate_produced_batches};
+    use crate::log::validate_produced_batches;
 
     #[test]
     fn timestamp_lookup_never_returns_an_offset_below_log_start() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let config = EffectiveTopicConfig {
-            log: LogConfig::default(),
-            max_message_bytes: 1 << 20,
-            log_append_time: false,
-            flush_interval_ms: None,
-        };
+        let config = EffectiveTopicConfig { max_message_bytes: 1 << 20, ..Default::default() };
         let p = Partition::open("t", 0, dir.path(), config).expect("open");
         // One batch, offsets 0..=3, timestamps 100..=103.
         let b = producer_batch(4, 100, 10, Compression::None, (-1, -1, -1));

@@ -10,7 +10,10 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// How much the frame buffer grows per read while a large frame trickles in.
+/// The frame buffer starts at this size and doubles, up to [`GROWTH_STEP`] per step,
+/// as a large frame trickles in: an idle connection that declared 100 MiB holds 64 KiB.
+const FIRST_STEP: usize = 64 << 10;
+/// Largest growth of the frame buffer at once.
 const GROWTH_STEP: usize = 1 << 20;
 
 #[derive(Debug, thiserror::Error)]
@@ -21,14 +24,17 @@ pub enum FrameError {
     TooLarge { size: i32, max: u32 },
     #[error("connection closed after {received} of {expected} frame bytes")]
     Truncated { received: usize, expected: usize },
+    #[error("the request memory budget is closed")]
+    BudgetClosed,
     #[error("socket read failed: {0}")]
     Io(#[from] std::io::Error),
 }
 
 /// Bytes of request frames the whole broker holds at once (Kafka's
-/// `queued.max.request.bytes`). A frame's bytes are reserved before its body is read and
-/// released when its request is answered, so many connections sending large frames at
-/// once wait for each other instead of exhausting memory.
+/// `queued.max.request.bytes`). A frame reserves budget as its bytes actually arrive (in
+/// steps of at most [`GROWTH_STEP`]) and releases it when its request is answered, so
+/// connections sending large frames wait for each other instead of exhausting memory,
+/// while connections that merely *declare* large frames hold almost nothing.
 #[derive(Clone)]
 pub struct MemoryBudget {
     semaphore: Arc<Semaphore>,
@@ -39,9 +45,19 @@ impl MemoryBudget {
         Self { semaphore: Arc::new(Semaphore::new(bytes.min(Semaphore::MAX_PERMITS))) }
     }
 
-    async fn reserve(&self, bytes: usize) -> Option<OwnedSemaphorePermit> {
-        let n = u32::try_from(bytes).ok()?;
-        self.semaphore.clone().acquire_many_owned(n).await.ok()
+    /// Adds `bytes` to `held`. `false` only if the budget was closed.
+    async fn reserve(&self, held: &mut Option<OwnedSemaphorePermit>, bytes: usize) -> bool {
+        let Ok(n) = u32::try_from(bytes) else { return false };
+        match self.semaphore.clone().acquire_many_owned(n).await {
+            Ok(permit) => {
+                match held {
+                    Some(h) => h.merge(permit),
+                    None => *held = Some(permit),
+                }
+                true
+            }
+            Err(_closed) => false,
+        }
     }
 
     pub fn available(&self) -> usize {
@@ -82,11 +98,15 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
         return Err(FrameError::TooLarge { size, max: max_size });
     }
     let size = size as usize;
-    let reservation = budget.reserve(size).await;
-    let mut buf = BytesMut::with_capacity(size.min(GROWTH_STEP));
+    let mut reservation = None;
+    let mut buf = BytesMut::new();
     while buf.len() < size {
         if buf.capacity() == buf.len() {
-            buf.reserve((size - buf.len()).min(GROWTH_STEP));
+            let step = (size - buf.len()).min(buf.len().clamp(FIRST_STEP, GROWTH_STEP));
+            if !budget.reserve(&mut reservation, step).await {
+                return Err(FrameError::BudgetClosed);
+            }
+            buf.reserve(step);
         }
         let want = size - buf.len();
         let mut limited = (&mut *reader).take(want as u64);
@@ -120,6 +140,25 @@ mod tests {
         assert_eq!(budget.available(), 100);
         assert_eq!(read_frame(&mut r, 10, &budget).await.unwrap().unwrap().bytes.len(), 0);
         assert!(read_frame(&mut r, 10, &budget).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn declaring_a_large_frame_reserves_only_what_arrives() {
+        let budget = MemoryBudget::new(10 * GROWTH_STEP);
+        let (mut client, mut server) = tokio::io::duplex(64);
+        let b = budget.clone();
+        let reader = tokio::spawn(async move { read_frame(&mut server, u32::MAX, &b).await.map(|f| f.is_some()) });
+        use tokio::io::AsyncWriteExt;
+        client.write_all(&(50 * GROWTH_STEP as i32).to_be_bytes()).await.unwrap();
+        client.write_all(&[1u8; 100]).await.unwrap();
+        // Wait until the reader has consumed the bytes, then check what it holds.
+        while budget.available() == 10 * GROWTH_STEP {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(budget.available(), 10 * GROWTH_STEP - FIRST_STEP);
+        drop(client);
+        assert!(matches!(reader.await.unwrap(), Err(FrameError::Truncated { .. })));
+        assert_eq!(budget.available(), 10 * GROWTH_STEP);
     }
 
     #[tokio::test]
