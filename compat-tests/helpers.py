@@ -59,8 +59,11 @@ def create_topic(bootstrap: str, name: str, partitions: int = 1, configs: dict |
 def run(cmd: list[str], input: bytes | None = None, timeout: float = 300, check: bool = True, env=None) -> subprocess.CompletedProcess:
     p = subprocess.run(cmd, input=input, capture_output=True, timeout=timeout, env=env)
     if check and p.returncode != 0:
+        err = p.stderr.decode(errors="replace")
+        key = [ln for ln in err.splitlines() if ln.startswith(("MISMATCH", "ERROR", "FAIL"))][:5]
         raise AssertionError(
             f"command failed with exit {p.returncode}: {' '.join(map(str, cmd))}\n"
+            + ("".join(k + "\n" for k in key))
             f"--- stdout (tail) ---\n{p.stdout[-8000:].decode(errors='replace')}\n"
             f"--- stderr (tail) ---\n{p.stderr[-8000:].decode(errors='replace')}"
         )
