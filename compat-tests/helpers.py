@@ -63,9 +63,9 @@ def run(cmd: list[str], input: bytes | None = None, timeout: float = 300, check:
         key = [ln for ln in err.splitlines() if ln.startswith(("MISMATCH", "ERROR", "FAIL"))][:5]
         raise AssertionError(
             f"command failed with exit {p.returncode}: {' '.join(map(str, cmd))}\n"
-            + ("".join(k + "\n" for k in key))
-            f"--- stdout (tail) ---\n{p.stdout[-8000:].decode(errors='replace')}\n"
-            f"--- stderr (tail) ---\n{p.stderr[-8000:].decode(errors='replace')}"
+            + "".join(k + "\n" for k in key)
+            + f"--- stdout (tail) ---\n{p.stdout[-8000:].decode(errors='replace')}\n"
+            + f"--- stderr (tail) ---\n{p.stderr[-8000:].decode(errors='replace')}"
         )
     return p
 

@@ -101,13 +101,14 @@ class JetBroker:
         self._log.flush()
         env = dict(os.environ)
         env.setdefault("RUST_BACKTRACE", "1")
-        self.proc = subprocess.Popen(self.argv(), stdout=self._log, stderr=subprocess.STDOUT, env=env)
+        # own process group: kill9() takes down the broker and anything it spawned
+        self.proc = subprocess.Popen(self.argv(), stdout=self._log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         try:
             kproto.wait_ready(self.host, self.port, READY_DEADLINE_S, alive=self.alive)
         except Exception as e:
             code = self.proc.poll()
             if code is None:
-                self.proc.kill()
+                os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
             raise RuntimeError(f"jet did not become ready ({e}); exit={code}\n--- jet log ---\n{self.log_since(0)}") from e
 
@@ -122,7 +123,7 @@ class JetBroker:
             try:
                 self.proc.wait(timeout=STOP_DEADLINE_S)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
+                os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
                 self._close_log()
                 raise AssertionError(f"jet did not exit within {STOP_DEADLINE_S}s of SIGTERM\n{self.log_since(0)}")
@@ -131,7 +132,10 @@ class JetBroker:
 
     def kill9(self) -> None:
         assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
         self.proc.wait()
         self._close_log()
 

@@ -34,18 +34,21 @@ share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
 PROPS
-cat > "$RUN/log4j.properties" <<'L4J'
-log4j.rootLogger=WARN, stderr
-log4j.appender.stderr=org.apache.log4j.ConsoleAppender
-log4j.appender.stderr.Target=System.err
-log4j.appender.stderr.layout=org.apache.log4j.PatternLayout
-log4j.appender.stderr.layout.ConversionPattern=[%d] %p %m (%c)%n
-log4j.logger.kafka=INFO
+cat > "$RUN/log4j2.properties" <<'L4J'
+rootLogger.level = INFO
+rootLogger.appenderRef.stderr.ref = STDERR
+appender.stderr.type = Console
+appender.stderr.name = STDERR
+appender.stderr.target = SYSTEM_ERR
+appender.stderr.layout.type = PatternLayout
+appender.stderr.layout.pattern = [%d] %p %m (%c)%n
+logger.kafka.name = org.apache.kafka
+logger.kafka.level = WARN
 L4J
 CP="$LIBS/*"
 java -cp "$CP" kafka.tools.StorageTool format -t "$(java -cp "$CP" kafka.tools.StorageTool random-uuid)" \
   -c "$RUN/server.properties" > "$RUN/format.log" 2>&1
-nohup java -Xmx1g -Dlog4j.configuration="file:$RUN/log4j.properties" -cp "$CP" kafka.Kafka "$RUN/server.properties" \
+nohup java -Xmx1g -Dlog4j2.configurationFile="$RUN/log4j2.properties" -cp "$CP" kafka.Kafka "$RUN/server.properties" \
   > "$RUN/kafka.log" 2>&1 &
 echo $! > "$RUN/kafka.pid"
 for _ in $(seq 1 120); do
