@@ -9,6 +9,12 @@ import uuid
 import kproto
 
 
+def recent_base_ms() -> int:
+    """A whole-second timestamp one hour ago: record timestamps well inside any default
+    retention.ms and before Kafka 4's message.timestamp.after.max.ms (1 h)."""
+    return (time.time_ns() // 1_000_000 - 3_600_000) // 1000 * 1000
+
+
 def unique_topic(prefix: str = "t") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
 

@@ -112,13 +112,15 @@ def record(offset_delta: int, key: bytes | None, value: bytes | None, ts_delta: 
 
 def record_batch(
     values: list[bytes],
-    base_ts: int = 1_700_000_000_000,
+    base_ts: int | None = None,
     records_count: int | None = None,
     producer_id: int = -1,
     producer_epoch: int = -1,
     base_sequence: int = -1,
 ) -> bytes:
     """A magic-2 RecordBatch; records_count may LIE about len(values)."""
+    if base_ts is None:
+        base_ts = (time.time_ns() // 1_000_000 - 3_600_000) // 1000 * 1000
     recs = b"".join(record(i, None, v, i) for i, v in enumerate(values))
     n = len(values) if records_count is None else records_count
     after_crc = (

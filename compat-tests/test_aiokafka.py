@@ -41,7 +41,7 @@ def test_admin_create_delete_topics(broker):
 
 def test_produce_consume_assign_keys_headers_timestamps(broker, topic):
     t = topic()
-    base = 1_730_000_000_000
+    base = helpers.recent_base_ms()
     n = 400
 
     async def main():

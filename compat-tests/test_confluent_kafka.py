@@ -85,7 +85,7 @@ def test_idempotent_producer_each_codec(broker, topic, codec):
         }
     )
     n = 3000
-    base_ts = 1_710_000_000_000
+    base_ts = helpers.recent_base_ms()
     acked: dict[int, list] = {0: [], 1: []}
     errors = []
 
@@ -157,7 +157,7 @@ def test_consumer_assign_and_seek(broker, topic):
 
 def test_offsets_for_times(broker, topic):
     t = topic()
-    base = 1_650_000_000_000
+    base = helpers.recent_base_ms()
     p = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 0})
     for i in range(20):
         p.produce(t, value=f"v{i}".encode(), partition=0, timestamp=base + i * 10)

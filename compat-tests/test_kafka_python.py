@@ -36,7 +36,7 @@ def test_admin_create_list_delete_topics(broker):
 def test_produce_consume_assign_keys_headers_timestamps(broker, topic):
     t = topic(partitions=2)
     p = KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all", linger_ms=5)
-    base = 1_720_000_000_000
+    base = helpers.recent_base_ms()
     expected = {0: [], 1: []}
     futures = []
     for i in range(500):

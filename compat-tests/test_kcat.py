@@ -69,7 +69,7 @@ def test_offsets_for_times(broker, topic):
     from confluent_kafka import Producer
 
     t = topic()
-    base = 1_700_000_000_000
+    base = helpers.recent_base_ms()
     p = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 0})
     # 10 records, timestamps base, base+1000, ... (CreateTime, set explicitly)
     for i in range(10):

@@ -107,9 +107,10 @@ def test_sigterm_restart_keeps_data_and_continues_offsets(fresh_broker):
     b = fresh_broker
     topic = helpers.unique_topic("restart-clean")
     helpers.create_topic(b.bootstrap, topic, 1)
+    base = helpers.recent_base_ms()
     p = Producer({"bootstrap.servers": b.bootstrap, "acks": "all", "linger.ms": 5})
     for i in range(1000):
-        p.produce(topic, value=f"a{i}".encode(), partition=0, timestamp=1_700_000_000_000 + i, headers=[("h", str(i).encode())])
+        p.produce(topic, value=f"a{i}".encode(), partition=0, timestamp=base + i, headers=[("h", str(i).encode())])
     assert p.flush(30) == 0
     del p
 
@@ -122,14 +123,14 @@ def test_sigterm_restart_keeps_data_and_continues_offsets(fresh_broker):
     p = Producer({"bootstrap.servers": b.bootstrap, "acks": "all", "linger.ms": 5})
     offs = []
     for i in range(1000, 1100):
-        p.produce(topic, value=f"a{i}".encode(), partition=0, timestamp=1_700_000_000_000 + i, headers=[("h", str(i).encode())],
+        p.produce(topic, value=f"a{i}".encode(), partition=0, timestamp=base + i, headers=[("h", str(i).encode())],
                   on_delivery=lambda err, m: offs.append(m.offset() if err is None else str(err)))
     assert p.flush(30) == 0
     assert offs == list(range(1000, 1100)), offs[:5]
 
     msgs = _read_all(b.bootstrap, topic)
     assert [(m.offset(), m.value(), m.timestamp()[1], m.headers()) for m in msgs] == [
-        (i, f"a{i}".encode(), 1_700_000_000_000 + i, [("h", str(i).encode())]) for i in range(1100)
+        (i, f"a{i}".encode(), base + i, [("h", str(i).encode())]) for i in range(1100)
     ]
 
     # and once more after a SIGKILL with everything flushed

@@ -183,8 +183,11 @@ func produceWants(cl *kgo.Client, topic string, partition int32, wants []want) {
 	}
 }
 
+// baseMs is one hour ago (whole second): recent enough for any retention.ms default.
+var baseMs = (time.Now().UnixMilli() - 3_600_000) / 1000 * 1000
+
 func makeWants(n int, tag string) []want {
-	base := time.UnixMilli(1_750_000_000_000)
+	base := time.UnixMilli(baseMs)
 	ws := make([]want, n)
 	for i := range ws {
 		var key []byte
@@ -231,7 +234,7 @@ func franzProduceConsume(bootstrap string) {
 	must(err, "ListStartOffsets")
 	s0, _ := starts.Lookup(topic, 0)
 	eq(s0.Offset, int64(0), "start offset p0")
-	byTs, err := adm.ListOffsetsAfterMilli(ctx, 1_750_000_000_000+300, topic)
+	byTs, err := adm.ListOffsetsAfterMilli(ctx, baseMs+300, topic)
 	must(err, "ListOffsetsAfterMilli")
 	t0, _ := byTs.Lookup(topic, 0)
 	eq(t0.Offset, int64(300), "offset after milli p0")
@@ -353,7 +356,7 @@ func saramaProduceConsume(bootstrap string) {
 
 	prod, err := sarama.NewSyncProducer([]string{bootstrap}, cfg)
 	must(err, "NewSyncProducer")
-	base := time.UnixMilli(1_760_000_000_000)
+	base := time.UnixMilli(baseMs)
 	const n = 500
 	type sent struct {
 		key, value string

@@ -176,7 +176,7 @@ public final class Main {
             createTopic(a, topic, 2, null);
         }
         final int n = 2000;
-        final long base = 1_740_000_000_000L;
+        final long base = (System.currentTimeMillis() - 3_600_000L) / 1000 * 1000; // recent: inside retention
         List<List<ProducerRecord<byte[], byte[]>>> sent = List.of(new ArrayList<>(), new ArrayList<>());
         try (KafkaProducer<byte[], byte[]> p = producer(bootstrap)) {
             eq(p.metrics().isEmpty(), false, "producer metrics present");
