@@ -75,6 +75,29 @@ def fresh_broker(tmp_path):
     _stop_and_check(b)
 
 
+@pytest.fixture
+def broker_with(tmp_path, request):
+    """broker_with(*extra_args) -> a started jet with extra command-line flags (stopped at test end)."""
+    if EXTERNAL:
+        pytest.skip("needs a jet process we started (JET_BOOTSTRAP is set)")
+    started = []
+
+    def make(*extra_args: str) -> JetBroker:
+        d = tmp_path / f"b{len(started)}"
+        d.mkdir()
+        b = JetBroker(data_dir=d / "data", log_path=d / "jet.log", extra_args=list(extra_args))
+        started.append(b)
+        b.start()
+        return b
+
+    yield make
+    rep = getattr(request.node, "rep_call", None)
+    for b in started:
+        if rep is not None and rep.failed:
+            print(f"\n--- jet log ({' '.join(b.extra_args)}) ---\n{b.log_since(0)}")
+        _stop_and_check(b)
+
+
 @pytest.fixture(autouse=True)
 def _broker_log_on_failure(request):
     """Print what the broker logged during a failing test."""

@@ -76,20 +76,13 @@ class JetBroker:
 
     def argv(self) -> list[str]:
         addr = self.bootstrap
-        return [
-            str(self.bin),
-            "--listen",
-            addr,
-            "--advertised-listener",
-            addr,
-            "--data-dir",
-            str(self.data_dir),
-            "--num-partitions",
-            "1",
-            "--auto-create-topics-enable",
-            "true",
-            *self.extra_args,
-        ]
+        defaults = {"--num-partitions": "1", "--auto-create-topics-enable": "true"}
+        for flag in self.extra_args:
+            defaults.pop(flag, None)  # extra_args override the defaults
+        argv = [str(self.bin), "--listen", addr, "--advertised-listener", addr, "--data-dir", str(self.data_dir)]
+        for k, v in defaults.items():
+            argv += [k, v]
+        return argv + self.extra_args
 
     def start(self) -> None:
         if not self.bin.exists():

@@ -186,3 +186,80 @@ def _poll_n(c: Consumer, n: int, deadline_s: float = 30.0):
 
     helpers.wait_until(step, deadline_s, f"{n} messages", interval=0)
     return out
+
+
+def test_null_vs_empty_keys_and_values(broker, topic):
+    t = topic()
+    p = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 0})
+    rows = [(None, None), (b"", b""), (None, b""), (b"", None), (b"k", None), (None, b"v")]
+    for k, v in rows:
+        p.produce(t, key=k, value=v, partition=0)
+    assert p.flush(30) == 0
+    msgs = helpers.ck_consume_all(broker.bootstrap, t, 0, len(rows))
+    assert [(m.key(), m.value()) for m in msgs] == rows
+
+
+def test_large_message_roundtrip_and_oversized_rejected(broker, topic):
+    t = topic()
+    big = bytes(range(256)) * 3500  # 896,000 bytes: under the 1 MiB default max.message.bytes
+    p = Producer({"bootstrap.servers": broker.bootstrap, "message.max.bytes": 4_000_000, "linger.ms": 0, "compression.type": "none"})
+    res = []
+    p.produce(t, value=big, key=b"big", partition=0, on_delivery=lambda e, m: res.append(e))
+    assert p.flush(30) == 0
+    assert res == [None], res
+    m = helpers.ck_consume_all(broker.bootstrap, t, 0, 1)[0]
+    assert (m.key(), m.value()) == (b"big", big)
+
+    res.clear()
+    p.produce(t, value=b"x" * 2_000_000, partition=0, on_delivery=lambda e, m: res.append(e))
+    assert p.flush(30) == 0
+    assert len(res) == 1 and res[0] is not None and res[0].code() == KafkaError.MSG_SIZE_TOO_LARGE, res
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "jet-compat-unused"})
+    try:
+        assert c.get_watermark_offsets(TopicPartition(t, 0), timeout=30, cached=False) == (0, 1)
+    finally:
+        c.close()
+
+
+def test_fetch_at_out_of_range_offset_is_an_error(broker, topic):
+    t = topic()
+    p = Producer({"bootstrap.servers": broker.bootstrap})
+    for i in range(10):
+        p.produce(t, value=str(i).encode(), partition=0)
+    assert p.flush(30) == 0
+    c = Consumer(
+        {
+            "bootstrap.servers": broker.bootstrap,
+            "group.id": "jet-compat-unused",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "error",
+        }
+    )
+    try:
+        c.assign([TopicPartition(t, 0, 1000)])
+        seen = []
+
+        def step():
+            m = c.poll(0.5)
+            if m is not None:
+                seen.append(m)
+            return any(x.error() is not None for x in seen)
+
+        helpers.wait_until(step, 30, "an offset-out-of-range error", interval=0)
+        err = next(x.error() for x in seen if x.error() is not None)
+        assert err.code() in (KafkaError._AUTO_OFFSET_RESET, KafkaError.OFFSET_OUT_OF_RANGE), err
+        assert "out of range" in err.str().lower(), err
+        assert not [x for x in seen if x.error() is None], "got records from an out-of-range offset"
+    finally:
+        c.close()
+
+
+def test_tiny_fetch_sizes_still_make_progress(broker, topic):
+    """max.partition.fetch.bytes=1: the broker must still return the first batch (KIP-74)."""
+    t = topic()
+    p = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 0, "batch.num.messages": 1})
+    for i in range(20):
+        p.produce(t, value=f"tiny-{i}-".encode() + b"p" * 500, partition=0)
+    assert p.flush(30) == 0
+    msgs = helpers.ck_consume_all(broker.bootstrap, t, 0, 20, extra={"max.partition.fetch.bytes": 1, "fetch.max.bytes": 1024, "message.max.bytes": 1024, "receive.message.max.bytes": 2048})
+    assert [m.value() for m in msgs] == [f"tiny-{i}-".encode() + b"p" * 500 for i in range(20)]

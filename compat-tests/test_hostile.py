@@ -91,6 +91,17 @@ def produce_errors(corr: int, parser):
     return check
 
 
+def fetch_v7_top_level_error(corr: int):
+    def check(payload: bytes):
+        r = kp.Reader(payload)
+        assert r.i32() == corr
+        r.i32()  # throttle_time_ms
+        err = r.i16()
+        assert err != 0, "Fetch v7 with a bogus topics array answered with top-level error 0"
+
+    return check
+
+
 def must_close(payload: bytes):
     pytest.fail(f"broker answered instead of closing the connection: {payload[:64]!r}")
 
@@ -189,6 +200,22 @@ CASES = {
     "metadata_v1_topic_name_length_overruns_frame": (
         kp.frame(kp.header_v1(kp.API_METADATA, 1, 46) + kp.i32(1) + kp.i16(30000) + b"abc"),
         metadata_v1_all_errors(46),
+    ),
+    "fetch_v7_topics_array_claims_0x7fffffff": (
+        kp.frame(
+            kp.header_v1(1, 7, 47)
+            + kp.i32(-1) + kp.i32(500) + kp.i32(1) + kp.i32(1 << 20) + kp.i8(0) + kp.i32(0) + kp.i32(-1)
+            + kp.i32(0x7FFFFFFF)
+        ),
+        fetch_v7_top_level_error(47),
+    ),
+    "api_versions_v3_client_software_name_overruns_frame": (
+        kp.frame(kp.header_v2(kp.API_VERSIONS, 3, 48) + kp.uvarint(0xFFFFFFF0) + b"jet"),
+        generic_error_response(48),
+    ),
+    "request_header_v2_tagged_fields_count_0x7fffffff": (
+        kp.frame(kp.header_v1(kp.API_METADATA, 9, 49) + kp.uvarint(0x7FFFFFFF) + b"\x00" * 8),
+        generic_error_response(49),
     ),
 }
 
