@@ -27,7 +27,7 @@ def go_binary():
     return str(GO_BIN)
 
 
-@pytest.mark.parametrize("scenario", ["franz-produce-consume", "franz-codecs", "kadm-admin", "sarama-produce-consume"])
+@pytest.mark.parametrize("scenario", ["franz-produce-consume", "franz-codecs", "kadm-admin", "sarama-produce-consume", "sarama-v3-codecs"])
 def test_go_scenario(broker, go_binary, scenario):
     p = helpers.run([go_binary, broker.bootstrap, scenario], timeout=240)
     assert f"OK {scenario}" in p.stdout.decode(), p.stdout.decode()

@@ -27,7 +27,7 @@ def java_classpath():
 
 @pytest.mark.parametrize(
     "scenario",
-    ["produce-consume", "admin-topics", "describe-cluster", "describe-configs", "create-partitions", "delete-records"],
+    ["produce-consume", "admin-topics", "describe-cluster", "describe-configs", "create-partitions", "delete-records", "codecs"],
 )
 def test_java_scenario(broker, java_classpath, scenario):
     p = helpers.run(

@@ -68,6 +68,7 @@ func main() {
 		"franz-codecs":           franzCodecs,
 		"kadm-admin":             kadmAdmin,
 		"sarama-produce-consume": saramaProduceConsume,
+		"sarama-v3-codecs":       saramaV3Codecs,
 	}
 	fn, ok := scenarios[scenario]
 	if !ok {
@@ -431,4 +432,68 @@ func saramaProduceConsume(bootstrap string) {
 	oldest, err := hw.GetOffset(topic, 0, sarama.OffsetOldest)
 	must(err, "GetOffset oldest")
 	eq(oldest, int64(0), "oldest offset")
+}
+
+// saramaV3Codecs: sarama speaking newer (flexible) protocol versions, with every codec.
+func saramaV3Codecs(bootstrap string) {
+	codecs := map[string]sarama.CompressionCodec{
+		"none": sarama.CompressionNone, "gzip": sarama.CompressionGZIP, "snappy": sarama.CompressionSnappy,
+		"lz4": sarama.CompressionLZ4, "zstd": sarama.CompressionZSTD,
+	}
+	for _, name := range []string{"none", "gzip", "snappy", "lz4", "zstd"} {
+		cfg := sarama.NewConfig()
+		cfg.Version = sarama.V3_6_0_0
+		cfg.ClientID = "jet-compat-sarama-v3"
+		cfg.Producer.RequiredAcks = sarama.WaitForAll
+		cfg.Producer.Return.Successes = true
+		cfg.Producer.Partitioner = sarama.NewManualPartitioner
+		cfg.Producer.Compression = codecs[name]
+		cfg.Producer.Flush.Messages = 50
+		cfg.Consumer.Return.Errors = true
+		topic := topicName("sarama3-" + name)
+		ca, err := sarama.NewClusterAdmin([]string{bootstrap}, cfg)
+		must(err, "NewClusterAdmin")
+		must(ca.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: 1, ReplicationFactor: 1}, false), "CreateTopic "+topic)
+		waitUntil("sarama sees "+topic, func() bool {
+			md, err := ca.DescribeTopics([]string{topic})
+			return err == nil && len(md) == 1 && errors.Is(md[0].Err, sarama.ErrNoError) && len(md[0].Partitions) == 1 && md[0].Partitions[0].Leader == 1
+		})
+		prod, err := sarama.NewSyncProducer([]string{bootstrap}, cfg)
+		must(err, "NewSyncProducer")
+		const n = 400
+		var batch []*sarama.ProducerMessage
+		for i := 0; i < n; i++ {
+			batch = append(batch, &sarama.ProducerMessage{Topic: topic, Partition: 0, Key: sarama.StringEncoder("k" + strconv.Itoa(i)),
+				Value: sarama.StringEncoder(name + "-" + strconv.Itoa(i) + strings.Repeat("s", i%70)), Timestamp: time.UnixMilli(baseMs + int64(i)),
+				Headers: []sarama.RecordHeader{{Key: []byte("i"), Value: []byte(strconv.Itoa(i))}}})
+		}
+		must(prod.SendMessages(batch), "SendMessages "+name)
+		for i, m := range batch {
+			eq(m.Offset, int64(i), name+": produced offset")
+		}
+		must(prod.Close(), "Close")
+		cons, err := sarama.NewConsumer([]string{bootstrap}, cfg)
+		must(err, "NewConsumer")
+		pc, err := cons.ConsumePartition(topic, 0, sarama.OffsetOldest)
+		must(err, "ConsumePartition")
+		deadline := time.After(60 * time.Second)
+		for i := 0; i < n; i++ {
+			select {
+			case m := <-pc.Messages():
+				eq(m.Offset, int64(i), name+": offset")
+				eq(string(m.Key), "k"+strconv.Itoa(i), name+": key")
+				eq(string(m.Value), name+"-"+strconv.Itoa(i)+strings.Repeat("s", i%70), name+": value")
+				eq(m.Timestamp.UnixMilli(), baseMs+int64(i), name+": timestamp")
+				eq(len(m.Headers), 1, name+": headers")
+				eq(string(m.Headers[0].Value), strconv.Itoa(i), name+": header value")
+			case e := <-pc.Errors():
+				fail("%s: consumer error: %v", name, e)
+			case <-deadline:
+				fail("%s: consumed only %d of %d before the deadline", name, i, n)
+			}
+		}
+		must(pc.Close(), "PartitionConsumer.Close")
+		must(cons.Close(), "Consumer.Close")
+		must(ca.Close(), "ClusterAdmin.Close")
+	}
 }

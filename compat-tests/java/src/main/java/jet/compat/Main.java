@@ -69,6 +69,7 @@ public final class Main {
                 case "describe-configs" -> describeConfigs(bootstrap);
                 case "create-partitions" -> createPartitions(bootstrap);
                 case "delete-records" -> deleteRecords(bootstrap);
+                case "codecs" -> codecs(bootstrap);
                 default -> throw new IllegalArgumentException("unknown scenario " + scenario);
             }
         } catch (AssertionError e) {
@@ -237,6 +238,47 @@ public final class Main {
             var oft = c.offsetsForTimes(Map.of(tps.get(0), base + 101));
             eq(oft.get(tps.get(0)).offset(), 51L, "offsetsForTimes offset");
             eq(oft.get(tps.get(0)).timestamp(), base + 102, "offsetsForTimes timestamp");
+        }
+    }
+
+    /** Default producer settings plus compression.type, for every codec; consumer reads back exactly. */
+    static void codecs(String bootstrap) throws Exception {
+        for (String codec : List.of("none", "gzip", "snappy", "lz4", "zstd")) {
+            String topic = topicName("java-" + codec);
+            try (Admin a = admin(bootstrap)) {
+                createTopic(a, topic, 1, null);
+            }
+            Properties props = new Properties();
+            props.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+            props.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
+            props.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
+            props.put(ProducerConfig.COMPRESSION_TYPE_CONFIG, codec);
+            props.put(ProducerConfig.LINGER_MS_CONFIG, 20);
+            final int n = 3000;
+            final long base = (System.currentTimeMillis() - 3_600_000L) / 1000 * 1000;
+            try (KafkaProducer<byte[], byte[]> p = new KafkaProducer<>(props)) {
+                List<Future<RecordMetadata>> futs = new ArrayList<>();
+                for (int i = 0; i < n; i++) {
+                    futs.add(p.send(new ProducerRecord<>(topic, 0, base + i, b("k" + i), b(codec + "-" + i + "-" + "c".repeat(i % 80)),
+                            List.of(new RecordHeader("i", b(Integer.toString(i)))))));
+                }
+                p.flush();
+                for (int i = 0; i < n; i++) eq(futs.get(i).get(T, TimeUnit.SECONDS).offset(), (long) i, codec + " offset of record " + i);
+            }
+            try (KafkaConsumer<byte[], byte[]> c = consumer(bootstrap)) {
+                TopicPartition tp = new TopicPartition(topic, 0);
+                c.assign(List.of(tp));
+                c.seek(tp, 0);
+                List<ConsumerRecord<byte[], byte[]>> rs = pollN(c, n);
+                for (int i = 0; i < n; i++) {
+                    ConsumerRecord<byte[], byte[]> r = rs.get(i);
+                    eq(r.offset(), (long) i, codec + " offset");
+                    eq(s(r.key()), "k" + i, codec + " key");
+                    eq(s(r.value()), codec + "-" + i + "-" + "c".repeat(i % 80), codec + " value");
+                    eq(r.timestamp(), base + i, codec + " timestamp");
+                    eq(s(r.headers().lastHeader("i").value()), Integer.toString(i), codec + " header");
+                }
+            }
         }
     }
 
