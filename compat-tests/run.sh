@@ -39,7 +39,7 @@ if ! command -v kcat >/dev/null 2>&1; then
   step "installing kcat (Debian's, librdkafka 2.0.2)"
   apt_install kcat
 fi
-kcat -V 2>&1 | grep -m1 -o 'librdkafka [0-9.]*' >&2
+echo "kcat: $(kcat -V 2>&1 | grep -o 'librdkafka [0-9.]*' | head -n1 || true)" >&2
 
 CURRENT_STEP="install java/maven"
 if ! command -v java >/dev/null 2>&1 || ! command -v javac >/dev/null 2>&1; then
