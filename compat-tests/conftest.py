@@ -1,0 +1,124 @@
+"""Fixtures for the Jet Kafka-compatibility harness.
+
+* `broker` (one per test module): a real `jet` process on a free loopback port
+  with a fresh data dir, or the external broker named by JET_BOOTSTRAP=host:port.
+  Stopped with SIGTERM at module end; exit code 0 is asserted.
+* `fresh_broker` (per test): a jet process of its own (restart tests);
+  skipped on an external broker.
+* `jet_process`: `broker`, but skips on an external broker (tests that need
+  the pid / SIGKILL).
+* `topic`: factory that creates a uniquely named topic through the admin API.
+On a test failure the broker log written during that test is printed.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import helpers  # noqa: E402
+from jetproc import ExternalBroker, JetBroker  # noqa: E402
+
+EXTERNAL = os.environ.get("JET_BOOTSTRAP")
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, "rep_" + rep.when, rep)
+
+
+def _start(tmp: Path, name: str) -> JetBroker:
+    b = JetBroker(data_dir=tmp / "data", log_path=tmp / f"{name}.log")
+    b.start()
+    return b
+
+
+def _stop_and_check(b: JetBroker) -> None:
+    if not b.alive():
+        code = b.proc.returncode if b.proc else None
+        raise AssertionError(f"jet was no longer running at teardown (exit {code})\n--- jet log ---\n{b.log_since(0)}")
+    code = b.stop()
+    assert code == 0, f"jet exited {code} on SIGTERM (expected 0)\n--- jet log ---\n{b.log_since(0)}"
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory, request):
+    if EXTERNAL:
+        yield ExternalBroker(EXTERNAL)
+        return
+    tmp = tmp_path_factory.mktemp("jet-" + request.module.__name__.rsplit(".", 1)[-1])
+    b = _start(tmp, "jet")
+    yield b
+    _stop_and_check(b)
+
+
+@pytest.fixture
+def jet_process(broker):
+    if broker.external:
+        pytest.skip("needs a jet process we started (JET_BOOTSTRAP is set)")
+    return broker
+
+
+@pytest.fixture
+def fresh_broker(tmp_path):
+    if EXTERNAL:
+        pytest.skip("needs a jet process we started (JET_BOOTSTRAP is set)")
+    b = _start(tmp_path, "jet-fresh")
+    yield b
+    _stop_and_check(b)
+
+
+@pytest.fixture
+def broker_with(tmp_path, request):
+    """broker_with(*extra_args) -> a started jet with extra command-line flags (stopped at test end)."""
+    if EXTERNAL:
+        pytest.skip("needs a jet process we started (JET_BOOTSTRAP is set)")
+    started = []
+
+    def make(*extra_args: str) -> JetBroker:
+        d = tmp_path / f"b{len(started)}"
+        d.mkdir()
+        b = JetBroker(data_dir=d / "data", log_path=d / "jet.log", extra_args=list(extra_args))
+        started.append(b)
+        b.start()
+        return b
+
+    yield make
+    rep = getattr(request.node, "rep_call", None)
+    for b in started:
+        if rep is not None and rep.failed:
+            print(f"\n--- jet log ({' '.join(b.extra_args)}) ---\n{b.log_since(0)}")
+        _stop_and_check(b)
+
+
+@pytest.fixture(autouse=True)
+def _broker_log_on_failure(request):
+    """Print what the broker logged during a failing test."""
+    brokers = [request.getfixturevalue(n) for n in ("broker", "fresh_broker") if n in request.fixturenames]
+    marks = [(b, b.log_size()) for b in brokers]
+    yield
+    rep = getattr(request.node, "rep_call", None)
+    if rep is not None and rep.failed:
+        for b, off in marks:
+            if not b.external:
+                print(f"\n--- jet log during {request.node.name} (pid {b.pid}, {b.bootstrap}) ---")
+                print(b.log_since(off))
+
+
+@pytest.fixture
+def topic(broker):
+    """topic(partitions=1, configs=None, prefix=...) -> name of a freshly created topic."""
+
+    def make(partitions: int = 1, configs: dict | None = None, prefix: str = "t") -> str:
+        name = helpers.unique_topic(prefix)
+        helpers.create_topic(broker.bootstrap, name, partitions, configs)
+        return name
+
+    return make

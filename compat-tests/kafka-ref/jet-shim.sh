@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Validation only: behaves like `jet` on the command line but runs Apache Kafka
+# (KRaft, combined mode), so the process-controlling tests (restart, SIGTERM exit
+# code) can be checked against a reference broker:
+#   JET_BIN=compat-tests/kafka-ref/jet-shim.sh compat-tests/.venv/bin/pytest compat-tests/test_restart.py
+# Needs the jars from start.sh (compat-tests/.cache/kafka/libs).
+set -euo pipefail
+HERE="$(cd "$(dirname "$0")" && pwd)"
+LIBS="$(dirname "$HERE")/.cache/kafka/libs"
+LISTEN="" ADV="" DATA="" NPART=1 AUTO=true
+[ "${1:-}" = "serve" ] && shift
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --listen) LISTEN="$2"; shift 2 ;;
+    --advertised-listener) ADV="$2"; shift 2 ;;
+    --data-dir) DATA="$2"; shift 2 ;;
+    --num-partitions) NPART="$2"; shift 2 ;;
+    --auto-create-topics-enable) AUTO="$2"; shift 2 ;;
+    *) echo "jet-shim: unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+PORT="${LISTEN##*:}"
+# controller port: a free one, stable per data dir (restarts must reuse it)
+mkdir -p "$DATA"
+if [ ! -f "$DATA/controller.port" ]; then
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' > "$DATA/controller.port"
+fi
+CPORT="$(cat "$DATA/controller.port")"
+cat > "$DATA/server.properties" <<PROPS
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$CPORT
+listeners=PLAINTEXT://$LISTEN,CONTROLLER://127.0.0.1:$CPORT
+advertised.listeners=PLAINTEXT://$ADV
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+log.dirs=$DATA/logs
+num.partitions=$NPART
+auto.create.topics.enable=$AUTO
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+PROPS
+CP="$LIBS/*"
+if [ ! -f "$DATA/logs/meta.properties" ]; then
+  java -cp "$CP" kafka.tools.StorageTool format -t "$(java -cp "$CP" kafka.tools.StorageTool random-uuid)" -c "$DATA/server.properties" >&2
+fi
+cat > "$DATA/log4j2.properties" <<'L4J'
+rootLogger.level = INFO
+rootLogger.appenderRef.stderr.ref = STDERR
+appender.stderr.type = Console
+appender.stderr.name = STDERR
+appender.stderr.target = SYSTEM_ERR
+appender.stderr.layout.type = PatternLayout
+appender.stderr.layout.pattern = [%d] %p %m (%c)%n
+logger.kafka.name = org.apache.kafka
+logger.kafka.level = WARN
+L4J
+# jet's contract is "SIGTERM -> graceful exit 0"; the JVM exits 143, so translate.
+# (The harness SIGKILLs the whole process group, which takes java down too.)
+java -Xmx1g -Dlog4j2.configurationFile="$DATA/log4j2.properties" -cp "$CP" kafka.Kafka "$DATA/server.properties" &
+JPID=$!
+trap 'kill -TERM $JPID 2>/dev/null' TERM INT
+set +e
+wait $JPID; rc=$?
+if [ $rc -gt 128 ] && kill -0 $JPID 2>/dev/null; then wait $JPID; rc=$?; fi
+set -e
+if [ $rc -eq 143 ]; then exit 0; fi
+exit $rc

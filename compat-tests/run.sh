@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# The one command that runs every Jet test: ./compat-tests/run.sh
+#
+#  1. installs what is missing (kcat from Debian, python3-venv, JDK/Maven),
+#  2. creates compat-tests/.venv with the pinned Python clients + pytest,
+#  3. builds the Java (kafka-clients) and Go (franz-go, sarama) client programs once,
+#  4. cargo test --release, cargo build --release,
+#  5. pytest compat-tests/ against the freshly built target/release/jet.
+#
+# Environment:
+#   JET_BIN=path        broker binary to test (default: $CARGO_TARGET_DIR or target, /release/jet)
+#   JET_BOOTSTRAP=h:p   test an already running broker instead (process tests are skipped)
+#   COMPAT_SKIP_CARGO=1 skip steps 4 (e.g. with JET_BOOTSTRAP against a reference Kafka)
+#   PYTEST_ARGS="..."   extra pytest arguments (e.g. "-k kcat -x")
+set -euo pipefail
+
+CT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(dirname "$CT")"
+cd "$ROOT"
+
+step() { printf '\n==> [compat] %s\n' "$*" >&2; }
+CURRENT_STEP="start"
+trap 'rc=$?; printf "\n!!! [compat] FAILED (exit %s) during: %s\n" "$rc" "$CURRENT_STEP" >&2; exit $rc' ERR
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+APT_UPDATED=0
+apt_install() {
+  if [ "$APT_UPDATED" -eq 0 ]; then
+    $SUDO apt-get update -qq
+    APT_UPDATED=1
+  fi
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$@" >/dev/null
+}
+
+# ---------------------------------------------------------------- 1. system packages
+CURRENT_STEP="install kcat"
+if ! command -v kcat >/dev/null 2>&1; then
+  step "installing kcat (Debian's, librdkafka 2.0.2)"
+  apt_install kcat
+fi
+echo "kcat: $(kcat -V 2>&1 | grep -o 'librdkafka [0-9.]*' | head -n1 || true)" >&2
+
+CURRENT_STEP="install java/maven"
+if ! command -v java >/dev/null 2>&1 || ! command -v javac >/dev/null 2>&1; then
+  step "installing a JDK"
+  apt_install openjdk-17-jdk-headless
+fi
+if ! command -v mvn >/dev/null 2>&1; then
+  step "installing maven"
+  apt_install maven
+fi
+
+CURRENT_STEP="check go"
+if ! command -v go >/dev/null 2>&1; then
+  echo "go is required (go.mod of compat-tests/go needs go >= 1.26); it is not in Debian 12's archive at that version" >&2
+  exit 1
+fi
+
+# ---------------------------------------------------------------- 2. python venv
+CURRENT_STEP="python venv"
+VENV="$CT/.venv"
+REQ_HASH="$(sha256sum "$CT/requirements.txt" | cut -d' ' -f1)"
+if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$VENV/.requirements.sha256" 2>/dev/null)" != "$REQ_HASH" ]; then
+  step "creating $VENV"
+  rm -rf "$VENV"
+  PY="${PYTHON:-python3}"
+  if ! "$PY" -m venv "$VENV" >/dev/null 2>&1; then
+    rm -rf "$VENV"
+    step "python3 -m venv failed; installing python3-venv"
+    apt_install python3-venv
+    PY=/usr/bin/python3
+    "$PY" -m venv "$VENV"
+  fi
+  "$VENV/bin/python" -m pip install -q --upgrade pip
+  "$VENV/bin/python" -m pip install -q -r "$CT/requirements.txt"
+  echo "$REQ_HASH" > "$VENV/.requirements.sha256"
+fi
+"$VENV/bin/python" -c 'import confluent_kafka, kafka, aiokafka, pytest, pytest_timeout; print("python clients: confluent-kafka", confluent_kafka.__version__, "(librdkafka", confluent_kafka.libversion()[0] + ")", "kafka-python", kafka.__version__, "aiokafka", aiokafka.__version__)' >&2
+
+# ---------------------------------------------------------------- 3. Java + Go client programs
+CURRENT_STEP="build Java client program (mvn)"
+step "building compat-tests/java (kafka-clients)"
+mvn -q -B -f "$CT/java/pom.xml" package -DskipTests
+
+CURRENT_STEP="build Go client program"
+step "building compat-tests/go (franz-go, sarama)"
+(cd "$CT/go" && go mod download && go mod verify >/dev/null && go build -o "$CT/.cache/bin/jetcompat-go" .)
+
+# ---------------------------------------------------------------- 4. cargo
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+if [ "${COMPAT_SKIP_CARGO:-0}" != "1" ]; then
+  CURRENT_STEP="cargo test --release"
+  step "cargo test --release"
+  cargo test --release
+  CURRENT_STEP="cargo build --release"
+  step "cargo build --release"
+  cargo build --release
+fi
+export JET_BIN="${JET_BIN:-$TARGET_DIR/release/jet}"
+
+# ---------------------------------------------------------------- 5. pytest
+CURRENT_STEP="pytest compat-tests/"
+step "pytest compat-tests/ (JET_BIN=$JET_BIN${JET_BOOTSTRAP:+, JET_BOOTSTRAP=$JET_BOOTSTRAP})"
+# shellcheck disable=SC2086
+"$VENV/bin/python" -m pytest "$CT" ${PYTEST_ARGS:-}
+step "all compat tests passed"
