@@ -61,6 +61,62 @@ def test_admin_create_describe_delete_topics(broker):
     assert ei.value.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART, ei.value
 
 
+def _topic_configs(a: AdminClient, t: str) -> dict:
+    res = ConfigResource(ResourceType.TOPIC, t)
+    return a.describe_configs([res])[res].result(timeout=30)
+
+
+def test_admin_alter_and_incremental_alter_configs(broker):
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry
+
+    a = admin(broker)
+    t = helpers.unique_topic("ck-alter")
+    fs = a.create_topics([NewTopic(t, num_partitions=1, replication_factor=1, config={"retention.ms": "1000000"})], operation_timeout=30)
+    fs[t].result(timeout=60)
+
+    # incremental: SET one, APPEND to a list config, others untouched
+    res = ConfigResource(ResourceType.TOPIC, t, incremental_configs=[
+        ConfigEntry("segment.ms", "3600000", incremental_operation=AlterConfigOpType.SET),
+        ConfigEntry("cleanup.policy", "compact", incremental_operation=AlterConfigOpType.APPEND),
+    ])
+    a.incremental_alter_configs([res])[res].result(timeout=30)
+    e = _topic_configs(a, t)
+    assert e["segment.ms"].value == "3600000" and e["segment.ms"].source == 1
+    assert e["cleanup.policy"].value == "delete,compact"
+    assert e["retention.ms"].value == "1000000"
+
+    # incremental DELETE reverts to the default
+    res = ConfigResource(ResourceType.TOPIC, t, incremental_configs=[
+        ConfigEntry("retention.ms", None, incremental_operation=AlterConfigOpType.DELETE),
+    ])
+    a.incremental_alter_configs([res])[res].result(timeout=30)
+    e = _topic_configs(a, t)
+    assert e["retention.ms"].value == "604800000" and e["retention.ms"].is_default
+
+    # an invalid value is refused with INVALID_CONFIG and changes nothing
+    res = ConfigResource(ResourceType.TOPIC, t, incremental_configs=[
+        ConfigEntry("retention.ms", "soon", incremental_operation=AlterConfigOpType.SET),
+    ])
+    with pytest.raises(KafkaException) as ei:
+        a.incremental_alter_configs([res])[res].result(timeout=30)
+    assert ei.value.args[0].code() == KafkaError.INVALID_CONFIG, ei.value
+    assert _topic_configs(a, t)["retention.ms"].is_default
+
+    # legacy AlterConfigs replaces the whole override set
+    res = ConfigResource(ResourceType.TOPIC, t, set_config={"max.message.bytes": "5000"})
+    a.alter_configs([res])[res].result(timeout=30)
+    e = _topic_configs(a, t)
+    assert e["max.message.bytes"].value == "5000" and e["max.message.bytes"].source == 1
+    assert e["segment.ms"].is_default and e["cleanup.policy"].value == "delete"
+
+    # and the new max.message.bytes is enforced on produce
+    p = Producer({"bootstrap.servers": broker.bootstrap, "compression.type": "none", "batch.num.messages": 1})
+    errors = []
+    p.produce(t, value=b"x" * 6000, on_delivery=lambda err, msg: errors.append(err))
+    p.flush(30)
+    assert errors and errors[0] is not None and errors[0].code() == KafkaError.MSG_SIZE_TOO_LARGE, errors
+
+
 def test_admin_describe_broker_configs(broker):
     a = admin(broker)
     res = ConfigResource(ResourceType.BROKER, "1")

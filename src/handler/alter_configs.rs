@@ -31,8 +31,23 @@ pub fn apply_topic_configs(
     broker.set_topic_configs(&topic, configs)
 }
 
-pub fn broker_configs_are_static() -> ApiError {
-    ApiError::with_message(ResponseError::InvalidRequest, "Jet broker settings are static: set them with flags or --set at start")
+/// Alters one resource of an (Incremental)AlterConfigs request: topics get `build`'s
+/// new override set; broker settings are static in Jet (given at start).
+pub fn alter_resource(
+    broker: &Broker,
+    resource_type: i8,
+    resource_name: &str,
+    build: impl FnOnce(BTreeMap<String, String>) -> Result<BTreeMap<String, String>, ApiError>,
+    validate_only: bool,
+) -> Result<(), ApiError> {
+    match resource_type {
+        RESOURCE_TOPIC => apply_topic_configs(broker, resource_name, build, validate_only),
+        RESOURCE_BROKER => Err(ApiError::with_message(
+            ResponseError::InvalidRequest,
+            "Jet broker settings are static: set them with flags or --set at start",
+        )),
+        other => Err(ApiError::with_message(ResponseError::InvalidRequest, format!("Unsupported resource type {other}"))),
+    }
 }
 
 pub fn handle(broker: &Broker, request: AlterConfigsRequest, _version: i16) -> AlterConfigsResponse {
@@ -43,21 +58,12 @@ pub fn handle(broker: &Broker, request: AlterConfigsRequest, _version: i16) -> A
             let response = AlterConfigsResourceResponse::default()
                 .with_resource_type(res.resource_type)
                 .with_resource_name(res.resource_name.clone());
-            let outcome = match res.resource_type {
-                RESOURCE_TOPIC => apply_topic_configs(
-                    broker,
-                    res.resource_name.as_str(),
-                    |_| {
-                        Ok(res.configs
-                            .iter()
-                            .filter_map(|c| c.value.as_ref().map(|v| (c.name.to_string(), v.to_string())))
-                            .collect())
-                    },
-                    request.validate_only,
-                ),
-                RESOURCE_BROKER => Err(broker_configs_are_static()),
-                _ => Err(ApiError::new(ResponseError::InvalidRequest)),
+            // AlterConfigs replaces the whole override set.
+            let replacement = |_| {
+                Ok(res.configs.iter().filter_map(|c| c.value.as_ref().map(|v| (c.name.to_string(), v.to_string()))).collect())
             };
+            let outcome =
+                alter_resource(broker, res.resource_type, res.resource_name.as_str(), replacement, request.validate_only);
             match outcome {
                 Ok(()) => response,
                 Err(e) => response.with_error_code(e.code.code()).with_error_message(message(e.message)),

@@ -1,20 +1,68 @@
 //! IncrementalAlterConfigs (key 44): SET, DELETE, APPEND and SUBTRACT on individual
 //! topic configs, leaving the others as they are.
 
+use std::collections::BTreeMap;
+
 use kafka_protocol::ResponseError;
+use kafka_protocol::messages::incremental_alter_configs_request::AlterableConfig;
 use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
 
+use crate::broker::topic_config;
 use crate::broker::{ApiError, Broker};
 
-use super::alter_configs::{apply_topic_configs, broker_configs_are_static};
-use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
+use super::alter_configs::alter_resource;
 use super::message;
 
 const SET: i8 = 0;
 const DELETE: i8 = 1;
 const APPEND: i8 = 2;
 const SUBTRACT: i8 = 3;
+
+/// Applies one resource's operations to its current override set.
+fn apply_ops(
+    broker: &Broker,
+    mut configs: BTreeMap<String, String>,
+    ops: &[AlterableConfig],
+) -> Result<BTreeMap<String, String>, ApiError> {
+    for c in ops {
+        let name = c.name.to_string();
+        let value = c.value.as_ref().map(|v| v.to_string());
+        match c.config_operation {
+            SET => {
+                let v = value.ok_or_else(|| {
+                    ApiError::with_message(ResponseError::InvalidRequest, format!("Null value not supported for {name}"))
+                })?;
+                configs.insert(name, v);
+            }
+            DELETE => {
+                configs.remove(&name);
+            }
+            APPEND | SUBTRACT => {
+                // List configs: start from the effective value (override or default).
+                let current = configs.get(&name).cloned().or_else(|| {
+                    topic_config::find(&name).map(|d| topic_config::resolve(&broker.config.kafka, &configs, d).value)
+                });
+                let mut items: Vec<String> =
+                    current.unwrap_or_default().split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+                for v in value.unwrap_or_default().split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                    if c.config_operation == APPEND {
+                        if !items.iter().any(|i| i == v) {
+                            items.push(v.to_string());
+                        }
+                    } else {
+                        items.retain(|i| i != v);
+                    }
+                }
+                configs.insert(name, items.join(","));
+            }
+            op => {
+                return Err(ApiError::with_message(ResponseError::InvalidRequest, format!("Unknown config operation {op}")));
+            }
+        }
+    }
+    Ok(configs)
+}
 
 pub fn handle(broker: &Broker, request: IncrementalAlterConfigsRequest, _version: i16) -> IncrementalAlterConfigsResponse {
     let responses = request
@@ -24,60 +72,8 @@ pub fn handle(broker: &Broker, request: IncrementalAlterConfigsRequest, _version
             let response = AlterConfigsResourceResponse::default()
                 .with_resource_type(res.resource_type)
                 .with_resource_name(res.resource_name.clone());
-            let outcome = match res.resource_type {
-                RESOURCE_TOPIC => apply_topic_configs(
-                    broker,
-                    res.resource_name.as_str(),
-                    |mut configs| {
-                        for c in &res.configs {
-                            let name = c.name.to_string();
-                            let value = c.value.as_ref().map(|v| v.to_string());
-                            let current = || {
-                                configs.get(&name).cloned().or_else(|| {
-                                    crate::broker::topic_config::find(&name).map(|d| {
-                                        crate::broker::topic_config::resolve(&broker.config.kafka, &configs, d).value
-                                    })
-                                })
-                            };
-                            match c.config_operation {
-                                SET => {
-                                    let v = value.ok_or_else(|| ApiError::with_message(ResponseError::InvalidRequest, format!("Null value not supported for {name}")))?;
-                                    configs.insert(name, v);
-                                }
-                                DELETE => {
-                                    configs.remove(&name);
-                                }
-                                APPEND | SUBTRACT => {
-                                    let mut items: Vec<String> = current()
-                                        .unwrap_or_default()
-                                        .split(',')
-                                        .map(|s| s.trim().to_string())
-                                        .filter(|s| !s.is_empty())
-                                        .collect();
-                                    for v in value.unwrap_or_default().split(',').map(str::trim).filter(|s| !s.is_empty()) {
-                                        if c.config_operation == APPEND {
-                                            if !items.iter().any(|i| i == v) {
-                                                items.push(v.to_string());
-                                            }
-                                        } else {
-                                            items.retain(|i| i != v);
-                                        }
-                                    }
-                                    configs.insert(name, items.join(","));
-                                }
-                                op => {
-                                    return Err(ApiError::with_message(ResponseError::InvalidRequest, format!("Unknown config operation {op}")));
-                                }
-                            }
-                        }
-                        Ok(configs)
-                    },
-                    request.validate_only,
-                ),
-                RESOURCE_BROKER => Err(broker_configs_are_static()),
-                _ => Err(ApiError::new(ResponseError::InvalidRequest)),
-            };
-            match outcome {
+            let ops = |configs| apply_ops(broker, configs, &res.configs);
+            match alter_resource(broker, res.resource_type, res.resource_name.as_str(), ops, request.validate_only) {
                 Ok(()) => response,
                 Err(e) => response.with_error_code(e.code.code()).with_error_message(message(e.message)),
             }
