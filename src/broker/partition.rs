@@ -259,7 +259,10 @@ impl Partition {
             }
             .into());
         }
-        let records = inner.log.read(offset, max_bytes, high_watermark, min_one)?;
+        let plan = inner.log.plan_read(offset, max_bytes, high_watermark, min_one)?;
+        // The file reads happen without the lock, so fetches never stall appends.
+        drop(inner);
+        let records = plan.execute()?;
         Ok(ReadResult { records, high_watermark, log_start_offset })
     }
 

@@ -24,6 +24,7 @@ pub mod batch;
 mod flusher;
 mod index;
 mod partition_log;
+mod read_plan;
 mod recovery;
 mod segment;
 
@@ -42,6 +43,7 @@ pub use batch::{
 };
 pub use flusher::{Flusher, SyncTarget};
 pub use partition_log::{AppendInfo, PartitionLog};
+pub use read_plan::ReadPlan;
 
 /// Per-partition log settings, mirroring Kafka's topic-level configs of the same names.
 #[derive(Debug, Clone, PartialEq, Eq)]

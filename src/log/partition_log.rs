@@ -175,7 +175,7 @@ impl PartitionLog {
         self.segments.partition_point(|s| s.base_offset <= offset).saturating_sub(1)
     }
 
-    fn check_range(&self, offset: i64) -> Result<(), LogError> {
+    pub(crate) fn check_range(&self, offset: i64) -> Result<(), LogError> {
         let (log_start, log_end) = (self.log_start_offset, self.log_end_offset());
         if offset < log_start || offset > log_end {
             return Err(LogError::OffsetOutOfRange { offset, log_start, log_end });
@@ -183,56 +183,9 @@ impl PartitionLog {
         Ok(())
     }
 
-    /// Reads whole batches starting with the one containing `offset`, stopping before any
-    /// batch with base offset `>= upto`, at most `max_bytes` in total except that with
-    /// `min_one` the first batch is returned whole even if larger (KIP-74). Each touched
-    /// segment is read with one pread of the whole window, then trimmed to whole batches.
-    pub fn read(&self, offset: i64, max_bytes: usize, upto: i64, min_one: bool) -> Result<Bytes, LogError> {
-        self.check_range(offset)?;
-        let mut out: Vec<u8> = Vec::new();
-        let mut cur = offset;
-        for seg in &self.segments[self.segment_index(offset)..] {
-            if cur >= seg.next_offset {
-                continue;
-            }
-            let Some((pos, first)) = seg.locate(cur)? else { continue };
-            if first.base_offset >= upto {
-                break;
-            }
-            let left_in_seg = (seg.size - pos) as usize;
-            let mut window = max_bytes.saturating_sub(out.len()).min(left_in_seg);
-            if out.is_empty() && min_one {
-                window = window.max(first.total_size());
-            }
-            if window < first.total_size() {
-                break;
-            }
-            let buf = seg.read_vec(pos, window)?;
-            let mut take = 0;
-            let mut stopped = false;
-            for item in BatchIter::new(&buf) {
-                match item {
-                    Ok((h, r)) if h.base_offset < upto => {
-                        take = r.end;
-                        cur = h.next_offset();
-                    }
-                    _ => {
-                        stopped = true;
-                        break;
-                    }
-                }
-            }
-            if out.is_empty() {
-                out = buf;
-                out.truncate(take);
-            } else {
-                out.extend_from_slice(&buf[..take]);
-            }
-            if stopped || window < left_in_seg {
-                break;
-            }
-        }
-        Ok(Bytes::from(out))
+    /// Segments that may hold `offset` and everything after it.
+    pub(crate) fn segments_from(&self, offset: i64) -> &[Segment] {
+        &self.segments[self.segment_index(offset)..]
     }
 
     /// The bytes of the batch starting at `pos` in `seg`.

@@ -426,3 +426,22 @@ fn crash_between_log_start_checkpoint_and_segment_deletion() {
     assert_eq!(segment_files(dir.path()), 2);
     assert_eq!(&read_all(&log)[..], &stored[2..].concat()[..]);
 }
+
+#[test]
+fn a_read_plan_outlives_segment_deletion_and_ignores_later_appends() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let one = batch(2, 0).len() as u64;
+    let mut log = open(dir.path(), LogConfig { segment_bytes: one * 2, index_interval_bytes: 1, ..cfg() });
+    let mut expected = Vec::new();
+    for i in 0..6 {
+        expected.extend(append(&mut log, 2, i).1);
+    }
+    let plan = log.plan_read(0, usize::MAX, i64::MAX, true).expect("plan");
+    // Made after the plan: deleting the segments it covers and appending more.
+    log.advance_log_start(8).expect("advance");
+    append(&mut log, 2, 9);
+    assert_eq!(&plan.execute().expect("execute")[..], &expected[..]);
+    // A plan bounded by `upto` mid-log stops there.
+    let plan = log.plan_read(8, usize::MAX, 10, false).expect("plan");
+    assert_eq!(headers(&plan.execute().expect("execute")).iter().map(|h| h.base_offset).collect::<Vec<_>>(), vec![8]);
+}
