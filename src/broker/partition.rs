@@ -18,7 +18,7 @@ use tokio::sync::watch;
 use crate::broker::producer_state::{BatchMeta, ProducerStateTable, SeqCheck, add_seq, next_seq};
 use crate::broker::topic_config::EffectiveTopicConfig;
 use crate::log::batch::{self, BatchHeader};
-use crate::log::{Flusher, LogError, PartitionLog, SyncTarget};
+use crate::log::{Flusher, LogError, PartitionLog, SyncTarget, write_durably};
 
 /// Leader epoch stamped on every batch. A single node never changes leader; with raft
 /// this becomes the term.
@@ -87,18 +87,10 @@ pub struct ReadResult {
 impl Partition {
     pub fn open(topic: &str, index: i32, dir: &Path, config: EffectiveTopicConfig) -> Result<Self, PartitionError> {
         let log = PartitionLog::open(dir, config.log.clone())?;
-        let mut producers = ProducerStateTable::default();
-        log.for_each_batch_header(|h| {
-            if h.producer_id >= 0 && !h.is_control() {
-                let meta = BatchMeta {
-                    first_seq: h.base_sequence,
-                    last_seq: add_seq(h.base_sequence, h.last_offset_delta),
-                    first_offset: h.base_offset,
-                    last_offset: h.last_offset(),
-                };
-                producers.record(h.producer_id, h.producer_epoch, meta);
-            }
-        })?;
+        let producers = match take_producer_snapshot(dir, log.log_end_offset()) {
+            Some(table) => table,
+            None => rebuild_producer_state(&log)?,
+        };
         // Everything recovered from disk was fsynced or is being treated as such: a
         // clean restart makes the whole log visible.
         let (high_watermark, _) = watch::channel(log.log_end_offset());
@@ -283,6 +275,10 @@ impl Partition {
     pub fn close(&self) -> Result<(), PartitionError> {
         let mut inner = self.lock()?;
         inner.log.close()?;
+        match inner.producers.to_snapshot(inner.log.log_end_offset()) {
+            Ok(json) => write_durably(&self.dir, PRODUCER_SNAPSHOT, &json)?,
+            Err(e) => tracing::warn!(topic = self.topic, partition = self.index, error = %e, "producer state snapshot not written"),
+        }
         Ok(())
     }
 
@@ -307,6 +303,39 @@ impl Partition {
         self.advance_high_watermark(end);
         Ok(())
     }
+}
+
+/// File holding the producer table at clean shutdown.
+const PRODUCER_SNAPSHOT: &str = "producer-state.json";
+
+/// Reads and removes the clean-shutdown producer snapshot; `None` unless it matches the
+/// log's end offset. Removing it means a later crash can never pair it with a log that
+/// has changed since.
+fn take_producer_snapshot(dir: &Path, end_offset: i64) -> Option<ProducerStateTable> {
+    let path = dir.join(PRODUCER_SNAPSHOT);
+    let json = std::fs::read_to_string(&path).ok()?;
+    if let Err(e) = std::fs::remove_file(&path) {
+        tracing::warn!(path = %path.display(), error = %e, "cannot remove producer snapshot; rebuilding from the log");
+        return None;
+    }
+    ProducerStateTable::from_snapshot(&json, end_offset)
+}
+
+/// Rebuilds idempotence state from every batch header in the log.
+fn rebuild_producer_state(log: &PartitionLog) -> Result<ProducerStateTable, PartitionError> {
+    let mut producers = ProducerStateTable::default();
+    log.for_each_batch_header(|h| {
+        if h.producer_id >= 0 && !h.is_control() {
+            let meta = BatchMeta {
+                first_seq: h.base_sequence,
+                last_seq: add_seq(h.base_sequence, h.last_offset_delta),
+                first_offset: h.base_offset,
+                last_offset: h.last_offset(),
+            };
+            producers.record(h.producer_id, h.producer_epoch, meta);
+        }
+    })?;
+    Ok(producers)
 }
 
 /// Checks every batch of one produce request against the producer table and against the

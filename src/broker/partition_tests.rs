@@ -113,3 +113,37 @@ fn producer_state_survives_reopen_including_sequence_wrap() {
     let fenced = append(&p, &producer_batch(1, 3, 10, Compression::None, (9, 1, 4)));
     assert!(matches!(fenced, Err(PartitionError::Rejected(ResponseError::InvalidProducerEpoch))));
 }
+
+#[test]
+fn clean_close_restores_producer_state_from_the_snapshot_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = producer_batch(3, 1, 10, Compression::None, (4, 0, 0));
+    {
+        let p = open(dir.path(), LogConfig::default());
+        append(&p, &a).expect("a");
+        p.close().expect("close");
+    }
+    assert!(dir.path().join(PRODUCER_SNAPSHOT).exists());
+    {
+        let p = open(dir.path(), LogConfig::default());
+        // The snapshot is consumed on open, so no later crash can reuse it.
+        assert!(!dir.path().join(PRODUCER_SNAPSHOT).exists());
+        assert!(matches!(append(&p, &a).expect("retry"), Appended::Duplicate { base_offset: 0, .. }));
+        let b = producer_batch(1, 2, 10, Compression::None, (4, 0, 3));
+        assert!(matches!(append(&p, &b).expect("b"), Appended::New { base_offset: 3, .. }));
+        p.close().expect("close");
+    }
+    // A snapshot that does not match the log's end is ignored in favour of a rebuild.
+    let stale = ProducerStateTable::default().to_snapshot(3).expect("json");
+    std::fs::write(dir.path().join(PRODUCER_SNAPSHOT), stale).expect("write");
+    {
+        let p = open(dir.path(), LogConfig::default());
+        assert!(matches!(append(&p, &a).expect("retry"), Appended::Duplicate { base_offset: 0, .. }));
+    }
+    // A matching snapshot is trusted without reading the log: an (artificially) empty
+    // one makes the producer unknown, so the old batch is accepted as new.
+    let empty = ProducerStateTable::default().to_snapshot(4).expect("json");
+    std::fs::write(dir.path().join(PRODUCER_SNAPSHOT), empty).expect("write");
+    let p = open(dir.path(), LogConfig::default());
+    assert!(matches!(append(&p, &a).expect("accepted"), Appended::New { base_offset: 4, .. }));
+}

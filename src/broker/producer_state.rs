@@ -7,15 +7,20 @@
 //! with the original offsets), anything else must continue the last sequence exactly. A
 //! producer the partition knows nothing about (its batches were removed by retention or
 //! this is its first write) may start at any sequence.
+//!
+//! The table is rebuilt from batch headers when a partition opens, unless a snapshot
+//! written at clean shutdown matches the log's end offset (so a clean restart does not
+//! read the whole log).
 
 use std::collections::{HashMap, VecDeque};
 
 use kafka_protocol::ResponseError;
+use serde::{Deserialize, Serialize};
 
 /// Batches remembered per producer, as in Kafka.
 pub const RETAINED_BATCHES: usize = 5;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BatchMeta {
     pub first_seq: i32,
     pub last_seq: i32,
@@ -36,6 +41,20 @@ pub enum SeqCheck {
     /// A retry of a batch already in the log: answer with its original offsets.
     Duplicate(BatchMeta),
     Reject(ResponseError),
+}
+
+/// On-disk form of the table (Kafka keeps `.snapshot` files for the same purpose).
+#[derive(Serialize, Deserialize)]
+struct Snapshot {
+    end_offset: i64,
+    producers: Vec<SnapshotEntry>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SnapshotEntry {
+    id: i64,
+    epoch: i16,
+    batches: Vec<BatchMeta>,
 }
 
 #[derive(Debug, Default)]
@@ -113,6 +132,30 @@ impl ProducerStateTable {
         self.producers.len()
     }
 
+    /// The table as written at clean shutdown, valid for a log ending at `end_offset`.
+    pub fn to_snapshot(&self, end_offset: i64) -> Result<String, serde_json::Error> {
+        let producers = self
+            .producers
+            .iter()
+            .map(|(&id, e)| SnapshotEntry { id, epoch: e.epoch, batches: e.batches.iter().copied().collect() })
+            .collect();
+        serde_json::to_string(&Snapshot { end_offset, producers })
+    }
+
+    /// Restores a snapshot, if it describes a log ending exactly at `end_offset`.
+    pub fn from_snapshot(json: &str, end_offset: i64) -> Option<Self> {
+        let snapshot: Snapshot = serde_json::from_str(json).ok()?;
+        if snapshot.end_offset != end_offset {
+            return None;
+        }
+        let producers = snapshot
+            .producers
+            .into_iter()
+            .map(|e| (e.id, ProducerEntry { epoch: e.epoch, batches: e.batches.into_iter().take(RETAINED_BATCHES).collect() }))
+            .collect();
+        Some(Self { producers })
+    }
+
     pub fn is_empty(&self) -> bool {
         self.producers.is_empty()
     }
@@ -153,6 +196,20 @@ mod tests {
         assert_eq!(add_seq(i32::MAX - 1, 5), 3);
         assert_eq!(add_seq(0, i32::MAX), i32::MAX);
         assert_eq!(add_seq(1, i32::MAX), 0);
+    }
+
+    #[test]
+    fn snapshot_round_trip_only_at_the_same_end_offset() {
+        let mut t = ProducerStateTable::default();
+        t.record(7, 2, meta(0, 4, 100));
+        t.record(7, 2, meta(5, 9, 105));
+        let json = t.to_snapshot(110).unwrap();
+        assert!(ProducerStateTable::from_snapshot(&json, 111).is_none());
+        assert!(ProducerStateTable::from_snapshot("garbage", 110).is_none());
+        let back = ProducerStateTable::from_snapshot(&json, 110).unwrap();
+        assert_eq!(back.check(7, 2, 0, 4), SeqCheck::Duplicate(meta(0, 4, 100)));
+        assert_eq!(back.check(7, 2, 10, 10), SeqCheck::Append);
+        assert_eq!(back.check(7, 1, 10, 10), SeqCheck::Reject(ResponseError::InvalidProducerEpoch));
     }
 
     #[test]

@@ -44,6 +44,7 @@ pub use batch::{
 pub use flusher::{Flusher, SyncTarget};
 pub use partition_log::{AppendInfo, PartitionLog};
 pub use read_plan::ReadPlan;
+pub(crate) use recovery::write_durably;
 
 /// Per-partition log settings, mirroring Kafka's topic-level configs of the same names.
 #[derive(Debug, Clone, PartialEq, Eq)]
