@@ -23,10 +23,14 @@ use crate::protocol::{self, Decoded, frame};
 /// Requests a connection may have in flight before the reader stops reading.
 const MAX_IN_FLIGHT: usize = 16;
 
+/// How long shutdown waits for connections to deliver their last responses before
+/// dropping them (a client that stops reading must not keep the broker alive).
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Serves `listener` until `shutdown` resolves, then stops accepting, lets every
 /// connection finish the requests it has read, flushes the logs and returns.
 pub async fn run(listener: TcpListener, broker: Arc<Broker>, shutdown: impl Future<Output = ()>) {
-    let (stop_tx, stop_rx) = watch::channel(false);
+    let stop_rx = broker.shutdown_signal();
     let budget = frame::MemoryBudget::new(broker.config.queued_request_bytes());
     let housekeeping = tokio::spawn(broker.clone().run_housekeeping(stop_rx.clone()));
     let mut connections = tokio::task::JoinSet::new();
@@ -56,9 +60,16 @@ pub async fn run(listener: TcpListener, broker: Arc<Broker>, shutdown: impl Futu
         }
     }
     info!("shutting down: no longer accepting connections");
-    let _ = stop_tx.send(true);
+    broker.begin_shutdown();
     drop(listener);
-    while connections.join_next().await.is_some() {}
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        warn!(connections = connections.len(), "connections still busy after the grace period; dropping them");
+        connections.shutdown().await;
+    }
     let _ = housekeeping.await;
     let closer = broker.clone();
     if let Err(e) = tokio::task::spawn_blocking(move || closer.close()).await {

@@ -305,3 +305,25 @@ async fn future_timestamps_are_rejected_and_log_append_time_is_applied() {
     assert!(jet::log::batch::verify_crc(&stored[..header.total_size()]));
     broker.stop().await;
 }
+
+#[tokio::test]
+async fn shutdown_ends_long_polls_instead_of_waiting_for_them() {
+    let broker = TestBroker::start(&[]).await;
+    let mut c = broker.client().await;
+    create(&mut c, "idle", 1).await;
+    // Session epoch 0 opens a fetch session, which shows when the broker has the fetch.
+    let (id, bytes) = c.encode_request(ApiKey::Fetch, 12, &fetch_request("idle", 0, 0, i32::MAX).with_session_epoch(0));
+    c.send_raw(&bytes).await;
+    let parked = async {
+        while broker.broker.fetch_sessions.is_empty() {
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(30), parked).await.expect("fetch never reached the broker");
+    let stop = tokio::spawn(broker.stop());
+    let r: FetchResponse = tokio::time::timeout(std::time::Duration::from_secs(30), c.read_response(ApiKey::Fetch, 12, id))
+        .await
+        .expect("the long-poll must be answered at shutdown");
+    assert!(r.responses[0].partitions[0].records.as_ref().unwrap().is_empty());
+    tokio::time::timeout(std::time::Duration::from_secs(30), stop).await.expect("shutdown finished").unwrap();
+}

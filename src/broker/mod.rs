@@ -83,6 +83,9 @@ pub struct Broker {
     producer_ids: Mutex<ProducerIds>,
     /// Serialises topic creation/deletion so concurrent auto-creates agree.
     admin: Mutex<()>,
+    /// Flips to `true` when the broker starts shutting down: long-polls return early and
+    /// connections stop reading.
+    shutdown: tokio::sync::watch::Sender<bool>,
 }
 
 pub fn now_ms() -> i64 {
@@ -121,8 +124,23 @@ impl Broker {
             meta,
             producer_ids: Mutex::new(ProducerIds { next: limit, limit }),
             admin: Mutex::new(()),
+            shutdown: tokio::sync::watch::channel(false).0,
             config,
         }))
+    }
+
+    /// Starts shutting down (see [`Broker::shutdown_signal`]).
+    pub fn begin_shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    /// Resolves `changed()` once shutdown begins.
+    pub fn shutdown_signal(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
+    pub fn is_shutting_down(&self) -> bool {
+        *self.shutdown.borrow()
     }
 
     pub fn topic(&self, name: &str) -> Option<Arc<Topic>> {

@@ -142,17 +142,25 @@ pub async fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -
     let cap = usize::try_from(broker.config.kafka.fetch_max_bytes).unwrap_or(0);
     let max_bytes = usize::try_from(request.max_bytes).unwrap_or(0).min(cap);
 
+    let mut shutdown = broker.shutdown_signal();
     let results = loop {
         // Subscribe before reading so an append between the read and the wait wakes us.
         let mut watchers: Vec<watch::Receiver<i64>> =
             items.iter().filter_map(|i| i.partition.as_ref().map(|p| p.watch_high_watermark())).collect();
         let (results, total, any_error) = read_all(&items, max_bytes);
-        if total >= min_bytes || any_error || watchers.is_empty() || tokio::time::Instant::now() >= deadline {
+        if total >= min_bytes
+            || any_error
+            || watchers.is_empty()
+            || broker.is_shutting_down()
+            || tokio::time::Instant::now() >= deadline
+        {
             break results;
         }
         let any_change = futures::future::select_all(watchers.iter_mut().map(|w| Box::pin(w.changed())));
-        if tokio::time::timeout_at(deadline, any_change).await.is_err() {
-            break read_all(&items, max_bytes).0;
+        tokio::select! {
+            _ = any_change => {}
+            _ = shutdown.changed() => {}
+            () = tokio::time::sleep_until(deadline) => break read_all(&items, max_bytes).0,
         }
     };
 

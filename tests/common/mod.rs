@@ -19,6 +19,7 @@ use jet::config::{BrokerConfig, Cli};
 
 pub struct TestBroker {
     pub addr: std::net::SocketAddr,
+    pub broker: Arc<Broker>,
     pub dir: tempfile::TempDir,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
@@ -48,10 +49,10 @@ impl TestBroker {
         cfg.advertised_listener = Some(addr.to_string());
         let broker: Arc<Broker> = Broker::open(cfg).unwrap();
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(jet::server::run(listener, broker, async move {
+        let task = tokio::spawn(jet::server::run(listener, broker.clone(), async move {
             let _ = rx.await;
         }));
-        TestBroker { addr, dir, stop: Some(tx), task: Some(task) }
+        TestBroker { addr, broker, dir, stop: Some(tx), task: Some(task) }
     }
 
     /// Graceful shutdown; returns the data directory for a restart.
