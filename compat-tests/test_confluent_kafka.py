@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
@@ -104,7 +106,9 @@ def test_admin_alter_and_incremental_alter_configs(broker):
 
     # legacy AlterConfigs replaces the whole override set
     res = ConfigResource(ResourceType.TOPIC, t, set_config={"max.message.bytes": "5000"})
-    a.alter_configs([res])[res].result(timeout=30)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # the legacy API is the point here
+        a.alter_configs([res])[res].result(timeout=30)
     e = _topic_configs(a, t)
     assert e["max.message.bytes"].value == "5000" and e["max.message.bytes"].source == 1
     assert e["segment.ms"].is_default and e["cleanup.policy"].value == "delete"
