@@ -327,3 +327,17 @@ async fn shutdown_ends_long_polls_instead_of_waiting_for_them() {
     assert!(r.responses[0].partitions[0].records.as_ref().unwrap().is_empty());
     tokio::time::timeout(std::time::Duration::from_secs(30), stop).await.expect("shutdown finished").unwrap();
 }
+
+#[tokio::test]
+async fn fetch_checks_the_clients_leader_epoch() {
+    let broker = TestBroker::start(&[]).await;
+    let mut c = broker.client().await;
+    create(&mut c, "ep", 1).await;
+    for (epoch, code) in [(-1, 0), (0, 0), (5, ResponseError::UnknownLeaderEpoch.code())] {
+        let mut req = fetch_request("ep", 0, 0, 0);
+        req.topics[0].partitions[0].current_leader_epoch = epoch;
+        let r: FetchResponse = c.call(ApiKey::Fetch, 12, &req).await;
+        assert_eq!(r.responses[0].partitions[0].error_code, code, "epoch {epoch}");
+    }
+    broker.stop().await;
+}

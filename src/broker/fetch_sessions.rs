@@ -27,6 +27,8 @@ pub struct SessionPartition {
     pub topic_id: uuid::Uuid,
     pub fetch_offset: i64,
     pub max_bytes: i32,
+    /// The leader epoch the client believes current (-1: unchecked).
+    pub current_leader_epoch: i32,
     /// Last values sent to the client; `None` until first reported.
     pub reported: Option<(i64, i64)>,
 }
@@ -140,7 +142,7 @@ mod tests {
     }
 
     fn part(offset: i64) -> SessionPartition {
-        SessionPartition { topic_id: uuid::Uuid::nil(), fetch_offset: offset, max_bytes: 100, reported: None }
+        SessionPartition { topic_id: uuid::Uuid::nil(), fetch_offset: offset, max_bytes: 100, current_leader_epoch: -1, reported: None }
     }
 
     #[test]

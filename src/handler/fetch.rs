@@ -18,7 +18,7 @@ use tokio::sync::watch;
 
 use crate::broker::Broker;
 use crate::broker::fetch_sessions::{SessionError, SessionKey, SessionPartition};
-use crate::broker::partition::{LEADER_EPOCH, Partition, PartitionError};
+use crate::broker::partition::{Partition, PartitionError};
 
 use super::topic_name;
 
@@ -58,7 +58,13 @@ fn session_partitions(broker: &Broker, request: &FetchRequest, version: i16) -> 
             let (name, id, _, _) = resolve(broker, version, &t.topic.0, t.topic_id, p.partition);
             out.insert(
                 SessionKey { topic: name, partition: p.partition },
-                SessionPartition { topic_id: id, fetch_offset: p.fetch_offset, max_bytes: p.partition_max_bytes, reported: None },
+                SessionPartition {
+                    topic_id: id,
+                    fetch_offset: p.fetch_offset,
+                    max_bytes: p.partition_max_bytes,
+                    current_leader_epoch: p.current_leader_epoch,
+                    reported: None,
+                },
             );
         }
     }
@@ -70,6 +76,7 @@ fn items_from(broker: &Broker, version: i16, partitions: &IndexMap<SessionKey, S
         .iter()
         .map(|(key, sp)| {
             let (_, id, partition, error) = resolve(broker, version, &key.topic, sp.topic_id, key.partition);
+            let error = error.or_else(|| partition.as_ref()?.check_leader_epoch(sp.current_leader_epoch).err());
             Item {
                 key: key.clone(),
                 topic_id: id,
@@ -106,7 +113,13 @@ pub async fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -
                     let reported = session.partitions.get(&key).and_then(|sp| sp.reported);
                     session.partitions.insert(
                         key,
-                        SessionPartition { topic_id: id, fetch_offset: p.fetch_offset, max_bytes: p.partition_max_bytes, reported },
+                        SessionPartition {
+                            topic_id: id,
+                            fetch_offset: p.fetch_offset,
+                            max_bytes: p.partition_max_bytes,
+                            current_leader_epoch: p.current_leader_epoch,
+                            reported,
+                        },
                     );
                 }
             }
@@ -244,7 +257,6 @@ fn read_all(items: &[Item], max_bytes: usize) -> (Vec<PartitionData>, usize, boo
                 }
             }
         }
-        let _ = LEADER_EPOCH;
         out.push(data);
     }
     (out, total, any_error)
