@@ -341,3 +341,33 @@ async fn fetch_checks_the_clients_leader_epoch() {
     }
     broker.stop().await;
 }
+
+#[tokio::test]
+async fn topic_compression_type_rewrites_batches() {
+    let broker = TestBroker::start(&[]).await;
+    let mut c = broker.client().await;
+    let req = CreateTopicsRequest::default().with_topics(vec![
+        create_topics_request::CreatableTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str("z")))
+            .with_num_partitions(1)
+            .with_replication_factor(1)
+            .with_configs(vec![create_topics_request::CreatableTopicConfig::default()
+                .with_name(StrBytes::from_static_str("compression.type"))
+                .with_value(Some(StrBytes::from_static_str("zstd")))]),
+    ]);
+    let r: CreateTopicsResponse = c.call(ApiKey::CreateTopics, 7, &req).await;
+    assert_eq!(r.topics[0].error_code, 0);
+    let sent = records(50, 0, (-1, -1, -1), Compression::Lz4);
+    assert_eq!(produce(&mut c, "z", sent.clone()).await.error_code, 0);
+    let r: FetchResponse = c.call(ApiKey::Fetch, 12, &fetch_request("z", 0, 0, 0)).await;
+    let stored = r.responses[0].partitions[0].records.clone().unwrap();
+    let header = jet::log::BatchHeader::parse(&stored).unwrap();
+    assert_eq!(header.compression(), Compression::Zstd);
+    let got = RecordBatchDecoder::decode(&mut stored.clone()).unwrap().records;
+    let want = RecordBatchDecoder::decode(&mut sent.clone()).unwrap().records;
+    assert_eq!(got.len(), 50);
+    for (g, w) in got.iter().zip(&want) {
+        assert_eq!((&g.key, &g.value, g.timestamp, &g.headers), (&w.key, &w.value, w.timestamp, &w.headers));
+    }
+    broker.stop().await;
+}

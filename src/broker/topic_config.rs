@@ -67,7 +67,7 @@ pub static TOPIC_CONFIGS: &[ConfigDef] = &[
     def("cleanup.policy", List, "delete", "delete or compact (compaction is not implemented yet; stored only)")
         .synonym("log.cleanup.policy")
         .one_of(&["delete", "compact", "compact,delete", "delete,compact"]),
-    def("compression.type", ConfigType::String, "producer", "Final compression of the topic's batches")
+    def("compression.type", ConfigType::String, "producer", "Codec batches are stored with (producer: as sent)")
         .synonym("compression.type")
         .one_of(&["producer", "uncompressed", "none", "gzip", "snappy", "lz4", "zstd"]),
     def("delete.retention.ms", Long, "86400000", "Tombstone retention for compacted topics").at_least(0),
@@ -202,6 +202,8 @@ pub struct EffectiveTopicConfig {
     /// timestamp may lie behind / ahead of the broker's clock.
     pub timestamp_before_max_ms: i64,
     pub timestamp_after_max_ms: i64,
+    /// `compression.type` when it names a codec: batches are rewritten with it.
+    pub compression: Option<crate::log::Compression>,
     /// `Some(interval)` when `flush.ms` asks for interval flushing instead of an fsync
     /// before every acknowledgement.
     pub flush_interval_ms: Option<i64>,
@@ -216,6 +218,7 @@ impl Default for EffectiveTopicConfig {
             log_append_time: false,
             timestamp_before_max_ms: i64::MAX,
             timestamp_after_max_ms: 3_600_000,
+            compression: None,
             flush_interval_ms: None,
         }
     }
@@ -240,6 +243,7 @@ impl EffectiveTopicConfig {
             log_append_time: get("message.timestamp.type") == "LogAppendTime",
             timestamp_before_max_ms: long("message.timestamp.before.max.ms", i64::MAX),
             timestamp_after_max_ms: long("message.timestamp.after.max.ms", 3_600_000),
+            compression: crate::log::recompress::topic_codec(&get("compression.type")),
             flush_interval_ms: (flush_ms != i64::MAX).then_some(flush_ms),
         }
     }

@@ -16,7 +16,9 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
 use crate::broker::partition::{Appended, Partition};
 use crate::broker::{Broker, now_ms};
 use crate::log::SyncTarget;
-use crate::log::batch::{BatchError, validate_produced_batches};
+use crate::broker::topic_config::EffectiveTopicConfig;
+use crate::log::batch::{BatchError, BatchHeader, BatchIter, validate_produced_batches};
+use crate::log::recompress::recompress_into;
 
 use super::{Pending, ReplyTo, message};
 
@@ -44,6 +46,26 @@ fn partition_error(index: i32, code: Option<ResponseError>, msg: Option<String>)
         .with_log_append_time_ms(-1)
         .with_log_start_offset(-1)
         .with_error_message(super::message(msg))
+}
+
+/// The bytes to append: as sent, or rewritten with the topic's `compression.type`.
+fn with_topic_codec(records: &[u8], headers: Vec<BatchHeader>, config: &EffectiveTopicConfig) -> Result<(BytesMut, Vec<BatchHeader>), BatchError> {
+    let Some(codec) = config.compression.filter(|c| headers.iter().any(|h| h.compression() != *c)) else {
+        return Ok((BytesMut::from(records), headers));
+    };
+    let mut out = BytesMut::with_capacity(records.len());
+    let mut pos = 0;
+    for h in &headers {
+        let end = pos + h.total_size();
+        recompress_into(&records[pos..end], codec, config.max_message_bytes, &mut out)?;
+        pos = end;
+    }
+    let headers = BatchIter::new(&out).map(|item| item.map(|(h, _)| h)).collect::<Result<Vec<_>, _>>()?;
+    // As in Kafka, the size limit applies to what is stored.
+    if headers.iter().any(|h| h.total_size() > config.max_message_bytes) {
+        return Err(BatchError::TooLarge);
+    }
+    Ok((out, headers))
 }
 
 pub fn start(broker: Arc<Broker>, request: ProduceRequest, to: ReplyTo) -> Pending {
@@ -118,7 +140,14 @@ pub fn start(broker: Arc<Broker>, request: ProduceRequest, to: ReplyTo) -> Pendi
                 partitions.push(partition_error(index, None, None));
                 continue;
             }
-            match partition.append(BytesMut::from(&records[..]), &headers, now) {
+            let (data, headers) = match with_topic_codec(&records, headers, &config) {
+                Ok(rewritten) => rewritten,
+                Err(e) => {
+                    partitions.push(partition_error(index, Some(batch_error_code(&e)), Some(e.to_string())));
+                    continue;
+                }
+            };
+            match partition.append(data, &headers, now) {
                 Ok(Appended::New { base_offset, log_append_time, log_start_offset, sync }) => {
                     partitions.push(
                         PartitionProduceResponse::default()

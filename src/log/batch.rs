@@ -48,12 +48,15 @@ pub enum BatchError {
     UnsupportedMagic(i8),
     #[error("record batch is truncated")]
     Truncated,
-    #[error("failed to decompress {codec:?} record batch")]
+    #[error("failed to decompress {codec:?} record batch: {source}")]
     Decompress {
         codec: Compression,
         #[source]
         source: io::Error,
     },
+    /// Broker-side recompression (topic `compression.type`) failed.
+    #[error("failed to compress record batch with {codec:?}: {reason}")]
+    Compress { codec: Compression, reason: String },
 }
 
 /// All fields of a v2 batch header.
@@ -247,7 +250,7 @@ pub fn validate_produced_batches(
 /// Decompresses `input` into `out` (cleared first), failing with `TooLarge` as soon as more
 /// than `limit` bytes would be produced. The codec crates are used directly rather than
 /// through kafka-protocol's `Decompressor`, which has no size bound.
-fn decompress(codec: Compression, input: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<(), BatchError> {
+pub(crate) fn decompress(codec: Compression, input: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<(), BatchError> {
     out.clear();
     let err = |source: io::Error| BatchError::Decompress { codec, source };
     let cap = limit as u64 + 1;

@@ -25,6 +25,7 @@ mod flusher;
 mod index;
 mod partition_log;
 mod read_plan;
+pub mod recompress;
 mod recovery;
 mod segment;
 
