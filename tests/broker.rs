@@ -371,3 +371,54 @@ async fn topic_compression_type_rewrites_batches() {
     }
     broker.stop().await;
 }
+
+async fn earliest_offset(c: &mut Client, topic: &str) -> i64 {
+    let req = ListOffsetsRequest::default().with_topics(vec![list_offsets_request::ListOffsetsTopic::default()
+        .with_name(TopicName(StrBytes::from_string(topic.into())))
+        .with_partitions(vec![list_offsets_request::ListOffsetsPartition::default().with_timestamp(-2)])]);
+    let r: ListOffsetsResponse = c.call(ApiKey::ListOffsets, 7, &req).await;
+    r.topics[0].partitions[0].offset
+}
+
+#[tokio::test]
+async fn retention_by_size_advances_the_log_start() {
+    let broker = TestBroker::start(&["--set", "log.retention.check.interval.ms=50"]).await;
+    let mut c = broker.client().await;
+    let req = CreateTopicsRequest::default().with_topics(vec![
+        create_topics_request::CreatableTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str("r")))
+            .with_num_partitions(1)
+            .with_replication_factor(1)
+            .with_configs(
+                [("segment.bytes", "2000"), ("retention.bytes", "4000")]
+                    .into_iter()
+                    .map(|(k, v)| {
+                        create_topics_request::CreatableTopicConfig::default()
+                            .with_name(StrBytes::from_static_str(k))
+                            .with_value(Some(StrBytes::from_static_str(v)))
+                    })
+                    .collect(),
+            ),
+    ]);
+    let r: CreateTopicsResponse = c.call(ApiKey::CreateTopics, 7, &req).await;
+    assert_eq!(r.topics[0].error_code, 0, "{:?}", r.topics[0].error_message);
+    for i in 0..40 {
+        assert_eq!(produce(&mut c, "r", records(10, i * 10, (-1, -1, -1), Compression::None)).await.error_code, 0);
+    }
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    let start = loop {
+        let start = earliest_offset(&mut c, "r").await;
+        if start > 0 {
+            break start;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "retention never ran");
+        tokio::task::yield_now().await;
+    };
+    // Whole segments went; what is left is readable from the new start and ends at 400.
+    let r: FetchResponse = c.call(ApiKey::Fetch, 12, &fetch_request("r", 0, start, 0)).await;
+    let p = &r.responses[0].partitions[0];
+    assert_eq!((p.error_code, p.log_start_offset, p.high_watermark), (0, start, 400));
+    let r: FetchResponse = c.call(ApiKey::Fetch, 12, &fetch_request("r", 0, 0, 0)).await;
+    assert_eq!(r.responses[0].partitions[0].error_code, ResponseError::OffsetOutOfRange.code());
+    broker.stop().await;
+}
