@@ -24,6 +24,17 @@ use topics::{Topic, TopicRegistry};
 /// Producer ids are reserved durably in blocks of this size.
 const PRODUCER_ID_BLOCK: i64 = 1000;
 
+/// Most partitions one admin request may create (Kafka's controller refuses an
+/// operation of more than 10000 metadata records with `POLICY_VIOLATION`). Each
+/// partition is a directory and open files here, so this also bounds what one request
+/// can make the broker do.
+pub const MAX_PARTITIONS_PER_REQUEST: i64 = 10_000;
+
+/// The error Kafka gives an operation over [`MAX_PARTITIONS_PER_REQUEST`].
+pub fn too_many_partitions() -> ApiError {
+    ApiError::with_message(ResponseError::PolicyViolation, "Unable to perform excessively large batch operation.")
+}
+
 /// How often interval flushing (`flush.ms`) is checked.
 const HOUSEKEEPING_TICK: Duration = Duration::from_millis(100);
 
@@ -164,6 +175,9 @@ impl Broker {
                 "Number of partitions must be larger than 0.",
             ));
         }
+        if i64::from(partitions) > MAX_PARTITIONS_PER_REQUEST {
+            return Err(too_many_partitions());
+        }
         let replication_factor =
             if replication_factor == -1 { self.config.kafka.default_replication_factor } else { replication_factor };
         if replication_factor <= 0 {
@@ -242,11 +256,20 @@ impl Broker {
     pub fn create_partitions(&self, topic: &Topic, total: i32, validate_only: bool) -> Result<(), ApiError> {
         let _guard = self.admin.lock().map_err(|_| ApiError::new(ResponseError::UnknownServerError))?;
         let current = topic.partition_count();
-        if total <= current {
+        if total == current {
             return Err(ApiError::with_message(
                 ResponseError::InvalidPartitions,
-                format!("Topic currently has {current} partitions, which is higher than the requested {total}."),
+                format!("Topic already has {current} partition(s)."),
             ));
+        }
+        if total < current {
+            return Err(ApiError::with_message(
+                ResponseError::InvalidPartitions,
+                format!("The topic {} currently has {current} partition(s); {total} would not be an increase.", topic.name),
+            ));
+        }
+        if i64::from(total) - i64::from(current) > MAX_PARTITIONS_PER_REQUEST {
+            return Err(too_many_partitions());
         }
         if validate_only {
             return Ok(());

@@ -74,21 +74,29 @@ pub fn validate_topic_name(name: &str) -> Result<(), String> {
 }
 
 #[derive(Default)]
+struct Maps {
+    by_name: HashMap<String, Arc<Topic>>,
+    /// Fetch v13+ and Produce v13+ name every topic by id, per partition: a lookup must
+    /// not scan all topics.
+    by_id: HashMap<uuid::Uuid, Arc<Topic>>,
+}
+
+#[derive(Default)]
 pub struct TopicRegistry {
-    by_name: RwLock<HashMap<String, Arc<Topic>>>,
+    maps: RwLock<Maps>,
 }
 
 impl TopicRegistry {
     pub fn get(&self, name: &str) -> Option<Arc<Topic>> {
-        self.by_name.read().ok()?.get(name).cloned()
+        self.maps.read().ok()?.by_name.get(name).cloned()
     }
 
     pub fn get_by_id(&self, id: uuid::Uuid) -> Option<Arc<Topic>> {
-        self.by_name.read().ok()?.values().find(|t| t.id == id).cloned()
+        self.maps.read().ok()?.by_id.get(&id).cloned()
     }
 
     pub fn all(&self) -> Vec<Arc<Topic>> {
-        let mut topics: Vec<_> = self.by_name.read().map(|m| m.values().cloned().collect()).unwrap_or_default();
+        let mut topics: Vec<_> = self.maps.read().map(|m| m.by_name.values().cloned().collect()).unwrap_or_default();
         topics.sort_by(|a, b| a.name.cmp(&b.name));
         topics
     }
@@ -115,8 +123,11 @@ impl TopicRegistry {
             partitions: RwLock::new(opened),
             configs: RwLock::new(configs),
         });
-        if let Ok(mut map) = self.by_name.write() {
-            map.insert(name.to_string(), topic.clone());
+        if let Ok(mut maps) = self.maps.write() {
+            if let Some(old) = maps.by_name.insert(name.to_string(), topic.clone()) {
+                maps.by_id.remove(&old.id);
+            }
+            maps.by_id.insert(id, topic.clone());
         }
         Ok(topic)
     }
@@ -135,8 +146,9 @@ impl TopicRegistry {
     /// Unregisters a topic and moves its directories out of the way; returns the
     /// renamed directories for the caller to remove.
     pub fn remove(&self, topic: &Topic) -> std::io::Result<Vec<PathBuf>> {
-        if let Ok(mut map) = self.by_name.write() {
-            map.remove(&topic.name);
+        if let Ok(mut maps) = self.maps.write() {
+            maps.by_name.remove(&topic.name);
+            maps.by_id.remove(&topic.id);
         }
         let mut doomed = Vec::new();
         for p in topic.partitions() {

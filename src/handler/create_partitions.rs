@@ -1,34 +1,119 @@
 //! CreatePartitions (key 37): grow a topic to `count` partitions.
+//!
+//! As in Kafka's controller: a name given twice is answered once with
+//! `INVALID_REQUEST`, manual assignments must cover exactly the added partitions with one
+//! replica each (this broker), and a request adding more than
+//! [`MAX_PARTITIONS_PER_REQUEST`] partitions fails as a whole with `POLICY_VIOLATION`.
+
+use std::collections::HashSet;
 
 use kafka_protocol::ResponseError;
+use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
 
-use crate::broker::Broker;
+use crate::broker::{ApiError, Broker, MAX_PARTITIONS_PER_REQUEST, too_many_partitions};
 
 use super::message;
 
-pub fn handle(broker: &Broker, request: CreatePartitionsRequest, _version: i16) -> CreatePartitionsResponse {
-    let results = request
+fn error(result: CreatePartitionsTopicResult, e: ApiError) -> CreatePartitionsTopicResult {
+    result
+        .with_error_code(e.code.code())
+        .with_error_message(message(e.message))
+}
+
+fn check_assignments(
+    broker: &Broker,
+    t: &CreatePartitionsTopic,
+    current: i32,
+) -> Result<(), ApiError> {
+    let Some(assignments) = &t.assignments else {
+        return Ok(());
+    };
+    let invalid = |m: String| ApiError::with_message(ResponseError::InvalidReplicaAssignment, m);
+    let additional = i64::from(t.count) - i64::from(current);
+    if additional > 0 && assignments.len() as i64 != additional {
+        return Err(invalid(format!(
+            "Attempted to add {additional} additional partition(s), but only {} assignment(s) were specified.",
+            assignments.len()
+        )));
+    }
+    for a in assignments {
+        if a.broker_ids.is_empty() {
+            return Err(invalid(
+                "The manual partition assignment includes an empty replica list.".into(),
+            ));
+        }
+        if let Some(b) = a.broker_ids.iter().find(|b| b.0 != broker.node_id) {
+            return Err(invalid(format!(
+                "The manual partition assignment includes broker {}, but no such broker is registered.",
+                b.0
+            )));
+        }
+        if a.broker_ids.len() > 1 {
+            return Err(invalid(format!(
+                "The manual partition assignment includes the broker {} more than once.",
+                broker.node_id
+            )));
+        }
+    }
+    Ok(())
+}
+
+pub fn handle(
+    broker: &Broker,
+    request: CreatePartitionsRequest,
+    _version: i16,
+) -> CreatePartitionsResponse {
+    let mut seen = HashSet::new();
+    let mut duplicates: Vec<String> = Vec::new();
+    let mut duplicate_set = HashSet::new();
+    for t in &request.topics {
+        let name = t.name.0.to_string();
+        if !seen.insert(name.clone()) && duplicate_set.insert(name.clone()) {
+            duplicates.push(name);
+        }
+    }
+    let topics: Vec<CreatePartitionsTopic> = request
         .topics
+        .into_iter()
+        .filter(|t| !duplicate_set.contains(t.name.0.as_str()))
+        .collect();
+    let added: i64 = topics
+        .iter()
+        .filter_map(|t| {
+            Some(i64::from(t.count) - i64::from(broker.topic(&t.name.0)?.partition_count()))
+        })
+        .filter(|&n| n > 0)
+        .sum();
+    let mut results: Vec<CreatePartitionsTopicResult> = topics
         .into_iter()
         .map(|t| {
             let result = CreatePartitionsTopicResult::default().with_name(t.name.clone());
+            if added > MAX_PARTITIONS_PER_REQUEST {
+                return error(result, too_many_partitions());
+            }
             let Some(topic) = broker.topic(&t.name.0) else {
-                return result.with_error_code(ResponseError::UnknownTopicOrPartition.code());
+                return error(
+                    result,
+                    ApiError::new(ResponseError::UnknownTopicOrPartition),
+                );
             };
-            if let Some(assignments) = &t.assignments
-                && assignments.iter().any(|a| a.broker_ids.iter().any(|b| b.0 != broker.node_id))
-            {
-                return result
-                    .with_error_code(ResponseError::InvalidReplicaAssignment.code())
-                    .with_error_message(message(Some("assignments must name existing brokers".into())));
+            if let Err(e) = check_assignments(broker, &t, topic.partition_count()) {
+                return error(result, e);
             }
             match broker.create_partitions(&topic, t.count, request.validate_only) {
                 Ok(()) => result,
-                Err(e) => result.with_error_code(e.code.code()).with_error_message(message(e.message)),
+                Err(e) => error(result, e),
             }
         })
         .collect();
+    for name in duplicates {
+        let e = ApiError::with_message(ResponseError::InvalidRequest, "Duplicate topic name.");
+        results.push(error(
+            CreatePartitionsTopicResult::default().with_name(super::topic_name(&name)),
+            e,
+        ));
+    }
     CreatePartitionsResponse::default().with_results(results)
 }

@@ -1,81 +1,215 @@
-//! CreateTopics (key 19): validates names, partition counts, replication factors and
-//! configs; `validate_only` checks without creating. v5+ results carry the topic's
-//! partitions, replication factor and effective configs.
+//! CreateTopics (key 19): validates names, partition counts, replication factors,
+//! manual assignments and configs; `validate_only` checks without creating. v5+ results
+//! carry the topic's partitions, replication factor and effective configs.
+//!
+//! As in Kafka's controller: a name given twice is answered once with `INVALID_REQUEST`
+//! and created by neither entry, and a request that would create more than
+//! [`MAX_PARTITIONS_PER_REQUEST`] partitions fails as a whole with `POLICY_VIOLATION`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
 use kafka_protocol::ResponseError;
-use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
+use kafka_protocol::messages::create_topics_request::{CreatableReplicaAssignment, CreatableTopic};
+use kafka_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use kafka_protocol::protocol::StrBytes;
 
-use crate::broker::Broker;
 use crate::broker::topic_config::{TOPIC_CONFIGS, resolve};
+use crate::broker::{ApiError, Broker, MAX_PARTITIONS_PER_REQUEST, too_many_partitions};
 
 use super::message;
 
+/// Kafka's KRaft metadata topic, which CreateTopics refuses by name.
+const CLUSTER_METADATA_TOPIC: &str = "__cluster_metadata";
+
+/// Checks a manual assignment as Kafka's ReplicationControlManager does; returns the
+/// partition count.
+fn check_assignments(broker: &Broker, topic: &CreatableTopic) -> Result<i32, ApiError> {
+    let invalid = |m: String| ApiError::with_message(ResponseError::InvalidReplicaAssignment, m);
+    if topic.replication_factor != -1 {
+        return Err(ApiError::with_message(
+            ResponseError::InvalidRequest,
+            "A manual partition assignment was specified, but replication factor was not set to -1.",
+        ));
+    }
+    if topic.num_partitions != -1 {
+        return Err(ApiError::with_message(
+            ResponseError::InvalidRequest,
+            "A manual partition assignment was specified, but numPartitions was not set to -1.",
+        ));
+    }
+    let mut seen = HashSet::new();
+    for CreatableReplicaAssignment {
+        partition_index,
+        broker_ids,
+        ..
+    } in &topic.assignments
+    {
+        if !seen.insert(*partition_index) {
+            return Err(invalid(format!(
+                "Found multiple manual partition assignments for partition {partition_index}"
+            )));
+        }
+        if broker_ids.is_empty() {
+            return Err(invalid(
+                "The manual partition assignment includes an empty replica list.".into(),
+            ));
+        }
+        let mut sorted: Vec<i32> = broker_ids.iter().map(|b| b.0).collect();
+        sorted.sort_unstable();
+        for (i, &id) in sorted.iter().enumerate() {
+            if id != broker.node_id {
+                return Err(invalid(format!(
+                    "The manual partition assignment includes broker {id}, but no such broker is registered."
+                )));
+            }
+            if i > 0 && sorted[i - 1] == id {
+                return Err(invalid(format!(
+                    "The manual partition assignment includes the broker {id} more than once."
+                )));
+            }
+        }
+    }
+    let count = topic.assignments.len();
+    if (0..count).any(|i| i32::try_from(i).map_or(true, |i| !seen.contains(&i))) {
+        return Err(invalid(
+            "partitions should be a consecutive 0-based integer sequence".into(),
+        ));
+    }
+    i32::try_from(count).map_err(|_| too_many_partitions())
+}
+
+/// Partitions `topic` asks for, when it is well-formed enough to count.
+fn requested_partitions(broker: &Broker, topic: &CreatableTopic) -> i64 {
+    if !topic.assignments.is_empty() {
+        return topic.assignments.len() as i64;
+    }
+    match topic.num_partitions {
+        -1 => i64::from(broker.config.kafka.num_partitions),
+        n => i64::from(n.max(0)),
+    }
+}
+
+fn effective_configs(
+    broker: &Broker,
+    configs: &BTreeMap<String, String>,
+) -> Vec<CreatableTopicConfigs> {
+    TOPIC_CONFIGS
+        .iter()
+        .map(|def| {
+            let r = resolve(&broker.config.kafka, configs, def);
+            CreatableTopicConfigs::default()
+                .with_name(StrBytes::from_static_str(def.name))
+                .with_value(Some(StrBytes::from_string(r.value)))
+                .with_config_source(r.source as i8)
+                .with_read_only(false)
+                .with_is_sensitive(false)
+        })
+        .collect()
+}
+
+fn error_result(result: CreatableTopicResult, e: ApiError) -> CreatableTopicResult {
+    result
+        .with_error_code(e.code.code())
+        .with_error_message(message(e.message))
+        .with_num_partitions(-1)
+        .with_replication_factor(-1)
+}
+
+fn create_one(
+    broker: &Broker,
+    t: CreatableTopic,
+    validate_only: bool,
+    version: i16,
+) -> CreatableTopicResult {
+    let name = t.name.0.to_string();
+    let result = CreatableTopicResult::default().with_name(t.name.clone());
+    if name == CLUSTER_METADATA_TOPIC {
+        let e = ApiError::with_message(
+            ResponseError::InvalidRequest,
+            format!("Creation of internal topic {CLUSTER_METADATA_TOPIC} is prohibited."),
+        );
+        return error_result(result, e);
+    }
+    let (partitions, replication) = if t.assignments.is_empty() {
+        (t.num_partitions, t.replication_factor)
+    } else {
+        match check_assignments(broker, &t) {
+            Ok(n) => (n, 1),
+            Err(e) => return error_result(result, e),
+        }
+    };
+    let configs: BTreeMap<String, String> = t
+        .configs
+        .into_iter()
+        .filter_map(|c| Some((c.name.to_string(), c.value?.to_string())))
+        .collect();
+    match broker.create_topic(
+        &name,
+        partitions,
+        replication,
+        configs.clone(),
+        validate_only,
+    ) {
+        Ok(created) => {
+            let partitions = if partitions == -1 {
+                broker.config.kafka.num_partitions
+            } else {
+                partitions
+            };
+            let mut result = result
+                .with_num_partitions(partitions)
+                .with_replication_factor(1)
+                .with_topic_id(created.as_ref().map(|t| t.id).unwrap_or_default());
+            if version >= 5 {
+                result.configs = Some(effective_configs(broker, &configs));
+            }
+            result
+        }
+        Err(e) => error_result(result, e),
+    }
+}
+
 pub fn handle(broker: &Broker, request: CreateTopicsRequest, version: i16) -> CreateTopicsResponse {
-    let mut seen = std::collections::HashSet::new();
-    let topics = request
+    let mut seen = HashSet::new();
+    let mut duplicates: Vec<String> = Vec::new();
+    let mut duplicate_set = HashSet::new();
+    for t in &request.topics {
+        let name = t.name.0.to_string();
+        if !seen.insert(name.clone()) && duplicate_set.insert(name.clone()) {
+            duplicates.push(name);
+        }
+    }
+    let unique: Vec<CreatableTopic> = request
         .topics
         .into_iter()
-        .map(|t| {
-            let name = t.name.0.to_string();
-            let result = CreatableTopicResult::default().with_name(t.name.clone());
-            if !seen.insert(name.clone()) {
-                return result
-                    .with_error_code(ResponseError::InvalidRequest.code())
-                    .with_error_message(message(Some(format!("Duplicate topic name {name} in request"))));
-            }
-            if !t.assignments.is_empty() {
-                // Manual assignment is accepted when it names only this broker.
-                let foreign = t.assignments.iter().any(|a| a.broker_ids.iter().any(|b| b.0 != broker.node_id));
-                if foreign || t.num_partitions != -1 || t.replication_factor != -1 {
-                    return result.with_error_code(ResponseError::InvalidReplicaAssignment.code()).with_error_message(
-                        message(Some("Replica assignment must name existing brokers only, with partitions and replication factor -1".into())),
-                    );
-                }
-            }
-            let partitions = if t.assignments.is_empty() { t.num_partitions } else { t.assignments.len() as i32 };
-            let replication = if t.assignments.is_empty() { t.replication_factor } else { 1 };
-            let mut configs = BTreeMap::new();
-            for c in t.configs {
-                if let Some(v) = c.value {
-                    configs.insert(c.name.to_string(), v.to_string());
-                }
-            }
-            match broker.create_topic(&name, partitions, replication, configs.clone(), request.validate_only) {
-                Ok(created) => {
-                    let partitions = if partitions == -1 { broker.config.kafka.num_partitions } else { partitions };
-                    let mut result = result
-                        .with_num_partitions(partitions)
-                        .with_replication_factor(1)
-                        .with_topic_id(created.as_ref().map(|t| t.id).unwrap_or_default());
-                    if version >= 5 {
-                        result.configs = Some(
-                            TOPIC_CONFIGS
-                                .iter()
-                                .map(|def| {
-                                    let r = resolve(&broker.config.kafka, &configs, def);
-                                    CreatableTopicConfigs::default()
-                                        .with_name(StrBytes::from_static_str(def.name))
-                                        .with_value(Some(StrBytes::from_string(r.value)))
-                                        .with_config_source(r.source as i8)
-                                        .with_read_only(false)
-                                        .with_is_sensitive(false)
-                                })
-                                .collect(),
-                        );
-                    }
-                    result
-                }
-                Err(e) => result
-                    .with_error_code(e.code.code())
-                    .with_error_message(message(e.message))
-                    .with_num_partitions(-1)
-                    .with_replication_factor(-1),
-            }
-        })
+        .filter(|t| !duplicate_set.contains(t.name.0.as_str()))
         .collect();
-    CreateTopicsResponse::default().with_topics(topics)
+    let total: i64 = unique.iter().map(|t| requested_partitions(broker, t)).sum();
+    let mut results: Vec<CreatableTopicResult> = if total > MAX_PARTITIONS_PER_REQUEST {
+        unique
+            .into_iter()
+            .map(|t| {
+                error_result(
+                    CreatableTopicResult::default().with_name(t.name),
+                    too_many_partitions(),
+                )
+            })
+            .collect()
+    } else {
+        unique
+            .into_iter()
+            .map(|t| create_one(broker, t, request.validate_only, version))
+            .collect()
+    };
+    for name in duplicates {
+        let e = ApiError::with_message(ResponseError::InvalidRequest, "Duplicate topic name.");
+        results.push(error_result(
+            CreatableTopicResult::default().with_name(super::topic_name(&name)),
+            e,
+        ));
+    }
+    CreateTopicsResponse::default().with_topics(results)
 }

@@ -7,18 +7,30 @@ use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
 
-/// `endpoint_type` 1: brokers (2 would be controllers, which Jet does not expose apart).
+/// `endpoint_type` 1: brokers; 2: controllers, which Jet does not expose apart (a
+/// broker endpoint answers it with `MISMATCHED_ENDPOINT_TYPE`, as Kafka's does).
 const ENDPOINT_BROKERS: i8 = 1;
+const ENDPOINT_CONTROLLERS: i8 = 2;
 
 pub fn handle(broker: &Broker, request: DescribeClusterRequest, version: i16) -> DescribeClusterResponse {
     let response = DescribeClusterResponse::default()
         .with_endpoint_type(ENDPOINT_BROKERS)
         .with_cluster_id(StrBytes::from_string(broker.cluster_id.clone()))
         .with_controller_id(BrokerId(broker.node_id));
-    if version >= 1 && request.endpoint_type != ENDPOINT_BROKERS {
-        return response
-            .with_error_code(ResponseError::UnsupportedEndpointType.code())
-            .with_error_message(Some(StrBytes::from_static_str("Only broker endpoints are supported")));
+    if request.endpoint_type != ENDPOINT_BROKERS {
+        let (code, message) = match request.endpoint_type {
+            ENDPOINT_CONTROLLERS => (
+                ResponseError::MismatchedEndpointType,
+                "The request was sent to an endpoint of type BROKER, but we wanted an endpoint of type CONTROLLER".to_string(),
+            ),
+            other => (ResponseError::UnsupportedEndpointType, format!("Unsupported endpoint type {other}")),
+        };
+        let code = if version == 0 { ResponseError::InvalidRequest } else { code };
+        return response.with_error_code(code.code()).with_error_message(Some(StrBytes::from_string(message)));
+    }
+    let mut response = response;
+    if request.include_cluster_authorized_operations {
+        response.cluster_authorized_operations = super::CLUSTER_AUTHORIZED_OPERATIONS;
     }
     response.with_brokers(vec![
         DescribeClusterBroker::default()

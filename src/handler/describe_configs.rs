@@ -89,12 +89,16 @@ fn describe_topic(broker: &Broker, name: &str, keys: &Option<Vec<StrBytes>>, syn
                 if let (Some(syn), ConfigSource::StaticBroker) = (def.broker_synonym, broker_level.source) {
                     e.synonyms.push(DescribeConfigsSynonym::default().with_name(s(syn)).with_value(Some(s(broker_level.value))).with_source(ConfigSource::StaticBroker as i8));
                 }
-                e.synonyms.push(
-                    DescribeConfigsSynonym::default()
-                        .with_name(s(def.broker_synonym.unwrap_or(def.name)))
-                        .with_value(Some(s(def.kafka_default)))
-                        .with_source(ConfigSource::Default as i8),
-                );
+                // Kafka lists only broker-level synonyms after the topic override: a
+                // config without a broker synonym has no default entry.
+                if let Some(syn) = def.broker_synonym {
+                    e.synonyms.push(
+                        DescribeConfigsSynonym::default()
+                            .with_name(s(syn))
+                            .with_value(Some(s(def.kafka_default)))
+                            .with_source(ConfigSource::Default as i8),
+                    );
+                }
             }
             if docs && version >= 3 {
                 e.documentation = Some(s(def.doc));
@@ -105,7 +109,11 @@ fn describe_topic(broker: &Broker, name: &str, keys: &Option<Vec<StrBytes>>, syn
 }
 
 fn describe_broker(broker: &Broker, name: &str, keys: &Option<Vec<StrBytes>>, version: i16) -> Result<Vec<DescribeConfigsResourceResult>, ResponseError> {
-    if !name.is_empty() && name != broker.node_id.to_string() {
+    if name.is_empty() {
+        // The cluster-wide dynamic defaults: Jet's settings are all static.
+        return Ok(Vec::new());
+    }
+    if name != broker.node_id.to_string() {
         return Err(ResponseError::InvalidRequest);
     }
     Ok(broker_settings(&broker.config)
@@ -130,7 +138,9 @@ pub fn handle(broker: &Broker, request: DescribeConfigsRequest, version: i16) ->
             let configs = match res.resource_type {
                 RESOURCE_TOPIC => describe_topic(broker, name, &res.configuration_keys, request.include_synonyms, request.include_documentation, version),
                 RESOURCE_BROKER => describe_broker(broker, name, &res.configuration_keys, version),
-                RESOURCE_BROKER_LOGGER => Ok(Vec::new()),
+                // Kafka requires this broker's id here, "" included.
+                RESOURCE_BROKER_LOGGER if name == broker.node_id.to_string() => Ok(Vec::new()),
+                RESOURCE_BROKER_LOGGER => Err(ResponseError::InvalidRequest),
                 _ => Err(ResponseError::InvalidRequest),
             };
             match configs {

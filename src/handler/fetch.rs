@@ -17,7 +17,7 @@ use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
 use tokio::sync::watch;
 
 use crate::broker::Broker;
-use crate::broker::fetch_sessions::{SessionError, SessionKey, SessionPartition};
+use crate::broker::fetch_sessions::{Reported, SessionError, SessionKey, SessionPartition, Updated};
 use crate::broker::partition::{Partition, PartitionError};
 
 use super::topic_name;
@@ -28,6 +28,8 @@ const READ_COMMITTED: i8 = 1;
 
 struct Item {
     key: SessionKey,
+    /// The topic's name and id as the response reports them.
+    topic: String,
     topic_id: uuid::Uuid,
     partition: Option<Arc<Partition>>,
     fetch_offset: i64,
@@ -51,15 +53,22 @@ fn resolve(broker: &Broker, version: i16, name: &str, id: uuid::Uuid, partition:
     }
 }
 
-fn session_partitions(broker: &Broker, request: &FetchRequest, version: i16) -> IndexMap<SessionKey, SessionPartition> {
+/// A partition's key: by topic id from v13, by name before (Kafka's `CachedPartition`).
+fn key(version: i16, name: &str, id: uuid::Uuid, partition: i32) -> SessionKey {
+    if version >= 13 {
+        SessionKey { topic: String::new(), topic_id: id, partition }
+    } else {
+        SessionKey { topic: name.to_string(), topic_id: uuid::Uuid::nil(), partition }
+    }
+}
+
+fn session_partitions(request: &FetchRequest, version: i16) -> IndexMap<SessionKey, SessionPartition> {
     let mut out = IndexMap::new();
     for t in &request.topics {
         for p in &t.partitions {
-            let (name, id, _, _) = resolve(broker, version, &t.topic.0, t.topic_id, p.partition);
             out.insert(
-                SessionKey { topic: name, partition: p.partition },
+                key(version, &t.topic.0, t.topic_id, p.partition),
                 SessionPartition {
-                    topic_id: id,
                     fetch_offset: p.fetch_offset,
                     max_bytes: p.partition_max_bytes,
                     current_leader_epoch: p.current_leader_epoch,
@@ -75,10 +84,11 @@ fn items_from(broker: &Broker, version: i16, partitions: &IndexMap<SessionKey, S
     partitions
         .iter()
         .map(|(key, sp)| {
-            let (_, id, partition, error) = resolve(broker, version, &key.topic, sp.topic_id, key.partition);
+            let (name, id, partition, error) = resolve(broker, version, &key.topic, key.topic_id, key.partition);
             let error = error.or_else(|| partition.as_ref()?.check_leader_epoch(sp.current_leader_epoch).err());
             Item {
                 key: key.clone(),
+                topic: name,
                 topic_id: id,
                 partition,
                 fetch_offset: sp.fetch_offset,
@@ -92,29 +102,28 @@ fn items_from(broker: &Broker, version: i16, partitions: &IndexMap<SessionKey, S
 
 pub async fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -> FetchResponse {
     let sessions = &broker.fetch_sessions;
+    let uses_topic_ids = version >= 13;
     let (session_id, incremental, items) = if version < 7 || (request.session_id == 0 && request.session_epoch == FINAL_EPOCH) {
-        (0, false, items_from(broker, version, &session_partitions(broker, &request, version)))
+        (0, false, items_from(broker, version, &session_partitions(&request, version)))
     } else if request.session_epoch == FINAL_EPOCH {
         sessions.remove(request.session_id);
-        (0, false, items_from(broker, version, &session_partitions(broker, &request, version)))
+        (0, false, items_from(broker, version, &session_partitions(&request, version)))
     } else if request.session_epoch == 0 {
         if request.session_id != 0 {
             sessions.remove(request.session_id);
         }
-        let partitions = session_partitions(broker, &request, version);
+        let partitions = session_partitions(&request, version);
         let items = items_from(broker, version, &partitions);
-        (sessions.create(partitions), false, items)
+        (sessions.create(partitions, uses_topic_ids), false, items)
     } else {
-        let update = sessions.update(request.session_id, request.session_epoch, |session| {
+        let update = sessions.update(request.session_id, request.session_epoch, uses_topic_ids, |session| {
             for t in &request.topics {
                 for p in &t.partitions {
-                    let (name, id, _, _) = resolve(broker, version, &t.topic.0, t.topic_id, p.partition);
-                    let key = SessionKey { topic: name, partition: p.partition };
+                    let key = key(version, &t.topic.0, t.topic_id, p.partition);
                     let reported = session.partitions.get(&key).and_then(|sp| sp.reported);
                     session.partitions.insert(
                         key,
                         SessionPartition {
-                            topic_id: id,
                             fetch_offset: p.fetch_offset,
                             max_bytes: p.partition_max_bytes,
                             current_leader_epoch: p.current_leader_epoch,
@@ -123,24 +132,27 @@ pub async fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -
                     );
                 }
             }
-            for f in &request.forgotten_topics_data {
-                let name = if version >= 13 {
-                    broker.topics.get_by_id(f.topic_id).map(|t| t.name.clone()).unwrap_or_default()
-                } else {
-                    f.topic.0.to_string()
-                };
-                for &partition in &f.partitions {
-                    session.partitions.shift_remove(&SessionKey { topic: name.clone(), partition });
-                }
+            // Forgotten partitions are removed in one pass over the session, however
+            // many the request names.
+            let forgotten: std::collections::HashSet<SessionKey> = request
+                .forgotten_topics_data
+                .iter()
+                .flat_map(|f| f.partitions.iter().map(|&p| key(version, &f.topic.0, f.topic_id, p)))
+                .collect();
+            if !forgotten.is_empty() {
+                session.partitions.retain(|k, _| !forgotten.contains(k));
             }
             items_from(broker, version, &session.partitions)
         });
         match update {
-            Ok(items) => (request.session_id, true, items),
+            Ok(Updated { value: items, closed: false }) => (request.session_id, true, items),
+            // Kafka closes a session left empty and answers without one.
+            Ok(Updated { value: items, closed: true }) => (0, false, items),
             Err(e) => {
                 let code = match e {
                     SessionError::NotFound(_) => ResponseError::FetchSessionIdNotFound,
                     SessionError::InvalidEpoch { .. } => ResponseError::InvalidFetchSessionEpoch,
+                    SessionError::TopicIdMismatch(_) => ResponseError::FetchSessionTopicIdError,
                 };
                 return FetchResponse::default().with_error_code(code.code()).with_session_id(0);
             }
@@ -178,7 +190,7 @@ pub async fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -
     };
 
     let mut reported = Vec::new();
-    let mut topics: IndexMap<String, FetchableTopicResponse> = IndexMap::new();
+    let mut topics: IndexMap<(uuid::Uuid, String), FetchableTopicResponse> = IndexMap::new();
     for (item, mut data) in items.iter().zip(results) {
         let values = (data.high_watermark, data.log_start_offset);
         let has_news = data.error_code != 0
@@ -188,21 +200,24 @@ pub async fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -
             continue;
         }
         if session_id != 0 {
-            reported.push((item.key.clone(), values));
+            reported.push(Reported {
+                key: item.key.clone(),
+                // After an error the partition is sent again once the error clears.
+                values: (data.error_code == 0).then_some(values),
+                had_records: data.records.as_ref().is_some_and(|r| !r.is_empty()),
+            });
         }
         if read_committed {
             data.aborted_transactions = Some(Vec::new());
         }
         topics
-            .entry(item.key.topic.clone())
-            .or_insert_with(|| {
-                FetchableTopicResponse::default().with_topic(topic_name(&item.key.topic)).with_topic_id(item.topic_id)
-            })
+            .entry((item.topic_id, item.topic.clone()))
+            .or_insert_with(|| FetchableTopicResponse::default().with_topic(topic_name(&item.topic)).with_topic_id(item.topic_id))
             .partitions
             .push(data);
     }
     if session_id != 0 {
-        sessions.record_reported(session_id, reported);
+        sessions.record_reported(session_id, reported, incremental);
     }
     FetchResponse::default().with_session_id(session_id).with_responses(topics.into_values().collect())
 }

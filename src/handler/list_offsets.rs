@@ -1,6 +1,8 @@
 //! ListOffsets (key 2): earliest (-2), latest (-1), max timestamp (-3, v7+), earliest
-//! local (-4, v8+), latest tiered (-5, v9+) and by timestamp (the first record whose
-//! timestamp is at or after the target).
+//! local (-4, v8+), latest tiered (-5, v9+; always -1: there is no tiered storage) and
+//! by timestamp (the first record whose timestamp is at or after the target).
+
+use std::collections::HashSet;
 
 use bytes::Bytes;
 use kafka_protocol::ResponseError;
@@ -34,7 +36,9 @@ fn find_record(batch: Bytes, range: std::ops::Range<i64>, pick: impl Fn(i64) -> 
 fn lookup(partition: &Partition, timestamp: i64) -> Result<(i64, i64), PartitionError> {
     let (log_start, hw, _) = partition.offsets()?;
     Ok(match timestamp {
-        LATEST | LATEST_TIERED => (-1, hw),
+        LATEST => (-1, hw),
+        // Without tiered storage Kafka answers -1 (nothing is in remote storage).
+        LATEST_TIERED => (-1, -1),
         EARLIEST | EARLIEST_LOCAL => (-1, log_start),
         MAX_TIMESTAMP => partition
             .with_log(|log| match log.max_timestamp_batch()? {
@@ -51,7 +55,24 @@ fn lookup(partition: &Partition, timestamp: i64) -> Result<(i64, i64), Partition
     })
 }
 
+/// Partitions named more than once in the request: Kafka answers each occurrence with
+/// `INVALID_REQUEST`.
+fn duplicate_partitions(request: &ListOffsetsRequest) -> HashSet<(String, i32)> {
+    let mut seen = HashSet::new();
+    let mut duplicates = HashSet::new();
+    for t in &request.topics {
+        for p in &t.partitions {
+            let key = (t.name.0.as_str(), p.partition_index);
+            if !seen.insert(key) {
+                duplicates.insert((key.0.to_string(), key.1));
+            }
+        }
+    }
+    duplicates
+}
+
 pub fn handle(broker: &Broker, request: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
+    let duplicates = duplicate_partitions(&request);
     let topics = request
         .topics
         .into_iter()
@@ -66,6 +87,9 @@ pub fn handle(broker: &Broker, request: ListOffsetsRequest, version: i16) -> Lis
                         .with_timestamp(-1)
                         .with_offset(-1)
                         .with_leader_epoch(-1);
+                    if !duplicates.is_empty() && duplicates.contains(&(t.name.0.to_string(), p.partition_index)) {
+                        return response.with_error_code(ResponseError::InvalidRequest.code());
+                    }
                     let Some(partition) = topic.as_ref().and_then(|t| t.partition(p.partition_index)) else {
                         return response.with_error_code(ResponseError::UnknownTopicOrPartition.code());
                     };

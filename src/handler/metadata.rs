@@ -3,6 +3,8 @@
 //! broker (`auto.create.topics.enable`) and the request (`allow_auto_topic_creation`,
 //! v4+) allow it.
 
+use std::collections::HashSet;
+
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::metadata_response::{MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic};
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse};
@@ -12,7 +14,7 @@ use crate::broker::partition::LEADER_EPOCH;
 use crate::broker::topics::{Topic, validate_topic_name};
 use crate::broker::{ApiError, Broker};
 
-use super::topic_name;
+use super::{CLUSTER_AUTHORIZED_OPERATIONS, TOPIC_AUTHORIZED_OPERATIONS, topic_name};
 
 pub fn describe_topic(broker: &Broker, topic: &Topic) -> MetadataResponseTopic {
     let node = BrokerId(broker.node_id);
@@ -29,8 +31,13 @@ pub fn describe_topic(broker: &Broker, topic: &Topic) -> MetadataResponseTopic {
     MetadataResponseTopic::default()
         .with_name(Some(topic_name(&topic.name)))
         .with_topic_id(topic.id)
-        .with_is_internal(topic.name.starts_with("__"))
+        .with_is_internal(is_internal(&topic.name))
         .with_partitions(partitions)
+}
+
+/// Kafka's internal topics (`Topic.isInternal`); a user topic named `__x` is not one.
+fn is_internal(name: &str) -> bool {
+    matches!(name, "__consumer_offsets" | "__transaction_state" | "__share_group_state")
 }
 
 fn error_topic(name: Option<&str>, id: uuid::Uuid, code: ResponseError) -> MetadataResponseTopic {
@@ -42,15 +49,18 @@ fn error_topic(name: Option<&str>, id: uuid::Uuid, code: ResponseError) -> Metad
 
 pub fn handle(broker: &Broker, request: MetadataRequest, version: i16) -> MetadataResponse {
     let allow_auto_create = version < 4 || request.allow_auto_topic_creation;
-    let topics = match request.topics {
+    let mut topics: Vec<MetadataResponseTopic> = match request.topics {
         // v0 used an empty list for "all topics"; v1+ uses null.
         None => broker.topics.all().iter().map(|t| describe_topic(broker, t)).collect(),
         Some(list) if list.is_empty() && version == 0 => {
             broker.topics.all().iter().map(|t| describe_topic(broker, t)).collect()
         }
-        Some(list) => list
-            .into_iter()
-            .map(|requested| match requested.name {
+        Some(list) => {
+            // Kafka collects the requested names into a set: one entry per topic.
+            let mut seen = HashSet::new();
+            list.into_iter()
+                .filter(|requested| requested.name.as_ref().is_none_or(|n| seen.insert(n.0.clone())))
+                .map(|requested| match requested.name {
                 Some(name) => {
                     let name = name.0.as_str();
                     if let Some(t) = broker.topic(name) {
@@ -71,10 +81,21 @@ pub fn handle(broker: &Broker, request: MetadataRequest, version: i16) -> Metada
                     Some(t) => describe_topic(broker, &t),
                     None => error_topic(None, requested.topic_id, ResponseError::UnknownTopicId),
                 },
-            })
-            .collect(),
+                })
+                .collect()
+        }
     };
-    MetadataResponse::default()
+    if version >= 8 && request.include_topic_authorized_operations {
+        // Kafka fills it for every topic looked up by name, found or not.
+        for t in topics.iter_mut().filter(|t| t.name.is_some()) {
+            t.topic_authorized_operations = TOPIC_AUTHORIZED_OPERATIONS;
+        }
+    }
+    let mut response = MetadataResponse::default();
+    if (8..=10).contains(&version) && request.include_cluster_authorized_operations {
+        response.cluster_authorized_operations = CLUSTER_AUTHORIZED_OPERATIONS;
+    }
+    response
         .with_brokers(vec![
             MetadataResponseBroker::default()
                 .with_node_id(BrokerId(broker.node_id))

@@ -21,6 +21,10 @@ pub mod metadata;
 pub mod offset_for_leader_epoch;
 pub mod produce;
 #[cfg(test)]
+mod compat_tests;
+#[cfg(test)]
+mod fetch_session_tests;
+#[cfg(test)]
 mod version_tests;
 
 use std::future::Future;
@@ -156,6 +160,43 @@ pub async fn dispatch(broker: &Arc<Broker>, request: Request) -> Pending {
         }
     }
 }
+
+/// ACL operation codes (Kafka's `AclOperation`), for authorized-operations bit fields.
+mod acl_op {
+    pub const READ: u8 = 3;
+    pub const WRITE: u8 = 4;
+    pub const CREATE: u8 = 5;
+    pub const DELETE: u8 = 6;
+    pub const ALTER: u8 = 7;
+    pub const DESCRIBE: u8 = 8;
+    pub const CLUSTER_ACTION: u8 = 9;
+    pub const DESCRIBE_CONFIGS: u8 = 10;
+    pub const ALTER_CONFIGS: u8 = 11;
+    pub const IDEMPOTENT_WRITE: u8 = 12;
+}
+
+const fn bit_field(ops: &[u8]) -> i32 {
+    let mut field = 0;
+    let mut i = 0;
+    while i < ops.len() {
+        field |= 1 << ops[i];
+        i += 1;
+    }
+    field
+}
+
+/// What Kafka reports as a topic's authorized operations when no authorizer is
+/// configured (Jet has none): every operation a topic supports.
+pub const TOPIC_AUTHORIZED_OPERATIONS: i32 = {
+    use acl_op::*;
+    bit_field(&[READ, WRITE, CREATE, DESCRIBE, DELETE, ALTER, DESCRIBE_CONFIGS, ALTER_CONFIGS])
+};
+
+/// The cluster's authorized operations without an authorizer.
+pub const CLUSTER_AUTHORIZED_OPERATIONS: i32 = {
+    use acl_op::*;
+    bit_field(&[CREATE, CLUSTER_ACTION, DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE, ALTER, DESCRIBE])
+};
 
 /// `Some(message)` → `Option<StrBytes>` for error_message fields.
 pub fn message(m: Option<String>) -> Option<kafka_protocol::protocol::StrBytes> {

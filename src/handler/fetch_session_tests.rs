@@ -1,0 +1,160 @@
+//! Fetch sessions checked against Kafka's FetchSession.scala / FetchManager.newContext.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+use clap::Parser;
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+
+use super::*;
+use crate::broker::Broker;
+
+fn name(s: &str) -> TopicName {
+    TopicName(StrBytes::from_string(s.to_string()))
+}
+
+fn broker(dir: &std::path::Path) -> Arc<Broker> {
+    let d = dir.to_str().unwrap();
+    let cli = crate::config::Cli::try_parse_from(["jet", "--listen", "127.0.0.1:0", "--data-dir", d]).unwrap();
+    Broker::open(cli.into_broker_config()).unwrap()
+}
+
+fn batch() -> Bytes {
+    let r = Record {
+        transactional: false,
+        control: false,
+        partition_leader_epoch: -1,
+        producer_id: -1,
+        producer_epoch: -1,
+        timestamp_type: TimestampType::Creation,
+        offset: 0,
+        sequence: -1,
+        timestamp: crate::broker::now_ms(),
+        key: None,
+        value: Some(Bytes::from_static(b"v")),
+        headers: Default::default(),
+        delete_horizon: false,
+    };
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(&mut buf, [&r], &RecordEncodeOptions { version: 2, compression: Compression::None }).unwrap();
+    buf.freeze()
+}
+
+/// Appends one single-record batch to each of `partitions` of `t`, durably.
+async fn produce(b: &Arc<Broker>, t: &str, partitions: &[i32]) {
+    let data = partitions
+        .iter()
+        .map(|&p| produce_request::PartitionProduceData::default().with_index(p).with_records(Some(batch())))
+        .collect();
+    let req = ProduceRequest::default().with_acks(-1).with_timeout_ms(10_000).with_topic_data(vec![
+        produce_request::TopicProduceData::default().with_name(name(t)).with_partition_data(data),
+    ]);
+    let to = ReplyTo { api_key: ApiKey::Produce, version: 9, correlation_id: 1 };
+    produce::start(b.clone(), req, to).await.unwrap().unwrap();
+}
+
+fn part(p: i32, offset: i64) -> fetch_request::FetchPartition {
+    fetch_request::FetchPartition::default()
+        .with_partition(p)
+        .with_fetch_offset(offset)
+        .with_partition_max_bytes(1 << 20)
+        .with_current_leader_epoch(-1)
+}
+
+fn request(session_id: i32, epoch: i32, topics: Vec<fetch_request::FetchTopic>) -> FetchRequest {
+    FetchRequest::default()
+        .with_max_wait_ms(0)
+        .with_max_bytes(1)
+        .with_session_id(session_id)
+        .with_session_epoch(epoch)
+        .with_topics(topics)
+}
+
+fn topic(t: &str, parts: Vec<fetch_request::FetchPartition>) -> fetch_request::FetchTopic {
+    fetch_request::FetchTopic::default().with_topic(name(t)).with_partitions(parts)
+}
+
+/// `(partition, has records)` of a response's partitions, in order.
+fn shape(r: &FetchResponse) -> Vec<(i32, bool)> {
+    r.responses
+        .iter()
+        .flat_map(|t| t.partitions.iter().map(|p| (p.partition_index, p.records.as_ref().is_some_and(|r| !r.is_empty()))))
+        .collect()
+}
+
+#[tokio::test]
+async fn incremental_fetch_rotates_partitions_that_returned_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = broker(dir.path());
+    b.create_topic("t", 2, 1, Default::default(), false).unwrap();
+    for _ in 0..3 {
+        produce(&b, "t", &[0, 1]).await;
+    }
+    // max_bytes 1: only the first partition with data gets its first batch (KIP-74).
+    let full = fetch::handle(&b, request(0, 0, vec![topic("t", vec![part(0, 0), part(1, 0)])]), 12).await;
+    assert_eq!(shape(&full), vec![(0, true), (1, false)]);
+    let id = full.session_id;
+    // A full fetch keeps the request's order; the first incremental one still starts at 0...
+    let inc = fetch::handle(&b, request(id, 1, vec![topic("t", vec![part(0, 1)])]), 12).await;
+    assert_eq!(shape(&inc).first(), Some(&(0, true)));
+    // ...and moves partition 0, which returned records, behind partition 1.
+    let inc = fetch::handle(&b, request(id, 2, vec![topic("t", vec![part(0, 2)])]), 12).await;
+    assert_eq!(inc.session_id, id);
+    assert_eq!(shape(&inc).first(), Some(&(1, true)));
+}
+
+#[tokio::test]
+async fn forgetting_every_partition_closes_the_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = broker(dir.path());
+    b.create_topic("t", 1, 1, Default::default(), false).unwrap();
+    let full = fetch::handle(&b, request(0, 0, vec![topic("t", vec![part(0, 0)])]), 12).await;
+    assert!(full.session_id > 0);
+    let forget = fetch_request::ForgottenTopic::default().with_topic(name("t")).with_partitions(vec![0]);
+    let inc = fetch::handle(&b, request(full.session_id, 1, vec![]).with_forgotten_topics_data(vec![forget]), 12).await;
+    assert_eq!((inc.error_code, inc.session_id), (0, 0));
+    assert!(b.fetch_sessions.is_empty());
+}
+
+#[tokio::test]
+async fn a_partition_is_resent_once_its_error_clears() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = broker(dir.path());
+    b.create_topic("t", 1, 1, Default::default(), false).unwrap();
+    // Out of range: the error carries the real high watermark and log start offset.
+    let full = fetch::handle(&b, request(0, 0, vec![topic("t", vec![part(0, 99)])]), 12).await;
+    assert_eq!(full.responses[0].partitions[0].error_code, ResponseError::OffsetOutOfRange.code());
+    let inc = fetch::handle(&b, request(full.session_id, 1, vec![topic("t", vec![part(0, 0)])]), 12).await;
+    assert_eq!(inc.responses.len(), 1, "the recovered partition is reported");
+    assert_eq!(inc.responses[0].partitions[0].error_code, 0);
+}
+
+#[tokio::test]
+async fn session_version_must_stay_on_its_side_of_topic_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = broker(dir.path());
+    b.create_topic("t", 1, 1, Default::default(), false).unwrap();
+    let full = fetch::handle(&b, request(0, 0, vec![topic("t", vec![part(0, 0)])]), 12).await;
+    let inc = fetch::handle(&b, request(full.session_id, 1, vec![]), 13).await;
+    assert_eq!(inc.error_code, ResponseError::FetchSessionTopicIdError.code());
+}
+
+#[tokio::test]
+async fn unknown_topic_ids_are_answered_separately() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = broker(dir.path());
+    let (x, y) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+    let by_id = |id| fetch_request::FetchTopic::default().with_topic_id(id).with_partitions(vec![part(0, 0)]);
+    for epoch in [-1, 0] {
+        let r = fetch::handle(&b, request(0, epoch, vec![by_id(x), by_id(y)]), 13).await;
+        let ids: Vec<_> = r.responses.iter().map(|t| t.topic_id).collect();
+        assert_eq!(ids, vec![x, y], "epoch {epoch}");
+        for t in &r.responses {
+            assert_eq!(t.partitions.len(), 1);
+            assert_eq!(t.partitions[0].error_code, ResponseError::UnknownTopicId.code());
+        }
+    }
+}
