@@ -191,9 +191,7 @@ impl BrokerConfig {
     pub fn apply_overrides(&mut self) -> Result<(), ConfigError> {
         let overrides = std::mem::take(&mut self.kafka.overrides);
         for kv in &overrides {
-            let (key, value) = kv
-                .split_once('=')
-                .ok_or_else(|| ConfigError::NotKeyValue(kv.clone()))?;
+            let (key, value) = kv.split_once('=').ok_or_else(|| ConfigError::NotKeyValue(kv.clone()))?;
             self.kafka.set(key.trim(), value.trim())?;
         }
         Ok(())
@@ -229,17 +227,13 @@ impl KafkaSettings {
             "log.retention.minutes" => self.log_retention_ms = parse::<i64>(key, value)? * 60_000,
             "log.retention.hours" => self.log_retention_ms = parse::<i64>(key, value)? * 3_600_000,
             "log.retention.bytes" => self.log_retention_bytes = parse(key, value)?,
-            "log.retention.check.interval.ms" => {
-                self.log_retention_check_interval_ms = parse(key, value)?
-            }
+            "log.retention.check.interval.ms" => self.log_retention_check_interval_ms = parse(key, value)?,
             "log.index.interval.bytes" => self.log_index_interval_bytes = parse(key, value)?,
             "log.flush.interval.ms" => self.log_flush_interval_ms = Some(parse(key, value)?),
             "log.message.timestamp.type" => self.log_message_timestamp_type = value.to_string(),
             "log.cleanup.policy" => self.log_cleanup_policy = value.to_string(),
             "compression.type" => self.compression_type = value.to_string(),
-            "offsets.topic.num.partitions" => {
-                self.offsets_topic_num_partitions = parse(key, value)?
-            }
+            "offsets.topic.num.partitions" => self.offsets_topic_num_partitions = parse(key, value)?,
             _ => return Err(ConfigError::UnknownKey(key.to_string())),
         }
         Ok(())

@@ -62,10 +62,8 @@ pub async fn run(listener: TcpListener, broker: Arc<Broker>, shutdown: impl Futu
     info!("shutting down: no longer accepting connections");
     broker.begin_shutdown();
     drop(listener);
-    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
-        while connections.join_next().await.is_some() {}
-    })
-    .await;
+    let drained =
+        tokio::time::timeout(SHUTDOWN_GRACE, async { while connections.join_next().await.is_some() {} }).await;
     if drained.is_err() {
         warn!(connections = connections.len(), "connections still busy after the grace period; dropping them");
         connections.shutdown().await;
@@ -80,7 +78,12 @@ pub async fn run(listener: TcpListener, broker: Arc<Broker>, shutdown: impl Futu
 
 type Pending = JoinHandle<handler::Reply>;
 
-async fn serve_connection(stream: TcpStream, broker: Arc<Broker>, mut stop: watch::Receiver<bool>, budget: frame::MemoryBudget) {
+async fn serve_connection(
+    stream: TcpStream,
+    broker: Arc<Broker>,
+    mut stop: watch::Receiver<bool>,
+    budget: frame::MemoryBudget,
+) {
     let peer = stream.peer_addr().ok();
     let (mut reader, writer) = stream.into_split();
     let (tx, rx) = mpsc::channel::<Pending>(MAX_IN_FLIGHT);
@@ -163,4 +166,3 @@ async fn write_responses(writer: tokio::net::tcp::OwnedWriteHalf, mut rx: mpsc::
     let _ = writer.flush().await;
     let _ = writer.shutdown().await;
 }
-

@@ -8,7 +8,9 @@ use common::{Client, TestBroker};
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
 
 fn records(n: usize, start: usize, producer: (i64, i16, i32), compression: Compression) -> Bytes {
     let recs: Vec<Record> = (0..n)
@@ -37,7 +39,9 @@ fn produce_request(topic: &str, partition: i32, acks: i16, data: Bytes) -> Produ
     ProduceRequest::default().with_acks(acks).with_timeout_ms(10_000).with_topic_data(vec![
         produce_request::TopicProduceData::default()
             .with_name(TopicName(StrBytes::from_string(topic.into())))
-            .with_partition_data(vec![produce_request::PartitionProduceData::default().with_index(partition).with_records(Some(data))]),
+            .with_partition_data(vec![
+                produce_request::PartitionProduceData::default().with_index(partition).with_records(Some(data)),
+            ]),
     ])
 }
 
@@ -47,9 +51,16 @@ fn fetch_request(topic: &str, partition: i32, offset: i64, max_wait: i32) -> Fet
         .with_min_bytes(1)
         .with_max_bytes(50 << 20)
         .with_session_epoch(-1)
-        .with_topics(vec![fetch_request::FetchTopic::default().with_topic(TopicName(StrBytes::from_string(topic.into()))).with_partitions(vec![
-            fetch_request::FetchPartition::default().with_partition(partition).with_fetch_offset(offset).with_partition_max_bytes(10 << 20),
-        ])])
+        .with_topics(vec![
+            fetch_request::FetchTopic::default()
+                .with_topic(TopicName(StrBytes::from_string(topic.into())))
+                .with_partitions(vec![
+                    fetch_request::FetchPartition::default()
+                        .with_partition(partition)
+                        .with_fetch_offset(offset)
+                        .with_partition_max_bytes(10 << 20),
+                ]),
+        ])
 }
 
 async fn create(client: &mut Client, topic: &str, partitions: i32) {
@@ -146,7 +157,11 @@ async fn pipelined_requests_answer_in_order() {
     create(&mut c, "p", 1).await;
     let mut ids = Vec::new();
     for i in 0..20 {
-        let (id, bytes) = c.encode_request(ApiKey::Produce, 9, &produce_request("p", 0, -1, records(3, i * 3, (-1, -1, -1), Compression::None)));
+        let (id, bytes) = c.encode_request(
+            ApiKey::Produce,
+            9,
+            &produce_request("p", 0, -1, records(3, i * 3, (-1, -1, -1), Compression::None)),
+        );
         c.send_raw(&bytes).await;
         ids.push(id);
     }
@@ -162,7 +177,13 @@ async fn idempotent_retries_and_gaps() {
     let broker = TestBroker::start(&[]).await;
     let mut c = broker.client().await;
     create(&mut c, "i", 1).await;
-    let r: InitProducerIdResponse = c.call(ApiKey::InitProducerId, 4, &InitProducerIdRequest::default().with_transactional_id(None).with_transaction_timeout_ms(60000)).await;
+    let r: InitProducerIdResponse = c
+        .call(
+            ApiKey::InitProducerId,
+            4,
+            &InitProducerIdRequest::default().with_transactional_id(None).with_transaction_timeout_ms(60000),
+        )
+        .await;
     assert_eq!(r.error_code, 0);
     let pid = r.producer_id.0;
     let first = records(5, 0, (pid, 0, 0), Compression::None);
@@ -175,7 +196,8 @@ async fn idempotent_retries_and_gaps() {
     assert_eq!(gap.error_code, ResponseError::OutOfOrderSequenceNumber.code());
     assert_eq!(fetch_all(&mut c, "i").await.len(), 10);
     // Producer ids never repeat.
-    let r2: InitProducerIdResponse = c.call(ApiKey::InitProducerId, 4, &InitProducerIdRequest::default().with_transactional_id(None)).await;
+    let r2: InitProducerIdResponse =
+        c.call(ApiKey::InitProducerId, 4, &InitProducerIdRequest::default().with_transactional_id(None)).await;
     assert_ne!(r2.producer_id.0, pid);
     broker.stop().await;
 }
@@ -190,7 +212,10 @@ async fn long_poll_is_woken_by_an_append() {
     let mut producer = broker.client().await;
     produce(&mut producer, "w", records(1, 0, (-1, -1, -1), Compression::None)).await;
     // If the append did not wake the fetch, this would wait the whole minute.
-    let r: FetchResponse = tokio::time::timeout(std::time::Duration::from_secs(30), c.read_response(ApiKey::Fetch, 12, id)).await.expect("fetch not woken");
+    let r: FetchResponse =
+        tokio::time::timeout(std::time::Duration::from_secs(30), c.read_response(ApiKey::Fetch, 12, id))
+            .await
+            .expect("fetch not woken");
     assert!(!r.responses[0].partitions[0].records.as_ref().unwrap().is_empty());
     broker.stop().await;
 }
@@ -199,10 +224,10 @@ async fn long_poll_is_woken_by_an_append() {
 async fn hostile_frames_close_only_their_connection() {
     let broker = TestBroker::start(&[]).await;
     let hostile: Vec<Vec<u8>> = vec![
-        0x7fff_ffffu32.to_be_bytes().to_vec(),                     // oversized
-        (-5i32).to_be_bytes().to_vec(),                             // negative
-        vec![0, 0, 0, 2, 0, 3],                                     // too short for a header
-        vec![0, 0, 0, 10, 0x40, 0, 0, 0, 0, 0, 0, 1, 0xff, 0xff],   // unknown api key
+        0x7fff_ffffu32.to_be_bytes().to_vec(),                    // oversized
+        (-5i32).to_be_bytes().to_vec(),                           // negative
+        vec![0, 0, 0, 2, 0, 3],                                   // too short for a header
+        vec![0, 0, 0, 10, 0x40, 0, 0, 0, 0, 0, 0, 1, 0xff, 0xff], // unknown api key
         // Metadata v1 whose topics array declares i32::MAX entries in a tiny frame.
         vec![0, 0, 0, 14, 0, 3, 0, 1, 0, 0, 0, 9, 0xff, 0xff, 0x7f, 0xff, 0xff, 0xff],
     ];
@@ -244,7 +269,12 @@ async fn timed_out_acks_all_still_advances_high_watermark() {
                 delete_horizon: false,
             })
             .collect();
-        RecordBatchEncoder::encode(&mut data, &recs, &RecordEncodeOptions { version: 2, compression: Compression::None }).unwrap();
+        RecordBatchEncoder::encode(
+            &mut data,
+            &recs,
+            &RecordEncodeOptions { version: 2, compression: Compression::None },
+        )
+        .unwrap();
     }
     let req = produce_request("to", 0, -1, data.freeze()).with_timeout_ms(0);
     let r: ProduceResponse = c.call(ApiKey::Produce, 9, &req).await;
@@ -257,7 +287,10 @@ async fn timed_out_acks_all_still_advances_high_watermark() {
         if n == 64 {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "high watermark stuck: {n} of 64 records visible (produce code {code})");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "high watermark stuck: {n} of 64 records visible (produce code {code})"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     broker.stop().await;
@@ -274,7 +307,12 @@ async fn future_timestamps_are_rejected_and_log_append_time_is_applied() {
     let mut set = RecordBatchDecoder::decode(&mut rec).unwrap();
     set.records[0].timestamp = now + 2 * 3_600_000;
     let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(&mut buf, &set.records, &RecordEncodeOptions { version: 2, compression: Compression::None }).unwrap();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &set.records,
+        &RecordEncodeOptions { version: 2, compression: Compression::None },
+    )
+    .unwrap();
     let p = produce(&mut c, "ts", buf.freeze()).await;
     assert_eq!(p.error_code, ResponseError::InvalidTimestamp.code());
 
@@ -284,9 +322,11 @@ async fn future_timestamps_are_rejected_and_log_append_time_is_applied() {
             .with_name(TopicName(StrBytes::from_static_str("lat")))
             .with_num_partitions(1)
             .with_replication_factor(1)
-            .with_configs(vec![create_topics_request::CreatableTopicConfig::default()
-                .with_name(StrBytes::from_static_str("message.timestamp.type"))
-                .with_value(Some(StrBytes::from_static_str("LogAppendTime")))]),
+            .with_configs(vec![
+                create_topics_request::CreatableTopicConfig::default()
+                    .with_name(StrBytes::from_static_str("message.timestamp.type"))
+                    .with_value(Some(StrBytes::from_static_str("LogAppendTime"))),
+            ]),
     ]);
     let r: CreateTopicsResponse = c.call(ApiKey::CreateTopics, 7, &req).await;
     assert_eq!(r.topics[0].error_code, 0);
@@ -321,9 +361,10 @@ async fn shutdown_ends_long_polls_instead_of_waiting_for_them() {
     };
     tokio::time::timeout(std::time::Duration::from_secs(30), parked).await.expect("fetch never reached the broker");
     let stop = tokio::spawn(broker.stop());
-    let r: FetchResponse = tokio::time::timeout(std::time::Duration::from_secs(30), c.read_response(ApiKey::Fetch, 12, id))
-        .await
-        .expect("the long-poll must be answered at shutdown");
+    let r: FetchResponse =
+        tokio::time::timeout(std::time::Duration::from_secs(30), c.read_response(ApiKey::Fetch, 12, id))
+            .await
+            .expect("the long-poll must be answered at shutdown");
     assert!(r.responses[0].partitions[0].records.as_ref().unwrap().is_empty());
     tokio::time::timeout(std::time::Duration::from_secs(30), stop).await.expect("shutdown finished").unwrap();
 }
@@ -351,9 +392,11 @@ async fn topic_compression_type_rewrites_batches() {
             .with_name(TopicName(StrBytes::from_static_str("z")))
             .with_num_partitions(1)
             .with_replication_factor(1)
-            .with_configs(vec![create_topics_request::CreatableTopicConfig::default()
-                .with_name(StrBytes::from_static_str("compression.type"))
-                .with_value(Some(StrBytes::from_static_str("zstd")))]),
+            .with_configs(vec![
+                create_topics_request::CreatableTopicConfig::default()
+                    .with_name(StrBytes::from_static_str("compression.type"))
+                    .with_value(Some(StrBytes::from_static_str("zstd"))),
+            ]),
     ]);
     let r: CreateTopicsResponse = c.call(ApiKey::CreateTopics, 7, &req).await;
     assert_eq!(r.topics[0].error_code, 0);
@@ -373,9 +416,11 @@ async fn topic_compression_type_rewrites_batches() {
 }
 
 async fn earliest_offset(c: &mut Client, topic: &str) -> i64 {
-    let req = ListOffsetsRequest::default().with_topics(vec![list_offsets_request::ListOffsetsTopic::default()
-        .with_name(TopicName(StrBytes::from_string(topic.into())))
-        .with_partitions(vec![list_offsets_request::ListOffsetsPartition::default().with_timestamp(-2)])]);
+    let req = ListOffsetsRequest::default().with_topics(vec![
+        list_offsets_request::ListOffsetsTopic::default()
+            .with_name(TopicName(StrBytes::from_string(topic.into())))
+            .with_partitions(vec![list_offsets_request::ListOffsetsPartition::default().with_timestamp(-2)]),
+    ]);
     let r: ListOffsetsResponse = c.call(ApiKey::ListOffsets, 7, &req).await;
     r.topics[0].partitions[0].offset
 }

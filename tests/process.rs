@@ -12,7 +12,9 @@ use bytes::{Bytes, BytesMut};
 use common::Client;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
 
 struct Jet {
     child: Child,
@@ -83,7 +85,8 @@ fn batch(values: &[u64]) -> Bytes {
         })
         .collect();
     let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(&mut buf, &recs, &RecordEncodeOptions { version: 2, compression: Compression::None }).unwrap();
+    RecordBatchEncoder::encode(&mut buf, &recs, &RecordEncodeOptions { version: 2, compression: Compression::None })
+        .unwrap();
     buf.freeze()
 }
 
@@ -91,7 +94,9 @@ fn produce_req(data: Bytes) -> ProduceRequest {
     ProduceRequest::default().with_acks(-1).with_timeout_ms(30_000).with_topic_data(vec![
         produce_request::TopicProduceData::default()
             .with_name(TopicName(StrBytes::from_static_str("crash")))
-            .with_partition_data(vec![produce_request::PartitionProduceData::default().with_index(0).with_records(Some(data))]),
+            .with_partition_data(vec![
+                produce_request::PartitionProduceData::default().with_index(0).with_records(Some(data)),
+            ]),
     ])
 }
 
@@ -100,9 +105,13 @@ async fn read_all(addr: std::net::SocketAddr) -> Vec<u64> {
     let mut out = Vec::new();
     loop {
         let req = FetchRequest::default().with_max_bytes(50 << 20).with_session_epoch(-1).with_topics(vec![
-            fetch_request::FetchTopic::default().with_topic(TopicName(StrBytes::from_static_str("crash"))).with_partitions(vec![
-                fetch_request::FetchPartition::default().with_fetch_offset(out.len() as i64).with_partition_max_bytes(10 << 20),
-            ]),
+            fetch_request::FetchTopic::default()
+                .with_topic(TopicName(StrBytes::from_static_str("crash")))
+                .with_partitions(vec![
+                    fetch_request::FetchPartition::default()
+                        .with_fetch_offset(out.len() as i64)
+                        .with_partition_max_bytes(10 << 20),
+                ]),
         ]);
         let r: FetchResponse = c.call(ApiKey::Fetch, 12, &req).await;
         let mut bytes = r.responses[0].partitions[0].records.clone().unwrap();
@@ -126,9 +135,14 @@ async fn sigkill_mid_produce_loses_no_acknowledged_record() {
     // Create the topic through Metadata auto-creation.
     let mut c = Client::connect(addr).await;
     let _: MetadataResponse = c
-        .call(ApiKey::Metadata, 12, &MetadataRequest::default().with_allow_auto_topic_creation(true).with_topics(Some(vec![
-            metadata_request::MetadataRequestTopic::default().with_name(Some(TopicName(StrBytes::from_static_str("crash")))),
-        ])))
+        .call(
+            ApiKey::Metadata,
+            12,
+            &MetadataRequest::default().with_allow_auto_topic_creation(true).with_topics(Some(vec![
+                metadata_request::MetadataRequestTopic::default()
+                    .with_name(Some(TopicName(StrBytes::from_static_str("crash")))),
+            ])),
+        )
         .await;
     // Pipeline batches of 10 values, 8 in flight; record each acknowledged batch.
     let mut acked: Vec<u64> = Vec::new();
@@ -145,7 +159,11 @@ async fn sigkill_mid_produce_loses_no_acknowledged_record() {
         }
         let Some((id, values)) = in_flight.pop_front() else { break };
         let Some(mut frame) = c.read_frame().await else { break };
-        let header = <ResponseHeader as kafka_protocol::protocol::Decodable>::decode(&mut frame, ApiKey::Produce.response_header_version(9)).unwrap();
+        let header = <ResponseHeader as kafka_protocol::protocol::Decodable>::decode(
+            &mut frame,
+            ApiKey::Produce.response_header_version(9),
+        )
+        .unwrap();
         assert_eq!(header.correlation_id, id);
         let r = <ProduceResponse as kafka_protocol::protocol::Decodable>::decode(&mut frame, 9).unwrap();
         let p = &r.responses[0].partition_responses[0];
@@ -178,16 +196,22 @@ async fn sigterm_finishes_cleanly_and_restart_keeps_everything() {
     let mut jet = start(dir.path(), "127.0.0.1:0");
     let mut c = Client::connect(jet.addr).await;
     let _: MetadataResponse = c
-        .call(ApiKey::Metadata, 12, &MetadataRequest::default().with_allow_auto_topic_creation(true).with_topics(Some(vec![
-            metadata_request::MetadataRequestTopic::default().with_name(Some(TopicName(StrBytes::from_static_str("crash")))),
-        ])))
+        .call(
+            ApiKey::Metadata,
+            12,
+            &MetadataRequest::default().with_allow_auto_topic_creation(true).with_topics(Some(vec![
+                metadata_request::MetadataRequestTopic::default()
+                    .with_name(Some(TopicName(StrBytes::from_static_str("crash")))),
+            ])),
+        )
         .await;
     let values: Vec<u64> = (0..100).collect();
     let r: ProduceResponse = c.call(ApiKey::Produce, 9, &produce_req(batch(&values))).await;
     assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
     signal(&jet.child, "-TERM");
     assert!(jet.child.wait().unwrap().success());
-    let saw_shutdown = std::iter::from_fn(|| jet.log.recv_timeout(Duration::from_secs(5)).ok()).any(|l| l.contains("shutdown complete"));
+    let saw_shutdown = std::iter::from_fn(|| jet.log.recv_timeout(Duration::from_secs(5)).ok())
+        .any(|l| l.contains("shutdown complete"));
     assert!(saw_shutdown);
     let mut jet = start(dir.path(), "127.0.0.1:0");
     assert_eq!(read_all(jet.addr).await, values);

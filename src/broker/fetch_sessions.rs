@@ -129,7 +129,9 @@ impl FetchSessions {
         if size > MAX_CACHED_PARTITIONS {
             return 0;
         }
-        inner.evict_until(None, |i| i.sessions.len() < MAX_SESSIONS && i.cached_partitions + size <= MAX_CACHED_PARTITIONS);
+        inner.evict_until(None, |i| {
+            i.sessions.len() < MAX_SESSIONS && i.cached_partitions + size <= MAX_CACHED_PARTITIONS
+        });
         let id = inner.new_id();
         inner.clock += 1;
         let last_used = inner.clock;
@@ -195,9 +197,9 @@ impl FetchSessions {
         }
         if !moved.is_empty() {
             // Stable: partitions without records keep their order, ahead of the others.
-            session.partitions.sort_by(|a, _, b, _| {
-                moved.get(a).copied().unwrap_or(0).cmp(&moved.get(b).copied().unwrap_or(0))
-            });
+            session
+                .partitions
+                .sort_by(|a, _, b, _| moved.get(a).copied().unwrap_or(0).cmp(&moved.get(b).copied().unwrap_or(0)));
         }
     }
 

@@ -53,20 +53,16 @@ impl MetaStore {
         let mut out = Vec::new();
         for guard in self.topics.iter() {
             let (key, value) = guard.into_inner()?;
-            let record = serde_json::from_slice(&value).map_err(|source| MetaError::Corrupt {
-                key: String::from_utf8_lossy(&key).into_owned(),
-                source,
-            })?;
+            let record = serde_json::from_slice(&value)
+                .map_err(|source| MetaError::Corrupt { key: String::from_utf8_lossy(&key).into_owned(), source })?;
             out.push(record);
         }
         Ok(out)
     }
 
     pub fn put_topic(&self, record: &TopicRecord) -> Result<(), MetaError> {
-        let value = serde_json::to_vec(record).map_err(|source| MetaError::Corrupt {
-            key: record.name.clone(),
-            source,
-        })?;
+        let value =
+            serde_json::to_vec(record).map_err(|source| MetaError::Corrupt { key: record.name.clone(), source })?;
         self.topics.insert(record.name.as_bytes(), value)?;
         self.persist()
     }

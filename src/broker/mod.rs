@@ -167,7 +167,8 @@ impl Broker {
         configs: BTreeMap<String, String>,
         validate_only: bool,
     ) -> Result<Option<Arc<Topic>>, ApiError> {
-        topics::validate_topic_name(name).map_err(|m| ApiError::with_message(ResponseError::InvalidTopicException, m))?;
+        topics::validate_topic_name(name)
+            .map_err(|m| ApiError::with_message(ResponseError::InvalidTopicException, m))?;
         let partitions = if partitions == -1 { self.config.kafka.num_partitions } else { partitions };
         if partitions <= 0 {
             return Err(ApiError::with_message(
@@ -189,11 +190,14 @@ impl Broker {
         if replication_factor > 1 {
             return Err(ApiError::with_message(
                 ResponseError::InvalidReplicationFactor,
-                format!("Unable to replicate the partition {replication_factor} time(s): The target replication factor of {replication_factor} cannot be reached because only 1 broker(s) are registered."),
+                format!(
+                    "Unable to replicate the partition {replication_factor} time(s): The target replication factor of {replication_factor} cannot be reached because only 1 broker(s) are registered."
+                ),
             ));
         }
         for (k, v) in &configs {
-            topic_config::validate(k, v).map_err(|e| ApiError::with_message(ResponseError::InvalidConfig, e.to_string()))?;
+            topic_config::validate(k, v)
+                .map_err(|e| ApiError::with_message(ResponseError::InvalidConfig, e.to_string()))?;
         }
         let _guard = self.admin.lock().map_err(|_| ApiError::new(ResponseError::UnknownServerError))?;
         if self.topics.get(name).is_some() {
@@ -265,7 +269,10 @@ impl Broker {
         if total < current {
             return Err(ApiError::with_message(
                 ResponseError::InvalidPartitions,
-                format!("The topic {} currently has {current} partition(s); {total} would not be an increase.", topic.name),
+                format!(
+                    "The topic {} currently has {current} partition(s); {total} would not be an increase.",
+                    topic.name
+                ),
             ));
         }
         if i64::from(total) - i64::from(current) > MAX_PARTITIONS_PER_REQUEST {
@@ -324,7 +331,12 @@ impl Broker {
                 }
                 match p.apply_retention(now) {
                     Ok(0) => {}
-                    Ok(n) => tracing::info!(topic = topic.name, partition = p.index, segments = n, "retention deleted segments"),
+                    Ok(n) => tracing::info!(
+                        topic = topic.name,
+                        partition = p.index,
+                        segments = n,
+                        "retention deleted segments"
+                    ),
                     Err(e) => tracing::warn!(topic = topic.name, partition = p.index, error = %e, "retention failed"),
                 }
             }

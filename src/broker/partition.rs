@@ -244,12 +244,9 @@ impl Partition {
         let high_watermark = self.high_watermark();
         let log_start_offset = inner.log.log_start_offset();
         if offset > high_watermark {
-            return Err(LogError::OffsetOutOfRange {
-                offset,
-                log_start: log_start_offset,
-                log_end: high_watermark,
-            }
-            .into());
+            return Err(
+                LogError::OffsetOutOfRange { offset, log_start: log_start_offset, log_end: high_watermark }.into()
+            );
         }
         let plan = inner.log.plan_read(offset, max_bytes, high_watermark, min_one)?;
         // The file reads happen without the lock, so fetches never stall appends.
@@ -277,7 +274,9 @@ impl Partition {
         inner.log.close()?;
         match inner.producers.to_snapshot(inner.log.log_end_offset()) {
             Ok(json) => write_durably(&self.dir, PRODUCER_SNAPSHOT, &json)?,
-            Err(e) => tracing::warn!(topic = self.topic, partition = self.index, error = %e, "producer state snapshot not written"),
+            Err(e) => {
+                tracing::warn!(topic = self.topic, partition = self.index, error = %e, "producer state snapshot not written")
+            }
         }
         Ok(())
     }

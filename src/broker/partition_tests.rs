@@ -109,7 +109,10 @@ fn producer_state_survives_reopen_including_sequence_wrap() {
     assert!(matches!(append(&p, &b).expect("retry b"), Appended::Duplicate { base_offset: 3, .. }));
     let gap = append(&p, &producer_batch(1, 3, 10, Compression::None, (9, 2, 5)));
     assert!(matches!(gap, Err(PartitionError::Rejected(ResponseError::OutOfOrderSequenceNumber))));
-    assert!(matches!(append(&p, &producer_batch(1, 3, 10, Compression::None, (9, 2, 3))).expect("c"), Appended::New { base_offset: 5, .. }));
+    assert!(matches!(
+        append(&p, &producer_batch(1, 3, 10, Compression::None, (9, 2, 3))).expect("c"),
+        Appended::New { base_offset: 5, .. }
+    ));
     let fenced = append(&p, &producer_batch(1, 3, 10, Compression::None, (9, 1, 4)));
     assert!(matches!(fenced, Err(PartitionError::Rejected(ResponseError::InvalidProducerEpoch))));
 }

@@ -71,11 +71,7 @@ pub fn next_seq(seq: i32) -> i32 {
 /// the last sequence of a batch with base sequence `seq` and lastOffsetDelta `delta`.
 /// (`i32::wrapping_add` would wrap to `i32::MIN` instead, which no producer ever sends.)
 pub fn add_seq(seq: i32, delta: i32) -> i32 {
-    if delta > 0 && seq > i32::MAX - delta {
-        delta - (i32::MAX - seq) - 1
-    } else {
-        seq.wrapping_add(delta)
-    }
+    if delta > 0 && seq > i32::MAX - delta { delta - (i32::MAX - seq) - 1 } else { seq.wrapping_add(delta) }
 }
 
 impl ProducerStateTable {
@@ -97,11 +93,7 @@ impl ProducerStateTable {
                 SeqCheck::Reject(ResponseError::OutOfOrderSequenceNumber)
             };
         }
-        if let Some(dup) = entry
-            .batches
-            .iter()
-            .find(|b| b.first_seq == first_seq && b.last_seq == last_seq)
-        {
+        if let Some(dup) = entry.batches.iter().find(|b| b.first_seq == first_seq && b.last_seq == last_seq) {
             return SeqCheck::Duplicate(*dup);
         }
         match entry.batches.back() {
@@ -151,7 +143,12 @@ impl ProducerStateTable {
         let producers = snapshot
             .producers
             .into_iter()
-            .map(|e| (e.id, ProducerEntry { epoch: e.epoch, batches: e.batches.into_iter().take(RETAINED_BATCHES).collect() }))
+            .map(|e| {
+                (
+                    e.id,
+                    ProducerEntry { epoch: e.epoch, batches: e.batches.into_iter().take(RETAINED_BATCHES).collect() },
+                )
+            })
             .collect();
         Some(Self { producers })
     }

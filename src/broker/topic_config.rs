@@ -80,9 +80,7 @@ pub static TOPIC_CONFIGS: &[ConfigDef] = &[
         .synonym("log.index.interval.bytes")
         .at_least(0),
     def("max.compaction.lag.ms", Long, LONG_MAX, "Max time a message stays uncompacted").at_least(1),
-    def("max.message.bytes", Int, "1048588", "Largest record batch accepted")
-        .synonym("message.max.bytes")
-        .at_least(0),
+    def("max.message.bytes", Int, "1048588", "Largest record batch accepted").synonym("message.max.bytes").at_least(0),
     def("message.timestamp.after.max.ms", Long, "3600000", "Max allowed future timestamp skew").at_least(0),
     def("message.timestamp.before.max.ms", Long, LONG_MAX, "Max allowed past timestamp skew").at_least(0),
     def("message.timestamp.type", ConfigType::String, "CreateTime", "CreateTime or LogAppendTime")
@@ -120,11 +118,8 @@ pub enum ConfigValueError {
 /// Checks one `name=value` for a topic.
 pub fn validate(name: &str, value: &str) -> Result<(), ConfigValueError> {
     let def = find(name).ok_or_else(|| ConfigValueError::Unknown(name.to_string()))?;
-    let invalid = |reason: String| ConfigValueError::Invalid {
-        name: name.to_string(),
-        value: value.to_string(),
-        reason,
-    };
+    let invalid =
+        |reason: String| ConfigValueError::Invalid { name: name.to_string(), value: value.to_string(), reason };
     match def.kind {
         Long | Int => {
             let n: i64 = value.trim().parse().map_err(|_| invalid("not a number".into()))?;
@@ -147,8 +142,7 @@ pub fn validate(name: &str, value: &str) -> Result<(), ConfigValueError> {
         }
         ConfigType::String | List => {
             if let Some(allowed) = def.allowed {
-                let normalized: std::string::String =
-                    value.split(',').map(str::trim).collect::<Vec<_>>().join(",");
+                let normalized: std::string::String = value.split(',').map(str::trim).collect::<Vec<_>>().join(",");
                 if !allowed.contains(&normalized.as_str()) {
                     return Err(invalid(format!("String must be one of: {}", allowed.join(", "))));
                 }
@@ -226,9 +220,8 @@ impl Default for EffectiveTopicConfig {
 
 impl EffectiveTopicConfig {
     pub fn new(settings: &KafkaSettings, overrides: &BTreeMap<String, String>) -> Self {
-        let get = |name: &str| -> String {
-            find(name).map(|d| resolve(settings, overrides, d).value).unwrap_or_default()
-        };
+        let get =
+            |name: &str| -> String { find(name).map(|d| resolve(settings, overrides, d).value).unwrap_or_default() };
         let long = |name: &str, fallback: i64| get(name).trim().parse::<i64>().unwrap_or(fallback);
         let flush_ms = long("flush.ms", i64::MAX);
         Self {

@@ -38,7 +38,11 @@ impl Topic {
         self.configs.read().map(|c| c.clone()).unwrap_or_default()
     }
 
-    pub(crate) fn set_configs(&self, settings: &KafkaSettings, configs: BTreeMap<String, String>) -> Result<(), PartitionError> {
+    pub(crate) fn set_configs(
+        &self,
+        settings: &KafkaSettings,
+        configs: BTreeMap<String, String>,
+    ) -> Result<(), PartitionError> {
         let effective = EffectiveTopicConfig::new(settings, &configs);
         for p in self.partitions() {
             p.set_config(effective.clone())?;
@@ -133,7 +137,13 @@ impl TopicRegistry {
     }
 
     /// Adds partitions so the topic has `total`.
-    pub fn grow(&self, data_dir: &Path, settings: &KafkaSettings, topic: &Topic, total: i32) -> Result<(), PartitionError> {
+    pub fn grow(
+        &self,
+        data_dir: &Path,
+        settings: &KafkaSettings,
+        topic: &Topic,
+        total: i32,
+    ) -> Result<(), PartitionError> {
         let effective = EffectiveTopicConfig::new(settings, &topic.configs());
         let mut partitions = topic.partitions.write().map_err(|_| PartitionError::Poisoned)?;
         for index in partitions.len() as i32..total {
@@ -152,12 +162,8 @@ impl TopicRegistry {
         }
         let mut doomed = Vec::new();
         for p in topic.partitions() {
-            let target = p.dir().with_file_name(format!(
-                "{}-{}.{}-delete",
-                topic.name,
-                p.index,
-                uuid::Uuid::new_v4().simple()
-            ));
+            let target =
+                p.dir().with_file_name(format!("{}-{}.{}-delete", topic.name, p.index, uuid::Uuid::new_v4().simple()));
             match std::fs::rename(p.dir(), &target) {
                 Ok(()) => doomed.push(target),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

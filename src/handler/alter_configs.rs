@@ -7,8 +7,8 @@ use kafka_protocol::ResponseError;
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
 
-use crate::broker::{ApiError, Broker};
 use crate::broker::topic_config;
+use crate::broker::{ApiError, Broker};
 
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
 use super::message;
@@ -23,7 +23,8 @@ pub fn apply_topic_configs(
     let topic = broker.topic(topic_name).ok_or_else(|| ApiError::new(ResponseError::UnknownTopicOrPartition))?;
     let configs = build(topic.configs())?;
     for (k, v) in &configs {
-        topic_config::validate(k, v).map_err(|e| ApiError::with_message(ResponseError::InvalidConfig, e.to_string()))?;
+        topic_config::validate(k, v)
+            .map_err(|e| ApiError::with_message(ResponseError::InvalidConfig, e.to_string()))?;
     }
     if validate_only {
         return Ok(());
@@ -46,7 +47,9 @@ pub fn alter_resource(
             ResponseError::InvalidRequest,
             "Jet broker settings are static: set them with flags or --set at start",
         )),
-        other => Err(ApiError::with_message(ResponseError::InvalidRequest, format!("Unsupported resource type {other}"))),
+        other => {
+            Err(ApiError::with_message(ResponseError::InvalidRequest, format!("Unsupported resource type {other}")))
+        }
     }
 }
 
@@ -60,10 +63,19 @@ pub fn handle(broker: &Broker, request: AlterConfigsRequest, _version: i16) -> A
                 .with_resource_name(res.resource_name.clone());
             // AlterConfigs replaces the whole override set.
             let replacement = |_| {
-                Ok(res.configs.iter().filter_map(|c| c.value.as_ref().map(|v| (c.name.to_string(), v.to_string()))).collect())
+                Ok(res
+                    .configs
+                    .iter()
+                    .filter_map(|c| c.value.as_ref().map(|v| (c.name.to_string(), v.to_string())))
+                    .collect())
             };
-            let outcome =
-                alter_resource(broker, res.resource_type, res.resource_name.as_str(), replacement, request.validate_only);
+            let outcome = alter_resource(
+                broker,
+                res.resource_type,
+                res.resource_name.as_str(),
+                replacement,
+                request.validate_only,
+            );
             match outcome {
                 Ok(()) => response,
                 Err(e) => response.with_error_code(e.code.code()).with_error_message(message(e.message)),

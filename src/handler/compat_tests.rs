@@ -17,9 +17,7 @@ fn name(s: &str) -> TopicName {
 
 fn broker(dir: &std::path::Path) -> Arc<Broker> {
     let d = dir.to_str().unwrap();
-    let cli =
-        crate::config::Cli::try_parse_from(["jet", "--listen", "127.0.0.1:0", "--data-dir", d])
-            .unwrap();
+    let cli = crate::config::Cli::try_parse_from(["jet", "--listen", "127.0.0.1:0", "--data-dir", d]).unwrap();
     Broker::open(cli.into_broker_config()).unwrap()
 }
 
@@ -30,10 +28,7 @@ fn creatable(n: &str, partitions: i32, rf: i16) -> create_topics_request::Creata
         .with_replication_factor(rf)
 }
 
-fn assignment(
-    partition: i32,
-    brokers: &[i32],
-) -> create_topics_request::CreatableReplicaAssignment {
+fn assignment(partition: i32, brokers: &[i32]) -> create_topics_request::CreatableReplicaAssignment {
     create_topics_request::CreatableReplicaAssignment::default()
         .with_partition_index(partition)
         .with_broker_ids(brokers.iter().map(|&b| BrokerId(b)).collect())
@@ -44,30 +39,16 @@ fn create(b: &Broker, topics: Vec<create_topics_request::CreatableTopic>) -> Cre
 }
 
 fn code_of(r: &CreateTopicsResponse, n: &str) -> Vec<i16> {
-    r.topics
-        .iter()
-        .filter(|t| t.name.0.as_str() == n)
-        .map(|t| t.error_code)
-        .collect()
+    r.topics.iter().filter(|t| t.name.0.as_str() == n).map(|t| t.error_code).collect()
 }
 
 #[test]
 fn create_topics_duplicate_names_create_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let b = broker(dir.path());
-    let r = create(
-        &b,
-        vec![
-            creatable("dup", 1, 1),
-            creatable("ok", 1, 1),
-            creatable("dup", 2, 1),
-        ],
-    );
+    let r = create(&b, vec![creatable("dup", 1, 1), creatable("ok", 1, 1), creatable("dup", 2, 1)]);
     // Kafka answers a duplicated name once, with INVALID_REQUEST, and creates neither.
-    assert_eq!(
-        code_of(&r, "dup"),
-        vec![ResponseError::InvalidRequest.code()]
-    );
+    assert_eq!(code_of(&r, "dup"), vec![ResponseError::InvalidRequest.code()]);
     assert_eq!(code_of(&r, "ok"), vec![0]);
     assert!(b.topic("dup").is_none());
 }
@@ -83,43 +64,18 @@ fn create_topics_manual_assignment_rules() {
         vec![
             with("rf-set", -1, 1, vec![assignment(0, &[me])]),
             with("np-set", 1, -1, vec![assignment(0, &[me])]),
-            with(
-                "gap",
-                -1,
-                -1,
-                vec![assignment(0, &[me]), assignment(2, &[me])],
-            ),
-            with(
-                "twice",
-                -1,
-                -1,
-                vec![assignment(0, &[me]), assignment(0, &[me])],
-            ),
+            with("gap", -1, -1, vec![assignment(0, &[me]), assignment(2, &[me])]),
+            with("twice", -1, -1, vec![assignment(0, &[me]), assignment(0, &[me])]),
             with("empty", -1, -1, vec![assignment(0, &[])]),
             with("same-broker", -1, -1, vec![assignment(0, &[me, me])]),
             with("stranger", -1, -1, vec![assignment(0, &[me + 1])]),
-            with(
-                "good",
-                -1,
-                -1,
-                vec![assignment(1, &[me]), assignment(0, &[me])],
-            ),
+            with("good", -1, -1, vec![assignment(1, &[me]), assignment(0, &[me])]),
         ],
     );
-    assert_eq!(
-        code_of(&r, "rf-set"),
-        vec![ResponseError::InvalidRequest.code()]
-    );
-    assert_eq!(
-        code_of(&r, "np-set"),
-        vec![ResponseError::InvalidRequest.code()]
-    );
+    assert_eq!(code_of(&r, "rf-set"), vec![ResponseError::InvalidRequest.code()]);
+    assert_eq!(code_of(&r, "np-set"), vec![ResponseError::InvalidRequest.code()]);
     for n in ["gap", "twice", "empty", "same-broker", "stranger"] {
-        assert_eq!(
-            code_of(&r, n),
-            vec![ResponseError::InvalidReplicaAssignment.code()],
-            "{n}"
-        );
+        assert_eq!(code_of(&r, n), vec![ResponseError::InvalidReplicaAssignment.code()], "{n}");
     }
     assert_eq!(code_of(&r, "good"), vec![0]);
     assert_eq!(b.topic("good").unwrap().partition_count(), 2);
@@ -131,22 +87,14 @@ fn excessive_partition_counts_are_a_policy_violation() {
     let b = broker(dir.path());
     // Kafka's controller refuses operations of more than 10000 records.
     let r = create(&b, vec![creatable("huge", i32::MAX, 1)]);
-    assert_eq!(
-        code_of(&r, "huge"),
-        vec![ResponseError::PolicyViolation.code()]
-    );
+    assert_eq!(code_of(&r, "huge"), vec![ResponseError::PolicyViolation.code()]);
     assert!(b.topic("huge").is_none());
     create(&b, vec![creatable("small", 1, 1)]);
     let req = CreatePartitionsRequest::default().with_topics(vec![
-        create_partitions_request::CreatePartitionsTopic::default()
-            .with_name(name("small"))
-            .with_count(i32::MAX),
+        create_partitions_request::CreatePartitionsTopic::default().with_name(name("small")).with_count(i32::MAX),
     ]);
     let r = create_partitions::handle(&b, req, 3);
-    assert_eq!(
-        r.results[0].error_code,
-        ResponseError::PolicyViolation.code()
-    );
+    assert_eq!(r.results[0].error_code, ResponseError::PolicyViolation.code());
     assert_eq!(b.topic("small").unwrap().partition_count(), 1);
 }
 
@@ -154,20 +102,11 @@ fn excessive_partition_counts_are_a_policy_violation() {
 fn delete_topics_v6_name_and_id_rules() {
     let dir = tempfile::tempdir().unwrap();
     let b = broker(dir.path());
-    create(
-        &b,
-        vec![
-            creatable("a", 1, 1),
-            creatable("b", 1, 1),
-            creatable("c", 1, 1),
-        ],
-    );
+    create(&b, vec![creatable("a", 1, 1), creatable("b", 1, 1), creatable("c", 1, 1)]);
     let a_id = b.topic("a").unwrap().id;
     let c_id = b.topic("c").unwrap().id;
     let state = |n: Option<&str>, id: uuid::Uuid| {
-        delete_topics_request::DeleteTopicState::default()
-            .with_name(n.map(name))
-            .with_topic_id(id)
+        delete_topics_request::DeleteTopicState::default().with_name(n.map(name)).with_topic_id(id)
     };
     let req = DeleteTopicsRequest::default().with_topics(vec![
         state(Some("a"), a_id),
@@ -188,11 +127,7 @@ fn delete_topics_v6_name_and_id_rules() {
     assert_eq!(by_name("a"), vec![invalid], "name and id together");
     assert_eq!(by_name("b"), vec![invalid], "duplicate name");
     assert_eq!(by_name("c"), vec![0]);
-    assert!(
-        r.responses
-            .iter()
-            .any(|t| t.name.is_none() && t.topic_id.is_nil() && t.error_code == invalid)
-    );
+    assert!(r.responses.iter().any(|t| t.name.is_none() && t.topic_id.is_nil() && t.error_code == invalid));
     assert_eq!(r.responses.len(), 4);
     assert!(b.topic("a").is_some() && b.topic("b").is_some() && b.topic("c").is_none());
 }
@@ -203,33 +138,26 @@ fn list_offsets_latest_tiered_and_duplicate_partitions() {
     let b = broker(dir.path());
     create(&b, vec![creatable("t", 2, 1)]);
     let part = |p: i32, ts: i64| {
-        list_offsets_request::ListOffsetsPartition::default()
-            .with_partition_index(p)
-            .with_timestamp(ts)
+        list_offsets_request::ListOffsetsPartition::default().with_partition_index(p).with_timestamp(ts)
     };
-    let req = ListOffsetsRequest::default()
-        .with_replica_id(BrokerId(-1))
-        .with_topics(vec![
-            list_offsets_request::ListOffsetsTopic::default()
-                .with_name(name("t"))
-                .with_partitions(vec![part(0, -5), part(1, -1), part(1, -2)]),
-        ]);
+    let req = ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![
+        list_offsets_request::ListOffsetsTopic::default().with_name(name("t")).with_partitions(vec![
+            part(0, -5),
+            part(1, -1),
+            part(1, -2),
+        ]),
+    ]);
     let r = list_offsets::handle(&b, req, 9);
     let ps = &r.topics[0].partitions;
     // Without tiered storage Kafka answers LATEST_TIERED with offset -1.
-    assert_eq!(
-        (ps[0].error_code, ps[0].offset, ps[0].leader_epoch),
-        (0, -1, -1)
-    );
+    assert_eq!((ps[0].error_code, ps[0].offset, ps[0].leader_epoch), (0, -1, -1));
     assert_eq!(ps[1].error_code, ResponseError::InvalidRequest.code());
     assert_eq!(ps[2].error_code, ResponseError::InvalidRequest.code());
 }
 
 /// Kafka's bit fields with no authorizer: every operation the resource type supports.
-const TOPIC_OPS: i32 =
-    (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 10) | (1 << 11);
-const CLUSTER_OPS: i32 =
-    (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);
+const TOPIC_OPS: i32 = (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 10) | (1 << 11);
+const CLUSTER_OPS: i32 = (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);
 
 #[test]
 fn metadata_internal_flag_and_authorized_operations() {
@@ -238,19 +166,11 @@ fn metadata_internal_flag_and_authorized_operations() {
     create(&b, vec![creatable("__mine", 1, 1)]);
     let req = MetadataRequest::default().with_topics(None);
     let r = metadata::handle(&b, req.clone(), 12);
-    assert!(
-        !r.topics[0].is_internal,
-        "only Kafka's own topics are internal"
-    );
-    assert_eq!(
-        r.topics[0].topic_authorized_operations,
-        i32::MIN,
-        "not asked for"
-    );
+    assert!(!r.topics[0].is_internal, "only Kafka's own topics are internal");
+    assert_eq!(r.topics[0].topic_authorized_operations, i32::MIN, "not asked for");
     let r = metadata::handle(
         &b,
-        req.with_include_topic_authorized_operations(true)
-            .with_include_cluster_authorized_operations(true),
+        req.with_include_topic_authorized_operations(true).with_include_cluster_authorized_operations(true),
         10,
     );
     assert_eq!(r.topics[0].topic_authorized_operations, TOPIC_OPS);
@@ -261,34 +181,14 @@ fn metadata_internal_flag_and_authorized_operations() {
 fn describe_cluster_endpoint_types_and_authorized_operations() {
     let dir = tempfile::tempdir().unwrap();
     let b = broker(dir.path());
-    let r = describe_cluster::handle(
-        &b,
-        DescribeClusterRequest::default().with_endpoint_type(2),
-        1,
-    );
+    let r = describe_cluster::handle(&b, DescribeClusterRequest::default().with_endpoint_type(2), 1);
     assert_eq!(r.error_code, ResponseError::MismatchedEndpointType.code());
-    let r = describe_cluster::handle(
-        &b,
-        DescribeClusterRequest::default().with_endpoint_type(7),
-        1,
-    );
+    let r = describe_cluster::handle(&b, DescribeClusterRequest::default().with_endpoint_type(7), 1);
     assert_eq!(r.error_code, ResponseError::UnsupportedEndpointType.code());
-    let r = describe_cluster::handle(
-        &b,
-        DescribeClusterRequest::default().with_endpoint_type(1),
-        1,
-    );
-    assert_eq!(
-        (r.error_code, r.cluster_authorized_operations),
-        (0, i32::MIN)
-    );
-    let req = DescribeClusterRequest::default()
-        .with_endpoint_type(1)
-        .with_include_cluster_authorized_operations(true);
-    assert_eq!(
-        describe_cluster::handle(&b, req, 1).cluster_authorized_operations,
-        CLUSTER_OPS
-    );
+    let r = describe_cluster::handle(&b, DescribeClusterRequest::default().with_endpoint_type(1), 1);
+    assert_eq!((r.error_code, r.cluster_authorized_operations), (0, i32::MIN));
+    let req = DescribeClusterRequest::default().with_endpoint_type(1).with_include_cluster_authorized_operations(true);
+    assert_eq!(describe_cluster::handle(&b, req, 1).cluster_authorized_operations, CLUSTER_OPS);
 }
 
 #[test]
@@ -303,25 +203,16 @@ fn describe_configs_broker_default_resource_and_synonyms() {
     };
     let req = DescribeConfigsRequest::default()
         .with_include_synonyms(true)
-        .with_resources(vec![
-            res(describe_configs::RESOURCE_BROKER, ""),
-            res(describe_configs::RESOURCE_TOPIC, "t"),
-        ]);
+        .with_resources(vec![res(describe_configs::RESOURCE_BROKER, ""), res(describe_configs::RESOURCE_TOPIC, "t")]);
     let r = describe_configs::handle(&b, req, 4);
     // "" is the cluster-wide dynamic default resource: nothing is set there.
     assert_eq!(r.results[0].error_code, 0);
     assert!(r.results[0].configs.is_empty());
     let topic = &r.results[1].configs;
     // A topic config without a broker synonym has no synonyms unless overridden.
-    let delete_retention = topic
-        .iter()
-        .find(|c| c.name.as_str() == "delete.retention.ms")
-        .unwrap();
+    let delete_retention = topic.iter().find(|c| c.name.as_str() == "delete.retention.ms").unwrap();
     assert!(delete_retention.synonyms.is_empty());
-    let retention = topic
-        .iter()
-        .find(|c| c.name.as_str() == "retention.bytes")
-        .unwrap();
+    let retention = topic.iter().find(|c| c.name.as_str() == "retention.bytes").unwrap();
     assert_eq!(retention.synonyms.len(), 1);
     assert_eq!(retention.synonyms[0].name.as_str(), "log.retention.bytes");
 }

@@ -17,16 +17,10 @@ use crate::broker::{ApiError, Broker, MAX_PARTITIONS_PER_REQUEST, too_many_parti
 use super::message;
 
 fn error(result: CreatePartitionsTopicResult, e: ApiError) -> CreatePartitionsTopicResult {
-    result
-        .with_error_code(e.code.code())
-        .with_error_message(message(e.message))
+    result.with_error_code(e.code.code()).with_error_message(message(e.message))
 }
 
-fn check_assignments(
-    broker: &Broker,
-    t: &CreatePartitionsTopic,
-    current: i32,
-) -> Result<(), ApiError> {
+fn check_assignments(broker: &Broker, t: &CreatePartitionsTopic, current: i32) -> Result<(), ApiError> {
     let Some(assignments) = &t.assignments else {
         return Ok(());
     };
@@ -40,9 +34,7 @@ fn check_assignments(
     }
     for a in assignments {
         if a.broker_ids.is_empty() {
-            return Err(invalid(
-                "The manual partition assignment includes an empty replica list.".into(),
-            ));
+            return Err(invalid("The manual partition assignment includes an empty replica list.".into()));
         }
         if let Some(b) = a.broker_ids.iter().find(|b| b.0 != broker.node_id) {
             return Err(invalid(format!(
@@ -60,11 +52,7 @@ fn check_assignments(
     Ok(())
 }
 
-pub fn handle(
-    broker: &Broker,
-    request: CreatePartitionsRequest,
-    _version: i16,
-) -> CreatePartitionsResponse {
+pub fn handle(broker: &Broker, request: CreatePartitionsRequest, _version: i16) -> CreatePartitionsResponse {
     let mut seen = HashSet::new();
     let mut duplicates: Vec<String> = Vec::new();
     let mut duplicate_set = HashSet::new();
@@ -74,16 +62,11 @@ pub fn handle(
             duplicates.push(name);
         }
     }
-    let topics: Vec<CreatePartitionsTopic> = request
-        .topics
-        .into_iter()
-        .filter(|t| !duplicate_set.contains(t.name.0.as_str()))
-        .collect();
+    let topics: Vec<CreatePartitionsTopic> =
+        request.topics.into_iter().filter(|t| !duplicate_set.contains(t.name.0.as_str())).collect();
     let added: i64 = topics
         .iter()
-        .filter_map(|t| {
-            Some(i64::from(t.count) - i64::from(broker.topic(&t.name.0)?.partition_count()))
-        })
+        .filter_map(|t| Some(i64::from(t.count) - i64::from(broker.topic(&t.name.0)?.partition_count())))
         .filter(|&n| n > 0)
         .sum();
     let mut results: Vec<CreatePartitionsTopicResult> = topics
@@ -94,10 +77,7 @@ pub fn handle(
                 return error(result, too_many_partitions());
             }
             let Some(topic) = broker.topic(&t.name.0) else {
-                return error(
-                    result,
-                    ApiError::new(ResponseError::UnknownTopicOrPartition),
-                );
+                return error(result, ApiError::new(ResponseError::UnknownTopicOrPartition));
             };
             if let Err(e) = check_assignments(broker, &t, topic.partition_count()) {
                 return error(result, e);
@@ -110,10 +90,7 @@ pub fn handle(
         .collect();
     for name in duplicates {
         let e = ApiError::with_message(ResponseError::InvalidRequest, "Duplicate topic name.");
-        results.push(error(
-            CreatePartitionsTopicResult::default().with_name(super::topic_name(&name)),
-            e,
-        ));
+        results.push(error(CreatePartitionsTopicResult::default().with_name(super::topic_name(&name)), e));
     }
     CreatePartitionsResponse::default().with_results(results)
 }

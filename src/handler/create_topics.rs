@@ -10,9 +10,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::create_topics_request::{CreatableReplicaAssignment, CreatableTopic};
-use kafka_protocol::messages::create_topics_response::{
-    CreatableTopicConfigs, CreatableTopicResult,
-};
+use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use kafka_protocol::protocol::StrBytes;
 
@@ -41,21 +39,14 @@ fn check_assignments(broker: &Broker, topic: &CreatableTopic) -> Result<i32, Api
         ));
     }
     let mut seen = HashSet::new();
-    for CreatableReplicaAssignment {
-        partition_index,
-        broker_ids,
-        ..
-    } in &topic.assignments
-    {
+    for CreatableReplicaAssignment { partition_index, broker_ids, .. } in &topic.assignments {
         if !seen.insert(*partition_index) {
             return Err(invalid(format!(
                 "Found multiple manual partition assignments for partition {partition_index}"
             )));
         }
         if broker_ids.is_empty() {
-            return Err(invalid(
-                "The manual partition assignment includes an empty replica list.".into(),
-            ));
+            return Err(invalid("The manual partition assignment includes an empty replica list.".into()));
         }
         let mut sorted: Vec<i32> = broker_ids.iter().map(|b| b.0).collect();
         sorted.sort_unstable();
@@ -74,9 +65,7 @@ fn check_assignments(broker: &Broker, topic: &CreatableTopic) -> Result<i32, Api
     }
     let count = topic.assignments.len();
     if (0..count).any(|i| i32::try_from(i).map_or(true, |i| !seen.contains(&i))) {
-        return Err(invalid(
-            "partitions should be a consecutive 0-based integer sequence".into(),
-        ));
+        return Err(invalid("partitions should be a consecutive 0-based integer sequence".into()));
     }
     i32::try_from(count).map_err(|_| too_many_partitions())
 }
@@ -92,10 +81,7 @@ fn requested_partitions(broker: &Broker, topic: &CreatableTopic) -> i64 {
     }
 }
 
-fn effective_configs(
-    broker: &Broker,
-    configs: &BTreeMap<String, String>,
-) -> Vec<CreatableTopicConfigs> {
+fn effective_configs(broker: &Broker, configs: &BTreeMap<String, String>) -> Vec<CreatableTopicConfigs> {
     TOPIC_CONFIGS
         .iter()
         .map(|def| {
@@ -118,12 +104,7 @@ fn error_result(result: CreatableTopicResult, e: ApiError) -> CreatableTopicResu
         .with_replication_factor(-1)
 }
 
-fn create_one(
-    broker: &Broker,
-    t: CreatableTopic,
-    validate_only: bool,
-    version: i16,
-) -> CreatableTopicResult {
+fn create_one(broker: &Broker, t: CreatableTopic, validate_only: bool, version: i16) -> CreatableTopicResult {
     let name = t.name.0.to_string();
     let result = CreatableTopicResult::default().with_name(t.name.clone());
     if name == CLUSTER_METADATA_TOPIC {
@@ -141,24 +122,11 @@ fn create_one(
             Err(e) => return error_result(result, e),
         }
     };
-    let configs: BTreeMap<String, String> = t
-        .configs
-        .into_iter()
-        .filter_map(|c| Some((c.name.to_string(), c.value?.to_string())))
-        .collect();
-    match broker.create_topic(
-        &name,
-        partitions,
-        replication,
-        configs.clone(),
-        validate_only,
-    ) {
+    let configs: BTreeMap<String, String> =
+        t.configs.into_iter().filter_map(|c| Some((c.name.to_string(), c.value?.to_string()))).collect();
+    match broker.create_topic(&name, partitions, replication, configs.clone(), validate_only) {
         Ok(created) => {
-            let partitions = if partitions == -1 {
-                broker.config.kafka.num_partitions
-            } else {
-                partitions
-            };
+            let partitions = if partitions == -1 { broker.config.kafka.num_partitions } else { partitions };
             let mut result = result
                 .with_num_partitions(partitions)
                 .with_replication_factor(1)
@@ -182,34 +150,20 @@ pub fn handle(broker: &Broker, request: CreateTopicsRequest, version: i16) -> Cr
             duplicates.push(name);
         }
     }
-    let unique: Vec<CreatableTopic> = request
-        .topics
-        .into_iter()
-        .filter(|t| !duplicate_set.contains(t.name.0.as_str()))
-        .collect();
+    let unique: Vec<CreatableTopic> =
+        request.topics.into_iter().filter(|t| !duplicate_set.contains(t.name.0.as_str())).collect();
     let total: i64 = unique.iter().map(|t| requested_partitions(broker, t)).sum();
     let mut results: Vec<CreatableTopicResult> = if total > MAX_PARTITIONS_PER_REQUEST {
         unique
             .into_iter()
-            .map(|t| {
-                error_result(
-                    CreatableTopicResult::default().with_name(t.name),
-                    too_many_partitions(),
-                )
-            })
+            .map(|t| error_result(CreatableTopicResult::default().with_name(t.name), too_many_partitions()))
             .collect()
     } else {
-        unique
-            .into_iter()
-            .map(|t| create_one(broker, t, request.validate_only, version))
-            .collect()
+        unique.into_iter().map(|t| create_one(broker, t, request.validate_only, version)).collect()
     };
     for name in duplicates {
         let e = ApiError::with_message(ResponseError::InvalidRequest, "Duplicate topic name.");
-        results.push(error_result(
-            CreatableTopicResult::default().with_name(super::topic_name(&name)),
-            e,
-        ));
+        results.push(error_result(CreatableTopicResult::default().with_name(super::topic_name(&name)), e));
     }
     CreateTopicsResponse::default().with_topics(results)
 }

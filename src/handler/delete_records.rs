@@ -17,7 +17,9 @@ pub fn handle(broker: &Broker, request: DeleteRecordsRequest, _version: i16) -> 
                 .partitions
                 .into_iter()
                 .map(|p| {
-                    let result = DeleteRecordsPartitionResult::default().with_partition_index(p.partition_index).with_low_watermark(-1);
+                    let result = DeleteRecordsPartitionResult::default()
+                        .with_partition_index(p.partition_index)
+                        .with_low_watermark(-1);
                     let Some(partition) = topic.as_ref().and_then(|t| t.partition(p.partition_index)) else {
                         return result.with_error_code(ResponseError::UnknownTopicOrPartition.code());
                     };

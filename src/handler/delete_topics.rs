@@ -35,29 +35,16 @@ pub fn handle(broker: &Broker, request: DeleteTopicsRequest, version: i16) -> De
     if version >= 6 {
         for t in request.topics {
             match (t.name, t.topic_id.is_nil()) {
-                (None, true) => responses.push(invalid(
-                    None,
-                    t.topic_id,
-                    "Neither topic name nor id were specified.",
-                )),
+                (None, true) => responses.push(invalid(None, t.topic_id, "Neither topic name nor id were specified.")),
                 (None, false) => targets.push(Target::Id(t.topic_id)),
                 (Some(n), true) => targets.push(Target::Name(n.0.to_string())),
                 (Some(n), false) => {
-                    responses.push(invalid(
-                        Some(n),
-                        t.topic_id,
-                        "You may not specify both topic name and topic id.",
-                    ));
+                    responses.push(invalid(Some(n), t.topic_id, "You may not specify both topic name and topic id."));
                 }
             }
         }
     } else {
-        targets.extend(
-            request
-                .topic_names
-                .into_iter()
-                .map(|n| Target::Name(n.0.to_string())),
-        );
+        targets.extend(request.topic_names.into_iter().map(|n| Target::Name(n.0.to_string())));
     }
     let mut seen = HashSet::new();
     let mut duplicates: Vec<Target> = Vec::new();
@@ -77,36 +64,21 @@ pub fn handle(broker: &Broker, request: DeleteTopicsRequest, version: i16) -> De
             Target::Id(id) => broker.topics.get_by_id(*id),
         };
         let Some(topic) = topic else {
-            let code = if name.is_some() {
-                ResponseError::UnknownTopicOrPartition
-            } else {
-                ResponseError::UnknownTopicId
-            };
-            responses.push(
-                DeletableTopicResult::default()
-                    .with_name(name)
-                    .with_topic_id(id)
-                    .with_error_code(code.code()),
-            );
+            let code =
+                if name.is_some() { ResponseError::UnknownTopicOrPartition } else { ResponseError::UnknownTopicId };
+            responses
+                .push(DeletableTopicResult::default().with_name(name).with_topic_id(id).with_error_code(code.code()));
             continue;
         };
-        let result = DeletableTopicResult::default()
-            .with_name(Some(topic_name(&topic.name)))
-            .with_topic_id(topic.id);
+        let result = DeletableTopicResult::default().with_name(Some(topic_name(&topic.name))).with_topic_id(topic.id);
         responses.push(match broker.delete_topic(&topic) {
             Ok(()) => result,
-            Err(e) => result
-                .with_error_code(e.code.code())
-                .with_error_message(message(e.message)),
+            Err(e) => result.with_error_code(e.code.code()).with_error_message(message(e.message)),
         });
     }
     for t in duplicates {
         responses.push(match t {
-            Target::Name(n) => invalid(
-                Some(topic_name(&n)),
-                uuid::Uuid::nil(),
-                "Duplicate topic name.",
-            ),
+            Target::Name(n) => invalid(Some(topic_name(&n)), uuid::Uuid::nil(), "Duplicate topic name."),
             Target::Id(id) => invalid(None, id, "Duplicate topic id."),
         });
     }

@@ -21,7 +21,8 @@ pub fn handle(broker: &Broker, request: DescribeClusterRequest, version: i16) ->
         let (code, message) = match request.endpoint_type {
             ENDPOINT_CONTROLLERS => (
                 ResponseError::MismatchedEndpointType,
-                "The request was sent to an endpoint of type BROKER, but we wanted an endpoint of type CONTROLLER".to_string(),
+                "The request was sent to an endpoint of type BROKER, but we wanted an endpoint of type CONTROLLER"
+                    .to_string(),
             ),
             other => (ResponseError::UnsupportedEndpointType, format!("Unsupported endpoint type {other}")),
         };

@@ -57,7 +57,13 @@ fn wanted(keys: &Option<Vec<StrBytes>>, name: &str) -> bool {
     keys.as_ref().is_none_or(|k| k.is_empty() || k.iter().any(|x| x.as_str() == name))
 }
 
-fn entry(name: &str, value: String, source: ConfigSource, kind: ConfigType, version: i16) -> DescribeConfigsResourceResult {
+fn entry(
+    name: &str,
+    value: String,
+    source: ConfigSource,
+    kind: ConfigType,
+    version: i16,
+) -> DescribeConfigsResourceResult {
     let mut r = DescribeConfigsResourceResult::default()
         .with_name(s(name))
         .with_value(Some(s(value)))
@@ -70,7 +76,14 @@ fn entry(name: &str, value: String, source: ConfigSource, kind: ConfigType, vers
     r
 }
 
-fn describe_topic(broker: &Broker, name: &str, keys: &Option<Vec<StrBytes>>, synonyms: bool, docs: bool, version: i16) -> Result<Vec<DescribeConfigsResourceResult>, ResponseError> {
+fn describe_topic(
+    broker: &Broker,
+    name: &str,
+    keys: &Option<Vec<StrBytes>>,
+    synonyms: bool,
+    docs: bool,
+    version: i16,
+) -> Result<Vec<DescribeConfigsResourceResult>, ResponseError> {
     let topic = broker.topic(name).ok_or(ResponseError::UnknownTopicOrPartition)?;
     let overrides = topic.configs();
     let settings = &broker.config.kafka;
@@ -82,12 +95,22 @@ fn describe_topic(broker: &Broker, name: &str, keys: &Option<Vec<StrBytes>>, syn
             let mut e = entry(def.name, r.value, r.source, def.kind, version);
             if synonyms {
                 if let Some(v) = overrides.get(def.name) {
-                    e.synonyms.push(DescribeConfigsSynonym::default().with_name(s(def.name)).with_value(Some(s(v.clone()))).with_source(ConfigSource::DynamicTopic as i8));
+                    e.synonyms.push(
+                        DescribeConfigsSynonym::default()
+                            .with_name(s(def.name))
+                            .with_value(Some(s(v.clone())))
+                            .with_source(ConfigSource::DynamicTopic as i8),
+                    );
                 }
                 let no_overrides = Default::default();
                 let broker_level = resolve(settings, &no_overrides, def);
                 if let (Some(syn), ConfigSource::StaticBroker) = (def.broker_synonym, broker_level.source) {
-                    e.synonyms.push(DescribeConfigsSynonym::default().with_name(s(syn)).with_value(Some(s(broker_level.value))).with_source(ConfigSource::StaticBroker as i8));
+                    e.synonyms.push(
+                        DescribeConfigsSynonym::default()
+                            .with_name(s(syn))
+                            .with_value(Some(s(broker_level.value)))
+                            .with_source(ConfigSource::StaticBroker as i8),
+                    );
                 }
                 // Kafka lists only broker-level synonyms after the topic override: a
                 // config without a broker synonym has no default entry.
@@ -108,7 +131,12 @@ fn describe_topic(broker: &Broker, name: &str, keys: &Option<Vec<StrBytes>>, syn
         .collect())
 }
 
-fn describe_broker(broker: &Broker, name: &str, keys: &Option<Vec<StrBytes>>, version: i16) -> Result<Vec<DescribeConfigsResourceResult>, ResponseError> {
+fn describe_broker(
+    broker: &Broker,
+    name: &str,
+    keys: &Option<Vec<StrBytes>>,
+    version: i16,
+) -> Result<Vec<DescribeConfigsResourceResult>, ResponseError> {
     if name.is_empty() {
         // The cluster-wide dynamic defaults: Jet's settings are all static.
         return Ok(Vec::new());
@@ -136,7 +164,14 @@ pub fn handle(broker: &Broker, request: DescribeConfigsRequest, version: i16) ->
                 .with_resource_name(res.resource_name.clone());
             let name = res.resource_name.as_str();
             let configs = match res.resource_type {
-                RESOURCE_TOPIC => describe_topic(broker, name, &res.configuration_keys, request.include_synonyms, request.include_documentation, version),
+                RESOURCE_TOPIC => describe_topic(
+                    broker,
+                    name,
+                    &res.configuration_keys,
+                    request.include_synonyms,
+                    request.include_documentation,
+                    version,
+                ),
                 RESOURCE_BROKER => describe_broker(broker, name, &res.configuration_keys, version),
                 // Kafka requires this broker's id here, "" included.
                 RESOURCE_BROKER_LOGGER if name == broker.node_id.to_string() => Ok(Vec::new()),

@@ -39,11 +39,18 @@ struct Item {
     reported: Option<(i64, i64)>,
 }
 
-fn resolve(broker: &Broker, version: i16, name: &str, id: uuid::Uuid, partition: i32) -> (String, uuid::Uuid, Option<Arc<Partition>>, Option<ResponseError>) {
+fn resolve(
+    broker: &Broker,
+    version: i16,
+    name: &str,
+    id: uuid::Uuid,
+    partition: i32,
+) -> (String, uuid::Uuid, Option<Arc<Partition>>, Option<ResponseError>) {
     let topic = if version >= 13 { broker.topics.get_by_id(id) } else { broker.topic(name) };
     match topic {
         None => {
-            let code = if version >= 13 { ResponseError::UnknownTopicId } else { ResponseError::UnknownTopicOrPartition };
+            let code =
+                if version >= 13 { ResponseError::UnknownTopicId } else { ResponseError::UnknownTopicOrPartition };
             (name.to_string(), id, None, Some(code))
         }
         Some(t) => match t.partition(partition) {
@@ -103,61 +110,62 @@ fn items_from(broker: &Broker, version: i16, partitions: &IndexMap<SessionKey, S
 pub async fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -> FetchResponse {
     let sessions = &broker.fetch_sessions;
     let uses_topic_ids = version >= 13;
-    let (session_id, incremental, items) = if version < 7 || (request.session_id == 0 && request.session_epoch == FINAL_EPOCH) {
-        (0, false, items_from(broker, version, &session_partitions(&request, version)))
-    } else if request.session_epoch == FINAL_EPOCH {
-        sessions.remove(request.session_id);
-        (0, false, items_from(broker, version, &session_partitions(&request, version)))
-    } else if request.session_epoch == 0 {
-        if request.session_id != 0 {
+    let (session_id, incremental, items) =
+        if version < 7 || (request.session_id == 0 && request.session_epoch == FINAL_EPOCH) {
+            (0, false, items_from(broker, version, &session_partitions(&request, version)))
+        } else if request.session_epoch == FINAL_EPOCH {
             sessions.remove(request.session_id);
-        }
-        let partitions = session_partitions(&request, version);
-        let items = items_from(broker, version, &partitions);
-        (sessions.create(partitions, uses_topic_ids), false, items)
-    } else {
-        let update = sessions.update(request.session_id, request.session_epoch, uses_topic_ids, |session| {
-            for t in &request.topics {
-                for p in &t.partitions {
-                    let key = key(version, &t.topic.0, t.topic_id, p.partition);
-                    let reported = session.partitions.get(&key).and_then(|sp| sp.reported);
-                    session.partitions.insert(
-                        key,
-                        SessionPartition {
-                            fetch_offset: p.fetch_offset,
-                            max_bytes: p.partition_max_bytes,
-                            current_leader_epoch: p.current_leader_epoch,
-                            reported,
-                        },
-                    );
+            (0, false, items_from(broker, version, &session_partitions(&request, version)))
+        } else if request.session_epoch == 0 {
+            if request.session_id != 0 {
+                sessions.remove(request.session_id);
+            }
+            let partitions = session_partitions(&request, version);
+            let items = items_from(broker, version, &partitions);
+            (sessions.create(partitions, uses_topic_ids), false, items)
+        } else {
+            let update = sessions.update(request.session_id, request.session_epoch, uses_topic_ids, |session| {
+                for t in &request.topics {
+                    for p in &t.partitions {
+                        let key = key(version, &t.topic.0, t.topic_id, p.partition);
+                        let reported = session.partitions.get(&key).and_then(|sp| sp.reported);
+                        session.partitions.insert(
+                            key,
+                            SessionPartition {
+                                fetch_offset: p.fetch_offset,
+                                max_bytes: p.partition_max_bytes,
+                                current_leader_epoch: p.current_leader_epoch,
+                                reported,
+                            },
+                        );
+                    }
+                }
+                // Forgotten partitions are removed in one pass over the session, however
+                // many the request names.
+                let forgotten: std::collections::HashSet<SessionKey> = request
+                    .forgotten_topics_data
+                    .iter()
+                    .flat_map(|f| f.partitions.iter().map(|&p| key(version, &f.topic.0, f.topic_id, p)))
+                    .collect();
+                if !forgotten.is_empty() {
+                    session.partitions.retain(|k, _| !forgotten.contains(k));
+                }
+                items_from(broker, version, &session.partitions)
+            });
+            match update {
+                Ok(Updated { value: items, closed: false }) => (request.session_id, true, items),
+                // Kafka closes a session left empty and answers without one.
+                Ok(Updated { value: items, closed: true }) => (0, false, items),
+                Err(e) => {
+                    let code = match e {
+                        SessionError::NotFound(_) => ResponseError::FetchSessionIdNotFound,
+                        SessionError::InvalidEpoch { .. } => ResponseError::InvalidFetchSessionEpoch,
+                        SessionError::TopicIdMismatch(_) => ResponseError::FetchSessionTopicIdError,
+                    };
+                    return FetchResponse::default().with_error_code(code.code()).with_session_id(0);
                 }
             }
-            // Forgotten partitions are removed in one pass over the session, however
-            // many the request names.
-            let forgotten: std::collections::HashSet<SessionKey> = request
-                .forgotten_topics_data
-                .iter()
-                .flat_map(|f| f.partitions.iter().map(|&p| key(version, &f.topic.0, f.topic_id, p)))
-                .collect();
-            if !forgotten.is_empty() {
-                session.partitions.retain(|k, _| !forgotten.contains(k));
-            }
-            items_from(broker, version, &session.partitions)
-        });
-        match update {
-            Ok(Updated { value: items, closed: false }) => (request.session_id, true, items),
-            // Kafka closes a session left empty and answers without one.
-            Ok(Updated { value: items, closed: true }) => (0, false, items),
-            Err(e) => {
-                let code = match e {
-                    SessionError::NotFound(_) => ResponseError::FetchSessionIdNotFound,
-                    SessionError::InvalidEpoch { .. } => ResponseError::InvalidFetchSessionEpoch,
-                    SessionError::TopicIdMismatch(_) => ResponseError::FetchSessionTopicIdError,
-                };
-                return FetchResponse::default().with_error_code(code.code()).with_session_id(0);
-            }
-        }
-    };
+        };
 
     let read_committed = version >= 4 && request.isolation_level == READ_COMMITTED;
     let max_wait = Duration::from_millis(u64::try_from(request.max_wait_ms).unwrap_or(0));
@@ -212,7 +220,9 @@ pub async fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -
         }
         topics
             .entry((item.topic_id, item.topic.clone()))
-            .or_insert_with(|| FetchableTopicResponse::default().with_topic(topic_name(&item.topic)).with_topic_id(item.topic_id))
+            .or_insert_with(|| {
+                FetchableTopicResponse::default().with_topic(topic_name(&item.topic)).with_topic_id(item.topic_id)
+            })
             .partitions
             .push(data);
     }

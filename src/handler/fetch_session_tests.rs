@@ -39,7 +39,8 @@ fn batch() -> Bytes {
         delete_horizon: false,
     };
     let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(&mut buf, [&r], &RecordEncodeOptions { version: 2, compression: Compression::None }).unwrap();
+    RecordBatchEncoder::encode(&mut buf, [&r], &RecordEncodeOptions { version: 2, compression: Compression::None })
+        .unwrap();
     buf.freeze()
 }
 
@@ -81,7 +82,9 @@ fn topic(t: &str, parts: Vec<fetch_request::FetchPartition>) -> fetch_request::F
 fn shape(r: &FetchResponse) -> Vec<(i32, bool)> {
     r.responses
         .iter()
-        .flat_map(|t| t.partitions.iter().map(|p| (p.partition_index, p.records.as_ref().is_some_and(|r| !r.is_empty()))))
+        .flat_map(|t| {
+            t.partitions.iter().map(|p| (p.partition_index, p.records.as_ref().is_some_and(|r| !r.is_empty())))
+        })
         .collect()
 }
 

@@ -31,7 +31,10 @@ fn apply_ops(
         match c.config_operation {
             SET => {
                 let v = value.ok_or_else(|| {
-                    ApiError::with_message(ResponseError::InvalidRequest, format!("Null value not supported for {name}"))
+                    ApiError::with_message(
+                        ResponseError::InvalidRequest,
+                        format!("Null value not supported for {name}"),
+                    )
                 })?;
                 configs.insert(name, v);
             }
@@ -43,8 +46,12 @@ fn apply_ops(
                 let current = configs.get(&name).cloned().or_else(|| {
                     topic_config::find(&name).map(|d| topic_config::resolve(&broker.config.kafka, &configs, d).value)
                 });
-                let mut items: Vec<String> =
-                    current.unwrap_or_default().split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+                let mut items: Vec<String> = current
+                    .unwrap_or_default()
+                    .split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect();
                 for v in value.unwrap_or_default().split(',').map(str::trim).filter(|s| !s.is_empty()) {
                     if c.config_operation == APPEND {
                         if !items.iter().any(|i| i == v) {
@@ -57,14 +64,21 @@ fn apply_ops(
                 configs.insert(name, items.join(","));
             }
             op => {
-                return Err(ApiError::with_message(ResponseError::InvalidRequest, format!("Unknown config operation {op}")));
+                return Err(ApiError::with_message(
+                    ResponseError::InvalidRequest,
+                    format!("Unknown config operation {op}"),
+                ));
             }
         }
     }
     Ok(configs)
 }
 
-pub fn handle(broker: &Broker, request: IncrementalAlterConfigsRequest, _version: i16) -> IncrementalAlterConfigsResponse {
+pub fn handle(
+    broker: &Broker,
+    request: IncrementalAlterConfigsRequest,
+    _version: i16,
+) -> IncrementalAlterConfigsResponse {
     let responses = request
         .resources
         .into_iter()

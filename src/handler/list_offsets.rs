@@ -22,7 +22,11 @@ const LATEST_TIERED: i64 = -5;
 
 /// `(timestamp, offset)` of the first record in `batch` with an offset in `range` (log start
 /// to high watermark: a batch may straddle either) that satisfies `pick`.
-fn find_record(batch: Bytes, range: std::ops::Range<i64>, pick: impl Fn(i64) -> bool) -> Result<Option<(i64, i64)>, LogError> {
+fn find_record(
+    batch: Bytes,
+    range: std::ops::Range<i64>,
+    pick: impl Fn(i64) -> bool,
+) -> Result<Option<(i64, i64)>, LogError> {
     let mut buf = batch;
     let set = RecordBatchDecoder::decode(&mut buf).map_err(|e| LogError::Decode(format!("{e:#}")))?;
     Ok(set

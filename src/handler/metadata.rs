@@ -6,7 +6,9 @@
 use std::collections::HashSet;
 
 use kafka_protocol::ResponseError;
-use kafka_protocol::messages::metadata_response::{MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic};
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse};
 use kafka_protocol::protocol::StrBytes;
 
@@ -41,10 +43,7 @@ fn is_internal(name: &str) -> bool {
 }
 
 fn error_topic(name: Option<&str>, id: uuid::Uuid, code: ResponseError) -> MetadataResponseTopic {
-    MetadataResponseTopic::default()
-        .with_error_code(code.code())
-        .with_name(name.map(topic_name))
-        .with_topic_id(id)
+    MetadataResponseTopic::default().with_error_code(code.code()).with_name(name.map(topic_name)).with_topic_id(id)
 }
 
 pub fn handle(broker: &Broker, request: MetadataRequest, version: i16) -> MetadataResponse {
@@ -61,26 +60,26 @@ pub fn handle(broker: &Broker, request: MetadataRequest, version: i16) -> Metada
             list.into_iter()
                 .filter(|requested| requested.name.as_ref().is_none_or(|n| seen.insert(n.0.clone())))
                 .map(|requested| match requested.name {
-                Some(name) => {
-                    let name = name.0.as_str();
-                    if let Some(t) = broker.topic(name) {
-                        return describe_topic(broker, &t);
+                    Some(name) => {
+                        let name = name.0.as_str();
+                        if let Some(t) = broker.topic(name) {
+                            return describe_topic(broker, &t);
+                        }
+                        if validate_topic_name(name).is_err() {
+                            return error_topic(Some(name), uuid::Uuid::nil(), ResponseError::InvalidTopicException);
+                        }
+                        if !allow_auto_create {
+                            return error_topic(Some(name), uuid::Uuid::nil(), ResponseError::UnknownTopicOrPartition);
+                        }
+                        match broker.get_or_auto_create(name) {
+                            Ok(t) => describe_topic(broker, &t),
+                            Err(ApiError { code, .. }) => error_topic(Some(name), uuid::Uuid::nil(), code),
+                        }
                     }
-                    if validate_topic_name(name).is_err() {
-                        return error_topic(Some(name), uuid::Uuid::nil(), ResponseError::InvalidTopicException);
-                    }
-                    if !allow_auto_create {
-                        return error_topic(Some(name), uuid::Uuid::nil(), ResponseError::UnknownTopicOrPartition);
-                    }
-                    match broker.get_or_auto_create(name) {
-                        Ok(t) => describe_topic(broker, &t),
-                        Err(ApiError { code, .. }) => error_topic(Some(name), uuid::Uuid::nil(), code),
-                    }
-                }
-                None => match broker.topics.get_by_id(requested.topic_id) {
-                    Some(t) => describe_topic(broker, &t),
-                    None => error_topic(None, requested.topic_id, ResponseError::UnknownTopicId),
-                },
+                    None => match broker.topics.get_by_id(requested.topic_id) {
+                        Some(t) => describe_topic(broker, &t),
+                        None => error_topic(None, requested.topic_id, ResponseError::UnknownTopicId),
+                    },
                 })
                 .collect()
         }

@@ -6,6 +6,8 @@
 
 pub mod alter_configs;
 pub mod api_versions;
+#[cfg(test)]
+mod compat_tests;
 pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_records;
@@ -14,16 +16,14 @@ pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_log_dirs;
 pub mod fetch;
+#[cfg(test)]
+mod fetch_session_tests;
 pub mod incremental_alter_configs;
 pub mod init_producer_id;
 pub mod list_offsets;
 pub mod metadata;
 pub mod offset_for_leader_epoch;
 pub mod produce;
-#[cfg(test)]
-mod compat_tests;
-#[cfg(test)]
-mod fetch_session_tests;
 #[cfg(test)]
 mod version_tests;
 
@@ -123,9 +123,7 @@ pub async fn dispatch(broker: &Arc<Broker>, request: Request) -> Pending {
         RequestKind::ListOffsets(r) => ready(to.encode(ResponseKind::ListOffsets(list_offsets::handle(b, r, v)))),
         RequestKind::CreateTopics(r) => ready(to.encode(ResponseKind::CreateTopics(create_topics::handle(b, r, v)))),
         RequestKind::DeleteTopics(r) => ready(to.encode(ResponseKind::DeleteTopics(delete_topics::handle(b, r, v)))),
-        RequestKind::DeleteRecords(r) => {
-            ready(to.encode(ResponseKind::DeleteRecords(delete_records::handle(b, r, v))))
-        }
+        RequestKind::DeleteRecords(r) => ready(to.encode(ResponseKind::DeleteRecords(delete_records::handle(b, r, v)))),
         RequestKind::InitProducerId(r) => {
             ready(to.encode(ResponseKind::InitProducerId(init_producer_id::handle(b, r, v))))
         }
@@ -136,9 +134,9 @@ pub async fn dispatch(broker: &Arc<Broker>, request: Request) -> Pending {
             ready(to.encode(ResponseKind::DescribeConfigs(describe_configs::handle(b, r, v))))
         }
         RequestKind::AlterConfigs(r) => ready(to.encode(ResponseKind::AlterConfigs(alter_configs::handle(b, r, v)))),
-        RequestKind::IncrementalAlterConfigs(r) => ready(to.encode(ResponseKind::IncrementalAlterConfigs(
-            incremental_alter_configs::handle(b, r, v),
-        ))),
+        RequestKind::IncrementalAlterConfigs(r) => {
+            ready(to.encode(ResponseKind::IncrementalAlterConfigs(incremental_alter_configs::handle(b, r, v))))
+        }
         RequestKind::DescribeLogDirs(r) => {
             ready(to.encode(ResponseKind::DescribeLogDirs(describe_log_dirs::handle(b, r, v))))
         }

@@ -17,7 +17,8 @@ pub fn handle(broker: &Broker, request: OffsetForLeaderEpochRequest, _version: i
                 .partitions
                 .into_iter()
                 .map(|p| {
-                    let result = EpochEndOffset::default().with_partition(p.partition).with_leader_epoch(-1).with_end_offset(-1);
+                    let result =
+                        EpochEndOffset::default().with_partition(p.partition).with_leader_epoch(-1).with_end_offset(-1);
                     let Some(partition) = topic.as_ref().and_then(|t| t.partition(p.partition)) else {
                         return result.with_error_code(ResponseError::UnknownTopicOrPartition.code());
                     };

@@ -14,9 +14,9 @@ use kafka_protocol::messages::produce_response::{PartitionProduceResponse, Topic
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
 
 use crate::broker::partition::{Appended, Partition};
+use crate::broker::topic_config::EffectiveTopicConfig;
 use crate::broker::{Broker, now_ms};
 use crate::log::SyncTarget;
-use crate::broker::topic_config::EffectiveTopicConfig;
 use crate::log::batch::{BatchError, BatchHeader, BatchIter, validate_produced_batches};
 use crate::log::recompress::recompress_into;
 
@@ -49,7 +49,11 @@ fn partition_error(index: i32, code: Option<ResponseError>, msg: Option<String>)
 }
 
 /// The bytes to append: as sent, or rewritten with the topic's `compression.type`.
-fn with_topic_codec(records: &[u8], headers: Vec<BatchHeader>, config: &EffectiveTopicConfig) -> Result<(BytesMut, Vec<BatchHeader>), BatchError> {
+fn with_topic_codec(
+    records: &[u8],
+    headers: Vec<BatchHeader>,
+    config: &EffectiveTopicConfig,
+) -> Result<(BytesMut, Vec<BatchHeader>), BatchError> {
     let Some(codec) = config.compression.filter(|c| headers.iter().any(|h| h.compression() != *c)) else {
         return Ok((BytesMut::from(records), headers));
     };
@@ -122,7 +126,8 @@ pub fn start(broker: Arc<Broker>, request: ProduceRequest, to: ReplyTo) -> Pendi
                     // A batch's timestamps lie between its base (first record) and max
                     // timestamps for every producer in practice; Kafka checks each record.
                     h.max_timestamp > now.saturating_add(config.timestamp_after_max_ms)
-                        || (h.base_timestamp >= 0 && h.base_timestamp < now.saturating_sub(config.timestamp_before_max_ms))
+                        || (h.base_timestamp >= 0
+                            && h.base_timestamp < now.saturating_sub(config.timestamp_before_max_ms))
                 })
             {
                 partitions.push(partition_error(
@@ -197,9 +202,9 @@ pub fn start(broker: Arc<Broker>, request: ProduceRequest, to: ReplyTo) -> Pendi
         if acks == 0 {
             return Box::pin(std::future::ready(Ok(None)));
         }
-        return Box::pin(std::future::ready(to.encode(ResponseKind::Produce(
-            ProduceResponse::default().with_responses(responses),
-        ))));
+        return Box::pin(std::future::ready(
+            to.encode(ResponseKind::Produce(ProduceResponse::default().with_responses(responses))),
+        ));
     }
 
     Box::pin(async move {
@@ -220,7 +225,9 @@ pub fn start(broker: Arc<Broker>, request: ProduceRequest, to: ReplyTo) -> Pendi
                 Ok(Ok(Ok(()))) => None,
                 Ok(Ok(Err(e))) => Some((e.code(), e.to_string())),
                 Ok(Err(join)) => Some((ResponseError::KafkaStorageError, format!("fsync task failed: {join}"))),
-                Err(_elapsed) => Some((ResponseError::RequestTimedOut, "fsync did not finish within timeout_ms".into())),
+                Err(_elapsed) => {
+                    Some((ResponseError::RequestTimedOut, "fsync did not finish within timeout_ms".into()))
+                }
             };
             if let Some((code, msg)) = failure {
                 let p = &mut responses[ti].partition_responses[pi];

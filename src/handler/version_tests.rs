@@ -40,7 +40,8 @@ fn batch() -> Bytes {
         delete_horizon: false,
     };
     let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(&mut buf, [&r], &RecordEncodeOptions { version: 2, compression: Compression::None }).unwrap();
+    RecordBatchEncoder::encode(&mut buf, [&r], &RecordEncodeOptions { version: 2, compression: Compression::None })
+        .unwrap();
     buf.freeze()
 }
 
@@ -65,10 +66,17 @@ async fn every_response_encodes_at_every_advertised_version() {
             let body = match key {
                 ApiKey::Produce => {
                     let req = ProduceRequest::default().with_acks(1).with_topic_data(vec![
-                        produce_request::TopicProduceData::default().with_name(tname).with_topic_id(tid).with_partition_data(vec![
-                            produce_request::PartitionProduceData::default().with_index(0).with_records(Some(batch())),
-                            produce_request::PartitionProduceData::default().with_index(9).with_records(Some(batch())),
-                        ]),
+                        produce_request::TopicProduceData::default()
+                            .with_name(tname)
+                            .with_topic_id(tid)
+                            .with_partition_data(vec![
+                                produce_request::PartitionProduceData::default()
+                                    .with_index(0)
+                                    .with_records(Some(batch())),
+                                produce_request::PartitionProduceData::default()
+                                    .with_index(9)
+                                    .with_records(Some(batch())),
+                            ]),
                     ]);
                     let to = ReplyTo { api_key: key, version: v, correlation_id: 1 };
                     produce::start(b.clone(), req, to).await.unwrap().unwrap();
@@ -77,83 +85,134 @@ async fn every_response_encodes_at_every_advertised_version() {
                 ApiKey::Fetch => ResponseKind::Fetch(
                     fetch::handle(
                         &b,
-                        FetchRequest::default().with_session_epoch(if v >= 7 { 0 } else { -1 }).with_max_bytes(1 << 20).with_topics(vec![
-                            fetch_request::FetchTopic::default().with_topic(tname).with_topic_id(tid).with_partitions(vec![
-                                fetch_request::FetchPartition::default().with_partition(0).with_partition_max_bytes(1 << 20),
-                                fetch_request::FetchPartition::default().with_partition(1).with_fetch_offset(99),
+                        FetchRequest::default()
+                            .with_session_epoch(if v >= 7 { 0 } else { -1 })
+                            .with_max_bytes(1 << 20)
+                            .with_topics(vec![
+                                fetch_request::FetchTopic::default()
+                                    .with_topic(tname)
+                                    .with_topic_id(tid)
+                                    .with_partitions(vec![
+                                        fetch_request::FetchPartition::default()
+                                            .with_partition(0)
+                                            .with_partition_max_bytes(1 << 20),
+                                        fetch_request::FetchPartition::default()
+                                            .with_partition(1)
+                                            .with_fetch_offset(99),
+                                    ]),
                             ]),
-                        ]),
                         v,
                     )
                     .await,
                 ),
                 ApiKey::ListOffsets => ResponseKind::ListOffsets(list_offsets::handle(
                     &b,
-                    ListOffsetsRequest::default().with_topics(vec![list_offsets_request::ListOffsetsTopic::default().with_name(tname).with_partitions(vec![
-                        list_offsets_request::ListOffsetsPartition::default().with_partition_index(0).with_timestamp(-1),
-                        list_offsets_request::ListOffsetsPartition::default().with_partition_index(0).with_timestamp(0),
-                    ])]),
+                    ListOffsetsRequest::default().with_topics(vec![
+                        list_offsets_request::ListOffsetsTopic::default().with_name(tname).with_partitions(vec![
+                            list_offsets_request::ListOffsetsPartition::default()
+                                .with_partition_index(0)
+                                .with_timestamp(-1),
+                            list_offsets_request::ListOffsetsPartition::default()
+                                .with_partition_index(0)
+                                .with_timestamp(0),
+                        ]),
+                    ]),
                     v,
                 )),
-                ApiKey::Metadata => ResponseKind::Metadata(metadata::handle(&b, MetadataRequest::default().with_topics(None), v)),
-                ApiKey::ApiVersions => ResponseKind::ApiVersions(api_versions::handle(ApiVersionsRequest::default(), v)),
+                ApiKey::Metadata => {
+                    ResponseKind::Metadata(metadata::handle(&b, MetadataRequest::default().with_topics(None), v))
+                }
+                ApiKey::ApiVersions => {
+                    ResponseKind::ApiVersions(api_versions::handle(ApiVersionsRequest::default(), v))
+                }
                 ApiKey::CreateTopics => ResponseKind::CreateTopics(create_topics::handle(
                     &b,
                     CreateTopicsRequest::default().with_validate_only(true).with_topics(vec![
-                        create_topics_request::CreatableTopic::default().with_name(name("new")).with_num_partitions(1).with_replication_factor(1),
-                        create_topics_request::CreatableTopic::default().with_name(name("t")).with_num_partitions(1).with_replication_factor(1),
+                        create_topics_request::CreatableTopic::default()
+                            .with_name(name("new"))
+                            .with_num_partitions(1)
+                            .with_replication_factor(1),
+                        create_topics_request::CreatableTopic::default()
+                            .with_name(name("t"))
+                            .with_num_partitions(1)
+                            .with_replication_factor(1),
                     ]),
                     v,
                 )),
                 ApiKey::DeleteTopics => ResponseKind::DeleteTopics(delete_topics::handle(
                     &b,
-                    DeleteTopicsRequest::default()
-                        .with_topic_names(vec![name("missing")])
-                        .with_topics(vec![delete_topics_request::DeleteTopicState::default().with_name(Some(name("missing")))]),
+                    DeleteTopicsRequest::default().with_topic_names(vec![name("missing")]).with_topics(vec![
+                        delete_topics_request::DeleteTopicState::default().with_name(Some(name("missing"))),
+                    ]),
                     v,
                 )),
                 ApiKey::DeleteRecords => ResponseKind::DeleteRecords(delete_records::handle(
                     &b,
-                    DeleteRecordsRequest::default().with_topics(vec![delete_records_request::DeleteRecordsTopic::default().with_name(tname).with_partitions(vec![
-                        delete_records_request::DeleteRecordsPartition::default().with_partition_index(1).with_offset(0),
-                    ])]),
+                    DeleteRecordsRequest::default().with_topics(vec![
+                        delete_records_request::DeleteRecordsTopic::default().with_name(tname).with_partitions(vec![
+                            delete_records_request::DeleteRecordsPartition::default()
+                                .with_partition_index(1)
+                                .with_offset(0),
+                        ]),
+                    ]),
                     v,
                 )),
-                ApiKey::InitProducerId => {
-                    ResponseKind::InitProducerId(init_producer_id::handle(&b, InitProducerIdRequest::default().with_transactional_id(None), v))
-                }
+                ApiKey::InitProducerId => ResponseKind::InitProducerId(init_producer_id::handle(
+                    &b,
+                    InitProducerIdRequest::default().with_transactional_id(None),
+                    v,
+                )),
                 ApiKey::OffsetForLeaderEpoch => ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(
                     &b,
                     OffsetForLeaderEpochRequest::default().with_topics(vec![
-                        offset_for_leader_epoch_request::OffsetForLeaderTopic::default().with_topic(tname).with_partitions(vec![
-                            offset_for_leader_epoch_request::OffsetForLeaderPartition::default().with_partition(0),
-                        ]),
+                        offset_for_leader_epoch_request::OffsetForLeaderTopic::default()
+                            .with_topic(tname)
+                            .with_partitions(vec![
+                                offset_for_leader_epoch_request::OffsetForLeaderPartition::default().with_partition(0),
+                            ]),
                     ]),
                     v,
                 )),
                 ApiKey::DescribeConfigs => ResponseKind::DescribeConfigs(describe_configs::handle(
                     &b,
-                    DescribeConfigsRequest::default().with_include_synonyms(v >= 1).with_include_documentation(v >= 3).with_resources(vec![
-                        describe_configs_request::DescribeConfigsResource::default().with_resource_type(2).with_resource_name(StrBytes::from_static_str("t")),
-                        describe_configs_request::DescribeConfigsResource::default().with_resource_type(4).with_resource_name(StrBytes::from_static_str("1")),
-                    ]),
+                    DescribeConfigsRequest::default()
+                        .with_include_synonyms(v >= 1)
+                        .with_include_documentation(v >= 3)
+                        .with_resources(vec![
+                            describe_configs_request::DescribeConfigsResource::default()
+                                .with_resource_type(2)
+                                .with_resource_name(StrBytes::from_static_str("t")),
+                            describe_configs_request::DescribeConfigsResource::default()
+                                .with_resource_type(4)
+                                .with_resource_name(StrBytes::from_static_str("1")),
+                        ]),
                     v,
                 )),
                 ApiKey::AlterConfigs => ResponseKind::AlterConfigs(alter_configs::handle(
                     &b,
                     AlterConfigsRequest::default().with_validate_only(true).with_resources(vec![
-                        alter_configs_request::AlterConfigsResource::default().with_resource_type(2).with_resource_name(StrBytes::from_static_str("t")),
+                        alter_configs_request::AlterConfigsResource::default()
+                            .with_resource_type(2)
+                            .with_resource_name(StrBytes::from_static_str("t")),
                     ]),
                     v,
                 )),
-                ApiKey::IncrementalAlterConfigs => ResponseKind::IncrementalAlterConfigs(incremental_alter_configs::handle(
+                ApiKey::IncrementalAlterConfigs => {
+                    ResponseKind::IncrementalAlterConfigs(incremental_alter_configs::handle(
+                        &b,
+                        IncrementalAlterConfigsRequest::default().with_validate_only(true).with_resources(vec![
+                            incremental_alter_configs_request::AlterConfigsResource::default()
+                                .with_resource_type(2)
+                                .with_resource_name(StrBytes::from_static_str("t")),
+                        ]),
+                        v,
+                    ))
+                }
+                ApiKey::DescribeLogDirs => ResponseKind::DescribeLogDirs(describe_log_dirs::handle(
                     &b,
-                    IncrementalAlterConfigsRequest::default().with_validate_only(true).with_resources(vec![
-                        incremental_alter_configs_request::AlterConfigsResource::default().with_resource_type(2).with_resource_name(StrBytes::from_static_str("t")),
-                    ]),
+                    DescribeLogDirsRequest::default().with_topics(None),
                     v,
                 )),
-                ApiKey::DescribeLogDirs => ResponseKind::DescribeLogDirs(describe_log_dirs::handle(&b, DescribeLogDirsRequest::default().with_topics(None), v)),
                 ApiKey::CreatePartitions => ResponseKind::CreatePartitions(create_partitions::handle(
                     &b,
                     CreatePartitionsRequest::default().with_validate_only(true).with_topics(vec![
@@ -161,7 +220,11 @@ async fn every_response_encodes_at_every_advertised_version() {
                     ]),
                     v,
                 )),
-                ApiKey::DescribeCluster => ResponseKind::DescribeCluster(describe_cluster::handle(&b, DescribeClusterRequest::default().with_endpoint_type(1), v)),
+                ApiKey::DescribeCluster => ResponseKind::DescribeCluster(describe_cluster::handle(
+                    &b,
+                    DescribeClusterRequest::default().with_endpoint_type(1),
+                    v,
+                )),
                 other => panic!("no version test for {other:?}"),
             };
             encodes(&body, key, v);

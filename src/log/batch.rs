@@ -171,11 +171,7 @@ impl BatchHeader {
         self.attributes & CONTROL_BIT != 0
     }
     pub fn timestamp_type(&self) -> TimestampType {
-        if self.attributes & TIMESTAMP_TYPE_BIT != 0 {
-            TimestampType::LogAppend
-        } else {
-            TimestampType::Creation
-        }
+        if self.attributes & TIMESTAMP_TYPE_BIT != 0 { TimestampType::LogAppend } else { TimestampType::Creation }
     }
     /// Size of the whole batch in bytes, `12 + batch_length`.
     pub fn total_size(&self) -> usize {
@@ -199,10 +195,7 @@ pub fn decompressed_size_limit(max_batch_bytes: usize) -> usize {
 
 /// Validates what a producer sent for one partition: one or more consecutive, complete v2
 /// batches. Returns their headers in order (empty input yields an empty vector).
-pub fn validate_produced_batches(
-    bytes: &[u8],
-    max_batch_bytes: usize,
-) -> Result<Vec<BatchHeader>, BatchError> {
+pub fn validate_produced_batches(bytes: &[u8], max_batch_bytes: usize) -> Result<Vec<BatchHeader>, BatchError> {
     let mut headers = Vec::new();
     let mut scratch = Vec::new();
     let mut pos = 0;
@@ -222,10 +215,7 @@ pub fn validate_produced_batches(
         }
         if header.records_count <= 0 {
             // Kafka rejects batches whose offset range is empty ("invalid offset range").
-            return Err(BatchError::InvalidRecord(format!(
-                "batch has {} records",
-                header.records_count
-            )));
+            return Err(BatchError::InvalidRecord(format!("batch has {} records", header.records_count)));
         }
         if header.last_offset_delta != header.records_count - 1 {
             return Err(BatchError::InvalidRecord(format!(
@@ -294,9 +284,7 @@ fn decompress_snappy(input: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<()
         }
         let start = out.len();
         out.resize(start + n, 0);
-        let written = snap::raw::Decoder::new()
-            .decompress(block, &mut out[start..])
-            .map_err(|e| err(e.into()))?;
+        let written = snap::raw::Decoder::new().decompress(block, &mut out[start..]).map_err(|e| err(e.into()))?;
         out.truncate(start + written);
         Ok(())
     };
@@ -331,10 +319,7 @@ impl<'a> Cursor<'a> {
         self.data.len() - self.pos
     }
     fn byte(&mut self) -> Result<u8, BatchError> {
-        let b = *self
-            .data
-            .get(self.pos)
-            .ok_or_else(|| BatchError::InvalidRecord("record ends early".into()))?;
+        let b = *self.data.get(self.pos).ok_or_else(|| BatchError::InvalidRecord("record ends early".into()))?;
         self.pos += 1;
         Ok(b)
     }
@@ -393,10 +378,7 @@ fn walk_records(data: &[u8], count: i32) -> Result<(), BatchError> {
         walk_record(body, i)?;
     }
     if c.remaining() != 0 {
-        return Err(BatchError::InvalidRecord(format!(
-            "{} bytes after the last of {count} records",
-            c.remaining()
-        )));
+        return Err(BatchError::InvalidRecord(format!("{} bytes after the last of {count} records", c.remaining())));
     }
     Ok(())
 }
@@ -407,9 +389,7 @@ fn walk_record(body: &[u8], index: i32) -> Result<(), BatchError> {
     c.varlong()?; // timestampDelta
     let offset_delta = c.varint()?;
     if offset_delta != index {
-        return Err(BatchError::InvalidRecord(format!(
-            "record {index} has offsetDelta {offset_delta}"
-        )));
+        return Err(BatchError::InvalidRecord(format!("record {index} has offsetDelta {offset_delta}")));
     }
     c.bytes_field("key", true)?;
     c.bytes_field("value", true)?;
@@ -439,9 +419,8 @@ pub fn set_base_offset(batch: &mut [u8], offset: i64) -> Result<(), BatchError> 
 
 /// Rewrites partitionLeaderEpoch (not covered by the CRC).
 pub fn set_partition_leader_epoch(batch: &mut [u8], epoch: i32) -> Result<(), BatchError> {
-    let dst = batch
-        .get_mut(PARTITION_LEADER_EPOCH_OFFSET..PARTITION_LEADER_EPOCH_OFFSET + 4)
-        .ok_or(BatchError::Truncated)?;
+    let dst =
+        batch.get_mut(PARTITION_LEADER_EPOCH_OFFSET..PARTITION_LEADER_EPOCH_OFFSET + 4).ok_or(BatchError::Truncated)?;
     dst.copy_from_slice(&epoch.to_be_bytes());
     Ok(())
 }
@@ -491,13 +470,8 @@ impl Iterator for BatchIter<'_> {
             return None;
         }
         let rest = &self.data[self.pos..];
-        let parsed = BatchHeader::parse(rest).and_then(|h| {
-            if h.total_size() > rest.len() {
-                Err(BatchError::Truncated)
-            } else {
-                Ok(h)
-            }
-        });
+        let parsed = BatchHeader::parse(rest)
+            .and_then(|h| if h.total_size() > rest.len() { Err(BatchError::Truncated) } else { Ok(h) });
         match parsed {
             Ok(h) => {
                 let range = self.pos..self.pos + h.total_size();

@@ -22,13 +22,7 @@ fn parses_header_fields() {
 
 #[test]
 fn validates_every_codec() {
-    for codec in [
-        Compression::None,
-        Compression::Gzip,
-        Compression::Snappy,
-        Compression::Lz4,
-        Compression::Zstd,
-    ] {
+    for codec in [Compression::None, Compression::Gzip, Compression::Snappy, Compression::Lz4, Compression::Zstd] {
         let b = batch_sized(20, 5, 100, codec);
         let hs = validate_produced_batches(&b, MAX).unwrap_or_else(|e| panic!("{codec:?}: {e:?}"));
         assert_eq!(hs.len(), 1);
@@ -258,7 +252,8 @@ fn fuzz_validate_never_panics() {
             Ok(headers) => {
                 accepted += 1;
                 // Whatever validation accepts must frame exactly as stored batches.
-                let framed: Vec<BatchHeader> = BatchIter::new(&b).map(|r| r.expect("accepted batch frames").0).collect();
+                let framed: Vec<BatchHeader> =
+                    BatchIter::new(&b).map(|r| r.expect("accepted batch frames").0).collect();
                 assert_eq!(framed, headers);
                 assert_eq!(headers.iter().map(BatchHeader::total_size).sum::<usize>(), b.len());
                 assert!(headers.iter().all(|h| h.records_count > 0 && h.last_offset_delta == h.records_count - 1));

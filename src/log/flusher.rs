@@ -45,9 +45,7 @@ impl Flusher {
         let (tx, rx) = mpsc::channel::<(SyncTarget, Reply)>();
         let fsyncs = Arc::new(AtomicU64::new(0));
         let counter = fsyncs.clone();
-        let spawned = std::thread::Builder::new()
-            .name("jet-log-flusher".into())
-            .spawn(move || run(rx, counter));
+        let spawned = std::thread::Builder::new().name("jet-log-flusher".into()).spawn(move || run(rx, counter));
         if let Err(e) = spawned {
             // Without the thread every `sync` reports FlusherStopped instead of hanging.
             tracing::error!(error = %e, "failed to spawn the log flusher thread");

@@ -59,10 +59,7 @@ impl IndexEntry for TimeEntry {
     fn decode(b: &[u8]) -> Self {
         let mut ts = [0u8; 8];
         ts.copy_from_slice(&b[0..8]);
-        TimeEntry {
-            timestamp: i64::from_be_bytes(ts),
-            relative_offset: u32::from_be_bytes([b[8], b[9], b[10], b[11]]),
-        }
+        TimeEntry { timestamp: i64::from_be_bytes(ts), relative_offset: u32::from_be_bytes([b[8], b[9], b[10], b[11]]) }
     }
 }
 
@@ -144,8 +141,7 @@ impl<E: IndexEntry> SparseIndex<E> {
             e.encode(&mut buf);
         }
         write_at(&file, &buf, (from * E::SIZE) as u64, path)?;
-        file.set_len((self.entries.len() * E::SIZE) as u64)
-            .map_err(io_err("truncate index", path))?;
+        file.set_len((self.entries.len() * E::SIZE) as u64).map_err(io_err("truncate index", path))?;
         file.sync_data().map_err(io_err("fsync index", path))?;
         self.persisted = self.entries.len();
         self.needs_rewrite = false;
@@ -223,9 +219,7 @@ mod tests {
         assert_eq!(std::fs::metadata(&path).expect("meta").len(), 24);
         idx.retain(|e| e.position < 25);
         idx.persist(&path).expect("persist after truncation");
-        let loaded = SparseIndex::<OffsetEntry>::load(&path, |_, _| true)
-            .expect("load")
-            .expect("valid");
+        let loaded = SparseIndex::<OffsetEntry>::load(&path, |_, _| true).expect("load").expect("valid");
         assert_eq!(loaded.entries(), idx.entries());
         std::fs::write(&path, [1u8, 2, 3]).expect("write garbage");
         assert!(SparseIndex::<OffsetEntry>::load(&path, |_, _| true).expect("load").is_none());

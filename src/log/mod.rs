@@ -38,9 +38,8 @@ use std::io;
 use std::path::PathBuf;
 
 pub use batch::{
-    BatchError, BatchHeader, BatchIter, Compression, HEADER_SIZE, TimestampType,
-    decompressed_size_limit, set_base_offset, set_log_append_time, set_partition_leader_epoch,
-    validate_produced_batches,
+    BatchError, BatchHeader, BatchIter, Compression, HEADER_SIZE, TimestampType, decompressed_size_limit,
+    set_base_offset, set_log_append_time, set_partition_leader_epoch, validate_produced_batches,
 };
 pub use flusher::{Flusher, SyncTarget};
 pub use partition_log::{AppendInfo, PartitionLog};
@@ -89,11 +88,7 @@ pub enum LogError {
     #[error("invalid record batch: {0}")]
     Batch(#[from] BatchError),
     #[error("offset {offset} is out of range [{log_start}, {log_end}]")]
-    OffsetOutOfRange {
-        offset: i64,
-        log_start: i64,
-        log_end: i64,
-    },
+    OffsetOutOfRange { offset: i64, log_start: i64, log_end: i64 },
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
     #[error("corrupt log metadata in {path}: {reason}")]

@@ -95,13 +95,19 @@ impl PartitionLog {
         }
         let start = self.log_end_offset();
         if parsed.is_empty() {
-            return Ok(AppendInfo { base_offset: start, last_offset: start - 1, max_timestamp: -1, offset_of_max_timestamp: -1 });
+            return Ok(AppendInfo {
+                base_offset: start,
+                last_offset: start - 1,
+                max_timestamp: -1,
+                offset_of_max_timestamp: -1,
+            });
         }
         let offsets: i64 = parsed.iter().map(|(h, _)| i64::from(h.last_offset_delta) + 1).sum();
         self.maybe_roll(batches.len() as u64, offsets, now_ms)?;
 
         let mut next = start;
-        let mut info = AppendInfo { base_offset: start, last_offset: start, max_timestamp: -1, offset_of_max_timestamp: -1 };
+        let mut info =
+            AppendInfo { base_offset: start, last_offset: start, max_timestamp: -1, offset_of_max_timestamp: -1 };
         for (h, range) in &mut parsed {
             set_base_offset(&mut batches[range.clone()], next)?;
             h.base_offset = next;

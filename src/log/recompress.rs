@@ -56,7 +56,12 @@ fn compress(codec: Compression, records: &[u8], out: &mut bytes::BytesMut) -> Re
 
 /// Appends `batch` rewritten with `codec` to `out` (unchanged if it already uses it).
 /// `batch` must be a validated batch; `max_batch_bytes` bounds its decompressed size.
-pub fn recompress_into(batch: &[u8], codec: Compression, max_batch_bytes: usize, out: &mut bytes::BytesMut) -> Result<(), BatchError> {
+pub fn recompress_into(
+    batch: &[u8],
+    codec: Compression,
+    max_batch_bytes: usize,
+    out: &mut bytes::BytesMut,
+) -> Result<(), BatchError> {
     let header = BatchHeader::parse(batch)?;
     if header.compression() == codec {
         out.put_slice(batch);

@@ -35,9 +35,7 @@ pub(crate) fn write_durably(dir: &Path, name: &str, contents: &str) -> Result<()
     let tmp = dir.join(format!("{name}.tmp"));
     let dst = dir.join(name);
     std::fs::write(&tmp, contents).map_err(io_err("write", &tmp))?;
-    std::fs::File::open(&tmp)
-        .and_then(|f| f.sync_all())
-        .map_err(io_err("fsync", &tmp))?;
+    std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(io_err("fsync", &tmp))?;
     std::fs::rename(&tmp, &dst).map_err(io_err("rename", &dst))?;
     sync_dir(dir)
 }
@@ -270,9 +268,7 @@ pub(crate) fn open(dir: &Path, config: LogConfig) -> Result<PartitionLog, LogErr
         segments.push(Segment::create(dir, log_start)?);
         sync_dir(dir)?;
     }
-    if !clean
-        && let Some(last) = segments.last()
-    {
+    if !clean && let Some(last) = segments.last() {
         // After a crash of the process (not the machine) the page cache may still hold
         // appends that were never fsynced. The caller exposes the recovered log end as the
         // high watermark, so make it durable first: otherwise consumers could see data that

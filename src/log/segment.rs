@@ -90,11 +90,7 @@ impl Segment {
     /// Opens an existing segment with empty indexes; recovery fills in the rest.
     pub fn open(dir: &Path, base_offset: i64) -> Result<Segment, LogError> {
         let path = segment_path(dir, base_offset, "log");
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&path)
-            .map_err(io_err("open segment", &path))?;
+        let file = OpenOptions::new().read(true).write(true).open(&path).map_err(io_err("open segment", &path))?;
         let size = file.metadata().map_err(io_err("stat segment", &path))?.len();
         Ok(Segment::with_file(dir, base_offset, file, size))
     }
@@ -110,9 +106,7 @@ impl Segment {
     /// Reads `len` bytes at `pos` into a fresh buffer (one pread).
     pub fn read_vec(&self, pos: u64, len: usize) -> Result<Vec<u8>, LogError> {
         let mut buf = vec![0u8; len];
-        self.file
-            .read_exact_at(&mut buf, pos)
-            .map_err(io_err("read segment", self.path("log")))?;
+        self.file.read_exact_at(&mut buf, pos).map_err(io_err("read segment", self.path("log")))?;
         Ok(buf)
     }
 
@@ -141,10 +135,7 @@ impl Segment {
     /// Used for appends and for rebuilding indexes from the file.
     pub fn note_batch(&mut self, pos: u64, h: &BatchHeader, index_interval: u64) {
         if self.bytes_since_index >= index_interval && pos > 0 {
-            self.offset_index.push(OffsetEntry {
-                relative_offset: self.relative(h.base_offset),
-                position: pos as u32,
-            });
+            self.offset_index.push(OffsetEntry { relative_offset: self.relative(h.base_offset), position: pos as u32 });
             if self.max_timestamp >= 0 {
                 let rel = self.relative(self.offset_of_max_timestamp);
                 self.time_index.maybe_push(self.max_timestamp, rel);
@@ -236,10 +227,7 @@ impl Segment {
     /// Finds the batch containing `offset` (or the first batch after it): its position and
     /// header. Starts from the sparse index and hops from header to header.
     pub fn locate(&self, offset: i64) -> Result<Option<(u64, BatchHeader)>, LogError> {
-        let mut pos = self
-            .offset_index
-            .lookup(self.relative(offset))
-            .map_or(0, |e| u64::from(e.position));
+        let mut pos = self.offset_index.lookup(self.relative(offset)).map_or(0, |e| u64::from(e.position));
         while pos < self.size {
             let len = HEADER_SIZE.min((self.size - pos) as usize);
             let buf = self.read_vec(pos, len)?;
@@ -308,7 +296,5 @@ impl Segment {
 
 /// fsyncs a directory so that file creations, renames and deletions in it are durable.
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), LogError> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err("fsync directory", dir))
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io_err("fsync directory", dir))
 }

@@ -2,9 +2,7 @@
 
 use bytes::{Bytes, BytesMut};
 use indexmap::IndexMap;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
 
 /// One batch of `n` records with timestamps `ts, ts+1, ...` and `value_len`-byte values.
 pub fn batch_sized(n: usize, ts: i64, value_len: usize, compression: Compression) -> Vec<u8> {
@@ -12,7 +10,13 @@ pub fn batch_sized(n: usize, ts: i64, value_len: usize, compression: Compression
 }
 
 /// Like [`batch_sized`] for producer `(id, epoch, base sequence)`.
-pub fn producer_batch(n: usize, ts: i64, value_len: usize, compression: Compression, producer: (i64, i16, i32)) -> Vec<u8> {
+pub fn producer_batch(
+    n: usize,
+    ts: i64,
+    value_len: usize,
+    compression: Compression,
+    producer: (i64, i16, i32),
+) -> Vec<u8> {
     let records: Vec<Record> = (0..n)
         .map(|i| Record {
             transactional: false,

@@ -49,51 +49,25 @@ pub enum BoundsError {
     UnknownSchema { api_key: i16, api_version: i16 },
     /// The body ends before a value is complete.
     #[error("truncated at `{field}` (offset {offset}): need {needed} bytes, {remaining} remain")]
-    Truncated {
-        field: &'static str,
-        offset: usize,
-        needed: usize,
-        remaining: usize,
-    },
+    Truncated { field: &'static str, offset: usize, needed: usize, remaining: usize },
     /// An array declares more elements than the remaining bytes can hold.
     #[error(
         "array `{field}` (offset {offset}) declares {declared} elements of at least \
          {min_element_size} bytes but only {remaining} bytes remain"
     )]
-    ArrayTooLong {
-        field: &'static str,
-        offset: usize,
-        declared: u64,
-        min_element_size: usize,
-        remaining: usize,
-    },
+    ArrayTooLong { field: &'static str, offset: usize, declared: u64, min_element_size: usize, remaining: usize },
     /// A length or count below -1.
     #[error("negative length {length} for `{field}` (offset {offset})")]
-    NegativeLength {
-        field: &'static str,
-        offset: usize,
-        length: i32,
-    },
+    NegativeLength { field: &'static str, offset: usize, length: i32 },
     /// A null value where the field is not nullable.
     #[error("`{field}` (offset {offset}) is null but not nullable in this version")]
     UnexpectedNull { field: &'static str, offset: usize },
     /// A known tag used in a version where the decoder rejects it.
     #[error("tagged field {tag} (`{field}`) is not valid in version {version}")]
-    TagNotValidForVersion {
-        tag: u32,
-        field: &'static str,
-        version: i16,
-    },
+    TagNotValidForVersion { tag: u32, field: &'static str, version: i16 },
     /// A known tagged field whose size prefix disagrees with its value.
-    #[error(
-        "tagged field {tag} (`{field}`) declares {declared} bytes but its value occupies {actual}"
-    )]
-    TaggedFieldSize {
-        tag: u32,
-        field: &'static str,
-        declared: u32,
-        actual: usize,
-    },
+    #[error("tagged field {tag} (`{field}`) declares {declared} bytes but its value occupies {actual}")]
+    TaggedFieldSize { tag: u32, field: &'static str, declared: u32, actual: usize },
 }
 
 /// Every schema group; each exports a `SCHEMAS` table.
@@ -129,16 +103,9 @@ pub fn check_request(api_key: i16, api_version: i16, body: &[u8]) -> Result<(), 
 
 /// Like [`check_request`], returning the number of bytes the body occupies.
 pub fn walk_request(api_key: i16, api_version: i16, body: &[u8]) -> Result<usize, BoundsError> {
-    let schema = request_schema(api_key, api_version).ok_or(BoundsError::UnknownSchema {
-        api_key,
-        api_version,
-    })?;
-    let mut walker = Walker {
-        buf: body,
-        pos: 0,
-        version: api_version,
-        flexible: schema.flexible.contains(api_version),
-    };
+    let schema = request_schema(api_key, api_version).ok_or(BoundsError::UnknownSchema { api_key, api_version })?;
+    let mut walker =
+        Walker { buf: body, pos: 0, version: api_version, flexible: schema.flexible.contains(api_version) };
     walker.fields(schema.fields)?;
     Ok(walker.pos)
 }
@@ -183,12 +150,7 @@ impl Walker<'_> {
     fn take(&mut self, n: usize, field: &'static str) -> Result<&[u8], BoundsError> {
         let remaining = self.remaining();
         if n > remaining {
-            return Err(BoundsError::Truncated {
-                field,
-                offset: self.pos,
-                needed: n,
-                remaining,
-            });
+            return Err(BoundsError::Truncated { field, offset: self.pos, needed: n, remaining });
         }
         let start = self.pos;
         self.pos += n;
@@ -233,28 +195,17 @@ impl Walker<'_> {
                 n => Some(u64::from(n - 1)),
             }
         } else {
-            let n = if wide {
-                self.int32(field.name)?
-            } else {
-                i32::from(self.int16(field.name)?)
-            };
+            let n = if wide { self.int32(field.name)? } else { i32::from(self.int16(field.name)?) };
             match n {
                 -1 => None,
                 n if n < -1 => {
-                    return Err(BoundsError::NegativeLength {
-                        field: field.name,
-                        offset,
-                        length: n,
-                    });
+                    return Err(BoundsError::NegativeLength { field: field.name, offset, length: n });
                 }
                 n => Some(u64::from(n.unsigned_abs())),
             }
         };
         if len.is_none() && !field.nullable.contains(self.version) {
-            return Err(BoundsError::UnexpectedNull {
-                field: field.name,
-                offset,
-            });
+            return Err(BoundsError::UnexpectedNull { field: field.name, offset });
         }
         Ok(len)
     }
@@ -321,11 +272,7 @@ impl Walker<'_> {
             Kind::OptionStruct(fields) => {
                 // kafka-protocol: a marker of exactly 1 means present,
                 // anything else means null.
-                if self.int8(name)? == 1 {
-                    self.fields(fields)
-                } else {
-                    Ok(())
-                }
+                if self.int8(name)? == 1 { self.fields(fields) } else { Ok(()) }
             }
         }
     }
@@ -363,12 +310,7 @@ impl Walker<'_> {
                     self.value(field, &field.kind)?;
                     let actual = self.pos - start;
                     if actual as u64 != u64::from(size) {
-                        return Err(BoundsError::TaggedFieldSize {
-                            tag,
-                            field: field.name,
-                            declared: size,
-                            actual,
-                        });
+                        return Err(BoundsError::TaggedFieldSize { tag, field: field.name, declared: size, actual });
                     }
                 }
                 None => self.skip_len(u64::from(size), NAME)?,

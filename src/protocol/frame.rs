@@ -82,11 +82,7 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
     while got < 4 {
         let n = reader.read(&mut size_bytes[got..]).await?;
         if n == 0 {
-            return if got == 0 {
-                Ok(None)
-            } else {
-                Err(FrameError::Truncated { received: got, expected: 4 })
-            };
+            return if got == 0 { Ok(None) } else { Err(FrameError::Truncated { received: got, expected: 4 }) };
         }
         got += n;
     }

@@ -29,7 +29,9 @@ pub enum Decoded {
     /// An ApiVersions request at a version this broker does not know: Kafka answers it
     /// with a v0 response carrying `UNSUPPORTED_VERSION` and the supported ranges, so the
     /// client can retry at a version both sides speak.
-    UnsupportedApiVersions { correlation_id: i32 },
+    UnsupportedApiVersions {
+        correlation_id: i32,
+    },
 }
 
 /// A frame that cannot be served; the connection is closed with this reason logged.
@@ -70,12 +72,17 @@ pub fn decode_request(
         return Err(DecodeError::UnsupportedVersion { api_key, version, supported: range });
     }
     let header_version = api_key.request_header_version(version);
-    let header = RequestHeader::decode(&mut frame, header_version)
-        .map_err(|cause| DecodeError::Header { api_key, version, cause })?;
-    bounds::check_request(raw_key, version, &frame)
-        .map_err(|cause| DecodeError::Bounds { api_key, version, cause })?;
-    let body = RequestKind::decode(api_key, &mut frame, version)
-        .map_err(|cause| DecodeError::Body { api_key, version, cause })?;
+    let header = RequestHeader::decode(&mut frame, header_version).map_err(|cause| DecodeError::Header {
+        api_key,
+        version,
+        cause,
+    })?;
+    bounds::check_request(raw_key, version, &frame).map_err(|cause| DecodeError::Bounds { api_key, version, cause })?;
+    let body = RequestKind::decode(api_key, &mut frame, version).map_err(|cause| DecodeError::Body {
+        api_key,
+        version,
+        cause,
+    })?;
     Ok(Decoded::Request(Box::new(Request { api_key, header, body })))
 }
 
@@ -162,10 +169,7 @@ mod tests {
         assert!(matches!(decode_request(unknown, all), Err(DecodeError::UnknownApiKey(0x7f00))));
         let none = |_| None;
         let f = frame(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default());
-        assert!(matches!(
-            decode_request(f, none).unwrap(),
-            Decoded::UnsupportedApiVersions { correlation_id: 7 }
-        ));
+        assert!(matches!(decode_request(f, none).unwrap(), Decoded::UnsupportedApiVersions { correlation_id: 7 }));
         let f = frame(ApiKey::Metadata, 12, &MetadataRequest::default());
         assert!(matches!(decode_request(f, none), Err(DecodeError::UnsupportedVersion { .. })));
     }

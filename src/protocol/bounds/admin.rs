@@ -43,25 +43,17 @@ pub(crate) const API_VERSIONS: Schema = Schema {
     ],
 };
 
-const CREATABLE_REPLICA_ASSIGNMENT: &[Field] = &[
-    Field::new("partition_index", Int32, V(2, 7)),
-    Field::new("broker_ids", Array(&Int32), V(2, 7)),
-];
+const CREATABLE_REPLICA_ASSIGNMENT: &[Field] =
+    &[Field::new("partition_index", Int32, V(2, 7)), Field::new("broker_ids", Array(&Int32), V(2, 7))];
 
-const CREATABLE_TOPIC_CONFIG: &[Field] = &[
-    Field::new("name", String, V(2, 7)),
-    Field::new("value", String, V(2, 7)).nullable(V(2, 7)),
-];
+const CREATABLE_TOPIC_CONFIG: &[Field] =
+    &[Field::new("name", String, V(2, 7)), Field::new("value", String, V(2, 7)).nullable(V(2, 7))];
 
 const CREATABLE_TOPIC: &[Field] = &[
     Field::new("name", String, V(2, 7)),
     Field::new("num_partitions", Int32, V(2, 7)),
     Field::new("replication_factor", Int16, V(2, 7)),
-    Field::new(
-        "assignments",
-        Array(&Struct(CREATABLE_REPLICA_ASSIGNMENT)),
-        V(2, 7),
-    ),
+    Field::new("assignments", Array(&Struct(CREATABLE_REPLICA_ASSIGNMENT)), V(2, 7)),
     Field::new("configs", Array(&Struct(CREATABLE_TOPIC_CONFIG)), V(2, 7)),
 ];
 
@@ -78,10 +70,8 @@ pub(crate) const CREATE_TOPICS: Schema = Schema {
     ],
 };
 
-const DELETE_TOPIC_STATE: &[Field] = &[
-    Field::new("name", String, V(6, 6)).nullable(V(6, 6)),
-    Field::new("topic_id", Uuid, V(6, 6)),
-];
+const DELETE_TOPIC_STATE: &[Field] =
+    &[Field::new("name", String, V(6, 6)).nullable(V(6, 6)), Field::new("topic_id", Uuid, V(6, 6))];
 
 /// `DeleteTopicsRequest` (api key 20), versions 1-6, flexible from v4.
 pub(crate) const DELETE_TOPICS: Schema = Schema {
@@ -109,20 +99,14 @@ pub(crate) const DESCRIBE_CONFIGS: Schema = Schema {
     versions: V(1, 4),
     flexible: V(4, 4),
     fields: &[
-        Field::new(
-            "resources",
-            Array(&Struct(DESCRIBE_CONFIGS_RESOURCE)),
-            V(1, 4),
-        ),
+        Field::new("resources", Array(&Struct(DESCRIBE_CONFIGS_RESOURCE)), V(1, 4)),
         Field::new("include_synonyms", Bool, V(1, 4)),
         Field::new("include_documentation", Bool, V(3, 4)),
     ],
 };
 
-const ALTERABLE_CONFIG: &[Field] = &[
-    Field::new("name", String, V(0, 2)),
-    Field::new("value", String, V(0, 2)).nullable(V(0, 2)),
-];
+const ALTERABLE_CONFIG: &[Field] =
+    &[Field::new("name", String, V(0, 2)), Field::new("value", String, V(0, 2)).nullable(V(0, 2))];
 
 const ALTER_CONFIGS_RESOURCE: &[Field] = &[
     Field::new("resource_type", Int8, V(0, 2)),
@@ -142,10 +126,8 @@ pub(crate) const ALTER_CONFIGS: Schema = Schema {
     ],
 };
 
-const DESCRIBABLE_LOG_DIR_TOPIC: &[Field] = &[
-    Field::new("topic", String, V(1, 4)),
-    Field::new("partitions", Array(&Int32), V(1, 4)),
-];
+const DESCRIBABLE_LOG_DIR_TOPIC: &[Field] =
+    &[Field::new("topic", String, V(1, 4)), Field::new("partitions", Array(&Int32), V(1, 4))];
 
 /// `DescribeLogDirsRequest` (api key 35), versions 1-4, flexible from v2.
 pub(crate) const DESCRIBE_LOG_DIRS: Schema = Schema {
@@ -153,9 +135,7 @@ pub(crate) const DESCRIBE_LOG_DIRS: Schema = Schema {
     api_key: 35,
     versions: V(1, 4),
     flexible: V(2, 4),
-    fields: &[
-        Field::new("topics", Array(&Struct(DESCRIBABLE_LOG_DIR_TOPIC)), V(1, 4)).nullable(V(1, 4)),
-    ],
+    fields: &[Field::new("topics", Array(&Struct(DESCRIBABLE_LOG_DIR_TOPIC)), V(1, 4)).nullable(V(1, 4))],
 };
 
 /// `SaslAuthenticateRequest` (api key 36), versions 0-2, flexible from v2.
@@ -172,12 +152,7 @@ const CREATE_PARTITIONS_ASSIGNMENT: &[Field] = &[Field::new("broker_ids", Array(
 const CREATE_PARTITIONS_TOPIC: &[Field] = &[
     Field::new("name", String, V(0, 3)),
     Field::new("count", Int32, V(0, 3)),
-    Field::new(
-        "assignments",
-        Array(&Struct(CREATE_PARTITIONS_ASSIGNMENT)),
-        V(0, 3),
-    )
-    .nullable(V(0, 3)),
+    Field::new("assignments", Array(&Struct(CREATE_PARTITIONS_ASSIGNMENT)), V(0, 3)).nullable(V(0, 3)),
 ];
 
 /// `CreatePartitionsRequest` (api key 37), versions 0-3, flexible from v2.
@@ -202,11 +177,7 @@ const INCREMENTAL_ALTER_CONFIGS_ALTERABLE_CONFIG: &[Field] = &[
 const INCREMENTAL_ALTER_CONFIGS_ALTER_CONFIGS_RESOURCE: &[Field] = &[
     Field::new("resource_type", Int8, V(0, 1)),
     Field::new("resource_name", String, V(0, 1)),
-    Field::new(
-        "configs",
-        Array(&Struct(INCREMENTAL_ALTER_CONFIGS_ALTERABLE_CONFIG)),
-        V(0, 1),
-    ),
+    Field::new("configs", Array(&Struct(INCREMENTAL_ALTER_CONFIGS_ALTERABLE_CONFIG)), V(0, 1)),
 ];
 
 /// `IncrementalAlterConfigsRequest` (api key 44), versions 0-1, flexible from v1.
@@ -216,11 +187,7 @@ pub(crate) const INCREMENTAL_ALTER_CONFIGS: Schema = Schema {
     versions: V(0, 1),
     flexible: V(1, 1),
     fields: &[
-        Field::new(
-            "resources",
-            Array(&Struct(INCREMENTAL_ALTER_CONFIGS_ALTER_CONFIGS_RESOURCE)),
-            V(0, 1),
-        ),
+        Field::new("resources", Array(&Struct(INCREMENTAL_ALTER_CONFIGS_ALTER_CONFIGS_RESOURCE)), V(0, 1)),
         Field::new("validate_only", Bool, V(0, 1)),
     ],
 };

@@ -19,19 +19,11 @@ pub(super) const SCHEMAS: &[&Schema] = &[
     &LIST_CONFIG_RESOURCES,
 ];
 
-const ALTER_REPLICA_LOG_DIR_TOPIC: &[Field] = &[
-    Field::new("name", String, V(1, 2)),
-    Field::new("partitions", Array(&Int32), V(1, 2)),
-];
+const ALTER_REPLICA_LOG_DIR_TOPIC: &[Field] =
+    &[Field::new("name", String, V(1, 2)), Field::new("partitions", Array(&Int32), V(1, 2))];
 
-const ALTER_REPLICA_LOG_DIR: &[Field] = &[
-    Field::new("path", String, V(1, 2)),
-    Field::new(
-        "topics",
-        Array(&Struct(ALTER_REPLICA_LOG_DIR_TOPIC)),
-        V(1, 2),
-    ),
-];
+const ALTER_REPLICA_LOG_DIR: &[Field] =
+    &[Field::new("path", String, V(1, 2)), Field::new("topics", Array(&Struct(ALTER_REPLICA_LOG_DIR_TOPIC)), V(1, 2))];
 
 /// `AlterReplicaLogDirsRequest` (api key 34), versions 1-2, flexible from v2.
 pub(crate) const ALTER_REPLICA_LOG_DIRS: Schema = Schema {
@@ -39,17 +31,11 @@ pub(crate) const ALTER_REPLICA_LOG_DIRS: Schema = Schema {
     api_key: 34,
     versions: V(1, 2),
     flexible: V(2, 2),
-    fields: &[Field::new(
-        "dirs",
-        Array(&Struct(ALTER_REPLICA_LOG_DIR)),
-        V(1, 2),
-    )],
+    fields: &[Field::new("dirs", Array(&Struct(ALTER_REPLICA_LOG_DIR)), V(1, 2))],
 };
 
-const TOPIC_PARTITIONS: &[Field] = &[
-    Field::new("topic", String, V(0, 2)),
-    Field::new("partitions", Array(&Int32), V(0, 2)),
-];
+const TOPIC_PARTITIONS: &[Field] =
+    &[Field::new("topic", String, V(0, 2)), Field::new("partitions", Array(&Int32), V(0, 2))];
 
 /// `ElectLeadersRequest` (api key 43), versions 0-2, flexible from v2.
 pub(crate) const ELECT_LEADERS: Schema = Schema {
@@ -59,29 +45,16 @@ pub(crate) const ELECT_LEADERS: Schema = Schema {
     flexible: V(2, 2),
     fields: &[
         Field::new("election_type", Int8, V(1, 2)),
-        Field::new(
-            "topic_partitions",
-            Array(&Struct(TOPIC_PARTITIONS)),
-            V(0, 2),
-        )
-        .nullable(V(0, 2)),
+        Field::new("topic_partitions", Array(&Struct(TOPIC_PARTITIONS)), V(0, 2)).nullable(V(0, 2)),
         Field::new("timeout_ms", Int32, V(0, 2)),
     ],
 };
 
-const REASSIGNABLE_PARTITION: &[Field] = &[
-    Field::new("partition_index", Int32, V(0, 1)),
-    Field::new("replicas", Array(&Int32), V(0, 1)).nullable(V(0, 1)),
-];
+const REASSIGNABLE_PARTITION: &[Field] =
+    &[Field::new("partition_index", Int32, V(0, 1)), Field::new("replicas", Array(&Int32), V(0, 1)).nullable(V(0, 1))];
 
-const REASSIGNABLE_TOPIC: &[Field] = &[
-    Field::new("name", String, V(0, 1)),
-    Field::new(
-        "partitions",
-        Array(&Struct(REASSIGNABLE_PARTITION)),
-        V(0, 1),
-    ),
-];
+const REASSIGNABLE_TOPIC: &[Field] =
+    &[Field::new("name", String, V(0, 1)), Field::new("partitions", Array(&Struct(REASSIGNABLE_PARTITION)), V(0, 1))];
 
 /// `AlterPartitionReassignmentsRequest` (api key 45), versions 0-1, flexible from v0.
 pub(crate) const ALTER_PARTITION_REASSIGNMENTS: Schema = Schema {
@@ -96,10 +69,8 @@ pub(crate) const ALTER_PARTITION_REASSIGNMENTS: Schema = Schema {
     ],
 };
 
-const LIST_PARTITION_REASSIGNMENTS_TOPICS: &[Field] = &[
-    Field::new("name", String, V(0, 0)),
-    Field::new("partition_indexes", Array(&Int32), V(0, 0)),
-];
+const LIST_PARTITION_REASSIGNMENTS_TOPICS: &[Field] =
+    &[Field::new("name", String, V(0, 0)), Field::new("partition_indexes", Array(&Int32), V(0, 0))];
 
 /// `ListPartitionReassignmentsRequest` (api key 46), versions 0-0, flexible from v0.
 pub(crate) const LIST_PARTITION_REASSIGNMENTS: Schema = Schema {
@@ -109,12 +80,7 @@ pub(crate) const LIST_PARTITION_REASSIGNMENTS: Schema = Schema {
     flexible: V(0, 0),
     fields: &[
         Field::new("timeout_ms", Int32, V(0, 0)),
-        Field::new(
-            "topics",
-            Array(&Struct(LIST_PARTITION_REASSIGNMENTS_TOPICS)),
-            V(0, 0),
-        )
-        .nullable(V(0, 0)),
+        Field::new("topics", Array(&Struct(LIST_PARTITION_REASSIGNMENTS_TOPICS)), V(0, 0)).nullable(V(0, 0)),
     ],
 };
 
@@ -133,11 +99,7 @@ pub(crate) const UPDATE_FEATURES: Schema = Schema {
     flexible: V(0, 2),
     fields: &[
         Field::new("timeout_ms", Int32, V(0, 2)),
-        Field::new(
-            "feature_updates",
-            Array(&Struct(FEATURE_UPDATE_KEY)),
-            V(0, 2),
-        ),
+        Field::new("feature_updates", Array(&Struct(FEATURE_UPDATE_KEY)), V(0, 2)),
         Field::new("validate_only", Bool, V(1, 2)),
     ],
 };

@@ -38,10 +38,8 @@ const PARTITION_DATA: &[Field] = &[
     Field::new("pre_vote", Bool, V(2, 2)),
 ];
 
-const TOPIC_DATA: &[Field] = &[
-    Field::new("topic_name", String, V(0, 2)),
-    Field::new("partitions", Array(&Struct(PARTITION_DATA)), V(0, 2)),
-];
+const TOPIC_DATA: &[Field] =
+    &[Field::new("topic_name", String, V(0, 2)), Field::new("partitions", Array(&Struct(PARTITION_DATA)), V(0, 2))];
 
 /// `VoteRequest` (api key 52), versions 0-2, flexible from v0.
 pub(crate) const VOTE: Schema = Schema {
@@ -65,18 +63,11 @@ const BEGIN_QUORUM_EPOCH_PARTITION_DATA: &[Field] = &[
 
 const BEGIN_QUORUM_EPOCH_TOPIC_DATA: &[Field] = &[
     Field::new("topic_name", String, V(0, 1)),
-    Field::new(
-        "partitions",
-        Array(&Struct(BEGIN_QUORUM_EPOCH_PARTITION_DATA)),
-        V(0, 1),
-    ),
+    Field::new("partitions", Array(&Struct(BEGIN_QUORUM_EPOCH_PARTITION_DATA)), V(0, 1)),
 ];
 
-const LEADER_ENDPOINT: &[Field] = &[
-    Field::new("name", String, V(1, 1)),
-    Field::new("host", String, V(1, 1)),
-    Field::new("port", UInt16, V(1, 1)),
-];
+const LEADER_ENDPOINT: &[Field] =
+    &[Field::new("name", String, V(1, 1)), Field::new("host", String, V(1, 1)), Field::new("port", UInt16, V(1, 1))];
 
 /// `BeginQuorumEpochRequest` (api key 53), versions 0-1, flexible from v1.
 pub(crate) const BEGIN_QUORUM_EPOCH: Schema = Schema {
@@ -87,46 +78,29 @@ pub(crate) const BEGIN_QUORUM_EPOCH: Schema = Schema {
     fields: &[
         Field::new("cluster_id", String, V(0, 1)).nullable(V(0, 1)),
         Field::new("voter_id", Int32, V(1, 1)),
-        Field::new(
-            "topics",
-            Array(&Struct(BEGIN_QUORUM_EPOCH_TOPIC_DATA)),
-            V(0, 1),
-        ),
+        Field::new("topics", Array(&Struct(BEGIN_QUORUM_EPOCH_TOPIC_DATA)), V(0, 1)),
         Field::new("leader_endpoints", Array(&Struct(LEADER_ENDPOINT)), V(1, 1)),
     ],
 };
 
-const REPLICA_INFO: &[Field] = &[
-    Field::new("candidate_id", Int32, V(1, 1)),
-    Field::new("candidate_directory_id", Uuid, V(1, 1)),
-];
+const REPLICA_INFO: &[Field] =
+    &[Field::new("candidate_id", Int32, V(1, 1)), Field::new("candidate_directory_id", Uuid, V(1, 1))];
 
 const END_QUORUM_EPOCH_PARTITION_DATA: &[Field] = &[
     Field::new("partition_index", Int32, V(0, 1)),
     Field::new("leader_id", Int32, V(0, 1)),
     Field::new("leader_epoch", Int32, V(0, 1)),
     Field::new("preferred_successors", Array(&Int32), V(0, 0)),
-    Field::new(
-        "preferred_candidates",
-        Array(&Struct(REPLICA_INFO)),
-        V(1, 1),
-    ),
+    Field::new("preferred_candidates", Array(&Struct(REPLICA_INFO)), V(1, 1)),
 ];
 
 const END_QUORUM_EPOCH_TOPIC_DATA: &[Field] = &[
     Field::new("topic_name", String, V(0, 1)),
-    Field::new(
-        "partitions",
-        Array(&Struct(END_QUORUM_EPOCH_PARTITION_DATA)),
-        V(0, 1),
-    ),
+    Field::new("partitions", Array(&Struct(END_QUORUM_EPOCH_PARTITION_DATA)), V(0, 1)),
 ];
 
-const END_QUORUM_EPOCH_LEADER_ENDPOINT: &[Field] = &[
-    Field::new("name", String, V(1, 1)),
-    Field::new("host", String, V(1, 1)),
-    Field::new("port", UInt16, V(1, 1)),
-];
+const END_QUORUM_EPOCH_LEADER_ENDPOINT: &[Field] =
+    &[Field::new("name", String, V(1, 1)), Field::new("host", String, V(1, 1)), Field::new("port", UInt16, V(1, 1))];
 
 /// `EndQuorumEpochRequest` (api key 54), versions 0-1, flexible from v1.
 pub(crate) const END_QUORUM_EPOCH: Schema = Schema {
@@ -136,16 +110,8 @@ pub(crate) const END_QUORUM_EPOCH: Schema = Schema {
     flexible: V(1, 1),
     fields: &[
         Field::new("cluster_id", String, V(0, 1)).nullable(V(0, 1)),
-        Field::new(
-            "topics",
-            Array(&Struct(END_QUORUM_EPOCH_TOPIC_DATA)),
-            V(0, 1),
-        ),
-        Field::new(
-            "leader_endpoints",
-            Array(&Struct(END_QUORUM_EPOCH_LEADER_ENDPOINT)),
-            V(1, 1),
-        ),
+        Field::new("topics", Array(&Struct(END_QUORUM_EPOCH_TOPIC_DATA)), V(0, 1)),
+        Field::new("leader_endpoints", Array(&Struct(END_QUORUM_EPOCH_LEADER_ENDPOINT)), V(1, 1)),
     ],
 };
 
@@ -153,11 +119,7 @@ const DESCRIBE_QUORUM_PARTITION_DATA: &[Field] = &[Field::new("partition_index",
 
 const DESCRIBE_QUORUM_TOPIC_DATA: &[Field] = &[
     Field::new("topic_name", String, V(0, 2)),
-    Field::new(
-        "partitions",
-        Array(&Struct(DESCRIBE_QUORUM_PARTITION_DATA)),
-        V(0, 2),
-    ),
+    Field::new("partitions", Array(&Struct(DESCRIBE_QUORUM_PARTITION_DATA)), V(0, 2)),
 ];
 
 /// `DescribeQuorumRequest` (api key 55), versions 0-2, flexible from v0.
@@ -166,17 +128,10 @@ pub(crate) const DESCRIBE_QUORUM: Schema = Schema {
     api_key: 55,
     versions: V(0, 2),
     flexible: V(0, 2),
-    fields: &[Field::new(
-        "topics",
-        Array(&Struct(DESCRIBE_QUORUM_TOPIC_DATA)),
-        V(0, 2),
-    )],
+    fields: &[Field::new("topics", Array(&Struct(DESCRIBE_QUORUM_TOPIC_DATA)), V(0, 2))],
 };
 
-const BROKER_STATE: &[Field] = &[
-    Field::new("broker_id", Int32, V(3, 3)),
-    Field::new("broker_epoch", Int64, V(3, 3)),
-];
+const BROKER_STATE: &[Field] = &[Field::new("broker_id", Int32, V(3, 3)), Field::new("broker_epoch", Int64, V(3, 3))];
 
 const ALTER_PARTITION_PARTITION_DATA: &[Field] = &[
     Field::new("partition_index", Int32, V(2, 3)),
@@ -189,11 +144,7 @@ const ALTER_PARTITION_PARTITION_DATA: &[Field] = &[
 
 const ALTER_PARTITION_TOPIC_DATA: &[Field] = &[
     Field::new("topic_id", Uuid, V(2, 3)),
-    Field::new(
-        "partitions",
-        Array(&Struct(ALTER_PARTITION_PARTITION_DATA)),
-        V(2, 3),
-    ),
+    Field::new("partitions", Array(&Struct(ALTER_PARTITION_PARTITION_DATA)), V(2, 3)),
 ];
 
 /// `AlterPartitionRequest` (api key 56), versions 2-3, flexible from v2.
@@ -205,11 +156,7 @@ pub(crate) const ALTER_PARTITION: Schema = Schema {
     fields: &[
         Field::new("broker_id", Int32, V(2, 3)),
         Field::new("broker_epoch", Int64, V(2, 3)),
-        Field::new(
-            "topics",
-            Array(&Struct(ALTER_PARTITION_TOPIC_DATA)),
-            V(2, 3),
-        ),
+        Field::new("topics", Array(&Struct(ALTER_PARTITION_TOPIC_DATA)), V(2, 3)),
     ],
 };
 
@@ -226,10 +173,7 @@ pub(crate) const ENVELOPE: Schema = Schema {
     ],
 };
 
-const SNAPSHOT_ID: &[Field] = &[
-    Field::new("end_offset", Int64, V(0, 1)),
-    Field::new("epoch", Int32, V(0, 1)),
-];
+const SNAPSHOT_ID: &[Field] = &[Field::new("end_offset", Int64, V(0, 1)), Field::new("epoch", Int32, V(0, 1))];
 
 const PARTITION_SNAPSHOT: &[Field] = &[
     Field::new("partition", Int32, V(0, 1)),
@@ -239,10 +183,8 @@ const PARTITION_SNAPSHOT: &[Field] = &[
     Field::new("replica_directory_id", Uuid, V(1, 1)).tagged(0),
 ];
 
-const TOPIC_SNAPSHOT: &[Field] = &[
-    Field::new("name", String, V(0, 1)),
-    Field::new("partitions", Array(&Struct(PARTITION_SNAPSHOT)), V(0, 1)),
-];
+const TOPIC_SNAPSHOT: &[Field] =
+    &[Field::new("name", String, V(0, 1)), Field::new("partitions", Array(&Struct(PARTITION_SNAPSHOT)), V(0, 1))];
 
 /// `FetchSnapshotRequest` (api key 59), versions 0-1, flexible from v0.
 pub(crate) const FETCH_SNAPSHOT: Schema = Schema {
@@ -254,9 +196,7 @@ pub(crate) const FETCH_SNAPSHOT: Schema = Schema {
         Field::new("replica_id", Int32, V(0, 1)),
         Field::new("max_bytes", Int32, V(0, 1)),
         Field::new("topics", Array(&Struct(TOPIC_SNAPSHOT)), V(0, 1)),
-        Field::new("cluster_id", String, V(0, 1))
-            .nullable(V(0, 1))
-            .tagged(0),
+        Field::new("cluster_id", String, V(0, 1)).nullable(V(0, 1)).tagged(0),
     ],
 };
 
@@ -323,10 +263,7 @@ pub(crate) const ALLOCATE_PRODUCER_IDS: Schema = Schema {
     api_key: 67,
     versions: V(0, 0),
     flexible: V(0, 0),
-    fields: &[
-        Field::new("broker_id", Int32, V(0, 0)),
-        Field::new("broker_epoch", Int64, V(0, 0)),
-    ],
+    fields: &[Field::new("broker_id", Int32, V(0, 0)), Field::new("broker_epoch", Int64, V(0, 0))],
 };
 
 const CONTROLLER_REGISTRATION_LISTENER: &[Field] = &[
@@ -352,38 +289,21 @@ pub(crate) const CONTROLLER_REGISTRATION: Schema = Schema {
         Field::new("controller_id", Int32, V(0, 0)),
         Field::new("incarnation_id", Uuid, V(0, 0)),
         Field::new("zk_migration_ready", Bool, V(0, 0)),
-        Field::new(
-            "listeners",
-            Array(&Struct(CONTROLLER_REGISTRATION_LISTENER)),
-            V(0, 0),
-        ),
-        Field::new(
-            "features",
-            Array(&Struct(CONTROLLER_REGISTRATION_FEATURE)),
-            V(0, 0),
-        ),
+        Field::new("listeners", Array(&Struct(CONTROLLER_REGISTRATION_LISTENER)), V(0, 0)),
+        Field::new("features", Array(&Struct(CONTROLLER_REGISTRATION_FEATURE)), V(0, 0)),
     ],
 };
 
-const ASSIGN_REPLICAS_TO_DIRS_PARTITION_DATA: &[Field] =
-    &[Field::new("partition_index", Int32, V(0, 0))];
+const ASSIGN_REPLICAS_TO_DIRS_PARTITION_DATA: &[Field] = &[Field::new("partition_index", Int32, V(0, 0))];
 
 const ASSIGN_REPLICAS_TO_DIRS_TOPIC_DATA: &[Field] = &[
     Field::new("topic_id", Uuid, V(0, 0)),
-    Field::new(
-        "partitions",
-        Array(&Struct(ASSIGN_REPLICAS_TO_DIRS_PARTITION_DATA)),
-        V(0, 0),
-    ),
+    Field::new("partitions", Array(&Struct(ASSIGN_REPLICAS_TO_DIRS_PARTITION_DATA)), V(0, 0)),
 ];
 
 const DIRECTORY_DATA: &[Field] = &[
     Field::new("id", Uuid, V(0, 0)),
-    Field::new(
-        "topics",
-        Array(&Struct(ASSIGN_REPLICAS_TO_DIRS_TOPIC_DATA)),
-        V(0, 0),
-    ),
+    Field::new("topics", Array(&Struct(ASSIGN_REPLICAS_TO_DIRS_TOPIC_DATA)), V(0, 0)),
 ];
 
 /// `AssignReplicasToDirsRequest` (api key 73), versions 0-0, flexible from v0.
@@ -399,11 +319,8 @@ pub(crate) const ASSIGN_REPLICAS_TO_DIRS: Schema = Schema {
     ],
 };
 
-const ADD_RAFT_VOTER_LISTENER: &[Field] = &[
-    Field::new("name", String, V(0, 0)),
-    Field::new("host", String, V(0, 0)),
-    Field::new("port", UInt16, V(0, 0)),
-];
+const ADD_RAFT_VOTER_LISTENER: &[Field] =
+    &[Field::new("name", String, V(0, 0)), Field::new("host", String, V(0, 0)), Field::new("port", UInt16, V(0, 0))];
 
 /// `AddRaftVoterRequest` (api key 80), versions 0-0, flexible from v0.
 pub(crate) const ADD_RAFT_VOTER: Schema = Schema {
@@ -416,11 +333,7 @@ pub(crate) const ADD_RAFT_VOTER: Schema = Schema {
         Field::new("timeout_ms", Int32, V(0, 0)),
         Field::new("voter_id", Int32, V(0, 0)),
         Field::new("voter_directory_id", Uuid, V(0, 0)),
-        Field::new(
-            "listeners",
-            Array(&Struct(ADD_RAFT_VOTER_LISTENER)),
-            V(0, 0),
-        ),
+        Field::new("listeners", Array(&Struct(ADD_RAFT_VOTER_LISTENER)), V(0, 0)),
     ],
 };
 
@@ -437,16 +350,11 @@ pub(crate) const REMOVE_RAFT_VOTER: Schema = Schema {
     ],
 };
 
-const UPDATE_RAFT_VOTER_LISTENER: &[Field] = &[
-    Field::new("name", String, V(0, 0)),
-    Field::new("host", String, V(0, 0)),
-    Field::new("port", UInt16, V(0, 0)),
-];
+const UPDATE_RAFT_VOTER_LISTENER: &[Field] =
+    &[Field::new("name", String, V(0, 0)), Field::new("host", String, V(0, 0)), Field::new("port", UInt16, V(0, 0))];
 
-const K_RAFT_VERSION_FEATURE: &[Field] = &[
-    Field::new("min_supported_version", Int16, V(0, 0)),
-    Field::new("max_supported_version", Int16, V(0, 0)),
-];
+const K_RAFT_VERSION_FEATURE: &[Field] =
+    &[Field::new("min_supported_version", Int16, V(0, 0)), Field::new("max_supported_version", Int16, V(0, 0))];
 
 /// `UpdateRaftVoterRequest` (api key 82), versions 0-0, flexible from v0.
 pub(crate) const UPDATE_RAFT_VOTER: Schema = Schema {
@@ -459,15 +367,7 @@ pub(crate) const UPDATE_RAFT_VOTER: Schema = Schema {
         Field::new("current_leader_epoch", Int32, V(0, 0)),
         Field::new("voter_id", Int32, V(0, 0)),
         Field::new("voter_directory_id", Uuid, V(0, 0)),
-        Field::new(
-            "listeners",
-            Array(&Struct(UPDATE_RAFT_VOTER_LISTENER)),
-            V(0, 0),
-        ),
-        Field::new(
-            "k_raft_version_feature",
-            Struct(K_RAFT_VERSION_FEATURE),
-            V(0, 0),
-        ),
+        Field::new("listeners", Array(&Struct(UPDATE_RAFT_VOTER_LISTENER)), V(0, 0)),
+        Field::new("k_raft_version_feature", Struct(K_RAFT_VERSION_FEATURE), V(0, 0)),
     ],
 };

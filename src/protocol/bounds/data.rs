@@ -19,19 +19,13 @@ pub(super) const SCHEMAS: &[&Schema] = &[
     &DESCRIBE_TOPIC_PARTITIONS,
 ];
 
-const PARTITION_PRODUCE_DATA: &[Field] = &[
-    Field::new("index", Int32, V(3, 13)),
-    Field::new("records", Bytes, V(3, 13)).nullable(V(3, 13)),
-];
+const PARTITION_PRODUCE_DATA: &[Field] =
+    &[Field::new("index", Int32, V(3, 13)), Field::new("records", Bytes, V(3, 13)).nullable(V(3, 13))];
 
 const TOPIC_PRODUCE_DATA: &[Field] = &[
     Field::new("name", String, V(3, 12)),
     Field::new("topic_id", Uuid, V(13, 13)),
-    Field::new(
-        "partition_data",
-        Array(&Struct(PARTITION_PRODUCE_DATA)),
-        V(3, 13),
-    ),
+    Field::new("partition_data", Array(&Struct(PARTITION_PRODUCE_DATA)), V(3, 13)),
 ];
 
 /// `ProduceRequest` (api key 0), versions 3-13, flexible from v9.
@@ -71,10 +65,8 @@ const FORGOTTEN_TOPIC: &[Field] = &[
     Field::new("partitions", Array(&Int32), V(7, 18)),
 ];
 
-const REPLICA_STATE: &[Field] = &[
-    Field::new("replica_id", Int32, V(15, 18)),
-    Field::new("replica_epoch", Int64, V(15, 18)),
-];
+const REPLICA_STATE: &[Field] =
+    &[Field::new("replica_id", Int32, V(15, 18)), Field::new("replica_epoch", Int64, V(15, 18))];
 
 /// `FetchRequest` (api key 1), versions 4-18, flexible from v12.
 pub(crate) const FETCH: Schema = Schema {
@@ -91,15 +83,9 @@ pub(crate) const FETCH: Schema = Schema {
         Field::new("session_id", Int32, V(7, 18)),
         Field::new("session_epoch", Int32, V(7, 18)),
         Field::new("topics", Array(&Struct(FETCH_TOPIC)), V(4, 18)),
-        Field::new(
-            "forgotten_topics_data",
-            Array(&Struct(FORGOTTEN_TOPIC)),
-            V(7, 18),
-        ),
+        Field::new("forgotten_topics_data", Array(&Struct(FORGOTTEN_TOPIC)), V(7, 18)),
         Field::new("rack_id", String, V(11, 18)),
-        Field::new("cluster_id", String, V(12, 18))
-            .nullable(V(12, 18))
-            .tagged(0),
+        Field::new("cluster_id", String, V(12, 18)).nullable(V(12, 18)).tagged(0),
         Field::new("replica_state", Struct(REPLICA_STATE), V(15, 18)).tagged(1),
     ],
 };
@@ -110,14 +96,8 @@ const LIST_OFFSETS_PARTITION: &[Field] = &[
     Field::new("timestamp", Int64, V(1, 10)),
 ];
 
-const LIST_OFFSETS_TOPIC: &[Field] = &[
-    Field::new("name", String, V(1, 10)),
-    Field::new(
-        "partitions",
-        Array(&Struct(LIST_OFFSETS_PARTITION)),
-        V(1, 10),
-    ),
-];
+const LIST_OFFSETS_TOPIC: &[Field] =
+    &[Field::new("name", String, V(1, 10)), Field::new("partitions", Array(&Struct(LIST_OFFSETS_PARTITION)), V(1, 10))];
 
 /// `ListOffsetsRequest` (api key 2), versions 1-10, flexible from v6.
 pub(crate) const LIST_OFFSETS: Schema = Schema {
@@ -133,10 +113,8 @@ pub(crate) const LIST_OFFSETS: Schema = Schema {
     ],
 };
 
-const METADATA_REQUEST_TOPIC: &[Field] = &[
-    Field::new("topic_id", Uuid, V(10, 13)),
-    Field::new("name", String, V(0, 13)).nullable(V(0, 13)),
-];
+const METADATA_REQUEST_TOPIC: &[Field] =
+    &[Field::new("topic_id", Uuid, V(10, 13)), Field::new("name", String, V(0, 13)).nullable(V(0, 13))];
 
 /// `MetadataRequest` (api key 3), versions 0-13, flexible from v9.
 pub(crate) const METADATA: Schema = Schema {
@@ -160,11 +138,7 @@ const OFFSET_FOR_LEADER_PARTITION: &[Field] = &[
 
 const OFFSET_FOR_LEADER_TOPIC: &[Field] = &[
     Field::new("topic", String, V(2, 4)),
-    Field::new(
-        "partitions",
-        Array(&Struct(OFFSET_FOR_LEADER_PARTITION)),
-        V(2, 4),
-    ),
+    Field::new("partitions", Array(&Struct(OFFSET_FOR_LEADER_PARTITION)), V(2, 4)),
 ];
 
 /// `OffsetForLeaderEpochRequest` (api key 23), versions 2-4, flexible from v4.
@@ -179,19 +153,11 @@ pub(crate) const OFFSET_FOR_LEADER_EPOCH: Schema = Schema {
     ],
 };
 
-const DELETE_RECORDS_PARTITION: &[Field] = &[
-    Field::new("partition_index", Int32, V(0, 2)),
-    Field::new("offset", Int64, V(0, 2)),
-];
+const DELETE_RECORDS_PARTITION: &[Field] =
+    &[Field::new("partition_index", Int32, V(0, 2)), Field::new("offset", Int64, V(0, 2))];
 
-const DELETE_RECORDS_TOPIC: &[Field] = &[
-    Field::new("name", String, V(0, 2)),
-    Field::new(
-        "partitions",
-        Array(&Struct(DELETE_RECORDS_PARTITION)),
-        V(0, 2),
-    ),
-];
+const DELETE_RECORDS_TOPIC: &[Field] =
+    &[Field::new("name", String, V(0, 2)), Field::new("partitions", Array(&Struct(DELETE_RECORDS_PARTITION)), V(0, 2))];
 
 /// `DeleteRecordsRequest` (api key 21), versions 0-2, flexible from v2.
 pub(crate) const DELETE_RECORDS: Schema = Schema {
@@ -205,10 +171,8 @@ pub(crate) const DELETE_RECORDS: Schema = Schema {
     ],
 };
 
-const TOPIC_REQUEST: &[Field] = &[
-    Field::new("name", String, V(0, 0)),
-    Field::new("partition_indexes", Array(&Int32), V(0, 0)),
-];
+const TOPIC_REQUEST: &[Field] =
+    &[Field::new("name", String, V(0, 0)), Field::new("partition_indexes", Array(&Int32), V(0, 0))];
 
 /// `DescribeProducersRequest` (api key 61), versions 0-0, flexible from v0.
 pub(crate) const DESCRIBE_PRODUCERS: Schema = Schema {
@@ -221,10 +185,7 @@ pub(crate) const DESCRIBE_PRODUCERS: Schema = Schema {
 
 const DESCRIBE_TOPIC_PARTITIONS_TOPIC_REQUEST: &[Field] = &[Field::new("name", String, V(0, 0))];
 
-const CURSOR: &[Field] = &[
-    Field::new("topic_name", String, V(0, 0)),
-    Field::new("partition_index", Int32, V(0, 0)),
-];
+const CURSOR: &[Field] = &[Field::new("topic_name", String, V(0, 0)), Field::new("partition_index", Int32, V(0, 0))];
 
 /// `DescribeTopicPartitionsRequest` (api key 75), versions 0-0, flexible from v0.
 pub(crate) const DESCRIBE_TOPIC_PARTITIONS: Schema = Schema {
@@ -233,11 +194,7 @@ pub(crate) const DESCRIBE_TOPIC_PARTITIONS: Schema = Schema {
     versions: V(0, 0),
     flexible: V(0, 0),
     fields: &[
-        Field::new(
-            "topics",
-            Array(&Struct(DESCRIBE_TOPIC_PARTITIONS_TOPIC_REQUEST)),
-            V(0, 0),
-        ),
+        Field::new("topics", Array(&Struct(DESCRIBE_TOPIC_PARTITIONS_TOPIC_REQUEST)), V(0, 0)),
         Field::new("response_partition_limit", Int32, V(0, 0)),
         Field::new("cursor", OptionStruct(CURSOR), V(0, 0)),
     ],

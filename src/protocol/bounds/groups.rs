@@ -33,11 +33,7 @@ const OFFSET_COMMIT_REQUEST_PARTITION: &[Field] = &[
 
 const OFFSET_COMMIT_REQUEST_TOPIC: &[Field] = &[
     Field::new("name", String, V(2, 9)),
-    Field::new(
-        "partitions",
-        Array(&Struct(OFFSET_COMMIT_REQUEST_PARTITION)),
-        V(2, 9),
-    ),
+    Field::new("partitions", Array(&Struct(OFFSET_COMMIT_REQUEST_PARTITION)), V(2, 9)),
 ];
 
 /// `OffsetCommitRequest` (api key 8), versions 2-9, flexible from v8.
@@ -52,34 +48,21 @@ pub(crate) const OFFSET_COMMIT: Schema = Schema {
         Field::new("member_id", String, V(2, 9)),
         Field::new("group_instance_id", String, V(7, 9)).nullable(V(7, 9)),
         Field::new("retention_time_ms", Int64, V(2, 4)),
-        Field::new(
-            "topics",
-            Array(&Struct(OFFSET_COMMIT_REQUEST_TOPIC)),
-            V(2, 9),
-        ),
+        Field::new("topics", Array(&Struct(OFFSET_COMMIT_REQUEST_TOPIC)), V(2, 9)),
     ],
 };
 
-const OFFSET_FETCH_REQUEST_TOPIC: &[Field] = &[
-    Field::new("name", String, V(1, 7)),
-    Field::new("partition_indexes", Array(&Int32), V(1, 7)),
-];
+const OFFSET_FETCH_REQUEST_TOPIC: &[Field] =
+    &[Field::new("name", String, V(1, 7)), Field::new("partition_indexes", Array(&Int32), V(1, 7))];
 
-const OFFSET_FETCH_REQUEST_TOPICS: &[Field] = &[
-    Field::new("name", String, V(8, 9)),
-    Field::new("partition_indexes", Array(&Int32), V(8, 9)),
-];
+const OFFSET_FETCH_REQUEST_TOPICS: &[Field] =
+    &[Field::new("name", String, V(8, 9)), Field::new("partition_indexes", Array(&Int32), V(8, 9))];
 
 const OFFSET_FETCH_REQUEST_GROUP: &[Field] = &[
     Field::new("group_id", String, V(8, 9)),
     Field::new("member_id", String, V(9, 9)).nullable(V(9, 9)),
     Field::new("member_epoch", Int32, V(9, 9)),
-    Field::new(
-        "topics",
-        Array(&Struct(OFFSET_FETCH_REQUEST_TOPICS)),
-        V(8, 9),
-    )
-    .nullable(V(8, 9)),
+    Field::new("topics", Array(&Struct(OFFSET_FETCH_REQUEST_TOPICS)), V(8, 9)).nullable(V(8, 9)),
 ];
 
 /// `OffsetFetchRequest` (api key 9), versions 1-9, flexible from v6.
@@ -90,17 +73,8 @@ pub(crate) const OFFSET_FETCH: Schema = Schema {
     flexible: V(6, 9),
     fields: &[
         Field::new("group_id", String, V(1, 7)),
-        Field::new(
-            "topics",
-            Array(&Struct(OFFSET_FETCH_REQUEST_TOPIC)),
-            V(1, 7),
-        )
-        .nullable(V(1, 7)),
-        Field::new(
-            "groups",
-            Array(&Struct(OFFSET_FETCH_REQUEST_GROUP)),
-            V(8, 9),
-        ),
+        Field::new("topics", Array(&Struct(OFFSET_FETCH_REQUEST_TOPIC)), V(1, 7)).nullable(V(1, 7)),
+        Field::new("groups", Array(&Struct(OFFSET_FETCH_REQUEST_GROUP)), V(8, 9)),
         Field::new("require_stable", Bool, V(7, 9)),
     ],
 };
@@ -118,10 +92,8 @@ pub(crate) const FIND_COORDINATOR: Schema = Schema {
     ],
 };
 
-const JOIN_GROUP_REQUEST_PROTOCOL: &[Field] = &[
-    Field::new("name", String, V(0, 9)),
-    Field::new("metadata", Bytes, V(0, 9)),
-];
+const JOIN_GROUP_REQUEST_PROTOCOL: &[Field] =
+    &[Field::new("name", String, V(0, 9)), Field::new("metadata", Bytes, V(0, 9))];
 
 /// `JoinGroupRequest` (api key 11), versions 0-9, flexible from v6.
 pub(crate) const JOIN_GROUP: Schema = Schema {
@@ -136,11 +108,7 @@ pub(crate) const JOIN_GROUP: Schema = Schema {
         Field::new("member_id", String, V(0, 9)),
         Field::new("group_instance_id", String, V(5, 9)).nullable(V(5, 9)),
         Field::new("protocol_type", String, V(0, 9)),
-        Field::new(
-            "protocols",
-            Array(&Struct(JOIN_GROUP_REQUEST_PROTOCOL)),
-            V(0, 9),
-        ),
+        Field::new("protocols", Array(&Struct(JOIN_GROUP_REQUEST_PROTOCOL)), V(0, 9)),
         Field::new("reason", String, V(8, 9)).nullable(V(8, 9)),
     ],
 };
@@ -178,10 +146,8 @@ pub(crate) const LEAVE_GROUP: Schema = Schema {
     ],
 };
 
-const SYNC_GROUP_REQUEST_ASSIGNMENT: &[Field] = &[
-    Field::new("member_id", String, V(0, 5)),
-    Field::new("assignment", Bytes, V(0, 5)),
-];
+const SYNC_GROUP_REQUEST_ASSIGNMENT: &[Field] =
+    &[Field::new("member_id", String, V(0, 5)), Field::new("assignment", Bytes, V(0, 5))];
 
 /// `SyncGroupRequest` (api key 14), versions 0-5, flexible from v4.
 pub(crate) const SYNC_GROUP: Schema = Schema {
@@ -196,11 +162,7 @@ pub(crate) const SYNC_GROUP: Schema = Schema {
         Field::new("group_instance_id", String, V(3, 5)).nullable(V(3, 5)),
         Field::new("protocol_type", String, V(5, 5)).nullable(V(5, 5)),
         Field::new("protocol_name", String, V(5, 5)).nullable(V(5, 5)),
-        Field::new(
-            "assignments",
-            Array(&Struct(SYNC_GROUP_REQUEST_ASSIGNMENT)),
-            V(0, 5),
-        ),
+        Field::new("assignments", Array(&Struct(SYNC_GROUP_REQUEST_ASSIGNMENT)), V(0, 5)),
     ],
 };
 
@@ -241,11 +203,7 @@ const OFFSET_DELETE_REQUEST_PARTITION: &[Field] = &[Field::new("partition_index"
 
 const OFFSET_DELETE_REQUEST_TOPIC: &[Field] = &[
     Field::new("name", String, V(0, 0)),
-    Field::new(
-        "partitions",
-        Array(&Struct(OFFSET_DELETE_REQUEST_PARTITION)),
-        V(0, 0),
-    ),
+    Field::new("partitions", Array(&Struct(OFFSET_DELETE_REQUEST_PARTITION)), V(0, 0)),
 ];
 
 /// `OffsetDeleteRequest` (api key 47), versions 0-0, never flexible.
@@ -256,18 +214,12 @@ pub(crate) const OFFSET_DELETE: Schema = Schema {
     flexible: V::NONE,
     fields: &[
         Field::new("group_id", String, V(0, 0)),
-        Field::new(
-            "topics",
-            Array(&Struct(OFFSET_DELETE_REQUEST_TOPIC)),
-            V(0, 0),
-        ),
+        Field::new("topics", Array(&Struct(OFFSET_DELETE_REQUEST_TOPIC)), V(0, 0)),
     ],
 };
 
-const TOPIC_PARTITIONS: &[Field] = &[
-    Field::new("topic_id", Uuid, V(0, 1)),
-    Field::new("partitions", Array(&Int32), V(0, 1)),
-];
+const TOPIC_PARTITIONS: &[Field] =
+    &[Field::new("topic_id", Uuid, V(0, 1)), Field::new("partitions", Array(&Int32), V(0, 1))];
 
 /// `ConsumerGroupHeartbeatRequest` (api key 68), versions 0-1, flexible from v0.
 pub(crate) const CONSUMER_GROUP_HEARTBEAT: Schema = Schema {
@@ -285,12 +237,7 @@ pub(crate) const CONSUMER_GROUP_HEARTBEAT: Schema = Schema {
         Field::new("subscribed_topic_names", Array(&String), V(0, 1)).nullable(V(0, 1)),
         Field::new("subscribed_topic_regex", String, V(1, 1)).nullable(V(1, 1)),
         Field::new("server_assignor", String, V(0, 1)).nullable(V(0, 1)),
-        Field::new(
-            "topic_partitions",
-            Array(&Struct(TOPIC_PARTITIONS)),
-            V(0, 1),
-        )
-        .nullable(V(0, 1)),
+        Field::new("topic_partitions", Array(&Struct(TOPIC_PARTITIONS)), V(0, 1)).nullable(V(0, 1)),
     ],
 };
 

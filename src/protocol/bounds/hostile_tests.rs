@@ -2,13 +2,9 @@
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::broker_heartbeat_request::BrokerHeartbeatRequest;
-use kafka_protocol::messages::fetch_request::{
-    FetchPartition, FetchRequest, FetchTopic, ForgottenTopic, ReplicaState,
-};
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchRequest, FetchTopic, ForgottenTopic, ReplicaState};
 use kafka_protocol::messages::metadata_request::{MetadataRequest, MetadataRequestTopic};
-use kafka_protocol::messages::produce_request::{
-    PartitionProduceData, ProduceRequest, TopicProduceData,
-};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, ProduceRequest, TopicProduceData};
 use kafka_protocol::messages::{BrokerId, TopicName, TransactionalId};
 use kafka_protocol::protocol::{Encodable, StrBytes};
 use uuid::Uuid;
@@ -25,11 +21,7 @@ fn encode<T: Encodable>(msg: &T, version: i16) -> Vec<u8> {
 }
 
 fn assert_walks(api_key: i16, version: i16, body: &[u8]) {
-    assert_eq!(
-        walk_request(api_key, version, body),
-        Ok(body.len()),
-        "api {api_key} v{version}"
-    );
+    assert_eq!(walk_request(api_key, version, body), Ok(body.len()), "api {api_key} v{version}");
 }
 
 fn topic(name: &'static str) -> TopicName {
@@ -50,9 +42,7 @@ fn crate_encoded_produce() {
                     PartitionProduceData::default()
                         .with_index(0)
                         .with_records(Some(Bytes::from_static(b"recordbatch"))),
-                    PartitionProduceData::default()
-                        .with_index(1)
-                        .with_records(None),
+                    PartitionProduceData::default().with_index(1).with_records(None),
                 ])
             })
             .collect();
@@ -70,10 +60,8 @@ fn crate_encoded_produce() {
 #[test]
 fn crate_encoded_fetch_with_tagged_fields() {
     for v in 4..=18 {
-        let mut partition = FetchPartition::default()
-            .with_partition(3)
-            .with_fetch_offset(100)
-            .with_partition_max_bytes(1 << 20);
+        let mut partition =
+            FetchPartition::default().with_partition(3).with_fetch_offset(100).with_partition_max_bytes(1 << 20);
         if v >= 9 {
             partition = partition.with_current_leader_epoch(5);
         }
@@ -103,17 +91,10 @@ fn crate_encoded_fetch_with_tagged_fields() {
         if v <= 14 {
             req = req.with_replica_id(BrokerId(-1));
         } else {
-            req = req.with_replica_state(
-                ReplicaState::default()
-                    .with_replica_id(BrokerId(2))
-                    .with_replica_epoch(9),
-            );
+            req = req.with_replica_state(ReplicaState::default().with_replica_id(BrokerId(2)).with_replica_epoch(9));
         }
         if v >= 7 {
-            req = req
-                .with_session_id(11)
-                .with_session_epoch(1)
-                .with_forgotten_topics_data(vec![forgotten]);
+            req = req.with_session_id(11).with_session_epoch(1).with_forgotten_topics_data(vec![forgotten]);
         }
         if v >= 11 {
             req = req.with_rack_id(StrBytes::from_static_str("rack-1"));
@@ -136,11 +117,7 @@ fn crate_encoded_metadata() {
             MetadataRequestTopic::default().with_name(name("b")),
         ];
         if v >= 10 {
-            topics.push(
-                MetadataRequestTopic::default()
-                    .with_name(None)
-                    .with_topic_id(Uuid::from_u128(5)),
-            );
+            topics.push(MetadataRequestTopic::default().with_name(None).with_topic_id(Uuid::from_u128(5)));
         }
         let mut req = MetadataRequest::default().with_topics(Some(topics));
         if v >= 8 {
@@ -164,11 +141,7 @@ fn crate_encoded_broker_heartbeat_tagged_array() {
 
 fn too_long(r: Result<(), BoundsError>) -> (u64, usize) {
     match r {
-        Err(BoundsError::ArrayTooLong {
-            declared,
-            remaining,
-            ..
-        }) => (declared, remaining),
+        Err(BoundsError::ArrayTooLong { declared, remaining, .. }) => (declared, remaining),
         other => panic!("expected ArrayTooLong, got {other:?}"),
     }
 }
@@ -202,13 +175,7 @@ fn produce_huge_topic_array_classic() {
     // Counts below -1 are rejected outright.
     let mut b = vec![0xff, 0xff, 0xff, 0xff, 0, 0, 0x75, 0x30];
     b.extend_from_slice(&i32::MIN.to_be_bytes());
-    assert!(matches!(
-        check_request(0, 8, &frame(b)),
-        Err(BoundsError::NegativeLength {
-            length: i32::MIN,
-            ..
-        })
-    ));
+    assert!(matches!(check_request(0, 8, &frame(b)), Err(BoundsError::NegativeLength { length: i32::MIN, .. })));
 }
 
 #[test]
@@ -245,9 +212,7 @@ fn metadata_huge_topic_array() {
 #[test]
 fn array_count_uses_minimum_element_size() {
     // Fetch v4 topics: 2 topics declared, each needs >= 6 bytes; 8 remain.
-    let mut b = vec![
-        0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-    ];
+    let mut b = vec![0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
     b.extend_from_slice(&2i32.to_be_bytes());
     b.extend_from_slice(&[0; 8]);
     let (declared, remaining) = too_long(check_request(1, 4, &b));
@@ -268,11 +233,8 @@ fn known_tagged_array_is_descended_not_skipped() {
 
 #[test]
 fn known_tagged_field_size_must_match() {
-    let req = FetchRequest::default().with_replica_state(
-        ReplicaState::default()
-            .with_replica_id(BrokerId(2))
-            .with_replica_epoch(9),
-    );
+    let req = FetchRequest::default()
+        .with_replica_state(ReplicaState::default().with_replica_id(BrokerId(2)).with_replica_epoch(9));
     let mut b = encode(&req, 15);
     assert_walks(1, 15, &b);
     // Tail: [count=1][tag=1][size=13][4 + 8 bytes][empty tagged section].
@@ -281,12 +243,7 @@ fn known_tagged_field_size_must_match() {
     b[at] = 0;
     assert!(matches!(
         check_request(1, 15, &b),
-        Err(BoundsError::TaggedFieldSize {
-            tag: 1,
-            declared: 0,
-            actual: 13,
-            ..
-        })
+        Err(BoundsError::TaggedFieldSize { tag: 1, declared: 0, actual: 13, .. })
     ));
     // Tag 1 is not valid before v15, as in the crate.
     let mut b = encode(&FetchRequest::default(), 12);
@@ -294,14 +251,7 @@ fn known_tagged_field_size_must_match() {
     b[last] = 1;
     b.extend_from_slice(&[1, 13]);
     b.extend_from_slice(&[0; 13]);
-    assert!(matches!(
-        check_request(1, 12, &b),
-        Err(BoundsError::TagNotValidForVersion {
-            tag: 1,
-            version: 12,
-            ..
-        })
-    ));
+    assert!(matches!(check_request(1, 12, &b), Err(BoundsError::TagNotValidForVersion { tag: 1, version: 12, .. })));
 }
 
 #[test]
@@ -312,10 +262,7 @@ fn unknown_tagged_fields_are_bounded() {
     b[last] = 2;
     b.extend_from_slice(&[50, 2, 0xaa, 0xbb, 51]);
     put_uvarint(&mut b, u32::MAX);
-    assert!(matches!(
-        check_request(3, 12, &b),
-        Err(BoundsError::Truncated { .. })
-    ));
+    assert!(matches!(check_request(3, 12, &b), Err(BoundsError::Truncated { .. })));
     // A tagged-field count that cannot fit.
     let mut b = encode(&MetadataRequest::default(), 12);
     b.pop();
@@ -330,40 +277,16 @@ fn strings_and_nulls() {
     b.extend_from_slice(&[b'x'; 11]);
     assert!(matches!(
         check_request(0, 3, &b),
-        Err(BoundsError::Truncated {
-            field: "name",
-            needed: 0x7fff,
-            remaining: 11,
-            ..
-        })
+        Err(BoundsError::Truncated { field: "name", needed: 0x7fff, remaining: 11, .. })
     ));
     // Topic name is not nullable.
-    let b = vec![
-        0xff, 0xff, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 0xff, 0xff, 0, 0, 0, 0,
-    ];
-    assert!(matches!(
-        check_request(0, 3, &b),
-        Err(BoundsError::UnexpectedNull { field: "name", .. })
-    ));
+    let b = vec![0xff, 0xff, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 0xff, 0xff, 0, 0, 0, 0];
+    assert!(matches!(check_request(0, 3, &b), Err(BoundsError::UnexpectedNull { field: "name", .. })));
 }
 
 #[test]
 fn unknown_schemas() {
-    for (key, v) in [
-        (0, 2),
-        (0, 14),
-        (1, 3),
-        (1, 19),
-        (9999, 0),
-        (-1, 0),
-        (8, 10),
-    ] {
-        assert_eq!(
-            check_request(key, v, &[]),
-            Err(BoundsError::UnknownSchema {
-                api_key: key,
-                api_version: v
-            })
-        );
+    for (key, v) in [(0, 2), (0, 14), (1, 3), (1, 19), (9999, 0), (-1, 0), (8, 10)] {
+        assert_eq!(check_request(key, v, &[]), Err(BoundsError::UnknownSchema { api_key: key, api_version: v }));
     }
 }

@@ -64,29 +64,17 @@ pub struct Field {
 impl Field {
     /// A non-nullable, untagged field.
     pub const fn new(name: &'static str, kind: Kind, versions: V) -> Self {
-        Self {
-            name,
-            kind,
-            versions,
-            nullable: V::NONE,
-            tag: None,
-        }
+        Self { name, kind, versions, nullable: V::NONE, tag: None }
     }
 
     /// Marks the field nullable in `versions`.
     pub const fn nullable(self, versions: V) -> Self {
-        Self {
-            nullable: versions,
-            ..self
-        }
+        Self { nullable: versions, ..self }
     }
 
     /// Marks the field as a tagged field with the given tag.
     pub const fn tagged(self, tag: u32) -> Self {
-        Self {
-            tag: Some(tag),
-            ..self
-        }
+        Self { tag: Some(tag), ..self }
     }
 }
 

@@ -55,11 +55,7 @@ pub(crate) const CREATE_ACLS: Schema = Schema {
     api_key: 30,
     versions: V(1, 3),
     flexible: V(2, 3),
-    fields: &[Field::new(
-        "creations",
-        Array(&Struct(ACL_CREATION)),
-        V(1, 3),
-    )],
+    fields: &[Field::new("creations", Array(&Struct(ACL_CREATION)), V(1, 3))],
 };
 
 const DELETE_ACLS_FILTER: &[Field] = &[
@@ -78,17 +74,11 @@ pub(crate) const DELETE_ACLS: Schema = Schema {
     api_key: 31,
     versions: V(1, 3),
     flexible: V(2, 3),
-    fields: &[Field::new(
-        "filters",
-        Array(&Struct(DELETE_ACLS_FILTER)),
-        V(1, 3),
-    )],
+    fields: &[Field::new("filters", Array(&Struct(DELETE_ACLS_FILTER)), V(1, 3))],
 };
 
-const CREATABLE_RENEWERS: &[Field] = &[
-    Field::new("principal_type", String, V(1, 3)),
-    Field::new("principal_name", String, V(1, 3)),
-];
+const CREATABLE_RENEWERS: &[Field] =
+    &[Field::new("principal_type", String, V(1, 3)), Field::new("principal_name", String, V(1, 3))];
 
 /// `CreateDelegationTokenRequest` (api key 38), versions 1-3, flexible from v2.
 pub(crate) const CREATE_DELEGATION_TOKEN: Schema = Schema {
@@ -110,10 +100,7 @@ pub(crate) const RENEW_DELEGATION_TOKEN: Schema = Schema {
     api_key: 39,
     versions: V(1, 2),
     flexible: V(2, 2),
-    fields: &[
-        Field::new("hmac", Bytes, V(1, 2)),
-        Field::new("renew_period_ms", Int64, V(1, 2)),
-    ],
+    fields: &[Field::new("hmac", Bytes, V(1, 2)), Field::new("renew_period_ms", Int64, V(1, 2))],
 };
 
 /// `ExpireDelegationTokenRequest` (api key 40), versions 1-2, flexible from v2.
@@ -122,16 +109,11 @@ pub(crate) const EXPIRE_DELEGATION_TOKEN: Schema = Schema {
     api_key: 40,
     versions: V(1, 2),
     flexible: V(2, 2),
-    fields: &[
-        Field::new("hmac", Bytes, V(1, 2)),
-        Field::new("expiry_time_period_ms", Int64, V(1, 2)),
-    ],
+    fields: &[Field::new("hmac", Bytes, V(1, 2)), Field::new("expiry_time_period_ms", Int64, V(1, 2))],
 };
 
-const DESCRIBE_DELEGATION_TOKEN_OWNER: &[Field] = &[
-    Field::new("principal_type", String, V(1, 3)),
-    Field::new("principal_name", String, V(1, 3)),
-];
+const DESCRIBE_DELEGATION_TOKEN_OWNER: &[Field] =
+    &[Field::new("principal_type", String, V(1, 3)), Field::new("principal_name", String, V(1, 3))];
 
 /// `DescribeDelegationTokenRequest` (api key 41), versions 1-3, flexible from v2.
 pub(crate) const DESCRIBE_DELEGATION_TOKEN: Schema = Schema {
@@ -139,12 +121,7 @@ pub(crate) const DESCRIBE_DELEGATION_TOKEN: Schema = Schema {
     api_key: 41,
     versions: V(1, 3),
     flexible: V(2, 3),
-    fields: &[Field::new(
-        "owners",
-        Array(&Struct(DESCRIBE_DELEGATION_TOKEN_OWNER)),
-        V(1, 3),
-    )
-    .nullable(V(1, 3))],
+    fields: &[Field::new("owners", Array(&Struct(DESCRIBE_DELEGATION_TOKEN_OWNER)), V(1, 3)).nullable(V(1, 3))],
 };
 
 const COMPONENT_DATA: &[Field] = &[
@@ -159,27 +136,17 @@ pub(crate) const DESCRIBE_CLIENT_QUOTAS: Schema = Schema {
     api_key: 48,
     versions: V(0, 1),
     flexible: V(1, 1),
-    fields: &[
-        Field::new("components", Array(&Struct(COMPONENT_DATA)), V(0, 1)),
-        Field::new("strict", Bool, V(0, 1)),
-    ],
+    fields: &[Field::new("components", Array(&Struct(COMPONENT_DATA)), V(0, 1)), Field::new("strict", Bool, V(0, 1))],
 };
 
-const ENTITY_DATA: &[Field] = &[
-    Field::new("entity_type", String, V(0, 1)),
-    Field::new("entity_name", String, V(0, 1)).nullable(V(0, 1)),
-];
+const ENTITY_DATA: &[Field] =
+    &[Field::new("entity_type", String, V(0, 1)), Field::new("entity_name", String, V(0, 1)).nullable(V(0, 1))];
 
-const OP_DATA: &[Field] = &[
-    Field::new("key", String, V(0, 1)),
-    Field::new("value", Float64, V(0, 1)),
-    Field::new("remove", Bool, V(0, 1)),
-];
+const OP_DATA: &[Field] =
+    &[Field::new("key", String, V(0, 1)), Field::new("value", Float64, V(0, 1)), Field::new("remove", Bool, V(0, 1))];
 
-const ENTRY_DATA: &[Field] = &[
-    Field::new("entity", Array(&Struct(ENTITY_DATA)), V(0, 1)),
-    Field::new("ops", Array(&Struct(OP_DATA)), V(0, 1)),
-];
+const ENTRY_DATA: &[Field] =
+    &[Field::new("entity", Array(&Struct(ENTITY_DATA)), V(0, 1)), Field::new("ops", Array(&Struct(OP_DATA)), V(0, 1))];
 
 /// `AlterClientQuotasRequest` (api key 49), versions 0-1, flexible from v1.
 pub(crate) const ALTER_CLIENT_QUOTAS: Schema = Schema {
@@ -187,10 +154,7 @@ pub(crate) const ALTER_CLIENT_QUOTAS: Schema = Schema {
     api_key: 49,
     versions: V(0, 1),
     flexible: V(1, 1),
-    fields: &[
-        Field::new("entries", Array(&Struct(ENTRY_DATA)), V(0, 1)),
-        Field::new("validate_only", Bool, V(0, 1)),
-    ],
+    fields: &[Field::new("entries", Array(&Struct(ENTRY_DATA)), V(0, 1)), Field::new("validate_only", Bool, V(0, 1))],
 };
 
 const USER_NAME: &[Field] = &[Field::new("name", String, V(0, 0))];
@@ -204,10 +168,8 @@ pub(crate) const DESCRIBE_USER_SCRAM_CREDENTIALS: Schema = Schema {
     fields: &[Field::new("users", Array(&Struct(USER_NAME)), V(0, 0)).nullable(V(0, 0))],
 };
 
-const SCRAM_CREDENTIAL_DELETION: &[Field] = &[
-    Field::new("name", String, V(0, 0)),
-    Field::new("mechanism", Int8, V(0, 0)),
-];
+const SCRAM_CREDENTIAL_DELETION: &[Field] =
+    &[Field::new("name", String, V(0, 0)), Field::new("mechanism", Int8, V(0, 0))];
 
 const SCRAM_CREDENTIAL_UPSERTION: &[Field] = &[
     Field::new("name", String, V(0, 0)),
@@ -224,15 +186,7 @@ pub(crate) const ALTER_USER_SCRAM_CREDENTIALS: Schema = Schema {
     versions: V(0, 0),
     flexible: V(0, 0),
     fields: &[
-        Field::new(
-            "deletions",
-            Array(&Struct(SCRAM_CREDENTIAL_DELETION)),
-            V(0, 0),
-        ),
-        Field::new(
-            "upsertions",
-            Array(&Struct(SCRAM_CREDENTIAL_UPSERTION)),
-            V(0, 0),
-        ),
+        Field::new("deletions", Array(&Struct(SCRAM_CREDENTIAL_DELETION)), V(0, 0)),
+        Field::new("upsertions", Array(&Struct(SCRAM_CREDENTIAL_UPSERTION)), V(0, 0)),
     ],
 };

@@ -58,22 +58,14 @@ const ACKNOWLEDGEMENT_BATCH: &[Field] = &[
 
 const FETCH_PARTITION: &[Field] = &[
     Field::new("partition_index", Int32, V(1, 1)),
-    Field::new(
-        "acknowledgement_batches",
-        Array(&Struct(ACKNOWLEDGEMENT_BATCH)),
-        V(1, 1),
-    ),
+    Field::new("acknowledgement_batches", Array(&Struct(ACKNOWLEDGEMENT_BATCH)), V(1, 1)),
 ];
 
-const FETCH_TOPIC: &[Field] = &[
-    Field::new("topic_id", Uuid, V(1, 1)),
-    Field::new("partitions", Array(&Struct(FETCH_PARTITION)), V(1, 1)),
-];
+const FETCH_TOPIC: &[Field] =
+    &[Field::new("topic_id", Uuid, V(1, 1)), Field::new("partitions", Array(&Struct(FETCH_PARTITION)), V(1, 1))];
 
-const FORGOTTEN_TOPIC: &[Field] = &[
-    Field::new("topic_id", Uuid, V(1, 1)),
-    Field::new("partitions", Array(&Int32), V(1, 1)),
-];
+const FORGOTTEN_TOPIC: &[Field] =
+    &[Field::new("topic_id", Uuid, V(1, 1)), Field::new("partitions", Array(&Int32), V(1, 1))];
 
 /// `ShareFetchRequest` (api key 78), versions 1-1, flexible from v1.
 pub(crate) const SHARE_FETCH: Schema = Schema {
@@ -91,11 +83,7 @@ pub(crate) const SHARE_FETCH: Schema = Schema {
         Field::new("max_records", Int32, V(1, 1)),
         Field::new("batch_size", Int32, V(1, 1)),
         Field::new("topics", Array(&Struct(FETCH_TOPIC)), V(1, 1)),
-        Field::new(
-            "forgotten_topics_data",
-            Array(&Struct(FORGOTTEN_TOPIC)),
-            V(1, 1),
-        ),
+        Field::new("forgotten_topics_data", Array(&Struct(FORGOTTEN_TOPIC)), V(1, 1)),
     ],
 };
 
@@ -107,17 +95,11 @@ const SHARE_ACKNOWLEDGE_ACKNOWLEDGEMENT_BATCH: &[Field] = &[
 
 const ACKNOWLEDGE_PARTITION: &[Field] = &[
     Field::new("partition_index", Int32, V(1, 1)),
-    Field::new(
-        "acknowledgement_batches",
-        Array(&Struct(SHARE_ACKNOWLEDGE_ACKNOWLEDGEMENT_BATCH)),
-        V(1, 1),
-    ),
+    Field::new("acknowledgement_batches", Array(&Struct(SHARE_ACKNOWLEDGE_ACKNOWLEDGEMENT_BATCH)), V(1, 1)),
 ];
 
-const ACKNOWLEDGE_TOPIC: &[Field] = &[
-    Field::new("topic_id", Uuid, V(1, 1)),
-    Field::new("partitions", Array(&Struct(ACKNOWLEDGE_PARTITION)), V(1, 1)),
-];
+const ACKNOWLEDGE_TOPIC: &[Field] =
+    &[Field::new("topic_id", Uuid, V(1, 1)), Field::new("partitions", Array(&Struct(ACKNOWLEDGE_PARTITION)), V(1, 1))];
 
 /// `ShareAcknowledgeRequest` (api key 79), versions 1-1, flexible from v1.
 pub(crate) const SHARE_ACKNOWLEDGE: Schema = Schema {
@@ -139,10 +121,8 @@ const PARTITION_DATA: &[Field] = &[
     Field::new("start_offset", Int64, V(0, 0)),
 ];
 
-const INITIALIZE_STATE_DATA: &[Field] = &[
-    Field::new("topic_id", Uuid, V(0, 0)),
-    Field::new("partitions", Array(&Struct(PARTITION_DATA)), V(0, 0)),
-];
+const INITIALIZE_STATE_DATA: &[Field] =
+    &[Field::new("topic_id", Uuid, V(0, 0)), Field::new("partitions", Array(&Struct(PARTITION_DATA)), V(0, 0))];
 
 /// `InitializeShareGroupStateRequest` (api key 83), versions 0-0, flexible from v0.
 pub(crate) const INITIALIZE_SHARE_GROUP_STATE: Schema = Schema {
@@ -156,18 +136,12 @@ pub(crate) const INITIALIZE_SHARE_GROUP_STATE: Schema = Schema {
     ],
 };
 
-const READ_SHARE_GROUP_STATE_PARTITION_DATA: &[Field] = &[
-    Field::new("partition", Int32, V(0, 0)),
-    Field::new("leader_epoch", Int32, V(0, 0)),
-];
+const READ_SHARE_GROUP_STATE_PARTITION_DATA: &[Field] =
+    &[Field::new("partition", Int32, V(0, 0)), Field::new("leader_epoch", Int32, V(0, 0))];
 
 const READ_STATE_DATA: &[Field] = &[
     Field::new("topic_id", Uuid, V(0, 0)),
-    Field::new(
-        "partitions",
-        Array(&Struct(READ_SHARE_GROUP_STATE_PARTITION_DATA)),
-        V(0, 0),
-    ),
+    Field::new("partitions", Array(&Struct(READ_SHARE_GROUP_STATE_PARTITION_DATA)), V(0, 0)),
 ];
 
 /// `ReadShareGroupStateRequest` (api key 84), versions 0-0, flexible from v0.
@@ -176,10 +150,7 @@ pub(crate) const READ_SHARE_GROUP_STATE: Schema = Schema {
     api_key: 84,
     versions: V(0, 0),
     flexible: V(0, 0),
-    fields: &[
-        Field::new("group_id", String, V(0, 0)),
-        Field::new("topics", Array(&Struct(READ_STATE_DATA)), V(0, 0)),
-    ],
+    fields: &[Field::new("group_id", String, V(0, 0)), Field::new("topics", Array(&Struct(READ_STATE_DATA)), V(0, 0))],
 };
 
 const STATE_BATCH: &[Field] = &[
@@ -199,11 +170,7 @@ const WRITE_SHARE_GROUP_STATE_PARTITION_DATA: &[Field] = &[
 
 const WRITE_STATE_DATA: &[Field] = &[
     Field::new("topic_id", Uuid, V(0, 0)),
-    Field::new(
-        "partitions",
-        Array(&Struct(WRITE_SHARE_GROUP_STATE_PARTITION_DATA)),
-        V(0, 0),
-    ),
+    Field::new("partitions", Array(&Struct(WRITE_SHARE_GROUP_STATE_PARTITION_DATA)), V(0, 0)),
 ];
 
 /// `WriteShareGroupStateRequest` (api key 85), versions 0-0, flexible from v0.
@@ -212,22 +179,14 @@ pub(crate) const WRITE_SHARE_GROUP_STATE: Schema = Schema {
     api_key: 85,
     versions: V(0, 0),
     flexible: V(0, 0),
-    fields: &[
-        Field::new("group_id", String, V(0, 0)),
-        Field::new("topics", Array(&Struct(WRITE_STATE_DATA)), V(0, 0)),
-    ],
+    fields: &[Field::new("group_id", String, V(0, 0)), Field::new("topics", Array(&Struct(WRITE_STATE_DATA)), V(0, 0))],
 };
 
-const DELETE_SHARE_GROUP_STATE_PARTITION_DATA: &[Field] =
-    &[Field::new("partition", Int32, V(0, 0))];
+const DELETE_SHARE_GROUP_STATE_PARTITION_DATA: &[Field] = &[Field::new("partition", Int32, V(0, 0))];
 
 const DELETE_STATE_DATA: &[Field] = &[
     Field::new("topic_id", Uuid, V(0, 0)),
-    Field::new(
-        "partitions",
-        Array(&Struct(DELETE_SHARE_GROUP_STATE_PARTITION_DATA)),
-        V(0, 0),
-    ),
+    Field::new("partitions", Array(&Struct(DELETE_SHARE_GROUP_STATE_PARTITION_DATA)), V(0, 0)),
 ];
 
 /// `DeleteShareGroupStateRequest` (api key 86), versions 0-0, flexible from v0.
@@ -242,18 +201,12 @@ pub(crate) const DELETE_SHARE_GROUP_STATE: Schema = Schema {
     ],
 };
 
-const READ_SHARE_GROUP_STATE_SUMMARY_PARTITION_DATA: &[Field] = &[
-    Field::new("partition", Int32, V(0, 0)),
-    Field::new("leader_epoch", Int32, V(0, 0)),
-];
+const READ_SHARE_GROUP_STATE_SUMMARY_PARTITION_DATA: &[Field] =
+    &[Field::new("partition", Int32, V(0, 0)), Field::new("leader_epoch", Int32, V(0, 0))];
 
 const READ_STATE_SUMMARY_DATA: &[Field] = &[
     Field::new("topic_id", Uuid, V(0, 0)),
-    Field::new(
-        "partitions",
-        Array(&Struct(READ_SHARE_GROUP_STATE_SUMMARY_PARTITION_DATA)),
-        V(0, 0),
-    ),
+    Field::new("partitions", Array(&Struct(READ_SHARE_GROUP_STATE_SUMMARY_PARTITION_DATA)), V(0, 0)),
 ];
 
 /// `ReadShareGroupStateSummaryRequest` (api key 87), versions 0-0, flexible from v0.
@@ -268,19 +221,12 @@ pub(crate) const READ_SHARE_GROUP_STATE_SUMMARY: Schema = Schema {
     ],
 };
 
-const DESCRIBE_SHARE_GROUP_OFFSETS_REQUEST_TOPIC: &[Field] = &[
-    Field::new("topic_name", String, V(0, 0)),
-    Field::new("partitions", Array(&Int32), V(0, 0)),
-];
+const DESCRIBE_SHARE_GROUP_OFFSETS_REQUEST_TOPIC: &[Field] =
+    &[Field::new("topic_name", String, V(0, 0)), Field::new("partitions", Array(&Int32), V(0, 0))];
 
 const DESCRIBE_SHARE_GROUP_OFFSETS_REQUEST_GROUP: &[Field] = &[
     Field::new("group_id", String, V(0, 0)),
-    Field::new(
-        "topics",
-        Array(&Struct(DESCRIBE_SHARE_GROUP_OFFSETS_REQUEST_TOPIC)),
-        V(0, 0),
-    )
-    .nullable(V(0, 0)),
+    Field::new("topics", Array(&Struct(DESCRIBE_SHARE_GROUP_OFFSETS_REQUEST_TOPIC)), V(0, 0)).nullable(V(0, 0)),
 ];
 
 /// `DescribeShareGroupOffsetsRequest` (api key 90), versions 0-0, flexible from v0.
@@ -289,25 +235,15 @@ pub(crate) const DESCRIBE_SHARE_GROUP_OFFSETS: Schema = Schema {
     api_key: 90,
     versions: V(0, 0),
     flexible: V(0, 0),
-    fields: &[Field::new(
-        "groups",
-        Array(&Struct(DESCRIBE_SHARE_GROUP_OFFSETS_REQUEST_GROUP)),
-        V(0, 0),
-    )],
+    fields: &[Field::new("groups", Array(&Struct(DESCRIBE_SHARE_GROUP_OFFSETS_REQUEST_GROUP)), V(0, 0))],
 };
 
-const ALTER_SHARE_GROUP_OFFSETS_REQUEST_PARTITION: &[Field] = &[
-    Field::new("partition_index", Int32, V(0, 0)),
-    Field::new("start_offset", Int64, V(0, 0)),
-];
+const ALTER_SHARE_GROUP_OFFSETS_REQUEST_PARTITION: &[Field] =
+    &[Field::new("partition_index", Int32, V(0, 0)), Field::new("start_offset", Int64, V(0, 0))];
 
 const ALTER_SHARE_GROUP_OFFSETS_REQUEST_TOPIC: &[Field] = &[
     Field::new("topic_name", String, V(0, 0)),
-    Field::new(
-        "partitions",
-        Array(&Struct(ALTER_SHARE_GROUP_OFFSETS_REQUEST_PARTITION)),
-        V(0, 0),
-    ),
+    Field::new("partitions", Array(&Struct(ALTER_SHARE_GROUP_OFFSETS_REQUEST_PARTITION)), V(0, 0)),
 ];
 
 /// `AlterShareGroupOffsetsRequest` (api key 91), versions 0-0, flexible from v0.
@@ -318,16 +254,11 @@ pub(crate) const ALTER_SHARE_GROUP_OFFSETS: Schema = Schema {
     flexible: V(0, 0),
     fields: &[
         Field::new("group_id", String, V(0, 0)),
-        Field::new(
-            "topics",
-            Array(&Struct(ALTER_SHARE_GROUP_OFFSETS_REQUEST_TOPIC)),
-            V(0, 0),
-        ),
+        Field::new("topics", Array(&Struct(ALTER_SHARE_GROUP_OFFSETS_REQUEST_TOPIC)), V(0, 0)),
     ],
 };
 
-const DELETE_SHARE_GROUP_OFFSETS_REQUEST_TOPIC: &[Field] =
-    &[Field::new("topic_name", String, V(0, 0))];
+const DELETE_SHARE_GROUP_OFFSETS_REQUEST_TOPIC: &[Field] = &[Field::new("topic_name", String, V(0, 0))];
 
 /// `DeleteShareGroupOffsetsRequest` (api key 92), versions 0-0, flexible from v0.
 pub(crate) const DELETE_SHARE_GROUP_OFFSETS: Schema = Schema {
@@ -337,10 +268,6 @@ pub(crate) const DELETE_SHARE_GROUP_OFFSETS: Schema = Schema {
     flexible: V(0, 0),
     fields: &[
         Field::new("group_id", String, V(0, 0)),
-        Field::new(
-            "topics",
-            Array(&Struct(DELETE_SHARE_GROUP_OFFSETS_REQUEST_TOPIC)),
-            V(0, 0),
-        ),
+        Field::new("topics", Array(&Struct(DELETE_SHARE_GROUP_OFFSETS_REQUEST_TOPIC)), V(0, 0)),
     ],
 };

@@ -53,11 +53,7 @@ pub(super) struct Gen<'r> {
 
 impl Gen<'_> {
     pub(super) fn request(rng: &mut Rng, schema: &Schema, version: i16) -> Vec<u8> {
-        let mut g = Gen {
-            rng,
-            version,
-            flexible: schema.flexible.contains(version),
-        };
+        let mut g = Gen { rng, version, flexible: schema.flexible.contains(version) };
         let mut out = Vec::new();
         g.fields(&mut out, schema.fields);
         out
@@ -112,9 +108,7 @@ impl Gen<'_> {
         match kind {
             Kind::Int8 => out.push(self.rng.next() as u8),
             Kind::Bool => out.push(self.rng.below(2) as u8),
-            Kind::Int16 | Kind::UInt16 => {
-                out.extend_from_slice(&(self.rng.next() as u16).to_be_bytes())
-            }
+            Kind::Int16 | Kind::UInt16 => out.extend_from_slice(&(self.rng.next() as u16).to_be_bytes()),
             Kind::Int32 => out.extend_from_slice(&(self.rng.next() as u32).to_be_bytes()),
             Kind::Int64 | Kind::Float64 => out.extend_from_slice(&self.rng.next().to_be_bytes()),
             Kind::Uuid => {
@@ -181,19 +175,11 @@ fn tables_cover_crate_versions() {
         let key = api_key(s);
         let range = key.valid_versions();
         assert_eq!(format!("{key:?}"), s.name);
-        assert!(
-            range.min <= s.versions.0 && s.versions.1 <= range.max,
-            "{}",
-            s.name
-        );
+        assert!(range.min <= s.versions.0 && s.versions.1 <= range.max, "{}", s.name);
         for v in (range.min..=range.max).filter(|v| !s.versions.contains(*v)) {
             let err = RequestKind::decode(key, &mut Bytes::new(), v).err();
             let msg = err.map(|e| format!("{e:#}")).unwrap_or_default();
-            assert!(
-                msg.contains("version not supported"),
-                "{} v{v}: {msg}",
-                s.name
-            );
+            assert!(msg.contains("version not supported"), "{} v{v}: {msg}", s.name);
         }
         count += 1;
     }
@@ -211,11 +197,7 @@ fn tables_match_crate_decoder() {
         for round in 0..30 {
             let body = Gen::request(&mut rng, schema, version);
             let ctx = format!("{} v{version} round {round}: {body:02x?}", schema.name);
-            assert_eq!(
-                walk_request(schema.api_key, version, &body),
-                Ok(body.len()),
-                "{ctx}"
-            );
+            assert_eq!(walk_request(schema.api_key, version, &body), Ok(body.len()), "{ctx}");
 
             let mut buf = Bytes::from(body.clone());
             let decoded = match RequestKind::decode(key, &mut buf, version) {
@@ -248,12 +230,7 @@ fn truncated_bodies_are_rejected() {
             let body = Gen::request(&mut rng, schema, version);
             for cut in 0..body.len() {
                 let r = check_request(schema.api_key, version, &body[..cut]);
-                assert!(
-                    r.is_err(),
-                    "{} v{version} cut {cut}/{}",
-                    schema.name,
-                    body.len()
-                );
+                assert!(r.is_err(), "{} v{version} cut {cut}/{}", schema.name, body.len());
             }
         }
     }

@@ -33,21 +33,15 @@ pub(crate) const INIT_PRODUCER_ID: Schema = Schema {
     ],
 };
 
-const ADD_PARTITIONS_TO_TXN_TOPIC: &[Field] = &[
-    Field::new("name", String, V(0, 5)),
-    Field::new("partitions", Array(&Int32), V(0, 5)),
-];
+const ADD_PARTITIONS_TO_TXN_TOPIC: &[Field] =
+    &[Field::new("name", String, V(0, 5)), Field::new("partitions", Array(&Int32), V(0, 5))];
 
 const ADD_PARTITIONS_TO_TXN_TRANSACTION: &[Field] = &[
     Field::new("transactional_id", String, V(4, 5)),
     Field::new("producer_id", Int64, V(4, 5)),
     Field::new("producer_epoch", Int16, V(4, 5)),
     Field::new("verify_only", Bool, V(4, 5)),
-    Field::new(
-        "topics",
-        Array(&Struct(ADD_PARTITIONS_TO_TXN_TOPIC)),
-        V(4, 5),
-    ),
+    Field::new("topics", Array(&Struct(ADD_PARTITIONS_TO_TXN_TOPIC)), V(4, 5)),
 ];
 
 /// `AddPartitionsToTxnRequest` (api key 24), versions 0-5, flexible from v3.
@@ -57,19 +51,11 @@ pub(crate) const ADD_PARTITIONS_TO_TXN: Schema = Schema {
     versions: V(0, 5),
     flexible: V(3, 5),
     fields: &[
-        Field::new(
-            "transactions",
-            Array(&Struct(ADD_PARTITIONS_TO_TXN_TRANSACTION)),
-            V(4, 5),
-        ),
+        Field::new("transactions", Array(&Struct(ADD_PARTITIONS_TO_TXN_TRANSACTION)), V(4, 5)),
         Field::new("v3_and_below_transactional_id", String, V(0, 3)),
         Field::new("v3_and_below_producer_id", Int64, V(0, 3)),
         Field::new("v3_and_below_producer_epoch", Int16, V(0, 3)),
-        Field::new(
-            "v3_and_below_topics",
-            Array(&Struct(ADD_PARTITIONS_TO_TXN_TOPIC)),
-            V(0, 3),
-        ),
+        Field::new("v3_and_below_topics", Array(&Struct(ADD_PARTITIONS_TO_TXN_TOPIC)), V(0, 3)),
     ],
 };
 
@@ -110,11 +96,7 @@ const TXN_OFFSET_COMMIT_REQUEST_PARTITION: &[Field] = &[
 
 const TXN_OFFSET_COMMIT_REQUEST_TOPIC: &[Field] = &[
     Field::new("name", String, V(0, 5)),
-    Field::new(
-        "partitions",
-        Array(&Struct(TXN_OFFSET_COMMIT_REQUEST_PARTITION)),
-        V(0, 5),
-    ),
+    Field::new("partitions", Array(&Struct(TXN_OFFSET_COMMIT_REQUEST_PARTITION)), V(0, 5)),
 ];
 
 /// `TxnOffsetCommitRequest` (api key 28), versions 0-5, flexible from v3.
@@ -131,11 +113,7 @@ pub(crate) const TXN_OFFSET_COMMIT: Schema = Schema {
         Field::new("generation_id", Int32, V(3, 5)),
         Field::new("member_id", String, V(3, 5)),
         Field::new("group_instance_id", String, V(3, 5)).nullable(V(3, 5)),
-        Field::new(
-            "topics",
-            Array(&Struct(TXN_OFFSET_COMMIT_REQUEST_TOPIC)),
-            V(0, 5),
-        ),
+        Field::new("topics", Array(&Struct(TXN_OFFSET_COMMIT_REQUEST_TOPIC)), V(0, 5)),
     ],
 };
 
@@ -162,10 +140,8 @@ pub(crate) const LIST_TRANSACTIONS: Schema = Schema {
     ],
 };
 
-const WRITABLE_TXN_MARKER_TOPIC: &[Field] = &[
-    Field::new("name", String, V(1, 1)),
-    Field::new("partition_indexes", Array(&Int32), V(1, 1)),
-];
+const WRITABLE_TXN_MARKER_TOPIC: &[Field] =
+    &[Field::new("name", String, V(1, 1)), Field::new("partition_indexes", Array(&Int32), V(1, 1))];
 
 const WRITABLE_TXN_MARKER: &[Field] = &[
     Field::new("producer_id", Int64, V(1, 1)),
@@ -181,9 +157,5 @@ pub(crate) const WRITE_TXN_MARKERS: Schema = Schema {
     api_key: 27,
     versions: V(1, 1),
     flexible: V(1, 1),
-    fields: &[Field::new(
-        "markers",
-        Array(&Struct(WRITABLE_TXN_MARKER)),
-        V(1, 1),
-    )],
+    fields: &[Field::new("markers", Array(&Struct(WRITABLE_TXN_MARKER)), V(1, 1))],
 };
