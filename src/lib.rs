@@ -22,8 +22,26 @@
 //! - [`broker`]: shared state — topics and partitions, the high watermark, idempotent
 //!   producer state, topic configs, fetch sessions, and the fjall metadata store.
 //! - [`log`]: one partition's segments (`.log`, `.index`, `.timeindex` named by 20-digit
-//!   base offset), batch validation, crash recovery, retention, and the group-commit
-//!   flusher.
+//!   base offset), batch validation with bounded decompression, broker-side
+//!   recompression (`compression.type`), crash recovery, retention, reads planned under
+//!   the partition lock and executed outside it, and the group-commit flusher.
+//!
+//! Tests: unit tests sit beside the code (`*_tests.rs` files where a module's tests are
+//! long); `tests/` starts real brokers (in process on port 0, and the `jet` binary for
+//! SIGKILL/SIGTERM); `compat-tests/` drives the binary with real Kafka clients.
+//!
+//! # Decisions that differ from the first design notes
+//!
+//! - **High watermark = durable end** even on a single node (Kafka's is the log end):
+//!   consumers never see a write that a crash could take back, and with raft the high
+//!   watermark simply becomes the commit index.
+//! - **Requests on one connection are started in order, finished concurrently**: the
+//!   order-sensitive part (a produce's append) runs on the connection's reader, waiting
+//!   (fsync, long-poll) runs in its own task. Kafka instead serves one request per
+//!   connection at a time.
+//! - **A request body is walked against its schema before decoding** ([`protocol::bounds`]):
+//!   the decoder preallocates from wire counts, and checking counts against the bytes
+//!   left is the only way to make every request's allocation proportional to its size.
 //!
 //! # Durability model
 //!

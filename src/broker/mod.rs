@@ -343,7 +343,7 @@ impl Broker {
         }
     }
 
-    /// Housekeeping every [`HOUSEKEEPING_TICK`] until `shutdown` changes; retention runs
+    /// Housekeeping every `HOUSEKEEPING_TICK` (100 ms) until `shutdown` changes; retention runs
     /// every `log.retention.check.interval.ms`.
     pub async fn run_housekeeping(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
         let mut ticker = tokio::time::interval(HOUSEKEEPING_TICK);

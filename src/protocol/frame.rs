@@ -32,7 +32,7 @@ pub enum FrameError {
 
 /// Bytes of request frames the whole broker holds at once (Kafka's
 /// `queued.max.request.bytes`). A frame reserves budget as its bytes actually arrive (in
-/// steps of at most [`GROWTH_STEP`]) and releases it when its request is answered, so
+/// steps of at most `GROWTH_STEP`) and releases it when its request is answered, so
 /// connections sending large frames wait for each other instead of exhausting memory,
 /// while connections that merely *declare* large frames hold almost nothing.
 #[derive(Clone)]
