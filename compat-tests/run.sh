@@ -4,7 +4,7 @@
 #  1. installs what is missing (kcat from Debian, python3-venv, JDK/Maven),
 #  2. creates compat-tests/.venv with the pinned Python clients + pytest,
 #  3. builds the Java (kafka-clients) and Go (franz-go, sarama) client programs once,
-#  4. cargo test --release, cargo build --release,
+#  4. cargo clippy (-D warnings), cargo test --release, cargo build --release,
 #  5. pytest compat-tests/ against the freshly built target/release/jet.
 #
 # Environment:
@@ -90,6 +90,13 @@ step "building compat-tests/go (franz-go, sarama)"
 # ---------------------------------------------------------------- 4. cargo
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 if [ "${COMPAT_SKIP_CARGO:-0}" != "1" ]; then
+  CURRENT_STEP="cargo clippy"
+  if ! cargo clippy --version >/dev/null 2>&1; then
+    step "installing clippy"
+    rustup component add clippy
+  fi
+  step "cargo clippy --all-targets (warnings are errors)"
+  cargo clippy --release --all-targets -- -D warnings
   CURRENT_STEP="cargo test --release"
   step "cargo test --release"
   cargo test --release
