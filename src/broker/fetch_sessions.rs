@@ -121,10 +121,16 @@ impl Inner {
 }
 
 impl FetchSessions {
+    /// The session cache is only a cache: after a panic elsewhere its contents are still
+    /// usable (at worst a client's session is reset), so poisoning is ignored.
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// Starts a new session holding `partitions`; returns its id, or 0 when the session
     /// is too large to cache.
     pub fn create(&self, partitions: IndexMap<SessionKey, SessionPartition>, uses_topic_ids: bool) -> i32 {
-        let Ok(mut inner) = self.inner.lock() else { return 0 };
+        let mut inner = self.lock();
         let size = partitions.len();
         if size > MAX_CACHED_PARTITIONS {
             return 0;
@@ -141,9 +147,7 @@ impl FetchSessions {
     }
 
     pub fn remove(&self, id: i32) {
-        if let Ok(mut inner) = self.inner.lock() {
-            inner.remove(id);
-        }
+        self.lock().remove(id);
     }
 
     /// Runs `f` on session `id` if `epoch` is the one expected, then advances the epoch.
@@ -155,7 +159,7 @@ impl FetchSessions {
         uses_topic_ids: bool,
         f: impl FnOnce(&mut Session) -> T,
     ) -> Result<Updated<T>, SessionError> {
-        let mut inner = self.inner.lock().map_err(|_| SessionError::NotFound(id))?;
+        let mut inner = self.lock();
         inner.clock += 1;
         let now = inner.clock;
         let session = inner.sessions.get_mut(&id).ok_or(SessionError::NotFound(id))?;
@@ -183,7 +187,7 @@ impl FetchSessions {
     /// With `rotate` (incremental responses), partitions that returned records move to
     /// the end of the session's order, as Kafka's `IncrementalFetchContext` does.
     pub fn record_reported(&self, id: i32, reported: Vec<Reported>, rotate: bool) {
-        let Ok(mut inner) = self.inner.lock() else { return };
+        let mut inner = self.lock();
         let Some(session) = inner.sessions.get_mut(&id) else { return };
         let mut moved: HashMap<&SessionKey, usize> = HashMap::new();
         for r in &reported {
@@ -204,7 +208,7 @@ impl FetchSessions {
     }
 
     pub fn len(&self) -> usize {
-        self.inner.lock().map(|i| i.sessions.len()).unwrap_or(0)
+        self.lock().sessions.len()
     }
 
     pub fn is_empty(&self) -> bool {

@@ -99,6 +99,12 @@ pub struct Broker {
     shutdown: tokio::sync::watch::Sender<bool>,
 }
 
+/// A lock poisoned by a panic elsewhere: the state it guards may be half-updated, so
+/// the request fails rather than acting on it.
+fn poisoned<T>(e: std::sync::PoisonError<T>) -> ApiError {
+    ApiError::with_message(ResponseError::UnknownServerError, e.to_string())
+}
+
 pub fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
@@ -138,6 +144,11 @@ impl Broker {
             shutdown: tokio::sync::watch::channel(false).0,
             config,
         }))
+    }
+
+    /// Serialises admin changes (topic creation, deletion, growth, config changes).
+    fn admin_lock(&self) -> Result<std::sync::MutexGuard<'_, ()>, ApiError> {
+        self.admin.lock().map_err(poisoned)
     }
 
     /// Starts shutting down (see [`Broker::shutdown_signal`]).
@@ -199,7 +210,7 @@ impl Broker {
             topic_config::validate(k, v)
                 .map_err(|e| ApiError::with_message(ResponseError::InvalidConfig, e.to_string()))?;
         }
-        let _guard = self.admin.lock().map_err(|_| ApiError::new(ResponseError::UnknownServerError))?;
+        let _guard = self.admin_lock()?;
         if self.topics.get(name).is_some() {
             return Err(ApiError::with_message(
                 ResponseError::TopicAlreadyExists,
@@ -242,7 +253,7 @@ impl Broker {
     }
 
     pub fn delete_topic(&self, topic: &Topic) -> Result<(), ApiError> {
-        let _guard = self.admin.lock().map_err(|_| ApiError::new(ResponseError::UnknownServerError))?;
+        let _guard = self.admin_lock()?;
         self.meta.delete_topic(&topic.name)?;
         let doomed = self
             .topics
@@ -258,7 +269,7 @@ impl Broker {
     }
 
     pub fn create_partitions(&self, topic: &Topic, total: i32, validate_only: bool) -> Result<(), ApiError> {
-        let _guard = self.admin.lock().map_err(|_| ApiError::new(ResponseError::UnknownServerError))?;
+        let _guard = self.admin_lock()?;
         let current = topic.partition_count();
         if total == current {
             return Err(ApiError::with_message(
@@ -293,7 +304,7 @@ impl Broker {
 
     /// Replaces a topic's config overrides (already validated).
     pub fn set_topic_configs(&self, topic: &Topic, configs: BTreeMap<String, String>) -> Result<(), ApiError> {
-        let _guard = self.admin.lock().map_err(|_| ApiError::new(ResponseError::UnknownServerError))?;
+        let _guard = self.admin_lock()?;
         self.meta.put_topic(&TopicRecord {
             name: topic.name.clone(),
             id: topic.id,
@@ -306,7 +317,7 @@ impl Broker {
 
     /// Hands out a producer id never used before, even across restarts.
     pub fn next_producer_id(&self) -> Result<i64, ApiError> {
-        let mut ids = self.producer_ids.lock().map_err(|_| ApiError::new(ResponseError::UnknownServerError))?;
+        let mut ids = self.producer_ids.lock().map_err(poisoned)?;
         if ids.next >= ids.limit {
             let limit = ids.limit + PRODUCER_ID_BLOCK;
             self.meta.set_producer_id_limit(limit)?;

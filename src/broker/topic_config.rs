@@ -122,7 +122,7 @@ pub fn validate(name: &str, value: &str) -> Result<(), ConfigValueError> {
         |reason: String| ConfigValueError::Invalid { name: name.to_string(), value: value.to_string(), reason };
     match def.kind {
         Long | Int => {
-            let n: i64 = value.trim().parse().map_err(|_| invalid("not a number".into()))?;
+            let n: i64 = value.trim().parse().map_err(|e: std::num::ParseIntError| invalid(e.to_string()))?;
             if def.kind == Int && i32::try_from(n).is_err() {
                 return Err(invalid("out of int range".into()));
             }
@@ -133,7 +133,7 @@ pub fn validate(name: &str, value: &str) -> Result<(), ConfigValueError> {
             }
         }
         Double => {
-            value.trim().parse::<f64>().map_err(|_| invalid("not a number".into()))?;
+            value.trim().parse::<f64>().map_err(|e| invalid(e.to_string()))?;
         }
         Boolean => {
             if !value.eq_ignore_ascii_case("true") && !value.eq_ignore_ascii_case("false") {
