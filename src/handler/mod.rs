@@ -111,7 +111,6 @@ pub async fn dispatch(broker: &Arc<Broker>, request: Request) -> Pending {
         correlation_id: request.header.correlation_id,
     };
     let v = to.version;
-    let b = broker.as_ref();
     match request.body {
         RequestKind::Produce(r) => produce::start(broker.clone(), r, to),
         RequestKind::Fetch(r) => {
@@ -119,44 +118,49 @@ pub async fn dispatch(broker: &Arc<Broker>, request: Request) -> Pending {
             Box::pin(async move { to.encode(ResponseKind::Fetch(fetch::handle(&broker, r, v).await)) })
         }
         RequestKind::ApiVersions(r) => ready(to.encode(ResponseKind::ApiVersions(api_versions::handle(r, v)))),
-        RequestKind::Metadata(r) => ready(to.encode(ResponseKind::Metadata(metadata::handle(b, r, v)))),
-        RequestKind::ListOffsets(r) => ready(to.encode(ResponseKind::ListOffsets(list_offsets::handle(b, r, v)))),
-        RequestKind::CreateTopics(r) => ready(to.encode(ResponseKind::CreateTopics(create_topics::handle(b, r, v)))),
-        RequestKind::DeleteTopics(r) => ready(to.encode(ResponseKind::DeleteTopics(delete_topics::handle(b, r, v)))),
-        RequestKind::DeleteRecords(r) => ready(to.encode(ResponseKind::DeleteRecords(delete_records::handle(b, r, v)))),
-        RequestKind::InitProducerId(r) => {
-            ready(to.encode(ResponseKind::InitProducerId(init_producer_id::handle(b, r, v))))
-        }
-        RequestKind::OffsetForLeaderEpoch(r) => {
-            ready(to.encode(ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(b, r, v))))
-        }
-        RequestKind::DescribeConfigs(r) => {
-            ready(to.encode(ResponseKind::DescribeConfigs(describe_configs::handle(b, r, v))))
-        }
-        RequestKind::AlterConfigs(r) => ready(to.encode(ResponseKind::AlterConfigs(alter_configs::handle(b, r, v)))),
-        RequestKind::IncrementalAlterConfigs(r) => {
-            ready(to.encode(ResponseKind::IncrementalAlterConfigs(incremental_alter_configs::handle(b, r, v))))
-        }
-        RequestKind::DescribeLogDirs(r) => {
-            ready(to.encode(ResponseKind::DescribeLogDirs(describe_log_dirs::handle(b, r, v))))
-        }
-        RequestKind::CreatePartitions(r) => {
-            ready(to.encode(ResponseKind::CreatePartitions(create_partitions::handle(b, r, v))))
-        }
-        RequestKind::DescribeCluster(r) => {
-            ready(to.encode(ResponseKind::DescribeCluster(describe_cluster::handle(b, r, v))))
-        }
-        other => {
-            // supported_versions() keeps unimplemented keys out; reaching here is a bug
-            // in that list, so say so loudly rather than answer wrongly.
-            let _ = other;
-            ready(Err(EncodeError {
-                api_key: to.api_key,
-                version: to.version,
-                cause: anyhow::anyhow!("no handler for an advertised API"),
-            }))
+        body => {
+            // Everything else may touch the disk (auto-creation, topic directories,
+            // fsynced metadata, batch reads): it runs on the blocking pool while this
+            // connection's reader waits, so other connections keep being served.
+            let broker = broker.clone();
+            let reply = tokio::task::spawn_blocking(move || handle_blocking(&broker, body, to)).await;
+            ready(reply.unwrap_or_else(|e| Err(EncodeError { api_key: to.api_key, version: v, cause: e.into() })))
         }
     }
+}
+
+/// The handlers that may block on file I/O.
+fn handle_blocking(b: &Broker, body: RequestKind, to: ReplyTo) -> Reply {
+    let v = to.version;
+    let response = match body {
+        RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(b, r, v)),
+        RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(list_offsets::handle(b, r, v)),
+        RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(create_topics::handle(b, r, v)),
+        RequestKind::DeleteTopics(r) => ResponseKind::DeleteTopics(delete_topics::handle(b, r, v)),
+        RequestKind::DeleteRecords(r) => ResponseKind::DeleteRecords(delete_records::handle(b, r, v)),
+        RequestKind::InitProducerId(r) => ResponseKind::InitProducerId(init_producer_id::handle(b, r, v)),
+        RequestKind::OffsetForLeaderEpoch(r) => {
+            ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(b, r, v))
+        }
+        RequestKind::DescribeConfigs(r) => ResponseKind::DescribeConfigs(describe_configs::handle(b, r, v)),
+        RequestKind::AlterConfigs(r) => ResponseKind::AlterConfigs(alter_configs::handle(b, r, v)),
+        RequestKind::IncrementalAlterConfigs(r) => {
+            ResponseKind::IncrementalAlterConfigs(incremental_alter_configs::handle(b, r, v))
+        }
+        RequestKind::DescribeLogDirs(r) => ResponseKind::DescribeLogDirs(describe_log_dirs::handle(b, r, v)),
+        RequestKind::CreatePartitions(r) => ResponseKind::CreatePartitions(create_partitions::handle(b, r, v)),
+        RequestKind::DescribeCluster(r) => ResponseKind::DescribeCluster(describe_cluster::handle(b, r, v)),
+        _ => {
+            // supported_versions() keeps unimplemented keys out; reaching here is a bug
+            // in that list: close the connection rather than answer wrongly.
+            return Err(EncodeError {
+                api_key: to.api_key,
+                version: v,
+                cause: anyhow::anyhow!("no handler for an advertised API"),
+            });
+        }
+    };
+    to.encode(response)
 }
 
 /// ACL operation codes (Kafka's `AclOperation`), for authorized-operations bit fields.
