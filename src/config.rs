@@ -5,7 +5,6 @@
 //! with `--set key=value` using Kafka's own property names, so a Kafka user's
 //! `server.properties` knowledge carries over.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
@@ -44,9 +43,10 @@ pub struct BrokerConfig {
     #[arg(long, env = "JET_NODE_ID", default_value_t = 1)]
     pub node_id: i32,
 
-    /// Address the Kafka listener binds to.
-    #[arg(long, env = "JET_LISTEN", default_value = "0.0.0.0:9092")]
-    pub listen: SocketAddr,
+    /// Address the Kafka listener binds to: `host:port`, optionally written Kafka's way
+    /// (`PLAINTEXT://host:port`); an empty host means all interfaces.
+    #[arg(long, env = "JET_LISTEN", default_value = "0.0.0.0:9092", value_parser = parse_listen)]
+    pub listen: ListenAddr,
 
     /// `host:port` clients are told to connect to (Kafka `advertised.listeners`).
     /// Defaults to `localhost:<listen port>`.
@@ -151,6 +151,28 @@ pub struct KafkaSettings {
     pub overrides: Vec<String>,
 }
 
+/// Where the Kafka listener binds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenAddr {
+    pub host: String,
+    pub port: u16,
+}
+
+impl std::fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.host.contains(':') { write!(f, "[{}]:{}", self.host, self.port) } else { write!(f, "{}:{}", self.host, self.port) }
+    }
+}
+
+fn parse_listen(s: &str) -> Result<ListenAddr, String> {
+    let s = s.rsplit("://").next().unwrap_or(s);
+    let (host, port) = s.rsplit_once(':').ok_or_else(|| format!("`{s}`: expected host:port"))?;
+    let port = port.parse::<u16>().map_err(|e| format!("`{s}`: bad port: {e}"))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let host = if host.is_empty() { "0.0.0.0" } else { host };
+    Ok(ListenAddr { host: host.to_string(), port })
+}
+
 /// A `--set` that names an unknown key or carries an unparsable value.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -165,7 +187,7 @@ pub enum ConfigError {
 impl BrokerConfig {
     /// The `host:port` advertised to clients.
     pub fn advertised(&self) -> (String, i32) {
-        let fallback = || ("localhost".to_string(), i32::from(self.listen.port()));
+        let fallback = || ("localhost".to_string(), i32::from(self.listen.port));
         match &self.advertised_listener {
             None => fallback(),
             Some(s) => {
@@ -175,7 +197,7 @@ impl BrokerConfig {
                         Ok(port) => (host.to_string(), i32::from(port)),
                         Err(_) => fallback(),
                     },
-                    None => (s.to_string(), i32::from(self.listen.port())),
+                    None => (s.to_string(), i32::from(self.listen.port)),
                 }
             }
         }
@@ -248,7 +270,7 @@ mod tests {
     fn no_arguments_is_a_local_broker() {
         let cli = Cli::try_parse_from(["jet"]).unwrap();
         let config = cli.into_broker_config();
-        assert_eq!(config.listen.port(), 9092);
+        assert_eq!(config.listen.port, 9092);
         assert_eq!(config.advertised(), ("localhost".to_string(), 9092));
         assert_eq!(config.data_dir, PathBuf::from("./data"));
         assert!(config.kafka.auto_create_topics_enable);
@@ -273,6 +295,16 @@ mod tests {
         assert_eq!(config.kafka.num_partitions, 3);
         assert_eq!(config.kafka.log_retention_ms, 3_600_000);
         assert_eq!(config.advertised(), ("example".to_string(), 19092));
+    }
+
+    #[test]
+    fn listen_addresses_in_kafka_and_plain_forms() {
+        let p = |s| parse_listen(s).unwrap();
+        assert_eq!(p("PLAINTEXT://localhost:9093"), ListenAddr { host: "localhost".into(), port: 9093 });
+        assert_eq!(p(":9092"), ListenAddr { host: "0.0.0.0".into(), port: 9092 });
+        assert_eq!(p("[::1]:9092").to_string(), "[::1]:9092");
+        assert!(parse_listen("localhost").is_err());
+        assert!(parse_listen("localhost:99999").is_err());
     }
 
     #[test]

@@ -21,6 +21,10 @@ fn main() -> ExitCode {
         tracing::error!("{e}");
         return ExitCode::from(2);
     }
+    if let Err(e) = jet::broker::topic_config::validate_broker_settings(&config.kafka) {
+        tracing::error!("invalid setting: {e}");
+        return ExitCode::from(2);
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -29,13 +33,20 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        let listener = match tokio::net::TcpListener::bind(config.listen).await {
+        let mut config = config;
+        let listener = match tokio::net::TcpListener::bind((config.listen.host.as_str(), config.listen.port)).await {
             Ok(l) => l,
             Err(e) => {
                 tracing::error!(listen = %config.listen, error = %e, "cannot bind the Kafka listener");
                 return ExitCode::FAILURE;
             }
         };
+        // With port 0 the OS picked the port: advertise that one.
+        if config.advertised_listener.is_none()
+            && let Ok(bound) = listener.local_addr()
+        {
+            config.listen.port = bound.port();
+        }
         let data_dir = config.data_dir.clone();
         let broker = match tokio::task::spawn_blocking(move || Broker::open(config)).await {
             Ok(Ok(b)) => b,

@@ -46,6 +46,8 @@ pub enum BrokerError {
     Partition(#[from] PartitionError),
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
+    #[error("invalid setting: {0}")]
+    Config(String),
 }
 
 /// A Kafka error code with an optional message, for per-resource results.
@@ -112,6 +114,7 @@ pub fn now_ms() -> i64 {
 impl Broker {
     /// Opens the data directory, recovering every partition.
     pub fn open(config: BrokerConfig) -> Result<Arc<Broker>, BrokerError> {
+        topic_config::validate_broker_settings(&config.kafka).map_err(BrokerError::Config)?;
         let data_dir = config.data_dir.clone();
         std::fs::create_dir_all(&data_dir).map_err(|source| BrokerError::Io { path: data_dir.clone(), source })?;
         let meta = MetaStore::open(&data_dir.join("__jet_meta"))?;

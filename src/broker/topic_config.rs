@@ -169,6 +169,25 @@ fn broker_value(settings: &KafkaSettings, def: &ConfigDef) -> Option<String> {
     })
 }
 
+/// Checks the broker settings that are defaults of topic configs with the topic rules,
+/// plus the broker-only ones, so a bad flag fails at start rather than at first use.
+pub fn validate_broker_settings(settings: &KafkaSettings) -> Result<(), String> {
+    for def in TOPIC_CONFIGS {
+        if let (Some(synonym), Some(value)) = (def.broker_synonym, broker_value(settings, def)) {
+            validate(def.name, &value).map_err(|e| format!("{synonym}: {e}"))?;
+        }
+    }
+    let at_least = |name: &str, value: i64, min: i64| {
+        if value < min { Err(format!("{name} must be at least {min}, got {value}")) } else { Ok(()) }
+    };
+    at_least("num.partitions", i64::from(settings.num_partitions), 1)?;
+    at_least("default.replication.factor", i64::from(settings.default_replication_factor), 1)?;
+    at_least("socket.request.max.bytes", i64::from(settings.socket_request_max_bytes), 1024)?;
+    at_least("fetch.max.bytes", i64::from(settings.fetch_max_bytes), 1024)?;
+    at_least("offsets.topic.num.partitions", i64::from(settings.offsets_topic_num_partitions), 1)?;
+    Ok(())
+}
+
 /// A config's effective value for a topic and where it came from.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Resolved {
@@ -262,6 +281,20 @@ mod tests {
         assert!(validate("cleanup.policy", "shred").is_err());
         assert!(validate("message.timestamp.type", "LogAppendTime").is_ok());
         assert_eq!(validate("nope", "1"), Err(ConfigValueError::Unknown("nope".into())));
+    }
+
+    #[test]
+    fn broker_settings_are_validated_like_topic_configs() {
+        let mut s = settings();
+        assert_eq!(validate_broker_settings(&s), Ok(()));
+        s.log_message_timestamp_type = "WallClock".into();
+        assert!(validate_broker_settings(&s).unwrap_err().starts_with("log.message.timestamp.type"));
+        let mut s = settings();
+        s.num_partitions = 0;
+        assert!(validate_broker_settings(&s).is_err());
+        let mut s = settings();
+        s.log_retention_ms = -5;
+        assert!(validate_broker_settings(&s).is_err());
     }
 
     #[test]
