@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The one command that runs every Jet test: ./compat-tests/run.sh
 #
-#  1. installs what is missing (kcat from Debian, python3-venv, JDK/Maven),
+#  1. installs what is missing (kcat from Debian, python3-venv, JDK/Maven, Node.js/npm),
 #  2. creates compat-tests/.venv with the pinned Python clients + pytest,
 #  3. builds the Java (kafka-clients) and Go (franz-go, sarama) client programs once,
+#     and installs kafkajs (npm ci from js/package-lock.json) when missing or the lock changed,
 #  4. cargo clippy (-D warnings), cargo test --release, cargo build --release,
 #  5. pytest compat-tests/ against the freshly built target/release/jet.
 #
@@ -57,6 +58,12 @@ if ! command -v go >/dev/null 2>&1; then
   exit 1
 fi
 
+CURRENT_STEP="install node/npm"
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  step "installing Node.js + npm (Debian's)"
+  apt_install nodejs npm
+fi
+
 # ---------------------------------------------------------------- 2. python venv
 CURRENT_STEP="python venv"
 VENV="$CT/.venv"
@@ -86,6 +93,16 @@ mvn -q -B -f "$CT/java/pom.xml" package -DskipTests
 CURRENT_STEP="build Go client program"
 step "building compat-tests/go (franz-go, sarama)"
 (cd "$CT/go" && go mod download && go mod verify >/dev/null && go build -o "$CT/.cache/bin/jetcompat-go" .)
+
+CURRENT_STEP="install kafkajs (npm ci)"
+JS_LOCK_HASH="$(sha256sum "$CT/js/package-lock.json" | cut -d' ' -f1)"
+JS_STAMP="$CT/js/node_modules/.package-lock.sha256"
+if [ ! -d "$CT/js/node_modules/kafkajs" ] || [ "$(cat "$JS_STAMP" 2>/dev/null)" != "$JS_LOCK_HASH" ]; then
+  step "npm ci --prefix compat-tests/js (kafkajs)"
+  npm ci --prefix "$CT/js" --no-audit --no-fund
+  echo "$JS_LOCK_HASH" > "$JS_STAMP"
+fi
+echo "js client: node $(node --version), kafkajs $(node -p 'require(process.argv[1]).version' "$CT/js/node_modules/kafkajs/package.json")" >&2
 
 # ---------------------------------------------------------------- 4. cargo
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
