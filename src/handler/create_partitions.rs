@@ -5,8 +5,6 @@
 //! replica each (this broker), and a request adding more than
 //! [`MAX_PARTITIONS_PER_REQUEST`] partitions fails as a whole with `POLICY_VIOLATION`.
 
-use std::collections::HashSet;
-
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
@@ -14,7 +12,7 @@ use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse
 
 use crate::broker::{ApiError, Broker, MAX_PARTITIONS_PER_REQUEST, too_many_partitions};
 
-use super::message;
+use super::{message, split_duplicates};
 
 fn error(result: CreatePartitionsTopicResult, e: ApiError) -> CreatePartitionsTopicResult {
     result.with_error_code(e.code.code()).with_error_message(message(e.message))
@@ -53,17 +51,8 @@ fn check_assignments(broker: &Broker, t: &CreatePartitionsTopic, current: i32) -
 }
 
 pub fn handle(broker: &Broker, request: CreatePartitionsRequest, _version: i16) -> CreatePartitionsResponse {
-    let mut seen = HashSet::new();
-    let mut duplicates: Vec<String> = Vec::new();
-    let mut duplicate_set = HashSet::new();
-    for t in &request.topics {
-        let name = t.name.0.to_string();
-        if !seen.insert(name.clone()) && duplicate_set.insert(name.clone()) {
-            duplicates.push(name);
-        }
-    }
-    let topics: Vec<CreatePartitionsTopic> =
-        request.topics.into_iter().filter(|t| !duplicate_set.contains(t.name.0.as_str())).collect();
+    let (topics, duplicates): (Vec<CreatePartitionsTopic>, Vec<String>) =
+        split_duplicates(request.topics, |t| t.name.0.to_string());
     let added: i64 = topics
         .iter()
         .filter_map(|t| Some(i64::from(t.count) - i64::from(broker.topic(&t.name.0)?.partition_count())))

@@ -17,7 +17,7 @@ use kafka_protocol::protocol::StrBytes;
 use crate::broker::topic_config::{TOPIC_CONFIGS, resolve};
 use crate::broker::{ApiError, Broker, MAX_PARTITIONS_PER_REQUEST, too_many_partitions};
 
-use super::message;
+use super::{message, split_duplicates};
 
 /// Kafka's KRaft metadata topic, which CreateTopics refuses by name.
 const CLUSTER_METADATA_TOPIC: &str = "__cluster_metadata";
@@ -141,17 +141,8 @@ fn create_one(broker: &Broker, t: CreatableTopic, validate_only: bool, version: 
 }
 
 pub fn handle(broker: &Broker, request: CreateTopicsRequest, version: i16) -> CreateTopicsResponse {
-    let mut seen = HashSet::new();
-    let mut duplicates: Vec<String> = Vec::new();
-    let mut duplicate_set = HashSet::new();
-    for t in &request.topics {
-        let name = t.name.0.to_string();
-        if !seen.insert(name.clone()) && duplicate_set.insert(name.clone()) {
-            duplicates.push(name);
-        }
-    }
-    let unique: Vec<CreatableTopic> =
-        request.topics.into_iter().filter(|t| !duplicate_set.contains(t.name.0.as_str())).collect();
+    let (unique, duplicates): (Vec<CreatableTopic>, Vec<String>) =
+        split_duplicates(request.topics, |t| t.name.0.to_string());
     let total: i64 = unique.iter().map(|t| requested_partitions(broker, t)).sum();
     let mut results: Vec<CreatableTopicResult> = if total > MAX_PARTITIONS_PER_REQUEST {
         unique

@@ -4,15 +4,13 @@
 //! `INVALID_REQUEST`, and a name or id given twice is answered once with
 //! `INVALID_REQUEST` and not deleted.
 
-use std::collections::HashSet;
-
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicName};
 
 use crate::broker::Broker;
 
-use super::{message, topic_name};
+use super::{message, split_duplicates, topic_name};
 
 /// One topic the request names, by name or by id.
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -46,15 +44,8 @@ pub fn handle(broker: &Broker, request: DeleteTopicsRequest, version: i16) -> De
     } else {
         targets.extend(request.topic_names.into_iter().map(|n| Target::Name(n.0.to_string())));
     }
-    let mut seen = HashSet::new();
-    let mut duplicates: Vec<Target> = Vec::new();
-    let mut duplicate_set = HashSet::new();
-    for t in &targets {
-        if !seen.insert(t.clone()) && duplicate_set.insert(t.clone()) {
-            duplicates.push(t.clone());
-        }
-    }
-    for t in targets.into_iter().filter(|t| !duplicate_set.contains(t)) {
+    let (targets, duplicates) = split_duplicates(targets, Target::clone);
+    for t in targets {
         let (name, id) = match &t {
             Target::Name(n) => (Some(topic_name(n)), uuid::Uuid::nil()),
             Target::Id(id) => (None, *id),

@@ -200,6 +200,23 @@ pub const CLUSTER_AUTHORIZED_OPERATIONS: i32 = {
     bit_field(&[CREATE, CLUSTER_ACTION, DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE, ALTER, DESCRIBE])
 };
 
+/// Splits request entries into those whose key appears once and the keys that appear
+/// more than once (in first-seen order). Kafka answers every repeated topic in admin
+/// requests with one INVALID_REQUEST and acts on none of its entries.
+pub fn split_duplicates<T, K: Clone + Eq + std::hash::Hash>(items: Vec<T>, key: impl Fn(&T) -> K) -> (Vec<T>, Vec<K>) {
+    let mut seen = std::collections::HashSet::new();
+    let mut repeated = std::collections::HashSet::new();
+    let mut duplicates = Vec::new();
+    for item in &items {
+        let k = key(item);
+        if !seen.insert(k.clone()) && repeated.insert(k.clone()) {
+            duplicates.push(k);
+        }
+    }
+    let unique = items.into_iter().filter(|item| !repeated.contains(&key(item))).collect();
+    (unique, duplicates)
+}
+
 /// `Some(message)` → `Option<StrBytes>` for error_message fields.
 pub fn message(m: Option<String>) -> Option<kafka_protocol::protocol::StrBytes> {
     m.map(kafka_protocol::protocol::StrBytes::from_string)
