@@ -1,25 +1,13 @@
 //! Behaviour checked against Apache Kafka 4 (ControllerApis, ReplicationControlManager,
 //! ReplicaManager.fetchOffset, KafkaApis metadata/describe-cluster, ConfigHelper).
 
-use std::sync::Arc;
-
-use clap::Parser;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
+use super::test_support::{broker, name};
 use super::*;
 use crate::broker::Broker;
-
-fn name(s: &str) -> TopicName {
-    TopicName(StrBytes::from_string(s.to_string()))
-}
-
-fn broker(dir: &std::path::Path) -> Arc<Broker> {
-    let d = dir.to_str().unwrap();
-    let cli = crate::config::Cli::try_parse_from(["jet", "--listen", "127.0.0.1:0", "--data-dir", d]).unwrap();
-    Broker::open(cli.into_broker_config()).unwrap()
-}
 
 fn creatable(n: &str, partitions: i32, rf: i16) -> create_topics_request::CreatableTopic {
     create_topics_request::CreatableTopic::default()

@@ -2,47 +2,12 @@
 
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
-use clap::Parser;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
 
+use super::test_support::{batch, broker, name};
 use super::*;
 use crate::broker::Broker;
-
-fn name(s: &str) -> TopicName {
-    TopicName(StrBytes::from_string(s.to_string()))
-}
-
-fn broker(dir: &std::path::Path) -> Arc<Broker> {
-    let d = dir.to_str().unwrap();
-    let cli = crate::config::Cli::try_parse_from(["jet", "--listen", "127.0.0.1:0", "--data-dir", d]).unwrap();
-    Broker::open(cli.into_broker_config()).unwrap()
-}
-
-fn batch() -> Bytes {
-    let r = Record {
-        transactional: false,
-        control: false,
-        partition_leader_epoch: -1,
-        producer_id: -1,
-        producer_epoch: -1,
-        timestamp_type: TimestampType::Creation,
-        offset: 0,
-        sequence: -1,
-        timestamp: crate::broker::now_ms(),
-        key: None,
-        value: Some(Bytes::from_static(b"v")),
-        headers: Default::default(),
-        delete_horizon: false,
-    };
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(&mut buf, [&r], &RecordEncodeOptions { version: 2, compression: Compression::None })
-        .unwrap();
-    buf.freeze()
-}
 
 /// Appends one single-record batch to each of `partitions` of `t`, durably.
 async fn produce(b: &Arc<Broker>, t: &str, partitions: &[i32]) {

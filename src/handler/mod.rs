@@ -25,6 +25,8 @@ pub mod metadata;
 pub mod offset_for_leader_epoch;
 pub mod produce;
 #[cfg(test)]
+mod test_support;
+#[cfg(test)]
 mod version_tests;
 
 use std::future::Future;
