@@ -127,6 +127,15 @@ async fn read_all(addr: std::net::SocketAddr) -> Vec<u64> {
     }
 }
 
+/// Creates the test topic through Metadata auto-creation.
+async fn auto_create(c: &mut Client) {
+    let topic = metadata_request::MetadataRequestTopic::default()
+        .with_name(Some(TopicName(StrBytes::from_static_str("crash"))));
+    let req = MetadataRequest::default().with_allow_auto_topic_creation(true).with_topics(Some(vec![topic]));
+    let r: MetadataResponse = c.call(ApiKey::Metadata, 12, &req).await;
+    assert_eq!(r.topics[0].error_code, 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_produce_loses_no_acknowledged_record() {
     let dir = tempfile::tempdir().unwrap();
@@ -134,16 +143,7 @@ async fn sigkill_mid_produce_loses_no_acknowledged_record() {
     let addr = jet.addr;
     // Create the topic through Metadata auto-creation.
     let mut c = Client::connect(addr).await;
-    let _: MetadataResponse = c
-        .call(
-            ApiKey::Metadata,
-            12,
-            &MetadataRequest::default().with_allow_auto_topic_creation(true).with_topics(Some(vec![
-                metadata_request::MetadataRequestTopic::default()
-                    .with_name(Some(TopicName(StrBytes::from_static_str("crash")))),
-            ])),
-        )
-        .await;
+    auto_create(&mut c).await;
     // Pipeline batches of 10 values, 8 in flight; record each acknowledged batch.
     let mut acked: Vec<u64> = Vec::new();
     let mut in_flight = std::collections::VecDeque::new();
@@ -195,16 +195,7 @@ async fn sigterm_finishes_cleanly_and_restart_keeps_everything() {
     let dir = tempfile::tempdir().unwrap();
     let mut jet = start(dir.path(), "127.0.0.1:0");
     let mut c = Client::connect(jet.addr).await;
-    let _: MetadataResponse = c
-        .call(
-            ApiKey::Metadata,
-            12,
-            &MetadataRequest::default().with_allow_auto_topic_creation(true).with_topics(Some(vec![
-                metadata_request::MetadataRequestTopic::default()
-                    .with_name(Some(TopicName(StrBytes::from_static_str("crash")))),
-            ])),
-        )
-        .await;
+    auto_create(&mut c).await;
     let values: Vec<u64> = (0..100).collect();
     let r: ProduceResponse = c.call(ApiKey::Produce, 9, &produce_req(batch(&values))).await;
     assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
