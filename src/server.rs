@@ -23,6 +23,9 @@ use crate::protocol::{self, Decoded, frame};
 /// Requests a connection may have in flight before the reader stops reading.
 const MAX_IN_FLIGHT: usize = 16;
 
+/// How long one response may take to be written before the client is considered gone.
+const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// How long shutdown waits for connections to deliver their last responses before
 /// dropping them (a client that stops reading must not keep the broker alive).
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
@@ -108,7 +111,7 @@ async fn serve_connection(
             Ok(Decoded::Request(r)) => r,
             Ok(Decoded::UnsupportedApiVersions { correlation_id }) => {
                 let bytes = handler::api_versions::unsupported_version_response(correlation_id);
-                if tx.send(tokio::spawn(async move { Ok(Some(bytes)) })).await.is_err() {
+                if tx.send(tokio::spawn(async move { Ok(Some(handler::Outgoing::new(bytes))) })).await.is_err() {
                     break;
                 }
                 continue;
@@ -119,13 +122,9 @@ async fn serve_connection(
             }
         };
         let pending = handler::dispatch(&broker, *request).await;
-        // The frame's reservation is held until the request is answered: decoded
+        // The frame's reservation is held until the response is written: decoded
         // strings and record sets share the frame's buffer.
-        let task = tokio::spawn(async move {
-            let reply = pending.await;
-            drop(reservation);
-            reply
-        });
+        let task = tokio::spawn(async move { pending.await.map(|reply| reply.map(|out| out.holding(reservation))) });
         if tx.send(task).await.is_err() {
             break;
         }
@@ -150,11 +149,19 @@ async fn write_responses(writer: tokio::net::tcp::OwnedWriteHalf, mut rx: mpsc::
                 return;
             }
         };
-        if let Some(bytes) = response
-            && let Err(e) = writer.write_all(&bytes).await
-        {
-            debug!(error = %e, "write failed; closing connection");
-            return;
+        if let Some(out) = response {
+            // A client that stops reading must not hold its responses' memory forever.
+            match tokio::time::timeout(WRITE_TIMEOUT, writer.write_all(&out.bytes)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    debug!(error = %e, "write failed; closing connection");
+                    return;
+                }
+                Err(_elapsed) => {
+                    warn!("client did not read its response within {WRITE_TIMEOUT:?}; closing connection");
+                    return;
+                }
+            }
         }
         if rx.is_empty()
             && let Err(e) = writer.flush().await

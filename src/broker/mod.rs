@@ -92,6 +92,8 @@ pub struct Broker {
     pub topics: TopicRegistry,
     pub flusher: Flusher,
     pub fetch_sessions: fetch_sessions::FetchSessions,
+    /// Bounds fetched bytes held in memory (`fetch.memory.max.bytes`).
+    pub fetch_memory: crate::protocol::frame::MemoryBudget,
     meta: MetaStore,
     producer_ids: Mutex<ProducerIds>,
     /// Serialises topic creation/deletion so concurrent auto-creates agree.
@@ -141,6 +143,9 @@ impl Broker {
             topics,
             flusher: Flusher::start(),
             fetch_sessions: fetch_sessions::FetchSessions::default(),
+            fetch_memory: crate::protocol::frame::MemoryBudget::new(
+                usize::try_from(config.kafka.fetch_memory_max_bytes).unwrap_or(usize::MAX),
+            ),
             meta,
             producer_ids: Mutex::new(ProducerIds { next: limit, limit }),
             admin: Mutex::new(()),

@@ -19,6 +19,7 @@ use tokio::sync::watch;
 use crate::broker::Broker;
 use crate::broker::fetch_sessions::{Reported, SessionError, SessionKey, SessionPartition, Updated};
 use crate::broker::partition::{Partition, PartitionError};
+use crate::protocol::frame::{MemoryBudget, Reservation};
 
 use super::topic_name;
 
@@ -107,7 +108,19 @@ fn items_from(broker: &Broker, version: i16, partitions: &IndexMap<SessionKey, S
         .collect()
 }
 
-pub async fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -> FetchResponse {
+/// A fetch response and the `fetch.memory.max.bytes` it holds until written.
+pub struct Fetched {
+    pub response: FetchResponse,
+    pub held: Option<Reservation>,
+}
+
+impl From<FetchResponse> for Fetched {
+    fn from(response: FetchResponse) -> Self {
+        Fetched { response, held: None }
+    }
+}
+
+pub async fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -> Fetched {
     let sessions = &broker.fetch_sessions;
     let uses_topic_ids = version >= 13;
     let (session_id, incremental, items) =
@@ -162,7 +175,7 @@ pub async fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -
                         SessionError::InvalidEpoch { .. } => ResponseError::InvalidFetchSessionEpoch,
                         SessionError::TopicIdMismatch(_) => ResponseError::FetchSessionTopicIdError,
                     };
-                    return FetchResponse::default().with_error_code(code.code()).with_session_id(0);
+                    return FetchResponse::default().with_error_code(code.code()).with_session_id(0).into();
                 }
             }
         };
@@ -176,26 +189,30 @@ pub async fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -
     let max_bytes = usize::try_from(request.max_bytes).unwrap_or(0).min(cap);
 
     let mut shutdown = broker.shutdown_signal();
-    let results = loop {
+    let budget = &broker.fetch_memory;
+    let read = loop {
         // Subscribe before reading so an append between the read and the wait wakes us.
         let mut watchers: Vec<watch::Receiver<i64>> =
             items.iter().filter_map(|i| i.partition.as_ref().map(|p| p.watch_high_watermark())).collect();
-        let (results, total, any_error) = read_all(&items, max_bytes);
-        if total >= min_bytes
-            || any_error
+        let read = read_all(&items, max_bytes, budget);
+        if read.total >= min_bytes
+            || read.any_error
             || watchers.is_empty()
             || broker.is_shutting_down()
             || tokio::time::Instant::now() >= deadline
         {
-            break results;
+            break read;
         }
+        drop(read);
         let any_change = futures::future::select_all(watchers.iter_mut().map(|w| Box::pin(w.changed())));
         tokio::select! {
             _ = any_change => {}
             _ = shutdown.changed() => {}
-            () = tokio::time::sleep_until(deadline) => break read_all(&items, max_bytes).0,
+            () = tokio::time::sleep_until(deadline) => break read_all(&items, max_bytes, budget),
         }
     };
+    let held = read.held;
+    let results = read.partitions;
 
     let mut reported = Vec::new();
     let mut topics: IndexMap<(uuid::Uuid, String), FetchableTopicResponse> = IndexMap::new();
@@ -229,7 +246,8 @@ pub async fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -
     if session_id != 0 {
         sessions.record_reported(session_id, reported, incremental);
     }
-    FetchResponse::default().with_session_id(session_id).with_responses(topics.into_values().collect())
+    let response = FetchResponse::default().with_session_id(session_id).with_responses(topics.into_values().collect());
+    Fetched { response, held }
 }
 
 fn empty(index: i32) -> PartitionData {
@@ -243,11 +261,22 @@ fn empty(index: i32) -> PartitionData {
         .with_records(Some(Bytes::new()))
 }
 
-/// Reads every item once; returns the partition data, bytes read and whether any
-/// partition has an error.
-fn read_all(items: &[Item], max_bytes: usize) -> (Vec<PartitionData>, usize, bool) {
+/// One pass over a fetch's partitions.
+struct ReadPass {
+    partitions: Vec<PartitionData>,
+    total: usize,
+    any_error: bool,
+    /// `fetch.memory.max.bytes` held for the records read.
+    held: Option<Reservation>,
+}
+
+/// Reads every item once. Each partition's read is first reserved against `budget` (its
+/// byte limit, the unused part given back after); a partition whose read does not fit
+/// the budget right now is answered without records, as if it had none yet.
+fn read_all(items: &[Item], max_bytes: usize, budget: &MemoryBudget) -> ReadPass {
     let mut total = 0usize;
     let mut any_error = false;
+    let mut held: Option<Reservation> = None;
     let mut out = Vec::with_capacity(items.len());
     for item in items {
         let mut data = empty(item.key.partition);
@@ -261,8 +290,32 @@ fn read_all(items: &[Item], max_bytes: usize) -> (Vec<PartitionData>, usize, boo
             }
         };
         let limit = usize::try_from(item.max_bytes).unwrap_or(0).min(max_bytes.saturating_sub(total));
+        let Some(mut reserved) = budget.try_reserve(limit) else {
+            if let Ok((start, hw, _)) = partition.offsets() {
+                (data.high_watermark, data.last_stable_offset, data.log_start_offset) = (hw, hw, start);
+            }
+            out.push(data);
+            continue;
+        };
         match partition.read(item.fetch_offset, limit, total == 0) {
-            Ok(read) => {
+            Ok(mut read) => {
+                let size = read.records.len();
+                if size > limit {
+                    // KIP-74's first batch may exceed the limit: account for it too, or
+                    // leave it for a later fetch.
+                    match budget.try_reserve(size - limit) {
+                        Some(more) => reserved.merge(more),
+                        None => read.records = Bytes::new(),
+                    }
+                } else {
+                    drop(reserved.split(limit - size));
+                }
+                if !read.records.is_empty() {
+                    match &mut held {
+                        Some(h) => h.merge(reserved),
+                        None => held = Some(reserved),
+                    }
+                }
                 total += read.records.len();
                 data.high_watermark = read.high_watermark;
                 data.last_stable_offset = read.high_watermark;
@@ -284,5 +337,5 @@ fn read_all(items: &[Item], max_bytes: usize) -> (Vec<PartitionData>, usize, boo
         }
         out.push(data);
     }
-    (out, total, any_error)
+    ReadPass { partitions: out, total, any_error, held }
 }

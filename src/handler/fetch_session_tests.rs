@@ -5,7 +5,7 @@ use std::sync::Arc;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::*;
 
-use super::test_support::{batch, broker, name};
+use super::test_support::{batch, broker, broker_with, name};
 use super::*;
 use crate::broker::Broker;
 
@@ -62,14 +62,14 @@ async fn incremental_fetch_rotates_partitions_that_returned_records() {
         produce(&b, "t", &[0, 1]).await;
     }
     // max_bytes 1: only the first partition with data gets its first batch (KIP-74).
-    let full = fetch::handle(&b, request(0, 0, vec![topic("t", vec![part(0, 0), part(1, 0)])]), 12).await;
+    let full = fetch::handle(&b, request(0, 0, vec![topic("t", vec![part(0, 0), part(1, 0)])]), 12).await.response;
     assert_eq!(shape(&full), vec![(0, true), (1, false)]);
     let id = full.session_id;
     // A full fetch keeps the request's order; the first incremental one still starts at 0...
-    let inc = fetch::handle(&b, request(id, 1, vec![topic("t", vec![part(0, 1)])]), 12).await;
+    let inc = fetch::handle(&b, request(id, 1, vec![topic("t", vec![part(0, 1)])]), 12).await.response;
     assert_eq!(shape(&inc).first(), Some(&(0, true)));
     // ...and moves partition 0, which returned records, behind partition 1.
-    let inc = fetch::handle(&b, request(id, 2, vec![topic("t", vec![part(0, 2)])]), 12).await;
+    let inc = fetch::handle(&b, request(id, 2, vec![topic("t", vec![part(0, 2)])]), 12).await.response;
     assert_eq!(inc.session_id, id);
     assert_eq!(shape(&inc).first(), Some(&(1, true)));
 }
@@ -79,10 +79,12 @@ async fn forgetting_every_partition_closes_the_session() {
     let dir = tempfile::tempdir().unwrap();
     let b = broker(dir.path());
     b.create_topic("t", 1, 1, Default::default(), false).unwrap();
-    let full = fetch::handle(&b, request(0, 0, vec![topic("t", vec![part(0, 0)])]), 12).await;
+    let full = fetch::handle(&b, request(0, 0, vec![topic("t", vec![part(0, 0)])]), 12).await.response;
     assert!(full.session_id > 0);
     let forget = fetch_request::ForgottenTopic::default().with_topic(name("t")).with_partitions(vec![0]);
-    let inc = fetch::handle(&b, request(full.session_id, 1, vec![]).with_forgotten_topics_data(vec![forget]), 12).await;
+    let inc = fetch::handle(&b, request(full.session_id, 1, vec![]).with_forgotten_topics_data(vec![forget]), 12)
+        .await
+        .response;
     assert_eq!((inc.error_code, inc.session_id), (0, 0));
     assert!(b.fetch_sessions.is_empty());
 }
@@ -93,9 +95,9 @@ async fn a_partition_is_resent_once_its_error_clears() {
     let b = broker(dir.path());
     b.create_topic("t", 1, 1, Default::default(), false).unwrap();
     // Out of range: the error carries the real high watermark and log start offset.
-    let full = fetch::handle(&b, request(0, 0, vec![topic("t", vec![part(0, 99)])]), 12).await;
+    let full = fetch::handle(&b, request(0, 0, vec![topic("t", vec![part(0, 99)])]), 12).await.response;
     assert_eq!(full.responses[0].partitions[0].error_code, ResponseError::OffsetOutOfRange.code());
-    let inc = fetch::handle(&b, request(full.session_id, 1, vec![topic("t", vec![part(0, 0)])]), 12).await;
+    let inc = fetch::handle(&b, request(full.session_id, 1, vec![topic("t", vec![part(0, 0)])]), 12).await.response;
     assert_eq!(inc.responses.len(), 1, "the recovered partition is reported");
     assert_eq!(inc.responses[0].partitions[0].error_code, 0);
 }
@@ -105,8 +107,8 @@ async fn session_version_must_stay_on_its_side_of_topic_ids() {
     let dir = tempfile::tempdir().unwrap();
     let b = broker(dir.path());
     b.create_topic("t", 1, 1, Default::default(), false).unwrap();
-    let full = fetch::handle(&b, request(0, 0, vec![topic("t", vec![part(0, 0)])]), 12).await;
-    let inc = fetch::handle(&b, request(full.session_id, 1, vec![]), 13).await;
+    let full = fetch::handle(&b, request(0, 0, vec![topic("t", vec![part(0, 0)])]), 12).await.response;
+    let inc = fetch::handle(&b, request(full.session_id, 1, vec![]), 13).await.response;
     assert_eq!(inc.error_code, ResponseError::FetchSessionTopicIdError.code());
 }
 
@@ -117,7 +119,7 @@ async fn unknown_topic_ids_are_answered_separately() {
     let (x, y) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
     let by_id = |id| fetch_request::FetchTopic::default().with_topic_id(id).with_partitions(vec![part(0, 0)]);
     for epoch in [-1, 0] {
-        let r = fetch::handle(&b, request(0, epoch, vec![by_id(x), by_id(y)]), 13).await;
+        let r = fetch::handle(&b, request(0, epoch, vec![by_id(x), by_id(y)]), 13).await.response;
         let ids: Vec<_> = r.responses.iter().map(|t| t.topic_id).collect();
         assert_eq!(ids, vec![x, y], "epoch {epoch}");
         for t in &r.responses {
@@ -125,4 +127,27 @@ async fn unknown_topic_ids_are_answered_separately() {
             assert_eq!(t.partitions[0].error_code, ResponseError::UnknownTopicId.code());
         }
     }
+}
+
+#[tokio::test]
+async fn fetched_records_are_held_against_the_memory_budget_until_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = broker_with(dir.path(), &["--set", "fetch.max.bytes=1024,fetch.memory.max.bytes=1024"]);
+    b.create_topic("t", 2, 1, Default::default(), false).unwrap();
+    produce(&b, "t", &[0, 1]).await;
+    let fetch = |p: i32| request(0, -1, vec![topic("t", vec![part(p, 0)])]).with_max_bytes(1024);
+    let first = fetch::handle(&b, fetch(0), 12).await;
+    assert_eq!(shape(&first.response), vec![(0, true)]);
+    let size = first.response.responses[0].partitions[0].records.as_ref().unwrap().len();
+    // Exactly the records read are held while the response is unwritten...
+    assert_eq!(b.fetch_memory.available(), 1024 - size);
+    // ...so a second fetch that cannot fit in what is left gets no records (not an error).
+    let second = fetch::handle(&b, fetch(1), 12).await;
+    assert_eq!(shape(&second.response), vec![(1, false)]);
+    assert_eq!(second.response.responses[0].partitions[0].error_code, 0);
+    // Once the first response is written (dropped), the budget is back.
+    drop(first);
+    assert_eq!(b.fetch_memory.available(), 1024);
+    let third = fetch::handle(&b, fetch(1), 12).await;
+    assert_eq!(shape(&third.response), vec![(1, true)]);
 }

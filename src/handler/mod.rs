@@ -38,10 +38,31 @@ use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 use kafka_protocol::protocol::VersionRange;
 
 use crate::broker::Broker;
+use crate::protocol::frame::Reservation;
 use crate::protocol::{EncodeError, Request, bounds, encode_response};
 
-/// A response frame, `None` when the request gets no response (`acks=0`).
-pub type Reply = Result<Option<Bytes>, EncodeError>;
+/// A response frame and the memory it holds until it is written to the socket (the
+/// request frame's bytes, and for fetches the records read).
+pub struct Outgoing {
+    pub bytes: Bytes,
+    /// From different budgets, so kept side by side rather than merged.
+    held: Vec<Reservation>,
+}
+
+impl Outgoing {
+    pub fn new(bytes: Bytes) -> Self {
+        Self { bytes, held: Vec::new() }
+    }
+
+    /// Keeps `reservation` alive until this response has been written.
+    pub fn holding(mut self, reservation: Option<Reservation>) -> Self {
+        self.held.extend(reservation);
+        self
+    }
+}
+
+/// A response, `None` when the request gets no response (`acks=0`).
+pub type Reply = Result<Option<Outgoing>, EncodeError>;
 
 /// The part of a request that may finish after later requests have started.
 pub type Pending = Pin<Box<dyn Future<Output = Reply> + Send>>;
@@ -97,7 +118,7 @@ pub struct ReplyTo {
 
 impl ReplyTo {
     pub fn encode(&self, body: ResponseKind) -> Reply {
-        encode_response(self.api_key, self.version, self.correlation_id, &body).map(Some)
+        encode_response(self.api_key, self.version, self.correlation_id, &body).map(|b| Some(Outgoing::new(b)))
     }
 }
 
@@ -117,7 +138,11 @@ pub async fn dispatch(broker: &Arc<Broker>, request: Request) -> Pending {
         RequestKind::Produce(r) => produce::start(broker.clone(), r, to),
         RequestKind::Fetch(r) => {
             let broker = broker.clone();
-            Box::pin(async move { to.encode(ResponseKind::Fetch(fetch::handle(&broker, r, v).await)) })
+            Box::pin(async move {
+                let fetched = fetch::handle(&broker, r, v).await;
+                // The fetched records stay accounted until the response is written.
+                Ok(to.encode(ResponseKind::Fetch(fetched.response))?.map(|o| o.holding(fetched.held)))
+            })
         }
         RequestKind::ApiVersions(r) => ready(to.encode(ResponseKind::ApiVersions(api_versions::handle(r, v)))),
         body => {

@@ -17,9 +17,16 @@ pub fn name(s: &str) -> TopicName {
 }
 
 pub fn broker(dir: &std::path::Path) -> Arc<Broker> {
-    let d = dir.to_str().unwrap();
-    let cli = crate::config::Cli::try_parse_from(["jet", "--listen", "127.0.0.1:0", "--data-dir", d]).unwrap();
-    Broker::open(cli.into_broker_config()).unwrap()
+    broker_with(dir, &[])
+}
+
+/// A broker with extra command-line arguments (e.g. `--set key=value`).
+pub fn broker_with(dir: &std::path::Path, extra: &[&str]) -> Arc<Broker> {
+    let mut args = vec!["jet", "--listen", "127.0.0.1:0", "--data-dir", dir.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let mut config = crate::config::Cli::try_parse_from(args).unwrap().into_broker_config();
+    config.apply_overrides().unwrap();
+    Broker::open(config).unwrap()
 }
 
 /// One uncompressed batch of one record stamped now.

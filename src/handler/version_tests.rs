@@ -67,7 +67,8 @@ async fn every_response_encodes_at_every_advertised_version() {
                             ]),
                         v,
                     )
-                    .await,
+                    .await
+                    .response,
                 ),
                 ApiKey::ListOffsets => ResponseKind::ListOffsets(list_offsets::handle(
                     &b,

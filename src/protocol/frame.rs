@@ -63,7 +63,17 @@ impl MemoryBudget {
     pub fn available(&self) -> usize {
         self.semaphore.available_permits()
     }
+
+    /// Reserves `bytes` now, or `None` when the budget cannot cover them at the moment.
+    pub fn try_reserve(&self, bytes: usize) -> Option<Reservation> {
+        let n = u32::try_from(bytes).ok()?;
+        self.semaphore.clone().try_acquire_many_owned(n).ok()
+    }
 }
+
+/// Bytes held against a [`MemoryBudget`]; released on drop. `merge` combines two and
+/// `split` gives part back early.
+pub type Reservation = OwnedSemaphorePermit;
 
 /// A request frame and its share of the [`MemoryBudget`].
 pub struct Frame {
