@@ -149,25 +149,27 @@ async fn write_responses(writer: tokio::net::tcp::OwnedWriteHalf, mut rx: mpsc::
                 return;
             }
         };
-        if let Some(out) = response {
-            // A client that stops reading must not hold its responses' memory forever.
-            match tokio::time::timeout(WRITE_TIMEOUT, writer.write_all(&out.bytes)).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    debug!(error = %e, "write failed; closing connection");
-                    return;
-                }
-                Err(_elapsed) => {
-                    warn!("client did not read its response within {WRITE_TIMEOUT:?}; closing connection");
-                    return;
-                }
+        // A client that stops reading must not hold its responses' memory forever: each
+        // write (and flush) gets WRITE_TIMEOUT.
+        let write = async {
+            if let Some(out) = &response {
+                writer.write_all(&out.bytes).await?;
             }
-        }
-        if rx.is_empty()
-            && let Err(e) = writer.flush().await
-        {
-            debug!(error = %e, "flush failed; closing connection");
-            return;
+            if rx.is_empty() {
+                writer.flush().await?;
+            }
+            Ok::<(), std::io::Error>(())
+        };
+        match tokio::time::timeout(WRITE_TIMEOUT, write).await {
+            Ok(Ok(())) => drop(response),
+            Ok(Err(e)) => {
+                debug!(error = %e, "write failed; closing connection");
+                return;
+            }
+            Err(_elapsed) => {
+                warn!("client did not read its responses within {WRITE_TIMEOUT:?}; closing connection");
+                return;
+            }
         }
     }
     let _ = writer.flush().await;
