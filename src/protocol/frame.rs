@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -105,23 +105,28 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
     }
     let size = size as usize;
     let mut reservation = None;
-    let mut buf = BytesMut::new();
+    // A `Vec` grown with `reserve_exact`, and reads limited to what is reserved: a
+    // `BytesMut` doubles its allocation when it grows, so the buffer would hold about
+    // twice what the budget accounts for.
+    let mut buf: Vec<u8> = Vec::new();
+    let mut reserved = 0usize;
     while buf.len() < size {
-        if buf.capacity() == buf.len() {
+        if reserved == buf.len() {
             let step = (size - buf.len()).min(buf.len().clamp(FIRST_STEP, GROWTH_STEP));
             if !budget.reserve(&mut reservation, step).await {
                 return Err(FrameError::BudgetClosed);
             }
-            buf.reserve(step);
+            reserved += step;
+            buf.reserve_exact(step);
         }
-        let want = size - buf.len();
+        let want = reserved - buf.len();
         let mut limited = (&mut *reader).take(want as u64);
         let n = limited.read_buf(&mut buf).await?;
         if n == 0 {
             return Err(FrameError::Truncated { received: buf.len(), expected: size });
         }
     }
-    Ok(Some(Frame { bytes: buf.freeze(), reservation }))
+    Ok(Some(Frame { bytes: Bytes::from(buf), reservation }))
 }
 
 #[cfg(test)]
@@ -165,6 +170,18 @@ mod tests {
         drop(client);
         assert!(matches!(reader.await.unwrap(), Err(FrameError::Truncated { .. })));
         assert_eq!(budget.available(), 10 * GROWTH_STEP);
+    }
+
+    #[tokio::test]
+    async fn a_complete_frame_holds_exactly_its_size() {
+        // The buffer grows past GROWTH_STEP many times; every byte of it must be reserved.
+        let size = 8 * GROWTH_STEP + 123;
+        let mut data = (size as i32).to_be_bytes().to_vec();
+        data.resize(4 + size, 7);
+        let budget = MemoryBudget::new(64 * GROWTH_STEP);
+        let frame = read_frame(&mut &data[..], u32::MAX, &budget).await.unwrap().unwrap();
+        assert_eq!(frame.bytes.len(), size);
+        assert_eq!(64 * GROWTH_STEP - budget.available(), size);
     }
 
     #[tokio::test]
