@@ -214,6 +214,12 @@ impl BrokerConfig {
         }
     }
 
+    /// Records the port the listener actually bound (the OS picks it for port 0), which
+    /// is advertised wherever the advertised listener names no port of its own.
+    pub fn bound_to(&mut self, port: u16) {
+        self.listen.port = port;
+    }
+
     /// The request-memory budget: never below one maximal frame.
     pub fn queued_request_bytes(&self) -> usize {
         let max_frame = u64::from(self.kafka.socket_request_max_bytes);
@@ -317,6 +323,20 @@ mod tests {
         assert_eq!(p("[::1]:9092").to_string(), "[::1]:9092");
         assert!(parse_listen("localhost").is_err());
         assert!(parse_listen("localhost:99999").is_err());
+    }
+
+    #[test]
+    fn port_zero_advertises_the_bound_port() {
+        let config = |args: &[&str]| {
+            let mut c =
+                Cli::try_parse_from([&["jet", "--listen", "127.0.0.1:0"], args].concat()).unwrap().into_broker_config();
+            c.bound_to(40123);
+            c.advertised()
+        };
+        assert_eq!(config(&[]), ("localhost".to_string(), 40123));
+        // An advertised host without a port takes the listener's actual port, not 0.
+        assert_eq!(config(&["--advertised-listener", "example"]), ("example".to_string(), 40123));
+        assert_eq!(config(&["--advertised-listener", "example:9000"]), ("example".to_string(), 9000));
     }
 
     #[test]

@@ -41,11 +41,10 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        // With port 0 the OS picked the port: advertise that one.
-        if config.advertised_listener.is_none()
-            && let Ok(bound) = listener.local_addr()
-        {
-            config.listen.port = bound.port();
+        // With port 0 the OS picked the port: advertise that one (also when the
+        // advertised listener names only a host).
+        if let Ok(bound) = listener.local_addr() {
+            config.bound_to(bound.port());
         }
         let data_dir = config.data_dir.clone();
         let broker = match tokio::task::spawn_blocking(move || Broker::open(config)).await {
