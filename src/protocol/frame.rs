@@ -1,8 +1,9 @@
 //! Length-prefixed Kafka frames: a big-endian `i32` size followed by that many bytes.
 //!
 //! The size is checked against `socket.request.max.bytes` before anything is allocated,
-//! and the buffer grows only as bytes actually arrive, so a client that declares a large
-//! frame and sends nothing costs nothing.
+//! and memory is committed only as bytes actually arrive, so a client that declares a
+//! large frame and sends nothing costs nothing. See [`MemoryBudget`] for how large frames
+//! share memory without deadlocking.
 
 use std::sync::Arc;
 
@@ -10,11 +11,10 @@ use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// The frame buffer starts at this size and doubles, up to [`GROWTH_STEP`] per step,
-/// as a large frame trickles in: an idle connection that declared 100 MiB holds 64 KiB.
-const FIRST_STEP: usize = 64 << 10;
-/// Largest growth of the frame buffer at once.
-const GROWTH_STEP: usize = 1 << 20;
+/// Bytes of a frame read on the connection's own allowance, outside the shared budget:
+/// most requests fit, and a connection that declares a large frame but sends little
+/// holds at most this much.
+const ALLOWANCE: usize = 64 << 10;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FrameError {
@@ -31,33 +31,37 @@ pub enum FrameError {
 }
 
 /// Bytes of request frames the whole broker holds at once (Kafka's
-/// `queued.max.request.bytes`). A frame reserves budget as its bytes actually arrive (in
-/// steps of at most `GROWTH_STEP`) and releases it when its request is answered, so
-/// connections sending large frames wait for each other instead of exhausting memory,
-/// while connections that merely *declare* large frames hold almost nothing.
+/// `queued.max.request.bytes`), beyond each connection's small allowance.
+///
+/// A frame's first `ALLOWANCE` bytes are read without the budget. Only when a client
+/// actually sends more does the frame reserve the rest of its declared size, all at once;
+/// it is released when the response is written. All-or-nothing matters: frames that each
+/// held part of the budget while waiting for more could wait for each other forever,
+/// whereas a waiting frame here holds nothing, and every holder is a frame that can
+/// finish. Connections that merely *declare* large frames hold nothing from the budget,
+/// and small requests never wait for it.
 #[derive(Clone)]
 pub struct MemoryBudget {
     semaphore: Arc<Semaphore>,
+    capacity: usize,
 }
 
 impl MemoryBudget {
     pub fn new(bytes: usize) -> Self {
-        Self { semaphore: Arc::new(Semaphore::new(bytes.min(Semaphore::MAX_PERMITS))) }
+        let capacity = bytes.min(Semaphore::MAX_PERMITS);
+        Self { semaphore: Arc::new(Semaphore::new(capacity)), capacity }
     }
 
-    /// Adds `bytes` to `held`. `false` only if the budget was closed.
-    async fn reserve(&self, held: &mut Option<OwnedSemaphorePermit>, bytes: usize) -> bool {
-        let Ok(n) = u32::try_from(bytes) else { return false };
-        match self.semaphore.clone().acquire_many_owned(n).await {
-            Ok(permit) => {
-                match held {
-                    Some(h) => h.merge(permit),
-                    None => *held = Some(permit),
-                }
-                true
-            }
-            Err(_closed) => false,
-        }
+    /// The whole budget.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Waits until `bytes` can be reserved at once; `None` only if the budget was closed
+    /// (or `bytes` exceeds what a frame can be).
+    async fn reserve(&self, bytes: usize) -> Option<Reservation> {
+        let n = u32::try_from(bytes).ok()?;
+        self.semaphore.clone().acquire_many_owned(n).await.ok()
     }
 
     pub fn available(&self) -> usize {
@@ -105,21 +109,24 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
     }
     let size = size as usize;
     let mut reservation = None;
-    // A `Vec` grown with `reserve_exact`, and reads limited to what is reserved: a
-    // `BytesMut` doubles its allocation when it grows, so the buffer would hold about
-    // twice what the budget accounts for.
+    // A `Vec` grown with `reserve_exact` as bytes arrive, and reads limited to what was
+    // grown: a `BytesMut` doubles its allocation when it grows, so the buffer could hold
+    // about twice what arrived (and what the budget accounts for).
     let mut buf: Vec<u8> = Vec::new();
-    let mut reserved = 0usize;
+    let mut grown = 0usize;
     while buf.len() < size {
-        if reserved == buf.len() {
-            let step = (size - buf.len()).min(buf.len().clamp(FIRST_STEP, GROWTH_STEP));
-            if !budget.reserve(&mut reservation, step).await {
-                return Err(FrameError::BudgetClosed);
+        if grown == buf.len() {
+            if buf.len() == ALLOWANCE {
+                // The client really is sending a large frame: reserve all of the rest.
+                reservation = Some(budget.reserve(size - ALLOWANCE).await.ok_or(FrameError::BudgetClosed)?);
             }
-            reserved += step;
+            // Within the allowance, or once the rest is reserved: allocate it in one go
+            // (pages are only touched as bytes arrive).
+            let step = if buf.len() < ALLOWANCE { size.min(ALLOWANCE) - buf.len() } else { size - buf.len() };
+            grown += step;
             buf.reserve_exact(step);
         }
-        let want = reserved - buf.len();
+        let want = grown - buf.len();
         let mut limited = (&mut *reader).take(want as u64);
         let n = limited.read_buf(&mut buf).await?;
         if n == 0 {
@@ -146,42 +153,74 @@ mod tests {
         let budget = MemoryBudget::new(100);
         let frame = read_frame(&mut r, 10, &budget).await.unwrap().unwrap();
         assert_eq!(frame.bytes, Bytes::from_static(b"abc"));
-        assert_eq!(budget.available(), 97);
         drop(frame);
-        assert_eq!(budget.available(), 100);
         assert_eq!(read_frame(&mut r, 10, &budget).await.unwrap().unwrap().bytes.len(), 0);
         assert!(read_frame(&mut r, 10, &budget).await.unwrap().is_none());
     }
 
+    const MIB: usize = 1 << 20;
+
     #[tokio::test]
-    async fn declaring_a_large_frame_reserves_only_what_arrives() {
-        let budget = MemoryBudget::new(10 * GROWTH_STEP);
+    async fn small_frames_and_declared_but_unsent_frames_hold_no_budget() {
+        let budget = MemoryBudget::new(10 * MIB);
         let (mut client, mut server) = tokio::io::duplex(64);
         let b = budget.clone();
         let reader = tokio::spawn(async move { read_frame(&mut server, u32::MAX, &b).await.map(|f| f.is_some()) });
         use tokio::io::AsyncWriteExt;
-        client.write_all(&(50 * GROWTH_STEP as i32).to_be_bytes()).await.unwrap();
-        client.write_all(&[1u8; 100]).await.unwrap();
-        // Wait until the reader has consumed the bytes, then check what it holds.
-        while budget.available() == 10 * GROWTH_STEP {
-            tokio::task::yield_now().await;
-        }
-        assert_eq!(budget.available(), 10 * GROWTH_STEP - FIRST_STEP);
+        client.write_all(&(50 * MIB as i32).to_be_bytes()).await.unwrap();
+        // The duplex holds 64 bytes, so once this returns the reader has taken the rest.
+        client.write_all(&[1u8; 1000]).await.unwrap();
+        assert_eq!(budget.available(), 10 * MIB);
         drop(client);
         assert!(matches!(reader.await.unwrap(), Err(FrameError::Truncated { .. })));
-        assert_eq!(budget.available(), 10 * GROWTH_STEP);
+        assert_eq!(budget.available(), 10 * MIB);
+        // A complete small frame never touches the budget either.
+        let mut data = 1000i32.to_be_bytes().to_vec();
+        data.resize(1004, 3);
+        let frame = read_frame(&mut &data[..], u32::MAX, &budget).await.unwrap().unwrap();
+        assert!(frame.reservation.is_none());
     }
 
     #[tokio::test]
-    async fn a_complete_frame_holds_exactly_its_size() {
-        // The buffer grows past GROWTH_STEP many times; every byte of it must be reserved.
-        let size = 8 * GROWTH_STEP + 123;
+    async fn a_complete_frame_holds_its_size_beyond_the_allowance() {
+        let size = 8 * MIB + 123;
         let mut data = (size as i32).to_be_bytes().to_vec();
         data.resize(4 + size, 7);
-        let budget = MemoryBudget::new(64 * GROWTH_STEP);
+        let budget = MemoryBudget::new(64 * MIB);
         let frame = read_frame(&mut &data[..], u32::MAX, &budget).await.unwrap().unwrap();
         assert_eq!(frame.bytes.len(), size);
-        assert_eq!(64 * GROWTH_STEP - budget.available(), size);
+        assert_eq!(64 * MIB - budget.available(), size - ALLOWANCE);
+        drop(frame);
+        assert_eq!(budget.available(), 64 * MIB);
+    }
+
+    #[tokio::test]
+    async fn large_frames_that_do_not_fit_together_take_turns_instead_of_deadlocking() {
+        // Each frame needs most of the budget; both stream concurrently.
+        let budget = MemoryBudget::new(3 * MIB);
+        let size = 2 * MIB;
+        let mut data = (size as i32).to_be_bytes().to_vec();
+        data.resize(4 + size, 9);
+        let (mut c1, mut s1) = tokio::io::duplex(64 << 10);
+        let (mut c2, mut s2) = tokio::io::duplex(64 << 10);
+        use tokio::io::AsyncWriteExt;
+        let (d1, d2) = (data.clone(), data.clone());
+        let w1 = tokio::spawn(async move { c1.write_all(&d1).await });
+        let w2 = tokio::spawn(async move { c2.write_all(&d2).await });
+        let (b1, b2) = (budget.clone(), budget.clone());
+        let r1 =
+            tokio::spawn(async move { read_frame(&mut s1, u32::MAX, &b1).await.map(|f| f.map(|f| f.bytes.len())) });
+        let r2 =
+            tokio::spawn(async move { read_frame(&mut s2, u32::MAX, &b2).await.map(|f| f.map(|f| f.bytes.len())) });
+        // Frames are dropped as soon as read (the request answered), so both complete.
+        let done = async {
+            assert_eq!(r1.await.unwrap().unwrap(), Some(size));
+            assert_eq!(r2.await.unwrap().unwrap(), Some(size));
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(30), done).await.expect("frames deadlocked");
+        w1.await.unwrap().unwrap();
+        w2.await.unwrap().unwrap();
+        assert_eq!(budget.available(), 3 * MIB);
     }
 
     #[tokio::test]
