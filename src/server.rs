@@ -90,7 +90,9 @@ async fn serve_connection(
     let peer = stream.peer_addr().ok();
     let (mut reader, writer) = stream.into_split();
     let (tx, rx) = mpsc::channel::<Pending>(MAX_IN_FLIGHT);
-    let writer_task = tokio::spawn(write_responses(writer, rx));
+    // Aborted if this connection's task is (shutdown grace elapsed), so the writer never
+    // outlives the broker.
+    let mut writer_task = AbortOnDrop(tokio::spawn(write_responses(writer, rx)));
     let max = broker.config.kafka.socket_request_max_bytes;
     loop {
         let frame = tokio::select! {
@@ -130,8 +132,17 @@ async fn serve_connection(
         }
     }
     drop(tx);
-    if let Err(e) = writer_task.await {
+    if let Err(e) = (&mut writer_task.0).await {
         warn!(?peer, error = %e, "response writer failed");
+    }
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop<T>(JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
