@@ -18,7 +18,7 @@ use tokio::sync::watch;
 use crate::broker::producer_state::{BatchMeta, ProducerStateTable, SeqCheck, add_seq, next_seq};
 use crate::broker::topic_config::EffectiveTopicConfig;
 use crate::log::batch::{self, BatchHeader};
-use crate::log::{Flusher, LogError, PartitionLog, SyncTarget, write_durably};
+use crate::log::{Flusher, LogError, PartitionLog, ReadPlan, SyncTarget, write_durably};
 
 /// Leader epoch stamped on every batch. A single node never changes leader; with raft
 /// this becomes the term.
@@ -75,6 +75,25 @@ pub enum Appended {
     /// covered by the high watermark: the retry must then wait for the same fsync as the
     /// original (which may still be running, or may have failed).
     Duplicate { base_offset: i64, log_start_offset: i64, sync: Option<SyncTarget> },
+}
+
+/// A planned read (see [`Partition::plan_read`]) with the offsets it was planned at.
+pub struct PlannedRead {
+    plan: ReadPlan,
+    pub high_watermark: i64,
+    pub log_start_offset: i64,
+}
+
+impl PlannedRead {
+    /// The most bytes executing the plan can return.
+    pub fn max_len(&self) -> usize {
+        self.plan.max_len()
+    }
+
+    pub fn execute(self) -> Result<ReadResult, PartitionError> {
+        let records = self.plan.execute()?;
+        Ok(ReadResult { records, high_watermark: self.high_watermark, log_start_offset: self.log_start_offset })
+    }
 }
 
 /// Bytes read for a fetch, with the partition's offsets at that moment.
@@ -240,6 +259,13 @@ impl Partition {
 
     /// Reads committed batches from `offset` (see [`PartitionLog::read`]).
     pub fn read(&self, offset: i64, max_bytes: usize, min_one: bool) -> Result<ReadResult, PartitionError> {
+        self.plan_read(offset, max_bytes, min_one)?.execute()
+    }
+
+    /// The first half of [`read`](Self::read), under the lock: where the committed
+    /// batches are. Executing it (the file reads) happens without the lock, so fetches
+    /// never stall appends, and its size bound lets the caller reserve memory first.
+    pub fn plan_read(&self, offset: i64, max_bytes: usize, min_one: bool) -> Result<PlannedRead, PartitionError> {
         let inner = self.lock()?;
         let high_watermark = self.high_watermark();
         let log_start_offset = inner.log.log_start_offset();
@@ -249,10 +275,7 @@ impl Partition {
             );
         }
         let plan = inner.log.plan_read(offset, max_bytes, high_watermark, min_one)?;
-        // The file reads happen without the lock, so fetches never stall appends.
-        drop(inner);
-        let records = plan.execute()?;
-        Ok(ReadResult { records, high_watermark, log_start_offset })
+        Ok(PlannedRead { plan, high_watermark, log_start_offset })
     }
 
     /// Retention (see [`PartitionLog::apply_retention`]), bounded by the high watermark.

@@ -18,7 +18,7 @@ use tokio::sync::watch;
 
 use crate::broker::Broker;
 use crate::broker::fetch_sessions::{Reported, SessionError, SessionKey, SessionPartition, Updated};
-use crate::broker::partition::{Partition, PartitionError};
+use crate::broker::partition::{Partition, PartitionError, ReadResult};
 use crate::protocol::frame::{MemoryBudget, Reservation};
 
 use super::topic_name;
@@ -261,6 +261,40 @@ fn empty(index: i32) -> PartitionData {
         .with_records(Some(Bytes::new()))
 }
 
+enum Outcome {
+    /// The records read and the budget they hold (`None` when served unaccounted).
+    Read(ReadResult, Option<Reservation>),
+    /// The read does not fit in the budget right now: answered without records.
+    NoRoom { high_watermark: i64, log_start_offset: i64 },
+}
+
+/// Plans a partition read, reserves the most it can return, reads, and gives back what
+/// was not used. A read larger than the whole budget (a batch above
+/// `fetch.memory.max.bytes`) is served unaccounted rather than never.
+fn read_within(
+    partition: &Partition,
+    offset: i64,
+    limit: usize,
+    min_one: bool,
+    budget: &MemoryBudget,
+) -> Result<Outcome, PartitionError> {
+    let planned = partition.plan_read(offset, limit, min_one)?;
+    let need = planned.max_len();
+    let mut reserved = match budget.try_reserve(need) {
+        Some(r) => Some(r),
+        None if need > budget.capacity() => None,
+        None => {
+            let (high_watermark, log_start_offset) = (planned.high_watermark, planned.log_start_offset);
+            return Ok(Outcome::NoRoom { high_watermark, log_start_offset });
+        }
+    };
+    let read = planned.execute()?;
+    if let Some(r) = &mut reserved {
+        drop(r.split(need.saturating_sub(read.records.len())));
+    }
+    Ok(Outcome::Read(read, reserved))
+}
+
 /// One pass over a fetch's partitions.
 struct ReadPass {
     partitions: Vec<PartitionData>,
@@ -270,9 +304,8 @@ struct ReadPass {
     held: Option<Reservation>,
 }
 
-/// Reads every item once. Each partition's read is first reserved against `budget` (its
-/// byte limit, the unused part given back after); a partition whose read does not fit
-/// the budget right now is answered without records, as if it had none yet.
+/// Reads every item once. Each partition's read is planned, the most it can return is
+/// reserved against `budget`, and the unused part is given back after reading.
 fn read_all(items: &[Item], max_bytes: usize, budget: &MemoryBudget) -> ReadPass {
     let mut total = 0usize;
     let mut any_error = false;
@@ -290,30 +323,12 @@ fn read_all(items: &[Item], max_bytes: usize, budget: &MemoryBudget) -> ReadPass
             }
         };
         let limit = usize::try_from(item.max_bytes).unwrap_or(0).min(max_bytes.saturating_sub(total));
-        let Some(mut reserved) = budget.try_reserve(limit) else {
-            if let Ok((start, hw, _)) = partition.offsets() {
-                (data.high_watermark, data.last_stable_offset, data.log_start_offset) = (hw, hw, start);
-            }
-            out.push(data);
-            continue;
-        };
-        match partition.read(item.fetch_offset, limit, total == 0) {
-            Ok(mut read) => {
-                let size = read.records.len();
-                if size > limit {
-                    // KIP-74's first batch may exceed the limit: account for it too, or
-                    // leave it for a later fetch.
-                    match budget.try_reserve(size - limit) {
-                        Some(more) => reserved.merge(more),
-                        None => read.records = Bytes::new(),
-                    }
-                } else {
-                    drop(reserved.split(limit - size));
-                }
-                if !read.records.is_empty() {
+        match read_within(partition, item.fetch_offset, limit, total == 0, budget) {
+            Ok(Outcome::Read(read, reserved)) => {
+                if let Some(r) = reserved.filter(|_| !read.records.is_empty()) {
                     match &mut held {
-                        Some(h) => h.merge(reserved),
-                        None => held = Some(reserved),
+                        Some(h) => h.merge(r),
+                        None => held = Some(r),
                     }
                 }
                 total += read.records.len();
@@ -321,6 +336,11 @@ fn read_all(items: &[Item], max_bytes: usize, budget: &MemoryBudget) -> ReadPass
                 data.last_stable_offset = read.high_watermark;
                 data.log_start_offset = read.log_start_offset;
                 data.records = Some(read.records);
+            }
+            Ok(Outcome::NoRoom { high_watermark, log_start_offset }) => {
+                data.high_watermark = high_watermark;
+                data.last_stable_offset = high_watermark;
+                data.log_start_offset = log_start_offset;
             }
             Err(e) => {
                 any_error = true;

@@ -133,18 +133,26 @@ async fn unknown_topic_ids_are_answered_separately() {
 async fn fetched_records_are_held_against_the_memory_budget_until_written() {
     let dir = tempfile::tempdir().unwrap();
     let b = broker_with(dir.path(), &["--set", "fetch.max.bytes=1024,fetch.memory.max.bytes=1024"]);
-    b.create_topic("t", 2, 1, Default::default(), false).unwrap();
-    produce(&b, "t", &[0, 1]).await;
+    b.create_topic("t", 3, 1, Default::default(), false).unwrap();
+    for _ in 0..8 {
+        produce(&b, "t", &[0, 1]).await;
+    }
+    produce(&b, "t", &[2]).await;
     let fetch = |p: i32| request(0, -1, vec![topic("t", vec![part(p, 0)])]).with_max_bytes(1024);
     let first = fetch::handle(&b, fetch(0), 12).await;
     assert_eq!(shape(&first.response), vec![(0, true)]);
     let size = first.response.responses[0].partitions[0].records.as_ref().unwrap().len();
+    assert!(size > 512, "eight batches should be more than half the budget");
     // Exactly the records read are held while the response is unwritten...
     assert_eq!(b.fetch_memory.available(), 1024 - size);
-    // ...so a second fetch that cannot fit in what is left gets no records (not an error).
+    // ...so a second fetch of as much gets no records (not an error) while one that
+    // fits in what is left is served.
     let second = fetch::handle(&b, fetch(1), 12).await;
     assert_eq!(shape(&second.response), vec![(1, false)]);
     assert_eq!(second.response.responses[0].partitions[0].error_code, 0);
+    let small = fetch::handle(&b, fetch(2), 12).await;
+    assert_eq!(shape(&small.response), vec![(2, true)]);
+    drop(small);
     // Once the first response is written (dropped), the budget is back.
     drop(first);
     assert_eq!(b.fetch_memory.available(), 1024);

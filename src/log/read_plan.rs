@@ -80,6 +80,14 @@ impl PartitionLog {
 }
 
 impl ReadPlan {
+    /// The most bytes [`execute`](Self::execute) can return: what the planned ranges
+    /// hold, within `max_bytes` (or the first batch, when returned whole).
+    pub fn max_len(&self) -> usize {
+        let available: usize = self.pieces.iter().map(|p| p.available).sum();
+        let first = if self.min_one { self.first_batch_size } else { 0 };
+        available.min(self.max_bytes.max(first))
+    }
+
     /// Reads the planned ranges (one pread per segment) and keeps whole batches below
     /// `upto`, within `max_bytes` (first batch whole with `min_one`).
     pub fn execute(self) -> Result<Bytes, LogError> {
