@@ -23,6 +23,8 @@ pub struct SyncTarget {
 }
 
 type Reply = oneshot::Sender<Result<i64, LogError>>;
+/// A file and the (end offset, reply) of every request waiting for it.
+type Group = (Arc<File>, Vec<(i64, Reply)>);
 
 /// Handle to the group-commit thread; cheap to clone. The thread exits when every handle
 /// is dropped.
@@ -74,7 +76,7 @@ fn run(rx: mpsc::Receiver<(SyncTarget, Reply)>, fsyncs: Arc<AtomicU64>) {
         let mut round = vec![first];
         round.extend(rx.try_iter());
         // Distinct files of this round, each with the requests waiting on it.
-        let mut groups: Vec<(Arc<File>, Vec<(i64, Reply)>)> = Vec::new();
+        let mut groups: Vec<Group> = Vec::new();
         for (target, reply) in round {
             match groups.iter_mut().find(|(f, _)| Arc::ptr_eq(f, &target.file)) {
                 Some((_, waiters)) => waiters.push((target.end_offset, reply)),

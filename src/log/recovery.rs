@@ -18,7 +18,7 @@ use std::path::Path;
 use super::batch::{BatchHeader, HEADER_SIZE, verify_crc};
 use super::index::{OffsetEntry, SparseIndex, TimeEntry};
 use super::partition_log::PartitionLog;
-use super::segment::{MAX_RELATIVE, Segment, sync_dir};
+use super::segment::{MAX_RELATIVE, Segment, scan_file, sync_dir};
 use super::{LogConfig, LogError, io_err};
 
 pub(crate) const CLEAN_SHUTDOWN_FILE: &str = ".clean_shutdown";
@@ -61,11 +61,11 @@ enum Recovered {
 /// Scans `seg` from `from` checking CRCs and offset monotonicity, feeding good batches to
 /// the indexes. Returns the position of the first bad byte if the data does not end cleanly.
 fn walk_checked(seg: &mut Segment, from: u64, interval: u64) -> Result<Option<(u64, String)>, LogError> {
-    let mut good: Vec<(u64, BatchHeader)> = Vec::new();
     let mut expected = seg.next_offset;
     let base = seg.base_offset;
     let mut reason = String::new();
-    let end = seg.scan(from, |pos, h, bytes| {
+    let (file, path, size) = (seg.file.clone(), seg.path("log"), seg.size);
+    let end = scan_file(&file, &path, size, from, |pos, h, bytes| {
         let problem = if !verify_crc(bytes) {
             Some("CRC mismatch")
         } else if h.base_offset < expected {
@@ -80,19 +80,18 @@ fn walk_checked(seg: &mut Segment, from: u64, interval: u64) -> Result<Option<(u
             return ControlFlow::Break(());
         }
         expected = h.next_offset();
-        good.push((pos, *h));
+        seg.note_batch(pos, h, interval);
         ControlFlow::Continue(())
     })?;
-    for (pos, h) in &good {
-        seg.note_batch(*pos, h, interval);
-    }
     if let Some(e) = end.error {
         reason = e.to_string();
     }
     Ok((end.end < seg.size).then_some((end.end, reason)))
 }
 
-fn load_indexes(seg: &Segment) -> Result<Option<(SparseIndex<OffsetEntry>, SparseIndex<TimeEntry>)>, LogError> {
+type Indexes = (SparseIndex<OffsetEntry>, SparseIndex<TimeEntry>);
+
+fn load_indexes(seg: &Segment) -> Result<Option<Indexes>, LogError> {
     let size = seg.size;
     let oi = SparseIndex::<OffsetEntry>::load(&seg.path("index"), |prev, e| {
         u64::from(e.position) < size
@@ -214,11 +213,12 @@ pub(crate) fn open(dir: &Path, config: LogConfig) -> Result<PartitionLog, LogErr
     for (i, seg) in segments.iter_mut().enumerate() {
         let last = i + 1 == count;
         let mut outcome = recover_segment(seg, last && marker.is_none(), interval)?;
-        if last && let Some(m) = &marker {
-            if *m != marker_contents(seg.next_offset, seg.base_offset, seg.size) {
-                tracing::warn!(dir = %dir.display(), "clean-shutdown marker does not match the log; running recovery");
-                outcome = recover_segment(seg, true, interval)?;
-            }
+        if last
+            && let Some(m) = &marker
+            && *m != marker_contents(seg.next_offset, seg.base_offset, seg.size)
+        {
+            tracing::warn!(dir = %dir.display(), "clean-shutdown marker does not match the log; running recovery");
+            outcome = recover_segment(seg, true, interval)?;
         }
         if let Recovered::Truncated = outcome
             && !last
