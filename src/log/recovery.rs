@@ -18,7 +18,7 @@ use std::path::Path;
 use super::batch::{BatchHeader, HEADER_SIZE, verify_crc};
 use super::index::{OffsetEntry, SparseIndex, TimeEntry};
 use super::partition_log::PartitionLog;
-use super::segment::{MAX_RELATIVE, Segment, sync_dir};
+use super::segment::{MAX_RELATIVE, Segment, scan_file, sync_dir};
 use super::{LogConfig, LogError, io_err};
 
 pub(crate) const CLEAN_SHUTDOWN_FILE: &str = ".clean_shutdown";
@@ -59,11 +59,11 @@ enum Recovered {
 /// Scans `seg` from `from` checking CRCs and offset monotonicity, feeding good batches to
 /// the indexes. Returns the position of the first bad byte if the data does not end cleanly.
 fn walk_checked(seg: &mut Segment, from: u64, interval: u64) -> Result<Option<(u64, String)>, LogError> {
-    let mut good: Vec<(u64, BatchHeader)> = Vec::new();
     let mut expected = seg.next_offset;
     let base = seg.base_offset;
     let mut reason = String::new();
-    let end = seg.scan(from, |pos, h, bytes| {
+    let (file, path, size) = (seg.file.clone(), seg.path("log"), seg.size);
+    let end = scan_file(&file, &path, size, from, |pos, h, bytes| {
         let problem = if !verify_crc(bytes) {
             Some("CRC mismatch")
         } else if h.base_offset < expected {
@@ -78,12 +78,9 @@ fn walk_checked(seg: &mut Segment, from: u64, interval: u64) -> Result<Option<(u
             return ControlFlow::Break(());
         }
         expected = h.next_offset();
-        good.push((pos, *h));
+        seg.note_batch(pos, h, interval);
         ControlFlow::Continue(())
     })?;
-    for (pos, h) in &good {
-        seg.note_batch(*pos, h, interval);
-    }
     if let Some(e) = end.error {
         reason = e.to_string();
     }

@@ -181,47 +181,12 @@ impl Segment {
         start
     }
 
-    /// Walks whole batches from `from` to the end of the data, reading in large chunks.
-    /// `f(position, header, batch bytes)` may stop the scan early. Stops at the first framing
-    /// error (truncated batch, bad length or magic); CRC checks are up to the callback.
-    pub fn scan<F>(&self, from: u64, mut f: F) -> Result<ScanEnd, LogError>
+    /// Walks whole batches from `from` to the end of the data; see [`scan_file`].
+    pub fn scan<F>(&self, from: u64, f: F) -> Result<ScanEnd, LogError>
     where
         F: FnMut(u64, &BatchHeader, &[u8]) -> ControlFlow<()>,
     {
-        let mut pos = from;
-        let mut need = SCAN_CHUNK;
-        while pos < self.size {
-            let left = (self.size - pos) as usize;
-            let buf = self.read_vec(pos, need.max(SCAN_CHUNK).min(left))?;
-            let mut iter = BatchIter::new(&buf);
-            let mut consumed = 0usize;
-            for item in iter.by_ref() {
-                match item {
-                    Ok((h, r)) => {
-                        if f(pos + r.start as u64, &h, &buf[r.clone()]).is_break() {
-                            return Ok(ScanEnd { end: pos + r.start as u64, error: None });
-                        }
-                        consumed = r.end;
-                    }
-                    Err(BatchError::Truncated) if buf.len() < left => break,
-                    Err(e) => return Ok(ScanEnd { end: pos + consumed as u64, error: Some(e) }),
-                }
-            }
-            if consumed == 0 {
-                // The batch at `pos` is larger than the chunk: read it whole next time.
-                need = match batch_total_size(&buf) {
-                    Ok(total) if total <= left => total,
-                    Ok(_) | Err(BatchError::Truncated) => {
-                        return Ok(ScanEnd { end: pos, error: Some(BatchError::Truncated) });
-                    }
-                    Err(e) => return Ok(ScanEnd { end: pos, error: Some(e) }),
-                };
-            } else {
-                need = SCAN_CHUNK;
-            }
-            pos += consumed as u64;
-        }
-        Ok(ScanEnd { end: pos, error: None })
+        scan_file(&self.file, &self.path("log"), self.size, from, f)
     }
 
     /// Finds the batch containing `offset` (or the first batch after it): its position and
@@ -252,18 +217,15 @@ impl Segment {
     /// Rebuilds indexes and derived state by scanning the whole (trusted) data.
     pub fn rebuild_indexes(&mut self, index_interval: u64) -> Result<(), LogError> {
         self.reset_derived_state();
-        let mut seen = Vec::new();
-        let end = self.scan(0, |pos, h, _| {
-            seen.push((pos, *h));
+        let file = self.file.clone();
+        let end = scan_file(&file, &self.path("log"), self.size, 0, |pos, h, _| {
+            self.note_batch(pos, h, index_interval);
             ControlFlow::Continue(())
         })?;
-        if let Some(e) = end.error {
-            return Err(e.into());
+        match end.error {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
         }
-        for (pos, h) in &seen {
-            self.note_batch(*pos, h, index_interval);
-        }
-        Ok(())
     }
 
     /// fsyncs the data, records the final max timestamp in the time index (so it survives a
@@ -297,4 +259,49 @@ impl Segment {
 /// fsyncs a directory so that file creations, renames and deletions in it are durable.
 pub(crate) fn sync_dir(dir: &Path) -> Result<(), LogError> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(io_err("fsync directory", dir))
+}
+
+/// Walks whole batches of `file` from `from` to `size`, reading in large chunks.
+/// A free function so callers can mutate the segment (indexes) from the callback.
+/// `f(position, header, batch bytes)` may stop the scan early. Stops at the first framing
+/// error (truncated batch, bad length or magic); CRC checks are up to the callback.
+pub(crate) fn scan_file<F>(file: &File, path: &Path, size: u64, from: u64, mut f: F) -> Result<ScanEnd, LogError>
+where
+    F: FnMut(u64, &BatchHeader, &[u8]) -> ControlFlow<()>,
+{
+    let mut pos = from;
+    let mut need = SCAN_CHUNK;
+    while pos < size {
+        let left = (size - pos) as usize;
+        let mut buf = vec![0u8; need.max(SCAN_CHUNK).min(left)];
+        file.read_exact_at(&mut buf, pos).map_err(io_err("read segment", path))?;
+        let mut iter = BatchIter::new(&buf);
+        let mut consumed = 0usize;
+        for item in iter.by_ref() {
+            match item {
+                Ok((h, r)) => {
+                    if f(pos + r.start as u64, &h, &buf[r.clone()]).is_break() {
+                        return Ok(ScanEnd { end: pos + r.start as u64, error: None });
+                    }
+                    consumed = r.end;
+                }
+                Err(BatchError::Truncated) if buf.len() < left => break,
+                Err(e) => return Ok(ScanEnd { end: pos + consumed as u64, error: Some(e) }),
+            }
+        }
+        if consumed == 0 {
+            // The batch at `pos` is larger than the chunk: read it whole next time.
+            need = match batch_total_size(&buf) {
+                Ok(total) if total <= left => total,
+                Ok(_) | Err(BatchError::Truncated) => {
+                    return Ok(ScanEnd { end: pos, error: Some(BatchError::Truncated) });
+                }
+                Err(e) => return Ok(ScanEnd { end: pos, error: Some(e) }),
+            };
+        } else {
+            need = SCAN_CHUNK;
+        }
+        pos += consumed as u64;
+    }
+    Ok(ScanEnd { end: pos, error: None })
 }

@@ -445,3 +445,47 @@ fn a_read_plan_outlives_segment_deletion_and_ignores_later_appends() {
     let plan = log.plan_read(8, usize::MAX, 10, false).expect("plan");
     assert_eq!(headers(&plan.execute().expect("execute")).iter().map(|h| h.base_offset).collect::<Vec<_>>(), vec![8]);
 }
+
+#[test]
+fn corrupt_older_segment_drops_everything_after_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let one = batch(2, 0).len() as u64;
+    let c = LogConfig { segment_bytes: one * 2, ..cfg() };
+    let mut log = open(dir.path(), c.clone());
+    for ts in 0..6 {
+        append(&mut log, 2, ts); // segments at 0, 4, 8
+    }
+    let all = read_all(&log);
+    drop(log);
+    // Garbage index for segment 0 (must be rebuilt), damaged last batch of segment 4.
+    std::fs::write(dir.path().join(format!("{:020}.index", 0)), [9u8; 5]).expect("index");
+    let seg4 = dir.path().join(format!("{:020}.log", 4));
+    let len = std::fs::metadata(&seg4).expect("meta").len();
+    OpenOptions::new().write(true).open(&seg4).expect("open").set_len(len - 1).expect("cut");
+    for _ in 0..2 {
+        let log = open(dir.path(), c.clone());
+        assert_eq!(log.log_end_offset(), 6);
+        assert_eq!(&read_all(&log)[..], &all[..3 * one as usize]);
+        assert_eq!(segment_files(dir.path()), 2);
+    }
+}
+
+#[test]
+fn reopen_rebuilds_missing_indexes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let c = LogConfig { index_interval_bytes: 1, ..cfg() };
+    let mut log = open(dir.path(), c.clone());
+    for ts in 0..20 {
+        append(&mut log, 2, ts);
+    }
+    log.close().expect("close");
+    std::fs::remove_file(dir.path().join(format!("{:020}.index", 0))).expect("rm index");
+    std::fs::remove_file(dir.path().join(format!("{:020}.timeindex", 0))).expect("rm timeindex");
+    let log = open(dir.path(), c);
+    assert_eq!(log.log_end_offset(), 40);
+    for off in [0, 17, 39] {
+        assert_eq!(headers(&log.read(off, 1, 40, true).expect("read"))[0].base_offset, off - off % 2);
+    }
+    let b = log.batch_for_timestamp(10).expect("ts").expect("some");
+    assert_eq!(headers(&b)[0].base_offset, 18);
+}
