@@ -53,6 +53,7 @@
 
 pub mod broker;
 pub mod config;
+pub mod group;
 pub mod handler;
 pub mod log;
 pub mod protocol;

@@ -1,0 +1,3 @@
+//! Consumer groups: the group coordinator and its durable state in `__consumer_offsets`.
+
+pub mod records;
