@@ -152,6 +152,47 @@ pub struct KafkaSettings {
     #[arg(long, env = "JET_OFFSETS_TOPIC_NUM_PARTITIONS", default_value_t = 50)]
     pub offsets_topic_num_partitions: i32,
 
+    /// `group.initial.rebalance.delay.ms`: how long the first rebalance of an empty
+    /// classic group waits for more members (settable with `--set`, like the rest below).
+    #[arg(skip = 3_000)]
+    pub group_initial_rebalance_delay_ms: i32,
+
+    /// `group.min.session.timeout.ms`.
+    #[arg(skip = 6_000)]
+    pub group_min_session_timeout_ms: i32,
+
+    /// `group.max.session.timeout.ms`.
+    #[arg(skip = 1_800_000)]
+    pub group_max_session_timeout_ms: i32,
+
+    /// `group.max.size`: members of one classic group.
+    #[arg(skip = i32::MAX)]
+    pub group_max_size: i32,
+
+    /// `group.consumer.session.timeout.ms` (KIP-848 groups).
+    #[arg(skip = 45_000)]
+    pub group_consumer_session_timeout_ms: i32,
+
+    /// `group.consumer.heartbeat.interval.ms` (KIP-848 groups).
+    #[arg(skip = 5_000)]
+    pub group_consumer_heartbeat_interval_ms: i32,
+
+    /// `group.consumer.max.size`: members of one KIP-848 group.
+    #[arg(skip = i32::MAX)]
+    pub group_consumer_max_size: i32,
+
+    /// `offsets.retention.minutes`: how long an empty group's committed offsets are kept.
+    #[arg(skip = 7 * 24 * 60)]
+    pub offsets_retention_minutes: i64,
+
+    /// `offsets.retention.check.interval.ms`.
+    #[arg(skip = 600_000)]
+    pub offsets_retention_check_interval_ms: i64,
+
+    /// `offset.metadata.max.bytes`: largest metadata string of a committed offset.
+    #[arg(skip = 4_096)]
+    pub offset_metadata_max_bytes: i32,
+
     /// Any setting by its Kafka property name, e.g. `--set num.partitions=3`. Overrides
     /// the dedicated flags above.
     #[arg(long = "set", value_name = "KEY=VALUE", env = "JET_SET", value_delimiter = ',')]
@@ -274,6 +315,16 @@ impl KafkaSettings {
             "log.cleanup.policy" => self.log_cleanup_policy = value.to_string(),
             "compression.type" => self.compression_type = value.to_string(),
             "offsets.topic.num.partitions" => self.offsets_topic_num_partitions = parse(key, value)?,
+            "group.initial.rebalance.delay.ms" => self.group_initial_rebalance_delay_ms = parse(key, value)?,
+            "group.min.session.timeout.ms" => self.group_min_session_timeout_ms = parse(key, value)?,
+            "group.max.session.timeout.ms" => self.group_max_session_timeout_ms = parse(key, value)?,
+            "group.max.size" => self.group_max_size = parse(key, value)?,
+            "group.consumer.session.timeout.ms" => self.group_consumer_session_timeout_ms = parse(key, value)?,
+            "group.consumer.heartbeat.interval.ms" => self.group_consumer_heartbeat_interval_ms = parse(key, value)?,
+            "group.consumer.max.size" => self.group_consumer_max_size = parse(key, value)?,
+            "offsets.retention.minutes" => self.offsets_retention_minutes = parse(key, value)?,
+            "offsets.retention.check.interval.ms" => self.offsets_retention_check_interval_ms = parse(key, value)?,
+            "offset.metadata.max.bytes" => self.offset_metadata_max_bytes = parse(key, value)?,
             _ => return Err(ConfigError::UnknownKey(key.to_string())),
         }
         Ok(())

@@ -36,6 +36,7 @@ pub async fn run(listener: TcpListener, broker: Arc<Broker>, shutdown: impl Futu
     let stop_rx = broker.shutdown_signal();
     let budget = frame::MemoryBudget::new(broker.config.queued_request_bytes());
     let housekeeping = tokio::spawn(broker.clone().run_housekeeping(stop_rx.clone()));
+    let group_timers = tokio::spawn(crate::group::GroupCoordinator::run_timers(broker.clone(), stop_rx.clone()));
     let mut connections = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
     loop {
@@ -72,6 +73,7 @@ pub async fn run(listener: TcpListener, broker: Arc<Broker>, shutdown: impl Futu
         connections.shutdown().await;
     }
     let _ = housekeeping.await;
+    let _ = group_timers.await;
     let closer = broker.clone();
     if let Err(e) = tokio::task::spawn_blocking(move || closer.close()).await {
         warn!(error = %e, "closing logs failed");
@@ -123,7 +125,7 @@ async fn serve_connection(
                 break;
             }
         };
-        let pending = handler::dispatch(&broker, *request).await;
+        let pending = handler::dispatch(&broker, *request, peer).await;
         // The frame's reservation is held until the response is written: decoded
         // strings and record sets share the frame's buffer.
         let task = tokio::spawn(async move { pending.await.map(|reply| reply.map(|out| out.holding(reservation))) });

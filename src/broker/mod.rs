@@ -94,6 +94,8 @@ pub struct Broker {
     pub fetch_sessions: fetch_sessions::FetchSessions,
     /// Bounds fetched bytes held in memory (`fetch.memory.max.bytes`).
     pub fetch_memory: crate::protocol::frame::MemoryBudget,
+    /// Consumer groups coordinated here.
+    pub groups: crate::group::GroupCoordinator,
     meta: MetaStore,
     producer_ids: Mutex<ProducerIds>,
     /// Serialises topic creation/deletion so concurrent auto-creates agree.
@@ -135,6 +137,10 @@ impl Broker {
         remove_deleted_dirs(&data_dir);
         let limit = meta.producer_id_limit()?;
         let (host, port) = config.advertised();
+        let groups = crate::group::GroupCoordinator::new(crate::group::GroupSettings::from_kafka(&config.kafka));
+        if let Some(offsets) = topics.get(crate::group::OFFSETS_TOPIC) {
+            groups.load(&offsets)?;
+        }
         Ok(Arc::new(Broker {
             node_id: config.node_id,
             host,
@@ -146,6 +152,7 @@ impl Broker {
             fetch_memory: crate::protocol::frame::MemoryBudget::new(
                 usize::try_from(config.kafka.fetch_memory_max_bytes).unwrap_or(usize::MAX),
             ),
+            groups,
             meta,
             producer_ids: Mutex::new(ProducerIds { next: limit, limit }),
             admin: Mutex::new(()),

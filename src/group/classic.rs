@@ -270,7 +270,14 @@ impl ClassicGroup {
             .map(|(id, m)| {
                 let (metadata, assignment) =
                     if stable { (m.metadata_for(protocol), m.assignment.clone()) } else { Default::default() };
-                (id.clone(), m.group_instance_id.clone(), m.client_id.clone(), m.client_host.clone(), metadata, assignment)
+                (
+                    id.clone(),
+                    m.group_instance_id.clone(),
+                    m.client_id.clone(),
+                    m.client_host.clone(),
+                    metadata,
+                    assignment,
+                )
             })
             .collect()
     }
@@ -347,6 +354,14 @@ impl ClassicGroup {
 
     /// Marks the group deleted; parked requests are told to find the coordinator again.
     pub fn mark_dead(&mut self) -> Effects {
+        let effects = self.abandon_waiters();
+        self.transition(ClassicState::Dead, 0);
+        effects
+    }
+
+    /// Answers every parked request with `COORDINATOR_NOT_AVAILABLE` (the group is going
+    /// away or the broker is shutting down): its members find the coordinator again.
+    pub fn abandon_waiters(&mut self) -> Effects {
         let mut effects = Effects::default();
         for (id, m) in self.members.iter_mut() {
             if let Some(tx) = m.awaiting_join.take() {
@@ -356,7 +371,6 @@ impl ClassicGroup {
                 effects.syncs.push((tx, SyncOutcome::error(ResponseError::CoordinatorNotAvailable)));
             }
         }
-        self.transition(ClassicState::Dead, 0);
         effects
     }
 

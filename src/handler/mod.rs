@@ -10,20 +10,31 @@ pub mod api_versions;
 mod compat_tests;
 pub mod create_partitions;
 pub mod create_topics;
+pub mod delete_groups;
 pub mod delete_records;
 pub mod delete_topics;
 pub mod describe_cluster;
 pub mod describe_configs;
+pub mod describe_groups;
 pub mod describe_log_dirs;
 pub mod fetch;
 #[cfg(test)]
 mod fetch_session_tests;
+pub mod find_coordinator;
+pub mod heartbeat;
 pub mod incremental_alter_configs;
 pub mod init_producer_id;
+pub mod join_group;
+pub mod leave_group;
+pub mod list_groups;
 pub mod list_offsets;
 pub mod metadata;
+pub mod offset_commit;
+pub mod offset_delete;
+pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+pub mod sync_group;
 #[cfg(test)]
 mod test_support;
 #[cfg(test)]
@@ -85,6 +96,17 @@ pub const IMPLEMENTED: &[ApiKey] = &[
     ApiKey::CreatePartitions,
     ApiKey::IncrementalAlterConfigs,
     ApiKey::DescribeCluster,
+    ApiKey::FindCoordinator,
+    ApiKey::JoinGroup,
+    ApiKey::SyncGroup,
+    ApiKey::Heartbeat,
+    ApiKey::LeaveGroup,
+    ApiKey::OffsetCommit,
+    ApiKey::OffsetFetch,
+    ApiKey::ListGroups,
+    ApiKey::DescribeGroups,
+    ApiKey::DeleteGroups,
+    ApiKey::OffsetDelete,
 ];
 
 /// The versions served for `key`: the `kafka-protocol` crate's range, which starts at
@@ -108,6 +130,27 @@ pub fn supported_versions(key: ApiKey) -> Option<VersionRange> {
     table.iter().find(|(k, _)| *k == key).map(|(_, r)| *r)
 }
 
+/// Who sent a request: group members are described with these.
+#[derive(Debug, Clone, Default)]
+pub struct Client {
+    pub client_id: String,
+    /// As Kafka shows it: `/` + the peer's IP address.
+    pub host: String,
+}
+
+impl Client {
+    pub fn new(client_id: Option<&str>, peer: Option<std::net::SocketAddr>) -> Self {
+        Client {
+            client_id: client_id.unwrap_or_default().to_string(),
+            host: peer.map(|p| format!("/{}", p.ip())).unwrap_or_default(),
+        }
+    }
+}
+
+/// The rest of a group request once its state change is made: waits for the change to
+/// be durable (and, for joins and syncs, for the group to move on).
+pub type GroupReply = Pin<Box<dyn Future<Output = ResponseKind> + Send>>;
+
 /// Where a response goes: the request's key, version and correlation id.
 #[derive(Debug, Clone, Copy)]
 pub struct ReplyTo {
@@ -127,7 +170,7 @@ fn ready(reply: Reply) -> Pending {
 }
 
 /// Starts a request. Runs its order-sensitive part now and returns the rest.
-pub async fn dispatch(broker: &Arc<Broker>, request: Request) -> Pending {
+pub async fn dispatch(broker: &Arc<Broker>, request: Request, peer: Option<std::net::SocketAddr>) -> Pending {
     let to = ReplyTo {
         api_key: request.api_key,
         version: request.header.request_api_version,
@@ -145,6 +188,15 @@ pub async fn dispatch(broker: &Arc<Broker>, request: Request) -> Pending {
             })
         }
         RequestKind::ApiVersions(r) => ready(to.encode(ResponseKind::ApiVersions(api_versions::handle(r, v)))),
+        RequestKind::JoinGroup(r) => {
+            let client = Client::new(request.header.client_id.as_deref(), peer);
+            start_group_request(broker, to, move |b| join_group::start(b, r, v, &client)).await
+        }
+        RequestKind::SyncGroup(r) => start_group_request(broker, to, move |b| sync_group::start(b, r, v)).await,
+        RequestKind::LeaveGroup(r) => start_group_request(broker, to, move |b| leave_group::start(b, r, v)).await,
+        RequestKind::OffsetCommit(r) => start_group_request(broker, to, move |b| offset_commit::start(b, r, v)).await,
+        RequestKind::DeleteGroups(r) => start_group_request(broker, to, move |b| delete_groups::start(b, r, v)).await,
+        RequestKind::OffsetDelete(r) => start_group_request(broker, to, move |b| offset_delete::start(b, r, v)).await,
         body => {
             // Everything else may touch the disk (auto-creation, topic directories,
             // fsynced metadata, batch reads): it runs on the blocking pool while this
@@ -153,6 +205,20 @@ pub async fn dispatch(broker: &Arc<Broker>, request: Request) -> Pending {
             let reply = tokio::task::spawn_blocking(move || handle_blocking(&broker, body, to)).await;
             ready(reply.unwrap_or_else(|e| Err(EncodeError { api_key: to.api_key, version: v, cause: e.into() })))
         }
+    }
+}
+
+/// Starts a group request on the blocking pool (it may create `__consumer_offsets` and
+/// appends to it) and returns the wait for its answer.
+async fn start_group_request(
+    broker: &Arc<Broker>,
+    to: ReplyTo,
+    start: impl FnOnce(&Arc<Broker>) -> GroupReply + Send + 'static,
+) -> Pending {
+    let b = broker.clone();
+    match tokio::task::spawn_blocking(move || start(&b)).await {
+        Ok(reply) => Box::pin(async move { to.encode(reply.await) }),
+        Err(e) => ready(Err(EncodeError { api_key: to.api_key, version: to.version, cause: e.into() })),
     }
 }
 
@@ -177,6 +243,11 @@ fn handle_blocking(b: &Broker, body: RequestKind, to: ReplyTo) -> Reply {
         RequestKind::DescribeLogDirs(r) => ResponseKind::DescribeLogDirs(describe_log_dirs::handle(b, r, v)),
         RequestKind::CreatePartitions(r) => ResponseKind::CreatePartitions(create_partitions::handle(b, r, v)),
         RequestKind::DescribeCluster(r) => ResponseKind::DescribeCluster(describe_cluster::handle(b, r, v)),
+        RequestKind::FindCoordinator(r) => ResponseKind::FindCoordinator(find_coordinator::handle(b, r, v)),
+        RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(heartbeat::handle(b, r, v)),
+        RequestKind::OffsetFetch(r) => ResponseKind::OffsetFetch(offset_fetch::handle(b, r, v)),
+        RequestKind::ListGroups(r) => ResponseKind::ListGroups(list_groups::handle(b, r, v)),
+        RequestKind::DescribeGroups(r) => ResponseKind::DescribeGroups(describe_groups::handle(b, r, v)),
         _ => {
             // supported_versions() keeps unimplemented keys out; reaching here is a bug
             // in that list: close the connection rather than answer wrongly.
@@ -219,6 +290,12 @@ const fn bit_field(ops: &[u8]) -> i32 {
 pub const TOPIC_AUTHORIZED_OPERATIONS: i32 = {
     use acl_op::*;
     bit_field(&[READ, WRITE, CREATE, DESCRIBE, DELETE, ALTER, DESCRIBE_CONFIGS, ALTER_CONFIGS])
+};
+
+/// A group's authorized operations without an authorizer.
+pub const GROUP_AUTHORIZED_OPERATIONS: i32 = {
+    use acl_op::*;
+    bit_field(&[READ, DESCRIBE, DELETE])
 };
 
 /// The cluster's authorized operations without an authorizer.

@@ -201,7 +201,12 @@ fn static_member_rejoining_keeps_its_assignment_without_a_rebalance() {
     assert_eq!(g.heartbeat(&a.member_id, Some("i1"), 1, 7), Err(ResponseError::FencedInstanceId));
     // Leaving by instance id.
     let mut effects = Effects::default();
-    let left = g.leave(&[LeaveMember { member_id: String::new(), group_instance_id: Some("i1".into()) }], &cfg(0), 8, &mut effects);
+    let left = g.leave(
+        &[LeaveMember { member_id: String::new(), group_instance_id: Some("i1".into()) }],
+        &cfg(0),
+        8,
+        &mut effects,
+    );
     assert_eq!(left, vec![Ok(())]);
     assert_eq!(g.state(), ClassicState::Empty);
 }

@@ -1,0 +1,447 @@
+//! [`GroupCoordinator`]: every group of this broker, its committed offsets, and the
+//! writes that make them durable.
+//!
+//! Each operation runs under one lock: validate, change the in-memory state, append the
+//! resulting records to the group's `__consumer_offsets` partition, unlock. It returns a
+//! [`Completion`] that waits (outside the lock) for those records to be fsynced, then
+//! answers the parked requests the change completed, then yields its own answer. So a
+//! client never learns of a change that a crash could undo, and the log holds changes in
+//! the order they were made.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::BytesMut;
+use kafka_protocol::ResponseError;
+use kafka_protocol::records::{Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions};
+use tracing::{info, warn};
+
+use crate::broker::partition::{Appended, Partition, PartitionError};
+use crate::broker::topics::Topic;
+use crate::broker::{Broker, now_ms};
+use crate::config::KafkaSettings;
+use crate::group::classic::{ClassicConfig, ClassicGroup, Effects, Reply};
+use crate::group::deadlines::DeadlineQueue;
+use crate::group::records::{self, KeyValue, OffsetValue, RecordKey};
+use crate::group::{OFFSETS_TOPIC, partition_for};
+use crate::log::{BatchIter, Flusher, SyncTarget, validate_produced_batches};
+
+/// Group settings, from the broker's Kafka settings.
+#[derive(Debug, Clone)]
+pub struct GroupSettings {
+    pub classic: ClassicConfig,
+    pub offsets_partitions: i32,
+    pub offsets_retention_ms: i64,
+    pub offsets_retention_check_interval_ms: i64,
+    pub offset_metadata_max_bytes: usize,
+}
+
+impl GroupSettings {
+    pub fn from_kafka(k: &KafkaSettings) -> Self {
+        GroupSettings {
+            classic: ClassicConfig {
+                min_session_timeout_ms: k.group_min_session_timeout_ms,
+                max_session_timeout_ms: k.group_max_session_timeout_ms,
+                initial_rebalance_delay_ms: k.group_initial_rebalance_delay_ms,
+                max_size: usize::try_from(k.group_max_size).unwrap_or(0),
+            },
+            offsets_partitions: k.offsets_topic_num_partitions,
+            offsets_retention_ms: k.offsets_retention_minutes.saturating_mul(60_000),
+            offsets_retention_check_interval_ms: k.offsets_retention_check_interval_ms.max(1),
+            offset_metadata_max_bytes: usize::try_from(k.offset_metadata_max_bytes).unwrap_or(0),
+        }
+    }
+}
+
+/// A group and the offsets it committed.
+pub(crate) struct GroupEntry {
+    pub group: ClassicGroup,
+    pub offsets: BTreeMap<(String, i32), OffsetValue>,
+}
+
+pub(crate) struct State {
+    pub groups: HashMap<String, GroupEntry>,
+    deadlines: DeadlineQueue,
+}
+
+impl State {
+    /// The group, created empty if it does not exist yet.
+    pub fn entry(&mut self, group_id: &str, now_ms: i64) -> &mut GroupEntry {
+        self.groups
+            .entry(group_id.to_string())
+            .or_insert_with(|| GroupEntry { group: ClassicGroup::new(group_id, now_ms), offsets: BTreeMap::new() })
+    }
+
+    /// Re-files a group's next deadline after a change.
+    pub fn reschedule(&mut self, group_id: &str) {
+        let next = self.groups.get(group_id).and_then(|e| e.group.next_deadline());
+        self.deadlines.set(group_id, next);
+    }
+}
+
+/// One group's row in ListGroups.
+pub struct Listing {
+    pub group_id: String,
+    pub protocol_type: String,
+    pub state: &'static str,
+    pub group_type: &'static str,
+}
+
+pub struct GroupCoordinator {
+    pub settings: GroupSettings,
+    state: Mutex<State>,
+    /// Wakes the timer task when deadlines may have moved earlier.
+    timer: tokio::sync::Notify,
+}
+
+/// What an operation still has to do after its lock is released: wait for its records
+/// to be durable, answer the parked requests it completed, then produce its own answer.
+#[must_use]
+pub struct Completion<T> {
+    durable: Option<(Arc<Partition>, SyncTarget)>,
+    effects: Effects,
+    /// `Err` when the change could not be written: nothing was answered.
+    reply: Result<Reply<T>, ResponseError>,
+}
+
+impl<T> Completion<T> {
+    pub fn ready(value: T) -> Self {
+        Completion { durable: None, effects: Effects::default(), reply: Ok(Reply::Now(value)) }
+    }
+
+    /// Answers `value` once `durable` (if any) is fsynced.
+    pub(crate) fn durable(durable: Option<(Arc<Partition>, SyncTarget)>, value: T) -> Self {
+        Completion { durable, effects: Effects::default(), reply: Ok(Reply::Now(value)) }
+    }
+
+    pub fn failed(error: ResponseError) -> Self {
+        Completion { durable: None, effects: Effects::default(), reply: Err(error) }
+    }
+
+    /// Waits for the write, answers others, then returns this request's answer;
+    /// `failed` builds the answer when the write fails or the group went away.
+    pub async fn finish(self, flusher: &Flusher, failed: impl Fn(ResponseError) -> T) -> T {
+        if let Some((partition, target)) = self.durable {
+            if let Err(e) = partition.commit(flusher, target).await {
+                warn!(partition = partition.index, error = %e, "__consumer_offsets write failed");
+                // Parked requests are dropped: their handlers answer with `failed` too.
+                return failed(ResponseError::CoordinatorNotAvailable);
+            }
+        }
+        self.effects.deliver();
+        match self.reply {
+            Ok(Reply::Now(value)) => value,
+            Ok(Reply::Wait(rx)) => rx.await.unwrap_or_else(|_closed| failed(ResponseError::CoordinatorNotAvailable)),
+            Err(e) => failed(e),
+        }
+    }
+}
+
+impl GroupCoordinator {
+    pub fn new(settings: GroupSettings) -> Self {
+        GroupCoordinator {
+            settings,
+            state: Mutex::new(State { groups: HashMap::new(), deadlines: DeadlineQueue::default() }),
+            timer: tokio::sync::Notify::new(),
+        }
+    }
+
+    pub(crate) fn lock(&self) -> Result<MutexGuard<'_, State>, ResponseError> {
+        self.state.lock().map_err(|_poisoned| ResponseError::CoordinatorNotAvailable)
+    }
+
+    /// The topic holding `group_id`, created on first use.
+    pub fn offsets_topic(&self, broker: &Broker) -> Result<Arc<Topic>, ResponseError> {
+        if let Some(t) = broker.topic(OFFSETS_TOPIC) {
+            return Ok(t);
+        }
+        let configs = BTreeMap::from([
+            ("cleanup.policy".to_string(), "compact".to_string()),
+            ("segment.bytes".to_string(), (100 * 1024 * 1024).to_string()),
+            ("compression.type".to_string(), "producer".to_string()),
+        ]);
+        match broker.create_topic(OFFSETS_TOPIC, self.settings.offsets_partitions, -1, configs, false) {
+            Ok(Some(t)) => {
+                info!(partitions = self.settings.offsets_partitions, "created {OFFSETS_TOPIC}");
+                Ok(t)
+            }
+            Err(e) if e.code == ResponseError::TopicAlreadyExists => {
+                broker.topic(OFFSETS_TOPIC).ok_or(ResponseError::CoordinatorNotAvailable)
+            }
+            Ok(None) | Err(_) => Err(ResponseError::CoordinatorNotAvailable),
+        }
+    }
+
+    /// Appends `records` to `group_id`'s partition; returns what to wait on for them
+    /// to be durable (`None` when the topic flushes on an interval).
+    pub(crate) fn append(
+        &self,
+        broker: &Broker,
+        group_id: &str,
+        records: Vec<KeyValue>,
+    ) -> Result<Option<(Arc<Partition>, SyncTarget)>, ResponseError> {
+        if records.is_empty() {
+            return Ok(None);
+        }
+        let topic = self.offsets_topic(broker)?;
+        let index = partition_for(group_id, topic.partition_count());
+        let partition = topic.partition(index).ok_or(ResponseError::CoordinatorNotAvailable)?;
+        let now = now_ms();
+        let records: Vec<Record> = records
+            .into_iter()
+            .enumerate()
+            .map(|(i, kv)| Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: -1,
+                producer_id: -1,
+                producer_epoch: -1,
+                timestamp_type: kafka_protocol::records::TimestampType::Creation,
+                offset: i as i64,
+                sequence: -1,
+                timestamp: now,
+                key: Some(kv.key),
+                value: kv.value,
+                headers: Default::default(),
+            })
+            .collect();
+        let mut buf = BytesMut::new();
+        let options = RecordEncodeOptions { version: 2, compression: Compression::None };
+        RecordBatchEncoder::encode(&mut buf, &records, &options).map_err(|e| {
+            warn!(error = %e, "encoding a __consumer_offsets batch failed");
+            ResponseError::UnknownServerError
+        })?;
+        let headers = validate_produced_batches(&buf, usize::MAX).map_err(|e| {
+            warn!(error = %e, "a __consumer_offsets batch failed validation");
+            ResponseError::UnknownServerError
+        })?;
+        match partition.append(buf, &headers, now) {
+            Ok(Appended::New { sync, .. }) => Ok(sync.map(|t| (partition, t))),
+            Ok(Appended::Duplicate { .. }) => Err(ResponseError::UnknownServerError),
+            Err(e) => {
+                warn!(error = %e, "appending to {OFFSETS_TOPIC} failed");
+                Err(ResponseError::CoordinatorNotAvailable)
+            }
+        }
+    }
+
+    /// Persists a classic group's state change (if it has one) and packages the rest.
+    pub(crate) fn complete<T>(
+        &self,
+        broker: &Broker,
+        state: &mut State,
+        group_id: &str,
+        effects: Effects,
+        reply: Reply<T>,
+    ) -> Completion<T> {
+        state.reschedule(group_id);
+        self.timer.notify_one();
+        let mut records = Vec::new();
+        if effects.persist {
+            if let Some(entry) = state.groups.get(group_id) {
+                let value = records::encode_group_metadata(&entry.group.metadata_value());
+                records.push(KeyValue { key: records::group_metadata_key(group_id), value: Some(value) });
+            }
+        }
+        match self.append(broker, group_id, records) {
+            Ok(durable) => Completion { durable, effects, reply: Ok(reply) },
+            // Dropping the effects makes every parked request fail alike.
+            Err(e) => Completion::failed(e),
+        }
+    }
+
+    /// Reloads every group from `__consumer_offsets` (broker start).
+    pub fn load(&self, topic: &Topic) -> Result<(), PartitionError> {
+        let started = std::time::Instant::now();
+        let now = now_ms();
+        let mut state = self.lock().map_err(PartitionError::Rejected)?;
+        let mut count = 0usize;
+        for partition in topic.partitions() {
+            let (mut offset, end) = (partition.offsets()?.0, partition.high_watermark());
+            while offset < end {
+                let read = partition.read(offset, 1 << 20, true)?;
+                if read.records.is_empty() {
+                    break;
+                }
+                for batch in BatchIter::new(&read.records) {
+                    let (header, range) = batch.map_err(crate::log::LogError::from)?;
+                    offset = header.next_offset();
+                    let mut slice = read.records.slice(range);
+                    match RecordBatchDecoder::decode(&mut slice) {
+                        Ok(set) => {
+                            for r in set.records {
+                                count += 1;
+                                replay(&mut state, r.key.as_deref(), r.value.as_deref(), now);
+                            }
+                        }
+                        Err(e) => warn!(partition = partition.index, offset, error = %e, "skipping undecodable batch"),
+                    }
+                }
+            }
+        }
+        let ids: Vec<String> = state.groups.keys().cloned().collect();
+        for id in ids {
+            state.reschedule(&id);
+        }
+        info!(groups = state.groups.len(), records = count, elapsed = ?started.elapsed(), "loaded consumer groups");
+        Ok(())
+    }
+
+    /// The earliest group deadline.
+    pub fn next_deadline(&self) -> Option<i64> {
+        self.lock().ok().and_then(|s| s.deadlines.first())
+    }
+
+    /// Serves every due deadline.
+    pub fn expire_due(&self, broker: &Broker, now: i64) -> Vec<Completion<()>> {
+        let Ok(mut state) = self.lock() else { return Vec::new() };
+        let due = state.deadlines.pop_due(now);
+        let mut done = Vec::new();
+        for id in due {
+            let mut effects = Effects::default();
+            if let Some(entry) = state.groups.get_mut(&id) {
+                entry.group.on_deadline(&self.settings.classic, now, &mut effects);
+            }
+            done.push(self.complete(broker, &mut state, &id, effects, Reply::Now(())));
+        }
+        done
+    }
+
+    /// Deletes offsets that outlived `offsets.retention.minutes` in groups without
+    /// members, and groups left with nothing.
+    pub fn expire_offsets(&self, broker: &Broker, now: i64) -> Vec<Completion<()>> {
+        let retention = self.settings.offsets_retention_ms;
+        let Ok(mut state) = self.lock() else { return Vec::new() };
+        let mut done = Vec::new();
+        let ids: Vec<String> = state.groups.keys().cloned().collect();
+        for id in ids {
+            let Some(entry) = state.groups.get_mut(&id) else { continue };
+            if !entry.group.is_empty() {
+                continue;
+            }
+            let since = entry.group.state_timestamp();
+            let expired: Vec<(String, i32)> = entry
+                .offsets
+                .iter()
+                .filter(|(_, v)| v.commit_timestamp.max(since).saturating_add(retention) <= now)
+                .map(|(k, _)| k.clone())
+                .collect();
+            let mut records: Vec<KeyValue> = expired
+                .iter()
+                .map(|(t, p)| KeyValue { key: records::offset_commit_key(&id, t, *p), value: None })
+                .collect();
+            for k in &expired {
+                entry.offsets.remove(k);
+            }
+            if entry.offsets.is_empty() {
+                records.push(KeyValue { key: records::group_metadata_key(&id), value: None });
+                state.groups.remove(&id);
+                state.reschedule(&id);
+            }
+            if !records.is_empty() {
+                info!(group = %id, offsets = expired.len(), "expired committed offsets");
+                match self.append(broker, &id, records) {
+                    Ok(durable) => {
+                        done.push(Completion { durable, effects: Effects::default(), reply: Ok(Reply::Now(())) })
+                    }
+                    Err(e) => warn!(group = %id, error = ?e, "could not persist expired offsets"),
+                }
+            }
+        }
+        done
+    }
+
+    /// Answers every parked request (broker shutdown): clients find the coordinator
+    /// again once it is back.
+    pub fn abandon_waiters(&self) {
+        if let Ok(mut state) = self.lock() {
+            for entry in state.groups.values_mut() {
+                entry.group.abandon_waiters().deliver();
+            }
+        }
+    }
+
+    /// ListGroups rows.
+    pub fn list(&self) -> Result<Vec<Listing>, ResponseError> {
+        let state = self.lock()?;
+        Ok(state
+            .groups
+            .values()
+            .map(|e| Listing {
+                group_id: e.group.group_id.clone(),
+                protocol_type: e.group.protocol_type().unwrap_or_default().to_string(),
+                state: e.group.state().name(),
+                group_type: "classic",
+            })
+            .collect())
+    }
+
+    /// Runs `f` on an existing group.
+    pub(crate) fn with_group<T>(
+        &self,
+        group_id: &str,
+        f: impl FnOnce(Option<&GroupEntry>) -> T,
+    ) -> Result<T, ResponseError> {
+        let state = self.lock()?;
+        Ok(f(state.groups.get(group_id)))
+    }
+
+    /// Timer task: sleeps until the next group deadline (or a change), serves it.
+    pub async fn run_timers(broker: Arc<Broker>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        let groups = &broker.groups;
+        let interval = groups.settings.offsets_retention_check_interval_ms;
+        let mut next_retention = now_ms().saturating_add(interval);
+        loop {
+            let next = groups.next_deadline().map_or(next_retention, |d| d.min(next_retention));
+            let wait = std::time::Duration::from_millis(u64::try_from(next - now_ms()).unwrap_or(0));
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = groups.timer.notified() => continue,
+                _ = shutdown.changed() => break,
+            }
+            let now = now_ms();
+            let mut done = groups.expire_due(&broker, now);
+            if now >= next_retention {
+                done.extend(groups.expire_offsets(&broker, now));
+                next_retention = now.saturating_add(interval);
+            }
+            for c in done {
+                c.finish(&broker.flusher, |_| ()).await;
+            }
+        }
+        groups.abandon_waiters();
+    }
+}
+
+/// Applies one record of `__consumer_offsets` to the in-memory state.
+fn replay(state: &mut State, key: Option<&[u8]>, value: Option<&[u8]>, now: i64) {
+    let Some(key) = key else { return };
+    let decoded = records::decode_key(key).and_then(|k| {
+        match (&k, value) {
+            (RecordKey::OffsetCommit { group, topic, partition }, Some(v)) => {
+                let v = records::decode_offset_value(v)?;
+                state.entry(group, now).offsets.insert((topic.clone(), *partition), v);
+            }
+            (RecordKey::OffsetCommit { group, topic, partition }, None) => {
+                if let Some(e) = state.groups.get_mut(group) {
+                    e.offsets.remove(&(topic.clone(), *partition));
+                }
+            }
+            (RecordKey::GroupMetadata { group }, Some(v)) => {
+                let v = records::decode_group_metadata(v)?;
+                state.entry(group, now).group = ClassicGroup::restore(group, v, now);
+            }
+            (RecordKey::GroupMetadata { group }, None) => {
+                state.groups.remove(group);
+            }
+            (RecordKey::Other { record_type, group }, _) => {
+                warn!(group = %group, record_type, "ignoring a __consumer_offsets record of an unsupported type");
+            }
+        }
+        Ok(())
+    });
+    if let Err(e) = decoded {
+        warn!(error = %e, "skipping an undecodable __consumer_offsets record");
+    }
+}

@@ -1,0 +1,285 @@
+//! The coordinator's request-level operations: classic membership (join, sync,
+//! heartbeat, leave), committed offsets (commit, fetch, delete) and group deletion.
+
+use bytes::Bytes;
+use kafka_protocol::ResponseError;
+
+use crate::broker::{Broker, now_ms};
+use crate::group::GroupCoordinator;
+use crate::group::classic::{Effects, JoinOutcome, JoinRequest, LeaveMember, Reply, SyncOutcome};
+use crate::group::coordinator::Completion;
+use crate::group::records::{self, KeyValue, OffsetValue};
+
+/// One partition's offset in an OffsetCommit.
+pub struct OffsetCommit {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: Option<String>,
+}
+
+/// Who commits: a member of a generation, or (generation -1, empty member) a standalone
+/// client.
+pub struct Committer<'a> {
+    pub member_id: &'a str,
+    pub group_instance_id: Option<&'a str>,
+    pub generation: i32,
+    /// OffsetCommit v9+ names an unknown group GROUP_ID_NOT_FOUND rather than
+    /// ILLEGAL_GENERATION.
+    pub version: i16,
+}
+
+/// A partition whose committed offset was asked for: the offset if there is one.
+pub type FetchedOffset = (String, i32, Option<OffsetValue>);
+
+/// Which offsets an OffsetFetch wants: `None` = all of the group's.
+pub type OffsetSelection = Option<Vec<(String, Vec<i32>)>>;
+
+impl GroupCoordinator {
+    pub fn join(&self, broker: &Broker, group_id: &str, req: JoinRequest) -> Completion<JoinOutcome> {
+        let member_id = req.member_id.clone();
+        let fail = |e| Completion::ready(JoinOutcome::error(e, &member_id));
+        if group_id.is_empty() {
+            return fail(ResponseError::InvalidGroupId);
+        }
+        if let Err(e) = self.offsets_topic(broker) {
+            return fail(e);
+        }
+        let Ok(mut state) = self.lock() else { return fail(ResponseError::CoordinatorNotAvailable) };
+        let mut effects = Effects::default();
+        let now = now_ms();
+        let entry = state.entry(group_id, now);
+        let reply = entry.group.join(req, &self.settings.classic, now, &mut effects);
+        self.complete(broker, &mut state, group_id, effects, reply)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn sync(
+        &self,
+        broker: &Broker,
+        group_id: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+        protocol_type: Option<&str>,
+        protocol_name: Option<&str>,
+        assignments: Vec<(String, Bytes)>,
+    ) -> Completion<SyncOutcome> {
+        let fail = |e| Completion::ready(SyncOutcome::error(e));
+        if group_id.is_empty() {
+            return fail(ResponseError::InvalidGroupId);
+        }
+        let Ok(mut state) = self.lock() else { return fail(ResponseError::CoordinatorNotAvailable) };
+        let Some(entry) = state.groups.get_mut(group_id) else { return fail(ResponseError::UnknownMemberId) };
+        let mut effects = Effects::default();
+        let now = now_ms();
+        let reply = entry.group.sync(
+            member_id,
+            instance_id,
+            generation,
+            protocol_type,
+            protocol_name,
+            assignments,
+            now,
+            &mut effects,
+        );
+        self.complete(broker, &mut state, group_id, effects, reply)
+    }
+
+    pub fn heartbeat(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+    ) -> Result<(), ResponseError> {
+        if group_id.is_empty() {
+            return Err(ResponseError::InvalidGroupId);
+        }
+        let mut state = self.lock()?;
+        let entry = state.groups.get_mut(group_id).ok_or(ResponseError::UnknownMemberId)?;
+        let result = entry.group.heartbeat(member_id, instance_id, generation, now_ms());
+        state.reschedule(group_id);
+        result
+    }
+
+    /// LeaveGroup: per-member results, or a group-level error.
+    pub fn leave(
+        &self,
+        broker: &Broker,
+        group_id: &str,
+        members: &[LeaveMember],
+    ) -> Completion<Result<Vec<Result<(), ResponseError>>, ResponseError>> {
+        if group_id.is_empty() {
+            return Completion::ready(Err(ResponseError::InvalidGroupId));
+        }
+        let Ok(mut state) = self.lock() else { return Completion::failed(ResponseError::CoordinatorNotAvailable) };
+        let Some(entry) = state.groups.get_mut(group_id) else {
+            return Completion::ready(Ok(members.iter().map(|_| Err(ResponseError::UnknownMemberId)).collect()));
+        };
+        let mut effects = Effects::default();
+        let results = entry.group.leave(members, &self.settings.classic, now_ms(), &mut effects);
+        self.complete(broker, &mut state, group_id, effects, Reply::Now(Ok(results)))
+    }
+
+    /// OffsetCommit: one result per offset, in order.
+    pub fn commit_offsets(
+        &self,
+        broker: &Broker,
+        group_id: &str,
+        who: &Committer<'_>,
+        offsets: Vec<OffsetCommit>,
+    ) -> Completion<Vec<Result<(), ResponseError>>> {
+        let all = |e: ResponseError, n: usize| Completion::ready(vec![Err(e); n]);
+        let n = offsets.len();
+        if group_id.is_empty() {
+            return all(ResponseError::InvalidGroupId, n);
+        }
+        if let Err(e) = self.offsets_topic(broker) {
+            return all(e, n);
+        }
+        let Ok(mut state) = self.lock() else { return all(ResponseError::CoordinatorNotAvailable, n) };
+        let now = now_ms();
+        let verdict = match state.groups.get(group_id) {
+            Some(entry) => entry.group.validate_offset_commit(who.member_id, who.group_instance_id, who.generation),
+            None if who.generation < 0 => Ok(()),
+            None if who.version >= 9 => Err(ResponseError::GroupIdNotFound),
+            None => Err(ResponseError::IllegalGeneration),
+        };
+        if let Err(e) = verdict {
+            return all(e, n);
+        }
+        let max_metadata = self.settings.offset_metadata_max_bytes;
+        let mut results = Vec::with_capacity(n);
+        let mut accepted = Vec::new();
+        for o in offsets {
+            let metadata = o.metadata.unwrap_or_default();
+            if broker.topic(&o.topic).is_none() {
+                results.push(Err(ResponseError::UnknownTopicOrPartition));
+            } else if metadata.len() > max_metadata {
+                results.push(Err(ResponseError::OffsetMetadataTooLarge));
+            } else {
+                let value = OffsetValue {
+                    offset: o.offset,
+                    leader_epoch: o.leader_epoch,
+                    metadata,
+                    commit_timestamp: now,
+                    expire_timestamp: -1,
+                };
+                accepted.push((o.topic, o.partition, value));
+                results.push(Ok(()));
+            }
+        }
+        let records: Vec<KeyValue> = accepted
+            .iter()
+            .map(|(t, p, v)| KeyValue {
+                key: records::offset_commit_key(group_id, t, *p),
+                value: Some(records::encode_offset_value(v)),
+            })
+            .collect();
+        match self.append(broker, group_id, records) {
+            Ok(durable) => {
+                let entry = state.entry(group_id, now);
+                for (t, p, v) in accepted {
+                    entry.offsets.insert((t, p), v);
+                }
+                Completion::durable(durable, results)
+            }
+            Err(e) => all(e, n),
+        }
+    }
+
+    /// OffsetFetch for one group.
+    pub fn fetch_offsets(&self, group_id: &str, wanted: OffsetSelection) -> Result<Vec<FetchedOffset>, ResponseError> {
+        self.with_group(group_id, |entry| match wanted {
+            Some(topics) => topics
+                .into_iter()
+                .flat_map(|(topic, partitions)| {
+                    partitions.into_iter().map(move |p| {
+                        let committed = entry.and_then(|e| e.offsets.get(&(topic.clone(), p)).cloned());
+                        (topic.clone(), p, committed)
+                    })
+                })
+                .collect(),
+            None => entry
+                .map(|e| e.offsets.iter().map(|((t, p), v)| (t.clone(), *p, Some(v.clone()))).collect())
+                .unwrap_or_default(),
+        })
+    }
+
+    /// DeleteGroups: one result per group, in order.
+    pub fn delete_groups(&self, broker: &Broker, ids: &[String]) -> Vec<Completion<Result<(), ResponseError>>> {
+        let Ok(mut state) = self.lock() else {
+            return ids.iter().map(|_| Completion::failed(ResponseError::CoordinatorNotAvailable)).collect();
+        };
+        let mut done = Vec::with_capacity(ids.len());
+        for id in ids {
+            let Some(entry) = state.groups.get_mut(id) else {
+                done.push(Completion::ready(Err(ResponseError::GroupIdNotFound)));
+                continue;
+            };
+            if !entry.group.is_empty() {
+                done.push(Completion::ready(Err(ResponseError::NonEmptyGroup)));
+                continue;
+            }
+            let mut records: Vec<KeyValue> = entry
+                .offsets
+                .keys()
+                .map(|(t, p)| KeyValue { key: records::offset_commit_key(id, t, *p), value: None })
+                .collect();
+            records.push(KeyValue { key: records::group_metadata_key(id), value: None });
+            match self.append(broker, id, records) {
+                Ok(durable) => {
+                    if let Some(mut entry) = state.groups.remove(id) {
+                        entry.group.mark_dead().deliver();
+                    }
+                    state.reschedule(id);
+                    done.push(Completion::durable(durable, Ok(())));
+                }
+                Err(e) => done.push(Completion::ready(Err(e))),
+            }
+        }
+        done
+    }
+
+    /// OffsetDelete: a group-level error, or one result per partition.
+    pub fn delete_offsets(
+        &self,
+        broker: &Broker,
+        group_id: &str,
+        partitions: &[(String, i32)],
+    ) -> Completion<Result<Vec<Result<(), ResponseError>>, ResponseError>> {
+        let Ok(mut state) = self.lock() else { return Completion::failed(ResponseError::CoordinatorNotAvailable) };
+        let Some(entry) = state.groups.get_mut(group_id) else {
+            return Completion::ready(Err(ResponseError::GroupIdNotFound));
+        };
+        let group = &entry.group;
+        if !group.is_empty() && group.protocol_type() != Some("consumer") {
+            return Completion::ready(Err(ResponseError::NonEmptyGroup));
+        }
+        let mut results = Vec::with_capacity(partitions.len());
+        let mut deleted = Vec::new();
+        for (topic, p) in partitions {
+            if group.is_subscribed_to(topic) {
+                results.push(Err(ResponseError::GroupSubscribedToTopic));
+            } else {
+                if entry.offsets.contains_key(&(topic.clone(), *p)) {
+                    deleted.push((topic.clone(), *p));
+                }
+                results.push(Ok(()));
+            }
+        }
+        let records =
+            deleted.iter().map(|(t, p)| KeyValue { key: records::offset_commit_key(group_id, t, *p), value: None });
+        match self.append(broker, group_id, records.collect()) {
+            Ok(durable) => {
+                for k in &deleted {
+                    entry.offsets.remove(k);
+                }
+                Completion::durable(durable, Ok(results))
+            }
+            Err(e) => Completion::ready(Err(e)),
+        }
+    }
+}

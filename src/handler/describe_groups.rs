@@ -1,0 +1,67 @@
+//! DescribeGroups: state, protocol and members of classic groups.
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
+use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::broker::Broker;
+use crate::group::classic::ClassicState;
+use crate::handler::GROUP_AUTHORIZED_OPERATIONS;
+
+pub fn handle(b: &Broker, r: DescribeGroupsRequest, v: i16) -> DescribeGroupsResponse {
+    let string = |s: String| StrBytes::from_string(s);
+    let groups = r
+        .groups
+        .into_iter()
+        .map(|group_id| {
+            let described = b.groups.with_group(&group_id, |entry| {
+                entry.map(|e| {
+                    let g = &e.group;
+                    let members = g
+                        .describe_members()
+                        .into_iter()
+                        .map(|(member_id, instance, client_id, host, metadata, assignment)| {
+                            DescribedGroupMember::default()
+                                .with_member_id(string(member_id))
+                                .with_group_instance_id(if v >= 4 { instance.map(string) } else { None })
+                                .with_client_id(string(client_id))
+                                .with_client_host(string(host))
+                                .with_member_metadata(metadata)
+                                .with_member_assignment(assignment)
+                        })
+                        .collect();
+                    (
+                        g.state(),
+                        g.protocol_type().unwrap_or_default().to_string(),
+                        g.protocol_name().unwrap_or_default().to_string(),
+                        members,
+                    )
+                })
+            });
+            let mut d = DescribedGroup::default().with_group_id(group_id).with_authorized_operations(i32::MIN);
+            match described {
+                Err(e) => d.error_code = e.code(),
+                Ok(Some((state, protocol_type, protocol, members))) => {
+                    d.group_state = StrBytes::from_static_str(state.name());
+                    d.protocol_type = string(protocol_type);
+                    d.protocol_data = string(protocol);
+                    d.members = members;
+                }
+                // Kafka describes an unknown group as Dead; v6+ also says it was not found.
+                Ok(None) => {
+                    d.group_state = StrBytes::from_static_str(ClassicState::Dead.name());
+                    if v >= 6 {
+                        d.error_code = ResponseError::GroupIdNotFound.code();
+                        d.error_message = Some(string(format!("Group {} not found.", d.group_id.as_str())));
+                    }
+                }
+            }
+            if v >= 3 && r.include_authorized_operations {
+                d.authorized_operations = GROUP_AUTHORIZED_OPERATIONS;
+            }
+            d
+        })
+        .collect();
+    DescribeGroupsResponse::default().with_groups(groups)
+}

@@ -1,0 +1,95 @@
+//! OffsetFetch: a group's committed positions; one group (v0-7) or several (v8+).
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions, OffsetFetchResponseTopic,
+    OffsetFetchResponseTopics,
+};
+use kafka_protocol::messages::{GroupId, OffsetFetchRequest, OffsetFetchResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::broker::Broker;
+use crate::group::ops::{FetchedOffset, OffsetSelection};
+
+pub fn handle(b: &Broker, r: OffsetFetchRequest, v: i16) -> OffsetFetchResponse {
+    if v >= 8 {
+        let groups = r
+            .groups
+            .into_iter()
+            .map(|g| {
+                let wanted =
+                    g.topics.map(|ts| ts.into_iter().map(|t| (t.name.to_string(), t.partition_indexes)).collect());
+                match b.groups.fetch_offsets(&g.group_id, wanted) {
+                    Ok(offsets) => OffsetFetchResponseGroup::default().with_group_id(g.group_id).with_topics(
+                        by_topic(offsets)
+                            .into_iter()
+                            .map(|(name, partitions)| {
+                                OffsetFetchResponseTopics::default().with_name(name).with_partitions(
+                                    partitions
+                                        .into_iter()
+                                        .map(|(p, offset, epoch, metadata)| {
+                                            OffsetFetchResponsePartitions::default()
+                                                .with_partition_index(p)
+                                                .with_committed_offset(offset)
+                                                .with_committed_leader_epoch(epoch)
+                                                .with_metadata(Some(metadata))
+                                        })
+                                        .collect(),
+                                )
+                            })
+                            .collect(),
+                    ),
+                    Err(e) => group_error(g.group_id, e),
+                }
+            })
+            .collect();
+        return OffsetFetchResponse::default().with_groups(groups);
+    }
+    let wanted: OffsetSelection =
+        r.topics.map(|ts| ts.into_iter().map(|t| (t.name.to_string(), t.partition_indexes)).collect());
+    match b.groups.fetch_offsets(&r.group_id, wanted) {
+        Ok(offsets) => OffsetFetchResponse::default().with_topics(
+            by_topic(offsets)
+                .into_iter()
+                .map(|(name, partitions)| {
+                    OffsetFetchResponseTopic::default().with_name(name).with_partitions(
+                        partitions
+                            .into_iter()
+                            .map(|(p, offset, epoch, metadata)| {
+                                OffsetFetchResponsePartition::default()
+                                    .with_partition_index(p)
+                                    .with_committed_offset(offset)
+                                    .with_committed_leader_epoch(if v >= 5 { epoch } else { -1 })
+                                    .with_metadata(Some(metadata))
+                            })
+                            .collect(),
+                    )
+                })
+                .collect(),
+        ),
+        Err(e) => OffsetFetchResponse::default().with_error_code(if v >= 2 { e.code() } else { 0 }),
+    }
+}
+
+fn group_error(group_id: GroupId, e: ResponseError) -> OffsetFetchResponseGroup {
+    OffsetFetchResponseGroup::default().with_group_id(group_id).with_error_code(e.code())
+}
+
+/// One partition's answer: index, offset (-1 when none), leader epoch, metadata.
+type PartitionRow = (i32, i64, i32, StrBytes);
+
+/// Groups fetched offsets by topic, keeping the order topics were first seen.
+fn by_topic(offsets: Vec<FetchedOffset>) -> Vec<(TopicName, Vec<PartitionRow>)> {
+    let mut topics: Vec<(TopicName, Vec<PartitionRow>)> = Vec::new();
+    for (topic, partition, committed) in offsets {
+        let row = match committed {
+            Some(c) => (partition, c.offset, c.leader_epoch, StrBytes::from_string(c.metadata)),
+            None => (partition, -1, -1, StrBytes::default()),
+        };
+        match topics.iter_mut().find(|(name, _)| name.0.as_str() == topic) {
+            Some((_, rows)) => rows.push(row),
+            None => topics.push((TopicName(StrBytes::from_string(topic)), vec![row])),
+        }
+    }
+    topics
+}
