@@ -254,6 +254,10 @@ impl Broker {
         if let Some(t) = self.topics.get(name) {
             return Ok(t);
         }
+        if name == crate::group::OFFSETS_TOPIC {
+            // Created with its own settings, as Kafka does when a client asks for it.
+            return self.groups.offsets_topic(self).map_err(ApiError::new);
+        }
         if !self.config.kafka.auto_create_topics_enable {
             return Err(ApiError::new(ResponseError::UnknownTopicOrPartition));
         }
@@ -268,6 +272,9 @@ impl Broker {
     }
 
     pub fn delete_topic(&self, topic: &Topic) -> Result<(), ApiError> {
+        if topics::is_internal(&topic.name) {
+            return Err(ApiError::with_message(ResponseError::InvalidTopicException, "Cannot delete internal topic."));
+        }
         let _guard = self.admin_lock()?;
         self.meta.delete_topic(&topic.name)?;
         let doomed = self

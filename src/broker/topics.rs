@@ -54,6 +54,11 @@ impl Topic {
     }
 }
 
+/// Kafka's internal topics (`Topic.isInternal`); a user topic named `__x` is not one.
+pub fn is_internal(name: &str) -> bool {
+    matches!(name, "__consumer_offsets" | "__transaction_state" | "__share_group_state")
+}
+
 pub fn partition_dir(data_dir: &Path, topic: &str, index: i32) -> PathBuf {
     data_dir.join(format!("{topic}-{index}"))
 }

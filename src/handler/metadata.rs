@@ -33,13 +33,8 @@ pub fn describe_topic(broker: &Broker, topic: &Topic) -> MetadataResponseTopic {
     MetadataResponseTopic::default()
         .with_name(Some(topic_name(&topic.name)))
         .with_topic_id(topic.id)
-        .with_is_internal(is_internal(&topic.name))
+        .with_is_internal(crate::broker::topics::is_internal(&topic.name))
         .with_partitions(partitions)
-}
-
-/// Kafka's internal topics (`Topic.isInternal`); a user topic named `__x` is not one.
-fn is_internal(name: &str) -> bool {
-    matches!(name, "__consumer_offsets" | "__transaction_state" | "__share_group_state")
 }
 
 fn error_topic(name: Option<&str>, id: uuid::Uuid, code: ResponseError) -> MetadataResponseTopic {

@@ -93,6 +93,12 @@ pub fn start(broker: Arc<Broker>, request: ProduceRequest, to: ReplyTo) -> Pendi
                 partitions.push(partition_error(index, Some(code), None));
                 continue;
             };
+            if crate::broker::topics::is_internal(&partition.topic) {
+                // Only the broker writes its internal topics (Kafka: "Cannot append to
+                // internal topic").
+                partitions.push(partition_error(index, Some(ResponseError::InvalidTopicException), None));
+                continue;
+            }
             if !matches!(acks, -1..=1) {
                 partitions.push(partition_error(index, Some(ResponseError::InvalidRequiredAcks), None));
                 continue;

@@ -6,7 +6,9 @@ use bytes::BytesMut;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 
-use super::test_support::{batch, broker, name};
+use kafka_protocol::ResponseError;
+
+use super::test_support::{batch, broker_with, name};
 use super::{supported_versions, *};
 
 fn encodes(body: &ResponseKind, key: ApiKey, version: i16) {
@@ -19,7 +21,7 @@ fn encodes(body: &ResponseKind, key: ApiKey, version: i16) {
 #[tokio::test]
 async fn every_response_encodes_at_every_advertised_version() {
     let dir = tempfile::tempdir().unwrap();
-    let b = broker(dir.path());
+    let b = broker_with(dir.path(), &["--set", "group.initial.rebalance.delay.ms=0"]);
     b.create_topic("t", 2, 1, Default::default(), false).unwrap();
     let to_topic = |id: uuid::Uuid| (name("t"), id);
     let id = b.topic("t").unwrap().id;
@@ -190,6 +192,151 @@ async fn every_response_encodes_at_every_advertised_version() {
                     DescribeClusterRequest::default().with_endpoint_type(1),
                     v,
                 )),
+                ApiKey::FindCoordinator => ResponseKind::FindCoordinator(find_coordinator::handle(
+                    &b,
+                    FindCoordinatorRequest::default()
+                        .with_key(StrBytes::from_static_str("g"))
+                        .with_coordinator_keys(vec![StrBytes::from_static_str("g"), StrBytes::default()]),
+                    v,
+                )),
+                ApiKey::JoinGroup => {
+                    // A group per version: a second member would wait for a rebalance.
+                    let join = |member: &str, instance: Option<&str>| {
+                        JoinGroupRequest::default()
+                            .with_group_id(GroupId(StrBytes::from_string(format!("g{v}"))))
+                            .with_session_timeout_ms(10_000)
+                            .with_rebalance_timeout_ms(if v >= 1 { 10_000 } else { -1 })
+                            .with_member_id(StrBytes::from_string(member.to_string()))
+                            .with_group_instance_id(instance.map(|i| StrBytes::from_string(i.to_string())))
+                            .with_protocol_type(StrBytes::from_static_str("consumer"))
+                            .with_protocols(vec![
+                                join_group_request::JoinGroupRequestProtocol::default()
+                                    .with_name(StrBytes::from_static_str("range"))
+                                    .with_metadata(bytes::Bytes::from_static(b"m")),
+                            ])
+                    };
+                    let client = Client::new(Some("c"), None);
+                    let first =
+                        join_group::start(&b, join("", if v >= 5 { Some("i") } else { None }), v, &client).await;
+                    encodes(&first, key, v);
+                    let ResponseKind::JoinGroup(first) = first else { panic!("a JoinGroup response") };
+                    if first.error_code == ResponseError::MemberIdRequired.code() {
+                        let joined = join_group::start(&b, join(&first.member_id, None), v, &client).await;
+                        let ResponseKind::JoinGroup(joined) = &joined else { panic!("a JoinGroup response") };
+                        assert_eq!(joined.error_code, 0, "v{v}");
+                        assert_eq!(joined.members.len(), 1);
+                    } else {
+                        assert_eq!(first.error_code, 0, "v{v}");
+                    }
+                    let sync = SyncGroupRequest::default()
+                        .with_group_id(GroupId(StrBytes::from_string(format!("g{v}"))))
+                        .with_generation_id(1)
+                        .with_member_id(StrBytes::from_static_str("unknown"));
+                    encodes(&sync_group::start(&b, sync, v.min(5)).await, ApiKey::SyncGroup, v.min(5));
+                    continue;
+                }
+                ApiKey::SyncGroup => sync_group::start(&b, SyncGroupRequest::default(), v).await,
+                ApiKey::Heartbeat => ResponseKind::Heartbeat(heartbeat::handle(&b, HeartbeatRequest::default(), v)),
+                ApiKey::LeaveGroup => {
+                    leave_group::start(
+                        &b,
+                        LeaveGroupRequest::default()
+                            .with_group_id(GroupId(StrBytes::from_static_str("g1")))
+                            .with_member_id(StrBytes::from_static_str("m"))
+                            .with_members(vec![
+                                leave_group_request::MemberIdentity::default()
+                                    .with_member_id(StrBytes::from_static_str("m")),
+                            ]),
+                        v,
+                    )
+                    .await
+                }
+                ApiKey::OffsetCommit => {
+                    offset_commit::start(
+                        &b,
+                        OffsetCommitRequest::default()
+                            .with_group_id(GroupId(StrBytes::from_static_str("simple")))
+                            .with_generation_id_or_member_epoch(-1)
+                            .with_topics(vec![
+                                offset_commit_request::OffsetCommitRequestTopic::default()
+                                    .with_name(tname)
+                                    .with_partitions(vec![
+                                        offset_commit_request::OffsetCommitRequestPartition::default()
+                                            .with_committed_offset(3)
+                                            .with_committed_metadata(Some(StrBytes::from_static_str("meta"))),
+                                    ]),
+                            ]),
+                        v,
+                    )
+                    .await
+                }
+                ApiKey::OffsetFetch => ResponseKind::OffsetFetch(offset_fetch::handle(
+                    &b,
+                    OffsetFetchRequest::default()
+                        .with_group_id(GroupId(StrBytes::from_static_str("simple")))
+                        .with_topics(if v >= 8 {
+                            None
+                        } else {
+                            Some(vec![
+                                offset_fetch_request::OffsetFetchRequestTopic::default()
+                                    .with_name(tname.clone())
+                                    .with_partition_indexes(vec![0, 1]),
+                            ])
+                        })
+                        .with_groups(if v >= 8 {
+                            vec![
+                                offset_fetch_request::OffsetFetchRequestGroup::default()
+                                    .with_group_id(GroupId(StrBytes::from_static_str("simple")))
+                                    .with_topics(None),
+                                offset_fetch_request::OffsetFetchRequestGroup::default()
+                                    .with_group_id(GroupId(StrBytes::from_static_str("none")))
+                                    .with_topics(Some(vec![
+                                        offset_fetch_request::OffsetFetchRequestTopics::default()
+                                            .with_name(tname)
+                                            .with_partition_indexes(vec![0]),
+                                    ])),
+                            ]
+                        } else {
+                            vec![]
+                        }),
+                    v,
+                )),
+                ApiKey::ListGroups => {
+                    ResponseKind::ListGroups(list_groups::handle(&b, ListGroupsRequest::default(), v))
+                }
+                ApiKey::DescribeGroups => ResponseKind::DescribeGroups(describe_groups::handle(
+                    &b,
+                    DescribeGroupsRequest::default().with_include_authorized_operations(v >= 3).with_groups(vec![
+                        GroupId(StrBytes::from_static_str("g5")),
+                        GroupId(StrBytes::from_static_str("none")),
+                    ]),
+                    v,
+                )),
+                ApiKey::DeleteGroups => {
+                    delete_groups::start(
+                        &b,
+                        DeleteGroupsRequest::default()
+                            .with_groups_names(vec![GroupId(StrBytes::from_static_str("none"))]),
+                        v,
+                    )
+                    .await
+                }
+                ApiKey::OffsetDelete => {
+                    offset_delete::start(
+                        &b,
+                        OffsetDeleteRequest::default()
+                            .with_group_id(GroupId(StrBytes::from_static_str("simple")))
+                            .with_topics(vec![
+                                offset_delete_request::OffsetDeleteRequestTopic::default()
+                                    .with_name(tname)
+                                    .with_partitions(vec![
+                                        offset_delete_request::OffsetDeleteRequestPartition::default(),
+                                    ]),
+                            ]),
+                        v,
+                    )
+                    .await
+                }
                 other => panic!("no version test for {other:?}"),
             };
             encodes(&body, key, v);
