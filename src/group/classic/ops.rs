@@ -144,7 +144,6 @@ impl ClassicGroup {
         if let Some(tx) = member.awaiting_sync.take() {
             effects.syncs.push((tx, SyncOutcome::error(ResponseError::FencedInstanceId)));
         }
-        let unchanged = member.protocols == req.protocols;
         let was_leader = self.leader.as_deref() == Some(old_id.as_str());
         if let Some(instance) = &req.group_instance_id {
             self.static_members.insert(instance.clone(), new_id.clone());
@@ -156,9 +155,13 @@ impl ClassicGroup {
         let (tx, rx) = oneshot::channel();
         update_member(&mut member, &req, tx, now_ms);
         self.members.insert(new_id.clone(), member);
+        // Kafka rebalances a stable group only if the new member's protocols would change
+        // the group's protocol; its metadata (e.g. owned partitions, now empty after a
+        // restart) may differ.
+        let same_protocol = self.select_protocol() == self.protocol_name;
         match self.state {
-            ClassicState::Stable if unchanged => {
-                // Same subscription: keep the assignment, no rebalance.
+            ClassicState::Stable if same_protocol => {
+                // Keep the assignment, no rebalance.
                 if let Some(m) = self.members.get_mut(&new_id) {
                     m.awaiting_join = None;
                 }
@@ -579,10 +582,12 @@ impl ClassicGroup {
         if removed {
             self.after_members_removed(cfg, now_ms, effects);
         }
-        if self.state == ClassicState::PreparingRebalance && self.rebalance_deadline.is_some_and(|d| d <= now_ms) {
+        if self.state != ClassicState::PreparingRebalance {
+            self.rebalance_deadline = None;
+        } else if self.rebalance_deadline.is_some_and(|d| d <= now_ms) {
             self.initial_delay = None;
             self.complete_join(now_ms, effects);
-        } else if self.state == ClassicState::PreparingRebalance {
+        } else {
             self.maybe_complete_join(now_ms, effects);
         }
     }
