@@ -257,7 +257,12 @@ impl ConsumerGroup {
             }
             record_type::TARGET_ASSIGNMENT_METADATA => {
                 self.assignment_epoch = match value {
-                    Some(value) => value_reader(value, "ConsumerGroupTargetAssignmentMetadataValue")?.i32()?,
+                    Some(value) => {
+                        let mut r = value_reader(value, "ConsumerGroupTargetAssignmentMetadataValue")?;
+                        let epoch = r.i32()?;
+                        r.tagged_fields()?;
+                        epoch
+                    }
                     None => 0,
                 };
             }
