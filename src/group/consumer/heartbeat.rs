@@ -1,7 +1,5 @@
 //! ConsumerGroupHeartbeat (join, heartbeat, leave), timers and topic changes.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
-
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::consumer_group_heartbeat_request::TopicPartitions as OwnedTopicPartitions;
 use kafka_protocol::messages::consumer_group_heartbeat_response::{Assignment as ResponseAssignment, TopicPartitions};
@@ -9,20 +7,13 @@ use kafka_protocol::messages::{ConsumerGroupHeartbeatRequest, ConsumerGroupHeart
 use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
-use super::assignor::{self, MemberSpec, SUPPORTED};
+use super::assignor::SUPPORTED;
 use super::member::{
     Assignment, JOIN_EPOCH, LEAVE_EPOCH, Member, MemberFenced, MemberState, Reconcile, STATIC_LEAVE_EPOCH, reconcile,
 };
-use super::{
-    ClientInfo, ConsumerGroup, ConsumerGroupConfig, MemberTimers, Outcome, RebalanceTimer, ResolvedRegex,
-    TopicsSnapshot,
-};
+use super::subscription::compile_regex;
+use super::{ClientInfo, ConsumerGroup, ConsumerGroupConfig, MemberTimers, Outcome, RebalanceTimer, TopicsSnapshot};
 use crate::group::records::KeyValue;
-
-/// Largest compiled regular expression accepted (bytes of the automaton).
-const REGEX_SIZE_LIMIT: usize = 1 << 20;
-/// Kafka's internal topics, never matched by a regular expression.
-const INTERNAL_TOPICS: [&str; 2] = ["__consumer_offsets", "__transaction_state"];
 
 /// An error answered in the heartbeat response.
 #[derive(Debug)]
@@ -36,30 +27,15 @@ fn refuse<T>(error: ResponseError, message: impl Into<String>) -> Result<T, Refu
 }
 
 /// The per-call inputs every step needs.
-struct Context<'a> {
-    topics: &'a TopicsSnapshot,
-    now_ms: i64,
-    cfg: &'a ConsumerGroupConfig,
+pub(super) struct Context<'a> {
+    pub(super) topics: &'a TopicsSnapshot,
+    pub(super) now_ms: i64,
+    pub(super) cfg: &'a ConsumerGroupConfig,
 }
 
 /// Kafka's `throwIfEmptyString`: set, but blank after Java's `trim`.
 fn blank(value: &str) -> bool {
     value.chars().all(|c| c <= ' ')
-}
-
-/// Compiles a subscription regex (RE2 syntax, matched against whole topic names).
-fn compile_regex(pattern: &str) -> Result<regex::Regex, regex::Error> {
-    regex::RegexBuilder::new(&format!("^(?:{pattern})$")).size_limit(REGEX_SIZE_LIMIT).build()
-}
-
-fn resolve_regex(pattern: &str, ctx: &Context<'_>) -> ResolvedRegex {
-    let topics = match compile_regex(pattern) {
-        Ok(re) => {
-            ctx.topics.names().filter(|t| !INTERNAL_TOPICS.contains(t) && re.is_match(t)).map(String::from).collect()
-        }
-        Err(_) => BTreeSet::new(),
-    };
-    ResolvedRegex { topics, version: ctx.topics.version, timestamp_ms: ctx.now_ms }
 }
 
 /// Kafka's member ids: a random UUID in URL-safe base64 without padding, never starting
@@ -182,28 +158,6 @@ fn response_assignment(assignment: &Assignment) -> ResponseAssignment {
     )
 }
 
-/// FNV-1a over the subscribed topics' names, ids and partition counts (Jet's stand-in for
-/// Kafka's KIP-1101 metadata hash: only ever compared with itself).
-fn metadata_hash(topics: &BTreeMap<&str, (Uuid, i32)>) -> i64 {
-    if topics.is_empty() {
-        return 0;
-    }
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    let mut feed = |bytes: &[u8]| {
-        for b in bytes {
-            hash ^= u64::from(*b);
-            hash = hash.wrapping_mul(0x0100_0000_01b3);
-        }
-    };
-    for (name, (id, partitions)) in topics {
-        feed(name.as_bytes());
-        feed(&[0]);
-        feed(id.as_bytes());
-        feed(&partitions.to_be_bytes());
-    }
-    i64::from_ne_bytes(hash.to_ne_bytes())
-}
-
 impl ConsumerGroup {
     /// Handles one ConsumerGroupHeartbeat (versions 0-1). Errors are answered in the
     /// response, with no records and no change to the group.
@@ -240,6 +194,10 @@ impl ConsumerGroup {
         // The field only exists from v1.
         let regex = if version >= 1 { req.subscribed_topic_regex.as_deref() } else { None };
         validate(req, version, regex)?;
+        if self.dead && req.member_epoch == JOIN_EPOCH {
+            // A deleted group starts over (Kafka creates a new group object).
+            *self = ConsumerGroup::new(&self.group_id.clone());
+        }
         if req.member_epoch == LEAVE_EPOCH || req.member_epoch == STATIC_LEAVE_EPOCH {
             return self.leave(req, ctx, records);
         }
@@ -472,189 +430,12 @@ impl ConsumerGroup {
 
     /// Kafka's `consumerGroupFenceMember`: tombstones, a group epoch bump and (Jet
     /// computes it right away) a new target assignment.
-    fn remove_member(&mut self, member_id: &str, ctx: &Context<'_>, records: &mut Vec<KeyValue>) {
+    pub(super) fn remove_member(&mut self, member_id: &str, ctx: &Context<'_>, records: &mut Vec<KeyValue>) {
         records.extend(self.member_tombstones(member_id));
         self.members.remove(member_id);
         self.target.remove(member_id);
         self.timers.remove(member_id);
         self.refresh_regexes(ctx, false, records);
         self.maybe_bump_group_epoch(true, ctx, records);
-    }
-
-    /// Resolves the regexes members use and deletes the unused ones; with `all`, re-resolves
-    /// every one, else only new ones and those resolved at another topics version. Returns
-    /// whether some resolution changed.
-    fn refresh_regexes(&mut self, ctx: &Context<'_>, all: bool, records: &mut Vec<KeyValue>) -> bool {
-        let used: BTreeSet<String> = self.members.values().filter_map(|m| m.subscribed_topic_regex.clone()).collect();
-        let unused: Vec<String> = self.regexes.keys().filter(|r| !used.contains(*r)).cloned().collect();
-        let mut changed = false;
-        for regex in unused {
-            self.regexes.remove(&regex);
-            records.push(self.regex_record(&regex, None));
-        }
-        for regex in used {
-            let stale = match self.regexes.get(&regex) {
-                Some(resolved) => all || resolved.version != ctx.topics.version,
-                None => true,
-            };
-            if !stale {
-                continue;
-            }
-            let resolved = resolve_regex(&regex, ctx);
-            let previous = self.regexes.get(&regex);
-            if previous.is_some_and(|p| p.topics == resolved.topics && p.version == resolved.version) {
-                continue;
-            }
-            changed |= previous.map(|p| &p.topics) != Some(&resolved.topics);
-            records.push(self.regex_record(&regex, Some(&resolved)));
-            self.regexes.insert(regex, resolved);
-        }
-        changed
-    }
-
-    /// Topics some member subscribes to (by name or regex) that exist.
-    fn subscribed_topics<'t>(&self, topics: &'t TopicsSnapshot) -> BTreeMap<&'t str, (Uuid, i32)> {
-        let mut subscribed = BTreeMap::new();
-        for member in self.members.values() {
-            for name in self.member_topic_names(member) {
-                if let Some((key, value)) = topics.by_name.get_key_value(name) {
-                    subscribed.insert(key.as_str(), *value);
-                }
-            }
-        }
-        subscribed
-    }
-
-    fn member_topic_names<'m>(&'m self, member: &'m Member) -> impl Iterator<Item = &'m String> {
-        let regex = member.subscribed_topic_regex.as_ref().and_then(|r| self.regexes.get(r));
-        member.subscribed_topic_names.iter().chain(regex.into_iter().flat_map(|r| r.topics.iter()))
-    }
-
-    /// Bumps the group epoch if `changed` or the subscribed topics' metadata changed, then
-    /// computes the new target assignment.
-    fn maybe_bump_group_epoch(&mut self, changed: bool, ctx: &Context<'_>, records: &mut Vec<KeyValue>) {
-        let hash = metadata_hash(&self.subscribed_topics(ctx.topics));
-        if changed || hash != self.metadata_hash {
-            self.group_epoch += 1;
-            self.metadata_hash = hash;
-            records.push(self.group_metadata_record());
-        }
-        if self.group_epoch > self.assignment_epoch {
-            self.update_target_assignment(ctx, records);
-        }
-    }
-
-    /// Kafka's `TargetAssignmentBuilder`: runs the assignor and persists the members whose
-    /// target changed, then the new assignment epoch.
-    fn update_target_assignment(&mut self, ctx: &Context<'_>, records: &mut Vec<KeyValue>) {
-        let assignor = self.preferred_assignor(ctx.cfg);
-        let subscribed = self.subscribed_topics(ctx.topics);
-        let partitions: BTreeMap<Uuid, i32> = subscribed.values().copied().collect();
-        let empty = Assignment::new();
-        let specs: BTreeMap<&str, MemberSpec<'_>> = self
-            .members
-            .values()
-            .map(|m| {
-                let topics =
-                    self.member_topic_names(m).filter_map(|n| subscribed.get(n.as_str()).map(|(id, _)| *id)).collect();
-                let previous = self.target.get(&m.member_id).unwrap_or(&empty);
-                (m.member_id.as_str(), MemberSpec { instance_id: m.instance_id.as_deref(), topics, previous })
-            })
-            .collect();
-        let new_target = assignor::assign(&assignor, &specs, &partitions);
-        for (member_id, assignment) in &new_target {
-            if self.target.get(member_id) != Some(assignment) {
-                records.push(self.target_member_record(member_id, assignment));
-            }
-        }
-        self.target = new_target;
-        self.assignment_epoch = self.group_epoch;
-        records.push(self.target_metadata_record());
-    }
-
-    /// Partitions assigned to or being revoked by members other than `member_id`.
-    fn owned_partitions_except(&self, member_id: &str) -> HashSet<(Uuid, i32)> {
-        let mut owned = HashSet::new();
-        for m in self.members.values().filter(|m| m.member_id != member_id) {
-            for (topic, partitions) in m.assigned.iter().chain(&m.pending_revocation) {
-                owned.extend(partitions.iter().map(|p| (*topic, *p)));
-            }
-        }
-        owned
-    }
-
-    /// Arms timers after [`ConsumerGroup::replay`]: every member gets a full session, and
-    /// members revoking get their rebalance timeout (Kafka's `onLoaded`).
-    pub fn on_loaded(&mut self, now_ms: i64, cfg: &ConsumerGroupConfig) {
-        self.timers = self
-            .members
-            .values()
-            .map(|m| {
-                let rebalance = (m.state == MemberState::UnrevokedPartitions).then(|| RebalanceTimer {
-                    deadline_ms: now_ms.saturating_add(i64::from(m.rebalance_timeout_ms.max(0))),
-                    epoch: m.epoch,
-                });
-                let session_deadline_ms = now_ms.saturating_add(i64::from(cfg.session_timeout_ms));
-                (m.member_id.clone(), MemberTimers { session_deadline_ms, rebalance })
-            })
-            .collect();
-    }
-
-    /// The earliest time [`ConsumerGroup::on_deadline`] has something to do.
-    pub fn next_deadline(&self) -> Option<i64> {
-        self.timers
-            .values()
-            .flat_map(|t| std::iter::once(t.session_deadline_ms).chain(t.rebalance.map(|r| r.deadline_ms)))
-            .min()
-    }
-
-    /// Removes members whose session expired and members that did not revoke within their
-    /// rebalance timeout.
-    pub fn on_deadline(&mut self, now_ms: i64, topics: &TopicsSnapshot, cfg: &ConsumerGroupConfig) -> Vec<KeyValue> {
-        let ctx = Context { topics, now_ms, cfg };
-        let mut records = Vec::new();
-        let mut expired = Vec::new();
-        for (member_id, timers) in &mut self.timers {
-            let epoch = self.members.get(member_id).map(|m| m.epoch);
-            if let Some(rebalance) = timers.rebalance
-                && rebalance.deadline_ms <= now_ms
-            {
-                timers.rebalance = None;
-                if epoch == Some(rebalance.epoch) {
-                    expired.push(member_id.clone());
-                    continue;
-                }
-            }
-            if timers.session_deadline_ms <= now_ms {
-                expired.push(member_id.clone());
-            }
-        }
-        for member_id in expired {
-            if self.members.contains_key(&member_id) {
-                self.remove_member(&member_id, &ctx, &mut records);
-            } else {
-                self.timers.remove(&member_id);
-            }
-        }
-        records
-    }
-
-    /// A topic was created or deleted, or partitions were added: re-resolves regular
-    /// expressions and, if the subscribed topics changed, bumps the group epoch and
-    /// computes a new target assignment.
-    pub fn on_topics_changed(
-        &mut self,
-        topics: &TopicsSnapshot,
-        now_ms: i64,
-        cfg: &ConsumerGroupConfig,
-    ) -> Vec<KeyValue> {
-        let ctx = Context { topics, now_ms, cfg };
-        let mut records = Vec::new();
-        if self.members.is_empty() {
-            return records;
-        }
-        let changed = self.refresh_regexes(&ctx, true, &mut records);
-        self.maybe_bump_group_epoch(changed, &ctx, &mut records);
-        records
     }
 }

@@ -32,9 +32,11 @@
 //! reloads it from the log.
 
 mod assignor;
+mod deadlines;
 mod heartbeat;
 mod member;
 mod records;
+mod subscription;
 #[cfg(test)]
 mod tests;
 

@@ -226,7 +226,11 @@ impl ConsumerGroup {
                     self.metadata_hash = read_tagged_i64(&mut r, METADATA_HASH_TAG)?.unwrap_or(0);
                     self.dead = false;
                 }
-                None => self.dead = true,
+                // The group is deleted: nothing of it remains.
+                None => {
+                    *self = ConsumerGroup::new(&group);
+                    self.dead = true;
+                }
             },
             record_type::PARTITION_METADATA => {}
             record_type::MEMBER_METADATA => {

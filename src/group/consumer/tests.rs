@@ -483,6 +483,11 @@ fn replay_rebuilds_the_same_group() {
     assert!(written.iter().all(|k| last.get(k) == Some(&false)), "a key survives the deletion");
     assert_eq!(deleted.state(), ConsumerGroupState::Dead);
     assert_eq!(deleted.member_count(), 0);
+    assert!(!deleted.exists());
+    // A join recreates it from scratch.
+    let outcome = deleted.heartbeat(&join_request("n", &["t"]), 1, &CLIENT, &h.topics, h.now, &h.cfg);
+    assert_eq!((outcome.response.error_code, outcome.response.member_epoch), (0, 1));
+    assert_eq!(deleted.state(), ConsumerGroupState::Stable);
 }
 
 #[test]
