@@ -354,11 +354,15 @@ impl ConsumerGroup {
         let to_described = |assignment: &Assignment| {
             let topic_partitions = assignment
                 .iter()
-                .map(|(id, partitions)| {
-                    consumer_group_describe_response::TopicPartitions::default()
-                        .with_topic_id(*id)
-                        .with_topic_name(StrBytes::from_string(topics.name(id).unwrap_or_default().to_string()).into())
-                        .with_partitions(partitions.iter().copied().collect())
+                // Like Kafka, topics that no longer exist are left out.
+                .filter_map(|(id, partitions)| {
+                    let name = topics.name(id)?;
+                    Some(
+                        consumer_group_describe_response::TopicPartitions::default()
+                            .with_topic_id(*id)
+                            .with_topic_name(StrBytes::from_string(name.to_string()).into())
+                            .with_partitions(partitions.iter().copied().collect()),
+                    )
                 })
                 .collect();
             consumer_group_describe_response::Assignment::default().with_topic_partitions(topic_partitions)

@@ -298,6 +298,16 @@ fn added_partitions_are_assigned() {
     h.topics_changed(&[("t", 1, 3), ("later", 3, 1)]);
     b.poll(&mut h);
     assert_eq!(b.owned, parts(3, &[0]));
+    // Deleted: the partition is revoked and the group settles.
+    h.topics_changed(&[("t", 1, 3)]);
+    b.poll(&mut h);
+    assert!(b.owned.is_empty());
+    b.poll(&mut h);
+    a.poll(&mut h);
+    assert_eq!(h.group.state(), ConsumerGroupState::Stable);
+    assert!(
+        h.group.describe(1, &h.topics, false, &h.cfg).members.iter().all(|m| m.assignment.topic_partitions.len() <= 1)
+    );
 }
 
 #[test]
