@@ -1,6 +1,8 @@
 //! Consumer groups: the group coordinator and its durable state in `__consumer_offsets`.
 //!
 //! - [`classic`]: the classic rebalance protocol's state machine (pure; no I/O).
+//! - [`consumer`]: KIP-848 consumer groups (ConsumerGroupHeartbeat), with server-side
+//!   assignors (pure; no I/O).
 //! - [`records`]: the records of `__consumer_offsets` in Kafka's own schemas.
 //! - [`coordinator`]: [`GroupCoordinator`] — all groups in memory, every change written
 //!   to the group's partition of `__consumer_offsets` through the ordinary
@@ -13,6 +15,7 @@
 //! in Kafka; on start it reloads its groups by reading those partitions.
 
 pub mod classic;
+pub mod consumer;
 pub mod coordinator;
 pub mod deadlines;
 pub mod ops;
