@@ -93,9 +93,20 @@ struct Maps {
 #[derive(Default)]
 pub struct TopicRegistry {
     maps: RwLock<Maps>,
+    /// Counts changes to the set of topics and their partition counts.
+    version: std::sync::atomic::AtomicI64,
 }
 
 impl TopicRegistry {
+    /// Changes whenever a topic is created or deleted or gains partitions.
+    pub fn version(&self) -> i64 {
+        self.version.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn changed(&self) {
+        self.version.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+
     pub fn get(&self, name: &str) -> Option<Arc<Topic>> {
         self.maps.read().ok()?.by_name.get(name).cloned()
     }
@@ -138,6 +149,7 @@ impl TopicRegistry {
             }
             maps.by_id.insert(id, topic.clone());
         }
+        self.changed();
         Ok(topic)
     }
 
@@ -155,6 +167,8 @@ impl TopicRegistry {
             let dir = partition_dir(data_dir, &topic.name, index);
             partitions.push(Arc::new(Partition::open(&topic.name, index, &dir, effective.clone())?));
         }
+        drop(partitions);
+        self.changed();
         Ok(())
     }
 
@@ -165,6 +179,7 @@ impl TopicRegistry {
             maps.by_name.remove(&topic.name);
             maps.by_id.remove(&topic.id);
         }
+        self.changed();
         let mut doomed = Vec::new();
         for p in topic.partitions() {
             let target =

@@ -21,6 +21,7 @@ use crate::broker::topics::Topic;
 use crate::broker::{Broker, now_ms};
 use crate::config::KafkaSettings;
 use crate::group::classic::{ClassicConfig, ClassicGroup, Effects, Reply};
+use crate::group::consumer::{ConsumerGroup, ConsumerGroupConfig, TopicsSnapshot, record_type};
 use crate::group::deadlines::DeadlineQueue;
 use crate::group::records::{self, KeyValue, OffsetValue, RecordKey};
 use crate::group::{OFFSETS_TOPIC, partition_for};
@@ -30,6 +31,7 @@ use crate::log::{BatchIter, Flusher, SyncTarget, validate_produced_batches};
 #[derive(Debug, Clone)]
 pub struct GroupSettings {
     pub classic: ClassicConfig,
+    pub consumer: ConsumerGroupConfig,
     pub offsets_partitions: i32,
     pub offsets_retention_ms: i64,
     pub offsets_retention_check_interval_ms: i64,
@@ -45,6 +47,12 @@ impl GroupSettings {
                 initial_rebalance_delay_ms: k.group_initial_rebalance_delay_ms,
                 max_size: usize::try_from(k.group_max_size).unwrap_or(0),
             },
+            consumer: ConsumerGroupConfig {
+                session_timeout_ms: k.group_consumer_session_timeout_ms,
+                heartbeat_interval_ms: k.group_consumer_heartbeat_interval_ms,
+                max_size: usize::try_from(k.group_consumer_max_size).unwrap_or(0),
+                ..ConsumerGroupConfig::default()
+            },
             offsets_partitions: k.offsets_topic_num_partitions,
             offsets_retention_ms: k.offsets_retention_minutes.saturating_mul(60_000),
             offsets_retention_check_interval_ms: k.offsets_retention_check_interval_ms.max(1),
@@ -53,9 +61,47 @@ impl GroupSettings {
     }
 }
 
+/// A group of either protocol. The group id space is shared: an empty group turns into
+/// the other kind when a member of the other protocol arrives.
+pub(crate) enum Group {
+    Classic(ClassicGroup),
+    Consumer(Box<ConsumerGroup>),
+}
+
+impl Group {
+    pub fn is_empty(&self) -> bool {
+        match self {
+            Group::Classic(g) => g.is_empty(),
+            Group::Consumer(g) => g.is_empty(),
+        }
+    }
+
+    pub fn next_deadline(&self) -> Option<i64> {
+        match self {
+            Group::Classic(g) => g.next_deadline(),
+            Group::Consumer(g) => g.next_deadline(),
+        }
+    }
+
+    pub fn is_subscribed_to(&self, topic: &str) -> bool {
+        match self {
+            Group::Classic(g) => g.is_subscribed_to(topic),
+            Group::Consumer(g) => g.is_subscribed_to(topic),
+        }
+    }
+
+    /// Tombstones for the group's own records (not its offsets).
+    pub fn delete_records(&self, group_id: &str) -> Vec<KeyValue> {
+        match self {
+            Group::Classic(_) => vec![KeyValue { key: records::group_metadata_key(group_id), value: None }],
+            Group::Consumer(g) => g.delete_records(),
+        }
+    }
+}
+
 /// A group and the offsets it committed.
 pub(crate) struct GroupEntry {
-    pub group: ClassicGroup,
+    pub group: Group,
     pub offsets: BTreeMap<(String, i32), OffsetValue>,
 }
 
@@ -65,11 +111,12 @@ pub(crate) struct State {
 }
 
 impl State {
-    /// The group, created empty if it does not exist yet.
+    /// The group, created as an empty classic group if it does not exist yet.
     pub fn entry(&mut self, group_id: &str, now_ms: i64) -> &mut GroupEntry {
-        self.groups
-            .entry(group_id.to_string())
-            .or_insert_with(|| GroupEntry { group: ClassicGroup::new(group_id, now_ms), offsets: BTreeMap::new() })
+        self.groups.entry(group_id.to_string()).or_insert_with(|| GroupEntry {
+            group: Group::Classic(ClassicGroup::new(group_id, now_ms)),
+            offsets: BTreeMap::new(),
+        })
     }
 
     /// Re-files a group's next deadline after a change.
@@ -226,21 +273,22 @@ impl GroupCoordinator {
         }
     }
 
-    /// Persists a classic group's state change (if it has one) and packages the rest.
+    /// Appends `records` plus a classic group's changed metadata, re-arms the group's
+    /// deadline, and packages what is left to do.
     pub(crate) fn complete<T>(
         &self,
         broker: &Broker,
         state: &mut State,
         group_id: &str,
+        mut records: Vec<KeyValue>,
         effects: Effects,
         reply: Reply<T>,
     ) -> Completion<T> {
         state.reschedule(group_id);
         self.timer.notify_one();
-        let mut records = Vec::new();
         if effects.persist {
-            if let Some(entry) = state.groups.get(group_id) {
-                let value = records::encode_group_metadata(&entry.group.metadata_value());
+            if let Some(GroupEntry { group: Group::Classic(g), .. }) = state.groups.get(group_id) {
+                let value = records::encode_group_metadata(&g.metadata_value());
                 records.push(KeyValue { key: records::group_metadata_key(group_id), value: Some(value) });
             }
         }
@@ -280,8 +328,16 @@ impl GroupCoordinator {
                 }
             }
         }
+        // Groups deleted (tombstoned) and left without offsets are gone.
+        state.groups.retain(|_, e| match &e.group {
+            Group::Consumer(g) => g.exists() || !e.offsets.is_empty(),
+            Group::Classic(g) => g.generation() > 0 || !e.offsets.is_empty(),
+        });
         let ids: Vec<String> = state.groups.keys().cloned().collect();
         for id in ids {
+            if let Some(GroupEntry { group: Group::Consumer(g), .. }) = state.groups.get_mut(&id) {
+                g.on_loaded(now, &self.settings.consumer);
+            }
             state.reschedule(&id);
         }
         info!(groups = state.groups.len(), records = count, elapsed = ?started.elapsed(), "loaded consumer groups");
@@ -297,13 +353,19 @@ impl GroupCoordinator {
     pub fn expire_due(&self, broker: &Broker, now: i64) -> Vec<Completion<()>> {
         let Ok(mut state) = self.lock() else { return Vec::new() };
         let due = state.deadlines.pop_due(now);
+        let topics = (!due.is_empty()).then(|| topics_snapshot(broker)).unwrap_or_default();
         let mut done = Vec::new();
         for id in due {
             let mut effects = Effects::default();
-            if let Some(entry) = state.groups.get_mut(&id) {
-                entry.group.on_deadline(&self.settings.classic, now, &mut effects);
-            }
-            done.push(self.complete(broker, &mut state, &id, effects, Reply::Now(())));
+            let records = match state.groups.get_mut(&id).map(|e| &mut e.group) {
+                Some(Group::Classic(g)) => {
+                    g.on_deadline(&self.settings.classic, now, &mut effects);
+                    Vec::new()
+                }
+                Some(Group::Consumer(g)) => g.on_deadline(now, &topics, &self.settings.consumer),
+                None => Vec::new(),
+            };
+            done.push(self.complete(broker, &mut state, &id, records, effects, Reply::Now(())));
         }
         done
     }
@@ -320,7 +382,12 @@ impl GroupCoordinator {
             if !entry.group.is_empty() {
                 continue;
             }
-            let since = entry.group.state_timestamp();
+            // How long a classic group has been empty counts; a consumer group keeps no
+            // such timestamp, so its offsets age from their commit.
+            let since = match &entry.group {
+                Group::Classic(g) => g.state_timestamp(),
+                Group::Consumer(_) => 0,
+            };
             let expired: Vec<(String, i32)> = entry
                 .offsets
                 .iter()
@@ -335,7 +402,7 @@ impl GroupCoordinator {
                 entry.offsets.remove(k);
             }
             if entry.offsets.is_empty() {
-                records.push(KeyValue { key: records::group_metadata_key(&id), value: None });
+                records.extend(entry.group.delete_records(&id));
                 state.groups.remove(&id);
                 state.reschedule(&id);
             }
@@ -357,7 +424,9 @@ impl GroupCoordinator {
     pub fn abandon_waiters(&self) {
         if let Ok(mut state) = self.lock() {
             for entry in state.groups.values_mut() {
-                entry.group.abandon_waiters().deliver();
+                if let Group::Classic(g) = &mut entry.group {
+                    g.abandon_waiters().deliver();
+                }
             }
         }
     }
@@ -367,12 +436,20 @@ impl GroupCoordinator {
         let state = self.lock()?;
         Ok(state
             .groups
-            .values()
-            .map(|e| Listing {
-                group_id: e.group.group_id.clone(),
-                protocol_type: e.group.protocol_type().unwrap_or_default().to_string(),
-                state: e.group.state().name(),
-                group_type: "classic",
+            .iter()
+            .map(|(id, e)| match &e.group {
+                Group::Classic(g) => Listing {
+                    group_id: id.clone(),
+                    protocol_type: g.protocol_type().unwrap_or_default().to_string(),
+                    state: g.state().name(),
+                    group_type: "classic",
+                },
+                Group::Consumer(g) => Listing {
+                    group_id: id.clone(),
+                    protocol_type: "consumer".to_string(),
+                    state: g.state().as_str(),
+                    group_type: "consumer",
+                },
             })
             .collect())
     }
@@ -414,6 +491,13 @@ impl GroupCoordinator {
     }
 }
 
+/// The broker's topics as consumer groups see them.
+pub(crate) fn topics_snapshot(broker: &Broker) -> TopicsSnapshot {
+    let version = broker.topics.version();
+    TopicsSnapshot::new(broker.topics.all().iter().map(|t| (t.name.clone(), t.id, t.partition_count())))
+        .with_version(version)
+}
+
 /// Applies one record of `__consumer_offsets` to the in-memory state.
 fn replay(state: &mut State, key: Option<&[u8]>, value: Option<&[u8]>, now: i64) {
     let Some(key) = key else { return };
@@ -430,10 +514,22 @@ fn replay(state: &mut State, key: Option<&[u8]>, value: Option<&[u8]>, now: i64)
             }
             (RecordKey::GroupMetadata { group }, Some(v)) => {
                 let v = records::decode_group_metadata(v)?;
-                state.entry(group, now).group = ClassicGroup::restore(group, v, now);
+                state.entry(group, now).group = Group::Classic(ClassicGroup::restore(group, v, now));
             }
             (RecordKey::GroupMetadata { group }, None) => {
-                state.groups.remove(group);
+                // The group is gone; its offsets have tombstones of their own.
+                if let Some(e) = state.groups.get_mut(group) {
+                    e.group = Group::Classic(ClassicGroup::new(group, now));
+                }
+            }
+            (RecordKey::Other { record_type: rt, group }, _) if record_type::is_consumer_group(*rt) => {
+                let entry = state.entry(group, now);
+                if !matches!(entry.group, Group::Consumer(_)) {
+                    entry.group = Group::Consumer(Box::new(ConsumerGroup::new(group)));
+                }
+                if let Group::Consumer(g) = &mut entry.group {
+                    g.replay(*rt, key, value)?;
+                }
             }
             (RecordKey::Other { record_type, group }, _) => {
                 warn!(group = %group, record_type, "ignoring a __consumer_offsets record of an unsupported type");

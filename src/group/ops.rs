@@ -3,11 +3,15 @@
 
 use bytes::Bytes;
 use kafka_protocol::ResponseError;
+use kafka_protocol::messages::consumer_group_describe_response::DescribedGroup;
+use kafka_protocol::messages::{ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse, GroupId};
+use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::{Broker, now_ms};
 use crate::group::GroupCoordinator;
-use crate::group::classic::{Effects, JoinOutcome, JoinRequest, LeaveMember, Reply, SyncOutcome};
-use crate::group::coordinator::Completion;
+use crate::group::classic::{ClassicGroup, Effects, JoinOutcome, JoinRequest, LeaveMember, Reply, SyncOutcome};
+use crate::group::consumer::{ClientInfo, ConsumerGroup};
+use crate::group::coordinator::{Completion, Group, GroupEntry, topics_snapshot};
 use crate::group::records::{self, KeyValue, OffsetValue};
 
 /// One partition's offset in an OffsetCommit.
@@ -50,8 +54,19 @@ impl GroupCoordinator {
         let mut effects = Effects::default();
         let now = now_ms();
         let entry = state.entry(group_id, now);
-        let reply = entry.group.join(req, &self.settings.classic, now, &mut effects);
-        self.complete(broker, &mut state, group_id, effects, reply)
+        let mut records = Vec::new();
+        if let Group::Consumer(g) = &entry.group {
+            if !g.is_empty() {
+                return fail(ResponseError::InconsistentGroupProtocol);
+            }
+            // An empty consumer group becomes a classic one (Kafka's downgrade of an
+            // empty group); its records are deleted.
+            records = g.delete_records();
+            entry.group = Group::Classic(ClassicGroup::new(group_id, now));
+        }
+        let Group::Classic(group) = &mut entry.group else { return fail(ResponseError::InconsistentGroupProtocol) };
+        let reply = group.join(req, &self.settings.classic, now, &mut effects);
+        self.complete(broker, &mut state, group_id, records, effects, reply)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -71,10 +86,12 @@ impl GroupCoordinator {
             return fail(ResponseError::InvalidGroupId);
         }
         let Ok(mut state) = self.lock() else { return fail(ResponseError::CoordinatorNotAvailable) };
-        let Some(entry) = state.groups.get_mut(group_id) else { return fail(ResponseError::UnknownMemberId) };
+        let Some(GroupEntry { group: Group::Classic(group), .. }) = state.groups.get_mut(group_id) else {
+            return fail(ResponseError::UnknownMemberId);
+        };
         let mut effects = Effects::default();
         let now = now_ms();
-        let reply = entry.group.sync(
+        let reply = group.sync(
             member_id,
             instance_id,
             generation,
@@ -84,7 +101,7 @@ impl GroupCoordinator {
             now,
             &mut effects,
         );
-        self.complete(broker, &mut state, group_id, effects, reply)
+        self.complete(broker, &mut state, group_id, Vec::new(), effects, reply)
     }
 
     pub fn heartbeat(
@@ -98,8 +115,10 @@ impl GroupCoordinator {
             return Err(ResponseError::InvalidGroupId);
         }
         let mut state = self.lock()?;
-        let entry = state.groups.get_mut(group_id).ok_or(ResponseError::UnknownMemberId)?;
-        let result = entry.group.heartbeat(member_id, instance_id, generation, now_ms());
+        let Some(GroupEntry { group: Group::Classic(group), .. }) = state.groups.get_mut(group_id) else {
+            return Err(ResponseError::UnknownMemberId);
+        };
+        let result = group.heartbeat(member_id, instance_id, generation, now_ms());
         state.reschedule(group_id);
         result
     }
@@ -115,12 +134,12 @@ impl GroupCoordinator {
             return Completion::ready(Err(ResponseError::InvalidGroupId));
         }
         let Ok(mut state) = self.lock() else { return Completion::failed(ResponseError::CoordinatorNotAvailable) };
-        let Some(entry) = state.groups.get_mut(group_id) else {
+        let Some(GroupEntry { group: Group::Classic(group), .. }) = state.groups.get_mut(group_id) else {
             return Completion::ready(Ok(members.iter().map(|_| Err(ResponseError::UnknownMemberId)).collect()));
         };
         let mut effects = Effects::default();
-        let results = entry.group.leave(members, &self.settings.classic, now_ms(), &mut effects);
-        self.complete(broker, &mut state, group_id, effects, Reply::Now(Ok(results)))
+        let results = group.leave(members, &self.settings.classic, now_ms(), &mut effects);
+        self.complete(broker, &mut state, group_id, Vec::new(), effects, Reply::Now(Ok(results)))
     }
 
     /// OffsetCommit: one result per offset, in order.
@@ -141,8 +160,13 @@ impl GroupCoordinator {
         }
         let Ok(mut state) = self.lock() else { return all(ResponseError::CoordinatorNotAvailable, n) };
         let now = now_ms();
-        let verdict = match state.groups.get(group_id) {
-            Some(entry) => entry.group.validate_offset_commit(who.member_id, who.group_instance_id, who.generation),
+        let verdict = match state.groups.get(group_id).map(|e| &e.group) {
+            Some(Group::Classic(g)) => g.validate_offset_commit(who.member_id, who.group_instance_id, who.generation),
+            // KIP-848 members commit with OffsetCommit v9+, which carries their epoch.
+            Some(Group::Consumer(_)) if who.version < 9 && who.generation >= 0 => {
+                Err(ResponseError::UnsupportedVersion)
+            }
+            Some(Group::Consumer(g)) => g.validate_offset_commit(who.member_id, who.generation),
             None if who.generation < 0 => Ok(()),
             None if who.version >= 9 => Err(ResponseError::GroupIdNotFound),
             None => Err(ResponseError::IllegalGeneration),
@@ -190,24 +214,109 @@ impl GroupCoordinator {
         }
     }
 
-    /// OffsetFetch for one group.
-    pub fn fetch_offsets(&self, group_id: &str, wanted: OffsetSelection) -> Result<Vec<FetchedOffset>, ResponseError> {
-        self.with_group(group_id, |entry| match wanted {
-            Some(topics) => topics
-                .into_iter()
-                .flat_map(|(topic, partitions)| {
-                    partitions.into_iter().map(move |p| {
-                        let committed = entry.and_then(|e| e.offsets.get(&(topic.clone(), p)).cloned());
-                        (topic.clone(), p, committed)
-                    })
-                })
-                .collect(),
-            None => entry
-                .map(|e| e.offsets.iter().map(|((t, p), v)| (t.clone(), *p, Some(v.clone()))).collect())
-                .unwrap_or_default(),
-        })
+    /// OffsetFetch for one group; `member` (v9+) is a KIP-848 member's id and epoch.
+    pub fn fetch_offsets(
+        &self,
+        group_id: &str,
+        member: Option<(&str, i32)>,
+        wanted: OffsetSelection,
+    ) -> Result<Vec<FetchedOffset>, ResponseError> {
+        self.with_group(group_id, |entry| {
+            if let (Some(GroupEntry { group: Group::Consumer(g), .. }), Some((id, epoch))) = (entry, member) {
+                g.validate_offset_fetch(id, epoch)?;
+            }
+            Ok(committed_offsets(entry, wanted))
+        })?
     }
 
+    /// ConsumerGroupHeartbeat: joins, reconciles or leaves a KIP-848 group.
+    pub fn consumer_heartbeat(
+        &self,
+        broker: &Broker,
+        req: &ConsumerGroupHeartbeatRequest,
+        version: i16,
+        client: &ClientInfo<'_>,
+    ) -> Completion<ConsumerGroupHeartbeatResponse> {
+        let fail = |e: ResponseError, message: &str| {
+            Completion::ready(
+                ConsumerGroupHeartbeatResponse::default()
+                    .with_error_code(e.code())
+                    .with_error_message(Some(StrBytes::from_string(message.to_string()))),
+            )
+        };
+        let group_id = req.group_id.as_str();
+        if group_id.is_empty() {
+            return fail(ResponseError::InvalidGroupId, "The group id must not be empty.");
+        }
+        if let Err(e) = self.offsets_topic(broker) {
+            return fail(e, "The coordinator is not available.");
+        }
+        let topics = topics_snapshot(broker);
+        let Ok(mut state) = self.lock() else { return fail(ResponseError::CoordinatorNotAvailable, "") };
+        let now = now_ms();
+        let entry = state.entry(group_id, now);
+        if let Group::Classic(g) = &entry.group {
+            if !g.is_empty() {
+                return fail(ResponseError::GroupIdNotFound, &format!("Group {group_id} is not a consumer group."));
+            }
+            entry.group = Group::Consumer(Box::new(ConsumerGroup::new(group_id)));
+        }
+        let Group::Consumer(group) = &mut entry.group else { return fail(ResponseError::UnknownServerError, "") };
+        let outcome = group.heartbeat(req, version, client, &topics, now, &self.settings.consumer);
+        if !group.exists() {
+            // A refused first join leaves nothing behind (but the group's offsets).
+            entry.group = Group::Classic(ClassicGroup::new(group_id, now));
+            if entry.offsets.is_empty() {
+                state.groups.remove(group_id);
+            }
+        }
+        self.complete(broker, &mut state, group_id, outcome.records, Effects::default(), Reply::Now(outcome.response))
+    }
+
+    /// ConsumerGroupDescribe of one group.
+    pub fn consumer_describe(
+        &self,
+        broker: &Broker,
+        group_id: &str,
+        version: i16,
+        include_ops: bool,
+    ) -> DescribedGroup {
+        let topics = topics_snapshot(broker);
+        let not_found = || {
+            DescribedGroup::default()
+                .with_group_id(GroupId(StrBytes::from_string(group_id.to_string())))
+                .with_error_code(ResponseError::GroupIdNotFound.code())
+                .with_error_message(Some(StrBytes::from_string(format!("Group {group_id} is not a consumer group."))))
+        };
+        self.with_group(group_id, |entry| match entry {
+            Some(GroupEntry { group: Group::Consumer(g), .. }) => {
+                g.describe(version, &topics, include_ops, &self.settings.consumer)
+            }
+            _ => not_found(),
+        })
+        .unwrap_or_else(|e| not_found().with_error_code(e.code()).with_error_message(None))
+    }
+}
+
+/// The committed offsets an OffsetFetch asked for (`-1` where there is none).
+fn committed_offsets(entry: Option<&GroupEntry>, wanted: OffsetSelection) -> Vec<FetchedOffset> {
+    match wanted {
+        Some(topics) => topics
+            .into_iter()
+            .flat_map(|(topic, partitions)| {
+                partitions.into_iter().map(move |p| {
+                    let committed = entry.and_then(|e| e.offsets.get(&(topic.clone(), p)).cloned());
+                    (topic.clone(), p, committed)
+                })
+            })
+            .collect(),
+        None => entry
+            .map(|e| e.offsets.iter().map(|((t, p), v)| (t.clone(), *p, Some(v.clone()))).collect())
+            .unwrap_or_default(),
+    }
+}
+
+impl GroupCoordinator {
     /// DeleteGroups: one result per group, in order.
     pub fn delete_groups(&self, broker: &Broker, ids: &[String]) -> Vec<Completion<Result<(), ResponseError>>> {
         let Ok(mut state) = self.lock() else {
@@ -228,11 +337,11 @@ impl GroupCoordinator {
                 .keys()
                 .map(|(t, p)| KeyValue { key: records::offset_commit_key(id, t, *p), value: None })
                 .collect();
-            records.push(KeyValue { key: records::group_metadata_key(id), value: None });
+            records.extend(entry.group.delete_records(id));
             match self.append(broker, id, records) {
                 Ok(durable) => {
-                    if let Some(mut entry) = state.groups.remove(id) {
-                        entry.group.mark_dead().deliver();
+                    if let Some(GroupEntry { group: Group::Classic(mut g), .. }) = state.groups.remove(id) {
+                        g.mark_dead().deliver();
                     }
                     state.reschedule(id);
                     done.push(Completion::durable(durable, Ok(())));
@@ -255,8 +364,12 @@ impl GroupCoordinator {
             return Completion::ready(Err(ResponseError::GroupIdNotFound));
         };
         let group = &entry.group;
-        if !group.is_empty() && group.protocol_type() != Some("consumer") {
-            return Completion::ready(Err(ResponseError::NonEmptyGroup));
+        // Offsets of a group whose members do not follow the consumer protocol cannot be
+        // checked against subscriptions: only an empty group's may go.
+        if let Group::Classic(g) = group {
+            if !g.is_empty() && g.protocol_type() != Some("consumer") {
+                return Completion::ready(Err(ResponseError::NonEmptyGroup));
+            }
         }
         let mut results = Vec::with_capacity(partitions.len());
         let mut deleted = Vec::new();

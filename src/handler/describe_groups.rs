@@ -7,7 +7,8 @@ use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
 use crate::group::classic::ClassicState;
-use crate::handler::GROUP_AUTHORIZED_OPERATIONS;
+use crate::group::consumer::GROUP_AUTHORIZED_OPERATIONS;
+use crate::group::coordinator::Group;
 
 pub fn handle(b: &Broker, r: DescribeGroupsRequest, v: i16) -> DescribeGroupsResponse {
     let string = |s: String| StrBytes::from_string(s);
@@ -15,9 +16,9 @@ pub fn handle(b: &Broker, r: DescribeGroupsRequest, v: i16) -> DescribeGroupsRes
         .groups
         .into_iter()
         .map(|group_id| {
-            let described = b.groups.with_group(&group_id, |entry| {
-                entry.map(|e| {
-                    let g = &e.group;
+            // Only classic groups: Kafka describes a KIP-848 group here as not found.
+            let described = b.groups.with_group(&group_id, |entry| match entry.map(|e| &e.group) {
+                Some(Group::Classic(g)) => {
                     let members = g
                         .describe_members()
                         .into_iter()
@@ -31,13 +32,14 @@ pub fn handle(b: &Broker, r: DescribeGroupsRequest, v: i16) -> DescribeGroupsRes
                                 .with_member_assignment(assignment)
                         })
                         .collect();
-                    (
+                    Some((
                         g.state(),
                         g.protocol_type().unwrap_or_default().to_string(),
                         g.protocol_name().unwrap_or_default().to_string(),
                         members,
-                    )
-                })
+                    ))
+                }
+                _ => None,
             });
             let mut d = DescribedGroup::default().with_group_id(group_id).with_authorized_operations(i32::MIN);
             match described {

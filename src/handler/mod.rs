@@ -8,6 +8,8 @@ pub mod alter_configs;
 pub mod api_versions;
 #[cfg(test)]
 mod compat_tests;
+pub mod consumer_group_describe;
+pub mod consumer_group_heartbeat;
 pub mod create_partitions;
 pub mod create_topics;
 pub mod delete_groups;
@@ -107,6 +109,8 @@ pub const IMPLEMENTED: &[ApiKey] = &[
     ApiKey::DescribeGroups,
     ApiKey::DeleteGroups,
     ApiKey::OffsetDelete,
+    ApiKey::ConsumerGroupHeartbeat,
+    ApiKey::ConsumerGroupDescribe,
 ];
 
 /// The versions served for `key`: the `kafka-protocol` crate's range, which starts at
@@ -192,6 +196,10 @@ pub async fn dispatch(broker: &Arc<Broker>, request: Request, peer: Option<std::
             let client = Client::new(request.header.client_id.as_deref(), peer);
             start_group_request(broker, to, move |b| join_group::start(b, r, v, &client)).await
         }
+        RequestKind::ConsumerGroupHeartbeat(r) => {
+            let client = Client::new(request.header.client_id.as_deref(), peer);
+            start_group_request(broker, to, move |b| consumer_group_heartbeat::start(b, r, v, &client)).await
+        }
         RequestKind::SyncGroup(r) => start_group_request(broker, to, move |b| sync_group::start(b, r, v)).await,
         RequestKind::LeaveGroup(r) => start_group_request(broker, to, move |b| leave_group::start(b, r, v)).await,
         RequestKind::OffsetCommit(r) => start_group_request(broker, to, move |b| offset_commit::start(b, r, v)).await,
@@ -248,6 +256,9 @@ fn handle_blocking(b: &Broker, body: RequestKind, to: ReplyTo) -> Reply {
         RequestKind::OffsetFetch(r) => ResponseKind::OffsetFetch(offset_fetch::handle(b, r, v)),
         RequestKind::ListGroups(r) => ResponseKind::ListGroups(list_groups::handle(b, r, v)),
         RequestKind::DescribeGroups(r) => ResponseKind::DescribeGroups(describe_groups::handle(b, r, v)),
+        RequestKind::ConsumerGroupDescribe(r) => {
+            ResponseKind::ConsumerGroupDescribe(consumer_group_describe::handle(b, r, v))
+        }
         _ => {
             // supported_versions() keeps unimplemented keys out; reaching here is a bug
             // in that list: close the connection rather than answer wrongly.
@@ -290,12 +301,6 @@ const fn bit_field(ops: &[u8]) -> i32 {
 pub const TOPIC_AUTHORIZED_OPERATIONS: i32 = {
     use acl_op::*;
     bit_field(&[READ, WRITE, CREATE, DESCRIBE, DELETE, ALTER, DESCRIBE_CONFIGS, ALTER_CONFIGS])
-};
-
-/// A group's authorized operations without an authorizer.
-pub const GROUP_AUTHORIZED_OPERATIONS: i32 = {
-    use acl_op::*;
-    bit_field(&[READ, DESCRIBE, DELETE])
 };
 
 /// The cluster's authorized operations without an authorizer.

@@ -17,9 +17,11 @@ pub fn handle(b: &Broker, r: OffsetFetchRequest, v: i16) -> OffsetFetchResponse 
             .groups
             .into_iter()
             .map(|g| {
-                let wanted =
+                let wanted: OffsetSelection =
                     g.topics.map(|ts| ts.into_iter().map(|t| (t.name.to_string(), t.partition_indexes)).collect());
-                match b.groups.fetch_offsets(&g.group_id, wanted) {
+                // v9+: a KIP-848 member names itself and its epoch (absent: an admin fetch).
+                let member = g.member_id.as_deref().map(|id| (id, g.member_epoch));
+                match b.groups.fetch_offsets(&g.group_id, member, wanted) {
                     Ok(offsets) => OffsetFetchResponseGroup::default().with_group_id(g.group_id).with_topics(
                         by_topic(offsets)
                             .into_iter()
@@ -47,7 +49,7 @@ pub fn handle(b: &Broker, r: OffsetFetchRequest, v: i16) -> OffsetFetchResponse 
     }
     let wanted: OffsetSelection =
         r.topics.map(|ts| ts.into_iter().map(|t| (t.name.to_string(), t.partition_indexes)).collect());
-    match b.groups.fetch_offsets(&r.group_id, wanted) {
+    match b.groups.fetch_offsets(&r.group_id, None, wanted) {
         Ok(offsets) => OffsetFetchResponse::default().with_topics(
             by_topic(offsets)
                 .into_iter()

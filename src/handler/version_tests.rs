@@ -337,6 +337,32 @@ async fn every_response_encodes_at_every_advertised_version() {
                     )
                     .await
                 }
+                ApiKey::ConsumerGroupHeartbeat => {
+                    let join = ConsumerGroupHeartbeatRequest::default()
+                        .with_group_id(GroupId(StrBytes::from_string(format!("cg{v}"))))
+                        .with_member_id(StrBytes::from_string(if v >= 1 {
+                            format!("member-{v}")
+                        } else {
+                            String::new()
+                        }))
+                        .with_member_epoch(0)
+                        .with_rebalance_timeout_ms(10_000)
+                        .with_subscribed_topic_names(Some(vec![tname]))
+                        .with_topic_partitions(Some(vec![]));
+                    let client = Client::new(Some("c"), None);
+                    let joined = consumer_group_heartbeat::start(&b, join, v, &client).await;
+                    let ResponseKind::ConsumerGroupHeartbeat(r) = &joined else { panic!("a heartbeat response") };
+                    assert_eq!(r.error_code, 0, "v{v}: {:?}", r.error_message);
+                    assert_eq!(r.member_epoch, 1);
+                    joined
+                }
+                ApiKey::ConsumerGroupDescribe => ResponseKind::ConsumerGroupDescribe(consumer_group_describe::handle(
+                    &b,
+                    ConsumerGroupDescribeRequest::default().with_include_authorized_operations(true).with_group_ids(
+                        vec![GroupId(StrBytes::from_static_str("cg0")), GroupId(StrBytes::from_static_str("g1"))],
+                    ),
+                    v,
+                )),
                 other => panic!("no version test for {other:?}"),
             };
             encodes(&body, key, v);
