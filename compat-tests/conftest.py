@@ -7,6 +7,9 @@
   skipped on an external broker.
 * `jet_process`: `broker`, but skips on an external broker (tests that need
   the pid / SIGKILL).
+* `group_broker` (per module) / `fresh_group_broker` (per test): the same, but jet is started
+  with GROUP_ARGS (Kafka's group.initial.rebalance.delay.ms=0, as kafka-ref/ runs Kafka) so
+  the first join of a group is not held back 3 s; an external broker is used as is.
 * `topic`: factory that creates a uniquely named topic through the admin API.
 On a test failure the broker log written during that test is printed.
 """
@@ -34,8 +37,11 @@ def pytest_runtest_makereport(item, call):
     setattr(item, "rep_" + rep.when, rep)
 
 
-def _start(tmp: Path, name: str) -> JetBroker:
-    b = JetBroker(data_dir=tmp / "data", log_path=tmp / f"{name}.log")
+GROUP_ARGS = ["--set", "group.initial.rebalance.delay.ms=0"]
+
+
+def _start(tmp: Path, name: str, extra_args: list[str] | None = None) -> JetBroker:
+    b = JetBroker(data_dir=tmp / "data", log_path=tmp / f"{name}.log", extra_args=extra_args)
     b.start()
     return b
 
@@ -48,15 +54,24 @@ def _stop_and_check(b: JetBroker) -> None:
     assert code == 0, f"jet exited {code} on SIGTERM (expected 0)\n--- jet log ---\n{b.log_since(0)}"
 
 
-@pytest.fixture(scope="module")
-def broker(tmp_path_factory, request):
+def _module_broker(tmp_path_factory, request, extra_args: list[str] | None = None):
     if EXTERNAL:
         yield ExternalBroker(EXTERNAL)
         return
     tmp = tmp_path_factory.mktemp("jet-" + request.module.__name__.rsplit(".", 1)[-1])
-    b = _start(tmp, "jet")
+    b = _start(tmp, "jet", extra_args)
     yield b
     _stop_and_check(b)
+
+
+@pytest.fixture(scope="module")
+def broker(tmp_path_factory, request):
+    yield from _module_broker(tmp_path_factory, request)
+
+
+@pytest.fixture(scope="module")
+def group_broker(tmp_path_factory, request):
+    yield from _module_broker(tmp_path_factory, request, GROUP_ARGS)
 
 
 @pytest.fixture
@@ -66,13 +81,22 @@ def jet_process(broker):
     return broker
 
 
-@pytest.fixture
-def fresh_broker(tmp_path):
+def _fresh_broker(tmp_path, extra_args: list[str] | None = None):
     if EXTERNAL:
         pytest.skip("needs a jet process we started (JET_BOOTSTRAP is set)")
-    b = _start(tmp_path, "jet-fresh")
+    b = _start(tmp_path, "jet-fresh", extra_args)
     yield b
     _stop_and_check(b)
+
+
+@pytest.fixture
+def fresh_broker(tmp_path):
+    yield from _fresh_broker(tmp_path)
+
+
+@pytest.fixture
+def fresh_group_broker(tmp_path):
+    yield from _fresh_broker(tmp_path, GROUP_ARGS)
 
 
 @pytest.fixture
@@ -101,7 +125,7 @@ def broker_with(tmp_path, request):
 @pytest.fixture(autouse=True)
 def _broker_log_on_failure(request):
     """Print what the broker logged during a failing test."""
-    brokers = [request.getfixturevalue(n) for n in ("broker", "fresh_broker") if n in request.fixturenames]
+    brokers = [request.getfixturevalue(n) for n in ("broker", "fresh_broker", "group_broker", "fresh_group_broker") if n in request.fixturenames]
     marks = [(b, b.log_size()) for b in brokers]
     yield
     rep = getattr(request.node, "rep_call", None)

@@ -108,3 +108,102 @@ def ck_consume_all(bootstrap: str, topic: str, partition: int, count: int, start
         return out
     finally:
         c.close()
+
+
+# ---------------------------------------------------------------- consumer groups
+
+# Smallest timeouts the clients and Kafka accept (group.min.session.timeout.ms = 6000), so
+# joins, leaves and failure detection stay fast.
+GROUP_SESSION_MS = 6000
+GROUP_HEARTBEAT_MS = 500
+
+
+def new_topic(bootstrap: str, partitions: int = 1, prefix: str = "t") -> str:
+    name = unique_topic(prefix)
+    create_topic(bootstrap, name, partitions)
+    return name
+
+
+def unique_group(prefix: str = "g") -> str:
+    return unique_topic(prefix)
+
+
+def produce_ids(bootstrap: str, topic: str, ids, partitions: int) -> set[str]:
+    """Produce one record per id, value "<id>", id % partitions as its partition; all acked."""
+    from confluent_kafka import Producer
+
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5})
+    errors = []
+    values = set()
+    for i in ids:
+        v = str(i)
+        p.produce(topic, value=v.encode(), partition=i % partitions, on_delivery=lambda err, _m: err and errors.append(err))
+        values.add(v)
+        p.poll(0)
+    assert p.flush(60) == 0, "records still undelivered after 60 s"
+    assert not errors, errors[:5]
+    return values
+
+
+def end_offsets(bootstrap: str, topic: str, partitions: int) -> dict[int, int]:
+    from confluent_kafka import Consumer, TopicPartition
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "jet-compat-unused"})
+    try:
+        return {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=30, cached=False)[1] for p in range(partitions)}
+    finally:
+        c.close()
+
+
+def committed_offsets(bootstrap: str, group: str) -> dict[tuple[str, int], int]:
+    """Admin OffsetFetch of a whole group: {(topic, partition): offset}.
+
+    Not the metadata: confluent-kafka 2.16.1's admin result reads it past its end now and then
+    (UnicodeDecodeError on the bytes that follow); Consumer.committed() reads it correctly."""
+    from confluent_kafka import ConsumerGroupTopicPartitions
+    from confluent_kafka.admin import AdminClient
+
+    a = AdminClient({"bootstrap.servers": bootstrap})
+    res = a.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)], request_timeout=30)[group].result(timeout=60)
+    return {(tp.topic, tp.partition): tp.offset for tp in res.topic_partitions if tp.offset >= 0}
+
+
+def wait_commits_at_end(bootstrap: str, group: str, topic: str, partitions: int, deadline_s: float = 60.0) -> None:
+    """Poll until the group's committed offset of every partition equals its end offset."""
+    ends = end_offsets(bootstrap, topic, partitions)
+    state = {}
+
+    def at_end() -> bool:
+        got = committed_offsets(bootstrap, group)
+        state["committed"] = {p: got.get((topic, p)) for p in range(partitions)}
+        return state["committed"] == ends
+
+    try:
+        wait_until(at_end, deadline_s, f"group {group} commits to reach the end offsets {ends}")
+    except TimeoutError as e:
+        raise AssertionError(f"{e}; last committed: {state.get('committed')}") from None
+
+
+def describe_group(bootstrap: str, group: str):
+    """confluent-kafka ConsumerGroupDescription (state, members with their assignments)."""
+    from confluent_kafka.admin import AdminClient
+
+    a = AdminClient({"bootstrap.servers": bootstrap})
+    return a.describe_consumer_groups([group], request_timeout=30)[group].result(timeout=60)
+
+
+def member_partitions(desc) -> list[set[tuple[str, int]]]:
+    """One set of (topic, partition) per member of a ConsumerGroupDescription."""
+    return [{(tp.topic, tp.partition) for tp in m.assignment.topic_partitions} for m in desc.members]
+
+
+def is_partitioned(assignments: list[set], everything: set) -> bool:
+    """True when the member assignments are disjoint and together cover `everything`."""
+    union = set().union(*assignments) if assignments else set()
+    return union == everything and sum(len(a) for a in assignments) == len(everything)
+
+
+def assert_all_consumed(produced: set[str], consumed, what: str = "group") -> None:
+    """At-least-once: every produced value was consumed (duplicates are allowed)."""
+    missing = produced - set(consumed)
+    assert not missing, f"{what}: {len(missing)} of {len(produced)} produced records never consumed, e.g. {sorted(missing)[:10]}"

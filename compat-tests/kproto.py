@@ -2,8 +2,9 @@
 
 Only what the harness needs: request framing, ApiVersions v0, Metadata v1,
 Produce v3 (classic) and v9 (flexible) with a v2 RecordBatch (CRC-32C), and
-just enough response parsing to read error codes.  Deliberately independent
-of every client library under test.
+just enough response parsing to read error codes; plus a small schema-driven
+codec (`Api`, `Conn`) for the group-coordinator APIs at fixed versions.
+Deliberately independent of every client library under test.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import socket
 import struct
 import time
+from dataclasses import dataclass
 
 API_PRODUCE = 0
 API_METADATA = 3
@@ -380,3 +382,280 @@ def wait_ready(host: str, port: int, deadline_s: float, alive=lambda: True) -> t
         # poll interval, not a fixed wait: we re-check the condition until the deadline
         time.sleep(0.05)
     raise TimeoutError(f"broker at {host}:{port} not ready within {deadline_s}s: {last!r}")
+
+
+# ---------------------------------------------------------------- schema-driven messages
+#
+# A schema is a list of (field, type) pairs. A type is a primitive name ("int8", "int16",
+# "int32", "int64", "bool", "string", "nullable_string", "bytes", "nullable_bytes"),
+# Array(element) where element is a type or a nested schema, or a nested schema itself.
+# Flexible versions use compact strings/arrays/bytes and end every struct with an (empty)
+# tagged-field section; requests/responses are plain dicts keyed by field name.
+
+
+@dataclass(frozen=True)
+class Array:
+    element: object
+    nullable: bool = False
+
+
+def _len_prefix(n: int | None, flexible: bool, classic) -> bytes:
+    if flexible:
+        return uvarint(0 if n is None else n + 1)
+    return classic(-1 if n is None else n)
+
+
+def encode(schema: list, values: dict, flexible: bool) -> bytes:
+    out = b"".join(_encode_value(t, values[name], flexible) for name, t in schema)
+    return out + (TAGS_NONE if flexible else b"")
+
+
+def _encode_value(t, v, flexible: bool) -> bytes:
+    if isinstance(t, list):
+        return encode(t, v, flexible)
+    if isinstance(t, Array):
+        if v is None:
+            assert t.nullable, "null for a non-nullable array"
+            return _len_prefix(None, flexible, i32)
+        return _len_prefix(len(v), flexible, i32) + b"".join(_encode_value(t.element, e, flexible) for e in v)
+    if t in ("int8", "int16", "int32", "int64"):
+        return {"int8": i8, "int16": i16, "int32": i32, "int64": i64}[t](v)
+    if t == "bool":
+        return i8(1 if v else 0)
+    if t in ("string", "nullable_string"):
+        assert v is not None or t == "nullable_string", "null for a non-nullable string"
+        b = None if v is None else v.encode()
+        return _len_prefix(None if b is None else len(b), flexible, i16) + (b or b"")
+    if t in ("bytes", "nullable_bytes"):
+        assert v is not None or t == "nullable_bytes", "null for non-nullable bytes"
+        return _len_prefix(None if v is None else len(v), flexible, i32) + (v or b"")
+    raise ValueError(f"unknown type {t!r}")
+
+
+def decode(schema: list, r: Reader, flexible: bool) -> dict:
+    out = {name: _decode_value(t, r, flexible) for name, t in schema}
+    if flexible:
+        r.skip_tags()
+    return out
+
+
+def _decode_len(r: Reader, flexible: bool, classic) -> int | None:
+    n = r.uvarint() - 1 if flexible else classic()
+    return None if n < 0 else n
+
+
+def _decode_value(t, r: Reader, flexible: bool):
+    if isinstance(t, list):
+        return decode(t, r, flexible)
+    if isinstance(t, Array):
+        n = _decode_len(r, flexible, r.i32)
+        return None if n is None else [_decode_value(t.element, r, flexible) for _ in range(n)]
+    if t in ("int8", "int16", "int32", "int64"):
+        return {"int8": r.i8, "int16": r.i16, "int32": r.i32, "int64": r.i64}[t]()
+    if t == "bool":
+        return r.i8() != 0
+    if t in ("string", "nullable_string"):
+        n = _decode_len(r, flexible, r.i16)
+        return None if n is None else r.take(n).decode()
+    if t in ("bytes", "nullable_bytes"):
+        n = _decode_len(r, flexible, r.i32)
+        return None if n is None else r.take(n)
+    raise ValueError(f"unknown type {t!r}")
+
+
+@dataclass(frozen=True)
+class Api:
+    """One API at one version: request and response schemas (without headers)."""
+
+    key: int
+    version: int
+    flexible: bool
+    request: list
+    response: list
+
+
+class Conn:
+    """One connection; call() = send() + recv() of the matching response."""
+
+    def __init__(self, host: str, port: int, timeout: float = 30.0, client_id: str = "jet-compat"):
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.sock.settimeout(timeout)
+        self.client_id = client_id
+        self.next_corr = 1
+
+    def send(self, api: Api, **fields) -> int:
+        corr = self.next_corr
+        self.next_corr += 1
+        header = (header_v2 if api.flexible else header_v1)(api.key, api.version, corr, self.client_id)
+        self.sock.sendall(frame(header + encode(api.request, fields, api.flexible)))
+        return corr
+
+    def recv(self, api: Api, corr: int) -> dict:
+        r = Reader(recv_frame(self.sock))
+        got = r.i32()
+        if got != corr:
+            raise RuntimeError(f"correlation id {got}, expected {corr}")
+        if api.flexible:
+            r.skip_tags()  # response header v1
+        out = decode(api.response, r, api.flexible)
+        if r.p != len(r.b):
+            raise ValueError(f"{len(r.b) - r.p} trailing bytes in the response to api {api.key} v{api.version}")
+        return out
+
+    def call(self, api: Api, **fields) -> dict:
+        return self.recv(api, self.send(api, **fields))
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> "Conn":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+# ---------------------------------------------------------------- group coordinator APIs
+
+ERR_NONE = 0
+ERR_ILLEGAL_GENERATION = 22
+ERR_UNKNOWN_MEMBER_ID = 25
+ERR_REBALANCE_IN_PROGRESS = 27
+ERR_NON_EMPTY_GROUP = 68
+ERR_GROUP_ID_NOT_FOUND = 69
+ERR_MEMBER_ID_REQUIRED = 79
+ERR_FENCED_INSTANCE_ID = 82
+
+FIND_COORDINATOR_V4 = Api(
+    10, 4, True,
+    request=[("key_type", "int8"), ("coordinator_keys", Array("string"))],
+    response=[
+        ("throttle_time_ms", "int32"),
+        ("coordinators", Array([("key", "string"), ("node_id", "int32"), ("host", "string"), ("port", "int32"),
+                                ("error_code", "int16"), ("error_message", "nullable_string")])),
+    ],
+)
+
+JOIN_GROUP_V9 = Api(
+    11, 9, True,
+    request=[
+        ("group_id", "string"), ("session_timeout_ms", "int32"), ("rebalance_timeout_ms", "int32"),
+        ("member_id", "string"), ("group_instance_id", "nullable_string"), ("protocol_type", "string"),
+        ("protocols", Array([("name", "string"), ("metadata", "bytes")])), ("reason", "nullable_string"),
+    ],
+    response=[
+        ("throttle_time_ms", "int32"), ("error_code", "int16"), ("generation_id", "int32"),
+        ("protocol_type", "nullable_string"), ("protocol_name", "nullable_string"), ("leader", "string"),
+        ("skip_assignment", "bool"), ("member_id", "string"),
+        ("members", Array([("member_id", "string"), ("group_instance_id", "nullable_string"), ("metadata", "bytes")])),
+    ],
+)
+
+HEARTBEAT_V4 = Api(
+    12, 4, True,
+    request=[("group_id", "string"), ("generation_id", "int32"), ("member_id", "string"), ("group_instance_id", "nullable_string")],
+    response=[("throttle_time_ms", "int32"), ("error_code", "int16")],
+)
+
+LEAVE_GROUP_V5 = Api(
+    13, 5, True,
+    request=[("group_id", "string"),
+             ("members", Array([("member_id", "string"), ("group_instance_id", "nullable_string"), ("reason", "nullable_string")]))],
+    response=[("throttle_time_ms", "int32"), ("error_code", "int16"),
+              ("members", Array([("member_id", "string"), ("group_instance_id", "nullable_string"), ("error_code", "int16")]))],
+)
+
+SYNC_GROUP_V5 = Api(
+    14, 5, True,
+    request=[
+        ("group_id", "string"), ("generation_id", "int32"), ("member_id", "string"), ("group_instance_id", "nullable_string"),
+        ("protocol_type", "nullable_string"), ("protocol_name", "nullable_string"),
+        ("assignments", Array([("member_id", "string"), ("assignment", "bytes")])),
+    ],
+    response=[("throttle_time_ms", "int32"), ("error_code", "int16"), ("protocol_type", "nullable_string"),
+              ("protocol_name", "nullable_string"), ("assignment", "bytes")],
+)
+
+DESCRIBE_GROUPS_V5 = Api(
+    15, 5, True,
+    request=[("groups", Array("string")), ("include_authorized_operations", "bool")],
+    response=[
+        ("throttle_time_ms", "int32"),
+        ("groups", Array([
+            ("error_code", "int16"), ("group_id", "string"), ("group_state", "string"), ("protocol_type", "string"),
+            ("protocol_data", "string"),
+            ("members", Array([("member_id", "string"), ("group_instance_id", "nullable_string"), ("client_id", "string"),
+                               ("client_host", "string"), ("member_metadata", "bytes"), ("member_assignment", "bytes")])),
+            ("authorized_operations", "int32"),
+        ])),
+    ],
+)
+
+LIST_GROUPS_V5 = Api(
+    16, 5, True,
+    request=[("states_filter", Array("string")), ("types_filter", Array("string"))],
+    response=[("throttle_time_ms", "int32"), ("error_code", "int16"),
+              ("groups", Array([("group_id", "string"), ("protocol_type", "string"), ("group_state", "string"),
+                                ("group_type", "string")]))],
+)
+
+DELETE_GROUPS_V2 = Api(
+    42, 2, True,
+    request=[("groups_names", Array("string"))],
+    response=[("throttle_time_ms", "int32"), ("results", Array([("group_id", "string"), ("error_code", "int16")]))],
+)
+
+OFFSET_COMMIT_V8 = Api(
+    8, 8, True,
+    request=[
+        ("group_id", "string"), ("generation_id_or_member_epoch", "int32"), ("member_id", "string"),
+        ("group_instance_id", "nullable_string"),
+        ("topics", Array([("name", "string"),
+                          ("partitions", Array([("partition_index", "int32"), ("committed_offset", "int64"),
+                                                ("committed_leader_epoch", "int32"), ("committed_metadata", "nullable_string")]))])),
+    ],
+    response=[("throttle_time_ms", "int32"),
+              ("topics", Array([("name", "string"), ("partitions", Array([("partition_index", "int32"), ("error_code", "int16")]))]))],
+)
+
+OFFSET_FETCH_V8 = Api(
+    9, 8, True,
+    request=[
+        ("groups", Array([("group_id", "string"),
+                          ("topics", Array([("name", "string"), ("partition_indexes", Array("int32"))], nullable=True))])),
+        ("require_stable", "bool"),
+    ],
+    response=[
+        ("throttle_time_ms", "int32"),
+        ("groups", Array([
+            ("group_id", "string"),
+            ("topics", Array([("name", "string"),
+                              ("partitions", Array([("partition_index", "int32"), ("committed_offset", "int64"),
+                                                    ("committed_leader_epoch", "int32"), ("metadata", "nullable_string"),
+                                                    ("error_code", "int16")]))])),
+            ("error_code", "int16"),
+        ])),
+    ],
+)
+
+# the "consumer" protocol's embedded (non-flexible) JoinGroup metadata and SyncGroup assignment, v0
+CONSUMER_SUBSCRIPTION_V0 = [("version", "int16"), ("topics", Array("string")), ("user_data", "nullable_bytes")]
+CONSUMER_ASSIGNMENT_V0 = [
+    ("version", "int16"),
+    ("assigned_partitions", Array([("topic", "string"), ("partitions", Array("int32"))])),
+    ("user_data", "nullable_bytes"),
+]
+
+
+def consumer_subscription(topics: list[str]) -> bytes:
+    return encode(CONSUMER_SUBSCRIPTION_V0, {"version": 0, "topics": topics, "user_data": None}, flexible=False)
+
+
+def consumer_assignment(assigned: dict[str, list[int]]) -> bytes:
+    parts = [{"topic": t, "partitions": ps} for t, ps in assigned.items()]
+    return encode(CONSUMER_ASSIGNMENT_V0, {"version": 0, "assigned_partitions": parts, "user_data": None}, flexible=False)
+
+
+def parse_consumer_assignment(b: bytes) -> dict[str, list[int]]:
+    a = decode(CONSUMER_ASSIGNMENT_V0, Reader(b), flexible=False)
+    return {p["topic"]: p["partitions"] for p in a["assigned_partitions"]}
