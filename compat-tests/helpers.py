@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import threading
 import time
 import uuid
 
@@ -145,6 +146,46 @@ def produce_ids(bootstrap: str, topic: str, ids, partitions: int) -> set[str]:
     return values
 
 
+class BackgroundProducer:
+    """Produces values "<prefix><n>" round-robin over the partitions from a thread, about
+    `rate` a second, until stop(), which flushes and returns the acknowledged values."""
+
+    def __init__(self, bootstrap: str, topic: str, partitions: int, prefix: str = "bg-", rate: float = 400.0):
+        from confluent_kafka import Producer
+
+        self._p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 5, "message.timeout.ms": 120000})
+        self._topic, self._partitions, self._prefix, self._rate = topic, partitions, prefix, rate
+        self._acked: set[str] = set()
+        self._errors: list = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _on_delivery(self, err, msg) -> None:
+        if err is None:
+            self._acked.add(msg.value().decode())
+        else:
+            self._errors.append(err)
+
+    def _run(self) -> None:
+        n = 0
+        while not self._stop.is_set():
+            v = f"{self._prefix}{n}"
+            self._p.produce(self._topic, value=v.encode(), partition=n % self._partitions, on_delivery=self._on_delivery)
+            n += 1
+            self._p.poll(1 / self._rate)  # serves delivery reports; paces the stream
+
+    def acked_count(self) -> int:
+        return len(self._acked)
+
+    def stop(self) -> set[str]:
+        self._stop.set()
+        self._thread.join(30)
+        assert self._p.flush(120) == 0, "records still undelivered 120 s after stop"
+        assert not self._errors, f"{len(self._errors)} delivery errors, e.g. {self._errors[:3]}"
+        return set(self._acked)
+
+
 def end_offsets(bootstrap: str, topic: str, partitions: int) -> dict[int, int]:
     from confluent_kafka import Consumer, TopicPartition
 
@@ -182,6 +223,28 @@ def wait_commits_at_end(bootstrap: str, group: str, topic: str, partitions: int,
         wait_until(at_end, deadline_s, f"group {group} commits to reach the end offsets {ends}")
     except TimeoutError as e:
         raise AssertionError(f"{e}; last committed: {state.get('committed')}") from None
+
+
+def ck_group_conf(bootstrap: str, group: str, **extra) -> dict:
+    """confluent-kafka consumer settings for a subscribing group member (fast timeouts, auto commit)."""
+    conf = {
+        "bootstrap.servers": bootstrap,
+        "group.id": group,
+        "session.timeout.ms": GROUP_SESSION_MS,
+        "heartbeat.interval.ms": GROUP_HEARTBEAT_MS,
+        "auto.offset.reset": "earliest",
+        "auto.commit.interval.ms": 500,
+    }
+    conf.update(extra)
+    return conf
+
+
+def ck_drain(consumer, out: list, max_messages: int = 500, timeout: float = 0.05) -> None:
+    """One consume() round: append the values read to `out`; raise on a consumer error."""
+    for m in consumer.consume(max_messages, timeout):
+        if m.error():
+            raise AssertionError(f"consumer error: {m.error()}")
+        out.append(m.value().decode())
 
 
 def describe_group(bootstrap: str, group: str):
