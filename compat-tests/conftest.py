@@ -11,12 +11,15 @@
   with GROUP_ARGS (Kafka's group.initial.rebalance.delay.ms=0, as kafka-ref/ runs Kafka) so
   the first join of a group is not held back 3 s; an external broker is used as is.
 * `topic`: factory that creates a uniquely named topic through the admin API.
+* `java_main`, `go_binary`: argv prefixes of the Java and Go client programs (built when
+  missing or older than their sources; run.sh builds them once per run).
 On a test failure the broker log written during that test is printed.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -28,6 +31,10 @@ import helpers  # noqa: E402
 from jetproc import ExternalBroker, JetBroker  # noqa: E402
 
 EXTERNAL = os.environ.get("JET_BOOTSTRAP")
+HERE = Path(__file__).resolve().parent
+JAVA_DIR = HERE / "java"
+GO_DIR = HERE / "go"
+GO_BIN = HERE / ".cache" / "bin" / "jetcompat-go"
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
@@ -146,3 +153,29 @@ def topic(broker):
         return name
 
     return make
+
+
+def _stale(target: Path, sources: list[Path]) -> bool:
+    return not target.exists() or target.stat().st_mtime < max(p.stat().st_mtime for p in sources)
+
+
+@pytest.fixture(scope="session")
+def java_main() -> list[str]:
+    classes, lib = JAVA_DIR / "target" / "classes", JAVA_DIR / "target" / "lib"
+    if _stale(classes / "jet" / "compat" / "Main.class", [*JAVA_DIR.glob("src/**/*.java"), JAVA_DIR / "pom.xml"]) or not lib.is_dir():
+        mvn = shutil.which("mvn")
+        if mvn is None:
+            pytest.skip("Java client not built and mvn missing (run compat-tests/run.sh)")
+        helpers.run([mvn, "-q", "-B", "-f", str(JAVA_DIR / "pom.xml"), "package", "-DskipTests"], timeout=600)
+    return ["java", "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn", "-cp", f"{classes}{os.pathsep}{lib}/*", "jet.compat.Main"]
+
+
+@pytest.fixture(scope="session")
+def go_binary() -> list[str]:
+    if _stale(GO_BIN, [*GO_DIR.glob("*.go"), GO_DIR / "go.mod", GO_DIR / "go.sum"]):
+        go = shutil.which("go")
+        if go is None:
+            pytest.skip("Go client binary not built and go missing (run compat-tests/run.sh)")
+        GO_BIN.parent.mkdir(parents=True, exist_ok=True)
+        helpers.run([go, "-C", str(GO_DIR), "build", "-o", str(GO_BIN), "."], timeout=600)
+    return [str(GO_BIN)]

@@ -77,6 +77,13 @@ def run(cmd: list[str], input: bytes | None = None, timeout: float = 300, check:
     return p
 
 
+def run_scenario(program: list[str], bootstrap: str, scenario: str, timeout: float = 240) -> str:
+    """Run a client program's scenario (`program BOOTSTRAP SCENARIO`); it must print "OK SCENARIO"."""
+    out = run([*program, bootstrap, scenario], timeout=timeout).stdout.decode()
+    assert f"OK {scenario}" in out, out
+    return out
+
+
 def ck_consume_all(bootstrap: str, topic: str, partition: int, count: int, start_offset: int = 0, deadline_s: float = 60.0, extra: dict | None = None):
     """confluent-kafka: assign (no group coordination), read exactly `count` messages."""
     from confluent_kafka import Consumer, KafkaError, TopicPartition
