@@ -218,18 +218,18 @@ def committed_offsets(bootstrap: str, group: str) -> dict[tuple[str, int], int]:
 
 def wait_commits_at_end(bootstrap: str, group: str, topic: str, partitions: int, deadline_s: float = 60.0) -> None:
     """Poll until the group's committed offset of every partition equals its end offset."""
-    ends = end_offsets(bootstrap, topic, partitions)
     state = {}
 
     def at_end() -> bool:
+        state["ends"] = end_offsets(bootstrap, topic, partitions)
         got = committed_offsets(bootstrap, group)
         state["committed"] = {p: got.get((topic, p)) for p in range(partitions)}
-        return state["committed"] == ends
+        return state["committed"] == state["ends"]
 
     try:
-        wait_until(at_end, deadline_s, f"group {group} commits to reach the end offsets {ends}")
+        wait_until(at_end, deadline_s, f"group {group} commits to reach the end offsets")
     except TimeoutError as e:
-        raise AssertionError(f"{e}; last committed: {state.get('committed')}") from None
+        raise AssertionError(f"{e}; last ends {state.get('ends')}, committed {state.get('committed')}") from None
 
 
 def ck_group_conf(bootstrap: str, group: str, **extra) -> dict:
