@@ -11,13 +11,14 @@
   with GROUP_ARGS (Kafka's group.initial.rebalance.delay.ms=0, as kafka-ref/ runs Kafka) so
   the first join of a group is not held back 3 s; an external broker is used as is.
 * `topic`: factory that creates a uniquely named topic through the admin API.
-* `java_main`, `go_binary`: argv prefixes of the Java and Go client programs (built when
-  missing or older than their sources; run.sh builds them once per run).
+* `java_main`, `go_binary`, `kafkajs_main`: argv prefixes of the Java, Go and kafkajs client
+  programs (built/installed when missing or stale; run.sh does that once per run).
 On a test failure the broker log written during that test is printed.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -34,6 +35,7 @@ EXTERNAL = os.environ.get("JET_BOOTSTRAP")
 HERE = Path(__file__).resolve().parent
 JAVA_DIR = HERE / "java"
 GO_DIR = HERE / "go"
+JS_DIR = HERE / "js"
 GO_BIN = HERE / ".cache" / "bin" / "jetcompat-go"
 
 
@@ -179,3 +181,19 @@ def go_binary() -> list[str]:
         GO_BIN.parent.mkdir(parents=True, exist_ok=True)
         helpers.run([go, "-C", str(GO_DIR), "build", "-o", str(GO_BIN), "."], timeout=600)
     return [str(GO_BIN)]
+
+
+@pytest.fixture(scope="session")
+def kafkajs_main() -> list[str]:
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node missing (run compat-tests/run.sh)")
+    lock = json.loads((JS_DIR / "package-lock.json").read_text())
+    want = lock["packages"]["node_modules/kafkajs"]["version"]
+    installed = JS_DIR / "node_modules" / "kafkajs" / "package.json"
+    if not installed.exists() or json.loads(installed.read_text())["version"] != want:
+        npm = shutil.which("npm")
+        if npm is None:
+            pytest.skip("kafkajs not installed and npm missing (run compat-tests/run.sh)")
+        helpers.run([npm, "ci", "--prefix", str(JS_DIR), "--no-audit", "--no-fund"], timeout=600)
+    return [node, str(JS_DIR / "main.js")]
