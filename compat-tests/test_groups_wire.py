@@ -1,8 +1,8 @@
-"""The classic group state machine on the wire (kproto), where clients do not go.
+"""The classic group state machine on the wire, where clients do not go.
 
-Fixed versions: FindCoordinator v4, JoinGroup v9, SyncGroup v5, Heartbeat v4, LeaveGroup v5,
-OffsetCommit v8, OffsetFetch v8, DescribeGroups v5, ListGroups v5, DeleteGroups v2.
-Every expectation was checked against Apache Kafka 4.1.1.
+Raw requests (kgroups.py on kproto's codec) at fixed versions: FindCoordinator v4, JoinGroup
+v9, SyncGroup v5, Heartbeat v4, LeaveGroup v5, OffsetCommit v8, OffsetFetch v8, DescribeGroups
+v5, ListGroups v5, DeleteGroups v2. Every expectation was checked against Apache Kafka 4.1.1.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 import helpers
-import kproto
+import kgroups
 from kproto import Conn
 
 REBALANCE_MS = 10_000
@@ -41,31 +41,34 @@ def find_coordinator(c: Conn, *groups: str) -> list[dict]:
     __consumer_offsets on first use and answers COORDINATOR_NOT_AVAILABLE meanwhile)."""
 
     def ask():
-        cs = c.call(kproto.FIND_COORDINATOR_V4, key_type=0, coordinator_keys=list(groups))["coordinators"]
+        cs = c.call(kgroups.FIND_COORDINATOR_V4, key_type=0, coordinator_keys=list(groups))["coordinators"]
         return cs if all(x["error_code"] == 0 for x in cs) else None
 
     return helpers.wait_until(ask, 30, f"a coordinator for {groups}")
 
 
-def join(c: Conn, group: str, topic: str, member_id: str = "", instance_id: str | None = None) -> dict:
-    return c.call(
-        kproto.JOIN_GROUP_V9,
+def join_fields(group: str, topic: str, member_id: str = "", instance_id: str | None = None) -> dict:
+    return dict(
         group_id=group,
         session_timeout_ms=helpers.GROUP_SESSION_MS,
         rebalance_timeout_ms=REBALANCE_MS,
         member_id=member_id,
         group_instance_id=instance_id,
         protocol_type="consumer",
-        protocols=[{"name": "range", "metadata": kproto.consumer_subscription([topic])}],
+        protocols=[{"name": "range", "metadata": kgroups.consumer_subscription([topic])}],
         reason=None,
     )
+
+
+def join(c: Conn, group: str, topic: str, member_id: str = "", instance_id: str | None = None) -> dict:
+    return c.call(kgroups.JOIN_GROUP_V9, **join_fields(group, topic, member_id, instance_id))
 
 
 def join_member(c: Conn, group: str, topic: str, instance_id: str | None = None) -> dict:
     """A successful join of a new member (dynamic members first get MEMBER_ID_REQUIRED)."""
     find_coordinator(c, group)
     r = join(c, group, topic, instance_id=instance_id)
-    if r["error_code"] == kproto.ERR_MEMBER_ID_REQUIRED:
+    if r["error_code"] == kgroups.ERR_MEMBER_ID_REQUIRED:
         r = join(c, group, topic, member_id=r["member_id"], instance_id=instance_id)
     assert r["error_code"] == 0, r
     return r
@@ -74,19 +77,19 @@ def join_member(c: Conn, group: str, topic: str, instance_id: str | None = None)
 def sync(c: Conn, group: str, member_id: str, generation: int, assignments: dict[str, dict] | None = None,
          instance_id: str | None = None) -> dict:
     return c.call(
-        kproto.SYNC_GROUP_V5,
+        kgroups.SYNC_GROUP_V5,
         group_id=group,
         generation_id=generation,
         member_id=member_id,
         group_instance_id=instance_id,
         protocol_type="consumer",
         protocol_name="range",
-        assignments=[{"member_id": m, "assignment": kproto.consumer_assignment(a)} for m, a in (assignments or {}).items()],
+        assignments=[{"member_id": m, "assignment": kgroups.consumer_assignment(a)} for m, a in (assignments or {}).items()],
     )
 
 
 def heartbeat(c: Conn, group: str, member_id: str, generation: int, instance_id: str | None = None) -> int:
-    return c.call(kproto.HEARTBEAT_V4, group_id=group, generation_id=generation, member_id=member_id,
+    return c.call(kgroups.HEARTBEAT_V4, group_id=group, generation_id=generation, member_id=member_id,
                   group_instance_id=instance_id)["error_code"]
 
 
@@ -96,7 +99,7 @@ def stable_member(c: Conn, group: str, topic: str, partitions: list[int], instan
     assert j["leader"] == j["member_id"] and j["generation_id"] >= 1, j
     s = sync(c, group, j["member_id"], j["generation_id"], {j["member_id"]: {topic: partitions}}, instance_id)
     assert s["error_code"] == 0, s
-    assert kproto.parse_consumer_assignment(s["assignment"]) == {topic: partitions}
+    assert kgroups.parse_consumer_assignment(s["assignment"]) == {topic: partitions}
     return j
 
 
@@ -104,7 +107,7 @@ def commit(c: Conn, group: str, topic: str, offsets: dict[int, tuple[int, str | 
            member_id: str = "") -> dict[int, int]:
     """OffsetCommit v8 -> {partition: error_code}; generation -1 + no member = an admin commit."""
     r = c.call(
-        kproto.OFFSET_COMMIT_V8,
+        kgroups.OFFSET_COMMIT_V8,
         group_id=group,
         generation_id_or_member_epoch=generation,
         member_id=member_id,
@@ -117,18 +120,18 @@ def commit(c: Conn, group: str, topic: str, offsets: dict[int, tuple[int, str | 
 
 
 def leave(c: Conn, group: str, member_id: str) -> dict:
-    return c.call(kproto.LEAVE_GROUP_V5, group_id=group,
+    return c.call(kgroups.LEAVE_GROUP_V5, group_id=group,
                   members=[{"member_id": member_id, "group_instance_id": None, "reason": "test"}])
 
 
 def list_groups(c: Conn, states: list[str]) -> dict[str, dict]:
-    r = c.call(kproto.LIST_GROUPS_V5, states_filter=states, types_filter=[])
+    r = c.call(kgroups.LIST_GROUPS_V5, states_filter=states, types_filter=[])
     assert r["error_code"] == 0, r
     return {g["group_id"]: g for g in r["groups"]}
 
 
 def describe(c: Conn, group: str) -> dict:
-    (g,) = c.call(kproto.DESCRIBE_GROUPS_V5, groups=[group], include_authorized_operations=False)["groups"]
+    (g,) = c.call(kgroups.DESCRIBE_GROUPS_V5, groups=[group], include_authorized_operations=False)["groups"]
     return g
 
 
@@ -149,7 +152,7 @@ def test_join_without_member_id_then_sync_heartbeat_leave(conn, topic6):
     find_coordinator(c, group)
     first = join(c, group, topic6)
     # JoinGroup v4+: a dynamic member without an id is handed one and must rejoin with it
-    assert first["error_code"] == kproto.ERR_MEMBER_ID_REQUIRED, first
+    assert first["error_code"] == kgroups.ERR_MEMBER_ID_REQUIRED, first
     assert first["member_id"] and first["generation_id"] == -1 and first["members"] == [], first
 
     j = join(c, group, topic6, member_id=first["member_id"])
@@ -157,28 +160,28 @@ def test_join_without_member_id_then_sync_heartbeat_leave(conn, topic6):
     assert (j["member_id"], j["leader"], j["generation_id"]) == (first["member_id"], first["member_id"], 1), j
     assert (j["protocol_type"], j["protocol_name"], j["skip_assignment"]) == ("consumer", "range", False), j
     assert [(m["member_id"], m["group_instance_id"]) for m in j["members"]] == [(j["member_id"], None)]
-    assert j["members"][0]["metadata"] == kproto.consumer_subscription([topic6])
+    assert j["members"][0]["metadata"] == kgroups.consumer_subscription([topic6])
     mid, gen = j["member_id"], j["generation_id"]
 
     # SyncGroup with a wrong generation is refused; the right one hands out the leader's plan
-    assert sync(c, group, mid, gen + 1, {mid: {topic6: [0]}})["error_code"] == kproto.ERR_ILLEGAL_GENERATION
+    assert sync(c, group, mid, gen + 1, {mid: {topic6: [0]}})["error_code"] == kgroups.ERR_ILLEGAL_GENERATION
     s = sync(c, group, mid, gen, {mid: {topic6: list(range(6))}})
     assert (s["error_code"], s["protocol_type"], s["protocol_name"]) == (0, "consumer", "range"), s
-    assert kproto.parse_consumer_assignment(s["assignment"]) == {topic6: list(range(6))}
+    assert kgroups.parse_consumer_assignment(s["assignment"]) == {topic6: list(range(6))}
 
     assert heartbeat(c, group, mid, gen) == 0
-    assert heartbeat(c, group, "unknown-member", gen) == kproto.ERR_UNKNOWN_MEMBER_ID
-    assert heartbeat(c, group, mid, gen + 1) == kproto.ERR_ILLEGAL_GENERATION
+    assert heartbeat(c, group, "unknown-member", gen) == kgroups.ERR_UNKNOWN_MEMBER_ID
+    assert heartbeat(c, group, mid, gen + 1) == kgroups.ERR_ILLEGAL_GENERATION
 
     d = describe(c, group)
     assert (d["error_code"], d["group_state"], d["protocol_type"], d["protocol_data"]) == (0, "Stable", "consumer", "range"), d
     assert [m["member_id"] for m in d["members"]] == [mid]
-    assert kproto.parse_consumer_assignment(d["members"][0]["member_assignment"]) == {topic6: list(range(6))}
+    assert kgroups.parse_consumer_assignment(d["members"][0]["member_assignment"]) == {topic6: list(range(6))}
 
     r = leave(c, group, mid)
     assert r["error_code"] == 0 and [(m["member_id"], m["error_code"]) for m in r["members"]] == [(mid, 0)], r
     assert describe(c, group)["group_state"] == "Empty"
-    assert heartbeat(c, group, mid, gen) == kproto.ERR_UNKNOWN_MEMBER_ID
+    assert heartbeat(c, group, mid, gen) == kgroups.ERR_UNKNOWN_MEMBER_ID
 
 
 def test_offset_commit_with_stale_generation(group_broker, conn, topic6):
@@ -193,8 +196,8 @@ def test_offset_commit_with_stale_generation(group_broker, conn, topic6):
     assert j2["error_code"] == 0 and j2["generation_id"] == gen1 + 1, j2
     assert sync(c, group, mid, j2["generation_id"], {mid: {topic6: [0, 1, 2, 3, 4, 5]}})["error_code"] == 0
 
-    assert commit(c, group, topic6, {0: (20, "stale")}, gen1, mid) == {0: kproto.ERR_ILLEGAL_GENERATION}
-    assert commit(c, group, topic6, {0: (20, "x")}, j2["generation_id"], "unknown-member") == {0: kproto.ERR_UNKNOWN_MEMBER_ID}
+    assert commit(c, group, topic6, {0: (20, "stale")}, gen1, mid) == {0: kgroups.ERR_ILLEGAL_GENERATION}
+    assert commit(c, group, topic6, {0: (20, "x")}, j2["generation_id"], "unknown-member") == {0: kgroups.ERR_UNKNOWN_MEMBER_ID}
     assert commit(c, group, topic6, {0: (30, "gen2")}, j2["generation_id"], mid) == {0: 0}
     assert helpers.committed_offsets(group_broker.bootstrap, group) == {(topic6, 0): 30}
 
@@ -206,7 +209,7 @@ def test_offset_fetch_v8_several_groups(conn, topic6):
     assert commit(c, ga, topic6, {0: (5, "meta-a0"), 1: (7, None)}) == {0: 0, 1: 0}
     assert commit(c, gb, topic6, {3: (3, "")}) == {3: 0}
 
-    r = c.call(kproto.OFFSET_FETCH_V8, require_stable=True, groups=[
+    r = c.call(kgroups.OFFSET_FETCH_V8, require_stable=True, groups=[
         {"group_id": ga, "topics": [{"name": topic6, "partition_indexes": [0, 1, 2]}]},
         {"group_id": gb, "topics": None},  # every committed partition
         {"group_id": gnone, "topics": None},
@@ -260,10 +263,10 @@ def test_static_member_rejoin_keeps_assignment_without_rebalance(conn, topic6):
     assert new != old and j2["generation_id"] == gen, (j1, j2)
     s = sync(c, group, new, gen, None, instance)  # nothing to assign: the group did not rebalance
     assert s["error_code"] == 0, s
-    assert kproto.parse_consumer_assignment(s["assignment"]) == {topic6: [1, 3, 5]}
+    assert kgroups.parse_consumer_assignment(s["assignment"]) == {topic6: [1, 3, 5]}
 
     # the replaced member id is fenced; the group still has one member, the new one
-    assert heartbeat(c, group, old, gen, instance) == kproto.ERR_FENCED_INSTANCE_ID
+    assert heartbeat(c, group, old, gen, instance) == kgroups.ERR_FENCED_INSTANCE_ID
     assert heartbeat(c, group, new, gen, instance) == 0
     d = describe(c, group)
     assert d["group_state"] == "Stable" and [(m["member_id"], m["group_instance_id"]) for m in d["members"]] == [(new, instance)], d
@@ -276,15 +279,55 @@ def test_delete_groups_non_empty_then_empty(conn, topic6):
     assert commit(c, group, topic6, {0: (4, None)}, j["generation_id"], j["member_id"]) == {0: 0}
 
     def delete() -> int:
-        (res,) = c.call(kproto.DELETE_GROUPS_V2, groups_names=[group])["results"]
+        (res,) = c.call(kgroups.DELETE_GROUPS_V2, groups_names=[group])["results"]
         assert res["group_id"] == group
         return res["error_code"]
 
-    assert delete() == kproto.ERR_NON_EMPTY_GROUP
+    assert delete() == kgroups.ERR_NON_EMPTY_GROUP
     assert leave(c, group, j["member_id"])["error_code"] == 0
     assert delete() == 0
     assert group not in list_groups(c, [])
-    assert delete() == kproto.ERR_GROUP_ID_NOT_FOUND
+    assert delete() == kgroups.ERR_GROUP_ID_NOT_FOUND
     # its offsets went with it
-    r = c.call(kproto.OFFSET_FETCH_V8, require_stable=True, groups=[{"group_id": group, "topics": None}])
+    r = c.call(kgroups.OFFSET_FETCH_V8, require_stable=True, groups=[{"group_id": group, "topics": None}])
     assert r["groups"][0]["topics"] == [] and r["groups"][0]["error_code"] == 0, r
+
+
+def test_second_member_triggers_rebalance_with_join_and_sync_barriers(conn, topic6):
+    group = helpers.unique_group("wire-rebalance")
+    ca, cb = conn(), conn()
+    a = stable_member(ca, group, topic6, list(range(6)))
+    ma, gen = a["member_id"], a["generation_id"]
+
+    # B's JoinGroup is held until every known member has rejoined
+    find_coordinator(cb, group)
+    first = join(cb, group, topic6)
+    assert first["error_code"] == kgroups.ERR_MEMBER_ID_REQUIRED, first
+    mb = first["member_id"]
+    pending_b = cb.send(kgroups.JOIN_GROUP_V9, **join_fields(group, topic6, member_id=mb))
+    helpers.wait_until(lambda: heartbeat(ca, group, ma, gen) == kgroups.ERR_REBALANCE_IN_PROGRESS, 30,
+                       "A's heartbeat to report the rebalance")
+    # while preparing the rebalance, the old generation can still commit
+    assert commit(ca, group, topic6, {0: (1, None)}, gen, ma) == {0: 0}
+
+    ja = join(ca, group, topic6, member_id=ma)
+    jb = cb.recv(kgroups.JOIN_GROUP_V9, pending_b)
+    assert ja["error_code"] == jb["error_code"] == 0, (ja, jb)
+    assert ja["generation_id"] == jb["generation_id"] == gen + 1, (ja, jb)
+    assert ja["leader"] == jb["leader"] == ma, "the member that stayed leads"
+    assert sorted(m["member_id"] for m in ja["members"]) == sorted([ma, mb]) and jb["members"] == [], (ja, jb)
+    gen2 = ja["generation_id"]
+    # between join and sync the group is CompletingRebalance: commits are refused
+    assert commit(ca, group, topic6, {0: (2, None)}, gen2, ma) == {0: kgroups.ERR_REBALANCE_IN_PROGRESS}
+
+    # the follower's SyncGroup waits for the leader's assignment
+    sync_sent = cb.send(kgroups.SYNC_GROUP_V5, group_id=group, generation_id=gen2, member_id=mb, group_instance_id=None,
+                        protocol_type="consumer", protocol_name="range", assignments=[])
+    sa = sync(ca, group, ma, gen2, {ma: {topic6: [0, 1, 2]}, mb: {topic6: [3, 4, 5]}})
+    sb = cb.recv(kgroups.SYNC_GROUP_V5, sync_sent)
+    assert sa["error_code"] == sb["error_code"] == 0, (sa, sb)
+    assert kgroups.parse_consumer_assignment(sa["assignment"]) == {topic6: [0, 1, 2]}
+    assert kgroups.parse_consumer_assignment(sb["assignment"]) == {topic6: [3, 4, 5]}
+    assert heartbeat(ca, group, ma, gen2) == heartbeat(cb, group, mb, gen2) == 0
+    assert commit(cb, group, topic6, {3: (5, None)}, gen2, mb) == {3: 0}
+    assert describe(ca, group)["group_state"] == "Stable"
