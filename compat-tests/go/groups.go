@@ -55,15 +55,15 @@ func produceIDs(bootstrap, topic string, from, to int) map[string]bool {
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	want := map[string]bool{}
+	values := map[string]bool{}
 	var recs []*kgo.Record
 	for i := from; i < to; i++ {
 		v := strconv.Itoa(i)
-		want[v] = true
+		values[v] = true
 		recs = append(recs, &kgo.Record{Topic: topic, Partition: int32(i % groupPartitions), Value: []byte(v)})
 	}
 	must(cl.ProduceSync(ctx, recs...).FirstErr(), "ProduceSync")
-	return want
+	return values
 }
 
 // groupMember is one franz-go group consumer polling on its own goroutine (autocommit every 500 ms).
@@ -154,12 +154,12 @@ func waitSplit(adm *kadm.Client, group string, n int, members ...*groupMember) (
 	return d, a
 }
 
-func waitConsumed(out *idSet, want map[string]bool, members ...*groupMember) {
+func waitConsumed(out *idSet, produced map[string]bool, members ...*groupMember) {
 	waitUntil("every record consumed", func() bool {
 		for _, m := range members {
 			m.check()
 		}
-		return out.hasAll(want)
+		return out.hasAll(produced)
 	})
 }
 
@@ -203,8 +203,8 @@ func franzGroupRange(bootstrap string) {
 	for id, ps := range a {
 		eq(ps[len(ps)-1]-ps[0]+1, int32(3), fmt.Sprintf("range assignment of %s is 3 contiguous partitions: %v", id, ps))
 	}
-	want := produceIDs(bootstrap, topic, 0, 3000)
-	waitConsumed(out, want, m1, m2)
+	produced := produceIDs(bootstrap, topic, 0, 3000)
+	waitConsumed(out, produced, m1, m2)
 	m1.stop()
 	m2.stop()
 	waitCommitsAtEnd(adm, group, topic)
@@ -247,7 +247,7 @@ func franzGroupCooperative(bootstrap string) {
 	defer adm.Close()
 	topic, group := newGroupTopic(adm, "franz-coop")
 	out := newIDSet()
-	want := produceIDs(bootstrap, topic, 0, 1200)
+	produced := produceIDs(bootstrap, topic, 0, 1200)
 	var members []*groupMember
 	var logs []*revokeLog
 	join := func() {
@@ -278,7 +278,7 @@ func franzGroupCooperative(bootstrap string) {
 		}
 		before = a
 	}
-	waitConsumed(out, want, members...)
+	waitConsumed(out, produced, members...)
 	ids := make([]string, len(members))
 	for i, m := range members {
 		ids[i], _ = m.cl.GroupMetadata()
@@ -314,9 +314,9 @@ func franzGroupStatic(bootstrap string) {
 		}
 		return m
 	}
-	want := byInstance(d, before)
-	want1 := produceIDs(bootstrap, topic, 0, 1500)
-	waitConsumed(out, want1, a, b)
+	assigned := byInstance(d, before)
+	first := produceIDs(bootstrap, topic, 0, 1500)
+	waitConsumed(out, first, a, b)
 
 	// a static member closes without leaving, then comes back within the session timeout
 	oldID, genA := a.cl.GroupMetadata()
@@ -334,10 +334,10 @@ func franzGroupStatic(bootstrap string) {
 	eq(genA2, genA, "generation after the static member's restart (no rebalance)")
 	_, genB2 := b.cl.GroupMetadata()
 	eq(genB2, genB, "generation of the other member")
-	eq(fmt.Sprint(byInstance(d, after)), fmt.Sprint(want), "assignments by instance id")
+	eq(fmt.Sprint(byInstance(d, after)), fmt.Sprint(assigned), "assignments by instance id")
 
-	want2 := produceIDs(bootstrap, topic, 1500, 3000)
-	waitConsumed(out, want2, a, b)
+	second := produceIDs(bootstrap, topic, 1500, 3000)
+	waitConsumed(out, second, a, b)
 	a.stop()
 	b.stop()
 	waitCommitsAtEnd(adm, group, topic)
@@ -373,9 +373,9 @@ func franzGroupChained(bootstrap string) {
 	for g := range groups {
 		waitSplit(adm, groups[g], 2, byGroup[g]...)
 	}
-	want := produceIDs(bootstrap, topic, 0, 3000)
+	produced := produceIDs(bootstrap, topic, 0, 3000)
 	for g := range groups {
-		waitConsumed(outs[g], want, byGroup[g]...)
+		waitConsumed(outs[g], produced, byGroup[g]...)
 	}
 	var leaving sync.WaitGroup
 	for k := 0; k < 2; k++ {
@@ -470,8 +470,8 @@ func saramaGroup(bootstrap string) {
 		d := gs[group]
 		return noErrors() && err == nil && d.State == "Stable" && len(d.Members) == 2 && len(d.AssignedPartitions()[topic]) == groupPartitions
 	})
-	want := produceIDs(bootstrap, topic, 0, 3000)
-	waitUntil("every record consumed", func() bool { return noErrors() && out.hasAll(want) })
+	produced := produceIDs(bootstrap, topic, 0, 3000)
+	waitUntil("every record consumed", func() bool { return noErrors() && out.hasAll(produced) })
 	waitCommitsAtEnd(adm, group, topic)
 	cancel()
 	wg.Wait()
@@ -479,5 +479,5 @@ func saramaGroup(bootstrap string) {
 		must(cg.Close(), "ConsumerGroup.Close")
 	}
 	noErrors()
-	eq(out.len(), len(want), "distinct values consumed")
+	eq(out.len(), len(produced), "distinct values consumed")
 }

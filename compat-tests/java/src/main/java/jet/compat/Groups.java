@@ -106,7 +106,7 @@ final class Groups {
         return f.get(T, TimeUnit.SECONDS);
     }
 
-    /** Produce values "0".."n-1", value i to partition i % partitions; all acknowledged. */
+    /** Produce values from..to-1, value i to partition i % partitions; all acknowledged. */
     static Set<String> produceIds(String bootstrap, String topic, int from, int to, int partitions) throws Exception {
         Set<String> out = new HashSet<>();
         try (KafkaProducer<byte[], byte[]> p = producer(bootstrap)) {
