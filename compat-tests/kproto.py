@@ -2,8 +2,9 @@
 
 Only what the harness needs: request framing, ApiVersions v0, Metadata v1,
 Produce v3 (classic) and v9 (flexible) with a v2 RecordBatch (CRC-32C), and
-just enough response parsing to read error codes.  Deliberately independent
-of every client library under test.
+just enough response parsing to read error codes; plus a small schema-driven
+codec (`Array`, `Api`, `Conn`) that kgroups.py uses for the group-coordinator APIs.
+Deliberately independent of every client library under test.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import socket
 import struct
 import time
+from dataclasses import dataclass
 
 API_PRODUCE = 0
 API_METADATA = 3
@@ -380,3 +382,134 @@ def wait_ready(host: str, port: int, deadline_s: float, alive=lambda: True) -> t
         # poll interval, not a fixed wait: we re-check the condition until the deadline
         time.sleep(0.05)
     raise TimeoutError(f"broker at {host}:{port} not ready within {deadline_s}s: {last!r}")
+
+
+# ---------------------------------------------------------------- schema-driven messages
+#
+# A schema is a list of (field, type) pairs. A type is a primitive name ("int8", "int16",
+# "int32", "int64", "bool", "string", "nullable_string", "bytes", "nullable_bytes"),
+# Array(element) where element is a type or a nested schema, or a nested schema itself.
+# Flexible versions use compact strings/arrays/bytes and end every struct with an (empty)
+# tagged-field section; requests/responses are plain dicts keyed by field name.
+
+
+@dataclass(frozen=True)
+class Array:
+    element: object
+    nullable: bool = False
+
+
+def _len_prefix(n: int | None, flexible: bool, classic) -> bytes:
+    if flexible:
+        return uvarint(0 if n is None else n + 1)
+    return classic(-1 if n is None else n)
+
+
+def encode(schema: list, values: dict, flexible: bool) -> bytes:
+    out = b"".join(_encode_value(t, values[name], flexible) for name, t in schema)
+    return out + (TAGS_NONE if flexible else b"")
+
+
+def _encode_value(t, v, flexible: bool) -> bytes:
+    if isinstance(t, list):
+        return encode(t, v, flexible)
+    if isinstance(t, Array):
+        if v is None:
+            assert t.nullable, "null for a non-nullable array"
+            return _len_prefix(None, flexible, i32)
+        return _len_prefix(len(v), flexible, i32) + b"".join(_encode_value(t.element, e, flexible) for e in v)
+    if t in ("int8", "int16", "int32", "int64"):
+        return {"int8": i8, "int16": i16, "int32": i32, "int64": i64}[t](v)
+    if t == "bool":
+        return i8(1 if v else 0)
+    if t in ("string", "nullable_string"):
+        assert v is not None or t == "nullable_string", "null for a non-nullable string"
+        b = None if v is None else v.encode()
+        return _len_prefix(None if b is None else len(b), flexible, i16) + (b or b"")
+    if t in ("bytes", "nullable_bytes"):
+        assert v is not None or t == "nullable_bytes", "null for non-nullable bytes"
+        return _len_prefix(None if v is None else len(v), flexible, i32) + (v or b"")
+    raise ValueError(f"unknown type {t!r}")
+
+
+def decode(schema: list, r: Reader, flexible: bool) -> dict:
+    out = {name: _decode_value(t, r, flexible) for name, t in schema}
+    if flexible:
+        r.skip_tags()
+    return out
+
+
+def _decode_len(r: Reader, flexible: bool, classic) -> int | None:
+    n = r.uvarint() - 1 if flexible else classic()
+    return None if n < 0 else n
+
+
+def _decode_value(t, r: Reader, flexible: bool):
+    if isinstance(t, list):
+        return decode(t, r, flexible)
+    if isinstance(t, Array):
+        n = _decode_len(r, flexible, r.i32)
+        return None if n is None else [_decode_value(t.element, r, flexible) for _ in range(n)]
+    if t in ("int8", "int16", "int32", "int64"):
+        return {"int8": r.i8, "int16": r.i16, "int32": r.i32, "int64": r.i64}[t]()
+    if t == "bool":
+        return r.i8() != 0
+    if t in ("string", "nullable_string"):
+        n = _decode_len(r, flexible, r.i16)
+        return None if n is None else r.take(n).decode()
+    if t in ("bytes", "nullable_bytes"):
+        n = _decode_len(r, flexible, r.i32)
+        return None if n is None else r.take(n)
+    raise ValueError(f"unknown type {t!r}")
+
+
+@dataclass(frozen=True)
+class Api:
+    """One API at one version: request and response schemas (without headers)."""
+
+    key: int
+    version: int
+    flexible: bool
+    request: list
+    response: list
+
+
+class Conn:
+    """One connection; call() = send() + recv() of the matching response."""
+
+    def __init__(self, host: str, port: int, timeout: float = 30.0, client_id: str = "jet-compat"):
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.sock.settimeout(timeout)
+        self.client_id = client_id
+        self.next_corr = 1
+
+    def send(self, api: Api, **fields) -> int:
+        corr = self.next_corr
+        self.next_corr += 1
+        header = (header_v2 if api.flexible else header_v1)(api.key, api.version, corr, self.client_id)
+        self.sock.sendall(frame(header + encode(api.request, fields, api.flexible)))
+        return corr
+
+    def recv(self, api: Api, corr: int) -> dict:
+        r = Reader(recv_frame(self.sock))
+        got = r.i32()
+        if got != corr:
+            raise RuntimeError(f"correlation id {got}, expected {corr}")
+        if api.flexible:
+            r.skip_tags()  # response header v1
+        out = decode(api.response, r, api.flexible)
+        if r.p != len(r.b):
+            raise ValueError(f"{len(r.b) - r.p} trailing bytes in the response to api {api.key} v{api.version}")
+        return out
+
+    def call(self, api: Api, **fields) -> dict:
+        return self.recv(api, self.send(api, **fields))
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> "Conn":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,52 +1,24 @@
 """kafkajs (npm, pinned in js/package.json + js/package-lock.json), driven as a Node subprocess.
 
-kafkajs' Consumer always joins a consumer group (no assign-only mode) and jet has no group
-coordinator yet, so nothing here consumes with kafkajs: what kafkajs produced is read back
-with confluent-kafka (assign + seek) and compared record by record.
+kafkajs' Consumer always joins a consumer group (no assign-only mode), so nothing here consumes
+with kafkajs: what kafkajs produced is read back with confluent-kafka (assign + seek) and
+compared record by record. The kafkajs consumer group is in test_groups_kafkajs.py.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import shutil
 from collections import defaultdict
-from pathlib import Path
 
 import pytest
 
 import helpers
 
-JS_DIR = Path(__file__).resolve().parent / "js"
-
-
-@pytest.fixture(scope="session")
-def kafkajs_main():
-    node = shutil.which("node")
-    if node is None:
-        pytest.skip("node missing (run compat-tests/run.sh)")
-    lock = json.loads((JS_DIR / "package-lock.json").read_text())
-    want = lock["packages"]["node_modules/kafkajs"]["version"]
-    installed = JS_DIR / "node_modules" / "kafkajs" / "package.json"
-    if not installed.exists() or json.loads(installed.read_text())["version"] != want:
-        # run.sh installs this once per run; install here only when pytest is run on its own
-        npm = shutil.which("npm")
-        if npm is None:
-            pytest.skip("kafkajs not installed and npm missing (run compat-tests/run.sh)")
-        helpers.run([npm, "ci", "--prefix", str(JS_DIR), "--no-audit", "--no-fund"], timeout=600)
-    return [node, str(JS_DIR / "main.js")]
-
-
-def run_scenario(kafkajs_main, broker, scenario):
-    p = helpers.run([*kafkajs_main, broker.bootstrap, scenario], timeout=240)
-    out = p.stdout.decode()
-    assert f"OK {scenario}" in out, out
-    return out
-
 
 @pytest.mark.parametrize("scenario", ["admin", "offsets"])
 def test_kafkajs_scenario(broker, kafkajs_main, scenario):
-    run_scenario(kafkajs_main, broker, scenario)
+    helpers.run_scenario(kafkajs_main, broker.bootstrap, scenario)
 
 
 def _b(v):
@@ -56,7 +28,7 @@ def _b(v):
 def test_kafkajs_produce_read_back_with_confluent_kafka(broker, kafkajs_main):
     from confluent_kafka import TIMESTAMP_CREATE_TIME
 
-    out = run_scenario(kafkajs_main, broker, "produce")
+    out = helpers.run_scenario(kafkajs_main, broker.bootstrap, "produce")
     lines = [ln for ln in out.splitlines() if ln.startswith("EXPECT ")]
     assert len(lines) == 1, out[-2000:]
     spec = json.loads(lines[0][len("EXPECT ") :])

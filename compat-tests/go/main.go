@@ -64,11 +64,16 @@ func main() {
 	}
 	bootstrap, scenario := os.Args[1], os.Args[2]
 	scenarios := map[string]func(string){
-		"franz-produce-consume":  franzProduceConsume,
-		"franz-codecs":           franzCodecs,
-		"kadm-admin":             kadmAdmin,
-		"sarama-produce-consume": saramaProduceConsume,
-		"sarama-v3-codecs":       saramaV3Codecs,
+		"franz-produce-consume":   franzProduceConsume,
+		"franz-codecs":            franzCodecs,
+		"kadm-admin":              kadmAdmin,
+		"sarama-produce-consume":  saramaProduceConsume,
+		"sarama-v3-codecs":        saramaV3Codecs,
+		"franz-group-range":       franzGroupRange,
+		"franz-group-cooperative": franzGroupCooperative,
+		"franz-group-static":      franzGroupStatic,
+		"franz-group-chained":     franzGroupChained,
+		"sarama-group":            saramaGroup,
 	}
 	fn, ok := scenarios[scenario]
 	if !ok {

@@ -5,11 +5,12 @@
 // Exits 0 and prints "OK SCENARIO" on success; exits 1 with "MISMATCH: ..." (or "ERROR: ...")
 // on stderr otherwise. The produce scenario also prints one "EXPECT {json}" line describing
 // every record it had acknowledged, which test_kafkajs.py reads back with confluent-kafka
-// (assign + seek: kafkajs' Consumer always joins a group, and jet has no group coordinator yet).
+// (assign + seek: kafkajs' Consumer always joins a group). The group scenario is run by
+// test_groups_kafkajs.py against a group-enabled broker.
 'use strict'
 
 const crypto = require('crypto')
-const { Kafka, logLevel, CompressionTypes, ConfigResourceTypes, Partitioners } = require('kafkajs')
+const { Kafka, logLevel, CompressionTypes, ConfigResourceTypes, Partitioners, AssignerProtocol } = require('kafkajs')
 
 class Mismatch extends Error {}
 
@@ -356,8 +357,55 @@ async function scenarioOffsets(bootstrap) {
   })
 }
 
+// ------------------------------------------------------------------ consumer group
+// Two consumers of one group split a 6-partition topic; every record is consumed (at least
+// once) and the group's committed offsets reach the end offsets once both have disconnected.
+async function scenarioGroup(bootstrap) {
+  const kafka = client(bootstrap, 'jet-compat-kafkajs-group')
+  const t = topicName('kjs-group')
+  const groupId = topicName('kjs-group-g')
+  const PARTITIONS = 6
+  const N = 3000
+  const consumed = new Set()
+  const consumers = [0, 1].map(() =>
+    kafka.consumer({ groupId, sessionTimeout: 6000, heartbeatInterval: 500, rebalanceTimeout: 10000, maxWaitTimeInMs: 100 })
+  )
+  await withAdmin(kafka, async admin => {
+    await admin.createTopics({ waitForLeaders: true, timeout: 30000, topics: [{ topic: t, numPartitions: PARTITIONS, replicationFactor: 1 }] })
+    for (const c of consumers) {
+      await c.connect()
+      await c.subscribe({ topics: [t], fromBeginning: true })
+      await c.run({ autoCommitInterval: 500, eachMessage: async ({ message }) => { consumed.add(message.value.toString()) } })
+    }
+    await waitUntil('two members splitting the topic', async () => {
+      const { groups: [g] } = await admin.describeGroups([groupId])
+      if (g.state !== 'Stable' || g.members.length !== 2) return false
+      const owned = g.members.map(m => AssignerProtocol.MemberAssignment.decode(m.memberAssignment).assignment[t] || [])
+      return owned.every(ps => ps.length > 0) && new Set(owned.flat()).size === PARTITIONS && owned.flat().length === PARTITIONS
+    })
+    const producer = kafka.producer({ createPartitioner: Partitioners.DefaultPartitioner })
+    await producer.connect()
+    try {
+      const messages = Array.from({ length: N }, (_, i) => ({ value: String(i), partition: i % PARTITIONS }))
+      await producer.send({ topic: t, messages })
+    } finally {
+      await producer.disconnect()
+    }
+    await waitUntil('every record consumed', () => consumed.size === N)
+    for (const c of consumers) await c.disconnect() // commits what was consumed, leaves the group
+    const ends = Object.fromEntries((await admin.fetchTopicOffsets(t)).map(o => [o.partition, o.high]))
+    await waitUntil('committed offsets at the end offsets', async () => {
+      const [{ partitions }] = await admin.fetchOffsets({ groupId, topics: [t] })
+      return partitions.length === PARTITIONS && partitions.every(p => p.offset === ends[p.partition])
+    })
+    const { groups: [g] } = await admin.describeGroups([groupId])
+    eq(g.state, 'Empty', 'group state after both consumers disconnected')
+  })
+  for (let i = 0; i < N; i++) ok(consumed.has(String(i)), `record ${i} never consumed`)
+}
+
 // ------------------------------------------------------------------ main
-const SCENARIOS = { admin: scenarioAdmin, produce: scenarioProduce, offsets: scenarioOffsets }
+const SCENARIOS = { admin: scenarioAdmin, produce: scenarioProduce, offsets: scenarioOffsets, group: scenarioGroup }
 
 async function main() {
   if (process.argv.length !== 4) {

@@ -7,7 +7,7 @@
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
 LIBS="$(dirname "$HERE")/.cache/kafka/libs"
-LISTEN="" ADV="" DATA="" NPART=1 AUTO=true
+LISTEN="" ADV="" DATA="" NPART=1 AUTO=true SETS=""
 [ "${1:-}" = "serve" ] && shift
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -16,6 +16,7 @@ while [ $# -gt 0 ]; do
     --data-dir) DATA="$2"; shift 2 ;;
     --num-partitions) NPART="$2"; shift 2 ;;
     --auto-create-topics-enable) AUTO="$2"; shift 2 ;;
+    --set) SETS="$SETS$2"$'\n'; shift 2 ;;  # Kafka property names: appended to server.properties
     *) echo "jet-shim: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -44,6 +45,7 @@ transaction.state.log.min.isr=1
 share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
+$SETS
 PROPS
 CP="$LIBS/*"
 if [ ! -f "$DATA/logs/meta.properties" ]; then

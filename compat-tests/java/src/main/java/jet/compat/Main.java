@@ -52,7 +52,7 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
  * Usage: Main BOOTSTRAP SCENARIO. Exits 0 on success, 1 with "MISMATCH: ..." on stderr otherwise.
  */
 public final class Main {
-    private static final long T = 30; // seconds for every admin future
+    static final long T = 30; // seconds for every admin future
 
     public static void main(String[] args) throws Exception {
         if (args.length != 2) {
@@ -70,6 +70,11 @@ public final class Main {
                 case "create-partitions" -> createPartitions(bootstrap);
                 case "delete-records" -> deleteRecords(bootstrap);
                 case "codecs" -> codecs(bootstrap);
+                case "group-classic" -> Groups.consume(bootstrap, "classic", null);
+                case "group-consumer-uniform" -> Groups.consume(bootstrap, "consumer", "uniform");
+                case "group-consumer-range" -> Groups.consume(bootstrap, "consumer", "range");
+                case "group-admin-classic" -> Groups.adminApis(bootstrap, "classic");
+                case "group-admin-consumer" -> Groups.adminApis(bootstrap, "consumer");
                 default -> throw new IllegalArgumentException("unknown scenario " + scenario);
             }
         } catch (AssertionError e) {
