@@ -64,8 +64,8 @@ impl GroupSettings {
 /// A group of either protocol. The group id space is shared: an empty group turns into
 /// the other kind when a member of the other protocol arrives.
 pub(crate) enum Group {
-    Classic(ClassicGroup),
-    Consumer(Box<ConsumerGroup>),
+    Classic(Box<ClassicGroup>),
+    Consumer(ConsumerGroup),
 }
 
 impl Group {
@@ -114,7 +114,7 @@ impl State {
     /// The group, created as an empty classic group if it does not exist yet.
     pub fn entry(&mut self, group_id: &str, now_ms: i64) -> &mut GroupEntry {
         self.groups.entry(group_id.to_string()).or_insert_with(|| GroupEntry {
-            group: Group::Classic(ClassicGroup::new(group_id, now_ms)),
+            group: Group::Classic(Box::new(ClassicGroup::new(group_id, now_ms))),
             offsets: BTreeMap::new(),
         })
     }
@@ -168,12 +168,12 @@ impl<T> Completion<T> {
     /// Waits for the write, answers others, then returns this request's answer;
     /// `failed` builds the answer when the write fails or the group went away.
     pub async fn finish(self, flusher: &Flusher, failed: impl Fn(ResponseError) -> T) -> T {
-        if let Some((partition, target)) = self.durable {
-            if let Err(e) = partition.commit(flusher, target).await {
-                warn!(partition = partition.index, error = %e, "__consumer_offsets write failed");
-                // Parked requests are dropped: their handlers answer with `failed` too.
-                return failed(ResponseError::CoordinatorNotAvailable);
-            }
+        if let Some((partition, target)) = self.durable
+            && let Err(e) = partition.commit(flusher, target).await
+        {
+            warn!(partition = partition.index, error = %e, "__consumer_offsets write failed");
+            // Parked requests are dropped: their handlers answer with `failed` too.
+            return failed(ResponseError::CoordinatorNotAvailable);
         }
         self.effects.deliver();
         match self.reply {
@@ -286,11 +286,11 @@ impl GroupCoordinator {
     ) -> Completion<T> {
         state.reschedule(group_id);
         self.timer.notify_one();
-        if effects.persist {
-            if let Some(GroupEntry { group: Group::Classic(g), .. }) = state.groups.get(group_id) {
-                let value = records::encode_group_metadata(&g.metadata_value());
-                records.push(KeyValue { key: records::group_metadata_key(group_id), value: Some(value) });
-            }
+        if effects.persist
+            && let Some(GroupEntry { group: Group::Classic(g), .. }) = state.groups.get(group_id)
+        {
+            let value = records::encode_group_metadata(&g.metadata_value());
+            records.push(KeyValue { key: records::group_metadata_key(group_id), value: Some(value) });
         }
         match self.append(broker, group_id, records) {
             Ok(durable) => Completion { durable, effects, reply: Ok(reply) },
@@ -353,7 +353,7 @@ impl GroupCoordinator {
     pub fn expire_due(&self, broker: &Broker, now: i64) -> Vec<Completion<()>> {
         let Ok(mut state) = self.lock() else { return Vec::new() };
         let due = state.deadlines.pop_due(now);
-        let topics = (!due.is_empty()).then(|| topics_snapshot(broker)).unwrap_or_default();
+        let topics = if !due.is_empty() { topics_snapshot(broker) } else { Default::default() };
         let mut done = Vec::new();
         for id in due {
             let mut effects = Effects::default();
@@ -514,18 +514,18 @@ fn replay(state: &mut State, key: Option<&[u8]>, value: Option<&[u8]>, now: i64)
             }
             (RecordKey::GroupMetadata { group }, Some(v)) => {
                 let v = records::decode_group_metadata(v)?;
-                state.entry(group, now).group = Group::Classic(ClassicGroup::restore(group, v, now));
+                state.entry(group, now).group = Group::Classic(Box::new(ClassicGroup::restore(group, v, now)));
             }
             (RecordKey::GroupMetadata { group }, None) => {
                 // The group is gone; its offsets have tombstones of their own.
                 if let Some(e) = state.groups.get_mut(group) {
-                    e.group = Group::Classic(ClassicGroup::new(group, now));
+                    e.group = Group::Classic(Box::new(ClassicGroup::new(group, now)));
                 }
             }
             (RecordKey::Other { record_type: rt, group }, _) if record_type::is_consumer_group(*rt) => {
                 let entry = state.entry(group, now);
                 if !matches!(entry.group, Group::Consumer(_)) {
-                    entry.group = Group::Consumer(Box::new(ConsumerGroup::new(group)));
+                    entry.group = Group::Consumer(ConsumerGroup::new(group));
                 }
                 if let Group::Consumer(g) = &mut entry.group {
                     g.replay(*rt, key, value)?;

@@ -62,7 +62,7 @@ impl GroupCoordinator {
             // An empty consumer group becomes a classic one (Kafka's downgrade of an
             // empty group); its records are deleted.
             records = g.delete_records();
-            entry.group = Group::Classic(ClassicGroup::new(group_id, now));
+            entry.group = Group::Classic(Box::new(ClassicGroup::new(group_id, now)));
         }
         let Group::Classic(group) = &mut entry.group else { return fail(ResponseError::InconsistentGroupProtocol) };
         let reply = group.join(req, &self.settings.classic, now, &mut effects);
@@ -259,13 +259,13 @@ impl GroupCoordinator {
             if !g.is_empty() {
                 return fail(ResponseError::GroupIdNotFound, &format!("Group {group_id} is not a consumer group."));
             }
-            entry.group = Group::Consumer(Box::new(ConsumerGroup::new(group_id)));
+            entry.group = Group::Consumer(ConsumerGroup::new(group_id));
         }
         let Group::Consumer(group) = &mut entry.group else { return fail(ResponseError::UnknownServerError, "") };
         let outcome = group.heartbeat(req, version, client, &topics, now, &self.settings.consumer);
         if !group.exists() {
             // A refused first join leaves nothing behind (but the group's offsets).
-            entry.group = Group::Classic(ClassicGroup::new(group_id, now));
+            entry.group = Group::Classic(Box::new(ClassicGroup::new(group_id, now)));
             if entry.offsets.is_empty() {
                 state.groups.remove(group_id);
             }
@@ -366,10 +366,11 @@ impl GroupCoordinator {
         let group = &entry.group;
         // Offsets of a group whose members do not follow the consumer protocol cannot be
         // checked against subscriptions: only an empty group's may go.
-        if let Group::Classic(g) = group {
-            if !g.is_empty() && g.protocol_type() != Some("consumer") {
-                return Completion::ready(Err(ResponseError::NonEmptyGroup));
-            }
+        if let Group::Classic(g) = group
+            && !g.is_empty()
+            && g.protocol_type() != Some("consumer")
+        {
+            return Completion::ready(Err(ResponseError::NonEmptyGroup));
         }
         let mut results = Vec::with_capacity(partitions.len());
         let mut deleted = Vec::new();

@@ -101,6 +101,7 @@ impl ClassicGroup {
             return Reply::Now(JoinOutcome::error(ResponseError::UnknownMemberId, &id));
         };
         let unchanged = member.protocols == req.protocols;
+        tracing::debug!(group = %self.group_id, member = %id, state = self.state.name(), unchanged, "member rejoins");
         match self.state {
             ClassicState::CompletingRebalance if unchanged => {
                 // A resent join: answer with the generation that already completed.
@@ -117,7 +118,12 @@ impl ClassicGroup {
                 if self.state == ClassicState::PreparingRebalance {
                     self.maybe_complete_join(now_ms, effects);
                 } else {
-                    self.prepare_rebalance(cfg, now_ms, effects);
+                    self.prepare_rebalance(
+                        cfg,
+                        now_ms,
+                        effects,
+                        "a member rejoined with changed protocols (or is the leader)",
+                    );
                 }
                 Reply::Wait(rx)
             }
@@ -134,6 +140,8 @@ impl ClassicGroup {
         now_ms: i64,
         effects: &mut Effects,
     ) -> Reply<JoinOutcome> {
+        // The new incarnation takes the old one's place in the join order too.
+        let position = self.members.get_index_of(&old_id);
         let Some(mut member) = self.members.shift_remove(&old_id) else {
             return self.add_member_and_rebalance(new_id, req, cfg, now_ms, effects);
         };
@@ -154,7 +162,8 @@ impl ClassicGroup {
         self.pending_sync.retain(|m| m != &old_id);
         let (tx, rx) = oneshot::channel();
         update_member(&mut member, &req, tx, now_ms);
-        self.members.insert(new_id.clone(), member);
+        let position = position.unwrap_or(self.members.len()).min(self.members.len());
+        self.members.shift_insert(position, new_id.clone(), member);
         // Kafka rebalances a stable group only if the new member's protocols would change
         // the group's protocol; its metadata (e.g. owned partitions, now empty after a
         // restart) may differ.
@@ -175,7 +184,12 @@ impl ClassicGroup {
                 Reply::Wait(rx)
             }
             _ => {
-                self.prepare_rebalance(cfg, now_ms, effects);
+                self.prepare_rebalance(
+                    cfg,
+                    now_ms,
+                    effects,
+                    "a static member rejoined with protocols that change the group's",
+                );
                 Reply::Wait(rx)
             }
         }
@@ -221,7 +235,7 @@ impl ClassicGroup {
         if self.state == ClassicState::PreparingRebalance {
             self.maybe_complete_join(now_ms, effects);
         } else {
-            self.prepare_rebalance(cfg, now_ms, effects);
+            self.prepare_rebalance(cfg, now_ms, effects, "a new member joined");
         }
         Reply::Wait(rx)
     }
@@ -276,7 +290,8 @@ impl ClassicGroup {
         Ok(())
     }
 
-    fn prepare_rebalance(&mut self, cfg: &ClassicConfig, now_ms: i64, effects: &mut Effects) {
+    fn prepare_rebalance(&mut self, cfg: &ClassicConfig, now_ms: i64, effects: &mut Effects, reason: &str) {
+        tracing::info!(group = %self.group_id, generation = self.generation, reason, "preparing to rebalance");
         if self.state == ClassicState::CompletingRebalance {
             // The leader's assignment for the old generation will never come.
             for m in self.members.values_mut() {
@@ -331,6 +346,13 @@ impl ClassicGroup {
             self.leader = self.members.keys().next().cloned();
         }
         self.transition(ClassicState::CompletingRebalance, now_ms);
+        tracing::info!(
+            group = %self.group_id,
+            generation = self.generation,
+            members = self.members.len(),
+            protocol = self.protocol_name.as_deref().unwrap_or_default(),
+            "rebalance completed: waiting for the leader's assignment"
+        );
         self.pending_sync = self.members.keys().cloned().collect();
         let max_rebalance = self.members.values().map(|m| i64::from(m.rebalance_timeout_ms)).max().unwrap_or(0);
         self.sync_deadline = Some(now_ms + max_rebalance);
@@ -426,6 +448,7 @@ impl ClassicGroup {
         {
             return fail(ResponseError::InconsistentGroupProtocol);
         }
+        tracing::debug!(group = %self.group_id, member = %member_id, generation, state = self.state.name(), "sync");
         self.pending_sync.retain(|m| m != member_id);
         if self.pending_sync.is_empty() {
             self.sync_deadline = None;
@@ -537,10 +560,10 @@ impl ClassicGroup {
         if let Some(tx) = m.awaiting_sync.take() {
             effects.syncs.push((tx, SyncOutcome::error(ResponseError::UnknownMemberId)));
         }
-        if let Some(instance) = &m.group_instance_id {
-            if self.static_members.get(instance).map(String::as_str) == Some(id) {
-                self.static_members.remove(instance);
-            }
+        if let Some(instance) = &m.group_instance_id
+            && self.static_members.get(instance).map(String::as_str) == Some(id)
+        {
+            self.static_members.remove(instance);
         }
         self.pending_sync.retain(|p| p != id);
         if self.leader.as_deref() == Some(id) {
@@ -550,7 +573,9 @@ impl ClassicGroup {
 
     fn after_members_removed(&mut self, cfg: &ClassicConfig, now_ms: i64, effects: &mut Effects) {
         match self.state {
-            ClassicState::Stable | ClassicState::CompletingRebalance => self.prepare_rebalance(cfg, now_ms, effects),
+            ClassicState::Stable | ClassicState::CompletingRebalance => {
+                self.prepare_rebalance(cfg, now_ms, effects, "members left or expired")
+            }
             ClassicState::PreparingRebalance => self.maybe_complete_join(now_ms, effects),
             ClassicState::Empty | ClassicState::Dead => {}
         }
