@@ -184,3 +184,114 @@ async fn committed_offsets_and_membership_survive_a_restart() {
     assert_eq!(parts[1].committed_offset, 7);
     b.stop().await;
 }
+
+#[tokio::test]
+async fn offsets_of_an_empty_group_expire_after_the_retention() {
+    let b =
+        TestBroker::start(&["--set", "offsets.retention.minutes=0", "--set", "offsets.retention.check.interval.ms=50"])
+            .await;
+    let mut c = b.client().await;
+    let create = CreateTopicsRequest::default().with_topics(vec![
+        create_topics_request::CreatableTopic::default()
+            .with_name(TopicName(s("t")))
+            .with_num_partitions(1)
+            .with_replication_factor(1),
+    ]);
+    let _: CreateTopicsResponse = c.call(ApiKey::CreateTopics, 7, &create).await;
+    // A standalone commit (no generation) creates an empty group holding one offset.
+    let commit = OffsetCommitRequest::default()
+        .with_group_id(GroupId(s("old")))
+        .with_generation_id_or_member_epoch(-1)
+        .with_topics(vec![
+            offset_commit_request::OffsetCommitRequestTopic::default().with_name(TopicName(s("t"))).with_partitions(
+                vec![offset_commit_request::OffsetCommitRequestPartition::default().with_committed_offset(5)],
+            ),
+        ]);
+    let r: OffsetCommitResponse = c.call(ApiKey::OffsetCommit, 9, &commit).await;
+    assert_eq!(r.topics[0].partitions[0].error_code, 0);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let listed: ListGroupsResponse = c.call(ApiKey::ListGroups, 5, &ListGroupsRequest::default()).await;
+        if listed.groups.is_empty() {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the group's offsets never expired");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let fetch = OffsetFetchRequest::default().with_groups(vec![
+        offset_fetch_request::OffsetFetchRequestGroup::default().with_group_id(GroupId(s("old"))).with_topics(None),
+    ]);
+    let r: OffsetFetchResponse = c.call(ApiKey::OffsetFetch, 8, &fetch).await;
+    assert!(r.groups[0].topics.is_empty());
+    // The expiry is durable: after a restart the group is still gone.
+    let dir = b.stop().await;
+    let b = TestBroker::start_in(dir, &[]).await;
+    let mut c = b.client().await;
+    let listed: ListGroupsResponse = c.call(ApiKey::ListGroups, 5, &ListGroupsRequest::default()).await;
+    assert!(listed.groups.is_empty());
+    b.stop().await;
+}
+
+fn consumer_heartbeat(
+    group: &str,
+    member: &str,
+    epoch: i32,
+    owned: Option<Vec<(uuid::Uuid, Vec<i32>)>>,
+) -> ConsumerGroupHeartbeatRequest {
+    let mut req = ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(GroupId(s(group)))
+        .with_member_id(s(member))
+        .with_member_epoch(epoch)
+        .with_topic_partitions(owned.map(|o| {
+            o.into_iter()
+                .map(|(id, partitions)| {
+                    consumer_group_heartbeat_request::TopicPartitions::default()
+                        .with_topic_id(id)
+                        .with_partitions(partitions)
+                })
+                .collect()
+        }));
+    if epoch == 0 {
+        req = req.with_rebalance_timeout_ms(10_000).with_subscribed_topic_names(Some(vec![TopicName(s("t"))]));
+    }
+    req
+}
+
+#[tokio::test]
+async fn a_kip848_member_keeps_its_epoch_and_assignment_across_a_restart() {
+    let b = TestBroker::start(&[]).await;
+    let mut c = b.client().await;
+    let create = CreateTopicsRequest::default().with_topics(vec![
+        create_topics_request::CreatableTopic::default()
+            .with_name(TopicName(s("t")))
+            .with_num_partitions(3)
+            .with_replication_factor(1),
+    ]);
+    let _: CreateTopicsResponse = c.call(ApiKey::CreateTopics, 7, &create).await;
+    let joined: ConsumerGroupHeartbeatResponse =
+        c.call(ApiKey::ConsumerGroupHeartbeat, 1, &consumer_heartbeat("cg", "m1", 0, Some(vec![]))).await;
+    assert_eq!(joined.error_code, 0, "{:?}", joined.error_message);
+    assert_eq!(joined.member_epoch, 1);
+    let assignment = joined.assignment.expect("an assignment");
+    let owned: Vec<(uuid::Uuid, Vec<i32>)> =
+        assignment.topic_partitions.iter().map(|t| (t.topic_id, t.partitions.clone())).collect();
+    assert_eq!(owned.iter().map(|(_, p)| p.len()).sum::<usize>(), 3, "the only member owns every partition");
+    let dir = b.stop().await;
+
+    let b = TestBroker::start_in(dir, &[]).await;
+    let mut c = b.client().await;
+    let again: ConsumerGroupHeartbeatResponse =
+        c.call(ApiKey::ConsumerGroupHeartbeat, 1, &consumer_heartbeat("cg", "m1", 1, Some(owned))).await;
+    assert_eq!(again.error_code, 0, "{:?}", again.error_message);
+    assert_eq!(again.member_epoch, 1, "same member, same epoch: no rebalance");
+    let described: ConsumerGroupDescribeResponse = c
+        .call(
+            ApiKey::ConsumerGroupDescribe,
+            1,
+            &ConsumerGroupDescribeRequest::default().with_group_ids(vec![GroupId(s("cg"))]),
+        )
+        .await;
+    assert_eq!(described.groups[0].group_state.as_str(), "Stable");
+    assert_eq!(described.groups[0].members.len(), 1);
+    b.stop().await;
+}
