@@ -21,6 +21,9 @@
 //!   connection.
 //! - [`broker`]: shared state — topics and partitions, the high watermark, idempotent
 //!   producer state, topic configs, fetch sessions, and the fjall metadata store.
+//! - [`group`]: consumer groups — the classic protocol and KIP-848 as pure state
+//!   machines, and the coordinator that keeps them (and committed offsets) as records of
+//!   `__consumer_offsets`, written through the same partition append path as any topic.
 //! - [`log`]: one partition's segments (`.log`, `.index`, `.timeindex` named by 20-digit
 //!   base offset), batch validation with bounded decompression, broker-side
 //!   recompression (`compression.type`), crash recovery, retention, reads planned under
