@@ -72,6 +72,19 @@ pub struct JoinRequest {
     pub require_known_member_id: bool,
 }
 
+/// A SyncGroup request, independent of its wire version.
+#[derive(Debug, Clone, Default)]
+pub struct SyncRequest {
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub generation: i32,
+    /// v5+: must match the group's when set.
+    pub protocol_type: Option<String>,
+    pub protocol_name: Option<String>,
+    /// The leader's plan: member id → assignment.
+    pub assignments: Vec<(String, Bytes)>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JoinedMember {
     pub member_id: String,

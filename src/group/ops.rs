@@ -1,7 +1,6 @@
 //! The coordinator's request-level operations: classic membership (join, sync,
 //! heartbeat, leave), committed offsets (commit, fetch, delete) and group deletion.
 
-use bytes::Bytes;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::consumer_group_describe_response::DescribedGroup;
 use kafka_protocol::messages::{ConsumerGroupHeartbeatRequest, ConsumerGroupHeartbeatResponse, GroupId};
@@ -9,7 +8,9 @@ use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::{Broker, now_ms};
 use crate::group::GroupCoordinator;
-use crate::group::classic::{ClassicGroup, Effects, JoinOutcome, JoinRequest, LeaveMember, Reply, SyncOutcome};
+use crate::group::classic::{
+    ClassicGroup, Effects, JoinOutcome, JoinRequest, LeaveMember, Reply, SyncOutcome, SyncRequest,
+};
 use crate::group::consumer::{ClientInfo, ConsumerGroup};
 use crate::group::coordinator::{Completion, Group, GroupEntry, topics_snapshot};
 use crate::group::records::{self, KeyValue, OffsetValue};
@@ -69,18 +70,7 @@ impl GroupCoordinator {
         self.complete(broker, &mut state, group_id, records, effects, reply)
     }
 
-    #[allow(clippy::too_many_arguments)]
-    pub fn sync(
-        &self,
-        broker: &Broker,
-        group_id: &str,
-        member_id: &str,
-        instance_id: Option<&str>,
-        generation: i32,
-        protocol_type: Option<&str>,
-        protocol_name: Option<&str>,
-        assignments: Vec<(String, Bytes)>,
-    ) -> Completion<SyncOutcome> {
+    pub fn sync(&self, broker: &Broker, group_id: &str, req: SyncRequest) -> Completion<SyncOutcome> {
         let fail = |e| Completion::ready(SyncOutcome::error(e));
         if group_id.is_empty() {
             return fail(ResponseError::InvalidGroupId);
@@ -90,17 +80,7 @@ impl GroupCoordinator {
             return fail(ResponseError::UnknownMemberId);
         };
         let mut effects = Effects::default();
-        let now = now_ms();
-        let reply = group.sync(
-            member_id,
-            instance_id,
-            generation,
-            protocol_type,
-            protocol_name,
-            assignments,
-            now,
-            &mut effects,
-        );
+        let reply = group.sync(req, now_ms(), &mut effects);
         self.complete(broker, &mut state, group_id, Vec::new(), effects, reply)
     }
 

@@ -6,21 +6,19 @@ use kafka_protocol::messages::{ResponseKind, SyncGroupRequest, SyncGroupResponse
 use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
-use crate::group::classic::SyncOutcome;
+use crate::group::classic::{SyncOutcome, SyncRequest};
 use crate::handler::GroupReply;
 
 pub fn start(b: &Arc<Broker>, r: SyncGroupRequest, v: i16) -> GroupReply {
-    let assignments = r.assignments.into_iter().map(|a| (a.member_id.to_string(), a.assignment)).collect();
-    let completion = b.groups.sync(
-        b,
-        &r.group_id,
-        &r.member_id,
-        r.group_instance_id.as_deref(),
-        r.generation_id,
-        r.protocol_type.as_deref(),
-        r.protocol_name.as_deref(),
-        assignments,
-    );
+    let req = SyncRequest {
+        member_id: r.member_id.to_string(),
+        group_instance_id: r.group_instance_id.map(|s| s.to_string()),
+        generation: r.generation_id,
+        protocol_type: r.protocol_type.map(|s| s.to_string()),
+        protocol_name: r.protocol_name.map(|s| s.to_string()),
+        assignments: r.assignments.into_iter().map(|a| (a.member_id.to_string(), a.assignment)).collect(),
+    };
+    let completion = b.groups.sync(b, &r.group_id, req);
     let b = b.clone();
     Box::pin(async move {
         let o = completion.finish(&b.flusher, SyncOutcome::error).await;

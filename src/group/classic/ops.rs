@@ -6,7 +6,7 @@ use tokio::sync::oneshot;
 
 use super::{
     ClassicConfig, ClassicGroup, ClassicState, Effects, InitialDelay, JoinOutcome, JoinRequest, JoinedMember, Member,
-    Reply, SyncOutcome,
+    Reply, SyncOutcome, SyncRequest,
 };
 
 /// One member of a LeaveGroup request.
@@ -422,18 +422,10 @@ impl ClassicGroup {
     }
 
     /// SyncGroup. The leader's request carries every member's assignment.
-    #[allow(clippy::too_many_arguments)]
-    pub fn sync(
-        &mut self,
-        member_id: &str,
-        instance_id: Option<&str>,
-        generation: i32,
-        protocol_type: Option<&str>,
-        protocol_name: Option<&str>,
-        assignments: Vec<(String, Bytes)>,
-        now_ms: i64,
-        effects: &mut Effects,
-    ) -> Reply<SyncOutcome> {
+    pub fn sync(&mut self, req: SyncRequest, now_ms: i64, effects: &mut Effects) -> Reply<SyncOutcome> {
+        let SyncRequest { member_id, group_instance_id, generation, protocol_type, protocol_name, assignments } = req;
+        let (member_id, instance_id) = (member_id.as_str(), group_instance_id.as_deref());
+        let (protocol_type, protocol_name) = (protocol_type.as_deref(), protocol_name.as_deref());
         let fail = |e| Reply::Now(SyncOutcome::error(e));
         match self.state {
             ClassicState::Dead => return fail(ResponseError::CoordinatorNotAvailable),

@@ -61,7 +61,15 @@ fn join_alone(g: &mut ClassicGroup, now: i64) -> JoinOutcome {
 
 fn sync(g: &mut ClassicGroup, member: &str, generation: i32, assignments: Vec<(String, Bytes)>) -> SyncOutcome {
     let mut effects = Effects::default();
-    let reply = g.sync(member, None, generation, Some("consumer"), Some("range"), assignments, 0, &mut effects);
+    let req = SyncRequest {
+        member_id: member.to_string(),
+        generation,
+        protocol_type: Some("consumer".into()),
+        protocol_name: Some("range".into()),
+        assignments,
+        ..Default::default()
+    };
+    let reply = g.sync(req, 0, &mut effects);
     answered(reply, effects)
 }
 
@@ -104,7 +112,7 @@ fn a_second_member_triggers_a_rebalance_that_fences_the_old_generation() {
     assert_eq!(g.validate_offset_commit(&a.member_id, None, 2), Err(ResponseError::RebalanceInProgress));
     // The follower's sync waits for the leader's.
     let mut effects = Effects::default();
-    let b_sync = g.sync(&b_id, None, 2, None, None, vec![], 4, &mut effects);
+    let b_sync = g.sync(SyncRequest { member_id: b_id.clone(), generation: 2, ..Default::default() }, 4, &mut effects);
     assert!(matches!(b_sync, Reply::Wait(_)));
     let assignments = vec![(a.member_id.clone(), Bytes::from_static(b"p0")), (b_id.clone(), Bytes::from_static(b"p1"))];
     let a_sync = sync(&mut g, &a.member_id, 2, assignments);
@@ -196,7 +204,13 @@ fn static_member_rejoining_keeps_its_assignment_without_a_rebalance() {
     assert!(again.skip_assignment, "a rejoining static leader must not reassign");
     assert_eq!(g.state(), ClassicState::Stable);
     let mut effects = Effects::default();
-    let synced = answered(g.sync(&again.member_id, Some("i1"), 1, None, None, vec![], 6, &mut effects), effects);
+    let req = SyncRequest {
+        member_id: again.member_id.clone(),
+        group_instance_id: Some("i1".into()),
+        generation: 1,
+        ..Default::default()
+    };
+    let synced = answered(g.sync(req, 6, &mut effects), effects);
     assert_eq!(synced.assignment, Bytes::from_static(b"mine"));
     assert_eq!(g.heartbeat(&a.member_id, Some("i1"), 1, 7), Err(ResponseError::FencedInstanceId));
     // Leaving by instance id.
