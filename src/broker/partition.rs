@@ -177,7 +177,8 @@ impl Partition {
     }
 
     /// Appends validated batches (`headers` describes each, in order) as the leader.
-    pub fn append(&self, mut data: BytesMut, headers: &[BatchHeader], now_ms: i64) -> Result<Appended, PartitionError> {
+    /// `data` is not copied (unless LogAppendTime must be stamped into it).
+    pub fn append(&self, mut data: Bytes, headers: &[BatchHeader], now_ms: i64) -> Result<Appended, PartitionError> {
         let mut inner = self.lock()?;
         let inner = &mut *inner;
         let log_start_offset = inner.log.log_start_offset();
@@ -199,17 +200,18 @@ impl Partition {
             }
         }
         let log_append_time = inner.config.log_append_time;
-        let mut pos = 0;
-        for h in headers {
-            let end = pos + h.total_size();
-            let bytes = &mut data[pos..end];
-            batch::set_partition_leader_epoch(bytes, LEADER_EPOCH).map_err(LogError::from)?;
-            if log_append_time {
-                batch::set_log_append_time(bytes, now_ms).map_err(LogError::from)?;
+        if log_append_time {
+            // LogAppendTime changes CRC-covered fields: only then are the batches copied.
+            let mut owned = BytesMut::from(&data[..]);
+            let mut pos = 0;
+            for h in headers {
+                let end = pos + h.total_size();
+                batch::set_log_append_time(&mut owned[pos..end], now_ms).map_err(LogError::from)?;
+                pos = end;
             }
-            pos = end;
+            data = owned.freeze();
         }
-        let info = inner.log.append(&mut data, now_ms)?;
+        let info = inner.log.append(&data, LEADER_EPOCH, now_ms)?;
         let mut offset = info.base_offset;
         for h in headers {
             let last = offset + i64::from(h.last_offset_delta);

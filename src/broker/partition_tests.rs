@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use bytes::BytesMut;
+use bytes::Bytes;
 use kafka_protocol::ResponseError;
 use kafka_protocol::records::Compression;
 
@@ -20,7 +20,7 @@ fn open(dir: &Path, log: LogConfig) -> Partition {
 
 fn append(p: &Partition, bytes: &[u8]) -> Result<Appended, PartitionError> {
     let headers = validate_produced_batches(bytes, 1 << 20).expect("valid batch");
-    p.append(BytesMut::from(bytes), &headers, 1_000)
+    p.append(Bytes::copy_from_slice(bytes), &headers, 1_000)
 }
 
 fn new_sync(a: Appended) -> SyncTarget {

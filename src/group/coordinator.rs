@@ -263,7 +263,7 @@ impl GroupCoordinator {
             warn!(error = %e, "a __consumer_offsets batch failed validation");
             ResponseError::UnknownServerError
         })?;
-        match partition.append(buf, &headers, now) {
+        match partition.append(buf.freeze(), &headers, now) {
             Ok(Appended::New { sync, .. }) => Ok(sync.map(|t| (partition, t))),
             Ok(Appended::Duplicate { .. }) => Err(ResponseError::UnknownServerError),
             Err(e) => {

@@ -128,7 +128,7 @@ pub fn handle(broker: &Broker, request: ListOffsetsRequest, version: i16) -> Lis
 
 #[cfg(test)]
 mod tests {
-    use bytes::BytesMut;
+    use bytes::Bytes;
     use kafka_protocol::records::Compression;
 
     use super::*;
@@ -144,7 +144,7 @@ mod tests {
         // One batch, offsets 0..=3, timestamps 100..=103.
         let b = producer_batch(4, 100, 10, Compression::None, (-1, -1, -1));
         let headers = validate_produced_batches(&b, 1 << 20).expect("valid");
-        p.append(BytesMut::from(&b[..]), &headers, 1).expect("append");
+        p.append(Bytes::copy_from_slice(&b), &headers, 1).expect("append");
         p.flush().expect("flush");
         // DeleteRecords into the middle of the batch.
         assert_eq!(p.with_log(|log| log.advance_log_start(2)).expect("delete records"), 2);

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
@@ -48,14 +48,15 @@ fn partition_error(index: i32, code: Option<ResponseError>, msg: Option<String>)
         .with_error_message(super::message(msg))
 }
 
-/// The bytes to append: as sent, or rewritten with the topic's `compression.type`.
+/// The bytes to append: as sent (the request's buffer, not a copy), or rewritten with
+/// the topic's `compression.type`.
 fn with_topic_codec(
-    records: &[u8],
+    records: &Bytes,
     headers: Vec<BatchHeader>,
     config: &EffectiveTopicConfig,
-) -> Result<(BytesMut, Vec<BatchHeader>), BatchError> {
+) -> Result<(Bytes, Vec<BatchHeader>), BatchError> {
     let Some(codec) = config.compression.filter(|c| headers.iter().any(|h| h.compression() != *c)) else {
-        return Ok((BytesMut::from(records), headers));
+        return Ok((records.clone(), headers));
     };
     let mut out = BytesMut::with_capacity(records.len());
     let mut pos = 0;
@@ -69,7 +70,7 @@ fn with_topic_codec(
     if headers.iter().any(|h| h.total_size() > config.max_message_bytes) {
         return Err(BatchError::TooLarge);
     }
-    Ok((out, headers))
+    Ok((out.freeze(), headers))
 }
 
 pub fn start(broker: Arc<Broker>, request: ProduceRequest, to: ReplyTo) -> Pending {

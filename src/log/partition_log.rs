@@ -7,10 +7,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 
-use super::batch::{BatchHeader, BatchIter, set_base_offset};
+use super::batch::{BatchHeader, BatchIter, set_base_offset, set_partition_leader_epoch};
 use super::flusher::SyncTarget;
 use super::recovery::{self, CLEAN_SHUTDOWN_FILE, LOG_START_FILE, marker_contents, write_durably};
-use super::segment::{MAX_RELATIVE, Segment, sync_dir};
+use super::segment::{MAX_RELATIVE, PREFIX_SIZE, Segment, sync_dir};
 use super::{LogConfig, LogError};
 
 /// Result of an append.
@@ -81,11 +81,13 @@ impl PartitionLog {
         &mut self.segments[i]
     }
 
-    /// Appends complete, already validated batches, assigning consecutive offsets (each
-    /// batch's baseOffset is rewritten in place). Rolls first if the active segment would
-    /// exceed `segment.bytes`, is older than `segment.ms`, or the offsets would not fit its
-    /// 32-bit relative index. One write to the page cache; no fsync.
-    pub fn append(&mut self, batches: &mut [u8], now_ms: i64) -> Result<AppendInfo, LogError> {
+    /// Appends complete, already validated batches, assigning consecutive offsets and
+    /// stamping `leader_epoch` (both rewritten in each batch's CRC-free prefix as it is
+    /// written; `batches` itself is not modified, so it can be the request's buffer).
+    /// Rolls first if the active segment would exceed `segment.bytes`, is older than
+    /// `segment.ms`, or the offsets would not fit its 32-bit relative index. One write to
+    /// the page cache; no fsync.
+    pub fn append(&mut self, batches: &[u8], leader_epoch: i32, now_ms: i64) -> Result<AppendInfo, LogError> {
         if self.has_failed() {
             return Err(LogError::StorageFailed);
         }
@@ -108,8 +110,13 @@ impl PartitionLog {
         let mut next = start;
         let mut info =
             AppendInfo { base_offset: start, last_offset: start, max_timestamp: -1, offset_of_max_timestamp: -1 };
+        let mut prefixes = Vec::with_capacity(parsed.len());
         for (h, range) in &mut parsed {
-            set_base_offset(&mut batches[range.clone()], next)?;
+            let mut prefix = [0u8; PREFIX_SIZE];
+            prefix.copy_from_slice(&batches[range.start..range.start + PREFIX_SIZE]);
+            set_base_offset(&mut prefix, next)?;
+            set_partition_leader_epoch(&mut prefix, leader_epoch)?;
+            prefixes.push(prefix);
             h.base_offset = next;
             if h.max_timestamp > info.max_timestamp {
                 info.max_timestamp = h.max_timestamp;
@@ -123,7 +130,7 @@ impl PartitionLog {
         if active.rolling_ts.is_none() {
             active.rolling_ts = Some(now_ms);
         }
-        active.append(batches, &parsed, interval)?;
+        active.append(batches, &prefixes, &parsed, interval)?;
         Ok(info)
     }
 

@@ -18,7 +18,10 @@ fn open(dir: &Path, c: LogConfig) -> PartitionLog {
 /// Appends one batch of `n` records with timestamp `ts` and returns the stored bytes.
 fn append(log: &mut PartitionLog, n: usize, ts: i64) -> (AppendInfo, Vec<u8>) {
     let mut b = batch(n, ts);
-    let info = log.append(&mut b, ts).expect("append");
+    let info = log.append(&b, 0, ts).expect("append");
+    // What the log stores: the batch with its base offset and leader epoch rewritten.
+    set_base_offset(&mut b, info.base_offset).expect("offset");
+    set_partition_leader_epoch(&mut b, 0).expect("epoch");
     (info, b)
 }
 
@@ -35,6 +38,28 @@ fn headers(bytes: &[u8]) -> Vec<BatchHeader> {
 
 fn read_all(log: &PartitionLog) -> bytes::Bytes {
     log.read(log.log_start_offset(), usize::MAX, i64::MAX, true).expect("read")
+}
+
+#[test]
+fn one_append_of_more_batches_than_one_vectored_write_takes() {
+    // 700 batches are 1,400 buffers: more than one pwritev (IOV_MAX 1024) carries.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = open(dir.path(), cfg());
+    let one = batch(2, 100);
+    let many: Vec<u8> = std::iter::repeat_n(&one[..], 700).flatten().copied().collect();
+    let info = log.append(&many, 7, 100).expect("append");
+    assert_eq!((info.base_offset, info.last_offset), (0, 1_399));
+    let stored = read_all(&log);
+    assert_eq!(stored.len(), many.len());
+    let mut expected_offset = 0;
+    for item in BatchIter::new(&stored) {
+        let (h, range) = item.expect("a whole batch");
+        assert_eq!(h.base_offset, expected_offset);
+        assert_eq!(h.partition_leader_epoch, 7);
+        assert!(batch::verify_crc(&stored[range]), "the CRC still holds");
+        expected_offset += 2;
+    }
+    assert_eq!(expected_offset, 1_400);
 }
 
 #[test]
@@ -96,13 +121,13 @@ fn rolls_by_size_and_reads_across_segments() {
 fn rolls_by_time() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut log = open(dir.path(), LogConfig { segment_ms: 1000, ..cfg() });
-    let mut b = batch(1, 0);
-    log.append(&mut b, 10_000).expect("append");
-    let mut b = batch(1, 0);
-    log.append(&mut b, 10_500).expect("append");
+    let b = batch(1, 0);
+    log.append(&b, 0, 10_000).expect("append");
+    let b = batch(1, 0);
+    log.append(&b, 0, 10_500).expect("append");
     assert_eq!(segment_files(dir.path()), 1);
-    let mut b = batch(1, 0);
-    log.append(&mut b, 11_000).expect("append");
+    let b = batch(1, 0);
+    log.append(&b, 0, 11_000).expect("append");
     assert_eq!(segment_files(dir.path()), 2);
     assert_eq!(headers(&read_all(&log)).len(), 3);
 }
