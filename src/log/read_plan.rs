@@ -9,7 +9,7 @@
 //! incomplete batch, which trimming drops.
 
 use std::fs::File;
-use std::os::unix::fs::FileExt;
+use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -100,9 +100,7 @@ impl ReadPlan {
             if window == 0 {
                 break;
             }
-            let mut buf = vec![0u8; window];
-            let read = read_up_to(&piece.file, &mut buf, piece.pos).map_err(io_err("read segment", &piece.path))?;
-            buf.truncate(read);
+            let buf = read_up_to(&piece.file, window, piece.pos).map_err(io_err("read segment", &piece.path))?;
             let mut take = 0;
             let mut stopped = false;
             for item in BatchIter::new(&buf) {
@@ -131,15 +129,30 @@ impl ReadPlan {
 }
 
 /// `pread` until `buf` is full or the file ends (a truncated segment reads short).
-fn read_up_to(file: &File, buf: &mut [u8], pos: u64) -> std::io::Result<usize> {
-    let mut done = 0;
-    while done < buf.len() {
-        match file.read_at(&mut buf[done..], pos + done as u64) {
-            Ok(0) => break,
-            Ok(n) => done += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+/// Reads up to `len` bytes at `pos` (fewer only at end of file) into a new buffer that
+/// is not zero-filled first: fetches read megabytes at a time, and clearing memory the
+/// read overwrites anyway cost a tenth of the broker's CPU when consuming.
+fn read_up_to(file: &File, len: usize, pos: u64) -> std::io::Result<Vec<u8>> {
+    let mut buf: Vec<u8> = Vec::with_capacity(len);
+    while buf.len() < len {
+        let done = buf.len();
+        let offset = libc::off_t::try_from(pos + done as u64)
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "read position out of range"))?;
+        // SAFETY: `pread` writes at most `len - done` bytes into the vector's spare
+        // capacity, which has room for them, and the length grows only by the count it
+        // reports as written, so no uninitialised byte is ever part of the vector.
+        let n = unsafe { libc::pread(file.as_raw_fd(), buf.as_mut_ptr().add(done).cast(), len - done, offset) };
+        match n {
+            0 => break,
+            // SAFETY: the `n` bytes after `done` were just written by `pread`.
+            n if n > 0 => unsafe { buf.set_len(done + n as usize) },
+            _ => {
+                let e = std::io::Error::last_os_error();
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
         }
     }
-    Ok(done)
+    Ok(buf)
 }
