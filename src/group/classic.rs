@@ -212,6 +212,7 @@ struct InitialDelay {
     limit: i64,
 }
 
+mod join;
 mod ops;
 pub use ops::LeaveMember;
 
