@@ -1,0 +1,110 @@
+"""The load generators, each run as its own process and read from its own summary output:
+librdkafka's rdkafka_performance, Apache Kafka's ProducerPerformance / ConsumerPerformance,
+and the open-loop LatencyProbe (bench/java). Throughput is records * record size over the
+tool's own measured time; MB is 10^6 bytes."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+RUN_TIMEOUT_S = 900
+
+
+@dataclass(frozen=True)
+class Tools:
+    rdkafka_performance: Path
+    java_dir: Path  # bench/java/target: the jar and lib/
+
+    @property
+    def java_cp(self) -> str:
+        jars = sorted(self.java_dir.glob("jet-bench-java-*.jar"))
+        return f"{jars[0]}:{self.java_dir / 'lib'}/*"
+
+
+@dataclass(frozen=True)
+class Throughput:
+    records: int
+    seconds: float
+
+
+def payload(size: int) -> str:
+    """Random upper-case letters, as ProducerPerformance sends, for rdkafka_performance's -m
+    (its default pattern is one 31-byte phrase repeated, which lz4 shrinks to nothing)."""
+    rnd = random.Random(42)
+    return "".join(chr(65 + rnd.randrange(26)) for _ in range(size))
+
+
+def _run(argv: list[str]) -> str:
+    p = subprocess.run(argv, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+    if p.returncode != 0:
+        raise RuntimeError(f"exit {p.returncode}: {' '.join(argv[:12])} ...\n"
+                           f"--- stdout ---\n{p.stdout[-3000:]}\n--- stderr ---\n{p.stderr[-3000:]}")
+    return p.stdout
+
+
+def _last(pattern: str, out: str, what: str) -> re.Match:
+    found = list(re.finditer(pattern, out))
+    if not found:
+        raise RuntimeError(f"no {what} summary in the output:\n{out[-3000:]}")
+    return found[-1]
+
+
+def rd_produce(tools: Tools, bootstrap: str, topic: str, size: int, count: int, acks: str, compression: str) -> Throughput:
+    """rdkafka_performance -P: as fast as it can, records spread over the partitions at random."""
+    out = _run([str(tools.rdkafka_performance), "-P", "-t", topic, "-b", bootstrap, "-s", str(size), "-c", str(count),
+                "-a", "-1" if acks == "all" else acks, "-z", compression, "-m", payload(size)])
+    m = _last(r"% (\d+) messages produced \(\d+ bytes\), (\d+) delivered \(offset -?\d+, (\d+) failed\) in (\d+)ms",
+              out, "rdkafka_performance producer")
+    produced, delivered, failed, ms = map(int, m.groups())
+    if delivered != count or failed:
+        raise RuntimeError(f"rdkafka_performance delivered {delivered}/{count} ({failed} failed)")
+    return Throughput(delivered, ms / 1000)
+
+
+def rd_consume(tools: Tools, bootstrap: str, topic: str, partitions: int, count: int) -> Throughput:
+    """rdkafka_performance -C from the beginning of every partition (explicit partitions, no group)."""
+    argv = [str(tools.rdkafka_performance), "-C", "-t", topic, "-b", bootstrap, "-o", "beginning", "-e", "-c", str(count)]
+    for p in range(partitions):
+        argv += ["-p", str(p)]
+    m = _last(r"% (\d+) messages \(\d+ bytes\) consumed in (\d+)ms", _run(argv), "rdkafka_performance consumer")
+    records, ms = map(int, m.groups())
+    if records != count:
+        raise RuntimeError(f"rdkafka_performance consumed {records}/{count}")
+    return Throughput(records, max(ms, 1) / 1000)  # the tool counts whole ms: a tiny run can show 0
+
+
+def java_produce(tools: Tools, bootstrap: str, topic: str, size: int, count: int, acks: str, compression: str) -> Throughput:
+    """Apache Kafka's ProducerPerformance, unthrottled, with the client's defaults otherwise."""
+    out = _run(["java", "-cp", tools.java_cp, "org.apache.kafka.tools.ProducerPerformance", "--topic", topic,
+                "--num-records", str(count), "--record-size", str(size), "--throughput", "-1",
+                "--producer-props", f"bootstrap.servers={bootstrap}", f"acks={acks}", f"compression.type={compression}"])
+    m = _last(r"(\d+) records sent, ([\d.]+) records/sec", out, "ProducerPerformance")
+    records, rate = int(m.group(1)), float(m.group(2))
+    return Throughput(records, records / rate)
+
+
+def java_consume_group(tools: Tools, bootstrap: str, topic: str, count: int, group: str) -> Throughput:
+    """Apache Kafka's ConsumerPerformance (subscribes with a consumer group); the time is its
+    fetch time, without the group join."""
+    out = _run(["java", "-cp", tools.java_cp, "org.apache.kafka.tools.ConsumerPerformance", "--bootstrap-server",
+                bootstrap, "--topic", topic, "--messages", str(count), "--group", group])
+    header, row = [ln for ln in out.splitlines() if ln.strip()][-2:]
+    cols = dict(zip([c.strip() for c in header.split(",")], [c.strip() for c in row.split(",")]))
+    return Throughput(int(cols["data.consumed.in.nMsg"]), int(cols["fetch.time.ms"]) / 1000)
+
+
+def probe(tools: Tools, bootstrap: str, topic: str, size: int, rate: int, seconds: float, warmup_s: float,
+          acks: str, compression: str) -> dict:
+    """LatencyProbe: fixed send rate, per-record ack latency from the record's due time."""
+    out = _run(["java", "-cp", tools.java_cp, "jet.bench.LatencyProbe", "--bootstrap", bootstrap, "--topic", topic,
+                "--size", str(size), "--rate", str(rate), "--seconds", str(seconds), "--warmup-seconds", str(warmup_s),
+                "--acks", acks, "--compression", compression])
+    result = json.loads(out.strip().splitlines()[-1])
+    if result["errors"]:
+        raise RuntimeError(f"LatencyProbe: {result['errors']} send errors")
+    return result
