@@ -43,11 +43,14 @@ class Point:
 
 PRESETS = {
     "full": dict(sizes=[100, 1024, 16384], acks=["1", "all"], partitions=[1, 8], compression=["none", "lz4"],
-                 reps=3, produce_mb=256, probe_rates=[2000, 10000], probe_seconds=15),
+                 reps=3, produce_mb=256, warmup_mb=256, probe_rates=[2000, 10000], probe_seconds=15,
+                 probe_warmup=2),
     "quick": dict(sizes=[1024], acks=["1", "all"], partitions=[1, 8], compression=["none"],
-                  reps=1, produce_mb=128, probe_rates=[5000], probe_seconds=8),
+                  reps=1, produce_mb=256, warmup_mb=256, probe_rates=[5000], probe_seconds=8,
+                  probe_warmup=2),
     "smoke": dict(sizes=[1024], acks=["all"], partitions=[1], compression=["none"],
-                  reps=1, produce_mb=2, probe_rates=[200], probe_seconds=1, kinds=["jet-fsync", "jet-interval"]),
+                  reps=1, produce_mb=2, warmup_mb=1, probe_rates=[200], probe_seconds=1, probe_warmup=0.5,
+                  kinds=["jet-fsync", "jet-interval"]),
 }
 
 
@@ -101,6 +104,16 @@ def _delete_topic(bootstrap: str, topic: str) -> None:
     admin.delete_topics([topic], operation_timeout=30)[topic].result(timeout=60)
 
 
+def warm_up(a: argparse.Namespace, tools: loads.Tools, cluster: brokers.Cluster) -> None:
+    """Unmeasured produce + consume so that no kind is measured cold (the JVM's JIT, page cache)."""
+    topic = helpers.unique_topic("warmup")
+    helpers.create_topic(cluster.bootstrap, topic, 8)
+    count = int(a.warmup_mb * 1e6) // 1024
+    loads.rd_produce(tools, cluster.bootstrap, topic, 1024, count, "1", "none")
+    loads.rd_consume(tools, cluster.bootstrap, topic, 8, count)
+    _delete_topic(cluster.bootstrap, topic)
+
+
 def run_rep(a: argparse.Namespace, tools: loads.Tools, points: list[Point], rep: int) -> list[dict]:
     clusters = [brokers.make_cluster(k, a.brokers, a.cache / "run" / k, a.jet_bin, a.kafka_libs) for k in a.kinds]
     rows = []
@@ -111,6 +124,8 @@ def run_rep(a: argparse.Namespace, tools: loads.Tools, points: list[Point], rep:
         time.sleep(IDLE_SETTLE_S)
         rows += [dict(test="process", kind=c.kind, rep=rep, ready_ms=c.ready_s() * 1000,
                       idle_rss_mb=c.rss_kb() / 1024) for c in clusters]
+        for c in clusters:
+            warm_up(a, tools, c)
         for i, pt in enumerate(points):
             shift = (i + rep) % len(clusters)
             for c in clusters[shift:] + clusters[:shift]:
@@ -153,9 +168,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--compression", nargs="+", choices=["none", "lz4"])
     p.add_argument("--reps", type=int)
     p.add_argument("--produce-mb", type=float, help="MB (10^6 bytes) each produce point writes")
+    p.add_argument("--warmup-mb", type=float, help="MB produced and consumed, unmeasured, after each start")
     p.add_argument("--probe-rates", nargs="+", type=int, help="LatencyProbe send rates, records/s (1 KiB)")
     p.add_argument("--probe-seconds", type=float)
-    p.add_argument("--probe-warmup", type=float, default=2.0, help="seconds sent before the probe measures")
+    p.add_argument("--probe-warmup", type=float, help="seconds the probe sends before it measures")
     p.add_argument("--with-groups", action="store_true", help="also ConsumerPerformance (needs consumer groups)")
     a = p.parse_args(argv)
     for k, v in PRESETS[a.preset].items():
@@ -163,8 +179,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
             setattr(a, k, v)
     if a.kinds is None:
         a.kinds = list(brokers.KINDS)
-    if a.preset == "smoke":
-        a.probe_warmup = min(a.probe_warmup, 0.5)
     return a
 
 
@@ -176,7 +190,8 @@ def main(argv: list[str]) -> None:
     points = matrix(a)
     started = time.time()
     meta = dict(machine=machine(), preset=a.preset, brokers=a.brokers, kinds=a.kinds, reps=a.reps,
-                produce_mb=a.produce_mb, probe_seconds=a.probe_seconds, probe_warmup=a.probe_warmup,
+                produce_mb=a.produce_mb, warmup_mb=a.warmup_mb, probe_seconds=a.probe_seconds,
+                probe_warmup=a.probe_warmup,
                 durability={k: brokers.DURABILITY[k] for k in a.kinds},
                 started=datetime.now(timezone.utc).isoformat(timespec="seconds"), load1_before=os.getloadavg()[0])
     rows = []

@@ -12,6 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 BASELINE = "kafka"
+COLORS = {"kafka": "tab:gray", "jet-fsync": "tab:blue", "jet-interval": "tab:orange"}
 THROUGHPUT_TESTS = ("produce", "consume", "java-produce", "java-consume-group")
 TEST_NAMES = {
     "produce": "produce (rdkafka_performance)",
@@ -120,7 +121,7 @@ def _chart(path: Path, med: dict, kinds: list[str]) -> None:
     width = 0.8 / len(shown)
     for i, kind in enumerate(shown):
         vals = [_chart_value(med, k, kind, ratio) for k in tput]
-        ax1.bar([x + i * width for x in range(len(tput))], vals, width, label=kind)
+        ax1.bar([x + i * width for x in range(len(tput))], vals, width, label=kind, color=COLORS[kind])
     if ratio:
         ax1.axhline(1.0, color="black", linewidth=0.8)
     ax1.set_ylabel("MB/s ÷ Kafka's" if ratio else "MB/s")
@@ -131,7 +132,7 @@ def _chart(path: Path, med: dict, kinds: list[str]) -> None:
     width = 0.8 / len(kinds)
     for i, kind in enumerate(kinds):
         ax2.bar([x + i * width for x in range(len(probes))], [med.get((k, kind), {}).get("p99_ms", 0) for k in probes],
-                width, label=kind)
+                width, label=kind, color=COLORS[kind])
     ax2.set_ylabel("p99 ack latency (ms)")
     ax2.set_title("p99 ack latency at a fixed rate (lower is better)")
     ax2.set_xticks([x + width * (len(kinds) - 1) / 2 for x in range(len(probes))])
@@ -154,7 +155,8 @@ def write(out: Path, meta: dict, rows: list[dict]) -> None:
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['mem_gib']} GiB, Linux {m['kernel']}, {m['java']}; "
         f"jet at {m['jet_commit']}. Load average (1 min) before the run {meta['load1_before']:.2f}, during it "
         f"median {median(loads):.2f}, max {max(loads):.2f}; the run took {meta['minutes']} min. "
-        f"Each produce point writes {meta['produce_mb']:g} MB. Medians over repetitions.", "",
+        f"Each produce point writes {meta['produce_mb']:g} MB, after an unmeasured warm-up of "
+        f"{meta['warmup_mb']:g} MB per broker start. Medians over repetitions.", "",
         "Durability: " + "; ".join(f"**{k}**: {v}" for k, v in meta["durability"].items()) + ".", "",
         CLIENTS.replace("\n", " "), "",
     ]
