@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import platform
+import signal
 import subprocess
 import sys
 import time
@@ -129,6 +130,9 @@ def run_rep(a: argparse.Namespace, tools: loads.Tools, points: list[Point], rep:
         for i, pt in enumerate(points):
             shift = (i + rep) % len(clusters)
             for c in clusters[shift:] + clusters[:shift]:
+                # Untimed: write back the dirty pages earlier points left (Kafka's and
+                # jet-interval's logs), so no point pays for another's writeback.
+                os.sync()
                 for row in run_point(a, tools, c, pt, rep):
                     print(f"[rep {rep}] {report.describe(row)}", flush=True)
                     rows.append(row)
@@ -184,6 +188,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str]) -> None:
     a = parse_args(argv)
+    # SIGTERM unwinds like an exception, so the brokers are stopped by run_rep's `finally`
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     tools = loads.Tools(a.rdkafka_performance, a.java_dir)
     out = a.out or a.cache / "results" / datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     out.mkdir(parents=True, exist_ok=True)
@@ -197,8 +203,8 @@ def main(argv: list[str]) -> None:
     rows = []
     for rep in range(a.reps):
         rows += run_rep(a, tools, points, rep)
-    meta["minutes"] = round((time.time() - started) / 60, 1)
-    (out / "raw.json").write_text(json.dumps(dict(meta=meta, rows=rows), indent=1))
+        meta["minutes"] = round((time.time() - started) / 60, 1)
+        (out / "raw.json").write_text(json.dumps(dict(meta=meta, rows=rows), indent=1))  # kept if a later rep fails
     report.write(out, meta, rows)
     print(f"results: {out}/results.md, {out}/chart.png, {out}/raw.json")
 
