@@ -2,8 +2,10 @@
 
 Every repetition starts one cluster of each kind (brokers.KINDS), records start-to-ready and
 idle RSS, then runs every point of the matrix against each kind in turn (the order rotates
-from point to point), each point on a fresh topic that is deleted afterwards. The report
-gives medians over repetitions and Jet/Kafka ratios; raw.json keeps every run."""
+from point to point), each point on a fresh topic. Topics are kept until the repetition
+ends (a deletion's file removal, which Kafka delays by a minute, would land in a later
+point); the data dirs go when the clusters stop. The report gives medians over
+repetitions and Jet/Kafka ratios; raw.json keeps every run."""
 
 from __future__ import annotations
 
@@ -67,42 +69,30 @@ def run_point(a: argparse.Namespace, tools: loads.Tools, cluster: brokers.Cluste
     helpers.create_topic(cluster.bootstrap, topic, pt.partitions)
     base = dict(asdict(pt), kind=cluster.kind, rep=rep, load1=os.getloadavg()[0])
     count = int(a.produce_mb * 1e6) // pt.size
-    rows = []
-    try:
-        if pt.test == "probe":
-            with brokers.Usage(cluster) as u:
-                r = loads.probe(tools, cluster.bootstrap, topic, pt.size, pt.rate, a.probe_seconds, a.probe_warmup,
-                                pt.acks, pt.compression)
-            rows.append(dict(base, **r, peak_rss_mb=u.peak_rss_kb / 1024))
-            return rows
-        produce = loads.rd_produce if pt.test == "produce" else loads.java_produce
+    if pt.test == "probe":
         with brokers.Usage(cluster) as u:
-            t = produce(tools, cluster.bootstrap, topic, pt.size, count, pt.acks, pt.compression)
-        rows.append(_throughput_row(base, pt.size, t, u))
-        if pt.test == "produce" and pt.acks == "all":
+            r = loads.probe(tools, cluster.bootstrap, topic, pt.size, pt.rate, a.probe_seconds, a.probe_warmup,
+                            pt.acks, pt.compression)
+        return [dict(base, **r, peak_rss_mb=u.peak_rss_kb / 1024)]
+    produce = loads.rd_produce if pt.test == "produce" else loads.java_produce
+    with brokers.Usage(cluster) as u:
+        t = produce(tools, cluster.bootstrap, topic, pt.size, count, pt.acks, pt.compression)
+    rows = [_throughput_row(base, pt.size, t, u)]
+    if pt.test == "produce" and pt.acks == "all":
+        with brokers.Usage(cluster) as u:
+            t = loads.rd_consume(tools, cluster.bootstrap, topic, pt.partitions, count)
+        rows.append(_throughput_row(dict(base, test="consume"), pt.size, t, u))
+        if a.with_groups:
             with brokers.Usage(cluster) as u:
-                t = loads.rd_consume(tools, cluster.bootstrap, topic, pt.partitions, count)
-            rows.append(_throughput_row(dict(base, test="consume"), pt.size, t, u))
-            if a.with_groups:
-                with brokers.Usage(cluster) as u:
-                    t = loads.java_consume_group(tools, cluster.bootstrap, topic, count, f"g-{topic}")
-                rows.append(_throughput_row(dict(base, test="java-consume-group"), pt.size, t, u))
-        return rows
-    finally:
-        _delete_topic(cluster.bootstrap, topic)
+                t = loads.java_consume_group(tools, cluster.bootstrap, topic, count, f"g-{topic}")
+            rows.append(_throughput_row(dict(base, test="java-consume-group"), pt.size, t, u))
+    return rows
 
 
 def _throughput_row(base: dict, size: int, t: loads.Throughput, u: brokers.Usage) -> dict:
     gb = t.records * size / 1e9
     return dict(base, records=t.records, seconds=t.seconds, mb_s=t.records * size / 1e6 / t.seconds,
                 msg_s=t.records / t.seconds, cpu_s=u.cpu_s, cpu_s_per_gb=u.cpu_s / gb, peak_rss_mb=u.peak_rss_kb / 1024)
-
-
-def _delete_topic(bootstrap: str, topic: str) -> None:
-    from confluent_kafka.admin import AdminClient
-
-    admin = AdminClient({"bootstrap.servers": bootstrap})  # kept alive until the result is in
-    admin.delete_topics([topic], operation_timeout=30)[topic].result(timeout=60)
 
 
 def warm_up(a: argparse.Namespace, tools: loads.Tools, cluster: brokers.Cluster) -> None:
@@ -112,7 +102,6 @@ def warm_up(a: argparse.Namespace, tools: loads.Tools, cluster: brokers.Cluster)
     count = int(a.warmup_mb * 1e6) // 1024
     loads.rd_produce(tools, cluster.bootstrap, topic, 1024, count, "1", "none")
     loads.rd_consume(tools, cluster.bootstrap, topic, 8, count)
-    _delete_topic(cluster.bootstrap, topic)
 
 
 def run_rep(a: argparse.Namespace, tools: loads.Tools, points: list[Point], rep: int) -> list[dict]:
@@ -141,6 +130,7 @@ def run_rep(a: argparse.Namespace, tools: loads.Tools, points: list[Point], rep:
     finally:
         for c in clusters:
             c.stop()
+            c.wipe()
     return rows
 
 

@@ -115,6 +115,11 @@ class Cluster:
         for n in self.nodes:
             n.stop()
 
+    def wipe(self) -> None:
+        """Removes every node's data dir (after stop)."""
+        for n in self.nodes:
+            shutil.rmtree(n.data_dir, ignore_errors=True)
+
     def cpu_seconds(self) -> float:
         return sum(proc_cpu_seconds(p) for p in self.pids())
 
