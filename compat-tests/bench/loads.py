@@ -94,7 +94,7 @@ def java_consume_group(tools: Tools, bootstrap: str, topic: str, count: int, gro
     out = _run(["java", "-cp", tools.java_cp, "org.apache.kafka.tools.ConsumerPerformance", "--bootstrap-server",
                 bootstrap, "--topic", topic, "--messages", str(count), "--group", group])
     header, row = [ln for ln in out.splitlines() if ln.strip()][-2:]
-    cols = dict(zip([c.strip() for c in header.split(",")], [c.strip() for c in row.split(",")]))
+    cols = dict(zip([c.strip() for c in header.split(",")], [c.strip() for c in row.split(",")], strict=True))
     return Throughput(int(cols["data.consumed.in.nMsg"]), int(cols["fetch.time.ms"]) / 1000)
 
 

@@ -61,7 +61,8 @@ def _point_label(key: tuple) -> str:
 def _throughput_table(med: dict, kinds: list[str], metric: str, fmt: str, title: str) -> list[str]:
     has_base = BASELINE in kinds
     others = [k for k in kinds if k != BASELINE]
-    head = ["test", "point"] + ([BASELINE] if has_base else []) + [c for k in others for c in ((k, "× kafka") if has_base else (k,))]
+    head = ["test", "point"] + ([BASELINE] if has_base else [])
+    head += [c for k in others for c in ([k, "× kafka"] if has_base else [k])]
     lines = [f"### {title}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     keys = sorted({k for k, _ in med if k[0] in THROUGHPUT_TESTS}, key=lambda k: (THROUGHPUT_TESTS.index(k[0]), k))
     for key in keys:
@@ -98,9 +99,13 @@ def _process_table(rows: list[dict], kinds: list[str]) -> list[str]:
     lines = ["### Process", "", "| | " + " | ".join(kinds) + " |", "|---|" + "---|" * len(kinds)]
     proc = {k: [r for r in rows if r["kind"] == k and r["test"] == "process"] for k in kinds}
     peak = {k: max((r["peak_rss_mb"] for r in rows if r["kind"] == k and "peak_rss_mb" in r), default=0) for k in kinds}
-    lines.append("| start-to-ready (ms, median) | " + " | ".join(f"{median(r['ready_ms'] for r in proc[k]):.0f}" for k in kinds) + " |")
-    lines.append("| idle RSS (MB, median) | " + " | ".join(f"{median(r['idle_rss_mb'] for r in proc[k]):.1f}" for k in kinds) + " |")
-    lines.append("| peak RSS under load (MB, max) | " + " | ".join(f"{peak[k]:.0f}" for k in kinds) + " |")
+
+    def row(label: str, cell) -> str:
+        return f"| {label} | " + " | ".join(cell(k) for k in kinds) + " |"
+
+    lines.append(row("start-to-ready (ms, median)", lambda k: f"{median(r['ready_ms'] for r in proc[k]):.0f}"))
+    lines.append(row("idle RSS (MB, median)", lambda k: f"{median(r['idle_rss_mb'] for r in proc[k]):.1f}"))
+    lines.append(row("peak RSS under load (MB, max)", lambda k: f"{peak[k]:.0f}"))
     return lines + [""]
 
 
