@@ -26,7 +26,7 @@ import loads
 import report
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-import helpers  # noqa: E402  (compat-tests/helpers.py: create_topic with leader wait, unique_topic)
+import helpers  # noqa: E402  (compat-tests/helpers.py: unique_topic, leader wait)
 
 IDLE_SETTLE_S = 2.0
 
@@ -66,7 +66,7 @@ def matrix(a: argparse.Namespace) -> list[Point]:
 
 def run_point(a: argparse.Namespace, tools: loads.Tools, cluster: brokers.Cluster, pt: Point, rep: int) -> list[dict]:
     topic = helpers.unique_topic("bench")
-    helpers.create_topic(cluster.bootstrap, topic, pt.partitions)
+    create_topic(cluster.bootstrap, topic, pt.partitions, a.replication_factor)
     base = dict(asdict(pt), kind=cluster.kind, rep=rep, load1=os.getloadavg()[0])
     count = int(a.produce_mb * 1e6) // pt.size
     if pt.test == "probe":
@@ -89,6 +89,15 @@ def run_point(a: argparse.Namespace, tools: loads.Tools, cluster: brokers.Cluste
     return rows
 
 
+def create_topic(bootstrap: str, topic: str, partitions: int, replication_factor: int) -> None:
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(topic, partitions, replication_factor)], operation_timeout=30)[topic].result(60)
+    first = bootstrap.split(",")[0]  # every node answers Metadata for the whole cluster
+    helpers.wait_until(lambda: helpers.topic_partitions_ready(first, topic, partitions), 30, f"{topic} leaders")
+
+
 def _throughput_row(base: dict, size: int, t: loads.Throughput, u: brokers.Usage) -> dict:
     gb = t.records * size / 1e9
     return dict(base, records=t.records, seconds=t.seconds, mb_s=t.records * size / 1e6 / t.seconds,
@@ -98,7 +107,7 @@ def _throughput_row(base: dict, size: int, t: loads.Throughput, u: brokers.Usage
 def warm_up(a: argparse.Namespace, tools: loads.Tools, cluster: brokers.Cluster) -> None:
     """Unmeasured produce + consume so that no kind is measured cold (the JVM's JIT, page cache)."""
     topic = helpers.unique_topic("warmup")
-    helpers.create_topic(cluster.bootstrap, topic, 8)
+    create_topic(cluster.bootstrap, topic, 8, a.replication_factor)
     count = int(a.warmup_mb * 1e6) // 1024
     loads.rd_produce(tools, cluster.bootstrap, topic, 1024, count, "1", "none")
     loads.rd_consume(tools, cluster.bootstrap, topic, 8, count)
@@ -157,6 +166,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--cache", type=Path, required=True, help="data dirs go to CACHE/run, results to CACHE/results")
     p.add_argument("--out", type=Path, help="results folder (default CACHE/results/<UTC time>)")
     p.add_argument("--brokers", type=int, default=1, help="brokers per cluster (default 1)")
+    p.add_argument("--replication-factor", type=int, default=1, help="of every benchmark topic (default 1)")
     p.add_argument("--kinds", nargs="+", choices=brokers.KINDS, help=f"default {' '.join(brokers.KINDS)}")
     p.add_argument("--sizes", nargs="+", type=int)
     p.add_argument("--acks", nargs="+", choices=["1", "all"])
@@ -187,7 +197,8 @@ def main(argv: list[str]) -> None:
     out.mkdir(parents=True, exist_ok=True)
     points = matrix(a)
     started = time.time()
-    meta = dict(machine=machine(), preset=a.preset, brokers=a.brokers, kinds=a.kinds, reps=a.reps,
+    meta = dict(machine=machine(), preset=a.preset, brokers=a.brokers, replication_factor=a.replication_factor,
+                kinds=a.kinds, reps=a.reps,
                 produce_mb=a.produce_mb, warmup_mb=a.warmup_mb, probe_seconds=a.probe_seconds,
                 probe_warmup=a.probe_warmup,
                 durability={k: brokers.DURABILITY[k] for k in a.kinds},

@@ -71,19 +71,22 @@ class Node:
     argv: list[str]
     proc: subprocess.Popen | None = None
     ready_s: float = 0.0
+    _spawned: float = 0.0
 
     @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    def start(self) -> None:
+    def spawn(self) -> None:
         log = open(self.data_dir / "broker.log", "ab")
-        t0 = time.monotonic()
+        self._spawned = time.monotonic()
         self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
+
+    def wait_ready(self) -> None:
         kproto.wait_ready("127.0.0.1", self.port, READY_DEADLINE_S, alive=lambda: self.proc.poll() is None,
                           interval=READY_POLL_S)
-        self.ready_s = time.monotonic() - t0
+        self.ready_s = time.monotonic() - self._spawned
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -108,8 +111,11 @@ class Cluster:
         return [n.proc.pid for n in self.nodes]
 
     def start(self) -> None:
+        """Spawns every node, then waits for each (a KRaft quorum needs its voters up)."""
         for n in self.nodes:
-            n.start()
+            n.spawn()
+        for n in self.nodes:
+            n.wait_ready()
 
     def stop(self) -> None:
         for n in self.nodes:
@@ -127,7 +133,7 @@ class Cluster:
         return sum(proc_rss_kb(p) for p in self.pids())
 
     def ready_s(self) -> float:
-        """Start-to-ready of the slowest node (nodes start one after another)."""
+        """Start-to-ready of the slowest node."""
         return max(n.ready_s for n in self.nodes)
 
 

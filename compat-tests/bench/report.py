@@ -120,7 +120,7 @@ def _chart_value(med: dict, key: tuple, kind: str, ratio: bool) -> float:
 def _chart(path: Path, med: dict, kinds: list[str]) -> None:
     tput = sorted({k for k, _ in med if k[0] in THROUGHPUT_TESTS}, key=lambda k: (THROUGHPUT_TESTS.index(k[0]), k))
     probes = sorted({k for k, _ in med if k[0] == "probe"})
-    ratio = BASELINE in kinds
+    ratio = BASELINE in kinds and len(kinds) > 1
     shown = [k for k in kinds if k != BASELINE] if ratio else kinds
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(max(8, len(tput) * 0.55), 9), gridspec_kw=dict(height_ratios=[3, 2]))
     width = 0.8 / len(shown)
@@ -156,7 +156,7 @@ def write(out: Path, meta: dict, rows: list[dict]) -> None:
     loads = [r["load1"] for r in rows if "load1" in r]
     lines = [
         f"## Jet vs Apache Kafka ({meta['started']}, preset {meta['preset']}, {meta['reps']} repetition(s), "
-        f"{meta['brokers']} broker(s) per cluster)", "",
+        f"{meta['brokers']} broker(s) per cluster, replication factor {meta['replication_factor']})", "",
         f"Machine: {m['cpu']}, {m['cores']} cores, {m['mem_gib']} GiB, Linux {m['kernel']}, {m['java']}; "
         f"jet at {m['jet_commit']}. Load average (1 min) before the run {meta['load1_before']:.2f}, during it "
         f"median {median(loads):.2f}, max {max(loads):.2f}; the run took {meta['minutes']} min. "
