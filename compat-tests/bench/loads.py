@@ -55,15 +55,33 @@ def _last(pattern: str, out: str, what: str) -> re.Match:
 
 
 def rd_produce(tools: Tools, bootstrap: str, topic: str, size: int, count: int, acks: str, compression: str) -> Throughput:
-    """rdkafka_performance -P: as fast as it can, records spread over the partitions at random."""
+    """rdkafka_performance -P, as fast as it can, records spread over the partitions at random.
+
+    The rate is the steady one, between 5 % and 95 % of the deliveries (read from its table
+    output every 100 ms): librdkafka's broker thread can sleep up to a second before sending
+    the first or the last batch, which would otherwise dominate a short run whatever the broker.
+    The time returned is what the whole count takes at that rate."""
     out = _run([str(tools.rdkafka_performance), "-P", "-t", topic, "-b", bootstrap, "-s", str(size), "-c", str(count),
-                "-a", "-1" if acks == "all" else acks, "-z", compression, "-m", payload(size)])
-    m = _last(r"% (\d+) messages produced \(\d+ bytes\), (\d+) delivered \(offset -?\d+, (\d+) failed\) in (\d+)ms",
-              out, "rdkafka_performance producer")
-    produced, delivered, failed, ms = map(int, m.groups())
-    if delivered != count or failed:
-        raise RuntimeError(f"rdkafka_performance delivered {delivered}/{count} ({failed} failed)")
-    return Throughput(delivered, ms / 1000)
+                "-a", "-1" if acks == "all" else acks, "-z", compression, "-m", payload(size), "-u", "-i", "100"])
+    # table columns: elapsed(ms) msgs bytes rtt dr dr_m/s dr_MB/s dr_err tx_err outq offset
+    rows = [[float(c) for c in ln.strip("| \n").split("|")] for ln in out.splitlines()
+            if re.match(r"\|\s+\d", ln)]
+    if not rows or rows[-1][4] != count or rows[-1][7]:
+        raise RuntimeError(f"rdkafka_performance did not deliver {count} records:\n{out[-3000:]}")
+    lo, hi = _crossing(rows, 0.05 * count), _crossing(rows, 0.95 * count)
+    rate = 0.9 * count / max(hi - lo, 1.0) * 1000  # the table counts whole ms
+    return Throughput(count, count / rate)
+
+
+def _crossing(rows: list[list[float]], delivered: float) -> float:
+    """The elapsed ms at which the delivered count reached `delivered` (linear between rows)."""
+    prev_t, prev_dr = 0.0, 0.0
+    for row in rows:
+        t, dr = row[0], row[4]
+        if dr >= delivered:
+            return prev_t + (t - prev_t) * (delivered - prev_dr) / (dr - prev_dr)
+        prev_t, prev_dr = t, dr
+    raise ValueError(f"never reached {delivered} deliveries")
 
 
 def rd_consume(tools: Tools, bootstrap: str, topic: str, partitions: int, count: int) -> Throughput:

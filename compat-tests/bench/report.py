@@ -21,7 +21,7 @@ TEST_NAMES = {
     "java-consume-group": "consume from start (ConsumerPerformance, consumer group)",
 }
 CLIENTS = """Clients: rdkafka_performance (librdkafka 2.12.1 defaults: linger.ms 5, no idempotence; payload of random
-letters, the same for every record), ProducerPerformance (kafka-clients 4.1.1 defaults: linger.ms 5, idempotence
+letters, the same for every record; produce rate taken between 5 % and 95 % of deliveries), ProducerPerformance (kafka-clients 4.1.1 defaults: linger.ms 5, idempotence
 on with acks=all), LatencyProbe (kafka-clients 4.1.1, linger.ms 0; records sent on a fixed schedule, latency from
 each record's due time to its ack, the first seconds not measured). Throughput runs are unthrottled and their
 latency is never reported. MB = 10^6 bytes; CPU is the broker processes' user+system time over the run."""
