@@ -365,7 +365,7 @@ def probe(host: str, port: int, timeout: float = 2.0) -> tuple[dict[int, tuple[i
         return versions, md
 
 
-def wait_ready(host: str, port: int, deadline_s: float, alive=lambda: True) -> tuple[dict, dict]:
+def wait_ready(host: str, port: int, deadline_s: float, alive=lambda: True, interval: float = 0.05) -> tuple[dict, dict]:
     """Poll until ApiVersions is answered and Metadata lists a broker at host:port."""
     end = time.monotonic() + deadline_s
     last: Exception | None = None
@@ -380,7 +380,7 @@ def wait_ready(host: str, port: int, deadline_s: float, alive=lambda: True) -> t
         except (OSError, ValueError, RuntimeError) as e:  # not up yet
             last = e
         # poll interval, not a fixed wait: we re-check the condition until the deadline
-        time.sleep(0.05)
+        time.sleep(interval)
     raise TimeoutError(f"broker at {host}:{port} not ready within {deadline_s}s: {last!r}")
 
 

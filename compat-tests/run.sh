@@ -6,7 +6,8 @@
 #  3. builds the Java (kafka-clients) and Go (franz-go, sarama) client programs once,
 #     and installs kafkajs (npm ci from js/package-lock.json) when missing or the lock changed,
 #  4. cargo clippy (-D warnings), cargo test --release, cargo build --release,
-#  5. pytest compat-tests/ against the freshly built target/release/jet.
+#  5. a seconds-long smoke run of the benchmark harness (compat-tests/bench/run.sh --smoke),
+#  6. pytest compat-tests/ against the freshly built target/release/jet.
 #
 # Environment:
 #   JET_BIN=path        broker binary to test (default: $CARGO_TARGET_DIR or target, /release/jet)
@@ -123,7 +124,15 @@ if [ "${COMPAT_SKIP_CARGO:-0}" != "1" ]; then
 fi
 export JET_BIN="${JET_BIN:-$TARGET_DIR/release/jet}"
 
-# ---------------------------------------------------------------- 5. pytest
+# ---------------------------------------------------------------- 5. benchmark smoke
+# before pytest, so that pytest's summary stays the last line of the run
+if [ -z "${JET_BOOTSTRAP:-}" ]; then
+  CURRENT_STEP="benchmark smoke (compat-tests/bench/run.sh --smoke)"
+  step "benchmark harness smoke run: seconds of load, Jet only, no timing asserted"
+  "$CT/bench/run.sh" --smoke
+fi
+
+# ---------------------------------------------------------------- 6. pytest
 CURRENT_STEP="pytest compat-tests/"
 step "pytest compat-tests/ (JET_BIN=$JET_BIN${JET_BOOTSTRAP:+, JET_BOOTSTRAP=$JET_BOOTSTRAP})"
 # shellcheck disable=SC2086

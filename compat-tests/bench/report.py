@@ -1,0 +1,174 @@
+"""results.md (medians over repetitions, Jet/Kafka ratios) and chart.png from the rows of a run."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+from statistics import median
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+BASELINE = "kafka"
+COLORS = {"kafka": "tab:gray", "jet-fsync": "tab:blue", "jet-interval": "tab:orange"}
+THROUGHPUT_TESTS = ("produce", "consume", "java-produce", "java-consume-group")
+TEST_NAMES = {
+    "produce": "produce (rdkafka_performance)",
+    "consume": "consume from start (rdkafka_performance, assigned partitions)",
+    "java-produce": "produce (ProducerPerformance)",
+    "java-consume-group": "consume from start (ConsumerPerformance, consumer group)",
+}
+CLIENTS = """Clients: rdkafka_performance (librdkafka 2.12.1 defaults: linger.ms 5, no idempotence; payload of random
+letters, the same for every record; produce rate taken between 5 % and 95 % of deliveries), ProducerPerformance (kafka-clients 4.1.1 defaults: linger.ms 5, idempotence
+on with acks=all), LatencyProbe (kafka-clients 4.1.1, linger.ms 0; records sent on a fixed schedule, latency from
+each record's due time to its ack, the first seconds not measured). Throughput runs are unthrottled and their
+latency is never reported. MB = 10^6 bytes; CPU is the broker processes' user+system time over the run."""
+
+
+def describe(row: dict) -> str:
+    where = f"{row['kind']:<12} {row['test']:<13} {row['size']:>5} B acks={row['acks']:<3} p={row['partitions']} " \
+            f"{row['compression']:<4}"
+    if row["test"] == "probe":
+        return f"{where} @{row['rate']}/s: p50 {row['p50_ms']:.2f} p99 {row['p99_ms']:.2f} " \
+               f"p99.9 {row['p999_ms']:.2f} ms (achieved {row['achieved_rate']:.0f}/s)"
+    return f"{where}: {row['mb_s']:.1f} MB/s {row['msg_s']:.0f} msg/s, {row['cpu_s_per_gb']:.1f} CPU s/GB"
+
+
+def _key(row: dict) -> tuple:
+    return (row["test"], row["size"], row["acks"], row["partitions"], row["compression"], row.get("rate", 0))
+
+
+def _medians(rows: list[dict], metrics: tuple[str, ...]) -> dict:
+    """{(point key, kind): {metric: median over repetitions}}"""
+    groups = defaultdict(list)
+    for r in rows:
+        groups[(_key(r), r["kind"])].append(r)
+    return {k: {m: median(r[m] for r in rs) for m in metrics} for k, rs in groups.items()}
+
+
+def _ratio(v: float | None, base: float | None) -> str:
+    return f"{v / base:.2f}×" if v is not None and base else "–"
+
+
+def _point_label(key: tuple) -> str:
+    test, size, acks, parts, comp, rate = key
+    size_s = f"{size // 1024} KiB" if size >= 1024 else f"{size} B"
+    return f"{size_s}, acks={acks}, {parts}p, {comp}" + (f", {rate}/s" if rate else "")
+
+
+def _throughput_table(med: dict, kinds: list[str], metric: str, fmt: str, title: str) -> list[str]:
+    has_base = BASELINE in kinds
+    others = [k for k in kinds if k != BASELINE]
+    head = ["test", "point"] + ([BASELINE] if has_base else [])
+    head += [c for k in others for c in ([k, "× kafka"] if has_base else [k])]
+    lines = [f"### {title}", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    keys = sorted({k for k, _ in med if k[0] in THROUGHPUT_TESTS}, key=lambda k: (THROUGHPUT_TESTS.index(k[0]), k))
+    for key in keys:
+        base = med.get((key, BASELINE), {}).get(metric)
+        cells = [TEST_NAMES[key[0]], _point_label(key)] + ([fmt.format(base) if base else "–"] if has_base else [])
+        for k in others:
+            v = med.get((key, k), {}).get(metric)
+            cells += [fmt.format(v) if v is not None else "–"] + ([_ratio(v, base)] if has_base else [])
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def _latency_table(med: dict, kinds: list[str]) -> list[str]:
+    has_base = BASELINE in kinds
+    lines = ["### Ack latency at a fixed rate (LatencyProbe, ms: p50 / p99 / p99.9)", "",
+             "| point | " + " | ".join(kinds) + (" | p99 × kafka |" if has_base else " |"),
+             "|---|" + "---|" * (len(kinds) + has_base)]
+    for key in sorted({k for k, _ in med if k[0] == "probe"}):
+        cells = [_point_label(key)]
+        for k in kinds:
+            m = med.get((key, k))
+            late = m and m["achieved_rate"] < 0.98 * key[5]
+            cells.append(f"{m['p50_ms']:.2f} / {m['p99_ms']:.2f} / {m['p999_ms']:.2f}" + (" (rate not held)" if late else "")
+                         if m else "–")
+        base = med.get((key, BASELINE), {}).get("p99_ms")
+        if has_base:
+            cells.append(", ".join(f"{k} {_ratio(med.get((key, k), {}).get('p99_ms'), base)}"
+                                   for k in kinds if k != BASELINE))
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def _process_table(rows: list[dict], kinds: list[str]) -> list[str]:
+    lines = ["### Process", "", "| | " + " | ".join(kinds) + " |", "|---|" + "---|" * len(kinds)]
+    proc = {k: [r for r in rows if r["kind"] == k and r["test"] == "process"] for k in kinds}
+    peak = {k: max((r["peak_rss_mb"] for r in rows if r["kind"] == k and "peak_rss_mb" in r), default=0) for k in kinds}
+
+    def row(label: str, cell) -> str:
+        return f"| {label} | " + " | ".join(cell(k) for k in kinds) + " |"
+
+    lines.append(row("start-to-ready (ms, median)", lambda k: f"{median(r['ready_ms'] for r in proc[k]):.0f}"))
+    lines.append(row("idle RSS (MB, median)", lambda k: f"{median(r['idle_rss_mb'] for r in proc[k]):.1f}"))
+    lines.append(row("peak RSS under load (MB, max)", lambda k: f"{peak[k]:.0f}"))
+    return lines + [""]
+
+
+def _chart_value(med: dict, key: tuple, kind: str, ratio: bool) -> float:
+    v = med.get((key, kind), {}).get("mb_s", 0.0)
+    if not ratio:
+        return v
+    base = med.get((key, BASELINE), {}).get("mb_s")
+    return v / base if base else float("nan")
+
+
+def _chart(path: Path, med: dict, kinds: list[str]) -> None:
+    tput = sorted({k for k, _ in med if k[0] in THROUGHPUT_TESTS}, key=lambda k: (THROUGHPUT_TESTS.index(k[0]), k))
+    probes = sorted({k for k, _ in med if k[0] == "probe"})
+    ratio = BASELINE in kinds and len(kinds) > 1
+    shown = [k for k in kinds if k != BASELINE] if ratio else kinds
+    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(max(8, len(tput) * 0.55), 9), gridspec_kw=dict(height_ratios=[3, 2]))
+    width = 0.8 / len(shown)
+    for i, kind in enumerate(shown):
+        vals = [_chart_value(med, k, kind, ratio) for k in tput]
+        ax1.bar([x + i * width for x in range(len(tput))], vals, width, label=kind, color=COLORS[kind])
+    if ratio:
+        ax1.axhline(1.0, color="black", linewidth=0.8)
+    ax1.set_ylabel("MB/s ÷ Kafka's" if ratio else "MB/s")
+    ax1.set_title("Throughput" + (" relative to Apache Kafka (higher is better)" if ratio else ""))
+    ax1.set_xticks([x + width * (len(shown) - 1) / 2 for x in range(len(tput))])
+    ax1.set_xticklabels([f"{k[0]}\n{_point_label(k)}" for k in tput], rotation=70, ha="right", fontsize=7)
+    ax1.legend()
+    width = 0.8 / len(kinds)
+    for i, kind in enumerate(kinds):
+        ax2.bar([x + i * width for x in range(len(probes))], [med.get((k, kind), {}).get("p99_ms", 0) for k in probes],
+                width, label=kind, color=COLORS[kind])
+    ax2.set_ylabel("p99 ack latency (ms)")
+    ax2.set_title("p99 ack latency at a fixed rate (lower is better)")
+    ax2.set_xticks([x + width * (len(kinds) - 1) / 2 for x in range(len(probes))])
+    ax2.set_xticklabels([_point_label(k) for k in probes], fontsize=8)
+    ax2.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write(out: Path, meta: dict, rows: list[dict]) -> None:
+    kinds = meta["kinds"]
+    tput = _medians([r for r in rows if r["test"] in THROUGHPUT_TESTS], ("mb_s", "msg_s", "cpu_s_per_gb"))
+    lat = _medians([r for r in rows if r["test"] == "probe"], ("p50_ms", "p99_ms", "p999_ms", "achieved_rate"))
+    m = meta["machine"]
+    loads = [r["load1"] for r in rows if "load1" in r]
+    lines = [
+        f"## Jet vs Apache Kafka ({meta['started']}, preset {meta['preset']}, {meta['reps']} repetition(s), "
+        f"{meta['brokers']} broker(s) per cluster, replication factor {meta['replication_factor']})", "",
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['mem_gib']} GiB, Linux {m['kernel']}, {m['java']}; "
+        f"jet at {m['jet_commit']}. Load average (1 min) before the run {meta['load1_before']:.2f}, during it "
+        f"median {median(loads):.2f}, max {max(loads):.2f}; the run took {meta['minutes']} min. "
+        f"Each produce point writes {meta['produce_mb']:g} MB, after an unmeasured warm-up of "
+        f"{meta['warmup_mb']:g} MB per broker start. Medians over repetitions.", "",
+        "Durability: " + "; ".join(f"**{k}**: {v}" for k, v in meta["durability"].items()) + ".", "",
+        CLIENTS.replace("\n", " "), "",
+    ]
+    lines += _throughput_table(tput, kinds, "mb_s", "{:.1f}", "Throughput (MB/s)")
+    lines += _throughput_table(tput, kinds, "msg_s", "{:,.0f}", "Throughput (records/s)")
+    lines += _throughput_table(tput, kinds, "cpu_s_per_gb", "{:.2f}", "Broker CPU seconds per GB moved (lower is better)")
+    lines += _latency_table(lat, kinds)
+    lines += _process_table(rows, kinds)
+    (out / "results.md").write_text("\n".join(lines))
+    _chart(out / "chart.png", {**tput, **lat}, kinds)
