@@ -47,13 +47,13 @@ class Point:
 PRESETS = {
     "full": dict(sizes=[100, 1024, 16384], acks=["1", "all"], partitions=[1, 8], compression=["none", "lz4"],
                  reps=3, produce_mb=256, warmup_mb=256, probe_rates=[2000, 10000], probe_seconds=15,
-                 probe_warmup=2),
+                 probe_warmup=2, groups=True),
     "quick": dict(sizes=[1024], acks=["1", "all"], partitions=[1, 8], compression=["none"],
                   reps=1, produce_mb=256, warmup_mb=256, probe_rates=[5000], probe_seconds=8,
-                  probe_warmup=2),
+                  probe_warmup=2, groups=True),
     "smoke": dict(sizes=[1024], acks=["all"], partitions=[1], compression=["none"],
                   reps=1, produce_mb=2, warmup_mb=1, probe_rates=[200], probe_seconds=1, probe_warmup=0.5,
-                  kinds=["jet-fsync", "jet-interval"]),
+                  kinds=["jet-fsync", "jet-interval"], groups=False),
 }
 
 
@@ -82,7 +82,7 @@ def run_point(a: argparse.Namespace, tools: loads.Tools, cluster: brokers.Cluste
         with brokers.Usage(cluster) as u:
             t = loads.rd_consume(tools, cluster.bootstrap, topic, pt.partitions, count)
         rows.append(_throughput_row(dict(base, test="consume"), pt.size, t, u))
-        if a.with_groups:
+        if a.groups and pt.size == 1024:
             with brokers.Usage(cluster) as u:
                 t = loads.java_consume_group(tools, cluster.bootstrap, topic, count, f"g-{topic}")
             rows.append(_throughput_row(dict(base, test="java-consume-group"), pt.size, t, u))
@@ -178,7 +178,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--probe-rates", nargs="+", type=int, help="LatencyProbe send rates, records/s (1 KiB)")
     p.add_argument("--probe-seconds", type=float)
     p.add_argument("--probe-warmup", type=float, help="seconds the probe sends before it measures")
-    p.add_argument("--with-groups", action="store_true", help="also ConsumerPerformance (needs consumer groups)")
+    p.add_argument("--groups", action=argparse.BooleanOptionalAction,
+                   help="consume the 1 KiB acks=all points again with ConsumerPerformance (a consumer group)")
     a = p.parse_args(argv)
     for k, v in PRESETS[a.preset].items():
         if getattr(a, k, None) is None:
