@@ -39,9 +39,9 @@ def payload(size: int) -> str:
     return "".join(chr(65 + rnd.randrange(26)) for _ in range(size))
 
 
-def _run(argv: list[str]) -> str:
+def _run(argv: list[str], check_exit: bool = True) -> str:
     p = subprocess.run(argv, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
-    if p.returncode != 0:
+    if check_exit and p.returncode != 0:
         raise RuntimeError(f"exit {p.returncode}: {' '.join(argv[:12])} ...\n"
                            f"--- stdout ---\n{p.stdout[-3000:]}\n--- stderr ---\n{p.stderr[-3000:]}")
     return p.stdout
@@ -61,8 +61,12 @@ def rd_produce(tools: Tools, bootstrap: str, topic: str, size: int, count: int, 
     output every 100 ms): librdkafka's broker thread can sleep up to a second before sending
     the first or the last batch, which would otherwise dominate a short run whatever the broker.
     The time returned is what the whole count takes at that rate."""
+    # Its exit status compares a produced-message counter with the delivery reports, and
+    # that counter can end one short with every record delivered (seen against Kafka:
+    # 2,559,999 vs 2,560,000 delivered, 0 errors): the delivery check below is the real one.
     out = _run([str(tools.rdkafka_performance), "-P", "-t", topic, "-b", bootstrap, "-s", str(size), "-c", str(count),
-                "-a", "-1" if acks == "all" else acks, "-z", compression, "-m", payload(size), "-u", "-i", "100"])
+                "-a", "-1" if acks == "all" else acks, "-z", compression, "-m", payload(size), "-u", "-i", "100"],
+               check_exit=False)
     # table columns: elapsed(ms) msgs bytes rtt dr dr_m/s dr_MB/s dr_err tx_err outq offset
     rows = [[float(c) for c in ln.strip("| \n").split("|")] for ln in out.splitlines()
             if re.match(r"\|\s+\d", ln)]
