@@ -19,11 +19,11 @@ fn append(c: &mut Criterion) {
             || {
                 let dir = tempfile::tempdir().expect("tempdir");
                 let log = PartitionLog::open(dir.path(), LogConfig::default()).expect("open");
-                (dir, log, batch.clone())
+                (dir, log)
             },
-            |(dir, mut log, mut b)| {
+            |(dir, mut log)| {
                 for _ in 0..BATCHES {
-                    log.append(&mut b, 0).expect("append");
+                    log.append(&batch, 0, 0).expect("append");
                 }
                 (dir, log)
             },
@@ -34,7 +34,7 @@ fn append(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut log = PartitionLog::open(dir.path(), LogConfig::default()).expect("open");
     for _ in 0..BATCHES {
-        log.append(&mut batch.clone(), 0).expect("append");
+        log.append(&batch, 0, 0).expect("append");
     }
     let end = log.log_end_offset();
     g.bench_function("read 1 MiB from offset 0", |bench| {
