@@ -356,7 +356,16 @@ impl Broker {
         let now = now_ms();
         for topic in self.topics.all() {
             for p in topic.partitions() {
-                if let Err(e) = p.flush_if_due(now) {
+                // Through the flusher (which fences the log if the fsync fails), on this
+                // blocking-pool thread, with the partition unlocked.
+                let flushed = match p.interval_flush_due(now) {
+                    Ok(Some(target)) => {
+                        futures::executor::block_on(self.flusher.sync(target)).map(drop).map_err(PartitionError::from)
+                    }
+                    Ok(None) => Ok(()),
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = flushed {
                     tracing::warn!(topic = topic.name, partition = p.index, error = %e, "interval flush failed");
                 }
                 if !retention_due {

@@ -306,16 +306,16 @@ impl Partition {
         Ok(())
     }
 
-    /// With `flush.ms` set: fsyncs when the interval has passed since the last flush.
-    pub fn flush_if_due(&self, now_ms: i64) -> Result<(), PartitionError> {
+    /// With `flush.ms` set and the interval passed since the last flush: what to fsync.
+    /// The caller syncs it outside the partition lock, so appends never wait for it.
+    pub fn interval_flush_due(&self, now_ms: i64) -> Result<Option<SyncTarget>, PartitionError> {
         let mut inner = self.lock()?;
-        let Some(interval) = inner.config.flush_interval_ms else { return Ok(()) };
+        let Some(interval) = inner.config.flush_interval_ms else { return Ok(None) };
         if now_ms - inner.last_flush_ms < interval {
-            return Ok(());
+            return Ok(None);
         }
         inner.last_flush_ms = now_ms;
-        inner.log.flush()?;
-        Ok(())
+        Ok(Some(inner.log.sync_target()))
     }
 
     /// fsyncs everything.

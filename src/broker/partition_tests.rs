@@ -150,3 +150,22 @@ fn clean_close_restores_producer_state_from_the_snapshot_once() {
     let p = open(dir.path(), LogConfig::default());
     assert!(matches!(append(&p, &a).expect("accepted"), Appended::New { base_offset: 4, .. }));
 }
+
+#[tokio::test]
+async fn interval_flushing_hands_out_what_to_sync_once_per_interval() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = EffectiveTopicConfig { flush_interval_ms: Some(1_000), ..config(LogConfig::default()) };
+    let p = Partition::open("t", 0, dir.path(), cfg).expect("open partition");
+    let batch = producer_batch(3, 1, 10, Compression::None, (-1, -1, -1));
+    assert!(matches!(append(&p, &batch).expect("append"), Appended::New { sync: None, .. }));
+    assert_eq!(p.high_watermark(), 3, "interval flushing makes appends visible at once");
+    let target = p.interval_flush_due(5_000).expect("due").expect("a flush is due");
+    assert!(p.interval_flush_due(5_500).expect("not due").is_none(), "once per interval");
+    assert!(p.interval_flush_due(6_000).expect("due").is_some());
+    let flusher = crate::log::Flusher::start();
+    assert_eq!(flusher.sync(target).await.expect("fsync"), 3);
+    // Without flush.ms appends are synced by their own requests, never on an interval.
+    let other = tempfile::tempdir().expect("tempdir");
+    let q = open(other.path(), LogConfig::default());
+    assert!(q.interval_flush_due(i64::MAX).expect("checked").is_none());
+}
