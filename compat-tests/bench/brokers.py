@@ -26,6 +26,8 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 # Stock Kafka server settings (as kafka-server-start.sh runs them) except the log dir, the
 # listeners and replication factors of 1 for the internal topics of a single node.
+# The same logging the reference broker of the compat tests uses: WARN and above to stderr.
+KAFKA_LOG4J = Path(__file__).resolve().parent.parent / "kafka-ref" / "log4j2.properties"
 KAFKA_HEAP = ["-Xms1g", "-Xmx1g"]
 KAFKA_JVM = ["-server", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-XX:InitiatingHeapOccupancyPercent=35",
              "-XX:+ExplicitGCInvokesConcurrent", "-Djava.awt.headless=true"]
@@ -198,10 +200,9 @@ def _kafka_cluster(n: int, root: Path, libs: Path) -> Cluster:
         d.mkdir(parents=True)
         props = d / "server.properties"
         props.write_text(_kafka_properties(i + 1, port, cport, voters, d / "data", n))
-        (d / "log4j2.properties").write_text(KAFKA_LOG4J)
         subprocess.run(["java", "-cp", cp, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props)],
                        check=True, capture_output=True)
-        argv = ["java", *KAFKA_HEAP, *KAFKA_JVM, f"-Dlog4j2.configurationFile={d / 'log4j2.properties'}",
+        argv = ["java", *KAFKA_HEAP, *KAFKA_JVM, f"-Dlog4j2.configurationFile={KAFKA_LOG4J}",
                 "-cp", cp, "kafka.Kafka", str(props)]
         nodes.append(Node(port, d, argv))
     return Cluster("kafka", nodes)
@@ -227,13 +228,3 @@ group.initial.rebalance.delay.ms=0
 """
 
 
-KAFKA_LOG4J = """rootLogger.level = INFO
-rootLogger.appenderRef.stderr.ref = STDERR
-appender.stderr.type = Console
-appender.stderr.name = STDERR
-appender.stderr.target = SYSTEM_ERR
-appender.stderr.layout.type = PatternLayout
-appender.stderr.layout.pattern = [%d] %p %m (%c)%n
-logger.kafka.name = org.apache.kafka
-logger.kafka.level = WARN
-"""

@@ -51,20 +51,9 @@ CP="$LIBS/*"
 if [ ! -f "$DATA/logs/meta.properties" ]; then
   java -cp "$CP" kafka.tools.StorageTool format -t "$(java -cp "$CP" kafka.tools.StorageTool random-uuid)" -c "$DATA/server.properties" >&2
 fi
-cat > "$DATA/log4j2.properties" <<'L4J'
-rootLogger.level = INFO
-rootLogger.appenderRef.stderr.ref = STDERR
-appender.stderr.type = Console
-appender.stderr.name = STDERR
-appender.stderr.target = SYSTEM_ERR
-appender.stderr.layout.type = PatternLayout
-appender.stderr.layout.pattern = [%d] %p %m (%c)%n
-logger.kafka.name = org.apache.kafka
-logger.kafka.level = WARN
-L4J
 # jet's contract is "SIGTERM -> graceful exit 0"; the JVM exits 143, so translate.
 # (The harness SIGKILLs the whole process group, which takes java down too.)
-java -Xmx1g -Dlog4j2.configurationFile="$DATA/log4j2.properties" -cp "$CP" kafka.Kafka "$DATA/server.properties" &
+java -Xmx1g -Dlog4j2.configurationFile="$HERE/log4j2.properties" -cp "$CP" kafka.Kafka "$DATA/server.properties" &
 JPID=$!
 trap 'kill -TERM $JPID 2>/dev/null' TERM INT
 set +e

@@ -34,21 +34,10 @@ share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
 PROPS
-cat > "$RUN/log4j2.properties" <<'L4J'
-rootLogger.level = INFO
-rootLogger.appenderRef.stderr.ref = STDERR
-appender.stderr.type = Console
-appender.stderr.name = STDERR
-appender.stderr.target = SYSTEM_ERR
-appender.stderr.layout.type = PatternLayout
-appender.stderr.layout.pattern = [%d] %p %m (%c)%n
-logger.kafka.name = org.apache.kafka
-logger.kafka.level = WARN
-L4J
 CP="$LIBS/*"
 java -cp "$CP" kafka.tools.StorageTool format -t "$(java -cp "$CP" kafka.tools.StorageTool random-uuid)" \
   -c "$RUN/server.properties" > "$RUN/format.log" 2>&1
-nohup java -Xmx1g -Dlog4j2.configurationFile="$RUN/log4j2.properties" -cp "$CP" kafka.Kafka "$RUN/server.properties" \
+nohup java -Xmx1g -Dlog4j2.configurationFile="$HERE/log4j2.properties" -cp "$CP" kafka.Kafka "$RUN/server.properties" \
   > "$RUN/kafka.log" 2>&1 &
 echo $! > "$RUN/kafka.pid"
 for _ in $(seq 1 120); do
