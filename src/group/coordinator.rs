@@ -215,7 +215,13 @@ impl GroupCoordinator {
             Err(e) if e.code == ResponseError::TopicAlreadyExists => {
                 broker.topic(OFFSETS_TOPIC).ok_or(ResponseError::CoordinatorNotAvailable)
             }
-            Ok(None) | Err(_) => Err(ResponseError::CoordinatorNotAvailable),
+            // Creation is never validate-only here, so `Ok(None)` cannot happen.
+            Ok(None) => Err(ResponseError::CoordinatorNotAvailable),
+            Err(e) => {
+                // E.g. a bad offsets.topic.num.partitions or a full disk: say why, once per try.
+                warn!(code = ?e.code, message = ?e.message, "cannot create {OFFSETS_TOPIC}");
+                Err(ResponseError::CoordinatorNotAvailable)
+            }
         }
     }
 
