@@ -90,13 +90,6 @@ pub struct KafkaSettings {
     #[arg(long, env = "JET_QUEUED_MAX_REQUEST_BYTES", default_value_t = 1 << 30)]
     pub queued_max_request_bytes: u64,
 
-    /// Bytes of fetched records the broker holds at once across all connections (read and
-    /// not yet written to the client). A fetch that would exceed it returns what fits, or
-    /// nothing, and the client fetches again: memory stays bounded even when clients stop
-    /// reading their responses. Jet's own setting (Kafka has no such bound).
-    #[arg(long, env = "JET_FETCH_MEMORY_MAX_BYTES", default_value_t = 1 << 30)]
-    pub fetch_memory_max_bytes: u64,
-
     /// `fetch.max.bytes`: most bytes one Fetch response carries, whatever the client asks.
     #[arg(long, env = "JET_FETCH_MAX_BYTES", default_value_t = 57_671_680)]
     pub fetch_max_bytes: i32,
@@ -300,7 +293,6 @@ impl KafkaSettings {
             "message.max.bytes" => self.message_max_bytes = parse(key, value)?,
             "queued.max.request.bytes" => self.queued_max_request_bytes = parse(key, value)?,
             "fetch.max.bytes" => self.fetch_max_bytes = parse(key, value)?,
-            "fetch.memory.max.bytes" => self.fetch_memory_max_bytes = parse(key, value)?,
             "log.segment.bytes" => self.log_segment_bytes = parse(key, value)?,
             "log.roll.ms" => self.log_roll_ms = parse(key, value)?,
             "log.roll.hours" => self.log_roll_ms = parse::<i64>(key, value)? * 3_600_000,

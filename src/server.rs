@@ -10,7 +10,11 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use tokio::io::{AsyncWriteExt, BufWriter};
+use std::io::ErrorKind;
+use std::os::fd::AsRawFd;
+
+use tokio::io::{AsyncWriteExt, BufWriter, Interest};
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -18,6 +22,8 @@ use tracing::{debug, info, warn};
 
 use crate::broker::Broker;
 use crate::handler;
+use crate::log::FileRange;
+use crate::protocol::splice::Part;
 use crate::protocol::{self, Decoded, frame};
 
 /// Requests a connection may have in flight before the reader stops reading.
@@ -148,7 +154,7 @@ impl<T> Drop for AbortOnDrop<T> {
     }
 }
 
-async fn write_responses(writer: tokio::net::tcp::OwnedWriteHalf, mut rx: mpsc::Receiver<Pending>) {
+async fn write_responses(writer: OwnedWriteHalf, mut rx: mpsc::Receiver<Pending>) {
     let mut writer = BufWriter::with_capacity(64 * 1024, writer);
     while let Some(pending) = rx.recv().await {
         let response = match pending.await {
@@ -166,7 +172,7 @@ async fn write_responses(writer: tokio::net::tcp::OwnedWriteHalf, mut rx: mpsc::
         // write (and flush) gets WRITE_TIMEOUT.
         let write = async {
             if let Some(out) = &response {
-                writer.write_all(&out.bytes).await?;
+                write_parts(&mut writer, &out.parts).await?;
             }
             if rx.is_empty() {
                 writer.flush().await?;
@@ -187,4 +193,54 @@ async fn write_responses(writer: tokio::net::tcp::OwnedWriteHalf, mut rx: mpsc::
     }
     let _ = writer.flush().await;
     let _ = writer.shutdown().await;
+}
+
+/// Writes a response's parts: encoded bytes through the buffer, file ranges straight from
+/// the page cache to the socket.
+async fn write_parts(writer: &mut BufWriter<OwnedWriteHalf>, parts: &[Part<Vec<FileRange>>]) -> std::io::Result<()> {
+    for part in parts {
+        match part {
+            Part::Bytes(bytes) => writer.write_all(bytes).await?,
+            Part::Hole(ranges) => {
+                writer.flush().await?;
+                for range in ranges {
+                    send_file(writer.get_ref().as_ref(), range).await?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `sendfile(2)` of one file range to the (non-blocking) socket. Like Kafka's
+/// `FileRecords.writeTo`, the copy happens in the kernel and may block the thread on a
+/// page-cache miss.
+async fn send_file(stream: &TcpStream, range: &FileRange) -> std::io::Result<()> {
+    let end = range.pos + range.len as u64;
+    let mut pos = range.pos;
+    while pos < end {
+        stream.writable().await?;
+        let sent = stream.try_io(Interest::WRITABLE, || {
+            let mut offset = libc::off_t::try_from(pos).map_err(|e| std::io::Error::new(ErrorKind::InvalidInput, e))?;
+            let count = usize::try_from(end - pos).unwrap_or(usize::MAX);
+            // SAFETY: both descriptors are open for the duration of the call (the socket is
+            // borrowed, the file held by its Arc) and `offset` is a valid out-parameter.
+            let n = unsafe { libc::sendfile(stream.as_raw_fd(), range.file.as_raw_fd(), &mut offset, count) };
+            if n < 0 { Err(std::io::Error::last_os_error()) } else { Ok(n as u64) }
+        });
+        match sent {
+            // The segment is shorter than planned (it cannot be: plans cover written bytes
+            // and files are only cut at startup); the frame cannot be completed.
+            Ok(0) => {
+                return Err(std::io::Error::new(
+                    ErrorKind::UnexpectedEof,
+                    format!("{} ends before byte {end}", range.path.display()),
+                ));
+            }
+            Ok(n) => pos += n,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }

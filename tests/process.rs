@@ -9,7 +9,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use common::Client;
+use common::{Client, whole_batches};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
@@ -114,7 +114,8 @@ async fn read_all(addr: std::net::SocketAddr) -> Vec<u64> {
                 ]),
         ]);
         let r: FetchResponse = c.call(ApiKey::Fetch, 12, &req).await;
-        let mut bytes = r.responses[0].partitions[0].records.clone().unwrap();
+        // A fetch may end inside a batch, as with Kafka: decode the whole ones.
+        let mut bytes = whole_batches(r.responses[0].partitions[0].records.clone().unwrap());
         if bytes.is_empty() {
             return out;
         }

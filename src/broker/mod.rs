@@ -48,6 +48,10 @@ pub enum BrokerError {
     Io { path: PathBuf, source: std::io::Error },
     #[error("invalid setting: {0}")]
     Config(String),
+    /// Fetches send records from the segment files through placeholders in a reserved
+    /// address range (see `protocol::splice`); without it they cannot be served.
+    #[error("cannot reserve address space for zero-copy fetches (is `ulimit -v` set?): {0}")]
+    AddressSpace(String),
 }
 
 /// A Kafka error code with an optional message, for per-resource results.
@@ -92,8 +96,6 @@ pub struct Broker {
     pub topics: TopicRegistry,
     pub flusher: Flusher,
     pub fetch_sessions: fetch_sessions::FetchSessions,
-    /// Bounds fetched bytes held in memory (`fetch.memory.max.bytes`).
-    pub fetch_memory: crate::protocol::frame::MemoryBudget,
     /// Consumer groups coordinated here.
     pub groups: crate::group::GroupCoordinator,
     meta: MetaStore,
@@ -119,6 +121,7 @@ impl Broker {
     /// Opens the data directory, recovering every partition.
     pub fn open(config: BrokerConfig) -> Result<Arc<Broker>, BrokerError> {
         topic_config::validate_broker_settings(&config.kafka).map_err(BrokerError::Config)?;
+        crate::protocol::splice::region().map_err(|e| BrokerError::AddressSpace(e.to_string()))?;
         let data_dir = config.data_dir.clone();
         std::fs::create_dir_all(&data_dir).map_err(|source| BrokerError::Io { path: data_dir.clone(), source })?;
         let meta = MetaStore::open(&data_dir.join("__jet_meta"))?;
@@ -149,9 +152,6 @@ impl Broker {
             topics,
             flusher: Flusher::start(),
             fetch_sessions: fetch_sessions::FetchSessions::default(),
-            fetch_memory: crate::protocol::frame::MemoryBudget::new(
-                usize::try_from(config.kafka.fetch_memory_max_bytes).unwrap_or(usize::MAX),
-            ),
             groups,
             meta,
             producer_ids: Mutex::new(ProducerIds { next: limit, limit }),

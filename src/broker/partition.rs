@@ -18,7 +18,7 @@ use tokio::sync::watch;
 use crate::broker::producer_state::{BatchMeta, ProducerStateTable, SeqCheck, add_seq, next_seq};
 use crate::broker::topic_config::EffectiveTopicConfig;
 use crate::log::batch::{self, BatchHeader};
-use crate::log::{Flusher, LogError, PartitionLog, ReadPlan, SyncTarget, write_durably};
+use crate::log::{FileRange, Flusher, LogError, PartitionLog, ReadPlan, SyncTarget, write_durably};
 
 /// Leader epoch stamped on every batch. A single node never changes leader; with raft
 /// this becomes the term.
@@ -85,11 +85,22 @@ pub struct PlannedRead {
 }
 
 impl PlannedRead {
-    /// The most bytes executing the plan can return.
-    pub fn max_len(&self) -> usize {
-        self.plan.max_len()
+    /// Bytes the plan covers.
+    pub fn len(&self) -> usize {
+        self.plan.len()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.plan.is_empty()
+    }
+
+    /// The file ranges to send, as planned (the last batch may be cut short by the size
+    /// limit, as Kafka's fetches do).
+    pub fn into_ranges(self) -> Vec<FileRange> {
+        self.plan.into_ranges()
+    }
+
+    /// Reads the plan into memory, whole batches only.
     pub fn execute(self) -> Result<ReadResult, PartitionError> {
         let records = self.plan.execute()?;
         Ok(ReadResult { records, high_watermark: self.high_watermark, log_start_offset: self.log_start_offset })

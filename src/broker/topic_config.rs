@@ -184,11 +184,6 @@ pub fn validate_broker_settings(settings: &KafkaSettings) -> Result<(), String> 
     at_least("default.replication.factor", i64::from(settings.default_replication_factor), 1)?;
     at_least("socket.request.max.bytes", i64::from(settings.socket_request_max_bytes), 1024)?;
     at_least("fetch.max.bytes", i64::from(settings.fetch_max_bytes), 1024)?;
-    at_least(
-        "fetch.memory.max.bytes",
-        i64::try_from(settings.fetch_memory_max_bytes).unwrap_or(i64::MAX),
-        i64::from(settings.fetch_max_bytes),
-    )?;
     at_least("offsets.topic.num.partitions", i64::from(settings.offsets_topic_num_partitions), 1)?;
     Ok(())
 }

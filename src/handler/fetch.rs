@@ -18,8 +18,9 @@ use tokio::sync::watch;
 
 use crate::broker::Broker;
 use crate::broker::fetch_sessions::{Reported, SessionError, SessionKey, SessionPartition, Updated};
-use crate::broker::partition::{Partition, PartitionError, ReadResult};
-use crate::protocol::frame::{MemoryBudget, Reservation};
+use crate::broker::partition::{Partition, PartitionError};
+use crate::log::FileRange;
+use crate::protocol::splice::Placeholders;
 
 use super::topic_name;
 
@@ -108,15 +109,35 @@ fn items_from(broker: &Broker, version: i16, partitions: &IndexMap<SessionKey, S
         .collect()
 }
 
-/// A fetch response and the `fetch.memory.max.bytes` it holds until written.
+/// A fetch response whose record sets are placeholders for file ranges: the records go
+/// from the segment files to the socket without being read into memory (see
+/// [`crate::protocol::splice`]).
 pub struct Fetched {
     pub response: FetchResponse,
-    pub held: Option<Reservation>,
+    pub placeholders: Placeholders<Vec<FileRange>>,
+}
+
+impl Fetched {
+    /// The response with every placeholder replaced by the records it stands for.
+    #[cfg(test)]
+    pub fn materialized(mut self) -> FetchResponse {
+        for p in self.response.responses.iter_mut().flat_map(|t| t.partitions.iter_mut()) {
+            let Some(ranges) = p.records.as_deref().and_then(|r| self.placeholders.resolve(r)) else { continue };
+            let mut bytes = Vec::new();
+            for r in ranges {
+                let start = bytes.len();
+                bytes.resize(start + r.len, 0);
+                std::os::unix::fs::FileExt::read_exact_at(&*r.file, &mut bytes[start..], r.pos).expect("read range");
+            }
+            p.records = Some(Bytes::from(bytes));
+        }
+        std::mem::take(&mut self.response)
+    }
 }
 
 impl From<FetchResponse> for Fetched {
     fn from(response: FetchResponse) -> Self {
-        Fetched { response, held: None }
+        Fetched { response, placeholders: Placeholders::default() }
     }
 }
 
@@ -189,12 +210,11 @@ pub async fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -
     let max_bytes = usize::try_from(request.max_bytes).unwrap_or(0).min(cap);
 
     let mut shutdown = broker.shutdown_signal();
-    let budget = &broker.fetch_memory;
     let read = loop {
         // Subscribe before reading so an append between the read and the wait wakes us.
         let mut watchers: Vec<watch::Receiver<i64>> =
             items.iter().filter_map(|i| i.partition.as_ref().map(|p| p.watch_high_watermark())).collect();
-        let read = read_all(&items, max_bytes, budget);
+        let read = read_all(&items, max_bytes);
         if read.total >= min_bytes
             || read.any_error
             || watchers.is_empty()
@@ -208,10 +228,10 @@ pub async fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -
         tokio::select! {
             _ = any_change => {}
             _ = shutdown.changed() => {}
-            () = tokio::time::sleep_until(deadline) => break read_all(&items, max_bytes, budget),
+            () = tokio::time::sleep_until(deadline) => break read_all(&items, max_bytes),
         }
     };
-    let held = read.held;
+    let placeholders = read.placeholders;
     let results = read.partitions;
 
     let mut reported = Vec::new();
@@ -247,7 +267,7 @@ pub async fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -
         sessions.record_reported(session_id, reported, incremental);
     }
     let response = FetchResponse::default().with_session_id(session_id).with_responses(topics.into_values().collect());
-    Fetched { response, held }
+    Fetched { response, placeholders }
 }
 
 fn empty(index: i32) -> PartitionData {
@@ -261,55 +281,20 @@ fn empty(index: i32) -> PartitionData {
         .with_records(Some(Bytes::new()))
 }
 
-enum Outcome {
-    /// The records read and the budget they hold (`None` when served unaccounted).
-    Read(ReadResult, Option<Reservation>),
-    /// The read does not fit in the budget right now: answered without records.
-    NoRoom { high_watermark: i64, log_start_offset: i64 },
-}
-
-/// Plans a partition read, reserves the most it can return, reads, and gives back what
-/// was not used. A read larger than the whole budget (a batch above
-/// `fetch.memory.max.bytes`) is served unaccounted rather than never.
-fn read_within(
-    partition: &Partition,
-    offset: i64,
-    limit: usize,
-    min_one: bool,
-    budget: &MemoryBudget,
-) -> Result<Outcome, PartitionError> {
-    let planned = partition.plan_read(offset, limit, min_one)?;
-    let need = planned.max_len();
-    let mut reserved = match budget.try_reserve(need) {
-        Some(r) => Some(r),
-        None if need > budget.capacity() => None,
-        None => {
-            let (high_watermark, log_start_offset) = (planned.high_watermark, planned.log_start_offset);
-            return Ok(Outcome::NoRoom { high_watermark, log_start_offset });
-        }
-    };
-    let read = planned.execute()?;
-    if let Some(r) = &mut reserved {
-        drop(r.split(need.saturating_sub(read.records.len())));
-    }
-    Ok(Outcome::Read(read, reserved))
-}
-
 /// One pass over a fetch's partitions.
 struct ReadPass {
     partitions: Vec<PartitionData>,
     total: usize,
     any_error: bool,
-    /// `fetch.memory.max.bytes` held for the records read.
-    held: Option<Reservation>,
+    placeholders: Placeholders<Vec<FileRange>>,
 }
 
-/// Reads every item once. Each partition's read is planned, the most it can return is
-/// reserved against `budget`, and the unused part is given back after reading.
-fn read_all(items: &[Item], max_bytes: usize, budget: &MemoryBudget) -> ReadPass {
+/// Plans every item's read once; each partition's records are a placeholder for the
+/// planned file ranges.
+fn read_all(items: &[Item], max_bytes: usize) -> ReadPass {
     let mut total = 0usize;
     let mut any_error = false;
-    let mut held: Option<Reservation> = None;
+    let mut placeholders = Placeholders::default();
     let mut out = Vec::with_capacity(items.len());
     for item in items {
         let mut data = empty(item.key.partition);
@@ -323,24 +308,21 @@ fn read_all(items: &[Item], max_bytes: usize, budget: &MemoryBudget) -> ReadPass
             }
         };
         let limit = usize::try_from(item.max_bytes).unwrap_or(0).min(max_bytes.saturating_sub(total));
-        match read_within(partition, item.fetch_offset, limit, total == 0, budget) {
-            Ok(Outcome::Read(read, reserved)) => {
-                if let Some(r) = reserved.filter(|_| !read.records.is_empty()) {
-                    match &mut held {
-                        Some(h) => h.merge(r),
-                        None => held = Some(r),
+        match partition.plan_read(item.fetch_offset, limit, total == 0) {
+            Ok(planned) => {
+                data.high_watermark = planned.high_watermark;
+                data.last_stable_offset = planned.high_watermark;
+                data.log_start_offset = planned.log_start_offset;
+                let len = planned.len();
+                match placeholders.add(len, planned.into_ranges()) {
+                    Ok(records) => {
+                        total += len;
+                        data.records = Some(records);
                     }
+                    // Nothing to send, or (never with the sizes fetches are capped at)
+                    // no room left in the placeholder region: no records this time.
+                    Err(_ranges) => {}
                 }
-                total += read.records.len();
-                data.high_watermark = read.high_watermark;
-                data.last_stable_offset = read.high_watermark;
-                data.log_start_offset = read.log_start_offset;
-                data.records = Some(read.records);
-            }
-            Ok(Outcome::NoRoom { high_watermark, log_start_offset }) => {
-                data.high_watermark = high_watermark;
-                data.last_stable_offset = high_watermark;
-                data.log_start_offset = log_start_offset;
             }
             Err(e) => {
                 any_error = true;
@@ -357,5 +339,5 @@ fn read_all(items: &[Item], max_bytes: usize, budget: &MemoryBudget) -> ReadPass
         }
         out.push(data);
     }
-    ReadPass { partitions: out, total, any_error, held }
+    ReadPass { partitions: out, total, any_error, placeholders }
 }

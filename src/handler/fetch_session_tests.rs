@@ -130,32 +130,39 @@ async fn unknown_topic_ids_are_answered_separately() {
 }
 
 #[tokio::test]
-async fn fetched_records_are_held_against_the_memory_budget_until_written() {
+async fn fetched_records_are_placeholders_for_exact_file_ranges() {
     let dir = tempfile::tempdir().unwrap();
-    let b = broker_with(dir.path(), &["--set", "fetch.max.bytes=1024,fetch.memory.max.bytes=1024"]);
-    b.create_topic("t", 3, 1, Default::default(), false).unwrap();
+    let b = broker_with(dir.path(), &["--set", "fetch.max.bytes=1024"]);
+    b.create_topic("t", 2, 1, Default::default(), false).unwrap();
     for _ in 0..8 {
         produce(&b, "t", &[0, 1]).await;
     }
-    produce(&b, "t", &[2]).await;
-    let fetch = |p: i32| request(0, -1, vec![topic("t", vec![part(p, 0)])]).with_max_bytes(1024);
-    let first = fetch::handle(&b, fetch(0), 12).await;
-    assert_eq!(shape(&first.response), vec![(0, true)]);
-    let size = first.response.responses[0].partitions[0].records.as_ref().unwrap().len();
-    assert!(size > 512, "eight batches should be more than half the budget");
-    // Exactly the records read are held while the response is unwritten...
-    assert_eq!(b.fetch_memory.available(), 1024 - size);
-    // ...so a second fetch of as much gets no records (not an error) while one that
-    // fits in what is left is served.
-    let second = fetch::handle(&b, fetch(1), 12).await;
-    assert_eq!(shape(&second.response), vec![(1, false)]);
-    assert_eq!(second.response.responses[0].partitions[0].error_code, 0);
-    let small = fetch::handle(&b, fetch(2), 12).await;
-    assert_eq!(shape(&small.response), vec![(2, true)]);
-    drop(small);
-    // Once the first response is written (dropped), the budget is back.
-    drop(first);
-    assert_eq!(b.fetch_memory.available(), 1024);
-    let third = fetch::handle(&b, fetch(1), 12).await;
-    assert_eq!(shape(&third.response), vec![(1, true)]);
+    let one = batch().len();
+    let fetch = request(0, -1, vec![topic("t", vec![part(0, 0), part(1, 0)])]).with_max_bytes(1024);
+    let fetched = fetch::handle(&b, fetch, 12).await;
+    // Nothing was read: each record set is a placeholder standing for file ranges, the
+    // second partition getting what the response limit leaves of 1024 bytes.
+    let lens: Vec<usize> = fetched.response.responses[0]
+        .partitions
+        .iter()
+        .map(|p| {
+            let records = p.records.as_ref().unwrap();
+            assert!(fetched.placeholders.resolve(records).is_some());
+            records.len()
+        })
+        .collect();
+    assert_eq!(lens, vec![8 * one, 1024 - 8 * one]);
+    // Materialised, the first partition holds its eight batches and the second the
+    // start of its log, cut at the limit (clients drop the partial batch, as with Kafka).
+    let response = fetched.materialized();
+    let offsets = |records: &[u8]| -> Vec<Result<i64, ()>> {
+        crate::log::BatchIter::new(records).map(|b| b.map(|(h, _)| h.base_offset).map_err(|_| ())).collect()
+    };
+    let first = response.responses[0].partitions[0].records.clone().unwrap();
+    assert_eq!(offsets(&first), (0..8).map(Ok).collect::<Vec<_>>());
+    let second = response.responses[0].partitions[1].records.clone().unwrap();
+    let whole = (1024 - 8 * one) / one;
+    let mut expected: Vec<Result<i64, ()>> = (0..whole as i64).map(Ok).collect();
+    expected.push(Err(()));
+    assert_eq!(offsets(&second), expected);
 }

@@ -52,25 +52,45 @@ use kafka_protocol::protocol::VersionRange;
 
 use crate::broker::Broker;
 use crate::protocol::frame::Reservation;
+use crate::log::FileRange;
+use crate::protocol::splice::{Part, encode_response_parts};
 use crate::protocol::{EncodeError, Request, bounds, encode_response};
 
-/// A response frame and the memory it holds until it is written to the socket (the
-/// request frame's bytes, and for fetches the records read).
+/// A response frame, in parts: encoded bytes and, for fetches, the segment file ranges
+/// holding the records (sent with `sendfile`, never read into memory). Also holds the
+/// request frame's memory reservation until the response is written.
 pub struct Outgoing {
-    pub bytes: Bytes,
-    /// From different budgets, so kept side by side rather than merged.
-    held: Vec<Reservation>,
+    pub parts: Vec<Part<Vec<FileRange>>>,
+    held: Option<Reservation>,
 }
 
 impl Outgoing {
     pub fn new(bytes: Bytes) -> Self {
-        Self { bytes, held: Vec::new() }
+        Self { parts: vec![Part::Bytes(bytes)], held: None }
     }
 
     /// Keeps `reservation` alive until this response has been written.
     pub fn holding(mut self, reservation: Option<Reservation>) -> Self {
-        self.held.extend(reservation);
+        self.held = reservation;
         self
+    }
+
+    /// The whole frame in memory, file ranges read (tests and tools).
+    pub fn to_vec(&self) -> std::io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        for part in &self.parts {
+            match part {
+                Part::Bytes(b) => out.extend_from_slice(b),
+                Part::Hole(ranges) => {
+                    for r in ranges {
+                        let start = out.len();
+                        out.resize(start + r.len, 0);
+                        std::os::unix::fs::FileExt::read_exact_at(&*r.file, &mut out[start..], r.pos)?;
+                    }
+                }
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -187,8 +207,9 @@ pub async fn dispatch(broker: &Arc<Broker>, request: Request, peer: Option<std::
             let broker = broker.clone();
             Box::pin(async move {
                 let fetched = fetch::handle(&broker, r, v).await;
-                // The fetched records stay accounted until the response is written.
-                Ok(to.encode(ResponseKind::Fetch(fetched.response))?.map(|o| o.holding(fetched.held)))
+                let (body, placeholders) = (fetched.response, fetched.placeholders);
+                let parts = encode_response_parts(to.api_key, v, to.correlation_id, &body, placeholders)?;
+                Ok(Some(Outgoing { parts, held: None }))
             })
         }
         RequestKind::ApiVersions(r) => ready(to.encode(ResponseKind::ApiVersions(api_versions::handle(r, v)))),

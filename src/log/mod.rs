@@ -43,7 +43,7 @@ pub use batch::{
 };
 pub use flusher::{Flusher, SyncTarget};
 pub use partition_log::{AppendInfo, PartitionLog};
-pub use read_plan::ReadPlan;
+pub use read_plan::{FileRange, ReadPlan};
 pub(crate) use recovery::write_durably;
 
 /// Per-partition log settings, mirroring Kafka's topic-level configs of the same names.

@@ -471,6 +471,44 @@ fn a_read_plan_outlives_segment_deletion_and_ignores_later_appends() {
     assert_eq!(headers(&plan.execute().expect("execute")).iter().map(|h| h.base_offset).collect::<Vec<_>>(), vec![8]);
 }
 
+/// The bytes a plan's ranges cover, read as they would be sent.
+fn ranges_bytes(plan: super::ReadPlan) -> Vec<u8> {
+    let mut out = Vec::new();
+    for r in plan.into_ranges() {
+        let start = out.len();
+        out.resize(start + r.len, 0);
+        std::os::unix::fs::FileExt::read_exact_at(&*r.file, &mut out[start..], r.pos).expect("read range");
+    }
+    out
+}
+
+#[test]
+fn planned_ranges_end_at_the_high_watermark_and_cut_at_max_bytes_like_kafka() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let one = batch(2, 0).len();
+    // Several segments, and index entries that skip batches.
+    let mut log = open(dir.path(), LogConfig { segment_bytes: one as u64 * 3, index_interval_bytes: one as u64 * 2, ..cfg() });
+    let stored: Vec<Vec<u8>> = (0..10).map(|i| append(&mut log, 2, i).1).collect();
+    // Everything visible: the ranges are the log's bytes from the batch holding offset 3.
+    assert_eq!(ranges_bytes(log.plan_read(3, usize::MAX, 20, false).expect("plan")), stored[1..].concat());
+    // Visible up to offset 13: whole batches up to (not including) the one at 14, across
+    // segments, without reading them.
+    assert_eq!(ranges_bytes(log.plan_read(3, usize::MAX, 14, false).expect("plan")), stored[1..7].concat());
+    // `upto` inside a batch keeps that batch, as whole-batch reads always did.
+    assert_eq!(ranges_bytes(log.plan_read(0, usize::MAX, 13, false).expect("plan")), stored[..7].concat());
+    // max_bytes may end inside a batch (Kafka's FileRecords.slice); executing into memory
+    // drops the partial batch.
+    let plan = log.plan_read(0, one * 2 + 10, 20, false).expect("plan");
+    assert_eq!(plan.len(), one * 2 + 10);
+    assert_eq!(ranges_bytes(plan), stored.concat()[..one * 2 + 10]);
+    assert_eq!(&log.read(0, one * 2 + 10, 20, false).expect("read")[..], &stored[..2].concat()[..]);
+    // KIP-74: the first batch whole even when larger than max_bytes.
+    assert_eq!(ranges_bytes(log.plan_read(4, 10, 20, true).expect("plan")), stored[2]);
+    assert_eq!(ranges_bytes(log.plan_read(4, 10, 20, false).expect("plan")), stored[2][..10]);
+    // Nothing visible from here.
+    assert!(log.plan_read(14, usize::MAX, 14, false).expect("plan").is_empty());
+}
+
 #[test]
 fn corrupt_older_segment_drops_everything_after_it() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -9,6 +9,7 @@
 
 pub mod bounds;
 pub mod frame;
+pub mod splice;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};

@@ -127,3 +127,18 @@ impl Client {
         self.read_response(key, version, id).await
     }
 }
+
+/// The complete batches at the start of `bytes` (each is 12 bytes of offset and length,
+/// then `length` bytes).
+pub fn whole_batches(bytes: Bytes) -> Bytes {
+    let mut end = 0;
+    while bytes.len() >= end + 12 {
+        let len = i32::from_be_bytes(bytes[end + 8..end + 12].try_into().unwrap()) as usize;
+        if bytes.len() < end + 12 + len {
+            break;
+        }
+        end += 12 + len;
+    }
+    bytes.slice(..end)
+}
+
