@@ -2,8 +2,8 @@
 //! into few `fdatasync` calls.
 //!
 //! The thread blocks for the first pending request, then drains everything else already
-//! queued, deduplicates by file (`Arc::ptr_eq`), syncs each distinct file once and completes
-//! all requests of the round. Requests arriving while a sync runs form the next round, so
+//! queued, deduplicates by file (`Arc::ptr_eq`), syncs each distinct file once (several
+//! files concurrently, with helper threads) and completes all requests of the round. Requests arriving while a sync runs form the next round, so
 //! under load the number of fsyncs is bounded by the fsync latency, not the request rate.
 
 use std::fs::File;
@@ -74,7 +74,11 @@ impl Flusher {
     }
 }
 
+/// Most files one round syncs at once: the flusher thread plus this many helpers.
+const MAX_SYNC_HELPERS: usize = 7;
+
 fn run(rx: mpsc::Receiver<(SyncTarget, Reply)>, fsyncs: Arc<AtomicU64>) {
+    let mut helpers = SyncHelpers::default();
     while let Ok(first) = rx.recv() {
         let mut round = vec![first];
         round.extend(rx.try_iter());
@@ -87,28 +91,108 @@ fn run(rx: mpsc::Receiver<(SyncTarget, Reply)>, fsyncs: Arc<AtomicU64>) {
                 None => groups.push((target.file, vec![waiter])),
             }
         }
-        for (file, waiters) in groups {
-            let result = file.sync_data();
-            fsyncs.fetch_add(1, Ordering::Relaxed);
-            for (end_offset, failed, reply) in waiters {
-                if result.is_err() {
-                    // Set before any reply goes out, so no later round can report success.
-                    failed.store(true, Ordering::SeqCst);
+        // The files are synced concurrently: on ext4 each fdatasync of a grown file waits
+        // for a journal commit, and concurrent ones share a commit instead of queueing for
+        // one each. Each file's waiters are answered as soon as its own sync returns.
+        let mut groups: Vec<Option<Vec<Waiter>>> = groups
+            .into_iter()
+            .enumerate()
+            .map(|(i, (file, waiters))| {
+                if i > 0 {
+                    helpers.dispatch(i, file);
+                } else {
+                    let result = file.sync_data();
+                    fsyncs.fetch_add(1, Ordering::Relaxed);
+                    answer(waiters, &result);
+                    return None;
                 }
-                let r = match &result {
-                    Ok(()) if failed.load(Ordering::SeqCst) => Err(LogError::StorageFailed),
-                    Ok(()) => Ok(end_offset),
-                    // io::Error is not Clone: give each waiter an equivalent error.
-                    Err(e) => Err(LogError::Io {
-                        op: "fdatasync segment",
-                        path: Default::default(),
-                        source: io::Error::new(e.kind(), e.to_string()),
-                    }),
-                };
-                // The requester may have given up waiting; nothing to do then.
-                let _ = reply.send(r);
+                Some(waiters)
+            })
+            .collect();
+        while groups.iter().any(Option::is_some) {
+            let Some((i, result)) = helpers.next_done() else { break };
+            fsyncs.fetch_add(1, Ordering::Relaxed);
+            if let Some(waiters) = groups.get_mut(i).and_then(Option::take) {
+                answer(waiters, &result);
             }
         }
+    }
+}
+
+/// Answers the requests waiting on one file's sync.
+fn answer(waiters: Vec<Waiter>, result: &io::Result<()>) {
+    for (end_offset, failed, reply) in waiters {
+        if result.is_err() {
+            // Set before any reply goes out, so no later round can report success.
+            failed.store(true, Ordering::SeqCst);
+        }
+        let r = match result {
+            Ok(()) if failed.load(Ordering::SeqCst) => Err(LogError::StorageFailed),
+            Ok(()) => Ok(end_offset),
+            // io::Error is not Clone: give each waiter an equivalent error.
+            Err(e) => Err(LogError::Io {
+                op: "fdatasync segment",
+                path: Default::default(),
+                source: io::Error::new(e.kind(), e.to_string()),
+            }),
+        };
+        // The requester may have given up waiting; nothing to do then.
+        let _ = reply.send(r);
+    }
+}
+
+/// Threads that fdatasync files handed to them, started as rounds first need them.
+struct SyncHelpers {
+    queues: Vec<mpsc::Sender<(usize, Arc<File>)>>,
+    done_tx: mpsc::Sender<(usize, io::Result<()>)>,
+    done_rx: mpsc::Receiver<(usize, io::Result<()>)>,
+    /// Dispatched syncs whose result has not been collected.
+    outstanding: usize,
+}
+
+impl Default for SyncHelpers {
+    fn default() -> Self {
+        let (done_tx, done_rx) = mpsc::channel();
+        SyncHelpers { queues: Vec::new(), done_tx, done_rx, outstanding: 0 }
+    }
+}
+
+impl SyncHelpers {
+    /// Has the `i`th file of the round synced by a helper (spread round-robin; a helper
+    /// given two files syncs them one after the other). If no helper can run, syncs it
+    /// here and queues the result all the same.
+    fn dispatch(&mut self, i: usize, file: Arc<File>) {
+        let slot = (i - 1) % MAX_SYNC_HELPERS;
+        if slot >= self.queues.len() {
+            let (tx, rx) = mpsc::channel::<(usize, Arc<File>)>();
+            let done = self.done_tx.clone();
+            let spawned = std::thread::Builder::new().name("jet-log-sync".into()).spawn(move || {
+                for (i, file) in rx {
+                    if done.send((i, file.sync_data())).is_err() {
+                        break;
+                    }
+                }
+            });
+            if let Err(e) = spawned {
+                tracing::warn!(error = %e, "cannot start a sync helper thread; syncing on the flusher");
+            }
+            self.queues.push(tx);
+        }
+        self.outstanding += 1;
+        if let Err(mpsc::SendError((i, file))) = self.queues[slot].send((i, file)) {
+            // The helper never started: do its work here.
+            let _ = self.done_tx.send((i, file.sync_data()));
+        }
+    }
+
+    /// The next dispatched sync to finish, `None` when none is outstanding.
+    fn next_done(&mut self) -> Option<(usize, io::Result<()>)> {
+        if self.outstanding == 0 {
+            return None;
+        }
+        let done = self.done_rx.recv().ok()?;
+        self.outstanding -= 1;
+        Some(done)
     }
 }
 
@@ -150,5 +234,23 @@ mod tests {
         let rb = flusher.sync(SyncTarget { file: b, end_offset: 5, failed: Default::default() }).await.expect("b");
         assert_eq!((ra, rb), (3, 5));
         assert_eq!(flusher.fsync_count(), 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn many_files_at_once_are_each_synced_once_and_answered() {
+        let flusher = Flusher::start();
+        // More files than helpers, so some helpers sync several in a round.
+        let files: Vec<Arc<File>> = (0..3 * MAX_SYNC_HELPERS).map(|_| Arc::new(tempfile::tempfile().expect("f"))).collect();
+        let mut set = tokio::task::JoinSet::new();
+        for (i, file) in files.iter().enumerate() {
+            let f = flusher.clone();
+            let target = SyncTarget { file: file.clone(), end_offset: i as i64, failed: Default::default() };
+            set.spawn(async move { (i as i64, f.sync(target).await) });
+        }
+        while let Some(r) = set.join_next().await {
+            let (i, synced) = r.expect("join");
+            assert_eq!(synced.expect("sync"), i);
+        }
+        assert_eq!(flusher.fsync_count(), files.len() as u64);
     }
 }
