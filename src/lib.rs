@@ -15,7 +15,8 @@
 //!   concurrent waits, graceful shutdown). Tests start it on port 0 with [`server::run`].
 //! - [`protocol`]: frames with a size cap, request decoding guarded by
 //!   [`protocol::bounds`] (a schema walk that rejects lying array counts before the
-//!   `kafka-protocol` crate allocates), response encoding.
+//!   `kafka-protocol` crate allocates), response encoding, and [`protocol::splice`], which
+//!   lets a Fetch response carry file ranges in place of record bytes.
 //! - [`handler`]: one file per Kafka API key, dispatched from one `match` in
 //!   [`handler::dispatch`]. Per-partition failures are error codes, never a dropped
 //!   connection.
@@ -27,7 +28,8 @@
 //! - [`log`]: one partition's segments (`.log`, `.index`, `.timeindex` named by 20-digit
 //!   base offset), batch validation with bounded decompression, broker-side
 //!   recompression (`compression.type`), crash recovery, retention, reads planned under
-//!   the partition lock and executed outside it, and the group-commit flusher.
+//!   the partition lock as exact file ranges (sent to the client with `sendfile`, never
+//!   read into memory), and the group-commit flusher.
 //!
 //! Tests: unit tests sit beside the code (`*_tests.rs` files where a module's tests are
 //! long); `tests/` starts real brokers (in process on port 0, and the `jet` binary for
@@ -49,8 +51,8 @@
 //! # Durability model
 //!
 //! A produce request's batches are appended to the active segment in request order;
-//! the flusher then fsyncs every file with pending writes once per round, however many
-//! requests are waiting. Only then does the high watermark advance, the `acks=all`
+//! the flusher then fsyncs every file with pending writes once per round (the round's
+//! files concurrently), however many requests are waiting. Only then does the high watermark advance, the `acks=all`
 //! response go out, and consumers see the data. `flush.ms` trades this for interval
 //! flushing (weaker: a crash can lose acknowledged writes).
 

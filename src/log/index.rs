@@ -160,6 +160,12 @@ impl SparseIndex<OffsetEntry> {
         let i = self.entries.partition_point(|e| e.relative_offset <= rel);
         i.checked_sub(1).map(|i| self.entries[i])
     }
+
+    /// The entry with the largest position `<= pos` (positions grow with offsets).
+    pub fn lookup_position(&self, pos: u32) -> Option<OffsetEntry> {
+        let i = self.entries.partition_point(|e| e.position <= pos);
+        i.checked_sub(1).map(|i| self.entries[i])
+    }
 }
 
 impl SparseIndex<TimeEntry> {

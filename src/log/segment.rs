@@ -17,6 +17,9 @@ use super::{LogError, io_err};
 /// Read granularity for sequential scans (recovery, index rebuilds, header walks).
 const SCAN_CHUNK: usize = 256 * 1024;
 
+/// Bytes read at a time when walking batch headers to find where a read may end.
+const WALK_CHUNK: usize = 16 * 1024;
+
 /// The bytes of a batch before its CRC (baseOffset, batchLength, partitionLeaderEpoch,
 /// magic): what an append rewrites.
 pub const PREFIX_SIZE: usize = 17;
@@ -239,6 +242,35 @@ impl Segment {
             pos += h.total_size() as u64;
         }
         Ok(None)
+    }
+
+    /// The end of the last whole batch that starts at or after `from` (a batch boundary) and
+    /// ends by `limit`; `from` itself when not even the first one fits. Starts from the
+    /// sparse index entry nearest below `limit`, so it reads a few headers at most.
+    pub fn last_batch_end(&self, from: u64, limit: u64) -> Result<u64, LogError> {
+        let limit = limit.min(self.size);
+        let indexed = u32::try_from(limit).ok().and_then(|l| self.offset_index.lookup_position(l));
+        let mut pos = indexed.map_or(from, |e| u64::from(e.position).max(from));
+        while pos < limit {
+            // Small batches: walk a chunk of them in memory.
+            let want = (limit - pos) as usize;
+            let chunk = self.read_vec(pos, want.min(WALK_CHUNK))?;
+            let walked = BatchIter::new(&chunk).map_while(Result::ok).last().map_or(0, |(_, r)| r.end);
+            if walked > 0 {
+                pos += walked as u64;
+                continue;
+            }
+            if want <= WALK_CHUNK {
+                break; // the next batch ends past `limit`
+            }
+            // One batch larger than the chunk: its header says where it ends.
+            let end = pos + BatchHeader::parse(&chunk)?.total_size() as u64;
+            if end > limit {
+                break;
+            }
+            pos = end;
+        }
+        Ok(pos)
     }
 
     /// Cuts the data at `pos` (a batch boundary), fsyncs, and rebuilds the indexes.

@@ -483,7 +483,7 @@ fn ranges_bytes(plan: super::ReadPlan) -> Vec<u8> {
 }
 
 #[test]
-fn planned_ranges_end_at_the_high_watermark_and_cut_at_max_bytes_like_kafka() {
+fn planned_ranges_hold_whole_batches_up_to_the_high_watermark_and_max_bytes() {
     let dir = tempfile::tempdir().expect("tempdir");
     let one = batch(2, 0).len();
     // Several segments, and index entries that skip batches.
@@ -496,17 +496,39 @@ fn planned_ranges_end_at_the_high_watermark_and_cut_at_max_bytes_like_kafka() {
     assert_eq!(ranges_bytes(log.plan_read(3, usize::MAX, 14, false).expect("plan")), stored[1..7].concat());
     // `upto` inside a batch keeps that batch, as whole-batch reads always did.
     assert_eq!(ranges_bytes(log.plan_read(0, usize::MAX, 13, false).expect("plan")), stored[..7].concat());
-    // max_bytes may end inside a batch (Kafka's FileRecords.slice); executing into memory
-    // drops the partial batch.
-    let plan = log.plan_read(0, one * 2 + 10, 20, false).expect("plan");
-    assert_eq!(plan.len(), one * 2 + 10);
-    assert_eq!(ranges_bytes(plan), stored.concat()[..one * 2 + 10]);
-    assert_eq!(&log.read(0, one * 2 + 10, 20, false).expect("read")[..], &stored[..2].concat()[..]);
-    // KIP-74: the first batch whole even when larger than max_bytes.
+    // max_bytes ending inside a batch ends the plan before that batch, within a segment and
+    // in a later one, and also when index entries (every second batch here) are passed.
+    for (offset, limit, batches) in [(0, one * 2 + 10, 0..2), (0, one * 5 - 1, 0..4), (2, one * 4 + 1, 1..5)] {
+        let plan = log.plan_read(offset, limit, 20, false).expect("plan");
+        assert_eq!(ranges_bytes(plan), stored[batches.clone()].concat(), "from {offset} within {limit}");
+        assert_eq!(&log.read(offset, limit, 20, false).expect("read")[..], &stored[batches].concat()[..]);
+    }
+    // KIP-74: the first batch whole even when larger than max_bytes; without min_one
+    // nothing.
     assert_eq!(ranges_bytes(log.plan_read(4, 10, 20, true).expect("plan")), stored[2]);
-    assert_eq!(ranges_bytes(log.plan_read(4, 10, 20, false).expect("plan")), stored[2][..10]);
+    assert!(log.plan_read(4, 10, 20, false).expect("plan").is_empty());
     // Nothing visible from here.
     assert!(log.plan_read(14, usize::MAX, 14, false).expect("plan").is_empty());
+}
+
+#[test]
+fn plans_cut_between_batches_larger_than_the_header_walk_chunk() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut log = open(dir.path(), LogConfig { index_interval_bytes: 1 << 20, ..cfg() });
+    let mut stored = Vec::new();
+    for i in 0..4 {
+        let mut b = test_util::batch_sized(1, i, 40_000, Compression::None);
+        let info = log.append(&b, 0, i).expect("append");
+        set_base_offset(&mut b, info.base_offset).expect("offset");
+        set_partition_leader_epoch(&mut b, 0).expect("epoch");
+        stored.push(b);
+    }
+    let one = stored[0].len();
+    // No index entry to start from: the walk hops header to header.
+    let plan = log.plan_read(0, one * 2 + one / 2, 10, false).expect("plan");
+    assert_eq!(ranges_bytes(plan), stored[..2].concat());
+    let plan = log.plan_read(1, one * 3 - 1, 10, true).expect("plan");
+    assert_eq!(ranges_bytes(plan), stored[1..3].concat());
 }
 
 #[test]
