@@ -185,15 +185,14 @@ def _targets_table(tput: dict, lat: dict, ratios: dict, rows: list[dict], kinds:
     return lines + [""]
 
 
-def _chart_value(med: dict, key: tuple, kind: str, ratio: bool) -> float:
-    v = med.get((key, kind), {}).get("mb_s", 0.0)
+def _chart_value(med: dict, ratios: dict, key: tuple, kind: str, ratio: bool) -> float:
     if not ratio:
-        return v
-    base = med.get((key, BASELINE), {}).get("mb_s")
-    return v / base if base else float("nan")
+        return med.get((key, kind), {}).get("mb_s", 0.0)
+    r = _cell_ratio(ratios, key, kind, "mb_s")
+    return r if r is not None else float("nan")
 
 
-def _chart(path: Path, med: dict, kinds: list[str]) -> None:
+def _chart(path: Path, med: dict, ratios: dict, kinds: list[str]) -> None:
     tput = sorted({k for k, _ in med if k[0] in THROUGHPUT_TESTS}, key=lambda k: (THROUGHPUT_TESTS.index(k[0]), k))
     probes = sorted({k for k, _ in med if k[0] == "probe"})
     ratio = BASELINE in kinds and len(kinds) > 1
@@ -201,7 +200,7 @@ def _chart(path: Path, med: dict, kinds: list[str]) -> None:
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(max(8, len(tput) * 0.55), 9), gridspec_kw=dict(height_ratios=[3, 2]))
     width = 0.8 / len(shown)
     for i, kind in enumerate(shown):
-        vals = [_chart_value(med, k, kind, ratio) for k in tput]
+        vals = [_chart_value(med, ratios, k, kind, ratio) for k in tput]
         ax1.bar([x + i * width for x in range(len(tput))], vals, width, label=kind, color=COLORS[kind])
     if ratio:
         ax1.axhline(1.0, color="black", linewidth=0.8)
@@ -253,4 +252,4 @@ def write(out: Path, meta: dict, rows: list[dict]) -> None:
     lines += _latency_table(lat, ratios, kinds)
     lines += _process_table(rows, kinds)
     (out / "results.md").write_text("\n".join(lines))
-    _chart(out / "chart.png", {**tput, **lat}, kinds)
+    _chart(out / "chart.png", {**tput, **lat}, ratios, kinds)

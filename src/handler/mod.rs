@@ -74,24 +74,6 @@ impl Outgoing {
         self.held = reservation;
         self
     }
-
-    /// The whole frame in memory, file ranges read (tests and tools).
-    pub fn to_vec(&self) -> std::io::Result<Vec<u8>> {
-        let mut out = Vec::new();
-        for part in &self.parts {
-            match part {
-                Part::Bytes(b) => out.extend_from_slice(b),
-                Part::Hole(ranges) => {
-                    for r in ranges {
-                        let start = out.len();
-                        out.resize(start + r.len, 0);
-                        std::os::unix::fs::FileExt::read_exact_at(&*r.file, &mut out[start..], r.pos)?;
-                    }
-                }
-            }
-        }
-        Ok(out)
-    }
 }
 
 /// A response, `None` when the request gets no response (`acks=0`).

@@ -91,10 +91,6 @@ impl<T> Placeholders<T> {
         Ok(Bytes::from_static(&region[range]))
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.holes.is_empty()
-    }
-
     /// What `bytes` stands for, if it is one of these placeholders.
     pub fn resolve(&self, bytes: &[u8]) -> Option<&T> {
         let start = (bytes.as_ptr() as usize).checked_sub(region().ok()?.as_ptr() as usize)?;
