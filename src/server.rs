@@ -198,6 +198,13 @@ async fn write_responses(writer: OwnedWriteHalf, mut rx: mpsc::Receiver<Pending>
 /// Writes a response's parts: encoded bytes through the buffer, file ranges straight from
 /// the page cache to the socket.
 async fn write_parts(writer: &mut BufWriter<OwnedWriteHalf>, parts: &[Part<Vec<FileRange>>]) -> std::io::Result<()> {
+    let spliced = parts.len() > 1;
+    if spliced {
+        // Corked, the frame's small encoded pieces go out in full segments together with
+        // the file data instead of as packets of their own (each one a wake-up of the
+        // client); uncorking after the last piece sends what is left at once.
+        set_cork(writer.get_ref().as_ref(), true)?;
+    }
     for part in parts {
         match part {
             Part::Bytes(bytes) => writer.write_all(bytes).await?,
@@ -209,7 +216,26 @@ async fn write_parts(writer: &mut BufWriter<OwnedWriteHalf>, parts: &[Part<Vec<F
             }
         }
     }
+    if spliced {
+        writer.flush().await?;
+        set_cork(writer.get_ref().as_ref(), false)?;
+    }
     Ok(())
+}
+
+fn set_cork(stream: &TcpStream, on: bool) -> std::io::Result<()> {
+    let value: libc::c_int = on.into();
+    // SAFETY: a valid socket and a pointer to a c_int of the length given.
+    let r = unsafe {
+        libc::setsockopt(
+            stream.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_CORK,
+            (&raw const value).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if r == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) }
 }
 
 /// `sendfile(2)` of one file range to the (non-blocking) socket. Like Kafka's
