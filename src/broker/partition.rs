@@ -94,8 +94,7 @@ impl PlannedRead {
         self.plan.is_empty()
     }
 
-    /// The file ranges to send, as planned (the last batch may be cut short by the size
-    /// limit, as Kafka's fetches do).
+    /// The file ranges to send (whole batches).
     pub fn into_ranges(self) -> Vec<FileRange> {
         self.plan.into_ranges()
     }

@@ -51,8 +51,8 @@ use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 use kafka_protocol::protocol::VersionRange;
 
 use crate::broker::Broker;
-use crate::protocol::frame::Reservation;
 use crate::log::FileRange;
+use crate::protocol::frame::Reservation;
 use crate::protocol::splice::{Part, encode_response_parts};
 use crate::protocol::{EncodeError, Request, bounds, encode_response};
 

@@ -240,7 +240,8 @@ mod tests {
     async fn many_files_at_once_are_each_synced_once_and_answered() {
         let flusher = Flusher::start();
         // More files than helpers, so some helpers sync several in a round.
-        let files: Vec<Arc<File>> = (0..3 * MAX_SYNC_HELPERS).map(|_| Arc::new(tempfile::tempfile().expect("f"))).collect();
+        let files: Vec<Arc<File>> =
+            (0..3 * MAX_SYNC_HELPERS).map(|_| Arc::new(tempfile::tempfile().expect("f"))).collect();
         let mut set = tokio::task::JoinSet::new();
         for (i, file) in files.iter().enumerate() {
             let f = flusher.clone();

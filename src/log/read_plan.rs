@@ -120,7 +120,8 @@ impl ReadPlan {
     pub fn execute(self) -> Result<Bytes, LogError> {
         let mut out: Vec<u8> = Vec::with_capacity(self.len());
         for range in &self.ranges {
-            let read = read_up_to(&range.file, range.len, range.pos, &mut out).map_err(io_err("read segment", &range.path))?;
+            let read =
+                read_up_to(&range.file, range.len, range.pos, &mut out).map_err(io_err("read segment", &range.path))?;
             if read < range.len {
                 break;
             }

@@ -487,7 +487,8 @@ fn planned_ranges_hold_whole_batches_up_to_the_high_watermark_and_max_bytes() {
     let dir = tempfile::tempdir().expect("tempdir");
     let one = batch(2, 0).len();
     // Several segments, and index entries that skip batches.
-    let mut log = open(dir.path(), LogConfig { segment_bytes: one as u64 * 3, index_interval_bytes: one as u64 * 2, ..cfg() });
+    let mut log =
+        open(dir.path(), LogConfig { segment_bytes: one as u64 * 3, index_interval_bytes: one as u64 * 2, ..cfg() });
     let stored: Vec<Vec<u8>> = (0..10).map(|i| append(&mut log, 2, i).1).collect();
     // Everything visible: the ranges are the log's bytes from the batch holding offset 3.
     assert_eq!(ranges_bytes(log.plan_read(3, usize::MAX, 20, false).expect("plan")), stored[1..].concat());

@@ -17,8 +17,8 @@ use std::sync::OnceLock;
 use bytes::buf::UninitSlice;
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, ResponseHeader};
-use kafka_protocol::protocol::buf::ByteBufMut;
 use kafka_protocol::protocol::Encodable;
+use kafka_protocol::protocol::buf::ByteBufMut;
 
 use super::EncodeError;
 
@@ -211,8 +211,8 @@ pub fn encode_response_parts<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kafka_protocol::messages::{FetchResponse, ResponseKind};
     use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+    use kafka_protocol::messages::{FetchResponse, ResponseKind};
 
     fn response(records: Vec<Bytes>) -> FetchResponse {
         let partitions = records
@@ -232,12 +232,8 @@ mod tests {
     /// own encoding of the response with the real bytes, at every Fetch version.
     #[test]
     fn spliced_equals_plain_encoding_at_every_version() {
-        let real: Vec<Bytes> = vec![
-            Bytes::from(vec![1u8; 300]),
-            Bytes::new(),
-            Bytes::from(vec![2u8; 70_000]),
-            Bytes::from(vec![3u8; 5]),
-        ];
+        let real: Vec<Bytes> =
+            vec![Bytes::from(vec![1u8; 300]), Bytes::new(), Bytes::from(vec![2u8; 70_000]), Bytes::from(vec![3u8; 5])];
         let range = crate::handler::supported_versions(ApiKey::Fetch).expect("fetch is served");
         for version in range.min..=range.max {
             let plain =
@@ -247,8 +243,7 @@ mod tests {
             let stand_ins: Vec<Bytes> =
                 real.iter().map(|r| placeholders.add(r.len(), r.clone()).unwrap_or_else(|r| r)).collect();
             let parts =
-                encode_response_parts(ApiKey::Fetch, version, 42, &response(stand_ins), placeholders)
-                    .expect("spliced");
+                encode_response_parts(ApiKey::Fetch, version, 42, &response(stand_ins), placeholders).expect("spliced");
             let holes = parts.iter().filter(|p| matches!(p, Part::Hole(_))).count();
             assert_eq!(holes, 3, "v{version}: the empty record set is not a hole");
             let mut joined = Vec::new();
@@ -269,7 +264,8 @@ mod tests {
         let lookalike = Bytes::from(vec![0u8; 16]);
         let body = response(vec![lookalike, stand_in]);
         let parts = encode_response_parts(ApiKey::Fetch, 12, 1, &body, placeholders).expect("spliced");
-        let holes: Vec<&str> = parts.iter().filter_map(|p| if let Part::Hole(v) = p { Some(*v) } else { None }).collect();
+        let holes: Vec<&str> =
+            parts.iter().filter_map(|p| if let Part::Hole(v) = p { Some(*v) } else { None }).collect();
         assert_eq!(holes, vec!["hole"]);
     }
 

@@ -141,4 +141,3 @@ pub fn whole_batches(bytes: Bytes) -> Bytes {
     }
     bytes.slice(..end)
 }
-
