@@ -91,24 +91,23 @@ fn run(rx: mpsc::Receiver<(SyncTarget, Reply)>, fsyncs: Arc<AtomicU64>) {
                 None => groups.push((target.file, vec![waiter])),
             }
         }
-        // The files are synced concurrently: on ext4 each fdatasync of a grown file waits
-        // for a journal commit, and concurrent ones share a commit instead of queueing for
-        // one each. Each file's waiters are answered as soon as its own sync returns.
-        let mut groups: Vec<Option<Vec<Waiter>>> = groups
-            .into_iter()
-            .enumerate()
-            .map(|(i, (file, waiters))| {
-                if i > 0 {
-                    helpers.dispatch(i, file);
-                } else {
-                    let result = file.sync_data();
-                    fsyncs.fetch_add(1, Ordering::Relaxed);
-                    answer(waiters, &result);
-                    return None;
-                }
+        // The files are synced concurrently: each fdatasync of a grown file writes its data,
+        // its metadata (size, new blocks) and flushes the device cache; run together, those
+        // writes and flushes overlap instead of queueing one file after another. Each
+        // file's waiters are answered as soon as its own sync returns.
+        // The other files go to the helpers before this thread syncs the first one, so
+        // all of them are in flight together.
+        let mut groups = groups.into_iter();
+        let Some((first_file, first_waiters)) = groups.next() else { continue };
+        let mut groups: Vec<Option<Vec<Waiter>>> = std::iter::once(None)
+            .chain(groups.enumerate().map(|(i, (file, waiters))| {
+                helpers.dispatch(i + 1, file);
                 Some(waiters)
-            })
+            }))
             .collect();
+        let result = first_file.sync_data();
+        fsyncs.fetch_add(1, Ordering::Relaxed);
+        answer(first_waiters, &result);
         while groups.iter().any(Option::is_some) {
             let Some((i, result)) = helpers.next_done() else { break };
             fsyncs.fetch_add(1, Ordering::Relaxed);
