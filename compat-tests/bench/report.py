@@ -48,10 +48,6 @@ def _medians(rows: list[dict], metrics: tuple[str, ...]) -> dict:
     return {k: {m: median(r[m] for r in rs) for m in metrics} for k, rs in groups.items()}
 
 
-def _ratio(v: float | None, base: float | None) -> str:
-    return f"{v / base:.2f}×" if v is not None and base else "–"
-
-
 def _paired_ratios(rows: list[dict], metrics: tuple[str, ...]) -> dict:
     """{(point key, kind): {metric: median over repetitions of kind ÷ Kafka in that repetition}}.
 
