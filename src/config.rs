@@ -73,6 +73,14 @@ pub struct KafkaSettings {
     #[arg(long, env = "JET_NUM_PARTITIONS", default_value_t = 1)]
     pub num_partitions: i32,
 
+    /// `max.broker.partitions` (the name KIP-578 proposed; not in Apache Kafka): most
+    /// partitions this broker hosts in total, counting internal topics. A CreateTopics,
+    /// CreatePartitions or auto-create that would pass it is refused with
+    /// `POLICY_VIOLATION`. Each partition is a directory and open files, so this bounds
+    /// what clients can make the broker hold (settable with `--set`).
+    #[arg(skip = 10_000)]
+    pub max_broker_partitions: i64,
+
     /// `auto.create.topics.enable`: create a topic on first Metadata/Produce use.
     #[arg(long, env = "JET_AUTO_CREATE_TOPICS_ENABLE", default_value_t = true, action = clap::ArgAction::Set)]
     pub auto_create_topics_enable: bool,
@@ -287,6 +295,7 @@ impl KafkaSettings {
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
         match key {
             "num.partitions" => self.num_partitions = parse(key, value)?,
+            "max.broker.partitions" => self.max_broker_partitions = parse(key, value)?,
             "auto.create.topics.enable" => self.auto_create_topics_enable = parse(key, value)?,
             "default.replication.factor" => self.default_replication_factor = parse(key, value)?,
             "socket.request.max.bytes" => self.socket_request_max_bytes = parse(key, value)?,

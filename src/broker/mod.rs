@@ -2,6 +2,7 @@
 //! metadata store, the group-commit flusher and producer-id allocation.
 
 pub mod fetch_sessions;
+pub mod lifecycle;
 pub mod meta_store;
 pub mod partition;
 pub mod producer_state;
@@ -17,7 +18,8 @@ use kafka_protocol::ResponseError;
 
 use crate::config::BrokerConfig;
 use crate::log::Flusher;
-use meta_store::{MetaError, MetaStore, TopicRecord};
+use lifecycle::LifecycleError;
+use meta_store::{Intent, MetaError, MetaStore, TopicRecord};
 use partition::PartitionError;
 use topics::{Topic, TopicRegistry};
 
@@ -44,6 +46,8 @@ pub enum BrokerError {
     Meta(#[from] MetaError),
     #[error("opening partition: {0}")]
     Partition(#[from] PartitionError),
+    #[error("topic directories: {0}")]
+    Lifecycle(#[from] LifecycleError),
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
     #[error("invalid setting: {0}")]
@@ -73,6 +77,15 @@ impl ApiError {
 impl From<PartitionError> for ApiError {
     fn from(e: PartitionError) -> Self {
         ApiError::with_message(e.code(), e.to_string())
+    }
+}
+
+impl From<LifecycleError> for ApiError {
+    fn from(e: LifecycleError) -> Self {
+        match e {
+            LifecycleError::Partition(e) => e.into(),
+            e => ApiError::with_message(ResponseError::KafkaStorageError, e.to_string()),
+        }
     }
 }
 
@@ -134,10 +147,11 @@ impl Broker {
             })?,
         };
         let topics = TopicRegistry::default();
-        for record in meta.topics()? {
-            topics.open_topic(&data_dir, &config.kafka, &record.name, record.id, record.partitions, record.configs)?;
+        // Finish or undo interrupted topic changes and remove what no topic owns before
+        // opening anything.
+        for record in lifecycle::recover(&data_dir, &meta)? {
+            topics.open_topic(&data_dir, &config.kafka, &record)?;
         }
-        remove_deleted_dirs(&data_dir);
         let limit = meta.producer_id_limit()?;
         let (host, port) = config.advertised();
         let groups = crate::group::GroupCoordinator::new(crate::group::GroupSettings::from_kafka(&config.kafka));
@@ -232,21 +246,55 @@ impl Broker {
                 format!("Topic '{name}' already exists."),
             ));
         }
+        self.check_partition_cap(partitions)?;
         if validate_only {
             return Ok(None);
         }
         let record = TopicRecord { name: name.to_string(), id: uuid::Uuid::new_v4(), partitions, configs };
-        let topic = self.topics.open_topic(
-            &self.config.data_dir,
-            &self.config.kafka,
-            &record.name,
-            record.id,
-            record.partitions,
-            record.configs.clone(),
-        )?;
-        self.meta.put_topic(&record)?;
-        tracing::info!(topic = name, partitions, "created topic");
+        let intent = Intent::Create { name: record.name.clone(), id: record.id, partitions };
+        self.meta.mark(&intent)?;
+        let made = match TopicRegistry::make_partitions(&self.config.data_dir, &self.config.kafka, &record, 0) {
+            Ok(made) => made,
+            Err(e) => {
+                tracing::warn!(topic = name, error = %e, "topic creation failed; rolled back");
+                self.abandon(&intent);
+                return Err(e.into());
+            }
+        };
+        // Durable before visible: registered only once the record is synced.
+        if let Err(e) = self.meta.commit_topic(&record, &intent) {
+            drop(made);
+            topics::remove_partition_dirs(&self.config.data_dir, name, 0..partitions);
+            self.abandon(&intent);
+            return Err(e.into());
+        }
+        let topic = self.topics.register(Topic::new(&record, made));
+        tracing::info!(topic = name, topic_id = %record.id, partitions, "created topic");
         Ok(Some(topic))
+    }
+
+    /// Refuses to host more than `max.broker.partitions` partitions in total.
+    fn check_partition_cap(&self, adding: i32) -> Result<(), ApiError> {
+        let limit = self.config.kafka.max_broker_partitions;
+        let hosted = self.topics.partition_total();
+        if hosted + i64::from(adding) > limit {
+            return Err(ApiError::with_message(
+                ResponseError::PolicyViolation,
+                format!(
+                    "Adding {adding} partition(s) would exceed the broker's limit of {limit} partitions \
+                     (max.broker.partitions); it hosts {hosted}."
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Forgets the intent of a create/grow that failed and was undone; if that fails
+    /// too, start-up rolls it back.
+    fn abandon(&self, intent: &Intent) {
+        if let Err(e) = self.meta.forget(intent) {
+            tracing::warn!(?intent, error = %e, "could not forget an undone topic change; start-up will finish it");
+        }
     }
 
     /// Returns the topic, creating it with defaults when auto-creation is on.
@@ -276,17 +324,21 @@ impl Broker {
             return Err(ApiError::with_message(ResponseError::InvalidTopicException, "Cannot delete internal topic."));
         }
         let _guard = self.admin_lock()?;
-        self.meta.delete_topic(&topic.name)?;
-        let doomed = self
-            .topics
-            .remove(topic)
-            .map_err(|e| ApiError::with_message(ResponseError::KafkaStorageError, e.to_string()))?;
+        // Mark first: once the record is gone start-up removes the directories even if
+        // this run stops half way.
+        let intent = Intent::Delete { name: topic.name.clone(), id: topic.id, partitions: topic.partition_count() };
+        self.meta.delete_topic(&topic.name, &intent)?;
+        let (doomed, mut complete) = self.topics.remove(topic);
         for dir in doomed {
             if let Err(e) = std::fs::remove_dir_all(&dir) {
                 tracing::warn!(dir = %dir.display(), error = %e, "could not remove deleted partition directory");
+                complete = false;
             }
         }
-        tracing::info!(topic = topic.name, "deleted topic");
+        if complete && let Err(e) = self.meta.forget(&intent) {
+            tracing::warn!(topic = topic.name, error = %e, "could not forget a finished deletion; start-up will");
+        }
+        tracing::info!(topic = topic.name, topic_id = %topic.id, "deleted topic");
         Ok(())
     }
 
@@ -311,16 +363,29 @@ impl Broker {
         if i64::from(total) - i64::from(current) > MAX_PARTITIONS_PER_REQUEST {
             return Err(too_many_partitions());
         }
+        self.check_partition_cap(total - current)?;
         if validate_only {
             return Ok(());
         }
-        self.topics.grow(&self.config.data_dir, &self.config.kafka, topic, total)?;
-        self.meta.put_topic(&TopicRecord {
-            name: topic.name.clone(),
-            id: topic.id,
-            partitions: total,
-            configs: topic.configs(),
-        })?;
+        let record = TopicRecord { name: topic.name.clone(), id: topic.id, partitions: total, configs: topic.configs() };
+        let intent = Intent::Grow { name: topic.name.clone(), id: topic.id, from: current, to: total };
+        self.meta.mark(&intent)?;
+        let made = match TopicRegistry::make_partitions(&self.config.data_dir, &self.config.kafka, &record, current) {
+            Ok(made) => made,
+            Err(e) => {
+                tracing::warn!(topic = topic.name, error = %e, "partition increase failed; rolled back");
+                self.abandon(&intent);
+                return Err(e.into());
+            }
+        };
+        if let Err(e) = self.meta.commit_topic(&record, &intent) {
+            drop(made);
+            topics::remove_partition_dirs(&self.config.data_dir, &topic.name, current..total);
+            self.abandon(&intent);
+            return Err(e.into());
+        }
+        self.topics.extend(topic, made)?;
+        tracing::info!(topic = topic.name, from = current, to = total, "added partitions");
         Ok(())
     }
 
@@ -417,19 +482,6 @@ impl Broker {
                     tracing::error!(topic = topic.name, partition = p.index, error = %e, "close on shutdown failed");
                 }
             }
-        }
-    }
-}
-
-/// Removes directories left by a delete that crashed before cleaning up.
-fn remove_deleted_dirs(data_dir: &std::path::Path) {
-    let Ok(entries) = std::fs::read_dir(data_dir) else { return };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        if name.to_string_lossy().ends_with("-delete")
-            && let Err(e) = std::fs::remove_dir_all(entry.path())
-        {
-            tracing::warn!(dir = %entry.path().display(), error = %e, "could not remove deleted partition directory");
         }
     }
 }

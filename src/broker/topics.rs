@@ -1,13 +1,16 @@
 //! The topics this broker hosts: name and id lookup, creation, deletion and growth.
 //!
-//! Partition directories are `<data>/<topic>-<partition>`, as in Kafka. A deleted
-//! topic's directories are first renamed to `<topic>-<partition>.<uuid>-delete` so the
-//! name can be reused at once, then removed.
+//! Partition directories are `<data>/<topic>-<partition>`, as in Kafka, each with a
+//! `partition.metadata` naming the topic id (see [`lifecycle`]). A deleted topic's
+//! directories are first renamed to `<topic>-<partition>.<uuid>-delete` so the name can
+//! be reused at once, then removed.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
+use crate::broker::lifecycle::{self, LifecycleError};
+use crate::broker::meta_store::TopicRecord;
 use crate::broker::partition::{Partition, PartitionError};
 use crate::broker::topic_config::EffectiveTopicConfig;
 use crate::config::KafkaSettings;
@@ -20,6 +23,15 @@ pub struct Topic {
 }
 
 impl Topic {
+    pub fn new(record: &TopicRecord, partitions: Vec<Arc<Partition>>) -> Topic {
+        Topic {
+            name: record.name.clone(),
+            id: record.id,
+            partitions: RwLock::new(partitions),
+            configs: RwLock::new(record.configs.clone()),
+        }
+    }
+
     pub fn partitions(&self) -> Vec<Arc<Partition>> {
         self.partitions.read().map(|p| p.clone()).unwrap_or_default()
     }
@@ -121,76 +133,117 @@ impl TopicRegistry {
         topics
     }
 
-    /// Opens (or creates) the partitions of a topic and registers it.
+    /// Opens the partitions of a topic recorded in the metadata store (start-up) and
+    /// registers it. Each directory must be the topic's own (see [`lifecycle`]).
     pub fn open_topic(
         &self,
         data_dir: &Path,
         settings: &KafkaSettings,
-        name: &str,
-        id: uuid::Uuid,
-        partitions: i32,
-        configs: BTreeMap<String, String>,
-    ) -> Result<Arc<Topic>, PartitionError> {
-        let effective = EffectiveTopicConfig::new(settings, &configs);
-        let mut opened = Vec::with_capacity(partitions.max(0) as usize);
-        for index in 0..partitions {
-            let dir = partition_dir(data_dir, name, index);
-            opened.push(Arc::new(Partition::open(name, index, &dir, effective.clone())?));
+        record: &TopicRecord,
+    ) -> Result<Arc<Topic>, LifecycleError> {
+        let effective = EffectiveTopicConfig::new(settings, &record.configs);
+        let mut opened = Vec::with_capacity(record.partitions.max(0) as usize);
+        for index in 0..record.partitions {
+            let dir = partition_dir(data_dir, &record.name, index);
+            lifecycle::claim_partition_dir(&dir, record.id)?;
+            opened.push(Arc::new(Partition::open(&record.name, index, &dir, effective.clone())?));
         }
-        let topic = Arc::new(Topic {
-            name: name.to_string(),
-            id,
-            partitions: RwLock::new(opened),
-            configs: RwLock::new(configs),
-        });
-        if let Ok(mut maps) = self.maps.write() {
-            if let Some(old) = maps.by_name.insert(name.to_string(), topic.clone()) {
-                maps.by_id.remove(&old.id);
-            }
-            maps.by_id.insert(id, topic.clone());
-        }
-        self.changed();
-        Ok(topic)
+        Ok(self.register(Topic::new(record, opened)))
     }
 
-    /// Adds partitions so the topic has `total`.
-    pub fn grow(
-        &self,
+    /// Makes and opens partitions `from..to` of a topic being created or grown, each in
+    /// a fresh directory recording the topic id. On failure (e.g. out of file
+    /// descriptors half way) closes and removes every directory it made.
+    pub fn make_partitions(
         data_dir: &Path,
         settings: &KafkaSettings,
-        topic: &Topic,
-        total: i32,
-    ) -> Result<(), PartitionError> {
-        let effective = EffectiveTopicConfig::new(settings, &topic.configs());
-        let mut partitions = topic.partitions.write().map_err(|_| PartitionError::Poisoned)?;
-        for index in partitions.len() as i32..total {
-            let dir = partition_dir(data_dir, &topic.name, index);
-            partitions.push(Arc::new(Partition::open(&topic.name, index, &dir, effective.clone())?));
+        record: &TopicRecord,
+        from: i32,
+    ) -> Result<Vec<Arc<Partition>>, LifecycleError> {
+        let effective = EffectiveTopicConfig::new(settings, &record.configs);
+        let mut made = Vec::with_capacity((record.partitions - from).max(0) as usize);
+        let mut result = Ok(());
+        for index in from..record.partitions {
+            let opened = lifecycle::make_partition_dir(data_dir, &record.name, record.id, index).and_then(|dir| {
+                Partition::open(&record.name, index, &dir, effective.clone()).map_err(LifecycleError::from)
+            });
+            match opened {
+                Ok(p) => made.push(Arc::new(p)),
+                Err(e) => {
+                    result = Err((index, e));
+                    break;
+                }
+            }
         }
-        drop(partitions);
+        let Err((failed, e)) = result else { return Ok(made) };
+        drop(made);
+        remove_partition_dirs(data_dir, &record.name, from..=failed);
+        Err(e)
+    }
+
+    /// Registers a topic whose partitions are open.
+    pub fn register(&self, topic: Topic) -> Arc<Topic> {
+        let topic = Arc::new(topic);
+        if let Ok(mut maps) = self.maps.write() {
+            if let Some(old) = maps.by_name.insert(topic.name.clone(), topic.clone()) {
+                maps.by_id.remove(&old.id);
+            }
+            maps.by_id.insert(topic.id, topic.clone());
+        }
+        self.changed();
+        topic
+    }
+
+    /// Appends partitions made by [`TopicRegistry::make_partitions`] to a topic.
+    pub fn extend(&self, topic: &Topic, added: Vec<Arc<Partition>>) -> Result<(), PartitionError> {
+        topic.partitions.write().map_err(|_| PartitionError::Poisoned)?.extend(added);
         self.changed();
         Ok(())
     }
 
-    /// Unregisters a topic and moves its directories out of the way; returns the
-    /// renamed directories for the caller to remove.
-    pub fn remove(&self, topic: &Topic) -> std::io::Result<Vec<PathBuf>> {
+    /// Total partitions of every topic.
+    pub fn partition_total(&self) -> i64 {
+        self.all().iter().map(|t| i64::from(t.partition_count())).sum()
+    }
+
+    /// Unregisters a topic and moves its directories out of the way so the name can be
+    /// reused at once; returns the renamed directories for the caller to remove, and
+    /// whether every directory was moved.
+    pub fn remove(&self, topic: &Topic) -> (Vec<PathBuf>, bool) {
         if let Ok(mut maps) = self.maps.write() {
             maps.by_name.remove(&topic.name);
             maps.by_id.remove(&topic.id);
         }
         self.changed();
         let mut doomed = Vec::new();
+        let mut complete = true;
         for p in topic.partitions() {
             let target =
                 p.dir().with_file_name(format!("{}-{}.{}-delete", topic.name, p.index, uuid::Uuid::new_v4().simple()));
             match std::fs::rename(p.dir(), &target) {
                 Ok(()) => doomed.push(target),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
+                Err(e) => {
+                    // Start-up removes it: the topic record is gone and the intent kept.
+                    tracing::warn!(dir = %p.dir().display(), error = %e, "could not move a deleted partition directory");
+                    complete = false;
+                }
             }
         }
-        Ok(doomed)
+        (doomed, complete)
+    }
+}
+
+/// Removes the directories of partitions `indexes` of `topic` (undoing a create).
+pub fn remove_partition_dirs(data_dir: &Path, topic: &str, indexes: impl Iterator<Item = i32>) {
+    for index in indexes {
+        let dir = partition_dir(data_dir, topic, index);
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => tracing::info!(dir = %dir.display(), "removed the directory of a partition whose creation failed"),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            // Start-up removes it: the create intent is kept or no record owns it.
+            Err(e) => tracing::warn!(dir = %dir.display(), error = %e, "could not remove a partition directory"),
+        }
     }
 }
 
