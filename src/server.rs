@@ -20,6 +20,9 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
+#[path = "server_backoff.rs"]
+mod backoff;
+
 use crate::broker::Broker;
 use crate::handler;
 use crate::log::FileRange;
@@ -45,10 +48,15 @@ pub async fn run(listener: TcpListener, broker: Arc<Broker>, shutdown: impl Futu
     let group_timers = tokio::spawn(crate::group::GroupCoordinator::run_timers(broker.clone(), stop_rx.clone()));
     let mut connections = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
+    let mut backoff = backoff::AcceptBackoff::default();
+    let mut paused_until: Option<tokio::time::Instant> = None;
     loop {
         tokio::select! {
-            accepted = listener.accept() => match accepted {
+            accepted = listener.accept(), if paused_until.is_none() => match accepted {
                 Ok((stream, peer)) => {
+                    if let Some(failures) = backoff.succeeded() {
+                        info!(failures, "accepting connections again");
+                    }
                     let _ = stream.set_nodelay(true);
                     let broker = broker.clone();
                     let stop = stop_rx.clone();
@@ -60,11 +68,19 @@ pub async fn run(listener: TcpListener, broker: Arc<Broker>, shutdown: impl Futu
                     });
                 }
                 Err(e) => {
-                    // Out of file descriptors and the like: keep serving the others.
-                    warn!(error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    // Out of file descriptors and the like: keep serving the others and
+                    // retry with exponential backoff, warning once per streak.
+                    let pause = backoff.failed(std::time::Instant::now());
+                    if let Some(failures) = pause.warn {
+                        let out_of_fds = backoff::out_of_descriptors(&e);
+                        warn!(error = %e, out_of_fds, failures, retry_in = ?pause.delay, "accept failed; backing off");
+                    }
+                    paused_until = Some(tokio::time::Instant::now() + pause.delay);
                 }
             },
+            () = tokio::time::sleep_until(paused_until.unwrap_or_else(tokio::time::Instant::now)), if paused_until.is_some() => {
+                paused_until = None;
+            }
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             () = &mut shutdown => break,
         }

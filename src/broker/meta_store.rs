@@ -201,7 +201,7 @@ mod tests {
             store.set_producer_id_limit(2000).unwrap();
         }
         let store = MetaStore::open(dir.path()).unwrap();
-        assert_eq!(store.topics().unwrap(), vec![record]);
+        assert_eq!(store.topics().unwrap(), vec![record.clone()]);
         assert_eq!(store.cluster_id_or(|| "other".into()).unwrap(), "abc");
         assert_eq!(store.producer_id_limit().unwrap(), 2000);
         let intent = Intent::Delete { name: "t".into(), id: record.id, partitions: 3 };
