@@ -293,3 +293,69 @@ async fn accept_at_the_fd_limit_backs_off_with_one_warning() {
         .any(|l| l.contains("accepting connections again"));
     assert!(recovered);
 }
+
+fn creatable(topic: &str, partitions: i32) -> create_topics_request::CreatableTopic {
+    create_topics_request::CreatableTopic::default()
+        .with_name(name(topic))
+        .with_num_partitions(partitions)
+        .with_replication_factor(1)
+}
+
+/// Directories in the data directory other than the metadata store's, sorted.
+fn partition_dirs(dir: &std::path::Path) -> Vec<String> {
+    let mut out: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_type().unwrap().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "__jet_meta")
+        .collect();
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_topics_failing_half_way_leaves_nothing_and_reports_the_topic() {
+    let broker = common::TestBroker::start(&[]).await;
+    // Partition 3 of `half` cannot get a directory: a file is in the way.
+    std::fs::write(broker.dir.path().join("half-3"), b"in the way").unwrap();
+    let mut c = broker.client().await;
+    let req = CreateTopicsRequest::default().with_timeout_ms(30_000).with_topics(vec![creatable("half", 6), creatable("whole", 2)]);
+    let r: CreateTopicsResponse = c.call(ApiKey::CreateTopics, 7, &req).await;
+    let half = r.topics.iter().find(|t| t.name.0.as_str() == "half").unwrap();
+    assert_eq!(half.error_code, 56, "KAFKA_STORAGE_ERROR for the topic that failed: {half:?}");
+    assert_eq!(r.topics.iter().find(|t| t.name.0.as_str() == "whole").unwrap().error_code, 0);
+    assert_eq!(partition_dirs(broker.dir.path()), vec!["whole-0".to_string(), "whole-1".to_string()]);
+    assert!(!topics(&mut c).await.contains_key("half"));
+    // And after a restart nothing comes back.
+    let dir = broker.stop().await;
+    let broker = common::TestBroker::start_in(dir, &[]).await;
+    assert_eq!(partition_dirs(broker.dir.path()), vec!["whole-0".to_string(), "whole-1".to_string()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitions_per_broker_are_capped_for_create_grow_and_auto_create() {
+    let broker = common::TestBroker::start(&["--set", "max.broker.partitions=4"]).await;
+    let mut c = broker.client().await;
+    let req = CreateTopicsRequest::default().with_timeout_ms(30_000).with_topics(vec![creatable("a", 3), creatable("b", 2)]);
+    let r: CreateTopicsResponse = c.call(ApiKey::CreateTopics, 7, &req).await;
+    assert_eq!(r.topics[0].error_code, 0);
+    assert_eq!(r.topics[1].error_code, 44, "POLICY_VIOLATION: {:?}", r.topics[1]);
+    let msg = r.topics[1].error_message.as_ref().unwrap().to_string();
+    assert!(msg.contains("max.broker.partitions") && msg.contains('4'), "{msg}");
+    let grow = CreatePartitionsRequest::default().with_timeout_ms(30_000).with_topics(vec![
+        create_partitions_request::CreatePartitionsTopic::default().with_name(name("a")).with_count(5).with_assignments(None),
+    ]);
+    let r: CreatePartitionsResponse = c.call(ApiKey::CreatePartitions, 3, &grow).await;
+    assert_eq!(r.results[0].error_code, 44);
+    // Up to the cap exactly is fine.
+    let req = CreateTopicsRequest::default().with_timeout_ms(30_000).with_topics(vec![creatable("c", 1)]);
+    let r: CreateTopicsResponse = c.call(ApiKey::CreateTopics, 7, &req).await;
+    assert_eq!(r.topics[0].error_code, 0);
+    let meta = MetadataRequest::default()
+        .with_allow_auto_topic_creation(true)
+        .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default().with_name(Some(name("auto")))]));
+    let r: MetadataResponse = c.call(ApiKey::Metadata, 12, &meta).await;
+    assert_eq!(r.topics[0].error_code, 44, "auto-create must obey the cap too");
+    assert_eq!(partition_dirs(broker.dir.path()), ["a-0", "a-1", "a-2", "c-0"].map(String::from));
+}
