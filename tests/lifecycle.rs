@@ -165,10 +165,7 @@ async fn churn(addr: std::net::SocketAddr, steps: Arc<AtomicU64>) {
 /// The topics the broker reports: name → (id, partition count).
 async fn topics(c: &mut Client) -> std::collections::HashMap<String, (uuid::Uuid, i32)> {
     let r: MetadataResponse = c.call(ApiKey::Metadata, 12, &MetadataRequest::default().with_topics(None)).await;
-    r.topics
-        .into_iter()
-        .map(|t| (t.name.unwrap().0.to_string(), (t.topic_id, t.partitions.len() as i32)))
-        .collect()
+    r.topics.into_iter().map(|t| (t.name.unwrap().0.to_string(), (t.topic_id, t.partitions.len() as i32))).collect()
 }
 
 /// Every value stored in one partition.
@@ -320,7 +317,9 @@ async fn create_topics_failing_half_way_leaves_nothing_and_reports_the_topic() {
     // Partition 3 of `half` cannot get a directory: a file is in the way.
     std::fs::write(broker.dir.path().join("half-3"), b"in the way").unwrap();
     let mut c = broker.client().await;
-    let req = CreateTopicsRequest::default().with_timeout_ms(30_000).with_topics(vec![creatable("half", 6), creatable("whole", 2)]);
+    let req = CreateTopicsRequest::default()
+        .with_timeout_ms(30_000)
+        .with_topics(vec![creatable("half", 6), creatable("whole", 2)]);
     let r: CreateTopicsResponse = c.call(ApiKey::CreateTopics, 7, &req).await;
     let half = r.topics.iter().find(|t| t.name.0.as_str() == "half").unwrap();
     assert_eq!(half.error_code, 56, "KAFKA_STORAGE_ERROR for the topic that failed: {half:?}");
@@ -337,14 +336,18 @@ async fn create_topics_failing_half_way_leaves_nothing_and_reports_the_topic() {
 async fn partitions_per_broker_are_capped_for_create_grow_and_auto_create() {
     let broker = common::TestBroker::start(&["--set", "max.broker.partitions=4"]).await;
     let mut c = broker.client().await;
-    let req = CreateTopicsRequest::default().with_timeout_ms(30_000).with_topics(vec![creatable("a", 3), creatable("b", 2)]);
+    let req =
+        CreateTopicsRequest::default().with_timeout_ms(30_000).with_topics(vec![creatable("a", 3), creatable("b", 2)]);
     let r: CreateTopicsResponse = c.call(ApiKey::CreateTopics, 7, &req).await;
     assert_eq!(r.topics[0].error_code, 0);
     assert_eq!(r.topics[1].error_code, 44, "POLICY_VIOLATION: {:?}", r.topics[1]);
     let msg = r.topics[1].error_message.as_ref().unwrap().to_string();
     assert!(msg.contains("max.broker.partitions") && msg.contains('4'), "{msg}");
     let grow = CreatePartitionsRequest::default().with_timeout_ms(30_000).with_topics(vec![
-        create_partitions_request::CreatePartitionsTopic::default().with_name(name("a")).with_count(5).with_assignments(None),
+        create_partitions_request::CreatePartitionsTopic::default()
+            .with_name(name("a"))
+            .with_count(5)
+            .with_assignments(None),
     ]);
     let r: CreatePartitionsResponse = c.call(ApiKey::CreatePartitions, 3, &grow).await;
     assert_eq!(r.results[0].error_code, 44);

@@ -119,10 +119,14 @@ pub fn claim_partition_dir(dir: &Path, id: uuid::Uuid) -> Result<(), LifecycleEr
             tracing::info!(dir = %dir.display(), topic_id = %id, "recording the topic id of a partition directory");
             write_owner(dir, id)
         }
-        Owner::Topic(found) => Err(LifecycleError::ForeignDir { dir: dir.to_path_buf(), found: found.to_string(), expected: id }),
-        Owner::Unreadable(text) => {
-            Err(LifecycleError::ForeignDir { dir: dir.to_path_buf(), found: format!("unreadable ({text:?})"), expected: id })
+        Owner::Topic(found) => {
+            Err(LifecycleError::ForeignDir { dir: dir.to_path_buf(), found: found.to_string(), expected: id })
         }
+        Owner::Unreadable(text) => Err(LifecycleError::ForeignDir {
+            dir: dir.to_path_buf(),
+            found: format!("unreadable ({text:?})"),
+            expected: id,
+        }),
     }
 }
 
@@ -177,7 +181,9 @@ pub fn remove_unowned_dirs(data_dir: &Path, topics: &[TopicRecord]) -> Result<Ve
                 tracing::warn!(dir = %path.display(), reason, "removed a directory that no topic owns");
                 removed.push(path);
             }
-            Err(e) => tracing::error!(dir = %path.display(), reason, error = %e, "cannot remove a directory that no topic owns"),
+            Err(e) => {
+                tracing::error!(dir = %path.display(), reason, error = %e, "cannot remove a directory that no topic owns")
+            }
         }
     }
     if !removed.is_empty() {

@@ -139,7 +139,8 @@ fn delete_interrupted_at_every_step_is_completed() {
         if crash_after >= 1 {
             meta.delete_topic("d", &intent).unwrap();
         }
-        let renamed: Vec<_> = (0..2).map(|i| data.join(format!("d-{i}.{}-delete", uuid::Uuid::new_v4().simple()))).collect();
+        let renamed: Vec<_> =
+            (0..2).map(|i| data.join(format!("d-{i}.{}-delete", uuid::Uuid::new_v4().simple()))).collect();
         for (i, target) in renamed.iter().enumerate() {
             if crash_after >= 2 + i {
                 std::fs::rename(partition_dir(data, "d", i as i32), target).unwrap();
@@ -170,7 +171,7 @@ fn directories_of_an_earlier_topic_or_beyond_the_count_are_removed_others_left()
     make_partition_dir(data, "gone", uuid::Uuid::new_v4(), 0).unwrap();
     std::fs::create_dir(data.join("lost+found")).unwrap();
     std::fs::write(data.join("recovery-point-offset-checkpoint"), "0\n").unwrap();
-    let removed = remove_unowned_dirs(data, &[rec.clone()]).unwrap();
+    let removed = remove_unowned_dirs(data, std::slice::from_ref(&rec)).unwrap();
     assert_eq!(removed.len(), 3);
     assert_eq!(dirs(data), vec!["lost+found".to_string()]);
     assert!(data.join("recovery-point-offset-checkpoint").exists());

@@ -367,7 +367,8 @@ impl Broker {
         if validate_only {
             return Ok(());
         }
-        let record = TopicRecord { name: topic.name.clone(), id: topic.id, partitions: total, configs: topic.configs() };
+        let record =
+            TopicRecord { name: topic.name.clone(), id: topic.id, partitions: total, configs: topic.configs() };
         let intent = Intent::Grow { name: topic.name.clone(), id: topic.id, from: current, to: total };
         self.meta.mark(&intent)?;
         let made = match TopicRegistry::make_partitions(&self.config.data_dir, &self.config.kafka, &record, current) {

@@ -239,7 +239,9 @@ pub fn remove_partition_dirs(data_dir: &Path, topic: &str, indexes: impl Iterato
     for index in indexes {
         let dir = partition_dir(data_dir, topic, index);
         match std::fs::remove_dir_all(&dir) {
-            Ok(()) => tracing::info!(dir = %dir.display(), "removed the directory of a partition whose creation failed"),
+            Ok(()) => {
+                tracing::info!(dir = %dir.display(), "removed the directory of a partition whose creation failed")
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             // Start-up removes it: the create intent is kept or no record owns it.
             Err(e) => tracing::warn!(dir = %dir.display(), error = %e, "could not remove a partition directory"),
