@@ -31,6 +31,8 @@ struct Jet {
     child: Child,
     addr: std::net::SocketAddr,
     log: mpsc::Receiver<String>,
+    /// What it logged before it was ready (start-up recovery).
+    startup: Vec<String>,
 }
 
 impl Drop for Jet {
@@ -62,7 +64,7 @@ fn start(dir: &std::path::Path, nofile: Option<u64>) -> Jet {
     }
     let child = cmd.spawn().expect("spawn jet");
     let (tx, rx) = mpsc::channel();
-    let mut jet = Jet { child, addr: ([0, 0, 0, 0], 0).into(), log: rx };
+    let mut jet = Jet { child, addr: ([0, 0, 0, 0], 0).into(), log: rx, startup: Vec::new() };
     let stderr = jet.child.stderr.take().unwrap();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -78,6 +80,7 @@ fn start(dir: &std::path::Path, nofile: Option<u64>) -> Jet {
             jet.addr = listen.parse().unwrap();
             return jet;
         }
+        jet.startup.push(line);
     }
 }
 
@@ -231,8 +234,18 @@ async fn sigkill_during_topic_churn_leaves_no_orphans_and_no_resurrected_records
         (seed >> 33) % n
     };
     let started = Instant::now();
+    // Start-up log lines of each kind, to show where the kills landed.
+    let mut recovered = std::collections::BTreeMap::<&str, usize>::new();
+    let mut count = |jet: &Jet| {
+        for kind in
+            ["rolling back a topic creation", "completing a topic deletion", "removed a directory that no topic owns"]
+        {
+            *recovered.entry(kind).or_default() += jet.startup.iter().filter(|l| l.contains(kind)).count();
+        }
+    };
     for round in 0..kills {
         let jet = start(dir.path(), None);
+        count(&jet);
         assert_no_orphans_and_no_resurrection(dir.path(), jet.addr, round).await;
         let steps = Arc::new(AtomicU64::new(0));
         let worker = tokio::spawn(churn(jet.addr, steps.clone()));
@@ -251,8 +264,12 @@ async fn sigkill_during_topic_churn_leaves_no_orphans_and_no_resurrected_records
         worker.await.unwrap();
     }
     let jet = start(dir.path(), None);
+    count(&jet);
     assert_no_orphans_and_no_resurrection(dir.path(), jet.addr, kills).await;
-    eprintln!("{kills} kills in {:?}", started.elapsed());
+    eprintln!("{kills} kills in {:?}; start-up recovery: {recovered:?}", started.elapsed());
+    // The kills must have interrupted creates and deletes, or this test proves nothing.
+    let interrupted = recovered["rolling back a topic creation"] + recovered["completing a topic deletion"];
+    assert!(interrupted > 0, "no kill interrupted a topic change: {recovered:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
