@@ -121,8 +121,8 @@ fn tagged(id: uuid::Uuid) -> Bytes {
     buf.freeze()
 }
 
-/// Creates, fills (each partition gets a record naming this incarnation's id) and
-/// deletes the topic, over and over, counting completed steps, until the broker dies.
+/// Creates, fills (each partition gets a record naming this incarnation's id), grows
+/// (CreatePartitions) and deletes the topic, over and over, counting completed steps, until the broker dies.
 async fn churn(addr: std::net::SocketAddr, steps: Arc<AtomicU64>) {
     let Ok(stream) = tokio::net::TcpStream::connect(addr).await else { return };
     drop(stream);
@@ -154,6 +154,18 @@ async fn churn(addr: std::net::SocketAddr, steps: Arc<AtomicU64>) {
             ]);
             let Some(r) = try_call::<_, ProduceResponse>(&mut c, ApiKey::Produce, 9, &produce).await else { return };
             assert!(r.responses[0].partition_responses.iter().all(|p| p.error_code == 0));
+            steps.fetch_add(1, Ordering::SeqCst);
+            let grow = CreatePartitionsRequest::default().with_timeout_ms(30_000).with_topics(vec![
+                create_partitions_request::CreatePartitionsTopic::default()
+                    .with_name(name(TOPIC))
+                    .with_count(PARTITIONS + 4)
+                    .with_assignments(None),
+            ]);
+            let Some(r) = try_call::<_, CreatePartitionsResponse>(&mut c, ApiKey::CreatePartitions, 3, &grow).await
+            else {
+                return;
+            };
+            assert_eq!(r.results[0].error_code, 0);
             steps.fetch_add(1, Ordering::SeqCst);
         }
         let delete = DeleteTopicsRequest::default().with_timeout_ms(30_000).with_topic_names(vec![name(TOPIC)]);
@@ -237,9 +249,12 @@ async fn sigkill_during_topic_churn_leaves_no_orphans_and_no_resurrected_records
     // Start-up log lines of each kind, to show where the kills landed.
     let mut recovered = std::collections::BTreeMap::<&str, usize>::new();
     let mut count = |jet: &Jet| {
-        for kind in
-            ["rolling back a topic creation", "completing a topic deletion", "removed a directory that no topic owns"]
-        {
+        for kind in [
+            "rolling back a topic creation",
+            "rolling back a partition increase",
+            "completing a topic deletion",
+            "removed a directory that no topic owns",
+        ] {
             *recovered.entry(kind).or_default() += jet.startup.iter().filter(|l| l.contains(kind)).count();
         }
     };
@@ -251,7 +266,7 @@ async fn sigkill_during_topic_churn_leaves_no_orphans_and_no_resurrected_records
         let worker = tokio::spawn(churn(jet.addr, steps.clone()));
         // Kill once the churn has done a random number of steps, plus a random few
         // hundred microseconds into the next one.
-        let target = 1 + next(6);
+        let target = 1 + next(8);
         let deadline = Instant::now() + Duration::from_secs(30);
         while steps.load(Ordering::SeqCst) < target {
             assert!(Instant::now() < deadline, "round {round}: churn made no progress");
@@ -268,7 +283,9 @@ async fn sigkill_during_topic_churn_leaves_no_orphans_and_no_resurrected_records
     assert_no_orphans_and_no_resurrection(dir.path(), jet.addr, kills).await;
     eprintln!("{kills} kills in {:?}; start-up recovery: {recovered:?}", started.elapsed());
     // The kills must have interrupted creates and deletes, or this test proves nothing.
-    let interrupted = recovered["rolling back a topic creation"] + recovered["completing a topic deletion"];
+    let interrupted = recovered["rolling back a topic creation"]
+        + recovered["rolling back a partition increase"]
+        + recovered["completing a topic deletion"];
     assert!(interrupted > 0, "no kill interrupted a topic change: {recovered:?}");
 }
 
