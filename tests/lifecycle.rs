@@ -396,3 +396,26 @@ async fn partitions_per_broker_are_capped_for_create_grow_and_auto_create() {
     assert_eq!(r.topics[0].error_code, 44, "auto-create must obey the cap too");
     assert_eq!(partition_dirs(broker.dir.path()), ["a-0", "a-1", "a-2", "c-0"].map(String::from));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_topics_at_the_fd_limit_is_whole_or_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let jet = start(dir.path(), Some(64));
+    let mut c = Client::connect(jet.addr).await;
+    let req = CreateTopicsRequest::default().with_timeout_ms(30_000).with_topics(vec![creatable("many", 300)]);
+    let r: CreateTopicsResponse = c.call(ApiKey::CreateTopics, 7, &req).await;
+    let made = partition_dirs(dir.path()).iter().filter(|d| d.starts_with("many-")).count();
+    // With one open file per partition, 300 partitions cannot fit in 64 descriptors; once
+    // idle partitions hold no descriptor the create may succeed. Either way: all or none.
+    if r.topics[0].error_code == 0 {
+        assert_eq!(made, 300);
+    } else {
+        assert_eq!(made, 0, "a failed create must remove what it made: {:?}", r.topics[0].error_message);
+        assert!(!topics(&mut c).await.contains_key("many"));
+        // The descriptors came back: a small topic can still be created.
+        let req = CreateTopicsRequest::default().with_timeout_ms(30_000).with_topics(vec![creatable("few", 2)]);
+        let r: CreateTopicsResponse = c.call(ApiKey::CreateTopics, 7, &req).await;
+        assert_eq!(r.topics[0].error_code, 0, "{:?}", r.topics[0]);
+    }
+    eprintln!("300 partitions at 64 fds: error {} ({:?})", r.topics[0].error_code, r.topics[0].error_message);
+}
