@@ -285,3 +285,23 @@ fn partitions_are_capped_per_broker() {
     let Err(err) = b.get_or_auto_create("c") else { panic!("created") };
     assert_eq!(err.code, kafka_protocol::ResponseError::PolicyViolation);
 }
+
+#[test]
+fn a_stale_topic_handle_cannot_touch_a_deleted_or_recreated_topic() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = broker(dir.path(), &[]);
+    b.create_topic("t", 1, 1, BTreeMap::new(), false).unwrap();
+    // A request looked the topic up, then another deleted and re-created it.
+    let stale = b.topic("t").unwrap();
+    b.delete_topic(&stale).unwrap();
+    assert!(b.create_partitions(&stale, 3, false).is_err(), "would write the deleted topic's record back");
+    assert!(b.set_topic_configs(&stale, BTreeMap::new()).is_err(), "would write the deleted topic's record back");
+    assert!(b.meta.topics().unwrap().is_empty());
+    b.create_topic("t", 1, 1, BTreeMap::new(), false).unwrap();
+    let err = b.delete_topic(&stale).unwrap_err();
+    assert_eq!(err.code, kafka_protocol::ResponseError::UnknownTopicOrPartition);
+    let current = b.topic("t").expect("the new topic survives a stale delete");
+    assert_ne!(current.id, stale.id);
+    assert_eq!(b.meta.topics().unwrap()[0].id, current.id);
+    assert_eq!(dirs(dir.path()), expected_dirs("t", 1));
+}

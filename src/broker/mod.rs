@@ -289,6 +289,19 @@ impl Broker {
         Ok(())
     }
 
+    /// With the admin lock held: the topic a request looked up is still the registered
+    /// one (not deleted, or deleted and re-created, by a request that held the lock in
+    /// between), so its record is not written back or another incarnation's removed.
+    fn ensure_registered(&self, topic: &Topic) -> Result<(), ApiError> {
+        match self.topics.get(&topic.name) {
+            Some(current) if current.id == topic.id => Ok(()),
+            _ => Err(ApiError::with_message(
+                ResponseError::UnknownTopicOrPartition,
+                format!("Topic '{}' was deleted by another request.", topic.name),
+            )),
+        }
+    }
+
     /// Forgets the intent of a create/grow that failed and was undone; if that fails
     /// too, start-up rolls it back.
     fn abandon(&self, intent: &Intent) {
@@ -324,6 +337,7 @@ impl Broker {
             return Err(ApiError::with_message(ResponseError::InvalidTopicException, "Cannot delete internal topic."));
         }
         let _guard = self.admin_lock()?;
+        self.ensure_registered(topic)?;
         // Mark first: once the record is gone start-up removes the directories even if
         // this run stops half way.
         let intent = Intent::Delete { name: topic.name.clone(), id: topic.id, partitions: topic.partition_count() };
@@ -344,6 +358,7 @@ impl Broker {
 
     pub fn create_partitions(&self, topic: &Topic, total: i32, validate_only: bool) -> Result<(), ApiError> {
         let _guard = self.admin_lock()?;
+        self.ensure_registered(topic)?;
         let current = topic.partition_count();
         if total == current {
             return Err(ApiError::with_message(
@@ -393,6 +408,7 @@ impl Broker {
     /// Replaces a topic's config overrides (already validated).
     pub fn set_topic_configs(&self, topic: &Topic, configs: BTreeMap<String, String>) -> Result<(), ApiError> {
         let _guard = self.admin_lock()?;
+        self.ensure_registered(topic)?;
         self.meta.put_topic(&TopicRecord {
             name: topic.name.clone(),
             id: topic.id,
