@@ -192,6 +192,13 @@ fn a_directory_without_an_id_is_adopted_and_a_foreign_one_refused() {
     assert!(legacy.join("00000000000000000000.log").exists());
     let err = claim_partition_dir(&legacy, uuid::Uuid::new_v4()).unwrap_err();
     assert!(matches!(err, LifecycleError::ForeignDir { .. }), "{err}");
+    // An unreadable id is refused (not adopted, not deleted: start-up keeps it).
+    std::fs::write(legacy.join(PARTITION_METADATA), b"\0\0garbage").unwrap();
+    let err = claim_partition_dir(&legacy, id).unwrap_err();
+    assert!(matches!(err, LifecycleError::ForeignDir { .. }), "{err}");
+    let rec = TopicRecord { name: "t".into(), id, partitions: 1, configs: BTreeMap::new() };
+    assert!(remove_unowned_dirs(dir.path(), &[rec]).unwrap().is_empty());
+    assert!(legacy.join("00000000000000000000.log").exists());
 }
 
 #[test]
