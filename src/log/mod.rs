@@ -21,6 +21,7 @@
 //!   fsync) because DeleteRecords may move it into the middle of a segment.
 
 pub mod batch;
+pub mod cleaner;
 mod flusher;
 mod index;
 mod partition_log;

@@ -33,11 +33,12 @@ pub struct AppendInfo {
 /// durable point is advanced separately through [`PartitionLog::sync_target`] + the flusher.
 #[derive(Debug)]
 pub struct PartitionLog {
-    dir: PathBuf,
-    config: LogConfig,
-    /// Sorted by base offset; never empty; the last one is the active segment.
-    segments: Vec<Segment>,
-    log_start_offset: i64,
+    pub(super) dir: PathBuf,
+    pub(super) config: LogConfig,
+    /// Sorted by base offset; never empty; the last one is the active segment. After
+    /// compaction a segment may hold fewer offsets than its span (even none).
+    pub(super) segments: Vec<Segment>,
+    pub(super) log_start_offset: i64,
     /// Set once any fsync of this log failed (here or in the flusher): the page cache may
     /// have dropped unwritten data, so the log refuses appends and the flusher refuses to
     /// declare anything durable until the log is reopened (and recovered).
@@ -294,11 +295,13 @@ impl PartitionLog {
         Ok(())
     }
 
-    /// Deletes non-active segments whose data lies entirely below the log start.
+    /// Deletes non-active segments whose data lies entirely below the log start. A segment
+    /// that compaction emptied still starts the log when its base offset is the log start.
     pub(crate) fn delete_segments_below_start(&mut self) -> Result<(), LogError> {
+        let start = self.log_start_offset;
         let n = self.segments[..self.segments.len() - 1]
             .iter()
-            .take_while(|s| s.next_offset <= self.log_start_offset)
+            .take_while(|s| s.next_offset <= start && (s.base_offset < start || s.next_offset > s.base_offset))
             .count();
         self.delete_oldest(n)
     }

@@ -36,7 +36,7 @@ pub fn topic_codec(compression_type: &str) -> Option<Compression> {
     }
 }
 
-fn compress(codec: Compression, records: &[u8], out: &mut bytes::BytesMut) -> Result<(), BatchError> {
+pub(crate) fn compress(codec: Compression, records: &[u8], out: &mut bytes::BytesMut) -> Result<(), BatchError> {
     let write = |buf: &mut bytes::BytesMut| -> anyhow::Result<()> {
         buf.put_slice(records);
         Ok(())

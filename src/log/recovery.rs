@@ -215,6 +215,7 @@ pub(crate) fn open(dir: &Path, config: LogConfig) -> Result<PartitionLog, LogErr
         },
     };
 
+    super::cleaner::recover_swaps(dir)?;
     let bases = list_segments(dir)?;
     let mut segments = Vec::with_capacity(bases.len());
     for &base in &bases {

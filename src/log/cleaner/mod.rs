@@ -1,0 +1,144 @@
+//! Log compaction (`cleanup.policy=compact`), with Kafka's semantics and names.
+//!
+//! A compacted log keeps, for every key, at least its latest record, at that record's
+//! original offset and with its timestamp. The cleaner (threads of its own, see
+//! `broker::log_cleaner`, never a runtime worker) picks the log with the highest dirty
+//! ratio — bytes written since the last cleaning over all cleanable bytes — once it
+//! reaches `min.cleanable.dirty.ratio`, or any log whose oldest dirty record is older than
+//! `max.compaction.lag.ms`. Then, as Kafka's `Cleaner.doClean`:
+//!
+//! - **Range**: only sealed segments whose data lies below the high watermark and that are
+//!   older than `min.compaction.lag.ms` are touched; the active segment never is.
+//! - **Offset map** ([`offset_map`]): key → latest offset over the dirty part, bounded by
+//!   `log.cleaner.dedupe.buffer.size`. When it fills up, the pass covers only what was
+//!   mapped; the cleaner checkpoint (`cleaner-offset-checkpoint` in the partition's
+//!   directory) moves there and the next pass goes on from it.
+//! - **Rewrite** ([`clean`]): every cleanable segment from the log start, grouped up to
+//!   `segment.bytes`, keeps a record if it is its key's latest (or past the map); keyless
+//!   records are removed; tombstones get a delete horizon (`delete.retention.ms` after the
+//!   pass that first sees them, stored in the batch as KIP-534 does) and are removed by
+//!   the first pass after it. Rewritten batches keep their base offset and last offset
+//!   delta, producer fields and codec ([`records`]); a producer's last batch is kept even
+//!   when emptied, so idempotent retries are still recognised; control batches are kept.
+//! - **Swap** ([`swap`]): `.cleaned` → `.swap` → `.log`, completed or rolled back at start-up.
+
+pub mod clean;
+pub mod offset_map;
+pub mod records;
+pub mod swap;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::ops::ControlFlow;
+use std::path::Path;
+
+pub use clean::{CleanOutcome, Cleanable, SegmentRef};
+pub use offset_map::OffsetMap;
+pub use swap::{Swapped, recover_swaps, swap_in};
+
+use super::partition_log::PartitionLog;
+use super::recovery::write_durably;
+use super::{LogError, io_err};
+
+/// File (in the partition's directory) holding the offset below which the log is clean.
+pub const CLEANER_CHECKPOINT_FILE: &str = "cleaner-offset-checkpoint";
+
+/// Per-log compaction settings, Kafka's topic configs of the same names.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompactionSettings {
+    /// `delete.retention.ms`: how long a tombstone stays after the pass that first saw it.
+    pub delete_retention_ms: i64,
+    /// `min.compaction.lag.ms`: records younger than this are not compacted.
+    pub min_compaction_lag_ms: i64,
+    /// `max.compaction.lag.ms`: a dirty record older than this makes the log due.
+    pub max_compaction_lag_ms: i64,
+    /// `min.cleanable.dirty.ratio`.
+    pub min_cleanable_dirty_ratio: f64,
+    /// Bound on one batch's size when decompressing it (`max.message.bytes`).
+    pub max_batch_bytes: usize,
+}
+
+impl Default for CompactionSettings {
+    /// Kafka's defaults.
+    fn default() -> Self {
+        CompactionSettings {
+            delete_retention_ms: 86_400_000,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
+            min_cleanable_dirty_ratio: 0.5,
+            max_batch_bytes: 1_048_588,
+        }
+    }
+}
+
+/// The cleaner checkpoint of the log in `dir` (0 when none was written).
+pub fn read_checkpoint(dir: &Path) -> Result<i64, LogError> {
+    let path = dir.join(CLEANER_CHECKPOINT_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(s) => Ok(s.trim().parse().unwrap_or_else(|e| {
+            tracing::warn!(file = %path.display(), error = %e, "unreadable cleaner checkpoint; cleaning from the start");
+            0
+        })),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+        Err(e) => Err(io_err("read", &path)(e)),
+    }
+}
+
+pub fn write_checkpoint(dir: &Path, offset: i64) -> Result<(), LogError> {
+    write_durably(dir, CLEANER_CHECKPOINT_FILE, &format!("{offset}\n"))
+}
+
+impl PartitionLog {
+    /// What may be cleaned now (see [`Cleanable`]): sealed segments wholly below
+    /// `high_watermark` and older than `min_lag_ms`.
+    pub fn cleanable(&self, checkpoint: i64, high_watermark: i64, now: i64, min_lag_ms: i64) -> Cleanable {
+        let sealed = &self.segments[..self.segments.len() - 1];
+        let mut segments = Vec::new();
+        for (i, seg) in sealed.iter().enumerate() {
+            let too_new = min_lag_ms > 0 && seg.max_timestamp > now.saturating_sub(min_lag_ms);
+            if seg.next_offset > high_watermark || too_new {
+                break;
+            }
+            segments.push(SegmentRef {
+                base_offset: seg.base_offset,
+                next_offset: seg.next_offset,
+                span_end: self.segments[i + 1].base_offset,
+                size: seg.size,
+                file: seg.file.clone(),
+                path: seg.path("log"),
+                first_timestamp: seg.rolling_ts,
+            });
+        }
+        let first_uncleanable = self.segments[segments.len()].base_offset;
+        Cleanable {
+            dir: self.dir.clone(),
+            first_dirty: checkpoint.max(self.log_start_offset).min(first_uncleanable),
+            first_uncleanable,
+            segments,
+        }
+    }
+
+    /// One whole cleaning pass with the log held throughout (tests and tools; the broker
+    /// cleans without holding the partition lock and takes it only to swap).
+    pub fn clean(
+        &mut self,
+        high_watermark: i64,
+        now: i64,
+        settings: &CompactionSettings,
+        map: &mut OffsetMap,
+        producer_last_offsets: &HashMap<i64, i64>,
+    ) -> Result<CleanOutcome, LogError> {
+        let checkpoint = read_checkpoint(&self.dir)?;
+        let c = self.cleanable(checkpoint, high_watermark, now, settings.min_compaction_lag_ms);
+        let segment_bytes = self.config.segment_bytes;
+        let outcome = clean::clean(&c, settings, segment_bytes, map, now, producer_last_offsets, |group, cleaned| {
+            Ok(swap_in(self, group, cleaned, &mut |_| ControlFlow::Continue(()))? == Swapped::Done)
+        })?;
+        if !outcome.aborted && outcome.end_offset > checkpoint {
+            write_checkpoint(&self.dir, outcome.end_offset)?;
+        }
+        Ok(outcome)
+    }
+}
