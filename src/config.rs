@@ -194,6 +194,39 @@ pub struct KafkaSettings {
     #[arg(skip = 4_096)]
     pub offset_metadata_max_bytes: i32,
 
+    /// `log.cleaner.enable`: run the log cleaner (compaction of `cleanup.policy=compact`).
+    #[arg(skip = true)]
+    pub log_cleaner_enable: bool,
+
+    /// `log.cleaner.threads`: threads (of their own, off the runtime) cleaning logs.
+    #[arg(skip = 1)]
+    pub log_cleaner_threads: i32,
+
+    /// `log.cleaner.dedupe.buffer.size`: memory for the cleaners' offset maps, shared
+    /// between the threads (24 bytes per key).
+    #[arg(skip = 134_217_728)]
+    pub log_cleaner_dedupe_buffer_size: i64,
+
+    /// `log.cleaner.backoff.ms`: how long a cleaner sleeps when no log needs cleaning.
+    #[arg(skip = 15_000)]
+    pub log_cleaner_backoff_ms: i64,
+
+    /// `log.cleaner.delete.retention.ms` (topic `delete.retention.ms` default).
+    #[arg(skip = 86_400_000)]
+    pub log_cleaner_delete_retention_ms: i64,
+
+    /// `log.cleaner.min.cleanable.ratio` (topic `min.cleanable.dirty.ratio` default).
+    #[arg(skip = 0.5)]
+    pub log_cleaner_min_cleanable_ratio: f64,
+
+    /// `log.cleaner.min.compaction.lag.ms` (topic `min.compaction.lag.ms` default).
+    #[arg(skip = 0)]
+    pub log_cleaner_min_compaction_lag_ms: i64,
+
+    /// `log.cleaner.max.compaction.lag.ms` (topic `max.compaction.lag.ms` default).
+    #[arg(skip = i64::MAX)]
+    pub log_cleaner_max_compaction_lag_ms: i64,
+
     /// Any setting by its Kafka property name, e.g. `--set num.partitions=3`. Overrides
     /// the dedicated flags above.
     #[arg(long = "set", value_name = "KEY=VALUE", env = "JET_SET", value_delimiter = ',')]
@@ -326,6 +359,14 @@ impl KafkaSettings {
             "offsets.retention.minutes" => self.offsets_retention_minutes = parse(key, value)?,
             "offsets.retention.check.interval.ms" => self.offsets_retention_check_interval_ms = parse(key, value)?,
             "offset.metadata.max.bytes" => self.offset_metadata_max_bytes = parse(key, value)?,
+            "log.cleaner.enable" => self.log_cleaner_enable = parse(key, value)?,
+            "log.cleaner.threads" => self.log_cleaner_threads = parse(key, value)?,
+            "log.cleaner.dedupe.buffer.size" => self.log_cleaner_dedupe_buffer_size = parse(key, value)?,
+            "log.cleaner.backoff.ms" => self.log_cleaner_backoff_ms = parse(key, value)?,
+            "log.cleaner.delete.retention.ms" => self.log_cleaner_delete_retention_ms = parse(key, value)?,
+            "log.cleaner.min.cleanable.ratio" => self.log_cleaner_min_cleanable_ratio = parse(key, value)?,
+            "log.cleaner.min.compaction.lag.ms" => self.log_cleaner_min_compaction_lag_ms = parse(key, value)?,
+            "log.cleaner.max.compaction.lag.ms" => self.log_cleaner_max_compaction_lag_ms = parse(key, value)?,
             _ => return Err(ConfigError::UnknownKey(key.to_string())),
         }
         Ok(())

@@ -3,6 +3,7 @@
 
 pub mod fetch_sessions;
 pub mod lifecycle;
+pub mod log_cleaner;
 pub mod meta_store;
 pub mod partition;
 pub mod producer_state;
@@ -111,6 +112,8 @@ pub struct Broker {
     pub fetch_sessions: fetch_sessions::FetchSessions,
     /// Consumer groups coordinated here.
     pub groups: crate::group::GroupCoordinator,
+    /// The log cleaner's threads (compaction).
+    pub cleaner: log_cleaner::LogCleaner,
     meta: MetaStore,
     producer_ids: Mutex<ProducerIds>,
     /// Serialises topic creation/deletion so concurrent auto-creates agree.
@@ -158,7 +161,7 @@ impl Broker {
         if let Some(offsets) = topics.get(crate::group::OFFSETS_TOPIC) {
             groups.load(&offsets)?;
         }
-        Ok(Arc::new(Broker {
+        let broker = Arc::new(Broker {
             node_id: config.node_id,
             host,
             port,
@@ -171,8 +174,11 @@ impl Broker {
             producer_ids: Mutex::new(ProducerIds { next: limit, limit }),
             admin: Mutex::new(()),
             shutdown: tokio::sync::watch::channel(false).0,
+            cleaner: log_cleaner::LogCleaner::default(),
             config,
-        }))
+        });
+        broker.cleaner.start(Arc::downgrade(&broker), &broker.config.kafka);
+        Ok(broker)
     }
 
     /// Serialises admin changes (topic creation, deletion, growth, config changes).
@@ -493,6 +499,7 @@ impl Broker {
 
     /// Flushes and closes every partition log (clean shutdown).
     pub fn close(&self) {
+        self.cleaner.stop();
         for topic in self.topics.all() {
             for p in topic.partitions() {
                 if let Err(e) = p.close() {

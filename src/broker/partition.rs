@@ -8,6 +8,7 @@
 //! can be lost by a crash. (With replication the high watermark becomes the raft commit
 //! index; the read and wait paths stay the same.)
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
@@ -291,10 +292,28 @@ impl Partition {
     }
 
     /// Retention (see [`PartitionLog::apply_retention`]), bounded by the high watermark.
+    /// Only for `cleanup.policy` with `delete`: a compact-only log (`__consumer_offsets`)
+    /// is never time- or size-deleted, as in Kafka.
     pub fn apply_retention(&self, now_ms: i64) -> Result<usize, PartitionError> {
         let mut inner = self.lock()?;
+        if !inner.config.cleanup_delete {
+            return Ok(0);
+        }
         let high_watermark = self.high_watermark();
         Ok(inner.log.apply_retention(now_ms, high_watermark)?)
+    }
+
+    /// What the log cleaner needs, read under one lock: what may be cleaned, the topic
+    /// config, and each idempotent producer's last batch.
+    pub fn cleaning_view(
+        &self,
+        now_ms: i64,
+    ) -> Result<(crate::log::cleaner::Cleanable, EffectiveTopicConfig, HashMap<i64, i64>), PartitionError> {
+        let inner = self.lock()?;
+        let checkpoint = crate::log::cleaner::read_checkpoint(&self.dir)?;
+        let min_lag = inner.config.compaction.min_compaction_lag_ms;
+        let cleanable = inner.log.cleanable(checkpoint, self.high_watermark(), now_ms, min_lag);
+        Ok((cleanable, inner.config.clone(), inner.producers.last_offsets()))
     }
 
     /// Runs `f` with the log locked (ListOffsets, DeleteRecords, retention).

@@ -124,6 +124,12 @@ impl ProducerStateTable {
         self.producers.len()
     }
 
+    /// Each producer's last batch, by its last offset: what the log cleaner must keep so
+    /// the producer's sequence survives compaction.
+    pub fn last_offsets(&self) -> HashMap<i64, i64> {
+        self.producers.iter().filter_map(|(id, e)| Some((*id, e.batches.back()?.last_offset))).collect()
+    }
+
     /// The table as written at clean shutdown, valid for a log ending at `end_offset`.
     pub fn to_snapshot(&self, end_offset: i64) -> Result<String, serde_json::Error> {
         let producers = self

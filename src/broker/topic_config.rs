@@ -64,13 +64,15 @@ const LONG_MAX: &str = "9223372036854775807";
 
 /// Every topic config Jet accepts, in Kafka's order (alphabetical).
 pub static TOPIC_CONFIGS: &[ConfigDef] = &[
-    def("cleanup.policy", List, "delete", "delete or compact (compaction is not implemented yet; stored only)")
+    def("cleanup.policy", List, "delete", "delete (retention), compact (log compaction) or both")
         .synonym("log.cleanup.policy")
         .one_of(&["delete", "compact", "compact,delete", "delete,compact"]),
     def("compression.type", ConfigType::String, "producer", "Codec batches are stored with (producer: as sent)")
         .synonym("compression.type")
         .one_of(&["producer", "uncompressed", "none", "gzip", "snappy", "lz4", "zstd"]),
-    def("delete.retention.ms", Long, "86400000", "Tombstone retention for compacted topics").at_least(0),
+    def("delete.retention.ms", Long, "86400000", "Tombstone retention for compacted topics")
+        .synonym("log.cleaner.delete.retention.ms")
+        .at_least(0),
     def("file.delete.delay.ms", Long, "60000", "Delay before deleting a file").at_least(0),
     def("flush.messages", Long, LONG_MAX, "Messages between forced flushes").at_least(1),
     def("flush.ms", Long, LONG_MAX, "Interval between forced flushes (set: acknowledged before fsync)")
@@ -79,15 +81,19 @@ pub static TOPIC_CONFIGS: &[ConfigDef] = &[
     def("index.interval.bytes", Int, "4096", "Bytes between sparse offset-index entries")
         .synonym("log.index.interval.bytes")
         .at_least(0),
-    def("max.compaction.lag.ms", Long, LONG_MAX, "Max time a message stays uncompacted").at_least(1),
+    def("max.compaction.lag.ms", Long, LONG_MAX, "Max time a message stays uncompacted")
+        .synonym("log.cleaner.max.compaction.lag.ms")
+        .at_least(1),
     def("max.message.bytes", Int, "1048588", "Largest record batch accepted").synonym("message.max.bytes").at_least(0),
     def("message.timestamp.after.max.ms", Long, "3600000", "Max allowed future timestamp skew").at_least(0),
     def("message.timestamp.before.max.ms", Long, LONG_MAX, "Max allowed past timestamp skew").at_least(0),
     def("message.timestamp.type", ConfigType::String, "CreateTime", "CreateTime or LogAppendTime")
         .synonym("log.message.timestamp.type")
         .one_of(&["CreateTime", "LogAppendTime"]),
-    def("min.cleanable.dirty.ratio", Double, "0.5", "Compaction trigger ratio"),
-    def("min.compaction.lag.ms", Long, "0", "Min time a message stays uncompacted").at_least(0),
+    def("min.cleanable.dirty.ratio", Double, "0.5", "Compaction trigger ratio").synonym("log.cleaner.min.cleanable.ratio"),
+    def("min.compaction.lag.ms", Long, "0", "Min time a message stays uncompacted")
+        .synonym("log.cleaner.min.compaction.lag.ms")
+        .at_least(0),
     def("min.insync.replicas", Int, "1", "Replicas that must acknowledge acks=all").at_least(1),
     def("preallocate", Boolean, "false", "Preallocate segment files"),
     def("retention.bytes", Long, "-1", "Partition size above which old segments are deleted")
@@ -165,6 +171,10 @@ fn broker_value(settings: &KafkaSettings, def: &ConfigDef) -> Option<String> {
         "log.retention.ms" => settings.log_retention_ms.to_string(),
         "log.segment.bytes" => settings.log_segment_bytes.to_string(),
         "log.roll.ms" => settings.log_roll_ms.to_string(),
+        "log.cleaner.delete.retention.ms" => settings.log_cleaner_delete_retention_ms.to_string(),
+        "log.cleaner.max.compaction.lag.ms" => settings.log_cleaner_max_compaction_lag_ms.to_string(),
+        "log.cleaner.min.cleanable.ratio" => settings.log_cleaner_min_cleanable_ratio.to_string(),
+        "log.cleaner.min.compaction.lag.ms" => settings.log_cleaner_min_compaction_lag_ms.to_string(),
         _ => return None,
     })
 }
@@ -186,6 +196,10 @@ pub fn validate_broker_settings(settings: &KafkaSettings) -> Result<(), String> 
     at_least("socket.request.max.bytes", i64::from(settings.socket_request_max_bytes), 1024)?;
     at_least("fetch.max.bytes", i64::from(settings.fetch_max_bytes), 1024)?;
     at_least("offsets.topic.num.partitions", i64::from(settings.offsets_topic_num_partitions), 1)?;
+    at_least("log.cleaner.threads", i64::from(settings.log_cleaner_threads), 0)?;
+    at_least("log.cleaner.backoff.ms", settings.log_cleaner_backoff_ms, 0)?;
+    // Kafka's minimum: the offset maps must hold a useful number of keys.
+    at_least("log.cleaner.dedupe.buffer.size", settings.log_cleaner_dedupe_buffer_size, 1024 * 1024)?;
     Ok(())
 }
 
@@ -221,6 +235,13 @@ pub struct EffectiveTopicConfig {
     /// `Some(interval)` when `flush.ms` asks for interval flushing instead of an fsync
     /// before every acknowledgement.
     pub flush_interval_ms: Option<i64>,
+    /// `cleanup.policy` includes `delete`: retention applies.
+    pub cleanup_delete: bool,
+    /// `cleanup.policy` includes `compact`: the cleaner compacts the log, and records
+    /// without a key are refused.
+    pub cleanup_compact: bool,
+    /// The compaction configs (used when `cleanup_compact`).
+    pub compaction: crate::log::cleaner::CompactionSettings,
 }
 
 impl Default for EffectiveTopicConfig {
@@ -234,6 +255,9 @@ impl Default for EffectiveTopicConfig {
             timestamp_after_max_ms: 3_600_000,
             compression: None,
             flush_interval_ms: None,
+            cleanup_delete: true,
+            cleanup_compact: false,
+            compaction: crate::log::cleaner::CompactionSettings::default(),
         }
     }
 }
@@ -244,20 +268,39 @@ impl EffectiveTopicConfig {
             |name: &str| -> String { find(name).map(|d| resolve(settings, overrides, d).value).unwrap_or_default() };
         let long = |name: &str, fallback: i64| get(name).trim().parse::<i64>().unwrap_or(fallback);
         let flush_ms = long("flush.ms", i64::MAX);
+        let policy = get("cleanup.policy");
+        let cleanup_compact = policy.split(',').any(|p| p.trim() == "compact");
+        let cleanup_delete = policy.split(',').any(|p| p.trim() == "delete");
+        let max_message_bytes = long("max.message.bytes", 1_048_588).max(0) as usize;
+        let compaction = crate::log::cleaner::CompactionSettings {
+            delete_retention_ms: long("delete.retention.ms", 86_400_000),
+            min_compaction_lag_ms: long("min.compaction.lag.ms", 0),
+            max_compaction_lag_ms: long("max.compaction.lag.ms", i64::MAX),
+            min_cleanable_dirty_ratio: get("min.cleanable.dirty.ratio").trim().parse().unwrap_or(0.5),
+            max_batch_bytes: max_message_bytes,
+        };
+        let segment_ms = long("segment.ms", 604_800_000);
+        // As Kafka's `LogConfig.maxSegmentMs`: a compacted log rolls by
+        // max.compaction.lag.ms too, so its records become cleanable in time.
+        let segment_ms =
+            if cleanup_compact { segment_ms.min(compaction.max_compaction_lag_ms.max(1)) } else { segment_ms };
         Self {
             log: LogConfig {
                 segment_bytes: long("segment.bytes", 1 << 30).max(14) as u64,
-                segment_ms: long("segment.ms", 604_800_000),
+                segment_ms,
                 index_interval_bytes: long("index.interval.bytes", 4096).max(0) as u64,
                 retention_ms: long("retention.ms", 604_800_000),
                 retention_bytes: long("retention.bytes", -1),
             },
-            max_message_bytes: long("max.message.bytes", 1_048_588).max(0) as usize,
+            max_message_bytes,
             log_append_time: get("message.timestamp.type") == "LogAppendTime",
             timestamp_before_max_ms: long("message.timestamp.before.max.ms", i64::MAX),
             timestamp_after_max_ms: long("message.timestamp.after.max.ms", 3_600_000),
             compression: crate::log::recompress::topic_codec(&get("compression.type")),
             flush_interval_ms: (flush_ms != i64::MAX).then_some(flush_ms),
+            cleanup_delete,
+            cleanup_compact,
+            compaction,
         }
     }
 }

@@ -1,0 +1,211 @@
+//! The log cleaner's threads and scheduling (Kafka's `LogCleaner` + `LogCleanerManager`).
+//!
+//! `log.cleaner.threads` plain OS threads — never a runtime worker, the work is file I/O
+//! and CPU — each with its share of `log.cleaner.dedupe.buffer.size` for its offset map.
+//! Each round a thread takes the compacted partition most in need, no other thread
+//! holding it: first any whose oldest dirty record is past `max.compaction.lag.ms`, then
+//! the highest dirty ratio at or above `min.cleanable.dirty.ratio`, then one whose
+//! tombstones' delete horizon has passed. It cleans without the partition lock (sealed
+//! segments never change) and takes the lock only to swap each cleaned group in. With
+//! nothing to do it sleeps `log.cleaner.backoff.ms`, or until the broker stops.
+
+use std::collections::{HashMap, HashSet};
+use std::ops::ControlFlow;
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use super::partition::{Partition, PartitionError};
+use super::{Broker, now_ms};
+use crate::config::KafkaSettings;
+use crate::log::cleaner::{self, CleanOutcome, OffsetMap, Swapped};
+
+#[derive(Default)]
+struct Shared {
+    stopped: Mutex<bool>,
+    wake: Condvar,
+    /// Partitions (by directory) a thread is cleaning.
+    busy: Mutex<HashSet<PathBuf>>,
+    /// Earliest delete horizon of a tombstone left in each partition by the last pass.
+    /// Unknown after a restart: every compacted log then gets one pass.
+    horizons: Mutex<HashMap<PathBuf, Option<i64>>>,
+}
+
+/// Handle on the cleaner threads.
+#[derive(Default)]
+pub struct LogCleaner {
+    shared: Arc<Shared>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl LogCleaner {
+    /// Starts the threads (none when `log.cleaner.enable` is false).
+    pub fn start(&self, broker: Weak<Broker>, settings: &KafkaSettings) {
+        if !settings.log_cleaner_enable || settings.log_cleaner_threads <= 0 {
+            return;
+        }
+        let threads = settings.log_cleaner_threads as usize;
+        let buffer = usize::try_from(settings.log_cleaner_dedupe_buffer_size).unwrap_or(usize::MAX) / threads;
+        let backoff = Duration::from_millis(settings.log_cleaner_backoff_ms.max(0) as u64);
+        let Ok(mut handles) = self.threads.lock() else { return };
+        for i in 0..threads {
+            let (shared, broker) = (self.shared.clone(), broker.clone());
+            let spawned = std::thread::Builder::new()
+                .name(format!("log-cleaner-{i}"))
+                .spawn(move || run(&shared, &broker, buffer, backoff));
+            match spawned {
+                Ok(h) => handles.push(h),
+                Err(e) => tracing::error!(error = %e, "cannot start a log cleaner thread"),
+            }
+        }
+    }
+
+    /// Stops the threads (a pass in progress finishes its current group first).
+    pub fn stop(&self) {
+        if let Ok(mut stopped) = self.shared.stopped.lock() {
+            *stopped = true;
+        }
+        self.shared.wake.notify_all();
+        let handles = self.threads.lock().map(|mut h| std::mem::take(&mut *h)).unwrap_or_default();
+        for h in handles {
+            if h.join().is_err() {
+                tracing::error!("a log cleaner thread panicked");
+            }
+        }
+    }
+}
+
+fn stopped(shared: &Shared) -> bool {
+    shared.stopped.lock().map_or(true, |s| *s)
+}
+
+fn run(shared: &Shared, broker: &Weak<Broker>, buffer: usize, backoff: Duration) {
+    let mut map = OffsetMap::with_buffer(buffer);
+    while !stopped(shared) {
+        let Some(b) = broker.upgrade() else { return };
+        let worked = clean_filthiest(shared, &b, &mut map);
+        drop(b);
+        if worked {
+            continue;
+        }
+        let Ok(guard) = shared.stopped.lock() else { return };
+        if *guard {
+            return;
+        }
+        let _unused = shared.wake.wait_timeout(guard, backoff);
+    }
+}
+
+/// Why a partition is chosen, most urgent first.
+#[derive(Debug, Clone, Copy, PartialEq, PartialOrd)]
+enum Need {
+    TombstonesDue,
+    Dirty(f64),
+    PastMaxLag,
+}
+
+fn need(shared: &Shared, p: &Partition, now: i64) -> Result<Option<Need>, PartitionError> {
+    let config = p.config()?;
+    if !config.cleanup_compact {
+        return Ok(None);
+    }
+    let (c, config, _) = p.cleaning_view(now)?;
+    let dirty = c.dirty_bytes() > 0;
+    if dirty && c.past_max_lag(now, config.compaction.max_compaction_lag_ms) {
+        return Ok(Some(Need::PastMaxLag));
+    }
+    let ratio = c.dirty_ratio();
+    if dirty && ratio >= config.compaction.min_cleanable_dirty_ratio {
+        return Ok(Some(Need::Dirty(ratio)));
+    }
+    let horizon = shared.horizons.lock().ok().and_then(|h| h.get(p.dir()).copied());
+    let due = match horizon {
+        None => !c.segments.is_empty(),
+        Some(Some(h)) => h <= now,
+        Some(None) => false,
+    };
+    Ok(due.then_some(Need::TombstonesDue))
+}
+
+/// Cleans the partition most in need; `false` when none is.
+fn clean_filthiest(shared: &Shared, broker: &Broker, map: &mut OffsetMap) -> bool {
+    let now = now_ms();
+    let mut best: Option<(Need, Arc<Partition>)> = None;
+    let busy = shared.busy.lock().map(|b| b.clone()).unwrap_or_default();
+    for topic in broker.topics.all() {
+        for p in topic.partitions() {
+            if busy.contains(p.dir()) {
+                continue;
+            }
+            match need(shared, &p, now) {
+                Ok(Some(n)) if best.as_ref().is_none_or(|(b, _)| n > *b) => best = Some((n, p)),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(topic = p.topic, partition = p.index, error = %e, "cannot check for cleaning"),
+            }
+        }
+    }
+    let Some((why, p)) = best else { return false };
+    let claimed = shared.busy.lock().map(|mut b| b.insert(p.dir().to_path_buf())).unwrap_or(false);
+    if !claimed {
+        return true;
+    }
+    let result = clean_partition(&p, map, now);
+    if let Ok(mut b) = shared.busy.lock() {
+        b.remove(p.dir());
+    }
+    match result {
+        Ok(outcome) => {
+            if let Ok(mut h) = shared.horizons.lock() {
+                h.insert(p.dir().to_path_buf(), outcome.next_tombstone_horizon);
+            }
+            if outcome.groups_swapped > 0 {
+                tracing::info!(
+                    topic = p.topic,
+                    partition = p.index,
+                    reason = ?why,
+                    groups = outcome.groups_swapped,
+                    bytes_before = outcome.bytes_before,
+                    bytes_after = outcome.bytes_after,
+                    clean_up_to = outcome.end_offset,
+                    "cleaned log"
+                );
+            }
+        }
+        Err(e) => {
+            tracing::warn!(topic = p.topic, partition = p.index, error = %e, "log cleaning failed");
+            // Not retried in a loop: the horizon map marks it as done until it is dirtier.
+            if let Ok(mut h) = shared.horizons.lock() {
+                h.insert(p.dir().to_path_buf(), None);
+            }
+            return false;
+        }
+    }
+    true
+}
+
+/// One pass over one partition; swaps take the partition lock, the rest does not.
+pub fn clean_partition(p: &Partition, map: &mut OffsetMap, now: i64) -> Result<CleanOutcome, PartitionError> {
+    let (c, config, producers) = p.cleaning_view(now)?;
+    let outcome = cleaner::clean::clean(
+        &c,
+        &config.compaction,
+        config.log.segment_bytes,
+        map,
+        now,
+        &producers,
+        |group, cleaned| {
+            let swapped = p
+                .with_log(|log| cleaner::swap_in(log, group, cleaned, &mut |_| ControlFlow::Continue(())))
+                .map_err(|e| match e {
+                    PartitionError::Log(e) => e,
+                    other => crate::log::LogError::InvalidArgument(other.to_string()),
+                })?;
+            Ok(swapped == Swapped::Done)
+        },
+    )?;
+    if !outcome.aborted && outcome.end_offset > c.first_dirty {
+        cleaner::write_checkpoint(p.dir(), outcome.end_offset)?;
+    }
+    Ok(outcome)
+}
