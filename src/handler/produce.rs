@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::ResponseError;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
 
 use crate::broker::partition::{Appended, Partition};
@@ -46,6 +48,20 @@ fn partition_error(index: i32, code: Option<ResponseError>, msg: Option<String>)
         .with_log_append_time_ms(-1)
         .with_log_start_offset(-1)
         .with_error_message(super::message(msg))
+}
+
+/// Kafka's answer to records without a key for a compacted topic: INVALID_RECORD for the
+/// whole partition's data, each keyless record's index in `record_errors` (Produce v8+).
+fn keyless_refused(partition: &Partition, index: i32, keyless: &[i32]) -> PartitionProduceResponse {
+    let text = format!(
+        "Compacted topic cannot accept message without key in topic partition {}-{}.",
+        partition.topic, partition.index
+    );
+    let record_errors = keyless
+        .iter()
+        .map(|&i| BatchIndexAndErrorMessage::default().with_batch_index(i).with_batch_index_error_message(message(Some(text.clone()))))
+        .collect();
+    partition_error(index, Some(ResponseError::InvalidRecord), Some(text)).with_record_errors(record_errors)
 }
 
 /// The bytes to append: as sent (the request's buffer, not a copy), or rewritten with
@@ -146,6 +162,19 @@ pub fn start(broker: Arc<Broker>, request: ProduceRequest, to: ReplyTo) -> Pendi
                     )),
                 ));
                 continue;
+            }
+            if config.cleanup_compact {
+                match crate::log::cleaner::records::keyless_records(&records, &headers, config.max_message_bytes) {
+                    Ok(keyless) if keyless.is_empty() => {}
+                    Ok(keyless) => {
+                        partitions.push(keyless_refused(&partition, index, &keyless));
+                        continue;
+                    }
+                    Err(e) => {
+                        partitions.push(partition_error(index, Some(batch_error_code(&e)), Some(e.to_string())));
+                        continue;
+                    }
+                }
             }
             if headers.is_empty() {
                 // Kafka accepts an empty record set and reports no offset.

@@ -204,3 +204,28 @@ pub(crate) fn rebuild_batch(
     batch[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
     Ok(())
 }
+
+/// Indexes (within their batch) of the records without a key in `batches`: what a topic
+/// whose `cleanup.policy` includes `compact` refuses, as Kafka's `LogValidator` does.
+pub fn keyless_records(
+    batches: &[u8],
+    headers: &[BatchHeader],
+    max_batch_bytes: usize,
+) -> Result<Vec<i32>, BatchError> {
+    let mut found = Vec::new();
+    let mut pos = 0;
+    let mut scratch = Vec::new();
+    for h in headers {
+        let end = pos + h.total_size();
+        let batch = batches.get(pos..end).ok_or(BatchError::Truncated)?;
+        pos = end;
+        if h.is_control() {
+            continue;
+        }
+        let plain = plain_records(h, batch, max_batch_bytes, &mut scratch)?;
+        let mut records = Vec::new();
+        parse_records(h, plain, &mut records)?;
+        found.extend(records.iter().enumerate().filter(|(_, r)| r.key.is_none()).map(|(i, _)| i as i32));
+    }
+    Ok(found)
+}
