@@ -13,8 +13,6 @@ use crate::group::records::KeyValue;
 
 /// Largest compiled regular expression accepted (bytes of the automaton).
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
-/// Kafka's internal topics, never matched by a regular expression.
-const INTERNAL_TOPICS: [&str; 2] = ["__consumer_offsets", "__transaction_state"];
 
 /// Compiles a subscription regex (RE2 syntax, matched against whole topic names).
 pub(super) fn compile_regex(pattern: &str) -> Result<regex::Regex, regex::Error> {
@@ -24,7 +22,9 @@ pub(super) fn compile_regex(pattern: &str) -> Result<regex::Regex, regex::Error>
 fn resolve_regex(pattern: &str, ctx: &Context<'_>) -> ResolvedRegex {
     let topics = match compile_regex(pattern) {
         Ok(re) => {
-            ctx.topics.names().filter(|t| !INTERNAL_TOPICS.contains(t) && re.is_match(t)).map(String::from).collect()
+            // Every topic name the regex matches, internal ones included: Kafka 4.1's
+            // `GroupMetadataManager.refreshRegularExpressions` filters only by ACLs.
+            ctx.topics.names().filter(|t| re.is_match(t)).map(String::from).collect()
         }
         Err(_) => BTreeSet::new(),
     };
