@@ -80,9 +80,11 @@ async fn commit(c: &mut Client, group: &str, offset: i64) {
     let req = OffsetCommitRequest::default()
         .with_group_id(GroupId(s(group)))
         .with_generation_id_or_member_epoch(-1)
-        .with_topics(vec![offset_commit_request::OffsetCommitRequestTopic::default().with_name(TopicName(s("t"))).with_partitions(
-            vec![offset_commit_request::OffsetCommitRequestPartition::default().with_committed_offset(offset)],
-        )]);
+        .with_topics(vec![
+            offset_commit_request::OffsetCommitRequestTopic::default().with_name(TopicName(s("t"))).with_partitions(
+                vec![offset_commit_request::OffsetCommitRequestPartition::default().with_committed_offset(offset)],
+            ),
+        ]);
     let r: OffsetCommitResponse = c.call(ApiKey::OffsetCommit, 9, &req).await;
     assert_eq!(r.topics[0].partitions[0].error_code, 0);
 }
@@ -177,7 +179,12 @@ async fn a_compacted_topic_keeps_the_latest_value_per_key_and_shrinks() {
             .filter(|r| r.key.as_deref() != Some(b"tick".as_ref()))
             .map(|r| (r.offset, String::from_utf8(r.key.clone().unwrap().to_vec()).unwrap()))
             .collect();
-        let want: Vec<_> = latest.iter().map(|(k, (o, _))| (*o, k.clone())).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+        let want: Vec<_> = latest
+            .iter()
+            .map(|(k, (o, _))| (*o, k.clone()))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
         if kept == want {
             for r in records.iter().filter(|r| r.key.as_deref() != Some(b"tick".as_ref())) {
                 let key = String::from_utf8(r.key.clone().unwrap().to_vec()).unwrap();

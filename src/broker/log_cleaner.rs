@@ -198,9 +198,9 @@ pub fn clean_partition(p: &Partition, map: &mut OffsetMap, now: i64) -> Result<C
             let swapped = p
                 .with_log(|log| cleaner::swap_in(log, group, cleaned, &mut |_| ControlFlow::Continue(())))
                 .map_err(|e| match e {
-                    PartitionError::Log(e) => e,
-                    other => crate::log::LogError::InvalidArgument(other.to_string()),
-                })?;
+                PartitionError::Log(e) => e,
+                other => crate::log::LogError::InvalidArgument(other.to_string()),
+            })?;
             Ok(swapped == Swapped::Done)
         },
     )?;

@@ -90,7 +90,8 @@ pub static TOPIC_CONFIGS: &[ConfigDef] = &[
     def("message.timestamp.type", ConfigType::String, "CreateTime", "CreateTime or LogAppendTime")
         .synonym("log.message.timestamp.type")
         .one_of(&["CreateTime", "LogAppendTime"]),
-    def("min.cleanable.dirty.ratio", Double, "0.5", "Compaction trigger ratio").synonym("log.cleaner.min.cleanable.ratio"),
+    def("min.cleanable.dirty.ratio", Double, "0.5", "Compaction trigger ratio")
+        .synonym("log.cleaner.min.cleanable.ratio"),
     def("min.compaction.lag.ms", Long, "0", "Min time a message stays uncompacted")
         .synonym("log.cleaner.min.compaction.lag.ms")
         .at_least(0),

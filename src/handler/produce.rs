@@ -59,7 +59,11 @@ fn keyless_refused(partition: &Partition, index: i32, keyless: &[i32]) -> Partit
     );
     let record_errors = keyless
         .iter()
-        .map(|&i| BatchIndexAndErrorMessage::default().with_batch_index(i).with_batch_index_error_message(message(Some(text.clone()))))
+        .map(|&i| {
+            BatchIndexAndErrorMessage::default()
+                .with_batch_index(i)
+                .with_batch_index_error_message(message(Some(text.clone())))
+        })
         .collect();
     partition_error(index, Some(ResponseError::InvalidRecord), Some(text)).with_record_errors(record_errors)
 }

@@ -12,9 +12,9 @@ use std::sync::Arc;
 use super::super::batch::{BatchError, BatchHeader};
 use super::super::segment::{MAX_RELATIVE, scan_file};
 use super::super::{LogError, io_err};
+use super::CompactionSettings;
 use super::offset_map::OffsetMap;
 use super::records::{RecordView, delete_horizon, parse_records, plain_records, rebuild_batch};
-use super::CompactionSettings;
 
 /// A sealed segment as the cleaner sees it (taken under the partition lock, read without it).
 #[derive(Debug, Clone)]

@@ -8,12 +8,20 @@ use std::path::Path;
 
 use bytes::{Bytes, BytesMut};
 use indexmap::IndexMap;
-use kafka_protocol::records::{Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
 
 use super::*;
 use crate::log::{BatchIter, LogConfig};
 
-fn encode(recs: &[(Option<String>, Option<String>)], ts: i64, codec: Compression, producer: (i64, i16, i32), control: bool) -> Vec<u8> {
+fn encode(
+    recs: &[(Option<String>, Option<String>)],
+    ts: i64,
+    codec: Compression,
+    producer: (i64, i16, i32),
+    control: bool,
+) -> Vec<u8> {
     let records: Vec<Record> = recs
         .iter()
         .enumerate()
@@ -44,7 +52,8 @@ fn one(key: &str, value: Option<&str>) -> Vec<u8> {
 
 /// A log rolling after every batch (tiny segment.bytes).
 fn small_log(dir: &Path) -> PartitionLog {
-    PartitionLog::open(dir, LogConfig { segment_bytes: 100, index_interval_bytes: 100, ..LogConfig::default() }).unwrap()
+    PartitionLog::open(dir, LogConfig { segment_bytes: 100, index_interval_bytes: 100, ..LogConfig::default() })
+        .unwrap()
 }
 
 /// Every record: (offset, key, value, timestamp).
@@ -86,7 +95,8 @@ fn latest_value_per_key_survives_at_its_offset_and_the_log_shrinks() {
     assert!(outcome.groups_swapped > 0);
     assert!(log.size_bytes() < before, "{} < {before}", log.size_bytes());
     let got: Vec<_> = records(&log).into_iter().map(|(o, k, v, _)| (o, k.unwrap(), v.unwrap())).collect();
-    let want: Vec<_> = (0..4).map(|k| (8 + k, format!("k{k}"), "v2".to_string())).chain([(12, "active".into(), "x".into())]).collect();
+    let want: Vec<_> =
+        (0..4).map(|k| (8 + k, format!("k{k}"), "v2".to_string())).chain([(12, "active".into(), "x".into())]).collect();
     assert_eq!(got, want);
     // Reopened, the same: the swap is on disk, indexes included.
     drop(log);
@@ -105,7 +115,10 @@ fn tombstones_stay_for_delete_retention_ms_then_go() {
     log.append(&one("filler", Some("x")), 0, 1_000).unwrap();
     pass(&mut log, 10_000);
     let keys = |log: &PartitionLog| records(log).into_iter().map(|(o, k, v, _)| (o, k.unwrap(), v)).collect::<Vec<_>>();
-    assert_eq!(keys(&log), vec![(1, "b".into(), Some("1".into())), (2, "a".into(), None), (3, "filler".into(), Some("x".into()))]);
+    assert_eq!(
+        keys(&log),
+        vec![(1, "b".into(), Some("1".into())), (2, "a".into(), None), (3, "filler".into(), Some("x".into()))]
+    );
     // Within delete.retention.ms (1 s) of that pass the tombstone stays.
     pass(&mut log, 10_999);
     assert_eq!(keys(&log).len(), 3);
@@ -150,8 +163,10 @@ fn a_small_dedupe_buffer_takes_several_passes_and_each_is_correct() {
         let outcome = log.clean(hw, 2_000, &settings(), &mut map, &HashMap::new()).unwrap();
         passes += 1;
         // Never loses a key's latest value, whatever the pass.
-        let got: BTreeMap<String, i64> =
-            records(&log).into_iter().map(|(_, k, v, _)| (k.unwrap(), v.unwrap().parse::<i64>().unwrap_or(-1))).collect();
+        let got: BTreeMap<String, i64> = records(&log)
+            .into_iter()
+            .map(|(_, k, v, _)| (k.unwrap(), v.unwrap().parse::<i64>().unwrap_or(-1)))
+            .collect();
         for (k, v) in &model {
             assert_eq!(got.get(k), Some(v), "pass {passes}");
         }
@@ -192,7 +207,8 @@ fn control_batches_are_kept_as_they_are() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = small_log(dir.path());
     // A COMMIT marker: key version 0, type 1.
-    let marker = encode(&[(Some("\0\0\0\x01".into()), Some("\0\0\0\0\0\0".into()))], 1_000, Compression::None, (9, 0, -1), true);
+    let marker =
+        encode(&[(Some("\0\0\0\x01".into()), Some("\0\0\0\0\0\0".into()))], 1_000, Compression::None, (9, 0, -1), true);
     log.append(&one("a", Some("1")), 0, 1_000).unwrap();
     log.append(&marker, 0, 1_000).unwrap();
     log.append(&one("a", Some("2")), 0, 1_000).unwrap();
@@ -220,7 +236,8 @@ fn compressed_batches_are_recompressed_with_their_codec_keeping_offsets_and_time
         assert_eq!(first.compression(), codec);
         assert_eq!((first.base_offset, first.last_offset(), first.records_count), (0, 9, 5));
         let got = records(&log);
-        let kept: Vec<_> = got.iter().take(5).map(|(o, k, v, ts)| (*o, k.clone().unwrap(), v.clone().unwrap(), *ts)).collect();
+        let kept: Vec<_> =
+            got.iter().take(5).map(|(o, k, v, ts)| (*o, k.clone().unwrap(), v.clone().unwrap(), *ts)).collect();
         let want: Vec<_> = (5..10).map(|i| (i, format!("k{i}"), format!("old{i}"), 5_000 + i)).collect();
         assert_eq!(kept, want, "{codec:?}");
         assert_eq!(got.len(), 11);
@@ -256,7 +273,8 @@ fn a_swap_stopped_after_any_step_reopens_as_the_old_or_the_new_set() {
         let mut stopped = false;
         // One group: segment.bytes 100 fits one segment each, so allow big groups here.
         clean::clean(&c, &settings(), u64::MAX, &mut map, 2_000, &HashMap::new(), |group, cleaned| {
-            let mut hook = |step: usize| if step == stop_at { ControlFlow::Break(()) } else { ControlFlow::Continue(()) };
+            let mut hook =
+                |step: usize| if step == stop_at { ControlFlow::Break(()) } else { ControlFlow::Continue(()) };
             let r = swap_in(&mut log, group, cleaned, &mut hook)?;
             stopped = r == Swapped::Stopped;
             Ok(r == Swapped::Done)
