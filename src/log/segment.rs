@@ -123,6 +123,14 @@ impl Segment {
         Ok(Segment::with_file(dir, base_offset, file, size))
     }
 
+    /// A segment for `base_offset` over an already open file (the log cleaner's rewrite,
+    /// indexed before it is renamed into place), with empty indexes.
+    pub(crate) fn adopt_file(dir: &Path, base_offset: i64, file: File) -> Result<Segment, LogError> {
+        let path = segment_path(dir, base_offset, "log");
+        let size = file.metadata().map_err(io_err("stat segment", &path))?.len();
+        Ok(Segment::with_file(dir, base_offset, file, size))
+    }
+
     pub fn path(&self, ext: &str) -> PathBuf {
         segment_path(&self.dir, self.base_offset, ext)
     }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::super::batch::{BatchError, BatchHeader};
-use super::super::segment::{MAX_RELATIVE, scan_file};
+use super::super::segment::{MAX_RELATIVE, Segment, scan_file};
 use super::super::{LogError, io_err};
 use super::CompactionSettings;
 use super::offset_map::OffsetMap;
@@ -42,6 +42,8 @@ pub struct Cleanable {
     pub first_uncleanable: i64,
     /// Every segment below `first_uncleanable`, oldest first.
     pub segments: Vec<SegmentRef>,
+    /// `index.interval.bytes`, for the rewritten segments' indexes.
+    pub index_interval_bytes: u64,
 }
 
 impl Cleanable {
@@ -73,10 +75,12 @@ impl Cleanable {
     }
 }
 
-/// A rewritten group of segments, fsynced, named `<base>-<end>.log.cleaned`.
+/// A rewritten group of segments, fsynced, named `<base>-<end>.log.cleaned`, with its
+/// indexes built (before the partition lock is taken for the swap).
 #[derive(Debug)]
 pub struct CleanedFile {
     pub path: PathBuf,
+    pub(crate) segment: Segment,
     pub base_offset: i64,
     /// The end of the offset span the group covered (base of the segment after it).
     pub span_end: i64,
@@ -261,13 +265,20 @@ pub fn group_segments(segments: &[SegmentRef], segment_bytes: u64) -> Vec<&[Segm
 /// the group changes (the file is removed again).
 pub fn clean_group(
     dir: &Path,
+    index_interval_bytes: u64,
     group: &[SegmentRef],
     ctx: &FilterContext<'_>,
     horizon_seen: &mut Option<i64>,
 ) -> Result<Option<CleanedFile>, LogError> {
     let (Some(first), Some(last)) = (group.first(), group.last()) else { return Ok(None) };
     let path = dir.join(cleaned_name(first.base_offset, last.span_end));
-    let file = File::create(&path).map_err(io_err("create cleaned segment", &path))?;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&path)
+        .map_err(io_err("create cleaned segment", &path))?;
     let mut writer = std::io::BufWriter::with_capacity(1 << 20, file);
     let mut changed = false;
     let mut scratch = Vec::new();
@@ -289,7 +300,11 @@ pub fn clean_group(
         return Ok(None);
     }
     file.sync_all().map_err(io_err("fsync cleaned segment", &path))?;
-    Ok(Some(CleanedFile { path, base_offset: first.base_offset, span_end: last.span_end }))
+    // The open file follows the renames of the swap; its indexes are built here, without
+    // the partition lock.
+    let mut segment = Segment::adopt_file(dir, first.base_offset, file)?;
+    segment.rebuild_indexes(index_interval_bytes)?;
+    Ok(Some(CleanedFile { path, segment, base_offset: first.base_offset, span_end: last.span_end }))
 }
 
 /// One pass over `c`: map, then each group rewritten and handed to `swap` (which returns
@@ -317,12 +332,12 @@ pub fn clean(
     for group in group_segments(&to_clean, segment_bytes) {
         let before: u64 = group.iter().map(|s| s.size).sum();
         let mut horizon = None;
-        let cleaned = clean_group(&c.dir, group, &ctx, &mut horizon)?;
+        let cleaned = clean_group(&c.dir, c.index_interval_bytes, group, &ctx, &mut horizon)?;
         if let Some(h) = horizon {
             outcome.next_tombstone_horizon = Some(outcome.next_tombstone_horizon.map_or(h, |o| o.min(h)));
         }
         let Some(cleaned) = cleaned else { continue };
-        let after = std::fs::metadata(&cleaned.path).map_err(io_err("stat cleaned segment", &cleaned.path))?.len();
+        let after = cleaned.segment.size;
         if swap(group, cleaned)? {
             outcome.groups_swapped += 1;
             outcome.bytes_before += before;

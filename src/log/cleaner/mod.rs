@@ -117,6 +117,7 @@ impl PartitionLog {
             first_dirty: checkpoint.max(self.log_start_offset).min(first_uncleanable),
             first_uncleanable,
             segments,
+            index_interval_bytes: self.config.index_interval_bytes,
         }
     }
 

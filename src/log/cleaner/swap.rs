@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::super::partition_log::PartitionLog;
-use super::super::segment::{Segment, segment_path, sync_dir};
+use super::super::segment::{segment_path, sync_dir};
 use super::super::{LogError, io_err};
 use super::clean::{CleanedFile, SegmentRef};
 
@@ -118,9 +118,7 @@ pub fn swap_in(
     if done(hook) {
         return Ok(Swapped::Stopped);
     }
-    let interval = log.config.index_interval_bytes;
-    let mut segment = Segment::open(&dir, cleaned.base_offset)?;
-    segment.rebuild_indexes(interval)?;
+    let mut segment = cleaned.segment;
     segment.flush()?;
     log.segments.splice(start..start + group.len(), [segment]);
     Ok(Swapped::Done)
