@@ -70,6 +70,7 @@ public final class Main {
                 case "create-partitions" -> createPartitions(bootstrap);
                 case "delete-records" -> deleteRecords(bootstrap);
                 case "codecs" -> codecs(bootstrap);
+                case "compacted-topic" -> compactedTopic(bootstrap);
                 case "group-classic" -> Groups.consume(bootstrap, "classic", null);
                 case "group-consumer-uniform" -> Groups.consume(bootstrap, "consumer", "uniform");
                 case "group-consumer-range" -> Groups.consume(bootstrap, "consumer", "range");
@@ -174,6 +175,73 @@ public final class Main {
     }
 
     // ------------------------------------------------------------------ scenarios
+
+    /** Every record of partition 0 up to the high watermark, read with assign/seek. */
+    static List<ConsumerRecord<byte[], byte[]>> readAll(String bootstrap, String topic) {
+        TopicPartition tp = new TopicPartition(topic, 0);
+        try (KafkaConsumer<byte[], byte[]> c = consumer(bootstrap)) {
+            c.assign(List.of(tp));
+            c.seekToBeginning(List.of(tp));
+            long end = c.endOffsets(List.of(tp)).get(tp);
+            List<ConsumerRecord<byte[], byte[]>> out = new ArrayList<>();
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
+            while (c.position(tp) < end) {
+                check(System.nanoTime() < deadline, "read up to %d of %d before the deadline", c.position(tp), end);
+                for (ConsumerRecord<byte[], byte[]> r : c.poll(Duration.ofMillis(200))) out.add(r);
+            }
+            return out;
+        }
+    }
+
+    /**
+     * cleanup.policy=compact (issue 9): the latest value per key survives at its offset, a
+     * tombstone goes after delete.retention.ms, a record without a key is refused.
+     */
+    static void compactedTopic(String bootstrap) throws Exception {
+        String topic = topicName("java-compact");
+        try (Admin a = admin(bootstrap)) {
+            createTopic(a, topic, 1, Map.of("cleanup.policy", "compact", "segment.ms", "100",
+                    "min.cleanable.dirty.ratio", "0.01", "delete.retention.ms", "1000"));
+        }
+        Map<String, Long> offsets = new HashMap<>();
+        Map<String, String> values = new HashMap<>();
+        try (KafkaProducer<byte[], byte[]> p = producer(bootstrap)) {
+            for (int round = 0; round < 20; round++) {
+                for (int k = 0; k < 5; k++) {
+                    String key = "k" + k, value = "v" + round;
+                    offsets.put(key, p.send(new ProducerRecord<>(topic, b(key), b(value))).get().offset());
+                    values.put(key, value);
+                }
+            }
+            p.send(new ProducerRecord<>(topic, b("k4"), null)).get(); // tombstone
+            values.remove("k4");
+            offsets.remove("k4");
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(T);
+            while (true) {
+                p.send(new ProducerRecord<>(topic, b("tick"), b("x"))).get(); // rolls the active segment
+                Map<String, Long> gotOffsets = new HashMap<>();
+                Map<String, String> gotValues = new HashMap<>();
+                int count = 0;
+                for (ConsumerRecord<byte[], byte[]> r : readAll(bootstrap, topic)) {
+                    if ("tick".equals(s(r.key()))) continue;
+                    count++;
+                    gotOffsets.put(s(r.key()), r.offset());
+                    gotValues.put(s(r.key()), s(r.value()));
+                }
+                if (count == values.size() && gotOffsets.equals(offsets) && gotValues.equals(values)) break;
+                check(System.nanoTime() < deadline, "not compacted: %d records, offsets %s values %s", count, gotOffsets, gotValues);
+                Thread.sleep(100); // poll interval
+            }
+            try {
+                p.send(new ProducerRecord<>(topic, null, b("no key"))).get();
+                throw new AssertionError("a record without a key was accepted by a compacted topic");
+            } catch (ExecutionException e) {
+                check(e.getCause() instanceof org.apache.kafka.common.InvalidRecordException,
+                        "keyless record refused with %s", e.getCause());
+            }
+        }
+        System.out.println("compacted topic: latest value per key at its offset, tombstone gone, keyless refused");
+    }
 
     /** Default producer (idempotent, acks=all) + assign/seek consumer without group.id. */
     static void produceConsume(String bootstrap) throws Exception {
