@@ -140,7 +140,11 @@ pub fn validate(name: &str, value: &str) -> Result<(), ConfigValueError> {
             }
         }
         Double => {
-            value.trim().parse::<f64>().map_err(|e| invalid(e.to_string()))?;
+            let v = value.trim().parse::<f64>().map_err(|e| invalid(e.to_string()))?;
+            // Kafka's only Double topic config is a ratio.
+            if !(0.0..=1.0).contains(&v) {
+                return Err(invalid("Value must be between 0 and 1".into()));
+            }
         }
         Boolean => {
             if !value.eq_ignore_ascii_case("true") && !value.eq_ignore_ascii_case("false") {
@@ -340,6 +344,31 @@ mod tests {
         let mut s = settings();
         s.log_retention_ms = -5;
         assert!(validate_broker_settings(&s).is_err());
+    }
+
+    #[test]
+    fn cleanup_policy_and_compaction_configs() {
+        let s = settings();
+        let eff = EffectiveTopicConfig::new(&s, &BTreeMap::new());
+        assert!(eff.cleanup_delete && !eff.cleanup_compact);
+        let over: BTreeMap<_, _> = [
+            ("cleanup.policy".to_string(), "compact, delete".to_string()),
+            ("max.compaction.lag.ms".to_string(), "60000".to_string()),
+            ("delete.retention.ms".to_string(), "5".to_string()),
+            ("min.cleanable.dirty.ratio".to_string(), "0.25".to_string()),
+        ]
+        .into();
+        let eff = EffectiveTopicConfig::new(&s, &over);
+        assert!(eff.cleanup_delete && eff.cleanup_compact);
+        assert_eq!((eff.compaction.delete_retention_ms, eff.compaction.min_cleanable_dirty_ratio), (5, 0.25));
+        // A compacted log also rolls by max.compaction.lag.ms (Kafka's maxSegmentMs).
+        assert_eq!(eff.log.segment_ms, 60_000);
+        assert!(validate("min.cleanable.dirty.ratio", "1.5").is_err());
+        assert!(validate("min.cleanable.dirty.ratio", "0.1").is_ok());
+        let mut s = settings();
+        s.log_cleaner_delete_retention_ms = 7;
+        let r = resolve(&s, &BTreeMap::new(), find("delete.retention.ms").unwrap());
+        assert_eq!(r, Resolved { value: "7".into(), source: ConfigSource::StaticBroker });
     }
 
     #[test]
