@@ -198,8 +198,12 @@ fn describe_configs_broker_default_resource_and_synonyms() {
     assert!(r.results[0].configs.is_empty());
     let topic = &r.results[1].configs;
     // A topic config without a broker synonym has no synonyms unless overridden.
+    let delete_delay = topic.iter().find(|c| c.name.as_str() == "file.delete.delay.ms").unwrap();
+    assert!(delete_delay.synonyms.is_empty());
+    // The cleaner's topic configs have Kafka's log.cleaner.* broker synonyms.
     let delete_retention = topic.iter().find(|c| c.name.as_str() == "delete.retention.ms").unwrap();
-    assert!(delete_retention.synonyms.is_empty());
+    assert_eq!(delete_retention.synonyms.len(), 1);
+    assert_eq!(delete_retention.synonyms[0].name.as_str(), "log.cleaner.delete.retention.ms");
     let retention = topic.iter().find(|c| c.name.as_str() == "retention.bytes").unwrap();
     assert_eq!(retention.synonyms.len(), 1);
     assert_eq!(retention.synonyms[0].name.as_str(), "log.retention.bytes");
