@@ -299,6 +299,10 @@ pub fn clean_group(
         std::fs::remove_file(&path).map_err(io_err("remove unneeded cleaned segment", &path))?;
         return Ok(None);
     }
+    // As Kafka's cleaner: the rewrite keeps the group's last modification time, which
+    // retention (compact,delete) goes by when a segment holds no timestamps.
+    let modified = last.file.metadata().and_then(|m| m.modified()).map_err(io_err("stat segment", &last.path))?;
+    file.set_modified(modified).map_err(io_err("set modification time", &path))?;
     file.sync_all().map_err(io_err("fsync cleaned segment", &path))?;
     // The open file follows the renames of the swap; its indexes are built here, without
     // the partition lock.
