@@ -27,8 +27,8 @@ struct Shared {
     wake: Condvar,
     /// Partitions (by directory) a thread is cleaning.
     busy: Mutex<HashSet<PathBuf>>,
-    /// Earliest delete horizon of a tombstone left in each partition by the last pass.
-    /// Unknown after a restart: every compacted log then gets one pass.
+    /// Earliest delete horizon of a tombstone left in each partition by the last pass
+    /// (after a restart, read from the partition's cleaner checkpoint).
     horizons: Mutex<HashMap<PathBuf, Option<i64>>>,
 }
 
@@ -119,13 +119,18 @@ fn need(shared: &Shared, p: &Partition, now: i64) -> Result<Option<Need>, Partit
     if dirty && ratio >= config.compaction.min_cleanable_dirty_ratio {
         return Ok(Some(Need::Dirty(ratio)));
     }
-    let horizon = shared.horizons.lock().ok().and_then(|h| h.get(p.dir()).copied());
-    let due = match horizon {
-        None => !c.segments.is_empty(),
-        Some(Some(h)) => h <= now,
-        Some(None) => false,
+    let known = shared.horizons.lock().ok().and_then(|h| h.get(p.dir()).copied());
+    let horizon = match known {
+        Some(h) => h,
+        None => {
+            let h = cleaner::read_checkpoint_file(p.dir())?.and_then(|c| c.tombstone_horizon);
+            if let Ok(mut map) = shared.horizons.lock() {
+                map.insert(p.dir().to_path_buf(), h);
+            }
+            h
+        }
     };
-    Ok(due.then_some(Need::TombstonesDue))
+    Ok(horizon.is_some_and(|h| h <= now).then_some(Need::TombstonesDue))
 }
 
 /// Cleans the partition most in need; `false` when none is.
@@ -204,8 +209,8 @@ pub fn clean_partition(p: &Partition, map: &mut OffsetMap, now: i64) -> Result<C
             Ok(swapped == Swapped::Done)
         },
     )?;
-    if !outcome.aborted && outcome.end_offset > c.first_dirty {
-        cleaner::write_checkpoint(p.dir(), outcome.end_offset)?;
+    if let Some(after) = cleaner::checkpoint_after(c.first_dirty, &outcome) {
+        cleaner::write_checkpoint(p.dir(), after)?;
     }
     Ok(outcome)
 }

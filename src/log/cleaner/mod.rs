@@ -73,21 +73,56 @@ impl Default for CompactionSettings {
     }
 }
 
-/// The cleaner checkpoint of the log in `dir` (0 when none was written).
-pub fn read_checkpoint(dir: &Path) -> Result<i64, LogError> {
+/// What the cleaner checkpoint file holds: `<clean up to> [<earliest tombstone horizon>]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Checkpoint {
+    /// Everything below this offset has been deduplicated.
+    pub clean_up_to: i64,
+    /// The earliest delete horizon of a tombstone the last pass left: the log is due for
+    /// another pass then, dirty or not.
+    pub tombstone_horizon: Option<i64>,
+}
+
+/// The cleaner checkpoint of the log in `dir`; `None` when the log was never cleaned.
+pub fn read_checkpoint_file(dir: &Path) -> Result<Option<Checkpoint>, LogError> {
     let path = dir.join(CLEANER_CHECKPOINT_FILE);
-    match std::fs::read_to_string(&path) {
-        Ok(s) => Ok(s.trim().parse().unwrap_or_else(|e| {
-            tracing::warn!(file = %path.display(), error = %e, "unreadable cleaner checkpoint; cleaning from the start");
-            0
-        })),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
-        Err(e) => Err(io_err("read", &path)(e)),
+    let text = match std::fs::read_to_string(&path) {
+        Ok(s) => s,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io_err("read", &path)(e)),
+    };
+    let mut fields = text.split_whitespace().map(str::parse::<i64>);
+    match (fields.next(), fields.next()) {
+        (Some(Ok(clean_up_to)), horizon) => {
+            Ok(Some(Checkpoint { clean_up_to, tombstone_horizon: horizon.and_then(Result::ok) }))
+        }
+        _ => {
+            tracing::warn!(file = %path.display(), "unreadable cleaner checkpoint; cleaning from the start");
+            Ok(None)
+        }
     }
 }
 
-pub fn write_checkpoint(dir: &Path, offset: i64) -> Result<(), LogError> {
-    write_durably(dir, CLEANER_CHECKPOINT_FILE, &format!("{offset}\n"))
+/// Where the dirty part of the log in `dir` starts (0 when it was never cleaned).
+pub fn read_checkpoint(dir: &Path) -> Result<i64, LogError> {
+    Ok(read_checkpoint_file(dir)?.map_or(0, |c| c.clean_up_to))
+}
+
+pub fn write_checkpoint(dir: &Path, c: Checkpoint) -> Result<(), LogError> {
+    let contents = match c.tombstone_horizon {
+        Some(h) => format!("{} {h}\n", c.clean_up_to),
+        None => format!("{}\n", c.clean_up_to),
+    };
+    write_durably(dir, CLEANER_CHECKPOINT_FILE, &contents)
+}
+
+/// The checkpoint a finished pass leaves (the old one when it was refused a swap: the
+/// segments it mapped were not all rewritten).
+pub fn checkpoint_after(previous: i64, outcome: &CleanOutcome) -> Option<Checkpoint> {
+    (!outcome.aborted).then(|| Checkpoint {
+        clean_up_to: outcome.end_offset.max(previous),
+        tombstone_horizon: outcome.next_tombstone_horizon,
+    })
 }
 
 impl PartitionLog {
@@ -137,8 +172,8 @@ impl PartitionLog {
         let outcome = clean::clean(&c, settings, segment_bytes, map, now, producer_last_offsets, |group, cleaned| {
             Ok(swap_in(self, group, cleaned, &mut |_| ControlFlow::Continue(()))? == Swapped::Done)
         })?;
-        if !outcome.aborted && outcome.end_offset > checkpoint {
-            write_checkpoint(&self.dir, outcome.end_offset)?;
+        if let Some(after) = checkpoint_after(checkpoint, &outcome) {
+            write_checkpoint(&self.dir, after)?;
         }
         Ok(outcome)
     }

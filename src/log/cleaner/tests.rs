@@ -126,11 +126,16 @@ fn tombstones_stay_for_delete_retention_ms_then_go() {
         keys(&log),
         vec![(1, "b".into(), Some("1".into())), (2, "a".into(), None), (3, "filler".into(), Some("x".into()))]
     );
+    // The horizon is kept in the cleaner checkpoint, so a restarted broker knows when the
+    // log is due again.
+    let checkpoint = read_checkpoint_file(dir.path()).unwrap().unwrap();
+    assert_eq!(checkpoint, Checkpoint { clean_up_to: 3, tombstone_horizon: Some(11_000) });
     // Within delete.retention.ms (1 s) of that pass the tombstone stays.
     pass(&mut log, 10_999);
     assert_eq!(keys(&log).len(), 3);
     let outcome = pass(&mut log, 11_001);
     assert_eq!(outcome.next_tombstone_horizon, None);
+    assert_eq!(read_checkpoint_file(dir.path()).unwrap().unwrap().tombstone_horizon, None);
     assert_eq!(keys(&log), vec![(1, "b".into(), Some("1".into())), (3, "filler".into(), Some("x".into()))]);
 }
 
