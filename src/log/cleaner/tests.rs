@@ -376,3 +376,27 @@ mod model {
         }
     }
 }
+
+#[test]
+fn min_compaction_lag_keeps_young_segments_and_the_dirty_ratio_and_max_lag_say_when() {
+    let dir = tempdir();
+    let mut log = small_log(dir.path());
+    for ts in [1_000, 2_000, 3_000, 4_000] {
+        let b = encode(&[(Some("k".into()), Some(ts.to_string()))], ts, Compression::None, (-1, -1, -1), false);
+        log.append(&b, 0, ts).unwrap();
+    }
+    let hw = log.log_end_offset();
+    // At 5,000 with min.compaction.lag.ms 2,500 only records written by 2,500 may go.
+    let c = log.cleanable(0, hw, 5_000, 2_500);
+    assert_eq!((c.first_dirty, c.first_uncleanable, c.segments.len()), (0, 2, 2));
+    assert!((c.dirty_ratio() - 1.0).abs() < f64::EPSILON);
+    // max.compaction.lag.ms: the oldest dirty record (written at 1,000) is 4,000 old.
+    assert!(c.past_max_lag(5_000, 3_999) && !c.past_max_lag(5_000, 4_000));
+    let s = CompactionSettings { min_compaction_lag_ms: 2_500, ..settings() };
+    log.clean(hw, 5_000, &s, &mut OffsetMap::with_buffer(1 << 20), &HashMap::new()).unwrap();
+    assert_eq!(records(&log).iter().map(|r| r.0).collect::<Vec<_>>(), vec![1, 2, 3]);
+    // Cleaned up to 2: the clean part now counts against the dirty ratio.
+    let c = log.cleanable(read_checkpoint(dir.path()).unwrap(), hw, 9_000, 0);
+    assert_eq!((c.first_dirty, c.first_uncleanable), (2, 3));
+    assert!(c.dirty_ratio() > 0.0 && c.dirty_ratio() < 1.0, "{}", c.dirty_ratio());
+}
