@@ -216,7 +216,11 @@ async fn sigkill_while_compacting_leaves_a_valid_compacted_log() {
     check(&stored, &written, &latest, 6);
     assert!(cleanings >= 12);
     // How many kills fell inside a rewrite or a swap varies from run to run.
-    eprintln!("{cleanings} cleanings, {recovered_swaps} rewrites/swaps cut short by the kills and recovered");
+    eprintln!(
+        "{cleanings} cleanings, {recovered_swaps} rewrites/swaps cut short by the kills and recovered; {} of {} records left",
+        stored.len(),
+        written.len()
+    );
     // Compaction did its job: far fewer records than written.
     assert!(stored.len() < written.len() / 2, "{} of {} records left", stored.len(), written.len());
 }
