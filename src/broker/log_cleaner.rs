@@ -155,7 +155,7 @@ fn clean_filthiest(shared: &Shared, broker: &Broker, map: &mut OffsetMap) -> boo
     if !claimed {
         return true;
     }
-    let result = clean_partition(&p, map, now);
+    let result = clean_partition(&p, map, now, &|| stopped(shared));
     if let Ok(mut b) = shared.busy.lock() {
         b.remove(p.dir());
     }
@@ -190,7 +190,12 @@ fn clean_filthiest(shared: &Shared, broker: &Broker, map: &mut OffsetMap) -> boo
 }
 
 /// One pass over one partition; swaps take the partition lock, the rest does not.
-pub fn clean_partition(p: &Partition, map: &mut OffsetMap, now: i64) -> Result<CleanOutcome, PartitionError> {
+pub fn clean_partition(
+    p: &Partition,
+    map: &mut OffsetMap,
+    now: i64,
+    stop: &dyn Fn() -> bool,
+) -> Result<CleanOutcome, PartitionError> {
     let (c, config, producers) = p.cleaning_view(now)?;
     let outcome = cleaner::clean::clean(
         &c,
@@ -199,6 +204,7 @@ pub fn clean_partition(p: &Partition, map: &mut OffsetMap, now: i64) -> Result<C
         map,
         now,
         &producers,
+        stop,
         |group, cleaned| {
             let swapped = p
                 .with_log(|log| cleaner::swap_in(log, group, cleaned, &mut |_| ControlFlow::Continue(())))

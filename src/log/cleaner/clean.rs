@@ -312,7 +312,9 @@ pub fn clean_group(
 }
 
 /// One pass over `c`: map, then each group rewritten and handed to `swap` (which returns
-/// `false` when the segments changed meanwhile and the rewrite was dropped).
+/// `false` when the segments changed meanwhile and the rewrite was dropped). `stop` is
+/// asked before each group (broker shutdown): a stopped pass counts as aborted.
+#[allow(clippy::too_many_arguments)]
 pub fn clean(
     c: &Cleanable,
     settings: &CompactionSettings,
@@ -320,6 +322,7 @@ pub fn clean(
     map: &mut OffsetMap,
     now: i64,
     producer_last_offsets: &HashMap<i64, i64>,
+    stop: &dyn Fn() -> bool,
     mut swap: impl FnMut(&[SegmentRef], CleanedFile) -> Result<bool, LogError>,
 ) -> Result<CleanOutcome, LogError> {
     let end_offset = build_offset_map(c, map, settings.max_batch_bytes)?;
@@ -334,6 +337,10 @@ pub fn clean(
     let to_clean: Vec<SegmentRef> = c.segments.iter().filter(|s| s.base_offset < end_offset).cloned().collect();
     let mut outcome = CleanOutcome { end_offset, ..CleanOutcome::default() };
     for group in group_segments(&to_clean, segment_bytes) {
+        if stop() {
+            outcome.aborted = true;
+            break;
+        }
         let before: u64 = group.iter().map(|s| s.size).sum();
         let mut horizon = None;
         let cleaned = clean_group(&c.dir, c.index_interval_bytes, group, &ctx, &mut horizon)?;

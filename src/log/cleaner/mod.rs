@@ -169,9 +169,10 @@ impl PartitionLog {
         let checkpoint = read_checkpoint(&self.dir)?;
         let c = self.cleanable(checkpoint, high_watermark, now, settings.min_compaction_lag_ms);
         let segment_bytes = self.config.segment_bytes;
-        let outcome = clean::clean(&c, settings, segment_bytes, map, now, producer_last_offsets, |group, cleaned| {
-            Ok(swap_in(self, group, cleaned, &mut |_| ControlFlow::Continue(()))? == Swapped::Done)
-        })?;
+        let outcome =
+            clean::clean(&c, settings, segment_bytes, map, now, producer_last_offsets, &|| false, |group, cleaned| {
+                Ok(swap_in(self, group, cleaned, &mut |_| ControlFlow::Continue(()))? == Swapped::Done)
+            })?;
         if let Some(after) = checkpoint_after(checkpoint, &outcome) {
             write_checkpoint(&self.dir, after)?;
         }

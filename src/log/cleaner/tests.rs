@@ -284,7 +284,7 @@ fn a_swap_stopped_after_any_step_reopens_as_the_old_or_the_new_set() {
         let mut map = OffsetMap::with_buffer(1 << 20);
         let mut stopped = false;
         // One group: segment.bytes 100 fits one segment each, so allow big groups here.
-        clean::clean(&c, &settings(), u64::MAX, &mut map, 2_000, &HashMap::new(), |group, cleaned| {
+        clean::clean(&c, &settings(), u64::MAX, &mut map, 2_000, &HashMap::new(), &|| false, |group, cleaned| {
             let mut hook =
                 |step: usize| if step == stop_at { ControlFlow::Break(()) } else { ControlFlow::Continue(()) };
             let r = swap_in(&mut log, group, cleaned, &mut hook)?;
