@@ -23,6 +23,22 @@ def log_bytes(data_dir: Path, topic: str) -> int:
     return sum(f.stat().st_size for f in (data_dir / f"{topic}-0").glob("*.log"))
 
 
+def stored_batches(data_dir: Path, topic: str) -> list[tuple[int, int, int]]:
+    """(base offset, producer id, record count) of every batch in the partition's segments."""
+    out = []
+    for f in sorted((data_dir / f"{topic}-0").glob("*.log")):
+        data = f.read_bytes()
+        pos = 0
+        while pos + 61 <= len(data):
+            base = int.from_bytes(data[pos : pos + 8], "big", signed=True)
+            length = int.from_bytes(data[pos + 8 : pos + 12], "big")
+            producer = int.from_bytes(data[pos + 43 : pos + 51], "big", signed=True)
+            count = int.from_bytes(data[pos + 57 : pos + 61], "big")
+            out.append((base, producer, count))
+            pos += 12 + length
+    return out
+
+
 def read_all(bootstrap: str, topic: str) -> list[tuple[int, str | None, str | None]]:
     """Every record of partition 0 up to the high watermark: (offset, key, value)."""
     from confluent_kafka import Consumer, TopicPartition
@@ -89,3 +105,41 @@ def test_confluent_kafka_compacted_topic(broker_with):
 def test_java_compacted_topic(broker_with, java_main):
     b = broker_with(*CLEANER_ARGS)
     helpers.run_scenario(java_main, b.bootstrap, "compacted-topic")
+
+
+def test_confluent_kafka_reads_through_an_emptied_producer_batch(broker_with):
+    """An idempotent producer's last batch stays after compaction even when every record in
+    it was superseded (Kafka keeps it, empty, so the producer's sequence survives); consumers
+    read past it, and the producer goes on without an out-of-sequence error."""
+    from confluent_kafka import Producer
+
+    b = broker_with(*CLEANER_ARGS)
+    topic = helpers.unique_topic("compact-empty")
+    helpers.create_topic(b.bootstrap, topic, 1, COMPACT)
+    idempotent = Producer({"bootstrap.servers": b.bootstrap, "enable.idempotence": True, "linger.ms": 0})
+    plain = Producer({"bootstrap.servers": b.bootstrap, "enable.idempotence": False, "acks": "all", "linger.ms": 0})
+    offsets = {}
+
+    def send(p, key: str, value: str) -> None:
+        def done(err, msg):
+            assert err is None, err
+            offsets[key] = msg.offset()
+
+        p.produce(topic, key=key.encode(), value=value.encode(), on_delivery=done)
+        p.flush(30)
+
+    send(idempotent, "a", "from the idempotent producer")
+    send(plain, "a", "newer")
+    newest = offsets["a"]
+
+    def compacted():
+        send(plain, "tick", "x")
+        got = [r for r in read_all(b.bootstrap, topic) if r[1] != "tick"]
+        return got == [(newest, "a", "newer")]
+
+    helpers.wait_until(compacted, 30, "the idempotent producer's record compacted away", interval=0.1)
+    # On disk its batch is still there, with no record: (base offset, producer id, records).
+    headers = stored_batches(b.data_dir, topic)
+    assert headers[0][0] == 0 and headers[0][1] >= 0 and headers[0][2] == 0, headers[:3]
+    send(idempotent, "b", "after compaction")
+    assert [r for r in read_all(b.bootstrap, topic) if r[1] == "b"] == [(offsets["b"], "b", "after compaction")]
