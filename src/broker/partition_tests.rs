@@ -169,3 +169,23 @@ async fn interval_flushing_hands_out_what_to_sync_once_per_interval() {
     let q = open(other.path(), LogConfig::default());
     assert!(q.interval_flush_due(i64::MAX).expect("checked").is_none());
 }
+
+#[tokio::test]
+async fn fetch_between_high_watermark_and_log_end_is_empty_not_out_of_range() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = open(dir.path(), LogConfig::default());
+    let first = new_sync(append(&p, &producer_batch(5, 1, 10, Compression::None, (-1, -1, -1))).expect("append"));
+    let flusher = Flusher::start();
+    p.commit(&flusher, first).await.expect("commit");
+    // Appended but not yet durable: the log end is ahead of the high watermark.
+    append(&p, &producer_batch(5, 1, 10, Compression::None, (-1, -1, -1))).expect("append");
+    assert_eq!(p.offsets().expect("offsets"), (0, 5, 10));
+    for offset in [5, 7, 10] {
+        let read = p.plan_read(offset, 1 << 20, true).expect("Kafka answers an empty read, not an error");
+        assert!(read.is_empty(), "nothing past the high watermark is visible (offset {offset})");
+        assert_eq!(read.high_watermark, 5);
+    }
+    // Past the log end is still out of range.
+    let err = p.plan_read(11, 1 << 20, true).err().expect("out of range");
+    assert_eq!(err.code(), ResponseError::OffsetOutOfRange);
+}

@@ -34,6 +34,8 @@ mod segment;
 pub(crate) mod test_util;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod corruption_tests;
 
 use std::io;
 use std::path::PathBuf;
