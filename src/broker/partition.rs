@@ -41,6 +41,10 @@ impl PartitionError {
         match self {
             PartitionError::Rejected(code) => *code,
             PartitionError::Log(LogError::OffsetOutOfRange { .. }) => ResponseError::OffsetOutOfRange,
+            // Damaged bytes are refused, never served (see `log::damage`).
+            PartitionError::Log(LogError::Corrupt { .. } | LogError::CorruptBatch { .. }) => {
+                ResponseError::CorruptMessage
+            }
             PartitionError::Log(_) | PartitionError::Poisoned => ResponseError::KafkaStorageError,
         }
     }
@@ -282,10 +286,14 @@ impl Partition {
         let inner = self.lock()?;
         let high_watermark = self.high_watermark();
         let log_start_offset = inner.log.log_start_offset();
-        if offset > high_watermark {
-            return Err(
-                LogError::OffsetOutOfRange { offset, log_start: log_start_offset, log_end: high_watermark }.into()
-            );
+        let log_end = inner.log.log_end_offset();
+        if offset < log_start_offset || offset > log_end {
+            return Err(LogError::OffsetOutOfRange { offset, log_start: log_start_offset, log_end }.into());
+        }
+        if offset >= high_watermark {
+            // Written but not yet durable (with replication: not yet committed). Kafka
+            // answers an empty read, and the fetch waits for the high watermark to move.
+            return Ok(PlannedRead { plan: ReadPlan::default(), high_watermark, log_start_offset });
         }
         let plan = inner.log.plan_read(offset, max_bytes, high_watermark, min_one)?;
         Ok(PlannedRead { plan, high_watermark, log_start_offset })

@@ -332,7 +332,14 @@ fn read_all(items: &[Item], max_bytes: usize) -> ReadPass {
                     data.last_stable_offset = hw;
                     data.log_start_offset = start;
                 }
-                if !matches!(e, PartitionError::Log(crate::log::LogError::OffsetOutOfRange { .. })) {
+                // Out of range is the client's business; a damaged range was logged when
+                // it was found, and a consumer stuck on it would repeat this every fetch.
+                if !matches!(
+                    e,
+                    PartitionError::Log(
+                        crate::log::LogError::OffsetOutOfRange { .. } | crate::log::LogError::Corrupt { .. }
+                    )
+                ) {
                     tracing::warn!(topic = partition.topic, partition = partition.index, error = %e, "fetch read failed");
                 }
             }

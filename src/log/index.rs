@@ -161,6 +161,12 @@ impl SparseIndex<OffsetEntry> {
         i.checked_sub(1).map(|i| self.entries[i])
     }
 
+    /// The first entry with a position `> pos`.
+    pub fn first_after_position(&self, pos: u64) -> Option<OffsetEntry> {
+        let i = self.entries.partition_point(|e| u64::from(e.position) <= pos);
+        self.entries.get(i).copied()
+    }
+
     /// The entry with the largest position `<= pos` (positions grow with offsets).
     pub fn lookup_position(&self, pos: u32) -> Option<OffsetEntry> {
         let i = self.entries.partition_point(|e| e.position <= pos);

@@ -22,12 +22,14 @@
 
 pub mod batch;
 pub mod cleaner;
+mod damage;
 mod flusher;
 mod index;
 mod partition_log;
 mod read_plan;
 pub mod recompress;
 mod recovery;
+pub mod scrubber;
 mod segment;
 
 #[cfg(test)]
@@ -44,9 +46,11 @@ pub use batch::{
     BatchError, BatchHeader, BatchIter, Compression, HEADER_SIZE, TimestampType, decompressed_size_limit,
     set_base_offset, set_log_append_time, set_partition_leader_epoch, validate_produced_batches,
 };
+pub use damage::DamagedRange;
 pub use flusher::{Flusher, SyncTarget};
 pub use partition_log::{AppendInfo, PartitionLog};
 pub use read_plan::{FileRange, ReadPlan};
+pub use recovery::RecoveryReport;
 pub(crate) use recovery::write_durably;
 
 /// Per-partition log settings, mirroring Kafka's topic-level configs of the same names.
@@ -98,6 +102,20 @@ pub enum LogError {
     CorruptMetadata { path: PathBuf, reason: String },
     #[error("cannot decode stored batch: {0}")]
     Decode(String),
+    /// A fetch of offsets inside a known damaged range (see [`DamagedRange`]).
+    #[error("offset {offset} is in a damaged range [{first_offset}, {last_offset}] of {path} at bytes {position}..{end_position}: {reason}")]
+    Corrupt {
+        offset: i64,
+        first_offset: i64,
+        last_offset: i64,
+        path: PathBuf,
+        position: u64,
+        end_position: u64,
+        reason: String,
+    },
+    /// A batch header failing the read planner's cheap checks (recorded as damage).
+    #[error("corrupt batch in {path} at byte {position} (expected offset {expected_offset}): {reason}")]
+    CorruptBatch { path: PathBuf, segment_base: i64, position: u64, expected_offset: i64, reason: String },
     #[error("the flusher thread has stopped")]
     FlusherStopped,
     #[error("an earlier fsync of this log failed; it accepts no writes until reopened")]

@@ -9,7 +9,10 @@ use bytes::Bytes;
 
 use super::batch::{BatchHeader, BatchIter, set_base_offset, set_partition_leader_epoch};
 use super::flusher::SyncTarget;
-use super::recovery::{self, CLEAN_SHUTDOWN_FILE, LOG_START_FILE, marker_contents, write_durably};
+use super::damage::{DamageSet, DamagedRange};
+use super::recovery::{
+    self, CLEAN_SHUTDOWN_FILE, LOG_START_FILE, RECOVERY_POINT_FILE, RecoveryReport, marker_contents, write_durably,
+};
 use super::segment::{MAX_RELATIVE, PREFIX_SIZE, Segment, sync_dir};
 use super::{LogConfig, LogError};
 
@@ -43,6 +46,11 @@ pub struct PartitionLog {
     /// have dropped unwritten data, so the log refuses appends and the flusher refuses to
     /// declare anything durable until the log is reopened (and recovered).
     failed: Arc<AtomicBool>,
+    /// Offsets whose bytes are damaged and refused to readers (see [`super::damage`]);
+    /// shared with the scrubber.
+    damage: Arc<DamageSet>,
+    /// What the last open found.
+    recovery: RecoveryReport,
 }
 
 impl PartitionLog {
@@ -52,7 +60,40 @@ impl PartitionLog {
     }
 
     pub(crate) fn from_parts(dir: PathBuf, config: LogConfig, segments: Vec<Segment>, log_start_offset: i64) -> Self {
-        PartitionLog { dir, config, segments, log_start_offset, failed: Arc::default() }
+        let damage = Arc::new(DamageSet::new(&dir, Vec::new()));
+        PartitionLog {
+            dir,
+            config,
+            segments,
+            log_start_offset,
+            failed: Arc::default(),
+            damage,
+            recovery: RecoveryReport::default(),
+        }
+    }
+
+    pub(crate) fn set_recovered(&mut self, damage: Arc<DamageSet>, report: RecoveryReport) {
+        self.damage = damage;
+        self.recovery = report;
+    }
+
+    /// What recovery did when this log was opened.
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.recovery
+    }
+
+    /// The damaged offset ranges known so far (found by recovery, reads or the scrubber),
+    /// sorted by offset.
+    pub fn damaged_ranges(&self) -> Vec<DamagedRange> {
+        self.damage.snapshot()
+    }
+
+    pub(crate) fn damage(&self) -> &Arc<DamageSet> {
+        &self.damage
+    }
+
+    pub(crate) fn segments(&self) -> &[Segment] {
+        &self.segments
     }
 
     pub fn config(&self) -> &LogConfig {
@@ -171,6 +212,9 @@ impl PartitionLog {
     fn roll(&mut self) -> Result<(), LogError> {
         let base = self.log_end_offset();
         self.flush_active()?;
+        // Everything below `base` is now durable: the new recovery point. Renamed into
+        // place before the new segment is created, so one directory fsync covers both.
+        write_recovery_point(&self.dir, base)?;
         let seg = Segment::create(&self.dir, base)?;
         sync_dir(&self.dir)?;
         tracing::debug!(dir = %self.dir.display(), base, "rolled new segment");
@@ -314,7 +358,8 @@ impl PartitionLog {
             tracing::info!(segment = %seg.path("log").display(), "deleting segment");
             seg.delete()?;
         }
-        sync_dir(&self.dir)
+        sync_dir(&self.dir)?;
+        self.damage.retain_within(self.log_start_offset, self.log_end_offset())
     }
 
     /// Retention: deletes the oldest non-active segments whose newest timestamp is older than
@@ -370,7 +415,9 @@ impl PartitionLog {
             }
             self.segments.push(Segment::create(&self.dir, offset)?);
             sync_dir(&self.dir)?;
-            return self.set_log_start(offset);
+            self.set_log_start(offset)?;
+            write_durably(&self.dir, RECOVERY_POINT_FILE, &format!("{offset}\n"))?;
+            return self.damage.retain_within(offset, offset);
         }
         // Drop whole segments at or above `offset`, newest first, keeping at least one.
         while self.segments.len() > 1 && self.active().base_offset >= offset {
@@ -387,7 +434,8 @@ impl PartitionLog {
         if end < self.log_start_offset {
             self.set_log_start(end)?;
         }
-        Ok(())
+        write_durably(&self.dir, RECOVERY_POINT_FILE, &format!("{end}\n"))?;
+        self.damage.retain_within(self.log_start_offset, end)
     }
 
     /// fsyncs the active segment and writes its indexes.
@@ -405,6 +453,16 @@ impl PartitionLog {
         let contents = marker_contents(a.next_offset, a.base_offset, a.size);
         write_durably(&self.dir, CLEAN_SHUTDOWN_FILE, &contents)
     }
+}
+
+/// Writes the recovery point checkpoint (tmp + fsync + rename; the caller fsyncs the
+/// directory).
+fn write_recovery_point(dir: &Path, offset: i64) -> Result<(), LogError> {
+    let tmp = dir.join(format!("{RECOVERY_POINT_FILE}.tmp"));
+    let dst = dir.join(RECOVERY_POINT_FILE);
+    std::fs::write(&tmp, format!("{offset}\n")).map_err(super::io_err("write", &tmp))?;
+    std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(super::io_err("fsync", &tmp))?;
+    std::fs::rename(&tmp, &dst).map_err(super::io_err("rename", &dst))
 }
 
 /// The timestamp retention.ms is measured against: the newest batch timestamp, or the file's

@@ -24,6 +24,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::batch::BatchIter;
+use super::damage::{DamagedRange, SegmentView, find_resume};
 use super::partition_log::PartitionLog;
 use super::{LogError, io_err};
 
@@ -42,20 +43,57 @@ pub struct ReadPlan {
     ranges: Vec<FileRange>,
 }
 
+/// How many new damaged ranges one read may discover before giving up.
+const MAX_DISCOVERIES_PER_READ: usize = 4;
+
 impl PartitionLog {
     /// Plans a read from the batch containing `offset`, stopping before any batch with base
     /// offset `>= upto`, at most `max_bytes` except that with `min_one` the first batch is
     /// returned whole even if larger (KIP-74).
+    ///
+    /// Damaged ranges (see [`super::damage`]) are never served: a read starting inside one
+    /// fails with [`LogError::Corrupt`], a read before one stops at it. A header failing
+    /// the cheap checks on the way is recorded as a new damaged range and the read is
+    /// planned again around it.
     pub fn plan_read(&self, offset: i64, max_bytes: usize, upto: i64, min_one: bool) -> Result<ReadPlan, LogError> {
+        for _ in 0..MAX_DISCOVERIES_PER_READ {
+            match self.plan_read_once(offset, max_bytes, upto, min_one) {
+                Err(LogError::CorruptBatch { segment_base, position, expected_offset, reason, .. }) => {
+                    self.mark_damaged(segment_base, position, expected_offset, reason)?;
+                }
+                other => return other,
+            }
+        }
+        self.plan_read_once(offset, max_bytes, upto, min_one)
+    }
+
+    fn plan_read_once(&self, offset: i64, max_bytes: usize, upto: i64, min_one: bool) -> Result<ReadPlan, LogError> {
         self.check_range(offset)?;
+        let damage = self.damage();
+        if let Some(d) = damage.containing(offset) {
+            let path = self.segments().iter().find(|s| Some(s.base_offset) == d.segment_base).map(|s| s.path("log"));
+            return Err(LogError::Corrupt {
+                offset,
+                first_offset: d.first_offset,
+                last_offset: d.last_offset,
+                path: path.unwrap_or_default(),
+                position: d.position,
+                end_position: d.end_position,
+                reason: d.reason,
+            });
+        }
+        // The read ends before the next damaged range.
+        let stop = damage.next_after(offset);
+        let upto = stop.as_ref().map_or(upto, |d| upto.min(d.first_offset));
         let mut plan = ReadPlan::default();
         let mut budget = max_bytes;
         for seg in self.segments_from(offset) {
+            let skip = damage.in_segment(seg.base_offset);
             let pos = if plan.ranges.is_empty() {
                 if offset >= seg.next_offset {
                     continue;
                 }
-                let Some((pos, first)) = seg.locate(offset)? else { continue };
+                let Some((pos, first)) = seg.locate_skipping(offset, &skip)? else { continue };
                 if first.base_offset >= upto {
                     break;
                 }
@@ -66,16 +104,17 @@ impl PartitionLog {
             } else {
                 0
             };
-            // Where the visible part of this segment ends: the batch at `upto` when the
-            // segment holds it, else the segment's end.
-            let (end, last) = if seg.next_offset > upto {
-                match seg.locate(upto)? {
+            // Where the visible part of this segment ends: the damage the read stops at
+            // when it is in this segment, else the batch at `upto` when the segment holds
+            // it, else the segment's end.
+            let (end, last) = match &stop {
+                Some(d) if d.segment_base == Some(seg.base_offset) => (d.position, true),
+                _ if seg.next_offset > upto => match seg.locate_skipping(upto, &skip)? {
                     Some((at, h)) if h.base_offset < upto => (at + h.total_size() as u64, true),
                     Some((at, _)) => (at, true),
                     None => (seg.size, true),
-                }
-            } else {
-                (seg.size, false)
+                },
+                _ => (seg.size, false),
             };
             let visible = end.saturating_sub(pos);
             // Over budget: cut at the last whole batch within it.
@@ -91,6 +130,42 @@ impl PartitionLog {
             }
         }
         Ok(plan)
+    }
+
+    /// Records the damage a read found at `position` of segment `segment_base`: from the
+    /// offset expected there to the next intact batch (or the segment's end).
+    fn mark_damaged(&self, segment_base: i64, position: u64, expected: i64, reason: String) -> Result<(), LogError> {
+        let segments = self.segments();
+        let Some(i) = segments.iter().position(|s| s.base_offset == segment_base) else { return Ok(()) };
+        let seg = &segments[i];
+        let path = seg.path("log");
+        let view = SegmentView {
+            file: &seg.file,
+            path: &path,
+            base_offset: seg.base_offset,
+            size: seg.size,
+            end_offset: Some(seg.next_offset),
+        };
+        let (end_position, next) = find_resume(&view, position, expected)?.unwrap_or((seg.size, seg.next_offset));
+        let range = DamagedRange {
+            first_offset: expected,
+            last_offset: next - 1,
+            segment_base: Some(segment_base),
+            position,
+            end_position,
+            reason,
+        };
+        if range.first_offset > range.last_offset || !self.damage().add(range)? {
+            // Nothing new to record: refuse the read rather than loop.
+            return Err(LogError::CorruptBatch {
+                path,
+                segment_base,
+                position,
+                expected_offset: expected,
+                reason: "damage already recorded".to_string(),
+            });
+        }
+        Ok(())
     }
 
     /// [`plan_read`](Self::plan_read) and [`ReadPlan::execute`] in one call.

@@ -1,21 +1,31 @@
 //! Opening a partition directory: loading segments, recovering after a crash, and the small
-//! metadata files (clean-shutdown marker, log start offset checkpoint).
+//! metadata files (clean-shutdown marker, log start offset and recovery point checkpoints).
 //!
-//! Recovery rules:
-//! * With a valid clean-shutdown marker, index files are trusted; only the tail after each
-//!   segment's last index entry is walked (to find the end offset), and that walk still
-//!   verifies CRCs, falling back to full recovery if anything is off.
-//! * Without it, every segment but the last gets the same cheap tail check (rolled segments
-//!   and their indexes were fsynced before the next segment was created), and the last
-//!   segment is fully re-scanned: the first batch that is truncated, badly framed, fails its
-//!   CRC or has a non-increasing offset ends the log; the file is cut there and fsynced.
-//! * If an older segment ever needs truncating, all later segments are deleted so the log
-//!   never has a hole followed by data.
+//! Recovery rules (Kafka's `LogLoader` with its `recovery-point-offset-checkpoint`):
+//! * The **recovery point** is the offset below which everything was durable: the log end
+//!   written with the clean-shutdown marker, else the `recovery-point-offset-checkpoint`
+//!   file (written on each roll, once the rolled segment is fsynced, and at close), else
+//!   the base of the last segment (rolled segments are fsynced before the next is created).
+//! * Segments entirely below the recovery point are *trusted*: index files are believed and
+//!   only the tail after each segment's last index entry is walked (with CRCs). If that
+//!   walk finds anything wrong, the segment is salvaged ([`super::damage`]): every damaged
+//!   stretch becomes a damaged range that is refused to readers, the intact batches after
+//!   it stay, and nothing is truncated or deleted; only junk past the segment's known end
+//!   (which holds no offsets) is cut. The log end never moves back.
+//! * Segments at or past the recovery point were possibly never synced: they are fully
+//!   re-scanned and the first batch that is truncated, badly framed, fails its CRC or has a
+//!   non-increasing offset ends the log (the file is cut there; later segments, which can
+//!   only hold unsynced data too, are deleted). Everything kept is then fsynced before the
+//!   log is handed out, so the high watermark (set to the log end on open) never covers
+//!   data a power loss could still take back.
+//! * Offsets with no data between two segments (a missing segment file) are a damaged
+//!   range too, logged with the offsets lost.
 
 use std::ops::ControlFlow;
 use std::path::Path;
 
 use super::batch::{BatchHeader, HEADER_SIZE, verify_crc};
+use super::damage::{DamageSet, DamagedRange, SegmentView, salvage};
 use super::index::{OffsetEntry, SparseIndex, TimeEntry};
 use super::partition_log::PartitionLog;
 use super::segment::{MAX_RELATIVE, Segment, scan_file, sync_dir};
@@ -23,11 +33,38 @@ use super::{LogConfig, LogError, io_err};
 
 pub(crate) const CLEAN_SHUTDOWN_FILE: &str = ".clean_shutdown";
 pub(crate) const LOG_START_FILE: &str = "log-start-offset";
+pub(crate) const RECOVERY_POINT_FILE: &str = "recovery-point-offset-checkpoint";
 const MARKER_TAG: &str = "jet-clean-shutdown-v1";
 
 /// Contents of the clean-shutdown marker: enough to check it matches the files it vouches for.
 pub(crate) fn marker_contents(log_end: i64, active_base: i64, active_size: u64) -> String {
     format!("{MARKER_TAG} {log_end} {active_base} {active_size}\n")
+}
+
+/// Parses a clean-shutdown marker: `(log end, active segment base, active segment size)`.
+fn parse_marker(contents: &str) -> Option<(i64, i64, u64)> {
+    let mut words = contents.split_whitespace();
+    if words.next()? != MARKER_TAG {
+        return None;
+    }
+    let log_end = words.next()?.parse().ok()?;
+    let base = words.next()?.parse().ok()?;
+    let size = words.next()?.parse().ok()?;
+    Some((log_end, base, size))
+}
+
+/// Reads a checkpoint file holding one offset; a missing or unreadable one is `None`.
+fn read_offset_checkpoint(path: &Path) -> Result<Option<i64>, LogError> {
+    Ok(match read_optional(path)? {
+        None => None,
+        Some(s) => match s.trim().parse::<i64>() {
+            Ok(v) => Some(v),
+            Err(e) => {
+                tracing::warn!(file = %path.display(), error = %e, "ignoring unreadable offset checkpoint");
+                None
+            }
+        },
+    })
 }
 
 /// Writes `name` in `dir` atomically and durably: tmp file, fsync, rename, fsync dir.
@@ -102,30 +139,51 @@ fn load_indexes(seg: &Segment) -> Result<Option<SegmentIndexes>, LogError> {
     Ok(oi.zip(ti))
 }
 
-/// Brings one segment's in-memory state up to date with its file, truncating a bad tail.
-/// `full` forces a scan from position 0 instead of trusting the index files.
-fn recover_segment(seg: &mut Segment, full: bool, interval: u64) -> Result<Recovered, LogError> {
-    if !full && let Some((oi, ti)) = load_indexes(seg)? {
-        let from = seg.adopt_indexes(oi, ti);
-        if walk_checked(seg, from, interval)?.is_none() {
-            set_rolling_ts(seg)?;
-            return Ok(Recovered::Intact);
-        }
-        tracing::warn!(segment = %seg.path("log").display(), "segment tail does not match its index; rescanning");
-    }
+/// Recovers a segment holding offsets at or past the recovery point: a full walk (CRCs,
+/// offsets) from the start. Damage below the recovery point is salvaged like in a durable
+/// segment; the first problem at or past it ends the log there (the file is cut and
+/// fsynced). If damage below the recovery point has no intact batch after it, the log end
+/// stays at the recovery point: those offsets were handed out and may have been seen, so
+/// they become a damaged range (bytes kept) and are never reused.
+fn recover_untrusted(
+    seg: &mut Segment,
+    recovery_point: i64,
+    interval: u64,
+    found: &mut Vec<DamagedRange>,
+) -> Result<Recovered, LogError> {
     seg.reset_derived_state();
-    let outcome = match walk_checked(seg, 0, interval)? {
+    let (file, path) = (seg.file.clone(), seg.path("log"));
+    let view = SegmentView { file: &file, path: &path, base_offset: seg.base_offset, size: seg.size, end_offset: None };
+    let salvaged = salvage(&view, Some(recovery_point), |pos, h| seg.note_batch(pos, h, interval), |_| {})?;
+    found.extend(salvaged.damaged);
+    let outcome = match salvaged.unresolved {
         None => Recovered::Intact,
-        Some((pos, reason)) => {
+        Some((pos, expected, reason)) if expected < recovery_point => {
+            // Durable offsets with no intact batch after them: kept as a damaged range up
+            // to the recovery point, bytes and all; appends continue after them.
+            found.push(DamagedRange {
+                first_offset: expected,
+                last_offset: recovery_point - 1,
+                segment_base: Some(seg.base_offset),
+                position: pos,
+                end_position: seg.size,
+                reason,
+            });
+            seg.next_offset = recovery_point;
+            // Anything in later segments lies past the recovery point (never synced).
+            Recovered::Truncated
+        }
+        Some((pos, expected, reason)) => {
             tracing::warn!(
-                segment = %seg.path("log").display(),
+                segment = %path.display(),
                 truncated_bytes = seg.size - pos,
                 at_position = pos,
-                at_offset = seg.next_offset,
+                at_offset = expected,
+                recovery_point,
                 reason = %reason,
-                "truncating corrupt or incomplete log tail"
+                "truncating corrupt or incomplete log tail past the recovery point"
             );
-            seg.truncate_at(pos, interval)?;
+            seg.truncate_junk(pos)?;
             Recovered::Truncated
         }
     };
@@ -134,6 +192,45 @@ fn recover_segment(seg: &mut Segment, full: bool, interval: u64) -> Result<Recov
     seg.time_index.persist(&seg.path("timeindex"))?;
     set_rolling_ts(seg)?;
     Ok(outcome)
+}
+
+/// Brings a segment below the recovery point up to date without ever giving up offsets:
+/// the cheap index tail check, and if that finds anything wrong a salvage walk that turns
+/// damage into [`DamagedRange`]s (pushed to `found`). `end_offset` is the segment's known
+/// next offset. Only junk after the segment's last offset is cut.
+fn recover_trusted(
+    seg: &mut Segment,
+    end_offset: i64,
+    interval: u64,
+    found: &mut Vec<DamagedRange>,
+) -> Result<(), LogError> {
+    if let Some((oi, ti)) = load_indexes(seg)? {
+        let from = seg.adopt_indexes(oi, ti);
+        if walk_checked(seg, from, interval)?.is_none() && seg.next_offset <= end_offset {
+            set_rolling_ts(seg)?;
+            return Ok(());
+        }
+    }
+    tracing::warn!(segment = %seg.path("log").display(), "durable segment fails its check; salvaging it");
+    seg.reset_derived_state();
+    let (file, path) = (seg.file.clone(), seg.path("log"));
+    let view = SegmentView { file: &file, path: &path, base_offset: seg.base_offset, size: seg.size, end_offset: Some(end_offset) };
+    let salvaged = salvage(&view, None, |pos, h| seg.note_batch(pos, h, interval), |_| {})?;
+    found.extend(salvaged.damaged);
+    if salvaged.valid_end < seg.size {
+        // Past the segment's last offset: bytes that hold no offsets of this log.
+        tracing::warn!(
+            segment = %path.display(),
+            at_position = salvaged.valid_end,
+            junk_bytes = seg.size - salvaged.valid_end,
+            "cutting bytes after the last offset of a durable segment (no offsets are lost)"
+        );
+        seg.truncate_junk(salvaged.valid_end)?;
+    }
+    seg.next_offset = seg.next_offset.max(salvaged.next_offset);
+    seg.offset_index.persist(&seg.path("index"))?;
+    seg.time_index.persist(&seg.path("timeindex"))?;
+    set_rolling_ts(seg)
 }
 
 /// segment.ms counts from the first batch's timestamp, as in Kafka.
@@ -203,17 +300,8 @@ pub(crate) fn open(dir: &Path, config: LogConfig) -> Result<PartitionLog, LogErr
         std::fs::remove_file(&marker_path).map_err(io_err("remove marker", &marker_path))?;
         sync_dir(dir)?;
     }
-    let checkpoint_path = dir.join(LOG_START_FILE);
-    let checkpoint = match read_optional(&checkpoint_path)? {
-        None => None,
-        Some(s) => match s.trim().parse::<i64>() {
-            Ok(v) => Some(v),
-            Err(e) => {
-                tracing::warn!(file = %checkpoint_path.display(), error = %e, "ignoring unreadable log start checkpoint");
-                None
-            }
-        },
-    };
+    let checkpoint = read_offset_checkpoint(&dir.join(LOG_START_FILE))?;
+    let recovery_checkpoint = read_offset_checkpoint(&dir.join(RECOVERY_POINT_FILE))?;
 
     super::cleaner::recover_swaps(dir)?;
     let bases = list_segments(dir)?;
@@ -221,38 +309,63 @@ pub(crate) fn open(dir: &Path, config: LogConfig) -> Result<PartitionLog, LogErr
     for &base in &bases {
         segments.push(Segment::open(dir, base)?);
     }
-    // Older segments: cheap tail check. The last one: full scan unless the marker vouches.
     let count = segments.len();
+    // The marker vouches for the last segment only if it still has the size it had then.
+    let marker_end = marker.as_deref().and_then(parse_marker).and_then(|(end, base, size)| {
+        let last = segments.last()?;
+        (last.base_offset == base && last.size == size).then_some(end)
+    });
+    if marker.is_some() && marker_end.is_none() {
+        tracing::warn!(dir = %dir.display(), "clean-shutdown marker does not match the log; running recovery");
+    }
+    let clean = marker_end.is_some();
+    let last_base = segments.last().map_or(0, |s| s.base_offset);
+    let recovery_point = marker_end.unwrap_or_else(|| recovery_checkpoint.unwrap_or(last_base));
+
+    let mut damaged = Vec::new();
     let mut keep = count;
-    // Whether the clean-shutdown marker vouched for the last segment.
-    let mut clean = marker.is_some();
-    for (i, seg) in segments.iter_mut().enumerate() {
-        let last = i + 1 == count;
-        let mut outcome = recover_segment(seg, last && marker.is_none(), interval)?;
-        if last
-            && let Some(m) = &marker
-            && *m != marker_contents(seg.next_offset, seg.base_offset, seg.size)
-        {
-            tracing::warn!(dir = %dir.display(), "clean-shutdown marker does not match the log; running recovery");
-            clean = false;
-            outcome = recover_segment(seg, true, interval)?;
-        }
-        if let Recovered::Truncated = outcome
-            && !last
-        {
-            keep = i + 1;
-            break;
+    let mut synced = Vec::new();
+    for i in 0..count {
+        let next_base = segments.get(i + 1).map(|s| s.base_offset);
+        let end_offset = next_base.or(marker_end);
+        let seg = &mut segments[i];
+        match end_offset {
+            // Entirely below the recovery point: durable once, never truncated.
+            Some(end) if end <= recovery_point || (next_base.is_none() && clean) => {
+                recover_trusted(seg, end, interval, &mut damaged)?;
+            }
+            _ => {
+                let outcome = recover_untrusted(seg, recovery_point, interval, &mut damaged)?;
+                synced.push(seg.base_offset);
+                if let Recovered::Truncated = outcome
+                    && next_base.is_some()
+                {
+                    keep = i + 1;
+                    break;
+                }
+            }
         }
     }
     if keep < count {
         for seg in segments.drain(keep..).rev() {
-            tracing::warn!(segment = %seg.path("log").display(), "deleting segment after a truncated one");
+            tracing::warn!(segment = %seg.path("log").display(), "deleting segment after a truncated one (past the recovery point)");
             seg.delete()?;
         }
         sync_dir(dir)?;
     }
+    damaged.extend(missing_offsets(&segments));
 
     let first_base = segments.first().map_or(0, |s| s.base_offset);
+    if let Some(start) = checkpoint
+        && start < first_base
+    {
+        tracing::error!(
+            dir = %dir.display(),
+            log_start = start,
+            first_segment_base = first_base,
+            "offsets below the first segment are missing (segment files deleted?); the log now starts at the first segment"
+        );
+    }
     let mut log_start = checkpoint.unwrap_or(first_base).max(first_base);
     let log_end = segments.last().map_or(0, |s| s.next_offset);
     if segments.is_empty() || log_start > log_end {
@@ -266,14 +379,75 @@ pub(crate) fn open(dir: &Path, config: LogConfig) -> Result<PartitionLog, LogErr
         segments.push(Segment::create(dir, log_start)?);
         sync_dir(dir)?;
     }
-    if !clean && let Some(last) = segments.last() {
+    if !clean {
         // After a crash of the process (not the machine) the page cache may still hold
-        // appends that were never fsynced. The caller exposes the recovered log end as the
-        // high watermark, so make it durable first: otherwise consumers could see data that
-        // a later power loss takes away.
-        last.file.sync_data().map_err(io_err("fsync segment", last.path("log")))?;
+        // appends that were never fsynced, in every segment past the recovery point. The
+        // caller exposes the recovered log end as the high watermark, so make all of it
+        // durable first: otherwise consumers could see data a power loss takes away.
+        for seg in segments.iter().filter(|s| synced.contains(&s.base_offset)) {
+            seg.file.sync_data().map_err(io_err("fsync segment", seg.path("log")))?;
+        }
     }
+    let log_end = segments.last().map_or(0, |s| s.next_offset);
+    if recovery_checkpoint != Some(log_end) {
+        write_durably(dir, RECOVERY_POINT_FILE, &format!("{log_end}\n"))?;
+    }
+
+    // Damage found earlier (by the scrubber, by reads) that is still part of the log.
+    let loaded = DamageSet::load(dir)?;
+    let mut known = loaded.clone();
+    known.retain(|r| {
+        r.last_offset >= log_start
+            && r.first_offset < log_end
+            && r.segment_base.is_none_or(|b| segments.iter().any(|s| s.base_offset == b))
+    });
+    let damage = DamageSet::new(dir, known.clone());
+    if known != loaded {
+        damage.persist()?;
+    }
+    for range in damaged {
+        damage.add(range)?;
+    }
+    let report = RecoveryReport { clean, recovery_point, synced_segments: if clean { Vec::new() } else { synced } };
     let mut log = PartitionLog::from_parts(dir.to_path_buf(), config, segments, log_start);
+    log.set_recovered(std::sync::Arc::new(damage), report);
     log.delete_segments_below_start()?;
     Ok(log)
+}
+
+/// What [`open`] did, for logs and tests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// Whether a valid clean-shutdown marker let recovery trust every segment.
+    pub clean: bool,
+    /// Segments ending at or below this offset were trusted.
+    pub recovery_point: i64,
+    /// Base offsets of the segments recovered from scratch and fsynced before open returned.
+    pub synced_segments: Vec<i64>,
+}
+
+/// Offsets no segment holds although a later one starts after them (a segment file is
+/// missing, or a segment ends before the next one's base).
+fn missing_offsets(segments: &[Segment]) -> Vec<DamagedRange> {
+    let mut out = Vec::new();
+    for pair in segments.windows(2) {
+        let (a, b) = (&pair[0], &pair[1]);
+        if a.next_offset < b.base_offset {
+            tracing::error!(
+                segment = %a.path("log").display(),
+                first_offset = a.next_offset,
+                last_offset = b.base_offset - 1,
+                "offsets lost: no segment holds them (a segment file is missing or was cut short)"
+            );
+            out.push(DamagedRange {
+                first_offset: a.next_offset,
+                last_offset: b.base_offset - 1,
+                segment_base: Some(a.base_offset),
+                position: a.size,
+                end_position: a.size,
+                reason: "no data for these offsets: a segment file is missing or ends early".to_string(),
+            });
+        }
+    }
+    out
 }

@@ -239,17 +239,60 @@ impl Segment {
     /// Finds the batch containing `offset` (or the first batch after it): its position and
     /// header. Starts from the sparse index and hops from header to header.
     pub fn locate(&self, offset: i64) -> Result<Option<(u64, BatchHeader)>, LogError> {
-        let mut pos = self.offset_index.lookup(self.relative(offset)).map_or(0, |e| u64::from(e.position));
+        self.locate_skipping(offset, &[])
+    }
+
+    /// [`locate`](Self::locate) stepping over known damaged byte ranges (`(position, end
+    /// position, next offset)`, see [`super::damage`]) and checking what is cheap in each
+    /// header it reads: the magic, a length that overruns the segment or the next index
+    /// entry, an offset that goes backwards. A header failing those is reported as
+    /// [`LogError::CorruptBatch`] (the caller records the damage) instead of being trusted.
+    pub fn locate_skipping(&self, offset: i64, damaged: &[(u64, u64, i64)]) -> Result<Option<(u64, BatchHeader)>, LogError> {
+        let entry = self.offset_index.lookup(self.relative(offset));
+        let mut pos = entry.map_or(0, |e| u64::from(e.position));
+        let mut expected = entry.map_or(self.base_offset, |e| self.base_offset + i64::from(e.relative_offset));
         while pos < self.size {
+            if let Some(&(_, end, next)) = damaged.iter().find(|(start, end, _)| (*start..*end).contains(&pos)) {
+                (pos, expected) = (end, next);
+                continue;
+            }
             let len = HEADER_SIZE.min((self.size - pos) as usize);
             let buf = self.read_vec(pos, len)?;
-            let h = BatchHeader::parse(&buf)?;
+            let h = self.checked_header(&buf, pos, expected)?;
             if h.last_offset() >= offset {
                 return Ok(Some((pos, h)));
             }
             pos += h.total_size() as u64;
+            expected = h.next_offset();
         }
         Ok(None)
+    }
+
+    /// Parses the header read at `pos` and applies the cheap checks of
+    /// [`locate_skipping`](Self::locate_skipping).
+    fn checked_header(&self, buf: &[u8], pos: u64, expected: i64) -> Result<BatchHeader, LogError> {
+        let corrupt = |reason: String| LogError::CorruptBatch {
+            path: self.path("log"),
+            segment_base: self.base_offset,
+            position: pos,
+            expected_offset: expected,
+            reason,
+        };
+        let h = BatchHeader::parse(buf).map_err(|e| corrupt(format!("unreadable batch header: {e}")))?;
+        let end = pos + h.total_size() as u64;
+        if end > self.size {
+            return Err(corrupt(format!("batch length {} overruns the segment ({} bytes)", h.batch_length, self.size)));
+        }
+        let next_entry = self.offset_index.first_after_position(pos);
+        if let Some(e) = next_entry
+            && end > u64::from(e.position)
+        {
+            return Err(corrupt(format!("batch length {} overruns the next index entry", h.batch_length)));
+        }
+        if h.base_offset < expected || h.next_offset() > self.next_offset {
+            return Err(corrupt(format!("batch offsets {}..={} out of place", h.base_offset, h.last_offset())));
+        }
+        Ok(h)
     }
 
     /// The end of the last whole batch that starts at or after `from` (a batch boundary) and
@@ -288,6 +331,16 @@ impl Segment {
         self.file.sync_all().map_err(io_err("fsync segment", &path))?;
         self.size = pos;
         self.rebuild_indexes(index_interval)
+    }
+
+    /// Cuts bytes after `pos` that hold no offsets (junk after a durable segment's last
+    /// batch), keeping the derived state, and fsyncs.
+    pub fn truncate_junk(&mut self, pos: u64) -> Result<(), LogError> {
+        let path = self.path("log");
+        self.file.set_len(pos).map_err(io_err("truncate segment", &path))?;
+        self.file.sync_all().map_err(io_err("fsync segment", &path))?;
+        self.size = pos;
+        Ok(())
     }
 
     /// Rebuilds indexes and derived state by scanning the whole (trusted) data.

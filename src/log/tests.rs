@@ -184,7 +184,9 @@ enum Damage {
 }
 
 /// fjall-journal style: damage the tail of the active segment, reopen repeatedly, check the
-/// good prefix survives exactly and the log keeps working.
+/// good prefix survives exactly and the log keeps working. After a crash the damaged tail
+/// is past the recovery point and cut; after a clean close it was durable, so a damaged
+/// batch there stays a refused range and the log end does not move back.
 fn corruption_case(damage: Damage, clean_close: bool) {
     let dir = tempfile::tempdir().expect("tempdir");
     let one = batch(3, 0).len() as u64;
@@ -235,19 +237,32 @@ fn corruption_case(damage: Damage, clean_close: bool) {
     };
     drop(f);
     let good = &all[..good_batches * one as usize];
+    // Same size as the clean-shutdown marker says: the damage is below the recovery point.
+    let durable_damage = clean_close && matches!(damage, Damage::FlipBit | Damage::ZeroTail);
+    let end = if durable_damage { 21 } else { good_end };
     for round in 0..3 {
         let log = open(dir.path(), c.clone());
-        assert_eq!(log.log_end_offset(), good_end, "{damage:?} round {round}");
+        assert_eq!(log.log_end_offset(), end, "{damage:?} round {round}");
         assert_eq!(&read_all(&log)[..], good, "{damage:?} round {round}");
+        if durable_damage {
+            assert!(matches!(log.read(good_end, 1000, 21, true), Err(LogError::Corrupt { .. })), "{damage:?}");
+            let ranges = log.damaged_ranges();
+            assert_eq!(ranges.iter().map(|r| (r.first_offset, r.last_offset)).collect::<Vec<_>>(), vec![(18, 20)]);
+        }
         drop(log);
     }
     let mut log = open(dir.path(), c.clone());
     let (info, b) = append(&mut log, 2, 99);
-    assert_eq!(info.base_offset, good_end);
+    assert_eq!(info.base_offset, end);
     drop(log);
     let log = open(dir.path(), c);
-    assert_eq!(log.log_end_offset(), good_end + 2);
-    assert_eq!(&read_all(&log)[..], &[good, &b[..]].concat()[..]);
+    assert_eq!(log.log_end_offset(), end + 2);
+    if durable_damage {
+        assert_eq!(&read_all(&log)[..], good);
+        assert_eq!(&log.read(end, 1000, end + 2, true).expect("read")[..], &b[..]);
+    } else {
+        assert_eq!(&read_all(&log)[..], &[good, &b[..]].concat()[..]);
+    }
 }
 
 #[test]
@@ -533,7 +548,7 @@ fn plans_cut_between_batches_larger_than_the_header_walk_chunk() {
 }
 
 #[test]
-fn corrupt_older_segment_drops_everything_after_it() {
+fn cut_older_segment_keeps_everything_after_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let one = batch(2, 0).len() as u64;
     let c = LogConfig { segment_bytes: one * 2, ..cfg() };
@@ -543,16 +558,20 @@ fn corrupt_older_segment_drops_everything_after_it() {
     }
     let all = read_all(&log);
     drop(log);
-    // Garbage index for segment 0 (must be rebuilt), damaged last batch of segment 4.
+    // Garbage index for segment 0 (must be rebuilt), damaged last batch of segment 4:
+    // segment 4 was fsynced when it rolled, so its damage is refused, not truncated, and
+    // segment 8 stays.
     std::fs::write(dir.path().join(format!("{:020}.index", 0)), [9u8; 5]).expect("index");
     let seg4 = dir.path().join(format!("{:020}.log", 4));
     let len = std::fs::metadata(&seg4).expect("meta").len();
     OpenOptions::new().write(true).open(&seg4).expect("open").set_len(len - 1).expect("cut");
     for _ in 0..2 {
         let log = open(dir.path(), c.clone());
-        assert_eq!(log.log_end_offset(), 6);
+        assert_eq!(log.log_end_offset(), 12);
         assert_eq!(&read_all(&log)[..], &all[..3 * one as usize]);
-        assert_eq!(segment_files(dir.path()), 2);
+        assert!(matches!(log.read(6, 1000, 12, true), Err(LogError::Corrupt { .. })));
+        assert_eq!(&log.read(8, 1000, 12, false).expect("read")[..], &all[4 * one as usize..]);
+        assert_eq!(segment_files(dir.path()), 3);
     }
 }
 

@@ -1,0 +1,1 @@
+//! Background scrubber (placeholder, filled in below).
