@@ -46,6 +46,7 @@ pub async fn run(listener: TcpListener, broker: Arc<Broker>, shutdown: impl Futu
     let budget = frame::MemoryBudget::new(broker.config.queued_request_bytes());
     let housekeeping = tokio::spawn(broker.clone().run_housekeeping(stop_rx.clone()));
     let group_timers = tokio::spawn(crate::group::GroupCoordinator::run_timers(broker.clone(), stop_rx.clone()));
+    let scrubber = broker.start_scrubber();
     let mut connections = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
     let mut backoff = backoff::AcceptBackoff::default();
@@ -96,6 +97,10 @@ pub async fn run(listener: TcpListener, broker: Arc<Broker>, shutdown: impl Futu
     }
     let _ = housekeeping.await;
     let _ = group_timers.await;
+    if let Some(scrubber) = scrubber {
+        // Ends at the next segment boundary; the join waits off the runtime.
+        let _ = tokio::task::spawn_blocking(move || scrubber.stop()).await;
+    }
     let closer = broker.clone();
     if let Err(e) = tokio::task::spawn_blocking(move || closer.close()).await {
         warn!(error = %e, "closing logs failed");

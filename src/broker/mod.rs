@@ -497,6 +497,40 @@ impl Broker {
         }
     }
 
+    /// Every partition's sealed segments, for a scrub pass.
+    pub fn scrub_targets(&self) -> Vec<(String, Vec<crate::log::scrubber::ScrubTarget>)> {
+        let mut out = Vec::new();
+        for topic in self.topics.all() {
+            for p in topic.partitions() {
+                match p.scrub_targets() {
+                    Ok(targets) => out.push((format!("{}-{}", topic.name, p.index), targets)),
+                    Err(e) => tracing::warn!(topic = topic.name, partition = p.index, error = %e, "cannot scrub"),
+                }
+            }
+        }
+        out
+    }
+
+    /// One full scrub pass now, on the calling thread (blocking, rate-limited like the
+    /// background pass). Returns (segments verified, new damaged ranges).
+    pub fn scrub_now(&self) -> (usize, usize) {
+        crate::log::scrubber::run_pass(&self.scrub_targets(), crate::log::scrubber::DEFAULT_BYTES_PER_SEC, || false)
+    }
+
+    /// Starts the background scrubber thread (see [`crate::log::scrubber`]); `None` if the
+    /// thread cannot be created (logged; the broker runs without it).
+    pub fn start_scrubber(self: &Arc<Self>) -> Option<crate::log::scrubber::Scrubber> {
+        let broker = Arc::downgrade(self);
+        let targets = move || broker.upgrade().map_or_else(Vec::new, |b| b.scrub_targets());
+        match crate::log::scrubber::Scrubber::start(crate::log::scrubber::ScrubberConfig::default(), targets) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the scrubber thread; sealed segments are not scrubbed");
+                None
+            }
+        }
+    }
+
     /// Flushes and closes every partition log (clean shutdown).
     pub fn close(&self) {
         self.cleaner.stop();

@@ -299,6 +299,16 @@ impl Partition {
         Ok(PlannedRead { plan, high_watermark, log_start_offset })
     }
 
+    /// The sealed segments to verify (see [`crate::log::scrubber`]).
+    pub fn scrub_targets(&self) -> Result<Vec<crate::log::scrubber::ScrubTarget>, PartitionError> {
+        Ok(self.lock()?.log.scrub_targets())
+    }
+
+    /// The damaged offset ranges known in this partition's log.
+    pub fn damaged_ranges(&self) -> Result<Vec<crate::log::DamagedRange>, PartitionError> {
+        Ok(self.lock()?.log.damaged_ranges())
+    }
+
     /// Retention (see [`PartitionLog::apply_retention`]), bounded by the high watermark.
     /// Only for `cleanup.policy` with `delete`: a compact-only log (`__consumer_offsets`)
     /// is never time- or size-deleted, as in Kafka.

@@ -99,10 +99,6 @@ impl DamageSet {
         self.lock().clone()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.lock().is_empty()
-    }
-
     /// The range holding `offset`, if any.
     pub fn containing(&self, offset: i64) -> Option<DamagedRange> {
         self.lock().iter().find(|r| r.contains(offset)).cloned()
@@ -236,7 +232,12 @@ pub(crate) fn salvage(
         };
         if truncate_from.is_some_and(|t| expected >= t) {
             // Past the recovery point: never synced, so the caller cuts the log here.
-            return Ok(Salvaged { damaged, valid_end: bad, next_offset: expected, unresolved: Some((bad, expected, reason)) });
+            return Ok(Salvaged {
+                damaged,
+                valid_end: bad,
+                next_offset: expected,
+                unresolved: Some((bad, expected, reason)),
+            });
         }
         if seg.end_offset.is_some_and(|e| expected >= e) {
             // Every offset of the segment is intact: what follows is junk without offsets.

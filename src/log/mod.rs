@@ -33,11 +33,11 @@ pub mod scrubber;
 mod segment;
 
 #[cfg(test)]
+mod corruption_tests;
+#[cfg(test)]
 pub(crate) mod test_util;
 #[cfg(test)]
 mod tests;
-#[cfg(test)]
-mod corruption_tests;
 
 use std::io;
 use std::path::PathBuf;
@@ -103,7 +103,9 @@ pub enum LogError {
     #[error("cannot decode stored batch: {0}")]
     Decode(String),
     /// A fetch of offsets inside a known damaged range (see [`DamagedRange`]).
-    #[error("offset {offset} is in a damaged range [{first_offset}, {last_offset}] of {path} at bytes {position}..{end_position}: {reason}")]
+    #[error(
+        "offset {offset} is in a damaged range [{first_offset}, {last_offset}] of {path} at bytes {position}..{end_position}: {reason}"
+    )]
     Corrupt {
         offset: i64,
         first_offset: i64,

@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use bytes::Bytes;
 
 use super::batch::{BatchHeader, BatchIter, set_base_offset, set_partition_leader_epoch};
-use super::flusher::SyncTarget;
 use super::damage::{DamageSet, DamagedRange};
+use super::flusher::SyncTarget;
 use super::recovery::{
     self, CLEAN_SHUTDOWN_FILE, LOG_START_FILE, RECOVERY_POINT_FILE, RecoveryReport, marker_contents, write_durably,
 };

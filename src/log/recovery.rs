@@ -214,7 +214,13 @@ fn recover_trusted(
     tracing::warn!(segment = %seg.path("log").display(), "durable segment fails its check; salvaging it");
     seg.reset_derived_state();
     let (file, path) = (seg.file.clone(), seg.path("log"));
-    let view = SegmentView { file: &file, path: &path, base_offset: seg.base_offset, size: seg.size, end_offset: Some(end_offset) };
+    let view = SegmentView {
+        file: &file,
+        path: &path,
+        base_offset: seg.base_offset,
+        size: seg.size,
+        end_offset: Some(end_offset),
+    };
     let salvaged = salvage(&view, None, |pos, h| seg.note_batch(pos, h, interval), |_| {})?;
     found.extend(salvaged.damaged);
     if salvaged.valid_end < seg.size {

@@ -247,7 +247,11 @@ impl Segment {
     /// header it reads: the magic, a length that overruns the segment or the next index
     /// entry, an offset that goes backwards. A header failing those is reported as
     /// [`LogError::CorruptBatch`] (the caller records the damage) instead of being trusted.
-    pub fn locate_skipping(&self, offset: i64, damaged: &[(u64, u64, i64)]) -> Result<Option<(u64, BatchHeader)>, LogError> {
+    pub fn locate_skipping(
+        &self,
+        offset: i64,
+        damaged: &[(u64, u64, i64)],
+    ) -> Result<Option<(u64, BatchHeader)>, LogError> {
         let entry = self.offset_index.lookup(self.relative(offset));
         let mut pos = entry.map_or(0, |e| u64::from(e.position));
         let mut expected = entry.map_or(self.base_offset, |e| self.base_offset + i64::from(e.relative_offset));
