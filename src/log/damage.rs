@@ -317,22 +317,24 @@ pub(crate) fn find_resume(seg: &SegmentView<'_>, bad: u64, expected: i64) -> Res
         seg.file.read_exact_at(&mut whole, p).map_err(io_err("read segment", seg.path))?;
         Ok(verify_crc(&whole).then_some(h.base_offset))
     };
-    // The damaged batch's own length, if it leads to an intact batch.
+    // The damaged batch's own length, if it leads to an intact batch, bounds the search
+    // (a length that still frames a batch is a fast path, but a changed one could skip
+    // intact batches, so the earliest intact batch wins).
     let mut head = [0u8; 12];
+    let mut own: Option<(u64, i64)> = None;
     if bad + 12 <= seg.size {
         seg.file.read_exact_at(&mut head, bad).map_err(io_err("read segment", seg.path))?;
         if let Ok(total) = batch_total_size(&head) {
             let next = bad + total as u64;
-            if let Some(base) = intact_at(next)? {
-                return Ok(Some((next, base)));
-            }
+            own = intact_at(next)?.map(|base| (next, base));
         }
     }
+    let limit = own.map_or(seg.size, |(p, _)| p + HEADER_SIZE as u64 - 1).min(seg.size);
     // Search: magic byte 2 at +16 and a plausible base offset at +0 pick the candidates,
     // the CRC decides.
     let mut chunk_start = bad + 1;
-    while chunk_start + HEADER_SIZE as u64 <= seg.size {
-        let len = (seg.size - chunk_start).min((SEARCH_CHUNK + HEADER_SIZE) as u64) as usize;
+    while chunk_start + HEADER_SIZE as u64 <= limit {
+        let len = (limit - chunk_start).min((SEARCH_CHUNK + HEADER_SIZE) as u64) as usize;
         let mut buf = vec![0u8; len];
         seg.file.read_exact_at(&mut buf, chunk_start).map_err(io_err("read segment", seg.path))?;
         let candidates = len.saturating_sub(HEADER_SIZE - 1).min(SEARCH_CHUNK);
@@ -353,5 +355,5 @@ pub(crate) fn find_resume(seg: &SegmentView<'_>, bad: u64, expected: i64) -> Res
         }
         chunk_start += candidates as u64;
     }
-    Ok(None)
+    Ok(own)
 }

@@ -35,6 +35,8 @@ mod segment;
 #[cfg(test)]
 mod corruption_tests;
 #[cfg(test)]
+mod damage_props;
+#[cfg(test)]
 pub(crate) mod test_util;
 #[cfg(test)]
 mod tests;

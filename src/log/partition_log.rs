@@ -251,6 +251,42 @@ impl PartitionLog {
         Ok(Bytes::from(seg.read_vec(pos, h.total_size())?))
     }
 
+    /// Walks the batches of `seg` from `from`, stepping over its known damaged ranges
+    /// (their batches are never passed to `f`). A framing error outside them fails.
+    fn scan_intact(
+        &self,
+        seg: &Segment,
+        from: u64,
+        mut f: impl FnMut(u64, &BatchHeader, &[u8]) -> ControlFlow<()>,
+    ) -> Result<(), LogError> {
+        let damaged = self.damage.in_segment(seg.base_offset);
+        let mut pos = from;
+        loop {
+            let mut stopped = false;
+            let mut resume_at = None;
+            let scanned = seg.scan(pos, |p, h, bytes| {
+                if let Some(&(_, end, _)) = damaged.iter().find(|(start, end, _)| (*start..*end).contains(&p)) {
+                    resume_at = Some(end);
+                    return ControlFlow::Break(());
+                }
+                let flow = f(p, h, bytes);
+                stopped = flow.is_break();
+                flow
+            })?;
+            if stopped {
+                return Ok(());
+            }
+            let skip = resume_at.or_else(|| {
+                damaged.iter().find(|(start, end, _)| (*start..*end).contains(&scanned.end)).map(|&(_, end, _)| end)
+            });
+            match (skip, scanned.error) {
+                (Some(next), _) if next > pos => pos = next,
+                (_, Some(e)) => return Err(e.into()),
+                _ => return Ok(()),
+            }
+        }
+    }
+
     /// First batch (at or after the log start) whose maxTimestamp is `>= ts`.
     pub fn batch_for_timestamp(&self, ts: i64) -> Result<Option<Bytes>, LogError> {
         let log_start = self.log_start_offset;
@@ -260,18 +296,16 @@ impl PartitionLog {
                 .lookup_before(ts)
                 .map_or(seg.base_offset, |e| seg.base_offset + i64::from(e.relative_offset))
                 .max(log_start);
-            let Some((from_pos, _)) = seg.locate(from_offset)? else { continue };
+            let skip = self.damage.in_segment(seg.base_offset);
+            let Some((from_pos, _)) = seg.locate_skipping(from_offset, &skip)? else { continue };
             let mut found = None;
-            let end = seg.scan(from_pos, |_, h, bytes| {
+            self.scan_intact(seg, from_pos, |_, h, bytes| {
                 if h.max_timestamp >= ts && h.last_offset() >= log_start {
                     found = Some(Bytes::copy_from_slice(bytes));
                     return ControlFlow::Break(());
                 }
                 ControlFlow::Continue(())
             })?;
-            if let Some(e) = end.error {
-                return Err(e.into());
-            }
             if found.is_some() {
                 return Ok(found);
             }
@@ -289,25 +323,24 @@ impl PartitionLog {
             }
         }
         let Some(seg) = best else { return Ok(None) };
-        match seg.locate(seg.offset_of_max_timestamp)? {
+        let skip = self.damage.in_segment(seg.base_offset);
+        match seg.locate_skipping(seg.offset_of_max_timestamp, &skip)? {
             Some((pos, h)) => Ok(Some((seg.max_timestamp, Self::batch_at(seg, pos, &h)?))),
             None => Ok(None),
         }
     }
 
-    /// Calls `f` for every batch header from the log start onward.
+    /// Calls `f` for every intact batch header from the log start onward (batches in
+    /// damaged ranges are skipped).
     pub fn for_each_batch_header(&self, mut f: impl FnMut(&BatchHeader)) -> Result<(), LogError> {
         let log_start = self.log_start_offset;
         for seg in &self.segments {
-            let end = seg.scan(0, |_, h, _| {
+            self.scan_intact(seg, 0, |_, h, _| {
                 if h.last_offset() >= log_start {
                     f(h);
                 }
                 ControlFlow::Continue(())
             })?;
-            if let Some(e) = end.error {
-                return Err(e.into());
-            }
         }
         Ok(())
     }

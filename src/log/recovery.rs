@@ -243,8 +243,11 @@ fn recover_trusted(
 fn set_rolling_ts(seg: &mut Segment) -> Result<(), LogError> {
     seg.rolling_ts = None;
     if seg.size >= HEADER_SIZE as u64 {
-        let h = BatchHeader::parse(&seg.read_vec(0, HEADER_SIZE)?)?;
-        seg.rolling_ts = (h.max_timestamp >= 0).then_some(h.max_timestamp);
+        // A damaged first batch (a damaged range) leaves the timer unset: only the
+        // active segment's timer matters, and it restarts with the next append.
+        if let Ok(h) = BatchHeader::parse(&seg.read_vec(0, HEADER_SIZE)?) {
+            seg.rolling_ts = (h.max_timestamp >= 0).then_some(h.max_timestamp);
+        }
     }
     Ok(())
 }
