@@ -244,7 +244,7 @@ fn a_lying_length_field_is_caught_by_the_read_planner() {
         let log = PartitionLog::open(dir.path(), indexed_cfg()).expect("open");
         assert!(log.damaged_ranges().is_empty(), "the tail check does not read that header");
         // A fetch landing on the batch: its header is checked, the damage recorded.
-        let err = log.plan_read(batch, 1 << 20, LOG_END, true).err().expect("refused");
+        let err = log.plan_read(batch, 1 << 20, LOG_END, true).expect_err("refused");
         assert!(
             matches!(err, LogError::Corrupt { first_offset, last_offset, .. } if (first_offset, last_offset) == (batch, batch + 3)),
             "{err}"

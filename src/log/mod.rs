@@ -14,9 +14,12 @@
 //! - **No fsync on append.** Appends go to the page cache with one positional write;
 //!   durability is provided by the group-commit [`Flusher`], which batches fdatasyncs of
 //!   many concurrent produce requests.
-//! - **Recovery** walks the last segment batch by batch and truncates at the first batch that
-//!   is incomplete or fails its CRC, so a corrupt batch is never served. A clean-shutdown
-//!   marker written by [`PartitionLog::close`] lets the next open skip that scan.
+//! - **Recovery** trusts what lies below the recovery point (Kafka's
+//!   `recovery-point-offset-checkpoint`) and walks the rest batch by batch, truncating at
+//!   the first batch that is incomplete or fails its CRC; a clean-shutdown marker written
+//!   by [`PartitionLog::close`] lets the next open skip that scan. Damage below the
+//!   recovery point is never truncated: it becomes a [`DamagedRange`] that reads refuse
+//!   (see [`damage`] and the background [`scrubber`]).
 //! - **Log start offset** is persisted in a tiny checkpoint file (tmp + fsync + rename + dir
 //!   fsync) because DeleteRecords may move it into the middle of a segment.
 
