@@ -172,10 +172,10 @@ fn a_missing_middle_segment_is_a_damaged_range_not_a_silent_gap() {
     for clean in [true, false] {
         let dir = tempfile::tempdir().expect("tempdir");
         build(dir.path(), clean);
+        // The data file is lost; its index files (written after it, deleted before it)
+        // say it existed.
         let base = 7 * OFFSETS_PER_SEGMENT;
-        for ext in ["log", "index", "timeindex"] {
-            std::fs::remove_file(seg_path(dir.path(), base, ext)).expect("remove");
-        }
+        std::fs::remove_file(seg_path(dir.path(), base, "log")).expect("remove");
         for round in 0..2 {
             let log = PartitionLog::open(dir.path(), cfg()).expect("open");
             assert_eq!(log.log_end_offset(), LOG_END, "round {round}");
@@ -185,6 +185,23 @@ fn a_missing_middle_segment_is_a_damaged_range_not_a_silent_gap() {
             assert_eq!(refused, lost.collect::<Vec<_>>());
         }
     }
+}
+
+#[test]
+fn a_gap_without_evidence_of_loss_is_served_as_a_gap() {
+    // All three files gone: indistinguishable from offsets compaction removed, so the gap
+    // is logged and skipped (as Kafka skips compacted offsets), never cut or reused.
+    let dir = tempfile::tempdir().expect("tempdir");
+    build(dir.path(), true);
+    let base = 7 * OFFSETS_PER_SEGMENT;
+    for ext in ["log", "index", "timeindex"] {
+        std::fs::remove_file(seg_path(dir.path(), base, ext)).expect("remove");
+    }
+    let log = PartitionLog::open(dir.path(), cfg()).expect("open");
+    assert_eq!(log.log_end_offset(), LOG_END);
+    let headers = read_checked(&log, base - 1).expect("read");
+    assert_eq!(headers[1].base_offset, base + OFFSETS_PER_SEGMENT, "the read skips the gap");
+    assert!(log.damaged_ranges().is_empty());
 }
 
 /// Every batch indexed: the open-time tail check reads only each segment's last batch, so

@@ -253,9 +253,13 @@ fn set_rolling_ts(seg: &mut Segment) -> Result<(), LogError> {
 }
 
 /// Lists segment base offsets, removing leftovers (tmp files, indexes without a `.log`).
-fn list_segments(dir: &Path) -> Result<Vec<i64>, LogError> {
+/// Also returns the bases of index files whose `.log` is gone: Jet deletes a segment's
+/// indexes before its data and creates them after it, so such files mean the segment file
+/// was lost.
+fn list_segments(dir: &Path) -> Result<(Vec<i64>, Vec<i64>), LogError> {
     let mut bases = Vec::new();
     let mut orphans = Vec::new();
+    let mut lost = Vec::new();
     let entries = std::fs::read_dir(dir).map_err(io_err("list", dir))?;
     for entry in entries {
         let entry = entry.map_err(io_err("list", dir))?;
@@ -271,7 +275,10 @@ fn list_segments(dir: &Path) -> Result<Vec<i64>, LogError> {
         }
         match ext {
             "log" => bases.push(base),
-            "index" | "timeindex" if !dir.join(format!("{stem}.log")).exists() => orphans.push(entry.path()),
+            "index" | "timeindex" if !dir.join(format!("{stem}.log")).exists() => {
+                orphans.push(entry.path());
+                lost.push(base);
+            }
             _ => {}
         }
     }
@@ -280,7 +287,9 @@ fn list_segments(dir: &Path) -> Result<Vec<i64>, LogError> {
         std::fs::remove_file(p).map_err(io_err("remove leftover", p))?;
     }
     bases.sort_unstable();
-    Ok(bases)
+    lost.sort_unstable();
+    lost.dedup();
+    Ok((bases, lost))
 }
 
 /// Opens (creating if needed) and recovers the partition directory.
@@ -313,7 +322,7 @@ pub(crate) fn open(dir: &Path, config: LogConfig) -> Result<PartitionLog, LogErr
     let recovery_checkpoint = read_offset_checkpoint(&dir.join(RECOVERY_POINT_FILE))?;
 
     super::cleaner::recover_swaps(dir)?;
-    let bases = list_segments(dir)?;
+    let (bases, lost_segments) = list_segments(dir)?;
     let mut segments = Vec::with_capacity(bases.len());
     for &base in &bases {
         segments.push(Segment::open(dir, base)?);
@@ -362,7 +371,7 @@ pub(crate) fn open(dir: &Path, config: LogConfig) -> Result<PartitionLog, LogErr
         }
         sync_dir(dir)?;
     }
-    damaged.extend(missing_offsets(&segments));
+    damaged.extend(missing_offsets(&segments, &lost_segments));
 
     let first_base = segments.first().map_or(0, |s| s.base_offset);
     if let Some(start) = checkpoint
@@ -435,27 +444,43 @@ pub struct RecoveryReport {
     pub synced_segments: Vec<i64>,
 }
 
-/// Offsets no segment holds although a later one starts after them (a segment file is
-/// missing, or a segment ends before the next one's base).
-fn missing_offsets(segments: &[Segment]) -> Vec<DamagedRange> {
+/// Offsets no segment holds although a later one starts after them. Where a segment file
+/// is known lost (its index files are still there) they are a damaged range, refused to
+/// readers. Otherwise the gap is logged with its offsets and served as a gap: compaction
+/// leaves such gaps legitimately, and nothing on disk tells the two apart.
+fn missing_offsets(segments: &[Segment], lost: &[i64]) -> Vec<DamagedRange> {
     let mut out = Vec::new();
     for pair in segments.windows(2) {
         let (a, b) = (&pair[0], &pair[1]);
-        if a.next_offset < b.base_offset {
-            tracing::error!(
-                segment = %a.path("log").display(),
-                first_offset = a.next_offset,
-                last_offset = b.base_offset - 1,
-                "offsets lost: no segment holds them (a segment file is missing or was cut short)"
-            );
-            out.push(DamagedRange {
-                first_offset: a.next_offset,
-                last_offset: b.base_offset - 1,
-                segment_base: Some(a.base_offset),
-                position: a.size,
-                end_position: a.size,
-                reason: "no data for these offsets: a segment file is missing or ends early".to_string(),
-            });
+        if a.next_offset >= b.base_offset {
+            continue;
+        }
+        let (first_offset, last_offset) = (a.next_offset, b.base_offset - 1);
+        match lost.iter().find(|&&l| l >= a.base_offset && l < b.base_offset) {
+            Some(&l) => {
+                let missing = a.path("log").with_file_name(format!("{l:020}.log"));
+                tracing::error!(
+                    file = %missing.display(),
+                    first_offset,
+                    last_offset,
+                    "segment file lost: these offsets are refused with CORRUPT_MESSAGE"
+                );
+                out.push(DamagedRange {
+                    first_offset,
+                    last_offset,
+                    segment_base: Some(a.base_offset),
+                    position: a.size,
+                    end_position: a.size,
+                    reason: format!("segment file {l:020}.log is missing"),
+                });
+            }
+            None => tracing::warn!(
+                after = %a.path("log").display(),
+                before = %b.path("log").display(),
+                first_offset,
+                last_offset,
+                "no data for these offsets (compacted away, or a segment file is missing)"
+            ),
         }
     }
     out
