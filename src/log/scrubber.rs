@@ -222,3 +222,53 @@ fn lower_priority() {
         tracing::debug!(error = %std::io::Error::last_os_error(), "could not lower the scrubber's priority");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+
+    use super::*;
+    use crate::log::LogConfig;
+    use crate::log::test_util::batch_sized;
+
+    #[test]
+    fn the_scrubber_runs_on_its_own_low_priority_thread_and_stops() {
+        let (tx, rx) = mpsc::channel();
+        let config =
+            ScrubberConfig { first_delay: Duration::ZERO, interval: Duration::from_secs(3600), ..Default::default() };
+        let scrubber = Scrubber::start(config, move || {
+            let current = std::thread::current();
+            // SAFETY: getpriority only reads this thread's nice value.
+            let nice = unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) };
+            let _ = tx.send((current.name().map(str::to_string), nice));
+            Vec::new()
+        })
+        .expect("start");
+        let (name, nice) = rx.recv_timeout(Duration::from_secs(10)).expect("a pass started");
+        assert_eq!(name.as_deref(), Some("jet-scrubber"));
+        assert_eq!(nice, 19);
+        let stopping = Instant::now();
+        scrubber.stop();
+        assert!(stopping.elapsed() < Duration::from_secs(5), "stop interrupts the wait between passes");
+    }
+
+    #[test]
+    fn a_pass_is_rate_limited() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut log = PartitionLog::open(dir.path(), LogConfig { segment_bytes: 64 * 1024, ..LogConfig::default() })
+            .expect("open");
+        for i in 0..40 {
+            log.append(&batch_sized(8, i, 4000, crate::log::Compression::None), 0, 1_000).expect("append");
+        }
+        let targets = log.scrub_targets();
+        let bytes: u64 = targets.iter().map(|t| t.size).sum();
+        assert!(bytes > 1_000_000, "{bytes} bytes in sealed segments");
+        let started = Instant::now();
+        let (segments, found) = run_pass(&[("p".to_string(), targets)], 4 * 1024 * 1024, || false);
+        let took = started.elapsed();
+        assert_eq!((segments > 1, found), (true, 0));
+        // 4 MiB/s over at least 1 MB: no faster than about a quarter of a second.
+        let floor = Duration::from_secs_f64(bytes as f64 / (4.0 * 1024.0 * 1024.0)) - Duration::from_millis(50);
+        assert!(took >= floor, "{bytes} bytes scrubbed in {took:?} (floor {floor:?})");
+    }
+}
