@@ -14,6 +14,7 @@
 #   JET_BOOTSTRAP=h:p   test an already running broker instead (process tests are skipped)
 #   COMPAT_SKIP_CARGO=1 skip steps 4 (e.g. with JET_BOOTSTRAP against a reference Kafka)
 #   PYTEST_ARGS="..."   extra pytest arguments (e.g. "-k kcat -x")
+#   JET_SKIP_FUSE_TESTS=1 skip the FUSE power-loss tests (tests/powerloss.rs) where FUSE cannot be mounted
 set -euo pipefail
 
 CT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -51,6 +52,19 @@ fi
 if ! command -v mvn >/dev/null 2>&1; then
   step "installing maven"
   apt_install maven
+fi
+
+CURRENT_STEP="install fuse3"
+# tests/powerloss.rs mounts a FUSE file system: as root with mount(2) on /dev/fuse, otherwise
+# through fusermount3 (package fuse3). Those tests fail (never skip) where FUSE cannot be
+# mounted, unless JET_SKIP_FUSE_TESTS=1.
+if [ "$(id -u)" -ne 0 ] && ! command -v fusermount3 >/dev/null 2>&1; then
+  step "installing fuse3 (fusermount3, for the power-loss tests)"
+  apt_install fuse3
+fi
+if [ "${COMPAT_SKIP_CARGO:-0}" != "1" ] && [ ! -c /dev/fuse ] && [ "${JET_SKIP_FUSE_TESTS:-0}" != "1" ]; then
+  echo "/dev/fuse is missing: the power-loss tests (tests/powerloss.rs) need it; set JET_SKIP_FUSE_TESTS=1 to skip them" >&2
+  exit 1
 fi
 
 CURRENT_STEP="check go"

@@ -17,6 +17,8 @@ use serde::{Deserialize, Serialize};
 pub enum MetaError {
     #[error("metadata store: {0}")]
     Store(#[from] fjall::Error),
+    #[error("metadata store: fsync of {path}: {source}")]
+    SyncDir { path: std::path::PathBuf, source: std::io::Error },
     #[error("metadata record `{key}` is unreadable: {source}")]
     Corrupt { key: String, source: serde_json::Error },
 }
@@ -75,6 +77,14 @@ impl MetaStore {
         let topics = db.keyspace("topics", KeyspaceCreateOptions::default)?;
         let node = db.keyspace("node", KeyspaceCreateOptions::default)?;
         let intents = db.keyspace("intents", KeyspaceCreateOptions::default)?;
+        // fjall 3.1 creates a new keyspace's folder inside `keyspaces/` without fsyncing
+        // `keyspaces/` (lsm-tree fsyncs only the folder's own contents): after a power
+        // loss the folder could be gone and with it every topic record, acknowledged or
+        // not (found by tests/powerloss.rs). Make the entries durable before any use.
+        let keyspaces = dir.join("keyspaces");
+        std::fs::File::open(&keyspaces)
+            .and_then(|d| d.sync_all())
+            .map_err(|source| MetaError::SyncDir { path: keyspaces, source })?;
         Ok(Self { db, topics, node, intents })
     }
 

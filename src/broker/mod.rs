@@ -51,6 +51,8 @@ pub enum BrokerError {
     Lifecycle(#[from] LifecycleError),
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
+    #[error("creating the data directory: {0}")]
+    DataDir(crate::log::LogError),
     #[error("invalid setting: {0}")]
     Config(String),
     /// Fetches send records from the segment files through placeholders in a reserved
@@ -139,7 +141,9 @@ impl Broker {
         topic_config::validate_broker_settings(&config.kafka).map_err(BrokerError::Config)?;
         crate::protocol::splice::region().map_err(|e| BrokerError::AddressSpace(e.to_string()))?;
         let data_dir = config.data_dir.clone();
-        std::fs::create_dir_all(&data_dir).map_err(|source| BrokerError::Io { path: data_dir.clone(), source })?;
+        // Durably: a data directory created now and lost to a power loss would take every
+        // later acknowledged write with it (tests/powerloss.rs).
+        crate::log::create_dir_durably(&data_dir).map_err(BrokerError::DataDir)?;
         let meta = MetaStore::open(&data_dir.join("__jet_meta"))?;
         let cluster_id = match &config.cluster_id {
             Some(id) => id.clone(),

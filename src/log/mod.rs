@@ -56,7 +56,7 @@ pub use flusher::{Flusher, SyncTarget};
 pub use partition_log::{AppendInfo, PartitionLog};
 pub use read_plan::{FileRange, ReadPlan};
 pub use recovery::RecoveryReport;
-pub(crate) use recovery::write_durably;
+pub(crate) use recovery::{create_dir_durably, write_durably};
 
 /// Per-partition log settings, mirroring Kafka's topic-level configs of the same names.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -296,7 +296,7 @@ fn list_segments(dir: &Path) -> Result<(Vec<i64>, Vec<i64>), LogError> {
 /// Creates `dir` and any missing ancestors, fsyncing each new directory's parent so the
 /// new entries survive a power loss (fsyncing files inside `dir` does not make `dir`
 /// itself durable).
-fn create_dir_durably(dir: &Path) -> Result<(), LogError> {
+pub(crate) fn create_dir_durably(dir: &Path) -> Result<(), LogError> {
     let missing: Vec<&Path> = dir.ancestors().take_while(|d| !d.as_os_str().is_empty() && !d.exists()).collect();
     std::fs::create_dir_all(dir).map_err(io_err("create log directory", dir))?;
     for created in missing.iter().rev() {
