@@ -4,7 +4,7 @@
 //!   (`SSL://`, `SASL_SSL://`, `SASL_PLAINTEXT://`, `ssl.*`, `sasl.*`, ...) stops the broker
 //!   at start-up with a message naming it, rather than serving that traffic unencrypted
 //!   and unauthenticated.
-//! - A TLS ClientHello on the plaintext port is recognised from its first bytes (before
+//! - A TLS ClientHello (or any TLS record) on the plaintext port is recognised from its first bytes (before
 //!   they are read as a frame size) and logged as such, rate-limited per peer address.
 //! - SaslHandshake/SaslAuthenticate on the plaintext listener are answered as Kafka's
 //!   `KafkaApis` answers them there (`ILLEGAL_SASL_STATE`, see `handler::sasl`).
@@ -124,13 +124,15 @@ pub fn check_security_setting(key: &str, value: &str) -> Result<(), SecurityErro
     Ok(())
 }
 
-/// Whether the first four bytes of a connection are a TLS record header for a handshake
-/// (content type 22, record version 3.x — SSL 3.0 to TLS 1.3 all write 0x03 0x00..=0x04).
-/// Read as a Kafka frame size these are 369,098,752 to 369,426,431 bytes: beyond any
-/// sane `socket.request.max.bytes` (Kafka's default is 100 MiB), so a frame of that
-/// size is refused as TLS whatever the setting.
-pub fn is_tls_handshake(first: [u8; 4]) -> bool {
-    first[0] == 0x16 && first[1] == 0x03 && first[2] <= 0x04
+/// Whether four bytes read where a frame size belongs are a TLS record header: content
+/// type 20-23 (change_cipher_spec, alert, handshake — a ClientHello —, application data)
+/// and record version 3.x (SSL 3.0 to TLS 1.3 all write 0x03 0x00..=0x04). librdkafka
+/// sends a handshake record first and, on a reconnect, sometimes an alert. Read as a
+/// Kafka frame size these are 335,544,320 to 402,980,863 bytes: beyond any sane
+/// `socket.request.max.bytes` (Kafka's default is 100 MiB), so such a size is taken for
+/// TLS whatever the setting.
+pub fn is_tls_record(first: [u8; 4]) -> bool {
+    (0x14..=0x17).contains(&first[0]) && first[1] == 0x03 && first[2] <= 0x04
 }
 
 /// How often one peer address may get the same "wrong protocol" line.
@@ -232,11 +234,13 @@ mod tests {
     #[test]
     fn tls_record_headers_are_recognised() {
         // TLS 1.2/1.3 ClientHello record headers as openssl and librdkafka send them.
-        assert!(is_tls_handshake([0x16, 0x03, 0x01, 0x02]));
-        assert!(is_tls_handshake([0x16, 0x03, 0x03, 0x00]));
-        assert!(!is_tls_handshake([0x00, 0x00, 0x00, 0x2a]));
-        assert!(!is_tls_handshake([0x16, 0x03, 0x05, 0x00]));
-        assert!(!is_tls_handshake([0x17, 0x03, 0x03, 0x00]));
+        assert!(is_tls_record([0x16, 0x03, 0x01, 0x02]));
+        assert!(is_tls_record([0x16, 0x03, 0x03, 0x00]));
+        // An alert (librdkafka sends one when it gives up a handshake).
+        assert!(is_tls_record([0x15, 0x03, 0x01, 0x00]));
+        assert!(!is_tls_record([0x00, 0x00, 0x00, 0x2a]));
+        assert!(!is_tls_record([0x16, 0x03, 0x05, 0x00]));
+        assert!(!is_tls_record([0x18, 0x03, 0x03, 0x00]));
     }
 
     #[test]

@@ -136,7 +136,7 @@ async fn serve_connection(
         let frame = match frame {
             Ok(Some(f)) => f,
             Ok(None) => break,
-            Err(frame::FrameError::TlsHandshake) => {
+            Err(frame::FrameError::TlsRecord) => {
                 // Rate-limited per peer address: a client retrying in a loop must not
                 // flood the log.
                 if let Some(suppressed) = tls_log.should_log(peer.map(|p| p.ip()), std::time::Instant::now()) {

@@ -18,10 +18,10 @@ const ALLOWANCE: usize = 64 << 10;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FrameError {
-    /// The first bytes are a TLS handshake record header, not a frame size: the client
-    /// was configured for SSL/SASL_SSL (Jet serves PLAINTEXT only for now).
+    /// Where a frame size belongs is a TLS record header (a ClientHello, usually): the
+    /// client was configured for SSL/SASL_SSL (Jet serves PLAINTEXT only for now).
     #[error("client spoke TLS to a PLAINTEXT listener")]
-    TlsHandshake,
+    TlsRecord,
     #[error("frame size {0} is negative")]
     NegativeSize(i32),
     #[error("frame size {size} exceeds socket.request.max.bytes {max}")]
@@ -106,8 +106,8 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
     }
     // Before the size checks: a ClientHello would otherwise be refused as a frame of
     // ~369 MB, which tells nobody what happened.
-    if crate::security::is_tls_handshake(size_bytes) {
-        return Err(FrameError::TlsHandshake);
+    if crate::security::is_tls_record(size_bytes) {
+        return Err(FrameError::TlsRecord);
     }
     let size = i32::from_be_bytes(size_bytes);
     if size < 0 {
@@ -239,7 +239,7 @@ mod tests {
         let hello = [0x16, 0x03, 0x01, 0x01, 0x2c, 0x01, 0x00, 0x01, 0x28, 0x03, 0x03];
         // Even with a limit that would admit a ~369 MB frame.
         for max in [100, u32::MAX] {
-            assert!(matches!(read(&hello, max).await, Err(FrameError::TlsHandshake)));
+            assert!(matches!(read(&hello, max).await, Err(FrameError::TlsRecord)));
         }
     }
 
