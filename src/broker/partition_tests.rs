@@ -219,3 +219,34 @@ fn a_removed_partition_refuses_everything_that_touches_files_by_path() {
     assert!(log_damage.add(damage).expect("add"));
     assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), before, "nothing written after removal");
 }
+
+#[test]
+fn producer_id_caps_refuse_new_ids_only_and_expiry_frees_room() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = open(dir.path(), LogConfig::default());
+    let gate = ProducerIdGate::new(3);
+    let limits = ProducerLimits { per_partition: 2, gate: &gate };
+    let send = |pid: i64, seq: i32, now: i64| {
+        let bytes = producer_batch(1, 1, 10, Compression::None, (pid, 0, seq));
+        let headers = validate_produced_batches(&bytes, 1 << 20).expect("valid batch");
+        p.append_limited(Bytes::from(bytes), &headers, now, limits)
+    };
+    send(1, 0, 1_000).expect("first id");
+    send(2, 0, 1_000).expect("second id");
+    let refused = send(3, 0, 1_000).expect_err("over the per-partition cap");
+    assert_eq!(refused.code(), ResponseError::PolicyViolation);
+    assert!(refused.to_string().contains("max.producer.ids.per.partition=2"), "{refused}");
+    // Producers already tracked keep working, and non-idempotent batches are not counted.
+    send(1, 1, 2_000).expect("tracked producer continues");
+    send(-1, -1, 2_000).expect("non-idempotent");
+    // Producer 2 expires (idle since 1 000); producer 1 wrote at 2 000 and stays.
+    assert_eq!(p.expire_producers(11_000, 10_000).expect("expire"), (1, 1));
+    send(3, 0, 11_000).expect("room after expiry");
+    // The broker-wide gate counted 1, 2, 3: a fourth id is refused by it.
+    let other = tempfile::tempdir().expect("tempdir");
+    let q = open(other.path(), LogConfig::default());
+    let bytes = producer_batch(1, 1, 10, Compression::None, (4, 0, 0));
+    let headers = validate_produced_batches(&bytes, 1 << 20).expect("valid batch");
+    let refused = q.append_limited(Bytes::from(bytes), &headers, 11_000, limits).expect_err("broker cap");
+    assert!(refused.to_string().contains("max.producer.ids=3"), "{refused}");
+}
