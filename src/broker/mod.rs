@@ -448,6 +448,9 @@ impl Broker {
         let now = now_ms();
         for topic in self.topics.all() {
             for p in topic.partitions() {
+                if let Err(e) = p.maybe_recover_failed_log(now) {
+                    tracing::debug!(topic = topic.name, partition = p.index, error = %e, "log still fenced after a failed fsync");
+                }
                 // Through the flusher (which fences the log if the fsync fails), on this
                 // blocking-pool thread, with the partition unlocked.
                 let flushed = match p.interval_flush_due(now) {
