@@ -7,6 +7,7 @@ pub mod log_cleaner;
 pub mod meta_store;
 pub mod partition;
 pub mod producer_state;
+pub mod rate_limited;
 pub mod topic_config;
 pub mod topics;
 
