@@ -7,6 +7,7 @@ pub mod log_cleaner;
 pub mod meta_store;
 pub mod partition;
 pub mod producer_state;
+pub mod rate_limited;
 pub mod topic_config;
 pub mod topics;
 
@@ -474,6 +475,9 @@ impl Broker {
         self.producer_id_gate.begin_recount();
         for topic in self.topics.all() {
             for p in topic.partitions() {
+                if let Err(e) = p.maybe_recover_failed_log(now) {
+                    tracing::debug!(topic = topic.name, partition = p.index, error = %e, "log still fenced after a failed fsync");
+                }
                 let counted = if expiry_due {
                     p.expire_producers(now, expiration_ms).map(|(removed, left)| {
                         expired += removed;

@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use bytes::{Bytes, BytesMut};
@@ -84,7 +85,16 @@ pub struct Partition {
     dir: PathBuf,
     inner: Mutex<Inner>,
     high_watermark: watch::Sender<i64>,
+    /// Bumped each time the log is recovered in place after a failed fsync (its tail past
+    /// the high watermark cut off): whoever keeps state derived from the log (the group
+    /// coordinator) rebuilds it when this moves.
+    recoveries: AtomicU64,
+    /// Not before this time (ms) does housekeeping try to recover a fenced log again.
+    next_recovery_ms: AtomicI64,
 }
+
+/// Least time between two housekeeping attempts to recover a fenced log.
+const RECOVERY_RETRY_MS: i64 = 1_000;
 
 /// The result of a successful produce append.
 #[derive(Debug)]
@@ -158,6 +168,8 @@ impl Partition {
             dir: dir.to_path_buf(),
             inner: Mutex::new(Inner { log, producers, config, last_flush_ms: 0, removed: false }),
             high_watermark,
+            recoveries: AtomicU64::new(0),
+            next_recovery_ms: AtomicI64::new(0),
         })
     }
 
@@ -326,6 +338,52 @@ impl Partition {
     /// Producer ids this partition tracks.
     pub fn producer_count(&self) -> Result<usize, PartitionError> {
         Ok(self.lock()?.producers.len())
+    }
+
+    /// Whether a failed fsync fenced this partition's log (see [`Self::recover_failed_log`]).
+    pub fn storage_failed(&self) -> bool {
+        self.lock().map_or(true, |inner| inner.log.has_failed())
+    }
+
+    /// How many times the log was recovered in place (see [`Self::recover_failed_log`]).
+    pub fn recovery_epoch(&self) -> u64 {
+        self.recoveries.load(Ordering::SeqCst)
+    }
+
+    /// Brings a log fenced by a failed fsync back: everything past the high watermark
+    /// (which only a successful fsync moves) is cut off, since the kernel may have dropped
+    /// those pages, and the idempotent-producer state is rebuilt from what is left.
+    /// Returns whether the log had been fenced. Fails, leaving the log fenced, while the
+    /// device still refuses writes.
+    pub fn recover_failed_log(&self) -> Result<bool, PartitionError> {
+        let mut inner = self.lock()?;
+        if !inner.log.has_failed() {
+            return Ok(false);
+        }
+        let durable_end = self.high_watermark();
+        let cut = inner.log.recover_from_failed_sync(durable_end)?;
+        inner.producers = rebuild_producer_state(&inner.log, super::now_ms())?;
+        self.recoveries.fetch_add(1, Ordering::SeqCst);
+        tracing::warn!(
+            topic = self.topic,
+            partition = self.index,
+            durable_end,
+            offsets_cut = cut,
+            "log recovered after a failed fsync: unacknowledged offsets past the durable end were cut off; writes resume"
+        );
+        Ok(true)
+    }
+
+    /// Housekeeping: tries [`Self::recover_failed_log`] when the log is fenced, at most
+    /// once per [`RECOVERY_RETRY_MS`], so writes resume by themselves once the device takes
+    /// them again.
+    pub fn maybe_recover_failed_log(&self, now_ms: i64) -> Result<bool, PartitionError> {
+        let due = self.next_recovery_ms.load(Ordering::SeqCst);
+        if now_ms < due || !self.storage_failed() {
+            return Ok(false);
+        }
+        self.next_recovery_ms.store(now_ms.saturating_add(RECOVERY_RETRY_MS), Ordering::SeqCst);
+        self.recover_failed_log()
     }
 
     /// Waits until `target` is durable, then lets consumers see it.

@@ -72,6 +72,43 @@ async fn failed_fsync_fences_the_partition() {
     assert_eq!(p.high_watermark(), 0);
 }
 
+#[tokio::test]
+async fn a_log_fenced_by_a_failed_fsync_recovers_in_place_cutting_what_was_never_durable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = open(dir.path(), LogConfig::default());
+    let flusher = Flusher::start();
+    let durable = new_sync(append(&p, &producer_batch(3, 1, 10, Compression::None, (7, 0, 0))).expect("append"));
+    p.commit(&flusher, durable).await.expect("commit");
+    assert_eq!(p.high_watermark(), 3);
+    // Two more batches reach the page cache; their fsync fails (EINVAL on /dev/null
+    // standing in for EIO/ENOSPC): the kernel may have dropped those pages.
+    let lost = new_sync(append(&p, &producer_batch(4, 2, 10, Compression::None, (7, 0, 3))).expect("append"));
+    let devnull = std::fs::File::open("/dev/null").expect("open /dev/null");
+    assert!(p.commit(&flusher, SyncTarget { file: Arc::new(devnull), ..lost.clone() }).await.is_err());
+    assert!(p.storage_failed());
+    assert!(append(&p, &producer_batch(1, 3, 10, Compression::None, (-1, -1, -1))).is_err(), "fenced");
+
+    // Recovery needs no restart; it cuts the log back to the durable end.
+    assert!(p.recover_failed_log().expect("recover"));
+    assert!(!p.storage_failed());
+    assert_eq!(p.recovery_epoch(), 1);
+    assert_eq!(p.offsets().expect("offsets"), (0, 3, 3), "offsets 3..7 were never durable: cut off");
+    // A request made before the failure stays failed: its bytes may be gone.
+    assert!(p.commit(&flusher, lost).await.is_err(), "a pre-failure sync must never report success");
+    // The idempotent producer's lost batch may be sent again (its state was rebuilt), and
+    // gets the offsets the lost one had; new writes are durable and visible again.
+    let again = new_sync(append(&p, &producer_batch(4, 2, 10, Compression::None, (7, 0, 3))).expect("resend"));
+    p.commit(&flusher, again).await.expect("commit after recovery");
+    assert_eq!(p.offsets().expect("offsets"), (0, 7, 7));
+    let read = p.read(0, 1 << 20, true).expect("read");
+    let batches: Vec<_> = crate::log::BatchIter::new(&read.records).map(|b| b.expect("batch").0).collect();
+    assert_eq!(batches.iter().map(|h| (h.base_offset, h.next_offset())).collect::<Vec<_>>(), vec![(0, 3), (3, 7)]);
+    drop(p);
+    // And the files agree after a reopen.
+    let p = open(dir.path(), LogConfig::default());
+    assert_eq!(p.offsets().expect("offsets").2, 7);
+}
+
 #[test]
 fn retention_never_deletes_beyond_high_watermark() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -490,6 +490,31 @@ impl PartitionLog {
         self.damage.retain_within(self.log_start_offset, end)
     }
 
+    /// Brings a log fenced by a failed fsync back into service without a restart.
+    ///
+    /// After a failed fsync Linux may have dropped the dirty pages (marking them clean, so
+    /// reads can still return bytes that are not on disk) and reports the error only once
+    /// per file: a later fsync "succeeds" without writing them. So nothing past the last
+    /// durable point (`durable_end`, the high watermark: only a successful fsync moves it)
+    /// may be trusted. It is cut off (whole newer segments removed, the active segment
+    /// truncated at a batch boundary and fsynced, indexes rebuilt from what is left), and
+    /// the log gets a fresh failure flag: requests that still carry the old flag stay
+    /// failed, so nothing appended before the failure is ever reported durable.
+    /// Returns how many offsets were cut off.
+    pub fn recover_from_failed_sync(&mut self, durable_end: i64) -> Result<i64, LogError> {
+        if !self.has_failed() {
+            return Ok(0);
+        }
+        let end = self.log_end_offset();
+        let durable_end = durable_end.clamp(self.log_start_offset, end);
+        self.truncate_to(durable_end)?;
+        // fsync what is left through the same descriptor: this consumes the error the
+        // kernel still holds for it, and proves the device takes writes again.
+        self.active_mut().flush()?;
+        self.failed = Arc::new(AtomicBool::new(false));
+        Ok(end - self.log_end_offset())
+    }
+
     /// fsyncs the active segment and writes its indexes.
     pub fn flush(&mut self) -> Result<(), LogError> {
         self.flush_active()
