@@ -19,7 +19,7 @@ use tokio::sync::watch;
 use crate::broker::producer_state::{BatchMeta, ProducerStateTable, SeqCheck, add_seq, next_seq};
 use crate::broker::topic_config::EffectiveTopicConfig;
 use crate::log::batch::{self, BatchHeader};
-use crate::log::{FileRange, Flusher, LogError, PartitionLog, ReadPlan, SyncTarget, write_durably};
+use crate::log::{FileRange, Flusher, LogError, PartitionLog, ReadPlan, Sealer, SyncTarget, write_durably};
 
 /// Leader epoch stamped on every batch. A single node never changes leader; with raft
 /// this becomes the term.
@@ -120,7 +120,9 @@ pub struct ReadResult {
 
 impl Partition {
     pub fn open(topic: &str, index: i32, dir: &Path, config: EffectiveTopicConfig) -> Result<Self, PartitionError> {
-        let log = PartitionLog::open(dir, config.log.clone())?;
+        let mut log = PartitionLog::open(dir, config.log.clone())?;
+        // Rolled segments are sealed off the produce path (see `log::sealer`).
+        log.set_sealer(Sealer::shared());
         let producers = match take_producer_snapshot(dir, log.log_end_offset()) {
             Some(table) => table,
             None => rebuild_producer_state(&log)?,

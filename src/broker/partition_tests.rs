@@ -189,3 +189,32 @@ async fn fetch_between_high_watermark_and_log_end_is_empty_not_out_of_range() {
     let err = p.plan_read(11, 1 << 20, true).err().expect("out of range");
     assert_eq!(err.code(), ResponseError::OffsetOutOfRange);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn high_watermark_never_covers_a_segment_whose_seal_is_pending() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let one = producer_batch(2, 1, 10, Compression::None, (-1, -1, -1));
+    let p = open(dir.path(), LogConfig { segment_bytes: 2 * one.len() as u64, ..LogConfig::default() });
+    let (gate, sealer) = crate::log::test_util::SealGate::closed();
+    p.with_log(|log| {
+        log.set_sealer(sealer);
+        Ok(())
+    })
+    .expect("sealer");
+    let flusher = Flusher::start();
+    let first = new_sync(append(&p, &one).expect("append"));
+    p.commit(&flusher, first).await.expect("commit");
+    assert_eq!(p.high_watermark(), 2);
+    append(&p, &one).expect("append");
+    // This append rolls: segment [0, 4) goes to the (held) sealer, the append does not wait.
+    let target = new_sync(append(&p, &one).expect("append rolling the segment"));
+    gate.wait_arrived(0);
+    let committing = Arc::new(p);
+    let partition = committing.clone();
+    let mut commit = tokio::spawn(async move { partition.commit(&flusher, target).await });
+    assert!(tokio::time::timeout(std::time::Duration::from_millis(300), &mut commit).await.is_err());
+    assert_eq!(committing.high_watermark(), 2, "the high watermark passed an unsealed segment");
+    gate.open();
+    commit.await.expect("join").expect("commit");
+    assert_eq!(committing.high_watermark(), 6);
+}

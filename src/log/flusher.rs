@@ -14,6 +14,7 @@ use std::sync::{Arc, mpsc};
 use tokio::sync::oneshot;
 
 use super::LogError;
+use super::sealer::SealCursor;
 
 /// A file to make durable and the log end offset that will then be durable.
 #[derive(Debug, Clone)]
@@ -25,6 +26,17 @@ pub struct SyncTarget {
     /// so success may never again be reported for that log: the flusher sets this flag on
     /// failure and refuses every later request carrying it.
     pub failed: Arc<AtomicBool>,
+    /// The owning log's seal cursor and how many of its rolls came before `file`'s
+    /// segment: `end_offset` is only durable once those older segments are sealed too.
+    pub seals: Arc<SealCursor>,
+    pub rolls: u64,
+}
+
+impl SyncTarget {
+    /// A target for a file with no older segments to wait for (tests, one-file logs).
+    pub fn standalone(file: Arc<File>, end_offset: i64) -> SyncTarget {
+        SyncTarget { file, end_offset, failed: Arc::default(), seals: Arc::default(), rolls: 0 }
+    }
 }
 
 type Reply = oneshot::Sender<Result<i64, LogError>>;
@@ -53,9 +65,18 @@ impl Flusher {
         Flusher { tx, fsyncs }
     }
 
-    /// Resolves once `target.file` has been fdatasync'ed after this call, with the end
-    /// offset that is now durable.
+    /// Resolves once `target.file` has been fdatasync'ed after this call and every older
+    /// segment of its log is sealed (see [`super::sealer`]), with the end offset that is
+    /// now durable.
     pub async fn sync(&self, target: SyncTarget) -> Result<i64, LogError> {
+        let (seals, rolls, failed) = (target.seals.clone(), target.rolls, target.failed.clone());
+        let end = self.sync_file(target).await?;
+        seals.wait_for(rolls, &failed).await?;
+        Ok(end)
+    }
+
+    /// The fdatasync of `target.file` alone.
+    async fn sync_file(&self, target: SyncTarget) -> Result<i64, LogError> {
         let (reply, rx) = oneshot::channel();
         // Both failures below have a single cause, the flusher thread being gone; their
         // error values carry nothing more (the send error only holds our own request).
@@ -210,7 +231,7 @@ mod tests {
         let mut set = tokio::task::JoinSet::new();
         for i in 0..N {
             let f = flusher.clone();
-            let target = SyncTarget { file: file.clone(), end_offset: i as i64, failed: Default::default() };
+            let target = SyncTarget::standalone(file.clone(), i as i64);
             set.spawn(async move { f.sync(target).await });
         }
         let mut done = 0;
@@ -229,8 +250,8 @@ mod tests {
         let flusher = Flusher::start();
         let a = Arc::new(tempfile::tempfile().expect("a"));
         let b = Arc::new(tempfile::tempfile().expect("b"));
-        let ra = flusher.sync(SyncTarget { file: a, end_offset: 3, failed: Default::default() }).await.expect("a");
-        let rb = flusher.sync(SyncTarget { file: b, end_offset: 5, failed: Default::default() }).await.expect("b");
+        let ra = flusher.sync(SyncTarget::standalone(a, 3)).await.expect("a");
+        let rb = flusher.sync(SyncTarget::standalone(b, 5)).await.expect("b");
         assert_eq!((ra, rb), (3, 5));
         assert_eq!(flusher.fsync_count(), 2);
     }
@@ -244,7 +265,7 @@ mod tests {
         let mut set = tokio::task::JoinSet::new();
         for (i, file) in files.iter().enumerate() {
             let f = flusher.clone();
-            let target = SyncTarget { file: file.clone(), end_offset: i as i64, failed: Default::default() };
+            let target = SyncTarget::standalone(file.clone(), i as i64);
             set.spawn(async move { (i as i64, f.sync(target).await) });
         }
         while let Some(r) = set.join_next().await {

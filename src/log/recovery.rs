@@ -4,8 +4,10 @@
 //! Recovery rules (Kafka's `LogLoader` with its `recovery-point-offset-checkpoint`):
 //! * The **recovery point** is the offset below which everything was durable: the log end
 //!   written with the clean-shutdown marker, else the `recovery-point-offset-checkpoint`
-//!   file (written on each roll, once the rolled segment is fsynced, and at close), else
-//!   the base of the last segment (rolled segments are fsynced before the next is created).
+//!   file (written when a rolled segment has been sealed, i.e. fsynced with its indexes,
+//!   see [`super::sealer`]; at every open; on truncation), else the base of the last
+//!   segment (only logs written before the checkpoint existed lack it: every open writes
+//!   it).
 //! * Segments entirely below the recovery point are *trusted*: index files are believed and
 //!   only the tail after each segment's last index entry is walked (with CRCs). If that
 //!   walk finds anything wrong, the segment is salvaged ([`super::damage`]): every damaged
