@@ -59,8 +59,8 @@ async fn failed_fsync_fences_the_partition() {
     let p = open(dir.path(), LogConfig::default());
     let a = new_sync(append(&p, &producer_batch(5, 1, 10, Compression::None, (-1, -1, -1))).expect("append a"));
     // fdatasync fails on /dev/null (EINVAL), standing in for an EIO on the segment.
-    let devnull = std::fs::File::open("/dev/null").expect("open /dev/null");
-    let broken = SyncTarget { file: Arc::new(devnull), ..a.clone() };
+    let devnull = crate::log::open_files::SegmentFile::lazy("/dev/null".into());
+    let broken = SyncTarget { file: devnull, ..a.clone() };
     let flusher = Flusher::start();
     assert!(p.commit(&flusher, broken).await.is_err());
     assert_eq!(p.high_watermark(), 0);

@@ -32,6 +32,7 @@ pub mod cleaner;
 mod damage;
 mod flusher;
 mod index;
+pub mod open_files;
 mod partition_log;
 mod read_plan;
 pub mod recompress;

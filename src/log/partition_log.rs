@@ -274,6 +274,7 @@ impl PartitionLog {
         let active = self.active();
         SyncTarget {
             file: active.file.clone(),
+            written: active.file.written(),
             end_offset: active.next_offset,
             failed: self.failed.clone(),
             seals: self.seals.clone(),
@@ -551,8 +552,7 @@ fn segment_timestamp(seg: &Segment) -> i64 {
     if seg.max_timestamp >= 0 {
         return seg.max_timestamp;
     }
-    seg.file
-        .metadata()
+    std::fs::metadata(seg.path("log"))
         .and_then(|m| m.modified())
         .ok()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())

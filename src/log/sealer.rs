@@ -22,6 +22,7 @@ use std::sync::{Arc, OnceLock, mpsc};
 use tokio::sync::watch;
 
 use super::index::{OffsetEntry, SparseIndex, TimeEntry};
+use super::open_files::SegmentFile;
 use super::recovery::RECOVERY_POINT_FILE;
 use super::segment::sync_dir;
 use super::{LogError, io_err};
@@ -77,7 +78,7 @@ impl SealCursor {
 pub(crate) struct SealJob {
     pub dir: PathBuf,
     pub base_offset: i64,
-    pub file: Arc<File>,
+    pub file: Arc<SegmentFile>,
     pub log_path: PathBuf,
     pub offset_index: (SparseIndex<OffsetEntry>, PathBuf),
     pub time_index: (SparseIndex<TimeEntry>, PathBuf),
@@ -90,7 +91,9 @@ pub(crate) struct SealJob {
 impl SealJob {
     /// Makes the segment durable and advances the recovery point past it.
     fn seal(&mut self) -> Result<(), LogError> {
-        self.file.sync_data().map_err(io_err("fsync segment", &self.log_path))?;
+        let written = self.file.written();
+        self.file.get()?.sync_data().map_err(io_err("fsync segment", &self.log_path))?;
+        self.file.mark_synced(written);
         self.offset_index.0.persist(&self.offset_index.1)?;
         self.time_index.0.persist(&self.time_index.1)?;
         write_recovery_point(&self.dir, self.end_offset)?;
