@@ -82,6 +82,14 @@ pub struct KafkaSettings {
     #[arg(skip = 10_000)]
     pub max_broker_partitions: i64,
 
+    /// `log.max.open.segment.files` (Jet's own; Kafka keeps every segment open and leaves
+    /// the bound to `ulimit -n`): most segment files held open at once, broker-wide.
+    /// Segment files are opened when read or written and the least recently used are
+    /// closed past this, so idle partitions hold no file descriptor. Capped at half the
+    /// process's open-file limit (settable with `--set`).
+    #[arg(skip = crate::log::open_files::DEFAULT_MAX_OPEN_SEGMENT_FILES as i64)]
+    pub log_max_open_segment_files: i64,
+
     /// `auto.create.topics.enable`: create a topic on first Metadata/Produce use.
     #[arg(long, env = "JET_AUTO_CREATE_TOPICS_ENABLE", default_value_t = true, action = clap::ArgAction::Set)]
     pub auto_create_topics_enable: bool,
@@ -385,6 +393,7 @@ impl KafkaSettings {
         match key {
             "num.partitions" => self.num_partitions = parse(key, value)?,
             "max.broker.partitions" => self.max_broker_partitions = parse(key, value)?,
+            "log.max.open.segment.files" => self.log_max_open_segment_files = parse(key, value)?,
             "auto.create.topics.enable" => self.auto_create_topics_enable = parse(key, value)?,
             "default.replication.factor" => self.default_replication_factor = parse(key, value)?,
             "socket.request.max.bytes" => self.socket_request_max_bytes = parse(key, value)?,

@@ -156,6 +156,9 @@ impl Broker {
                 uuid::Uuid::new_v4().simple().to_string()[..22].to_string()
             })?,
         };
+        // Before any partition opens its files.
+        let wanted = usize::try_from(config.kafka.log_max_open_segment_files).unwrap_or(usize::MAX);
+        crate::log::open_files::FileCache::global().set_limit(crate::log::open_files::cap_for_process(wanted));
         let topics = TopicRegistry::default();
         // Finish or undo interrupted topic changes and remove what no topic owns before
         // opening anything.

@@ -22,7 +22,7 @@ use crate::broker::producer_state::{
 };
 use crate::broker::topic_config::EffectiveTopicConfig;
 use crate::log::batch::{self, BatchHeader};
-use crate::log::{FileRange, Flusher, LogError, PartitionLog, ReadPlan, SyncTarget, write_durably};
+use crate::log::{FileRange, Flusher, LogError, PartitionLog, ReadPlan, Sealer, SyncTarget, write_durably};
 
 /// Leader epoch stamped on every batch. A single node never changes leader; with raft
 /// this becomes the term.
@@ -151,7 +151,9 @@ pub struct ReadResult {
 
 impl Partition {
     pub fn open(topic: &str, index: i32, dir: &Path, config: EffectiveTopicConfig) -> Result<Self, PartitionError> {
-        let log = PartitionLog::open(dir, config.log.clone())?;
+        let mut log = PartitionLog::open(dir, config.log.clone())?;
+        // Rolled segments are sealed off the produce path (see `log::sealer`).
+        log.set_sealer(Sealer::shared());
         // Producers found on open get a full expiry window from now: the log's
         // timestamps are the clients' clocks and may lie far in the past.
         let now = crate::broker::now_ms();

@@ -59,8 +59,8 @@ async fn failed_fsync_fences_the_partition() {
     let p = open(dir.path(), LogConfig::default());
     let a = new_sync(append(&p, &producer_batch(5, 1, 10, Compression::None, (-1, -1, -1))).expect("append a"));
     // fdatasync fails on /dev/null (EINVAL), standing in for an EIO on the segment.
-    let devnull = std::fs::File::open("/dev/null").expect("open /dev/null");
-    let broken = SyncTarget { file: Arc::new(devnull), ..a.clone() };
+    let devnull = crate::log::open_files::SegmentFile::lazy("/dev/null".into());
+    let broken = SyncTarget { file: devnull, ..a.clone() };
     let flusher = Flusher::start();
     assert!(p.commit(&flusher, broken).await.is_err());
     assert_eq!(p.high_watermark(), 0);
@@ -83,8 +83,8 @@ async fn a_log_fenced_by_a_failed_fsync_recovers_in_place_cutting_what_was_never
     // Two more batches reach the page cache; their fsync fails (EINVAL on /dev/null
     // standing in for EIO/ENOSPC): the kernel may have dropped those pages.
     let lost = new_sync(append(&p, &producer_batch(4, 2, 10, Compression::None, (7, 0, 3))).expect("append"));
-    let devnull = std::fs::File::open("/dev/null").expect("open /dev/null");
-    assert!(p.commit(&flusher, SyncTarget { file: Arc::new(devnull), ..lost.clone() }).await.is_err());
+    let devnull = crate::log::open_files::SegmentFile::lazy("/dev/null".into());
+    assert!(p.commit(&flusher, SyncTarget { file: devnull, ..lost.clone() }).await.is_err());
     assert!(p.storage_failed());
     assert!(append(&p, &producer_batch(1, 3, 10, Compression::None, (-1, -1, -1))).is_err(), "fenced");
 
@@ -286,4 +286,33 @@ fn producer_id_caps_refuse_new_ids_only_and_expiry_frees_room() {
     let headers = validate_produced_batches(&bytes, 1 << 20).expect("valid batch");
     let refused = q.append_limited(Bytes::from(bytes), &headers, 11_000, limits).expect_err("broker cap");
     assert!(refused.to_string().contains("max.producer.ids=3"), "{refused}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn high_watermark_never_covers_a_segment_whose_seal_is_pending() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let one = producer_batch(2, 1, 10, Compression::None, (-1, -1, -1));
+    let p = open(dir.path(), LogConfig { segment_bytes: 2 * one.len() as u64, ..LogConfig::default() });
+    let (gate, sealer) = crate::log::test_util::SealGate::closed();
+    p.with_log(|log| {
+        log.set_sealer(sealer);
+        Ok(())
+    })
+    .expect("sealer");
+    let flusher = Flusher::start();
+    let first = new_sync(append(&p, &one).expect("append"));
+    p.commit(&flusher, first).await.expect("commit");
+    assert_eq!(p.high_watermark(), 2);
+    append(&p, &one).expect("append");
+    // This append rolls: segment [0, 4) goes to the (held) sealer, the append does not wait.
+    let target = new_sync(append(&p, &one).expect("append rolling the segment"));
+    gate.wait_arrived(0);
+    let committing = Arc::new(p);
+    let partition = committing.clone();
+    let mut commit = tokio::spawn(async move { partition.commit(&flusher, target).await });
+    assert!(tokio::time::timeout(std::time::Duration::from_millis(300), &mut commit).await.is_err());
+    assert_eq!(committing.high_watermark(), 2, "the high watermark passed an unsealed segment");
+    gate.open();
+    commit.await.expect("join").expect("commit");
+    assert_eq!(committing.high_watermark(), 6);
 }
