@@ -16,7 +16,9 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::ResponseError;
 use tokio::sync::watch;
 
-use crate::broker::producer_state::{BatchMeta, ProducerStateTable, SeqCheck, add_seq, next_seq};
+use crate::broker::producer_state::{
+    BatchMeta, ProducerIdGate, ProducerLimits, ProducerStateTable, SeqCheck, add_seq, next_seq,
+};
 use crate::broker::topic_config::EffectiveTopicConfig;
 use crate::log::batch::{self, BatchHeader};
 use crate::log::{FileRange, Flusher, LogError, PartitionLog, ReadPlan, SyncTarget, write_durably};
@@ -33,6 +35,17 @@ pub enum PartitionError {
     Rejected(ResponseError),
     #[error("partition state lock poisoned")]
     Poisoned,
+    /// The topic was deleted: its directory is gone or belongs to a newer topic of the
+    /// same name, so nothing may touch the files by path any more.
+    #[error("partition was deleted")]
+    Removed,
+    /// A batch from a producer id this partition does not track, while a cap on tracked
+    /// producer ids is reached.
+    #[error(
+        "too many idempotent producers: {setting}={max} reached; producer id {producer_id} is refused until \
+         others expire (producer.id.expiration.ms)"
+    )]
+    ProducerIdLimit { setting: &'static str, max: usize, producer_id: i64 },
 }
 
 impl PartitionError {
@@ -40,11 +53,16 @@ impl PartitionError {
     pub fn code(&self) -> ResponseError {
         match self {
             PartitionError::Rejected(code) => *code,
+            // Not retriable: the condition lasts until producers expire. Kafka uses the
+            // same code for a request over a broker limit (and Jet for
+            // max.broker.partitions); clients show the message.
+            PartitionError::ProducerIdLimit { .. } => ResponseError::PolicyViolation,
             PartitionError::Log(LogError::OffsetOutOfRange { .. }) => ResponseError::OffsetOutOfRange,
             // Damaged bytes are refused, never served (see `log::damage`).
             PartitionError::Log(LogError::Corrupt { .. } | LogError::CorruptBatch { .. }) => {
                 ResponseError::CorruptMessage
             }
+            PartitionError::Removed => ResponseError::UnknownTopicOrPartition,
             PartitionError::Log(_) | PartitionError::Poisoned => ResponseError::KafkaStorageError,
         }
     }
@@ -56,6 +74,8 @@ struct Inner {
     config: EffectiveTopicConfig,
     /// When interval flushing last ran (`flush.ms`).
     last_flush_ms: i64,
+    /// Set (under the lock) before a deleted topic's directory is moved away.
+    removed: bool,
 }
 
 pub struct Partition {
@@ -67,6 +87,7 @@ pub struct Partition {
 }
 
 /// The result of a successful produce append.
+#[derive(Debug)]
 pub enum Appended {
     New {
         base_offset: i64,
@@ -121,9 +142,12 @@ pub struct ReadResult {
 impl Partition {
     pub fn open(topic: &str, index: i32, dir: &Path, config: EffectiveTopicConfig) -> Result<Self, PartitionError> {
         let log = PartitionLog::open(dir, config.log.clone())?;
-        let producers = match take_producer_snapshot(dir, log.log_end_offset()) {
+        // Producers found on open get a full expiry window from now: the log's
+        // timestamps are the clients' clocks and may lie far in the past.
+        let now = crate::broker::now_ms();
+        let producers = match take_producer_snapshot(dir, log.log_end_offset(), now) {
             Some(table) => table,
-            None => rebuild_producer_state(&log)?,
+            None => rebuild_producer_state(&log, now)?,
         };
         // Everything recovered from disk was fsynced or is being treated as such: a
         // clean restart makes the whole log visible.
@@ -132,13 +156,34 @@ impl Partition {
             topic: topic.to_string(),
             index,
             dir: dir.to_path_buf(),
-            inner: Mutex::new(Inner { log, producers, config, last_flush_ms: 0 }),
+            inner: Mutex::new(Inner { log, producers, config, last_flush_ms: 0, removed: false }),
             high_watermark,
         })
     }
 
+    /// The partition state, refused once the partition is deleted: every operation
+    /// that writes or deletes files by path (append and roll, retention, cleaning swaps,
+    /// checkpoints, close) then fails instead of touching a newer topic's directory.
     fn lock(&self) -> Result<MutexGuard<'_, Inner>, PartitionError> {
-        self.inner.lock().map_err(|_poisoned| PartitionError::Poisoned)
+        let inner = self.inner.lock().map_err(|_poisoned| PartitionError::Poisoned)?;
+        if inner.removed {
+            return Err(PartitionError::Removed);
+        }
+        Ok(inner)
+    }
+
+    /// Marks the partition deleted. Once this returns, no operation holds or will take
+    /// the partition lock, so the caller may move the directory away.
+    pub fn mark_removed(&self) {
+        let mut inner = self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        inner.removed = true;
+        // The scrubber and the read path record damage without the partition lock.
+        inner.log.damage().detach();
+    }
+
+    /// Whether the partition's topic was deleted.
+    pub fn is_removed(&self) -> bool {
+        self.inner.lock().map_or_else(|poisoned| poisoned.into_inner().removed, |inner| inner.removed)
     }
 
     /// The current leader epoch (the raft term once replication lands).
@@ -191,15 +236,29 @@ impl Partition {
         Ok(self.lock()?.log.size_bytes())
     }
 
+    /// Appends validated batches (`headers` describes each, in order) as the leader,
+    /// with no cap on tracked producer ids (internal topics, tests).
+    pub fn append(&self, data: Bytes, headers: &[BatchHeader], now_ms: i64) -> Result<Appended, PartitionError> {
+        let gate = ProducerIdGate::unlimited();
+        self.append_limited(data, headers, now_ms, ProducerLimits { per_partition: usize::MAX, gate: &gate })
+    }
+
     /// Appends validated batches (`headers` describes each, in order) as the leader.
-    /// `data` is not copied (unless LogAppendTime must be stamped into it).
-    pub fn append(&self, mut data: Bytes, headers: &[BatchHeader], now_ms: i64) -> Result<Appended, PartitionError> {
+    /// `data` is not copied (unless LogAppendTime must be stamped into it). A batch of a
+    /// producer id not tracked yet is refused while `limits` are reached.
+    pub fn append_limited(
+        &self,
+        mut data: Bytes,
+        headers: &[BatchHeader],
+        now_ms: i64,
+        limits: ProducerLimits<'_>,
+    ) -> Result<Appended, PartitionError> {
         let mut inner = self.lock()?;
         let inner = &mut *inner;
         let log_start_offset = inner.log.log_start_offset();
         if let Some(first) = headers.first() {
             match check_sequences(&inner.producers, headers) {
-                SeqCheck::Append => {}
+                SeqCheck::Append => admit_new_producer(&inner.producers, first.producer_id, limits)?,
                 SeqCheck::Duplicate(meta) if headers.len() == 1 && first.producer_id >= 0 => {
                     if inner.log.has_failed() {
                         return Err(LogError::StorageFailed.into());
@@ -237,7 +296,7 @@ impl Partition {
                     first_offset: offset,
                     last_offset: last,
                 };
-                inner.producers.record(h.producer_id, h.producer_epoch, meta);
+                inner.producers.record(h.producer_id, h.producer_epoch, meta, now_ms);
             }
             offset = last + 1;
         }
@@ -254,6 +313,19 @@ impl Partition {
             log_start_offset,
             sync,
         })
+    }
+
+    /// Forgets producers idle for `expiration_ms` (`producer.id.expiration.ms`);
+    /// returns (removed, still tracked).
+    pub fn expire_producers(&self, now_ms: i64, expiration_ms: i64) -> Result<(usize, usize), PartitionError> {
+        let mut inner = self.lock()?;
+        let removed = inner.producers.expire(now_ms, expiration_ms);
+        Ok((removed, inner.producers.len()))
+    }
+
+    /// Producer ids this partition tracks.
+    pub fn producer_count(&self) -> Result<usize, PartitionError> {
+        Ok(self.lock()?.producers.len())
     }
 
     /// Waits until `target` is durable, then lets consumers see it.
@@ -382,18 +454,18 @@ const PRODUCER_SNAPSHOT: &str = "producer-state.json";
 /// Reads and removes the clean-shutdown producer snapshot; `None` unless it matches the
 /// log's end offset. Removing it means a later crash can never pair it with a log that
 /// has changed since.
-fn take_producer_snapshot(dir: &Path, end_offset: i64) -> Option<ProducerStateTable> {
+fn take_producer_snapshot(dir: &Path, end_offset: i64, now_ms: i64) -> Option<ProducerStateTable> {
     let path = dir.join(PRODUCER_SNAPSHOT);
     let json = std::fs::read_to_string(&path).ok()?;
     if let Err(e) = std::fs::remove_file(&path) {
         tracing::warn!(path = %path.display(), error = %e, "cannot remove producer snapshot; rebuilding from the log");
         return None;
     }
-    ProducerStateTable::from_snapshot(&json, end_offset)
+    ProducerStateTable::from_snapshot(&json, end_offset, now_ms)
 }
 
 /// Rebuilds idempotence state from every batch header in the log.
-fn rebuild_producer_state(log: &PartitionLog) -> Result<ProducerStateTable, PartitionError> {
+fn rebuild_producer_state(log: &PartitionLog, now_ms: i64) -> Result<ProducerStateTable, PartitionError> {
     let mut producers = ProducerStateTable::default();
     log.for_each_batch_header(|h| {
         if h.producer_id >= 0 && !h.is_control() {
@@ -403,10 +475,37 @@ fn rebuild_producer_state(log: &PartitionLog) -> Result<ProducerStateTable, Part
                 first_offset: h.base_offset,
                 last_offset: h.last_offset(),
             };
-            producers.record(h.producer_id, h.producer_epoch, meta);
+            producers.record(h.producer_id, h.producer_epoch, meta, now_ms);
         }
     })?;
     Ok(producers)
+}
+
+/// Admits the producer of a request's batches (one producer per request: see
+/// [`check_sequences`]) if the table tracks it already or both caps have room.
+fn admit_new_producer(
+    table: &ProducerStateTable,
+    producer_id: i64,
+    limits: ProducerLimits<'_>,
+) -> Result<(), PartitionError> {
+    if producer_id < 0 || table.contains(producer_id) {
+        return Ok(());
+    }
+    if table.len() >= limits.per_partition {
+        return Err(PartitionError::ProducerIdLimit {
+            setting: "max.producer.ids.per.partition",
+            max: limits.per_partition,
+            producer_id,
+        });
+    }
+    if !limits.gate.try_admit(1) {
+        return Err(PartitionError::ProducerIdLimit {
+            setting: "max.producer.ids",
+            max: limits.gate.max(),
+            producer_id,
+        });
+    }
+    Ok(())
 }
 
 /// Checks every batch of one produce request against the producer table and against the

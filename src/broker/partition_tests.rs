@@ -189,3 +189,64 @@ async fn fetch_between_high_watermark_and_log_end_is_empty_not_out_of_range() {
     let err = p.plan_read(11, 1 << 20, true).err().expect("out of range");
     assert_eq!(err.code(), ResponseError::OffsetOutOfRange);
 }
+
+#[test]
+fn a_removed_partition_refuses_everything_that_touches_files_by_path() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Tiny segments: the second append would roll, creating a file by path.
+    let p = open(dir.path(), LogConfig { segment_bytes: 100, ..LogConfig::default() });
+    append(&p, &producer_batch(1, 1, 10, Compression::None, (-1, -1, -1))).expect("append");
+    p.mark_removed();
+    assert!(p.is_removed());
+    let refused = append(&p, &producer_batch(1, 1, 10, Compression::None, (-1, -1, -1)));
+    assert!(matches!(refused, Err(PartitionError::Removed)));
+    assert_eq!(PartitionError::Removed.code(), ResponseError::UnknownTopicOrPartition);
+    assert!(matches!(p.apply_retention(i64::MAX), Err(PartitionError::Removed)));
+    assert!(matches!(p.with_log(|_| Ok(())), Err(PartitionError::Removed)));
+    assert!(matches!(p.close(), Err(PartitionError::Removed)));
+    // The scrubber and the read path record damage without the partition lock: that
+    // file is not written into the (soon reused) directory either.
+    let before = std::fs::read_dir(dir.path()).expect("dir").count();
+    let damage = crate::log::DamagedRange {
+        first_offset: 0,
+        last_offset: 0,
+        segment_base: Some(0),
+        position: 0,
+        end_position: 10,
+        reason: "test".into(),
+    };
+    let log_damage = p.inner.lock().expect("lock").log.damage().clone();
+    assert!(log_damage.add(damage).expect("add"));
+    assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), before, "nothing written after removal");
+}
+
+#[test]
+fn producer_id_caps_refuse_new_ids_only_and_expiry_frees_room() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = open(dir.path(), LogConfig::default());
+    let gate = ProducerIdGate::new(3);
+    let limits = ProducerLimits { per_partition: 2, gate: &gate };
+    let send = |pid: i64, seq: i32, now: i64| {
+        let bytes = producer_batch(1, 1, 10, Compression::None, (pid, 0, seq));
+        let headers = validate_produced_batches(&bytes, 1 << 20).expect("valid batch");
+        p.append_limited(Bytes::from(bytes), &headers, now, limits)
+    };
+    send(1, 0, 1_000).expect("first id");
+    send(2, 0, 1_000).expect("second id");
+    let refused = send(3, 0, 1_000).expect_err("over the per-partition cap");
+    assert_eq!(refused.code(), ResponseError::PolicyViolation);
+    assert!(refused.to_string().contains("max.producer.ids.per.partition=2"), "{refused}");
+    // Producers already tracked keep working, and non-idempotent batches are not counted.
+    send(1, 1, 2_000).expect("tracked producer continues");
+    send(-1, -1, 2_000).expect("non-idempotent");
+    // Producer 2 expires (idle since 1 000); producer 1 wrote at 2 000 and stays.
+    assert_eq!(p.expire_producers(11_000, 10_000).expect("expire"), (1, 1));
+    send(3, 0, 11_000).expect("room after expiry");
+    // The broker-wide gate counted 1, 2, 3: a fourth id is refused by it.
+    let other = tempfile::tempdir().expect("tempdir");
+    let q = open(other.path(), LogConfig::default());
+    let bytes = producer_batch(1, 1, 10, Compression::None, (4, 0, 0));
+    let headers = validate_produced_batches(&bytes, 1 << 20).expect("valid batch");
+    let refused = q.append_limited(Bytes::from(bytes), &headers, 11_000, limits).expect_err("broker cap");
+    assert!(refused.to_string().contains("max.producer.ids=3"), "{refused}");
+}

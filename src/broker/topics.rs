@@ -208,7 +208,8 @@ impl TopicRegistry {
 
     /// Unregisters a topic and moves its directories out of the way so the name can be
     /// reused at once; returns the renamed directories for the caller to remove, and
-    /// whether every directory was moved.
+    /// whether every directory was moved. The caller marks the partitions removed (and
+    /// waits for the log cleaner to let go of them) first.
     pub fn remove(&self, topic: &Topic) -> (Vec<PathBuf>, bool) {
         if let Ok(mut maps) = self.maps.write() {
             maps.by_name.remove(&topic.name);

@@ -192,7 +192,7 @@ pub fn start(broker: Arc<Broker>, request: ProduceRequest, to: ReplyTo) -> Pendi
                     continue;
                 }
             };
-            match partition.append(data, &headers, now) {
+            match partition.append_limited(data, &headers, now, broker.producer_limits()) {
                 Ok(Appended::New { base_offset, log_append_time, log_start_offset, sync }) => {
                     partitions.push(
                         PartitionProduceResponse::default()
