@@ -235,7 +235,13 @@ fn mutated_batches_are_refused_cleanly_within_bounded_memory() {
         );
         let kind = match &outcome {
             Ok(_) => "accepted".to_string(),
-            Err(e) => e.split(':').next().unwrap_or_default().to_string(),
+            // The error's kind: its text up to the first detail (a colon or a number).
+            Err(e) => e
+                .split([':', '-', '0', '1', '2', '3', '4', '5', '6', '7', '8', '9'])
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_string(),
         };
         *counts.lock().unwrap().entry(kind).or_default() += 1;
         Ok(())
