@@ -222,7 +222,7 @@ fn seeds_are_accepted() {
 fn mutated_batches_are_refused_cleanly_within_bounded_memory() {
     let mut seeds = corpus_batches();
     seeds.extend(CODECS.iter().map(|&c| encoded(c, 30)));
-    let mut runner = TestRunner::new(fuzz::config(6_000));
+    let mut runner = TestRunner::new(fuzz::config(60_000));
     let counts = std::sync::Mutex::new(std::collections::BTreeMap::<String, usize>::new());
     let start = std::time::Instant::now();
     let result = runner.run(&case(seeds.len()), |case| {

@@ -84,7 +84,7 @@ fn build(seeds: &[Vec<u8>], (seed, keep_header, mutations): &(usize, bool, Vec<M
 #[test]
 fn mutated_client_requests_decode_or_fail_cleanly_within_bounded_memory() {
     let seeds: Vec<Vec<u8>> = fuzz::corpus().into_iter().map(|(_, f)| f).collect();
-    let mut runner = TestRunner::new(fuzz::config(20_000));
+    let mut runner = TestRunner::new(fuzz::config(200_000));
     let (decoded, refused) = (std::cell::Cell::new(0usize), std::cell::Cell::new(0usize));
     let start = std::time::Instant::now();
     let result = runner.run(&mutated_frame(&seeds), |case| {
@@ -175,7 +175,7 @@ fn mutated_client_requests_against_a_running_broker() {
         "max.broker.partitions=200,group.initial.rebalance.delay.ms=0,num.partitions=2",
     ]));
     let addr = broker.addr;
-    let mut runner = TestRunner::new(fuzz::config(1_500));
+    let mut runner = TestRunner::new(fuzz::config(3_000));
     let outcomes = std::sync::Mutex::new(std::collections::BTreeMap::<String, usize>::new());
     let start = std::time::Instant::now();
     // Mostly a true size prefix; sometimes one that is a little or a lot off.

@@ -8,8 +8,11 @@ use std::path::PathBuf;
 
 use proptest::prelude::*;
 
-/// Cases per fuzz property: `JET_FUZZ_CASES` when set (a long run), else `default` (CI).
+/// Cases per fuzz property: `JET_FUZZ_CASES` when set (a long run), else `default` in a
+/// release build (CI's `cargo test --release`: a few seconds each) and a tenth of it in a
+/// debug build (about ten times slower).
 pub fn cases(default: u32) -> u32 {
+    let default = if cfg!(debug_assertions) { default / 10 } else { default };
     std::env::var("JET_FUZZ_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
