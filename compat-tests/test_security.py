@@ -90,7 +90,7 @@ def _confluent_failure(bootstrap: str, **config) -> tuple[list[str], float]:
     from confluent_kafka.admin import AdminClient
 
     errors: list[str] = []
-    admin = AdminClient({"bootstrap.servers": bootstrap, "error_cb": lambda e: errors.append(str(e)), **config})
+    admin = AdminClient({"bootstrap.servers": bootstrap, "error_cb": lambda e: errors.append(str(e)), "log_level": 0, **config})
     start = time.monotonic()
     with pytest.raises(KafkaException) as failed:
         admin.list_topics(timeout=5)

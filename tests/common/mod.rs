@@ -17,6 +17,8 @@ use tokio::task::JoinHandle;
 use jet::broker::Broker;
 use jet::config::{BrokerConfig, Cli};
 
+pub mod fuzz;
+
 pub struct TestBroker {
     pub addr: std::net::SocketAddr,
     pub broker: Arc<Broker>,
