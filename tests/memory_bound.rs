@@ -173,6 +173,8 @@ fn big_compressed_batch() -> Bytes {
                 .collect();
             let mut r = record(-1, -1, Bytes::from(chunk.repeat(33)));
             r.offset = i;
+            // One batch: the encoder starts a new one where offset - sequence changes.
+            r.sequence = i as i32 - 1;
             r
         })
         .collect();
@@ -292,8 +294,7 @@ async fn peak_memory_stays_under_the_bound_derived_from_the_settings() {
 
     let connections = open_connections(jet.addr, CONNECTIONS).await;
     let opened = started.elapsed();
-    let ((accepted, refused), ()) =
-        tokio::join!(made_up_producer_ids(jet.addr), big_batches_at_once(jet.addr, batch));
+    let ((accepted, refused), ()) = tokio::join!(made_up_producer_ids(jet.addr), big_batches_at_once(jet.addr, batch));
     // Everything was still being served with the connections open.
     let r: ApiVersionsResponse = admin.call(ApiKey::ApiVersions, 3, &ApiVersionsRequest::default()).await;
     assert_eq!(r.error_code, 0);
