@@ -44,13 +44,14 @@ pub struct BrokerConfig {
     pub node_id: i32,
 
     /// Address the Kafka listener binds to: `host:port`, optionally written Kafka's way
-    /// (`PLAINTEXT://host:port`); an empty host means all interfaces.
+    /// (`PLAINTEXT://host:port`); an empty host means all interfaces. Jet serves PLAINTEXT
+    /// only for now: `SSL://`, `SASL_SSL://`, `SASL_PLAINTEXT://` are refused.
     #[arg(long, env = "JET_LISTEN", default_value = "0.0.0.0:9092", value_parser = parse_listen)]
     pub listen: ListenAddr,
 
     /// `host:port` clients are told to connect to (Kafka `advertised.listeners`).
     /// Defaults to `localhost:<listen port>`.
-    #[arg(long, env = "JET_ADVERTISED_LISTENER")]
+    #[arg(long, env = "JET_ADVERTISED_LISTENER", value_parser = parse_advertised)]
     pub advertised_listener: Option<String>,
 
     /// Directory holding partition logs and metadata.
@@ -80,6 +81,14 @@ pub struct KafkaSettings {
     /// what clients can make the broker hold (settable with `--set`).
     #[arg(skip = 10_000)]
     pub max_broker_partitions: i64,
+
+    /// `log.max.open.segment.files` (Jet's own; Kafka keeps every segment open and leaves
+    /// the bound to `ulimit -n`): most segment files held open at once, broker-wide.
+    /// Segment files are opened when read or written and the least recently used are
+    /// closed past this, so idle partitions hold no file descriptor. Capped at half the
+    /// process's open-file limit (settable with `--set`).
+    #[arg(skip = crate::log::open_files::DEFAULT_MAX_OPEN_SEGMENT_FILES as i64)]
+    pub log_max_open_segment_files: i64,
 
     /// `auto.create.topics.enable`: create a topic on first Metadata/Produce use.
     #[arg(long, env = "JET_AUTO_CREATE_TOPICS_ENABLE", default_value_t = true, action = clap::ArgAction::Set)]
@@ -285,12 +294,19 @@ impl std::fmt::Display for ListenAddr {
 }
 
 fn parse_listen(s: &str) -> Result<ListenAddr, String> {
-    let s = s.rsplit("://").next().unwrap_or(s);
+    let s = crate::security::plaintext_listener(s).map_err(|e| e.to_string())?;
     let (host, port) = s.rsplit_once(':').ok_or_else(|| format!("`{s}`: expected host:port"))?;
     let port = port.parse::<u16>().map_err(|e| format!("`{s}`: bad port: {e}"))?;
     let host = host.trim_start_matches('[').trim_end_matches(']');
     let host = if host.is_empty() { "0.0.0.0" } else { host };
     Ok(ListenAddr { host: host.to_string(), port })
+}
+
+/// An advertised listener must be PLAINTEXT too: advertising `SSL://` while serving
+/// plaintext would send clients' TLS to a plaintext port.
+fn parse_advertised(s: &str) -> Result<String, String> {
+    crate::security::plaintext_listener(s).map_err(|e| e.to_string())?;
+    Ok(s.to_string())
 }
 
 /// A `--set` that names an unknown key or carries an unparsable value.
@@ -302,6 +318,8 @@ pub enum ConfigError {
     UnknownKey(String),
     #[error("setting `{key}`: cannot parse `{value}`: {reason}")]
     BadValue { key: String, value: String, reason: String },
+    #[error(transparent)]
+    Security(#[from] crate::security::SecurityError),
 }
 
 impl BrokerConfig {
@@ -389,6 +407,7 @@ impl KafkaSettings {
         match key {
             "num.partitions" => self.num_partitions = parse(key, value)?,
             "max.broker.partitions" => self.max_broker_partitions = parse(key, value)?,
+            "log.max.open.segment.files" => self.log_max_open_segment_files = parse(key, value)?,
             "auto.create.topics.enable" => self.auto_create_topics_enable = parse(key, value)?,
             "default.replication.factor" => self.default_replication_factor = parse(key, value)?,
             "socket.request.max.bytes" => self.socket_request_max_bytes = parse(key, value)?,
@@ -436,7 +455,10 @@ impl KafkaSettings {
             "max.connections" => self.max_connections = parse(key, value)?,
             "max.connections.per.ip" => self.max_connections_per_ip = parse(key, value)?,
             "max.connections.per.ip.overrides" => self.max_connections_per_ip_overrides = value.to_string(),
-            _ => return Err(ConfigError::UnknownKey(key.to_string())),
+            _ => {
+                crate::security::check_security_setting(key, value)?;
+                return Err(ConfigError::UnknownKey(key.to_string()));
+            }
         }
         Ok(())
     }
@@ -499,6 +521,21 @@ mod tests {
         // An advertised host without a port takes the listener's actual port, not 0.
         assert_eq!(config(&["--advertised-listener", "example"]), ("example".to_string(), 40123));
         assert_eq!(config(&["--advertised-listener", "example:9000"]), ("example".to_string(), 9000));
+    }
+
+    #[test]
+    fn security_listeners_and_settings_fail_closed() {
+        for listener in ["SSL://127.0.0.1:0", "SASL_SSL://:9093", "SASL_PLAINTEXT://h:1"] {
+            for flag in ["--listen", "--advertised-listener"] {
+                let e = Cli::try_parse_from(["jet", flag, listener]).unwrap_err().to_string();
+                assert!(e.contains("PLAINTEXT only for now"), "{flag} {listener}: {e}");
+            }
+        }
+        let mut s = Cli::try_parse_from(["jet"]).unwrap().into_broker_config();
+        s.kafka.overrides = vec!["ssl.keystore.location=/etc/k.jks".into()];
+        let e = s.apply_overrides().unwrap_err();
+        assert!(matches!(e, ConfigError::Security(_)), "{e}");
+        assert!(e.to_string().contains("ssl.keystore.location"), "{e}");
     }
 
     #[test]

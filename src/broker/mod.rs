@@ -7,6 +7,7 @@ pub mod log_cleaner;
 pub mod meta_store;
 pub mod partition;
 pub mod producer_state;
+pub mod rate_limited;
 pub mod topic_config;
 pub mod topics;
 
@@ -157,6 +158,9 @@ impl Broker {
                 uuid::Uuid::new_v4().simple().to_string()[..22].to_string()
             })?,
         };
+        // Before any partition opens its files.
+        let wanted = usize::try_from(config.kafka.log_max_open_segment_files).unwrap_or(usize::MAX);
+        crate::log::open_files::FileCache::global().set_limit(crate::log::open_files::cap_for_process(wanted));
         let topics = TopicRegistry::default();
         // Finish or undo interrupted topic changes and remove what no topic owns before
         // opening anything.
@@ -360,6 +364,14 @@ impl Broker {
         // this run stops half way.
         let intent = Intent::Delete { name: topic.name.clone(), id: topic.id, partitions: topic.partition_count() };
         self.meta.delete_topic(&topic.name, &intent)?;
+        // Nothing may write into a directory by path once it is moved (a topic of the same
+        // name may be created there at once): fence the partitions, then wait for a cleaner
+        // pass that is writing cleaned segments into one of them to stop (Kafka's
+        // `abortAndPauseCleaning` before deleting a log).
+        for p in topic.partitions() {
+            p.mark_removed();
+            self.cleaner.abort_and_wait(p.dir());
+        }
         let (doomed, mut complete) = self.topics.remove(topic);
         for dir in doomed {
             if let Err(e) = std::fs::remove_dir_all(&dir) {
@@ -469,6 +481,9 @@ impl Broker {
         self.producer_id_gate.begin_recount();
         for topic in self.topics.all() {
             for p in topic.partitions() {
+                if let Err(e) = p.maybe_recover_failed_log(now) {
+                    tracing::debug!(topic = topic.name, partition = p.index, error = %e, "log still fenced after a failed fsync");
+                }
                 let counted = if expiry_due {
                     p.expire_producers(now, expiration_ms).map(|(removed, left)| {
                         expired += removed;

@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use bytes::{Bytes, BytesMut};
@@ -21,7 +22,7 @@ use crate::broker::producer_state::{
 };
 use crate::broker::topic_config::EffectiveTopicConfig;
 use crate::log::batch::{self, BatchHeader};
-use crate::log::{FileRange, Flusher, LogError, PartitionLog, ReadPlan, SyncTarget, write_durably};
+use crate::log::{FileRange, Flusher, LogError, PartitionLog, ReadPlan, Sealer, SyncTarget, write_durably};
 
 /// Leader epoch stamped on every batch. A single node never changes leader; with raft
 /// this becomes the term.
@@ -35,6 +36,10 @@ pub enum PartitionError {
     Rejected(ResponseError),
     #[error("partition state lock poisoned")]
     Poisoned,
+    /// The topic was deleted: its directory is gone or belongs to a newer topic of the
+    /// same name, so nothing may touch the files by path any more.
+    #[error("partition was deleted")]
+    Removed,
     /// A batch from a producer id this partition does not track, while a cap on tracked
     /// producer ids is reached.
     #[error(
@@ -58,6 +63,7 @@ impl PartitionError {
             PartitionError::Log(LogError::Corrupt { .. } | LogError::CorruptBatch { .. }) => {
                 ResponseError::CorruptMessage
             }
+            PartitionError::Removed => ResponseError::UnknownTopicOrPartition,
             PartitionError::Log(_) | PartitionError::Poisoned => ResponseError::KafkaStorageError,
         }
     }
@@ -69,6 +75,8 @@ struct Inner {
     config: EffectiveTopicConfig,
     /// When interval flushing last ran (`flush.ms`).
     last_flush_ms: i64,
+    /// Set (under the lock) before a deleted topic's directory is moved away.
+    removed: bool,
 }
 
 pub struct Partition {
@@ -77,7 +85,16 @@ pub struct Partition {
     dir: PathBuf,
     inner: Mutex<Inner>,
     high_watermark: watch::Sender<i64>,
+    /// Bumped each time the log is recovered in place after a failed fsync (its tail past
+    /// the high watermark cut off): whoever keeps state derived from the log (the group
+    /// coordinator) rebuilds it when this moves.
+    recoveries: AtomicU64,
+    /// Not before this time (ms) does housekeeping try to recover a fenced log again.
+    next_recovery_ms: AtomicI64,
 }
+
+/// Least time between two housekeeping attempts to recover a fenced log.
+const RECOVERY_RETRY_MS: i64 = 1_000;
 
 /// The result of a successful produce append.
 #[derive(Debug)]
@@ -134,7 +151,9 @@ pub struct ReadResult {
 
 impl Partition {
     pub fn open(topic: &str, index: i32, dir: &Path, config: EffectiveTopicConfig) -> Result<Self, PartitionError> {
-        let log = PartitionLog::open(dir, config.log.clone())?;
+        let mut log = PartitionLog::open(dir, config.log.clone())?;
+        // Rolled segments are sealed off the produce path (see `log::sealer`).
+        log.set_sealer(Sealer::shared());
         // Producers found on open get a full expiry window from now: the log's
         // timestamps are the clients' clocks and may lie far in the past.
         let now = crate::broker::now_ms();
@@ -149,13 +168,36 @@ impl Partition {
             topic: topic.to_string(),
             index,
             dir: dir.to_path_buf(),
-            inner: Mutex::new(Inner { log, producers, config, last_flush_ms: 0 }),
+            inner: Mutex::new(Inner { log, producers, config, last_flush_ms: 0, removed: false }),
             high_watermark,
+            recoveries: AtomicU64::new(0),
+            next_recovery_ms: AtomicI64::new(0),
         })
     }
 
+    /// The partition state, refused once the partition is deleted: every operation
+    /// that writes or deletes files by path (append and roll, retention, cleaning swaps,
+    /// checkpoints, close) then fails instead of touching a newer topic's directory.
     fn lock(&self) -> Result<MutexGuard<'_, Inner>, PartitionError> {
-        self.inner.lock().map_err(|_poisoned| PartitionError::Poisoned)
+        let inner = self.inner.lock().map_err(|_poisoned| PartitionError::Poisoned)?;
+        if inner.removed {
+            return Err(PartitionError::Removed);
+        }
+        Ok(inner)
+    }
+
+    /// Marks the partition deleted. Once this returns, no operation holds or will take
+    /// the partition lock, so the caller may move the directory away.
+    pub fn mark_removed(&self) {
+        let mut inner = self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        inner.removed = true;
+        // The scrubber and the read path record damage without the partition lock.
+        inner.log.damage().detach();
+    }
+
+    /// Whether the partition's topic was deleted.
+    pub fn is_removed(&self) -> bool {
+        self.inner.lock().map_or_else(|poisoned| poisoned.into_inner().removed, |inner| inner.removed)
     }
 
     /// The current leader epoch (the raft term once replication lands).
@@ -298,6 +340,52 @@ impl Partition {
     /// Producer ids this partition tracks.
     pub fn producer_count(&self) -> Result<usize, PartitionError> {
         Ok(self.lock()?.producers.len())
+    }
+
+    /// Whether a failed fsync fenced this partition's log (see [`Self::recover_failed_log`]).
+    pub fn storage_failed(&self) -> bool {
+        self.lock().map_or(true, |inner| inner.log.has_failed())
+    }
+
+    /// How many times the log was recovered in place (see [`Self::recover_failed_log`]).
+    pub fn recovery_epoch(&self) -> u64 {
+        self.recoveries.load(Ordering::SeqCst)
+    }
+
+    /// Brings a log fenced by a failed fsync back: everything past the high watermark
+    /// (which only a successful fsync moves) is cut off, since the kernel may have dropped
+    /// those pages, and the idempotent-producer state is rebuilt from what is left.
+    /// Returns whether the log had been fenced. Fails, leaving the log fenced, while the
+    /// device still refuses writes.
+    pub fn recover_failed_log(&self) -> Result<bool, PartitionError> {
+        let mut inner = self.lock()?;
+        if !inner.log.has_failed() {
+            return Ok(false);
+        }
+        let durable_end = self.high_watermark();
+        let cut = inner.log.recover_from_failed_sync(durable_end)?;
+        inner.producers = rebuild_producer_state(&inner.log, super::now_ms())?;
+        self.recoveries.fetch_add(1, Ordering::SeqCst);
+        tracing::warn!(
+            topic = self.topic,
+            partition = self.index,
+            durable_end,
+            offsets_cut = cut,
+            "log recovered after a failed fsync: unacknowledged offsets past the durable end were cut off; writes resume"
+        );
+        Ok(true)
+    }
+
+    /// Housekeeping: tries [`Self::recover_failed_log`] when the log is fenced, at most
+    /// once per [`RECOVERY_RETRY_MS`], so writes resume by themselves once the device takes
+    /// them again.
+    pub fn maybe_recover_failed_log(&self, now_ms: i64) -> Result<bool, PartitionError> {
+        let due = self.next_recovery_ms.load(Ordering::SeqCst);
+        if now_ms < due || !self.storage_failed() {
+            return Ok(false);
+        }
+        self.next_recovery_ms.store(now_ms.saturating_add(RECOVERY_RETRY_MS), Ordering::SeqCst);
+        self.recover_failed_log()
     }
 
     /// Waits until `target` is durable, then lets consumers see it.

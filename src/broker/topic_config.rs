@@ -197,6 +197,7 @@ pub fn validate_broker_settings(settings: &KafkaSettings) -> Result<(), String> 
     };
     at_least("num.partitions", i64::from(settings.num_partitions), 1)?;
     at_least("max.broker.partitions", settings.max_broker_partitions, 1)?;
+    at_least("log.max.open.segment.files", settings.log_max_open_segment_files, 1)?;
     at_least("default.replication.factor", i64::from(settings.default_replication_factor), 1)?;
     at_least("socket.request.max.bytes", i64::from(settings.socket_request_max_bytes), 1024)?;
     at_least("fetch.max.bytes", i64::from(settings.fetch_max_bytes), 1024)?;

@@ -36,6 +36,7 @@ pub mod offset_delete;
 pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+pub mod sasl;
 pub mod sync_group;
 #[cfg(test)]
 mod test_support;
@@ -113,6 +114,9 @@ pub const IMPLEMENTED: &[ApiKey] = &[
     ApiKey::OffsetDelete,
     ApiKey::ConsumerGroupHeartbeat,
     ApiKey::ConsumerGroupDescribe,
+    // As Kafka, on every listener: answered as on Kafka's PLAINTEXT listener (handler::sasl).
+    ApiKey::SaslHandshake,
+    ApiKey::SaslAuthenticate,
 ];
 
 /// The versions served for `key`: the `kafka-protocol` crate's range, which starts at
@@ -195,6 +199,8 @@ pub async fn dispatch(broker: &Arc<Broker>, request: Request, peer: Option<std::
             })
         }
         RequestKind::ApiVersions(r) => ready(to.encode(ResponseKind::ApiVersions(api_versions::handle(r, v)))),
+        RequestKind::SaslHandshake(r) => ready(to.encode(ResponseKind::SaslHandshake(sasl::handshake(r, v)))),
+        RequestKind::SaslAuthenticate(r) => ready(to.encode(ResponseKind::SaslAuthenticate(sasl::authenticate(r, v)))),
         RequestKind::JoinGroup(r) => {
             let client = Client::new(request.header.client_id.as_deref(), peer);
             start_group_request(broker, to, move |b| join_group::start(b, r, v, &client)).await
@@ -208,6 +214,15 @@ pub async fn dispatch(broker: &Arc<Broker>, request: Request, peer: Option<std::
         RequestKind::OffsetCommit(r) => start_group_request(broker, to, move |b| offset_commit::start(b, r, v)).await,
         RequestKind::DeleteGroups(r) => start_group_request(broker, to, move |b| delete_groups::start(b, r, v)).await,
         RequestKind::OffsetDelete(r) => start_group_request(broker, to, move |b| offset_delete::start(b, r, v)).await,
+        // Reads of group state: answered once the writes they reflect are durable.
+        RequestKind::OffsetFetch(r) => start_group_request(broker, to, move |b| offset_fetch::start(b, r, v)).await,
+        RequestKind::ListGroups(r) => start_group_request(broker, to, move |b| list_groups::start(b, r, v)).await,
+        RequestKind::DescribeGroups(r) => {
+            start_group_request(broker, to, move |b| describe_groups::start(b, r, v)).await
+        }
+        RequestKind::ConsumerGroupDescribe(r) => {
+            start_group_request(broker, to, move |b| consumer_group_describe::start(b, r, v)).await
+        }
         body => {
             // Everything else may touch the disk (auto-creation, topic directories,
             // fsynced metadata, batch reads): it runs on the blocking pool while this
@@ -256,12 +271,6 @@ fn handle_blocking(b: &Broker, body: RequestKind, to: ReplyTo) -> Reply {
         RequestKind::DescribeCluster(r) => ResponseKind::DescribeCluster(describe_cluster::handle(b, r, v)),
         RequestKind::FindCoordinator(r) => ResponseKind::FindCoordinator(find_coordinator::handle(b, r, v)),
         RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(heartbeat::handle(b, r, v)),
-        RequestKind::OffsetFetch(r) => ResponseKind::OffsetFetch(offset_fetch::handle(b, r, v)),
-        RequestKind::ListGroups(r) => ResponseKind::ListGroups(list_groups::handle(b, r, v)),
-        RequestKind::DescribeGroups(r) => ResponseKind::DescribeGroups(describe_groups::handle(b, r, v)),
-        RequestKind::ConsumerGroupDescribe(r) => {
-            ResponseKind::ConsumerGroupDescribe(consumer_group_describe::handle(b, r, v))
-        }
         _ => {
             // supported_versions() keeps unimplemented keys out; reaching here is a bug
             // in that list: close the connection rather than answer wrongly.

@@ -64,7 +64,7 @@ impl IndexEntry for TimeEntry {
 }
 
 /// In-memory sparse index mirrored to a file.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct SparseIndex<E> {
     entries: Vec<E>,
     /// Entries `[..persisted]` are already in the file.

@@ -9,8 +9,12 @@
 //! - **Indexes live in memory** (`Vec`s) and are written to their files on roll, flush and
 //!   close. An index is derived data: it can always be rebuilt from the `.log`, so unclean
 //!   opens rebuild the active segment's index from its data instead of trusting a file that
-//!   may be partially written. Rolled segments' index files are fsynced before the next
-//!   segment is created, so they are trustworthy after a crash.
+//!   may be partially written. A rolled segment's index files are fsynced by the
+//!   [`sealer`] before the recovery point moves past it, so the indexes recovery trusts
+//!   are durable.
+//! - **Rolls stay off the produce path.** A roll only creates the next segment's files;
+//!   the old segment's fsyncs run on a sealer thread, and a per-log seal cursor keeps the
+//!   high watermark (and `acks=all` answers) from covering a segment not yet sealed.
 //! - **No fsync on append.** Appends go to the page cache with one positional write;
 //!   durability is provided by the group-commit [`Flusher`], which batches fdatasyncs of
 //!   many concurrent produce requests.
@@ -28,11 +32,13 @@ pub mod cleaner;
 mod damage;
 mod flusher;
 mod index;
+pub mod open_files;
 mod partition_log;
 mod read_plan;
 pub mod recompress;
 mod recovery;
 pub mod scrubber;
+mod sealer;
 mod segment;
 
 #[cfg(test)]
@@ -58,6 +64,7 @@ pub use partition_log::{AppendInfo, PartitionLog};
 pub use read_plan::{FileRange, ReadPlan};
 pub use recovery::RecoveryReport;
 pub(crate) use recovery::{create_dir_durably, write_durably};
+pub use sealer::{SealCursor, SealHook, Sealer};
 
 /// Per-partition log settings, mirroring Kafka's topic-level configs of the same names.
 #[derive(Debug, Clone, PartialEq, Eq)]

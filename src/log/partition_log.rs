@@ -13,6 +13,7 @@ use super::flusher::SyncTarget;
 use super::recovery::{
     self, CLEAN_SHUTDOWN_FILE, LOG_START_FILE, RECOVERY_POINT_FILE, RecoveryReport, marker_contents, write_durably,
 };
+use super::sealer::{SealCursor, SealJob, Sealer};
 use super::segment::{MAX_RELATIVE, PREFIX_SIZE, Segment, sync_dir};
 use super::{LogConfig, LogError};
 
@@ -51,6 +52,11 @@ pub struct PartitionLog {
     damage: Arc<DamageSet>,
     /// What the last open found.
     recovery: RecoveryReport,
+    /// Where rolled segments are sealed; `None` seals them inline, in the roll.
+    sealer: Option<Sealer>,
+    /// Rolls so far, and how many of them are sealed (see [`super::sealer`]).
+    rolls: u64,
+    seals: Arc<SealCursor>,
 }
 
 impl PartitionLog {
@@ -69,7 +75,26 @@ impl PartitionLog {
             failed: Arc::default(),
             damage,
             recovery: RecoveryReport::default(),
+            sealer: None,
+            rolls: 0,
+            seals: Arc::default(),
         }
+    }
+
+    /// Seals rolled segments on `sealer`'s threads instead of inside the roll (the
+    /// broker's setting: appends never wait for a rolled segment's fsyncs).
+    pub fn set_sealer(&mut self, sealer: Sealer) {
+        self.sealer = Some(sealer);
+    }
+
+    /// Blocks until every rolled segment is sealed; fails if a seal failed. Paths that
+    /// delete or rewrite segment files, or write the recovery point themselves, call it
+    /// first so no seal runs under them.
+    pub fn wait_for_seals(&self) -> Result<(), LogError> {
+        if self.seals.sealed() >= self.rolls {
+            return if self.has_failed() { Err(LogError::StorageFailed) } else { Ok(()) };
+        }
+        self.seals.wait_blocking(self.rolls, &self.failed)
     }
 
     pub(crate) fn set_recovered(&mut self, damage: Arc<DamageSet>, report: RecoveryReport) {
@@ -208,24 +233,53 @@ impl PartitionLog {
         r
     }
 
-    /// Seals the active segment (fsync data + indexes) and starts a new one at the log end.
+    /// Starts a new segment at the log end and has the old one sealed (data and indexes
+    /// fsynced, recovery point advanced) by the sealer, off this thread; only the new
+    /// files' creation happens here. Without a sealer the seal runs here.
     fn roll(&mut self) -> Result<(), LogError> {
+        if self.has_failed() {
+            return Err(LogError::StorageFailed);
+        }
         let base = self.log_end_offset();
-        self.flush_active()?;
-        // Everything below `base` is now durable: the new recovery point. Renamed into
-        // place before the new segment is created, so one directory fsync covers both.
-        write_recovery_point(&self.dir, base)?;
         let seg = Segment::create(&self.dir, base)?;
-        sync_dir(&self.dir)?;
-        tracing::debug!(dir = %self.dir.display(), base, "rolled new segment");
+        let (dir, cursor, failed) = (self.dir.clone(), self.seals.clone(), self.failed.clone());
+        let old = self.active_mut();
+        if old.max_timestamp >= 0 {
+            // The final max timestamp goes into the time index so it survives a reopen.
+            let rel = old.relative(old.offset_of_max_timestamp);
+            old.time_index.maybe_push(old.max_timestamp, rel);
+        }
+        let job = SealJob {
+            dir,
+            base_offset: old.base_offset,
+            file: old.file.clone(),
+            log_path: old.path("log"),
+            offset_index: (old.offset_index.clone(), old.path("index")),
+            time_index: (old.time_index.clone(), old.path("timeindex")),
+            end_offset: base,
+            cursor,
+            failed,
+        };
         self.segments.push(seg);
-        Ok(())
+        self.rolls += 1;
+        tracing::debug!(dir = %self.dir.display(), base, "rolled new segment");
+        match &self.sealer {
+            Some(sealer) => sealer.submit(job),
+            None => job.run(),
+        }
     }
 
     /// What the flusher must fdatasync to make everything appended so far durable.
     pub fn sync_target(&self) -> SyncTarget {
         let active = self.active();
-        SyncTarget { file: active.file.clone(), end_offset: active.next_offset, failed: self.failed.clone() }
+        SyncTarget {
+            file: active.file.clone(),
+            written: active.file.written(),
+            end_offset: active.next_offset,
+            failed: self.failed.clone(),
+            seals: self.seals.clone(),
+            rolls: self.rolls,
+        }
     }
 
     /// Index of the segment that may contain `offset`.
@@ -287,7 +341,8 @@ impl PartitionLog {
         }
     }
 
-    /// First batch (at or after the log start) whose maxTimestamp is `>= ts`.
+    /// First batch (at or after the log start) with records whose maxTimestamp is `>= ts`
+    /// (the empty batches compaction keeps for producer state hold no record to return).
     pub fn batch_for_timestamp(&self, ts: i64) -> Result<Option<Bytes>, LogError> {
         let log_start = self.log_start_offset;
         for seg in self.segments.iter().filter(|s| s.max_timestamp >= ts) {
@@ -300,7 +355,7 @@ impl PartitionLog {
             let Some((from_pos, _)) = seg.locate_skipping(from_offset, &skip)? else { continue };
             let mut found = None;
             self.scan_intact(seg, from_pos, |_, h, bytes| {
-                if h.max_timestamp >= ts && h.last_offset() >= log_start {
+                if h.max_timestamp >= ts && h.last_offset() >= log_start && h.records_count > 0 {
                     found = Some(Bytes::copy_from_slice(bytes));
                     return ControlFlow::Break(());
                 }
@@ -325,9 +380,27 @@ impl PartitionLog {
         let Some(seg) = best else { return Ok(None) };
         let skip = self.damage.in_segment(seg.base_offset);
         match seg.locate_skipping(seg.offset_of_max_timestamp, &skip)? {
-            Some((pos, h)) => Ok(Some((seg.max_timestamp, Self::batch_at(seg, pos, &h)?))),
+            Some((pos, h)) if h.records_count > 0 => Ok(Some((seg.max_timestamp, Self::batch_at(seg, pos, &h)?))),
+            // The segment's maximum belongs to a batch compaction emptied: find the
+            // largest timestamp among batches that still hold records.
+            Some(_) => self.max_timestamp_batch_by_scan(),
             None => Ok(None),
         }
+    }
+
+    fn max_timestamp_batch_by_scan(&self) -> Result<Option<(i64, Bytes)>, LogError> {
+        let log_start = self.log_start_offset;
+        let mut best: Option<(i64, Bytes)> = None;
+        for seg in &self.segments {
+            self.scan_intact(seg, 0, |_, h, bytes| {
+                let newer = best.as_ref().is_none_or(|(ts, _)| h.max_timestamp > *ts);
+                if h.records_count > 0 && h.last_offset() >= log_start && newer {
+                    best = Some((h.max_timestamp, Bytes::copy_from_slice(bytes)));
+                }
+                ControlFlow::Continue(())
+            })?;
+        }
+        Ok(best)
     }
 
     /// Calls `f` for every intact batch header from the log start onward (batches in
@@ -387,6 +460,7 @@ impl PartitionLog {
         if n == 0 {
             return Ok(());
         }
+        self.wait_for_seals()?;
         for seg in self.segments.drain(..n) {
             tracing::info!(segment = %seg.path("log").display(), "deleting segment");
             seg.delete()?;
@@ -438,6 +512,12 @@ impl PartitionLog {
         if offset >= self.log_end_offset() {
             return Ok(());
         }
+        self.wait_for_seals()?;
+        self.truncate_sealed(offset)
+    }
+
+    /// [`truncate_to`](Self::truncate_to) once no seal is pending.
+    fn truncate_sealed(&mut self, offset: i64) -> Result<(), LogError> {
         let interval = self.config.index_interval_bytes;
         if offset < self.log_start_offset {
             // Every segment goes (newest first), then a fresh one starts at `offset`. A crash
@@ -471,8 +551,49 @@ impl PartitionLog {
         self.damage.retain_within(self.log_start_offset, end)
     }
 
-    /// fsyncs the active segment and writes its indexes.
+    /// Brings a log fenced by a failed fsync back into service without a restart.
+    ///
+    /// After a failed fsync Linux may have dropped the dirty pages (marking them clean, so
+    /// reads can still return bytes that are not on disk) and reports the error only once
+    /// per file: a later fsync "succeeds" without writing them. So nothing past the last
+    /// durable point (`durable_end`, the high watermark: only a successful fsync moves it)
+    /// may be trusted. It is cut off (whole newer segments removed, the active segment
+    /// truncated at a batch boundary and fsynced, indexes rebuilt from what is left), and
+    /// the log gets a fresh failure flag: requests that still carry the old flag stay
+    /// failed, so nothing appended before the failure is ever reported durable.
+    /// Returns how many offsets were cut off.
+    pub fn recover_from_failed_sync(&mut self, durable_end: i64) -> Result<i64, LogError> {
+        if !self.has_failed() {
+            return Ok(0);
+        }
+        // Seals already handed to the sealer finish (or fail) first: none may run while
+        // segments are cut. A failed seal left its segment's data or indexes unsynced, so
+        // every rolled segment that stays is made durable again here (an fsync of a file
+        // with nothing dirty is cheap) before the truncation moves the recovery point.
+        self.seals.wait_attempted_blocking(self.rolls);
+        let end = self.log_end_offset();
+        let durable_end = durable_end.clamp(self.log_start_offset, end);
+        let last = self.segments.len() - 1;
+        for seg in self.segments[..last].iter_mut().filter(|s| s.base_offset < durable_end) {
+            seg.flush()?;
+        }
+        sync_dir(&self.dir)?;
+        if durable_end < end {
+            self.truncate_sealed(durable_end)?;
+        }
+        // fsync what is left through the same descriptor: this consumes the error the
+        // kernel still holds for it, and proves the device takes writes again.
+        self.active_mut().flush()?;
+        write_durably(&self.dir, RECOVERY_POINT_FILE, &format!("{}\n", self.active().base_offset))?;
+        self.seals.set_all_sealed(self.rolls);
+        self.failed = Arc::new(AtomicBool::new(false));
+        Ok(end - self.log_end_offset())
+    }
+
+    /// fsyncs the active segment and writes its indexes, once every rolled segment is
+    /// sealed.
     pub fn flush(&mut self) -> Result<(), LogError> {
+        self.wait_for_seals()?;
         self.flush_active()
     }
 
@@ -488,24 +609,13 @@ impl PartitionLog {
     }
 }
 
-/// Writes the recovery point checkpoint (tmp + fsync + rename; the caller fsyncs the
-/// directory).
-fn write_recovery_point(dir: &Path, offset: i64) -> Result<(), LogError> {
-    let tmp = dir.join(format!("{RECOVERY_POINT_FILE}.tmp"));
-    let dst = dir.join(RECOVERY_POINT_FILE);
-    std::fs::write(&tmp, format!("{offset}\n")).map_err(super::io_err("write", &tmp))?;
-    std::fs::File::open(&tmp).and_then(|f| f.sync_all()).map_err(super::io_err("fsync", &tmp))?;
-    std::fs::rename(&tmp, &dst).map_err(super::io_err("rename", &dst))
-}
-
 /// The timestamp retention.ms is measured against: the newest batch timestamp, or the file's
 /// modification time if the segment has no timestamps (as Kafka does).
 fn segment_timestamp(seg: &Segment) -> i64 {
     if seg.max_timestamp >= 0 {
         return seg.max_timestamp;
     }
-    seg.file
-        .metadata()
+    std::fs::metadata(seg.path("log"))
         .and_then(|m| m.modified())
         .ok()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())

@@ -122,7 +122,7 @@ impl PartitionLog {
             let len = if cut { seg.last_batch_end(pos, pos + budget as u64)? - pos } else { visible };
             let len = usize::try_from(len).unwrap_or(usize::MAX);
             if len > 0 {
-                plan.ranges.push(FileRange { file: seg.file.clone(), path: seg.path("log"), pos, len });
+                plan.ranges.push(FileRange { file: seg.file.get()?, path: seg.path("log"), pos, len });
                 budget -= len;
             }
             if last || cut || budget == 0 {
@@ -139,8 +139,9 @@ impl PartitionLog {
         let Some(i) = segments.iter().position(|s| s.base_offset == segment_base) else { return Ok(()) };
         let seg = &segments[i];
         let path = seg.path("log");
+        let file = seg.file.get()?;
         let view = SegmentView {
-            file: &seg.file,
+            file: &file,
             path: &path,
             base_offset: seg.base_offset,
             size: seg.size,

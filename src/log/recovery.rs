@@ -4,8 +4,10 @@
 //! Recovery rules (Kafka's `LogLoader` with its `recovery-point-offset-checkpoint`):
 //! * The **recovery point** is the offset below which everything was durable: the log end
 //!   written with the clean-shutdown marker, else the `recovery-point-offset-checkpoint`
-//!   file (written on each roll, once the rolled segment is fsynced, and at close), else
-//!   the base of the last segment (rolled segments are fsynced before the next is created).
+//!   file (written when a rolled segment has been sealed, i.e. fsynced with its indexes,
+//!   see [`super::sealer`]; at every open; on truncation), else the base of the last
+//!   segment (only logs written before the checkpoint existed lack it: every open writes
+//!   it).
 //! * Segments entirely below the recovery point are *trusted*: index files are believed and
 //!   only the tail after each segment's last index entry is walked (with CRCs). If that
 //!   walk finds anything wrong, the segment is salvaged ([`super::damage`]): every damaged
@@ -99,7 +101,7 @@ fn walk_checked(seg: &mut Segment, from: u64, interval: u64) -> Result<Option<(u
     let mut expected = seg.next_offset;
     let base = seg.base_offset;
     let mut reason = String::new();
-    let (file, path, size) = (seg.file.clone(), seg.path("log"), seg.size);
+    let (file, path, size) = (seg.file.get()?, seg.path("log"), seg.size);
     let end = scan_file(&file, &path, size, from, |pos, h, bytes| {
         let problem = if !verify_crc(bytes) {
             Some("CRC mismatch")
@@ -152,7 +154,7 @@ fn recover_untrusted(
     found: &mut Vec<DamagedRange>,
 ) -> Result<Recovered, LogError> {
     seg.reset_derived_state();
-    let (file, path) = (seg.file.clone(), seg.path("log"));
+    let (file, path) = (seg.file.get()?, seg.path("log"));
     let view = SegmentView { file: &file, path: &path, base_offset: seg.base_offset, size: seg.size, end_offset: None };
     let salvaged = salvage(&view, Some(recovery_point), |pos, h| seg.note_batch(pos, h, interval), |_| {})?;
     found.extend(salvaged.damaged);
@@ -213,7 +215,7 @@ fn recover_trusted(
     }
     tracing::warn!(segment = %seg.path("log").display(), "durable segment fails its check; salvaging it");
     seg.reset_derived_state();
-    let (file, path) = (seg.file.clone(), seg.path("log"));
+    let (file, path) = (seg.file.get()?, seg.path("log"));
     let view = SegmentView {
         file: &file,
         path: &path,
@@ -403,7 +405,7 @@ pub(crate) fn open(dir: &Path, config: LogConfig) -> Result<PartitionLog, LogErr
         // caller exposes the recovered log end as the high watermark, so make all of it
         // durable first: otherwise consumers could see data a power loss takes away.
         for seg in segments.iter().filter(|s| synced.contains(&s.base_offset)) {
-            seg.file.sync_data().map_err(io_err("fsync segment", seg.path("log")))?;
+            seg.sync_data()?;
         }
     }
     let log_end = segments.last().map_or(0, |s| s.next_offset);

@@ -10,7 +10,6 @@
 //! lock: each segment's file, size and end offset are captured under the partition lock
 //! and verified after it is released.
 
-use std::fs::File;
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -18,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use super::LogError;
 use super::damage::{DamageSet, SegmentView, salvage};
+use super::open_files::SegmentFile;
 use super::partition_log::PartitionLog;
 
 /// Default read rate of a scrub pass.
@@ -29,7 +29,7 @@ pub const DEFAULT_FIRST_DELAY: Duration = Duration::from_secs(5 * 60);
 
 /// One sealed segment to verify, captured under the partition lock.
 pub struct ScrubTarget {
-    file: Arc<File>,
+    file: Arc<SegmentFile>,
     path: PathBuf,
     base_offset: i64,
     size: u64,
@@ -86,8 +86,9 @@ impl RateLimiter {
 /// Verifies one sealed segment's batches (CRC, offsets) and records damage it finds.
 /// Returns how many new damaged ranges were recorded.
 pub fn scrub(target: &ScrubTarget, limiter: &mut RateLimiter) -> Result<usize, LogError> {
+    let file = target.file.get()?;
     let view = SegmentView {
-        file: &target.file,
+        file: &file,
         path: &target.path,
         base_offset: target.base_offset,
         size: target.size,

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use super::batch::{BatchError, BatchHeader, BatchIter, HEADER_SIZE, batch_total_size};
 use super::index::{OffsetEntry, SparseIndex, TimeEntry};
+use super::open_files::SegmentFile;
 use super::{LogError, io_err};
 
 /// Read granularity for sequential scans (recovery, index rebuilds, header walks).
@@ -65,7 +66,8 @@ pub(crate) struct ScanEnd {
 pub(crate) struct Segment {
     pub base_offset: i64,
     pub dir: PathBuf,
-    pub file: Arc<File>,
+    /// The `.log` file, opened on demand (see [`super::open_files`]).
+    pub file: Arc<SegmentFile>,
     /// Bytes of valid data; appends go here.
     pub size: u64,
     /// One past the last offset stored (== base_offset when empty).
@@ -82,11 +84,11 @@ pub(crate) struct Segment {
 }
 
 impl Segment {
-    fn with_file(dir: &Path, base_offset: i64, file: File, size: u64) -> Segment {
+    fn with_file(dir: &Path, base_offset: i64, file: Arc<SegmentFile>, size: u64) -> Segment {
         Segment {
             base_offset,
             dir: dir.to_path_buf(),
-            file: Arc::new(file),
+            file,
             size,
             next_offset: base_offset,
             offset_index: SparseIndex::default(),
@@ -112,15 +114,15 @@ impl Segment {
             let p = segment_path(dir, base_offset, ext);
             File::create(&p).map_err(io_err("create index", &p))?;
         }
-        Ok(Segment::with_file(dir, base_offset, file, 0))
+        Ok(Segment::with_file(dir, base_offset, SegmentFile::adopt(path, file), 0))
     }
 
-    /// Opens an existing segment with empty indexes; recovery fills in the rest.
+    /// An existing segment with empty indexes (recovery fills in the rest); its file is
+    /// opened when first used.
     pub fn open(dir: &Path, base_offset: i64) -> Result<Segment, LogError> {
         let path = segment_path(dir, base_offset, "log");
-        let file = OpenOptions::new().read(true).write(true).open(&path).map_err(io_err("open segment", &path))?;
-        let size = file.metadata().map_err(io_err("stat segment", &path))?.len();
-        Ok(Segment::with_file(dir, base_offset, file, size))
+        let size = std::fs::metadata(&path).map_err(io_err("stat segment", &path))?.len();
+        Ok(Segment::with_file(dir, base_offset, SegmentFile::lazy(path), size))
     }
 
     /// A segment for `base_offset` over an already open file (the log cleaner's rewrite,
@@ -128,7 +130,11 @@ impl Segment {
     pub(crate) fn adopt_file(dir: &Path, base_offset: i64, file: File) -> Result<Segment, LogError> {
         let path = segment_path(dir, base_offset, "log");
         let size = file.metadata().map_err(io_err("stat segment", &path))?.len();
-        Ok(Segment::with_file(dir, base_offset, file, size))
+        let handle = SegmentFile::adopt(path, file);
+        // Pinned open (as if written) until the swap has renamed it to its path and
+        // flushed it: reopened by path before that, it would be the old segment.
+        handle.get_for_write()?;
+        Ok(Segment::with_file(dir, base_offset, handle, size))
     }
 
     pub fn path(&self, ext: &str) -> PathBuf {
@@ -142,7 +148,7 @@ impl Segment {
     /// Reads `len` bytes at `pos` into a fresh buffer (one pread).
     pub fn read_vec(&self, pos: u64, len: usize) -> Result<Vec<u8>, LogError> {
         let mut buf = vec![0u8; len];
-        self.file.read_exact_at(&mut buf, pos).map_err(io_err("read segment", self.path("log")))?;
+        self.file.get()?.read_exact_at(&mut buf, pos).map_err(io_err("read segment", self.path("log")))?;
         Ok(buf)
     }
 
@@ -165,9 +171,10 @@ impl Segment {
             slices.push(IoSlice::new(&data[range.start + PREFIX_SIZE..range.end]));
         }
         let len = batches.last().map_or(0, |(_, r)| r.end) as u64;
-        if let Err(source) = write_all_vectored_at(&self.file, &mut slices, self.size) {
+        let (file, _generation) = self.file.get_for_write()?;
+        if let Err(source) = write_all_vectored_at(&file, &mut slices, self.size) {
             // Drop whatever part made it so the next append starts on a clean boundary.
-            let _ = self.file.set_len(self.size);
+            let _ = file.set_len(self.size);
             return Err(LogError::Io { op: "append to segment", path: self.path("log"), source });
         }
         let start = self.size;
@@ -233,7 +240,8 @@ impl Segment {
     where
         F: FnMut(u64, &BatchHeader, &[u8]) -> ControlFlow<()>,
     {
-        scan_file(&self.file, &self.path("log"), self.size, from, f)
+        let file = self.file.get()?;
+        scan_file(&file, &self.path("log"), self.size, from, f)
     }
 
     /// Finds the batch containing `offset` (or the first batch after it): its position and
@@ -330,9 +338,7 @@ impl Segment {
 
     /// Cuts the data at `pos` (a batch boundary), fsyncs, and rebuilds the indexes.
     pub fn truncate_at(&mut self, pos: u64, index_interval: u64) -> Result<(), LogError> {
-        let path = self.path("log");
-        self.file.set_len(pos).map_err(io_err("truncate segment", &path))?;
-        self.file.sync_all().map_err(io_err("fsync segment", &path))?;
+        self.set_len_durably(pos)?;
         self.size = pos;
         self.rebuild_indexes(index_interval)
     }
@@ -340,17 +346,33 @@ impl Segment {
     /// Cuts bytes after `pos` that hold no offsets (junk after a durable segment's last
     /// batch), keeping the derived state, and fsyncs.
     pub fn truncate_junk(&mut self, pos: u64) -> Result<(), LogError> {
-        let path = self.path("log");
-        self.file.set_len(pos).map_err(io_err("truncate segment", &path))?;
-        self.file.sync_all().map_err(io_err("fsync segment", &path))?;
+        self.set_len_durably(pos)?;
         self.size = pos;
+        Ok(())
+    }
+
+    /// Cuts (or extends) the file to `len` and fsyncs it, data and size.
+    fn set_len_durably(&self, len: u64) -> Result<(), LogError> {
+        let path = self.path("log");
+        let (file, generation) = self.file.get_for_write()?;
+        file.set_len(len).map_err(io_err("truncate segment", &path))?;
+        file.sync_all().map_err(io_err("fsync segment", &path))?;
+        self.file.mark_synced(generation);
+        Ok(())
+    }
+
+    /// fdatasyncs the file, then lets the cache close it again.
+    pub fn sync_data(&self) -> Result<(), LogError> {
+        let generation = self.file.written();
+        self.file.get()?.sync_data().map_err(io_err("fsync segment", self.path("log")))?;
+        self.file.mark_synced(generation);
         Ok(())
     }
 
     /// Rebuilds indexes and derived state by scanning the whole (trusted) data.
     pub fn rebuild_indexes(&mut self, index_interval: u64) -> Result<(), LogError> {
         self.reset_derived_state();
-        let file = self.file.clone();
+        let file = self.file.get()?;
         let end = scan_file(&file, &self.path("log"), self.size, 0, |pos, h, _| {
             self.note_batch(pos, h, index_interval);
             ControlFlow::Continue(())
@@ -364,7 +386,7 @@ impl Segment {
     /// fsyncs the data, records the final max timestamp in the time index (so it survives a
     /// reopen), and writes + fsyncs both index files.
     pub fn flush(&mut self) -> Result<(), LogError> {
-        self.file.sync_data().map_err(io_err("fsync segment", self.path("log")))?;
+        self.sync_data()?;
         if self.max_timestamp >= 0 {
             let rel = self.relative(self.offset_of_max_timestamp);
             self.time_index.maybe_push(self.max_timestamp, rel);

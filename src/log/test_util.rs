@@ -50,3 +50,44 @@ pub fn fix_crc(b: &mut [u8]) {
     let crc = crc32c::crc32c(&b[21..]);
     b[17..21].copy_from_slice(&crc.to_be_bytes());
 }
+
+/// Whether the gate is open, and the bases of the segments whose seal reached it.
+type GateState = std::sync::Arc<(std::sync::Mutex<(bool, Vec<i64>)>, std::sync::Condvar)>;
+
+/// A sealer whose seals wait at a gate until the test opens it.
+pub struct SealGate {
+    state: GateState,
+}
+
+impl SealGate {
+    /// A closed gate and a sealer held by it.
+    pub fn closed() -> (SealGate, super::Sealer) {
+        let state: GateState = std::sync::Arc::default();
+        let held = state.clone();
+        let hook: super::SealHook = std::sync::Arc::new(move |base| {
+            let (lock, cv) = &*held;
+            let mut s = lock.lock().expect("gate");
+            s.1.push(base);
+            cv.notify_all();
+            while !s.0 {
+                s = cv.wait(s).expect("gate");
+            }
+        });
+        (SealGate { state }, super::Sealer::start(Some(hook)))
+    }
+
+    /// Waits until a seal of the segment based at `base` is at the gate (or through it).
+    pub fn wait_arrived(&self, base: i64) {
+        let (lock, cv) = &*self.state;
+        let mut s = lock.lock().expect("gate");
+        while !s.1.contains(&base) {
+            s = cv.wait(s).expect("gate");
+        }
+    }
+
+    pub fn open(&self) {
+        let (lock, cv) = &*self.state;
+        lock.lock().expect("gate").0 = true;
+        cv.notify_all();
+    }
+}

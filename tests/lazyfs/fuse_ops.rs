@@ -23,12 +23,53 @@ const TTL: Duration = Duration::ZERO;
 
 pub struct LazyFs {
     pub model: Arc<Mutex<Model>>,
+    pub stall: Arc<SyncStall>,
+}
+
+/// While set, fsyncs (of files and directories) are not answered: a disk whose syncs
+/// take as long as the test wants. Each stalled sync waits on its own thread, so the
+/// file system's other operations go on.
+#[derive(Default)]
+pub struct SyncStall {
+    stalled: Mutex<bool>,
+    changed: std::sync::Condvar,
+}
+
+impl SyncStall {
+    pub fn set(&self, stalled: bool) {
+        *self.stalled.lock().unwrap_or_else(|p| p.into_inner()) = stalled;
+        self.changed.notify_all();
+    }
+
+    fn is_set(&self) -> bool {
+        *self.stalled.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn wait_until_clear(&self) {
+        let mut stalled = self.stalled.lock().unwrap_or_else(|p| p.into_inner());
+        while *stalled {
+            stalled = self.changed.wait(stalled).unwrap_or_else(|p| p.into_inner());
+        }
+    }
 }
 
 impl LazyFs {
     fn model(&self) -> MutexGuard<'_, Model> {
         // A panic inside one operation must not wedge every later one (and the unmount).
         self.model.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Syncs `ino` and replies, later (on a thread of its own) while syncs are stalled.
+    fn sync_and_reply(&self, ino: Ino, reply: ReplyEmpty) {
+        if !self.stall.is_set() {
+            return reply_empty(reply, self.model().sync(ino));
+        }
+        let (model, stall) = (self.model.clone(), self.stall.clone());
+        std::thread::spawn(move || {
+            stall.wait_until_clear();
+            let synced = model.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).sync(ino);
+            reply_empty(reply, synced);
+        });
     }
 }
 
@@ -233,7 +274,7 @@ impl Filesystem for LazyFs {
     }
 
     fn fsync(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
-        reply_empty(reply, self.model().sync(ino.0));
+        self.sync_and_reply(ino.0, reply);
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
@@ -266,7 +307,7 @@ impl Filesystem for LazyFs {
     }
 
     fn fsyncdir(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
-        reply_empty(reply, self.model().sync(ino.0));
+        self.sync_and_reply(ino.0, reply);
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {

@@ -12,6 +12,8 @@
 //! `fusermount3` (package `fuse3`). A test that cannot mount fails, unless
 //! `JET_SKIP_FUSE_TESTS=1` says to skip it.
 
+#![allow(dead_code)]
+
 pub mod fuse_ops;
 pub mod model;
 #[cfg(test)]
@@ -27,6 +29,7 @@ use model::{Model, Stats};
 pub struct LazyMount {
     session: Option<BackgroundSession>,
     model: Arc<Mutex<Model>>,
+    stall: Arc<fuse_ops::SyncStall>,
     dir: tempfile::TempDir,
 }
 
@@ -56,9 +59,10 @@ impl LazyMount {
         let mut config = Config::default();
         config.mount_options = vec![MountOption::FSName("jet-lazyfs".into()), MountOption::RW];
         config.n_threads = Some(2);
-        let fs = fuse_ops::LazyFs { model: model.clone() };
+        let stall = Arc::new(fuse_ops::SyncStall::default());
+        let fs = fuse_ops::LazyFs { model: model.clone(), stall: stall.clone() };
         let session = fuser::spawn_mount(fs, dir.path(), &config)?;
-        Ok(LazyMount { session: Some(session), model, dir })
+        Ok(LazyMount { session: Some(session), model, stall, dir })
     }
 
     pub fn path(&self) -> &Path {
@@ -101,6 +105,11 @@ impl LazyMount {
         self.model().syncs_honoured = honour;
     }
 
+    /// `true`: fsyncs wait (unanswered) until this is called with `false`.
+    pub fn stall_syncs(&self, stall: bool) {
+        self.stall.set(stall);
+    }
+
     pub fn stats(&self) -> Stats {
         self.model().stats
     }
@@ -113,6 +122,8 @@ impl LazyMount {
 
 impl Drop for LazyMount {
     fn drop(&mut self) {
+        // A stalled sync would keep its caller, and the unmount, waiting.
+        self.stall.set(false);
         if let Some(session) = self.session.take() {
             // Unmounts (lazily, MNT_DETACH) and joins the serving threads.
             if let Err(e) = session.umount_and_join() {

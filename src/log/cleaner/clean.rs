@@ -3,13 +3,13 @@
 //! only what [`filter_batch`] retains, and hand each rewritten group to the swap.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::io::Write;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::super::batch::{BatchError, BatchHeader};
+use super::super::open_files::SegmentFile;
 use super::super::segment::{MAX_RELATIVE, Segment, scan_file};
 use super::super::{LogError, io_err};
 use super::CompactionSettings;
@@ -25,7 +25,7 @@ pub struct SegmentRef {
     /// Base offset of the segment after it (the end of its offset span).
     pub span_end: i64,
     pub size: u64,
-    pub file: Arc<File>,
+    pub file: Arc<SegmentFile>,
     pub path: PathBuf,
     /// When its first batch was written (max timestamp of the first batch).
     pub first_timestamp: Option<i64>,
@@ -112,7 +112,8 @@ fn for_each_batch(
     mut f: impl FnMut(&BatchHeader, &[u8]) -> Result<ControlFlow<()>, LogError>,
 ) -> Result<(), LogError> {
     let mut failure = None;
-    let end = scan_file(&seg.file, &seg.path, seg.size, 0, |_, h, bytes| match f(h, bytes) {
+    let file = seg.file.get()?;
+    let end = scan_file(&file, &seg.path, seg.size, 0, |_, h, bytes| match f(h, bytes) {
         Ok(flow) => flow,
         Err(e) => {
             failure = Some(e);
@@ -301,7 +302,8 @@ pub fn clean_group(
     }
     // As Kafka's cleaner: the rewrite keeps the group's last modification time, which
     // retention (compact,delete) goes by when a segment holds no timestamps.
-    let modified = last.file.metadata().and_then(|m| m.modified()).map_err(io_err("stat segment", &last.path))?;
+    let modified =
+        std::fs::metadata(&last.path).and_then(|m| m.modified()).map_err(io_err("stat segment", &last.path))?;
     file.set_modified(modified).map_err(io_err("set modification time", &path))?;
     file.sync_all().map_err(io_err("fsync cleaned segment", &path))?;
     // The open file follows the renames of the swap; its indexes are built here, without

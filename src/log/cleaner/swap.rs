@@ -69,6 +69,8 @@ pub fn swap_in(
     cleaned: CleanedFile,
     hook: StepHook<'_>,
 ) -> Result<Swapped, LogError> {
+    // No seal may be writing this log's files or recovery point while segments go.
+    log.wait_for_seals()?;
     let Some(start) = log.segments.iter().position(|s| s.base_offset == cleaned.base_offset) else {
         remove_if_present(&cleaned.path)?;
         return Ok(Swapped::Stale);

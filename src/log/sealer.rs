@@ -1,0 +1,303 @@
+//! Sealing rolled segments off the produce path, as Kafka's `UnifiedLog.roll` schedules
+//! the flush of the segment it rolled away from.
+//!
+//! A roll only creates the next segment's files (no fsync) and hands the old segment to a
+//! [`Sealer`] thread, which makes it durable: `fdatasync` of its data, its two index files
+//! written and fsynced, the `recovery-point-offset-checkpoint` advanced to its end, and
+//! one directory fsync (which also covers the new segment's creation). The partition lock
+//! is not held meanwhile, so appends to the new segment go on.
+//!
+//! Each log keeps an ordered [`SealCursor`]: the number of its rolls whose seal has
+//! finished. A [`super::SyncTarget`] names how many rolls preceded its segment, and the
+//! flusher does not report a sync as durable (so the high watermark and `acks=all`
+//! answers wait) until every older segment is sealed. Seals of one log run in roll order
+//! on one thread, so the recovery point only ever moves forward and only past data that
+//! is durable. A failed seal marks the log failed (see [`super::LogError::StorageFailed`]).
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, mpsc};
+
+use tokio::sync::watch;
+
+use super::index::{OffsetEntry, SparseIndex, TimeEntry};
+use super::open_files::SegmentFile;
+use super::recovery::RECOVERY_POINT_FILE;
+use super::segment::sync_dir;
+use super::{LogError, io_err};
+
+/// Threads sealing segments; a log always uses the same one (its seals stay in order).
+const SEALER_THREADS: usize = 2;
+
+/// Per log: how many of its rolls have been sealed (durable, recovery point advanced).
+#[derive(Debug)]
+pub struct SealCursor {
+    sealed: watch::Sender<u64>,
+    /// Seals finished or failed so far (a failed seal does not move `sealed`).
+    attempted: AtomicU64,
+}
+
+impl Default for SealCursor {
+    fn default() -> Self {
+        SealCursor { sealed: watch::channel(0).0, attempted: AtomicU64::new(0) }
+    }
+}
+
+impl SealCursor {
+    /// Seals finished so far.
+    pub fn sealed(&self) -> u64 {
+        *self.sealed.borrow()
+    }
+
+    fn finish_one(&self) {
+        self.attempted.fetch_add(1, Ordering::SeqCst);
+        self.sealed.send_modify(|n| *n += 1);
+    }
+
+    /// Wakes waiters without progress (a failed seal: they re-check the failure flag).
+    fn wake(&self) {
+        self.attempted.fetch_add(1, Ordering::SeqCst);
+        self.sealed.send_modify(|_| {});
+    }
+
+    /// Waits until `rolls` seals have finished or failed: none is running any more.
+    pub fn wait_attempted_blocking(&self, rolls: u64) {
+        let mut rx = self.sealed.subscribe();
+        let waited = futures::executor::block_on(rx.wait_for(|_| self.attempted.load(Ordering::SeqCst) >= rolls));
+        // The sender lives in `self`, so the channel cannot close while we borrow it.
+        drop(waited);
+    }
+
+    /// Counts `rolls` seals as done: the caller made every rolled segment durable itself
+    /// (recovery after a failed fsync, see `PartitionLog::recover_from_failed_sync`).
+    pub fn set_all_sealed(&self, rolls: u64) {
+        self.attempted.store(rolls, Ordering::SeqCst);
+        self.sealed.send_modify(|n| *n = rolls);
+    }
+
+    /// Waits until `rolls` seals have finished, or `failed` is set (then `StorageFailed`).
+    pub async fn wait_for(&self, rolls: u64, failed: &AtomicBool) -> Result<(), LogError> {
+        let mut rx = self.sealed.subscribe();
+        let waited = rx.wait_for(|&n| n >= rolls || failed.load(Ordering::SeqCst)).await;
+        // The sender lives in `self`, so the channel cannot close while we borrow it.
+        drop(waited);
+        if failed.load(Ordering::SeqCst) { Err(LogError::StorageFailed) } else { Ok(()) }
+    }
+
+    /// [`wait_for`](Self::wait_for) on this thread (close, truncation, deletions: paths
+    /// that already block on their own fsyncs).
+    pub fn wait_blocking(&self, rolls: u64, failed: &AtomicBool) -> Result<(), LogError> {
+        futures::executor::block_on(self.wait_for(rolls, failed))
+    }
+}
+
+/// Everything needed to make one rolled segment durable.
+#[derive(Debug)]
+pub(crate) struct SealJob {
+    pub dir: PathBuf,
+    pub base_offset: i64,
+    pub file: Arc<SegmentFile>,
+    pub log_path: PathBuf,
+    pub offset_index: (SparseIndex<OffsetEntry>, PathBuf),
+    pub time_index: (SparseIndex<TimeEntry>, PathBuf),
+    /// The sealed segment's end: the new recovery point.
+    pub end_offset: i64,
+    pub cursor: Arc<SealCursor>,
+    pub failed: Arc<AtomicBool>,
+}
+
+impl SealJob {
+    /// Makes the segment durable and advances the recovery point past it.
+    fn seal(&mut self) -> Result<(), LogError> {
+        let written = self.file.written();
+        self.file.get()?.sync_data().map_err(io_err("fsync segment", &self.log_path))?;
+        self.file.mark_synced(written);
+        self.offset_index.0.persist(&self.offset_index.1)?;
+        self.time_index.0.persist(&self.time_index.1)?;
+        write_recovery_point(&self.dir, self.end_offset)?;
+        // Covers the checkpoint's rename and the next segment's creation.
+        sync_dir(&self.dir)
+    }
+
+    /// Seals, then moves the cursor (or, on failure, fails the log and wakes its waiters).
+    pub fn run(mut self) -> Result<(), LogError> {
+        let sealed = self.seal();
+        match &sealed {
+            Ok(()) => self.cursor.finish_one(),
+            Err(e) => {
+                tracing::error!(segment = %self.log_path.display(), error = %e, "sealing a rolled segment failed; the log accepts no more writes until reopened");
+                self.failed.store(true, Ordering::SeqCst);
+                self.cursor.wake();
+            }
+        }
+        sealed
+    }
+}
+
+/// Writes the recovery point checkpoint (tmp + fsync + rename; the caller fsyncs the
+/// directory).
+pub(crate) fn write_recovery_point(dir: &std::path::Path, offset: i64) -> Result<(), LogError> {
+    let tmp = dir.join(format!("{RECOVERY_POINT_FILE}.tmp"));
+    let dst = dir.join(RECOVERY_POINT_FILE);
+    std::fs::write(&tmp, format!("{offset}\n")).map_err(io_err("write", &tmp))?;
+    File::open(&tmp).and_then(|f| f.sync_all()).map_err(io_err("fsync", &tmp))?;
+    std::fs::rename(&tmp, &dst).map_err(io_err("rename", &dst))
+}
+
+/// Called on the sealer thread with the segment's base offset before each seal (tests
+/// hold seals with it).
+pub type SealHook = Arc<dyn Fn(i64) + Send + Sync>;
+
+/// Handle to the sealer threads; cheap to clone.
+#[derive(Clone)]
+pub struct Sealer {
+    queues: Arc<Vec<mpsc::Sender<SealJob>>>,
+}
+
+impl std::fmt::Debug for Sealer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sealer").field("threads", &self.queues.len()).finish()
+    }
+}
+
+impl Sealer {
+    /// The process's sealer, started on first use.
+    pub fn shared() -> Sealer {
+        static SHARED: OnceLock<Sealer> = OnceLock::new();
+        SHARED.get_or_init(|| Sealer::start(None)).clone()
+    }
+
+    /// Starts sealer threads; `hook` runs before each job.
+    pub fn start(hook: Option<SealHook>) -> Sealer {
+        let queues = (0..SEALER_THREADS)
+            .map(|i| {
+                let (tx, rx) = mpsc::channel::<SealJob>();
+                let hook = hook.clone();
+                let spawned = std::thread::Builder::new().name(format!("jet-log-sealer-{i}")).spawn(move || {
+                    for job in rx {
+                        if let Some(h) = &hook {
+                            h(job.base_offset);
+                        }
+                        // Failures are logged and recorded on the log by `run`.
+                        let _ = job.run();
+                    }
+                });
+                if let Err(e) = spawned {
+                    // The send in `submit` then fails and the job runs inline.
+                    tracing::error!(error = %e, "failed to spawn a segment sealer thread");
+                }
+                tx
+            })
+            .collect();
+        Sealer { queues: Arc::new(queues) }
+    }
+
+    /// Queues `job`; it runs on the calling thread if no sealer thread is running.
+    pub(crate) fn submit(&self, job: SealJob) -> Result<(), LogError> {
+        let slot = (Arc::as_ptr(&job.cursor) as usize / std::mem::size_of::<SealCursor>()) % self.queues.len();
+        match self.queues[slot].send(job) {
+            Ok(()) => Ok(()),
+            Err(mpsc::SendError(job)) => job.run(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::log::test_util::{SealGate, batch};
+    use crate::log::{Flusher, LogConfig, PartitionLog};
+
+    fn recovery_point(dir: &Path) -> i64 {
+        let text = std::fs::read_to_string(dir.join(RECOVERY_POINT_FILE)).expect("recovery point");
+        text.trim().parse().expect("offset")
+    }
+
+    /// A log rolling every two batches, sealing through `sealer`.
+    fn rolling_log(dir: &Path, sealer: Sealer) -> PartitionLog {
+        let one = batch(2, 0).len() as u64;
+        let config = LogConfig { segment_bytes: 2 * one, ..LogConfig::default() };
+        let mut log = PartitionLog::open(dir, config).expect("open");
+        log.set_sealer(sealer);
+        log
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn appends_go_on_while_a_rolled_segment_is_sealed_and_no_sync_passes_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (gate, sealer) = SealGate::closed();
+        let mut log = rolling_log(dir.path(), sealer);
+        // Segments [0, 4), [4, 8), [8, 10): two rolls, the first seal held at the gate.
+        for i in 0..3 {
+            log.append(&batch(2, i), 0, 1).expect("append");
+        }
+        gate.wait_arrived(0);
+        for i in 3..5 {
+            log.append(&batch(2, i), 0, 1).expect("append while a seal is held");
+        }
+        assert_eq!(log.log_end_offset(), 10);
+        assert_eq!(log.segments().len(), 3);
+        assert_eq!(recovery_point(dir.path()), 0, "the recovery point moved before the seal");
+
+        let flusher = Flusher::start();
+        let target = log.sync_target();
+        let syncing = flusher.clone();
+        let mut sync = tokio::spawn(async move { syncing.sync(target).await });
+        // The active segment itself gets its fdatasync...
+        while flusher.fsync_count() == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // ...but its end is not reported durable while older segments are unsealed.
+        assert!(tokio::time::timeout(Duration::from_millis(300), &mut sync).await.is_err());
+        assert_eq!(recovery_point(dir.path()), 0);
+
+        gate.open();
+        assert_eq!(sync.await.expect("join").expect("sync"), 10);
+        assert_eq!(recovery_point(dir.path()), 8, "both seals done, in order");
+        for base in [0, 4] {
+            let index = crate::log::segment::segment_path(dir.path(), base, "timeindex");
+            assert_eq!(std::fs::metadata(index).expect("timeindex").len(), 12, "sealed max timestamp entry");
+        }
+    }
+
+    #[test]
+    fn an_unsealed_segment_is_rescanned_after_a_crash() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (gate, sealer) = SealGate::closed();
+        let mut log = rolling_log(dir.path(), sealer);
+        for i in 0..3 {
+            log.append(&batch(2, i), 0, 1).expect("append");
+        }
+        gate.wait_arrived(0);
+        drop(log); // a crash while the seal is held: nothing vouches for segment 0 yet
+        let reopened = PartitionLog::open(dir.path(), LogConfig::default()).expect("reopen");
+        let report = reopened.recovery_report();
+        assert_eq!(report.recovery_point, 0);
+        assert_eq!(report.synced_segments, vec![0, 4], "both segments recovered and fsynced");
+        assert_eq!(reopened.log_end_offset(), 6);
+        drop(reopened);
+        gate.open();
+    }
+
+    #[test]
+    fn deleting_segments_waits_for_their_seal() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (gate, sealer) = SealGate::closed();
+        let mut log = rolling_log(dir.path(), sealer);
+        for i in 0..3 {
+            log.append(&batch(2, i), 0, 1).expect("append");
+        }
+        gate.wait_arrived(0);
+        let opener = std::thread::spawn(move || gate.open());
+        // DeleteRecords past segment 0: its files may only go once its seal is done, or
+        // the seal would recreate its index files (read as a lost segment on start-up).
+        log.advance_log_start(4).expect("delete records");
+        opener.join().expect("join");
+        assert!(!crate::log::segment::segment_path(dir.path(), 0, "index").exists());
+        assert_eq!(recovery_point(dir.path()), 4);
+    }
+}
