@@ -103,7 +103,8 @@ pub struct KafkaSettings {
     pub socket_request_max_bytes: u32,
 
     /// `queued.max.request.bytes`: request bytes the broker holds at once across all
-    /// connections (at least `socket.request.max.bytes`).
+    /// connections (at least `socket.request.max.bytes`). A quarter of it is kept for
+    /// decompression scratch; frames get the rest, at least one maximal frame.
     #[arg(long, env = "JET_QUEUED_MAX_REQUEST_BYTES", default_value_t = 1 << 30)]
     pub queued_max_request_bytes: u64,
 
@@ -350,6 +351,19 @@ impl BrokerConfig {
     pub fn queued_request_bytes(&self) -> usize {
         let max_frame = u64::from(self.kafka.socket_request_max_bytes);
         usize::try_from(self.kafka.queued_max_request_bytes.max(max_frame)).unwrap_or(usize::MAX)
+    }
+
+    /// The part of the request-memory budget for produce-path scratch (decompressing
+    /// batches to validate them, recompressing them): a quarter of it.
+    pub fn decompression_scratch_bytes(&self) -> usize {
+        self.queued_request_bytes() / 4
+    }
+
+    /// The part of the request-memory budget for request frames: the rest, but never
+    /// less than one maximal frame.
+    pub fn frame_budget_bytes(&self) -> usize {
+        let max_frame = usize::try_from(self.kafka.socket_request_max_bytes).unwrap_or(usize::MAX);
+        (self.queued_request_bytes() - self.decompression_scratch_bytes()).max(max_frame)
     }
 
     /// Applies `--set key=value` overrides onto the typed settings.

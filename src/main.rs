@@ -25,6 +25,7 @@ fn main() -> ExitCode {
         tracing::error!("invalid setting: {e}");
         return ExitCode::from(2);
     }
+    return_large_buffers_to_the_system();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -84,5 +85,22 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = term.recv() => tracing::info!("SIGTERM received"),
         _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+    }
+}
+
+/// Makes glibc serve every allocation of 256 KiB or more (request frames, decompression
+/// scratch, read buffers) with its own mapping, returned to the system when freed.
+/// By default the threshold rises with the largest buffer freed (up to 32 MiB), after
+/// which such buffers come from per-thread arenas that keep them when freed: with
+/// many runtime workers the resident set then grows with the number of threads times
+/// the largest buffer, though the memory in use is bounded (tests/memory_bound.rs).
+fn return_large_buffers_to_the_system() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        const THRESHOLD: libc::c_int = 256 << 10;
+        // SAFETY: mallopt only changes allocator tuning; called before other threads start.
+        if unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, THRESHOLD) } != 1 {
+            tracing::warn!("mallopt(M_MMAP_THRESHOLD) failed; freed large buffers may stay resident");
+        }
     }
 }

@@ -46,7 +46,7 @@ const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 /// connection finish the requests it has read, flushes the logs and returns.
 pub async fn run(listener: TcpListener, broker: Arc<Broker>, shutdown: impl Future<Output = ()>) {
     let stop_rx = broker.shutdown_signal();
-    let budget = frame::MemoryBudget::new(broker.config.queued_request_bytes());
+    let budget = frame::MemoryBudget::new(broker.config.frame_budget_bytes());
     let tls_log = Arc::new(PeerLogLimiter::default());
     let housekeeping = tokio::spawn(broker.clone().run_housekeeping(stop_rx.clone()));
     let group_timers = tokio::spawn(crate::group::GroupCoordinator::run_timers(broker.clone(), stop_rx.clone()));

@@ -19,7 +19,7 @@ async fn produce(b: &Arc<Broker>, t: &str, partitions: &[i32]) {
         produce_request::TopicProduceData::default().with_name(name(t)).with_partition_data(data),
     ]);
     let to = ReplyTo { api_key: ApiKey::Produce, version: 9, correlation_id: 1 };
-    produce::start(b.clone(), req, to).await.unwrap().unwrap();
+    produce::start(b.clone(), req, to).await.await.unwrap().unwrap();
 }
 
 fn part(p: i32, offset: i64) -> fetch_request::FetchPartition {

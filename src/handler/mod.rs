@@ -188,7 +188,7 @@ pub async fn dispatch(broker: &Arc<Broker>, request: Request, peer: Option<std::
     };
     let v = to.version;
     match request.body {
-        RequestKind::Produce(r) => produce::start(broker.clone(), r, to),
+        RequestKind::Produce(r) => produce::start(broker.clone(), r, to).await,
         RequestKind::Fetch(r) => {
             let broker = broker.clone();
             Box::pin(async move {

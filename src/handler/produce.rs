@@ -20,7 +20,9 @@ use crate::broker::rate_limited::{PRODUCE_STORAGE_ERRORS, PRODUCE_SYNC_ERRORS};
 use crate::broker::topic_config::EffectiveTopicConfig;
 use crate::broker::{Broker, now_ms};
 use crate::log::SyncTarget;
-use crate::log::batch::{BatchError, BatchHeader, BatchIter, validate_produced_batches};
+use crate::log::batch::{
+    BatchError, BatchHeader, BatchIter, Compression, decompressed_size_limit, validate_produced_batches_within,
+};
 use crate::log::recompress::recompress_into;
 
 use super::{Pending, ReplyTo, message};
@@ -70,20 +72,25 @@ fn keyless_refused(partition: &Partition, index: i32, keyless: &[i32]) -> Partit
 }
 
 /// The bytes to append: as sent (the request's buffer, not a copy), or rewritten with
-/// the topic's `compression.type`.
+/// the topic's `compression.type`. The rewritten batches together may not exceed
+/// `decompressed_limit` (the scratch reserved for them).
 fn with_topic_codec(
     records: &Bytes,
     headers: Vec<BatchHeader>,
     config: &EffectiveTopicConfig,
+    decompressed_limit: usize,
 ) -> Result<(Bytes, Vec<BatchHeader>), BatchError> {
-    let Some(codec) = config.compression.filter(|c| headers.iter().any(|h| h.compression() != *c)) else {
+    let Some(codec) = recompression(config, &headers) else {
         return Ok((records.clone(), headers));
     };
     let mut out = BytesMut::with_capacity(records.len());
     let mut pos = 0;
     for h in &headers {
         let end = pos + h.total_size();
-        recompress_into(&records[pos..end], codec, config.max_message_bytes, &mut out)?;
+        recompress_into(&records[pos..end], codec, decompressed_limit, &mut out)?;
+        if out.len() > decompressed_limit {
+            return Err(BatchError::TooLarge);
+        }
         pos = end;
     }
     let headers = BatchIter::new(&out).map(|item| item.map(|(h, _)| h)).collect::<Result<Vec<_>, _>>()?;
@@ -94,7 +101,211 @@ fn with_topic_codec(
     Ok((out.freeze(), headers))
 }
 
-pub fn start(broker: Arc<Broker>, request: ProduceRequest, to: ReplyTo) -> Pending {
+/// The codec the topic rewrites these batches with, if any differ from it.
+fn recompression(config: &EffectiveTopicConfig, headers: &[BatchHeader]) -> Option<Compression> {
+    config.compression.filter(|c| headers.iter().any(|h| h.compression() != *c))
+}
+
+/// Scratch to reserve for one partition's data, and the decompressed size each batch
+/// may then reach.
+///
+/// The full bound is `max.message.bytes` × [`crate::log::batch::DECOMPRESSION_RATIO_LIMIT`] per batch
+/// (never more than the scratch pool allows); recompression holds a batch's plain
+/// records and the rewritten output (up to twice the bound, the last batch overshooting
+/// it) at once, so it reserves three times the bound. A first attempt reserves less,
+/// sized from the compressed bytes; a batch that decompresses beyond it is tried again
+/// with the full bound.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct ScratchPlan {
+    limit: usize,
+    reserve: usize,
+}
+
+/// A first guess at the decompressed size: this many times the compressed bytes.
+const FIRST_GUESS_RATIO: usize = 16;
+/// ... and at least this much.
+const FIRST_GUESS_MIN: usize = 256 << 10;
+
+fn scratch_plan(records: &[u8], config: &EffectiveTopicConfig, pool: usize, full: bool) -> ScratchPlan {
+    // Reading the codecs needs only the headers; a malformed set is refused by
+    // validation, which is planned for as if compressed.
+    let mut compressed = false;
+    let mut recompress = false;
+    let mut pos = 0;
+    while pos < records.len() {
+        match BatchHeader::parse(&records[pos..]) {
+            Ok(h) => {
+                compressed |= h.compression() != Compression::None;
+                recompress |= config.compression.is_some_and(|c| c != h.compression());
+                pos += h.total_size();
+            }
+            Err(_unparsable) => {
+                compressed = true;
+                break;
+            }
+        }
+    }
+    if !compressed && !recompress {
+        return ScratchPlan { limit: 0, reserve: 0 };
+    }
+    let holders = if recompress { 3 } else { 1 };
+    let bound = decompressed_size_limit(config.max_message_bytes).min(pool / holders);
+    let limit =
+        if full { bound } else { records.len().saturating_mul(FIRST_GUESS_RATIO).max(FIRST_GUESS_MIN).min(bound) };
+    ScratchPlan { limit, reserve: limit.saturating_mul(holders) }
+}
+
+/// What one partition's data becomes before it is appended.
+enum Prepared {
+    /// Refused, or nothing to append: the answer for the partition.
+    Answer(PartitionProduceResponse),
+    Append(Bytes, Vec<BatchHeader>),
+}
+
+/// Validates one partition's data and rewrites it for the topic, within `limit`
+/// decompressed bytes per batch. `Err(NeedsMoreScratch)` (only when `retry_on_too_large`)
+/// means a batch needs more than `limit`.
+fn prepare(
+    partition: &Partition,
+    records: &Bytes,
+    config: &EffectiveTopicConfig,
+    now: i64,
+    limit: usize,
+    retry_on_too_large: bool,
+) -> Result<Prepared, NeedsMoreScratch> {
+    let index = partition.index;
+    let refuse = |e: BatchError| {
+        if retry_on_too_large && matches!(e, BatchError::TooLarge) {
+            return Err(NeedsMoreScratch);
+        }
+        Ok(Prepared::Answer(partition_error(index, Some(batch_error_code(&e)), Some(e.to_string()))))
+    };
+    let headers = match validate_produced_batches_within(records, config.max_message_bytes, limit) {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::debug!(topic = partition.topic, partition = index, error = %e, "rejected produce");
+            return refuse(e);
+        }
+    };
+    if headers.iter().any(|h| h.is_transactional() || h.is_control()) {
+        return Ok(Prepared::Answer(partition_error(
+            index,
+            Some(ResponseError::TransactionalIdNotFound),
+            Some("transactions are not supported yet".into()),
+        )));
+    }
+    if !config.log_append_time
+        && let Some(h) = headers.iter().find(|h| {
+            // A batch's timestamps lie between its base (first record) and max
+            // timestamps for every producer in practice; Kafka checks each record.
+            h.max_timestamp > now.saturating_add(config.timestamp_after_max_ms)
+                || (h.base_timestamp >= 0 && h.base_timestamp < now.saturating_sub(config.timestamp_before_max_ms))
+        })
+    {
+        return Ok(Prepared::Answer(partition_error(
+            index,
+            Some(ResponseError::InvalidTimestamp),
+            Some(format!(
+                "Timestamp {} of a batch is out of range (message.timestamp.before.max.ms / after.max.ms)",
+                h.max_timestamp
+            )),
+        )));
+    }
+    if config.cleanup_compact {
+        match crate::log::cleaner::records::keyless_records(records, &headers, limit) {
+            Ok(keyless) if keyless.is_empty() => {}
+            Ok(keyless) => return Ok(Prepared::Answer(keyless_refused(partition, index, &keyless))),
+            Err(e) => return refuse(e),
+        }
+    }
+    if headers.is_empty() {
+        // Kafka accepts an empty record set and reports no offset.
+        return Ok(Prepared::Answer(partition_error(index, None, None)));
+    }
+    match with_topic_codec(records, headers, config, limit) {
+        Ok((data, headers)) => Ok(Prepared::Append(data, headers)),
+        Err(e) => refuse(e),
+    }
+}
+
+/// A batch decompresses beyond the scratch reserved for a first attempt.
+struct NeedsMoreScratch;
+
+/// Validates and rewrites one partition's data holding its scratch from the pool,
+/// then appends it.
+async fn validate_and_append(
+    broker: &Broker,
+    partition: &Partition,
+    records: &Bytes,
+    config: &EffectiveTopicConfig,
+    now: i64,
+) -> (PartitionProduceResponse, Option<SyncTarget>) {
+    let index = partition.index;
+    let pool = &broker.scratch_budget;
+    let mut full = false;
+    loop {
+        let plan = scratch_plan(records, config, pool.capacity(), full);
+        let _scratch = if plan.reserve == 0 {
+            None
+        } else {
+            match pool.reserve(plan.reserve).await {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    return (
+                        partition_error(index, Some(ResponseError::UnknownServerError), Some(e.to_string())),
+                        None,
+                    );
+                }
+            }
+        };
+        // Synchronous from here to the end of the append: the scratch is never held
+        // across a wait.
+        let retry = !full && plan.limit < scratch_plan(records, config, pool.capacity(), true).limit;
+        let (data, headers) = match prepare(partition, records, config, now, plan.limit, retry) {
+            Ok(Prepared::Answer(answer)) => return (answer, None),
+            Ok(Prepared::Append(data, headers)) => (data, headers),
+            Err(NeedsMoreScratch) => {
+                full = true;
+                continue;
+            }
+        };
+        return match partition.append_limited(data, &headers, now, broker.producer_limits()) {
+            Ok(Appended::New { base_offset, log_append_time, log_start_offset, sync }) => (
+                PartitionProduceResponse::default()
+                    .with_index(index)
+                    .with_base_offset(base_offset)
+                    .with_log_append_time_ms(log_append_time)
+                    .with_log_start_offset(log_start_offset),
+                sync,
+            ),
+            // A retry: if the original is not durable yet, it waits for the same fsync.
+            Ok(Appended::Duplicate { base_offset, log_start_offset, sync }) => (
+                PartitionProduceResponse::default()
+                    .with_index(index)
+                    .with_base_offset(base_offset)
+                    .with_log_append_time_ms(-1)
+                    .with_log_start_offset(log_start_offset),
+                sync,
+            ),
+            Err(e) => {
+                if e.code() == ResponseError::KafkaStorageError
+                    && let Some(suppressed) = PRODUCE_STORAGE_ERRORS.check(now)
+                {
+                    tracing::warn!(
+                        topic = partition.topic,
+                        partition = index,
+                        error = %e,
+                        suppressed,
+                        "produce failed: the log cannot be written (KAFKA_STORAGE_ERROR; further failures are counted, not logged, for 10 s)"
+                    );
+                }
+                (partition_error(index, Some(e.code()), Some(e.to_string())), None)
+            }
+        };
+    }
+}
+
+pub async fn start(broker: Arc<Broker>, request: ProduceRequest, to: ReplyTo) -> Pending {
     let acks = request.acks;
     let timeout = Duration::from_millis(u64::try_from(request.timeout_ms).unwrap_or(0));
     let now = now_ms();
@@ -133,106 +344,10 @@ pub fn start(broker: Arc<Broker>, request: ProduceRequest, to: ReplyTo) -> Pendi
                     continue;
                 }
             };
-            let headers = match validate_produced_batches(&records, config.max_message_bytes) {
-                Ok(h) => h,
-                Err(e) => {
-                    tracing::debug!(topic = partition.topic, partition = index, error = %e, "rejected produce");
-                    partitions.push(partition_error(index, Some(batch_error_code(&e)), Some(e.to_string())));
-                    continue;
-                }
-            };
-            if headers.iter().any(|h| h.is_transactional() || h.is_control()) {
-                partitions.push(partition_error(
-                    index,
-                    Some(ResponseError::TransactionalIdNotFound),
-                    Some("transactions are not supported yet".into()),
-                ));
-                continue;
-            }
-            if !config.log_append_time
-                && let Some(h) = headers.iter().find(|h| {
-                    // A batch's timestamps lie between its base (first record) and max
-                    // timestamps for every producer in practice; Kafka checks each record.
-                    h.max_timestamp > now.saturating_add(config.timestamp_after_max_ms)
-                        || (h.base_timestamp >= 0
-                            && h.base_timestamp < now.saturating_sub(config.timestamp_before_max_ms))
-                })
-            {
-                partitions.push(partition_error(
-                    index,
-                    Some(ResponseError::InvalidTimestamp),
-                    Some(format!(
-                        "Timestamp {} of a batch is out of range (message.timestamp.before.max.ms / after.max.ms)",
-                        h.max_timestamp
-                    )),
-                ));
-                continue;
-            }
-            if config.cleanup_compact {
-                match crate::log::cleaner::records::keyless_records(&records, &headers, config.max_message_bytes) {
-                    Ok(keyless) if keyless.is_empty() => {}
-                    Ok(keyless) => {
-                        partitions.push(keyless_refused(&partition, index, &keyless));
-                        continue;
-                    }
-                    Err(e) => {
-                        partitions.push(partition_error(index, Some(batch_error_code(&e)), Some(e.to_string())));
-                        continue;
-                    }
-                }
-            }
-            if headers.is_empty() {
-                // Kafka accepts an empty record set and reports no offset.
-                partitions.push(partition_error(index, None, None));
-                continue;
-            }
-            let (data, headers) = match with_topic_codec(&records, headers, &config) {
-                Ok(rewritten) => rewritten,
-                Err(e) => {
-                    partitions.push(partition_error(index, Some(batch_error_code(&e)), Some(e.to_string())));
-                    continue;
-                }
-            };
-            match partition.append_limited(data, &headers, now, broker.producer_limits()) {
-                Ok(Appended::New { base_offset, log_append_time, log_start_offset, sync }) => {
-                    partitions.push(
-                        PartitionProduceResponse::default()
-                            .with_index(index)
-                            .with_base_offset(base_offset)
-                            .with_log_append_time_ms(log_append_time)
-                            .with_log_start_offset(log_start_offset),
-                    );
-                    if let Some(target) = sync {
-                        waits.push(AwaitingSync { topic: ti, partition: pi, target, log: partition.clone() });
-                    }
-                }
-                Ok(Appended::Duplicate { base_offset, log_start_offset, sync }) => {
-                    partitions.push(
-                        PartitionProduceResponse::default()
-                            .with_index(index)
-                            .with_base_offset(base_offset)
-                            .with_log_append_time_ms(-1)
-                            .with_log_start_offset(log_start_offset),
-                    );
-                    // The original is not durable yet: the retry waits for the same fsync.
-                    if let Some(target) = sync {
-                        waits.push(AwaitingSync { topic: ti, partition: pi, target, log: partition.clone() });
-                    }
-                }
-                Err(e) => {
-                    if e.code() == ResponseError::KafkaStorageError
-                        && let Some(suppressed) = PRODUCE_STORAGE_ERRORS.check(now)
-                    {
-                        tracing::warn!(
-                            topic = partition.topic,
-                            partition = index,
-                            error = %e,
-                            suppressed,
-                            "produce failed: the log cannot be written (KAFKA_STORAGE_ERROR; further failures are counted, not logged, for 10 s)"
-                        );
-                    }
-                    partitions.push(partition_error(index, Some(e.code()), Some(e.to_string())))
-                }
+            let (answer, sync) = validate_and_append(&broker, &partition, &records, &config, now).await;
+            partitions.push(answer);
+            if let Some(target) = sync {
+                waits.push(AwaitingSync { topic: ti, partition: pi, target, log: partition.clone() });
             }
         }
         responses.push(
@@ -298,4 +413,84 @@ pub fn start(broker: Arc<Broker>, request: ProduceRequest, to: ReplyTo) -> Pendi
         }
         to.encode(ResponseKind::Produce(ProduceResponse::default().with_responses(responses)))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use kafka_protocol::messages::{ApiKey, produce_request};
+
+    use super::*;
+    use crate::handler::test_support::{broker, name};
+    use crate::log::test_util::producer_batch;
+
+    fn config(compression: Option<Compression>) -> EffectiveTopicConfig {
+        EffectiveTopicConfig { max_message_bytes: 1 << 20, compression, ..Default::default() }
+    }
+
+    #[test]
+    fn scratch_is_planned_only_for_compressed_or_rewritten_data() {
+        let plain = producer_batch(10, 1, 10, Compression::None, (-1, -1, -1));
+        let zstd = producer_batch(10, 1, 10, Compression::Zstd, (-1, -1, -1));
+        let pool = 256 << 20;
+        let none = ScratchPlan { limit: 0, reserve: 0 };
+        assert_eq!(scratch_plan(&plain, &config(None), pool, false), none);
+        assert_eq!(scratch_plan(&plain, &config(Some(Compression::None)), pool, true), none);
+        let first = scratch_plan(&zstd, &config(None), pool, false);
+        assert_eq!(first, ScratchPlan { limit: FIRST_GUESS_MIN, reserve: FIRST_GUESS_MIN });
+        let full = scratch_plan(&zstd, &config(None), pool, true);
+        assert_eq!(full, ScratchPlan { limit: 64 << 20, reserve: 64 << 20 });
+        // Rewriting holds plain records and output: three times the bound, within the pool.
+        let rewrite = scratch_plan(&plain, &config(Some(Compression::Lz4)), 96 << 20, true);
+        assert_eq!(rewrite, ScratchPlan { limit: 32 << 20, reserve: 96 << 20 });
+        // Garbage is planned as compressed (validation refuses it).
+        assert_eq!(scratch_plan(b"garbage", &config(None), pool, false).limit, FIRST_GUESS_MIN);
+    }
+
+    fn request(records: Vec<u8>) -> ProduceRequest {
+        let data = produce_request::PartitionProduceData::default().with_index(0).with_records(Some(records.into()));
+        ProduceRequest::default().with_acks(1).with_timeout_ms(10_000).with_topic_data(vec![
+            produce_request::TopicProduceData::default().with_name(name("t")).with_partition_data(vec![data]),
+        ])
+    }
+
+    async fn produce(b: &Arc<Broker>, records: Vec<u8>) -> PartitionProduceResponse {
+        use kafka_protocol::protocol::Decodable;
+        // v8: the last version with a plain response header (size, correlation id).
+        let to = ReplyTo { api_key: ApiKey::Produce, version: 8, correlation_id: 1 };
+        let out = start(b.clone(), request(records), to).await.await.expect("encode").expect("acks=1 answers");
+        let crate::protocol::splice::Part::Bytes(bytes) = &out.parts[0] else { panic!("bytes") };
+        let mut body = bytes.slice(8..);
+        let r = ProduceResponse::decode(&mut body, 8).expect("decode");
+        r.responses[0].partition_responses[0].clone()
+    }
+
+    #[tokio::test]
+    async fn compressed_batches_wait_for_scratch_and_decompress_beyond_the_first_guess() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = broker(dir.path());
+        b.create_topic("t", 1, 1, BTreeMap::new(), false).expect("create");
+        // 200 records of 5 000 identical bytes: ~1 MB plain, a few KB of gzip, so more
+        // than the first guess (16 times the compressed size, at least 256 KiB).
+        let gzip = producer_batch(200, now_ms(), 5_000, Compression::Gzip, (-1, -1, -1));
+        assert!(gzip.len() * FIRST_GUESS_RATIO < FIRST_GUESS_MIN);
+        let all = b.scratch_budget.reserve(b.scratch_budget.capacity()).await.expect("reserve");
+        let pending = tokio::spawn({
+            let b = b.clone();
+            async move { produce(&b, gzip).await }
+        });
+        // The pool is held: the produce waits rather than allocating.
+        let finished = async {
+            while !pending.is_finished() {
+                tokio::task::yield_now().await;
+            }
+        };
+        assert!(tokio::time::timeout(Duration::from_millis(200), finished).await.is_err());
+        drop(all);
+        let answer = tokio::time::timeout(Duration::from_secs(30), pending).await.expect("produce done").unwrap();
+        assert_eq!(answer.error_code, 0, "{:?}", answer.error_message);
+        assert_eq!(answer.base_offset, 0);
+        assert_eq!(b.scratch_budget.available(), b.scratch_budget.capacity());
+    }
 }

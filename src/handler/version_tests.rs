@@ -45,7 +45,7 @@ async fn every_response_encodes_at_every_advertised_version() {
                             ]),
                     ]);
                     let to = ReplyTo { api_key: key, version: v, correlation_id: 1 };
-                    produce::start(b.clone(), req, to).await.unwrap().unwrap();
+                    produce::start(b.clone(), req, to).await.await.unwrap().unwrap();
                     continue;
                 }
                 ApiKey::Fetch => ResponseKind::Fetch(

@@ -196,6 +196,17 @@ pub fn decompressed_size_limit(max_batch_bytes: usize) -> usize {
 /// Validates what a producer sent for one partition: one or more consecutive, complete v2
 /// batches. Returns their headers in order (empty input yields an empty vector).
 pub fn validate_produced_batches(bytes: &[u8], max_batch_bytes: usize) -> Result<Vec<BatchHeader>, BatchError> {
+    validate_produced_batches_within(bytes, max_batch_bytes, decompressed_size_limit(max_batch_bytes))
+}
+
+/// [`validate_produced_batches`] with each batch's decompressed size bounded by
+/// `decompressed_limit` (the scratch the caller has reserved; the decompression buffer
+/// is allocated once, at most this size plus one byte, and reused across batches).
+pub fn validate_produced_batches_within(
+    bytes: &[u8],
+    max_batch_bytes: usize,
+    decompressed_limit: usize,
+) -> Result<Vec<BatchHeader>, BatchError> {
     let mut headers = Vec::new();
     let mut scratch = Vec::new();
     let mut pos = 0;
@@ -227,7 +238,7 @@ pub fn validate_produced_batches(bytes: &[u8], max_batch_bytes: usize) -> Result
         match header.compression() {
             Compression::None => walk_records(payload, header.records_count)?,
             codec => {
-                decompress(codec, payload, decompressed_size_limit(max_batch_bytes), &mut scratch)?;
+                decompress(codec, payload, decompressed_limit, &mut scratch)?;
                 walk_records(&scratch, header.records_count)?;
             }
         }
@@ -240,8 +251,13 @@ pub fn validate_produced_batches(bytes: &[u8], max_batch_bytes: usize) -> Result
 /// Decompresses `input` into `out` (cleared first), failing with `TooLarge` as soon as more
 /// than `limit` bytes would be produced. The codec crates are used directly rather than
 /// through kafka-protocol's `Decompressor`, which has no size bound.
+///
+/// `out` is given room for `limit + 1` bytes at once, so it never reallocates (a
+/// growing `Vec` would copy and could hold twice what it needs): what is touched, and
+/// so resident, is what was decompressed.
 pub(crate) fn decompress(codec: Compression, input: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<(), BatchError> {
     out.clear();
+    out.reserve_exact(limit.saturating_add(1));
     let err = |source: io::Error| BatchError::Decompress { codec, source };
     let cap = limit as u64 + 1;
     match codec {

@@ -56,6 +56,7 @@ use std::path::PathBuf;
 pub use batch::{
     BatchError, BatchHeader, BatchIter, Compression, HEADER_SIZE, TimestampType, decompressed_size_limit,
     set_base_offset, set_log_append_time, set_partition_leader_epoch, validate_produced_batches,
+    validate_produced_batches_within,
 };
 pub use damage::DamagedRange;
 pub use flusher::{Flusher, SyncTarget};

@@ -6,7 +6,7 @@
 use bytes::BufMut;
 use kafka_protocol::compression::{Compressor, Gzip, Lz4, Snappy, Zstd};
 
-use super::batch::{BatchError, BatchHeader, Compression, HEADER_SIZE, decompress, decompressed_size_limit};
+use super::batch::{BatchError, BatchHeader, Compression, HEADER_SIZE, decompress};
 
 const LENGTH_OFFSET: usize = 8;
 const CRC_OFFSET: usize = 17;
@@ -55,11 +55,12 @@ pub(crate) fn compress(codec: Compression, records: &[u8], out: &mut bytes::Byte
 }
 
 /// Appends `batch` rewritten with `codec` to `out` (unchanged if it already uses it).
-/// `batch` must be a validated batch; `max_batch_bytes` bounds its decompressed size.
+/// `batch` must be a validated batch; `decompressed_limit` bounds its decompressed size
+/// (see [`super::batch::decompressed_size_limit`]).
 pub fn recompress_into(
     batch: &[u8],
     codec: Compression,
-    max_batch_bytes: usize,
+    decompressed_limit: usize,
     out: &mut bytes::BytesMut,
 ) -> Result<(), BatchError> {
     let header = BatchHeader::parse(batch)?;
@@ -68,7 +69,7 @@ pub fn recompress_into(
         return Ok(());
     }
     let mut plain = Vec::new();
-    decompress(header.compression(), &batch[HEADER_SIZE..], decompressed_size_limit(max_batch_bytes), &mut plain)?;
+    decompress(header.compression(), &batch[HEADER_SIZE..], decompressed_limit, &mut plain)?;
     let start = out.len();
     out.put_slice(&batch[..HEADER_SIZE]);
     compress(codec, &plain, out)?;
@@ -97,7 +98,7 @@ mod tests {
             let before = RecordBatchDecoder::decode(&mut bytes::Bytes::from(original.clone())).unwrap();
             for to in codecs {
                 let mut out = bytes::BytesMut::new();
-                recompress_into(&original, to, 1 << 20, &mut out).unwrap();
+                recompress_into(&original, to, 64 << 20, &mut out).unwrap();
                 let headers = validate_produced_batches(&out, 1 << 20).unwrap();
                 assert_eq!(headers.len(), 1);
                 assert_eq!(headers[0].compression(), to, "{from:?} -> {to:?}");

@@ -79,6 +79,43 @@ impl MemoryBudget {
     }
 }
 
+/// Produce-path scratch memory (decompressing batches to validate them, recompressing
+/// them), part of the request-memory budget but a pool of its own.
+///
+/// Holders never wait while they hold: a reservation is taken before the synchronous
+/// validation of one partition's data and dropped after its append. So a waiter (which
+/// may hold its request frame from [`MemoryBudget`]) always gets its turn, and many
+/// concurrent compressed batches wait for scratch instead of allocating beyond it.
+#[derive(Clone)]
+pub struct ScratchBudget {
+    semaphore: Arc<Semaphore>,
+    capacity: usize,
+}
+
+impl ScratchBudget {
+    pub fn new(bytes: usize) -> Self {
+        let capacity = bytes.min(Semaphore::MAX_PERMITS).min(u32::MAX as usize);
+        Self { semaphore: Arc::new(Semaphore::new(capacity)), capacity }
+    }
+
+    /// The whole pool: no single reservation is larger.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    pub fn available(&self) -> usize {
+        self.semaphore.available_permits()
+    }
+
+    /// Waits until `bytes` (at most the capacity) can be reserved at once.
+    /// Fails only if the pool was closed (it never is).
+    pub async fn reserve(&self, bytes: usize) -> Result<Reservation, tokio::sync::AcquireError> {
+        // The capacity fits a u32 (see `new`).
+        let n = u32::try_from(bytes.min(self.capacity)).unwrap_or(u32::MAX);
+        self.semaphore.clone().acquire_many_owned(n).await
+    }
+}
+
 /// Bytes held against a [`MemoryBudget`]; released on drop. `merge` combines two and
 /// `split` gives part back early.
 pub type Reservation = OwnedSemaphorePermit;

@@ -207,10 +207,11 @@ pub(crate) fn rebuild_batch(
 
 /// Indexes (within their batch) of the records without a key in `batches`: what a topic
 /// whose `cleanup.policy` includes `compact` refuses, as Kafka's `LogValidator` does.
+/// `decompressed_limit` bounds each batch's decompressed size.
 pub fn keyless_records(
     batches: &[u8],
     headers: &[BatchHeader],
-    max_batch_bytes: usize,
+    decompressed_limit: usize,
 ) -> Result<Vec<i32>, BatchError> {
     let mut found = Vec::new();
     let mut pos = 0;
@@ -222,7 +223,14 @@ pub fn keyless_records(
         if h.is_control() {
             continue;
         }
-        let plain = plain_records(h, batch, max_batch_bytes, &mut scratch)?;
+        let payload = batch.get(HEADER_SIZE..).ok_or(BatchError::Truncated)?;
+        let plain = match h.compression() {
+            Compression::None => payload,
+            codec => {
+                decompress(codec, payload, decompressed_limit, &mut scratch)?;
+                &scratch[..]
+            }
+        };
         let mut records = Vec::new();
         parse_records(h, plain, &mut records)?;
         found.extend(records.iter().enumerate().filter(|(_, r)| r.key.is_none()).map(|(i, _)| i as i32));
