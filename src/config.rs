@@ -44,13 +44,14 @@ pub struct BrokerConfig {
     pub node_id: i32,
 
     /// Address the Kafka listener binds to: `host:port`, optionally written Kafka's way
-    /// (`PLAINTEXT://host:port`); an empty host means all interfaces.
+    /// (`PLAINTEXT://host:port`); an empty host means all interfaces. Jet serves PLAINTEXT
+    /// only for now: `SSL://`, `SASL_SSL://`, `SASL_PLAINTEXT://` are refused.
     #[arg(long, env = "JET_LISTEN", default_value = "0.0.0.0:9092", value_parser = parse_listen)]
     pub listen: ListenAddr,
 
     /// `host:port` clients are told to connect to (Kafka `advertised.listeners`).
     /// Defaults to `localhost:<listen port>`.
-    #[arg(long, env = "JET_ADVERTISED_LISTENER")]
+    #[arg(long, env = "JET_ADVERTISED_LISTENER", value_parser = parse_advertised)]
     pub advertised_listener: Option<String>,
 
     /// Directory holding partition logs and metadata.
@@ -259,12 +260,19 @@ impl std::fmt::Display for ListenAddr {
 }
 
 fn parse_listen(s: &str) -> Result<ListenAddr, String> {
-    let s = s.rsplit("://").next().unwrap_or(s);
+    let s = crate::security::plaintext_listener(s).map_err(|e| e.to_string())?;
     let (host, port) = s.rsplit_once(':').ok_or_else(|| format!("`{s}`: expected host:port"))?;
     let port = port.parse::<u16>().map_err(|e| format!("`{s}`: bad port: {e}"))?;
     let host = host.trim_start_matches('[').trim_end_matches(']');
     let host = if host.is_empty() { "0.0.0.0" } else { host };
     Ok(ListenAddr { host: host.to_string(), port })
+}
+
+/// An advertised listener must be PLAINTEXT too: advertising `SSL://` while serving
+/// plaintext would send clients' TLS to a plaintext port.
+fn parse_advertised(s: &str) -> Result<String, String> {
+    crate::security::plaintext_listener(s).map_err(|e| e.to_string())?;
+    Ok(s.to_string())
 }
 
 /// A `--set` that names an unknown key or carries an unparsable value.
@@ -276,6 +284,8 @@ pub enum ConfigError {
     UnknownKey(String),
     #[error("setting `{key}`: cannot parse `{value}`: {reason}")]
     BadValue { key: String, value: String, reason: String },
+    #[error(transparent)]
+    Security(#[from] crate::security::SecurityError),
 }
 
 impl BrokerConfig {
@@ -376,7 +386,10 @@ impl KafkaSettings {
             "log.cleaner.min.cleanable.ratio" => self.log_cleaner_min_cleanable_ratio = parse(key, value)?,
             "log.cleaner.min.compaction.lag.ms" => self.log_cleaner_min_compaction_lag_ms = parse(key, value)?,
             "log.cleaner.max.compaction.lag.ms" => self.log_cleaner_max_compaction_lag_ms = parse(key, value)?,
-            _ => return Err(ConfigError::UnknownKey(key.to_string())),
+            _ => {
+                crate::security::check_security_setting(key, value)?;
+                return Err(ConfigError::UnknownKey(key.to_string()));
+            }
         }
         Ok(())
     }
@@ -439,6 +452,21 @@ mod tests {
         // An advertised host without a port takes the listener's actual port, not 0.
         assert_eq!(config(&["--advertised-listener", "example"]), ("example".to_string(), 40123));
         assert_eq!(config(&["--advertised-listener", "example:9000"]), ("example".to_string(), 9000));
+    }
+
+    #[test]
+    fn security_listeners_and_settings_fail_closed() {
+        for listener in ["SSL://127.0.0.1:0", "SASL_SSL://:9093", "SASL_PLAINTEXT://h:1"] {
+            for flag in ["--listen", "--advertised-listener"] {
+                let e = Cli::try_parse_from(["jet", flag, listener]).unwrap_err().to_string();
+                assert!(e.contains("PLAINTEXT only for now"), "{flag} {listener}: {e}");
+            }
+        }
+        let mut s = Cli::try_parse_from(["jet"]).unwrap().into_broker_config();
+        s.kafka.overrides = vec!["ssl.keystore.location=/etc/k.jks".into()];
+        let e = s.apply_overrides().unwrap_err();
+        assert!(matches!(e, ConfigError::Security(_)), "{e}");
+        assert!(e.to_string().contains("ssl.keystore.location"), "{e}");
     }
 
     #[test]

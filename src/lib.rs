@@ -62,4 +62,5 @@ pub mod group;
 pub mod handler;
 pub mod log;
 pub mod protocol;
+pub mod security;
 pub mod server;

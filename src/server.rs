@@ -28,6 +28,7 @@ use crate::handler;
 use crate::log::FileRange;
 use crate::protocol::splice::Part;
 use crate::protocol::{self, Decoded, frame};
+use crate::security::PeerLogLimiter;
 
 /// Requests a connection may have in flight before the reader stops reading.
 const MAX_IN_FLIGHT: usize = 16;
@@ -44,6 +45,7 @@ const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 pub async fn run(listener: TcpListener, broker: Arc<Broker>, shutdown: impl Future<Output = ()>) {
     let stop_rx = broker.shutdown_signal();
     let budget = frame::MemoryBudget::new(broker.config.queued_request_bytes());
+    let tls_log = Arc::new(PeerLogLimiter::default());
     let housekeeping = tokio::spawn(broker.clone().run_housekeeping(stop_rx.clone()));
     let group_timers = tokio::spawn(crate::group::GroupCoordinator::run_timers(broker.clone(), stop_rx.clone()));
     let scrubber = broker.start_scrubber();
@@ -62,9 +64,10 @@ pub async fn run(listener: TcpListener, broker: Arc<Broker>, shutdown: impl Futu
                     let broker = broker.clone();
                     let stop = stop_rx.clone();
                     let budget = budget.clone();
+                    let tls_log = tls_log.clone();
                     connections.spawn(async move {
                         debug!(%peer, "connection opened");
-                        serve_connection(stream, broker, stop, budget).await;
+                        serve_connection(stream, broker, stop, budget, &tls_log).await;
                         debug!(%peer, "connection closed");
                     });
                 }
@@ -115,8 +118,10 @@ async fn serve_connection(
     broker: Arc<Broker>,
     mut stop: watch::Receiver<bool>,
     budget: frame::MemoryBudget,
+    tls_log: &PeerLogLimiter,
 ) {
     let peer = stream.peer_addr().ok();
+    let mut sasl_logged = false;
     let (mut reader, writer) = stream.into_split();
     let (tx, rx) = mpsc::channel::<Pending>(MAX_IN_FLIGHT);
     // Aborted if this connection's task is (shutdown grace elapsed), so the writer never
@@ -131,6 +136,18 @@ async fn serve_connection(
         let frame = match frame {
             Ok(Some(f)) => f,
             Ok(None) => break,
+            Err(frame::FrameError::TlsRecord) => {
+                // Rate-limited per peer address: a client retrying in a loop must not
+                // flood the log.
+                if let Some(suppressed) = tls_log.should_log(peer.map(|p| p.ip()), std::time::Instant::now()) {
+                    warn!(
+                        ?peer,
+                        suppressed,
+                        "client spoke TLS to a PLAINTEXT listener (its security.protocol is SSL or SASL_SSL; Jet serves PLAINTEXT only for now); closing connection"
+                    );
+                }
+                break;
+            }
             Err(e) => {
                 warn!(?peer, error = %e, "closing connection: bad frame");
                 break;
@@ -152,6 +169,15 @@ async fn serve_connection(
                 break;
             }
         };
+        if let Some(attempt) = handler::sasl::attempt(&request)
+            && !std::mem::replace(&mut sasl_logged, true)
+        {
+            warn!(
+                ?peer,
+                client_id = request.header.client_id.as_deref().unwrap_or_default(),
+                "client attempted SASL authentication ({attempt}) on a PLAINTEXT listener: answering ILLEGAL_SASL_STATE as Kafka does (Jet serves PLAINTEXT only for now; the client's security.protocol is SASL_PLAINTEXT or SASL_SSL)"
+            );
+        }
         let pending = handler::dispatch(&broker, *request, peer).await;
         // The frame's reservation is held until the response is written: decoded
         // strings and record sets share the frame's buffer.

@@ -11,7 +11,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::ops::ControlFlow;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -27,6 +27,8 @@ struct Shared {
     wake: Condvar,
     /// Partitions (by directory) a thread is cleaning.
     busy: Mutex<HashSet<PathBuf>>,
+    /// Signalled whenever a partition leaves `busy`.
+    released: Condvar,
     /// Earliest delete horizon of a tombstone left in each partition by the last pass
     /// (after a restart, read from the partition's cleaner checkpoint).
     horizons: Mutex<HashMap<PathBuf, Option<i64>>>,
@@ -57,6 +59,22 @@ impl LogCleaner {
             match spawned {
                 Ok(h) => handles.push(h),
                 Err(e) => tracing::error!(error = %e, "cannot start a log cleaner thread"),
+            }
+        }
+    }
+
+    /// Waits until no cleaner thread works on the partition in `dir`, which the caller
+    /// has marked removed, so no pass starts on it again. A pass in progress stops after
+    /// the group it is cleaning; its swaps are refused by the removed partition.
+    pub fn abort_and_wait(&self, dir: &Path) {
+        if let Ok(mut h) = self.shared.horizons.lock() {
+            h.remove(dir);
+        }
+        let Ok(mut busy) = self.shared.busy.lock() else { return };
+        while busy.contains(dir) {
+            match self.shared.released.wait(busy) {
+                Ok(b) => busy = b,
+                Err(_poisoned) => return,
             }
         }
     }
@@ -145,7 +163,7 @@ fn clean_filthiest(shared: &Shared, broker: &Broker, map: &mut OffsetMap) -> boo
             }
             match need(shared, &p, now) {
                 Ok(Some(n)) if best.as_ref().is_none_or(|(b, _)| n > *b) => best = Some((n, p)),
-                Ok(_) => {}
+                Ok(_) | Err(PartitionError::Removed) => {}
                 Err(e) => tracing::warn!(topic = p.topic, partition = p.index, error = %e, "cannot check for cleaning"),
             }
         }
@@ -155,9 +173,19 @@ fn clean_filthiest(shared: &Shared, broker: &Broker, map: &mut OffsetMap) -> boo
     if !claimed {
         return true;
     }
-    let result = clean_partition(&p, map, now, &|| stopped(shared));
+    // Checked after claiming: a deletion marks the partition before it waits for `busy`
+    // (see `abort_and_wait`), so either it waits for this pass or this pass sees the mark.
+    let result = if p.is_removed() {
+        Err(PartitionError::Removed)
+    } else {
+        clean_partition(&p, map, now, &|| stopped(shared) || p.is_removed())
+    };
     if let Ok(mut b) = shared.busy.lock() {
         b.remove(p.dir());
+    }
+    shared.released.notify_all();
+    if let Err(PartitionError::Removed) = result {
+        return true;
     }
     match result {
         Ok(outcome) => {
@@ -216,7 +244,8 @@ pub fn clean_partition(
         },
     )?;
     if let Some(after) = cleaner::checkpoint_after(c.first_dirty, &outcome) {
-        cleaner::write_checkpoint(p.dir(), after)?;
+        // Under the partition lock, so never into a deleted topic's reused directory.
+        p.with_log(|_| cleaner::write_checkpoint(p.dir(), after))?;
     }
     Ok(outcome)
 }

@@ -355,6 +355,14 @@ impl Broker {
         // this run stops half way.
         let intent = Intent::Delete { name: topic.name.clone(), id: topic.id, partitions: topic.partition_count() };
         self.meta.delete_topic(&topic.name, &intent)?;
+        // Nothing may write into a directory by path once it is moved (a topic of the same
+        // name may be created there at once): fence the partitions, then wait for a cleaner
+        // pass that is writing cleaned segments into one of them to stop (Kafka's
+        // `abortAndPauseCleaning` before deleting a log).
+        for p in topic.partitions() {
+            p.mark_removed();
+            self.cleaner.abort_and_wait(p.dir());
+        }
         let (doomed, mut complete) = self.topics.remove(topic);
         for dir in doomed {
             if let Err(e) = std::fs::remove_dir_all(&dir) {

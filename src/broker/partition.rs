@@ -33,6 +33,10 @@ pub enum PartitionError {
     Rejected(ResponseError),
     #[error("partition state lock poisoned")]
     Poisoned,
+    /// The topic was deleted: its directory is gone or belongs to a newer topic of the
+    /// same name, so nothing may touch the files by path any more.
+    #[error("partition was deleted")]
+    Removed,
 }
 
 impl PartitionError {
@@ -45,6 +49,7 @@ impl PartitionError {
             PartitionError::Log(LogError::Corrupt { .. } | LogError::CorruptBatch { .. }) => {
                 ResponseError::CorruptMessage
             }
+            PartitionError::Removed => ResponseError::UnknownTopicOrPartition,
             PartitionError::Log(_) | PartitionError::Poisoned => ResponseError::KafkaStorageError,
         }
     }
@@ -56,6 +61,8 @@ struct Inner {
     config: EffectiveTopicConfig,
     /// When interval flushing last ran (`flush.ms`).
     last_flush_ms: i64,
+    /// Set (under the lock) before a deleted topic's directory is moved away.
+    removed: bool,
 }
 
 pub struct Partition {
@@ -134,13 +141,39 @@ impl Partition {
             topic: topic.to_string(),
             index,
             dir: dir.to_path_buf(),
-            inner: Mutex::new(Inner { log, producers, config, last_flush_ms: 0 }),
+            inner: Mutex::new(Inner { log, producers, config, last_flush_ms: 0, removed: false }),
             high_watermark,
         })
     }
 
+    /// The partition state, refused once the partition is deleted: every operation
+    /// that writes or deletes files by path (append and roll, retention, cleaning swaps,
+    /// checkpoints, close) then fails instead of touching a newer topic's directory.
     fn lock(&self) -> Result<MutexGuard<'_, Inner>, PartitionError> {
-        self.inner.lock().map_err(|_poisoned| PartitionError::Poisoned)
+        let inner = self.inner.lock().map_err(|_poisoned| PartitionError::Poisoned)?;
+        if inner.removed {
+            return Err(PartitionError::Removed);
+        }
+        Ok(inner)
+    }
+
+    /// Marks the partition deleted. Once this returns, no operation holds or will take
+    /// the partition lock, so the caller may move the directory away.
+    pub fn mark_removed(&self) {
+        let mut inner = self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        inner.removed = true;
+        // The scrubber and the read path record damage without the partition lock.
+        inner.log.damage().detach();
+        // A seal still running would write index files and a recovery point into the
+        // directory, which a new topic of the same name may take at once.
+        if let Err(e) = inner.log.wait_for_seals() {
+            tracing::warn!(dir = %self.dir.display(), error = %e, "a rolled segment of a deleted partition was not sealed");
+        }
+    }
+
+    /// Whether the partition's topic was deleted.
+    pub fn is_removed(&self) -> bool {
+        self.inner.lock().map_or_else(|poisoned| poisoned.into_inner().removed, |inner| inner.removed)
     }
 
     /// The current leader epoch (the raft term once replication lands).

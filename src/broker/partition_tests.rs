@@ -218,3 +218,33 @@ async fn high_watermark_never_covers_a_segment_whose_seal_is_pending() {
     commit.await.expect("join").expect("commit");
     assert_eq!(committing.high_watermark(), 6);
 }
+
+#[test]
+fn a_removed_partition_refuses_everything_that_touches_files_by_path() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Tiny segments: the second append would roll, creating a file by path.
+    let p = open(dir.path(), LogConfig { segment_bytes: 100, ..LogConfig::default() });
+    append(&p, &producer_batch(1, 1, 10, Compression::None, (-1, -1, -1))).expect("append");
+    p.mark_removed();
+    assert!(p.is_removed());
+    let refused = append(&p, &producer_batch(1, 1, 10, Compression::None, (-1, -1, -1)));
+    assert!(matches!(refused, Err(PartitionError::Removed)));
+    assert_eq!(PartitionError::Removed.code(), ResponseError::UnknownTopicOrPartition);
+    assert!(matches!(p.apply_retention(i64::MAX), Err(PartitionError::Removed)));
+    assert!(matches!(p.with_log(|_| Ok(())), Err(PartitionError::Removed)));
+    assert!(matches!(p.close(), Err(PartitionError::Removed)));
+    // The scrubber and the read path record damage without the partition lock: that
+    // file is not written into the (soon reused) directory either.
+    let before = std::fs::read_dir(dir.path()).expect("dir").count();
+    let damage = crate::log::DamagedRange {
+        first_offset: 0,
+        last_offset: 0,
+        segment_base: Some(0),
+        position: 0,
+        end_position: 10,
+        reason: "test".into(),
+    };
+    let log_damage = p.inner.lock().expect("lock").log.damage().clone();
+    assert!(log_damage.add(damage).expect("add"));
+    assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), before, "nothing written after removal");
+}

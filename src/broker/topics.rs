@@ -208,7 +208,8 @@ impl TopicRegistry {
 
     /// Unregisters a topic and moves its directories out of the way so the name can be
     /// reused at once; returns the renamed directories for the caller to remove, and
-    /// whether every directory was moved.
+    /// whether every directory was moved. The caller marks the partitions removed (and
+    /// waits for the log cleaner to let go of them) first.
     pub fn remove(&self, topic: &Topic) -> (Vec<PathBuf>, bool) {
         if let Ok(mut maps) = self.maps.write() {
             maps.by_name.remove(&topic.name);
@@ -218,11 +219,6 @@ impl TopicRegistry {
         let mut doomed = Vec::new();
         let mut complete = true;
         for p in topic.partitions() {
-            // A seal still running would write index files and a recovery point under
-            // the old name, which a new topic may take at once.
-            if let Err(e) = p.with_log(|log| log.wait_for_seals()) {
-                tracing::warn!(dir = %p.dir().display(), error = %e, "a rolled segment of a deleted partition was not sealed");
-            }
             let target =
                 p.dir().with_file_name(format!("{}-{}.{}-delete", topic.name, p.index, uuid::Uuid::new_v4().simple()));
             match std::fs::rename(p.dir(), &target) {

@@ -36,6 +36,7 @@ pub mod offset_delete;
 pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+pub mod sasl;
 pub mod sync_group;
 #[cfg(test)]
 mod test_support;
@@ -113,6 +114,9 @@ pub const IMPLEMENTED: &[ApiKey] = &[
     ApiKey::OffsetDelete,
     ApiKey::ConsumerGroupHeartbeat,
     ApiKey::ConsumerGroupDescribe,
+    // As Kafka, on every listener: answered as on Kafka's PLAINTEXT listener (handler::sasl).
+    ApiKey::SaslHandshake,
+    ApiKey::SaslAuthenticate,
 ];
 
 /// The versions served for `key`: the `kafka-protocol` crate's range, which starts at
@@ -195,6 +199,8 @@ pub async fn dispatch(broker: &Arc<Broker>, request: Request, peer: Option<std::
             })
         }
         RequestKind::ApiVersions(r) => ready(to.encode(ResponseKind::ApiVersions(api_versions::handle(r, v)))),
+        RequestKind::SaslHandshake(r) => ready(to.encode(ResponseKind::SaslHandshake(sasl::handshake(r, v)))),
+        RequestKind::SaslAuthenticate(r) => ready(to.encode(ResponseKind::SaslAuthenticate(sasl::authenticate(r, v)))),
         RequestKind::JoinGroup(r) => {
             let client = Client::new(request.header.client_id.as_deref(), peer);
             start_group_request(broker, to, move |b| join_group::start(b, r, v, &client)).await

@@ -363,6 +363,13 @@ async fn every_response_encodes_at_every_advertised_version() {
                     ),
                     v,
                 )),
+                ApiKey::SaslHandshake => ResponseKind::SaslHandshake(sasl::handshake(
+                    SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN")),
+                    v,
+                )),
+                ApiKey::SaslAuthenticate => {
+                    ResponseKind::SaslAuthenticate(sasl::authenticate(SaslAuthenticateRequest::default(), v))
+                }
                 other => panic!("no version test for {other:?}"),
             };
             encodes(&body, key, v);

@@ -62,11 +62,14 @@ impl DamagedRange {
 pub(crate) struct DamageSet {
     dir: PathBuf,
     ranges: Mutex<Vec<DamagedRange>>,
+    /// Serialises writes of the file, so the last write holds the latest set; `true` once
+    /// the log's directory is no longer its own (the topic was deleted, see `detach`).
+    writing: Mutex<bool>,
 }
 
 impl DamageSet {
     pub fn new(dir: &Path, ranges: Vec<DamagedRange>) -> Self {
-        DamageSet { dir: dir.to_path_buf(), ranges: Mutex::new(ranges) }
+        DamageSet { dir: dir.to_path_buf(), ranges: Mutex::new(ranges), writing: Mutex::new(false) }
     }
 
     fn lock(&self) -> MutexGuard<'_, Vec<DamagedRange>> {
@@ -121,7 +124,7 @@ impl DamageSet {
     /// Records `range` unless it overlaps one already known; logs and persists it.
     /// Returns whether it was new.
     pub fn add(&self, range: DamagedRange) -> Result<bool, LogError> {
-        let json = {
+        {
             let mut ranges = self.lock();
             if ranges.iter().any(|r| r.first_offset <= range.last_offset && range.first_offset <= r.last_offset) {
                 return Ok(false);
@@ -138,31 +141,39 @@ impl DamageSet {
             );
             let at = ranges.partition_point(|r| r.first_offset < range.first_offset);
             ranges.insert(at, range);
-            serialize(&ranges)?
-        };
-        write_durably(&self.dir, DAMAGE_FILE, &json)?;
+        }
+        self.persist()?;
         Ok(true)
     }
 
-    /// Writes the current set durably.
+    /// Writes the current set durably (nothing once detached).
     pub fn persist(&self) -> Result<(), LogError> {
+        let detached = self.writing.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if *detached {
+            return Ok(());
+        }
         let json = serialize(&self.lock())?;
         write_durably(&self.dir, DAMAGE_FILE, &json)
+    }
+
+    /// Stops all writes of the file: the directory is about to be moved away and its
+    /// path may soon belong to a new topic of the same name. Waits for a write under way.
+    pub fn detach(&self) {
+        *self.writing.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = true;
     }
 
     /// Drops ranges outside `[log_start, log_end)` (deleted by retention, DeleteRecords or
     /// truncation) and persists the result if anything changed.
     pub fn retain_within(&self, log_start: i64, log_end: i64) -> Result<(), LogError> {
-        let json = {
+        {
             let mut ranges = self.lock();
             let before = ranges.len();
             ranges.retain(|r| r.last_offset >= log_start && r.first_offset < log_end);
             if ranges.len() == before {
                 return Ok(());
             }
-            serialize(&ranges)?
-        };
-        write_durably(&self.dir, DAMAGE_FILE, &json)
+        }
+        self.persist()
     }
 }
 

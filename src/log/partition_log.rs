@@ -341,7 +341,8 @@ impl PartitionLog {
         }
     }
 
-    /// First batch (at or after the log start) whose maxTimestamp is `>= ts`.
+    /// First batch (at or after the log start) with records whose maxTimestamp is `>= ts`
+    /// (the empty batches compaction keeps for producer state hold no record to return).
     pub fn batch_for_timestamp(&self, ts: i64) -> Result<Option<Bytes>, LogError> {
         let log_start = self.log_start_offset;
         for seg in self.segments.iter().filter(|s| s.max_timestamp >= ts) {
@@ -354,7 +355,7 @@ impl PartitionLog {
             let Some((from_pos, _)) = seg.locate_skipping(from_offset, &skip)? else { continue };
             let mut found = None;
             self.scan_intact(seg, from_pos, |_, h, bytes| {
-                if h.max_timestamp >= ts && h.last_offset() >= log_start {
+                if h.max_timestamp >= ts && h.last_offset() >= log_start && h.records_count > 0 {
                     found = Some(Bytes::copy_from_slice(bytes));
                     return ControlFlow::Break(());
                 }
@@ -379,9 +380,27 @@ impl PartitionLog {
         let Some(seg) = best else { return Ok(None) };
         let skip = self.damage.in_segment(seg.base_offset);
         match seg.locate_skipping(seg.offset_of_max_timestamp, &skip)? {
-            Some((pos, h)) => Ok(Some((seg.max_timestamp, Self::batch_at(seg, pos, &h)?))),
+            Some((pos, h)) if h.records_count > 0 => Ok(Some((seg.max_timestamp, Self::batch_at(seg, pos, &h)?))),
+            // The segment's maximum belongs to a batch compaction emptied: find the
+            // largest timestamp among batches that still hold records.
+            Some(_) => self.max_timestamp_batch_by_scan(),
             None => Ok(None),
         }
+    }
+
+    fn max_timestamp_batch_by_scan(&self) -> Result<Option<(i64, Bytes)>, LogError> {
+        let log_start = self.log_start_offset;
+        let mut best: Option<(i64, Bytes)> = None;
+        for seg in &self.segments {
+            self.scan_intact(seg, 0, |_, h, bytes| {
+                let newer = best.as_ref().is_none_or(|(ts, _)| h.max_timestamp > *ts);
+                if h.records_count > 0 && h.last_offset() >= log_start && newer {
+                    best = Some((h.max_timestamp, Bytes::copy_from_slice(bytes)));
+                }
+                ControlFlow::Continue(())
+            })?;
+        }
+        Ok(best)
     }
 
     /// Calls `f` for every intact batch header from the log start onward (batches in

@@ -18,6 +18,10 @@ const ALLOWANCE: usize = 64 << 10;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FrameError {
+    /// Where a frame size belongs is a TLS record header (a ClientHello, usually): the
+    /// client was configured for SSL/SASL_SSL (Jet serves PLAINTEXT only for now).
+    #[error("client spoke TLS to a PLAINTEXT listener")]
+    TlsRecord,
     #[error("frame size {0} is negative")]
     NegativeSize(i32),
     #[error("frame size {size} exceeds socket.request.max.bytes {max}")]
@@ -99,6 +103,11 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
             return if got == 0 { Ok(None) } else { Err(FrameError::Truncated { received: got, expected: 4 }) };
         }
         got += n;
+    }
+    // Before the size checks: a ClientHello would otherwise be refused as a frame of
+    // ~369 MB, which tells nobody what happened.
+    if crate::security::is_tls_record(size_bytes) {
+        return Err(FrameError::TlsRecord);
     }
     let size = i32::from_be_bytes(size_bytes);
     if size < 0 {
@@ -221,6 +230,17 @@ mod tests {
         w1.await.unwrap().unwrap();
         w2.await.unwrap().unwrap();
         assert_eq!(budget.available(), 3 * MIB);
+    }
+
+    #[tokio::test]
+    async fn a_tls_client_hello_is_recognised_before_the_size_check() {
+        // The record header of a TLS 1.2 ClientHello (librdkafka with security.protocol=SSL),
+        // followed by the start of the handshake message.
+        let hello = [0x16, 0x03, 0x01, 0x01, 0x2c, 0x01, 0x00, 0x01, 0x28, 0x03, 0x03];
+        // Even with a limit that would admit a ~369 MB frame.
+        for max in [100, u32::MAX] {
+            assert!(matches!(read(&hello, max).await, Err(FrameError::TlsRecord)));
+        }
     }
 
     #[tokio::test]

@@ -400,3 +400,24 @@ fn min_compaction_lag_keeps_young_segments_and_the_dirty_ratio_and_max_lag_say_w
     assert_eq!((c.first_dirty, c.first_uncleanable), (2, 3));
     assert!(c.dirty_ratio() > 0.0 && c.dirty_ratio() < 1.0, "{}", c.dirty_ratio());
 }
+
+#[test]
+fn timestamp_lookups_skip_the_empty_batches_compaction_keeps_for_producers() {
+    let dir = tempdir();
+    let mut log = small_log(dir.path());
+    let producer = |seq| encode(&[(Some("a".into()), Some("p".into()))], 9_000, Compression::None, (7, 0, seq), false);
+    let plain = |k: &str, ts| encode(&[(Some(k.into()), Some("v".into()))], ts, Compression::None, (-1, -1, -1), false);
+    log.append(&producer(0), 0, 1_000).unwrap(); // 0: dropped
+    log.append(&producer(1), 0, 1_000).unwrap(); // 1: kept empty, maxTimestamp 9000
+    log.append(&plain("a", 4_000), 0, 1_000).unwrap(); // 2
+    log.append(&plain("z", 5_000), 0, 1_000).unwrap(); // 3
+    log.append(&plain("active", 1_000), 0, 1_000).unwrap(); // 4: active segment
+    let hw = log.log_end_offset();
+    log.clean(hw, 20_000, &settings(), &mut OffsetMap::with_buffer(1 << 20), &HashMap::from([(7, 1)])).unwrap();
+    let first_offset = |b: Bytes| BatchIter::new(&b).next().unwrap().unwrap().0.base_offset;
+    let by_time = log.batch_for_timestamp(4_500).unwrap().map(first_offset);
+    assert_eq!(by_time, Some(3), "the first batch with a record at or after 4500 is z's");
+    assert!(log.batch_for_timestamp(6_000).unwrap().is_none(), "only the empty batch is that late");
+    let (ts, batch) = log.max_timestamp_batch().unwrap().expect("a batch with records");
+    assert_eq!((ts, first_offset(batch)), (5_000, 3));
+}
