@@ -33,6 +33,7 @@ mod damage;
 mod flusher;
 mod index;
 pub mod open_files;
+pub mod page_cache;
 mod partition_log;
 mod read_plan;
 pub mod recompress;
