@@ -242,6 +242,39 @@ pub struct KafkaSettings {
     #[arg(skip = i64::MAX)]
     pub log_cleaner_max_compaction_lag_ms: i64,
 
+    /// `producer.id.expiration.ms`: an idempotent producer whose last write is older
+    /// than this is forgotten (its next batch is accepted as from a new producer).
+    #[arg(skip = 86_400_000)]
+    pub producer_id_expiration_ms: i64,
+
+    /// `producer.id.expiration.check.interval.ms`: how often expiry runs.
+    #[arg(skip = 600_000)]
+    pub producer_id_expiration_check_interval_ms: i64,
+
+    /// `max.producer.ids.per.partition` (Jet; Kafka has no cap): producer ids one
+    /// partition tracks. A batch from another id is refused with `POLICY_VIOLATION`
+    /// until some expire. About 200 bytes each.
+    #[arg(skip = 10_000)]
+    pub max_producer_ids_per_partition: i64,
+
+    /// `max.producer.ids` (Jet): producer ids tracked across all partitions.
+    #[arg(skip = 200_000)]
+    pub max_producer_ids: i64,
+
+    /// `max.connections`: open client connections; at the limit the listener stops
+    /// accepting until one closes (connections wait in the kernel's backlog).
+    #[arg(skip = i64::from(i32::MAX))]
+    pub max_connections: i64,
+
+    /// `max.connections.per.ip`: connections from one address; more are closed at once.
+    #[arg(skip = i64::from(i32::MAX))]
+    pub max_connections_per_ip: i64,
+
+    /// `max.connections.per.ip.overrides`: `host:count,...`, per-host exceptions to
+    /// `max.connections.per.ip` (hosts by name or address).
+    #[arg(skip)]
+    pub max_connections_per_ip_overrides: String,
+
     /// Any setting by its Kafka property name, e.g. `--set num.partitions=3`. Overrides
     /// the dedicated flags above.
     #[arg(long = "set", value_name = "KEY=VALUE", env = "JET_SET", value_delimiter = ',')]
@@ -328,7 +361,20 @@ impl BrokerConfig {
     /// Applies `--set key=value` overrides onto the typed settings.
     pub fn apply_overrides(&mut self) -> Result<(), ConfigError> {
         let overrides = std::mem::take(&mut self.kafka.overrides);
-        for kv in &overrides {
+        // `--set` splits on commas, but some values are lists
+        // (`max.connections.per.ip.overrides=a:1,b:2`): an item without `=` continues
+        // the value before it.
+        let mut joined: Vec<String> = Vec::with_capacity(overrides.len());
+        for item in overrides {
+            match joined.last_mut() {
+                Some(last) if !item.contains('=') => {
+                    last.push(',');
+                    last.push_str(&item);
+                }
+                _ => joined.push(item),
+            }
+        }
+        for kv in &joined {
             let (key, value) = kv.split_once('=').ok_or_else(|| ConfigError::NotKeyValue(kv.clone()))?;
             self.kafka.set(key.trim(), value.trim())?;
         }
@@ -393,6 +439,15 @@ impl KafkaSettings {
             "log.cleaner.min.cleanable.ratio" => self.log_cleaner_min_cleanable_ratio = parse(key, value)?,
             "log.cleaner.min.compaction.lag.ms" => self.log_cleaner_min_compaction_lag_ms = parse(key, value)?,
             "log.cleaner.max.compaction.lag.ms" => self.log_cleaner_max_compaction_lag_ms = parse(key, value)?,
+            "producer.id.expiration.ms" => self.producer_id_expiration_ms = parse(key, value)?,
+            "producer.id.expiration.check.interval.ms" => {
+                self.producer_id_expiration_check_interval_ms = parse(key, value)?
+            }
+            "max.producer.ids.per.partition" => self.max_producer_ids_per_partition = parse(key, value)?,
+            "max.producer.ids" => self.max_producer_ids = parse(key, value)?,
+            "max.connections" => self.max_connections = parse(key, value)?,
+            "max.connections.per.ip" => self.max_connections_per_ip = parse(key, value)?,
+            "max.connections.per.ip.overrides" => self.max_connections_per_ip_overrides = value.to_string(),
             _ => {
                 crate::security::check_security_setting(key, value)?;
                 return Err(ConfigError::UnknownKey(key.to_string()));
@@ -474,6 +529,20 @@ mod tests {
         let e = s.apply_overrides().unwrap_err();
         assert!(matches!(e, ConfigError::Security(_)), "{e}");
         assert!(e.to_string().contains("ssl.keystore.location"), "{e}");
+    }
+
+    #[test]
+    fn list_values_keep_their_commas() {
+        let cli = Cli::try_parse_from([
+            "jet",
+            "--set",
+            "max.connections.per.ip.overrides=10.0.0.1:5,localhost:7,max.connections=9",
+        ])
+        .unwrap();
+        let mut config = cli.into_broker_config();
+        config.apply_overrides().unwrap();
+        assert_eq!(config.kafka.max_connections_per_ip_overrides, "10.0.0.1:5,localhost:7");
+        assert_eq!(config.kafka.max_connections, 9);
     }
 
     #[test]

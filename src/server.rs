@@ -22,6 +22,8 @@ use tracing::{debug, info, warn};
 
 #[path = "server_backoff.rs"]
 mod backoff;
+#[path = "server_limits.rs"]
+pub mod limits;
 
 use crate::broker::Broker;
 use crate::handler;
@@ -53,13 +55,34 @@ pub async fn run(listener: TcpListener, broker: Arc<Broker>, shutdown: impl Futu
     tokio::pin!(shutdown);
     let mut backoff = backoff::AcceptBackoff::default();
     let mut paused_until: Option<tokio::time::Instant> = None;
+    // Validated when the broker opened; unparsable overrides cannot reach here.
+    let limits = limits::ConnectionLimits::from_settings(&broker.config.kafka).unwrap_or_else(|e| {
+        warn!(error = %e, "ignoring max.connections.per.ip.overrides");
+        limits::ConnectionLimits::new(
+            usize::try_from(broker.config.kafka.max_connections).unwrap_or(usize::MAX),
+            usize::try_from(broker.config.kafka.max_connections_per_ip).unwrap_or(usize::MAX),
+            Default::default(),
+        )
+    });
+    // A place under max.connections, taken before accepting.
+    let mut slot: Option<limits::Slot> = None;
     loop {
         tokio::select! {
-            accepted = listener.accept(), if paused_until.is_none() => match accepted {
+            s = limits.wait_for_slot(), if slot.is_none() => slot = Some(s),
+            accepted = listener.accept(), if paused_until.is_none() && slot.is_some() => match accepted {
                 Ok((stream, peer)) => {
                     if let Some(failures) = backoff.succeeded() {
                         info!(failures, "accepting connections again");
                     }
+                    let Some(taken) = slot.take() else { continue };
+                    let guard = match limits.admit(peer.ip(), taken) {
+                        Ok(guard) => guard,
+                        Err(refused) => {
+                            debug!(%peer, error = %refused, "connection closed at once");
+                            drop(stream);
+                            continue;
+                        }
+                    };
                     let _ = stream.set_nodelay(true);
                     let broker = broker.clone();
                     let stop = stop_rx.clone();
@@ -68,6 +91,7 @@ pub async fn run(listener: TcpListener, broker: Arc<Broker>, shutdown: impl Futu
                     connections.spawn(async move {
                         debug!(%peer, "connection opened");
                         serve_connection(stream, broker, stop, budget, &tls_log).await;
+                        drop(guard);
                         debug!(%peer, "connection closed");
                     });
                 }
@@ -201,8 +225,18 @@ impl<T> Drop for AbortOnDrop<T> {
     }
 }
 
+/// The write half of a connection: buffered only while responses are being written,
+/// so an idle connection holds no write buffer.
+enum Out {
+    Idle(OwnedWriteHalf),
+    Writing(BufWriter<OwnedWriteHalf>),
+}
+
+/// Size of a connection's write buffer while it has responses to write.
+const WRITE_BUFFER: usize = 64 * 1024;
+
 async fn write_responses(writer: OwnedWriteHalf, mut rx: mpsc::Receiver<Pending>) {
-    let mut writer = BufWriter::with_capacity(64 * 1024, writer);
+    let mut out = Out::Idle(writer);
     while let Some(pending) = rx.recv().await {
         let response = match pending.await {
             Ok(Ok(r)) => r,
@@ -215,19 +249,28 @@ async fn write_responses(writer: OwnedWriteHalf, mut rx: mpsc::Receiver<Pending>
                 return;
             }
         };
+        let mut writer = match out {
+            Out::Idle(w) => BufWriter::with_capacity(WRITE_BUFFER, w),
+            Out::Writing(w) => w,
+        };
         // A client that stops reading must not hold its responses' memory forever: each
         // write (and flush) gets WRITE_TIMEOUT.
         let write = async {
             if let Some(out) = &response {
                 write_parts(&mut writer, &out.parts).await?;
             }
-            if rx.is_empty() {
+            let idle = rx.is_empty();
+            if idle {
                 writer.flush().await?;
             }
-            Ok::<(), std::io::Error>(())
+            Ok::<bool, std::io::Error>(idle)
         };
         match tokio::time::timeout(WRITE_TIMEOUT, write).await {
-            Ok(Ok(())) => drop(response),
+            Ok(Ok(idle)) => {
+                drop(response);
+                // Flushed and nothing queued: give the buffer back.
+                out = if idle { Out::Idle(writer.into_inner()) } else { Out::Writing(writer) };
+            }
             Ok(Err(e)) => {
                 debug!(error = %e, "write failed; closing connection");
                 return;
@@ -238,8 +281,10 @@ async fn write_responses(writer: OwnedWriteHalf, mut rx: mpsc::Receiver<Pending>
             }
         }
     }
-    let _ = writer.flush().await;
-    let _ = writer.shutdown().await;
+    let _ = match &mut out {
+        Out::Idle(w) => w.shutdown().await,
+        Out::Writing(w) => w.shutdown().await,
+    };
 }
 
 /// Writes a response's parts: encoded bytes through the buffer, file ranges straight from

@@ -7,6 +7,7 @@ pub mod log_cleaner;
 pub mod meta_store;
 pub mod partition;
 pub mod producer_state;
+pub mod rate_limited;
 pub mod topic_config;
 pub mod topics;
 
@@ -116,6 +117,8 @@ pub struct Broker {
     pub groups: crate::group::GroupCoordinator,
     /// The log cleaner's threads (compaction).
     pub cleaner: log_cleaner::LogCleaner,
+    /// Idempotent producer ids tracked across partitions, against `max.producer.ids`.
+    pub producer_id_gate: producer_state::ProducerIdGate,
     meta: MetaStore,
     producer_ids: Mutex<ProducerIds>,
     /// Serialises topic creation/deletion so concurrent auto-creates agree.
@@ -182,6 +185,9 @@ impl Broker {
             admin: Mutex::new(()),
             shutdown: tokio::sync::watch::channel(false).0,
             cleaner: log_cleaner::LogCleaner::default(),
+            producer_id_gate: producer_state::ProducerIdGate::new(
+                usize::try_from(config.kafka.max_producer_ids).unwrap_or(usize::MAX),
+            ),
             config,
         });
         broker.cleaner.start(Arc::downgrade(&broker), &broker.config.kafka);
@@ -455,10 +461,38 @@ impl Broker {
 
     /// Interval flushing for partitions whose `flush.ms` has elapsed since their last
     /// flush, and (when `retention_due`) retention for every partition.
-    pub fn housekeeping(&self, retention_due: bool) {
+    /// The caps on tracked producer ids for a produce append.
+    pub fn producer_limits(&self) -> producer_state::ProducerLimits<'_> {
+        producer_state::ProducerLimits {
+            per_partition: usize::try_from(self.config.kafka.max_producer_ids_per_partition).unwrap_or(usize::MAX),
+            gate: &self.producer_id_gate,
+        }
+    }
+
+    /// One housekeeping round: interval flushes, retention when `retention_due`,
+    /// producer-id expiry when `expiry_due`, and a recount of tracked producer ids.
+    pub fn housekeeping(&self, retention_due: bool, expiry_due: bool) {
         let now = now_ms();
+        let expiration_ms = self.config.kafka.producer_id_expiration_ms;
+        let (mut producers, mut expired) = (0usize, 0usize);
+        self.producer_id_gate.begin_recount();
         for topic in self.topics.all() {
             for p in topic.partitions() {
+                if let Err(e) = p.maybe_recover_failed_log(now) {
+                    tracing::debug!(topic = topic.name, partition = p.index, error = %e, "log still fenced after a failed fsync");
+                }
+                let counted = if expiry_due {
+                    p.expire_producers(now, expiration_ms).map(|(removed, left)| {
+                        expired += removed;
+                        left
+                    })
+                } else {
+                    p.producer_count()
+                };
+                match counted {
+                    Ok(n) => producers += n,
+                    Err(e) => tracing::warn!(topic = topic.name, partition = p.index, error = %e, "producer state"),
+                }
                 // Through the flusher (which fences the log if the fsync fails), on this
                 // blocking-pool thread, with the partition unlocked.
                 let flushed = match p.interval_flush_due(now) {
@@ -486,15 +520,24 @@ impl Broker {
                 }
             }
         }
+        self.producer_id_gate.finish_recount(producers);
+        if expired > 0 {
+            tracing::info!(expired, tracked = producers, "expired idle producer ids (producer.id.expiration.ms)");
+        }
     }
 
     /// Housekeeping every `HOUSEKEEPING_TICK` (100 ms) until `shutdown` changes; retention runs
-    /// every `log.retention.check.interval.ms`.
+    /// every `log.retention.check.interval.ms`, producer-id expiry every
+    /// `producer.id.expiration.check.interval.ms`.
     pub async fn run_housekeeping(self: Arc<Self>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
         let mut ticker = tokio::time::interval(HOUSEKEEPING_TICK);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let retention_every = Duration::from_millis(self.config.kafka.log_retention_check_interval_ms.max(1));
         let mut last_retention = tokio::time::Instant::now();
+        let expiry_every = Duration::from_millis(
+            u64::try_from(self.config.kafka.producer_id_expiration_check_interval_ms).unwrap_or(1).max(1),
+        );
+        let mut last_expiry = tokio::time::Instant::now();
         loop {
             tokio::select! {
                 _ = ticker.tick() => {
@@ -502,8 +545,14 @@ impl Broker {
                     if retention_due {
                         last_retention = tokio::time::Instant::now();
                     }
+                    let expiry_due = last_expiry.elapsed() >= expiry_every;
+                    if expiry_due {
+                        last_expiry = tokio::time::Instant::now();
+                    }
                     let broker = self.clone();
-                    if let Err(e) = tokio::task::spawn_blocking(move || broker.housekeeping(retention_due)).await {
+                    if let Err(e) =
+                        tokio::task::spawn_blocking(move || broker.housekeeping(retention_due, expiry_due)).await
+                    {
                         tracing::error!(error = %e, "housekeeping task failed");
                     }
                 }

@@ -10,13 +10,16 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::ResponseError;
 use tokio::sync::watch;
 
-use crate::broker::producer_state::{BatchMeta, ProducerStateTable, SeqCheck, add_seq, next_seq};
+use crate::broker::producer_state::{
+    BatchMeta, ProducerIdGate, ProducerLimits, ProducerStateTable, SeqCheck, add_seq, next_seq,
+};
 use crate::broker::topic_config::EffectiveTopicConfig;
 use crate::log::batch::{self, BatchHeader};
 use crate::log::{FileRange, Flusher, LogError, PartitionLog, ReadPlan, Sealer, SyncTarget, write_durably};
@@ -37,6 +40,13 @@ pub enum PartitionError {
     /// same name, so nothing may touch the files by path any more.
     #[error("partition was deleted")]
     Removed,
+    /// A batch from a producer id this partition does not track, while a cap on tracked
+    /// producer ids is reached.
+    #[error(
+        "too many idempotent producers: {setting}={max} reached; producer id {producer_id} is refused until \
+         others expire (producer.id.expiration.ms)"
+    )]
+    ProducerIdLimit { setting: &'static str, max: usize, producer_id: i64 },
 }
 
 impl PartitionError {
@@ -44,6 +54,10 @@ impl PartitionError {
     pub fn code(&self) -> ResponseError {
         match self {
             PartitionError::Rejected(code) => *code,
+            // Not retriable: the condition lasts until producers expire. Kafka uses the
+            // same code for a request over a broker limit (and Jet for
+            // max.broker.partitions); clients show the message.
+            PartitionError::ProducerIdLimit { .. } => ResponseError::PolicyViolation,
             PartitionError::Log(LogError::OffsetOutOfRange { .. }) => ResponseError::OffsetOutOfRange,
             // Damaged bytes are refused, never served (see `log::damage`).
             PartitionError::Log(LogError::Corrupt { .. } | LogError::CorruptBatch { .. }) => {
@@ -71,9 +85,19 @@ pub struct Partition {
     dir: PathBuf,
     inner: Mutex<Inner>,
     high_watermark: watch::Sender<i64>,
+    /// Bumped each time the log is recovered in place after a failed fsync (its tail past
+    /// the high watermark cut off): whoever keeps state derived from the log (the group
+    /// coordinator) rebuilds it when this moves.
+    recoveries: AtomicU64,
+    /// Not before this time (ms) does housekeeping try to recover a fenced log again.
+    next_recovery_ms: AtomicI64,
 }
 
+/// Least time between two housekeeping attempts to recover a fenced log.
+const RECOVERY_RETRY_MS: i64 = 1_000;
+
 /// The result of a successful produce append.
+#[derive(Debug)]
 pub enum Appended {
     New {
         base_offset: i64,
@@ -130,9 +154,12 @@ impl Partition {
         let mut log = PartitionLog::open(dir, config.log.clone())?;
         // Rolled segments are sealed off the produce path (see `log::sealer`).
         log.set_sealer(Sealer::shared());
-        let producers = match take_producer_snapshot(dir, log.log_end_offset()) {
+        // Producers found on open get a full expiry window from now: the log's
+        // timestamps are the clients' clocks and may lie far in the past.
+        let now = crate::broker::now_ms();
+        let producers = match take_producer_snapshot(dir, log.log_end_offset(), now) {
             Some(table) => table,
-            None => rebuild_producer_state(&log)?,
+            None => rebuild_producer_state(&log, now)?,
         };
         // Everything recovered from disk was fsynced or is being treated as such: a
         // clean restart makes the whole log visible.
@@ -143,6 +170,8 @@ impl Partition {
             dir: dir.to_path_buf(),
             inner: Mutex::new(Inner { log, producers, config, last_flush_ms: 0, removed: false }),
             high_watermark,
+            recoveries: AtomicU64::new(0),
+            next_recovery_ms: AtomicI64::new(0),
         })
     }
 
@@ -226,15 +255,29 @@ impl Partition {
         Ok(self.lock()?.log.size_bytes())
     }
 
+    /// Appends validated batches (`headers` describes each, in order) as the leader,
+    /// with no cap on tracked producer ids (internal topics, tests).
+    pub fn append(&self, data: Bytes, headers: &[BatchHeader], now_ms: i64) -> Result<Appended, PartitionError> {
+        let gate = ProducerIdGate::unlimited();
+        self.append_limited(data, headers, now_ms, ProducerLimits { per_partition: usize::MAX, gate: &gate })
+    }
+
     /// Appends validated batches (`headers` describes each, in order) as the leader.
-    /// `data` is not copied (unless LogAppendTime must be stamped into it).
-    pub fn append(&self, mut data: Bytes, headers: &[BatchHeader], now_ms: i64) -> Result<Appended, PartitionError> {
+    /// `data` is not copied (unless LogAppendTime must be stamped into it). A batch of a
+    /// producer id not tracked yet is refused while `limits` are reached.
+    pub fn append_limited(
+        &self,
+        mut data: Bytes,
+        headers: &[BatchHeader],
+        now_ms: i64,
+        limits: ProducerLimits<'_>,
+    ) -> Result<Appended, PartitionError> {
         let mut inner = self.lock()?;
         let inner = &mut *inner;
         let log_start_offset = inner.log.log_start_offset();
         if let Some(first) = headers.first() {
             match check_sequences(&inner.producers, headers) {
-                SeqCheck::Append => {}
+                SeqCheck::Append => admit_new_producer(&inner.producers, first.producer_id, limits)?,
                 SeqCheck::Duplicate(meta) if headers.len() == 1 && first.producer_id >= 0 => {
                     if inner.log.has_failed() {
                         return Err(LogError::StorageFailed.into());
@@ -272,7 +315,7 @@ impl Partition {
                     first_offset: offset,
                     last_offset: last,
                 };
-                inner.producers.record(h.producer_id, h.producer_epoch, meta);
+                inner.producers.record(h.producer_id, h.producer_epoch, meta, now_ms);
             }
             offset = last + 1;
         }
@@ -289,6 +332,65 @@ impl Partition {
             log_start_offset,
             sync,
         })
+    }
+
+    /// Forgets producers idle for `expiration_ms` (`producer.id.expiration.ms`);
+    /// returns (removed, still tracked).
+    pub fn expire_producers(&self, now_ms: i64, expiration_ms: i64) -> Result<(usize, usize), PartitionError> {
+        let mut inner = self.lock()?;
+        let removed = inner.producers.expire(now_ms, expiration_ms);
+        Ok((removed, inner.producers.len()))
+    }
+
+    /// Producer ids this partition tracks.
+    pub fn producer_count(&self) -> Result<usize, PartitionError> {
+        Ok(self.lock()?.producers.len())
+    }
+
+    /// Whether a failed fsync fenced this partition's log (see [`Self::recover_failed_log`]).
+    pub fn storage_failed(&self) -> bool {
+        self.lock().map_or(true, |inner| inner.log.has_failed())
+    }
+
+    /// How many times the log was recovered in place (see [`Self::recover_failed_log`]).
+    pub fn recovery_epoch(&self) -> u64 {
+        self.recoveries.load(Ordering::SeqCst)
+    }
+
+    /// Brings a log fenced by a failed fsync back: everything past the high watermark
+    /// (which only a successful fsync moves) is cut off, since the kernel may have dropped
+    /// those pages, and the idempotent-producer state is rebuilt from what is left.
+    /// Returns whether the log had been fenced. Fails, leaving the log fenced, while the
+    /// device still refuses writes.
+    pub fn recover_failed_log(&self) -> Result<bool, PartitionError> {
+        let mut inner = self.lock()?;
+        if !inner.log.has_failed() {
+            return Ok(false);
+        }
+        let durable_end = self.high_watermark();
+        let cut = inner.log.recover_from_failed_sync(durable_end)?;
+        inner.producers = rebuild_producer_state(&inner.log, super::now_ms())?;
+        self.recoveries.fetch_add(1, Ordering::SeqCst);
+        tracing::warn!(
+            topic = self.topic,
+            partition = self.index,
+            durable_end,
+            offsets_cut = cut,
+            "log recovered after a failed fsync: unacknowledged offsets past the durable end were cut off; writes resume"
+        );
+        Ok(true)
+    }
+
+    /// Housekeeping: tries [`Self::recover_failed_log`] when the log is fenced, at most
+    /// once per [`RECOVERY_RETRY_MS`], so writes resume by themselves once the device takes
+    /// them again.
+    pub fn maybe_recover_failed_log(&self, now_ms: i64) -> Result<bool, PartitionError> {
+        let due = self.next_recovery_ms.load(Ordering::SeqCst);
+        if now_ms < due || !self.storage_failed() {
+            return Ok(false);
+        }
+        self.next_recovery_ms.store(now_ms.saturating_add(RECOVERY_RETRY_MS), Ordering::SeqCst);
+        self.recover_failed_log()
     }
 
     /// Waits until `target` is durable, then lets consumers see it.
@@ -417,18 +519,18 @@ const PRODUCER_SNAPSHOT: &str = "producer-state.json";
 /// Reads and removes the clean-shutdown producer snapshot; `None` unless it matches the
 /// log's end offset. Removing it means a later crash can never pair it with a log that
 /// has changed since.
-fn take_producer_snapshot(dir: &Path, end_offset: i64) -> Option<ProducerStateTable> {
+fn take_producer_snapshot(dir: &Path, end_offset: i64, now_ms: i64) -> Option<ProducerStateTable> {
     let path = dir.join(PRODUCER_SNAPSHOT);
     let json = std::fs::read_to_string(&path).ok()?;
     if let Err(e) = std::fs::remove_file(&path) {
         tracing::warn!(path = %path.display(), error = %e, "cannot remove producer snapshot; rebuilding from the log");
         return None;
     }
-    ProducerStateTable::from_snapshot(&json, end_offset)
+    ProducerStateTable::from_snapshot(&json, end_offset, now_ms)
 }
 
 /// Rebuilds idempotence state from every batch header in the log.
-fn rebuild_producer_state(log: &PartitionLog) -> Result<ProducerStateTable, PartitionError> {
+fn rebuild_producer_state(log: &PartitionLog, now_ms: i64) -> Result<ProducerStateTable, PartitionError> {
     let mut producers = ProducerStateTable::default();
     log.for_each_batch_header(|h| {
         if h.producer_id >= 0 && !h.is_control() {
@@ -438,10 +540,37 @@ fn rebuild_producer_state(log: &PartitionLog) -> Result<ProducerStateTable, Part
                 first_offset: h.base_offset,
                 last_offset: h.last_offset(),
             };
-            producers.record(h.producer_id, h.producer_epoch, meta);
+            producers.record(h.producer_id, h.producer_epoch, meta, now_ms);
         }
     })?;
     Ok(producers)
+}
+
+/// Admits the producer of a request's batches (one producer per request: see
+/// [`check_sequences`]) if the table tracks it already or both caps have room.
+fn admit_new_producer(
+    table: &ProducerStateTable,
+    producer_id: i64,
+    limits: ProducerLimits<'_>,
+) -> Result<(), PartitionError> {
+    if producer_id < 0 || table.contains(producer_id) {
+        return Ok(());
+    }
+    if table.len() >= limits.per_partition {
+        return Err(PartitionError::ProducerIdLimit {
+            setting: "max.producer.ids.per.partition",
+            max: limits.per_partition,
+            producer_id,
+        });
+    }
+    if !limits.gate.try_admit(1) {
+        return Err(PartitionError::ProducerIdLimit {
+            setting: "max.producer.ids",
+            max: limits.gate.max(),
+            producer_id,
+        });
+    }
+    Ok(())
 }
 
 /// Checks every batch of one produce request against the producer table and against the

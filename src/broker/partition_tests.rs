@@ -72,6 +72,43 @@ async fn failed_fsync_fences_the_partition() {
     assert_eq!(p.high_watermark(), 0);
 }
 
+#[tokio::test]
+async fn a_log_fenced_by_a_failed_fsync_recovers_in_place_cutting_what_was_never_durable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = open(dir.path(), LogConfig::default());
+    let flusher = Flusher::start();
+    let durable = new_sync(append(&p, &producer_batch(3, 1, 10, Compression::None, (7, 0, 0))).expect("append"));
+    p.commit(&flusher, durable).await.expect("commit");
+    assert_eq!(p.high_watermark(), 3);
+    // Two more batches reach the page cache; their fsync fails (EINVAL on /dev/null
+    // standing in for EIO/ENOSPC): the kernel may have dropped those pages.
+    let lost = new_sync(append(&p, &producer_batch(4, 2, 10, Compression::None, (7, 0, 3))).expect("append"));
+    let devnull = crate::log::open_files::SegmentFile::lazy("/dev/null".into());
+    assert!(p.commit(&flusher, SyncTarget { file: devnull, ..lost.clone() }).await.is_err());
+    assert!(p.storage_failed());
+    assert!(append(&p, &producer_batch(1, 3, 10, Compression::None, (-1, -1, -1))).is_err(), "fenced");
+
+    // Recovery needs no restart; it cuts the log back to the durable end.
+    assert!(p.recover_failed_log().expect("recover"));
+    assert!(!p.storage_failed());
+    assert_eq!(p.recovery_epoch(), 1);
+    assert_eq!(p.offsets().expect("offsets"), (0, 3, 3), "offsets 3..7 were never durable: cut off");
+    // A request made before the failure stays failed: its bytes may be gone.
+    assert!(p.commit(&flusher, lost).await.is_err(), "a pre-failure sync must never report success");
+    // The idempotent producer's lost batch may be sent again (its state was rebuilt), and
+    // gets the offsets the lost one had; new writes are durable and visible again.
+    let again = new_sync(append(&p, &producer_batch(4, 2, 10, Compression::None, (7, 0, 3))).expect("resend"));
+    p.commit(&flusher, again).await.expect("commit after recovery");
+    assert_eq!(p.offsets().expect("offsets"), (0, 7, 7));
+    let read = p.read(0, 1 << 20, true).expect("read");
+    let batches: Vec<_> = crate::log::BatchIter::new(&read.records).map(|b| b.expect("batch").0).collect();
+    assert_eq!(batches.iter().map(|h| (h.base_offset, h.next_offset())).collect::<Vec<_>>(), vec![(0, 3), (3, 7)]);
+    drop(p);
+    // And the files agree after a reopen.
+    let p = open(dir.path(), LogConfig::default());
+    assert_eq!(p.offsets().expect("offsets").2, 7);
+}
+
 #[test]
 fn retention_never_deletes_beyond_high_watermark() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -190,35 +227,6 @@ async fn fetch_between_high_watermark_and_log_end_is_empty_not_out_of_range() {
     assert_eq!(err.code(), ResponseError::OffsetOutOfRange);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn high_watermark_never_covers_a_segment_whose_seal_is_pending() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let one = producer_batch(2, 1, 10, Compression::None, (-1, -1, -1));
-    let p = open(dir.path(), LogConfig { segment_bytes: 2 * one.len() as u64, ..LogConfig::default() });
-    let (gate, sealer) = crate::log::test_util::SealGate::closed();
-    p.with_log(|log| {
-        log.set_sealer(sealer);
-        Ok(())
-    })
-    .expect("sealer");
-    let flusher = Flusher::start();
-    let first = new_sync(append(&p, &one).expect("append"));
-    p.commit(&flusher, first).await.expect("commit");
-    assert_eq!(p.high_watermark(), 2);
-    append(&p, &one).expect("append");
-    // This append rolls: segment [0, 4) goes to the (held) sealer, the append does not wait.
-    let target = new_sync(append(&p, &one).expect("append rolling the segment"));
-    gate.wait_arrived(0);
-    let committing = Arc::new(p);
-    let partition = committing.clone();
-    let mut commit = tokio::spawn(async move { partition.commit(&flusher, target).await });
-    assert!(tokio::time::timeout(std::time::Duration::from_millis(300), &mut commit).await.is_err());
-    assert_eq!(committing.high_watermark(), 2, "the high watermark passed an unsealed segment");
-    gate.open();
-    commit.await.expect("join").expect("commit");
-    assert_eq!(committing.high_watermark(), 6);
-}
-
 #[test]
 fn a_removed_partition_refuses_everything_that_touches_files_by_path() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -247,4 +255,64 @@ fn a_removed_partition_refuses_everything_that_touches_files_by_path() {
     let log_damage = p.inner.lock().expect("lock").log.damage().clone();
     assert!(log_damage.add(damage).expect("add"));
     assert_eq!(std::fs::read_dir(dir.path()).expect("dir").count(), before, "nothing written after removal");
+}
+
+#[test]
+fn producer_id_caps_refuse_new_ids_only_and_expiry_frees_room() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = open(dir.path(), LogConfig::default());
+    let gate = ProducerIdGate::new(3);
+    let limits = ProducerLimits { per_partition: 2, gate: &gate };
+    let send = |pid: i64, seq: i32, now: i64| {
+        let bytes = producer_batch(1, 1, 10, Compression::None, (pid, 0, seq));
+        let headers = validate_produced_batches(&bytes, 1 << 20).expect("valid batch");
+        p.append_limited(Bytes::from(bytes), &headers, now, limits)
+    };
+    send(1, 0, 1_000).expect("first id");
+    send(2, 0, 1_000).expect("second id");
+    let refused = send(3, 0, 1_000).expect_err("over the per-partition cap");
+    assert_eq!(refused.code(), ResponseError::PolicyViolation);
+    assert!(refused.to_string().contains("max.producer.ids.per.partition=2"), "{refused}");
+    // Producers already tracked keep working, and non-idempotent batches are not counted.
+    send(1, 1, 2_000).expect("tracked producer continues");
+    send(-1, -1, 2_000).expect("non-idempotent");
+    // Producer 2 expires (idle since 1 000); producer 1 wrote at 2 000 and stays.
+    assert_eq!(p.expire_producers(11_000, 10_000).expect("expire"), (1, 1));
+    send(3, 0, 11_000).expect("room after expiry");
+    // The broker-wide gate counted 1, 2, 3: a fourth id is refused by it.
+    let other = tempfile::tempdir().expect("tempdir");
+    let q = open(other.path(), LogConfig::default());
+    let bytes = producer_batch(1, 1, 10, Compression::None, (4, 0, 0));
+    let headers = validate_produced_batches(&bytes, 1 << 20).expect("valid batch");
+    let refused = q.append_limited(Bytes::from(bytes), &headers, 11_000, limits).expect_err("broker cap");
+    assert!(refused.to_string().contains("max.producer.ids=3"), "{refused}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn high_watermark_never_covers_a_segment_whose_seal_is_pending() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let one = producer_batch(2, 1, 10, Compression::None, (-1, -1, -1));
+    let p = open(dir.path(), LogConfig { segment_bytes: 2 * one.len() as u64, ..LogConfig::default() });
+    let (gate, sealer) = crate::log::test_util::SealGate::closed();
+    p.with_log(|log| {
+        log.set_sealer(sealer);
+        Ok(())
+    })
+    .expect("sealer");
+    let flusher = Flusher::start();
+    let first = new_sync(append(&p, &one).expect("append"));
+    p.commit(&flusher, first).await.expect("commit");
+    assert_eq!(p.high_watermark(), 2);
+    append(&p, &one).expect("append");
+    // This append rolls: segment [0, 4) goes to the (held) sealer, the append does not wait.
+    let target = new_sync(append(&p, &one).expect("append rolling the segment"));
+    gate.wait_arrived(0);
+    let committing = Arc::new(p);
+    let partition = committing.clone();
+    let mut commit = tokio::spawn(async move { partition.commit(&flusher, target).await });
+    assert!(tokio::time::timeout(std::time::Duration::from_millis(300), &mut commit).await.is_err());
+    assert_eq!(committing.high_watermark(), 2, "the high watermark passed an unsealed segment");
+    gate.open();
+    commit.await.expect("join").expect("commit");
+    assert_eq!(committing.high_watermark(), 6);
 }

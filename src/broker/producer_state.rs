@@ -11,8 +11,19 @@
 //! The table is rebuilt from batch headers when a partition opens, unless a snapshot
 //! written at clean shutdown matches the log's end offset (so a clean restart does not
 //! read the whole log).
+//!
+//! Memory is bounded as in Kafka by expiry, plus caps Kafka does not have:
+//! - `producer.id.expiration.ms`: a producer whose last write (by the broker's clock)
+//!   is older than this is forgotten (checked every
+//!   `producer.id.expiration.check.interval.ms`). A producer that writes within the
+//!   window keeps its state; one that comes back later is treated like any unknown
+//!   producer, which Kafka (KIP-360) accepts at any sequence.
+//! - `max.producer.ids.per.partition` and `max.producer.ids` (Jet settings): a batch
+//!   from a producer id the partition does not track is refused with `POLICY_VIOLATION`
+//!   while either cap is reached; producers already tracked are unaffected.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use kafka_protocol::ResponseError;
 use serde::{Deserialize, Serialize};
@@ -31,6 +42,8 @@ pub struct BatchMeta {
 #[derive(Debug, Clone, Default)]
 struct ProducerEntry {
     epoch: i16,
+    /// When the broker last appended a batch of this producer (ms since the epoch).
+    last_write_ms: i64,
     batches: VecDeque<BatchMeta>,
 }
 
@@ -54,6 +67,9 @@ struct Snapshot {
 struct SnapshotEntry {
     id: i64,
     epoch: i16,
+    /// Absent in snapshots written before expiry existed: the load time is used.
+    #[serde(default)]
+    last_write_ms: Option<i64>,
     batches: Vec<BatchMeta>,
 }
 
@@ -104,12 +120,24 @@ impl ProducerStateTable {
         }
     }
 
-    /// Records an appended batch (also used to rebuild the table from the log).
-    pub fn record(&mut self, producer_id: i64, epoch: i16, batch: BatchMeta) {
+    /// Whether the table tracks `producer_id`.
+    pub fn contains(&self, producer_id: i64) -> bool {
+        self.producers.contains_key(&producer_id)
+    }
+
+    /// Records an appended batch written at `now_ms` (also used to rebuild the table
+    /// from the log, with the load time).
+    pub fn record(&mut self, producer_id: i64, epoch: i16, batch: BatchMeta, now_ms: i64) {
         if producer_id < 0 {
             return;
         }
-        let entry = self.producers.entry(producer_id).or_default();
+        let entry = self.producers.entry(producer_id).or_insert_with(|| ProducerEntry {
+            epoch,
+            last_write_ms: now_ms,
+            // Exactly the retained batches: a default VecDeque would grow to 8.
+            batches: VecDeque::with_capacity(RETAINED_BATCHES),
+        });
+        entry.last_write_ms = entry.last_write_ms.max(now_ms);
         if epoch != entry.epoch {
             entry.epoch = epoch;
             entry.batches.clear();
@@ -124,6 +152,19 @@ impl ProducerStateTable {
         self.producers.len()
     }
 
+    /// Forgets every producer whose last write is `expiration_ms` or more before
+    /// `now_ms` (Kafka's `isProducerExpired`); returns how many were removed.
+    pub fn expire(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
+        let before = self.producers.len();
+        self.producers.retain(|_, e| now_ms.saturating_sub(e.last_write_ms) < expiration_ms);
+        let removed = before - self.producers.len();
+        if removed > 0 && self.producers.capacity() > 2 * self.producers.len().max(16) {
+            // Give the memory back: a burst of ids must not pin its peak for ever.
+            self.producers.shrink_to_fit();
+        }
+        removed
+    }
+
     /// Each producer's last batch, by its last offset: what the log cleaner must keep so
     /// the producer's sequence survives compaction.
     pub fn last_offsets(&self) -> HashMap<i64, i64> {
@@ -135,13 +176,19 @@ impl ProducerStateTable {
         let producers = self
             .producers
             .iter()
-            .map(|(&id, e)| SnapshotEntry { id, epoch: e.epoch, batches: e.batches.iter().copied().collect() })
+            .map(|(&id, e)| SnapshotEntry {
+                id,
+                epoch: e.epoch,
+                last_write_ms: Some(e.last_write_ms),
+                batches: e.batches.iter().copied().collect(),
+            })
             .collect();
         serde_json::to_string(&Snapshot { end_offset, producers })
     }
 
-    /// Restores a snapshot, if it describes a log ending exactly at `end_offset`.
-    pub fn from_snapshot(json: &str, end_offset: i64) -> Option<Self> {
+    /// Restores a snapshot, if it describes a log ending exactly at `end_offset`
+    /// (`now_ms` stands in for write times the snapshot lacks).
+    pub fn from_snapshot(json: &str, end_offset: i64, now_ms: i64) -> Option<Self> {
         let snapshot: Snapshot = serde_json::from_str(json).ok()?;
         if snapshot.end_offset != end_offset {
             return None;
@@ -152,7 +199,11 @@ impl ProducerStateTable {
             .map(|e| {
                 (
                     e.id,
-                    ProducerEntry { epoch: e.epoch, batches: e.batches.into_iter().take(RETAINED_BATCHES).collect() },
+                    ProducerEntry {
+                        epoch: e.epoch,
+                        last_write_ms: e.last_write_ms.unwrap_or(now_ms),
+                        batches: e.batches.into_iter().take(RETAINED_BATCHES).collect(),
+                    },
                 )
             })
             .collect();
@@ -162,6 +213,71 @@ impl ProducerStateTable {
     pub fn is_empty(&self) -> bool {
         self.producers.is_empty()
     }
+}
+
+/// The broker-wide count of tracked producer ids, against `max.producer.ids`.
+///
+/// Admissions add to it at once; [`ProducerIdGate::recount`] replaces it with the sum
+/// of the partitions' tables (after expiry, deletions and restarts). The count never
+/// falls below the true number: ids admitted while a recount runs are added on top.
+#[derive(Debug)]
+pub struct ProducerIdGate {
+    max: usize,
+    tracked: AtomicUsize,
+    /// Admissions since the current recount began.
+    admitted_since_recount: AtomicUsize,
+}
+
+impl ProducerIdGate {
+    pub fn new(max: usize) -> Self {
+        Self { max, tracked: AtomicUsize::new(0), admitted_since_recount: AtomicUsize::new(0) }
+    }
+
+    /// No broker-wide cap (internal appends and tests).
+    pub fn unlimited() -> Self {
+        Self::new(usize::MAX)
+    }
+
+    pub fn max(&self) -> usize {
+        self.max
+    }
+
+    /// Producer ids tracked across the broker (an upper bound).
+    pub fn tracked(&self) -> usize {
+        self.tracked.load(Ordering::Acquire)
+    }
+
+    /// Admits `n` new producer ids, or refuses if that would pass the cap.
+    pub fn try_admit(&self, n: usize) -> bool {
+        let admitted = self
+            .tracked
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |t| t.checked_add(n).filter(|&after| after <= self.max))
+            .is_ok();
+        if admitted {
+            self.admitted_since_recount.fetch_add(n, Ordering::AcqRel);
+        }
+        admitted
+    }
+
+    /// Starts a recount; pass the sum of the tables, taken after this call, to
+    /// [`finish_recount`](Self::finish_recount).
+    pub fn begin_recount(&self) {
+        self.admitted_since_recount.store(0, Ordering::Release);
+    }
+
+    pub fn finish_recount(&self, summed: usize) {
+        let during = self.admitted_since_recount.load(Ordering::Acquire);
+        self.tracked.store(summed.saturating_add(during), Ordering::Release);
+    }
+}
+
+/// What bounds the producer table of a partition on append.
+#[derive(Debug, Clone, Copy)]
+pub struct ProducerLimits<'a> {
+    /// `max.producer.ids.per.partition`.
+    pub per_partition: usize,
+    /// The broker-wide count against `max.producer.ids`.
+    pub gate: &'a ProducerIdGate,
 }
 
 #[cfg(test)]
@@ -176,14 +292,14 @@ mod tests {
     fn sequences_duplicates_gaps_and_fencing() {
         let mut t = ProducerStateTable::default();
         assert_eq!(t.check(7, 0, 0, 4), SeqCheck::Append);
-        t.record(7, 0, meta(0, 4, 100));
+        t.record(7, 0, meta(0, 4, 100), 0);
         assert_eq!(t.check(7, 0, 5, 9), SeqCheck::Append);
-        t.record(7, 0, meta(5, 9, 105));
+        t.record(7, 0, meta(5, 9, 105), 0);
         assert_eq!(t.check(7, 0, 0, 4), SeqCheck::Duplicate(meta(0, 4, 100)));
         assert_eq!(t.check(7, 0, 11, 12), SeqCheck::Reject(ResponseError::OutOfOrderSequenceNumber));
         assert_eq!(t.check(7, 1, 3, 4), SeqCheck::Reject(ResponseError::OutOfOrderSequenceNumber));
         assert_eq!(t.check(7, 1, 0, 4), SeqCheck::Append);
-        t.record(7, 1, meta(0, 4, 200));
+        t.record(7, 1, meta(0, 4, 200), 0);
         assert_eq!(t.check(7, 0, 10, 10), SeqCheck::Reject(ResponseError::InvalidProducerEpoch));
         assert_eq!(t.check(-1, -1, -1, -1), SeqCheck::Append);
         // Unknown producer may start anywhere.
@@ -204,12 +320,12 @@ mod tests {
     #[test]
     fn snapshot_round_trip_only_at_the_same_end_offset() {
         let mut t = ProducerStateTable::default();
-        t.record(7, 2, meta(0, 4, 100));
-        t.record(7, 2, meta(5, 9, 105));
+        t.record(7, 2, meta(0, 4, 100), 0);
+        t.record(7, 2, meta(5, 9, 105), 0);
         let json = t.to_snapshot(110).unwrap();
-        assert!(ProducerStateTable::from_snapshot(&json, 111).is_none());
-        assert!(ProducerStateTable::from_snapshot("garbage", 110).is_none());
-        let back = ProducerStateTable::from_snapshot(&json, 110).unwrap();
+        assert!(ProducerStateTable::from_snapshot(&json, 111, 0).is_none());
+        assert!(ProducerStateTable::from_snapshot("garbage", 110, 0).is_none());
+        let back = ProducerStateTable::from_snapshot(&json, 110, 0).unwrap();
         assert_eq!(back.check(7, 2, 0, 4), SeqCheck::Duplicate(meta(0, 4, 100)));
         assert_eq!(back.check(7, 2, 10, 10), SeqCheck::Append);
         assert_eq!(back.check(7, 1, 10, 10), SeqCheck::Reject(ResponseError::InvalidProducerEpoch));
@@ -219,11 +335,59 @@ mod tests {
     fn keeps_only_last_five_and_wraps() {
         let mut t = ProducerStateTable::default();
         for i in 0..7 {
-            t.record(1, 0, meta(i, i, i64::from(i)));
+            t.record(1, 0, meta(i, i, i64::from(i)), 0);
         }
         assert_eq!(t.check(1, 0, 1, 1), SeqCheck::Reject(ResponseError::OutOfOrderSequenceNumber));
         assert_eq!(t.check(1, 0, 2, 2), SeqCheck::Duplicate(meta(2, 2, 2)));
-        t.record(1, 0, meta(i32::MAX - 1, i32::MAX, 10));
+        t.record(1, 0, meta(i32::MAX - 1, i32::MAX, 10), 0);
         assert_eq!(t.check(1, 0, 0, 3), SeqCheck::Append);
+    }
+
+    #[test]
+    fn producers_expire_after_their_last_write_not_their_first() {
+        let mut t = ProducerStateTable::default();
+        t.record(1, 0, meta(0, 0, 0), 1_000);
+        t.record(2, 0, meta(0, 0, 1), 1_000);
+        // Producer 2 writes again later: its window starts over.
+        t.record(2, 0, meta(1, 1, 2), 5_000);
+        assert_eq!(t.expire(10_999, 10_000), 0);
+        assert_eq!(t.expire(11_000, 10_000), 1);
+        assert!(!t.contains(1));
+        assert_eq!(t.check(2, 0, 1, 1), SeqCheck::Duplicate(meta(1, 1, 2)));
+        assert_eq!(t.expire(15_000, 10_000), 1);
+        assert!(t.is_empty());
+        // An expired producer is unknown: accepted at any sequence (KIP-360).
+        assert_eq!(t.check(2, 0, 7, 7), SeqCheck::Append);
+    }
+
+    #[test]
+    fn snapshot_keeps_write_times_and_old_snapshots_get_the_load_time() {
+        let mut t = ProducerStateTable::default();
+        t.record(7, 0, meta(0, 0, 0), 1_000);
+        let json = t.to_snapshot(1).unwrap();
+        let mut back = ProducerStateTable::from_snapshot(&json, 1, 50_000).unwrap();
+        assert_eq!(back.expire(11_000, 10_000), 1);
+        let old = r#"{"end_offset":1,"producers":[{"id":7,"epoch":0,"batches":[]}]}"#;
+        let mut back = ProducerStateTable::from_snapshot(old, 1, 50_000).unwrap();
+        assert_eq!(back.expire(59_999, 10_000), 0);
+        assert_eq!(back.expire(60_000, 10_000), 1);
+    }
+
+    #[test]
+    fn gate_admits_up_to_its_cap_and_recount_never_undercounts() {
+        let gate = ProducerIdGate::new(3);
+        assert!(gate.try_admit(2));
+        assert!(!gate.try_admit(2));
+        assert!(gate.try_admit(1));
+        assert!(!gate.try_admit(1));
+        // Expiry freed two: a recount that sums 1 opens room again.
+        gate.begin_recount();
+        gate.finish_recount(1);
+        assert_eq!(gate.tracked(), 1);
+        gate.begin_recount();
+        // Admitted while the tables are being summed: counted on top of the sum.
+        assert!(gate.try_admit(1));
+        gate.finish_recount(1);
+        assert_eq!(gate.tracked(), 2);
     }
 }

@@ -207,6 +207,13 @@ pub fn validate_broker_settings(settings: &KafkaSettings) -> Result<(), String> 
     at_least("log.cleaner.backoff.ms", settings.log_cleaner_backoff_ms, 0)?;
     // Kafka's minimum: the offset maps must hold a useful number of keys.
     at_least("log.cleaner.dedupe.buffer.size", settings.log_cleaner_dedupe_buffer_size, 1024 * 1024)?;
+    at_least("producer.id.expiration.ms", settings.producer_id_expiration_ms, 1)?;
+    at_least("producer.id.expiration.check.interval.ms", settings.producer_id_expiration_check_interval_ms, 1)?;
+    at_least("max.producer.ids.per.partition", settings.max_producer_ids_per_partition, 0)?;
+    at_least("max.producer.ids", settings.max_producer_ids, 0)?;
+    at_least("max.connections", settings.max_connections, 0)?;
+    at_least("max.connections.per.ip", settings.max_connections_per_ip, 0)?;
+    crate::server::limits::parse_overrides(&settings.max_connections_per_ip_overrides)?;
     Ok(())
 }
 

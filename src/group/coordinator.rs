@@ -23,9 +23,10 @@ use crate::config::KafkaSettings;
 use crate::group::classic::{ClassicConfig, ClassicGroup, Effects, Reply};
 use crate::group::consumer::{ConsumerGroup, ConsumerGroupConfig, TopicsSnapshot, record_type};
 use crate::group::deadlines::DeadlineQueue;
+use crate::group::durability::{Barrier, OffsetsPartitions};
 use crate::group::records::{self, KeyValue, OffsetValue, RecordKey};
 use crate::group::{OFFSETS_TOPIC, partition_for};
-use crate::log::{BatchIter, Flusher, SyncTarget, validate_produced_batches};
+use crate::log::{BatchIter, Flusher, validate_produced_batches};
 
 /// Group settings, from the broker's Kafka settings.
 #[derive(Debug, Clone)]
@@ -108,6 +109,7 @@ pub(crate) struct GroupEntry {
 pub(crate) struct State {
     pub groups: HashMap<String, GroupEntry>,
     deadlines: DeadlineQueue,
+    pub partitions: OffsetsPartitions,
 }
 
 impl State {
@@ -145,7 +147,7 @@ pub struct GroupCoordinator {
 /// to be durable, answer the parked requests it completed, then produce its own answer.
 #[must_use]
 pub struct Completion<T> {
-    durable: Option<(Arc<Partition>, SyncTarget)>,
+    durable: Barrier,
     effects: Effects,
     /// `Err` when the change could not be written: nothing was answered.
     reply: Result<Reply<T>, ResponseError>,
@@ -157,7 +159,7 @@ impl<T> Completion<T> {
     }
 
     /// Answers `value` once `durable` (if any) is fsynced.
-    pub(crate) fn durable(durable: Option<(Arc<Partition>, SyncTarget)>, value: T) -> Self {
+    pub(crate) fn durable(durable: Barrier, value: T) -> Self {
         Completion { durable, effects: Effects::default(), reply: Ok(Reply::Now(value)) }
     }
 
@@ -168,12 +170,10 @@ impl<T> Completion<T> {
     /// Waits for the write, answers others, then returns this request's answer;
     /// `failed` builds the answer when the write fails or the group went away.
     pub async fn finish(self, flusher: &Flusher, failed: impl Fn(ResponseError) -> T) -> T {
-        if let Some((partition, target)) = self.durable
-            && let Err(e) = partition.commit(flusher, target).await
-        {
-            warn!(partition = partition.index, error = %e, "__consumer_offsets write failed");
-            // Parked requests are dropped: their handlers answer with `failed` too.
-            return failed(ResponseError::CoordinatorNotAvailable);
+        if let Err(e) = crate::group::durability::durable(flusher, self.durable).await {
+            // Parked requests are dropped: their handlers answer with `failed` too. The
+            // partition's groups are rebuilt from the log by the next request.
+            return failed(e);
         }
         self.effects.deliver();
         match self.reply {
@@ -188,7 +188,11 @@ impl GroupCoordinator {
     pub fn new(settings: GroupSettings) -> Self {
         GroupCoordinator {
             settings,
-            state: Mutex::new(State { groups: HashMap::new(), deadlines: DeadlineQueue::default() }),
+            state: Mutex::new(State {
+                groups: HashMap::new(),
+                deadlines: DeadlineQueue::default(),
+                partitions: OffsetsPartitions::default(),
+            }),
             timer: tokio::sync::Notify::new(),
         }
     }
@@ -218,28 +222,38 @@ impl GroupCoordinator {
             // Creation is never validate-only here, so `Ok(None)` cannot happen.
             Ok(None) => Err(ResponseError::CoordinatorNotAvailable),
             Err(e) => {
-                // E.g. a bad offsets.topic.num.partitions or a full disk: say why, once per try.
-                warn!(code = ?e.code, message = ?e.message, "cannot create {OFFSETS_TOPIC}");
+                // E.g. a bad offsets.topic.num.partitions or a full disk: say why (rate
+                // limited: every group request tries again).
+                if let Some(suppressed) = crate::broker::rate_limited::GROUP_WRITE_ERRORS.check(now_ms()) {
+                    warn!(code = ?e.code, message = ?e.message, suppressed, "cannot create {OFFSETS_TOPIC}");
+                }
                 Err(ResponseError::CoordinatorNotAvailable)
             }
         }
     }
 
-    /// Appends `records` to `group_id`'s partition; returns what to wait on for them
-    /// to be durable (`None` when the topic flushes on an interval).
+    /// Appends `records` to `group_id`'s partition; returns what an answer derived from
+    /// the state must wait on: these records (`None` when the topic flushes on an
+    /// interval), or without records the partition's last write still being synced.
+    /// A failed append rolls the partition's groups back to the log and fences it
+    /// (see [`crate::group::durability`]): NOT_COORDINATOR.
     pub(crate) fn append(
         &self,
         broker: &Broker,
+        state: &mut State,
         group_id: &str,
         records: Vec<KeyValue>,
-    ) -> Result<Option<(Arc<Partition>, SyncTarget)>, ResponseError> {
-        if records.is_empty() {
-            return Ok(None);
-        }
+    ) -> Result<Barrier, ResponseError> {
         let topic = self.offsets_topic(broker)?;
         let index = partition_for(group_id, topic.partition_count());
-        let partition = topic.partition(index).ok_or(ResponseError::CoordinatorNotAvailable)?;
         let now = now_ms();
+        if records.is_empty() {
+            return Ok(state.partitions.barrier(index));
+        }
+        if state.partitions.blocked(index, now) {
+            return Err(ResponseError::NotCoordinator);
+        }
+        let partition = topic.partition(index).ok_or(ResponseError::CoordinatorNotAvailable)?;
         let records: Vec<Record> = records
             .into_iter()
             .enumerate()
@@ -270,11 +284,16 @@ impl GroupCoordinator {
             ResponseError::UnknownServerError
         })?;
         match partition.append(buf.freeze(), &headers, now) {
-            Ok(Appended::New { sync, .. }) => Ok(sync.map(|t| (partition, t))),
+            Ok(Appended::New { sync, .. }) => {
+                if let Some(target) = &sync {
+                    state.partitions.wrote(index, partition.clone(), target.clone());
+                }
+                Ok(sync.map(|t| (partition, t)))
+            }
             Ok(Appended::Duplicate { .. }) => Err(ResponseError::UnknownServerError),
             Err(e) => {
-                warn!(error = %e, "appending to {OFFSETS_TOPIC} failed");
-                Err(ResponseError::CoordinatorNotAvailable)
+                self.write_failed(state, &topic, &partition, &e, now);
+                Err(ResponseError::NotCoordinator)
             }
         }
     }
@@ -298,7 +317,7 @@ impl GroupCoordinator {
             let value = records::encode_group_metadata(&g.metadata_value());
             records.push(KeyValue { key: records::group_metadata_key(group_id), value: Some(value) });
         }
-        match self.append(broker, group_id, records) {
+        match self.append(broker, state, group_id, records) {
             Ok(durable) => Completion { durable, effects, reply: Ok(reply) },
             // Dropping the effects makes every parked request fail alike.
             Err(e) => Completion::failed(e),
@@ -312,47 +331,74 @@ impl GroupCoordinator {
         let mut state = self.lock().map_err(PartitionError::Rejected)?;
         let mut count = 0usize;
         for partition in topic.partitions() {
-            let (mut offset, end) = (partition.offsets()?.0, partition.high_watermark());
-            while offset < end {
-                let read = partition.read(offset, 1 << 20, true)?;
-                if read.records.is_empty() {
-                    break;
-                }
-                for batch in BatchIter::new(&read.records) {
-                    let (header, range) = batch.map_err(crate::log::LogError::from)?;
-                    offset = header.next_offset();
-                    let mut slice = read.records.slice(range);
-                    match RecordBatchDecoder::decode(&mut slice) {
-                        Ok(set) => {
-                            for r in set.records {
-                                count += 1;
-                                replay(&mut state, r.key.as_deref(), r.value.as_deref(), now);
-                            }
+            count += self.replay_partition(&mut state, &partition, topic.partition_count(), now)?;
+        }
+        info!(groups = state.groups.len(), records = count, elapsed = ?started.elapsed(), "loaded consumer groups");
+        Ok(())
+    }
+
+    /// Replaces the groups of one partition of `__consumer_offsets` (of `partitions`) with
+    /// what its log holds up to the high watermark; returns how many records it read.
+    pub(crate) fn replay_partition(
+        &self,
+        state: &mut State,
+        partition: &Partition,
+        partitions: i32,
+        now: i64,
+    ) -> Result<usize, PartitionError> {
+        let here = |id: &str| partition_for(id, partitions) == partition.index;
+        let before: Vec<String> = state.groups.keys().filter(|id| here(id)).cloned().collect();
+        for id in &before {
+            // Parked requests of a dropped group are answered with an error.
+            state.groups.remove(id);
+            state.reschedule(id);
+        }
+        let mut count = 0usize;
+        let (mut offset, end) = (partition.offsets()?.0, partition.high_watermark());
+        while offset < end {
+            let read = partition.read(offset, 1 << 20, true)?;
+            if read.records.is_empty() {
+                break;
+            }
+            for batch in BatchIter::new(&read.records) {
+                let (header, range) = batch.map_err(crate::log::LogError::from)?;
+                offset = header.next_offset();
+                let mut slice = read.records.slice(range);
+                match RecordBatchDecoder::decode(&mut slice) {
+                    Ok(set) => {
+                        for r in set.records {
+                            count += 1;
+                            replay(state, r.key.as_deref(), r.value.as_deref(), now);
                         }
-                        Err(e) => warn!(partition = partition.index, offset, error = %e, "skipping undecodable batch"),
                     }
+                    Err(e) => warn!(partition = partition.index, offset, error = %e, "skipping undecodable batch"),
                 }
             }
         }
         // Groups deleted (tombstoned) and left without offsets are gone.
-        state.groups.retain(|_, e| match &e.group {
-            Group::Consumer(g) => g.exists() || !e.offsets.is_empty(),
-            Group::Classic(g) => g.generation() > 0 || !e.offsets.is_empty(),
+        state.groups.retain(|id, e| {
+            !here(id)
+                || match &e.group {
+                    Group::Consumer(g) => g.exists() || !e.offsets.is_empty(),
+                    Group::Classic(g) => g.generation() > 0 || !e.offsets.is_empty(),
+                }
         });
-        let ids: Vec<String> = state.groups.keys().cloned().collect();
+        let ids: Vec<String> = state.groups.keys().filter(|id| here(id)).cloned().collect();
         for id in ids {
             if let Some(GroupEntry { group: Group::Consumer(g), .. }) = state.groups.get_mut(&id) {
                 g.on_loaded(now, &self.settings.consumer);
             }
             state.reschedule(&id);
         }
-        info!(groups = state.groups.len(), records = count, elapsed = ?started.elapsed(), "loaded consumer groups");
-        Ok(())
+        Ok(count)
     }
 
-    /// The earliest group deadline.
+    /// The earliest group deadline, or end of a backoff after a failed write.
     pub fn next_deadline(&self) -> Option<i64> {
-        self.lock().ok().and_then(|s| s.deadlines.first())
+        self.lock().ok().and_then(|s| match (s.deadlines.first(), s.partitions.next_retry()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        })
     }
 
     /// Serves every due deadline.
@@ -360,8 +406,18 @@ impl GroupCoordinator {
         let Ok(mut state) = self.lock() else { return Vec::new() };
         let due = state.deadlines.pop_due(now);
         let topics = if !due.is_empty() { topics_snapshot(broker) } else { Default::default() };
+        let offsets_topic = broker.topic(OFFSETS_TOPIC);
         let mut done = Vec::new();
         for id in due {
+            if let Some(topic) = &offsets_topic {
+                let index = partition_for(&id, topic.partition_count());
+                if self.ensure_loaded(&mut state, topic, index, now).is_err() {
+                    // Its partition backs off after a failed write: serve it afterwards.
+                    let retry = state.partitions.retry_at(index).unwrap_or(now).max(now.saturating_add(1));
+                    state.deadlines.set(&id, Some(retry));
+                    continue;
+                }
+            }
             let mut effects = Effects::default();
             let records = match state.groups.get_mut(&id).map(|e| &mut e.group) {
                 Some(Group::Classic(g)) => {
@@ -383,7 +439,11 @@ impl GroupCoordinator {
         let Ok(mut state) = self.lock() else { return Vec::new() };
         let mut done = Vec::new();
         let ids: Vec<String> = state.groups.keys().cloned().collect();
+        let Some(topic) = broker.topic(OFFSETS_TOPIC) else { return done };
         for id in ids {
+            if self.ensure_loaded(&mut state, &topic, partition_for(&id, topic.partition_count()), now).is_err() {
+                continue;
+            }
             let Some(entry) = state.groups.get_mut(&id) else { continue };
             if !entry.group.is_empty() {
                 continue;
@@ -414,7 +474,7 @@ impl GroupCoordinator {
             }
             if !records.is_empty() {
                 info!(group = %id, offsets = expired.len(), "expired committed offsets");
-                match self.append(broker, &id, records) {
+                match self.append(broker, &mut state, &id, records) {
                     Ok(durable) => {
                         done.push(Completion { durable, effects: Effects::default(), reply: Ok(Reply::Now(())) })
                     }
@@ -437,12 +497,15 @@ impl GroupCoordinator {
         }
     }
 
-    /// ListGroups rows.
-    pub fn list(&self) -> Result<Vec<Listing>, ResponseError> {
+    /// ListGroups rows (but those of partitions backing off from a failed write), and
+    /// the writes they reflect that are not durable yet.
+    pub fn list(&self, broker: &Broker) -> Result<(Vec<Listing>, Vec<Barrier>), ResponseError> {
         let state = self.lock()?;
-        Ok(state
+        let (now, partitions) = (now_ms(), broker.topic(OFFSETS_TOPIC).map_or(1, |t| t.partition_count()));
+        let rows = state
             .groups
             .iter()
+            .filter(|(id, _)| !state.partitions.blocked(partition_for(id, partitions), now))
             .map(|(id, e)| match &e.group {
                 Group::Classic(g) => Listing {
                     group_id: id.clone(),
@@ -457,17 +520,21 @@ impl GroupCoordinator {
                     group_type: "consumer",
                 },
             })
-            .collect())
+            .collect();
+        Ok((rows, state.partitions.barriers()))
     }
 
-    /// Runs `f` on an existing group.
+    /// Runs `f` on an existing group; also returns the write its state reflects that is
+    /// not durable yet, to wait for before answering.
     pub(crate) fn with_group<T>(
         &self,
+        broker: &Broker,
         group_id: &str,
         f: impl FnOnce(Option<&GroupEntry>) -> T,
-    ) -> Result<T, ResponseError> {
-        let state = self.lock()?;
-        Ok(f(state.groups.get(group_id)))
+    ) -> Result<(T, Barrier), ResponseError> {
+        let (state, index) = self.lock_group(broker, group_id)?;
+        let barrier = index.and_then(|i| state.partitions.barrier(i));
+        Ok((f(state.groups.get(group_id)), barrier))
     }
 
     /// Timer task: sleeps until the next group deadline (or a change), serves it.
@@ -484,11 +551,25 @@ impl GroupCoordinator {
                 _ = shutdown.changed() => break,
             }
             let now = now_ms();
-            let mut done = groups.expire_due(&broker, now);
-            if now >= next_retention {
-                done.extend(groups.expire_offsets(&broker, now));
+            let retention_due = now >= next_retention;
+            if retention_due {
                 next_retention = now.saturating_add(interval);
             }
+            // Blocking: a write may fail and the partition's groups be rebuilt (an fsync).
+            let b = broker.clone();
+            let done = tokio::task::spawn_blocking(move || {
+                b.groups.retry_fenced(&b);
+                let mut done = b.groups.expire_due(&b, now);
+                if retention_due {
+                    done.extend(b.groups.expire_offsets(&b, now));
+                }
+                done
+            })
+            .await
+            .unwrap_or_else(|e| {
+                warn!(error = %e, "group timers failed");
+                Vec::new()
+            });
             for c in done {
                 c.finish(&broker.flusher, |_| ()).await;
             }

@@ -18,6 +18,7 @@ pub mod classic;
 pub mod consumer;
 pub mod coordinator;
 pub mod deadlines;
+pub mod durability;
 pub mod ops;
 pub mod records;
 

@@ -13,6 +13,7 @@ use crate::group::classic::{
 };
 use crate::group::consumer::{ClientInfo, ConsumerGroup};
 use crate::group::coordinator::{Completion, Group, GroupEntry, topics_snapshot};
+use crate::group::durability::Barrier;
 use crate::group::records::{self, KeyValue, OffsetValue};
 
 /// One partition's offset in an OffsetCommit.
@@ -51,7 +52,10 @@ impl GroupCoordinator {
         if let Err(e) = self.offsets_topic(broker) {
             return fail(e);
         }
-        let Ok(mut state) = self.lock() else { return fail(ResponseError::CoordinatorNotAvailable) };
+        let mut state = match self.lock_group(broker, group_id) {
+            Ok((state, _)) => state,
+            Err(e) => return fail(e),
+        };
         let mut effects = Effects::default();
         let now = now_ms();
         let entry = state.entry(group_id, now);
@@ -75,7 +79,10 @@ impl GroupCoordinator {
         if group_id.is_empty() {
             return fail(ResponseError::InvalidGroupId);
         }
-        let Ok(mut state) = self.lock() else { return fail(ResponseError::CoordinatorNotAvailable) };
+        let mut state = match self.lock_group(broker, group_id) {
+            Ok((state, _)) => state,
+            Err(e) => return fail(e),
+        };
         let Some(GroupEntry { group: Group::Classic(group), .. }) = state.groups.get_mut(group_id) else {
             return fail(ResponseError::UnknownMemberId);
         };
@@ -86,6 +93,7 @@ impl GroupCoordinator {
 
     pub fn heartbeat(
         &self,
+        broker: &Broker,
         group_id: &str,
         member_id: &str,
         instance_id: Option<&str>,
@@ -94,7 +102,7 @@ impl GroupCoordinator {
         if group_id.is_empty() {
             return Err(ResponseError::InvalidGroupId);
         }
-        let mut state = self.lock()?;
+        let (mut state, _) = self.lock_group(broker, group_id)?;
         let Some(GroupEntry { group: Group::Classic(group), .. }) = state.groups.get_mut(group_id) else {
             return Err(ResponseError::UnknownMemberId);
         };
@@ -113,7 +121,10 @@ impl GroupCoordinator {
         if group_id.is_empty() {
             return Completion::ready(Err(ResponseError::InvalidGroupId));
         }
-        let Ok(mut state) = self.lock() else { return Completion::failed(ResponseError::CoordinatorNotAvailable) };
+        let mut state = match self.lock_group(broker, group_id) {
+            Ok((state, _)) => state,
+            Err(e) => return Completion::ready(Err(e)),
+        };
         let Some(GroupEntry { group: Group::Classic(group), .. }) = state.groups.get_mut(group_id) else {
             return Completion::ready(Ok(members.iter().map(|_| Err(ResponseError::UnknownMemberId)).collect()));
         };
@@ -138,7 +149,10 @@ impl GroupCoordinator {
         if let Err(e) = self.offsets_topic(broker) {
             return all(e, n);
         }
-        let Ok(mut state) = self.lock() else { return all(ResponseError::CoordinatorNotAvailable, n) };
+        let mut state = match self.lock_group(broker, group_id) {
+            Ok((state, _)) => state,
+            Err(e) => return all(e, n),
+        };
         let now = now_ms();
         let verdict = match state.groups.get(group_id).map(|e| &e.group) {
             Some(Group::Classic(g)) => g.validate_offset_commit(who.member_id, who.group_instance_id, who.generation),
@@ -182,7 +196,10 @@ impl GroupCoordinator {
                 value: Some(records::encode_offset_value(v)),
             })
             .collect();
-        match self.append(broker, group_id, records) {
+        // The offsets are visible to OffsetFetch from here on, but every answer derived
+        // from them waits for this write (see `crate::group::durability`); if it fails,
+        // the partition's groups are rebuilt from the log, without them.
+        match self.append(broker, &mut state, group_id, records) {
             Ok(durable) => {
                 let entry = state.entry(group_id, now);
                 for (t, p, v) in accepted {
@@ -195,18 +212,21 @@ impl GroupCoordinator {
     }
 
     /// OffsetFetch for one group; `member` (v9+) is a KIP-848 member's id and epoch.
+    /// The answer may only be given once the returned barrier is durable.
     pub fn fetch_offsets(
         &self,
+        broker: &Broker,
         group_id: &str,
         member: Option<(&str, i32)>,
         wanted: OffsetSelection,
-    ) -> Result<Vec<FetchedOffset>, ResponseError> {
-        self.with_group(group_id, |entry| {
+    ) -> Result<(Vec<FetchedOffset>, Barrier), ResponseError> {
+        let (offsets, barrier) = self.with_group(broker, group_id, |entry| {
             if let (Some(GroupEntry { group: Group::Consumer(g), .. }), Some((id, epoch))) = (entry, member) {
                 g.validate_offset_fetch(id, epoch)?;
             }
             Ok(committed_offsets(entry, wanted))
-        })?
+        })?;
+        Ok((offsets?, barrier))
     }
 
     /// ConsumerGroupHeartbeat: joins, reconciles or leaves a KIP-848 group.
@@ -232,7 +252,10 @@ impl GroupCoordinator {
             return fail(e, "The coordinator is not available.");
         }
         let topics = topics_snapshot(broker);
-        let Ok(mut state) = self.lock() else { return fail(ResponseError::CoordinatorNotAvailable, "") };
+        let mut state = match self.lock_group(broker, group_id) {
+            Ok((state, _)) => state,
+            Err(e) => return fail(e, "The coordinator is not available."),
+        };
         let now = now_ms();
         let entry = state.entry(group_id, now);
         if let Group::Classic(g) = &entry.group {
@@ -260,7 +283,7 @@ impl GroupCoordinator {
         group_id: &str,
         version: i16,
         include_ops: bool,
-    ) -> DescribedGroup {
+    ) -> (DescribedGroup, Barrier) {
         let topics = topics_snapshot(broker);
         let not_found = || {
             DescribedGroup::default()
@@ -268,13 +291,13 @@ impl GroupCoordinator {
                 .with_error_code(ResponseError::GroupIdNotFound.code())
                 .with_error_message(Some(StrBytes::from_string(format!("Group {group_id} is not a consumer group."))))
         };
-        self.with_group(group_id, |entry| match entry {
+        self.with_group(broker, group_id, |entry| match entry {
             Some(GroupEntry { group: Group::Consumer(g), .. }) => {
                 g.describe(version, &topics, include_ops, &self.settings.consumer)
             }
             _ => not_found(),
         })
-        .unwrap_or_else(|e| not_found().with_error_code(e.code()).with_error_message(None))
+        .unwrap_or_else(|e| (not_found().with_error_code(e.code()).with_error_message(None), None))
     }
 }
 
@@ -302,8 +325,16 @@ impl GroupCoordinator {
         let Ok(mut state) = self.lock() else {
             return ids.iter().map(|_| Completion::failed(ResponseError::CoordinatorNotAvailable)).collect();
         };
+        let offsets_topic = broker.topic(crate::group::OFFSETS_TOPIC);
         let mut done = Vec::with_capacity(ids.len());
         for id in ids {
+            if let Some(topic) = &offsets_topic {
+                let index = crate::group::partition_for(id, topic.partition_count());
+                if let Err(e) = self.ensure_loaded(&mut state, topic, index, now_ms()) {
+                    done.push(Completion::ready(Err(e)));
+                    continue;
+                }
+            }
             let Some(entry) = state.groups.get_mut(id) else {
                 done.push(Completion::ready(Err(ResponseError::GroupIdNotFound)));
                 continue;
@@ -318,7 +349,7 @@ impl GroupCoordinator {
                 .map(|(t, p)| KeyValue { key: records::offset_commit_key(id, t, *p), value: None })
                 .collect();
             records.extend(entry.group.delete_records(id));
-            match self.append(broker, id, records) {
+            match self.append(broker, &mut state, id, records) {
                 Ok(durable) => {
                     if let Some(GroupEntry { group: Group::Classic(mut g), .. }) = state.groups.remove(id) {
                         g.mark_dead().deliver();
@@ -339,7 +370,10 @@ impl GroupCoordinator {
         group_id: &str,
         partitions: &[(String, i32)],
     ) -> Completion<Result<Vec<Result<(), ResponseError>>, ResponseError>> {
-        let Ok(mut state) = self.lock() else { return Completion::failed(ResponseError::CoordinatorNotAvailable) };
+        let mut state = match self.lock_group(broker, group_id) {
+            Ok((state, _)) => state,
+            Err(e) => return Completion::ready(Err(e)),
+        };
         let Some(entry) = state.groups.get_mut(group_id) else {
             return Completion::ready(Err(ResponseError::GroupIdNotFound));
         };
@@ -366,10 +400,12 @@ impl GroupCoordinator {
         }
         let records =
             deleted.iter().map(|(t, p)| KeyValue { key: records::offset_commit_key(group_id, t, *p), value: None });
-        match self.append(broker, group_id, records.collect()) {
+        match self.append(broker, &mut state, group_id, records.collect()) {
             Ok(durable) => {
-                for k in &deleted {
-                    entry.offsets.remove(k);
+                if let Some(entry) = state.groups.get_mut(group_id) {
+                    for k in &deleted {
+                        entry.offsets.remove(k);
+                    }
                 }
                 Completion::durable(durable, Ok(results))
             }

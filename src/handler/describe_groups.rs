@@ -5,19 +5,43 @@ use kafka_protocol::messages::describe_groups_response::{DescribedGroup, Describ
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
 use kafka_protocol::protocol::StrBytes;
 
+use std::sync::Arc;
+
+use kafka_protocol::messages::ResponseKind;
+
 use crate::broker::Broker;
 use crate::group::classic::ClassicState;
 use crate::group::consumer::GROUP_AUTHORIZED_OPERATIONS;
 use crate::group::coordinator::Group;
+use crate::group::durability::{Barrier, durable};
+use crate::handler::GroupReply;
 
-pub fn handle(b: &Broker, r: DescribeGroupsRequest, v: i16) -> DescribeGroupsResponse {
+/// Describes the groups, answering once the writes their states reflect are durable.
+pub fn start(b: &Arc<Broker>, r: DescribeGroupsRequest, v: i16) -> GroupReply {
+    let (mut response, barriers) = handle(b, r, v);
+    let b = b.clone();
+    Box::pin(async move {
+        for (i, barrier) in barriers {
+            if let Err(e) = durable(&b.flusher, barrier).await
+                && let Some(d) = response.groups.get_mut(i)
+            {
+                *d = DescribedGroup::default().with_group_id(d.group_id.clone()).with_error_code(e.code());
+            }
+        }
+        ResponseKind::DescribeGroups(response)
+    })
+}
+
+fn handle(b: &Broker, r: DescribeGroupsRequest, v: i16) -> (DescribeGroupsResponse, Vec<(usize, Barrier)>) {
     let string = |s: String| StrBytes::from_string(s);
+    let mut barriers = Vec::new();
     let groups = r
         .groups
         .into_iter()
-        .map(|group_id| {
+        .enumerate()
+        .map(|(i, group_id)| {
             // Only classic groups: Kafka describes a KIP-848 group here as not found.
-            let described = b.groups.with_group(&group_id, |entry| match entry.map(|e| &e.group) {
+            let described = b.groups.with_group(b, &group_id, |entry| match entry.map(|e| &e.group) {
                 Some(Group::Classic(g)) => {
                     let members = g
                         .describe_members()
@@ -42,6 +66,10 @@ pub fn handle(b: &Broker, r: DescribeGroupsRequest, v: i16) -> DescribeGroupsRes
                 _ => None,
             });
             let mut d = DescribedGroup::default().with_group_id(group_id).with_authorized_operations(i32::MIN);
+            let described = described.map(|(found, barrier)| {
+                barriers.push((i, barrier));
+                found
+            });
             match described {
                 Err(e) => d.error_code = e.code(),
                 Ok(Some((state, protocol_type, protocol, members))) => {
@@ -65,5 +93,5 @@ pub fn handle(b: &Broker, r: DescribeGroupsRequest, v: i16) -> DescribeGroupsRes
             d
         })
         .collect();
-    DescribeGroupsResponse::default().with_groups(groups)
+    (DescribeGroupsResponse::default().with_groups(groups), barriers)
 }

@@ -47,6 +47,11 @@ fn find(b: &Broker, key: StrBytes, key_type: i8) -> Coordinator {
             if let Err(code) = b.groups.offsets_topic(b) {
                 return error(code, "the offsets topic is not available");
             }
+            // While the group's partition backs off from a failed write (a full disk),
+            // clients wait and ask again instead of rejoining in a loop.
+            if let Err(code) = b.groups.availability(b, &key) {
+                return error(code, "the group's coordinator is backing off after a failed write");
+            }
         }
         TRANSACTION => {}
         _ => return error(ResponseError::InvalidRequest, "unknown coordinator key type"),

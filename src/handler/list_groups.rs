@@ -4,12 +4,32 @@ use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
 use kafka_protocol::protocol::StrBytes;
 
-use crate::broker::Broker;
+use std::sync::Arc;
 
-pub fn handle(b: &Broker, r: ListGroupsRequest, v: i16) -> ListGroupsResponse {
-    let listings = match b.groups.list() {
+use kafka_protocol::messages::ResponseKind;
+
+use crate::broker::Broker;
+use crate::group::durability::{Barrier, durable};
+use crate::handler::GroupReply;
+
+/// Lists the groups, answering once the writes their states reflect are durable.
+pub fn start(b: &Arc<Broker>, r: ListGroupsRequest, v: i16) -> GroupReply {
+    let (response, barriers) = handle(b, r, v);
+    let b = b.clone();
+    Box::pin(async move {
+        for barrier in barriers {
+            if let Err(e) = durable(&b.flusher, barrier).await {
+                return ResponseKind::ListGroups(ListGroupsResponse::default().with_error_code(e.code()));
+            }
+        }
+        ResponseKind::ListGroups(response)
+    })
+}
+
+fn handle(b: &Broker, r: ListGroupsRequest, v: i16) -> (ListGroupsResponse, Vec<Barrier>) {
+    let (listings, barriers) = match b.groups.list(b) {
         Ok(l) => l,
-        Err(e) => return ListGroupsResponse::default().with_error_code(e.code()),
+        Err(e) => return (ListGroupsResponse::default().with_error_code(e.code()), Vec::new()),
     };
     let wanted =
         |filter: &[StrBytes], value: &str| filter.is_empty() || filter.iter().any(|f| f.eq_ignore_ascii_case(value));
@@ -25,5 +45,5 @@ pub fn handle(b: &Broker, r: ListGroupsRequest, v: i16) -> ListGroupsResponse {
         })
         .collect();
     groups.sort_by(|a, b| a.group_id.cmp(&b.group_id));
-    ListGroupsResponse::default().with_error_code(0).with_groups(groups)
+    (ListGroupsResponse::default().with_error_code(0).with_groups(groups), barriers)
 }

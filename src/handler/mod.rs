@@ -214,6 +214,15 @@ pub async fn dispatch(broker: &Arc<Broker>, request: Request, peer: Option<std::
         RequestKind::OffsetCommit(r) => start_group_request(broker, to, move |b| offset_commit::start(b, r, v)).await,
         RequestKind::DeleteGroups(r) => start_group_request(broker, to, move |b| delete_groups::start(b, r, v)).await,
         RequestKind::OffsetDelete(r) => start_group_request(broker, to, move |b| offset_delete::start(b, r, v)).await,
+        // Reads of group state: answered once the writes they reflect are durable.
+        RequestKind::OffsetFetch(r) => start_group_request(broker, to, move |b| offset_fetch::start(b, r, v)).await,
+        RequestKind::ListGroups(r) => start_group_request(broker, to, move |b| list_groups::start(b, r, v)).await,
+        RequestKind::DescribeGroups(r) => {
+            start_group_request(broker, to, move |b| describe_groups::start(b, r, v)).await
+        }
+        RequestKind::ConsumerGroupDescribe(r) => {
+            start_group_request(broker, to, move |b| consumer_group_describe::start(b, r, v)).await
+        }
         body => {
             // Everything else may touch the disk (auto-creation, topic directories,
             // fsynced metadata, batch reads): it runs on the blocking pool while this
@@ -262,12 +271,6 @@ fn handle_blocking(b: &Broker, body: RequestKind, to: ReplyTo) -> Reply {
         RequestKind::DescribeCluster(r) => ResponseKind::DescribeCluster(describe_cluster::handle(b, r, v)),
         RequestKind::FindCoordinator(r) => ResponseKind::FindCoordinator(find_coordinator::handle(b, r, v)),
         RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(heartbeat::handle(b, r, v)),
-        RequestKind::OffsetFetch(r) => ResponseKind::OffsetFetch(offset_fetch::handle(b, r, v)),
-        RequestKind::ListGroups(r) => ResponseKind::ListGroups(list_groups::handle(b, r, v)),
-        RequestKind::DescribeGroups(r) => ResponseKind::DescribeGroups(describe_groups::handle(b, r, v)),
-        RequestKind::ConsumerGroupDescribe(r) => {
-            ResponseKind::ConsumerGroupDescribe(consumer_group_describe::handle(b, r, v))
-        }
         _ => {
             // supported_versions() keeps unimplemented keys out; reaching here is a bug
             // in that list: close the connection rather than answer wrongly.

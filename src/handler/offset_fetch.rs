@@ -8,69 +8,104 @@ use kafka_protocol::messages::offset_fetch_response::{
 use kafka_protocol::messages::{GroupId, OffsetFetchRequest, OffsetFetchResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
-use crate::broker::Broker;
-use crate::group::ops::{FetchedOffset, OffsetSelection};
+use std::sync::Arc;
 
-pub fn handle(b: &Broker, r: OffsetFetchRequest, v: i16) -> OffsetFetchResponse {
+use kafka_protocol::messages::ResponseKind;
+
+use crate::broker::Broker;
+use crate::group::durability::{Barrier, durable};
+use crate::group::ops::{FetchedOffset, OffsetSelection};
+use crate::handler::GroupReply;
+
+/// Fetches committed offsets and answers once the writes they came from are durable: a
+/// commit is never visible before its record is fsynced.
+pub fn start(b: &Arc<Broker>, r: OffsetFetchRequest, v: i16) -> GroupReply {
+    let (mut response, barriers) = handle(b, r, v);
+    let b = b.clone();
+    Box::pin(async move {
+        for (i, barrier) in barriers {
+            let Err(e) = durable(&b.flusher, barrier).await else { continue };
+            if v >= 8 {
+                if let Some(g) = response.groups.get_mut(i) {
+                    *g = group_error(g.group_id.clone(), e);
+                }
+            } else {
+                response = OffsetFetchResponse::default().with_error_code(if v >= 2 { e.code() } else { 0 });
+            }
+        }
+        ResponseKind::OffsetFetch(response)
+    })
+}
+
+fn handle(b: &Broker, r: OffsetFetchRequest, v: i16) -> (OffsetFetchResponse, Vec<(usize, Barrier)>) {
+    let mut barriers = Vec::new();
     if v >= 8 {
         let groups = r
             .groups
             .into_iter()
-            .map(|g| {
+            .enumerate()
+            .map(|(i, g)| {
                 let wanted: OffsetSelection =
                     g.topics.map(|ts| ts.into_iter().map(|t| (t.name.to_string(), t.partition_indexes)).collect());
                 // v9+: a KIP-848 member names itself and its epoch (absent: an admin fetch).
                 let member = g.member_id.as_deref().map(|id| (id, g.member_epoch));
-                match b.groups.fetch_offsets(&g.group_id, member, wanted) {
-                    Ok(offsets) => OffsetFetchResponseGroup::default().with_group_id(g.group_id).with_topics(
-                        by_topic(offsets)
-                            .into_iter()
-                            .map(|(name, partitions)| {
-                                OffsetFetchResponseTopics::default().with_name(name).with_partitions(
-                                    partitions
-                                        .into_iter()
-                                        .map(|(p, offset, epoch, metadata)| {
-                                            OffsetFetchResponsePartitions::default()
-                                                .with_partition_index(p)
-                                                .with_committed_offset(offset)
-                                                .with_committed_leader_epoch(epoch)
-                                                .with_metadata(Some(metadata))
-                                        })
-                                        .collect(),
-                                )
-                            })
-                            .collect(),
-                    ),
+                match b.groups.fetch_offsets(b, &g.group_id, member, wanted) {
+                    Ok((offsets, barrier)) => {
+                        barriers.push((i, barrier));
+                        OffsetFetchResponseGroup::default().with_group_id(g.group_id).with_topics(
+                            by_topic(offsets)
+                                .into_iter()
+                                .map(|(name, partitions)| {
+                                    OffsetFetchResponseTopics::default().with_name(name).with_partitions(
+                                        partitions
+                                            .into_iter()
+                                            .map(|(p, offset, epoch, metadata)| {
+                                                OffsetFetchResponsePartitions::default()
+                                                    .with_partition_index(p)
+                                                    .with_committed_offset(offset)
+                                                    .with_committed_leader_epoch(epoch)
+                                                    .with_metadata(Some(metadata))
+                                            })
+                                            .collect(),
+                                    )
+                                })
+                                .collect(),
+                        )
+                    }
                     Err(e) => group_error(g.group_id, e),
                 }
             })
             .collect();
-        return OffsetFetchResponse::default().with_groups(groups);
+        return (OffsetFetchResponse::default().with_groups(groups), barriers);
     }
     let wanted: OffsetSelection =
         r.topics.map(|ts| ts.into_iter().map(|t| (t.name.to_string(), t.partition_indexes)).collect());
-    match b.groups.fetch_offsets(&r.group_id, None, wanted) {
-        Ok(offsets) => OffsetFetchResponse::default().with_topics(
-            by_topic(offsets)
-                .into_iter()
-                .map(|(name, partitions)| {
-                    OffsetFetchResponseTopic::default().with_name(name).with_partitions(
-                        partitions
-                            .into_iter()
-                            .map(|(p, offset, epoch, metadata)| {
-                                OffsetFetchResponsePartition::default()
-                                    .with_partition_index(p)
-                                    .with_committed_offset(offset)
-                                    .with_committed_leader_epoch(if v >= 5 { epoch } else { -1 })
-                                    .with_metadata(Some(metadata))
-                            })
-                            .collect(),
-                    )
-                })
-                .collect(),
-        ),
+    let response = match b.groups.fetch_offsets(b, &r.group_id, None, wanted) {
+        Ok((offsets, barrier)) => {
+            barriers.push((0, barrier));
+            OffsetFetchResponse::default().with_topics(
+                by_topic(offsets)
+                    .into_iter()
+                    .map(|(name, partitions)| {
+                        OffsetFetchResponseTopic::default().with_name(name).with_partitions(
+                            partitions
+                                .into_iter()
+                                .map(|(p, offset, epoch, metadata)| {
+                                    OffsetFetchResponsePartition::default()
+                                        .with_partition_index(p)
+                                        .with_committed_offset(offset)
+                                        .with_committed_leader_epoch(if v >= 5 { epoch } else { -1 })
+                                        .with_metadata(Some(metadata))
+                                })
+                                .collect(),
+                        )
+                    })
+                    .collect(),
+            )
+        }
         Err(e) => OffsetFetchResponse::default().with_error_code(if v >= 2 { e.code() } else { 0 }),
-    }
+    };
+    (response, barriers)
 }
 
 fn group_error(group_id: GroupId, e: ResponseError) -> OffsetFetchResponseGroup {

@@ -16,6 +16,7 @@ use kafka_protocol::messages::produce_response::{
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
 
 use crate::broker::partition::{Appended, Partition};
+use crate::broker::rate_limited::{PRODUCE_STORAGE_ERRORS, PRODUCE_SYNC_ERRORS};
 use crate::broker::topic_config::EffectiveTopicConfig;
 use crate::broker::{Broker, now_ms};
 use crate::log::SyncTarget;
@@ -192,7 +193,7 @@ pub fn start(broker: Arc<Broker>, request: ProduceRequest, to: ReplyTo) -> Pendi
                     continue;
                 }
             };
-            match partition.append(data, &headers, now) {
+            match partition.append_limited(data, &headers, now, broker.producer_limits()) {
                 Ok(Appended::New { base_offset, log_append_time, log_start_offset, sync }) => {
                     partitions.push(
                         PartitionProduceResponse::default()
@@ -218,7 +219,20 @@ pub fn start(broker: Arc<Broker>, request: ProduceRequest, to: ReplyTo) -> Pendi
                         waits.push(AwaitingSync { topic: ti, partition: pi, target, log: partition.clone() });
                     }
                 }
-                Err(e) => partitions.push(partition_error(index, Some(e.code()), Some(e.to_string()))),
+                Err(e) => {
+                    if e.code() == ResponseError::KafkaStorageError
+                        && let Some(suppressed) = PRODUCE_STORAGE_ERRORS.check(now)
+                    {
+                        tracing::warn!(
+                            topic = partition.topic,
+                            partition = index,
+                            error = %e,
+                            suppressed,
+                            "produce failed: the log cannot be written (KAFKA_STORAGE_ERROR; further failures are counted, not logged, for 10 s)"
+                        );
+                    }
+                    partitions.push(partition_error(index, Some(e.code()), Some(e.to_string())))
+                }
             }
         }
         responses.push(
@@ -234,8 +248,10 @@ pub fn start(broker: Arc<Broker>, request: ProduceRequest, to: ReplyTo) -> Pendi
         for wait in waits {
             let broker = broker.clone();
             tokio::spawn(async move {
-                if let Err(e) = wait.log.commit(&broker.flusher, wait.target).await {
-                    tracing::error!(topic = wait.log.topic, partition = wait.log.index, error = %e, "fsync failed");
+                if let Err(e) = wait.log.commit(&broker.flusher, wait.target).await
+                    && let Some(suppressed) = PRODUCE_SYNC_ERRORS.check(now_ms())
+                {
+                    tracing::error!(topic = wait.log.topic, partition = wait.log.index, error = %e, suppressed, "fsync failed");
                 }
             });
         }
@@ -263,7 +279,12 @@ pub fn start(broker: Arc<Broker>, request: ProduceRequest, to: ReplyTo) -> Pendi
         for (ti, pi, outcome) in futures::future::join_all(commits).await {
             let failure = match outcome {
                 Ok(Ok(Ok(()))) => None,
-                Ok(Ok(Err(e))) => Some((e.code(), e.to_string())),
+                Ok(Ok(Err(e))) => {
+                    if let Some(suppressed) = PRODUCE_SYNC_ERRORS.check(now_ms()) {
+                        tracing::error!(error = %e, suppressed, "fsync of produced data failed (further failures are counted, not logged, for 10 s)");
+                    }
+                    Some((e.code(), e.to_string()))
+                }
                 Ok(Err(join)) => Some((ResponseError::KafkaStorageError, format!("fsync task failed: {join}"))),
                 Err(_elapsed) => {
                     Some((ResponseError::RequestTimedOut, "fsync did not finish within timeout_ms".into()))

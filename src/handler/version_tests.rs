@@ -270,48 +270,52 @@ async fn every_response_encodes_at_every_advertised_version() {
                     )
                     .await
                 }
-                ApiKey::OffsetFetch => ResponseKind::OffsetFetch(offset_fetch::handle(
-                    &b,
-                    OffsetFetchRequest::default()
-                        .with_group_id(GroupId(StrBytes::from_static_str("simple")))
-                        .with_topics(if v >= 8 {
-                            None
-                        } else {
-                            Some(vec![
-                                offset_fetch_request::OffsetFetchRequestTopic::default()
-                                    .with_name(tname.clone())
-                                    .with_partition_indexes(vec![0, 1]),
-                            ])
-                        })
-                        .with_groups(if v >= 8 {
-                            vec![
-                                offset_fetch_request::OffsetFetchRequestGroup::default()
-                                    .with_group_id(GroupId(StrBytes::from_static_str("simple")))
-                                    .with_topics(None),
-                                offset_fetch_request::OffsetFetchRequestGroup::default()
-                                    .with_group_id(GroupId(StrBytes::from_static_str("none")))
-                                    .with_topics(Some(vec![
-                                        offset_fetch_request::OffsetFetchRequestTopics::default()
-                                            .with_name(tname)
-                                            .with_partition_indexes(vec![0]),
-                                    ])),
-                            ]
-                        } else {
-                            vec![]
-                        }),
-                    v,
-                )),
-                ApiKey::ListGroups => {
-                    ResponseKind::ListGroups(list_groups::handle(&b, ListGroupsRequest::default(), v))
+                ApiKey::OffsetFetch => {
+                    offset_fetch::start(
+                        &b,
+                        OffsetFetchRequest::default()
+                            .with_group_id(GroupId(StrBytes::from_static_str("simple")))
+                            .with_topics(if v >= 8 {
+                                None
+                            } else {
+                                Some(vec![
+                                    offset_fetch_request::OffsetFetchRequestTopic::default()
+                                        .with_name(tname.clone())
+                                        .with_partition_indexes(vec![0, 1]),
+                                ])
+                            })
+                            .with_groups(if v >= 8 {
+                                vec![
+                                    offset_fetch_request::OffsetFetchRequestGroup::default()
+                                        .with_group_id(GroupId(StrBytes::from_static_str("simple")))
+                                        .with_topics(None),
+                                    offset_fetch_request::OffsetFetchRequestGroup::default()
+                                        .with_group_id(GroupId(StrBytes::from_static_str("none")))
+                                        .with_topics(Some(vec![
+                                            offset_fetch_request::OffsetFetchRequestTopics::default()
+                                                .with_name(tname)
+                                                .with_partition_indexes(vec![0]),
+                                        ])),
+                                ]
+                            } else {
+                                vec![]
+                            }),
+                        v,
+                    )
+                    .await
                 }
-                ApiKey::DescribeGroups => ResponseKind::DescribeGroups(describe_groups::handle(
-                    &b,
-                    DescribeGroupsRequest::default().with_include_authorized_operations(v >= 3).with_groups(vec![
-                        GroupId(StrBytes::from_static_str("g5")),
-                        GroupId(StrBytes::from_static_str("none")),
-                    ]),
-                    v,
-                )),
+                ApiKey::ListGroups => list_groups::start(&b, ListGroupsRequest::default(), v).await,
+                ApiKey::DescribeGroups => {
+                    describe_groups::start(
+                        &b,
+                        DescribeGroupsRequest::default().with_include_authorized_operations(v >= 3).with_groups(vec![
+                            GroupId(StrBytes::from_static_str("g5")),
+                            GroupId(StrBytes::from_static_str("none")),
+                        ]),
+                        v,
+                    )
+                    .await
+                }
                 ApiKey::DeleteGroups => {
                     delete_groups::start(
                         &b,
@@ -356,13 +360,19 @@ async fn every_response_encodes_at_every_advertised_version() {
                     assert_eq!(r.member_epoch, 1);
                     joined
                 }
-                ApiKey::ConsumerGroupDescribe => ResponseKind::ConsumerGroupDescribe(consumer_group_describe::handle(
-                    &b,
-                    ConsumerGroupDescribeRequest::default().with_include_authorized_operations(true).with_group_ids(
-                        vec![GroupId(StrBytes::from_static_str("cg0")), GroupId(StrBytes::from_static_str("g1"))],
-                    ),
-                    v,
-                )),
+                ApiKey::ConsumerGroupDescribe => {
+                    consumer_group_describe::start(
+                        &b,
+                        ConsumerGroupDescribeRequest::default()
+                            .with_include_authorized_operations(true)
+                            .with_group_ids(vec![
+                                GroupId(StrBytes::from_static_str("cg0")),
+                                GroupId(StrBytes::from_static_str("g1")),
+                            ]),
+                        v,
+                    )
+                    .await
+                }
                 ApiKey::SaslHandshake => ResponseKind::SaslHandshake(sasl::handshake(
                     SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN")),
                     v,

@@ -517,6 +517,11 @@ impl PartitionLog {
             return Ok(());
         }
         self.wait_for_seals()?;
+        self.truncate_sealed(offset)
+    }
+
+    /// [`truncate_to`](Self::truncate_to) once no seal is pending.
+    fn truncate_sealed(&mut self, offset: i64) -> Result<(), LogError> {
         let interval = self.config.index_interval_bytes;
         if offset < self.log_start_offset {
             // Every segment goes (newest first), then a fresh one starts at `offset`. A crash
@@ -548,6 +553,45 @@ impl PartitionLog {
         }
         write_durably(&self.dir, RECOVERY_POINT_FILE, &format!("{end}\n"))?;
         self.damage.retain_within(self.log_start_offset, end)
+    }
+
+    /// Brings a log fenced by a failed fsync back into service without a restart.
+    ///
+    /// After a failed fsync Linux may have dropped the dirty pages (marking them clean, so
+    /// reads can still return bytes that are not on disk) and reports the error only once
+    /// per file: a later fsync "succeeds" without writing them. So nothing past the last
+    /// durable point (`durable_end`, the high watermark: only a successful fsync moves it)
+    /// may be trusted. It is cut off (whole newer segments removed, the active segment
+    /// truncated at a batch boundary and fsynced, indexes rebuilt from what is left), and
+    /// the log gets a fresh failure flag: requests that still carry the old flag stay
+    /// failed, so nothing appended before the failure is ever reported durable.
+    /// Returns how many offsets were cut off.
+    pub fn recover_from_failed_sync(&mut self, durable_end: i64) -> Result<i64, LogError> {
+        if !self.has_failed() {
+            return Ok(0);
+        }
+        // Seals already handed to the sealer finish (or fail) first: none may run while
+        // segments are cut. A failed seal left its segment's data or indexes unsynced, so
+        // every rolled segment that stays is made durable again here (an fsync of a file
+        // with nothing dirty is cheap) before the truncation moves the recovery point.
+        self.seals.wait_attempted_blocking(self.rolls);
+        let end = self.log_end_offset();
+        let durable_end = durable_end.clamp(self.log_start_offset, end);
+        let last = self.segments.len() - 1;
+        for seg in self.segments[..last].iter_mut().filter(|s| s.base_offset < durable_end) {
+            seg.flush()?;
+        }
+        sync_dir(&self.dir)?;
+        if durable_end < end {
+            self.truncate_sealed(durable_end)?;
+        }
+        // fsync what is left through the same descriptor: this consumes the error the
+        // kernel still holds for it, and proves the device takes writes again.
+        self.active_mut().flush()?;
+        write_durably(&self.dir, RECOVERY_POINT_FILE, &format!("{}\n", self.active().base_offset))?;
+        self.seals.set_all_sealed(self.rolls);
+        self.failed = Arc::new(AtomicBool::new(false));
+        Ok(end - self.log_end_offset())
     }
 
     /// fsyncs the active segment and writes its indexes, once every rolled segment is

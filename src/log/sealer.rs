@@ -16,7 +16,7 @@
 
 use std::fs::File;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, mpsc};
 
 use tokio::sync::watch;
@@ -34,11 +34,13 @@ const SEALER_THREADS: usize = 2;
 #[derive(Debug)]
 pub struct SealCursor {
     sealed: watch::Sender<u64>,
+    /// Seals finished or failed so far (a failed seal does not move `sealed`).
+    attempted: AtomicU64,
 }
 
 impl Default for SealCursor {
     fn default() -> Self {
-        SealCursor { sealed: watch::channel(0).0 }
+        SealCursor { sealed: watch::channel(0).0, attempted: AtomicU64::new(0) }
     }
 }
 
@@ -49,12 +51,29 @@ impl SealCursor {
     }
 
     fn finish_one(&self) {
+        self.attempted.fetch_add(1, Ordering::SeqCst);
         self.sealed.send_modify(|n| *n += 1);
     }
 
     /// Wakes waiters without progress (a failed seal: they re-check the failure flag).
     fn wake(&self) {
+        self.attempted.fetch_add(1, Ordering::SeqCst);
         self.sealed.send_modify(|_| {});
+    }
+
+    /// Waits until `rolls` seals have finished or failed: none is running any more.
+    pub fn wait_attempted_blocking(&self, rolls: u64) {
+        let mut rx = self.sealed.subscribe();
+        let waited = futures::executor::block_on(rx.wait_for(|_| self.attempted.load(Ordering::SeqCst) >= rolls));
+        // The sender lives in `self`, so the channel cannot close while we borrow it.
+        drop(waited);
+    }
+
+    /// Counts `rolls` seals as done: the caller made every rolled segment durable itself
+    /// (recovery after a failed fsync, see `PartitionLog::recover_from_failed_sync`).
+    pub fn set_all_sealed(&self, rolls: u64) {
+        self.attempted.store(rolls, Ordering::SeqCst);
+        self.sealed.send_modify(|n| *n = rolls);
     }
 
     /// Waits until `rolls` seals have finished, or `failed` is set (then `StorageFailed`).

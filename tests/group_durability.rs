@@ -1,0 +1,175 @@
+//! Durable before visible for consumer groups: an offset commit or a group change is
+//! seen (by OffsetFetch, ConsumerGroupDescribe, members) only once its
+//! `__consumer_offsets` record is fsynced, and a write whose fsync fails leaves the
+//! previous state — the coordinator never answers from state the log does not hold.
+//!
+//! The fsync is "held" by making the change through the coordinator directly and not
+//! waiting for its completion (nobody has asked the flusher to sync it yet), and it is
+//! failed through the log's own failure path: the flag the flusher sets when an
+//! fdatasync fails, after which no sync of that log may report success.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+
+use common::{Client, TestBroker};
+use jet::broker::Broker;
+use jet::broker::partition::Partition;
+use jet::group::ops::{Committer, OffsetCommit};
+use jet::group::{OFFSETS_TOPIC, partition_for};
+
+fn s(v: &str) -> StrBytes {
+    StrBytes::from_string(v.to_string())
+}
+
+async fn create_topic(c: &mut Client, name: &str) {
+    let create = CreateTopicsRequest::default().with_topics(vec![
+        create_topics_request::CreatableTopic::default()
+            .with_name(TopicName(s(name)))
+            .with_num_partitions(1)
+            .with_replication_factor(1),
+    ]);
+    let r: CreateTopicsResponse = c.call(ApiKey::CreateTopics, 7, &create).await;
+    assert_eq!(r.topics[0].error_code, 0);
+}
+
+/// A standalone (generation -1) commit over the wire; its error code.
+async fn commit_over_wire(c: &mut Client, group: &str, offset: i64) -> i16 {
+    let commit = OffsetCommitRequest::default()
+        .with_group_id(GroupId(s(group)))
+        .with_generation_id_or_member_epoch(-1)
+        .with_member_id(s(""))
+        .with_topics(vec![
+            offset_commit_request::OffsetCommitRequestTopic::default().with_name(TopicName(s("t"))).with_partitions(
+                vec![
+                    offset_commit_request::OffsetCommitRequestPartition::default()
+                        .with_partition_index(0)
+                        .with_committed_offset(offset),
+                ],
+            ),
+        ]);
+    let r: OffsetCommitResponse = c.call(ApiKey::OffsetCommit, 8, &commit).await;
+    r.topics[0].partitions[0].error_code
+}
+
+/// OffsetFetch v8 of t-0: the group's error code, or the committed offset.
+async fn fetch_over_wire(c: &mut Client, group: &str) -> Result<i64, i16> {
+    let fetch = OffsetFetchRequest::default().with_groups(vec![
+        offset_fetch_request::OffsetFetchRequestGroup::default().with_group_id(GroupId(s(group))).with_topics(Some(
+            vec![
+                offset_fetch_request::OffsetFetchRequestTopics::default()
+                    .with_name(TopicName(s("t")))
+                    .with_partition_indexes(vec![0]),
+            ],
+        )),
+    ]);
+    let r: OffsetFetchResponse = c.call(ApiKey::OffsetFetch, 8, &fetch).await;
+    let g = &r.groups[0];
+    if g.error_code != 0 {
+        return Err(g.error_code);
+    }
+    Ok(g.topics[0].partitions[0].committed_offset)
+}
+
+/// The partition of `__consumer_offsets` holding `group`.
+fn offsets_partition(b: &Broker, group: &str) -> Arc<Partition> {
+    let topic = b.topic(OFFSETS_TOPIC).expect("offsets topic");
+    topic.partition(partition_for(group, topic.partition_count())).expect("partition")
+}
+
+/// What the flusher does when an fdatasync of this log fails: the log is fenced, and
+/// no sync of it may report success any more.
+fn fail_next_fsync(p: &Partition) {
+    p.with_log(|log| {
+        log.sync_target().failed.store(true, Ordering::SeqCst);
+        Ok(())
+    })
+    .expect("fence");
+}
+
+/// A commit made through the coordinator whose completion is not awaited: its record
+/// is appended, its fsync not yet asked for.
+fn commit_held(b: &Arc<Broker>, group: &str, offset: i64) -> jet::group::Completion<Vec<Result<(), ResponseError>>> {
+    let who = Committer { member_id: "", group_instance_id: None, generation: -1, version: 8 };
+    let offsets = vec![OffsetCommit { topic: "t".into(), partition: 0, offset, leader_epoch: -1, metadata: None }];
+    b.groups.commit_offsets(b, group, &who, offsets)
+}
+
+#[tokio::test]
+async fn offset_fetch_never_shows_a_commit_before_its_record_is_durable() {
+    let tb = TestBroker::start(&[]).await;
+    let mut c = tb.client().await;
+    create_topic(&mut c, "t").await;
+    assert_eq!(commit_over_wire(&mut c, "g", 5).await, 0);
+    let p = offsets_partition(&tb.broker, "g");
+
+    let held = commit_held(&tb.broker, "g", 9);
+    let (_, hw, end) = p.offsets().expect("offsets");
+    assert!(hw < end, "the commit of 9 is appended but not fsynced");
+    let fetched = fetch_over_wire(&mut c, "g").await;
+    // Whatever OffsetFetch answered, a commit it shows must be durable by then.
+    if fetched == Ok(9) {
+        assert!(
+            p.high_watermark() >= end,
+            "OffsetFetch returned offset 9 while its record was not fsynced (high watermark {} < {end})",
+            p.high_watermark()
+        );
+    } else {
+        assert_eq!(fetched, Ok(5));
+    }
+    drop(held);
+    tb.stop().await;
+}
+
+#[tokio::test]
+async fn a_commit_whose_fsync_fails_is_never_visible_and_the_log_stays_the_truth() {
+    let tb = TestBroker::start(&[]).await;
+    let mut c = tb.client().await;
+    create_topic(&mut c, "t").await;
+    assert_eq!(commit_over_wire(&mut c, "g", 5).await, 0);
+    let p = offsets_partition(&tb.broker, "g");
+
+    let held = commit_held(&tb.broker, "g", 9);
+    fail_next_fsync(&p);
+    let answer = held.finish(&tb.broker.flusher, |e| vec![Err(e)]).await;
+    assert!(answer[0].is_err(), "the commit of 9 failed: {answer:?}");
+
+    // Never 9: an error while the coordinator rebuilds the group, then the previous 5.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let offset = loop {
+        match fetch_over_wire(&mut c, "g").await {
+            Ok(offset) => break offset,
+            Err(code) => {
+                assert!(
+                    code == ResponseError::NotCoordinator.code()
+                        || code == ResponseError::CoordinatorNotAvailable.code(),
+                    "retriable error expected, got {code}"
+                );
+                assert!(tokio::time::Instant::now() < deadline, "the group never came back");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    assert_eq!(offset, 5, "a commit whose record was never durable must not be visible");
+
+    // The log recovers in place (no restart) and takes commits again; after a
+    // restart the coordinator and the log agree.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while commit_over_wire(&mut c, "g", 7).await != 0 {
+        assert!(tokio::time::Instant::now() < deadline, "commits never resumed after the failed fsync");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(fetch_over_wire(&mut c, "g").await, Ok(7));
+    drop(c);
+    let dir = tb.stop().await;
+    let tb = TestBroker::start_in(dir, &[]).await;
+    let mut c = tb.client().await;
+    assert_eq!(fetch_over_wire(&mut c, "g").await, Ok(7));
+    tb.stop().await;
+}
