@@ -120,6 +120,12 @@ pub struct KafkaSettings {
     #[arg(long, env = "JET_LOG_SEGMENT_BYTES", default_value_t = 1 << 30)]
     pub log_segment_bytes: i64,
 
+    /// `log.preallocate` (topic `preallocate` default): grow segment files in zero-filled
+    /// chunks ahead of the appends, so an `acks=all` fsync does not also commit file-size
+    /// and block-allocation metadata.
+    #[arg(long, env = "JET_LOG_PREALLOCATE", default_value_t = false, action = clap::ArgAction::Set)]
+    pub log_preallocate: bool,
+
     /// `log.roll.ms` (topic `segment.ms` default).
     #[arg(long, env = "JET_LOG_ROLL_MS", default_value_t = 7 * 24 * 3600 * 1000)]
     pub log_roll_ms: i64,
@@ -415,6 +421,7 @@ impl KafkaSettings {
             "queued.max.request.bytes" => self.queued_max_request_bytes = parse(key, value)?,
             "fetch.max.bytes" => self.fetch_max_bytes = parse(key, value)?,
             "log.segment.bytes" => self.log_segment_bytes = parse(key, value)?,
+            "log.preallocate" => self.log_preallocate = parse(key, value)?,
             "log.roll.ms" => self.log_roll_ms = parse(key, value)?,
             "log.roll.hours" => self.log_roll_ms = parse::<i64>(key, value)? * 3_600_000,
             "log.retention.ms" => self.log_retention_ms = parse(key, value)?,

@@ -331,9 +331,16 @@ fn set_cork(stream: &TcpStream, on: bool) -> std::io::Result<()> {
 }
 
 /// `sendfile(2)` of one file range to the (non-blocking) socket. Like Kafka's
-/// `FileRecords.writeTo`, the copy happens in the kernel and may block the thread on a
-/// page-cache miss.
+/// `FileRecords.writeTo`, the copy happens in the kernel; a range not entirely in the page
+/// cache is first read on the blocking pool (see [`crate::log::page_cache`]), so the copy
+/// never waits for the disk on an async worker.
 async fn send_file(stream: &TcpStream, range: &FileRange) -> std::io::Result<()> {
+    if !crate::log::page_cache::is_resident(&range.file, range.pos, range.len) {
+        let cold = range.clone();
+        tokio::task::spawn_blocking(move || crate::log::page_cache::warm(&cold))
+            .await
+            .map_err(std::io::Error::other)??;
+    }
     let end = range.pos + range.len as u64;
     let mut pos = range.pos;
     while pos < end {

@@ -453,6 +453,18 @@ async fn acknowledged_records_and_commits_survive_power_loss() {
     }
 }
 
+/// With preallocated segment files (zero tails after every crash) and rolls in every round.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_preallocation_acknowledged_records_and_commits_survive_power_loss() {
+    let extra = &["--set", "log.segment.bytes=16384", "--set", "log.preallocate=true"];
+    let Some(outcomes) = power_loss_rounds(Scenario { rounds: 6, mixed: true, lying_disk: false, extra }).await else {
+        return;
+    };
+    for (round, outcome) in outcomes.iter().enumerate() {
+        assert!(outcome.is_ok(), "round {round}: {outcome:?}");
+    }
+}
+
 /// The same test with interval flushing (acknowledged before fsync) must see losses: the
 /// record check above can fail.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

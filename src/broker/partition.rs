@@ -193,6 +193,11 @@ impl Partition {
         inner.removed = true;
         // The scrubber and the read path record damage without the partition lock.
         inner.log.damage().detach();
+        // A seal still running would write index files and a recovery point into the
+        // directory, which a new topic of the same name may take at once.
+        if let Err(e) = inner.log.wait_for_seals() {
+            tracing::warn!(dir = %self.dir.display(), error = %e, "a rolled segment of a deleted partition was not sealed");
+        }
     }
 
     /// Whether the partition's topic was deleted.

@@ -96,7 +96,7 @@ pub static TOPIC_CONFIGS: &[ConfigDef] = &[
         .synonym("log.cleaner.min.compaction.lag.ms")
         .at_least(0),
     def("min.insync.replicas", Int, "1", "Replicas that must acknowledge acks=all").at_least(1),
-    def("preallocate", Boolean, "false", "Preallocate segment files"),
+    def("preallocate", Boolean, "false", "Preallocate segment files").synonym("log.preallocate"),
     def("retention.bytes", Long, "-1", "Partition size above which old segments are deleted")
         .synonym("log.retention.bytes"),
     def("retention.ms", Long, "604800000", "Age after which old segments are deleted (-1: never)")
@@ -175,6 +175,7 @@ fn broker_value(settings: &KafkaSettings, def: &ConfigDef) -> Option<String> {
         "log.retention.bytes" => settings.log_retention_bytes.to_string(),
         "log.retention.ms" => settings.log_retention_ms.to_string(),
         "log.segment.bytes" => settings.log_segment_bytes.to_string(),
+        "log.preallocate" => settings.log_preallocate.to_string(),
         "log.roll.ms" => settings.log_roll_ms.to_string(),
         "log.cleaner.delete.retention.ms" => settings.log_cleaner_delete_retention_ms.to_string(),
         "log.cleaner.max.compaction.lag.ms" => settings.log_cleaner_max_compaction_lag_ms.to_string(),
@@ -304,6 +305,7 @@ impl EffectiveTopicConfig {
                 index_interval_bytes: long("index.interval.bytes", 4096).max(0) as u64,
                 retention_ms: long("retention.ms", 604_800_000),
                 retention_bytes: long("retention.bytes", -1),
+                preallocate: get("preallocate").trim() == "true",
             },
             max_message_bytes,
             log_append_time: get("message.timestamp.type") == "LogAppendTime",

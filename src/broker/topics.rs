@@ -219,11 +219,6 @@ impl TopicRegistry {
         let mut doomed = Vec::new();
         let mut complete = true;
         for p in topic.partitions() {
-            // A seal still running would write index files and a recovery point under
-            // the old name, which a new topic may take at once.
-            if let Err(e) = p.with_log(|log| log.wait_for_seals()) {
-                tracing::warn!(dir = %p.dir().display(), error = %e, "a rolled segment of a deleted partition was not sealed");
-            }
             let target =
                 p.dir().with_file_name(format!("{}-{}.{}-delete", topic.name, p.index, uuid::Uuid::new_v4().simple()));
             match std::fs::rename(p.dir(), &target) {

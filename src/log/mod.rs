@@ -33,6 +33,7 @@ mod damage;
 mod flusher;
 mod index;
 pub mod open_files;
+pub mod page_cache;
 mod partition_log;
 mod read_plan;
 pub mod recompress;
@@ -45,6 +46,8 @@ mod segment;
 mod corruption_tests;
 #[cfg(test)]
 mod damage_props;
+#[cfg(test)]
+mod preallocate_tests;
 #[cfg(test)]
 pub(crate) mod test_util;
 #[cfg(test)]
@@ -79,6 +82,10 @@ pub struct LogConfig {
     pub retention_ms: i64,
     /// `retention.bytes`: delete oldest segments while the log is larger; -1 = unlimited.
     pub retention_bytes: i64,
+    /// `preallocate`: grow the active segment's file in zero-filled chunks ahead of the
+    /// appends, so the fsync of an append does not also commit a new file size and new
+    /// blocks (see [`segment`]'s `PREALLOCATE_CHUNK`). Kafka's default: off.
+    pub preallocate: bool,
 }
 
 impl Default for LogConfig {
@@ -90,6 +97,7 @@ impl Default for LogConfig {
             index_interval_bytes: 4096,
             retention_ms: 7 * 24 * 60 * 60 * 1000,
             retention_bytes: -1,
+            preallocate: false,
         }
     }
 }

@@ -192,12 +192,12 @@ impl PartitionLog {
             info.last_offset = h.last_offset();
             next = h.next_offset();
         }
-        let interval = self.config.index_interval_bytes;
+        let (interval, preallocate) = (self.config.index_interval_bytes, self.config.preallocate);
         let active = self.active_mut();
         if active.rolling_ts.is_none() {
             active.rolling_ts = Some(now_ms);
         }
-        active.append(batches, &prefixes, &parsed, interval)?;
+        active.append(batches, &prefixes, &parsed, interval, preallocate)?;
         Ok(info)
     }
 
@@ -249,8 +249,12 @@ impl PartitionLog {
             let rel = old.relative(old.offset_of_max_timestamp);
             old.time_index.maybe_push(old.max_timestamp, rel);
         }
+        // The seal cuts the preallocated zero tail before its fsync.
+        let trim_to = (old.allocated > old.size).then_some(old.size);
+        old.allocated = old.size;
         let job = SealJob {
             dir,
+            trim_to,
             base_offset: old.base_offset,
             file: old.file.clone(),
             log_path: old.path("log"),
@@ -603,6 +607,8 @@ impl PartitionLog {
     /// open then recovers fully, so a stale marker is harmless.
     pub fn close(&mut self) -> Result<(), LogError> {
         self.flush()?;
+        // The marker vouches for the file's length: no preallocated tail may follow.
+        self.active_mut().trim_preallocated()?;
         let a = self.active();
         let contents = marker_contents(a.next_offset, a.base_offset, a.size);
         write_durably(&self.dir, CLEAN_SHUTDOWN_FILE, &contents)

@@ -97,6 +97,8 @@ impl SealCursor {
 pub(crate) struct SealJob {
     pub dir: PathBuf,
     pub base_offset: i64,
+    /// Cut the file to this length first (its preallocated zero tail).
+    pub trim_to: Option<u64>,
     pub file: Arc<SegmentFile>,
     pub log_path: PathBuf,
     pub offset_index: (SparseIndex<OffsetEntry>, PathBuf),
@@ -111,7 +113,15 @@ impl SealJob {
     /// Makes the segment durable and advances the recovery point past it.
     fn seal(&mut self) -> Result<(), LogError> {
         let written = self.file.written();
-        self.file.get()?.sync_data().map_err(io_err("fsync segment", &self.log_path))?;
+        let file = self.file.get()?;
+        match self.trim_to {
+            Some(len) => {
+                file.set_len(len).map_err(io_err("trim preallocated segment", &self.log_path))?;
+                // The smaller length must be durable before the recovery point trusts it.
+                file.sync_all().map_err(io_err("fsync segment", &self.log_path))?;
+            }
+            None => file.sync_data().map_err(io_err("fsync segment", &self.log_path))?,
+        }
         self.file.mark_synced(written);
         self.offset_index.0.persist(&self.offset_index.1)?;
         self.time_index.0.persist(&self.time_index.1)?;

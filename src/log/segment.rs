@@ -25,6 +25,14 @@ const WALK_CHUNK: usize = 16 * 1024;
 /// magic): what an append rewrites.
 pub const PREFIX_SIZE: usize = 17;
 
+/// With `preallocate`, the active segment's file grows by this many zero bytes at a
+/// time, written ahead of the appends (a sparse extension or `fallocate` would leave the
+/// blocks to be allocated, or converted from unwritten, by the fsync of the append that
+/// fills them). One fsync per chunk pays for the new size and blocks; the others only
+/// write data. The zero tail is cut when the segment is sealed or closed; after a crash,
+/// recovery cuts it as any tail past the recovery point.
+pub(crate) const PREALLOCATE_CHUNK: u64 = 1024 * 1024;
+
 /// The most buffers one `pwritev` takes (Linux's `IOV_MAX`).
 const MAX_IOVECS: usize = 1024;
 
@@ -70,6 +78,8 @@ pub(crate) struct Segment {
     pub file: Arc<SegmentFile>,
     /// Bytes of valid data; appends go here.
     pub size: u64,
+    /// The file's length: `size` plus any preallocated zero tail.
+    pub allocated: u64,
     /// One past the last offset stored (== base_offset when empty).
     pub next_offset: i64,
     pub offset_index: SparseIndex<OffsetEntry>,
@@ -90,6 +100,7 @@ impl Segment {
             dir: dir.to_path_buf(),
             file,
             size,
+            allocated: size,
             next_offset: base_offset,
             offset_index: SparseIndex::default(),
             time_index: SparseIndex::default(),
@@ -164,6 +175,7 @@ impl Segment {
         prefixes: &[[u8; PREFIX_SIZE]],
         batches: &[(BatchHeader, Range<usize>)],
         index_interval: u64,
+        preallocate: bool,
     ) -> Result<(), LogError> {
         let mut slices = Vec::with_capacity(batches.len() * 2);
         for (prefix, (_, range)) in prefixes.iter().zip(batches) {
@@ -172,9 +184,18 @@ impl Segment {
         }
         let len = batches.last().map_or(0, |(_, r)| r.end) as u64;
         let (file, _generation) = self.file.get_for_write()?;
+        if preallocate && self.size + len > self.allocated {
+            let target = (self.size + len).div_ceil(PREALLOCATE_CHUNK) * PREALLOCATE_CHUNK;
+            if let Err(source) = write_zeros(&file, self.allocated, target) {
+                let _ = file.set_len(self.allocated);
+                return Err(LogError::Io { op: "preallocate segment", path: self.path("log"), source });
+            }
+            self.allocated = target;
+        }
         if let Err(source) = write_all_vectored_at(&file, &mut slices, self.size) {
             // Drop whatever part made it so the next append starts on a clean boundary.
             let _ = file.set_len(self.size);
+            self.allocated = self.size;
             return Err(LogError::Io { op: "append to segment", path: self.path("log"), source });
         }
         let start = self.size;
@@ -352,13 +373,19 @@ impl Segment {
     }
 
     /// Cuts (or extends) the file to `len` and fsyncs it, data and size.
-    fn set_len_durably(&self, len: u64) -> Result<(), LogError> {
+    fn set_len_durably(&mut self, len: u64) -> Result<(), LogError> {
         let path = self.path("log");
         let (file, generation) = self.file.get_for_write()?;
         file.set_len(len).map_err(io_err("truncate segment", &path))?;
+        self.allocated = len;
         file.sync_all().map_err(io_err("fsync segment", &path))?;
         self.file.mark_synced(generation);
         Ok(())
+    }
+
+    /// Cuts a preallocated zero tail and makes the new length durable (close).
+    pub fn trim_preallocated(&mut self) -> Result<(), LogError> {
+        if self.allocated > self.size { self.set_len_durably(self.size) } else { Ok(()) }
     }
 
     /// fdatasyncs the file, then lets the cache close it again.
@@ -409,6 +436,18 @@ impl Segment {
         }
         Ok(())
     }
+}
+
+/// Writes zeros over `[from, to)` of `file` (its preallocated tail).
+fn write_zeros(file: &File, from: u64, to: u64) -> std::io::Result<()> {
+    static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
+    let mut pos = from;
+    while pos < to {
+        let n = ZEROS.len().min(usize::try_from(to - pos).unwrap_or(usize::MAX));
+        file.write_all_at(&ZEROS[..n], pos)?;
+        pos += n as u64;
+    }
+    Ok(())
 }
 
 /// fsyncs a directory so that file creations, renames and deletions in it are durable.

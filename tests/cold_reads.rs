@@ -1,0 +1,98 @@
+//! A fetch of data that is not in the page cache reads it on the blocking pool first
+//! (`jet::log::page_cache`), so `sendfile` never waits for the disk on an async worker;
+//! data in the cache is sent straight away. The only test in this binary, so the
+//! process-wide counters it reads move only for it.
+
+mod common;
+
+use std::os::fd::AsRawFd;
+
+use bytes::{Bytes, BytesMut};
+use common::{Client, TestBroker, whole_batches};
+use jet::log::page_cache::{cold_ranges, hot_ranges};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+
+const TOPIC: &str = "cold";
+
+fn s(v: &str) -> StrBytes {
+    StrBytes::from_string(v.to_string())
+}
+
+/// One batch of 64 records of 1 KiB, values tagged with `round`.
+fn batch(round: u8) -> Bytes {
+    let records: Vec<Record> = (0..64)
+        .map(|i| Record {
+            transactional: false,
+            control: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i,
+            sequence: -1,
+            timestamp: 1,
+            key: None,
+            value: Some(Bytes::from(vec![round; 1024])),
+            headers: Default::default(),
+            delete_horizon: false,
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(&mut buf, &records, &RecordEncodeOptions { version: 2, compression: Compression::None })
+        .unwrap();
+    buf.freeze()
+}
+
+async fn fetch_all(c: &mut Client) -> Vec<u8> {
+    let req = FetchRequest::default().with_max_bytes(50 << 20).with_session_epoch(-1).with_topics(vec![
+        fetch_request::FetchTopic::default().with_topic(TopicName(s(TOPIC))).with_partitions(vec![
+            fetch_request::FetchPartition::default().with_fetch_offset(0).with_partition_max_bytes(10 << 20),
+        ]),
+    ]);
+    let r: FetchResponse = c.call(ApiKey::Fetch, 12, &req).await;
+    let p = &r.responses[0].partitions[0];
+    assert_eq!(p.error_code, 0);
+    let mut bytes = whole_batches(p.records.clone().unwrap_or_default());
+    let sets = kafka_protocol::records::RecordBatchDecoder::decode_all(&mut bytes).expect("decode");
+    sets.iter().flat_map(|set| set.records.iter().map(|r| r.value.as_ref().unwrap()[0])).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fetch_of_uncached_data_reads_it_on_the_blocking_pool() {
+    // Not tmpfs: its pages cannot be dropped from the cache.
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let broker = TestBroker::start_in(dir, &[]).await;
+    let mut c = broker.client().await;
+    let topic = metadata_request::MetadataRequestTopic::default().with_name(Some(TopicName(s(TOPIC))));
+    let req = MetadataRequest::default().with_allow_auto_topic_creation(true).with_topics(Some(vec![topic]));
+    let _: MetadataResponse = c.call(ApiKey::Metadata, 12, &req).await;
+    for round in 0..4u8 {
+        let req = ProduceRequest::default().with_acks(-1).with_timeout_ms(30_000).with_topic_data(vec![
+            produce_request::TopicProduceData::default().with_name(TopicName(s(TOPIC))).with_partition_data(vec![
+                produce_request::PartitionProduceData::default().with_index(0).with_records(Some(batch(round))),
+            ]),
+        ]);
+        let r: ProduceResponse = c.call(ApiKey::Produce, 9, &req).await;
+        assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
+    }
+    let expected: Vec<u8> = (0..4u8).flat_map(|round| [round; 64]).collect();
+
+    // Just written: in the page cache, sent without the blocking pool.
+    let (cold, hot) = (cold_ranges(), hot_ranges());
+    assert_eq!(fetch_all(&mut c).await, expected);
+    assert_eq!(cold_ranges(), cold, "a cached range went to the blocking pool");
+    assert!(hot_ranges() > hot);
+
+    // Dropped from the cache (acks=all: the pages are clean): read on the blocking pool,
+    // and served whole.
+    let segment = broker.dir.path().join(format!("{TOPIC}-0")).join(format!("{:020}.log", 0));
+    let file = std::fs::File::open(&segment).unwrap();
+    // SAFETY: advice on an open descriptor.
+    assert_eq!(unsafe { libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) }, 0);
+    let cold = cold_ranges();
+    assert_eq!(fetch_all(&mut c).await, expected);
+    assert!(cold_ranges() > cold, "an uncached range was sent without being read on the blocking pool");
+    broker.stop().await;
+}
