@@ -303,7 +303,7 @@ impl Partition {
     }
 
     /// Housekeeping: tries [`Self::recover_failed_log`] when the log is fenced, at most
-    /// once per [`RECOVERY_RETRY_MS`], so writes resume by themselves once the device takes
+    /// once a second, so writes resume by themselves once the device takes
     /// them again.
     pub fn maybe_recover_failed_log(&self, now_ms: i64) -> Result<bool, PartitionError> {
         let due = self.next_recovery_ms.load(Ordering::SeqCst);
