@@ -455,9 +455,7 @@ impl Broker {
                 // Through the flusher (which fences the log if the fsync fails), on this
                 // blocking-pool thread, with the partition unlocked.
                 let flushed = match p.interval_flush_due(now) {
-                    Ok(Some(target)) => {
-                        futures::executor::block_on(self.flusher.sync(target)).map(drop).map_err(PartitionError::from)
-                    }
+                    Ok(Some(target)) => futures::executor::block_on(p.commit(&self.flusher, target)),
                     Ok(None) => Ok(()),
                     Err(e) => Err(e),
                 };
