@@ -540,12 +540,25 @@ impl Broker {
     /// Flushes and closes every partition log (clean shutdown).
     pub fn close(&self) {
         self.cleaner.stop();
+        // On a full disk every partition fails alike: the first few are named, the rest
+        // counted (the next start recovers them as after a crash).
+        const NAMED_FAILURES: usize = 3;
+        let mut failed = 0usize;
         for topic in self.topics.all() {
             for p in topic.partitions() {
                 if let Err(e) = p.close() {
-                    tracing::error!(topic = topic.name, partition = p.index, error = %e, "close on shutdown failed");
+                    failed += 1;
+                    if failed <= NAMED_FAILURES {
+                        tracing::error!(topic = topic.name, partition = p.index, error = %e, "close on shutdown failed");
+                    }
                 }
             }
+        }
+        if failed > NAMED_FAILURES {
+            tracing::error!(
+                partitions = failed,
+                "close on shutdown failed for {failed} partitions in all; the next start recovers them"
+            );
         }
     }
 }

@@ -431,8 +431,16 @@ impl GroupCoordinator {
     /// ListGroups rows (but those of partitions backing off from a failed write), and
     /// the writes they reflect that are not durable yet.
     pub fn list(&self, broker: &Broker) -> Result<(Vec<Listing>, Vec<Barrier>), ResponseError> {
-        let state = self.lock()?;
-        let (now, partitions) = (now_ms(), broker.topic(OFFSETS_TOPIC).map_or(1, |t| t.partition_count()));
+        let mut state = self.lock()?;
+        let offsets_topic = broker.topic(OFFSETS_TOPIC);
+        let (now, partitions) = (now_ms(), offsets_topic.as_ref().map_or(1, |t| t.partition_count()));
+        if let Some(topic) = &offsets_topic {
+            for index in 0..partitions {
+                // Rebuilds a partition whose log changed under its groups; a partition
+                // still backing off is left out below.
+                let _ = self.ensure_loaded(&mut state, topic, index, now);
+            }
+        }
         let rows = state
             .groups
             .iter()

@@ -109,10 +109,6 @@ impl OffsetsPartitions {
     pub fn next_retry(&self) -> Option<i64> {
         self.fences.values().filter(|f| f.needs_reload).map(|f| f.until_ms).min()
     }
-
-    fn needing_reload(&self, now: i64) -> Vec<i32> {
-        self.fences.iter().filter(|(_, f)| f.needs_reload && now >= f.until_ms).map(|(i, _)| *i).collect()
-    }
 }
 
 /// Waits until `barrier` is durable; NOT_COORDINATOR when its write failed.
@@ -239,13 +235,14 @@ impl GroupCoordinator {
         }
     }
 
-    /// Timer: rebuilds fenced partitions whose backoff ended, so their groups come back
-    /// without waiting for a client. Blocking (it may fsync).
+    /// Timer: rebuilds the groups of partitions whose backoff ended or whose log was
+    /// recovered in place (housekeeping), so they come back without waiting for a
+    /// client. Blocking (it may fsync).
     pub fn retry_fenced(&self, broker: &Broker) {
         let Ok(mut state) = self.lock() else { return };
         let Some(topic) = broker.topic(OFFSETS_TOPIC) else { return };
         let now = now_ms();
-        for index in state.partitions.needing_reload(now) {
+        for index in 0..topic.partition_count() {
             let _ = self.ensure_loaded(&mut state, &topic, index, now);
         }
     }
