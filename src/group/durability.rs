@@ -247,3 +247,24 @@ impl GroupCoordinator {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_writes_back_off_exponentially_up_to_a_cap_and_start_afresh_later() {
+        let mut parts = OffsetsPartitions::default();
+        let t0 = 1_000_000;
+        let backoffs: Vec<i64> = (0..8).map(|i| parts.fence(3, t0 + i)).collect();
+        assert_eq!(backoffs, vec![500, 1_000, 2_000, 4_000, 8_000, 10_000, 10_000, 10_000]);
+        let now = t0 + 7;
+        assert!(parts.blocked(3, now), "requests for the partition's groups are refused while backing off");
+        assert!(!parts.blocked(4, now), "other partitions are not affected");
+        assert_eq!(parts.retry_at(3), Some(now + MAX_BACKOFF_MS));
+        assert_eq!(parts.next_retry(), Some(now + MAX_BACKOFF_MS), "the timer wakes to rebuild it");
+        assert!(!parts.blocked(3, now + MAX_BACKOFF_MS));
+        // A failure long after the last one starts again at the first backoff.
+        assert_eq!(parts.fence(3, now + BACKOFF_RESET_MS + 1), FIRST_BACKOFF_MS);
+    }
+}
