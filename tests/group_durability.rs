@@ -173,3 +173,61 @@ async fn a_commit_whose_fsync_fails_is_never_visible_and_the_log_stays_the_truth
     assert_eq!(fetch_over_wire(&mut c, "g").await, Ok(7));
     tb.stop().await;
 }
+
+fn consumer_heartbeat(group: &str, member: &str) -> ConsumerGroupHeartbeatRequest {
+    ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(GroupId(s(group)))
+        .with_member_id(s(member))
+        .with_member_epoch(0)
+        .with_rebalance_timeout_ms(10_000)
+        .with_subscribed_topic_names(Some(vec![TopicName(s("t"))]))
+        .with_topic_partitions(Some(vec![]))
+}
+
+/// ConsumerGroupDescribe of one group, retried while the coordinator rebuilds it.
+async fn describe_when_available(c: &mut Client, group: &str) -> consumer_group_describe_response::DescribedGroup {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let request = ConsumerGroupDescribeRequest::default().with_group_ids(vec![GroupId(s(group))]);
+        let mut r: ConsumerGroupDescribeResponse = c.call(ApiKey::ConsumerGroupDescribe, 1, &request).await;
+        let g = r.groups.remove(0);
+        if g.error_code == 0 {
+            return g;
+        }
+        assert!(
+            g.error_code == ResponseError::NotCoordinator.code()
+                || g.error_code == ResponseError::CoordinatorNotAvailable.code(),
+            "retriable error expected, got {}",
+            g.error_code
+        );
+        assert!(tokio::time::Instant::now() < deadline, "the group never came back");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_member_join_whose_fsync_fails_leaves_the_group_as_it_was() {
+    let tb = TestBroker::start(&[]).await;
+    let mut c = tb.client().await;
+    create_topic(&mut c, "t").await;
+    let joined: ConsumerGroupHeartbeatResponse =
+        c.call(ApiKey::ConsumerGroupHeartbeat, 1, &consumer_heartbeat("cg", "m1")).await;
+    assert_eq!((joined.error_code, joined.member_epoch), (0, 1), "{:?}", joined.error_message);
+    let p = offsets_partition(&tb.broker, "cg");
+
+    // A second member's join: the group epoch moves to 2 in memory and its records are
+    // appended, but their fsync fails.
+    let client = jet::group::consumer::ClientInfo { client_id: "c", client_host: "/127.0.0.1" };
+    let held = tb.broker.groups.consumer_heartbeat(&tb.broker, &consumer_heartbeat("cg", "m2"), 1, &client);
+    fail_next_fsync(&p);
+    let answer =
+        held.finish(&tb.broker.flusher, |e| ConsumerGroupHeartbeatResponse::default().with_error_code(e.code())).await;
+    assert_ne!(answer.error_code, 0, "the join whose records were not written must fail");
+
+    // Nobody ever sees the member or the epoch the log does not hold.
+    let described = describe_when_available(&mut c, "cg").await;
+    let members: Vec<&str> = described.members.iter().map(|m| m.member_id.as_str()).collect();
+    assert_eq!(members, vec!["m1"], "a member whose join record failed must not be in the group");
+    assert_eq!(described.group_epoch, 1, "the group epoch of the failed join must not be visible");
+    tb.stop().await;
+}

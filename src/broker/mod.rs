@@ -499,9 +499,7 @@ impl Broker {
                 // Through the flusher (which fences the log if the fsync fails), on this
                 // blocking-pool thread, with the partition unlocked.
                 let flushed = match p.interval_flush_due(now) {
-                    Ok(Some(target)) => {
-                        futures::executor::block_on(self.flusher.sync(target)).map(drop).map_err(PartitionError::from)
-                    }
+                    Ok(Some(target)) => futures::executor::block_on(p.commit(&self.flusher, target)),
                     Ok(None) => Ok(()),
                     Err(e) => Err(e),
                 };
@@ -601,12 +599,25 @@ impl Broker {
     /// Flushes and closes every partition log (clean shutdown).
     pub fn close(&self) {
         self.cleaner.stop();
+        // On a full disk every partition fails alike: the first few are named, the rest
+        // counted (the next start recovers them as after a crash).
+        const NAMED_FAILURES: usize = 3;
+        let mut failed = 0usize;
         for topic in self.topics.all() {
             for p in topic.partitions() {
                 if let Err(e) = p.close() {
-                    tracing::error!(topic = topic.name, partition = p.index, error = %e, "close on shutdown failed");
+                    failed += 1;
+                    if failed <= NAMED_FAILURES {
+                        tracing::error!(topic = topic.name, partition = p.index, error = %e, "close on shutdown failed");
+                    }
                 }
             }
+        }
+        if failed > NAMED_FAILURES {
+            tracing::error!(
+                partitions = failed,
+                "close on shutdown failed for {failed} partitions in all; the next start recovers them"
+            );
         }
     }
 }

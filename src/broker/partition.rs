@@ -91,6 +91,10 @@ pub struct Partition {
     recoveries: AtomicU64,
     /// Not before this time (ms) does housekeeping try to recover a fenced log again.
     next_recovery_ms: AtomicI64,
+    /// The end of what a successful fsync made durable. The same as the high watermark
+    /// unless the topic flushes on an interval (`flush.ms`), where the high watermark runs
+    /// ahead of it; a log fenced by a failed fsync is cut back to it.
+    synced_end: AtomicI64,
 }
 
 /// Least time between two housekeeping attempts to recover a fenced log.
@@ -164,6 +168,7 @@ impl Partition {
         // Everything recovered from disk was fsynced or is being treated as such: a
         // clean restart makes the whole log visible.
         let (high_watermark, _) = watch::channel(log.log_end_offset());
+        let synced_end = AtomicI64::new(log.log_end_offset());
         Ok(Self {
             topic: topic.to_string(),
             index,
@@ -172,6 +177,7 @@ impl Partition {
             high_watermark,
             recoveries: AtomicU64::new(0),
             next_recovery_ms: AtomicI64::new(0),
+            synced_end,
         })
     }
 
@@ -367,9 +373,18 @@ impl Partition {
         if !inner.log.has_failed() {
             return Ok(false);
         }
-        let durable_end = self.high_watermark();
+        let durable_end = self.high_watermark().min(self.synced_end.load(Ordering::SeqCst));
         let cut = inner.log.recover_from_failed_sync(durable_end)?;
         inner.producers = rebuild_producer_state(&inner.log, super::now_ms())?;
+        let end = inner.log.log_end_offset();
+        self.synced_end.store(end, Ordering::SeqCst);
+        // Only with `flush.ms` can the high watermark have passed the durable end; what a
+        // failed fsync may have lost is no longer offered to consumers.
+        self.high_watermark.send_if_modified(|hw| {
+            let lowered = *hw > end;
+            *hw = (*hw).min(end);
+            lowered
+        });
         self.recoveries.fetch_add(1, Ordering::SeqCst);
         tracing::warn!(
             topic = self.topic,
@@ -382,7 +397,7 @@ impl Partition {
     }
 
     /// Housekeeping: tries [`Self::recover_failed_log`] when the log is fenced, at most
-    /// once per [`RECOVERY_RETRY_MS`], so writes resume by themselves once the device takes
+    /// once a second, so writes resume by themselves once the device takes
     /// them again.
     pub fn maybe_recover_failed_log(&self, now_ms: i64) -> Result<bool, PartitionError> {
         let due = self.next_recovery_ms.load(Ordering::SeqCst);
@@ -395,7 +410,16 @@ impl Partition {
 
     /// Waits until `target` is durable, then lets consumers see it.
     pub async fn commit(&self, flusher: &Flusher, target: SyncTarget) -> Result<(), PartitionError> {
+        let epoch = self.recovery_epoch();
         let end = flusher.sync(target).await?;
+        // Under the lock, so an in-place recovery cannot slip in between: if one cut the
+        // log after this sync succeeded, these offsets may be gone and must not be
+        // acknowledged.
+        let _inner = self.lock()?;
+        if self.recovery_epoch() != epoch {
+            return Err(LogError::StorageFailed.into());
+        }
+        self.synced_end.fetch_max(end, Ordering::SeqCst);
         self.advance_high_watermark(end);
         Ok(())
     }
@@ -507,6 +531,7 @@ impl Partition {
         let mut inner = self.lock()?;
         inner.log.flush()?;
         let end = inner.log.log_end_offset();
+        self.synced_end.fetch_max(end, Ordering::SeqCst);
         drop(inner);
         self.advance_high_watermark(end);
         Ok(())

@@ -109,6 +109,26 @@ async fn a_log_fenced_by_a_failed_fsync_recovers_in_place_cutting_what_was_never
     assert_eq!(p.offsets().expect("offsets").2, 7);
 }
 
+#[tokio::test]
+async fn with_interval_flushing_a_failed_fsync_cuts_back_to_the_last_successful_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = EffectiveTopicConfig { flush_interval_ms: Some(1_000), ..config(LogConfig::default()) };
+    let p = Partition::open("t", 0, dir.path(), cfg).expect("open partition");
+    let flusher = Flusher::start();
+    append(&p, &producer_batch(3, 1, 10, Compression::None, (-1, -1, -1))).expect("append");
+    let synced = p.interval_flush_due(5_000).expect("due").expect("a flush is due");
+    p.commit(&flusher, synced).await.expect("interval flush");
+    append(&p, &producer_batch(2, 2, 10, Compression::None, (-1, -1, -1))).expect("append");
+    assert_eq!(p.high_watermark(), 5, "interval flushing shows appends at once");
+    let failing = p.interval_flush_due(6_000).expect("due").expect("a flush is due");
+    let devnull = crate::log::open_files::SegmentFile::lazy("/dev/null".into());
+    assert!(p.commit(&flusher, SyncTarget { file: devnull, ..failing }).await.is_err());
+    // The high watermark had passed what was durable: the recovery may not keep 3..5,
+    // whose pages the failed fsync may have dropped.
+    assert!(p.recover_failed_log().expect("recover"));
+    assert_eq!(p.offsets().expect("offsets"), (0, 3, 3));
+}
+
 #[test]
 fn retention_never_deletes_beyond_high_watermark() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -13,20 +13,20 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::BytesMut;
 use kafka_protocol::ResponseError;
-use kafka_protocol::records::{Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions};
+use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions};
 use tracing::{info, warn};
 
-use crate::broker::partition::{Appended, Partition, PartitionError};
+use crate::broker::partition::Appended;
 use crate::broker::topics::Topic;
 use crate::broker::{Broker, now_ms};
 use crate::config::KafkaSettings;
 use crate::group::classic::{ClassicConfig, ClassicGroup, Effects, Reply};
-use crate::group::consumer::{ConsumerGroup, ConsumerGroupConfig, TopicsSnapshot, record_type};
+use crate::group::consumer::{ConsumerGroup, ConsumerGroupConfig, TopicsSnapshot};
 use crate::group::deadlines::DeadlineQueue;
 use crate::group::durability::{Barrier, OffsetsPartitions};
-use crate::group::records::{self, KeyValue, OffsetValue, RecordKey};
+use crate::group::records::{self, KeyValue, OffsetValue};
 use crate::group::{OFFSETS_TOPIC, partition_for};
-use crate::log::{BatchIter, Flusher, validate_produced_batches};
+use crate::log::{Flusher, validate_produced_batches};
 
 /// Group settings, from the broker's Kafka settings.
 #[derive(Debug, Clone)]
@@ -324,75 +324,6 @@ impl GroupCoordinator {
         }
     }
 
-    /// Reloads every group from `__consumer_offsets` (broker start).
-    pub fn load(&self, topic: &Topic) -> Result<(), PartitionError> {
-        let started = std::time::Instant::now();
-        let now = now_ms();
-        let mut state = self.lock().map_err(PartitionError::Rejected)?;
-        let mut count = 0usize;
-        for partition in topic.partitions() {
-            count += self.replay_partition(&mut state, &partition, topic.partition_count(), now)?;
-        }
-        info!(groups = state.groups.len(), records = count, elapsed = ?started.elapsed(), "loaded consumer groups");
-        Ok(())
-    }
-
-    /// Replaces the groups of one partition of `__consumer_offsets` (of `partitions`) with
-    /// what its log holds up to the high watermark; returns how many records it read.
-    pub(crate) fn replay_partition(
-        &self,
-        state: &mut State,
-        partition: &Partition,
-        partitions: i32,
-        now: i64,
-    ) -> Result<usize, PartitionError> {
-        let here = |id: &str| partition_for(id, partitions) == partition.index;
-        let before: Vec<String> = state.groups.keys().filter(|id| here(id)).cloned().collect();
-        for id in &before {
-            // Parked requests of a dropped group are answered with an error.
-            state.groups.remove(id);
-            state.reschedule(id);
-        }
-        let mut count = 0usize;
-        let (mut offset, end) = (partition.offsets()?.0, partition.high_watermark());
-        while offset < end {
-            let read = partition.read(offset, 1 << 20, true)?;
-            if read.records.is_empty() {
-                break;
-            }
-            for batch in BatchIter::new(&read.records) {
-                let (header, range) = batch.map_err(crate::log::LogError::from)?;
-                offset = header.next_offset();
-                let mut slice = read.records.slice(range);
-                match RecordBatchDecoder::decode(&mut slice) {
-                    Ok(set) => {
-                        for r in set.records {
-                            count += 1;
-                            replay(state, r.key.as_deref(), r.value.as_deref(), now);
-                        }
-                    }
-                    Err(e) => warn!(partition = partition.index, offset, error = %e, "skipping undecodable batch"),
-                }
-            }
-        }
-        // Groups deleted (tombstoned) and left without offsets are gone.
-        state.groups.retain(|id, e| {
-            !here(id)
-                || match &e.group {
-                    Group::Consumer(g) => g.exists() || !e.offsets.is_empty(),
-                    Group::Classic(g) => g.generation() > 0 || !e.offsets.is_empty(),
-                }
-        });
-        let ids: Vec<String> = state.groups.keys().filter(|id| here(id)).cloned().collect();
-        for id in ids {
-            if let Some(GroupEntry { group: Group::Consumer(g), .. }) = state.groups.get_mut(&id) {
-                g.on_loaded(now, &self.settings.consumer);
-            }
-            state.reschedule(&id);
-        }
-        Ok(count)
-    }
-
     /// The earliest group deadline, or end of a backoff after a failed write.
     pub fn next_deadline(&self) -> Option<i64> {
         self.lock().ok().and_then(|s| match (s.deadlines.first(), s.partitions.next_retry()) {
@@ -500,8 +431,16 @@ impl GroupCoordinator {
     /// ListGroups rows (but those of partitions backing off from a failed write), and
     /// the writes they reflect that are not durable yet.
     pub fn list(&self, broker: &Broker) -> Result<(Vec<Listing>, Vec<Barrier>), ResponseError> {
-        let state = self.lock()?;
-        let (now, partitions) = (now_ms(), broker.topic(OFFSETS_TOPIC).map_or(1, |t| t.partition_count()));
+        let mut state = self.lock()?;
+        let offsets_topic = broker.topic(OFFSETS_TOPIC);
+        let (now, partitions) = (now_ms(), offsets_topic.as_ref().map_or(1, |t| t.partition_count()));
+        if let Some(topic) = &offsets_topic {
+            for index in 0..partitions {
+                // Rebuilds a partition whose log changed under its groups; a partition
+                // still backing off is left out below.
+                let _ = self.ensure_loaded(&mut state, topic, index, now);
+            }
+        }
         let rows = state
             .groups
             .iter()
@@ -583,48 +522,4 @@ pub(crate) fn topics_snapshot(broker: &Broker) -> TopicsSnapshot {
     let version = broker.topics.version();
     TopicsSnapshot::new(broker.topics.all().iter().map(|t| (t.name.clone(), t.id, t.partition_count())))
         .with_version(version)
-}
-
-/// Applies one record of `__consumer_offsets` to the in-memory state.
-fn replay(state: &mut State, key: Option<&[u8]>, value: Option<&[u8]>, now: i64) {
-    let Some(key) = key else { return };
-    let decoded = records::decode_key(key).and_then(|k| {
-        match (&k, value) {
-            (RecordKey::OffsetCommit { group, topic, partition }, Some(v)) => {
-                let v = records::decode_offset_value(v)?;
-                state.entry(group, now).offsets.insert((topic.clone(), *partition), v);
-            }
-            (RecordKey::OffsetCommit { group, topic, partition }, None) => {
-                if let Some(e) = state.groups.get_mut(group) {
-                    e.offsets.remove(&(topic.clone(), *partition));
-                }
-            }
-            (RecordKey::GroupMetadata { group }, Some(v)) => {
-                let v = records::decode_group_metadata(v)?;
-                state.entry(group, now).group = Group::Classic(Box::new(ClassicGroup::restore(group, v, now)));
-            }
-            (RecordKey::GroupMetadata { group }, None) => {
-                // The group is gone; its offsets have tombstones of their own.
-                if let Some(e) = state.groups.get_mut(group) {
-                    e.group = Group::Classic(Box::new(ClassicGroup::new(group, now)));
-                }
-            }
-            (RecordKey::Other { record_type: rt, group }, _) if record_type::is_consumer_group(*rt) => {
-                let entry = state.entry(group, now);
-                if !matches!(entry.group, Group::Consumer(_)) {
-                    entry.group = Group::Consumer(ConsumerGroup::new(group));
-                }
-                if let Group::Consumer(g) = &mut entry.group {
-                    g.replay(*rt, key, value)?;
-                }
-            }
-            (RecordKey::Other { record_type, group }, _) => {
-                warn!(group = %group, record_type, "ignoring a __consumer_offsets record of an unsupported type");
-            }
-        }
-        Ok(())
-    });
-    if let Err(e) = decoded {
-        warn!(error = %e, "skipping an undecodable __consumer_offsets record");
-    }
 }

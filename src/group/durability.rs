@@ -109,10 +109,6 @@ impl OffsetsPartitions {
     pub fn next_retry(&self) -> Option<i64> {
         self.fences.values().filter(|f| f.needs_reload).map(|f| f.until_ms).min()
     }
-
-    fn needing_reload(&self, now: i64) -> Vec<i32> {
-        self.fences.iter().filter(|(_, f)| f.needs_reload && now >= f.until_ms).map(|(i, _)| *i).collect()
-    }
 }
 
 /// Waits until `barrier` is durable; NOT_COORDINATOR when its write failed.
@@ -239,14 +235,36 @@ impl GroupCoordinator {
         }
     }
 
-    /// Timer: rebuilds fenced partitions whose backoff ended, so their groups come back
-    /// without waiting for a client. Blocking (it may fsync).
+    /// Timer: rebuilds the groups of partitions whose backoff ended or whose log was
+    /// recovered in place (housekeeping), so they come back without waiting for a
+    /// client. Blocking (it may fsync).
     pub fn retry_fenced(&self, broker: &Broker) {
         let Ok(mut state) = self.lock() else { return };
         let Some(topic) = broker.topic(OFFSETS_TOPIC) else { return };
         let now = now_ms();
-        for index in state.partitions.needing_reload(now) {
+        for index in 0..topic.partition_count() {
             let _ = self.ensure_loaded(&mut state, &topic, index, now);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_writes_back_off_exponentially_up_to_a_cap_and_start_afresh_later() {
+        let mut parts = OffsetsPartitions::default();
+        let t0 = 1_000_000;
+        let backoffs: Vec<i64> = (0..8).map(|i| parts.fence(3, t0 + i)).collect();
+        assert_eq!(backoffs, vec![500, 1_000, 2_000, 4_000, 8_000, 10_000, 10_000, 10_000]);
+        let now = t0 + 7;
+        assert!(parts.blocked(3, now), "requests for the partition's groups are refused while backing off");
+        assert!(!parts.blocked(4, now), "other partitions are not affected");
+        assert_eq!(parts.retry_at(3), Some(now + MAX_BACKOFF_MS));
+        assert_eq!(parts.next_retry(), Some(now + MAX_BACKOFF_MS), "the timer wakes to rebuild it");
+        assert!(!parts.blocked(3, now + MAX_BACKOFF_MS));
+        // A failure long after the last one starts again at the first backoff.
+        assert_eq!(parts.fence(3, now + BACKOFF_RESET_MS + 1), FIRST_BACKOFF_MS);
     }
 }

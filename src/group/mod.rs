@@ -9,6 +9,9 @@
 //!   [`crate::broker::Partition`] append path (so it is fsynced, and with replication
 //!   replicated, like any other record) before the request is answered; deadlines kept
 //!   in a [`deadlines::DeadlineQueue`] and served by one timer task.
+//! - [`durability`]: durable before visible — reads of group state wait for the writes
+//!   they reflect; a failed write rebuilds the partition's groups from the log
+//!   (`loading`) and backs the partition off instead of rebalancing in a loop.
 //!
 //! The coordinator of a group is the leader of partition
 //! `abs(java_hash(group_id)) % offsets.topic.num.partitions` of `__consumer_offsets`, as
@@ -19,6 +22,7 @@ pub mod consumer;
 pub mod coordinator;
 pub mod deadlines;
 pub mod durability;
+mod loading;
 pub mod ops;
 pub mod records;
 
