@@ -99,9 +99,16 @@ impl SegmentFile {
         self.written.load(Ordering::SeqCst)
     }
 
-    /// Writes up to `generation` are durable: the file may be closed again.
+    /// Writes up to `generation` are durable: the file may be closed again, and is at
+    /// once if the cache is over its cap (files kept open only because they had
+    /// unsynced writes must not outlive the sync that frees them).
     pub fn mark_synced(&self, generation: u64) {
         self.synced.fetch_max(generation, Ordering::SeqCst);
+        self.cache.evict();
+    }
+
+    fn is_clean(&self) -> bool {
+        self.synced.load(Ordering::SeqCst) >= self.written.load(Ordering::SeqCst)
     }
 
     /// Whether a descriptor for this file is held by the cache (tests).
@@ -135,7 +142,7 @@ impl SegmentFile {
     /// Closes the file if it has no unsynced writes; whether it did.
     fn close_if_clean(&self) -> bool {
         let mut slot = lock(&self.open);
-        if self.synced.load(Ordering::SeqCst) < self.written.load(Ordering::SeqCst) {
+        if !self.is_clean() {
             return false;
         }
         *slot = None;
@@ -214,6 +221,8 @@ impl FileCache {
         self.evict();
     }
 
+    /// Closes the least recently used clean files while over the cap; files with
+    /// unsynced writes are passed over (they are closed once synced).
     fn evict(&self) {
         // Victims are chosen under the cache lock and closed outside it: `get` takes a
         // file's lock before the cache's.
@@ -227,7 +236,8 @@ impl FileCache {
                     break;
                 }
                 match weak.upgrade() {
-                    Some(f) => victims.push((tick, f)),
+                    Some(f) if f.is_clean() => victims.push((tick, f)),
+                    Some(_) => {}
                     None => dead.push(tick),
                 }
             }
