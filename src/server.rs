@@ -20,9 +20,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
-#[path = "server_backoff.rs"]
 mod backoff;
-#[path = "server_limits.rs"]
 pub mod limits;
 
 use crate::broker::Broker;

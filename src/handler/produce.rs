@@ -37,7 +37,7 @@ struct AwaitingSync {
 
 fn batch_error_code(e: &BatchError) -> ResponseError {
     match e {
-        BatchError::TooLarge => ResponseError::MessageTooLarge,
+        BatchError::TooLarge | BatchError::NoScratch { .. } => ResponseError::MessageTooLarge,
         BatchError::InvalidRecord(_) | BatchError::UnsupportedMagic(_) => ResponseError::InvalidRecord,
         _ => ResponseError::CorruptMessage,
     }

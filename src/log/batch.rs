@@ -34,7 +34,7 @@ const CONTROL_BIT: i16 = 0x20;
 pub const DECOMPRESSION_RATIO_LIMIT: usize = 64;
 
 /// Why a batch was rejected. Mapping to Kafka error codes happens in the request layer:
-/// `Corrupt`/`Truncated`/`Decompress` -> CORRUPT_MESSAGE, `TooLarge` -> MESSAGE_TOO_LARGE,
+/// `Corrupt`/`Truncated`/`Decompress` -> CORRUPT_MESSAGE, `TooLarge`/`NoScratch` -> MESSAGE_TOO_LARGE,
 /// `InvalidRecord` -> INVALID_RECORD, `UnsupportedMagic` -> UNSUPPORTED_VERSION / CORRUPT_MESSAGE.
 #[derive(Debug, thiserror::Error)]
 pub enum BatchError {
@@ -48,6 +48,13 @@ pub enum BatchError {
     UnsupportedMagic(i8),
     #[error("record batch is truncated")]
     Truncated,
+    /// The decompression buffer for the batch's size bound could not be allocated.
+    #[error("cannot reserve {bytes} bytes to decompress a record batch: {source}")]
+    NoScratch {
+        bytes: usize,
+        #[source]
+        source: std::collections::TryReserveError,
+    },
     #[error("failed to decompress {codec:?} record batch: {source}")]
     Decompress {
         codec: Compression,
@@ -257,9 +264,12 @@ pub fn validate_produced_batches_within(
 /// so resident, is what was decompressed.
 pub(crate) fn decompress(codec: Compression, input: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<(), BatchError> {
     out.clear();
-    out.reserve_exact(limit.saturating_add(1));
+    // A limit the allocator cannot give (a huge configured max.message.bytes) refuses the
+    // batch rather than aborting the process.
+    let bytes = limit.saturating_add(1);
+    out.try_reserve_exact(bytes).map_err(|source| BatchError::NoScratch { bytes, source })?;
     let err = |source: io::Error| BatchError::Decompress { codec, source };
-    let cap = limit as u64 + 1;
+    let cap = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
     match codec {
         Compression::None => out.extend_from_slice(input),
         Compression::Gzip => {

@@ -268,3 +268,12 @@ fn fuzz_validate_never_panics() {
     }
     assert!(accepted > 0 && rejected > 0, "accepted {accepted}, rejected {rejected}");
 }
+
+#[test]
+fn an_unallocatable_decompression_limit_is_an_error_not_an_abort() {
+    let mut out = Vec::new();
+    let e = decompress(Compression::Gzip, b"not gzip", usize::MAX, &mut out).unwrap_err();
+    assert!(matches!(e, BatchError::NoScratch { .. }), "{e}");
+    let e = decompress(Compression::Gzip, b"not gzip", isize::MAX as usize, &mut out).unwrap_err();
+    assert!(matches!(e, BatchError::NoScratch { .. }), "{e}");
+}
