@@ -196,7 +196,8 @@ fn produce_path(batch: &[u8]) -> Result<usize, String> {
             jet::log::recompress::recompress_into(one, codec, MAX_BATCH, &mut out).map_err(|e| e.to_string())?;
             // What the broker writes after recompressing is itself a valid batch.
             // (Its own limit: validation reserves the decompression bound up front.)
-            let again = validate_produced_batches(&out, out.len().max(MAX_BATCH)).map_err(|e| format!("recompressed: {e}"));
+            let again =
+                validate_produced_batches(&out, out.len().max(MAX_BATCH)).map_err(|e| format!("recompressed: {e}"));
             assert!(again.is_ok(), "recompressing an accepted batch to {codec:?} made it invalid: {again:?}");
         }
     }
