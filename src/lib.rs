@@ -10,9 +10,12 @@
 //!
 //! Read in this order:
 //!
-//! - [`config`]: command line, environment variables and Kafka-named settings.
+//! - [`config`]: command line, environment variables and Kafka-named settings;
+//!   [`security`] refuses the security settings Jet does not implement (fail closed).
 //! - [`server`]: the TCP listener and per-connection loop (ordered responses,
 //!   concurrent waits, graceful shutdown). Tests start it on port 0 with [`server::run`].
+//!   `server::limits` caps connections (overall and per address); the accept loop backs
+//!   off when the process is out of descriptors.
 //! - [`protocol`]: frames with a size cap, request decoding guarded by
 //!   [`protocol::bounds`] (a schema walk that rejects lying array counts before the
 //!   `kafka-protocol` crate allocates), response encoding, and [`protocol::splice`], which
@@ -21,19 +24,30 @@
 //!   [`handler::dispatch`]. Per-partition failures are error codes, never a dropped
 //!   connection.
 //! - [`broker`]: shared state — topics and partitions, the high watermark, idempotent
-//!   producer state, topic configs, fetch sessions, and the fjall metadata store.
+//!   producer state (with expiry and caps), topic configs, fetch sessions, and the fjall
+//!   metadata store. `broker::lifecycle` makes topic create/grow/delete crash-safe (one
+//!   durable intent each; partition directories name their topic id);
+//!   `broker::log_cleaner` runs compaction on threads of its own.
 //! - [`group`]: consumer groups — the classic protocol and KIP-848 as pure state
 //!   machines, and the coordinator that keeps them (and committed offsets) as records of
 //!   `__consumer_offsets`, written through the same partition append path as any topic.
+//!   `group::durability` holds every answer until the records behind it are fsynced and
+//!   rebuilds a partition's groups from the log (`group::loading`) when a write fails.
 //! - [`log`]: one partition's segments (`.log`, `.index`, `.timeindex` named by 20-digit
 //!   base offset), batch validation with bounded decompression, broker-side
-//!   recompression (`compression.type`), crash recovery, retention, reads planned under
-//!   the partition lock as exact file ranges (sent to the client with `sendfile`, never
-//!   read into memory), and the group-commit flusher.
-//!
+//!   recompression (`compression.type`), crash recovery from the recovery point,
+//!   retention, reads planned under the partition lock as exact file ranges (sent to the
+//!   client with `sendfile`, never read into memory), and the group-commit flusher. Around
+//!   it: `log::sealer` (a roll's fsyncs off the produce path), `log::open_files` (the
+//!   broker-wide LRU of open segment files), `log::page_cache` (cold reads moved to the
+//!   blocking pool), `log::damage` and `log::scrubber` (damaged ranges, found and fenced),
+//!   and `log::cleaner` (compaction: offset map, rewrite, swap).
+
 //! Tests: unit tests sit beside the code (`*_tests.rs` files where a module's tests are
 //! long); `tests/` starts real brokers (in process on port 0, and the `jet` binary for
-//! SIGKILL/SIGTERM); `compat-tests/` drives the binary with real Kafka clients.
+//! SIGKILL/SIGTERM, power loss on the FUSE file system of `tests/lazyfs`, descriptor and
+//! memory bounds) and fuzzes requests and batches (seeds in `fuzz/corpus/`);
+//! `compat-tests/` drives the binary with real Kafka clients.
 //!
 //! # Decisions that differ from the first design notes
 //!
