@@ -131,7 +131,14 @@ impl SealJob {
     }
 
     /// Seals, then moves the cursor (or, on failure, fails the log and wakes its waiters).
+    /// A log that has already failed is not sealed: an earlier seal or sync may have left
+    /// data below this segment unsynced, and this seal would move the recovery point past
+    /// it. The log's in-place recovery makes every rolled segment durable instead.
     pub fn run(mut self) -> Result<(), LogError> {
+        if self.failed.load(Ordering::SeqCst) {
+            self.cursor.wake();
+            return Err(LogError::StorageFailed);
+        }
         let sealed = self.seal();
         match &sealed {
             Ok(()) => self.cursor.finish_one(),
@@ -309,5 +316,58 @@ mod tests {
         opener.join().expect("join");
         assert!(!crate::log::segment::segment_path(dir.path(), 0, "index").exists());
         assert_eq!(recovery_point(dir.path()), 4);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_seal_is_recovered_in_place_and_every_kept_segment_made_durable() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let at = dir.path().to_path_buf();
+        let time_index = move |base| crate::log::segment::segment_path(&at, base, "timeindex");
+        let blocked = time_index.clone();
+        let (arrived, seals) = std::sync::mpsc::channel();
+        let arrived = std::sync::Mutex::new(arrived);
+        // The seal of segment 0 fails persisting its time index (a directory stands where
+        // the file was); the hook tells the test when each later seal is about to run.
+        let hook: SealHook = Arc::new(move |base| {
+            if base == 0 {
+                std::fs::remove_file(blocked(0)).expect("remove time index");
+                std::fs::create_dir(blocked(0)).expect("block time index");
+            }
+            arrived.lock().expect("hook").send(base).expect("test alive");
+        });
+        let mut log = rolling_log(dir.path(), Sealer::start(Some(hook)));
+        // Segments [0, 4), [4, 8), [8, 12), [12, 14): three rolls.
+        for i in 0..7 {
+            log.append(&batch(2, i), 0, 1).expect("append");
+        }
+        let flusher = Flusher::start();
+        let failed = flusher.sync(log.sync_target()).await;
+        assert!(matches!(failed, Err(LogError::StorageFailed)), "{failed:?}");
+        assert!(log.has_failed());
+        // Seal 8 about to run: seal 4 has been attempted. It must not have moved the
+        // recovery point past segment 0, whose indexes never became durable.
+        while seals.recv().expect("hook") != 8 {}
+        assert_eq!(recovery_point(dir.path()), 0, "a seal after a failed one moved the recovery point");
+        assert_eq!(std::fs::metadata(time_index(4)).expect("time index").len(), 0, "segment 4 was sealed");
+
+        // The device takes writes again; the log recovers without a reopen.
+        std::fs::remove_dir(time_index(0)).expect("unblock");
+        assert_eq!(log.recover_from_failed_sync(log.log_end_offset()).expect("recover"), 0, "nothing cut");
+        assert!(!log.has_failed());
+        assert_eq!(recovery_point(dir.path()), 12, "recovery point = the active segment's base");
+        for base in [0, 4, 8] {
+            assert_eq!(std::fs::metadata(time_index(base)).expect("time index").len(), 12, "segment {base}");
+        }
+
+        // Every roll counts as sealed: syncs, appends and later rolls go on.
+        assert_eq!(flusher.sync(log.sync_target()).await.expect("sync after recovery"), 14);
+        for i in 7..9 {
+            log.append(&batch(2, i), 0, 1).expect("append after recovery");
+        }
+        assert_eq!(flusher.sync(log.sync_target()).await.expect("sync past a new roll"), 18);
+        drop(log);
+        let reopened = PartitionLog::open(dir.path(), LogConfig::default()).expect("reopen");
+        assert_eq!(reopened.log_end_offset(), 18);
+        assert!(reopened.recovery_report().recovery_point >= 12);
     }
 }
