@@ -71,6 +71,7 @@
 //! flushing (weaker: a crash can lose acknowledged writes).
 
 pub mod broker;
+pub mod cluster;
 pub mod config;
 pub mod group;
 pub mod handler;
