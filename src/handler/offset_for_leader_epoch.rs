@@ -1,5 +1,6 @@
 //! OffsetForLeaderEpoch (key 23): the end offset of a leader epoch, which clients use
-//! to detect log truncation after a leader change. A single node has only epoch 0.
+//! to detect log truncation after a leader change, answered from the partition's
+//! leader-epoch history (`log::epoch_history`) with Kafka's semantics.
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::offset_for_leader_epoch_response::{EpochEndOffset, OffsetForLeaderTopicResult};
@@ -25,11 +26,10 @@ pub fn handle(broker: &Broker, request: OffsetForLeaderEpochRequest, _version: i
                     if let Err(code) = partition.check_leader_epoch(p.current_leader_epoch) {
                         return result.with_error_code(code.code());
                     }
-                    let epoch = partition.leader_epoch();
-                    match partition.offsets() {
-                        // Epochs after ours are unknown: Kafka answers (-1, -1).
-                        Ok(_) if p.leader_epoch > epoch => result,
-                        Ok((_, _, log_end)) => result.with_leader_epoch(epoch).with_end_offset(log_end),
+                    match partition.end_offset_for_epoch(p.leader_epoch) {
+                        Ok(Some((epoch, end_offset))) => result.with_leader_epoch(epoch).with_end_offset(end_offset),
+                        // Unknown epochs (undefined, or newer than any): Kafka answers (-1, -1).
+                        Ok(None) => result,
                         Err(e) => result.with_error_code(e.code().code()),
                     }
                 })

@@ -30,6 +30,7 @@
 pub mod batch;
 pub mod cleaner;
 mod damage;
+pub mod epoch_history;
 mod flusher;
 mod index;
 pub mod open_files;
@@ -62,6 +63,7 @@ pub use batch::{
     validate_produced_batches_within,
 };
 pub use damage::DamagedRange;
+pub use epoch_history::{EpochEntry, EpochHistory, UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET};
 pub use flusher::{Flusher, SyncTarget};
 pub use partition_log::{AppendInfo, PartitionLog};
 pub use read_plan::{FileRange, ReadPlan};

@@ -23,7 +23,8 @@ use tokio::sync::watch;
 
 use super::index::{OffsetEntry, SparseIndex, TimeEntry};
 use super::open_files::SegmentFile;
-use super::recovery::RECOVERY_POINT_FILE;
+use super::epoch_history::LEADER_EPOCH_CHECKPOINT_FILE;
+use super::recovery::{RECOVERY_POINT_FILE, write_durably};
 use super::segment::sync_dir;
 use super::{LogError, io_err};
 
@@ -105,6 +106,9 @@ pub(crate) struct SealJob {
     pub time_index: (SparseIndex<TimeEntry>, PathBuf),
     /// The sealed segment's end: the new recovery point.
     pub end_offset: i64,
+    /// The leader-epoch checkpoint's contents if they changed since the last write
+    /// (written before the recovery point moves past the entries).
+    pub epoch_checkpoint: Option<String>,
     pub cursor: Arc<SealCursor>,
     pub failed: Arc<AtomicBool>,
 }
@@ -125,6 +129,9 @@ impl SealJob {
         self.file.mark_synced(written);
         self.offset_index.0.persist(&self.offset_index.1)?;
         self.time_index.0.persist(&self.time_index.1)?;
+        if let Some(contents) = &self.epoch_checkpoint {
+            write_durably(&self.dir, LEADER_EPOCH_CHECKPOINT_FILE, contents)?;
+        }
         write_recovery_point(&self.dir, self.end_offset)?;
         // Covers the checkpoint's rename and the next segment's creation.
         sync_dir(&self.dir)
