@@ -168,12 +168,8 @@ impl EpochHistory {
             Some(CHECKPOINT_VERSION) => {}
             other => return Err(format!("unsupported version line {other:?}")),
         }
-        let count: usize = lines
-            .next()
-            .ok_or("missing count line")?
-            .trim()
-            .parse()
-            .map_err(|e| format!("bad count line: {e}"))?;
+        let count: usize =
+            lines.next().ok_or("missing count line")?.trim().parse().map_err(|e| format!("bad count line: {e}"))?;
         let mut entries: Vec<EpochEntry> = Vec::new();
         for line in lines.by_ref().take(count) {
             let mut words = line.split_whitespace();
@@ -242,11 +238,11 @@ impl EpochHistory {
 
     /// Writes the checkpoint durably if it changed.
     pub(crate) fn persist(&mut self, dir: &Path) -> Result<(), LogError> {
-        if let Some(contents) = self.take_unwritten() {
-            if let Err(e) = write_durably(dir, LEADER_EPOCH_CHECKPOINT_FILE, &contents) {
-                self.dirty = true;
-                return Err(e);
-            }
+        if let Some(contents) = self.take_unwritten()
+            && let Err(e) = write_durably(dir, LEADER_EPOCH_CHECKPOINT_FILE, &contents)
+        {
+            self.dirty = true;
+            return Err(e);
         }
         Ok(())
     }

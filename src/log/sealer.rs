@@ -21,9 +21,9 @@ use std::sync::{Arc, OnceLock, mpsc};
 
 use tokio::sync::watch;
 
+use super::epoch_history::LEADER_EPOCH_CHECKPOINT_FILE;
 use super::index::{OffsetEntry, SparseIndex, TimeEntry};
 use super::open_files::SegmentFile;
-use super::epoch_history::LEADER_EPOCH_CHECKPOINT_FILE;
 use super::recovery::{RECOVERY_POINT_FILE, write_durably};
 use super::segment::sync_dir;
 use super::{LogError, io_err};
