@@ -64,8 +64,9 @@ impl EpochHistory {
         self.entries.last().copied()
     }
 
-    /// Records a stored batch of `epoch` at `base_offset`: a new entry only when the epoch
-    /// is newer than the latest (batches of older or unset epochs, -1, add nothing).
+    /// Records a stored batch of `epoch` at `base_offset` (or a leader's epoch starting
+    /// there): a new entry only when the epoch is newer than the latest (older or unset
+    /// epochs, -1, add nothing).
     pub fn observe_batch(&mut self, epoch: i32, base_offset: i64) {
         if epoch >= 0 && self.latest().is_none_or(|l| epoch > l.epoch) {
             self.assign(epoch, base_offset);
@@ -266,12 +267,14 @@ impl PartitionLog {
     }
 
     /// Records that leader epoch `epoch` starts at the log end (Kafka does this when a
-    /// replica becomes leader, before anything is appended in the new epoch). Kept in
-    /// memory; written with the next checkpoint write. An entry with no batch behind it
-    /// is dropped again by a reopen (as in Kafka), where the leader assigns it anew.
+    /// replica becomes leader, before anything is appended in the new epoch), if it is
+    /// newer than every epoch in the history: a leader never goes back in epochs, and
+    /// entries are only ever dropped by truncating the log. Kept in memory; written with
+    /// the next checkpoint write. An entry with no batch behind it is dropped again by a
+    /// reopen (as in Kafka), where the leader assigns it anew.
     pub fn assign_leader_epoch(&mut self, epoch: i32) {
         let end = self.log_end_offset();
-        self.epochs.assign(epoch, end);
+        self.epochs.observe_batch(epoch, end);
     }
 }
 

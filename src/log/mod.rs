@@ -48,6 +48,8 @@ mod corruption_tests;
 #[cfg(test)]
 mod damage_props;
 #[cfg(test)]
+mod epoch_history_tests;
+#[cfg(test)]
 mod preallocate_tests;
 #[cfg(test)]
 pub(crate) mod test_util;

@@ -222,7 +222,10 @@ fn recover_trusted(
     if let Some((oi, ti)) = load_indexes(seg)? {
         let from = seg.adopt_indexes(oi, ti);
         if walk_checked(seg, from, interval, epochs)?.is_none() && seg.next_offset <= end_offset {
-            set_rolling_ts(seg)?;
+            // The first batch's header is read anyway: one more sample for the epochs.
+            if let Some(first) = set_rolling_ts(seg)? {
+                epochs.note(&first);
+            }
             return Ok(());
         }
     }
@@ -251,20 +254,23 @@ fn recover_trusted(
     seg.next_offset = seg.next_offset.max(salvaged.next_offset);
     seg.offset_index.persist(&seg.path("index"))?;
     seg.time_index.persist(&seg.path("timeindex"))?;
-    set_rolling_ts(seg)
+    set_rolling_ts(seg)?;
+    Ok(())
 }
 
-/// segment.ms counts from the first batch's timestamp, as in Kafka.
-fn set_rolling_ts(seg: &mut Segment) -> Result<(), LogError> {
+/// segment.ms counts from the first batch's timestamp, as in Kafka. Returns that
+/// batch's header.
+fn set_rolling_ts(seg: &mut Segment) -> Result<Option<BatchHeader>, LogError> {
     seg.rolling_ts = None;
     if seg.size >= HEADER_SIZE as u64 {
         // A damaged first batch (a damaged range) leaves the timer unset: only the
         // active segment's timer matters, and it restarts with the next append.
         if let Ok(h) = BatchHeader::parse(&seg.read_vec(0, HEADER_SIZE)?) {
             seg.rolling_ts = (h.max_timestamp >= 0).then_some(h.max_timestamp);
+            return Ok(Some(h));
         }
     }
-    Ok(())
+    Ok(None)
 }
 
 /// Lists segment base offsets, removing leftovers (tmp files, indexes without a `.log`).
