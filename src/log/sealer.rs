@@ -362,6 +362,9 @@ mod tests {
         assert_eq!(log.recover_from_failed_sync(log.log_end_offset()).expect("recover"), 0, "nothing cut");
         assert!(!log.has_failed());
         assert_eq!(recovery_point(dir.path()), 12, "recovery point = the active segment's base");
+        // The failed seal carried the first leader-epoch entry; it is durable now.
+        let epochs = std::fs::read_to_string(dir.path().join(LEADER_EPOCH_CHECKPOINT_FILE)).expect("epochs");
+        assert_eq!(epochs, "0\n1\n0 0\n", "the recovery point trusts an epoch history that is not on disk");
         for base in [0, 4, 8] {
             assert_eq!(std::fs::metadata(time_index(base)).expect("time index").len(), 12, "segment {base}");
         }
