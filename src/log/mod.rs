@@ -36,6 +36,7 @@ mod index;
 pub mod open_files;
 pub mod page_cache;
 mod partition_log;
+pub mod raft_index;
 mod read_plan;
 pub mod recompress;
 mod recovery;
