@@ -282,3 +282,40 @@ fn a_leader_epoch_is_assigned_at_the_log_end_and_only_forward() {
     append_epochs(&mut log, &[6]);
     assert_eq!(log.epoch_history().latest(), Some(e(6, 4)));
 }
+
+#[test]
+fn seals_on_the_sealer_thread_write_the_history_in_roll_order() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (gate, sealer) = super::test_util::SealGate::closed();
+    let mut log = PartitionLog::open(dir.path(), small_segments()).expect("open");
+    log.set_sealer(sealer);
+    // Segments [0, 8), [8, 16), [16, 18): two rolls, the first seal held at the gate.
+    append_epochs(&mut log, &[0, 0, 3, 3, 3, 7, 7, 9, 11]);
+    gate.wait_arrived(0);
+    assert_eq!(recovery_point(dir.path()), 0);
+    assert_eq!(checkpoint_on_disk(dir.path()).as_deref(), Some("0\n0\n"), "written before the seal ran");
+    gate.open();
+    log.wait_for_seals().expect("seals");
+    assert_eq!(recovery_point(dir.path()), 16);
+    assert_eq!(checkpoint_on_disk(dir.path()).as_deref(), Some("0\n4\n0 0\n3 4\n7 10\n9 14\n"));
+    drop(log); // crash: epoch 11, in the active segment, comes back from its batch
+    let log = PartitionLog::open(dir.path(), small_segments()).expect("reopen");
+    assert_eq!(log.epoch_history().latest(), Some(e(11, 16)));
+    assert_eq!(log.epoch_history().entries().len(), 5);
+}
+
+#[test]
+fn a_crash_while_a_seal_is_held_loses_no_epoch() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (gate, sealer) = super::test_util::SealGate::closed();
+    let mut log = PartitionLog::open(dir.path(), small_segments()).expect("open");
+    log.set_sealer(sealer);
+    append_epochs(&mut log, &EPOCHS);
+    gate.wait_arrived(0);
+    drop(log); // nothing vouches for segment 0 yet: both segments are re-read
+    let log = PartitionLog::open(dir.path(), small_segments()).expect("reopen");
+    assert_eq!(log.recovery_report().recovery_point, 0);
+    assert_eq!(log.epoch_history().entries(), &HISTORY);
+    drop(log);
+    gate.open();
+}
