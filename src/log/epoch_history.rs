@@ -318,6 +318,7 @@ impl EpochRecovery {
         log_end: i64,
     ) -> Result<EpochHistory, LogError> {
         let log_end_before_reread = self.first_reread_base.unwrap_or(log_end);
+        let checkpoint_exists = dir.join(LEADER_EPOCH_CHECKPOINT_FILE).exists();
         let from_checkpoint = EpochHistory::load(dir)?.map(|mut h| {
             h.truncate_from_end(log_end_before_reread);
             for p in &self.reread.points {
@@ -339,6 +340,11 @@ impl EpochRecovery {
         };
         history.truncate_from_end(log_end);
         history.truncate_from_start(log_start);
+        if !checkpoint_exists && history.entries.is_empty() {
+            // A new partition: no file says the same as an empty one, and creating
+            // thousands of partitions should not cost an extra fsync each.
+            history.dirty = false;
+        }
         history.persist(dir)?;
         Ok(history)
     }

@@ -333,10 +333,15 @@ mod tests {
         let blocked = time_index.clone();
         let (arrived, seals) = std::sync::mpsc::channel();
         let arrived = std::sync::Mutex::new(arrived);
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let released = std::sync::Mutex::new(released);
         // The seal of segment 0 fails persisting its time index (a directory stands where
-        // the file was); the hook tells the test when each later seal is about to run.
+        // the file was), once the test has appended everything (a failed seal fails later
+        // rolls, so an early failure would fail the appends); the hook tells the test when
+        // each later seal is about to run.
         let hook: SealHook = Arc::new(move |base| {
             if base == 0 {
+                released.lock().expect("hook").recv().expect("test alive");
                 std::fs::remove_file(blocked(0)).expect("remove time index");
                 std::fs::create_dir(blocked(0)).expect("block time index");
             }
@@ -347,6 +352,7 @@ mod tests {
         for i in 0..7 {
             log.append(&batch(2, i), 0, 1).expect("append");
         }
+        release.send(()).expect("sealer alive");
         let flusher = Flusher::start();
         let failed = flusher.sync(log.sync_target()).await;
         assert!(matches!(failed, Err(LogError::StorageFailed)), "{failed:?}");
