@@ -158,6 +158,8 @@ impl Partition {
         let mut log = PartitionLog::open(dir, config.log.clone())?;
         // Rolled segments are sealed off the produce path (see `log::sealer`).
         log.set_sealer(Sealer::shared());
+        // Becoming leader starts our epoch at the log end (as Kafka's makeLeader does).
+        log.assign_leader_epoch(LEADER_EPOCH);
         // Producers found on open get a full expiry window from now: the log's
         // timestamps are the clients' clocks and may lie far in the past.
         let now = crate::broker::now_ms();
@@ -244,6 +246,12 @@ impl Partition {
     pub fn offsets(&self) -> Result<(i64, i64, i64), PartitionError> {
         let inner = self.lock()?;
         Ok((inner.log.log_start_offset(), self.high_watermark(), inner.log.log_end_offset()))
+    }
+
+    /// OffsetForLeaderEpoch from the log's leader-epoch history: the largest epoch
+    /// `<= epoch` and the end offset of `epoch`, or `None` where Kafka answers (-1, -1).
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> Result<Option<(i32, i64)>, PartitionError> {
+        Ok(self.lock()?.log.end_offset_for_epoch(epoch))
     }
 
     pub fn config(&self) -> Result<EffectiveTopicConfig, PartitionError> {

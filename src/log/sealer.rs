@@ -21,9 +21,10 @@ use std::sync::{Arc, OnceLock, mpsc};
 
 use tokio::sync::watch;
 
+use super::epoch_history::LEADER_EPOCH_CHECKPOINT_FILE;
 use super::index::{OffsetEntry, SparseIndex, TimeEntry};
 use super::open_files::SegmentFile;
-use super::recovery::RECOVERY_POINT_FILE;
+use super::recovery::{RECOVERY_POINT_FILE, write_durably};
 use super::segment::sync_dir;
 use super::{LogError, io_err};
 
@@ -105,6 +106,9 @@ pub(crate) struct SealJob {
     pub time_index: (SparseIndex<TimeEntry>, PathBuf),
     /// The sealed segment's end: the new recovery point.
     pub end_offset: i64,
+    /// The leader-epoch checkpoint's contents if they changed since the last write
+    /// (written before the recovery point moves past the entries).
+    pub epoch_checkpoint: Option<String>,
     pub cursor: Arc<SealCursor>,
     pub failed: Arc<AtomicBool>,
 }
@@ -125,6 +129,9 @@ impl SealJob {
         self.file.mark_synced(written);
         self.offset_index.0.persist(&self.offset_index.1)?;
         self.time_index.0.persist(&self.time_index.1)?;
+        if let Some(contents) = &self.epoch_checkpoint {
+            write_durably(&self.dir, LEADER_EPOCH_CHECKPOINT_FILE, contents)?;
+        }
         write_recovery_point(&self.dir, self.end_offset)?;
         // Covers the checkpoint's rename and the next segment's creation.
         sync_dir(&self.dir)
@@ -356,6 +363,9 @@ mod tests {
         assert_eq!(log.recover_from_failed_sync(log.log_end_offset()).expect("recover"), 0, "nothing cut");
         assert!(!log.has_failed());
         assert_eq!(recovery_point(dir.path()), 12, "recovery point = the active segment's base");
+        // The failed seal carried the first leader-epoch entry; it is durable now.
+        let epochs = std::fs::read_to_string(dir.path().join(LEADER_EPOCH_CHECKPOINT_FILE)).expect("epochs");
+        assert_eq!(epochs, "0\n1\n0 0\n", "the recovery point trusts an epoch history that is not on disk");
         for base in [0, 4, 8] {
             assert_eq!(std::fs::metadata(time_index(base)).expect("time index").len(), 12, "segment {base}");
         }
