@@ -41,7 +41,7 @@ impl Drop for Jet {
 impl Jet {
     fn start(dir: &std::path::Path) -> Jet {
         let mut child = Command::new(env!("CARGO_BIN_EXE_jet"))
-            .args(["--listen", "127.0.0.1:0", "--data-dir", dir.to_str().unwrap()])
+            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--data-dir", dir.to_str().unwrap()])
             .args(["--set", &format!("log.max.open.segment.files={CAP}")])
             .env("RUST_LOG", "info")
             .stderr(Stdio::piped())

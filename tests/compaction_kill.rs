@@ -41,7 +41,7 @@ impl Drop for Jet {
 
 fn start(dir: &std::path::Path) -> Jet {
     let child = Command::new(env!("CARGO_BIN_EXE_jet"))
-        .args(["--listen", "127.0.0.1:0", "--data-dir", dir.to_str().unwrap()])
+        .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--data-dir", dir.to_str().unwrap()])
         .args(["--set", "log.cleaner.backoff.ms=5", "--set", "log.cleaner.min.cleanable.ratio=0.01"])
         .env("RUST_LOG", "info")
         .stderr(Stdio::piped())

@@ -47,7 +47,7 @@ impl Drop for Jet {
 /// and waits for its "ready" line.
 fn start(dir: &std::path::Path, nofile: Option<u64>) -> Jet {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_jet"));
-    cmd.args(["--listen", "127.0.0.1:0", "--data-dir", dir.to_str().unwrap()])
+    cmd.args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--data-dir", dir.to_str().unwrap()])
         .env("RUST_LOG", "info")
         .stderr(Stdio::piped());
     if let Some(limit) = nofile {

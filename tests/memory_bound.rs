@@ -98,7 +98,16 @@ fn start_jet(dir: &std::path::Path) -> Jet {
          max.connections={MAX_CONNECTIONS},max.connections.per.ip={MAX_CONNECTIONS}"
     );
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_jet"))
-        .args(["--listen", "127.0.0.1:0", "--data-dir", dir.to_str().unwrap(), "--set", &settings])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            dir.to_str().unwrap(),
+            "--set",
+            &settings,
+        ])
         .env("RUST_LOG", "info")
         .env("TOKIO_WORKER_THREADS", "16")
         .stderr(std::process::Stdio::piped())

@@ -46,7 +46,7 @@ impl Jet {
     /// Starts `jet` on an OS-chosen port and waits for its "ready" line.
     fn start(dir: &Path, extra: &[&str]) -> Jet {
         let mut child = Command::new(env!("CARGO_BIN_EXE_jet"))
-            .args(["--listen", "127.0.0.1:0", "--data-dir", dir.to_str().unwrap()])
+            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--data-dir", dir.to_str().unwrap()])
             .args(extra)
             .env("RUST_LOG", "info")
             .stderr(Stdio::piped())

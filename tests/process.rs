@@ -34,7 +34,7 @@ impl Drop for Jet {
 /// bound address.
 fn start(dir: &std::path::Path, listen: &str) -> Jet {
     let child = Command::new(env!("CARGO_BIN_EXE_jet"))
-        .args(["--listen", listen, "--data-dir", dir.to_str().unwrap()])
+        .args(["--listen", listen, "--admin-listen", "127.0.0.1:0", "--data-dir", dir.to_str().unwrap()])
         .env("RUST_LOG", "info")
         .stderr(Stdio::piped())
         .spawn()
