@@ -42,7 +42,7 @@
 //!   broker-wide LRU of open segment files), `log::page_cache` (cold reads moved to the
 //!   blocking pool), `log::damage` and `log::scrubber` (damaged ranges, found and fenced),
 //!   and `log::cleaner` (compaction: offset map, rewrite, swap).
-
+//!
 //! Tests: unit tests sit beside the code (`*_tests.rs` files where a module's tests are
 //! long); `tests/` starts real brokers (in process on port 0, and the `jet` binary for
 //! SIGKILL/SIGTERM, power loss on the FUSE file system of `tests/lazyfs`, descriptor and
