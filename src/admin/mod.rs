@@ -197,3 +197,6 @@ async fn route(state: &Arc<AdminState>, req: &Request<Incoming>) -> Response<Ful
         _ => respond(StatusCode::NOT_FOUND, TEXT, "not found: try /livez, /readyz, /metrics or /v1/cluster\n"),
     }
 }
+
+#[cfg(test)]
+mod tests;
