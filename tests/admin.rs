@@ -142,20 +142,23 @@ async fn readyz_is_503_while_draining_and_healthcheck_follows_it() {
     let ready = healthcheck(jet.admin);
     assert_eq!(ready.status.code(), Some(0), "{}", String::from_utf8_lossy(&ready.stderr));
 
-    // Keep the drain going: fetches whose responses (16 × ~6 MB) a client never reads
-    // hold their connection open until the shutdown grace period (10 s) ends.
+    // Keep the drain going: fetches whose responses (16 × ~6 MB) a client with a small
+    // receive buffer never reads hold their connection open until the shutdown grace
+    // period (10 s) ends.
     let mut c = Client::connect(jet.addr).await;
     create(&mut c, "big").await;
     for _ in 0..8 {
         produce(&mut c, "big", records::values((0..800).map(|_| Bytes::from(vec![7u8; 1000])))).await;
     }
-    let mut stalled = Client::connect(jet.addr).await;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(64 << 10).unwrap();
+    let mut stalled = socket.connect(jet.addr).await.unwrap();
     for _ in 0..16 {
-        let (_, bytes) = stalled.encode_request(ApiKey::Fetch, 12, &fetch_request("big"));
-        stalled.send_raw(&bytes).await;
+        let (_, bytes) = c.encode_request(ApiKey::Fetch, 12, &fetch_request("big"));
+        stalled.write_all(&bytes).await.unwrap();
     }
     // Responses have started: the requests were read before the signal.
-    stalled.stream.peek(&mut [0u8; 1]).await.unwrap();
+    stalled.peek(&mut [0u8; 1]).await.unwrap();
 
     jet.signal(libc::SIGTERM);
     let (_, reason) = wait_for(jet.admin, "/readyz", |status, _| status == 503).await;
