@@ -74,14 +74,19 @@ async fn create(c: &mut Client, topic: &str) {
 }
 
 async fn produce(c: &mut Client, topic: &str, data: Bytes) {
+    let code = produce_to(c, topic, 0, data).await;
+    assert_eq!(code, 0);
+}
+
+/// The partition's error code.
+async fn produce_to(c: &mut Client, topic: &str, partition: i32, data: Bytes) -> i16 {
     let req = ProduceRequest::default().with_acks(-1).with_timeout_ms(30_000).with_topic_data(vec![
         produce_request::TopicProduceData::default().with_name(name(topic)).with_partition_data(vec![
-            produce_request::PartitionProduceData::default().with_index(0).with_records(Some(data)),
+            produce_request::PartitionProduceData::default().with_index(partition).with_records(Some(data)),
         ]),
     ]);
     let r: ProduceResponse = c.call(ApiKey::Produce, 9, &req).await;
-    let p = &r.responses[0].partition_responses[0];
-    assert_eq!(p.error_code, 0, "{:?}", p.error_message);
+    r.responses[0].partition_responses[0].error_code
 }
 
 fn fetch_request(topic: &str) -> FetchRequest {
@@ -132,6 +137,16 @@ async fn metrics_show_a_topics_traffic_and_the_requests_that_made_it() {
     assert_eq!(cluster["listeners"]["admin"], jet.admin.to_string());
     assert_eq!(cluster["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(get(jet.admin, "/nope").await.0, 404);
+    assert!(!page.contains("jet_request_errors_total{"), "no error yet: {page}");
+
+    // A partition the topic does not have: counted under Kafka's error name.
+    assert_eq!(produce_to(&mut c, "metered", 7, data.clone()).await, 3);
+    let (_, page) = get(jet.admin, "/metrics").await;
+    let errors = r#"jet_request_errors_total{request="Produce",error="UNKNOWN_TOPIC_OR_PARTITION"}"#;
+    assert_eq!(sample(&page, errors), Some(1.0), "{page}");
+    assert_eq!(sample(&page, r#"jet_requests_total{request="Produce"}"#), Some(2.0));
+    let bytes_in = sample(&page, r#"jet_topic_bytes_in_total{topic="metered"}"#);
+    assert_eq!(bytes_in, Some(data.len() as f64), "nothing more appended");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

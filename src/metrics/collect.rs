@@ -110,6 +110,19 @@ impl Collector for BrokerCollector {
         }
 
         let mut m = e.encode_descriptor(
+            "jet_request_errors",
+            "Error codes in responses, per API and Kafka error name; NONE is not counted (Kafka ErrorsPerSec; process-wide).",
+            None,
+            MetricType::Counter,
+        )?;
+        for (k, name) in keys.iter().zip(&names) {
+            for (code, n) in super::errors::API_ERRORS.counts(*k as i16) {
+                let error = super::errors::error_name(code);
+                counter(&mut m, &[("request", name.as_str()), ("error", error.as_str())], n)?;
+            }
+        }
+
+        let mut m = e.encode_descriptor(
             "jet_connections",
             "Open client connections (Kafka connection-count).",
             None,

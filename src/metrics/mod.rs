@@ -8,6 +8,7 @@
 //! topic's series disappear with it.
 
 pub mod collect;
+pub mod errors;
 mod histogram;
 
 use std::sync::atomic::{AtomicU64, Ordering};
