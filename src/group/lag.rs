@@ -70,6 +70,7 @@ mod tests {
 
     use super::*;
     use crate::group::records::OffsetValue;
+    use crate::metrics::collect::tests::{batch, broker, produce};
 
     fn commit(broker: &Broker, group: &str, topic: &str, partition: i32, offset: i64) {
         let mut state = broker.groups.lock().unwrap();
@@ -83,32 +84,15 @@ mod tests {
         state.entry(group, 0).offsets.insert((topic.to_string(), partition), value);
     }
 
-    fn produce(broker: &Broker, topic: &str, partition: i32, records: usize) {
-        let p = broker.topic(topic).unwrap().partition(partition).unwrap();
-        for _ in 0..records {
-            let data = crate::log::test_util::producer_batch(
-                1,
-                crate::broker::now_ms(),
-                1,
-                kafka_protocol::records::Compression::None,
-                (-1, -1, -1),
-            );
-            let headers = crate::log::batch::validate_produced_batches_within(&data, 1 << 20, 0).unwrap();
-            let appended = p.append(bytes::Bytes::from(data), &headers, 0).unwrap();
-            let crate::broker::partition::Appended::New { sync: Some(target), .. } = appended else { panic!() };
-            futures::executor::block_on(p.commit(&broker.flusher, target)).unwrap();
-        }
-    }
-
-    #[test]
-    fn lag_is_summed_per_group_and_topic_and_capped() {
+    #[tokio::test]
+    async fn lag_is_summed_per_group_and_topic_and_capped() {
         let dir = tempfile::tempdir().unwrap();
-        let broker = crate::metrics::collect::tests::broker(dir.path());
+        let broker = broker(dir.path());
         broker.create_topic("a", 2, 1, BTreeMap::new(), false).unwrap();
         broker.create_topic("b", 1, 1, BTreeMap::new(), false).unwrap();
-        produce(&broker, "a", 0, 5);
-        produce(&broker, "a", 1, 3);
-        produce(&broker, "b", 0, 4);
+        produce(&broker, "a", 0, batch(5, 1)).await;
+        produce(&broker, "a", 1, batch(3, 1)).await;
+        produce(&broker, "b", 0, batch(4, 1)).await;
         commit(&broker, "g1", "a", 0, 2); // lag 3
         commit(&broker, "g1", "a", 1, 3); // lag 0
         commit(&broker, "g1", "b", 0, 1); // lag 3

@@ -115,6 +115,15 @@ impl Drop for ConnectionGuard<'_> {
     }
 }
 
+/// Counts `bytes` of records of `topic`-`partition` put in a fetch response: once per
+/// partition per response, looked up by name (no allocation) so it holds whatever type
+/// the fetch path reaches partitions through.
+pub fn record_fetched(broker: &crate::broker::Broker, topic: &str, partition: i32, bytes: usize) {
+    if let Some(p) = broker.topic(topic).and_then(|t| t.partition(partition)) {
+        p.traffic.fetched(bytes);
+    }
+}
+
 /// One partition's traffic: what producers (and the group coordinator) appended and
 /// what fetches sent. Summed per topic at scrape time.
 #[derive(Debug, Default)]
