@@ -70,12 +70,14 @@
 //! response go out, and consumers see the data. `flush.ms` trades this for interval
 //! flushing (weaker: a crash can lose acknowledged writes).
 
+pub mod admin;
 pub mod broker;
 pub mod cluster;
 pub mod config;
 pub mod group;
 pub mod handler;
 pub mod log;
+pub mod metrics;
 pub mod protocol;
 pub mod security;
 pub mod server;

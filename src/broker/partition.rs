@@ -95,6 +95,8 @@ pub struct Partition {
     /// unless the topic flushes on an interval (`flush.ms`), where the high watermark runs
     /// ahead of it; a log fenced by a failed fsync is cut back to it.
     synced_end: AtomicI64,
+    /// Bytes and records appended and fetched, for `/metrics`.
+    pub traffic: crate::metrics::PartitionTraffic,
 }
 
 /// Least time between two housekeeping attempts to recover a fenced log.
@@ -180,6 +182,7 @@ impl Partition {
             recoveries: AtomicU64::new(0),
             next_recovery_ms: AtomicI64::new(0),
             synced_end,
+            traffic: Default::default(),
         })
     }
 
@@ -319,6 +322,7 @@ impl Partition {
             data = owned.freeze();
         }
         let info = inner.log.append(&data, LEADER_EPOCH, now_ms)?;
+        self.traffic.appended(data.len(), headers.iter().map(|h| u64::try_from(h.records_count).unwrap_or(0)).sum());
         let mut offset = info.base_offset;
         for h in headers {
             let last = offset + i64::from(h.last_offset_delta);

@@ -15,6 +15,8 @@ const READY_TIMEOUT: Duration = Duration::from_secs(300);
 pub struct JetProcess {
     pub child: Child,
     pub addr: std::net::SocketAddr,
+    /// The admin HTTP server's bound address (`admin=` in the ready line).
+    pub admin: std::net::SocketAddr,
     /// Its stderr lines after the ready line.
     pub log: mpsc::Receiver<String>,
     /// What it logged before it was ready (recovery).
@@ -22,13 +24,21 @@ pub struct JetProcess {
 }
 
 impl JetProcess {
-    /// `jet --listen <listen> --data-dir <dir>` with `RUST_LOG=info`: add arguments,
+    /// `jet --listen <listen> --admin-listen 127.0.0.1:0 --data-dir <dir>` with
+    /// `RUST_LOG=info` (any free admin port, so brokers run side by side): add arguments,
     /// environment or `pre_exec` limits, then [`spawn`](Self::spawn).
     pub fn command_on(dir: &Path, listen: &str) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_jet"));
-        cmd.args(["--listen", listen, "--data-dir", dir.to_str().expect("utf-8 path")])
-            .env("RUST_LOG", "info")
-            .stderr(Stdio::piped());
+        cmd.args([
+            "--listen",
+            listen,
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            dir.to_str().expect("utf-8 path"),
+        ])
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped());
         cmd
     }
 
@@ -60,11 +70,17 @@ impl JetProcess {
                 }
             }
         });
-        let mut jet = JetProcess { child, addr: ([0, 0, 0, 0], 0).into(), log, startup: Vec::new() };
+        let unset = ([0, 0, 0, 0], 0).into();
+        let mut jet = JetProcess { child, addr: unset, admin: unset, log, startup: Vec::new() };
+        let field = |line: &str, name: &str| -> std::net::SocketAddr {
+            let value = line.split(name).nth(1).expect("field in the ready line");
+            value.split_whitespace().next().expect("address").parse().expect("socket address")
+        };
         loop {
             let line = jet.log.recv_timeout(READY_TIMEOUT).expect("jet did not become ready");
-            if let Some(listen) = line.split("listen=").nth(1).filter(|_| line.contains("jet is ready")) {
-                jet.addr = listen.split_whitespace().next().expect("address").parse().expect("socket address");
+            if line.contains("jet is ready") {
+                jet.addr = field(&line, " listen=");
+                jet.admin = field(&line, " admin=");
                 return jet;
             }
             jet.startup.push(line);
