@@ -69,13 +69,13 @@ impl Flusher {
         Flusher { tx, fsyncs }
     }
 
-    /// Resolves once `target.file` has been fdatasync'ed after this call and every older
-    /// segment of its log is sealed (see [`super::sealer`]), with the end offset that is
-    /// now durable.
+    /// Resolves once `target.file` has been fdatasync'ed after this call and the data of
+    /// every older segment of its log is durable (see [`super::sealer`]), with the end
+    /// offset that is now durable.
     pub async fn sync(&self, target: SyncTarget) -> Result<i64, LogError> {
         let (seals, rolls, failed) = (target.seals.clone(), target.rolls, target.failed.clone());
         let end = self.sync_file(target).await?;
-        seals.wait_for(rolls, &failed).await?;
+        seals.wait_durable(rolls, &failed).await?;
         Ok(end)
     }
 

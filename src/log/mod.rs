@@ -72,7 +72,7 @@ pub use partition_log::{AppendInfo, PartitionLog};
 pub use read_plan::{FileRange, ReadPlan};
 pub use recovery::RecoveryReport;
 pub(crate) use recovery::{create_dir_durably, write_durably};
-pub use sealer::{SealCursor, SealHook, Sealer};
+pub use sealer::{SealCursor, SealHook, SealStep, Sealer};
 
 /// Per-partition log settings, mirroring Kafka's topic-level configs of the same names.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -277,7 +277,7 @@ impl PartitionLog {
         tracing::debug!(dir = %self.dir.display(), base, "rolled new segment");
         match &self.sealer {
             Some(sealer) => sealer.submit(job),
-            None => job.run(),
+            None => job.run(None),
         }
     }
 

@@ -31,9 +31,13 @@ use super::{LogError, io_err};
 /// Threads sealing segments; a log always uses the same one (its seals stay in order).
 const SEALER_THREADS: usize = 2;
 
-/// Per log: how many of its rolls have been sealed (durable, recovery point advanced).
+/// Per log: how many of its rolls have their data durable, and how many are sealed
+/// (data durable, indexes and checkpoints written, recovery point advanced).
 #[derive(Debug)]
 pub struct SealCursor {
+    /// Rolls whose segment data and the next segment's directory entry are durable:
+    /// what an acknowledgement past the roll needs.
+    durable: watch::Sender<u64>,
     sealed: watch::Sender<u64>,
     /// Seals finished or failed so far (a failed seal does not move `sealed`).
     attempted: AtomicU64,
@@ -41,7 +45,7 @@ pub struct SealCursor {
 
 impl Default for SealCursor {
     fn default() -> Self {
-        SealCursor { sealed: watch::channel(0).0, attempted: AtomicU64::new(0) }
+        SealCursor { durable: watch::channel(0).0, sealed: watch::channel(0).0, attempted: AtomicU64::new(0) }
     }
 }
 
@@ -49,6 +53,10 @@ impl SealCursor {
     /// Seals finished so far.
     pub fn sealed(&self) -> u64 {
         *self.sealed.borrow()
+    }
+
+    fn data_durable_one(&self) {
+        self.durable.send_modify(|n| *n += 1);
     }
 
     fn finish_one(&self) {
@@ -59,6 +67,7 @@ impl SealCursor {
     /// Wakes waiters without progress (a failed seal: they re-check the failure flag).
     fn wake(&self) {
         self.attempted.fetch_add(1, Ordering::SeqCst);
+        self.durable.send_modify(|_| {});
         self.sealed.send_modify(|_| {});
     }
 
@@ -74,23 +83,30 @@ impl SealCursor {
     /// (recovery after a failed fsync, see `PartitionLog::recover_from_failed_sync`).
     pub fn set_all_sealed(&self, rolls: u64) {
         self.attempted.store(rolls, Ordering::SeqCst);
+        self.durable.send_modify(|n| *n = rolls);
         self.sealed.send_modify(|n| *n = rolls);
     }
 
-    /// Waits until `rolls` seals have finished, or `failed` is set (then `StorageFailed`).
-    pub async fn wait_for(&self, rolls: u64, failed: &AtomicBool) -> Result<(), LogError> {
-        let mut rx = self.sealed.subscribe();
-        let waited = rx.wait_for(|&n| n >= rolls || failed.load(Ordering::SeqCst)).await;
-        // The sender lives in `self`, so the channel cannot close while we borrow it.
-        drop(waited);
-        if failed.load(Ordering::SeqCst) { Err(LogError::StorageFailed) } else { Ok(()) }
+    /// Waits until the data of `rolls` rolled segments is durable, or `failed` is set
+    /// (then `StorageFailed`): what the flusher needs before it reports a newer segment's
+    /// sync as durable. Their indexes and the recovery point may still be in progress.
+    pub async fn wait_durable(&self, rolls: u64, failed: &AtomicBool) -> Result<(), LogError> {
+        wait_until(&self.durable, rolls, failed).await
     }
 
-    /// [`wait_for`](Self::wait_for) on this thread (close, truncation, deletions: paths
-    /// that already block on their own fsyncs).
+    /// Waits until `rolls` seals have finished (close, truncation, deletions: paths that
+    /// already block on their own fsyncs), or `failed` is set (then `StorageFailed`).
     pub fn wait_blocking(&self, rolls: u64, failed: &AtomicBool) -> Result<(), LogError> {
-        futures::executor::block_on(self.wait_for(rolls, failed))
+        futures::executor::block_on(wait_until(&self.sealed, rolls, failed))
     }
+}
+
+async fn wait_until(count: &watch::Sender<u64>, rolls: u64, failed: &AtomicBool) -> Result<(), LogError> {
+    let mut rx = count.subscribe();
+    let waited = rx.wait_for(|&n| n >= rolls || failed.load(Ordering::SeqCst)).await;
+    // The sender lives in the cursor, so the channel cannot close while we borrow it.
+    drop(waited);
+    if failed.load(Ordering::SeqCst) { Err(LogError::StorageFailed) } else { Ok(()) }
 }
 
 /// Everything needed to make one rolled segment durable.
@@ -114,8 +130,11 @@ pub(crate) struct SealJob {
 }
 
 impl SealJob {
-    /// Makes the segment durable and advances the recovery point past it.
-    fn seal(&mut self) -> Result<(), LogError> {
+    /// Makes the segment durable and advances the recovery point past it. Acknowledgements
+    /// wait only for the first step (its data and the next segment's directory entry);
+    /// the indexes and checkpoints only serve the next start-up, which rescans from the
+    /// old recovery point if a crash comes first.
+    fn seal(&mut self, hook: Option<&SealHook>) -> Result<(), LogError> {
         let written = self.file.written();
         let file = self.file.get()?;
         match self.trim_to {
@@ -127,13 +146,19 @@ impl SealJob {
             None => file.sync_data().map_err(io_err("fsync segment", &self.log_path))?,
         }
         self.file.mark_synced(written);
+        // The next segment's creation.
+        sync_dir(&self.dir)?;
+        self.cursor.data_durable_one();
+        if let Some(h) = hook {
+            h(self.base_offset, SealStep::Checkpoints);
+        }
         self.offset_index.0.persist(&self.offset_index.1)?;
         self.time_index.0.persist(&self.time_index.1)?;
         if let Some(contents) = &self.epoch_checkpoint {
             write_durably(&self.dir, LEADER_EPOCH_CHECKPOINT_FILE, contents)?;
         }
         write_recovery_point(&self.dir, self.end_offset)?;
-        // Covers the checkpoint's rename and the next segment's creation.
+        // Covers the checkpoint's rename.
         sync_dir(&self.dir)
     }
 
@@ -141,12 +166,12 @@ impl SealJob {
     /// A log that has already failed is not sealed: an earlier seal or sync may have left
     /// data below this segment unsynced, and this seal would move the recovery point past
     /// it. The log's in-place recovery makes every rolled segment durable instead.
-    pub fn run(mut self) -> Result<(), LogError> {
+    pub fn run(mut self, hook: Option<&SealHook>) -> Result<(), LogError> {
         if self.failed.load(Ordering::SeqCst) {
             self.cursor.wake();
             return Err(LogError::StorageFailed);
         }
-        let sealed = self.seal();
+        let sealed = self.seal(hook);
         match &sealed {
             Ok(()) => self.cursor.finish_one(),
             Err(e) => {
@@ -169,9 +194,19 @@ pub(crate) fn write_recovery_point(dir: &std::path::Path, offset: i64) -> Result
     std::fs::rename(&tmp, &dst).map_err(io_err("rename", &dst))
 }
 
-/// Called on the sealer thread with the segment's base offset before each seal (tests
-/// hold seals with it).
-pub type SealHook = Arc<dyn Fn(i64) + Send + Sync>;
+/// Called on the sealer thread with the segment's base offset before each step of a seal
+/// (tests hold seals with it).
+pub type SealHook = Arc<dyn Fn(i64, SealStep) + Send + Sync>;
+
+/// Where a seal is when a [`SealHook`] is called.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SealStep {
+    /// Before anything: the segment's data may not be durable yet.
+    Begin,
+    /// The data is durable (acknowledgements may pass the roll); indexes, checkpoints and
+    /// the recovery point are next.
+    Checkpoints,
+}
 
 /// Handle to the sealer threads; cheap to clone.
 #[derive(Clone)]
@@ -201,10 +236,10 @@ impl Sealer {
                 let spawned = std::thread::Builder::new().name(format!("jet-log-sealer-{i}")).spawn(move || {
                     for job in rx {
                         if let Some(h) = &hook {
-                            h(job.base_offset);
+                            h(job.base_offset, SealStep::Begin);
                         }
                         // Failures are logged and recorded on the log by `run`.
-                        let _ = job.run();
+                        let _ = job.run(hook.as_ref());
                     }
                 });
                 if let Err(e) = spawned {
@@ -222,7 +257,7 @@ impl Sealer {
         let slot = (Arc::as_ptr(&job.cursor) as usize / std::mem::size_of::<SealCursor>()) % self.queues.len();
         match self.queues[slot].send(job) {
             Ok(()) => Ok(()),
-            Err(mpsc::SendError(job)) => job.run(),
+            Err(mpsc::SendError(job)) => job.run(None),
         }
     }
 }
@@ -281,17 +316,42 @@ mod tests {
         while flusher.fsync_count() == 0 {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        // ...but its end is not reported durable while older segments are unsealed.
+        // ...but its end is not reported durable while older segments' data is not.
         assert!(tokio::time::timeout(Duration::from_millis(300), &mut sync).await.is_err());
         assert_eq!(recovery_point(dir.path()), 0);
 
         gate.open();
         assert_eq!(sync.await.expect("join").expect("sync"), 10);
+        // Their checkpoints may still be on the way: wait for the seals to finish.
+        tokio::task::block_in_place(|| log.wait_for_seals()).expect("seals");
         assert_eq!(recovery_point(dir.path()), 8, "both seals done, in order");
         for base in [0, 4] {
             let index = crate::log::segment::segment_path(dir.path(), base, "timeindex");
             assert_eq!(std::fs::metadata(index).expect("timeindex").len(), 12, "sealed max timestamp entry");
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn acknowledgements_wait_for_a_rolled_segments_data_not_its_checkpoints() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (gate, sealer) = SealGate::closed_at(SealStep::Checkpoints);
+        let mut log = rolling_log(dir.path(), sealer);
+        // Segments [0, 4), [4, 6): segment 0's data is durable, its checkpoints held.
+        for i in 0..3 {
+            log.append(&batch(2, i), 0, 1).expect("append");
+        }
+        gate.wait_arrived(0);
+        let synced = tokio::time::timeout(Duration::from_secs(20), Flusher::start().sync(log.sync_target())).await;
+        let end = synced.expect("the acknowledgement waited for the indexes and the recovery point").expect("sync");
+        assert_eq!(end, 6);
+        assert_eq!(recovery_point(dir.path()), 0, "the checkpoints are still held");
+        // A crash now: start-up rescans from the old recovery point and keeps everything.
+        drop(log);
+        let reopened = PartitionLog::open(dir.path(), LogConfig::default()).expect("reopen");
+        assert_eq!(reopened.recovery_report().recovery_point, 0);
+        assert_eq!(reopened.log_end_offset(), 6);
+        drop(reopened);
+        gate.open();
     }
 
     #[test]
@@ -334,7 +394,10 @@ mod tests {
         // The seal of segment 0 waits until every append is done (a failed log takes no
         // more), then fails persisting its time index (a directory stands where the file
         // was); the hook tells the test when each later seal is about to run.
-        let hook: SealHook = Arc::new(move |base| {
+        let hook: SealHook = Arc::new(move |base, step| {
+            if step != SealStep::Begin {
+                return;
+            }
             if base == 0 {
                 gate.lock().expect("gate").recv().expect("test alive");
                 std::fs::remove_file(blocked(0)).expect("remove time index");
@@ -376,9 +439,12 @@ mod tests {
             log.append(&batch(2, i), 0, 1).expect("append after recovery");
         }
         assert_eq!(flusher.sync(log.sync_target()).await.expect("sync past a new roll"), 18);
+        // The new roll's seal finishes (as `close` would wait for it) before the reopen.
+        tokio::task::block_in_place(|| log.wait_for_seals()).expect("seals");
+        assert_eq!(recovery_point(dir.path()), 16);
         drop(log);
         let reopened = PartitionLog::open(dir.path(), LogConfig::default()).expect("reopen");
         assert_eq!(reopened.log_end_offset(), 18);
-        assert!(reopened.recovery_report().recovery_point >= 12);
+        assert_eq!(reopened.recovery_report().recovery_point, 16);
     }
 }

@@ -60,11 +60,19 @@ pub struct SealGate {
 }
 
 impl SealGate {
-    /// A closed gate and a sealer held by it.
+    /// A closed gate and a sealer held by it before each seal.
     pub fn closed() -> (SealGate, super::Sealer) {
+        Self::closed_at(super::SealStep::Begin)
+    }
+
+    /// A closed gate and a sealer held by it at `at` of each seal.
+    pub fn closed_at(at: super::SealStep) -> (SealGate, super::Sealer) {
         let state: GateState = std::sync::Arc::default();
         let held = state.clone();
-        let hook: super::SealHook = std::sync::Arc::new(move |base| {
+        let hook: super::SealHook = std::sync::Arc::new(move |base, step| {
+            if step != at {
+                return;
+            }
             let (lock, cv) = &*held;
             let mut s = lock.lock().expect("gate");
             s.1.push(base);
