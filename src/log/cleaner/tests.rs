@@ -334,45 +334,91 @@ mod model {
         (0u8..8, proptest::option::weighted(0.8, any::<u8>()))
     }
 
+    /// Random keyed writes and tombstones: after cleaning (and after the tombstones'
+    /// horizon), the log holds exactly the latest value of each live key, at the
+    /// offset it was written, in increasing offsets.
+    fn check(ops: &[(u8, Option<u8>)], buffer_keys: usize, segment_bytes: u64) -> Result<(), TestCaseError> {
+        let dir = tempdir();
+        let config = LogConfig { segment_bytes, index_interval_bytes: 100, ..LogConfig::default() };
+        let mut log = PartitionLog::open(dir.path(), config).unwrap();
+        let mut latest: BTreeMap<String, (i64, Option<String>)> = BTreeMap::new();
+        for (k, v) in ops {
+            let key = format!("k{k}");
+            let value = v.map(|v| v.to_string());
+            let info = log.append(&one(&key, value.as_deref()), 0, 1_000).unwrap();
+            latest.insert(key, (info.base_offset, value));
+        }
+        // Appended past segment.ms (7 days): alone in the active segment, which is never cleaned.
+        log.append(&one("zz-active", Some("x")), 0, 1_000 + 8 * 86_400_000).unwrap();
+        let hw = log.log_end_offset();
+        let mut map = OffsetMap::with_buffer(24 * buffer_keys * 10 / 9 + 24);
+        let s = settings();
+        // Passes until the whole log was mapped (a small map takes several), then one
+        // past every tombstone's delete horizon (set at 2,000 + 1,000).
+        let mut passes = 0;
+        prop_assert_eq!(log.cleanable(0, hw, 2_000, 0).first_uncleanable, hw - 1);
+        while read_checkpoint(dir.path()).unwrap() < hw - 1 {
+            log.clean(hw, 2_000, &s, &mut map, &HashMap::new()).unwrap();
+            passes += 1;
+            prop_assert!(passes <= 60);
+        }
+        log.clean(hw, 5_000, &s, &mut map, &HashMap::new()).unwrap();
+        let got = records(&log);
+        let offsets: Vec<i64> = got.iter().map(|r| r.0).collect();
+        prop_assert!(offsets.windows(2).all(|w| w[0] < w[1]));
+        let got: Vec<_> = got
+            .into_iter()
+            .filter(|r| r.1.as_deref() != Some("zz-active"))
+            .map(|(o, k, v, _)| (o, k.unwrap(), v))
+            .collect();
+        let mut want: Vec<_> =
+            latest.into_iter().filter(|(_, (_, v))| v.is_some()).map(|(k, (o, v))| (o, k, v)).collect();
+        want.sort();
+        prop_assert_eq!(got, want);
+        Ok(())
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
-        /// Random keyed writes and tombstones: after cleaning (and after the tombstones'
-        /// horizon), the log holds exactly the latest value of each live key, at the
-        /// offset it was written, in increasing offsets.
         #[test]
         fn compacted_log_equals_the_latest_value_per_key(ops in proptest::collection::vec(op(), 1..60), buffer_keys in 2usize..12, segment_bytes in 100u64..400) {
-            let dir = tempdir();
-            let config = LogConfig { segment_bytes, index_interval_bytes: 100, ..LogConfig::default() };
-            let mut log = PartitionLog::open(dir.path(), config).unwrap();
-            let mut latest: BTreeMap<String, (i64, Option<String>)> = BTreeMap::new();
-            for (k, v) in &ops {
-                let key = format!("k{k}");
-                let value = v.map(|v| v.to_string());
-                let info = log.append(&one(&key, value.as_deref()), 0, 1_000).unwrap();
-                latest.insert(key, (info.base_offset, value));
-            }
-            // Appended past segment.ms (7 days): alone in the active segment, which is never cleaned.
-            log.append(&one("zz-active", Some("x")), 0, 1_000 + 8 * 86_400_000).unwrap();
-            let hw = log.log_end_offset();
-            let mut map = OffsetMap::with_buffer(24 * buffer_keys * 10 / 9 + 24);
-            let s = settings();
-            // Passes until the whole log was mapped (a small map takes several), then one
-            // past every tombstone's delete horizon (set at 2,000 + 1,000).
-            let mut passes = 0;
-            prop_assert_eq!(log.cleanable(0, hw, 2_000, 0).first_uncleanable, hw - 1);
-            while read_checkpoint(dir.path()).unwrap() < hw - 1 {
-                log.clean(hw, 2_000, &s, &mut map, &HashMap::new()).unwrap();
-                passes += 1;
-                prop_assert!(passes <= 60);
-            }
-            log.clean(hw, 5_000, &s, &mut map, &HashMap::new()).unwrap();
-            let got = records(&log);
-            let offsets: Vec<i64> = got.iter().map(|r| r.0).collect();
-            prop_assert!(offsets.windows(2).all(|w| w[0] < w[1]));
-            let got: Vec<_> = got.into_iter().filter(|r| r.1.as_deref() != Some("zz-active")).map(|(o, k, v, _)| (o, k.unwrap(), v)).collect();
-            let mut want: Vec<_> = latest.into_iter().filter(|(_, (_, v))| v.is_some()).map(|(k, (o, v))| (o, k, v)).collect();
-            want.sort();
-            prop_assert_eq!(got, want);
+            check(&ops, buffer_keys, segment_bytes)?;
+        }
+    }
+
+    /// Cases the property once failed on (shrunk by proptest), kept as plain tests.
+    #[test]
+    fn cases_that_once_failed() {
+        let mixed: Vec<(u8, Option<u8>)> = vec![
+            (0, None),
+            (1, None),
+            (2, None),
+            (0, None),
+            (1, None),
+            (2, None),
+            (0, None),
+            (3, None),
+            (1, None),
+            (0, None),
+            (1, None),
+            (2, None),
+            (2, None),
+            (0, None),
+            (3, None),
+            (2, None),
+            (0, None),
+            (1, None),
+            (3, Some(6)),
+            (4, Some(155)),
+            (0, Some(147)),
+            (5, Some(142)),
+            (1, Some(113)),
+            (4, None),
+            (1, None),
+        ];
+        for segment_bytes in [100, 148, 399] {
+            check(&mixed, 3, segment_bytes).expect("mixed writes and tombstones");
+            check(&[(0, None); 13], 2, segment_bytes).expect("one key's tombstones");
         }
     }
 }
