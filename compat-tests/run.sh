@@ -133,8 +133,8 @@ if [ "${COMPAT_SKIP_CARGO:-0}" != "1" ]; then
   step "cargo test --release"
   cargo test --release
   CURRENT_STEP="cargo build --release"
-  step "cargo build --release"
-  cargo build --release
+  step "cargo build --release --locked (the Dockerfile's build step)"
+  cargo build --release --locked
 fi
 export JET_BIN="${JET_BIN:-$TARGET_DIR/release/jet}"
 
