@@ -19,17 +19,16 @@ pub fn handle(broker: &Broker, request: OffsetForLeaderEpochRequest, _version: i
                 .map(|p| {
                     let result =
                         EpochEndOffset::default().with_partition(p.partition).with_leader_epoch(-1).with_end_offset(-1);
-                    let Some(partition) = topic.as_ref().and_then(|t| t.partition(p.partition)) else {
+                    let Some(partition) = topic.as_ref().and_then(|t| t.replica(p.partition)) else {
                         return result.with_error_code(ResponseError::UnknownTopicOrPartition.code());
                     };
                     if let Err(code) = partition.check_leader_epoch(p.current_leader_epoch) {
                         return result.with_error_code(code.code());
                     }
-                    let epoch = partition.leader_epoch();
-                    match partition.offsets() {
+                    match partition.end_offset_for_epoch(p.leader_epoch) {
                         // Epochs after ours are unknown: Kafka answers (-1, -1).
-                        Ok(_) if p.leader_epoch > epoch => result,
-                        Ok((_, _, log_end)) => result.with_leader_epoch(epoch).with_end_offset(log_end),
+                        Ok(None) => result,
+                        Ok(Some((epoch, end))) => result.with_leader_epoch(epoch).with_end_offset(end),
                         Err(e) => result.with_error_code(e.code().code()),
                     }
                 })
