@@ -21,21 +21,30 @@ impl Partition {
     /// Has `target` fsynced and the high watermark moved by it, without a waiter: in a
     /// task of its own on the runtime, or right here when there is none (tests and
     /// start-up, which block anyway). A failure counts a loss, which fails every append
-    /// the high watermark does not cover yet (a failed fsync fences the whole log).
-    fn commit_in_background(&self, target: SyncTarget) {
+    /// the high watermark does not cover yet (a failed fsync fences the whole log),
+    /// unless a loss was counted since the append (`losses` then): the same failure seen
+    /// by another waiter of the round, or an in-place recovery that already cut the log.
+    fn commit_in_background(&self, target: SyncTarget, losses: u64) {
         let Some(me) = self.me.upgrade() else { return };
         let commit = async move {
-            if let Err(e) = me.commit(&me.flusher, target).await {
-                if let Some(suppressed) = PRODUCE_SYNC_ERRORS.check(crate::broker::now_ms()) {
-                    tracing::error!(
-                        topic = me.topic,
-                        partition = me.index,
-                        error = %e,
-                        suppressed,
-                        "fsync of appended data failed (further failures are counted, not logged, for 10 s)"
-                    );
+            let Err(e) = me.commit(&me.flusher, target).await else { return };
+            let text = e.to_string();
+            let mut failure = Some(e);
+            let counted = me.progress.send_if_modified(|p| match failure.take() {
+                Some(e) if p.losses == losses => {
+                    p.lose(e);
+                    true
                 }
-                me.progress.send_modify(|p| p.lose(e));
+                _ => false,
+            });
+            if counted && let Some(suppressed) = PRODUCE_SYNC_ERRORS.check(crate::broker::now_ms()) {
+                tracing::error!(
+                    topic = me.topic,
+                    partition = me.index,
+                    error = text,
+                    suppressed,
+                    "fsync of appended data failed (further failures are counted, not logged, for 10 s)"
+                );
             }
         };
         match tokio::runtime::Handle::try_current() {
@@ -45,12 +54,12 @@ impl Partition {
     }
 
     /// The commit an append waits for: `sync` covers it, `losses` were counted when it
-    /// was made.
+    /// was made. `start`: ask for the fsync (else it was asked for already).
     fn commit_of(&self, sync: Option<SyncTarget>, losses: u64, start: bool) -> Option<Commit> {
         let target = sync?;
         let commit = Commit::new(self.progress.subscribe(), target.end_offset, losses);
         if start {
-            self.commit_in_background(target);
+            self.commit_in_background(target, losses);
         }
         Some(commit)
     }
