@@ -56,6 +56,11 @@ pub trait Replica: Send + Sync {
     /// The topic's effective configuration (validation and recompression before append).
     fn config(&self) -> Result<EffectiveTopicConfig, PartitionError>;
 
+    /// Which broker leads the partition. A local log is always led here.
+    fn leader(&self) -> Leader {
+        Leader::ThisBroker
+    }
+
     /// The current leader epoch (the raft term once replication lands).
     fn leader_epoch(&self) -> i32;
 
@@ -116,6 +121,28 @@ pub trait Replica: Send + Sync {
 
     /// Bytes the partition holds (DescribeLogDirs).
     fn size_bytes(&self) -> Result<u64, PartitionError>;
+}
+
+/// Who leads a partition, as this broker knows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Leader {
+    /// This broker: it takes appends.
+    ThisBroker,
+    /// Another broker (its node id): appends here get NOT_LEADER_OR_FOLLOWER.
+    Broker(i32),
+    /// None known (an election is running).
+    Unknown,
+}
+
+impl Leader {
+    /// The leader's node id as Metadata reports it (-1 when none is known).
+    pub fn node_id(self, this_broker: i32) -> i32 {
+        match self {
+            Leader::ThisBroker => this_broker,
+            Leader::Broker(id) => id,
+            Leader::Unknown => -1,
+        }
+    }
 }
 
 /// A partition's offsets, read together.

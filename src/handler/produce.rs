@@ -18,7 +18,7 @@ use kafka_protocol::messages::produce_response::{
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
 
 use crate::broker::rate_limited::PRODUCE_STORAGE_ERRORS;
-use crate::broker::replica::{Appended, Commit, Replica};
+use crate::broker::replica::{Appended, Commit, Leader, Replica};
 use crate::broker::topic_config::EffectiveTopicConfig;
 use crate::broker::{Broker, now_ms};
 use crate::log::batch::{
@@ -323,6 +323,10 @@ pub async fn start(broker: Arc<Broker>, request: ProduceRequest, to: ReplyTo) ->
                 // Only the broker writes its internal topics (Kafka: "Cannot append to
                 // internal topic").
                 partitions.push(partition_error(index, Some(ResponseError::InvalidTopicException), None));
+                continue;
+            }
+            if partition.leader() != Leader::ThisBroker {
+                partitions.push(partition_error(index, Some(ResponseError::NotLeaderOrFollower), None));
                 continue;
             }
             if !matches!(acks, -1..=1) {

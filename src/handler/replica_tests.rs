@@ -17,8 +17,8 @@ use super::*;
 use crate::broker::Broker;
 use crate::broker::meta_store::TopicRecord;
 use crate::broker::partition::PartitionError;
-use crate::broker::replica::Replica;
 use crate::broker::replica::memory::MemoryReplica;
+use crate::broker::replica::{Leader, Replica};
 use crate::broker::topic_config::EffectiveTopicConfig;
 use crate::broker::topics::Topic;
 use crate::log::test_util::producer_batch;
@@ -181,4 +181,23 @@ fn list_offsets_answers_from_any_replica() {
     assert_eq!(ask(-3, -1), (0, 200, 1, 4), "max timestamp among committed records");
     assert_eq!(ask(-1, 3).0, ResponseError::FencedLeaderEpoch.code());
     assert_eq!(ask(-1, 5).0, ResponseError::UnknownLeaderEpoch.code());
+}
+
+#[tokio::test]
+async fn appends_go_to_the_leader_and_metadata_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (b, replica) = with_memory_topic(dir.path(), MemoryReplica::new("t", 0, config()));
+    replica.set_leader(Leader::Broker(2));
+    replica.set_leader_epoch(7);
+    let answer = produce_answer(start_produce(&b, -1, records(1, (-1, -1, -1))).await.await);
+    assert_eq!(answer.error_code, ResponseError::NotLeaderOrFollower.code());
+    assert_eq!(replica.offsets().unwrap(), (0, 0, 0), "nothing appended on a follower");
+    let described = metadata::describe_topic(&b, &b.topic("t").unwrap());
+    let p = &described.partitions[0];
+    assert_eq!((p.leader_id.0, p.leader_epoch), (2, 7));
+    replica.set_leader(Leader::ThisBroker);
+    let answer = produce_answer(start_produce(&b, -1, records(1, (-1, -1, -1))).await.await);
+    assert_eq!((answer.error_code, answer.base_offset), (0, 0));
+    let p = &metadata::describe_topic(&b, &b.topic("t").unwrap()).partitions[0];
+    assert_eq!(p.leader_id.0, b.node_id);
 }

@@ -13,7 +13,7 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::ResponseError;
 use tokio::sync::watch;
 
-use super::{Appended, Commit, Offsets, PlannedRead, Progress, Replica, TimestampQuery, find_record};
+use super::{Appended, Commit, Leader, Offsets, PlannedRead, Progress, Replica, TimestampQuery, find_record};
 use crate::broker::partition::{PartitionError, admit_new_producer, check_sequences};
 use crate::broker::producer_state::{BatchMeta, ProducerLimits, ProducerStateTable, SeqCheck, add_seq};
 use crate::broker::topic_config::EffectiveTopicConfig;
@@ -43,6 +43,7 @@ pub struct MemoryReplica {
     /// The high watermark follows every append (else only [`Self::commit_to`]).
     commit_on_append: bool,
     leader_epoch: AtomicI32,
+    leader: Mutex<Leader>,
     state: Mutex<State>,
     progress: watch::Sender<Progress>,
 }
@@ -56,6 +57,7 @@ impl MemoryReplica {
             config,
             commit_on_append: true,
             leader_epoch: AtomicI32::new(0),
+            leader: Mutex::new(Leader::ThisBroker),
             state: Mutex::new(State::default()),
             progress: watch::channel(Progress::new(0)).0,
         }
@@ -99,6 +101,11 @@ impl MemoryReplica {
     pub fn set_leader_epoch(&self, epoch: i32) {
         self.leader_epoch.store(epoch, Ordering::SeqCst);
     }
+
+    /// Hands leadership to `leader` (appends here are then refused by the handlers).
+    pub fn set_leader(&self, leader: Leader) {
+        *self.leader.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = leader;
+    }
 }
 
 fn record_producer(table: &mut ProducerStateTable, h: &BatchHeader, base_offset: i64, now_ms: i64) {
@@ -124,6 +131,10 @@ impl Replica for MemoryReplica {
 
     fn config(&self) -> Result<EffectiveTopicConfig, PartitionError> {
         Ok(self.config.clone())
+    }
+
+    fn leader(&self) -> Leader {
+        *self.leader.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     fn leader_epoch(&self) -> i32 {
