@@ -22,11 +22,10 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::ResponseError;
 use tokio::sync::watch;
 
-use crate::broker::replica::Progress;
-
 use crate::broker::producer_state::{
     BatchMeta, ProducerIdGate, ProducerLimits, ProducerStateTable, SeqCheck, add_seq, next_seq,
 };
+use crate::broker::replica::Progress;
 use crate::broker::topic_config::EffectiveTopicConfig;
 use crate::log::batch::{self, BatchHeader};
 use crate::log::{Flusher, LogError, PartitionLog, Sealer, SyncTarget, write_durably};
