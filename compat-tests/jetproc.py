@@ -76,7 +76,8 @@ class JetBroker:
 
     def argv(self) -> list[str]:
         addr = self.bootstrap
-        defaults = {"--num-partitions": "1", "--auto-create-topics-enable": "true"}
+        # Any free port for the admin HTTP server, so brokers can run side by side.
+        defaults = {"--num-partitions": "1", "--auto-create-topics-enable": "true", "--admin-listen": "127.0.0.1:0"}
         for flag in self.extra_args:
             defaults.pop(flag, None)  # extra_args override the defaults
         argv = [str(self.bin), "--listen", addr, "--advertised-listener", addr, "--data-dir", str(self.data_dir)]

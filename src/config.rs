@@ -23,17 +23,34 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a broker (the default).
-    Serve(BrokerConfig),
+    Serve(Box<BrokerConfig>),
+    /// Exit 0 if the broker's admin server reports it ready (`GET /readyz`), else 1:
+    /// for a container HEALTHCHECK, no curl needed.
+    Healthcheck(HealthcheckArgs),
 }
 
 impl Cli {
-    /// The broker configuration, whichever way it was given.
+    /// The broker configuration, whichever way it was given (`jet`, `jet serve`); the
+    /// defaults under another subcommand.
     pub fn into_broker_config(self) -> BrokerConfig {
         match self.command {
-            Some(Command::Serve(config)) => config,
-            None => self.serve,
+            Some(Command::Serve(config)) => *config,
+            None | Some(Command::Healthcheck(_)) => self.serve,
         }
     }
+}
+
+/// `jet healthcheck`.
+#[derive(Debug, Clone, Args)]
+pub struct HealthcheckArgs {
+    /// The broker's admin address (its `--admin-listen`; a wildcard host such as
+    /// `0.0.0.0` means this machine).
+    #[arg(long, env = "JET_ADMIN_LISTEN", default_value = "127.0.0.1:9644", value_parser = parse_admin_listen)]
+    pub admin_listen: ListenAddr,
+
+    /// Give up (and exit 1) after this many milliseconds.
+    #[arg(long, default_value_t = 5_000)]
+    pub timeout_ms: u64,
 }
 
 /// Everything a broker needs to start.
@@ -53,6 +70,11 @@ pub struct BrokerConfig {
     /// Defaults to `localhost:<listen port>`.
     #[arg(long, env = "JET_ADVERTISED_LISTENER", value_parser = parse_advertised)]
     pub advertised_listener: Option<String>,
+
+    /// Address the admin HTTP server binds to (`/livez`, `/readyz`, `/metrics`,
+    /// `/v1/cluster`): `host:port`, port 0 for any free port.
+    #[arg(long, env = "JET_ADMIN_LISTEN", default_value = "0.0.0.0:9644", value_parser = parse_admin_listen)]
+    pub admin_listen: ListenAddr,
 
     /// Directory holding partition logs and metadata.
     #[arg(long, env = "JET_DATA_DIR", default_value = "./data")]
@@ -308,6 +330,14 @@ fn parse_listen(s: &str) -> Result<ListenAddr, String> {
     Ok(ListenAddr { host: host.to_string(), port })
 }
 
+/// The admin server's address: plain `host:port` (HTTP, no listener name).
+fn parse_admin_listen(s: &str) -> Result<ListenAddr, String> {
+    if s.contains("://") {
+        return Err(format!("`{s}`: expected host:port (the admin server speaks plain HTTP)"));
+    }
+    parse_listen(s)
+}
+
 /// An advertised listener must be PLAINTEXT too: advertising `SSL://` while serving
 /// plaintext would send clients' TLS to a plaintext port.
 fn parse_advertised(s: &str) -> Result<String, String> {
@@ -484,6 +514,21 @@ mod tests {
         assert_eq!(config.data_dir, PathBuf::from("./data"));
         assert!(config.kafka.auto_create_topics_enable);
         assert_eq!(config.kafka.num_partitions, 1);
+        assert_eq!(config.admin_listen, ListenAddr { host: "0.0.0.0".into(), port: 9644 });
+    }
+
+    #[test]
+    fn admin_listen_flag_and_healthcheck_subcommand() {
+        let config = Cli::try_parse_from(["jet", "--admin-listen", "127.0.0.1:0"]).unwrap().into_broker_config();
+        assert_eq!(config.admin_listen, ListenAddr { host: "127.0.0.1".into(), port: 0 });
+        assert!(Cli::try_parse_from(["jet", "--admin-listen", "http://127.0.0.1:1"]).is_err());
+        let cli = Cli::try_parse_from(["jet", "healthcheck", "--admin-listen", "0.0.0.0:9700"]).unwrap();
+        let Some(Command::Healthcheck(args)) = cli.command else { panic!("not healthcheck") };
+        assert_eq!((args.admin_listen.to_string().as_str(), args.timeout_ms), ("0.0.0.0:9700", 5_000));
+        // Broker flags still work after `serve` and without a subcommand.
+        let cli = Cli::try_parse_from(["jet", "serve", "--admin-listen", ":9645", "--node-id", "3"]).unwrap();
+        let config = cli.into_broker_config();
+        assert_eq!((config.admin_listen.port, config.node_id), (9645, 3));
     }
 
     #[test]

@@ -16,6 +16,13 @@
 //!   concurrent waits, graceful shutdown). Tests start it on port 0 with [`server::run`].
 //!   `server::limits` caps connections (overall and per address); the accept loop backs
 //!   off when the process is out of descriptors.
+//! - [`admin`]: the admin HTTP server on its own port (`/livez`, `/readyz`, `/metrics`,
+//!   `/v1/cluster`), bound before the data directory opens and stopped after the drain;
+//!   `admin::healthcheck` is the client behind `jet healthcheck`.
+//! - [`metrics`]: what the broker counts in atomics on its hot paths (per-partition
+//!   traffic, requests and latency per API key, error codes, connections, fsync latency)
+//!   and `metrics::collect`, which renders it with prometheus-client at scrape time
+//!   together with partition counts, consumer-group lag (`group::lag`) and process figures.
 //! - [`protocol`]: frames with a size cap, request decoding guarded by
 //!   [`protocol::bounds`] (a schema walk that rejects lying array counts before the
 //!   `kafka-protocol` crate allocates), response encoding, and [`protocol::splice`], which
@@ -41,8 +48,14 @@
 //!   it: `log::sealer` (a roll's fsyncs off the produce path), `log::open_files` (the
 //!   broker-wide LRU of open segment files), `log::page_cache` (cold reads moved to the
 //!   blocking pool), `log::damage` and `log::scrubber` (damaged ranges, found and fenced),
-//!   and `log::cleaner` (compaction: offset map, rewrite, swap).
-
+//!   `log::cleaner` (compaction: offset map, rewrite, swap), `log::epoch_history` (the
+//!   leader-epoch history, Kafka's `leader-epoch-checkpoint`, which OffsetForLeaderEpoch
+//!   answers from) and `log::raft_index` (raft index ↔ offset translation for
+//!   replication; not yet used).
+//! - [`cluster`]: where replicas live — `cluster::placement`, the pure function that
+//!   spreads replicas and preferred leaders across brokers and racks (issue 10 builds
+//!   the controller and gossip on it).
+//!
 //! Tests: unit tests sit beside the code (`*_tests.rs` files where a module's tests are
 //! long); `tests/` starts real brokers (in process on port 0, and the `jet` binary for
 //! SIGKILL/SIGTERM, power loss on the FUSE file system of `tests/lazyfs`, descriptor and
@@ -70,11 +83,14 @@
 //! response go out, and consumers see the data. `flush.ms` trades this for interval
 //! flushing (weaker: a crash can lose acknowledged writes).
 
+pub mod admin;
 pub mod broker;
+pub mod cluster;
 pub mod config;
 pub mod group;
 pub mod handler;
 pub mod log;
+pub mod metrics;
 pub mod protocol;
 pub mod security;
 pub mod server;

@@ -1,12 +1,15 @@
-//! The `jet` binary: parse settings, open the data directory, serve until SIGTERM/SIGINT.
+//! The `jet` binary: parse settings, open the data directory, serve until SIGTERM/SIGINT;
+//! `jet healthcheck` asks a running broker's admin server whether it is ready.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
+use jet::admin::AdminState;
 use jet::broker::Broker;
-use jet::config::Cli;
+use jet::config::{Cli, Command, HealthcheckArgs};
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -16,7 +19,11 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let mut config = Cli::parse().into_broker_config();
+    let cli = Cli::parse();
+    if let Some(Command::Healthcheck(args)) = &cli.command {
+        return healthcheck(args);
+    }
+    let mut config = cli.into_broker_config();
     if let Err(e) = config.apply_overrides() {
         tracing::error!("{e}");
         return ExitCode::from(2);
@@ -35,6 +42,25 @@ fn main() -> ExitCode {
     };
     runtime.block_on(async move {
         let mut config = config;
+        // First, so probes get an answer (503 "starting") while the logs recover.
+        let admin_listener = match tokio::net::TcpListener::bind((
+            config.admin_listen.host.as_str(),
+            config.admin_listen.port,
+        ))
+        .await
+        {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(admin_listen = %config.admin_listen, error = %e, "cannot bind the admin HTTP listener");
+                return ExitCode::FAILURE;
+            }
+        };
+        let admin_addr = admin_listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        let admin = Arc::new(AdminState::default());
+        let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
+        let admin_task = tokio::spawn(jet::admin::serve(admin_listener, admin.clone(), async move {
+            let _ = admin_stopped.await;
+        }));
         let listener = match tokio::net::TcpListener::bind((config.listen.host.as_str(), config.listen.port)).await {
             Ok(l) => l,
             Err(e) => {
@@ -46,6 +72,7 @@ fn main() -> ExitCode {
         // advertised listener names only a host).
         if let Ok(bound) = listener.local_addr() {
             config.bound_to(bound.port());
+            admin.kafka_listener_bound(bound);
         }
         let data_dir = config.data_dir.clone();
         let broker = match tokio::task::spawn_blocking(move || Broker::open(config)).await {
@@ -59,17 +86,47 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        admin.broker_opened(broker.clone());
         let local = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
         tracing::info!(
             listen = %local,
+            admin = %admin_addr,
             advertised = format!("{}:{}", broker.host, broker.port),
             node_id = broker.node_id,
             cluster_id = broker.cluster_id,
             "jet is ready"
         );
+        // /readyz answers 503 "draining" from the signal until the drain is done.
         jet::server::run(listener, broker, shutdown_signal()).await;
+        let _ = stop_admin.send(());
+        if let Err(e) = admin_task.await {
+            tracing::warn!(error = %e, "admin server task failed");
+        }
         ExitCode::SUCCESS
     })
+}
+
+/// `jet healthcheck`: exit 0 if the broker at `--admin-listen` is ready, else 1.
+fn healthcheck(args: &HealthcheckArgs) -> ExitCode {
+    let addr = jet::admin::healthcheck::connect_address(&args.admin_listen.to_string());
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("jet healthcheck: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let timeout = std::time::Duration::from_millis(args.timeout_ms);
+    match runtime.block_on(jet::admin::healthcheck::check_ready(&addr, timeout)) {
+        Ok(()) => {
+            println!("ready");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("jet healthcheck: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -87,6 +87,8 @@ pub async fn run(listener: TcpListener, broker: Arc<Broker>, shutdown: impl Futu
                     let budget = budget.clone();
                     let tls_log = tls_log.clone();
                     connections.spawn(async move {
+                        let counted = broker.clone();
+                        let _open = counted.metrics.connection_opened();
                         debug!(%peer, "connection opened");
                         serve_connection(stream, broker, stop, budget, &tls_log).await;
                         drop(guard);
@@ -200,10 +202,16 @@ async fn serve_connection(
                 "client attempted SASL authentication ({attempt}) on a PLAINTEXT listener: answering ILLEGAL_SASL_STATE as Kafka does (Jet serves PLAINTEXT only for now; the client's security.protocol is SASL_PLAINTEXT or SASL_SSL)"
             );
         }
+        let timer = broker.metrics.request_started(request.api_key);
         let pending = handler::dispatch(&broker, *request, peer).await;
         // The frame's reservation is held until the response is written: decoded
         // strings and record sets share the frame's buffer.
-        let task = tokio::spawn(async move { pending.await.map(|reply| reply.map(|out| out.holding(reservation))) });
+        let metrics_of = broker.clone();
+        let task = tokio::spawn(async move {
+            let reply = pending.await;
+            timer.finish(&metrics_of.metrics);
+            reply.map(|reply| reply.map(|out| out.holding(reservation)))
+        });
         if tx.send(task).await.is_err() {
             break;
         }

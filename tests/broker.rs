@@ -8,31 +8,19 @@ use common::{Client, TestBroker, whole_batches};
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::{Compression, Record, RecordBatchDecoder, TimestampType};
 
 fn records(n: usize, start: usize, producer: (i64, i16, i32), compression: Compression) -> Bytes {
-    let recs: Vec<Record> = (0..n)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            partition_leader_epoch: -1,
-            producer_id: producer.0,
-            producer_epoch: producer.1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: producer.2 + i as i32,
-            timestamp: 1_700_000_000_000 + (start + i) as i64,
-            key: Some(Bytes::from(format!("k{}", start + i))),
-            value: Some(Bytes::from(format!("value-{}", start + i))),
-            headers: [(StrBytes::from_static_str("h"), Some(Bytes::from_static(b"v")))].into_iter().collect(),
-            delete_horizon: false,
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(&mut buf, &recs, &RecordEncodeOptions { version: 2, compression }).unwrap();
-    buf.freeze()
+    let records = (start..start + n).map(|i| Record {
+        producer_id: producer.0,
+        producer_epoch: producer.1,
+        sequence: producer.2 + (i - start) as i32,
+        timestamp: 1_700_000_000_000 + i as i64,
+        key: Some(Bytes::from(format!("k{i}"))),
+        headers: [(StrBytes::from_static_str("h"), Some(Bytes::from_static(b"v")))].into_iter().collect(),
+        ..common::records::record(format!("value-{i}"))
+    });
+    common::records::encode_with(records, compression)
 }
 
 fn produce_request(topic: &str, partition: i32, acks: i16, data: Bytes) -> ProduceRequest {
@@ -254,30 +242,10 @@ async fn timed_out_acks_all_still_advances_high_watermark() {
     create(&mut c, "to", 1).await;
     // ~16 MiB of fresh data so that the fsync reliably outlasts a zero timeout.
     let mut data = BytesMut::new();
-    for b in 0..16 {
-        let recs: Vec<Record> = (0..4)
-            .map(|i| Record {
-                transactional: false,
-                control: false,
-                partition_leader_epoch: -1,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset: i,
-                sequence: -1,
-                timestamp: 1_700_000_000_000,
-                key: None,
-                value: Some(Bytes::from(vec![b as u8 ^ i as u8; 250_000])),
-                headers: Default::default(),
-                delete_horizon: false,
-            })
-            .collect();
-        RecordBatchEncoder::encode(
-            &mut data,
-            &recs,
-            &RecordEncodeOptions { version: 2, compression: Compression::None },
-        )
-        .unwrap();
+    for b in 0..16u8 {
+        data.extend_from_slice(&common::records::encode(
+            (0..4u8).map(|i| Record { timestamp: 1_700_000_000_000, ..common::records::record(vec![b ^ i; 250_000]) }),
+        ));
     }
     let req = produce_request("to", 0, -1, data.freeze()).with_timeout_ms(0);
     let r: ProduceResponse = c.call(ApiKey::Produce, 9, &req).await;
@@ -309,14 +277,7 @@ async fn future_timestamps_are_rejected_and_log_append_time_is_applied() {
     // Re-encode one record two hours in the future.
     let mut set = RecordBatchDecoder::decode(&mut rec).unwrap();
     set.records[0].timestamp = now + 2 * 3_600_000;
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &set.records,
-        &RecordEncodeOptions { version: 2, compression: Compression::None },
-    )
-    .unwrap();
-    let p = produce(&mut c, "ts", buf.freeze()).await;
+    let p = produce(&mut c, "ts", common::records::encode(set.records)).await;
     assert_eq!(p.error_code, ResponseError::InvalidTimestamp.code());
 
     // A LogAppendTime topic stamps the broker's time on every record.

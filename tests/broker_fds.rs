@@ -7,16 +7,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use common::{Client, whole_batches};
+use bytes::Bytes;
+use common::process::JetProcess;
+use common::{Client, records, whole_batches};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
 
 const PARTITIONS: i32 = 2_000;
 const TOPICS: [&str; 2] = ["fds-a", "fds-b"];
@@ -26,49 +23,16 @@ const CAP: usize = 256;
 /// open for a moment, helper threads' files.
 const ALLOWANCE: usize = 150;
 
-struct Jet {
-    child: Child,
-    addr: std::net::SocketAddr,
-}
-
-impl Drop for Jet {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+/// The broker under test: the `jet` binary with the cap on open segment files.
+struct Jet(JetProcess);
 
 impl Jet {
     fn start(dir: &std::path::Path) -> Jet {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_jet"))
-            .args(["--listen", "127.0.0.1:0", "--data-dir", dir.to_str().unwrap()])
-            .args(["--set", &format!("log.max.open.segment.files={CAP}")])
-            .env("RUST_LOG", "info")
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn jet");
-        let (tx, rx) = mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if line.contains("WARN") || line.contains("ERROR") {
-                    eprintln!("jet: {line}");
-                }
-                let _ = tx.send(line);
-            }
-        });
-        let mut jet = Jet { child, addr: ([0, 0, 0, 0], 0).into() };
-        loop {
-            let line = rx.recv_timeout(Duration::from_secs(300)).expect("jet did not become ready");
-            if let Some(listen) = line.split("listen=").nth(1).filter(|_| line.contains("jet is ready")) {
-                jet.addr = listen.split_whitespace().next().unwrap().parse().unwrap();
-                return jet;
-            }
-        }
+        Jet(JetProcess::start(dir, &["--set", &format!("log.max.open.segment.files={CAP}")]))
     }
 
     fn open_fds(&self) -> usize {
-        std::fs::read_dir(format!("/proc/{}/fd", self.child.id())).expect("/proc/<pid>/fd").count()
+        std::fs::read_dir(format!("/proc/{}/fd", self.0.child.id())).expect("/proc/<pid>/fd").count()
     }
 
     /// Waits (up to 30 s) for the descriptors to settle under the bound. A fetch response
@@ -93,29 +57,7 @@ fn s(v: &str) -> StrBytes {
 }
 
 fn batch(value: &str) -> Bytes {
-    let record = Record {
-        transactional: false,
-        control: false,
-        partition_leader_epoch: -1,
-        producer_id: -1,
-        producer_epoch: -1,
-        timestamp_type: TimestampType::Creation,
-        offset: 0,
-        sequence: -1,
-        timestamp: 1,
-        key: None,
-        value: Some(Bytes::from(value.to_string())),
-        headers: Default::default(),
-        delete_horizon: false,
-    };
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &[record],
-        &RecordEncodeOptions { version: 2, compression: Compression::None },
-    )
-    .unwrap();
-    buf.freeze()
+    records::values([value.to_string()])
 }
 
 async fn create_topics(c: &mut Client) {
@@ -194,7 +136,7 @@ async fn open_files_stay_under_the_cap_with_thousands_of_partitions() {
     let shm = std::path::Path::new("/dev/shm");
     let dir = if shm.is_dir() { tempfile::tempdir_in(shm).unwrap() } else { tempfile::tempdir().unwrap() };
     let jet = Jet::start(dir.path());
-    let mut c = Client::connect(jet.addr).await;
+    let mut c = Client::connect(jet.0.addr).await;
     create_topics(&mut c).await;
     jet.assert_fds_bounded("after creating 4,000 partitions");
     produce_everywhere(&mut c, 0).await;
@@ -208,7 +150,7 @@ async fn open_files_stay_under_the_cap_with_thousands_of_partitions() {
     drop(jet);
     let jet = Jet::start(dir.path());
     jet.assert_fds_bounded("after recovering 4,000 partitions");
-    let mut c = Client::connect(jet.addr).await;
+    let mut c = Client::connect(jet.0.addr).await;
     produce_everywhere(&mut c, 2).await;
     assert_eq!(fetch_everywhere(&mut c).await, 3 * TOPICS.len() * PARTITIONS as usize);
     jet.assert_fds_bounded("after writing and reading every partition again");

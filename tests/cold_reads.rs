@@ -7,12 +7,11 @@ mod common;
 
 use std::os::fd::AsRawFd;
 
-use bytes::{Bytes, BytesMut};
-use common::{Client, TestBroker, whole_batches};
+use bytes::Bytes;
+use common::{Client, TestBroker, records, whole_batches};
 use jet::log::page_cache::{cold_ranges, hot_ranges};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
 
 const TOPIC: &str = "cold";
 
@@ -22,27 +21,7 @@ fn s(v: &str) -> StrBytes {
 
 /// One batch of 64 records of 1 KiB, values tagged with `round`.
 fn batch(round: u8) -> Bytes {
-    let records: Vec<Record> = (0..64)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i,
-            sequence: -1,
-            timestamp: 1,
-            key: None,
-            value: Some(Bytes::from(vec![round; 1024])),
-            headers: Default::default(),
-            delete_horizon: false,
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(&mut buf, &records, &RecordEncodeOptions { version: 2, compression: Compression::None })
-        .unwrap();
-    buf.freeze()
+    records::values((0..64).map(|_| vec![round; 1024]))
 }
 
 async fn fetch_all(c: &mut Client) -> Vec<u8> {

@@ -7,93 +7,31 @@
 mod common;
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use common::{Client, whole_batches};
+use bytes::Bytes;
+use common::process::JetProcess;
+use common::{Client, records, whole_batches};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::{Record, RecordBatchDecoder};
 
 const TOPIC: &str = "compacted";
 const KEYS: u64 = 40;
 
-struct Jet {
-    child: Child,
-    addr: std::net::SocketAddr,
-    log: mpsc::Receiver<String>,
-    /// What it logged before it was ready (recovery).
-    startup: Vec<String>,
-}
-
-impl Drop for Jet {
-    /// A failing test must not leave a broker running.
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(dir: &std::path::Path) -> Jet {
-    let child = Command::new(env!("CARGO_BIN_EXE_jet"))
-        .args(["--listen", "127.0.0.1:0", "--data-dir", dir.to_str().unwrap()])
-        .args(["--set", "log.cleaner.backoff.ms=5", "--set", "log.cleaner.min.cleanable.ratio=0.01"])
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn jet");
-    let (tx, rx) = mpsc::channel();
-    let mut jet = Jet { child, addr: ([0, 0, 0, 0], 0).into(), log: rx, startup: Vec::new() };
-    let stderr = jet.child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    loop {
-        let line = jet.log.recv_timeout(Duration::from_secs(60)).expect("jet did not become ready");
-        if line.contains("jet is ready") {
-            let listen = line.split("listen=").nth(1).unwrap().split_whitespace().next().unwrap();
-            jet.addr = listen.parse().unwrap();
-            return jet;
-        }
-        jet.startup.push(line);
-    }
+fn start(dir: &std::path::Path) -> JetProcess {
+    JetProcess::start(dir, &["--set", "log.cleaner.backoff.ms=5", "--set", "log.cleaner.min.cleanable.ratio=0.01"])
 }
 
 /// One batch: value `v` under key `k{v % KEYS}` for each of `values`.
 fn batch(values: &[u64]) -> Bytes {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
-    let recs: Vec<Record> = values
-        .iter()
-        .enumerate()
-        .map(|(i, v)| Record {
-            transactional: false,
-            control: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: -1 + i as i32,
-            timestamp: now,
-            key: Some(Bytes::from(format!("k{}", v % KEYS))),
-            value: Some(Bytes::from(v.to_string())),
-            headers: Default::default(),
-            delete_horizon: false,
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(&mut buf, &recs, &RecordEncodeOptions { version: 2, compression: Compression::None })
-        .unwrap();
-    buf.freeze()
+    let now = jet::broker::now_ms();
+    records::encode(values.iter().enumerate().map(|(i, v)| Record {
+        sequence: -1 + i as i32,
+        timestamp: now,
+        key: Some(Bytes::from(format!("k{}", v % KEYS))),
+        ..records::record(v.to_string())
+    }))
 }
 
 fn s(v: &str) -> StrBytes {
@@ -207,8 +145,7 @@ async fn sigkill_while_compacting_leaves_a_valid_compacted_log() {
             assert!(std::time::Instant::now() < deadline, "round {round}: the cleaner never ran");
         }
         cleanings += seen_cleanings;
-        jet.child.kill().unwrap();
-        jet.child.wait().unwrap();
+        jet.kill();
     }
     let jet = start(dir.path());
     let mut c = Client::connect(jet.addr).await;

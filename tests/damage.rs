@@ -7,43 +7,26 @@ mod common;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use bytes::{Bytes, BytesMut};
-use common::{Client, TestBroker, whole_batches};
+use bytes::Bytes;
+use common::{Client, TestBroker, records, whole_batches};
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::{Record, RecordBatchDecoder};
 
 const TOPIC: &str = "damaged";
 const BATCHES: usize = 40;
 const PER_BATCH: usize = 10;
 const LOG_END: i64 = (BATCHES * PER_BATCH) as i64;
 
-fn records(n: usize, start: usize) -> Bytes {
-    let recs: Vec<Record> = (0..n)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            // The encoder starts a new batch where sequences are not consecutive.
-            sequence: -1 + i as i32,
-            timestamp: 1_700_000_000_000 + (start + i) as i64,
-            key: Some(Bytes::from(format!("k{}", start + i))),
-            value: Some(Bytes::from(format!("value-{}", start + i))),
-            headers: Default::default(),
-            delete_horizon: false,
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(&mut buf, &recs, &RecordEncodeOptions { version: 2, compression: Compression::None })
-        .unwrap();
-    buf.freeze()
+fn keyed_records(n: usize, start: usize) -> Bytes {
+    records::encode((start..start + n).map(|i| Record {
+        // The encoder starts a new batch where sequences are not consecutive.
+        sequence: -1 + (i - start) as i32,
+        timestamp: 1_700_000_000_000 + i as i64,
+        key: Some(Bytes::from(format!("k{i}"))),
+        ..records::record(format!("value-{i}"))
+    }))
 }
 
 async fn produce(c: &mut Client, data: Bytes) -> produce_response::PartitionProduceResponse {
@@ -97,7 +80,7 @@ async fn broker_with_segments(index_every_batch: bool) -> tempfile::TempDir {
     let r: CreateTopicsResponse = c.call(ApiKey::CreateTopics, 7, &req).await;
     assert_eq!(r.topics[0].error_code, 0, "{:?}", r.topics[0].error_message);
     for i in 0..BATCHES {
-        assert_eq!(produce(&mut c, records(PER_BATCH, i * PER_BATCH)).await.error_code, 0);
+        assert_eq!(produce(&mut c, keyed_records(PER_BATCH, i * PER_BATCH)).await.error_code, 0);
     }
     broker.stop().await
 }
@@ -168,7 +151,7 @@ async fn assert_damaged_range_refused_rest_served(broker: &TestBroker, damaged_b
         ranges.iter().map(|r| (r.first_offset, r.last_offset)).collect::<Vec<_>>(),
         vec![(damaged_base, damaged_base + PER_BATCH as i64 - 1)]
     );
-    let p = produce(&mut c, records(1, 0)).await;
+    let p = produce(&mut c, keyed_records(1, 0)).await;
     assert_eq!((p.error_code, p.base_offset), (0, LOG_END));
 }
 

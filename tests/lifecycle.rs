@@ -7,49 +7,25 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
-use common::{Client, whole_batches};
+use bytes::Bytes;
+use common::process::JetProcess;
+use common::{Client, records, whole_batches};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::RecordBatchDecoder;
 use tokio::io::AsyncWriteExt;
 
 const TOPIC: &str = "churn";
 const PARTITIONS: i32 = 8;
 
-struct Jet {
-    child: Child,
-    addr: std::net::SocketAddr,
-    log: mpsc::Receiver<String>,
-    /// What it logged before it was ready (start-up recovery).
-    startup: Vec<String>,
-}
-
-impl Drop for Jet {
-    /// A failing test must not leave a broker running.
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `jet` (as `tests/process.rs` does), optionally with a lower open-file limit,
-/// and waits for its "ready" line.
-fn start(dir: &std::path::Path, nofile: Option<u64>) -> Jet {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_jet"));
-    cmd.args(["--listen", "127.0.0.1:0", "--data-dir", dir.to_str().unwrap()])
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped());
+/// Starts `jet`, optionally with a lower open-file limit.
+fn start(dir: &std::path::Path, nofile: Option<u64>) -> JetProcess {
+    let mut cmd = JetProcess::command(dir);
     if let Some(limit) = nofile {
         // SAFETY: only setrlimit (async-signal-safe) runs between fork and exec.
         unsafe {
@@ -62,26 +38,7 @@ fn start(dir: &std::path::Path, nofile: Option<u64>) -> Jet {
             });
         }
     }
-    let child = cmd.spawn().expect("spawn jet");
-    let (tx, rx) = mpsc::channel();
-    let mut jet = Jet { child, addr: ([0, 0, 0, 0], 0).into(), log: rx, startup: Vec::new() };
-    let stderr = jet.child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    loop {
-        let line = jet.log.recv_timeout(Duration::from_secs(60)).expect("jet did not become ready");
-        if line.contains("jet is ready") {
-            let listen = line.split("listen=").nth(1).unwrap().split_whitespace().next().unwrap();
-            jet.addr = listen.parse().unwrap();
-            return jet;
-        }
-        jet.startup.push(line);
-    }
+    JetProcess::spawn(cmd)
 }
 
 fn name(s: &str) -> TopicName {
@@ -100,25 +57,7 @@ async fn try_call<T: Encodable, R: Decodable>(c: &mut Client, key: ApiKey, versi
 
 /// One record whose value is the id of the topic it was written to.
 fn tagged(id: uuid::Uuid) -> Bytes {
-    let rec = Record {
-        transactional: false,
-        control: false,
-        partition_leader_epoch: -1,
-        producer_id: -1,
-        producer_epoch: -1,
-        timestamp_type: TimestampType::Creation,
-        offset: 0,
-        sequence: -1,
-        timestamp: 1,
-        key: None,
-        value: Some(Bytes::from(id.to_string())),
-        headers: Default::default(),
-        delete_horizon: false,
-    };
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(&mut buf, &[rec], &RecordEncodeOptions { version: 2, compression: Compression::None })
-        .unwrap();
-    buf.freeze()
+    records::values([id.to_string()])
 }
 
 /// Creates, fills (each partition gets a record naming this incarnation's id), grows
@@ -248,7 +187,7 @@ async fn sigkill_during_topic_churn_leaves_no_orphans_and_no_resurrected_records
     let started = Instant::now();
     // Start-up log lines of each kind, to show where the kills landed.
     let mut recovered = std::collections::BTreeMap::<&str, usize>::new();
-    let mut count = |jet: &Jet| {
+    let mut count = |jet: &JetProcess| {
         for kind in [
             "rolling back a topic creation",
             "rolling back a partition increase",
@@ -274,8 +213,7 @@ async fn sigkill_during_topic_churn_leaves_no_orphans_and_no_resurrected_records
         }
         std::thread::sleep(Duration::from_micros(next(3_000)));
         let mut jet = jet;
-        jet.child.kill().unwrap();
-        jet.child.wait().unwrap();
+        jet.kill();
         worker.await.unwrap();
     }
     let jet = start(dir.path(), None);

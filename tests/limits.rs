@@ -6,12 +6,12 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
-use common::{Client, TestBroker};
+use bytes::Bytes;
+use common::{Client, TestBroker, records};
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+use kafka_protocol::records::Record;
 use tokio::io::AsyncReadExt;
 
 const PATIENCE: Duration = Duration::from_secs(20);
@@ -97,29 +97,14 @@ async fn at_max_connections_new_connections_wait_for_a_slot() {
 }
 
 fn idempotent_batch(producer_id: i64, sequence: i32) -> Bytes {
-    let record = Record {
-        transactional: false,
-        control: false,
-        delete_horizon: false,
-        partition_leader_epoch: -1,
+    records::encode([Record {
         producer_id,
         producer_epoch: 0,
-        timestamp_type: TimestampType::Creation,
-        offset: 0,
         sequence,
         timestamp: jet::broker::now_ms(),
         key: Some(Bytes::from_static(b"k")),
-        value: Some(Bytes::from_static(b"v")),
-        headers: Default::default(),
-    };
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &[record],
-        &RecordEncodeOptions { version: 2, compression: Compression::None },
-    )
-    .unwrap();
-    buf.freeze()
+        ..records::record(Bytes::from_static(b"v"))
+    }])
 }
 
 fn topic(name: &str) -> TopicName {

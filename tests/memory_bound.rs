@@ -18,13 +18,14 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use bytes::{Bytes, BytesMut};
-use common::Client;
+use bytes::Bytes;
+use common::process::JetProcess;
+use common::{Client, records};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+use kafka_protocol::records::{Compression, Record};
 
 const MIB: u64 = 1 << 20;
 const QUEUED_MAX_REQUEST_BYTES: u64 = 128 * MIB;
@@ -78,47 +79,15 @@ fn raise_fd_limit(wanted: u64) {
     );
 }
 
-struct Jet {
-    child: std::process::Child,
-    addr: std::net::SocketAddr,
-}
-
-impl Drop for Jet {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_jet(dir: &std::path::Path) -> Jet {
-    use std::io::{BufRead, BufReader};
+fn start_jet(dir: &std::path::Path) -> JetProcess {
     let settings = format!(
         "queued.max.request.bytes={QUEUED_MAX_REQUEST_BYTES},socket.request.max.bytes={SOCKET_REQUEST_MAX_BYTES},\
          message.max.bytes={MESSAGE_MAX_BYTES},max.producer.ids={MAX_PRODUCER_IDS},\
          max.connections={MAX_CONNECTIONS},max.connections.per.ip={MAX_CONNECTIONS}"
     );
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_jet"))
-        .args(["--listen", "127.0.0.1:0", "--data-dir", dir.to_str().unwrap(), "--set", &settings])
-        .env("RUST_LOG", "info")
-        .env("TOKIO_WORKER_THREADS", "16")
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn jet");
-    let (tx, rx) = std::sync::mpsc::channel();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.contains("jet is ready") {
-                let _ = tx.send(line.clone());
-            }
-            if line.contains("ERROR") || line.contains("WARN") {
-                eprintln!("jet: {line}");
-            }
-        }
-    });
-    let line = rx.recv_timeout(Duration::from_secs(60)).expect("jet did not become ready");
-    let listen = line.split("listen=").nth(1).unwrap().split_whitespace().next().unwrap();
-    Jet { child, addr: listen.parse().unwrap() }
+    let mut cmd = JetProcess::command(dir);
+    cmd.args(["--set", &settings]).env("TOKIO_WORKER_THREADS", "16");
+    JetProcess::spawn(cmd)
 }
 
 /// A `VmHWM`/`VmRSS` line of `/proc/<pid>/status`, in bytes.
@@ -133,28 +102,8 @@ fn topic() -> TopicName {
     TopicName(StrBytes::from_static_str("mem"))
 }
 
-fn encode(records: &[Record], compression: Compression) -> Bytes {
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(&mut buf, records, &RecordEncodeOptions { version: 2, compression }).unwrap();
-    buf.freeze()
-}
-
 fn record(producer_id: i64, sequence: i32, value: Bytes) -> Record {
-    Record {
-        transactional: false,
-        control: false,
-        delete_horizon: false,
-        partition_leader_epoch: -1,
-        producer_id,
-        producer_epoch: 0,
-        timestamp_type: TimestampType::Creation,
-        offset: 0,
-        sequence,
-        timestamp: jet::broker::now_ms(),
-        key: None,
-        value: Some(value),
-        headers: Default::default(),
-    }
+    Record { producer_id, producer_epoch: 0, sequence, timestamp: jet::broker::now_ms(), ..records::record(value) }
 }
 
 /// One zstd batch just under `message.max.bytes` that decompresses to ~30 MB: each
@@ -178,7 +127,7 @@ fn big_compressed_batch() -> Bytes {
             r
         })
         .collect();
-    let batch = encode(&records, Compression::Zstd);
+    let batch = records::encode_with(records, Compression::Zstd);
     assert!(batch.len() < MESSAGE_MAX_BYTES, "batch of {} bytes", batch.len());
     assert!(batch.len() > MESSAGE_MAX_BYTES * 8 / 10, "batch of {} bytes", batch.len());
     batch
@@ -228,7 +177,7 @@ async fn made_up_producer_ids(addr: std::net::SocketAddr) -> (u64, u64) {
                     if pid > PRODUCER_IDS {
                         break;
                     }
-                    partitions.push((p, encode(&[record(pid, 0, Bytes::from_static(b"v"))], Compression::None)));
+                    partitions.push((p, records::encode([record(pid, 0, Bytes::from_static(b"v"))])));
                     pid += ID_SENDERS;
                 }
                 let r: ProduceResponse = c.call(ApiKey::Produce, 9, &produce_request(1, partitions)).await;

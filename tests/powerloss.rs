@@ -11,73 +11,17 @@ mod common;
 mod lazyfs;
 
 use std::collections::VecDeque;
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use common::{Client, whole_batches};
+use bytes::Bytes;
+use common::process::JetProcess;
+use common::{Client, records, whole_batches};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::{Decodable, StrBytes};
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use kafka_protocol::records::RecordBatchDecoder;
 use lazyfs::LazyMount;
 
 const TOPIC: &str = "powerloss";
 const GROUP: &str = "powerloss-group";
-
-struct Jet {
-    child: Child,
-    addr: std::net::SocketAddr,
-}
-
-impl Drop for Jet {
-    /// A failing test must not leave a broker running (nor the mount busy).
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Jet {
-    /// Starts `jet` on an OS-chosen port and waits for its "ready" line.
-    fn start(dir: &Path, extra: &[&str]) -> Jet {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_jet"))
-            .args(["--listen", "127.0.0.1:0", "--data-dir", dir.to_str().unwrap()])
-            .args(extra)
-            .env("RUST_LOG", "info")
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn jet");
-        let (tx, rx) = mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                // Keep the broker's log in the test output (shown when a test fails).
-                eprintln!("jet: {line}");
-                let _ = tx.send(line);
-            }
-        });
-        let mut jet = Jet { child, addr: ([0, 0, 0, 0], 0).into() };
-        loop {
-            let line = rx.recv_timeout(Duration::from_secs(60)).expect("jet did not become ready");
-            if let Some(listen) = line.split("listen=").nth(1).filter(|_| line.contains("jet is ready")) {
-                jet.addr = listen.split_whitespace().next().unwrap().parse().unwrap();
-                return jet;
-            }
-        }
-    }
-
-    /// SIGKILL, then wait until the process is gone (so no request of it is still in the
-    /// file system when the power goes).
-    fn kill(mut self) {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-    }
-}
 
 /// xorshift64*: random power-loss points without a new dependency; the seed is printed.
 struct Rng(u64);
@@ -104,29 +48,7 @@ fn s(v: &str) -> StrBytes {
 }
 
 fn batch(values: &[u64]) -> Bytes {
-    let recs: Vec<Record> = values
-        .iter()
-        .enumerate()
-        .map(|(i, v)| Record {
-            transactional: false,
-            control: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: -1,
-            timestamp: 1,
-            key: None,
-            value: Some(Bytes::from(v.to_string())),
-            headers: Default::default(),
-            delete_horizon: false,
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(&mut buf, &recs, &RecordEncodeOptions { version: 2, compression: Compression::None })
-        .unwrap();
-    buf.freeze()
+    records::values(values.iter().map(|v| v.to_string()))
 }
 
 fn produce_req(topic: &str, data: Bytes) -> ProduceRequest {
@@ -234,7 +156,7 @@ async fn try_read<R: Decodable>(c: &mut Client, key: ApiKey, version: i16, id: i
 /// its own batch, so an unacknowledged request may survive in part) with an offset commit after every few
 /// acknowledged batches, until `stop_after` more records are acknowledged; then stops
 /// the broker at once, with produce requests (and perhaps a commit) still in flight.
-async fn produce_then_stop(jet: Jet, stop: Stop, acked: &mut Acked, stop_after: usize, rng: &mut Rng) {
+async fn produce_then_stop(mut jet: JetProcess, stop: Stop, acked: &mut Acked, stop_after: usize, rng: &mut Rng) {
     let mut c = Client::connect(jet.addr).await;
     let mut committer = Client::connect(jet.addr).await;
     let target = acked.records.len() + stop_after;
@@ -267,8 +189,7 @@ async fn produce_then_stop(jet: Jet, stop: Stop, acked: &mut Acked, stop_after: 
     if stop == Stop::Kill {
         return jet.kill();
     }
-    // SAFETY: kill(2) on our own child's pid; touches no memory.
-    assert_eq!(unsafe { libc::kill(jet.child.id() as i32, libc::SIGTERM) }, 0);
+    jet.signal(libc::SIGTERM);
     for (id, values) in in_flight {
         match try_read::<ProduceResponse>(&mut c, ApiKey::Produce, 9, id).await {
             Some(r) if r.responses[0].partition_responses[0].error_code == 0 => acked.records.extend(values),
@@ -282,7 +203,6 @@ async fn produce_then_stop(jet: Jet, stop: Stop, acked: &mut Acked, stop_after: 
     {
         acked.commit = acked.commit.max(offset);
     }
-    let mut jet = jet;
     assert!(jet.child.wait().unwrap().success(), "SIGTERM must exit 0");
 }
 
@@ -333,7 +253,7 @@ async fn topic_problems(c: &mut Client, acked: &Acked) -> Vec<String> {
 
 /// Restarts after a power loss and checks that everything acknowledged is there: the
 /// records in order, none twice, and the last acknowledged commit (or a later one).
-async fn check_after_restart(jet: &Jet, acked: &mut Acked) -> Result<(), String> {
+async fn check_after_restart(jet: &JetProcess, acked: &mut Acked) -> Result<(), String> {
     let mut c = Client::connect(jet.addr).await;
     let stored = read_all(&mut c, TOPIC).await?;
     let committed = committed_offset(&mut c).await;
@@ -378,7 +298,7 @@ async fn power_loss_rounds(scenario: Scenario<'_>) -> Option<Vec<Result<(), Stri
     let mut rng = Rng::from_env_or_clock();
     let mut acked = Acked { commit: -1, ..Default::default() };
     let mut outcomes = Vec::new();
-    let jet = Jet::start(&data, extra);
+    let jet = JetProcess::start(&data, extra);
     create_topic(&mut Client::connect(jet.addr).await).await;
     mount.honour_syncs(!lying_disk);
     let mut jet = Some(jet);
@@ -395,7 +315,7 @@ async fn power_loss_rounds(scenario: Scenario<'_>) -> Option<Vec<Result<(), Stri
         let seen_before_power_loss = kind == 1;
         if seen_before_power_loss {
             // SIGKILL only: what reached the page cache is still there.
-            let restarted = Jet::start(&data, extra);
+            let mut restarted = JetProcess::start(&data, extra);
             outcome = check_after_restart(&restarted, &mut acked).await;
             restarted.kill();
         }
@@ -406,7 +326,7 @@ async fn power_loss_rounds(scenario: Scenario<'_>) -> Option<Vec<Result<(), Stri
         // Half the rounds let the disk have written back part of the unsynced data.
         let partial_writeback = (mixed && rng.below(2) == 0).then(|| rng.below(u64::MAX));
         mount.power_loss_with(partial_writeback);
-        let restarted = Jet::start(&data, extra);
+        let restarted = JetProcess::start(&data, extra);
         if outcome.is_ok() {
             outcome = check_after_restart(&restarted, &mut acked).await;
         }

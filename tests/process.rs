@@ -3,91 +3,17 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use common::{Client, whole_batches};
+use bytes::Bytes;
+use common::process::JetProcess;
+use common::{Client, records, whole_batches};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
-
-struct Jet {
-    child: Child,
-    addr: std::net::SocketAddr,
-    log: mpsc::Receiver<String>,
-}
-
-impl Drop for Jet {
-    /// A failing test must not leave a broker running.
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `jet` on an OS-chosen port and waits for its "ready" line, which names the
-/// bound address.
-fn start(dir: &std::path::Path, listen: &str) -> Jet {
-    let child = Command::new(env!("CARGO_BIN_EXE_jet"))
-        .args(["--listen", listen, "--data-dir", dir.to_str().unwrap()])
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn jet");
-    let (tx, rx) = mpsc::channel();
-    let mut jet = Jet { child, addr: ([0, 0, 0, 0], 0).into(), log: rx };
-    let stderr = jet.child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    loop {
-        let line = jet.log.recv_timeout(Duration::from_secs(60)).expect("jet did not become ready");
-        if line.contains("jet is ready") {
-            let listen = line.split("listen=").nth(1).unwrap().split_whitespace().next().unwrap();
-            jet.addr = listen.parse().unwrap();
-            return jet;
-        }
-    }
-}
-
-fn signal(child: &Child, sig: &str) {
-    let status = Command::new("kill").args([sig, &child.id().to_string()]).status().unwrap();
-    assert!(status.success());
-}
+use kafka_protocol::records::RecordBatchDecoder;
 
 fn batch(values: &[u64]) -> Bytes {
-    let recs: Vec<Record> = values
-        .iter()
-        .enumerate()
-        .map(|(i, v)| Record {
-            transactional: false,
-            control: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: -1,
-            timestamp: 1,
-            key: None,
-            value: Some(Bytes::from(v.to_string())),
-            headers: Default::default(),
-            delete_horizon: false,
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(&mut buf, &recs, &RecordEncodeOptions { version: 2, compression: Compression::None })
-        .unwrap();
-    buf.freeze()
+    records::values(values.iter().map(|v| v.to_string()))
 }
 
 fn produce_req(data: Bytes) -> ProduceRequest {
@@ -140,7 +66,7 @@ async fn auto_create(c: &mut Client) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_mid_produce_loses_no_acknowledged_record() {
     let dir = tempfile::tempdir().unwrap();
-    let mut jet = start(dir.path(), "127.0.0.1:0");
+    let mut jet = JetProcess::start(dir.path(), &[]);
     let addr = jet.addr;
     // Create the topic through Metadata auto-creation.
     let mut c = Client::connect(addr).await;
@@ -171,14 +97,14 @@ async fn sigkill_mid_produce_loses_no_acknowledged_record() {
         assert_eq!(p.error_code, 0);
         acked.extend(values);
         if acked.len() >= 20_000 && !killed {
-            signal(&jet.child, "-KILL");
+            jet.signal(libc::SIGKILL);
             killed = true;
         }
     }
     jet.child.wait().unwrap();
     assert!(acked.len() >= 20_000);
 
-    let mut jet = start(dir.path(), "127.0.0.1:0");
+    let mut jet = JetProcess::start(dir.path(), &[]);
     let stored = read_all(jet.addr).await;
     // Every acknowledged value is there exactly once, in order; unacknowledged batches
     // that reached the disk may follow but never precede or duplicate.
@@ -186,7 +112,7 @@ async fn sigkill_mid_produce_loses_no_acknowledged_record() {
     assert_eq!(&stored[..acked.len()], &acked[..]);
     let mut seen = std::collections::HashSet::new();
     assert!(stored.iter().all(|v| seen.insert(*v)), "duplicated records");
-    signal(&jet.child, "-TERM");
+    jet.signal(libc::SIGTERM);
     assert!(jet.child.wait().unwrap().success(), "SIGTERM must exit 0");
     let _ = jet.log.try_recv();
 }
@@ -194,19 +120,19 @@ async fn sigkill_mid_produce_loses_no_acknowledged_record() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_finishes_cleanly_and_restart_keeps_everything() {
     let dir = tempfile::tempdir().unwrap();
-    let mut jet = start(dir.path(), "127.0.0.1:0");
+    let mut jet = JetProcess::start(dir.path(), &[]);
     let mut c = Client::connect(jet.addr).await;
     auto_create(&mut c).await;
     let values: Vec<u64> = (0..100).collect();
     let r: ProduceResponse = c.call(ApiKey::Produce, 9, &produce_req(batch(&values))).await;
     assert_eq!(r.responses[0].partition_responses[0].error_code, 0);
-    signal(&jet.child, "-TERM");
+    jet.signal(libc::SIGTERM);
     assert!(jet.child.wait().unwrap().success());
     let saw_shutdown = std::iter::from_fn(|| jet.log.recv_timeout(Duration::from_secs(5)).ok())
         .any(|l| l.contains("shutdown complete"));
     assert!(saw_shutdown);
-    let mut jet = start(dir.path(), "127.0.0.1:0");
+    let mut jet = JetProcess::start(dir.path(), &[]);
     assert_eq!(read_all(jet.addr).await, values);
-    signal(&jet.child, "-TERM");
+    jet.signal(libc::SIGTERM);
     assert!(jet.child.wait().unwrap().success());
 }

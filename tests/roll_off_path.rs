@@ -9,12 +9,11 @@ mod lazyfs;
 
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use common::Client;
+use bytes::Bytes;
+use common::{Client, records};
 use jet::broker::replica::Replica;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
 use lazyfs::LazyMount;
 
 const TOPIC: &str = "rolls";
@@ -25,29 +24,7 @@ fn s(v: &str) -> StrBytes {
 
 /// One batch of one record with a `len`-byte value.
 fn batch(len: usize) -> Bytes {
-    let record = Record {
-        transactional: false,
-        control: false,
-        partition_leader_epoch: -1,
-        producer_id: -1,
-        producer_epoch: -1,
-        timestamp_type: TimestampType::Creation,
-        offset: 0,
-        sequence: -1,
-        timestamp: 1,
-        key: None,
-        value: Some(Bytes::from(vec![b'r'; len])),
-        headers: Default::default(),
-        delete_horizon: false,
-    };
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &[record],
-        &RecordEncodeOptions { version: 2, compression: Compression::None },
-    )
-    .unwrap();
-    buf.freeze()
+    records::values([vec![b'r'; len]])
 }
 
 async fn produce(c: &mut Client, acks: i16, data: Bytes) -> ProduceResponse {

@@ -33,7 +33,9 @@ impl Drop for Jet {
 fn spawn(args: &[&str], env: &[(&str, &str)]) -> Jet {
     let dir = tempfile::tempdir().unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_jet"));
-    cmd.args(["--data-dir", dir.path().to_str().unwrap()]).args(args).env("RUST_LOG", "info");
+    cmd.args(["--admin-listen", "127.0.0.1:0", "--data-dir", dir.path().to_str().unwrap()])
+        .args(args)
+        .env("RUST_LOG", "info");
     for (k, v) in env {
         cmd.env(k, v);
     }

@@ -182,7 +182,7 @@ def _jet_node(data_dir: Path, jet_bin: Path, extra: list[str]) -> Node:
     data_dir.mkdir(parents=True)
     port = free_port()
     addr = f"127.0.0.1:{port}"
-    argv = [str(jet_bin), "--listen", addr, "--advertised-listener", addr, "--data-dir", str(data_dir / "data"), *extra]
+    argv = [str(jet_bin), "--listen", addr, "--admin-listen", "127.0.0.1:0", "--advertised-listener", addr, "--data-dir", str(data_dir / "data"), *extra]
     return Node(port, data_dir, argv)
 
 

@@ -17,6 +17,7 @@ while [ $# -gt 0 ]; do
     --num-partitions) NPART="$2"; shift 2 ;;
     --auto-create-topics-enable) AUTO="$2"; shift 2 ;;
     --set) SETS="$SETS$2"$'\n'; shift 2 ;;  # Kafka property names: appended to server.properties
+    --admin-listen) shift 2 ;;  # Jet's admin HTTP server: Kafka has none
     *) echo "jet-shim: unknown argument $1" >&2; exit 2 ;;
   esac
 done

@@ -120,6 +120,8 @@ pub struct Broker {
     pub cleaner: log_cleaner::LogCleaner,
     /// Idempotent producer ids tracked across partitions, against `max.producer.ids`.
     pub producer_id_gate: producer_state::ProducerIdGate,
+    /// Request and connection counters for `/metrics`.
+    pub metrics: crate::metrics::BrokerMetrics,
     /// Produce-path decompression scratch, part of the request-memory budget.
     pub scratch_budget: crate::protocol::frame::ScratchBudget,
     meta: MetaStore,
@@ -189,6 +191,7 @@ impl Broker {
             admin: Mutex::new(()),
             shutdown: tokio::sync::watch::channel(false).0,
             cleaner: log_cleaner::LogCleaner::default(),
+            metrics: crate::metrics::BrokerMetrics::default(),
             scratch_budget: crate::protocol::frame::ScratchBudget::new(config.decompression_scratch_bytes()),
             producer_id_gate: producer_state::ProducerIdGate::new(
                 usize::try_from(config.kafka.max_producer_ids).unwrap_or(usize::MAX),

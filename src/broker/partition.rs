@@ -111,6 +111,8 @@ pub struct Partition {
     /// unless the topic flushes on an interval (`flush.ms`), where the high watermark runs
     /// ahead of it; a log fenced by a failed fsync is cut back to it.
     synced_end: AtomicI64,
+    /// Bytes and records appended and fetched, for `/metrics`.
+    pub traffic: crate::metrics::PartitionTraffic,
 }
 
 /// Least time between two housekeeping attempts to recover a fenced log.
@@ -147,6 +149,8 @@ impl Partition {
         let mut log = PartitionLog::open(dir, config.log.clone())?;
         // Rolled segments are sealed off the produce path (see `log::sealer`).
         log.set_sealer(Sealer::shared());
+        // Becoming leader starts our epoch at the log end (as Kafka's makeLeader does).
+        log.assign_leader_epoch(LEADER_EPOCH);
         // Producers found on open get a full expiry window from now: the log's
         // timestamps are the clients' clocks and may lie far in the past.
         let now = crate::broker::now_ms();
@@ -169,6 +173,7 @@ impl Partition {
             recoveries: AtomicU64::new(0),
             next_recovery_ms: AtomicI64::new(0),
             synced_end,
+            traffic: Default::default(),
         }))
     }
 
@@ -274,6 +279,7 @@ impl Partition {
             data = owned.freeze();
         }
         let info = inner.log.append(&data, LEADER_EPOCH, now_ms)?;
+        self.traffic.appended(data.len(), headers.iter().map(|h| u64::try_from(h.records_count).unwrap_or(0)).sum());
         let mut offset = info.base_offset;
         for h in headers {
             let last = offset + i64::from(h.last_offset_delta);

@@ -157,10 +157,9 @@ impl Replica for Partition {
         Ok(found)
     }
 
+    /// From the log's leader-epoch history (see [`crate::log::epoch_history`]).
     fn end_offset_for_epoch(&self, epoch: i32) -> Result<Option<(i32, i64)>, PartitionError> {
-        let log_end = self.offsets()?.log_end;
-        // One epoch so far: every earlier one ends where the log starts being ours.
-        Ok((epoch <= EPOCH).then_some((EPOCH, log_end)))
+        Ok(self.lock()?.log.end_offset_for_epoch(epoch))
     }
 
     fn delete_records(&self, offset: i64) -> Result<i64, PartitionError> {

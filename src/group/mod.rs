@@ -22,6 +22,7 @@ pub mod consumer;
 pub mod coordinator;
 pub mod deadlines;
 pub mod durability;
+pub mod lag;
 mod loading;
 pub mod ops;
 pub mod records;

@@ -238,6 +238,9 @@ pub async fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -
     let mut reported = Vec::new();
     let mut topics: IndexMap<(uuid::Uuid, String), FetchableTopicResponse> = IndexMap::new();
     for (item, mut data) in items.iter().zip(results) {
+        if let Some(records) = data.records.as_ref().filter(|r| !r.is_empty()) {
+            crate::metrics::record_fetched(broker, &item.topic, item.key.partition, records.len());
+        }
         let values = (data.high_watermark, data.log_start_offset);
         let has_news = data.error_code != 0
             || data.records.as_ref().is_some_and(|r| !r.is_empty())

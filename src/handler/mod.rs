@@ -173,6 +173,7 @@ pub struct ReplyTo {
 
 impl ReplyTo {
     pub fn encode(&self, body: ResponseKind) -> Reply {
+        crate::metrics::errors::API_ERRORS.record(self.api_key as i16, &body);
         encode_response(self.api_key, self.version, self.correlation_id, &body).map(|b| Some(Outgoing::new(b)))
     }
 }
@@ -196,6 +197,7 @@ pub async fn dispatch(broker: &Arc<Broker>, request: Request, peer: Option<std::
             Box::pin(async move {
                 let fetched = fetch::handle(&broker, r, v).await;
                 let (body, placeholders) = (fetched.response, fetched.placeholders);
+                crate::metrics::errors::API_ERRORS.record_fetch(&body);
                 let parts = encode_response_parts(to.api_key, v, to.correlation_id, &body, placeholders)?;
                 Ok(Some(Outgoing { parts, held: None }))
             })

@@ -146,7 +146,10 @@ fn run(rx: mpsc::Receiver<(SyncTarget, Reply)>, fsyncs: Arc<AtomicU64>) {
 /// fdatasyncs one segment file (opened if the cache had closed it: then it has no
 /// unsynced writes).
 fn sync_file(file: &Arc<SegmentFile>) -> Result<(), LogError> {
-    file.get()?.sync_data().map_err(io_err("fdatasync segment", file.path()))
+    let started = std::time::Instant::now();
+    let synced = file.get()?.sync_data().map_err(io_err("fdatasync segment", file.path()));
+    crate::metrics::FSYNC_SECONDS.observe(started.elapsed());
+    synced
 }
 
 /// Answers the requests waiting on one file's sync.

@@ -30,11 +30,13 @@
 pub mod batch;
 pub mod cleaner;
 mod damage;
+pub mod epoch_history;
 mod flusher;
 mod index;
 pub mod open_files;
 pub mod page_cache;
 mod partition_log;
+pub mod raft_index;
 mod read_plan;
 pub mod recompress;
 mod recovery;
@@ -46,6 +48,8 @@ mod segment;
 mod corruption_tests;
 #[cfg(test)]
 mod damage_props;
+#[cfg(test)]
+mod epoch_history_tests;
 #[cfg(test)]
 mod preallocate_tests;
 #[cfg(test)]
@@ -62,6 +66,7 @@ pub use batch::{
     validate_produced_batches_within,
 };
 pub use damage::DamagedRange;
+pub use epoch_history::{EpochEntry, EpochHistory, UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET};
 pub use flusher::{Flusher, SyncTarget};
 pub use partition_log::{AppendInfo, PartitionLog};
 pub use read_plan::{FileRange, ReadPlan};

@@ -9,6 +9,7 @@ use bytes::Bytes;
 
 use super::batch::{BatchHeader, BatchIter, set_base_offset, set_partition_leader_epoch};
 use super::damage::{DamageSet, DamagedRange};
+use super::epoch_history::EpochHistory;
 use super::flusher::SyncTarget;
 use super::recovery::{
     self, CLEAN_SHUTDOWN_FILE, LOG_START_FILE, RECOVERY_POINT_FILE, RecoveryReport, marker_contents, write_durably,
@@ -57,6 +58,8 @@ pub struct PartitionLog {
     /// Rolls so far, and how many of them are sealed (see [`super::sealer`]).
     rolls: u64,
     seals: Arc<SealCursor>,
+    /// Leader-epoch history (`leader-epoch-checkpoint`, see [`super::epoch_history`]).
+    pub(super) epochs: EpochHistory,
 }
 
 impl PartitionLog {
@@ -78,6 +81,7 @@ impl PartitionLog {
             sealer: None,
             rolls: 0,
             seals: Arc::default(),
+            epochs: EpochHistory::default(),
         }
     }
 
@@ -97,9 +101,10 @@ impl PartitionLog {
         self.seals.wait_blocking(self.rolls, &self.failed)
     }
 
-    pub(crate) fn set_recovered(&mut self, damage: Arc<DamageSet>, report: RecoveryReport) {
+    pub(crate) fn set_recovered(&mut self, damage: Arc<DamageSet>, report: RecoveryReport, epochs: EpochHistory) {
         self.damage = damage;
         self.recovery = report;
+        self.epochs = epochs;
     }
 
     /// What recovery did when this log was opened.
@@ -198,6 +203,7 @@ impl PartitionLog {
             active.rolling_ts = Some(now_ms);
         }
         active.append(batches, &prefixes, &parsed, interval, preallocate)?;
+        self.epochs.observe_batch(leader_epoch, start);
         Ok(info)
     }
 
@@ -261,6 +267,8 @@ impl PartitionLog {
             offset_index: (old.offset_index.clone(), old.path("index")),
             time_index: (old.time_index.clone(), old.path("timeindex")),
             end_offset: base,
+            // Every entry starts below `base`: durable before the recovery point passes it.
+            epoch_checkpoint: self.epochs.take_unwritten(),
             cursor,
             failed,
         };
@@ -446,6 +454,9 @@ impl PartitionLog {
         // on open), while deleting first could briefly expose a stale start offset.
         write_durably(&self.dir, LOG_START_FILE, &format!("{offset}\n"))?;
         self.log_start_offset = offset;
+        // Written with the next checkpoint write: older entries below the start are cut
+        // by open anyway.
+        self.epochs.truncate_from_start(offset);
         Ok(())
     }
 
@@ -533,6 +544,8 @@ impl PartitionLog {
             self.segments.push(Segment::create(&self.dir, offset)?);
             sync_dir(&self.dir)?;
             self.set_log_start(offset)?;
+            self.epochs.clear();
+            self.epochs.persist(&self.dir)?;
             write_durably(&self.dir, RECOVERY_POINT_FILE, &format!("{offset}\n"))?;
             return self.damage.retain_within(offset, offset);
         }
@@ -551,6 +564,8 @@ impl PartitionLog {
         if end < self.log_start_offset {
             self.set_log_start(end)?;
         }
+        self.epochs.truncate_from_end(end);
+        self.epochs.persist(&self.dir)?;
         write_durably(&self.dir, RECOVERY_POINT_FILE, &format!("{end}\n"))?;
         self.damage.retain_within(self.log_start_offset, end)
     }
@@ -588,6 +603,9 @@ impl PartitionLog {
         // fsync what is left through the same descriptor: this consumes the error the
         // kernel still holds for it, and proves the device takes writes again.
         self.active_mut().flush()?;
+        // A failed seal may not have written the history it carried.
+        self.epochs.mark_dirty();
+        self.epochs.persist(&self.dir)?;
         write_durably(&self.dir, RECOVERY_POINT_FILE, &format!("{}\n", self.active().base_offset))?;
         self.seals.set_all_sealed(self.rolls);
         self.failed = Arc::new(AtomicBool::new(false));
@@ -607,6 +625,8 @@ impl PartitionLog {
     /// open then recovers fully, so a stale marker is harmless.
     pub fn close(&mut self) -> Result<(), LogError> {
         self.flush()?;
+        // The marker makes the next open trust every segment, so no batch is re-read.
+        self.epochs.persist(&self.dir)?;
         // The marker vouches for the file's length: no preallocated tail may follow.
         self.active_mut().trim_preallocated()?;
         let a = self.active();

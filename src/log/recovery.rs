@@ -28,6 +28,7 @@ use std::path::Path;
 
 use super::batch::{BatchHeader, HEADER_SIZE, verify_crc};
 use super::damage::{DamageSet, DamagedRange, SegmentView, salvage};
+use super::epoch_history::{EpochRecovery, EpochScan};
 use super::index::{OffsetEntry, SparseIndex, TimeEntry};
 use super::partition_log::PartitionLog;
 use super::segment::{MAX_RELATIVE, Segment, scan_file, sync_dir};
@@ -97,7 +98,12 @@ enum Recovered {
 
 /// Scans `seg` from `from` checking CRCs and offset monotonicity, feeding good batches to
 /// the indexes. Returns the position of the first bad byte if the data does not end cleanly.
-fn walk_checked(seg: &mut Segment, from: u64, interval: u64) -> Result<Option<(u64, String)>, LogError> {
+fn walk_checked(
+    seg: &mut Segment,
+    from: u64,
+    interval: u64,
+    epochs: &mut EpochScan,
+) -> Result<Option<(u64, String)>, LogError> {
     let mut expected = seg.next_offset;
     let base = seg.base_offset;
     let mut reason = String::new();
@@ -118,6 +124,7 @@ fn walk_checked(seg: &mut Segment, from: u64, interval: u64) -> Result<Option<(u
         }
         expected = h.next_offset();
         seg.note_batch(pos, h, interval);
+        epochs.note(h);
         ControlFlow::Continue(())
     })?;
     if let Some(e) = end.error {
@@ -152,11 +159,16 @@ fn recover_untrusted(
     recovery_point: i64,
     interval: u64,
     found: &mut Vec<DamagedRange>,
+    epochs: &mut EpochScan,
 ) -> Result<Recovered, LogError> {
     seg.reset_derived_state();
     let (file, path) = (seg.file.get()?, seg.path("log"));
     let view = SegmentView { file: &file, path: &path, base_offset: seg.base_offset, size: seg.size, end_offset: None };
-    let salvaged = salvage(&view, Some(recovery_point), |pos, h| seg.note_batch(pos, h, interval), |_| {})?;
+    let note = |pos, h: &BatchHeader| {
+        seg.note_batch(pos, h, interval);
+        epochs.note(h);
+    };
+    let salvaged = salvage(&view, Some(recovery_point), note, |_| {})?;
     found.extend(salvaged.damaged);
     let outcome = match salvaged.unresolved {
         None => Recovered::Intact,
@@ -205,11 +217,15 @@ fn recover_trusted(
     end_offset: i64,
     interval: u64,
     found: &mut Vec<DamagedRange>,
+    epochs: &mut EpochScan,
 ) -> Result<(), LogError> {
     if let Some((oi, ti)) = load_indexes(seg)? {
         let from = seg.adopt_indexes(oi, ti);
-        if walk_checked(seg, from, interval)?.is_none() && seg.next_offset <= end_offset {
-            set_rolling_ts(seg)?;
+        if walk_checked(seg, from, interval, epochs)?.is_none() && seg.next_offset <= end_offset {
+            // The first batch's header is read anyway: one more sample for the epochs.
+            if let Some(first) = set_rolling_ts(seg)? {
+                epochs.note(&first);
+            }
             return Ok(());
         }
     }
@@ -238,20 +254,23 @@ fn recover_trusted(
     seg.next_offset = seg.next_offset.max(salvaged.next_offset);
     seg.offset_index.persist(&seg.path("index"))?;
     seg.time_index.persist(&seg.path("timeindex"))?;
-    set_rolling_ts(seg)
+    set_rolling_ts(seg)?;
+    Ok(())
 }
 
-/// segment.ms counts from the first batch's timestamp, as in Kafka.
-fn set_rolling_ts(seg: &mut Segment) -> Result<(), LogError> {
+/// segment.ms counts from the first batch's timestamp, as in Kafka. Returns that
+/// batch's header.
+fn set_rolling_ts(seg: &mut Segment) -> Result<Option<BatchHeader>, LogError> {
     seg.rolling_ts = None;
     if seg.size >= HEADER_SIZE as u64 {
         // A damaged first batch (a damaged range) leaves the timer unset: only the
         // active segment's timer matters, and it restarts with the next append.
         if let Ok(h) = BatchHeader::parse(&seg.read_vec(0, HEADER_SIZE)?) {
             seg.rolling_ts = (h.max_timestamp >= 0).then_some(h.max_timestamp);
+            return Ok(Some(h));
         }
     }
-    Ok(())
+    Ok(None)
 }
 
 /// Lists segment base offsets, removing leftovers (tmp files, indexes without a `.log`).
@@ -343,6 +362,7 @@ pub(crate) fn open(dir: &Path, config: LogConfig) -> Result<PartitionLog, LogErr
     let recovery_point = marker_end.unwrap_or_else(|| recovery_checkpoint.unwrap_or(last_base));
 
     let mut damaged = Vec::new();
+    let mut epochs = EpochRecovery::default();
     let mut keep = count;
     let mut synced = Vec::new();
     for i in 0..count {
@@ -352,10 +372,11 @@ pub(crate) fn open(dir: &Path, config: LogConfig) -> Result<PartitionLog, LogErr
         match end_offset {
             // Entirely below the recovery point: durable once, never truncated.
             Some(end) if end <= recovery_point || (next_base.is_none() && clean) => {
-                recover_trusted(seg, end, interval, &mut damaged)?;
+                recover_trusted(seg, end, interval, &mut damaged, &mut epochs.trusted)?;
             }
             _ => {
-                let outcome = recover_untrusted(seg, recovery_point, interval, &mut damaged)?;
+                epochs.first_reread_base.get_or_insert(seg.base_offset);
+                let outcome = recover_untrusted(seg, recovery_point, interval, &mut damaged, &mut epochs.reread)?;
                 synced.push(seg.base_offset);
                 if let Recovered::Truncated = outcome
                     && next_base.is_some()
@@ -409,6 +430,8 @@ pub(crate) fn open(dir: &Path, config: LogConfig) -> Result<PartitionLog, LogErr
         }
     }
     let log_end = segments.last().map_or(0, |s| s.next_offset);
+    // Durable before the recovery point below trusts every batch it covers.
+    let epochs = epochs.finish(dir, &segments, log_start, log_end)?;
     if recovery_checkpoint != Some(log_end) {
         write_durably(dir, RECOVERY_POINT_FILE, &format!("{log_end}\n"))?;
     }
@@ -430,7 +453,7 @@ pub(crate) fn open(dir: &Path, config: LogConfig) -> Result<PartitionLog, LogErr
     }
     let report = RecoveryReport { clean, recovery_point, synced_segments: if clean { Vec::new() } else { synced } };
     let mut log = PartitionLog::from_parts(dir.to_path_buf(), config, segments, log_start);
-    log.set_recovered(std::sync::Arc::new(damage), report);
+    log.set_recovered(std::sync::Arc::new(damage), report, epochs);
     log.delete_segments_below_start()?;
     Ok(log)
 }

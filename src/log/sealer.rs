@@ -21,9 +21,10 @@ use std::sync::{Arc, OnceLock, mpsc};
 
 use tokio::sync::watch;
 
+use super::epoch_history::LEADER_EPOCH_CHECKPOINT_FILE;
 use super::index::{OffsetEntry, SparseIndex, TimeEntry};
 use super::open_files::SegmentFile;
-use super::recovery::RECOVERY_POINT_FILE;
+use super::recovery::{RECOVERY_POINT_FILE, write_durably};
 use super::segment::sync_dir;
 use super::{LogError, io_err};
 
@@ -105,6 +106,9 @@ pub(crate) struct SealJob {
     pub time_index: (SparseIndex<TimeEntry>, PathBuf),
     /// The sealed segment's end: the new recovery point.
     pub end_offset: i64,
+    /// The leader-epoch checkpoint's contents if they changed since the last write
+    /// (written before the recovery point moves past the entries).
+    pub epoch_checkpoint: Option<String>,
     pub cursor: Arc<SealCursor>,
     pub failed: Arc<AtomicBool>,
 }
@@ -125,6 +129,9 @@ impl SealJob {
         self.file.mark_synced(written);
         self.offset_index.0.persist(&self.offset_index.1)?;
         self.time_index.0.persist(&self.time_index.1)?;
+        if let Some(contents) = &self.epoch_checkpoint {
+            write_durably(&self.dir, LEADER_EPOCH_CHECKPOINT_FILE, contents)?;
+        }
         write_recovery_point(&self.dir, self.end_offset)?;
         // Covers the checkpoint's rename and the next segment's creation.
         sync_dir(&self.dir)
@@ -243,16 +250,22 @@ mod tests {
         log
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn appends_go_on_while_a_rolled_segment_is_sealed_and_no_sync_passes_it() {
-        let dir = tempfile::tempdir().expect("tempdir");
+    /// Segments [0, 4), [4, 6) of a [`rolling_log`]: one roll, whose seal is held at the gate.
+    fn one_roll_seal_held(dir: &Path) -> (SealGate, PartitionLog) {
         let (gate, sealer) = SealGate::closed();
-        let mut log = rolling_log(dir.path(), sealer);
-        // Segments [0, 4), [4, 8), [8, 10): two rolls, the first seal held at the gate.
+        let mut log = rolling_log(dir, sealer);
         for i in 0..3 {
             log.append(&batch(2, i), 0, 1).expect("append");
         }
         gate.wait_arrived(0);
+        (gate, log)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn appends_go_on_while_a_rolled_segment_is_sealed_and_no_sync_passes_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // Segments [0, 4), [4, 8), [8, 10): two rolls, the first seal held at the gate.
+        let (gate, mut log) = one_roll_seal_held(dir.path());
         for i in 3..5 {
             log.append(&batch(2, i), 0, 1).expect("append while a seal is held");
         }
@@ -284,12 +297,7 @@ mod tests {
     #[test]
     fn an_unsealed_segment_is_rescanned_after_a_crash() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (gate, sealer) = SealGate::closed();
-        let mut log = rolling_log(dir.path(), sealer);
-        for i in 0..3 {
-            log.append(&batch(2, i), 0, 1).expect("append");
-        }
-        gate.wait_arrived(0);
+        let (gate, log) = one_roll_seal_held(dir.path());
         drop(log); // a crash while the seal is held: nothing vouches for segment 0 yet
         let reopened = PartitionLog::open(dir.path(), LogConfig::default()).expect("reopen");
         let report = reopened.recovery_report();
@@ -303,12 +311,7 @@ mod tests {
     #[test]
     fn deleting_segments_waits_for_their_seal() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (gate, sealer) = SealGate::closed();
-        let mut log = rolling_log(dir.path(), sealer);
-        for i in 0..3 {
-            log.append(&batch(2, i), 0, 1).expect("append");
-        }
-        gate.wait_arrived(0);
+        let (gate, mut log) = one_roll_seal_held(dir.path());
         let opener = std::thread::spawn(move || gate.open());
         // DeleteRecords past segment 0: its files may only go once its seal is done, or
         // the seal would recreate its index files (read as a lost segment on start-up).
@@ -326,10 +329,14 @@ mod tests {
         let blocked = time_index.clone();
         let (arrived, seals) = std::sync::mpsc::channel();
         let arrived = std::sync::Mutex::new(arrived);
-        // The seal of segment 0 fails persisting its time index (a directory stands where
-        // the file was); the hook tells the test when each later seal is about to run.
+        let (go, gate) = std::sync::mpsc::channel::<()>();
+        let gate = std::sync::Mutex::new(gate);
+        // The seal of segment 0 waits until every append is done (a failed log takes no
+        // more), then fails persisting its time index (a directory stands where the file
+        // was); the hook tells the test when each later seal is about to run.
         let hook: SealHook = Arc::new(move |base| {
             if base == 0 {
+                gate.lock().expect("gate").recv().expect("test alive");
                 std::fs::remove_file(blocked(0)).expect("remove time index");
                 std::fs::create_dir(blocked(0)).expect("block time index");
             }
@@ -340,6 +347,7 @@ mod tests {
         for i in 0..7 {
             log.append(&batch(2, i), 0, 1).expect("append");
         }
+        go.send(()).expect("sealer alive");
         let flusher = Flusher::start();
         let failed = flusher.sync(log.sync_target()).await;
         assert!(matches!(failed, Err(LogError::StorageFailed)), "{failed:?}");
@@ -355,6 +363,9 @@ mod tests {
         assert_eq!(log.recover_from_failed_sync(log.log_end_offset()).expect("recover"), 0, "nothing cut");
         assert!(!log.has_failed());
         assert_eq!(recovery_point(dir.path()), 12, "recovery point = the active segment's base");
+        // The failed seal carried the first leader-epoch entry; it is durable now.
+        let epochs = std::fs::read_to_string(dir.path().join(LEADER_EPOCH_CHECKPOINT_FILE)).expect("epochs");
+        assert_eq!(epochs, "0\n1\n0 0\n", "the recovery point trusts an epoch history that is not on disk");
         for base in [0, 4, 8] {
             assert_eq!(std::fs::metadata(time_index(base)).expect("time index").len(), 12, "segment {base}");
         }

@@ -1,5 +1,6 @@
-//! A minimal Kafka client over the `kafka-protocol` crate, and a broker started in
-//! process on port 0 with a fresh data directory.
+//! A minimal Kafka client over the `kafka-protocol` crate, a broker started in process
+//! on port 0 with a fresh data directory, the `jet` binary as a child process
+//! ([`process`]), record batches ([`records`]) and the fuzzing kit ([`fuzz`]).
 
 #![allow(dead_code)]
 
@@ -18,6 +19,8 @@ use jet::broker::Broker;
 use jet::config::{BrokerConfig, Cli};
 
 pub mod fuzz;
+pub mod process;
+pub mod records;
 
 pub struct TestBroker {
     pub addr: std::net::SocketAddr,
