@@ -15,6 +15,7 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
 
 use common::{Client, TestBroker};
+use jet::broker::replica::Replica;
 
 fn s(v: &str) -> StrBytes {
     StrBytes::from_string(v.to_string())
@@ -129,7 +130,7 @@ async fn an_idle_groups_offsets_survive_retention_and_a_restart() {
         busy += 1;
         commit(&mut c, "busy", busy).await;
         produce(&mut c, "t", batch(&[(Some("k"), Some("v"))])).await;
-        let canary_gone = b.broker.topic("t").unwrap().partition(0).unwrap().offsets().unwrap().0 > canary;
+        let canary_gone = b.broker.topic("t").unwrap().partition(0).unwrap().offsets().unwrap().log_start > canary;
         let cleaned = offsets.dir().join("cleaner-offset-checkpoint").exists();
         if canary_gone && cleaned {
             break;
@@ -137,7 +138,7 @@ async fn an_idle_groups_offsets_survive_retention_and_a_restart() {
         assert!(tokio::time::Instant::now() < deadline, "retention or the cleaner never ran");
         tokio::time::sleep(Duration::from_millis(60)).await;
     }
-    assert_eq!(offsets.offsets().unwrap().0, 0, "__consumer_offsets is never time-deleted");
+    assert_eq!(offsets.offsets().unwrap().log_start, 0, "__consumer_offsets is never time-deleted");
     assert_eq!(committed(&mut c, "idle").await, Some(42));
     let dir = b.stop().await;
 
@@ -213,7 +214,7 @@ async fn a_record_without_a_key_is_refused_by_a_compacted_topic() {
     assert_eq!(r.record_errors.iter().map(|e| e.batch_index).collect::<Vec<_>>(), vec![1]);
     assert!(r.error_message.as_deref().unwrap_or("").contains("without key"));
     // Nothing of the batch was appended.
-    assert_eq!(b.broker.topic("c").unwrap().partition(0).unwrap().offsets().unwrap().2, 0);
+    assert_eq!(b.broker.topic("c").unwrap().partition(0).unwrap().offsets().unwrap().log_end, 0);
     let ok = produce(&mut c, "c", batch(&[(Some("a"), Some("1"))])).await;
     assert_eq!((ok.error_code, ok.base_offset), (0, 0));
     b.stop().await;

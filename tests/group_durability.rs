@@ -4,7 +4,8 @@
 //! previous state — the coordinator never answers from state the log does not hold.
 //!
 //! The fsync is "held" by making the change through the coordinator directly and not
-//! waiting for its completion (nobody has asked the flusher to sync it yet), and it is
+//! waiting for its completion: the append asks for its fsync from a task of its own,
+//! which on the test's single-threaded runtime cannot run before the test awaits. It is
 //! failed through the log's own failure path: the flag the flusher sets when an
 //! fdatasync fails, after which no sync of that log may report success.
 
@@ -21,6 +22,7 @@ use kafka_protocol::protocol::StrBytes;
 use common::{Client, TestBroker};
 use jet::broker::Broker;
 use jet::broker::partition::Partition;
+use jet::broker::replica::Replica;
 use jet::group::ops::{Committer, OffsetCommit};
 use jet::group::{OFFSETS_TOPIC, partition_for};
 
@@ -94,7 +96,7 @@ fn fail_next_fsync(p: &Partition) {
 }
 
 /// A commit made through the coordinator whose completion is not awaited: its record
-/// is appended, its fsync not yet asked for.
+/// is appended, its fsync not yet made (the task asking for it has not run).
 fn commit_held(b: &Arc<Broker>, group: &str, offset: i64) -> jet::group::Completion<Vec<Result<(), ResponseError>>> {
     let who = Committer { member_id: "", group_instance_id: None, generation: -1, version: 8 };
     let offsets = vec![OffsetCommit { topic: "t".into(), partition: 0, offset, leader_epoch: -1, metadata: None }];
@@ -110,7 +112,8 @@ async fn offset_fetch_never_shows_a_commit_before_its_record_is_durable() {
     let p = offsets_partition(&tb.broker, "g");
 
     let held = commit_held(&tb.broker, "g", 9);
-    let (_, hw, end) = p.offsets().expect("offsets");
+    let offsets = p.offsets().expect("offsets");
+    let (hw, end) = (offsets.high_watermark, offsets.log_end);
     assert!(hw < end, "the commit of 9 is appended but not fsynced");
     let fetched = fetch_over_wire(&mut c, "g").await;
     // Whatever OffsetFetch answered, a commit it shows must be durable by then.
@@ -137,7 +140,7 @@ async fn a_commit_whose_fsync_fails_is_never_visible_and_the_log_stays_the_truth
 
     let held = commit_held(&tb.broker, "g", 9);
     fail_next_fsync(&p);
-    let answer = held.finish(&tb.broker.flusher, |e| vec![Err(e)]).await;
+    let answer = held.finish(|e| vec![Err(e)]).await;
     assert!(answer[0].is_err(), "the commit of 9 failed: {answer:?}");
 
     // Never 9: an error while the coordinator rebuilds the group, then the previous 5.
@@ -220,8 +223,7 @@ async fn a_member_join_whose_fsync_fails_leaves_the_group_as_it_was() {
     let client = jet::group::consumer::ClientInfo { client_id: "c", client_host: "/127.0.0.1" };
     let held = tb.broker.groups.consumer_heartbeat(&tb.broker, &consumer_heartbeat("cg", "m2"), 1, &client);
     fail_next_fsync(&p);
-    let answer =
-        held.finish(&tb.broker.flusher, |e| ConsumerGroupHeartbeatResponse::default().with_error_code(e.code())).await;
+    let answer = held.finish(|e| ConsumerGroupHeartbeatResponse::default().with_error_code(e.code())).await;
     assert_ne!(answer.error_code, 0, "the join whose records were not written must fail");
 
     // Nobody ever sees the member or the epoch the log does not hold.

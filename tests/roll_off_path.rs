@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::{Client, records};
+use jet::broker::replica::Replica;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use lazyfs::LazyMount;

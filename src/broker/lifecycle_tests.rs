@@ -11,6 +11,7 @@ use clap::Parser;
 
 use super::*;
 use crate::broker::Broker;
+use crate::broker::replica::Replica;
 use crate::broker::topics::TopicRegistry;
 use crate::config::KafkaSettings;
 use crate::log::test_util::producer_batch;
@@ -83,7 +84,8 @@ fn create_interrupted_at_every_step_rolls_back_or_is_complete() {
             std::fs::create_dir(partition_dir(data, "t", 3)).unwrap();
         }
         if crash_after == 5 {
-            let parts = TopicRegistry::make_partitions(data, &settings, &rec, 0).unwrap();
+            let parts =
+                TopicRegistry::make_partitions(data, &settings, &rec, 0, &crate::log::Flusher::start()).unwrap();
             meta.commit_topic(&rec, &intent).unwrap();
             drop(parts);
         }
@@ -102,7 +104,7 @@ fn grow_interrupted_at_every_step_keeps_the_old_partitions_only() {
         let rec = record("g", 2);
         let create = Intent::Create { name: "g".into(), id: rec.id, partitions: 2 };
         meta.mark(&create).unwrap();
-        drop(TopicRegistry::make_partitions(data, &settings, &rec, 0).unwrap());
+        drop(TopicRegistry::make_partitions(data, &settings, &rec, 0, &crate::log::Flusher::start()).unwrap());
         meta.commit_topic(&rec, &create).unwrap();
         let grown = TopicRecord { partitions: 4, ..rec.clone() };
         let intent = Intent::Grow { name: "g".into(), id: rec.id, from: 2, to: 4 };
@@ -133,7 +135,7 @@ fn delete_interrupted_at_every_step_is_completed() {
         let rec = record("d", 2);
         let create = Intent::Create { name: "d".into(), id: rec.id, partitions: 2 };
         meta.mark(&create).unwrap();
-        drop(TopicRegistry::make_partitions(data, &settings, &rec, 0).unwrap());
+        drop(TopicRegistry::make_partitions(data, &settings, &rec, 0, &crate::log::Flusher::start()).unwrap());
         meta.commit_topic(&rec, &create).unwrap();
         let intent = Intent::Delete { name: "d".into(), id: rec.id, partitions: 2 };
         if crash_after >= 1 {
@@ -223,12 +225,12 @@ fn append_one(b: &Broker, topic: &str) {
     let bytes = producer_batch(1, crate::broker::now_ms(), 8, kafka_protocol::records::Compression::None, (-1, -1, -1));
     let headers = validate_produced_batches(&bytes, 1 << 20).unwrap();
     let p = b.topic(topic).unwrap().partition(0).unwrap();
-    p.append(bytes::Bytes::from(bytes), &headers, crate::broker::now_ms()).unwrap();
+    p.append_unlimited(bytes::Bytes::from(bytes), &headers, crate::broker::now_ms()).unwrap();
     p.flush().unwrap();
 }
 
 fn log_end(b: &Broker, topic: &str) -> i64 {
-    b.topic(topic).unwrap().partition(0).unwrap().offsets().unwrap().1
+    b.topic(topic).unwrap().partition(0).unwrap().high_watermark()
 }
 
 #[test]

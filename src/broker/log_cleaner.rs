@@ -17,6 +17,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use super::partition::{Partition, PartitionError};
+use super::replica::Replica;
 use super::{Broker, now_ms};
 use crate::config::KafkaSettings;
 use crate::log::cleaner::{self, CleanOutcome, OffsetMap, Swapped};

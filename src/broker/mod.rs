@@ -8,6 +8,7 @@ pub mod meta_store;
 pub mod partition;
 pub mod producer_state;
 pub mod rate_limited;
+pub mod replica;
 pub mod topic_config;
 pub mod topics;
 
@@ -164,10 +165,11 @@ impl Broker {
         let wanted = usize::try_from(config.kafka.log_max_open_segment_files).unwrap_or(usize::MAX);
         crate::log::open_files::FileCache::global().set_limit(crate::log::open_files::cap_for_process(wanted));
         let topics = TopicRegistry::default();
+        let flusher = Flusher::start();
         // Finish or undo interrupted topic changes and remove what no topic owns before
         // opening anything.
         for record in lifecycle::recover(&data_dir, &meta)? {
-            topics.open_topic(&data_dir, &config.kafka, &record)?;
+            topics.open_topic(&data_dir, &config.kafka, &record, &flusher)?;
         }
         let limit = meta.producer_id_limit()?;
         let (host, port) = config.advertised();
@@ -181,7 +183,7 @@ impl Broker {
             port,
             cluster_id,
             topics,
-            flusher: Flusher::start(),
+            flusher,
             fetch_sessions: fetch_sessions::FetchSessions::default(),
             groups,
             meta,
@@ -278,7 +280,13 @@ impl Broker {
         let record = TopicRecord { name: name.to_string(), id: uuid::Uuid::new_v4(), partitions, configs };
         let intent = Intent::Create { name: record.name.clone(), id: record.id, partitions };
         self.meta.mark(&intent)?;
-        let made = match TopicRegistry::make_partitions(&self.config.data_dir, &self.config.kafka, &record, 0) {
+        let made = match TopicRegistry::make_partitions(
+            &self.config.data_dir,
+            &self.config.kafka,
+            &record,
+            0,
+            &self.flusher,
+        ) {
             Ok(made) => made,
             Err(e) => {
                 tracing::warn!(topic = name, error = %e, "topic creation failed; rolled back");
@@ -419,7 +427,13 @@ impl Broker {
             TopicRecord { name: topic.name.clone(), id: topic.id, partitions: total, configs: topic.configs() };
         let intent = Intent::Grow { name: topic.name.clone(), id: topic.id, from: current, to: total };
         self.meta.mark(&intent)?;
-        let made = match TopicRegistry::make_partitions(&self.config.data_dir, &self.config.kafka, &record, current) {
+        let made = match TopicRegistry::make_partitions(
+            &self.config.data_dir,
+            &self.config.kafka,
+            &record,
+            current,
+            &self.flusher,
+        ) {
             Ok(made) => made,
             Err(e) => {
                 tracing::warn!(topic = topic.name, error = %e, "partition increase failed; rolled back");

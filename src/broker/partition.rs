@@ -7,11 +7,16 @@
 //! once. Consumers never read past the high watermark, so nothing a consumer has seen
 //! can be lost by a crash. (With replication the high watermark becomes the raft commit
 //! index; the read and wait paths stay the same.)
+//!
+//! Handlers use a partition through the [`Replica`](crate::broker::replica::Replica) seam
+//! (implemented in `partition_replica.rs`); the methods here are the local log's own:
+//! appends that return what to fsync, the commit that fsyncs and publishes, in-place
+//! recovery, retention, cleaning and close.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::ResponseError;
@@ -20,9 +25,10 @@ use tokio::sync::watch;
 use crate::broker::producer_state::{
     BatchMeta, ProducerIdGate, ProducerLimits, ProducerStateTable, SeqCheck, add_seq, next_seq,
 };
+use crate::broker::replica::Progress;
 use crate::broker::topic_config::EffectiveTopicConfig;
 use crate::log::batch::{self, BatchHeader};
-use crate::log::{FileRange, Flusher, LogError, PartitionLog, ReadPlan, Sealer, SyncTarget, write_durably};
+use crate::log::{Flusher, LogError, PartitionLog, Sealer, SyncTarget, write_durably};
 
 /// Leader epoch stamped on every batch. A single node never changes leader; with raft
 /// this becomes the term.
@@ -47,6 +53,10 @@ pub enum PartitionError {
          others expire (producer.id.expiration.ms)"
     )]
     ProducerIdLimit { setting: &'static str, max: usize, producer_id: i64 },
+    /// Appended, then lost before the high watermark covered it (see
+    /// [`crate::broker::replica::Commit`]): the reason the loss was counted.
+    #[error(transparent)]
+    Uncommitted(Arc<PartitionError>),
 }
 
 impl PartitionError {
@@ -64,6 +74,7 @@ impl PartitionError {
                 ResponseError::CorruptMessage
             }
             PartitionError::Removed => ResponseError::UnknownTopicOrPartition,
+            PartitionError::Uncommitted(why) => why.code(),
             PartitionError::Log(_) | PartitionError::Poisoned => ResponseError::KafkaStorageError,
         }
     }
@@ -84,7 +95,12 @@ pub struct Partition {
     pub index: i32,
     dir: PathBuf,
     inner: Mutex<Inner>,
-    high_watermark: watch::Sender<i64>,
+    /// The high watermark and the losses of appended data (see [`Progress`]).
+    progress: watch::Sender<Progress>,
+    /// Fsyncs appends made through the [`Replica`](crate::broker::replica::Replica) seam.
+    flusher: Flusher,
+    /// This partition, for the tasks that commit its appends.
+    me: Weak<Partition>,
     /// Bumped each time the log is recovered in place after a failed fsync (its tail past
     /// the high watermark cut off): whoever keeps state derived from the log (the group
     /// coordinator) rebuilds it when this moves.
@@ -112,51 +128,24 @@ pub enum Appended {
         /// What must be fsynced before the high watermark covers this append; `None`
         /// when the topic flushes on an interval instead.
         sync: Option<SyncTarget>,
+        /// Losses counted when the append was made (see [`Progress`]).
+        losses: u64,
     },
     /// A retried batch already in the log. `sync` is set while the original is not yet
     /// covered by the high watermark: the retry must then wait for the same fsync as the
     /// original (which may still be running, or may have failed).
-    Duplicate { base_offset: i64, log_start_offset: i64, sync: Option<SyncTarget> },
-}
-
-/// A planned read (see [`Partition::plan_read`]) with the offsets it was planned at.
-pub struct PlannedRead {
-    plan: ReadPlan,
-    pub high_watermark: i64,
-    pub log_start_offset: i64,
-}
-
-impl PlannedRead {
-    /// Bytes the plan covers.
-    pub fn len(&self) -> usize {
-        self.plan.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.plan.is_empty()
-    }
-
-    /// The file ranges to send (whole batches).
-    pub fn into_ranges(self) -> Vec<FileRange> {
-        self.plan.into_ranges()
-    }
-
-    /// Reads the plan into memory, whole batches only.
-    pub fn execute(self) -> Result<ReadResult, PartitionError> {
-        let records = self.plan.execute()?;
-        Ok(ReadResult { records, high_watermark: self.high_watermark, log_start_offset: self.log_start_offset })
-    }
-}
-
-/// Bytes read for a fetch, with the partition's offsets at that moment.
-pub struct ReadResult {
-    pub records: Bytes,
-    pub high_watermark: i64,
-    pub log_start_offset: i64,
+    Duplicate { base_offset: i64, log_start_offset: i64, sync: Option<SyncTarget>, losses: u64 },
 }
 
 impl Partition {
-    pub fn open(topic: &str, index: i32, dir: &Path, config: EffectiveTopicConfig) -> Result<Self, PartitionError> {
+    /// Opens (recovers) the partition's log in `dir`; its appends are fsynced by `flusher`.
+    pub fn open(
+        topic: &str,
+        index: i32,
+        dir: &Path,
+        config: EffectiveTopicConfig,
+        flusher: &Flusher,
+    ) -> Result<Arc<Self>, PartitionError> {
         let mut log = PartitionLog::open(dir, config.log.clone())?;
         // Rolled segments are sealed off the produce path (see `log::sealer`).
         log.set_sealer(Sealer::shared());
@@ -171,19 +160,21 @@ impl Partition {
         };
         // Everything recovered from disk was fsynced or is being treated as such: a
         // clean restart makes the whole log visible.
-        let (high_watermark, _) = watch::channel(log.log_end_offset());
+        let (progress, _) = watch::channel(Progress::new(log.log_end_offset()));
         let synced_end = AtomicI64::new(log.log_end_offset());
-        Ok(Self {
+        Ok(Arc::new_cyclic(|me| Self {
             topic: topic.to_string(),
             index,
             dir: dir.to_path_buf(),
             inner: Mutex::new(Inner { log, producers, config, last_flush_ms: 0, removed: false }),
-            high_watermark,
+            progress,
+            flusher: flusher.clone(),
+            me: me.clone(),
             recoveries: AtomicU64::new(0),
             next_recovery_ms: AtomicI64::new(0),
             synced_end,
             traffic: Default::default(),
-        })
+        }))
     }
 
     /// The partition state, refused once the partition is deleted: every operation
@@ -216,49 +207,13 @@ impl Partition {
         self.inner.lock().map_or_else(|poisoned| poisoned.into_inner().removed, |inner| inner.removed)
     }
 
-    /// The current leader epoch (the raft term once replication lands).
-    pub fn leader_epoch(&self) -> i32 {
-        LEADER_EPOCH
-    }
-
-    /// Kafka's check of a client's `current_leader_epoch` (-1 means "do not check"): a
-    /// newer epoch than ours is unknown to us, an older one is fenced.
-    pub fn check_leader_epoch(&self, requested: i32) -> Result<(), ResponseError> {
-        let current = self.leader_epoch();
-        match requested {
-            -1 => Ok(()),
-            e if e > current => Err(ResponseError::UnknownLeaderEpoch),
-            e if e < current => Err(ResponseError::FencedLeaderEpoch),
-            _ => Ok(()),
-        }
-    }
-
     pub fn dir(&self) -> &Path {
         &self.dir
     }
 
-    pub fn high_watermark(&self) -> i64 {
-        *self.high_watermark.borrow()
-    }
-
-    /// A receiver that changes whenever the high watermark advances.
-    pub fn watch_high_watermark(&self) -> watch::Receiver<i64> {
-        self.high_watermark.subscribe()
-    }
-
-    pub fn offsets(&self) -> Result<(i64, i64, i64), PartitionError> {
-        let inner = self.lock()?;
-        Ok((inner.log.log_start_offset(), self.high_watermark(), inner.log.log_end_offset()))
-    }
-
-    /// OffsetForLeaderEpoch from the log's leader-epoch history: the largest epoch
-    /// `<= epoch` and the end offset of `epoch`, or `None` where Kafka answers (-1, -1).
-    pub fn end_offset_for_epoch(&self, epoch: i32) -> Result<Option<(i32, i64)>, PartitionError> {
-        Ok(self.lock()?.log.end_offset_for_epoch(epoch))
-    }
-
-    pub fn config(&self) -> Result<EffectiveTopicConfig, PartitionError> {
-        Ok(self.lock()?.config.clone())
+    /// The high watermark (also [`Replica::high_watermark`](crate::broker::replica::Replica)).
+    fn hw(&self) -> i64 {
+        self.progress.borrow().high_watermark
     }
 
     pub fn set_config(&self, config: EffectiveTopicConfig) -> Result<(), PartitionError> {
@@ -268,13 +223,14 @@ impl Partition {
         Ok(())
     }
 
-    pub fn size_bytes(&self) -> Result<u64, PartitionError> {
-        Ok(self.lock()?.log.size_bytes())
-    }
-
     /// Appends validated batches (`headers` describes each, in order) as the leader,
-    /// with no cap on tracked producer ids (internal topics, tests).
-    pub fn append(&self, data: Bytes, headers: &[BatchHeader], now_ms: i64) -> Result<Appended, PartitionError> {
+    /// with no cap on tracked producer ids (tests).
+    pub fn append_unlimited(
+        &self,
+        data: Bytes,
+        headers: &[BatchHeader],
+        now_ms: i64,
+    ) -> Result<Appended, PartitionError> {
         let gate = ProducerIdGate::unlimited();
         self.append_limited(data, headers, now_ms, ProducerLimits { per_partition: usize::MAX, gate: &gate })
     }
@@ -299,9 +255,10 @@ impl Partition {
                     if inner.log.has_failed() {
                         return Err(LogError::StorageFailed.into());
                     }
-                    let durable = meta.last_offset < self.high_watermark();
+                    let durable = meta.last_offset < self.hw();
                     let sync = (!durable && inner.config.flush_interval_ms.is_none()).then(|| inner.log.sync_target());
-                    return Ok(Appended::Duplicate { base_offset: meta.first_offset, log_start_offset, sync });
+                    let losses = self.progress.borrow().losses;
+                    return Ok(Appended::Duplicate { base_offset: meta.first_offset, log_start_offset, sync, losses });
                 }
                 SeqCheck::Duplicate(_) => {
                     return Err(PartitionError::Rejected(ResponseError::DuplicateSequenceNumber));
@@ -349,6 +306,7 @@ impl Partition {
             log_append_time: if log_append_time { now_ms } else { -1 },
             log_start_offset,
             sync,
+            losses: self.progress.borrow().losses,
         })
     }
 
@@ -385,17 +343,17 @@ impl Partition {
         if !inner.log.has_failed() {
             return Ok(false);
         }
-        let durable_end = self.high_watermark().min(self.synced_end.load(Ordering::SeqCst));
+        let durable_end = self.hw().min(self.synced_end.load(Ordering::SeqCst));
         let cut = inner.log.recover_from_failed_sync(durable_end)?;
         inner.producers = rebuild_producer_state(&inner.log, super::now_ms())?;
         let end = inner.log.log_end_offset();
         self.synced_end.store(end, Ordering::SeqCst);
         // Only with `flush.ms` can the high watermark have passed the durable end; what a
-        // failed fsync may have lost is no longer offered to consumers.
-        self.high_watermark.send_if_modified(|hw| {
-            let lowered = *hw > end;
-            *hw = (*hw).min(end);
-            lowered
+        // failed fsync may have lost is no longer offered to consumers. Appends not
+        // committed yet are lost: before any new append may commit, their waiters learn.
+        self.progress.send_modify(|p| {
+            p.high_watermark = p.high_watermark.min(end);
+            p.lose(LogError::StorageFailed.into());
         });
         self.recoveries.fetch_add(1, Ordering::SeqCst);
         tracing::warn!(
@@ -437,39 +395,7 @@ impl Partition {
     }
 
     fn advance_high_watermark(&self, end: i64) {
-        self.high_watermark.send_if_modified(|hw| {
-            if end > *hw {
-                *hw = end;
-                true
-            } else {
-                false
-            }
-        });
-    }
-
-    /// Reads committed batches from `offset` (see [`PartitionLog::read`]).
-    pub fn read(&self, offset: i64, max_bytes: usize, min_one: bool) -> Result<ReadResult, PartitionError> {
-        self.plan_read(offset, max_bytes, min_one)?.execute()
-    }
-
-    /// The first half of [`read`](Self::read), under the lock: where the committed
-    /// batches are. Executing it (the file reads) happens without the lock, so fetches
-    /// never stall appends, and its size bound lets the caller reserve memory first.
-    pub fn plan_read(&self, offset: i64, max_bytes: usize, min_one: bool) -> Result<PlannedRead, PartitionError> {
-        let inner = self.lock()?;
-        let high_watermark = self.high_watermark();
-        let log_start_offset = inner.log.log_start_offset();
-        let log_end = inner.log.log_end_offset();
-        if offset < log_start_offset || offset > log_end {
-            return Err(LogError::OffsetOutOfRange { offset, log_start: log_start_offset, log_end }.into());
-        }
-        if offset >= high_watermark {
-            // Written but not yet durable (with replication: not yet committed). Kafka
-            // answers an empty read, and the fetch waits for the high watermark to move.
-            return Ok(PlannedRead { plan: ReadPlan::default(), high_watermark, log_start_offset });
-        }
-        let plan = inner.log.plan_read(offset, max_bytes, high_watermark, min_one)?;
-        Ok(PlannedRead { plan, high_watermark, log_start_offset })
+        self.progress.send_if_modified(|p| p.advance(end));
     }
 
     /// The sealed segments to verify (see [`crate::log::scrubber`]).
@@ -490,7 +416,7 @@ impl Partition {
         if !inner.config.cleanup_delete {
             return Ok(0);
         }
-        let high_watermark = self.high_watermark();
+        let high_watermark = self.hw();
         Ok(inner.log.apply_retention(now_ms, high_watermark)?)
     }
 
@@ -503,7 +429,7 @@ impl Partition {
         let inner = self.lock()?;
         let checkpoint = crate::log::cleaner::read_checkpoint(&self.dir)?;
         let min_lag = inner.config.compaction.min_compaction_lag_ms;
-        let cleanable = inner.log.cleanable(checkpoint, self.high_watermark(), now_ms, min_lag);
+        let cleanable = inner.log.cleanable(checkpoint, self.hw(), now_ms, min_lag);
         Ok((cleanable, inner.config.clone(), inner.producers.last_offsets()))
     }
 
@@ -585,7 +511,7 @@ fn rebuild_producer_state(log: &PartitionLog, now_ms: i64) -> Result<ProducerSta
 
 /// Admits the producer of a request's batches (one producer per request: see
 /// [`check_sequences`]) if the table tracks it already or both caps have room.
-fn admit_new_producer(
+pub(crate) fn admit_new_producer(
     table: &ProducerStateTable,
     producer_id: i64,
     limits: ProducerLimits<'_>,
@@ -612,7 +538,7 @@ fn admit_new_producer(
 
 /// Checks every batch of one produce request against the producer table and against the
 /// batches before it in the same request.
-fn check_sequences(table: &ProducerStateTable, headers: &[BatchHeader]) -> SeqCheck {
+pub(crate) fn check_sequences(table: &ProducerStateTable, headers: &[BatchHeader]) -> SeqCheck {
     let first = &headers[0];
     let last_seq = |h: &BatchHeader| add_seq(h.base_sequence, h.last_offset_delta);
     let verdict = table.check(first.producer_id, first.producer_epoch, first.base_sequence, last_seq(first));
@@ -631,6 +557,9 @@ fn check_sequences(table: &ProducerStateTable, headers: &[BatchHeader]) -> SeqCh
     }
     SeqCheck::Append
 }
+
+#[path = "partition_replica.rs"]
+mod replica;
 
 #[cfg(test)]
 #[path = "partition_tests.rs"]

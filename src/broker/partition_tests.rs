@@ -7,6 +7,8 @@ use kafka_protocol::ResponseError;
 use kafka_protocol::records::Compression;
 
 use super::*;
+use crate::broker::producer_state::{ProducerIdGate, ProducerLimits};
+use crate::broker::replica::{Offsets, Replica};
 use crate::log::test_util::producer_batch;
 use crate::log::{LogConfig, validate_produced_batches};
 
@@ -14,13 +16,13 @@ fn config(log: LogConfig) -> EffectiveTopicConfig {
     EffectiveTopicConfig { log, max_message_bytes: 1 << 20, ..Default::default() }
 }
 
-fn open(dir: &Path, log: LogConfig) -> Partition {
-    Partition::open("t", 0, dir, config(log)).expect("open partition")
+fn open(dir: &Path, log: LogConfig) -> Arc<Partition> {
+    Partition::open("t", 0, dir, config(log), &Flusher::start()).expect("open partition")
 }
 
 fn append(p: &Partition, bytes: &[u8]) -> Result<Appended, PartitionError> {
     let headers = validate_produced_batches(bytes, 1 << 20).expect("valid batch");
-    p.append(Bytes::copy_from_slice(bytes), &headers, 1_000)
+    p.append_unlimited(Bytes::copy_from_slice(bytes), &headers, 1_000)
 }
 
 fn new_sync(a: Appended) -> SyncTarget {
@@ -106,14 +108,14 @@ async fn a_log_fenced_by_a_failed_fsync_recovers_in_place_cutting_what_was_never
     drop(p);
     // And the files agree after a reopen.
     let p = open(dir.path(), LogConfig::default());
-    assert_eq!(p.offsets().expect("offsets").2, 7);
+    assert_eq!(p.offsets().expect("offsets").log_end, 7);
 }
 
 #[tokio::test]
 async fn with_interval_flushing_a_failed_fsync_cuts_back_to_the_last_successful_one() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = EffectiveTopicConfig { flush_interval_ms: Some(1_000), ..config(LogConfig::default()) };
-    let p = Partition::open("t", 0, dir.path(), cfg).expect("open partition");
+    let p = Partition::open("t", 0, dir.path(), cfg, &Flusher::start()).expect("open partition");
     let flusher = Flusher::start();
     append(&p, &producer_batch(3, 1, 10, Compression::None, (-1, -1, -1))).expect("append");
     let synced = p.interval_flush_due(5_000).expect("due").expect("a flush is due");
@@ -141,7 +143,7 @@ fn retention_never_deletes_beyond_high_watermark() {
     // Nothing has been fsynced by the flusher yet: the high watermark is still 0.
     assert_eq!(p.high_watermark(), 0);
     p.apply_retention(i64::MAX).expect("retention");
-    let (start, hw, end) = p.offsets().expect("offsets");
+    let Offsets { log_start: start, high_watermark: hw, log_end: end, .. } = p.offsets().expect("offsets");
     assert!(start <= hw, "log start {start} beyond high watermark {hw} (log end {end})");
     p.flush().expect("flush");
     assert_eq!(p.apply_retention(i64::MAX).expect("retention"), 3);
@@ -212,7 +214,7 @@ fn clean_close_restores_producer_state_from_the_snapshot_once() {
 async fn interval_flushing_hands_out_what_to_sync_once_per_interval() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = EffectiveTopicConfig { flush_interval_ms: Some(1_000), ..config(LogConfig::default()) };
-    let p = Partition::open("t", 0, dir.path(), cfg).expect("open partition");
+    let p = Partition::open("t", 0, dir.path(), cfg, &Flusher::start()).expect("open partition");
     let batch = producer_batch(3, 1, 10, Compression::None, (-1, -1, -1));
     assert!(matches!(append(&p, &batch).expect("append"), Appended::New { sync: None, .. }));
     assert_eq!(p.high_watermark(), 3, "interval flushing makes appends visible at once");
@@ -335,4 +337,52 @@ async fn high_watermark_never_covers_a_segment_whose_seal_is_pending() {
     gate.open();
     commit.await.expect("join").expect("commit");
     assert_eq!(committing.high_watermark(), 6);
+}
+
+/// An append through the seam with the default limits.
+fn append_through_seam(p: &Partition, bytes: &[u8]) -> crate::broker::replica::Appended {
+    let headers = validate_produced_batches(bytes, 1 << 20).expect("valid batch");
+    let gate = ProducerIdGate::unlimited();
+    let limits = ProducerLimits { per_partition: usize::MAX, gate: &gate };
+    Replica::append(p, Bytes::copy_from_slice(bytes), &headers, 1_000, limits).expect("append")
+}
+
+#[tokio::test]
+async fn an_append_through_the_seam_commits_once_the_flusher_made_it_durable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = open(dir.path(), LogConfig::default());
+    let appended = append_through_seam(&p, &producer_batch(5, 1, 10, Compression::None, (7, 0, 0)));
+    let commit = appended.commit.expect("an append waits for its fsync");
+    assert_eq!(p.high_watermark(), 0, "not visible before the fsync");
+    commit.wait().await.expect("committed");
+    assert_eq!(p.offsets().expect("offsets"), (0, 5, 5));
+    // A retry of a committed batch is answered at once.
+    let retry = append_through_seam(&p, &producer_batch(5, 1, 10, Compression::None, (7, 0, 0)));
+    assert!(retry.duplicate && retry.commit.is_none());
+}
+
+#[tokio::test]
+async fn a_failed_fsync_fails_the_waiting_commits_and_a_recovery_does_not_revive_them() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = open(dir.path(), LogConfig::default());
+    let durable = append_through_seam(&p, &producer_batch(2, 1, 10, Compression::None, (-1, -1, -1)));
+    durable.commit.expect("commit").wait().await.expect("committed");
+    // The fsync task of the next two appends has not run yet (single-threaded runtime):
+    // the flusher's failure flag makes their fsync fail as an EIO would.
+    let a = append_through_seam(&p, &producer_batch(3, 2, 10, Compression::None, (7, 0, 0)));
+    let b = append_through_seam(&p, &producer_batch(1, 3, 10, Compression::None, (7, 0, 3)));
+    p.with_log(|log| {
+        log.sync_target().failed.store(true, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    })
+    .expect("fence");
+    let lost = a.commit.expect("commit").wait().await.expect_err("the fsync failed");
+    assert_eq!(lost.code(), ResponseError::KafkaStorageError);
+    // Recovery cuts the lost offsets; the same offsets are written again and committed:
+    // a waiter of the lost append must still fail, not take them for its own.
+    assert!(p.recover_failed_log().expect("recover"));
+    let again = append_through_seam(&p, &producer_batch(4, 4, 10, Compression::None, (-1, -1, -1)));
+    again.commit.expect("commit").wait().await.expect("committed after recovery");
+    assert_eq!(p.offsets().expect("offsets"), (0, 6, 6));
+    assert!(b.commit.expect("commit").wait().await.is_err(), "a lost append never reports success");
 }

@@ -12,18 +12,38 @@ use std::sync::{Arc, RwLock};
 use crate::broker::lifecycle::{self, LifecycleError};
 use crate::broker::meta_store::TopicRecord;
 use crate::broker::partition::{Partition, PartitionError};
+use crate::broker::replica::Replica;
 use crate::broker::topic_config::EffectiveTopicConfig;
 use crate::config::KafkaSettings;
+use crate::log::Flusher;
 
 pub struct Topic {
     pub name: String,
     pub id: uuid::Uuid,
-    partitions: RwLock<Vec<Arc<Partition>>>,
+    partitions: RwLock<Partitions>,
     configs: RwLock<BTreeMap<String, String>>,
+}
+
+/// A topic's partitions: as the handlers see them ([`Replica`]), and the local logs
+/// under them that broker housekeeping (flushes, retention, cleaning, close) works on.
+#[derive(Default)]
+struct Partitions {
+    replicas: Vec<Arc<dyn Replica>>,
+    local: Vec<Arc<Partition>>,
 }
 
 impl Topic {
     pub fn new(record: &TopicRecord, partitions: Vec<Arc<Partition>>) -> Topic {
+        let replicas = partitions.iter().map(|p| p.clone() as Arc<dyn Replica>).collect();
+        Topic::with(record, Partitions { replicas, local: partitions })
+    }
+
+    /// A topic whose partitions have no local log (in-memory replicas in handler tests).
+    pub fn with_replicas(record: &TopicRecord, replicas: Vec<Arc<dyn Replica>>) -> Topic {
+        Topic::with(record, Partitions { replicas, local: Vec::new() })
+    }
+
+    fn with(record: &TopicRecord, partitions: Partitions) -> Topic {
         Topic {
             name: record.name.clone(),
             id: record.id,
@@ -32,17 +52,30 @@ impl Topic {
         }
     }
 
+    /// The local logs (housekeeping); handlers use [`Self::replica`].
     pub fn partitions(&self) -> Vec<Arc<Partition>> {
-        self.partitions.read().map(|p| p.clone()).unwrap_or_default()
+        self.partitions.read().map(|p| p.local.clone()).unwrap_or_default()
     }
 
+    /// The local log of partition `index`, if it has one.
     pub fn partition(&self, index: i32) -> Option<Arc<Partition>> {
         let partitions = self.partitions.read().ok()?;
-        usize::try_from(index).ok().and_then(|i| partitions.get(i).cloned())
+        usize::try_from(index).ok().and_then(|i| partitions.local.get(i).cloned())
+    }
+
+    /// Every partition as the handlers see it.
+    pub fn replicas(&self) -> Vec<Arc<dyn Replica>> {
+        self.partitions.read().map(|p| p.replicas.clone()).unwrap_or_default()
+    }
+
+    /// Partition `index` as the handlers see it.
+    pub fn replica(&self, index: i32) -> Option<Arc<dyn Replica>> {
+        let partitions = self.partitions.read().ok()?;
+        usize::try_from(index).ok().and_then(|i| partitions.replicas.get(i).cloned())
     }
 
     pub fn partition_count(&self) -> i32 {
-        self.partitions.read().map(|p| p.len() as i32).unwrap_or(0)
+        self.partitions.read().map(|p| p.replicas.len() as i32).unwrap_or(0)
     }
 
     /// Topic-level config overrides.
@@ -140,13 +173,14 @@ impl TopicRegistry {
         data_dir: &Path,
         settings: &KafkaSettings,
         record: &TopicRecord,
+        flusher: &Flusher,
     ) -> Result<Arc<Topic>, LifecycleError> {
         let effective = EffectiveTopicConfig::new(settings, &record.configs);
         let mut opened = Vec::with_capacity(record.partitions.max(0) as usize);
         for index in 0..record.partitions {
             let dir = partition_dir(data_dir, &record.name, index);
             lifecycle::claim_partition_dir(&dir, record.id)?;
-            opened.push(Arc::new(Partition::open(&record.name, index, &dir, effective.clone())?));
+            opened.push(Partition::open(&record.name, index, &dir, effective.clone(), flusher)?);
         }
         Ok(self.register(Topic::new(record, opened)))
     }
@@ -159,16 +193,17 @@ impl TopicRegistry {
         settings: &KafkaSettings,
         record: &TopicRecord,
         from: i32,
+        flusher: &Flusher,
     ) -> Result<Vec<Arc<Partition>>, LifecycleError> {
         let effective = EffectiveTopicConfig::new(settings, &record.configs);
         let mut made = Vec::with_capacity((record.partitions - from).max(0) as usize);
         let mut result = Ok(());
         for index in from..record.partitions {
             let opened = lifecycle::make_partition_dir(data_dir, &record.name, record.id, index).and_then(|dir| {
-                Partition::open(&record.name, index, &dir, effective.clone()).map_err(LifecycleError::from)
+                Partition::open(&record.name, index, &dir, effective.clone(), flusher).map_err(LifecycleError::from)
             });
             match opened {
-                Ok(p) => made.push(Arc::new(p)),
+                Ok(p) => made.push(p),
                 Err(e) => {
                     result = Err((index, e));
                     break;
@@ -196,7 +231,10 @@ impl TopicRegistry {
 
     /// Appends partitions made by [`TopicRegistry::make_partitions`] to a topic.
     pub fn extend(&self, topic: &Topic, added: Vec<Arc<Partition>>) -> Result<(), PartitionError> {
-        topic.partitions.write().map_err(|_| PartitionError::Poisoned)?.extend(added);
+        let mut partitions = topic.partitions.write().map_err(|_| PartitionError::Poisoned)?;
+        partitions.replicas.extend(added.iter().map(|p| p.clone() as Arc<dyn Replica>));
+        partitions.local.extend(added);
+        drop(partitions);
         self.changed();
         Ok(())
     }

@@ -16,7 +16,8 @@ use kafka_protocol::ResponseError;
 use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions};
 use tracing::{info, warn};
 
-use crate::broker::partition::Appended;
+use crate::broker::producer_state::{ProducerIdGate, ProducerLimits};
+use crate::broker::replica::Replica;
 use crate::broker::topics::Topic;
 use crate::broker::{Broker, now_ms};
 use crate::config::KafkaSettings;
@@ -26,7 +27,7 @@ use crate::group::deadlines::DeadlineQueue;
 use crate::group::durability::{Barrier, OffsetsPartitions};
 use crate::group::records::{self, KeyValue, OffsetValue};
 use crate::group::{OFFSETS_TOPIC, partition_for};
-use crate::log::{Flusher, validate_produced_batches};
+use crate::log::validate_produced_batches;
 
 /// Group settings, from the broker's Kafka settings.
 #[derive(Debug, Clone)]
@@ -158,7 +159,7 @@ impl<T> Completion<T> {
         Completion { durable: None, effects: Effects::default(), reply: Ok(Reply::Now(value)) }
     }
 
-    /// Answers `value` once `durable` (if any) is fsynced.
+    /// Answers `value` once `durable` (if any) is committed.
     pub(crate) fn durable(durable: Barrier, value: T) -> Self {
         Completion { durable, effects: Effects::default(), reply: Ok(Reply::Now(value)) }
     }
@@ -169,8 +170,8 @@ impl<T> Completion<T> {
 
     /// Waits for the write, answers others, then returns this request's answer;
     /// `failed` builds the answer when the write fails or the group went away.
-    pub async fn finish(self, flusher: &Flusher, failed: impl Fn(ResponseError) -> T) -> T {
-        if let Err(e) = crate::group::durability::durable(flusher, self.durable).await {
+    pub async fn finish(self, failed: impl Fn(ResponseError) -> T) -> T {
+        if let Err(e) = crate::group::durability::durable(self.durable).await {
             // Parked requests are dropped: their handlers answer with `failed` too. The
             // partition's groups are rebuilt from the log by the next request.
             return failed(e);
@@ -283,14 +284,17 @@ impl GroupCoordinator {
             warn!(error = %e, "a __consumer_offsets batch failed validation");
             ResponseError::UnknownServerError
         })?;
-        match partition.append(buf.freeze(), &headers, now) {
-            Ok(Appended::New { sync, .. }) => {
-                if let Some(target) = &sync {
-                    state.partitions.wrote(index, partition.clone(), target.clone());
+        // Through the seam, as a produce: the answer waits for the high watermark.
+        let gate = ProducerIdGate::unlimited();
+        let limits = ProducerLimits { per_partition: usize::MAX, gate: &gate };
+        match Replica::append(&*partition, buf.freeze(), &headers, now, limits) {
+            Ok(appended) if appended.duplicate => Err(ResponseError::UnknownServerError),
+            Ok(appended) => {
+                if let Some(commit) = &appended.commit {
+                    state.partitions.wrote(index, commit.clone());
                 }
-                Ok(sync.map(|t| (partition, t)))
+                Ok(appended.commit.map(|c| (index, c)))
             }
-            Ok(Appended::Duplicate { .. }) => Err(ResponseError::UnknownServerError),
             Err(e) => {
                 self.write_failed(state, &topic, &partition, &e, now);
                 Err(ResponseError::NotCoordinator)
@@ -510,7 +514,7 @@ impl GroupCoordinator {
                 Vec::new()
             });
             for c in done {
-                c.finish(&broker.flusher, |_| ()).await;
+                c.finish(|_| ()).await;
             }
         }
         groups.abandon_waiters();

@@ -29,14 +29,15 @@ use tracing::{info, warn};
 
 use crate::broker::partition::{Partition, PartitionError};
 use crate::broker::rate_limited::GROUP_WRITE_ERRORS;
+use crate::broker::replica::{Commit, Replica};
 use crate::broker::topics::Topic;
 use crate::broker::{Broker, now_ms};
 use crate::group::coordinator::State;
 use crate::group::{GroupCoordinator, OFFSETS_TOPIC, partition_for};
-use crate::log::{Flusher, SyncTarget};
 
-/// A write whose durability an answer must wait for (`None`: nothing pending).
-pub type Barrier = Option<(Arc<Partition>, SyncTarget)>;
+/// A write (to the partition of that index) whose commit an answer must wait for
+/// (`None`: nothing pending).
+pub type Barrier = Option<(i32, Commit)>;
 
 /// The first backoff after a failed write, doubled per further failure up to the max.
 const FIRST_BACKOFF_MS: i64 = 500;
@@ -48,7 +49,7 @@ const BACKOFF_RESET_MS: i64 = 60_000;
 /// which in-place recovery of its log its groups were loaded after.
 #[derive(Default)]
 pub(crate) struct OffsetsPartitions {
-    last_write: HashMap<i32, (Arc<Partition>, SyncTarget)>,
+    last_write: HashMap<i32, Commit>,
     fences: HashMap<i32, Fence>,
     loaded_epochs: HashMap<i32, u64>,
 }
@@ -62,13 +63,13 @@ struct Fence {
 }
 
 impl OffsetsPartitions {
-    pub fn wrote(&mut self, index: i32, partition: Arc<Partition>, target: SyncTarget) {
-        self.last_write.insert(index, (partition, target));
+    pub fn wrote(&mut self, index: i32, commit: Commit) {
+        self.last_write.insert(index, commit);
     }
 
-    /// The partition's last write, if it is not durable yet.
+    /// The partition's last write, if it is not committed yet.
     pub fn barrier(&self, index: i32) -> Barrier {
-        self.last_write.get(&index).filter(|(p, t)| p.high_watermark() < t.end_offset).cloned()
+        self.last_write.get(&index).filter(|c| !c.is_committed()).map(|c| (index, c.clone()))
     }
 
     /// Whether requests for the partition's groups are refused now (backing off).
@@ -111,11 +112,11 @@ impl OffsetsPartitions {
     }
 }
 
-/// Waits until `barrier` is durable; NOT_COORDINATOR when its write failed.
-pub async fn durable(flusher: &Flusher, barrier: Barrier) -> Result<(), ResponseError> {
-    let Some((partition, target)) = barrier else { return Ok(()) };
-    partition.commit(flusher, target).await.map_err(|e| {
-        warn_write_failed(partition.index, &e);
+/// Waits until `barrier` is committed; NOT_COORDINATOR when its write failed.
+pub async fn durable(barrier: Barrier) -> Result<(), ResponseError> {
+    let Some((index, commit)) = barrier else { return Ok(()) };
+    commit.wait().await.map_err(|e| {
+        warn_write_failed(index, &e);
         ResponseError::NotCoordinator
     })
 }
@@ -209,8 +210,8 @@ impl GroupCoordinator {
         let index = partition.index;
         let rebuilt = (|| {
             partition.recover_failed_log()?;
-            let (_, high_watermark, log_end) = partition.offsets()?;
-            if high_watermark < log_end {
+            let offsets = partition.offsets()?;
+            if offsets.high_watermark < offsets.log_end {
                 // Appends whose fsync is still to come (or whose requester went away):
                 // the log is the truth, so it must be durable before it is replayed.
                 partition.flush()?;

@@ -48,7 +48,7 @@ impl GroupCoordinator {
             };
             for ((topic, partition), value) in &entry.offsets {
                 let Some(t) = topics.entry(topic.as_str()).or_insert_with(|| broker.topic(topic)) else { continue };
-                let Some(p) = t.partition(*partition) else { continue };
+                let Some(p) = t.replica(*partition) else { continue };
                 if value.offset < 0 {
                     continue;
                 }

@@ -7,6 +7,7 @@ use tracing::{info, warn};
 
 use crate::broker::now_ms;
 use crate::broker::partition::{Partition, PartitionError};
+use crate::broker::replica::Replica;
 use crate::broker::topics::Topic;
 use crate::group::classic::ClassicGroup;
 use crate::group::consumer::{ConsumerGroup, record_type};
@@ -46,7 +47,7 @@ impl GroupCoordinator {
             state.reschedule(id);
         }
         let mut count = 0usize;
-        let (mut offset, end) = (partition.offsets()?.0, partition.high_watermark());
+        let (mut offset, end) = (partition.offsets()?.log_start, partition.high_watermark());
         while offset < end {
             let read = partition.read(offset, 1 << 20, true)?;
             if read.records.is_empty() {

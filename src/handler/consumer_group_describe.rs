@@ -13,11 +13,10 @@ use crate::handler::GroupReply;
 pub fn start(b: &Arc<Broker>, r: ConsumerGroupDescribeRequest, v: i16) -> GroupReply {
     let (groups, barriers): (Vec<_>, Vec<_>) =
         r.group_ids.iter().map(|id| b.groups.consumer_describe(b, id, v, r.include_authorized_operations)).unzip();
-    let b = b.clone();
     Box::pin(async move {
         let mut groups = groups;
         for (d, barrier) in groups.iter_mut().zip(barriers) {
-            if let Err(e) = durable(&b.flusher, barrier).await {
+            if let Err(e) = durable(barrier).await {
                 *d = DescribedGroup::default().with_group_id(d.group_id.clone()).with_error_code(e.code());
             }
         }

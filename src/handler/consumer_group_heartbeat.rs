@@ -12,12 +12,9 @@ use crate::handler::{Client, GroupReply};
 pub fn start(b: &Arc<Broker>, r: ConsumerGroupHeartbeatRequest, v: i16, client: &Client) -> GroupReply {
     let info = ClientInfo { client_id: &client.client_id, client_host: &client.host };
     let completion = b.groups.consumer_heartbeat(b, &r, v, &info);
-    let b = b.clone();
     Box::pin(async move {
         let response = completion
-            .finish(&b.flusher, |e| {
-                kafka_protocol::messages::ConsumerGroupHeartbeatResponse::default().with_error_code(e.code())
-            })
+            .finish(|e| kafka_protocol::messages::ConsumerGroupHeartbeatResponse::default().with_error_code(e.code()))
             .await;
         ResponseKind::ConsumerGroupHeartbeat(response)
     })

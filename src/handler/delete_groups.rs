@@ -11,11 +11,10 @@ use crate::handler::GroupReply;
 pub fn start(b: &Arc<Broker>, r: DeleteGroupsRequest, _v: i16) -> GroupReply {
     let ids: Vec<String> = r.groups_names.iter().map(|g| g.to_string()).collect();
     let completions = b.groups.delete_groups(b, &ids);
-    let b = b.clone();
     Box::pin(async move {
         let mut results = Vec::with_capacity(completions.len());
         for (group_id, completion) in r.groups_names.into_iter().zip(completions) {
-            let result = completion.finish(&b.flusher, Err).await;
+            let result = completion.finish(Err).await;
             results.push(
                 DeletableGroupResult::default()
                     .with_group_id(group_id)

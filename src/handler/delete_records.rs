@@ -20,7 +20,7 @@ pub fn handle(broker: &Broker, request: DeleteRecordsRequest, _version: i16) -> 
                     let result = DeleteRecordsPartitionResult::default()
                         .with_partition_index(p.partition_index)
                         .with_low_watermark(-1);
-                    let Some(partition) = topic.as_ref().and_then(|t| t.partition(p.partition_index)) else {
+                    let Some(partition) = topic.as_ref().and_then(|t| t.replica(p.partition_index)) else {
                         return result.with_error_code(ResponseError::UnknownTopicOrPartition.code());
                     };
                     let hw = partition.high_watermark();
@@ -28,7 +28,7 @@ pub fn handle(broker: &Broker, request: DeleteRecordsRequest, _version: i16) -> 
                     if target < 0 || target > hw {
                         return result.with_error_code(ResponseError::OffsetOutOfRange.code());
                     }
-                    match partition.with_log(|log| log.advance_log_start(target)) {
+                    match partition.delete_records(target) {
                         Ok(low) => result.with_low_watermark(low),
                         Err(e) => result.with_error_code(e.code().code()),
                     }

@@ -19,10 +19,9 @@ use crate::handler::GroupReply;
 /// Describes the groups, answering once the writes their states reflect are durable.
 pub fn start(b: &Arc<Broker>, r: DescribeGroupsRequest, v: i16) -> GroupReply {
     let (mut response, barriers) = handle(b, r, v);
-    let b = b.clone();
     Box::pin(async move {
         for (i, barrier) in barriers {
-            if let Err(e) = durable(&b.flusher, barrier).await
+            if let Err(e) = durable(barrier).await
                 && let Some(d) = response.groups.get_mut(i)
             {
                 *d = DescribedGroup::default().with_group_id(d.group_id.clone()).with_error_code(e.code());

@@ -18,12 +18,12 @@ pub fn handle(broker: &Broker, request: DescribeLogDirsRequest, _version: i16) -
     let mut topics = Vec::new();
     for topic in broker.topics.all() {
         let partitions: Vec<_> = topic
-            .partitions()
+            .replicas()
             .iter()
-            .filter(|p| wanted(&topic.name, p.index))
+            .filter(|p| wanted(&topic.name, p.index()))
             .map(|p| {
                 DescribeLogDirsPartition::default()
-                    .with_partition_index(p.index)
+                    .with_partition_index(p.index())
                     .with_partition_size(p.size_bytes().map(|s| s as i64).unwrap_or(0))
                     .with_offset_lag(0)
             })

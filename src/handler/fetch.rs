@@ -18,7 +18,8 @@ use tokio::sync::watch;
 
 use crate::broker::Broker;
 use crate::broker::fetch_sessions::{Reported, SessionError, SessionKey, SessionPartition, Updated};
-use crate::broker::partition::{Partition, PartitionError};
+use crate::broker::partition::PartitionError;
+use crate::broker::replica::{Progress, Replica};
 use crate::log::FileRange;
 use crate::protocol::splice::Placeholders;
 
@@ -33,7 +34,7 @@ struct Item {
     /// The topic's name and id as the response reports them.
     topic: String,
     topic_id: uuid::Uuid,
-    partition: Option<Arc<Partition>>,
+    partition: Option<Arc<dyn Replica>>,
     fetch_offset: i64,
     max_bytes: i32,
     /// Set when the request itself is wrong for this partition.
@@ -47,7 +48,7 @@ fn resolve(
     name: &str,
     id: uuid::Uuid,
     partition: i32,
-) -> (String, uuid::Uuid, Option<Arc<Partition>>, Option<ResponseError>) {
+) -> (String, uuid::Uuid, Option<Arc<dyn Replica>>, Option<ResponseError>) {
     let topic = if version >= 13 { broker.topics.get_by_id(id) } else { broker.topic(name) };
     match topic {
         None => {
@@ -55,7 +56,7 @@ fn resolve(
                 if version >= 13 { ResponseError::UnknownTopicId } else { ResponseError::UnknownTopicOrPartition };
             (name.to_string(), id, None, Some(code))
         }
-        Some(t) => match t.partition(partition) {
+        Some(t) => match t.replica(partition) {
             Some(p) => (t.name.clone(), t.id, Some(p), None),
             None => (t.name.clone(), t.id, None, Some(ResponseError::UnknownTopicOrPartition)),
         },
@@ -212,8 +213,8 @@ pub async fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -
     let mut shutdown = broker.shutdown_signal();
     let read = loop {
         // Subscribe before reading so an append between the read and the wait wakes us.
-        let mut watchers: Vec<watch::Receiver<i64>> =
-            items.iter().filter_map(|i| i.partition.as_ref().map(|p| p.watch_high_watermark())).collect();
+        let mut watchers: Vec<watch::Receiver<Progress>> =
+            items.iter().filter_map(|i| i.partition.as_ref().map(|p| p.watch_progress())).collect();
         let read = read_all(&items, max_bytes);
         if read.total >= min_bytes
             || read.any_error
@@ -317,23 +318,20 @@ fn read_all(items: &[Item], max_bytes: usize) -> ReadPass {
                 data.last_stable_offset = planned.high_watermark;
                 data.log_start_offset = planned.log_start_offset;
                 let len = planned.len();
-                match placeholders.add(len, planned.into_ranges()) {
-                    Ok(records) => {
-                        total += len;
-                        data.records = Some(records);
-                    }
-                    // Nothing to send, or (never with the sizes fetches are capped at)
-                    // no room left in the placeholder region: no records this time.
-                    Err(_ranges) => {}
+                // None: nothing to send, or (never with the sizes fetches are capped at)
+                // no room left in the placeholder region: no records this time.
+                if let Some(records) = planned.into_records(&mut placeholders) {
+                    total += len;
+                    data.records = Some(records);
                 }
             }
             Err(e) => {
                 any_error = true;
                 data.error_code = e.code().code();
-                if let Ok((start, hw, _)) = partition.offsets() {
-                    data.high_watermark = hw;
-                    data.last_stable_offset = hw;
-                    data.log_start_offset = start;
+                if let Ok(offsets) = partition.offsets() {
+                    data.high_watermark = offsets.high_watermark;
+                    data.last_stable_offset = offsets.last_stable;
+                    data.log_start_offset = offsets.log_start;
                 }
                 // Out of range is the client's business; a damaged range was logged when
                 // it was found, and a consumer stuck on it would repeat this every fetch.
@@ -343,7 +341,7 @@ fn read_all(items: &[Item], max_bytes: usize) -> ReadPass {
                         crate::log::LogError::OffsetOutOfRange { .. } | crate::log::LogError::Corrupt { .. }
                     )
                 ) {
-                    tracing::warn!(topic = partition.topic, partition = partition.index, error = %e, "fetch read failed");
+                    tracing::warn!(topic = partition.topic(), partition = partition.index(), error = %e, "fetch read failed");
                 }
             }
         }

@@ -25,9 +25,8 @@ pub fn start(b: &Arc<Broker>, r: JoinGroupRequest, v: i16, client: &Client) -> G
         require_known_member_id: v >= 4,
     };
     let completion = b.groups.join(b, &r.group_id, req);
-    let b = b.clone();
     Box::pin(async move {
-        let outcome = completion.finish(&b.flusher, |e| JoinOutcome::error(e, &member_id)).await;
+        let outcome = completion.finish(|e| JoinOutcome::error(e, &member_id)).await;
         ResponseKind::JoinGroup(response(outcome, v))
     })
 }

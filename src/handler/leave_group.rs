@@ -22,9 +22,8 @@ pub fn start(b: &Arc<Broker>, r: LeaveGroupRequest, v: i16) -> GroupReply {
         vec![LeaveMember { member_id: r.member_id.to_string(), group_instance_id: None }]
     };
     let completion = b.groups.leave(b, &r.group_id, &leaving);
-    let b = b.clone();
     Box::pin(async move {
-        let result = completion.finish(&b.flusher, Err).await;
+        let result = completion.finish(Err).await;
         let mut response = LeaveGroupResponse::default();
         match result {
             Err(e) => response.error_code = e.code(),

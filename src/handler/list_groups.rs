@@ -15,10 +15,9 @@ use crate::handler::GroupReply;
 /// Lists the groups, answering once the writes their states reflect are durable.
 pub fn start(b: &Arc<Broker>, r: ListGroupsRequest, v: i16) -> GroupReply {
     let (response, barriers) = handle(b, r, v);
-    let b = b.clone();
     Box::pin(async move {
         for barrier in barriers {
-            if let Err(e) = durable(&b.flusher, barrier).await {
+            if let Err(e) = durable(barrier).await {
                 return ResponseKind::ListGroups(ListGroupsResponse::default().with_error_code(e.code()));
             }
         }

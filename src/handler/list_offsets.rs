@@ -4,15 +4,13 @@
 
 use std::collections::HashSet;
 
-use bytes::Bytes;
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
-use kafka_protocol::records::RecordBatchDecoder;
 
 use crate::broker::Broker;
-use crate::broker::partition::{LEADER_EPOCH, Partition, PartitionError};
-use crate::log::LogError;
+use crate::broker::partition::PartitionError;
+use crate::broker::replica::{Replica, TimestampQuery};
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
@@ -20,42 +18,15 @@ const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
 const LATEST_TIERED: i64 = -5;
 
-/// `(timestamp, offset)` of the first record in `batch` with an offset in `range` (log start
-/// to high watermark: a batch may straddle either) that satisfies `pick`.
-fn find_record(
-    batch: Bytes,
-    range: std::ops::Range<i64>,
-    pick: impl Fn(i64) -> bool,
-) -> Result<Option<(i64, i64)>, LogError> {
-    let mut buf = batch;
-    let set = RecordBatchDecoder::decode(&mut buf).map_err(|e| LogError::Decode(format!("{e:#}")))?;
-    Ok(set
-        .records
-        .iter()
-        .filter(|r| range.contains(&r.offset) && !r.control)
-        .find(|r| pick(r.timestamp))
-        .map(|r| (r.timestamp, r.offset)))
-}
-
-fn lookup(partition: &Partition, timestamp: i64) -> Result<(i64, i64), PartitionError> {
-    let (log_start, hw, _) = partition.offsets()?;
+fn lookup(partition: &dyn Replica, timestamp: i64) -> Result<(i64, i64), PartitionError> {
+    let offsets = partition.offsets()?;
     Ok(match timestamp {
-        LATEST => (-1, hw),
+        LATEST => (-1, offsets.high_watermark),
         // Without tiered storage Kafka answers -1 (nothing is in remote storage).
         LATEST_TIERED => (-1, -1),
-        EARLIEST | EARLIEST_LOCAL => (-1, log_start),
-        MAX_TIMESTAMP => partition
-            .with_log(|log| match log.max_timestamp_batch()? {
-                Some((max, batch)) => find_record(batch, log_start..hw, |ts| ts == max),
-                None => Ok(None),
-            })?
-            .unwrap_or((-1, -1)),
-        ts => partition
-            .with_log(|log| match log.batch_for_timestamp(ts)? {
-                Some(batch) => find_record(batch, log_start..hw, |t| t >= ts),
-                None => Ok(None),
-            })?
-            .unwrap_or((-1, -1)),
+        EARLIEST | EARLIEST_LOCAL => (-1, offsets.log_start),
+        MAX_TIMESTAMP => partition.find_by_timestamp(TimestampQuery::MaxTimestamp)?.unwrap_or((-1, -1)),
+        ts => partition.find_by_timestamp(TimestampQuery::AtOrAfter(ts))?.unwrap_or((-1, -1)),
     })
 }
 
@@ -94,7 +65,7 @@ pub fn handle(broker: &Broker, request: ListOffsetsRequest, version: i16) -> Lis
                     if !duplicates.is_empty() && duplicates.contains(&(t.name.0.to_string(), p.partition_index)) {
                         return response.with_error_code(ResponseError::InvalidRequest.code());
                     }
-                    let Some(partition) = topic.as_ref().and_then(|t| t.partition(p.partition_index)) else {
+                    let Some(partition) = topic.as_ref().and_then(|t| t.replica(p.partition_index)) else {
                         return response.with_error_code(ResponseError::UnknownTopicOrPartition.code());
                     };
                     if let Err(code) = partition.check_leader_epoch(p.current_leader_epoch) {
@@ -107,14 +78,14 @@ pub fn handle(broker: &Broker, request: ListOffsetsRequest, version: i16) -> Lis
                     if unsupported {
                         return response.with_error_code(ResponseError::UnsupportedVersion.code());
                     }
-                    match lookup(&partition, p.timestamp) {
+                    match lookup(&*partition, p.timestamp) {
                         Ok((timestamp, offset)) => {
                             // leader_epoch exists from v4; the encoder refuses it before.
-                            let epoch = if offset >= 0 && version >= 4 { LEADER_EPOCH } else { -1 };
+                            let epoch = if offset >= 0 && version >= 4 { partition.leader_epoch() } else { -1 };
                             response.with_timestamp(timestamp).with_offset(offset).with_leader_epoch(epoch)
                         }
                         Err(e) => {
-                            tracing::warn!(topic = partition.topic, partition = partition.index, error = %e, "list offsets failed");
+                            tracing::warn!(topic = partition.topic(), partition = partition.index(), error = %e, "list offsets failed");
                             response.with_error_code(e.code().code())
                         }
                     }
@@ -132,25 +103,46 @@ mod tests {
     use kafka_protocol::records::Compression;
 
     use super::*;
+    use crate::broker::partition::Partition;
+    use crate::broker::producer_state::{ProducerIdGate, ProducerLimits};
+    use crate::broker::replica::memory::MemoryReplica;
     use crate::broker::topic_config::EffectiveTopicConfig;
     use crate::log::test_util::producer_batch;
-    use crate::log::validate_produced_batches;
+    use crate::log::{Flusher, validate_produced_batches};
 
-    #[test]
-    fn timestamp_lookup_never_returns_an_offset_below_log_start() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let config = EffectiveTopicConfig { max_message_bytes: 1 << 20, ..Default::default() };
-        let p = Partition::open("t", 0, dir.path(), config).expect("open");
+    fn config() -> EffectiveTopicConfig {
+        EffectiveTopicConfig { max_message_bytes: 1 << 20, ..Default::default() }
+    }
+
+    /// The same lookups against any implementation of the seam.
+    fn timestamp_lookup_never_returns_an_offset_below_log_start(p: &dyn Replica) {
         // One batch, offsets 0..=3, timestamps 100..=103.
         let b = producer_batch(4, 100, 10, Compression::None, (-1, -1, -1));
         let headers = validate_produced_batches(&b, 1 << 20).expect("valid");
-        p.append(Bytes::copy_from_slice(&b), &headers, 1).expect("append");
-        p.flush().expect("flush");
+        let gate = ProducerIdGate::unlimited();
+        let limits = ProducerLimits { per_partition: usize::MAX, gate: &gate };
+        let appended = p.append(Bytes::copy_from_slice(&b), &headers, 1, limits).expect("append");
+        if let Some(commit) = appended.commit {
+            futures::executor::block_on(commit.wait()).expect("committed");
+        }
         // DeleteRecords into the middle of the batch.
-        assert_eq!(p.with_log(|log| log.advance_log_start(2)).expect("delete records"), 2);
-        assert_eq!(lookup(&p, 100).expect("lookup"), (102, 2));
-        assert_eq!(lookup(&p, 103).expect("lookup"), (103, 3));
-        assert_eq!(lookup(&p, 104).expect("lookup"), (-1, -1));
-        assert_eq!(lookup(&p, EARLIEST).expect("lookup"), (-1, 2));
+        assert_eq!(p.delete_records(2).expect("delete records"), 2);
+        assert_eq!(lookup(p, 100).expect("lookup"), (102, 2));
+        assert_eq!(lookup(p, 103).expect("lookup"), (103, 3));
+        assert_eq!(lookup(p, 104).expect("lookup"), (-1, -1));
+        assert_eq!(lookup(p, EARLIEST).expect("lookup"), (-1, 2));
+        assert_eq!(lookup(p, MAX_TIMESTAMP).expect("lookup"), (103, 3));
+    }
+
+    #[test]
+    fn timestamp_lookup_of_a_local_log_never_returns_an_offset_below_log_start() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = Partition::open("t", 0, dir.path(), config(), &Flusher::start()).expect("open");
+        timestamp_lookup_never_returns_an_offset_below_log_start(&*p);
+    }
+
+    #[test]
+    fn timestamp_lookup_in_memory_never_returns_an_offset_below_log_start() {
+        timestamp_lookup_never_returns_an_offset_below_log_start(&MemoryReplica::new("t", 0, config()));
     }
 }

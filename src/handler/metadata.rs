@@ -12,7 +12,6 @@ use kafka_protocol::messages::metadata_response::{
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse};
 use kafka_protocol::protocol::StrBytes;
 
-use crate::broker::partition::LEADER_EPOCH;
 use crate::broker::topics::{Topic, validate_topic_name};
 use crate::broker::{ApiError, Broker};
 
@@ -20,12 +19,14 @@ use super::{CLUSTER_AUTHORIZED_OPERATIONS, TOPIC_AUTHORIZED_OPERATIONS, topic_na
 
 pub fn describe_topic(broker: &Broker, topic: &Topic) -> MetadataResponseTopic {
     let node = BrokerId(broker.node_id);
-    let partitions = (0..topic.partition_count())
-        .map(|index| {
+    let partitions = topic
+        .replicas()
+        .iter()
+        .map(|p| {
             MetadataResponsePartition::default()
-                .with_partition_index(index)
-                .with_leader_id(node)
-                .with_leader_epoch(LEADER_EPOCH)
+                .with_partition_index(p.index())
+                .with_leader_id(BrokerId(p.leader().node_id(broker.node_id)))
+                .with_leader_epoch(p.leader_epoch())
                 .with_replica_nodes(vec![node])
                 .with_isr_nodes(vec![node])
         })

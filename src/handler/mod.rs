@@ -36,6 +36,8 @@ pub mod offset_delete;
 pub mod offset_fetch;
 pub mod offset_for_leader_epoch;
 pub mod produce;
+#[cfg(test)]
+mod replica_tests;
 pub mod sasl;
 pub mod sync_group;
 #[cfg(test)]

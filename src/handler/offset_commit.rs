@@ -31,9 +31,8 @@ pub fn start(b: &Arc<Broker>, r: OffsetCommitRequest, v: i16) -> GroupReply {
         version: v,
     };
     let completion = b.groups.commit_offsets(b, &r.group_id, &who, offsets);
-    let b = b.clone();
     Box::pin(async move {
-        let results = completion.finish(&b.flusher, |e| vec![Err(e); n]).await;
+        let results = completion.finish(|e| vec![Err(e); n]).await;
         let mut results = results.into_iter();
         let topics = r
             .topics

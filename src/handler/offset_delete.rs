@@ -12,10 +12,9 @@ pub fn start(b: &Arc<Broker>, r: OffsetDeleteRequest, _v: i16) -> GroupReply {
     let partitions: Vec<(String, i32)> =
         r.topics.iter().flat_map(|t| t.partitions.iter().map(|p| (t.name.to_string(), p.partition_index))).collect();
     let completion = b.groups.delete_offsets(b, &r.group_id, &partitions);
-    let b = b.clone();
     Box::pin(async move {
         let mut response = OffsetDeleteResponse::default();
-        match completion.finish(&b.flusher, Err).await {
+        match completion.finish(Err).await {
             Err(e) => response.error_code = e.code(),
             Ok(results) => {
                 let mut results = results.into_iter();

@@ -21,10 +21,9 @@ use crate::handler::GroupReply;
 /// commit is never visible before its record is fsynced.
 pub fn start(b: &Arc<Broker>, r: OffsetFetchRequest, v: i16) -> GroupReply {
     let (mut response, barriers) = handle(b, r, v);
-    let b = b.clone();
     Box::pin(async move {
         for (i, barrier) in barriers {
-            let Err(e) = durable(&b.flusher, barrier).await else { continue };
+            let Err(e) = durable(barrier).await else { continue };
             if v >= 8 {
                 if let Some(g) = response.groups.get_mut(i) {
                     *g = group_error(g.group_id.clone(), e);

@@ -20,7 +20,7 @@ pub fn handle(broker: &Broker, request: OffsetForLeaderEpochRequest, _version: i
                 .map(|p| {
                     let result =
                         EpochEndOffset::default().with_partition(p.partition).with_leader_epoch(-1).with_end_offset(-1);
-                    let Some(partition) = topic.as_ref().and_then(|t| t.partition(p.partition)) else {
+                    let Some(partition) = topic.as_ref().and_then(|t| t.replica(p.partition)) else {
                         return result.with_error_code(ResponseError::UnknownTopicOrPartition.code());
                     };
                     if let Err(code) = partition.check_leader_epoch(p.current_leader_epoch) {

@@ -1,9 +1,11 @@
 //! Produce (key 0): validate each partition's record batches, append them as sent (after
 //! setting offsets, leader epoch and, for `LogAppendTime` topics, timestamps), and answer
-//! per `acks`: 0 → no response, 1 → once appended, -1 → once fsynced (group commit).
+//! per `acks`: 0 → no response, 1 → once appended, -1 → once the high watermark covers
+//! the append (locally: fsynced by the group-commit flusher; see
+//! [`crate::broker::replica`]).
 //!
-//! Appends run in request order on the connection's reader; only the wait for
-//! durability runs concurrently, so pipelined batches of one producer land in order.
+//! Appends run in request order on the connection's reader; only the wait for the
+//! commit runs concurrently, so pipelined batches of one producer land in order.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,11 +17,10 @@ use kafka_protocol::messages::produce_response::{
 };
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
 
-use crate::broker::partition::{Appended, Partition};
-use crate::broker::rate_limited::{PRODUCE_STORAGE_ERRORS, PRODUCE_SYNC_ERRORS};
+use crate::broker::rate_limited::PRODUCE_STORAGE_ERRORS;
+use crate::broker::replica::{Appended, Commit, Leader, Replica};
 use crate::broker::topic_config::EffectiveTopicConfig;
 use crate::broker::{Broker, now_ms};
-use crate::log::SyncTarget;
 use crate::log::batch::{
     BatchError, BatchHeader, BatchIter, Compression, decompressed_size_limit, validate_produced_batches_within,
 };
@@ -27,12 +28,11 @@ use crate::log::recompress::recompress_into;
 
 use super::{Pending, ReplyTo, message};
 
-/// A partition whose append must become durable before it is acknowledged.
-struct AwaitingSync {
+/// A partition whose append must be committed before it is acknowledged.
+struct AwaitingCommit {
     topic: usize,
     partition: usize,
-    target: SyncTarget,
-    log: Arc<Partition>,
+    commit: Commit,
 }
 
 fn batch_error_code(e: &BatchError) -> ResponseError {
@@ -55,10 +55,11 @@ fn partition_error(index: i32, code: Option<ResponseError>, msg: Option<String>)
 
 /// Kafka's answer to records without a key for a compacted topic: INVALID_RECORD for the
 /// whole partition's data, each keyless record's index in `record_errors` (Produce v8+).
-fn keyless_refused(partition: &Partition, index: i32, keyless: &[i32]) -> PartitionProduceResponse {
+fn keyless_refused(partition: &dyn Replica, index: i32, keyless: &[i32]) -> PartitionProduceResponse {
     let text = format!(
         "Compacted topic cannot accept message without key in topic partition {}-{}.",
-        partition.topic, partition.index
+        partition.topic(),
+        partition.index()
     );
     let record_errors = keyless
         .iter()
@@ -166,14 +167,14 @@ enum Prepared {
 /// decompressed bytes per batch. `Err(NeedsMoreScratch)` (only when `retry_on_too_large`)
 /// means a batch needs more than `limit`.
 fn prepare(
-    partition: &Partition,
+    partition: &dyn Replica,
     records: &Bytes,
     config: &EffectiveTopicConfig,
     now: i64,
     limit: usize,
     retry_on_too_large: bool,
 ) -> Result<Prepared, NeedsMoreScratch> {
-    let index = partition.index;
+    let index = partition.index();
     let refuse = |e: BatchError| {
         if retry_on_too_large && matches!(e, BatchError::TooLarge) {
             return Err(NeedsMoreScratch);
@@ -183,7 +184,7 @@ fn prepare(
     let headers = match validate_produced_batches_within(records, config.max_message_bytes, limit) {
         Ok(h) => h,
         Err(e) => {
-            tracing::debug!(topic = partition.topic, partition = index, error = %e, "rejected produce");
+            tracing::debug!(topic = partition.topic(), partition = index, error = %e, "rejected produce");
             return refuse(e);
         }
     };
@@ -235,12 +236,12 @@ struct NeedsMoreScratch;
 /// then appends it.
 async fn validate_and_append(
     broker: &Broker,
-    partition: &Partition,
+    partition: &dyn Replica,
     records: &Bytes,
     config: &EffectiveTopicConfig,
     now: i64,
-) -> (PartitionProduceResponse, Option<SyncTarget>) {
-    let index = partition.index;
+) -> (PartitionProduceResponse, Option<Commit>) {
+    let index = partition.index();
     let pool = &broker.scratch_budget;
     let mut full = false;
     loop {
@@ -269,30 +270,22 @@ async fn validate_and_append(
                 continue;
             }
         };
-        return match partition.append_limited(data, &headers, now, broker.producer_limits()) {
-            Ok(Appended::New { base_offset, log_append_time, log_start_offset, sync }) => (
+        // A retry (`duplicate`) whose original is not committed yet waits for it.
+        return match partition.append(data, &headers, now, broker.producer_limits()) {
+            Ok(Appended { base_offset, log_append_time, log_start_offset, duplicate: _, commit }) => (
                 PartitionProduceResponse::default()
                     .with_index(index)
                     .with_base_offset(base_offset)
                     .with_log_append_time_ms(log_append_time)
                     .with_log_start_offset(log_start_offset),
-                sync,
-            ),
-            // A retry: if the original is not durable yet, it waits for the same fsync.
-            Ok(Appended::Duplicate { base_offset, log_start_offset, sync }) => (
-                PartitionProduceResponse::default()
-                    .with_index(index)
-                    .with_base_offset(base_offset)
-                    .with_log_append_time_ms(-1)
-                    .with_log_start_offset(log_start_offset),
-                sync,
+                commit,
             ),
             Err(e) => {
                 if e.code() == ResponseError::KafkaStorageError
                     && let Some(suppressed) = PRODUCE_STORAGE_ERRORS.check(now)
                 {
                     tracing::warn!(
-                        topic = partition.topic,
+                        topic = partition.topic(),
                         partition = index,
                         error = %e,
                         suppressed,
@@ -317,7 +310,7 @@ pub async fn start(broker: Arc<Broker>, request: ProduceRequest, to: ReplyTo) ->
         let mut partitions = Vec::with_capacity(topic_data.partition_data.len());
         for (pi, data) in topic_data.partition_data.into_iter().enumerate() {
             let index = data.index;
-            let Some(partition) = topic.as_ref().and_then(|t| t.partition(index)) else {
+            let Some(partition) = topic.as_ref().and_then(|t| t.replica(index)) else {
                 let code = if by_id && topic.is_none() {
                     ResponseError::UnknownTopicId
                 } else {
@@ -326,10 +319,14 @@ pub async fn start(broker: Arc<Broker>, request: ProduceRequest, to: ReplyTo) ->
                 partitions.push(partition_error(index, Some(code), None));
                 continue;
             };
-            if crate::broker::topics::is_internal(&partition.topic) {
+            if crate::broker::topics::is_internal(partition.topic()) {
                 // Only the broker writes its internal topics (Kafka: "Cannot append to
                 // internal topic").
                 partitions.push(partition_error(index, Some(ResponseError::InvalidTopicException), None));
+                continue;
+            }
+            if partition.leader() != Leader::ThisBroker {
+                partitions.push(partition_error(index, Some(ResponseError::NotLeaderOrFollower), None));
                 continue;
             }
             if !matches!(acks, -1..=1) {
@@ -344,10 +341,10 @@ pub async fn start(broker: Arc<Broker>, request: ProduceRequest, to: ReplyTo) ->
                     continue;
                 }
             };
-            let (answer, sync) = validate_and_append(&broker, &partition, &records, &config, now).await;
+            let (answer, commit) = validate_and_append(&broker, &*partition, &records, &config, now).await;
             partitions.push(answer);
-            if let Some(target) = sync {
-                waits.push(AwaitingSync { topic: ti, partition: pi, target, log: partition.clone() });
+            if let Some(commit) = commit {
+                waits.push(AwaitingCommit { topic: ti, partition: pi, commit });
             }
         }
         responses.push(
@@ -359,17 +356,8 @@ pub async fn start(broker: Arc<Broker>, request: ProduceRequest, to: ReplyTo) ->
     }
 
     if acks != -1 {
-        // Durability still has to happen for the high watermark to move; nobody waits.
-        for wait in waits {
-            let broker = broker.clone();
-            tokio::spawn(async move {
-                if let Err(e) = wait.log.commit(&broker.flusher, wait.target).await
-                    && let Some(suppressed) = PRODUCE_SYNC_ERRORS.check(now_ms())
-                {
-                    tracing::error!(topic = wait.log.topic, partition = wait.log.index, error = %e, suppressed, "fsync failed");
-                }
-            });
-        }
+        // The commits go on without a waiter: the high watermark still advances.
+        drop(waits);
         if acks == 0 {
             return Box::pin(std::future::ready(Ok(None)));
         }
@@ -379,28 +367,16 @@ pub async fn start(broker: Arc<Broker>, request: ProduceRequest, to: ReplyTo) ->
     }
 
     Box::pin(async move {
-        let commits = waits.into_iter().map(|wait| {
-            let broker = broker.clone();
-            // The commit runs in its own task: when `timeout_ms` expires only the waiting
-            // stops, the high watermark still advances once the fsync completes.
-            let log = wait.log;
-            let target = wait.target;
-            let commit = tokio::spawn(async move { log.commit(&broker.flusher, target).await });
-            async move {
-                let outcome = tokio::time::timeout(timeout, commit).await;
-                (wait.topic, wait.partition, outcome)
-            }
+        // When `timeout_ms` expires only the waiting stops: the commit goes on.
+        let commits = waits.into_iter().map(|wait| async move {
+            let outcome = tokio::time::timeout(timeout, wait.commit.wait()).await;
+            (wait.topic, wait.partition, outcome)
         });
         for (ti, pi, outcome) in futures::future::join_all(commits).await {
+            // A failed commit was logged where it failed (rate limited).
             let failure = match outcome {
-                Ok(Ok(Ok(()))) => None,
-                Ok(Ok(Err(e))) => {
-                    if let Some(suppressed) = PRODUCE_SYNC_ERRORS.check(now_ms()) {
-                        tracing::error!(error = %e, suppressed, "fsync of produced data failed (further failures are counted, not logged, for 10 s)");
-                    }
-                    Some((e.code(), e.to_string()))
-                }
-                Ok(Err(join)) => Some((ResponseError::KafkaStorageError, format!("fsync task failed: {join}"))),
+                Ok(Ok(())) => None,
+                Ok(Err(e)) => Some((e.code(), e.to_string())),
                 Err(_elapsed) => {
                     Some((ResponseError::RequestTimedOut, "fsync did not finish within timeout_ms".into()))
                 }

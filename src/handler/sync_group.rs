@@ -19,9 +19,8 @@ pub fn start(b: &Arc<Broker>, r: SyncGroupRequest, v: i16) -> GroupReply {
         assignments: r.assignments.into_iter().map(|a| (a.member_id.to_string(), a.assignment)).collect(),
     };
     let completion = b.groups.sync(b, &r.group_id, req);
-    let b = b.clone();
     Box::pin(async move {
-        let o = completion.finish(&b.flusher, SyncOutcome::error).await;
+        let o = completion.finish(SyncOutcome::error).await;
         let string = |s: String| StrBytes::from_string(s);
         ResponseKind::SyncGroup(
             SyncGroupResponse::default()

@@ -1,0 +1,172 @@
+//! The local log behind the [`Replica`] seam: an append requests its fsync from the
+//! group-commit flusher at once, and the flusher's answer advances the high watermark
+//! (durable before visible); the waiter of an `acks=all` produce only watches the high
+//! watermark (see [`crate::broker::replica`]).
+
+use bytes::Bytes;
+use tokio::sync::watch;
+
+use super::{Appended as LocalAppend, Partition, PartitionError};
+use crate::broker::producer_state::ProducerLimits;
+use crate::broker::rate_limited::PRODUCE_SYNC_ERRORS;
+use crate::broker::replica::{Appended, Commit, Offsets, PlannedRead, Progress, Replica, TimestampQuery, find_record};
+use crate::broker::topic_config::EffectiveTopicConfig;
+use crate::log::batch::BatchHeader;
+use crate::log::{LogError, ReadPlan, SyncTarget};
+
+/// Leader epoch stamped on every batch (see [`super::LEADER_EPOCH`]).
+const EPOCH: i32 = super::LEADER_EPOCH;
+
+impl Partition {
+    /// Has `target` fsynced and the high watermark moved by it, without a waiter: in a
+    /// task of its own on the runtime, or right here when there is none (tests and
+    /// start-up, which block anyway). A failure counts a loss, which fails every append
+    /// the high watermark does not cover yet (a failed fsync fences the whole log),
+    /// unless a loss was counted since the append (`losses` then): the same failure seen
+    /// by another waiter of the round, or an in-place recovery that already cut the log.
+    fn commit_in_background(&self, target: SyncTarget, losses: u64) {
+        let Some(me) = self.me.upgrade() else { return };
+        let commit = async move {
+            let Err(e) = me.commit(&me.flusher, target).await else { return };
+            let text = e.to_string();
+            let mut failure = Some(e);
+            let counted = me.progress.send_if_modified(|p| match failure.take() {
+                Some(e) if p.losses == losses => {
+                    p.lose(e);
+                    true
+                }
+                _ => false,
+            });
+            if counted && let Some(suppressed) = PRODUCE_SYNC_ERRORS.check(crate::broker::now_ms()) {
+                tracing::error!(
+                    topic = me.topic,
+                    partition = me.index,
+                    error = text,
+                    suppressed,
+                    "fsync of appended data failed (further failures are counted, not logged, for 10 s)"
+                );
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn(commit)),
+            Err(_no_runtime) => futures::executor::block_on(commit),
+        }
+    }
+
+    /// The commit an append waits for: `sync` covers it, `losses` were counted when it
+    /// was made. `start`: ask for the fsync (else it was asked for already).
+    fn commit_of(&self, sync: Option<SyncTarget>, losses: u64, start: bool) -> Option<Commit> {
+        let target = sync?;
+        let commit = Commit::new(self.progress.subscribe(), target.end_offset, losses);
+        if start {
+            self.commit_in_background(target, losses);
+        }
+        Some(commit)
+    }
+}
+
+impl Replica for Partition {
+    fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    fn index(&self) -> i32 {
+        self.index
+    }
+
+    fn config(&self) -> Result<EffectiveTopicConfig, PartitionError> {
+        Ok(self.lock()?.config.clone())
+    }
+
+    fn leader_epoch(&self) -> i32 {
+        EPOCH
+    }
+
+    fn offsets(&self) -> Result<Offsets, PartitionError> {
+        let inner = self.lock()?;
+        Ok(Offsets::new(inner.log.log_start_offset(), self.hw(), inner.log.log_end_offset()))
+    }
+
+    fn high_watermark(&self) -> i64 {
+        self.hw()
+    }
+
+    fn watch_progress(&self) -> watch::Receiver<Progress> {
+        self.progress.subscribe()
+    }
+
+    fn append(
+        &self,
+        data: Bytes,
+        headers: &[BatchHeader],
+        now_ms: i64,
+        limits: ProducerLimits<'_>,
+    ) -> Result<Appended, PartitionError> {
+        Ok(match self.append_limited(data, headers, now_ms, limits)? {
+            LocalAppend::New { base_offset, log_append_time, log_start_offset, sync, losses } => Appended {
+                base_offset,
+                log_append_time,
+                log_start_offset,
+                duplicate: false,
+                commit: self.commit_of(sync, losses, true),
+            },
+            // A retry whose original is not durable yet waits for the original's fsync
+            // (requested when it was appended) to move the high watermark.
+            LocalAppend::Duplicate { base_offset, log_start_offset, sync, losses } => Appended {
+                base_offset,
+                log_append_time: -1,
+                log_start_offset,
+                duplicate: true,
+                commit: self.commit_of(sync, losses, false),
+            },
+        })
+    }
+
+    fn plan_read(&self, offset: i64, max_bytes: usize, min_one: bool) -> Result<PlannedRead, PartitionError> {
+        let inner = self.lock()?;
+        let high_watermark = self.hw();
+        let log_start_offset = inner.log.log_start_offset();
+        let log_end = inner.log.log_end_offset();
+        if offset < log_start_offset || offset > log_end {
+            return Err(LogError::OffsetOutOfRange { offset, log_start: log_start_offset, log_end }.into());
+        }
+        if offset >= high_watermark {
+            // Written but not yet durable (with replication: not yet committed). Kafka
+            // answers an empty read, and the fetch waits for the high watermark to move.
+            return Ok(PlannedRead::files(ReadPlan::default(), high_watermark, log_start_offset));
+        }
+        // Under the lock: where the batches are. Reading them (or sending them) happens
+        // without it, so fetches never stall appends.
+        let plan = inner.log.plan_read(offset, max_bytes, high_watermark, min_one)?;
+        Ok(PlannedRead::files(plan, high_watermark, log_start_offset))
+    }
+
+    fn find_by_timestamp(&self, query: TimestampQuery) -> Result<Option<(i64, i64)>, PartitionError> {
+        let inner = self.lock()?;
+        let range = inner.log.log_start_offset()..self.hw();
+        let found = match query {
+            TimestampQuery::MaxTimestamp => match inner.log.max_timestamp_batch()? {
+                Some((max, batch)) => find_record(batch, range, query, max)?,
+                None => None,
+            },
+            TimestampQuery::AtOrAfter(ts) => match inner.log.batch_for_timestamp(ts)? {
+                Some(batch) => find_record(batch, range, query, -1)?,
+                None => None,
+            },
+        };
+        Ok(found)
+    }
+
+    /// From the log's leader-epoch history (see [`crate::log::epoch_history`]).
+    fn end_offset_for_epoch(&self, epoch: i32) -> Result<Option<(i32, i64)>, PartitionError> {
+        Ok(self.lock()?.log.end_offset_for_epoch(epoch))
+    }
+
+    fn delete_records(&self, offset: i64) -> Result<i64, PartitionError> {
+        Ok(self.lock()?.log.advance_log_start(offset)?)
+    }
+
+    fn size_bytes(&self) -> Result<u64, PartitionError> {
+        Ok(self.lock()?.log.size_bytes())
+    }
+}
