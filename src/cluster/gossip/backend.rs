@@ -373,4 +373,9 @@ impl MemberlistDiscovery {
     pub(super) async fn join_now(&self, addr: SocketAddr) -> Result<SocketAddr, BoxError> {
         self.gossip.join(MaybeResolvedAddress::Resolved(addr)).await.map_err(|e| Box::new(e) as BoxError)
     }
+
+    /// Hints still waiting to be broadcast.
+    pub(super) fn hints_queued(&self) -> usize {
+        self.shared.hints().queued()
+    }
 }

@@ -148,8 +148,11 @@ async fn leadership_hints_spread_by_broadcast_and_reach_a_late_joiner_by_push_pu
         .await;
         assert_eq!(b.leader_hint(&hint(0, 0, 0, 0).partition), Some(hint(0, 1, 5, 1)));
     }
-    // Broadcasts retire after a few sends; a broker joining later still learns the table
-    // through the join's push/pull.
+    // Broadcasts retire after a few sends; once every queue is empty, a broker joining
+    // later can only learn the table through the join's push/pull.
+    for b in &brokers {
+        eventually("broadcast queues drained", Duration::from_secs(5), || b.hints_queued() == 0).await;
+    }
     let late = MemberlistDiscovery::start(config(4, &[brokers[1].gossip_addr()])).await.unwrap();
     eventually("late joiner has the hints", Duration::from_secs(5), || {
         late.leader_hint(&hint(0, 0, 0, 0).partition) == Some(hint(0, 1, 5, 1))
@@ -252,7 +255,15 @@ async fn idle_cost_of_three_brokers() {
         rss_before,
         rss_kib()
     );
-    for b in &brokers {
+    // Failure detection with the default timings, for the report.
+    brokers[2].shutdown().await.unwrap();
+    let stopped = Instant::now();
+    for b in &brokers[..2] {
+        eventually("failure seen with default timings", Duration::from_secs(10), || sees(b, 1, MemberState::Failed))
+            .await;
+    }
+    eprintln!("default timings: a stopped broker is seen as failed by both peers after {:?}", stopped.elapsed());
+    for b in &brokers[..2] {
         b.shutdown().await.unwrap();
     }
 }
