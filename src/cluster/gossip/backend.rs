@@ -50,8 +50,7 @@ impl Shared {
     }
 
     fn change(&self, change: Change) {
-        self.publisher.change(change);
-        let live = self.publisher.subscribe_view().borrow().live().count();
+        let live = self.publisher.change(change);
         self.live.store(live, Ordering::Relaxed);
     }
 }

@@ -117,6 +117,31 @@ async fn a_broker_stopped_without_leaving_is_marked_failed_within_the_probe_boun
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_broker_restarted_on_its_address_is_seen_joining_again() {
+    let mut brokers = cluster_of_three().await;
+    let old = brokers.pop().unwrap();
+    let addr = old.gossip_addr();
+    old.shutdown().await.unwrap();
+    drop(old);
+    for b in &brokers {
+        eventually("broker 3 seen as failed", Duration::from_secs(3), || sees(b, 3, MemberState::Failed)).await;
+    }
+    let mut events = brokers[0].events();
+    // Same id and address, as after a crash and restart (its incarnation starts over and
+    // memberlist has it refute the stale "dead" it hears about itself).
+    let mut c = config(3, &[brokers[0].gossip_addr()]);
+    c.bind = addr;
+    let restarted = MemberlistDiscovery::start(c).await.unwrap();
+    for b in &brokers {
+        eventually("broker 3 alive again", Duration::from_secs(5), || sees(b, 3, MemberState::Alive)).await;
+    }
+    assert_eq!(events.recv().await.unwrap(), MembershipEvent::Joined(identity(3, Some("a"))));
+    for b in brokers.iter().chain([&restarted]) {
+        b.shutdown().await.unwrap();
+    }
+}
+
 fn hint(partition: i32, leader: i32, epoch: i32, observer: i32) -> LeadershipHint {
     LeadershipHint {
         partition: PartitionKey { topic_id: Uuid::from_u128(42), partition },

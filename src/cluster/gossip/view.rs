@@ -128,7 +128,8 @@ impl ViewPublisher {
         }
     }
 
-    pub(crate) fn change(&self, change: Change) {
+    /// Apply a change, publish it if it is one; returns the number of live brokers.
+    pub(crate) fn change(&self, change: Change) -> usize {
         let mut view = self.view.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(event) = apply(&mut view, change) {
             tracing::info!(?event, "gossip membership change");
@@ -136,6 +137,7 @@ impl ViewPublisher {
             // No receivers is fine: the snapshot carries the state.
             let _ = self.events.send(event);
         }
+        view.live().count()
     }
 
     pub(crate) fn subscribe_view(&self) -> watch::Receiver<Arc<MembershipView>> {
