@@ -360,9 +360,19 @@ impl Discovery for MemberlistDiscovery {
     }
 }
 
+/// Dropping stops gossip like [`Discovery::shutdown`] (memberlist's background tasks
+/// hold their own handles and would otherwise keep running); shutdown is idempotent.
 impl Drop for MemberlistDiscovery {
     fn drop(&mut self) {
         self.join_task.abort();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let gossip = self.gossip.clone();
+            runtime.spawn(async move {
+                if let Err(e) = gossip.shutdown().await {
+                    tracing::warn!(error = %e, "gossip shutdown on drop failed");
+                }
+            });
+        }
     }
 }
 
