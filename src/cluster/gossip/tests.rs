@@ -237,6 +237,30 @@ async fn with_a_secret_key_only_brokers_holding_it_can_join() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn brokers_of_another_cluster_label_cannot_join() {
+    let labelled = |id: i32, seeds: &[SocketAddr], label: &str| {
+        let mut c = config(id, seeds);
+        c.cluster_label = Some(label.to_string());
+        c
+    };
+    let a = MemberlistDiscovery::start(labelled(1, &[], "prod")).await.unwrap();
+    let b = MemberlistDiscovery::start(labelled(2, &[a.gossip_addr()], "prod")).await.unwrap();
+    let mut view = a.view();
+    tokio::time::timeout(Duration::from_secs(10), view.wait_for(|v| v.live().count() == 2))
+        .await
+        .expect("same label joins")
+        .unwrap();
+    let other = MemberlistDiscovery::start(labelled(3, &[], "staging")).await.unwrap();
+    assert!(other.join_now(a.gossip_addr()).await.is_err(), "another label must not join");
+    let unlabelled = MemberlistDiscovery::start(config(4, &[])).await.unwrap();
+    assert!(unlabelled.join_now(a.gossip_addr()).await.is_err(), "no label must not join a labelled cluster");
+    assert_eq!(a.view().borrow().members().count(), 2);
+    for d in [a, b, other, unlabelled] {
+        d.shutdown().await.unwrap();
+    }
+}
+
 /// Idle cost of three brokers in one process over 30 s (CPU from /proc/self/stat, RSS
 /// from /proc/self/statm). A measurement, not a check: run with
 /// `cargo test --lib cluster::gossip::tests::idle_cost -- --ignored --nocapture`.
