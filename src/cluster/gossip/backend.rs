@@ -38,6 +38,8 @@ struct Shared {
     retransmit_mult: usize,
     /// Live members, for the hint retransmit limit.
     live: AtomicUsize,
+    /// Rounds of trying the seeds in which none answered.
+    failed_join_rounds: AtomicUsize,
 }
 
 impl Shared {
@@ -272,21 +274,33 @@ impl MemberlistDiscovery {
             hints: Mutex::new(LeadershipHints::new(config.max_hint_partitions)),
             retransmit_mult: config.retransmit_mult,
             live: AtomicUsize::new(1),
+            failed_join_rounds: AtomicUsize::new(0),
         });
         let gossip = Gossip::with_delegate(JetDelegate(shared.clone()), transport, options)
             .await
             .map_err(|e| GossipError::Start { bind: config.bind, source: Box::new(e) as BoxError })?;
         let own = *gossip.advertise_address();
-        let join_task = tokio::spawn(join_seeds(gossip.clone(), config.seeds, own, config.join_retry_interval));
+        let join_task =
+            tokio::spawn(join_seeds(gossip.clone(), shared.clone(), config.seeds, own, config.join_retry_interval));
         tracing::info!(broker_id = id, gossip = %own, "gossip started");
         Ok(MemberlistDiscovery { gossip, shared, leave_timeout: config.leave_timeout, join_task })
     }
 }
 
-/// Resolve and join the seeds until one answers (or there is no other seed). A broker
-/// started before its seeds keeps trying, so a whole cluster may start at once.
-async fn join_seeds(gossip: Gossip, seeds: Vec<String>, own: SocketAddr, retry: std::time::Duration) {
+/// Resolve and join the seeds until one answers, another broker joins us, or there is no
+/// seed but ourselves. A broker started before its seeds keeps trying, so a whole cluster
+/// may start at once with the same seed list (its own address in it is skipped).
+async fn join_seeds(
+    gossip: Gossip,
+    shared: Arc<Shared>,
+    seeds: Vec<String>,
+    own: SocketAddr,
+    retry: std::time::Duration,
+) {
     loop {
+        if shared.live.load(Ordering::Relaxed) > 1 {
+            return; // Another broker joined us first: we are in the cluster.
+        }
         let mut addrs = Vec::new();
         for seed in &seeds {
             match tokio::net::lookup_host(seed.as_str()).await {
@@ -307,6 +321,7 @@ async fn join_seeds(gossip: Gossip, seeds: Vec<String>, own: SocketAddr, retry: 
                 Err(e) => tracing::warn!(seed = %addr, error = %e, "gossip seed did not answer; retrying"),
             }
         }
+        shared.failed_join_rounds.fetch_add(1, Ordering::Relaxed);
         tokio::time::sleep(retry).await;
     }
 }
@@ -381,6 +396,11 @@ impl MemberlistDiscovery {
     /// Join one address now, reporting the outcome (the background join only logs it).
     pub(super) async fn join_now(&self, addr: SocketAddr) -> Result<SocketAddr, BoxError> {
         self.gossip.join(MaybeResolvedAddress::Resolved(addr)).await.map_err(|e| Box::new(e) as BoxError)
+    }
+
+    /// Rounds of trying the seeds in which none answered (each is followed by a retry).
+    pub(super) fn failed_join_rounds(&self) -> usize {
+        self.shared.failed_join_rounds.load(Ordering::Relaxed)
     }
 
     /// Hints still waiting to be broadcast.

@@ -143,6 +143,60 @@ async fn a_failed_broker_restarted_on_its_address_is_seen_joining_again() {
     }
 }
 
+/// A port free for both TCP and UDP right now (released before use: good enough on loopback).
+fn free_port() -> u16 {
+    loop {
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = tcp.local_addr().unwrap().port();
+        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn brokers_started_at_once_with_the_same_seed_list_form_one_cluster() {
+    // As a StatefulSet starts every pod at once, each listing all pods (itself included).
+    let addrs: Vec<SocketAddr> = (0..3).map(|_| SocketAddr::from(([127, 0, 0, 1], free_port()))).collect();
+    let starts = (1..=3).map(|id| {
+        let mut c = config(id, &addrs);
+        c.bind = addrs[id as usize - 1];
+        MemberlistDiscovery::start(c)
+    });
+    let brokers: Vec<_> = futures::future::join_all(starts).await.into_iter().map(Result::unwrap).collect();
+    for b in &brokers {
+        let mut view = b.view();
+        tokio::time::timeout(Duration::from_secs(10), view.wait_for(|v| v.live().count() == 3))
+            .await
+            .expect("one cluster of three")
+            .unwrap();
+    }
+    for b in &brokers {
+        b.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_whose_seed_is_not_up_yet_keeps_trying_until_it_is() {
+    let seed_addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let early = MemberlistDiscovery::start(config(1, &[seed_addr])).await.unwrap();
+    eventually("a join round found no seed", Duration::from_secs(5), || early.failed_join_rounds() >= 1).await;
+    // The seed comes up with no seeds of its own: only the early broker's retry can join them.
+    let mut c = config(2, &[]);
+    c.bind = seed_addr;
+    let seed = MemberlistDiscovery::start(c).await.unwrap();
+    for b in [&early, &seed] {
+        let mut view = b.view();
+        tokio::time::timeout(Duration::from_secs(10), view.wait_for(|v| v.live().count() == 2))
+            .await
+            .expect("joined on a retry")
+            .unwrap();
+    }
+    for b in [early, seed] {
+        b.shutdown().await.unwrap();
+    }
+}
+
 fn hint(partition: i32, leader: i32, epoch: i32, observer: i32) -> LeadershipHint {
     LeadershipHint {
         partition: PartitionKey { topic_id: Uuid::from_u128(42), partition },
