@@ -1,7 +1,9 @@
 //! The cluster: which brokers exist and where each partition's replicas live.
 //!
 //! Today this holds [`placement`], the pure function that decides replica placement for
-//! new topics and partitions. The controller (a raft group for cluster metadata) and
-//! gossip discovery build on it (issue 10).
+//! new topics and partitions, and [`gossip`], broker discovery and failure detection
+//! behind Jet's own `Discovery` trait. The controller (a raft group for cluster metadata)
+//! builds on them (issue 10).
 
+pub mod gossip;
 pub mod placement;
