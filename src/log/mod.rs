@@ -54,6 +54,8 @@ mod epoch_history_tests;
 #[cfg(test)]
 mod preallocate_tests;
 #[cfg(test)]
+mod raft_entries_tests;
+#[cfg(test)]
 pub(crate) mod test_util;
 #[cfg(test)]
 mod tests;

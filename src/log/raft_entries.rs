@@ -79,13 +79,28 @@ impl PartitionLog {
     pub fn open_raft_index(&mut self, first_index: u64) -> Result<(), LogError> {
         let interval = self.config.index_interval_bytes;
         let last = self.segments.len() - 1;
+        let report = self.recovery_report();
+        // A segment the recovery point (or a clean shutdown) vouches for was sealed, and its
+        // seal wrote its final sidecar first.
+        let sealed = |seg: &Segment| report.clean || seg.next_offset <= report.recovery_point;
         let mut loaded: Vec<SegmentEntries> = Vec::with_capacity(self.segments.len());
         for (i, seg) in self.segments.iter().enumerate() {
             let sidecar = read_sidecar(seg);
             let expected_first = loaded.last().map(|s| s.next_index);
             let continues = |s: &SegmentEntries| expected_first.is_none_or(|f| f == s.first_index);
             match sidecar {
-                Some(s) if i < last && continues(&s) => loaded.push(s),
+                Some(s) if i < last && sealed(seg) && continues(&s) => loaded.push(s),
+                // The groups of a segment with batches are only in its sidecar: without it
+                // the entries cannot be numbered, and guessing would misnumber them.
+                None if seg.size > 0 => {
+                    return Err(LogError::CorruptMetadata {
+                        path: seg.path("raftindex"),
+                        reason: "raft index sidecar missing or damaged for a segment holding entries".into(),
+                    });
+                }
+                // Not sealed (or the active segment): every group was written to the
+                // sidecar before its batches, so the batch headers and those groups give
+                // the entries.
                 other => {
                     let first = expected_first.or(other.as_ref().map(|s| s.first_index)).unwrap_or(first_index);
                     let groups = other.map(|s| s.groups).unwrap_or_default();
@@ -98,7 +113,7 @@ impl PartitionLog {
                 }
             }
         }
-        let first = loaded.first().map_or(first_index, |s| s.first_index);
+        let first = loaded.first().map_or(first_index, |s| s.first_index).max(first_index);
         let index = RaftIndex::from_segments(loaded, first, interval)
             .ok_or_else(|| LogError::CorruptMetadata { path: self.dir.clone(), reason: "raft index gap".into() })?;
         self.raft = Some(index);
