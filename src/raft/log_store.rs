@@ -18,10 +18,14 @@
 //! control batches (see [`super::control`]). The entry's term is its batches'
 //! `partitionLeaderEpoch`.
 //!
-//! Flush: [`RaftLogStore::append`] fsyncs the partition (`PartitionLog::flush`)
-//! synchronously and completes `IOFlushed` inline. The group-commit flusher (one fsync
-//! round answering many partitions, `IOFlushed` completed later and out of order) is the
-//! next step.
+//! Flush: with the broker's group-commit [`Flusher`] ([`RaftLogStore::with_flusher`]),
+//! `append` writes to the page cache and returns; `IOFlushed` completes when the flusher's
+//! round has fdatasynced the partition's active segment and every older segment is sealed
+//! (one round answers many partitions, so completions come later and out of order).
+//! Without one ([`RaftLogStore::new`]) `append` fsyncs inline and completes it at once.
+//! The sidecar writes that must precede their batches (see `log::raft_entries`) are
+//! synchronous either way. The store does its file I/O on the calling task (under the
+//! partition's mutex); moving it to a blocking pool is left for the broker integration.
 
 use std::fmt::Debug;
 use std::io;
@@ -35,7 +39,7 @@ use serde::{Deserialize, Serialize};
 
 use super::control::{self, ControlError, RaftControl};
 use super::{AppendBatches, CommittedLeaderId, Entry, LogId, StoredMembership, Term, TermOverflow, TypeConfig, Vote};
-use crate::log::{BatchHeader, LogConfig, LogError, PartitionLog, StoredEntry, write_durably};
+use crate::log::{BatchHeader, Flusher, LogConfig, LogError, PartitionLog, StoredEntry, SyncTarget, write_durably};
 
 /// The file holding a partition's raft state.
 pub const RAFT_STATE_FILE: &str = "raft-state.json";
@@ -178,6 +182,14 @@ impl PartitionRaftLog {
 
     /// Appends entries (each the next index, or any index on an empty log) and fsyncs.
     pub fn append(&mut self, entries: impl IntoIterator<Item = Entry>) -> Result<(), RaftLogError> {
+        self.append_unsynced(entries)?;
+        self.log.flush()?;
+        Ok(())
+    }
+
+    /// Appends entries to the page cache; returns what the group-commit flusher must sync
+    /// to make them durable.
+    pub fn append_unsynced(&mut self, entries: impl IntoIterator<Item = Entry>) -> Result<SyncTarget, RaftLogError> {
         for entry in entries {
             let (first, next) = self.first_and_next();
             let index = entry.log_id.index;
@@ -197,8 +209,7 @@ impl PartitionRaftLog {
             self.log.append_entry(&batches, epoch, now)?;
             self.last_log_id = Some(entry.log_id);
         }
-        self.log.flush()?;
-        Ok(())
+        Ok(self.log.sync_target())
     }
 
     /// Removes entries after `last` (all of them for `None`).
@@ -266,17 +277,34 @@ fn decode_entry(stored: StoredEntry) -> Result<Entry, RaftLogError> {
 #[derive(Debug, Clone)]
 pub struct RaftLogStore {
     inner: Arc<Mutex<PartitionRaftLog>>,
+    /// The broker's group-commit flusher; `None` fsyncs inside `append`.
+    flusher: Option<Flusher>,
 }
 
 impl RaftLogStore {
+    /// A store that fsyncs inside each `append` and completes `IOFlushed` inline.
     pub fn new(inner: PartitionRaftLog) -> Self {
-        RaftLogStore { inner: Arc::new(Mutex::new(inner)) }
+        RaftLogStore { inner: Arc::new(Mutex::new(inner)), flusher: None }
+    }
+
+    /// A store whose appends return once written; `IOFlushed` completes when `flusher`'s
+    /// round has synced them (one fsync round answers every partition on the broker, so
+    /// callbacks complete later and possibly out of order across groups).
+    pub fn with_flusher(inner: PartitionRaftLog, flusher: Flusher) -> Self {
+        RaftLogStore { inner: Arc::new(Mutex::new(inner)), flusher: Some(flusher) }
     }
 
     /// The inner log; a poisoned lock (a panic while holding it) is an I/O error.
     pub fn lock(&self) -> Result<MutexGuard<'_, PartitionRaftLog>, io::Error> {
         self.inner.lock().map_err(|e| io::Error::other(e.to_string()))
     }
+}
+
+/// Reports a failed append to raft through the callback and to the caller.
+fn fail(callback: IOFlushed<TypeConfig>, e: RaftLogError) -> io::Error {
+    let e = io::Error::from(e);
+    callback.io_completed(Err(io::Error::new(e.kind(), e.to_string())));
+    e
 }
 
 impl RaftLogReader<TypeConfig> for RaftLogStore {
@@ -320,17 +348,26 @@ impl RaftLogStorage<TypeConfig> for RaftLogStore {
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
     {
+        if let Some(flusher) = &self.flusher {
+            let target = self.lock()?.append_unsynced(entries);
+            let target = match target {
+                Ok(t) => t,
+                Err(e) => return Err(fail(callback, e)),
+            };
+            let flusher = flusher.clone();
+            tokio::spawn(async move {
+                let synced = flusher.sync(target).await;
+                callback.io_completed(synced.map(drop).map_err(io::Error::other));
+            });
+            return Ok(());
+        }
         let result = self.lock()?.append(entries);
         match result {
             Ok(()) => {
                 callback.io_completed(Ok(()));
                 Ok(())
             }
-            Err(e) => {
-                let e = io::Error::from(e);
-                callback.io_completed(Err(io::Error::new(e.kind(), e.to_string())));
-                Err(e)
-            }
+            Err(e) => Err(fail(callback, e)),
         }
     }
 

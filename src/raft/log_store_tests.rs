@@ -16,7 +16,7 @@ use super::control::{RAFT_BLANK, RAFT_MEMBERSHIP};
 use super::log_store::{PartitionRaftLog, RaftLogStore, log_id};
 use super::{AppendBatches, CommittedLeaderId, Entry, JetNode, LogId, NodeId, StoredMembership, Term, TypeConfig};
 use crate::log::test_util::batch;
-use crate::log::{BatchIter, LogConfig};
+use crate::log::{BatchIter, Flusher, LogConfig};
 
 type Meta = SnapshotMeta<CommittedLeaderId, NodeId, JetNode>;
 
@@ -110,6 +110,46 @@ impl StoreBuilder<TypeConfig, RaftLogStore, TestStateMachine, TempDir> for Build
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openraft_storage_conformance_suite() {
     Suite::test_all(Builder).await.expect("openraft storage suite");
+}
+
+/// A fresh temp dir per build; appends made durable by a shared group-commit flusher.
+struct FlusherBuilder(Flusher);
+
+impl StoreBuilder<TypeConfig, RaftLogStore, TestStateMachine, TempDir> for FlusherBuilder {
+    async fn build(&self) -> Result<(TempDir, RaftLogStore, TestStateMachine), StorageError<TypeConfig>> {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = PartitionRaftLog::open(dir.path(), small_config()).expect("open raft log");
+        Ok((dir, RaftLogStore::with_flusher(log, self.0.clone()), TestStateMachine::default()))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openraft_storage_conformance_suite_with_the_group_commit_flusher() {
+    let flusher = Flusher::start();
+    Suite::test_all(FlusherBuilder(flusher.clone())).await.expect("openraft storage suite");
+    assert!(flusher.fsync_count() > 0, "appends were made durable by the flusher");
+}
+
+/// `IOFlushed` completes only after the flusher's fsync, for several partitions at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn io_flushed_completes_after_the_flushers_sync() {
+    use openraft::storage::{IOFlushed, RaftLogStorage};
+    use openraft::type_config::TypeConfigExt;
+    let flusher = Flusher::start();
+    let dirs: Vec<TempDir> = (0..3).map(|_| tempfile::tempdir().expect("temp dir")).collect();
+    let mut waits = Vec::new();
+    for dir in &dirs {
+        let log = PartitionRaftLog::open(dir.path(), small_config()).expect("open raft log");
+        let mut store = RaftLogStore::with_flusher(log, flusher.clone());
+        let (tx, rx) = TypeConfig::oneshot();
+        store.append([blank(1, 0), normal(1, 1, &[batch(2, 1_000)])], IOFlushed::signal(tx)).await.expect("append");
+        waits.push(rx);
+    }
+    for rx in waits {
+        let result = rx.await.expect("callback completed");
+        assert!(result.is_ok(), "flushed without error: {result:?}");
+        assert!(flusher.fsync_count() >= 1, "IOFlushed came after a flusher fsync");
+    }
 }
 
 fn normal(term: u64, index: u64, batches: &[Vec<u8>]) -> Entry {
