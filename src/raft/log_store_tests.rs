@@ -295,3 +295,29 @@ fn raft_entries_are_control_batches_a_fetch_skips() {
     let consumer_visible: Vec<i64> = kinds.iter().filter(|k| !k.1).map(|k| k.0).collect();
     assert_eq!(consumer_visible, vec![2, 3]);
 }
+
+#[test]
+fn vote_committed_applied_point_and_membership_survive_reopen() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut log = PartitionRaftLog::open(dir.path(), small_config()).expect("open");
+    log.append([blank(2, 0), membership(2, 1)]).expect("append");
+    let vote = super::Vote::new(Term(2), 1);
+    let stored = StoredMembership::new(
+        Some(log_id(Term(2), 1)),
+        Membership::new_with_defaults(vec![BTreeSet::from([1u64, 2, 3])], []),
+    );
+    log.save_vote(&vote).expect("vote");
+    log.save_committed(Some(log_id(Term(2), 1))).expect("committed");
+    log.save_applied(Some(log_id(Term(2), 1)), Some(stored.clone())).expect("applied");
+    drop(log);
+    let log = PartitionRaftLog::open(dir.path(), small_config()).expect("reopen");
+    let state = log.state();
+    assert_eq!(state.vote, Some(vote));
+    assert_eq!(state.committed, Some(log_id(Term(2), 1)));
+    assert_eq!(state.applied, Some(log_id(Term(2), 1)));
+    assert_eq!(state.membership, Some(stored));
+    // A damaged state file is an error, not an empty state (which would forget the vote).
+    std::fs::write(dir.path().join(super::log_store::RAFT_STATE_FILE), b"{\"vote\":").expect("damage");
+    drop(log);
+    assert!(PartitionRaftLog::open(dir.path(), small_config()).is_err());
+}
