@@ -262,7 +262,7 @@ impl PartitionLog {
         }
         // The seal cuts the preallocated zero tail before its fsync.
         let trim_to = (old.allocated > old.size).then_some(old.size);
-        let sidecar_path = old.path("raftindex");
+        let sidecar_path = old.path(super::raft_entries::FINAL_SIDECAR);
         old.allocated = old.size;
         let job = SealJob {
             dir,

@@ -2,19 +2,21 @@
 //!
 //! One raft entry is the batches of one [`PartitionLog::append_entry`]. The translation is
 //! recorded on every append and roll, truncated and purged with the log, and rebuilt on
-//! open ([`PartitionLog::open_raft_index`]). What cannot be derived from the batches is
-//! made durable no later than the batches themselves:
-//! - a rolled segment's `.raftindex` sidecar (final) is written by its seal, before the
-//!   recovery point moves past the segment;
-//! - the active segment's sidecar is written (tmp + fsync + rename + directory fsync)
-//!   *before* an append that adds a group (an entry of several batches) or starts the
-//!   segment's entries (its first raft index), and after a truncation or purge. A sidecar
-//!   naming a group whose batches never reached the disk is harmless: a rebuild drops an
-//!   incomplete group.
+//! open ([`PartitionLog::open_raft_index`]). Each segment has up to two sidecars in the
+//! same encoding ([`SegmentEntries::encode`]):
+//! - `.raftindex`, **final**: written only for a segment that no longer takes appends — by
+//!   its seal (before the recovery point moves past it), or by open after rebuilding a
+//!   rolled segment whose seal never ran. It is trusted as it is;
+//! - `.raftgroups`, **working**: the active segment's first raft index and groups, written
+//!   (tmp + fsync + rename + directory fsync) *before* an append that adds a group (an
+//!   entry of several batches) or starts the segment's entries, and after a truncation or
+//!   purge. It may be behind the data (entries of one batch are not written to it) and
+//!   may name a group whose batches never reached the disk (a rebuild drops an
+//!   incomplete group, and open rewrites the file then); the batch headers and its groups
+//!   give the entries.
 //!
-//! On open every sealed segment's sidecar is trusted when it decodes and continues the
-//! previous segment; the active segment is always rebuilt from its batch headers, with the
-//! first index and groups of its sidecar.
+//! A segment holding batches with neither readable sidecar refuses to open: its groups
+//! are lost, and numbering its entries without them would be a guess.
 
 use std::io::Write;
 use std::ops::ControlFlow;
@@ -42,7 +44,8 @@ pub struct StoredEntry {
 /// Writes `bytes` to `path` through a `.tmp` file, fsynced and renamed; the caller
 /// fsyncs the directory.
 pub(crate) fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), LogError> {
-    let tmp = path.with_extension("raftindex.tmp");
+    let ext = path.extension().map(|e| e.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = path.with_extension(format!("{ext}.tmp"));
     let mut f = std::fs::File::create(&tmp).map_err(io_err("create", &tmp))?;
     f.write_all(bytes).map_err(io_err("write", &tmp))?;
     f.sync_all().map_err(io_err("fsync", &tmp))?;
@@ -60,8 +63,13 @@ fn span(h: &BatchHeader) -> BatchSpan {
     BatchSpan { base_offset: h.base_offset, last_offset: h.last_offset(), size: h.total_size() as u64 }
 }
 
-fn read_sidecar(seg: &Segment) -> Option<SegmentEntries> {
-    let path = seg.path("raftindex");
+/// Final sidecar of a segment that takes no more appends.
+pub(super) const FINAL_SIDECAR: &str = "raftindex";
+/// Working sidecar of the active segment.
+pub(super) const WORKING_SIDECAR: &str = "raftgroups";
+
+fn read_sidecar(seg: &Segment, ext: &str) -> Option<SegmentEntries> {
+    let path = seg.path(ext);
     let bytes = std::fs::read(&path).ok()?;
     match SegmentEntries::decode(&bytes) {
         Ok(s) if s.segment_base == seg.base_offset => Some(s),
@@ -79,44 +87,56 @@ impl PartitionLog {
     pub fn open_raft_index(&mut self, first_index: u64) -> Result<(), LogError> {
         let interval = self.config.index_interval_bytes;
         let last = self.segments.len() - 1;
-        let report = self.recovery_report();
-        // A segment the recovery point (or a clean shutdown) vouches for was sealed, and its
-        // seal wrote its final sidecar first.
-        let sealed = |seg: &Segment| report.clean || seg.next_offset <= report.recovery_point;
         let mut loaded: Vec<SegmentEntries> = Vec::with_capacity(self.segments.len());
+        // Rolled segments rebuilt here (their seal never ran): their final sidecars.
+        let mut finals: Vec<(std::path::PathBuf, Vec<u8>)> = Vec::new();
+        let mut rewrite_working = false;
         for (i, seg) in self.segments.iter().enumerate() {
-            let sidecar = read_sidecar(seg);
             let expected_first = loaded.last().map(|s| s.next_index);
             let continues = |s: &SegmentEntries| expected_first.is_none_or(|f| f == s.first_index);
-            match sidecar {
-                Some(s) if i < last && sealed(seg) && continues(&s) => loaded.push(s),
-                // The groups of a segment with batches are only in its sidecar: without it
-                // the entries cannot be numbered, and guessing would misnumber them.
-                None if seg.size > 0 => {
-                    return Err(LogError::CorruptMetadata {
-                        path: seg.path("raftindex"),
-                        reason: "raft index sidecar missing or damaged for a segment holding entries".into(),
-                    });
-                }
-                // Not sealed (or the active segment): every group was written to the
-                // sidecar before its batches, so the batch headers and those groups give
-                // the entries.
-                other => {
-                    let first = expected_first.or(other.as_ref().map(|s| s.first_index)).unwrap_or(first_index);
-                    let groups = other.map(|s| s.groups).unwrap_or_default();
-                    let mut spans = Vec::new();
-                    self.scan_segment(seg, 0, |h| {
-                        spans.push(span(h));
-                        ControlFlow::Continue(())
-                    })?;
-                    loaded.push(SegmentEntries::rebuild(seg.base_offset, first, groups, spans, interval));
-                }
+            if i < last
+                && let Some(s) = read_sidecar(seg, FINAL_SIDECAR).filter(|s| continues(s))
+            {
+                loaded.push(s);
+                continue;
             }
+            let source = read_sidecar(seg, WORKING_SIDECAR).or_else(|| read_sidecar(seg, FINAL_SIDECAR));
+            if source.is_none() && seg.size > 0 {
+                return Err(LogError::CorruptMetadata {
+                    path: seg.path(WORKING_SIDECAR),
+                    reason: "raft index sidecars missing or damaged for a segment holding entries".into(),
+                });
+            }
+            let first = expected_first.or(source.as_ref().map(|s| s.first_index)).unwrap_or(first_index);
+            let groups = source.map(|s| s.groups).unwrap_or_default();
+            let mut spans = Vec::new();
+            self.scan_segment(seg, 0, |h| {
+                spans.push(span(h));
+                ControlFlow::Continue(())
+            })?;
+            let rebuilt = SegmentEntries::rebuild(seg.base_offset, first, groups.clone(), spans, interval);
+            if i < last {
+                finals.push((seg.path(FINAL_SIDECAR), rebuilt.encode()));
+            } else {
+                // Groups past the data (their batches were lost) must not number a later
+                // entry at the same index.
+                rewrite_working = rebuilt.groups != groups;
+            }
+            loaded.push(rebuilt);
         }
         let first = loaded.first().map_or(first_index, |s| s.first_index).max(first_index);
         let index = RaftIndex::from_segments(loaded, first, interval)
             .ok_or_else(|| LogError::CorruptMetadata { path: self.dir.clone(), reason: "raft index gap".into() })?;
+        for (path, bytes) in &finals {
+            write_synced(path, bytes)?;
+        }
+        if !finals.is_empty() {
+            sync_dir(&self.dir)?;
+        }
         self.raft = Some(index);
+        if rewrite_working {
+            self.write_active_sidecar()?;
+        }
         Ok(())
     }
 
@@ -175,11 +195,19 @@ impl PartitionLog {
         Ok((info?, index))
     }
 
-    /// Writes the active segment's sidecar durably.
+    /// Writes the active segment's working sidecar durably. A final sidecar the segment
+    /// had (a sealed segment that truncation made active again) goes first: it no longer
+    /// describes the segment, and the next seal writes a new one.
     fn write_active_sidecar(&self) -> Result<(), LogError> {
         let (Some(raft), Some(seg)) = (&self.raft, self.segments.last()) else { return Ok(()) };
         let Some(entries) = raft.segments().last() else { return Ok(()) };
-        write_synced(&seg.path("raftindex"), &entries.encode())?;
+        let stale = seg.path(FINAL_SIDECAR);
+        match std::fs::remove_file(&stale) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err("remove stale raft index sidecar", &stale)(e)),
+        }
+        write_synced(&seg.path(WORKING_SIDECAR), &entries.encode())?;
         sync_dir(&self.dir)
     }
 

@@ -34,6 +34,10 @@ fn sidecar_path(dir: &std::path::Path, base: i64) -> std::path::PathBuf {
     dir.join(format!("{base:020}.raftindex"))
 }
 
+fn working_path(dir: &std::path::Path, base: i64) -> std::path::PathBuf {
+    dir.join(format!("{base:020}.raftgroups"))
+}
+
 #[test]
 fn sidecar_of_a_segment_whose_seal_did_not_run_is_rebuilt_not_trusted() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -51,12 +55,16 @@ fn sidecar_of_a_segment_whose_seal_did_not_run_is_rebuilt_not_trusted() {
     stale.groups = first_seg.groups.clone();
     stale.next_index = stale.groups.keys().last().map_or(stale.first_index, |i| i + 1).max(stale.first_index + 1);
     assert!(stale.next_index < first_seg.next_index, "the test's sidecar is stale");
-    std::fs::write(sidecar_path(dir.path(), first_seg.segment_base), stale.encode()).expect("write stale sidecar");
+    std::fs::remove_file(sidecar_path(dir.path(), first_seg.segment_base)).expect("no final sidecar");
+    std::fs::write(working_path(dir.path(), first_seg.segment_base), stale.encode()).expect("write stale sidecar");
     write_durably(dir.path(), RECOVERY_POINT_FILE, "0\n").expect("recovery point");
     let mut log = PartitionLog::open(dir.path(), config()).expect("reopen");
     log.open_raft_index(0).expect("raft index");
     check(&log, &expected);
     assert_eq!(log.raft_index().expect("index").next_index(), 24);
+    // Open wrote the rebuilt segment's final sidecar.
+    let bytes = std::fs::read(sidecar_path(dir.path(), first_seg.segment_base)).expect("final sidecar");
+    assert_eq!(SegmentEntries::decode(&bytes).expect("decode").next_index, first_seg.next_index);
 }
 
 #[test]
@@ -75,6 +83,13 @@ fn a_damaged_sidecar_of_a_segment_with_entries_refuses_to_open() {
     let mut bytes = std::fs::read(&path).expect("sidecar");
     bytes[12] ^= 0x40;
     std::fs::write(&path, bytes).expect("damage sidecar");
+    // The working sidecar still holds the segment's groups: rebuilt from it.
+    let mut log = PartitionLog::open(dir.path(), config()).expect("reopen");
+    log.open_raft_index(0).expect("raft index from the working sidecar");
+    check(&log, &expected);
+    drop(log);
+    std::fs::write(&path, b"damaged").expect("damage sidecar");
+    std::fs::remove_file(working_path(dir.path(), 0)).expect("remove working sidecar");
     let mut log = PartitionLog::open(dir.path(), config()).expect("reopen");
     assert!(matches!(log.open_raft_index(0), Err(LogError::CorruptMetadata { .. })));
 }
@@ -98,16 +113,47 @@ fn truncation_and_purge_keep_the_translation_and_the_files_in_step() {
     log.open_raft_index(5).expect("raft index");
     check(&log, &expected[5..]);
     assert!(log.read_entry(4).expect("read").is_none());
-    // No sidecar outlives its segment.
-    let sidecars = std::fs::read_dir(dir.path())
+    // No sidecar outlives its segment, and every segment has one.
+    let names: Vec<String> = std::fs::read_dir(dir.path())
         .expect("list")
         .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().ends_with(".raftindex"))
-        .count();
-    let logs = std::fs::read_dir(dir.path())
-        .expect("list")
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().ends_with(".log"))
-        .count();
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    let stem = |n: &String| n.split('.').next().map(str::to_owned);
+    let logs: std::collections::BTreeSet<_> = names.iter().filter(|n| n.ends_with(".log")).filter_map(stem).collect();
+    let sidecars: std::collections::BTreeSet<_> =
+        names.iter().filter(|n| n.ends_with(".raftindex") || n.ends_with(".raftgroups")).filter_map(stem).collect();
     assert_eq!(sidecars, logs);
+}
+
+#[test]
+fn a_group_whose_batches_were_lost_does_not_number_a_later_entry() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let big = LogConfig { segment_bytes: 1 << 20, ..config() };
+    let mut log = PartitionLog::open(dir.path(), big.clone()).expect("open");
+    log.open_raft_index(0).expect("raft index");
+    log.append_entry(&batch(1, 1_000), 1, 1_000).expect("entry 0");
+    log.flush().expect("flush");
+    let durable = std::fs::metadata(dir.path().join(format!("{:020}.log", 0))).expect("size").len();
+    // Entry 1 of three batches: its group reaches the sidecar, its batches are lost (a
+    // crash before the fsync, simulated by cutting the file).
+    let three: Vec<u8> = (0..3).flat_map(|_| batch(1, 1_000)).collect();
+    log.append_entry(&three, 1, 1_000).expect("entry 1");
+    drop(log);
+    let file = std::fs::OpenOptions::new().write(true).open(dir.path().join(format!("{:020}.log", 0))).expect("log");
+    file.set_len(durable).expect("cut the unsynced tail");
+    let mut log = PartitionLog::open(dir.path(), big.clone()).expect("reopen");
+    log.open_raft_index(0).expect("raft index");
+    assert_eq!(log.raft_index().expect("index").next_index(), 1);
+    // A new entry 1 of one batch, then one more: after another reopen both are single.
+    log.append_entry(&batch(1, 2_000), 2, 2_000).expect("new entry 1");
+    log.append_entry(&batch(1, 2_000), 2, 2_000).expect("entry 2");
+    drop(log);
+    let mut log = PartitionLog::open(dir.path(), big).expect("reopen");
+    log.open_raft_index(0).expect("raft index");
+    assert_eq!(log.raft_index().expect("index").next_index(), 3);
+    for (index, offset) in [(0u64, 0i64), (1, 1), (2, 2)] {
+        let e = log.read_entry(index).expect("read").expect("entry");
+        assert_eq!((e.first_offset, e.last_offset), (offset, offset), "entry {index}");
+    }
 }
