@@ -617,6 +617,10 @@ impl PartitionLog {
         write_durably(&self.dir, RECOVERY_POINT_FILE, &format!("{}\n", self.active().base_offset))?;
         self.seals.set_all_sealed(self.rolls);
         self.failed = Arc::new(AtomicBool::new(false));
+        // The raft index follows the cut (and the seals that never wrote their sidecars).
+        if let Some(first) = self.raft.as_ref().map(RaftIndex::first_index) {
+            self.open_raft_index(first)?;
+        }
         Ok(end - self.log_end_offset())
     }
 

@@ -157,3 +157,22 @@ fn a_group_whose_batches_were_lost_does_not_number_a_later_entry() {
         assert_eq!((e.first_offset, e.last_offset), (offset, offset), "entry {index}");
     }
 }
+
+#[test]
+fn recovery_from_a_failed_fsync_cuts_the_raft_index_with_the_log() {
+    use std::sync::atomic::Ordering;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut log = PartitionLog::open(dir.path(), config()).expect("open");
+    log.open_raft_index(0).expect("raft index");
+    let expected = fill(&mut log);
+    // An fsync failed; only the first 15 entries are known durable.
+    log.sync_target().failed.store(true, Ordering::SeqCst);
+    let durable_end = expected[15].1;
+    log.recover_from_failed_sync(durable_end).expect("recover");
+    assert_eq!(log.log_end_offset(), durable_end);
+    assert_eq!(log.raft_index().expect("index").next_index(), 15);
+    check(&log, &expected[..15]);
+    assert!(log.read_entry(15).expect("read").is_none());
+    let (info, index) = log.append_entry(&batch(1, 3_000), 2, 3_000).expect("append after recovery");
+    assert_eq!((index, info.base_offset), (15, durable_end));
+}
