@@ -184,12 +184,10 @@ impl PartitionLog {
         let raft = self.raft_mut()?;
         let seg_first = raft.segments().last().is_some_and(|s| s.next_index == s.first_index);
         let index = raft.append(&spans).ok_or_else(|| LogError::InvalidArgument("empty entry".into()))?;
-        if spans.len() > 1 || seg_first {
-            self.write_active_sidecar()?;
-        }
-        let info = self.append(batches, epoch, now_ms);
+        let sidecar = if spans.len() > 1 || seg_first { self.write_active_sidecar() } else { Ok(()) };
+        let info = sidecar.and_then(|()| self.append(batches, epoch, now_ms));
         if info.is_err() {
-            // Nothing was written: forget the entry again.
+            // The batches were not written: forget the entry again.
             self.raft_mut()?.truncate(index);
         }
         Ok((info?, index))
