@@ -92,5 +92,6 @@ pub mod handler;
 pub mod log;
 pub mod metrics;
 pub mod protocol;
+pub mod raft;
 pub mod security;
 pub mod server;

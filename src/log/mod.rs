@@ -36,6 +36,7 @@ mod index;
 pub mod open_files;
 pub mod page_cache;
 mod partition_log;
+mod raft_entries;
 pub mod raft_index;
 mod read_plan;
 pub mod recompress;
@@ -53,6 +54,8 @@ mod epoch_history_tests;
 #[cfg(test)]
 mod preallocate_tests;
 #[cfg(test)]
+mod raft_entries_tests;
+#[cfg(test)]
 pub(crate) mod test_util;
 #[cfg(test)]
 mod tests;
@@ -69,6 +72,7 @@ pub use damage::DamagedRange;
 pub use epoch_history::{EpochEntry, EpochHistory, UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET};
 pub use flusher::{Flusher, SyncTarget};
 pub use partition_log::{AppendInfo, PartitionLog};
+pub use raft_entries::StoredEntry;
 pub use read_plan::{FileRange, ReadPlan};
 pub use recovery::RecoveryReport;
 pub(crate) use recovery::{create_dir_durably, write_durably};

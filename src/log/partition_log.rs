@@ -11,6 +11,7 @@ use super::batch::{BatchHeader, BatchIter, set_base_offset, set_partition_leader
 use super::damage::{DamageSet, DamagedRange};
 use super::epoch_history::EpochHistory;
 use super::flusher::SyncTarget;
+use super::raft_index::RaftIndex;
 use super::recovery::{
     self, CLEAN_SHUTDOWN_FILE, LOG_START_FILE, RECOVERY_POINT_FILE, RecoveryReport, marker_contents, write_durably,
 };
@@ -60,6 +61,9 @@ pub struct PartitionLog {
     seals: Arc<SealCursor>,
     /// Leader-epoch history (`leader-epoch-checkpoint`, see [`super::epoch_history`]).
     pub(super) epochs: EpochHistory,
+    /// Raft index ↔ offset translation, when the log is a raft log (see
+    /// [`super::raft_entries`]).
+    pub(super) raft: Option<RaftIndex>,
 }
 
 impl PartitionLog {
@@ -82,6 +86,7 @@ impl PartitionLog {
             rolls: 0,
             seals: Arc::default(),
             epochs: EpochHistory::default(),
+            raft: None,
         }
     }
 
@@ -207,7 +212,7 @@ impl PartitionLog {
         Ok(info)
     }
 
-    fn maybe_roll(&mut self, len: u64, offsets: i64, now_ms: i64) -> Result<(), LogError> {
+    pub(super) fn maybe_roll(&mut self, len: u64, offsets: i64, now_ms: i64) -> Result<(), LogError> {
         let max_size = self.config.segment_bytes.min(MAX_RELATIVE as u64);
         let active = self.active();
         if active.size == 0 {
@@ -257,6 +262,7 @@ impl PartitionLog {
         }
         // The seal cuts the preallocated zero tail before its fsync.
         let trim_to = (old.allocated > old.size).then_some(old.size);
+        let sidecar_path = old.path(super::raft_entries::FINAL_SIDECAR);
         old.allocated = old.size;
         let job = SealJob {
             dir,
@@ -269,6 +275,8 @@ impl PartitionLog {
             end_offset: base,
             // Every entry starts below `base`: durable before the recovery point passes it.
             epoch_checkpoint: self.epochs.take_unwritten(),
+            // The sealed segment's raft entries, final: durable before the recovery point too.
+            raft_sidecar: self.raft.as_mut().map(|r| (sidecar_path, super::raft_entries::roll(r, base))),
             cursor,
             failed,
         };
@@ -609,6 +617,10 @@ impl PartitionLog {
         write_durably(&self.dir, RECOVERY_POINT_FILE, &format!("{}\n", self.active().base_offset))?;
         self.seals.set_all_sealed(self.rolls);
         self.failed = Arc::new(AtomicBool::new(false));
+        // The raft index follows the cut (and the seals that never wrote their sidecars).
+        if let Some(first) = self.raft.as_ref().map(RaftIndex::first_index) {
+            self.open_raft_index(first)?;
+        }
         Ok(end - self.log_end_offset())
     }
 

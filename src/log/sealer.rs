@@ -125,6 +125,8 @@ pub(crate) struct SealJob {
     /// The leader-epoch checkpoint's contents if they changed since the last write
     /// (written before the recovery point moves past the entries).
     pub epoch_checkpoint: Option<String>,
+    /// The segment's `.raftindex` sidecar (path, bytes) when the log is a raft log.
+    pub raft_sidecar: Option<(PathBuf, Vec<u8>)>,
     pub cursor: Arc<SealCursor>,
     pub failed: Arc<AtomicBool>,
 }
@@ -156,6 +158,9 @@ impl SealJob {
         self.time_index.0.persist(&self.time_index.1)?;
         if let Some(contents) = &self.epoch_checkpoint {
             write_durably(&self.dir, LEADER_EPOCH_CHECKPOINT_FILE, contents)?;
+        }
+        if let Some((path, bytes)) = &self.raft_sidecar {
+            super::raft_entries::write_synced(path, bytes)?;
         }
         write_recovery_point(&self.dir, self.end_offset)?;
         // Covers the checkpoint's rename.

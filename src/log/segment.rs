@@ -426,7 +426,7 @@ impl Segment {
     /// index is missing... which would be harmless anyway, it gets rebuilt). The caller
     /// fsyncs the directory.
     pub fn delete(self) -> Result<(), LogError> {
-        for ext in ["index", "timeindex", "log"] {
+        for ext in ["index", "timeindex", "raftindex", "raftgroups", "log"] {
             let p = self.path(ext);
             match std::fs::remove_file(&p) {
                 Ok(()) => {}

@@ -1,0 +1,178 @@
+//! The raft index as the partition log keeps it: sidecars trusted only when a seal wrote
+//! them, refused when damaged.
+
+use super::raft_index::SegmentEntries;
+use super::recovery::{RECOVERY_POINT_FILE, write_durably};
+use super::test_util::batch;
+use super::{LogConfig, LogError, PartitionLog};
+
+fn config() -> LogConfig {
+    LogConfig { segment_bytes: 1024, index_interval_bytes: 200, ..LogConfig::default() }
+}
+
+/// Appends 24 entries (every third of 3 batches) over several segments; returns each
+/// entry's (raft index, first offset, last offset).
+fn fill(log: &mut PartitionLog) -> Vec<(u64, i64, i64)> {
+    let mut out = Vec::new();
+    for i in 0..24 {
+        let n = if i % 3 == 1 { 3 } else { 1 };
+        let bytes: Vec<u8> = (0..n).flat_map(|_| batch(2, 1_000)).collect();
+        let (info, index) = log.append_entry(&bytes, 1, 1_000).expect("append entry");
+        out.push((index, info.base_offset, info.last_offset));
+    }
+    out
+}
+
+fn check(log: &PartitionLog, expected: &[(u64, i64, i64)]) {
+    for &(index, first, last) in expected {
+        let e = log.read_entry(index).expect("read").unwrap_or_else(|| panic!("entry {index} missing"));
+        assert_eq!((e.first_offset, e.last_offset), (first, last), "entry {index}");
+    }
+}
+
+fn sidecar_path(dir: &std::path::Path, base: i64) -> std::path::PathBuf {
+    dir.join(format!("{base:020}.raftindex"))
+}
+
+fn working_path(dir: &std::path::Path, base: i64) -> std::path::PathBuf {
+    dir.join(format!("{base:020}.raftgroups"))
+}
+
+#[test]
+fn sidecar_of_a_segment_whose_seal_did_not_run_is_rebuilt_not_trusted() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut log = PartitionLog::open(dir.path(), config()).expect("open");
+    log.open_raft_index(0).expect("raft index");
+    let expected = fill(&mut log);
+    let first_seg = log.raft_index().expect("index").segments()[0].clone();
+    assert!(log.raft_index().expect("index").segments().len() > 2, "several segments");
+    drop(log);
+    // A crash after the roll, before the seal: the recovery point is still at 0 and the
+    // first segment's sidecar is what the append path last wrote (its first entry and
+    // groups, not its final entry count).
+    let mut stale = SegmentEntries::new(first_seg.segment_base, first_seg.first_index);
+    stale.points = first_seg.points[..1].to_vec();
+    stale.groups = first_seg.groups.clone();
+    stale.next_index = stale.groups.keys().last().map_or(stale.first_index, |i| i + 1).max(stale.first_index + 1);
+    assert!(stale.next_index < first_seg.next_index, "the test's sidecar is stale");
+    std::fs::remove_file(sidecar_path(dir.path(), first_seg.segment_base)).expect("no final sidecar");
+    std::fs::write(working_path(dir.path(), first_seg.segment_base), stale.encode()).expect("write stale sidecar");
+    write_durably(dir.path(), RECOVERY_POINT_FILE, "0\n").expect("recovery point");
+    let mut log = PartitionLog::open(dir.path(), config()).expect("reopen");
+    log.open_raft_index(0).expect("raft index");
+    check(&log, &expected);
+    assert_eq!(log.raft_index().expect("index").next_index(), 24);
+    // Open wrote the rebuilt segment's final sidecar.
+    let bytes = std::fs::read(sidecar_path(dir.path(), first_seg.segment_base)).expect("final sidecar");
+    assert_eq!(SegmentEntries::decode(&bytes).expect("decode").next_index, first_seg.next_index);
+}
+
+#[test]
+fn a_damaged_sidecar_of_a_segment_with_entries_refuses_to_open() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut log = PartitionLog::open(dir.path(), config()).expect("open");
+    log.open_raft_index(0).expect("raft index");
+    let expected = fill(&mut log);
+    log.close().expect("close");
+    drop(log);
+    let mut log = PartitionLog::open(dir.path(), config()).expect("reopen");
+    log.open_raft_index(0).expect("raft index");
+    check(&log, &expected);
+    drop(log);
+    let path = sidecar_path(dir.path(), 0);
+    let mut bytes = std::fs::read(&path).expect("sidecar");
+    bytes[12] ^= 0x40;
+    std::fs::write(&path, bytes).expect("damage sidecar");
+    // The working sidecar still holds the segment's groups: rebuilt from it.
+    let mut log = PartitionLog::open(dir.path(), config()).expect("reopen");
+    log.open_raft_index(0).expect("raft index from the working sidecar");
+    check(&log, &expected);
+    drop(log);
+    std::fs::write(&path, b"damaged").expect("damage sidecar");
+    std::fs::remove_file(working_path(dir.path(), 0)).expect("remove working sidecar");
+    let mut log = PartitionLog::open(dir.path(), config()).expect("reopen");
+    assert!(matches!(log.open_raft_index(0), Err(LogError::CorruptMetadata { .. })));
+}
+
+#[test]
+fn truncation_and_purge_keep_the_translation_and_the_files_in_step() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut log = PartitionLog::open(dir.path(), config()).expect("open");
+    log.open_raft_index(0).expect("raft index");
+    let mut expected = fill(&mut log);
+    log.truncate_entries_from(10).expect("truncate");
+    assert_eq!(log.log_end_offset(), expected[10].1);
+    expected.truncate(10);
+    expected.extend(fill(&mut log).into_iter().take(3));
+    assert_eq!(expected[10].0, 10, "new entries continue at the cut");
+    log.purge_entries_through(4).expect("purge");
+    assert_eq!(log.log_start_offset(), expected[5].1);
+    assert!(log.read_entry(4).expect("read").is_none());
+    drop(log);
+    let mut log = PartitionLog::open(dir.path(), config()).expect("reopen");
+    log.open_raft_index(5).expect("raft index");
+    check(&log, &expected[5..]);
+    assert!(log.read_entry(4).expect("read").is_none());
+    // No sidecar outlives its segment, and every segment has one.
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .expect("list")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    let stem = |n: &String| n.split('.').next().map(str::to_owned);
+    let logs: std::collections::BTreeSet<_> = names.iter().filter(|n| n.ends_with(".log")).filter_map(stem).collect();
+    let sidecars: std::collections::BTreeSet<_> =
+        names.iter().filter(|n| n.ends_with(".raftindex") || n.ends_with(".raftgroups")).filter_map(stem).collect();
+    assert_eq!(sidecars, logs);
+}
+
+#[test]
+fn a_group_whose_batches_were_lost_does_not_number_a_later_entry() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let big = LogConfig { segment_bytes: 1 << 20, ..config() };
+    let mut log = PartitionLog::open(dir.path(), big.clone()).expect("open");
+    log.open_raft_index(0).expect("raft index");
+    log.append_entry(&batch(1, 1_000), 1, 1_000).expect("entry 0");
+    log.flush().expect("flush");
+    let durable = std::fs::metadata(dir.path().join(format!("{:020}.log", 0))).expect("size").len();
+    // Entry 1 of three batches: its group reaches the sidecar, its batches are lost (a
+    // crash before the fsync, simulated by cutting the file).
+    let three: Vec<u8> = (0..3).flat_map(|_| batch(1, 1_000)).collect();
+    log.append_entry(&three, 1, 1_000).expect("entry 1");
+    drop(log);
+    let file = std::fs::OpenOptions::new().write(true).open(dir.path().join(format!("{:020}.log", 0))).expect("log");
+    file.set_len(durable).expect("cut the unsynced tail");
+    let mut log = PartitionLog::open(dir.path(), big.clone()).expect("reopen");
+    log.open_raft_index(0).expect("raft index");
+    assert_eq!(log.raft_index().expect("index").next_index(), 1);
+    // A new entry 1 of one batch, then one more: after another reopen both are single.
+    log.append_entry(&batch(1, 2_000), 2, 2_000).expect("new entry 1");
+    log.append_entry(&batch(1, 2_000), 2, 2_000).expect("entry 2");
+    drop(log);
+    let mut log = PartitionLog::open(dir.path(), big).expect("reopen");
+    log.open_raft_index(0).expect("raft index");
+    assert_eq!(log.raft_index().expect("index").next_index(), 3);
+    for (index, offset) in [(0u64, 0i64), (1, 1), (2, 2)] {
+        let e = log.read_entry(index).expect("read").expect("entry");
+        assert_eq!((e.first_offset, e.last_offset), (offset, offset), "entry {index}");
+    }
+}
+
+#[test]
+fn recovery_from_a_failed_fsync_cuts_the_raft_index_with_the_log() {
+    use std::sync::atomic::Ordering;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut log = PartitionLog::open(dir.path(), config()).expect("open");
+    log.open_raft_index(0).expect("raft index");
+    let expected = fill(&mut log);
+    // An fsync failed; only the first 15 entries are known durable.
+    log.sync_target().failed.store(true, Ordering::SeqCst);
+    let durable_end = expected[15].1;
+    log.recover_from_failed_sync(durable_end).expect("recover");
+    assert_eq!(log.log_end_offset(), durable_end);
+    assert_eq!(log.raft_index().expect("index").next_index(), 15);
+    check(&log, &expected[..15]);
+    assert!(log.read_entry(15).expect("read").is_none());
+    let (info, index) = log.append_entry(&batch(1, 3_000), 2, 3_000).expect("append after recovery");
+    assert_eq!((index, info.base_offset), (15, durable_end));
+}

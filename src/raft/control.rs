@@ -1,0 +1,107 @@
+//! Raft's own entries (blank, membership) as Kafka **control batches**.
+//!
+//! A control batch (attributes bit 5) holds one record whose key is
+//! `version: int16, type: int16`, as Kafka's transaction markers and KRaft records are.
+//! Every Kafka consumer skips control batches (they are never returned as records), so a
+//! partition's raft entries cost clients nothing but the offset they occupy.
+//!
+//! Jet uses its own control types rather than Kafka's `LEADER_CHANGE` (type 2): Kafka
+//! defines that record's value (`LeaderChangeMessage`: leader and voter replica ids) and
+//! its own tools decode it, so storing a raft blank or an openraft membership under it
+//! would be misread. Clients treat any control type the same way (skip it), so types in a
+//! range Kafka does not use are invisible to them and unambiguous to Jet:
+//! [`RAFT_BLANK`] (`0x4A01`, empty value) and [`RAFT_MEMBERSHIP`] (`0x4A02`, the
+//! membership as JSON).
+
+use bytes::{Bytes, BytesMut};
+use indexmap::IndexMap;
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+use openraft::Membership;
+
+use super::{JetNode, NodeId};
+
+/// Control type of a raft blank entry (a new leader's first entry).
+pub const RAFT_BLANK: i16 = 0x4A01;
+/// Control type of a raft membership entry.
+pub const RAFT_MEMBERSHIP: i16 = 0x4A02;
+/// Version of the control record key.
+const KEY_VERSION: i16 = 0;
+
+/// A raft membership of a partition's group.
+pub type GroupMembership = Membership<NodeId, JetNode>;
+
+/// Errors building or reading a raft control batch.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    #[error("cannot encode a raft control batch: {0}")]
+    Encode(String),
+    #[error("cannot decode a raft control batch: {0}")]
+    Decode(String),
+    #[error("raft membership entry is not valid JSON: {0}")]
+    Membership(#[from] serde_json::Error),
+    #[error("control batch of type {0} is not a raft entry")]
+    UnknownType(i16),
+}
+
+/// What a stored control batch holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RaftControl {
+    Blank,
+    Membership(GroupMembership),
+}
+
+fn encode(control_type: i16, value: Option<Bytes>, now_ms: i64) -> Result<Bytes, ControlError> {
+    let mut key = BytesMut::with_capacity(4);
+    key.extend_from_slice(&KEY_VERSION.to_be_bytes());
+    key.extend_from_slice(&control_type.to_be_bytes());
+    let record = Record {
+        transactional: false,
+        control: true,
+        delete_horizon: false,
+        partition_leader_epoch: -1,
+        producer_id: -1,
+        producer_epoch: -1,
+        timestamp_type: TimestampType::Creation,
+        offset: 0,
+        sequence: -1,
+        timestamp: now_ms,
+        key: Some(key.freeze()),
+        value,
+        headers: IndexMap::new(),
+    };
+    let mut buf = BytesMut::new();
+    let options = RecordEncodeOptions { version: 2, compression: Compression::None };
+    RecordBatchEncoder::encode(&mut buf, [&record], &options).map_err(|e| ControlError::Encode(e.to_string()))?;
+    Ok(buf.freeze())
+}
+
+/// The control batch of a blank entry.
+pub fn blank_batch(now_ms: i64) -> Result<Bytes, ControlError> {
+    encode(RAFT_BLANK, None, now_ms)
+}
+
+/// The control batch of a membership entry.
+pub fn membership_batch(membership: &GroupMembership, now_ms: i64) -> Result<Bytes, ControlError> {
+    encode(RAFT_MEMBERSHIP, Some(Bytes::from(serde_json::to_vec(membership)?)), now_ms)
+}
+
+/// Reads the raft entry a stored control batch holds (`batch` is one whole batch).
+pub fn decode(batch: &Bytes) -> Result<RaftControl, ControlError> {
+    let set = RecordBatchDecoder::decode(&mut batch.clone()).map_err(|e| ControlError::Decode(e.to_string()))?;
+    let record = set.records.first().ok_or_else(|| ControlError::Decode("no record".into()))?;
+    let key = record.key.as_deref().unwrap_or_default();
+    let control_type = match key {
+        [_, _, a, b, ..] => i16::from_be_bytes([*a, *b]),
+        _ => return Err(ControlError::Decode(format!("control key of {} bytes", key.len()))),
+    };
+    match control_type {
+        RAFT_BLANK => Ok(RaftControl::Blank),
+        RAFT_MEMBERSHIP => {
+            let value = record.value.as_deref().unwrap_or_default();
+            Ok(RaftControl::Membership(serde_json::from_slice(value)?))
+        }
+        other => Err(ControlError::UnknownType(other)),
+    }
+}

@@ -1,0 +1,381 @@
+//! The raft log store of one partition: the partition's segment files are the raft log.
+//!
+//! [`PartitionRaftLog`] is the plain inner type with all the logic (testable without
+//! openraft's traits): a [`PartitionLog`] with its raft index
+//! ([`PartitionLog::open_raft_index`]) plus the small state raft needs durably — vote,
+//! committed log id, last purged log id, applied point and membership — in a per-partition
+//! `raft-state` file (JSON, written tmp + fsync + rename + directory fsync).
+//! [`RaftLogStore`] is the thin openraft impl around it.
+//!
+//! Why a file and not fjall: the state changes rarely (a vote per election, the committed
+//! id when raft saves it), must be durable before the call returns, and belongs to the
+//! partition directory so deleting a partition deletes it; a file keeps one partition's
+//! raft state self-contained with no shared store to open in tests. At 10,000 partitions
+//! fjall's shared journal (one fsync for many groups' votes) may win; the inner type keeps
+//! the storage behind three methods so it can move.
+//!
+//! Entries: normal entries are the batches of one append; blank and membership entries are
+//! control batches (see [`super::control`]). The entry's term is its batches'
+//! `partitionLeaderEpoch`.
+//!
+//! Flush: with the broker's group-commit [`Flusher`] ([`RaftLogStore::with_flusher`]),
+//! `append` writes to the page cache and returns; `IOFlushed` completes when the flusher's
+//! round has fdatasynced the partition's active segment and every older segment is sealed
+//! (one round answers many partitions, so completions come later and out of order).
+//! Without one ([`RaftLogStore::new`]) `append` fsyncs inline and completes it at once.
+//! The sidecar writes that must precede their batches (see `log::raft_entries`) are
+//! synchronous either way. The store does its file I/O on the calling task (under the
+//! partition's mutex); moving it to a blocking pool is left for the broker integration.
+
+use std::fmt::Debug;
+use std::io;
+use std::ops::{Bound, RangeBounds};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use openraft::storage::{IOFlushed, LogState, RaftLogStorage};
+use openraft::{EntryPayload, OptionalSend, RaftLogReader};
+use serde::{Deserialize, Serialize};
+
+use super::control::{self, ControlError, RaftControl};
+use super::{AppendBatches, CommittedLeaderId, Entry, LogId, StoredMembership, Term, TermOverflow, TypeConfig, Vote};
+use crate::log::{BatchHeader, Flusher, LogConfig, LogError, PartitionLog, StoredEntry, SyncTarget, write_durably};
+
+/// The file holding a partition's raft state.
+pub const RAFT_STATE_FILE: &str = "raft-state.json";
+
+/// Errors of the raft log store.
+#[derive(Debug, thiserror::Error)]
+pub enum RaftLogError {
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error(transparent)]
+    Control(#[from] ControlError),
+    #[error(transparent)]
+    Term(#[from] TermOverflow),
+    #[error("raft state file {path}: {source}")]
+    State {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("cannot read raft state file {path}: {source}")]
+    StateIo {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("raft entry {got} does not follow the log's last entry (next is {expected})")]
+    NotContiguous { expected: u64, got: u64 },
+    #[error("raft entry {index} has leader epoch {epoch}, not a raft term")]
+    BadEpoch { index: u64, epoch: i32 },
+    #[error("raft entry {0} is missing from the log")]
+    Missing(u64),
+}
+
+impl From<RaftLogError> for io::Error {
+    fn from(e: RaftLogError) -> Self {
+        io::Error::other(e)
+    }
+}
+
+/// The small durable state beside the log.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RaftState {
+    pub vote: Option<Vote>,
+    pub committed: Option<LogId>,
+    pub last_purged: Option<LogId>,
+    pub applied: Option<LogId>,
+    pub membership: Option<StoredMembership>,
+}
+
+/// The log id of raft entry `index` written in `term`.
+pub fn log_id(term: Term, index: u64) -> LogId {
+    LogId::new(CommittedLeaderId::new(term), index)
+}
+
+/// The raft log of one partition (the logic; see [`RaftLogStore`] for the trait impl).
+#[derive(Debug)]
+pub struct PartitionRaftLog {
+    log: PartitionLog,
+    dir: PathBuf,
+    state: RaftState,
+    last_log_id: Option<LogId>,
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+impl PartitionRaftLog {
+    /// Opens (or creates) the partition in `dir`, recovering the log and its raft index.
+    pub fn open(dir: &Path, config: LogConfig) -> Result<Self, RaftLogError> {
+        let mut log = PartitionLog::open(dir, config)?;
+        let path = dir.join(RAFT_STATE_FILE);
+        let state = match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|source| RaftLogError::State { path, source })?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => RaftState::default(),
+            Err(source) => return Err(RaftLogError::StateIo { path, source }),
+        };
+        let first = state.last_purged.map_or(0, |l| l.index + 1);
+        log.open_raft_index(first)?;
+        let mut me = PartitionRaftLog { log, dir: dir.to_path_buf(), state, last_log_id: None };
+        me.last_log_id = me.recompute_last_log_id()?;
+        Ok(me)
+    }
+
+    /// The partition log (reads, offsets).
+    pub fn log(&self) -> &PartitionLog {
+        &self.log
+    }
+
+    pub fn state(&self) -> &RaftState {
+        &self.state
+    }
+
+    fn persist(&self) -> Result<(), RaftLogError> {
+        let path = self.dir.join(RAFT_STATE_FILE);
+        let text = serde_json::to_string(&self.state).map_err(|source| RaftLogError::State { path, source })?;
+        Ok(write_durably(&self.dir, RAFT_STATE_FILE, &text)?)
+    }
+
+    fn first_and_next(&self) -> (u64, u64) {
+        self.log.raft_index().map_or((0, 0), |r| (r.first_index(), r.next_index()))
+    }
+
+    fn recompute_last_log_id(&self) -> Result<Option<LogId>, RaftLogError> {
+        let (first, next) = self.first_and_next();
+        if next > first {
+            return Ok(Some(self.entry(next - 1)?.log_id));
+        }
+        Ok(self.state.last_purged)
+    }
+
+    /// Entry `index`, decoded from its stored batches.
+    pub fn entry(&self, index: u64) -> Result<Entry, RaftLogError> {
+        let stored = self.log.read_entry(index)?.ok_or(RaftLogError::Missing(index))?;
+        decode_entry(stored)
+    }
+
+    /// The entries of `range` that the log holds (purged ones are skipped).
+    pub fn entries(&self, range: impl RangeBounds<u64>) -> Result<Vec<Entry>, RaftLogError> {
+        let (first, next) = self.first_and_next();
+        let start = match range.start_bound() {
+            Bound::Included(&s) => s,
+            Bound::Excluded(&s) => s.saturating_add(1),
+            Bound::Unbounded => 0,
+        };
+        let end = match range.end_bound() {
+            Bound::Included(&e) => e.saturating_add(1),
+            Bound::Excluded(&e) => e,
+            Bound::Unbounded => next,
+        };
+        (start.max(first)..end.min(next)).map(|i| self.entry(i)).collect()
+    }
+
+    pub fn log_state(&self) -> LogState<TypeConfig> {
+        LogState {
+            last_purged_log_id: self.state.last_purged,
+            last_log_id: self.last_log_id.or(self.state.last_purged),
+        }
+    }
+
+    /// Appends entries (each the next index, or any index on an empty log) and fsyncs.
+    pub fn append(&mut self, entries: impl IntoIterator<Item = Entry>) -> Result<(), RaftLogError> {
+        self.append_unsynced(entries)?;
+        self.log.flush()?;
+        Ok(())
+    }
+
+    /// Appends entries to the page cache; returns what the group-commit flusher must sync
+    /// to make them durable.
+    pub fn append_unsynced(&mut self, entries: impl IntoIterator<Item = Entry>) -> Result<SyncTarget, RaftLogError> {
+        for entry in entries {
+            let (first, next) = self.first_and_next();
+            let index = entry.log_id.index;
+            if index != next {
+                if first != next {
+                    return Err(RaftLogError::NotContiguous { expected: next, got: index });
+                }
+                self.log.restart_raft_index(index)?;
+            }
+            let epoch = entry.log_id.leader_id.term.to_leader_epoch()?;
+            let now = now_ms();
+            let batches = match &entry.payload {
+                EntryPayload::Blank => control::blank_batch(now)?,
+                EntryPayload::Membership(m) => control::membership_batch(m, now)?,
+                EntryPayload::Normal(AppendBatches(b)) => b.clone(),
+            };
+            self.log.append_entry(&batches, epoch, now)?;
+            self.last_log_id = Some(entry.log_id);
+        }
+        Ok(self.log.sync_target())
+    }
+
+    /// Removes entries after `last` (all of them for `None`).
+    pub fn truncate_after(&mut self, last: Option<LogId>) -> Result<(), RaftLogError> {
+        let from = last.map_or(0, |l| l.index + 1);
+        self.log.truncate_entries_from(from)?;
+        self.last_log_id = self.recompute_last_log_id()?;
+        Ok(())
+    }
+
+    /// Removes entries up to and including `upto`. The purged id is recorded first: a
+    /// crash before the files go leaves readable entries below it, which raft ignores.
+    pub fn purge(&mut self, upto: LogId) -> Result<(), RaftLogError> {
+        if self.state.last_purged.is_some_and(|p| p.index >= upto.index) {
+            return Ok(());
+        }
+        self.state.last_purged = Some(upto);
+        self.persist()?;
+        self.log.purge_entries_through(upto.index)?;
+        if self.last_log_id.is_none_or(|l| l.index <= upto.index) {
+            self.last_log_id = Some(upto);
+        }
+        Ok(())
+    }
+
+    pub fn save_vote(&mut self, vote: &Vote) -> Result<(), RaftLogError> {
+        self.state.vote = Some(*vote);
+        self.persist()
+    }
+
+    pub fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), RaftLogError> {
+        self.state.committed = committed;
+        self.persist()
+    }
+
+    /// Records the applied point and membership, so start-up need not scan the log for them.
+    pub fn save_applied(
+        &mut self,
+        applied: Option<LogId>,
+        membership: Option<StoredMembership>,
+    ) -> Result<(), RaftLogError> {
+        self.state.applied = applied;
+        self.state.membership = membership;
+        self.persist()
+    }
+}
+
+/// An openraft entry from stored batches: control batches are raft's own entries.
+fn decode_entry(stored: StoredEntry) -> Result<Entry, RaftLogError> {
+    let StoredEntry { index, epoch, batches, .. } = stored;
+    let term = Term::from_leader_epoch(epoch).ok_or(RaftLogError::BadEpoch { index, epoch })?;
+    let header = BatchHeader::parse(&batches).map_err(LogError::from)?;
+    let payload = if header.is_control() {
+        match control::decode(&batches.slice(..header.total_size().min(batches.len())))? {
+            RaftControl::Blank => EntryPayload::Blank,
+            RaftControl::Membership(m) => EntryPayload::Membership(m),
+        }
+    } else {
+        EntryPayload::Normal(AppendBatches(batches))
+    };
+    Ok(Entry { log_id: log_id(term, index), payload })
+}
+
+/// The openraft log store and reader of one partition: a shared handle on the inner type.
+#[derive(Debug, Clone)]
+pub struct RaftLogStore {
+    inner: Arc<Mutex<PartitionRaftLog>>,
+    /// The broker's group-commit flusher; `None` fsyncs inside `append`.
+    flusher: Option<Flusher>,
+}
+
+impl RaftLogStore {
+    /// A store that fsyncs inside each `append` and completes `IOFlushed` inline.
+    pub fn new(inner: PartitionRaftLog) -> Self {
+        RaftLogStore { inner: Arc::new(Mutex::new(inner)), flusher: None }
+    }
+
+    /// A store whose appends return once written; `IOFlushed` completes when `flusher`'s
+    /// round has synced them (one fsync round answers every partition on the broker, so
+    /// callbacks complete later and possibly out of order across groups).
+    pub fn with_flusher(inner: PartitionRaftLog, flusher: Flusher) -> Self {
+        RaftLogStore { inner: Arc::new(Mutex::new(inner)), flusher: Some(flusher) }
+    }
+
+    /// The inner log; a poisoned lock (a panic while holding it) is an I/O error.
+    pub fn lock(&self) -> Result<MutexGuard<'_, PartitionRaftLog>, io::Error> {
+        self.inner.lock().map_err(|e| io::Error::other(e.to_string()))
+    }
+}
+
+/// Reports a failed append to raft through the callback and to the caller.
+fn fail(callback: IOFlushed<TypeConfig>, e: RaftLogError) -> io::Error {
+    let e = io::Error::from(e);
+    callback.io_completed(Err(io::Error::new(e.kind(), e.to_string())));
+    e
+}
+
+impl RaftLogReader<TypeConfig> for RaftLogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry>, io::Error> {
+        Ok(self.lock()?.entries(range)?)
+    }
+
+    async fn read_vote(&mut self) -> Result<Option<Vote>, io::Error> {
+        Ok(self.lock()?.state.vote)
+    }
+}
+
+impl RaftLogStorage<TypeConfig> for RaftLogStore {
+    type LogReader = RaftLogStore;
+
+    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, io::Error> {
+        Ok(self.lock()?.log_state())
+    }
+
+    async fn get_log_reader(&mut self) -> Self::LogReader {
+        self.clone()
+    }
+
+    async fn save_vote(&mut self, vote: &Vote) -> Result<(), io::Error> {
+        Ok(self.lock()?.save_vote(vote)?)
+    }
+
+    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), io::Error> {
+        Ok(self.lock()?.save_committed(committed)?)
+    }
+
+    async fn read_committed(&mut self) -> Result<Option<LogId>, io::Error> {
+        Ok(self.lock()?.state.committed)
+    }
+
+    async fn append<I>(&mut self, entries: I, callback: IOFlushed<TypeConfig>) -> Result<(), io::Error>
+    where
+        I: IntoIterator<Item = Entry> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        if let Some(flusher) = &self.flusher {
+            let target = self.lock()?.append_unsynced(entries);
+            let target = match target {
+                Ok(t) => t,
+                Err(e) => return Err(fail(callback, e)),
+            };
+            let flusher = flusher.clone();
+            tokio::spawn(async move {
+                let synced = flusher.sync(target).await;
+                callback.io_completed(synced.map(drop).map_err(io::Error::other));
+            });
+            return Ok(());
+        }
+        let result = self.lock()?.append(entries);
+        match result {
+            Ok(()) => {
+                callback.io_completed(Ok(()));
+                Ok(())
+            }
+            Err(e) => Err(fail(callback, e)),
+        }
+    }
+
+    async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {
+        Ok(self.lock()?.truncate_after(last_log_id)?)
+    }
+
+    async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {
+        Ok(self.lock()?.purge(log_id)?)
+    }
+}
