@@ -1,5 +1,6 @@
-//! FindCoordinator: this broker coordinates every group (and transactional id) — the
-//! leader of the key's `__consumer_offsets` partition, which on a single node is us.
+//! FindCoordinator: this broker coordinates every group — the leader of the key's
+//! `__consumer_offsets` partition, which on a single node is us. Transaction coordinators
+//! are refused (see `handler::transactions`).
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
@@ -53,7 +54,7 @@ fn find(b: &Broker, key: StrBytes, key_type: i8) -> Coordinator {
                 return error(code, "the group's coordinator is backing off after a failed write");
             }
         }
-        TRANSACTION => {}
+        TRANSACTION => return error(super::transactions::CODE, super::transactions::MESSAGE),
         _ => return error(ResponseError::InvalidRequest, "unknown coordinator key type"),
     }
     Coordinator::default()
@@ -63,4 +64,35 @@ fn find(b: &Broker, key: StrBytes, key_type: i8) -> Coordinator {
         .with_port(b.port)
         .with_error_code(0)
         .with_error_message(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::handler::test_support::broker;
+
+    #[test]
+    fn a_transaction_coordinator_is_refused_with_a_message_at_every_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = broker(dir.path());
+        let key = StrBytes::from_static_str("tx-1");
+        for v in 1..=6 {
+            let request = FindCoordinatorRequest::default()
+                .with_key(key.clone())
+                .with_coordinator_keys(vec![key.clone()])
+                .with_key_type(TRANSACTION);
+            let r = handle(&b, request, v);
+            let (code, message) = if v >= 4 {
+                (r.coordinators[0].error_code, r.coordinators[0].error_message.clone())
+            } else {
+                (r.error_code, r.error_message.clone())
+            };
+            assert_eq!(code, ResponseError::UnsupportedVersion.code(), "v{v}");
+            assert!(message.unwrap().contains("does not support Kafka transactions"), "v{v}");
+        }
+        // Groups still find their coordinator.
+        let r = handle(&b, FindCoordinatorRequest::default().with_key(StrBytes::from_static_str("g")), 3);
+        assert_eq!(r.error_code, 0);
+        assert_eq!(r.node_id, BrokerId(b.node_id));
+    }
 }
