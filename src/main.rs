@@ -2,25 +2,29 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use tracing_subscriber::EnvFilter;
 
 use jet::broker::Broker;
-use jet::config::Cli;
+use jet::config::{Cli, LogFormat};
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,fjall=warn,lsm_tree=warn")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-    let mut config = Cli::parse().into_broker_config();
-    if let Err(e) = config.apply_overrides() {
-        tracing::error!("{e}");
-        return ExitCode::from(2);
-    }
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    let broker_matches = matches.subcommand_matches("serve").unwrap_or(&matches);
+    let mut config = cli.into_broker_config();
+    init_logging(config.log_format);
+    let resolution = match config.resolve(broker_matches) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    jet::config::startup_log::log_settings(&config, &resolution);
     if let Err(e) = jet::broker::topic_config::validate_broker_settings(&config.kafka) {
         tracing::error!("invalid setting: {e}");
         return ExitCode::from(2);
@@ -70,6 +74,15 @@ fn main() -> ExitCode {
         jet::server::run(listener, broker, shutdown_signal()).await;
         ExitCode::SUCCESS
     })
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,fjall=warn,lsm_tree=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init(),
+        LogFormat::Json => builder.json().with_current_span(false).init(),
+    }
 }
 
 async fn shutdown_signal() {
