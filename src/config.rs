@@ -6,6 +6,7 @@
 //! `server.properties` knowledge carries over. A `server.properties` file can be given
 //! with `--config`; see `layers` for the order in which the sources apply.
 
+pub mod advertise;
 pub mod kafka_keys;
 pub mod layers;
 pub mod properties;
@@ -56,7 +57,8 @@ pub struct BrokerConfig {
     pub listen: ListenAddr,
 
     /// `host:port` clients are told to connect to (Kafka `advertised.listeners`).
-    /// Defaults to `localhost:<listen port>`.
+    /// Defaults to the host's canonical name for a listener on all interfaces (as Kafka),
+    /// else `localhost`, with the listener's port.
     #[arg(long, env = "JET_ADVERTISED_LISTENER", value_parser = parse_advertised)]
     pub advertised_listener: Option<String>,
 
@@ -81,6 +83,11 @@ pub struct BrokerConfig {
     /// `broker.rack`: the rack (or zone) reported for this broker in Metadata.
     #[arg(long, env = "JET_BROKER_RACK")]
     pub broker_rack: Option<String>,
+
+    /// The host advertised when no advertised listener is given: set at start for a
+    /// wildcard listener (see `advertise`); `localhost` when unset.
+    #[arg(skip)]
+    pub default_advertised_host: Option<String>,
 
     /// Listener names read from the file and `--set` before the listeners.
     #[arg(skip)]
@@ -371,7 +378,8 @@ pub enum ConfigError {
 impl BrokerConfig {
     /// The `host:port` advertised to clients.
     pub fn advertised(&self) -> (String, i32) {
-        let fallback = || ("localhost".to_string(), i32::from(self.listen.port));
+        let host = self.default_advertised_host.clone().unwrap_or_else(|| "localhost".to_string());
+        let fallback = || (host.clone(), i32::from(self.listen.port));
         match &self.advertised_listener {
             None => fallback(),
             Some(s) => {

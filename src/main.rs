@@ -29,6 +29,15 @@ fn main() -> ExitCode {
         tracing::error!("invalid setting: {e}");
         return ExitCode::from(2);
     }
+    if config.advertised_listener.is_none() && jet::config::advertise::is_wildcard(&config.listen.host) {
+        let chosen = jet::config::advertise::for_wildcard_listener();
+        tracing::info!(
+            host = chosen.host,
+            reason = chosen.reason,
+            "advertising a host for the listener on all interfaces"
+        );
+        config.default_advertised_host = Some(chosen.host);
+    }
     return_large_buffers_to_the_system();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,

@@ -15,7 +15,7 @@ const TRANSACTION: i8 = 1;
 
 pub fn handle(b: &Broker, r: FindCoordinatorRequest, v: i16) -> FindCoordinatorResponse {
     let keys: Vec<StrBytes> = if v >= 4 { r.coordinator_keys } else { vec![r.key] };
-    let coordinators: Vec<Coordinator> = keys.into_iter().map(|key| find(b, key, r.key_type)).collect();
+    let coordinators: Vec<Coordinator> = keys.into_iter().map(|key| find(b, key, r.key_type, v)).collect();
     let mut response = FindCoordinatorResponse::default();
     if v >= 4 {
         response.coordinators = coordinators;
@@ -31,7 +31,7 @@ pub fn handle(b: &Broker, r: FindCoordinatorRequest, v: i16) -> FindCoordinatorR
     response
 }
 
-fn find(b: &Broker, key: StrBytes, key_type: i8) -> Coordinator {
+fn find(b: &Broker, key: StrBytes, key_type: i8, version: i16) -> Coordinator {
     let error = |code: ResponseError, message: &str| {
         Coordinator::default()
             .with_key(key.clone())
@@ -54,7 +54,9 @@ fn find(b: &Broker, key: StrBytes, key_type: i8) -> Coordinator {
                 return error(code, "the group's coordinator is backing off after a failed write");
             }
         }
-        TRANSACTION => return error(super::transactions::CODE, super::transactions::MESSAGE),
+        TRANSACTION => {
+            return error(super::transactions::find_coordinator_code(version), super::transactions::MESSAGE);
+        }
         _ => return error(ResponseError::InvalidRequest, "unknown coordinator key type"),
     }
     Coordinator::default()
@@ -87,7 +89,12 @@ mod tests {
             } else {
                 (r.error_code, r.error_message.clone())
             };
-            assert_eq!(code, ResponseError::UnsupportedVersion.code(), "v{v}");
+            let expected = if v >= 4 {
+                ResponseError::UnsupportedVersion
+            } else {
+                ResponseError::TransactionalIdAuthorizationFailed
+            };
+            assert_eq!(code, expected.code(), "v{v}");
             assert!(message.unwrap().contains("does not support Kafka transactions"), "v{v}");
         }
         // Groups still find their coordinator.
