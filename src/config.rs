@@ -3,11 +3,22 @@
 //! Every flag can also be given as an environment variable (`JET_<FLAG>`), and the
 //! Kafka-named broker settings (`num.partitions`, `log.retention.ms`, ...) can be given
 //! with `--set key=value` using Kafka's own property names, so a Kafka user's
-//! `server.properties` knowledge carries over.
+//! `server.properties` knowledge carries over. A `server.properties` file can be given
+//! with `--config`; see `layers` for the order in which the sources apply.
+
+pub mod advertise;
+pub mod kafka_keys;
+pub mod layers;
+mod listener;
+pub mod properties;
+pub mod startup_log;
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+
+pub use listener::ListenAddr;
+use listener::{parse_advertised, parse_listen};
 
 /// Jet: a Kafka-wire-compatible streaming broker.
 #[derive(Debug, Parser)]
@@ -67,7 +78,8 @@ pub struct BrokerConfig {
     pub listen: ListenAddr,
 
     /// `host:port` clients are told to connect to (Kafka `advertised.listeners`).
-    /// Defaults to `localhost:<listen port>`.
+    /// Defaults to the host's canonical name for a listener on all interfaces (as Kafka),
+    /// else `localhost`, with the listener's port.
     #[arg(long, env = "JET_ADVERTISED_LISTENER", value_parser = parse_advertised)]
     pub advertised_listener: Option<String>,
 
@@ -84,8 +96,38 @@ pub struct BrokerConfig {
     #[arg(long, env = "JET_CLUSTER_ID")]
     pub cluster_id: Option<String>,
 
+    /// A Kafka-style `server.properties` file. Its settings apply under environment
+    /// variables, flags and `--set`; Kafka settings that do not apply to Jet are accepted
+    /// and listed at start.
+    #[arg(long = "config", value_name = "FILE", env = "JET_CONFIG")]
+    pub config_file: Option<PathBuf>,
+
+    /// Log lines as human-readable text or as one JSON object per line.
+    #[arg(long, env = "JET_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// `broker.rack`: the rack (or zone) reported for this broker in Metadata.
+    #[arg(long, env = "JET_BROKER_RACK")]
+    pub broker_rack: Option<String>,
+
+    /// The host advertised when no advertised listener is given: set at start for a
+    /// wildcard listener (see `advertise`); `localhost` when unset.
+    #[arg(skip)]
+    pub default_advertised_host: Option<String>,
+
+    /// Listener names read from the file and `--set` before the listeners.
+    #[arg(skip)]
+    pub listener_names: layers::ListenerNames,
+
     #[command(flatten)]
     pub kafka: KafkaSettings,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 /// Broker-wide settings named after Kafka's `server.properties` keys.
@@ -304,32 +346,6 @@ pub struct KafkaSettings {
     pub overrides: Vec<String>,
 }
 
-/// Where the Kafka listener binds.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ListenAddr {
-    pub host: String,
-    pub port: u16,
-}
-
-impl std::fmt::Display for ListenAddr {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.host.contains(':') {
-            write!(f, "[{}]:{}", self.host, self.port)
-        } else {
-            write!(f, "{}:{}", self.host, self.port)
-        }
-    }
-}
-
-fn parse_listen(s: &str) -> Result<ListenAddr, String> {
-    let s = crate::security::plaintext_listener(s).map_err(|e| e.to_string())?;
-    let (host, port) = s.rsplit_once(':').ok_or_else(|| format!("`{s}`: expected host:port"))?;
-    let port = port.parse::<u16>().map_err(|e| format!("`{s}`: bad port: {e}"))?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    let host = if host.is_empty() { "0.0.0.0" } else { host };
-    Ok(ListenAddr { host: host.to_string(), port })
-}
-
 /// The admin server's address: plain `host:port` (HTTP, no listener name).
 fn parse_admin_listen(s: &str) -> Result<ListenAddr, String> {
     if s.contains("://") {
@@ -338,16 +354,18 @@ fn parse_admin_listen(s: &str) -> Result<ListenAddr, String> {
     parse_listen(s)
 }
 
-/// An advertised listener must be PLAINTEXT too: advertising `SSL://` while serving
-/// plaintext would send clients' TLS to a plaintext port.
-fn parse_advertised(s: &str) -> Result<String, String> {
-    crate::security::plaintext_listener(s).map_err(|e| e.to_string())?;
-    Ok(s.to_string())
-}
-
-/// A `--set` that names an unknown key or carries an unparsable value.
+/// A setting that names an unknown key, carries an unparsable value or asks for what Jet
+/// refuses.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    #[error("{given_in}: {error}")]
+    At { given_in: String, error: Box<ConfigError> },
+    #[error(transparent)]
+    File(#[from] properties::PropertiesError),
+    #[error("setting `{key}={value}` is refused: {reason}")]
+    Refused { key: String, value: String, reason: &'static str },
+    #[error("setting `{key}={value}`: Jet keeps its data in one directory; give exactly one")]
+    SeveralLogDirs { key: String, value: String },
     #[error("`--set {0}`: expected KEY=VALUE")]
     NotKeyValue(String),
     #[error("unknown broker setting `{0}`")]
@@ -361,7 +379,8 @@ pub enum ConfigError {
 impl BrokerConfig {
     /// The `host:port` advertised to clients.
     pub fn advertised(&self) -> (String, i32) {
-        let fallback = || ("localhost".to_string(), i32::from(self.listen.port));
+        let host = self.default_advertised_host.clone().unwrap_or_else(|| "localhost".to_string());
+        let fallback = || (host.clone(), i32::from(self.listen.port));
         match &self.advertised_listener {
             None => fallback(),
             Some(s) => {
@@ -402,25 +421,18 @@ impl BrokerConfig {
         (self.queued_request_bytes() - self.decompression_scratch_bytes()).max(max_frame)
     }
 
-    /// Applies `--set key=value` overrides onto the typed settings.
+    /// Applies `--set key=value` overrides onto the typed settings (no config file; the
+    /// `jet` binary uses [`BrokerConfig::resolve`]).
     pub fn apply_overrides(&mut self) -> Result<(), ConfigError> {
-        let overrides = std::mem::take(&mut self.kafka.overrides);
-        // `--set` splits on commas, but some values are lists
-        // (`max.connections.per.ip.overrides=a:1,b:2`): an item without `=` continues
-        // the value before it.
-        let mut joined: Vec<String> = Vec::with_capacity(overrides.len());
-        for item in overrides {
-            match joined.last_mut() {
-                Some(last) if !item.contains('=') => {
-                    last.push(',');
-                    last.push_str(&item);
-                }
-                _ => joined.push(item),
+        let joined = layers::joined_overrides(std::mem::take(&mut self.kafka.overrides));
+        for kv in &joined {
+            if let Some((key, value)) = kv.split_once('=') {
+                self.listener_names.learn(key.trim(), value.trim());
             }
         }
         for kv in &joined {
             let (key, value) = kv.split_once('=').ok_or_else(|| ConfigError::NotKeyValue(kv.clone()))?;
-            self.kafka.set(key.trim(), value.trim())?;
+            self.set_property(key.trim(), value.trim())?;
         }
         Ok(())
     }
@@ -434,6 +446,20 @@ where
         key: key.to_string(),
         value: value.to_string(),
         reason: e.to_string(),
+    })
+}
+
+/// A duration in hours or minutes as milliseconds; negative is forever (`-1`). The count
+/// is an int, as Kafka types `log.retention.hours`/`.minutes` and `log.roll.hours`.
+fn scaled(key: &str, value: &str, ms_per_unit: i64) -> Result<i64, ConfigError> {
+    let n = i64::from(parse::<i32>(key, value)?);
+    if n < 0 {
+        return Ok(-1); // as Kafka: any negative retention is "forever"
+    }
+    n.checked_mul(ms_per_unit).ok_or_else(|| ConfigError::BadValue {
+        key: key.to_string(),
+        value: value.to_string(),
+        reason: format!("too large: at most {} ({} ms)", i64::MAX / ms_per_unit, i64::MAX),
     })
 }
 
@@ -453,10 +479,10 @@ impl KafkaSettings {
             "log.segment.bytes" => self.log_segment_bytes = parse(key, value)?,
             "log.preallocate" => self.log_preallocate = parse(key, value)?,
             "log.roll.ms" => self.log_roll_ms = parse(key, value)?,
-            "log.roll.hours" => self.log_roll_ms = parse::<i64>(key, value)? * 3_600_000,
+            "log.roll.hours" => self.log_roll_ms = scaled(key, value, 3_600_000)?,
             "log.retention.ms" => self.log_retention_ms = parse(key, value)?,
-            "log.retention.minutes" => self.log_retention_ms = parse::<i64>(key, value)? * 60_000,
-            "log.retention.hours" => self.log_retention_ms = parse::<i64>(key, value)? * 3_600_000,
+            "log.retention.minutes" => self.log_retention_ms = scaled(key, value, 60_000)?,
+            "log.retention.hours" => self.log_retention_ms = scaled(key, value, 3_600_000)?,
             "log.retention.bytes" => self.log_retention_bytes = parse(key, value)?,
             "log.retention.check.interval.ms" => self.log_retention_check_interval_ms = parse(key, value)?,
             "log.index.interval.bytes" => self.log_index_interval_bytes = parse(key, value)?,

@@ -10,7 +10,9 @@
 //!
 //! Read in this order:
 //!
-//! - [`config`]: command line, environment variables and Kafka-named settings;
+//! - [`config`]: command line, environment variables, a Kafka `server.properties`
+//!   (`config::properties`, layered by `config::layers`, Kafka's keys sorted into used,
+//!   ignored and refused by `config::kafka_keys`) and the advertised host;
 //!   [`security`] refuses the security settings Jet does not implement (fail closed).
 //! - [`server`]: the TCP listener and per-connection loop (ordered responses,
 //!   concurrent waits, graceful shutdown). Tests start it on port 0 with [`server::run`].
@@ -34,7 +36,13 @@
 //!   producer state (with expiry and caps), topic configs, fetch sessions, and the fjall
 //!   metadata store. `broker::lifecycle` makes topic create/grow/delete crash-safe (one
 //!   durable intent each; partition directories name their topic id);
-//!   `broker::log_cleaner` runs compaction on threads of its own.
+//!   `broker::log_cleaner` runs compaction on threads of its own; `broker::data_dir`
+//!   locks the data directory and keeps Kafka's `meta.properties` (node and cluster id).
+//!   `broker::replica` is the replication seam: handlers use every partition through the
+//!   `Replica` trait (append → a `Commit` that resolves when the high watermark covers
+//!   it, plan a read, offsets, leader and epoch, lookups, DeleteRecords), so the local
+//!   log, the in-memory store of the handler tests (`broker::replica::memory`) and, later,
+//!   a raft group look the same to them.
 //! - [`group`]: consumer groups — the classic protocol and KIP-848 as pure state
 //!   machines, and the coordinator that keeps them (and committed offsets) as records of
 //!   `__consumer_offsets`, written through the same partition append path as any topic.
@@ -50,11 +58,20 @@
 //!   blocking pool), `log::damage` and `log::scrubber` (damaged ranges, found and fenced),
 //!   `log::cleaner` (compaction: offset map, rewrite, swap), `log::epoch_history` (the
 //!   leader-epoch history, Kafka's `leader-epoch-checkpoint`, which OffsetForLeaderEpoch
-//!   answers from) and `log::raft_index` (raft index ↔ offset translation for
-//!   replication; not yet used).
+//!   answers from), `log::raft_index` and `log::raft_entries` (raft index ↔ offset
+//!   translation beside the segments: final `.raftindex` sidecars written by seals, the
+//!   active segment's `.raftgroups` written before the batches it groups, rebuilt on
+//!   open).
+//! - [`raft`]: partition replication (being built, issue 10) — `raft::TypeConfig` (term =
+//!   Kafka leader epoch, `leader_id_std`), `raft::log_store` (the segment files as
+//!   openraft's log store, passing openraft's storage conformance suite; vote and small
+//!   state in `raft-state.json`), `raft::control` (blank and membership entries as
+//!   control batches that consumers skip). Not yet wired to the broker.
 //! - [`cluster`]: where replicas live — `cluster::placement`, the pure function that
-//!   spreads replicas and preferred leaders across brokers and racks (issue 10 builds
-//!   the controller and gossip on it).
+//!   spreads replicas and preferred leaders across brokers and racks, and
+//!   `cluster::gossip`, broker discovery and failure detection (memberlist 0.8.5) behind
+//!   Jet's own `Discovery` trait (membership snapshots and events, leadership hints);
+//!   only `gossip/backend.rs` names memberlist types. Not yet wired to the broker.
 //!
 //! Tests: unit tests sit beside the code (`*_tests.rs` files where a module's tests are
 //! long); `tests/` starts real brokers (in process on port 0, and the `jet` binary for

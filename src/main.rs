@@ -4,33 +4,45 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use tracing_subscriber::EnvFilter;
 
 use jet::admin::AdminState;
 use jet::broker::Broker;
-use jet::config::{Cli, Command, HealthcheckArgs};
+use jet::config::{Cli, Command, HealthcheckArgs, LogFormat};
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,fjall=warn,lsm_tree=warn")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     if let Some(Command::Healthcheck(args)) = &cli.command {
         return healthcheck(args);
     }
+    let broker_matches = matches.subcommand_matches("serve").unwrap_or(&matches);
     let mut config = cli.into_broker_config();
-    if let Err(e) = config.apply_overrides() {
-        tracing::error!("{e}");
-        return ExitCode::from(2);
-    }
+    init_logging(config.log_format);
+    let resolution = match config.resolve(broker_matches) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    jet::config::startup_log::log_settings(&config, &resolution);
     if let Err(e) = jet::broker::topic_config::validate_broker_settings(&config.kafka) {
         tracing::error!("invalid setting: {e}");
         return ExitCode::from(2);
+    }
+    if config.advertised_listener.is_none() && jet::config::advertise::is_wildcard(&config.listen.host) {
+        let chosen = jet::config::advertise::for_wildcard_listener();
+        tracing::info!(
+            host = chosen.host,
+            reason = chosen.reason,
+            "advertising a host for the listener on all interfaces"
+        );
+        config.default_advertised_host = Some(chosen.host);
     }
     return_large_buffers_to_the_system();
     let runtime = match tokio::runtime::Runtime::new() {
@@ -126,6 +138,15 @@ fn healthcheck(args: &HealthcheckArgs) -> ExitCode {
             eprintln!("jet healthcheck: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,fjall=warn,lsm_tree=warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init(),
+        LogFormat::Json => builder.json().with_current_span(false).init(),
     }
 }
 

@@ -1,6 +1,7 @@
 //! Broker state shared by every connection: identity, topics and partitions, the
 //! metadata store, the group-commit flusher and producer-id allocation.
 
+pub mod data_dir;
 pub mod fetch_sessions;
 pub mod lifecycle;
 pub mod log_cleaner;
@@ -53,8 +54,8 @@ pub enum BrokerError {
     Lifecycle(#[from] LifecycleError),
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
-    #[error("creating the data directory: {0}")]
-    DataDir(crate::log::LogError),
+    #[error(transparent)]
+    DataDir(#[from] data_dir::DataDirError),
     #[error("invalid setting: {0}")]
     Config(String),
     /// Fetches send records from the segment files through placeholders in a reserved
@@ -125,6 +126,8 @@ pub struct Broker {
     /// Produce-path decompression scratch, part of the request-memory budget.
     pub scratch_budget: crate::protocol::frame::ScratchBudget,
     meta: MetaStore,
+    /// Held while the broker runs: no other `jet` opens the same data directory.
+    _dir_lock: data_dir::DirLock,
     producer_ids: Mutex<ProducerIds>,
     /// Serialises topic creation/deletion so concurrent auto-creates agree.
     admin: Mutex<()>,
@@ -151,16 +154,19 @@ impl Broker {
         let data_dir = config.data_dir.clone();
         // Durably: a data directory created now and lost to a power loss would take every
         // later acknowledged write with it (tests/powerloss.rs).
-        crate::log::create_dir_durably(&data_dir).map_err(BrokerError::DataDir)?;
+        let dir_lock = data_dir::prepare(&data_dir)?;
+        let stored = data_dir::check_meta(&data_dir, config.node_id, config.cluster_id.as_deref())?;
         let meta = MetaStore::open(&data_dir.join("__jet_meta"))?;
-        let cluster_id = match &config.cluster_id {
-            Some(id) => id.clone(),
-            None => meta.cluster_id_or(|| {
-                // Kafka cluster ids are 22-char URL-safe base64 of a UUID; a simple
-                // hex form is accepted by every client.
-                uuid::Uuid::new_v4().simple().to_string()[..22].to_string()
-            })?,
+        let cluster_id = match (&stored, &config.cluster_id) {
+            (Some(stored), _) => stored.cluster_id.clone(),
+            (None, Some(id)) => id.clone(),
+            // A data directory from before meta.properties keeps the id it had.
+            (None, None) => meta.cluster_id_or(data_dir::new_cluster_id)?,
         };
+        if stored.is_none() {
+            let meta = data_dir::MetaProperties { node_id: config.node_id, cluster_id: cluster_id.clone() };
+            data_dir::write_meta(&data_dir, &meta)?;
+        }
         // Before any partition opens its files.
         let wanted = usize::try_from(config.kafka.log_max_open_segment_files).unwrap_or(usize::MAX);
         crate::log::open_files::FileCache::global().set_limit(crate::log::open_files::cap_for_process(wanted));
@@ -187,6 +193,7 @@ impl Broker {
             fetch_sessions: fetch_sessions::FetchSessions::default(),
             groups,
             meta,
+            _dir_lock: dir_lock,
             producer_ids: Mutex::new(ProducerIds { next: limit, limit }),
             admin: Mutex::new(()),
             shutdown: tokio::sync::watch::channel(false).0,

@@ -37,6 +37,7 @@ pub fn handle(broker: &Broker, request: DescribeClusterRequest, version: i16) ->
         DescribeClusterBroker::default()
             .with_broker_id(BrokerId(broker.node_id))
             .with_host(StrBytes::from_string(broker.host.clone()))
-            .with_port(broker.port),
+            .with_port(broker.port)
+            .with_rack(broker.config.broker_rack.clone().map(StrBytes::from_string)),
     ])
 }

@@ -1,5 +1,6 @@
-//! FindCoordinator: this broker coordinates every group (and transactional id) — the
-//! leader of the key's `__consumer_offsets` partition, which on a single node is us.
+//! FindCoordinator: this broker coordinates every group — the leader of the key's
+//! `__consumer_offsets` partition, which on a single node is us. Transaction coordinators
+//! are refused (see `handler::transactions`).
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
@@ -14,7 +15,7 @@ const TRANSACTION: i8 = 1;
 
 pub fn handle(b: &Broker, r: FindCoordinatorRequest, v: i16) -> FindCoordinatorResponse {
     let keys: Vec<StrBytes> = if v >= 4 { r.coordinator_keys } else { vec![r.key] };
-    let coordinators: Vec<Coordinator> = keys.into_iter().map(|key| find(b, key, r.key_type)).collect();
+    let coordinators: Vec<Coordinator> = keys.into_iter().map(|key| find(b, key, r.key_type, v)).collect();
     let mut response = FindCoordinatorResponse::default();
     if v >= 4 {
         response.coordinators = coordinators;
@@ -30,7 +31,7 @@ pub fn handle(b: &Broker, r: FindCoordinatorRequest, v: i16) -> FindCoordinatorR
     response
 }
 
-fn find(b: &Broker, key: StrBytes, key_type: i8) -> Coordinator {
+fn find(b: &Broker, key: StrBytes, key_type: i8, version: i16) -> Coordinator {
     let error = |code: ResponseError, message: &str| {
         Coordinator::default()
             .with_key(key.clone())
@@ -53,7 +54,9 @@ fn find(b: &Broker, key: StrBytes, key_type: i8) -> Coordinator {
                 return error(code, "the group's coordinator is backing off after a failed write");
             }
         }
-        TRANSACTION => {}
+        TRANSACTION => {
+            return error(super::transactions::find_coordinator_code(version), super::transactions::MESSAGE);
+        }
         _ => return error(ResponseError::InvalidRequest, "unknown coordinator key type"),
     }
     Coordinator::default()
@@ -63,4 +66,40 @@ fn find(b: &Broker, key: StrBytes, key_type: i8) -> Coordinator {
         .with_port(b.port)
         .with_error_code(0)
         .with_error_message(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::handler::test_support::broker;
+
+    #[test]
+    fn a_transaction_coordinator_is_refused_with_a_message_at_every_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = broker(dir.path());
+        let key = StrBytes::from_static_str("tx-1");
+        for v in 1..=6 {
+            let request = FindCoordinatorRequest::default()
+                .with_key(key.clone())
+                .with_coordinator_keys(vec![key.clone()])
+                .with_key_type(TRANSACTION);
+            let r = handle(&b, request, v);
+            let (code, message) = if v >= 4 {
+                (r.coordinators[0].error_code, r.coordinators[0].error_message.clone())
+            } else {
+                (r.error_code, r.error_message.clone())
+            };
+            let expected = if v >= 4 {
+                ResponseError::UnsupportedVersion
+            } else {
+                ResponseError::TransactionalIdAuthorizationFailed
+            };
+            assert_eq!(code, expected.code(), "v{v}");
+            assert!(message.unwrap().contains("does not support Kafka transactions"), "v{v}");
+        }
+        // Groups still find their coordinator.
+        let r = handle(&b, FindCoordinatorRequest::default().with_key(StrBytes::from_static_str("g")), 3);
+        assert_eq!(r.error_code, 0);
+        assert_eq!(r.node_id, BrokerId(b.node_id));
+    }
 }

@@ -95,7 +95,8 @@ pub fn handle(broker: &Broker, request: MetadataRequest, version: i16) -> Metada
             MetadataResponseBroker::default()
                 .with_node_id(BrokerId(broker.node_id))
                 .with_host(StrBytes::from_string(broker.host.clone()))
-                .with_port(broker.port),
+                .with_port(broker.port)
+                .with_rack(broker.config.broker_rack.clone().map(StrBytes::from_string)),
         ])
         .with_cluster_id(Some(StrBytes::from_string(broker.cluster_id.clone())))
         .with_controller_id(BrokerId(broker.node_id))

@@ -42,6 +42,7 @@ pub mod sasl;
 pub mod sync_group;
 #[cfg(test)]
 mod test_support;
+pub mod transactions;
 #[cfg(test)]
 mod version_tests;
 
