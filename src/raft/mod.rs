@@ -65,6 +65,27 @@ impl openraft::vote::RaftTerm for Term {
 /// A broker id (Kafka's `broker.id`/`node.id`, non-negative).
 pub type NodeId = u64;
 
+/// A raft group: one partition, named by topic and index. The controller's metadata log
+/// is a partition too (`__cluster_metadata`/0, as in KRaft), so one transport, one log
+/// store and one entry format serve every group on a broker.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct GroupId {
+    pub topic: String,
+    pub partition: i32,
+}
+
+impl GroupId {
+    pub fn new(topic: impl Into<String>, partition: i32) -> GroupId {
+        GroupId { topic: topic.into(), partition }
+    }
+}
+
+impl fmt::Display for GroupId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.topic, self.partition)
+    }
+}
+
 /// What a raft member is: where to reach its raft transport and its Kafka listener.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JetNode {
