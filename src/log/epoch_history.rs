@@ -345,7 +345,23 @@ impl EpochRecovery {
             // thousands of partitions should not cost an extra fsync each.
             history.dirty = false;
         }
-        history.persist(dir)?;
+        if let Err(e) = history.persist(dir) {
+            if !e.is_out_of_space() {
+                return Err(e);
+            }
+            // The history is derived from the batch headers, so a full disk must not stop
+            // the partition from opening (reads go on; writes resume when space returns).
+            // An old checkpoint must not outlive it, though: a later recovery would trust
+            // it. Removing needs no space; without the file, recovery rebuilds the history
+            // from the headers. It stays dirty, so the next persist writes it.
+            let path = dir.join(LEADER_EPOCH_CHECKPOINT_FILE);
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(r) if r.kind() == std::io::ErrorKind::NotFound => {}
+                Err(r) => return Err(super::io_err("remove stale leader-epoch checkpoint", &path)(r)),
+            }
+            tracing::warn!(dir = %dir.display(), error = %e, "leader-epoch checkpoint not written (disk full): kept in memory, rebuilt from the log if needed");
+        }
         Ok(history)
     }
 }

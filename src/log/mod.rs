@@ -154,6 +154,20 @@ pub enum LogError {
     StorageFailed,
 }
 
+impl LogError {
+    /// Whether this is a write that failed for lack of space (ENOSPC, or EDQUOT: a quota).
+    pub fn is_out_of_space(&self) -> bool {
+        match self {
+            LogError::Io { source, .. } => {
+                source.kind() == io::ErrorKind::StorageFull
+                    || source.kind() == io::ErrorKind::QuotaExceeded
+                    || matches!(source.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
+            }
+            _ => false,
+        }
+    }
+}
+
 /// Builds a closure turning an `io::Error` into [`LogError::Io`] with context.
 pub(crate) fn io_err(op: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> LogError {
     let path = path.into();
