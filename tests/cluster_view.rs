@@ -220,6 +220,29 @@ async fn three_brokers_see_each_other_drop_a_killed_one_and_take_it_back() {
         until_metadata_lists(b.addr, &all, CONVERGE).await;
     }
     eprintln!("the restarted broker was back in every Metadata {:?} after its ready line", restarted.elapsed());
+
+    // SIGTERM: the broker leaves gracefully, so the others record a leave, not a failure.
+    brokers[1].signal(libc::SIGTERM);
+    let status = tokio::task::spawn_blocking(move || {
+        let mut second = brokers.swap_remove(1);
+        let status = second.child.wait();
+        (status, brokers)
+    });
+    let (status, brokers) = status.await.unwrap();
+    assert!(status.expect("wait for the second broker").success(), "a SIGTERMed broker exits 0");
+    let start = Instant::now();
+    loop {
+        let (_, cluster) = get(brokers[0].admin, "/v1/cluster").await;
+        let cluster: serde_json::Value = serde_json::from_str(&cluster).unwrap();
+        let members = cluster["gossip"]["members"].as_array().cloned().unwrap_or_default();
+        let state = members.iter().find(|m| m["node_id"] == 2).map(|m| m["state"].clone());
+        if state == Some(serde_json::json!("left")) {
+            break;
+        }
+        assert!(start.elapsed() < FAILURE_DETECTED, "broker 2 not seen as left: {cluster}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    until_metadata_lists(brokers[0].addr, &[all[0].clone(), all[2].clone()], FAILURE_DETECTED).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -230,13 +253,27 @@ async fn a_broker_started_with_a_node_id_the_cluster_has_refuses_to_run() {
 
     // Same node id, its own ports and data directory, joining through the first.
     let twin = Node::new(1);
-    let mut cmd = twin.command(holder.gossip, &[]);
-    cmd.stderr(Stdio::piped());
+    let mut child = twin.command(holder.gossip, &[]).stderr(Stdio::piped()).spawn().expect("spawn the twin");
+    let mut pipe = child.stderr.take().expect("stderr is piped");
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut pipe, &mut text);
+        text
+    });
     let started = Instant::now();
-    let out = tokio::task::spawn_blocking(move || cmd.output()).await.unwrap().expect("run the twin");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "the twin must refuse to run: {stderr}");
-    assert!(started.elapsed() < CONVERGE, "refused only after {:?}", started.elapsed());
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for the twin") {
+            break status;
+        }
+        if started.elapsed() > CONVERGE {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the twin still runs after {CONVERGE:?}: {}", reader.join().unwrap_or_default());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let stderr = reader.join().expect("stderr reader");
+    assert!(!status.success(), "the twin must refuse to run: {stderr}");
     let holder_gossip = format!("127.0.0.1:{}", holder.gossip);
     assert!(
         stderr.contains("node id 1 is also claimed") && stderr.contains(&holder_gossip) && stderr.contains("--node-id"),
