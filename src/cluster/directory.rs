@@ -271,4 +271,129 @@ mod tests {
         let reason = d.not_ready_reason().expect("not ready with one broker of three");
         assert!(reason.contains("waiting for 3 brokers") && reason.contains("1 so far (node ids 1)"), "{reason}");
     }
+
+    /// A membership view driven by the test, as gossip would publish it.
+    struct ScriptedGossip {
+        local: BrokerIdentity,
+        view: std::sync::Mutex<MembershipView>,
+        snapshots: tokio::sync::watch::Sender<Arc<MembershipView>>,
+        conflict: tokio::sync::watch::Sender<Option<IdConflict>>,
+        events: tokio::sync::broadcast::Sender<gossip::MembershipEvent>,
+    }
+
+    impl ScriptedGossip {
+        fn new(local: BrokerIdentity) -> Arc<ScriptedGossip> {
+            Arc::new(ScriptedGossip {
+                local,
+                view: Default::default(),
+                snapshots: tokio::sync::watch::Sender::new(Default::default()),
+                conflict: tokio::sync::watch::Sender::new(None),
+                events: tokio::sync::broadcast::Sender::new(8),
+            })
+        }
+
+        fn change(&self, change: gossip::view::Change) {
+            let mut view = self.view.lock().unwrap();
+            gossip::view::apply(&mut view, change);
+            self.snapshots.send_replace(Arc::new(view.clone()));
+        }
+
+        fn alive(&self, id: i32) {
+            let gossip_addr = SocketAddr::from(([127, 0, 0, 1], 7000 + id as u16));
+            self.change(gossip::view::Change::Alive { identity: identity(id), gossip_addr });
+        }
+    }
+
+    impl Discovery for ScriptedGossip {
+        fn local(&self) -> BrokerIdentity {
+            self.local.clone()
+        }
+        fn gossip_addr(&self) -> SocketAddr {
+            SocketAddr::from(([127, 0, 0, 1], 7000))
+        }
+        fn view(&self) -> tokio::sync::watch::Receiver<Arc<MembershipView>> {
+            self.snapshots.subscribe()
+        }
+        fn events(&self) -> tokio::sync::broadcast::Receiver<gossip::MembershipEvent> {
+            self.events.subscribe()
+        }
+        fn observe_leader(&self, _hint: gossip::LeadershipHint) {}
+        fn leader_hint(&self, _partition: &gossip::PartitionKey) -> Option<gossip::LeadershipHint> {
+            None
+        }
+        fn leave(&self) -> futures::future::BoxFuture<'_, Result<(), GossipError>> {
+            Box::pin(async { Ok(()) })
+        }
+        fn shutdown(&self) -> futures::future::BoxFuture<'_, Result<(), GossipError>> {
+            Box::pin(async { Ok(()) })
+        }
+        fn id_conflict(&self) -> tokio::sync::watch::Receiver<Option<IdConflict>> {
+            self.conflict.subscribe()
+        }
+    }
+
+    #[tokio::test]
+    async fn live_brokers_follow_the_view_and_always_include_this_one() {
+        let d = Arc::new(BrokerDirectory::new(identity(2), None));
+        let gossip = ScriptedGossip::new(identity(2));
+        d.attach(gossip.clone());
+        let ids = |d: &BrokerDirectory| d.live_brokers().iter().map(|b| b.broker_id).collect::<Vec<_>>();
+        assert_eq!(ids(&d), [2], "before gossip reports this broker to itself");
+        for id in [3, 1, 2] {
+            gossip.alive(id);
+        }
+        assert_eq!(ids(&d), [1, 2, 3], "by node id");
+        gossip.change(gossip::view::Change::Gone { broker_id: 3 });
+        assert_eq!(ids(&d), [1, 2], "a failed broker is not listed");
+        gossip.alive(3);
+        assert_eq!(ids(&d), [1, 2, 3], "and is again once it is back");
+    }
+
+    #[tokio::test]
+    async fn bootstrap_expect_latches_once_met_even_if_a_broker_fails_later() {
+        let d = Arc::new(BrokerDirectory::new(identity(1), Some(2)));
+        let gossip = ScriptedGossip::new(identity(1));
+        d.attach(gossip.clone());
+        gossip.alive(1);
+        assert!(d.not_ready_reason().is_some_and(|r| r.contains("1 so far")));
+        gossip.alive(2);
+        // The attached watcher latches without anyone asking /readyz.
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        while d.bootstrap_members().is_none() {
+            assert!(tokio::time::Instant::now() < deadline, "bootstrap set not recorded");
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(d.bootstrap_members().map(|m| m.iter().map(|b| b.broker_id).collect::<Vec<_>>()), Some(vec![1, 2]));
+        gossip.change(gossip::view::Change::Gone { broker_id: 2 });
+        assert_eq!(d.not_ready_reason(), None, "met once is met");
+    }
+
+    #[tokio::test]
+    async fn a_newcomer_with_a_taken_id_is_not_ready_and_the_holder_is() {
+        let conflict = |while_joining| IdConflict {
+            broker_id: 1,
+            ours: SocketAddr::from(([127, 0, 0, 1], 7001)),
+            theirs: SocketAddr::from(([127, 0, 0, 1], 7002)),
+            their_identity: None,
+            while_joining,
+        };
+        let holder = Arc::new(BrokerDirectory::new(identity(1), None));
+        let gossip = ScriptedGossip::new(identity(1));
+        holder.attach(gossip.clone());
+        gossip.conflict.send_replace(Some(conflict(false)));
+        assert_eq!(holder.not_ready_reason(), None);
+        assert_eq!(holder.id_conflict(), Some(conflict(false)));
+
+        let newcomer = Arc::new(BrokerDirectory::new(identity(1), None));
+        let gossip = ScriptedGossip::new(identity(1));
+        newcomer.attach(gossip.clone());
+        gossip.conflict.send_replace(Some(conflict(true)));
+        let reason = newcomer.not_ready_reason().unwrap_or_default();
+        assert!(
+            reason.starts_with("refused: node id 1 is also claimed") && reason.contains("127.0.0.1:7002"),
+            "{reason}"
+        );
+        let refused = tokio::time::timeout(std::time::Duration::from_secs(5), refusal(gossip)).await;
+        assert_eq!(refused.ok(), Some(conflict(true)));
+    }
 }
