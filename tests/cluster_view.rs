@@ -25,6 +25,9 @@ const CONVERGE: Duration = Duration::from_secs(30);
 /// timeout, 3 × 0.5 s suspicion) plus up to a probe round to pick the dead broker.
 const FAILURE_DETECTED: Duration = Duration::from_secs(10);
 
+/// Every broker encrypts gossip with this key (base64 of 32 bytes).
+const GOSSIP_KEY: &str = "8Fg+KxkOhcRTXmf4ND/0zmwxYkcXNt4hRShGDe5FqsA=";
+
 /// A port free for TCP and UDP right now.
 fn free_port() -> u16 {
     loop {
@@ -58,7 +61,9 @@ impl Node {
         }
     }
 
-    fn command(&self, seed: u16, extra: &[&str]) -> Command {
+    /// The cluster settings as flags, except for broker 2, which gets them as `JET_*`
+    /// environment variables (both ways must work).
+    fn command(&self, seed: u16, bootstrap_expect: Option<u32>) -> Command {
         let mut cmd = JetProcess::command_on(self.dir.path(), &format!("127.0.0.1:{}", self.kafka));
         cmd.args([
             "--node-id",
@@ -67,19 +72,28 @@ impl Node {
             &format!("127.0.0.1:{}", self.kafka),
             "--broker-rack",
             &self.rack,
-            "--gossip-listen",
-            &format!("127.0.0.1:{}", self.gossip),
-            "--seeds",
-            &format!("127.0.0.1:{seed}"),
-            "--raft-listen",
-            &format!("127.0.0.1:{}", self.raft),
-        ])
-        .args(extra);
+        ]);
+        let mut settings = vec![
+            ("--gossip-listen", "JET_GOSSIP_LISTEN", format!("127.0.0.1:{}", self.gossip)),
+            ("--seeds", "JET_SEEDS", format!("127.0.0.1:{seed}")),
+            ("--raft-listen", "JET_RAFT_LISTEN", format!("127.0.0.1:{}", self.raft)),
+            ("--gossip-key", "JET_GOSSIP_KEY", GOSSIP_KEY.to_string()),
+        ];
+        if let Some(n) = bootstrap_expect {
+            settings.push(("--bootstrap-expect", "JET_BOOTSTRAP_EXPECT", n.to_string()));
+        }
+        for (flag, var, value) in settings {
+            if self.id == 2 {
+                cmd.env(var, value);
+            } else {
+                cmd.args([flag, &value]);
+            }
+        }
         cmd
     }
 
-    fn start(&self, seed: u16, extra: &[&str]) -> JetProcess {
-        JetProcess::spawn(self.command(seed, extra))
+    fn start(&self, seed: u16, bootstrap_expect: Option<u32>) -> JetProcess {
+        JetProcess::spawn(self.command(seed, bootstrap_expect))
     }
 
     /// The broker as Metadata should list it: (node id, host, port, rack).
@@ -156,11 +170,11 @@ async fn until_ready(admin: SocketAddr, within: Duration) {
 async fn three_brokers_see_each_other_drop_a_killed_one_and_take_it_back() {
     let nodes: Vec<Node> = (1..=3).map(Node::new).collect();
     let seed = nodes[0].gossip;
-    let expect = ["--bootstrap-expect", "3"];
+    let expect = Some(3);
     let all: Vec<Listed> = nodes.iter().map(Node::listed).collect();
 
     // Alone, the first broker serves but is not ready: it waits for two more.
-    let first = nodes[0].start(seed, &expect);
+    let first = nodes[0].start(seed, expect);
     let (status, body) = get(first.admin, "/readyz").await;
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("waiting for 3 brokers") && body.contains("1 so far"), "{body}");
@@ -168,7 +182,7 @@ async fn three_brokers_see_each_other_drop_a_killed_one_and_take_it_back() {
 
     let mut brokers = vec![first];
     for node in &nodes[1..] {
-        brokers.push(node.start(seed, &expect));
+        brokers.push(node.start(seed, expect));
     }
     for b in &brokers {
         let took = until_metadata_lists(b.addr, &all, CONVERGE).await;
@@ -214,7 +228,7 @@ async fn three_brokers_see_each_other_drop_a_killed_one_and_take_it_back() {
     }
 
     // Restarted on its data directory and addresses, it is listed again everywhere.
-    brokers[2] = nodes[2].start(seed, &expect);
+    brokers[2] = nodes[2].start(seed, expect);
     let restarted = Instant::now();
     for b in &brokers {
         until_metadata_lists(b.addr, &all, CONVERGE).await;
@@ -248,12 +262,12 @@ async fn three_brokers_see_each_other_drop_a_killed_one_and_take_it_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_started_with_a_node_id_the_cluster_has_refuses_to_run() {
     let holder = Node::new(1);
-    let first = holder.start(holder.gossip, &[]);
+    let first = holder.start(holder.gossip, None);
     until_ready(first.admin, CONVERGE).await;
 
     // Same node id, its own ports and data directory, joining through the first.
     let twin = Node::new(1);
-    let mut child = twin.command(holder.gossip, &[]).stderr(Stdio::piped()).spawn().expect("spawn the twin");
+    let mut child = twin.command(holder.gossip, None).stderr(Stdio::piped()).spawn().expect("spawn the twin");
     let mut pipe = child.stderr.take().expect("stderr is piped");
     let reader = std::thread::spawn(move || {
         let mut text = String::new();
