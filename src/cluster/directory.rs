@@ -242,6 +242,12 @@ pub async fn start_gossip(
         return Ok(None);
     }
     let config = gossip_config(args, local).await?;
+    if config.secret_key.is_none() {
+        // memberlist 0.8.5 lets a plaintext peer take over a member's id (DESIGN.md).
+        tracing::warn!(
+            "gossip is not encrypted: any host that reaches the gossip port can join the cluster or pose as a broker; give every broker the same --gossip-key"
+        );
+    }
     Ok(Some(gossip::start(config).await?))
 }
 
