@@ -109,6 +109,12 @@ fn main() -> ExitCode {
             Ok(d) => d,
             Err(e) => {
                 tracing::error!("cannot start gossip: {}", error_chain(&e));
+                // Nothing was served yet, but the logs are open: close them cleanly.
+                broker.begin_shutdown();
+                let closer = broker.clone();
+                if let Err(e) = tokio::task::spawn_blocking(move || closer.close()).await {
+                    tracing::warn!(error = %e, "closing the data directory failed");
+                }
                 return ExitCode::FAILURE;
             }
         };
