@@ -71,7 +71,9 @@
 //!   spreads replicas and preferred leaders across brokers and racks, and
 //!   `cluster::gossip`, broker discovery and failure detection (memberlist 0.8.5) behind
 //!   Jet's own `Discovery` trait (membership snapshots and events, leadership hints);
-//!   only `gossip/backend.rs` names memberlist types. Not yet wired to the broker.
+//!   only `gossip/backend.rs` names memberlist types. `cluster::directory`: the live
+//!   brokers Metadata, DescribeCluster and `/v1/cluster` list (gossip started at boot with
+//!   `--seeds`/`--gossip-listen`), `--bootstrap-expect`, node-id conflicts.
 //!
 //! Tests: unit tests sit beside the code (`*_tests.rs` files where a module's tests are
 //! long); `tests/` starts real brokers (in process on port 0, and the `jet` binary for

@@ -2,13 +2,14 @@
 //! `jet healthcheck` asks a running broker's admin server whether it is ready.
 
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use clap::{CommandFactory, FromArgMatches};
 use tracing_subscriber::EnvFilter;
 
 use jet::admin::AdminState;
 use jet::broker::Broker;
+use jet::cluster::gossip::{Discovery, IdConflict};
 use jet::config::{Cli, Command, HealthcheckArgs, LogFormat};
 
 fn main() -> ExitCode {
@@ -31,6 +32,10 @@ fn main() -> ExitCode {
         }
     };
     jet::config::startup_log::log_settings(&config, &resolution);
+    if let Err(e) = config.cluster.check() {
+        tracing::error!("{e}");
+        return ExitCode::from(2);
+    }
     if let Err(e) = jet::broker::topic_config::validate_broker_settings(&config.kafka) {
         tracing::error!("invalid setting: {e}");
         return ExitCode::from(2);
@@ -99,23 +104,89 @@ fn main() -> ExitCode {
             }
         };
         admin.broker_opened(broker.clone());
+        // After the data directory: a broker still recovering is not advertised to others.
+        let discovery = match start_gossip(&broker).await {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!("cannot start gossip: {}", error_chain(&e));
+                // Nothing was served yet, but the logs are open: close them cleanly.
+                broker.begin_shutdown();
+                let closer = broker.clone();
+                if let Err(e) = tokio::task::spawn_blocking(move || closer.close()).await {
+                    tracing::warn!(error = %e, "closing the data directory failed");
+                }
+                return ExitCode::FAILURE;
+            }
+        };
         let local = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
         tracing::info!(
             listen = %local,
             admin = %admin_addr,
+            gossip = discovery.as_ref().map(|d| d.gossip_addr().to_string()).unwrap_or_else(|| "off".into()),
             advertised = format!("{}:{}", broker.host, broker.port),
             node_id = broker.node_id,
             cluster_id = broker.cluster_id,
             "jet is ready"
         );
         // /readyz answers 503 "draining" from the signal until the drain is done.
-        jet::server::run(listener, broker, shutdown_signal()).await;
+        let refused = Arc::new(OnceLock::new());
+        jet::server::run(listener, broker, shutdown_or_refusal(discovery.clone(), refused.clone())).await;
+        if let Some(discovery) = &discovery {
+            // A refused broker must not announce a leave: peers would apply it to the id,
+            // which belongs to the other broker.
+            let stopped = if refused.get().is_some() { discovery.shutdown().await } else { discovery.leave().await };
+            if let Err(e) = stopped {
+                tracing::warn!("gossip did not stop cleanly: {}", error_chain(&e));
+            }
+        }
         let _ = stop_admin.send(());
         if let Err(e) = admin_task.await {
             tracing::warn!(error = %e, "admin server task failed");
         }
-        ExitCode::SUCCESS
+        if refused.get().is_some() { ExitCode::FAILURE } else { ExitCode::SUCCESS }
     })
+}
+
+/// Gossip when the cluster flags ask for it, attached to the broker's directory.
+async fn start_gossip(
+    broker: &Arc<Broker>,
+) -> Result<Option<Arc<dyn Discovery>>, jet::cluster::directory::GossipStartError> {
+    let discovery =
+        jet::cluster::directory::start_gossip(&broker.config.cluster, broker.cluster.local().clone()).await?;
+    if let Some(d) = &discovery {
+        broker.cluster.attach(d.clone());
+    }
+    Ok(discovery)
+}
+
+/// Resolves on SIGTERM/SIGINT, or when gossip finds this broker's node id held by a
+/// broker already in the cluster (recorded in `refused`).
+async fn shutdown_or_refusal(discovery: Option<Arc<dyn Discovery>>, refused: Arc<OnceLock<IdConflict>>) {
+    let refusal = async move {
+        match discovery {
+            Some(d) => jet::cluster::directory::refusal(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        () = shutdown_signal() => {}
+        conflict = refusal => {
+            tracing::error!("{conflict}: refusing to run with a node id another broker holds; give this broker another --node-id");
+            let _ = refused.set(conflict);
+        }
+    }
+}
+
+/// An error and its causes, outermost first.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 /// `jet healthcheck`: exit 0 if the broker at `--admin-listen` is ready, else 1.

@@ -5,13 +5,17 @@
 //!   (partition logs recovered, topic metadata and consumer groups loaded), 503 with the
 //!   reason before that and while the broker drains after SIGTERM.
 //! - `/metrics`: Prometheus text format (see [`crate::metrics`]).
-//! - `/v1/cluster`: status JSON (node id, listeners, topic and partition counts, version).
+//! - `/readyz` also waits for `--bootstrap-expect` brokers in the gossip view, and is never
+//!   ready on a broker refused for claiming a node id another broker holds.
+//! - `/v1/cluster`: status JSON (node id, listeners, topic and partition counts, version,
+//!   the live brokers and the gossip membership).
 //!
 //! HTTP/1.1 through hyper; started before the data directory opens so probes get an
 //! answer during a long recovery, stopped after the Kafka listener has drained.
 
 pub mod healthcheck;
 
+use std::borrow::Cow;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -28,6 +32,7 @@ use tokio::net::TcpListener;
 use tracing::{debug, warn};
 
 use crate::broker::Broker;
+use crate::cluster::directory::BrokerDirectory;
 
 /// Admin connections served at once; more are closed on accept (probes and scrapers
 /// need a handful).
@@ -51,7 +56,7 @@ pub struct AdminState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Readiness {
     Ready,
-    NotReady(&'static str),
+    NotReady(Cow<'static, str>),
 }
 
 impl AdminState {
@@ -67,24 +72,28 @@ impl AdminState {
 
     pub fn readiness(&self) -> Readiness {
         if self.kafka_listener.get().is_none() {
-            return Readiness::NotReady("starting: the Kafka listener is not bound yet");
+            return Readiness::NotReady("starting: the Kafka listener is not bound yet".into());
         }
         match self.broker.get() {
             None => Readiness::NotReady(
-                "starting: opening the data directory (recovering partition logs, loading topics and consumer groups)",
+                "starting: opening the data directory (recovering partition logs, loading topics and consumer groups)"
+                    .into(),
             ),
             Some(b) if b.is_shutting_down() => {
-                Readiness::NotReady("draining: shutting down, no longer accepting Kafka connections")
+                Readiness::NotReady("draining: shutting down, no longer accepting Kafka connections".into())
             }
-            Some(_) => Readiness::Ready,
+            Some(b) => match b.cluster.not_ready_reason() {
+                Some(reason) => Readiness::NotReady(reason.into()),
+                None => Readiness::Ready,
+            },
         }
     }
 
     /// The `/v1/cluster` document.
     pub fn cluster_status(&self) -> serde_json::Value {
         let state = match self.readiness() {
-            Readiness::Ready => "ready",
-            Readiness::NotReady(reason) => reason.split(':').next().unwrap_or("starting"),
+            Readiness::Ready => "ready".to_string(),
+            Readiness::NotReady(reason) => reason.split(':').next().unwrap_or("starting").to_string(),
         };
         let addr = |a: &OnceLock<SocketAddr>| a.get().map(ToString::to_string);
         let mut status = serde_json::json!({
@@ -107,10 +116,55 @@ impl AdminState {
             status["partitions"] = partitions.into();
             // Single node: it leads every partition it hosts.
             status["leader_partitions"] = partitions.into();
-            status["brokers"] = serde_json::json!([{ "node_id": b.node_id, "host": b.host, "port": b.port }]);
+            status["brokers"] = cluster_brokers(&b.cluster);
+            // This broker until the controller raft group exists (see handler::metadata).
+            status["controller_id"] = b.node_id.into();
+            status["gossip"] = gossip_status(&b.cluster);
         }
         status
     }
+}
+
+/// The live brokers as Metadata lists them.
+fn cluster_brokers(cluster: &BrokerDirectory) -> serde_json::Value {
+    let brokers: Vec<serde_json::Value> = cluster
+        .live_brokers()
+        .into_iter()
+        .map(|b| {
+            serde_json::json!({
+                "node_id": b.broker_id,
+                "host": b.kafka.host,
+                "port": b.kafka.port,
+                "rack": b.rack,
+                "raft": b.raft.to_string(),
+            })
+        })
+        .collect();
+    brokers.into()
+}
+
+/// Gossip membership (every broker heard of, with its state), `--bootstrap-expect` and
+/// node id conflicts; `null` without gossip.
+fn gossip_status(cluster: &BrokerDirectory) -> serde_json::Value {
+    let Some(discovery) = cluster.discovery() else { return serde_json::Value::Null };
+    let view = discovery.view().borrow().clone();
+    let members: Vec<serde_json::Value> = view
+        .members()
+        .map(|m| {
+            serde_json::json!({
+                "node_id": m.identity.broker_id,
+                "gossip": m.gossip_addr.to_string(),
+                "state": format!("{:?}", m.state).to_lowercase(),
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "address": discovery.gossip_addr().to_string(),
+        "members": members,
+        "bootstrap_expect": cluster.bootstrap_expect(),
+        "bootstrap_members": cluster.bootstrap_members().map(|m| m.iter().map(|b| b.broker_id).collect::<Vec<_>>()),
+        "id_conflict": cluster.id_conflict().map(|c| c.to_string()),
+    })
 }
 
 /// Serves the admin endpoints on `listener` until `shutdown` resolves.

@@ -121,6 +121,8 @@ pub struct Broker {
     pub cleaner: log_cleaner::LogCleaner,
     /// Idempotent producer ids tracked across partitions, against `max.producer.ids`.
     pub producer_id_gate: producer_state::ProducerIdGate,
+    /// The brokers clients are told about (this one alone until gossip is attached).
+    pub cluster: Arc<crate::cluster::directory::BrokerDirectory>,
     /// Request and connection counters for `/metrics`.
     pub metrics: crate::metrics::BrokerMetrics,
     /// Produce-path decompression scratch, part of the request-memory budget.
@@ -195,6 +197,7 @@ impl Broker {
             meta,
             _dir_lock: dir_lock,
             producer_ids: Mutex::new(ProducerIds { next: limit, limit }),
+            cluster: Arc::new(crate::cluster::directory::BrokerDirectory::for_config(&config)),
             admin: Mutex::new(()),
             shutdown: tokio::sync::watch::channel(false).0,
             cleaner: log_cleaner::LogCleaner::default(),

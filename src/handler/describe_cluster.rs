@@ -1,4 +1,5 @@
-//! DescribeCluster (key 60): cluster id, controller and brokers.
+//! DescribeCluster (key 60): cluster id, controller and brokers (every live one in the
+//! gossip view).
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
@@ -16,6 +17,8 @@ pub fn handle(broker: &Broker, request: DescribeClusterRequest, version: i16) ->
     let response = DescribeClusterResponse::default()
         .with_endpoint_type(ENDPOINT_BROKERS)
         .with_cluster_id(StrBytes::from_string(broker.cluster_id.clone()))
+        // This broker, as on a single node, until the controller raft group exists: its
+        // leader will be the controller id every broker reports.
         .with_controller_id(BrokerId(broker.node_id));
     if request.endpoint_type != ENDPOINT_BROKERS {
         let (code, message) = match request.endpoint_type {
@@ -33,11 +36,17 @@ pub fn handle(broker: &Broker, request: DescribeClusterRequest, version: i16) ->
     if request.include_cluster_authorized_operations {
         response.cluster_authorized_operations = super::CLUSTER_AUTHORIZED_OPERATIONS;
     }
-    response.with_brokers(vec![
-        DescribeClusterBroker::default()
-            .with_broker_id(BrokerId(broker.node_id))
-            .with_host(StrBytes::from_string(broker.host.clone()))
-            .with_port(broker.port)
-            .with_rack(broker.config.broker_rack.clone().map(StrBytes::from_string)),
-    ])
+    let brokers = broker
+        .cluster
+        .live_brokers()
+        .into_iter()
+        .map(|b| {
+            DescribeClusterBroker::default()
+                .with_broker_id(BrokerId(b.broker_id))
+                .with_host(StrBytes::from_string(b.kafka.host))
+                .with_port(i32::from(b.kafka.port))
+                .with_rack(b.rack.map(StrBytes::from_string))
+        })
+        .collect();
+    response.with_brokers(brokers)
 }

@@ -1,4 +1,4 @@
-//! Metadata (key 3): brokers, cluster id, controller, and topics with their partitions'
+//! Metadata (key 3): brokers (every live one in the gossip view), cluster id, controller, and topics with their partitions'
 //! leaders and replicas. Requesting an unknown topic auto-creates it when both the
 //! broker (`auto.create.topics.enable`) and the request (`allow_auto_topic_creation`,
 //! v4+) allow it.
@@ -90,15 +90,25 @@ pub fn handle(broker: &Broker, request: MetadataRequest, version: i16) -> Metada
     if (8..=10).contains(&version) && request.include_cluster_authorized_operations {
         response.cluster_authorized_operations = CLUSTER_AUTHORIZED_OPERATIONS;
     }
-    response
-        .with_brokers(vec![
+    // Every live broker in the gossip view (this one alone without gossip). Partitions
+    // are still local to this broker: replication places them on the others.
+    let brokers = broker
+        .cluster
+        .live_brokers()
+        .into_iter()
+        .map(|b| {
             MetadataResponseBroker::default()
-                .with_node_id(BrokerId(broker.node_id))
-                .with_host(StrBytes::from_string(broker.host.clone()))
-                .with_port(broker.port)
-                .with_rack(broker.config.broker_rack.clone().map(StrBytes::from_string)),
-        ])
+                .with_node_id(BrokerId(b.broker_id))
+                .with_host(StrBytes::from_string(b.kafka.host))
+                .with_port(i32::from(b.kafka.port))
+                .with_rack(b.rack.map(StrBytes::from_string))
+        })
+        .collect();
+    response
+        .with_brokers(brokers)
         .with_cluster_id(Some(StrBytes::from_string(broker.cluster_id.clone())))
+        // This broker, as on a single node, until the controller raft group exists: its
+        // leader will be the controller id every broker reports.
         .with_controller_id(BrokerId(broker.node_id))
         .with_topics(topics)
 }

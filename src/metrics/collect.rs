@@ -145,6 +145,14 @@ impl Collector for BrokerCollector {
         )?;
         histogram(&mut m, &NO_LABELS, &super::FSYNC_SECONDS.snapshot())?;
 
+        let mut m = e.encode_descriptor(
+            "jet_brokers",
+            "Live brokers in this broker's view of the cluster, itself included (Kafka ActiveBrokerCount).",
+            None,
+            MetricType::Gauge,
+        )?;
+        gauge(&mut m, &NO_LABELS, i64::try_from(broker.cluster.live_brokers().len()).unwrap_or(i64::MAX))?;
+
         // Single node: this broker leads every partition it hosts.
         let partitions: i64 = topics.iter().map(|t| i64::from(t.partition_count())).sum();
         let mut m = e.encode_descriptor(
@@ -299,6 +307,7 @@ pub(crate) mod tests {
         assert!(page.contains("# TYPE jet_request_duration_seconds histogram\n"), "{page}");
         assert!(page.contains("# TYPE jet_topic_bytes_in_total counter\n"), "{page}");
         assert_eq!(sample(&page, "jet_connections"), Some(1.0));
+        assert_eq!(sample(&page, "jet_brokers"), Some(1.0), "a single node counts itself");
         assert_eq!(sample(&page, "jet_partitions"), Some(3.0));
         assert_eq!(sample(&page, "jet_leader_partitions"), Some(3.0));
         // acks=all: the appends waited for timed fsyncs.

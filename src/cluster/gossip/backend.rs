@@ -6,7 +6,7 @@
 
 use std::borrow::Cow;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use bytes::Bytes;
@@ -23,7 +23,7 @@ use tokio::sync::{broadcast, watch};
 use super::hints::{self, LeadershipHint, LeadershipHints, PartitionKey};
 use super::identity::BrokerIdentity;
 use super::view::{Change, MembershipEvent, MembershipView, ViewPublisher};
-use super::{Discovery, GossipConfig, GossipError};
+use super::{Discovery, GossipConfig, GossipError, IdConflict};
 
 type Transport = TokioNetTransport<NodeId, TokioSocketAddrResolver, TokioTcp>;
 type Gossip = Memberlist<Transport, JetDelegate>;
@@ -40,6 +40,11 @@ struct Shared {
     live: AtomicUsize,
     /// Rounds of trying the seeds in which none answered.
     failed_join_rounds: AtomicUsize,
+    /// Set once this broker is in the cluster: a seed answered, another broker joined it,
+    /// or it had no seed but itself. An id conflict seen before that makes it the newcomer.
+    joined: AtomicBool,
+    /// The first conflict over this broker's own id.
+    id_conflict: watch::Sender<Option<IdConflict>>,
 }
 
 impl Shared {
@@ -180,6 +185,24 @@ impl ConflictDelegate for JetDelegate {
             other = %other.address(),
             "two brokers claim the same broker id; the second is ignored"
         );
+        let broker_id = self.0.local().broker_id;
+        if existing.id().as_str() != broker_id.to_string() {
+            return;
+        }
+        let conflict = IdConflict {
+            broker_id,
+            ours: *existing.address(),
+            theirs: *other.address(),
+            their_identity: BrokerIdentity::decode(other.meta()).ok(),
+            while_joining: !self.0.joined.load(Ordering::Acquire),
+        };
+        self.0.id_conflict.send_if_modified(|slot| {
+            if slot.is_some() {
+                return false;
+            }
+            *slot = Some(conflict);
+            true
+        });
     }
 }
 
@@ -253,6 +276,11 @@ fn options(config: &GossipConfig) -> Result<memberlist::Options, GossipError> {
     Ok(options)
 }
 
+/// Whether `base64` is a usable gossip key (base64 of a 16, 24 or 32-byte AES key).
+pub fn check_secret_key(base64: &str) -> Result<(), GossipError> {
+    base64.trim().parse::<SecretKey>().map(|_| ()).map_err(|e| GossipError::SecretKey(Box::new(e)))
+}
+
 /// Start gossiping: bind, then keep trying the seeds in the background until one answers.
 /// Fails before binding anything if the identity does not fit node metadata.
 pub async fn start(config: GossipConfig) -> Result<Arc<dyn Discovery>, GossipError> {
@@ -275,6 +303,8 @@ impl MemberlistDiscovery {
             retransmit_mult: config.retransmit_mult,
             live: AtomicUsize::new(1),
             failed_join_rounds: AtomicUsize::new(0),
+            joined: AtomicBool::new(false),
+            id_conflict: watch::Sender::new(None),
         });
         let gossip = Gossip::with_delegate(JetDelegate(shared.clone()), transport, options)
             .await
@@ -297,12 +327,23 @@ async fn join_seeds(
     own: SocketAddr,
     retry: std::time::Duration,
 ) {
+    join_seeds_until_in(&gossip, &shared, &seeds, own, retry).await;
+    shared.joined.store(true, Ordering::Release);
+}
+
+async fn join_seeds_until_in(
+    gossip: &Gossip,
+    shared: &Shared,
+    seeds: &[String],
+    own: SocketAddr,
+    retry: std::time::Duration,
+) {
     loop {
         if shared.live.load(Ordering::Relaxed) > 1 {
             return; // Another broker joined us first: we are in the cluster.
         }
         let mut addrs = Vec::new();
-        for seed in &seeds {
+        for seed in seeds {
             match tokio::net::lookup_host(seed.as_str()).await {
                 Ok(found) => addrs.extend(found.filter(|a| *a != own)),
                 Err(e) => tracing::warn!(seed, error = %e, "cannot resolve gossip seed"),
@@ -372,6 +413,10 @@ impl Discovery for MemberlistDiscovery {
             self.join_task.abort();
             self.gossip.shutdown().await.map_err(|e| GossipError::Shutdown(Box::new(e) as BoxError))
         })
+    }
+
+    fn id_conflict(&self) -> watch::Receiver<Option<IdConflict>> {
+        self.shared.id_conflict.subscribe()
     }
 }
 

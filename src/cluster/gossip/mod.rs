@@ -28,7 +28,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use tokio::sync::{broadcast, watch};
 
-pub use backend::start;
+pub use backend::{check_secret_key, start};
 pub use hints::{LeadershipHint, PartitionKey};
 pub use identity::{BrokerIdentity, HostPort, METADATA_LIMIT, MetadataError};
 pub use view::{Member, MemberState, MembershipEvent, MembershipView};
@@ -59,6 +59,38 @@ pub trait Discovery: Send + Sync + 'static {
 
     /// Stop without announcing anything (peers detect a failure).
     fn shutdown(&self) -> BoxFuture<'_, Result<(), GossipError>>;
+
+    /// Set once another broker is seen gossiping with this broker's id from another
+    /// address (two brokers configured with the same node id).
+    fn id_conflict(&self) -> watch::Receiver<Option<IdConflict>>;
+}
+
+/// Another broker claims this broker's id. memberlist keeps the first holder of an id and
+/// ignores the other (both sides report the conflict); which side this broker is on
+/// decides what it should do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdConflict {
+    pub broker_id: i32,
+    /// This broker's gossip address.
+    pub ours: SocketAddr,
+    /// The other claimant's gossip address.
+    pub theirs: SocketAddr,
+    /// The other claimant's identity, if its metadata is readable.
+    pub their_identity: Option<BrokerIdentity>,
+    /// The conflict surfaced while this broker was still joining through its seeds:
+    /// it is the newcomer and should refuse to run. When false, this broker was already
+    /// in the cluster and the newcomer is the one ignored.
+    pub while_joining: bool,
+}
+
+impl std::fmt::Display for IdConflict {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "node id {} is also claimed by the broker gossiping at {}", self.broker_id, self.theirs)?;
+        if let Some(other) = &self.their_identity {
+            write!(f, " (Kafka address {})", other.kafka)?;
+        }
+        write!(f, "; this broker gossips at {}", self.ours)
+    }
 }
 
 /// Gossip settings. Plain data: the command-line flags that fill it live with the rest

@@ -197,6 +197,41 @@ async fn a_broker_whose_seed_is_not_up_yet_keeps_trying_until_it_is() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_broker_with_a_taken_id_learns_it_is_the_newcomer_and_the_first_hears_of_it() {
+    let first = MemberlistDiscovery::start(config(1, &[])).await.unwrap();
+    let mut twin_config = config(1, &[first.gossip_addr()]);
+    twin_config.identity.kafka.port = 29092;
+    let twin = MemberlistDiscovery::start(twin_config).await.unwrap();
+    let mut seen = twin.id_conflict();
+    let conflict = tokio::time::timeout(Duration::from_secs(10), seen.wait_for(Option::is_some))
+        .await
+        .expect("the twin hears of the conflict")
+        .unwrap()
+        .clone()
+        .unwrap();
+    assert_eq!((conflict.broker_id, conflict.ours, conflict.theirs), (1, twin.gossip_addr(), first.gossip_addr()));
+    assert!(conflict.while_joining, "the twin was joining: it is the newcomer");
+    assert_eq!(conflict.their_identity.map(|i| i.kafka.port), Some(first.local().kafka.port));
+    let message = twin.id_conflict().borrow().as_ref().map(ToString::to_string).unwrap_or_default();
+    assert!(message.contains("node id 1") && message.contains(&first.gossip_addr().to_string()), "{message}");
+
+    let mut heard = first.id_conflict();
+    let conflict = tokio::time::timeout(Duration::from_secs(10), heard.wait_for(Option::is_some))
+        .await
+        .expect("the first holder hears of it too")
+        .unwrap()
+        .clone()
+        .unwrap();
+    assert_eq!((conflict.ours, conflict.theirs), (first.gossip_addr(), twin.gossip_addr()));
+    assert!(!conflict.while_joining, "the first holder was already in: it keeps the id");
+    // The first holder's view still has itself under the id, not the twin.
+    assert_eq!(first.view().borrow().get(1).map(|m| m.identity.kafka.port), Some(first.local().kafka.port));
+    for d in [first, twin] {
+        d.shutdown().await.unwrap();
+    }
+}
+
 fn hint(partition: i32, leader: i32, epoch: i32, observer: i32) -> LeadershipHint {
     LeadershipHint {
         partition: PartitionKey { topic_id: Uuid::from_u128(42), partition },

@@ -1,0 +1,109 @@
+//! Command-line parsing of the broker settings.
+
+use super::*;
+
+#[test]
+fn no_arguments_is_a_local_broker() {
+    let cli = Cli::try_parse_from(["jet"]).unwrap();
+    let config = cli.into_broker_config();
+    assert_eq!(config.listen.port, 9092);
+    assert_eq!(config.advertised(), ("localhost".to_string(), 9092));
+    assert_eq!(config.data_dir, PathBuf::from("./data"));
+    assert!(config.kafka.auto_create_topics_enable);
+    assert_eq!(config.kafka.num_partitions, 1);
+    assert_eq!(config.admin_listen, ListenAddr { host: "0.0.0.0".into(), port: 9644 });
+}
+
+#[test]
+fn admin_listen_flag_and_healthcheck_subcommand() {
+    let config = Cli::try_parse_from(["jet", "--admin-listen", "127.0.0.1:0"]).unwrap().into_broker_config();
+    assert_eq!(config.admin_listen, ListenAddr { host: "127.0.0.1".into(), port: 0 });
+    assert!(Cli::try_parse_from(["jet", "--admin-listen", "http://127.0.0.1:1"]).is_err());
+    let cli = Cli::try_parse_from(["jet", "healthcheck", "--admin-listen", "0.0.0.0:9700"]).unwrap();
+    let Some(Command::Healthcheck(args)) = cli.command else { panic!("not healthcheck") };
+    assert_eq!((args.admin_listen.to_string().as_str(), args.timeout_ms), ("0.0.0.0:9700", 5_000));
+    // Broker flags still work after `serve` and without a subcommand.
+    let cli = Cli::try_parse_from(["jet", "serve", "--admin-listen", ":9645", "--node-id", "3"]).unwrap();
+    let config = cli.into_broker_config();
+    assert_eq!((config.admin_listen.port, config.node_id), (9645, 3));
+}
+
+#[test]
+fn serve_subcommand_and_overrides() {
+    let cli = Cli::try_parse_from([
+        "jet",
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--advertised-listener",
+        "PLAINTEXT://example:19092",
+        "--set",
+        "num.partitions=3,log.retention.hours=1",
+    ])
+    .unwrap();
+    let mut config = cli.into_broker_config();
+    config.apply_overrides().unwrap();
+    assert_eq!(config.kafka.num_partitions, 3);
+    assert_eq!(config.kafka.log_retention_ms, 3_600_000);
+    assert_eq!(config.advertised(), ("example".to_string(), 19092));
+}
+
+#[test]
+fn listen_addresses_in_kafka_and_plain_forms() {
+    let p = |s| parse_listen(s).unwrap();
+    assert_eq!(p("PLAINTEXT://localhost:9093"), ListenAddr { host: "localhost".into(), port: 9093 });
+    assert_eq!(p(":9092"), ListenAddr { host: "0.0.0.0".into(), port: 9092 });
+    assert_eq!(p("[::1]:9092").to_string(), "[::1]:9092");
+    assert!(parse_listen("localhost").is_err());
+    assert!(parse_listen("localhost:99999").is_err());
+}
+
+#[test]
+fn port_zero_advertises_the_bound_port() {
+    let config = |args: &[&str]| {
+        let mut c =
+            Cli::try_parse_from([&["jet", "--listen", "127.0.0.1:0"], args].concat()).unwrap().into_broker_config();
+        c.bound_to(40123);
+        c.advertised()
+    };
+    assert_eq!(config(&[]), ("localhost".to_string(), 40123));
+    // An advertised host without a port takes the listener's actual port, not 0.
+    assert_eq!(config(&["--advertised-listener", "example"]), ("example".to_string(), 40123));
+    assert_eq!(config(&["--advertised-listener", "example:9000"]), ("example".to_string(), 9000));
+}
+
+#[test]
+fn security_listeners_and_settings_fail_closed() {
+    for listener in ["SSL://127.0.0.1:0", "SASL_SSL://:9093", "SASL_PLAINTEXT://h:1"] {
+        for flag in ["--listen", "--advertised-listener"] {
+            let e = Cli::try_parse_from(["jet", flag, listener]).unwrap_err().to_string();
+            assert!(e.contains("PLAINTEXT only for now"), "{flag} {listener}: {e}");
+        }
+    }
+    let mut s = Cli::try_parse_from(["jet"]).unwrap().into_broker_config();
+    s.kafka.overrides = vec!["ssl.keystore.location=/etc/k.jks".into()];
+    let e = s.apply_overrides().unwrap_err();
+    assert!(matches!(e, ConfigError::Security(_)), "{e}");
+    assert!(e.to_string().contains("ssl.keystore.location"), "{e}");
+}
+
+#[test]
+fn list_values_keep_their_commas() {
+    let cli = Cli::try_parse_from([
+        "jet",
+        "--set",
+        "max.connections.per.ip.overrides=10.0.0.1:5,localhost:7,max.connections=9",
+    ])
+    .unwrap();
+    let mut config = cli.into_broker_config();
+    config.apply_overrides().unwrap();
+    assert_eq!(config.kafka.max_connections_per_ip_overrides, "10.0.0.1:5,localhost:7");
+    assert_eq!(config.kafka.max_connections, 9);
+}
+
+#[test]
+fn unknown_override_is_an_error() {
+    let mut s = Cli::try_parse_from(["jet"]).unwrap().into_broker_config();
+    s.kafka.overrides = vec!["no.such.thing=1".into()];
+    assert!(matches!(s.apply_overrides(), Err(ConfigError::UnknownKey(_))));
+}
