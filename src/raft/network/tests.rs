@@ -1,0 +1,271 @@
+//! The transport over real TCP on 127.0.0.1: clusters of three brokers in one process
+//! (see [`super::test_cluster`]), and single calls against hand-made peers.
+
+use std::io::Cursor;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use openraft::async_runtime::WatchReceiver;
+use openraft::error::RPCError;
+use openraft::network::{RPCOption, RaftNetworkFactory, RaftNetworkV2};
+use openraft::raft::{AppendEntriesRequest, VoteRequest};
+use openraft::{EntryPayload, ServerState};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use super::test_cluster::{TestCluster, WAIT, raft_config_with_elections, wait_for};
+use super::wire::{self, Hello, Request, RequestBody};
+use super::{RaftTransport, TransportConfig};
+use crate::raft::log_store::log_id;
+use crate::raft::{AppendBatches, Entry, GroupId, JetNode, Term, Vote};
+
+fn group(i: i32) -> GroupId {
+    GroupId::new("orders", i)
+}
+
+/// Normal entries in `entries` (the client writes).
+fn normal_count(entries: &[Entry]) -> usize {
+    entries.iter().filter(|e| matches!(e.payload, EntryPayload::Normal(_))).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_elect_a_leader_commit_writes_and_hold_the_same_log() {
+    let g = group(0);
+    let cluster = TestCluster::start(3, vec![g.clone()]).await;
+    cluster.initialize_all().await;
+    let leader = cluster.wait_leader(&g, &cluster.ids()).await;
+    let written = cluster.write(&g, leader, 5).await;
+    let last = *written.last().expect("writes");
+    let log = cluster.wait_same_log(&g, leader, &cluster.ids(), last).await;
+    assert_eq!(normal_count(&log), 5, "the five writes, on every node: {log:?}");
+    for id in written {
+        assert!(log.iter().any(|e| e.log_id == id), "{id} is in the replicated log");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_groups_share_one_connection_per_peer() {
+    let groups: Vec<GroupId> = (0..50).map(group).collect();
+    let cluster = TestCluster::start(3, groups.clone()).await;
+    // Every node leads some groups, so every node has requests for both peers.
+    cluster.initialize_spread().await;
+    let cluster = &cluster;
+    let leaders = futures::future::join_all(groups.iter().map(|g| async move {
+        let leader = cluster.wait_leader(g, &cluster.ids()).await;
+        let written = cluster.write(g, leader, 2).await;
+        let log = cluster.wait_same_log(g, leader, &cluster.ids(), written[1]).await;
+        assert_eq!(normal_count(&log), 2, "{g}: both writes on every node");
+        leader
+    }))
+    .await;
+    for id in cluster.ids() {
+        assert!(leaders.contains(&id), "node {id} leads a group: {leaders:?}");
+    }
+    for node in cluster.nodes.values() {
+        let stats = node.transport.stats();
+        assert_eq!(stats.groups, 50);
+        assert_eq!(stats.accepted_connections, 2, "node {}: one connection from each peer: {stats:?}", node.id);
+        assert_eq!(stats.dialled_connections, 2, "node {}: one connection to each peer: {stats:?}", node.id);
+        assert_eq!(stats.open_outbound, 2, "node {}: {stats:?}", node.id);
+        assert_eq!(stats.malformed_frames, 0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_leader_is_replaced_and_catches_up_after_restart() {
+    let g = group(7);
+    let mut cluster = TestCluster::start(3, vec![g.clone()]).await;
+    cluster.initialize_all().await;
+    let old_leader = cluster.wait_leader(&g, &cluster.ids()).await;
+    let before = cluster.write(&g, old_leader, 3).await;
+    cluster.wait_same_log(&g, old_leader, &cluster.ids(), before[2]).await;
+
+    cluster.stop_node(old_leader).await;
+    let survivors = cluster.others(old_leader);
+    let new_leader = cluster.wait_leader(&g, &survivors).await;
+    assert_ne!(new_leader, old_leader);
+    let during = cluster.write(&g, new_leader, 4).await;
+    cluster.wait_same_log(&g, new_leader, &survivors, during[3]).await;
+
+    cluster.restart_node(old_leader).await;
+    let leader = cluster.wait_leader(&g, &cluster.ids()).await;
+    let after = cluster.write(&g, leader, 1).await;
+    let log = cluster.wait_same_log(&g, leader, &cluster.ids(), after[0]).await;
+    assert_eq!(normal_count(&log), 8, "writes from before, during and after the outage: {log:?}");
+    let restarted = cluster.entries(old_leader, &g);
+    for id in during {
+        assert!(restarted.iter().any(|e| e.log_id == id), "the restarted node caught up with {id}");
+    }
+}
+
+/// Reads until the server closes the connection; fails if it stays open.
+async fn assert_closed_by_server(mut stream: TcpStream, what: &str) {
+    let mut buf = [0u8; 64];
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => continue,
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the server closed the connection after {what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn garbage_and_oversized_frames_close_only_that_connection() {
+    let g = group(3);
+    let cluster = TestCluster::start(3, vec![g.clone()]).await;
+    cluster.initialize_all().await;
+    let leader = cluster.wait_leader(&g, &cluster.ids()).await;
+    let follower = cluster.others(leader)[0];
+    let addr = cluster.node(follower).addr;
+    let hello = wire::encode(&Hello::new(99), usize::MAX).expect("hello");
+
+    let mut garbage_frame = 8u32.to_be_bytes().to_vec();
+    garbage_frame.extend_from_slice(&[0xff; 8]);
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("a garbage frame instead of the hello", garbage_frame.clone()),
+        ("a garbage request after the hello", [hello.to_vec(), garbage_frame].concat()),
+        ("an oversized length prefix instead of the hello", u32::MAX.to_be_bytes().to_vec()),
+        ("an oversized length prefix after the hello", [hello.to_vec(), u32::MAX.to_be_bytes().to_vec()].concat()),
+    ];
+    for (what, bytes) in &cases {
+        let mut stream = TcpStream::connect(addr).await.expect("connect");
+        stream.write_all(bytes).await.expect("send");
+        assert_closed_by_server(stream, what).await;
+    }
+    assert_eq!(cluster.node(follower).transport.stats().malformed_frames, cases.len() as u64);
+
+    // Raft traffic to and from that broker goes on.
+    let written = cluster.write(&g, leader, 3).await;
+    let log = cluster.wait_same_log(&g, leader, &cluster.ids(), written[2]).await;
+    assert_eq!(normal_count(&log), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transfer_leader_moves_leadership_to_the_named_node() {
+    // Elections take at least two seconds, so a leader that appears sooner came from the
+    // transfer, not from a timeout after the old leader stood down.
+    let g = group(5);
+    let cluster = TestCluster::start_with(3, vec![g.clone()], raft_config_with_elections(2_000, 3_000)).await;
+    cluster.initialize_all().await;
+    let leader = cluster.wait_leader(&g, &cluster.ids()).await;
+    for target in cluster.others(leader) {
+        let current = cluster.wait_leader(&g, &cluster.ids()).await;
+        let started = Instant::now();
+        cluster.raft(current, &g).trigger().transfer_leader(target).await.expect("trigger transfer");
+        wait_for(&format!("node {target} to lead {g}"), WAIT, || {
+            let all_agree = cluster
+                .ids()
+                .iter()
+                .all(|id| cluster.raft(*id, &g).metrics().borrow_watched().current_leader == Some(target));
+            let leads = cluster.raft(target, &g).metrics().borrow_watched().state == ServerState::Leader;
+            (all_agree && leads).then_some(())
+        })
+        .await;
+        let took = started.elapsed();
+        assert!(took < Duration::from_millis(1_500), "transfer to {target} took {took:?}, an election timeout");
+        let written = cluster.write(&g, target, 1).await;
+        cluster.wait_same_log(&g, target, &cluster.ids(), written[0]).await;
+    }
+}
+
+fn member(addr: impl ToString) -> JetNode {
+    JetNode { raft_addr: addr.to_string(), ..JetNode::default() }
+}
+
+fn vote_request() -> VoteRequest<crate::raft::TypeConfig> {
+    VoteRequest::new(Vote::new(Term(1), 1), None)
+}
+
+#[tokio::test]
+async fn a_call_for_a_group_the_peer_does_not_host_is_unreachable() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let server = RaftTransport::new(2, TransportConfig::default());
+    let serving = tokio::spawn({
+        let server = server.clone();
+        async move { server.serve(listener, std::future::pending()).await }
+    });
+    let client = RaftTransport::new(1, TransportConfig::default());
+    let mut network = client.network::<Cursor<Vec<u8>>>(group(1)).new_client(2, &member(addr)).await;
+    let result = network.vote(vote_request(), RPCOption::new(Duration::from_secs(5))).await;
+    match result {
+        Err(RPCError::Unreachable(e)) => assert!(e.to_string().contains("not hosted"), "{e}"),
+        other => panic!("expected Unreachable, got {other:?}"),
+    }
+    assert_eq!(server.stats().accepted_connections, 1);
+    serving.abort();
+}
+
+#[tokio::test]
+async fn a_call_times_out_at_the_soft_ttl_when_the_peer_does_not_answer() {
+    // A peer that accepts and reads but never answers.
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let silent = tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.expect("accept");
+        let mut sink = Vec::new();
+        let _ = stream.read_to_end(&mut sink).await;
+    });
+    let client = RaftTransport::new(1, TransportConfig::default());
+    let mut network = client.network::<Cursor<Vec<u8>>>(group(1)).new_client(2, &member(addr)).await;
+    let option = RPCOption::new(Duration::from_millis(400));
+    let started = Instant::now();
+    let result = network.vote(vote_request(), option.clone()).await;
+    let took = started.elapsed();
+    assert!(matches!(result, Err(RPCError::Timeout(_))), "{result:?}");
+    assert!(took >= option.soft_ttl() && took < option.hard_ttl(), "timed out after {took:?}");
+    silent.abort();
+}
+
+#[tokio::test]
+async fn a_refused_connection_is_unreachable_and_backs_off_before_dialling_again() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    drop(listener);
+    let config = TransportConfig {
+        reconnect_backoff: (Duration::from_secs(30), Duration::from_secs(30)),
+        ..TransportConfig::default()
+    };
+    let client = RaftTransport::new(1, config);
+    let mut network = client.network::<Cursor<Vec<u8>>>(group(1)).new_client(2, &member(addr)).await;
+    let option = RPCOption::new(Duration::from_secs(5));
+    let first = network.vote(vote_request(), option.clone()).await;
+    assert!(matches!(&first, Err(RPCError::Unreachable(e)) if e.to_string().contains("cannot connect")), "{first:?}");
+    // Now something listens, but the backoff window holds: no dial, still unreachable.
+    let listener = TcpListener::bind(addr).await.expect("bind again");
+    let second = network.vote(vote_request(), option).await;
+    assert!(
+        matches!(&second, Err(RPCError::Unreachable(e)) if e.to_string().contains("next connection attempt")),
+        "{second:?}"
+    );
+    let accepted = tokio::time::timeout(Duration::from_millis(200), listener.accept()).await;
+    assert!(accepted.is_err(), "no dial during the backoff window");
+    assert_eq!(client.stats().dialled_connections, 0);
+}
+
+#[test]
+fn a_batch_payload_costs_its_own_size_on_the_wire() {
+    let payload = Bytes::from(vec![7u8; 10_000]);
+    let entry = Entry { log_id: log_id(Term(3), 41), payload: EntryPayload::Normal(AppendBatches(payload.clone())) };
+    let rpc = AppendEntriesRequest {
+        vote: Vote::new_committed(Term(3), 1),
+        prev_log_id: Some(log_id(Term(3), 40)),
+        entries: vec![entry.clone()],
+        leader_commit: Some(log_id(Term(3), 40)),
+    };
+    let request = Request { id: 9, group: group(2), body: RequestBody::AppendEntries(rpc) };
+    let frame = wire::encode(&request, wire::DEFAULT_MAX_FRAME_BYTES).expect("encode");
+    assert!(frame.len() < payload.len() + 100, "frame of {} bytes for a {}-byte batch", frame.len(), payload.len());
+    let decoded: Request = wire::decode(&frame[4..]).expect("decode");
+    assert_eq!((decoded.id, &decoded.group), (9, &group(2)));
+    match decoded.body {
+        RequestBody::AppendEntries(rpc) => assert_eq!(rpc.entries, vec![entry]),
+        other => panic!("decoded {other:?}"),
+    }
+    // A frame over the cap is refused when encoding, not sent.
+    assert!(matches!(wire::encode(&request, 1_000), Err(wire::WireError::TooLarge { .. })));
+}
