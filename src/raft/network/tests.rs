@@ -73,28 +73,44 @@ async fn fifty_groups_share_one_connection_per_peer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_leader_is_replaced_and_catches_up_after_restart() {
-    let g = group(7);
-    let mut cluster = TestCluster::start(3, vec![g.clone()]).await;
-    cluster.initialize_all().await;
-    let old_leader = cluster.wait_leader(&g, &cluster.ids()).await;
-    let before = cluster.write(&g, old_leader, 3).await;
-    cluster.wait_same_log(&g, old_leader, &cluster.ids(), before[2]).await;
+    // Three groups, each led by another node, so every node has a connection to every
+    // peer before the stop: the survivors' connections to the stopped node break and must
+    // be re-established when it comes back.
+    let groups: Vec<GroupId> = (0..3).map(group).collect();
+    let mut cluster = TestCluster::start(3, groups.clone()).await;
+    cluster.initialize_spread().await;
+    let mut written = Vec::new();
+    for g in &groups {
+        let leader = cluster.wait_leader(g, &cluster.ids()).await;
+        let before = cluster.write(g, leader, 3).await;
+        cluster.wait_same_log(g, leader, &cluster.ids(), before[2]).await;
+        written.push(before);
+    }
+    let stopped = cluster.wait_leader(&groups[0], &cluster.ids()).await;
+    let survivors = cluster.others(stopped);
+    for id in &survivors {
+        assert_eq!(cluster.node(*id).transport.stats().open_outbound, 2, "node {id} is connected to both peers");
+    }
 
-    cluster.stop_node(old_leader).await;
-    let survivors = cluster.others(old_leader);
-    let new_leader = cluster.wait_leader(&g, &survivors).await;
-    assert_ne!(new_leader, old_leader);
-    let during = cluster.write(&g, new_leader, 4).await;
-    cluster.wait_same_log(&g, new_leader, &survivors, during[3]).await;
+    cluster.stop_node(stopped).await;
+    for (g, before) in groups.iter().zip(&mut written) {
+        let leader = cluster.wait_leader(g, &survivors).await;
+        assert_ne!(leader, stopped);
+        let during = cluster.write(g, leader, 4).await;
+        cluster.wait_same_log(g, leader, &survivors, during[3]).await;
+        before.extend(during);
+    }
 
-    cluster.restart_node(old_leader).await;
-    let leader = cluster.wait_leader(&g, &cluster.ids()).await;
-    let after = cluster.write(&g, leader, 1).await;
-    let log = cluster.wait_same_log(&g, leader, &cluster.ids(), after[0]).await;
-    assert_eq!(normal_count(&log), 8, "writes from before, during and after the outage: {log:?}");
-    let restarted = cluster.entries(old_leader, &g);
-    for id in during {
-        assert!(restarted.iter().any(|e| e.log_id == id), "the restarted node caught up with {id}");
+    cluster.restart_node(stopped).await;
+    for (g, ids) in groups.iter().zip(&written) {
+        let leader = cluster.wait_leader(g, &cluster.ids()).await;
+        let after = cluster.write(g, leader, 1).await;
+        let log = cluster.wait_same_log(g, leader, &cluster.ids(), after[0]).await;
+        assert_eq!(normal_count(&log), 8, "{g}: writes from before, during and after the outage: {log:?}");
+        let restarted = cluster.entries(stopped, g);
+        for id in ids {
+            assert!(restarted.iter().any(|e| e.log_id == *id), "{g}: the restarted node holds {id}");
+        }
     }
 }
 
@@ -214,7 +230,8 @@ async fn a_call_times_out_at_the_soft_ttl_when_the_peer_does_not_answer() {
     let mut network = client.network::<Cursor<Vec<u8>>>(group(1)).new_client(2, &member(addr)).await;
     let option = RPCOption::new(Duration::from_millis(400));
     let started = Instant::now();
-    let result = network.vote(vote_request(), option.clone()).await;
+    let call = network.vote(vote_request(), option.clone());
+    let result = tokio::time::timeout(option.hard_ttl() * 2, call).await.expect("the call ended by itself");
     let took = started.elapsed();
     assert!(matches!(result, Err(RPCError::Timeout(_))), "{result:?}");
     assert!(took >= option.soft_ttl() && took < option.hard_ttl(), "timed out after {took:?}");
