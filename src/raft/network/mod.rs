@@ -93,6 +93,10 @@ pub struct TransportConfig {
     /// Requests one accepted connection may have in its handlers at once; the reader
     /// stops reading until one finishes.
     pub max_in_flight_per_connection: usize,
+    /// Frames queued for one connection's writer (either side) before senders wait.
+    pub max_queued_frames: usize,
+    /// How long an accepted connection may take to send its hello.
+    pub handshake_timeout: Duration,
 }
 
 impl Default for TransportConfig {
@@ -102,6 +106,8 @@ impl Default for TransportConfig {
             connect_timeout: Duration::from_secs(1),
             reconnect_backoff: (Duration::from_millis(50), Duration::from_secs(2)),
             max_in_flight_per_connection: 4096,
+            max_queued_frames: 1024,
+            handshake_timeout: Duration::from_secs(10),
         }
     }
 }

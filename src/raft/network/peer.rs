@@ -66,7 +66,9 @@ type Pending = HashMap<u64, oneshot::Sender<Result<ResponseBody, RemoteFailure>>
 
 /// One live connection to a peer.
 pub(super) struct Connection {
-    frames: mpsc::UnboundedSender<Bytes>,
+    /// Frames for the writer; bounded, so a peer that stops reading makes calls wait (and
+    /// time out) instead of queueing without limit.
+    frames: mpsc::Sender<Bytes>,
     /// Calls waiting for their response; `None` once the connection is closed.
     pending: Mutex<Option<Pending>>,
     next_id: AtomicU64,
@@ -172,7 +174,7 @@ impl Peer {
             None => return Err(self.lost()),
         };
         let _guard = PendingGuard { connection: &connection, id };
-        connection.frames.send(frame).map_err(|_closed| self.lost())?;
+        connection.frames.send(frame).await.map_err(|_closed| self.lost())?;
         match answered.await {
             Ok(result) => Ok(result?),
             Err(_closed) => Err(self.lost()),
@@ -234,7 +236,7 @@ impl Peer {
         let hello = wire::encode(&Hello::new(shared.node), shared.config.max_frame_bytes).map_err(io::Error::other)?;
         write.write_all(&hello).await?;
         shared.stats.dialled.fetch_add(1, Ordering::Relaxed);
-        let (frames, queued) = mpsc::unbounded_channel();
+        let (frames, queued) = mpsc::channel(shared.config.max_queued_frames);
         let connection = Arc::new(Connection {
             frames,
             pending: Mutex::new(Some(HashMap::new())),

@@ -54,15 +54,20 @@ async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, addr: SocketAd
     let max = shared.config.max_frame_bytes;
     let (read, write) = stream.into_split();
     let mut reader = BufReader::new(read);
-    let node = match read_hello(&mut reader, max).await {
+    let hello = tokio::time::timeout(shared.config.handshake_timeout, read_hello(&mut reader, max)).await;
+    let node = match hello.unwrap_or(Err(WireError::HelloTimeout(shared.config.handshake_timeout))) {
         Ok(hello) => hello.node,
         Err(e) => {
-            shared.stats.malformed.fetch_add(1, Ordering::Relaxed);
+            if e.is_malformed() {
+                shared.stats.malformed.fetch_add(1, Ordering::Relaxed);
+            }
             tracing::warn!(peer = %addr, error = %e, "raft transport: closing connection: bad hello");
             return;
         }
     };
-    let (responses, outgoing) = mpsc::unbounded_channel();
+    // Bounded like the requests in flight: a peer that does not read its responses stops
+    // having its requests read.
+    let (responses, outgoing) = mpsc::channel(shared.config.max_queued_frames);
     // Dropping the set (this task ends or is aborted) aborts the writer and every request
     // still being handled for this connection.
     let mut tasks = JoinSet::new();
@@ -80,7 +85,7 @@ async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, addr: SocketAd
                 break;
             }
             Err(e) => {
-                if !matches!(e, WireError::Io(_)) {
+                if e.is_malformed() {
                     shared.stats.malformed.fetch_add(1, Ordering::Relaxed);
                 }
                 tracing::warn!(peer = %addr, node, error = %e, "raft transport: closing connection");
@@ -100,7 +105,7 @@ async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, addr: SocketAd
                 .or_else(|e| wire::encode(&Response { id, body: Err(RemoteFailure::Encode(e.to_string())) }, max));
             match frame {
                 // A closed channel means the connection is going away; the peer times out.
-                Ok(frame) => drop(responses.send(frame)),
+                Ok(frame) => drop(responses.send(frame).await),
                 Err(e) => tracing::error!(error = %e, "raft transport: cannot encode an error response"),
             }
             drop(permit);

@@ -188,6 +188,22 @@ async fn transfer_leader_moves_leadership_to_the_named_node() {
     }
 }
 
+#[tokio::test]
+async fn a_connection_that_sends_no_hello_is_closed_after_the_handshake_timeout() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let config = TransportConfig { handshake_timeout: Duration::from_millis(200), ..TransportConfig::default() };
+    let server = RaftTransport::new(2, config);
+    let serving = tokio::spawn({
+        let server = server.clone();
+        async move { server.serve(listener, std::future::pending()).await }
+    });
+    let stream = TcpStream::connect(addr).await.expect("connect");
+    assert_closed_by_server(stream, "sending nothing").await;
+    assert_eq!(server.stats().malformed_frames, 0, "silence is not a malformed frame");
+    serving.abort();
+}
+
 fn member(addr: impl ToString) -> JetNode {
     JetNode { raft_addr: addr.to_string(), ..JetNode::default() }
 }

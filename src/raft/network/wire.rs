@@ -21,7 +21,7 @@ use openraft::raft::{
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
-use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::mpsc::Receiver;
 
 use crate::raft::{CommittedLeaderId, GroupId, JetNode, NodeId, TypeConfig, Vote};
 
@@ -142,8 +142,17 @@ pub enum WireError {
     NotRaftTransport,
     #[error("raft transport protocol version {got}, expected {expected}")]
     Version { got: u16, expected: u16 },
+    #[error("no hello within {0:?}")]
+    HelloTimeout(std::time::Duration),
     #[error(transparent)]
     Io(#[from] io::Error),
+}
+
+impl WireError {
+    /// Whether the peer sent something wrong (as opposed to the connection failing).
+    pub fn is_malformed(&self) -> bool {
+        !matches!(self, WireError::Io(_) | WireError::HelloTimeout(_))
+    }
 }
 
 /// Encodes `message` as one frame (length prefix included).
@@ -200,7 +209,7 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
 
 /// Writes frames as they are queued, flushing when none are left (one syscall for a burst)
 /// until the queue closes or a write fails.
-pub async fn write_frames<W: AsyncWrite + Unpin>(write: W, mut frames: UnboundedReceiver<Bytes>) -> io::Result<()> {
+pub async fn write_frames<W: AsyncWrite + Unpin>(write: W, mut frames: Receiver<Bytes>) -> io::Result<()> {
     let mut writer = BufWriter::new(write);
     while let Some(frame) = frames.recv().await {
         writer.write_all(&frame).await?;
