@@ -8,7 +8,7 @@ use bytes::Bytes;
 use openraft::async_runtime::WatchReceiver;
 use openraft::error::RPCError;
 use openraft::network::{RPCOption, RaftNetworkFactory, RaftNetworkV2};
-use openraft::raft::{AppendEntriesRequest, VoteRequest};
+use openraft::raft::{AppendEntriesRequest, VoteRequest, VoteResponse};
 use openraft::{EntryPayload, ServerState};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -301,4 +301,63 @@ fn a_batch_payload_costs_its_own_size_on_the_wire() {
     }
     // A frame over the cap is refused when encoding, not sent.
     assert!(matches!(wire::encode(&request, 1_000), Err(wire::WireError::TooLarge { .. })));
+}
+
+/// Answers votes by echoing the candidate's vote after a delay that makes later requests
+/// finish first, so responses come back out of request order.
+struct EchoAfterDelay;
+
+impl super::GroupHandler for EchoAfterDelay {
+    fn handle(
+        &self,
+        body: RequestBody,
+    ) -> futures::future::BoxFuture<'static, Result<super::wire::ResponseBody, super::wire::RemoteFailure>> {
+        Box::pin(async move {
+            match body {
+                RequestBody::Vote(rpc) => {
+                    let term = rpc.vote.leader_id.term.0;
+                    tokio::time::sleep(Duration::from_millis(50 - term % 50)).await;
+                    Ok(super::wire::ResponseBody::Vote(VoteResponse::new(rpc.vote, None, true)))
+                }
+                other => panic!("unexpected request {other:?}"),
+            }
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_from_many_groups_are_pipelined_on_one_connection_and_matched_by_id() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let server = RaftTransport::new(2, TransportConfig::default());
+    let groups: Vec<GroupId> = (0..20).map(group).collect();
+    for g in &groups {
+        server.register(g.clone(), EchoAfterDelay);
+    }
+    let serving = tokio::spawn({
+        let server = server.clone();
+        async move { server.serve(listener, std::future::pending()).await }
+    });
+    let client = RaftTransport::new(1, TransportConfig::default());
+    let started = Instant::now();
+    let calls = groups.iter().flat_map(|g| {
+        let client = &client;
+        (0..20u64).map(move |i| async move {
+            let mut network = client.network::<Cursor<Vec<u8>>>(g.clone()).new_client(2, &member(addr)).await;
+            let vote = Vote::new(Term(i * 7 + 1), 1);
+            let answer = network.vote(VoteRequest::new(vote, None), RPCOption::new(Duration::from_secs(10))).await;
+            (vote, answer)
+        })
+    });
+    let answers = futures::future::join_all(calls).await;
+    let took = started.elapsed();
+    assert_eq!(answers.len(), 400);
+    for (vote, answer) in answers {
+        let answer = answer.expect("answered");
+        assert_eq!(answer.vote, vote, "each call got its own answer");
+    }
+    // One at a time, 400 calls of 1-50 ms would take about ten seconds.
+    assert!(took < Duration::from_secs(3), "400 calls took {took:?}: not pipelined");
+    assert_eq!((client.stats().dialled_connections, server.stats().accepted_connections), (1, 1));
+    serving.abort();
 }
