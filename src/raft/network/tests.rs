@@ -361,3 +361,34 @@ async fn calls_from_many_groups_are_pipelined_on_one_connection_and_matched_by_i
     assert_eq!((client.stats().dialled_connections, server.stats().accepted_connections), (1, 1));
     serving.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_groups_reach_a_peer_over_one_connection() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let server = RaftTransport::new(2, TransportConfig::default());
+    let groups: Vec<GroupId> = (0..10_000).map(group).collect();
+    for g in &groups {
+        server.register(g.clone(), EchoAfterDelay);
+    }
+    let serving = tokio::spawn({
+        let server = server.clone();
+        async move { server.serve(listener, std::future::pending()).await }
+    });
+    let client = RaftTransport::new(1, TransportConfig::default());
+    let calls = groups.iter().enumerate().map(|(i, g)| {
+        let client = &client;
+        async move {
+            let mut network = client.network::<Cursor<Vec<u8>>>(g.clone()).new_client(2, &member(addr)).await;
+            let vote = Vote::new(Term(i as u64 + 1), 1);
+            let answer = network.vote(VoteRequest::new(vote, None), RPCOption::new(Duration::from_secs(20))).await;
+            (vote, answer)
+        }
+    });
+    for (vote, answer) in futures::future::join_all(calls).await {
+        assert_eq!(answer.expect("answered").vote, vote);
+    }
+    let stats = (client.stats().dialled_connections, server.stats().accepted_connections, server.stats().groups);
+    assert_eq!(stats, (1, 1, 10_000));
+    serving.abort();
+}
