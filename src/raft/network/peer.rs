@@ -233,8 +233,20 @@ impl Peer {
             .map_err(|elapsed| io::Error::new(io::ErrorKind::TimedOut, elapsed))??;
         stream.set_nodelay(true)?;
         let (read, mut write) = stream.into_split();
-        let hello = wire::encode(&Hello::new(shared.node), shared.config.max_frame_bytes).map_err(io::Error::other)?;
+        let max = shared.config.max_frame_bytes;
+        let hello = wire::encode(&Hello::new(shared.node, self.node), max).map_err(io::Error::other)?;
         write.write_all(&hello).await?;
+        let mut reader = BufReader::new(read);
+        let reply = tokio::time::timeout(shared.config.connect_timeout, wire::read_frame(&mut reader, max))
+            .await
+            .map_err(|elapsed| io::Error::new(io::ErrorKind::TimedOut, elapsed))?
+            .map_err(io::Error::other)?
+            .ok_or_else(|| io::Error::from(io::ErrorKind::UnexpectedEof))?;
+        let reply: Hello = wire::decode(&reply).map_err(io::Error::other)?;
+        reply.validate(shared.node).map_err(io::Error::other)?;
+        if reply.node != self.node {
+            return Err(io::Error::other(WireError::UnexpectedPeer { expected: self.node, got: reply.node }));
+        }
         shared.stats.dialled.fetch_add(1, Ordering::Relaxed);
         let (frames, queued) = mpsc::channel(shared.config.max_queued_frames);
         let connection = Arc::new(Connection {
@@ -255,7 +267,7 @@ impl Peer {
         });
         let reader = tokio::spawn(read_responses(
             connection.clone(),
-            read,
+            reader,
             shared.config.max_frame_bytes,
             self.node,
             self.addr.clone(),
@@ -276,8 +288,13 @@ fn backoff_delay((min, max): (Duration, Duration), failures: u32) -> Duration {
 }
 
 /// Completes calls from response frames until the connection ends or a frame is bad.
-async fn read_responses(connection: Arc<Connection>, read: OwnedReadHalf, max: usize, node: NodeId, addr: String) {
-    let mut reader = BufReader::new(read);
+async fn read_responses(
+    connection: Arc<Connection>,
+    mut reader: BufReader<OwnedReadHalf>,
+    max: usize,
+    node: NodeId,
+    addr: String,
+) {
     loop {
         let response = match wire::read_frame(&mut reader, max).await {
             Ok(Some(payload)) => wire::decode::<Response>(&payload),

@@ -7,18 +7,20 @@
 //! lives per group: a group is a map entry.
 
 use std::future::Future;
+use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use tokio::io::BufReader;
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 
 use super::Shared;
 use super::wire::{self, Hello, RemoteFailure, Request, Response, WireError};
+use crate::raft::NodeId;
 
 /// How long the accept loop pauses after an accept error (out of descriptors, say).
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
@@ -52,9 +54,9 @@ async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, addr: SocketAd
         tracing::debug!(peer = %addr, error = %e, "raft transport: cannot set TCP_NODELAY");
     }
     let max = shared.config.max_frame_bytes;
-    let (read, write) = stream.into_split();
+    let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read);
-    let hello = tokio::time::timeout(shared.config.handshake_timeout, read_hello(&mut reader, max)).await;
+    let hello = tokio::time::timeout(shared.config.handshake_timeout, read_hello(&mut reader, max, shared.node)).await;
     let node = match hello.unwrap_or(Err(WireError::HelloTimeout(shared.config.handshake_timeout))) {
         Ok(hello) => hello.node,
         Err(e) => {
@@ -65,6 +67,11 @@ async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, addr: SocketAd
             return;
         }
     };
+    let reply = wire::encode(&Hello::new(shared.node, node), max).map_err(io::Error::other);
+    if let Err(e) = async { write.write_all(&reply?).await }.await {
+        tracing::debug!(peer = %addr, node, error = %e, "raft transport: cannot answer the hello");
+        return;
+    }
     // Bounded like the requests in flight: a peer that does not read its responses stops
     // having its requests read.
     let (responses, outgoing) = mpsc::channel(shared.config.max_queued_frames);
@@ -114,9 +121,13 @@ async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, addr: SocketAd
     }
 }
 
-async fn read_hello(reader: &mut BufReader<tokio::net::tcp::OwnedReadHalf>, max: usize) -> Result<Hello, WireError> {
-    let hello: Hello = read_frame(reader, max).await?.ok_or(WireError::Io(std::io::ErrorKind::UnexpectedEof.into()))?;
-    hello.validate()?;
+async fn read_hello(
+    reader: &mut BufReader<tokio::net::tcp::OwnedReadHalf>,
+    max: usize,
+    me: NodeId,
+) -> Result<Hello, WireError> {
+    let hello: Hello = read_frame(reader, max).await?.ok_or(WireError::Io(io::ErrorKind::UnexpectedEof.into()))?;
+    hello.validate(me)?;
     Ok(hello)
 }
 

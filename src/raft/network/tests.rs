@@ -137,7 +137,7 @@ async fn garbage_and_oversized_frames_close_only_that_connection() {
     let leader = cluster.wait_leader(&g, &cluster.ids()).await;
     let follower = cluster.others(leader)[0];
     let addr = cluster.node(follower).addr;
-    let hello = wire::encode(&Hello::new(99), usize::MAX).expect("hello");
+    let hello = wire::encode(&Hello::new(99, follower), usize::MAX).expect("hello");
 
     let mut garbage_frame = 8u32.to_be_bytes().to_vec();
     garbage_frame.extend_from_slice(&[0xff; 8]);
@@ -391,4 +391,45 @@ async fn ten_thousand_groups_reach_a_peer_over_one_connection() {
     let stats = (client.stats().dialled_connections, server.stats().accepted_connections, server.stats().groups);
     assert_eq!(stats, (1, 1, 10_000));
     serving.abort();
+}
+
+#[tokio::test]
+async fn a_broker_answering_with_another_node_id_is_unreachable() {
+    // A transport that is node 2, dialled as if it were node 3 (an address that moved).
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let server = RaftTransport::new(2, TransportConfig::default());
+    server.register(group(1), EchoAfterDelay);
+    let serving = tokio::spawn({
+        let server = server.clone();
+        async move { server.serve(listener, std::future::pending()).await }
+    });
+    let client = RaftTransport::new(1, TransportConfig::default());
+    let mut network = client.network::<Cursor<Vec<u8>>>(group(1)).new_client(3, &member(addr)).await;
+    let result = network.vote(vote_request(), RPCOption::new(Duration::from_secs(5))).await;
+    assert!(
+        matches!(&result, Err(RPCError::Unreachable(_))),
+        "node 2 refused a connection meant for node 3: {result:?}"
+    );
+    serving.abort();
+
+    // Something at the address answers the hello as node 5.
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let impostor = tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.expect("accept");
+        let hello: Hello = wire::decode(&wire::read_frame(&mut stream, 1 << 20).await.expect("read").expect("hello"))
+            .expect("decode hello");
+        let reply = wire::encode(&Hello::new(5, hello.node), 1 << 20).expect("encode");
+        stream.write_all(&reply).await.expect("reply");
+        let mut rest = Vec::new();
+        let _ = stream.read_to_end(&mut rest).await;
+    });
+    let mut network = client.network::<Cursor<Vec<u8>>>(group(1)).new_client(2, &member(addr)).await;
+    let result = network.vote(vote_request(), RPCOption::new(Duration::from_secs(5))).await;
+    match &result {
+        Err(RPCError::Unreachable(e)) => assert!(e.to_string().contains("node 5 answered"), "{e}"),
+        other => panic!("expected Unreachable, got {other:?}"),
+    }
+    impostor.abort();
 }

@@ -6,9 +6,12 @@
 //! The length is checked against the cap before the buffer is allocated, so a peer cannot
 //! make the broker allocate more than the cap whatever it sends.
 //!
-//! A connection starts with one [`Hello`] frame from the dialling side (magic, protocol
-//! version, its node id), then carries [`Request`] frames one way and [`Response`] frames
-//! the other, matched by request id: responses come back in completion order, not request
+//! A connection starts with a [`Hello`] frame each way (magic, protocol version, the
+//! sender's node id and the node id it means to talk to): the accepting broker refuses a
+//! connection meant for another node, and the dialling broker one answered by another
+//! node, so an address that moved to another broker is never mistaken for the old one.
+//! Then the connection carries [`Request`] frames from the dialler and [`Response`] frames
+//! back, matched by request id: responses come back in completion order, not request
 //! order.
 
 use std::io;
@@ -37,27 +40,32 @@ pub const PROTOCOL_VERSION: u16 = 1;
 /// A snapshot's metadata as Jet's raft types name it.
 pub type SnapshotMeta = openraft::SnapshotMeta<CommittedLeaderId, NodeId, JetNode>;
 
-/// The first frame of a connection, from the dialling broker.
+/// The first frame each way on a connection.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hello {
     magic: [u8; 4],
     version: u16,
-    /// The dialling broker's node id (for log lines).
+    /// The sender's node id.
     pub node: NodeId,
+    /// The node id the sender means to talk to.
+    pub to: NodeId,
 }
 
 impl Hello {
-    pub fn new(node: NodeId) -> Hello {
-        Hello { magic: MAGIC, version: PROTOCOL_VERSION, node }
+    pub fn new(node: NodeId, to: NodeId) -> Hello {
+        Hello { magic: MAGIC, version: PROTOCOL_VERSION, node, to }
     }
 
-    /// Checks magic and version.
-    pub fn validate(&self) -> Result<(), WireError> {
+    /// Checks magic and version, and that the hello is meant for node `me`.
+    pub fn validate(&self, me: NodeId) -> Result<(), WireError> {
         if self.magic != MAGIC {
             return Err(WireError::NotRaftTransport);
         }
         if self.version != PROTOCOL_VERSION {
             return Err(WireError::Version { got: self.version, expected: PROTOCOL_VERSION });
+        }
+        if self.to != me {
+            return Err(WireError::WrongNode { to: self.to, me });
         }
         Ok(())
     }
@@ -142,6 +150,10 @@ pub enum WireError {
     NotRaftTransport,
     #[error("raft transport protocol version {got}, expected {expected}")]
     Version { got: u16, expected: u16 },
+    #[error("the peer means node {to}, this is node {me}")]
+    WrongNode { to: NodeId, me: NodeId },
+    #[error("expected node {expected} at this address, node {got} answered")]
+    UnexpectedPeer { expected: NodeId, got: NodeId },
     #[error("no hello within {0:?}")]
     HelloTimeout(std::time::Duration),
     #[error(transparent)]
@@ -151,7 +163,14 @@ pub enum WireError {
 impl WireError {
     /// Whether the peer sent something wrong (as opposed to the connection failing).
     pub fn is_malformed(&self) -> bool {
-        !matches!(self, WireError::Io(_) | WireError::HelloTimeout(_))
+        matches!(
+            self,
+            WireError::TooLarge { .. }
+                | WireError::Empty
+                | WireError::Decode(_)
+                | WireError::NotRaftTransport
+                | WireError::Version { .. }
+        )
     }
 }
 
