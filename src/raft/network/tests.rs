@@ -411,6 +411,12 @@ async fn a_broker_answering_with_another_node_id_is_unreachable() {
         matches!(&result, Err(RPCError::Unreachable(_))),
         "node 2 refused a connection meant for node 3: {result:?}"
     );
+    // The refusal is the accepting side's: it closes without answering the hello.
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(&wire::encode(&Hello::new(1, 3), 1 << 20).expect("hello")).await.expect("send hello");
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
+    assert!(read.is_ok() && answer.is_empty(), "closed without a hello back: {read:?}, {answer:?}");
     serving.abort();
 
     // Something at the address answers the hello as node 5.
