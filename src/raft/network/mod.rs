@@ -4,8 +4,10 @@
 //! # Shape
 //!
 //! - **Frames** ([`wire`]): a `u32` length, then one `postcard`-encoded message. A
-//!   connection opens with a hello (magic, version, the dialler's node id), then carries
-//!   requests `{id, group, body}` one way and responses `{id, result}` the other. Record
+//!   connection opens with a hello each way (magic, version, sender and intended node id:
+//!   a broker at an address that moved to another node id is refused, not mistaken for the
+//!   old one), then carries requests `{id, group, body}` one way and responses
+//!   `{id, result}` the other. Record
 //!   batches are `bytes::Bytes` serialized as byte strings, so a payload costs its own
 //!   size. The length is checked against a cap before anything is allocated; a frame that
 //!   is too large or does not decode closes that connection with a log line naming the
@@ -18,12 +20,14 @@
 //!   the caller reports to openraft as `Unreachable` (it backs off and retries: the group
 //!   may be about to be created here).
 //! - **Client** ([`RaftTransport::network`]): a `RaftNetworkFactory` per group whose
-//!   clients hold the group id and a handle on the target's shared [`peer`] connection.
+//!   clients hold the group id and a handle on the target's shared `peer` connection.
 //!   Requests are pipelined: any number from any groups in flight on one connection,
 //!   answered in completion order and matched by id. Each call is bounded by
 //!   `RPCOption::soft_ttl` (openraft's `Timeout` past it). A failed dial starts a per-peer
 //!   backoff window (doubling, capped) in which calls fail at once as `Unreachable`; a
 //!   connection lost mid-call is a `NetworkError` (retry at once: the next call dials).
+//!   Write queues are bounded on both sides: a peer that stops reading makes calls wait
+//!   and time out, and stops having its own requests read, instead of growing memory.
 //!
 //! # Cost per group
 //!
@@ -44,7 +48,7 @@
 //! fans it out to the groups' handlers (a new `GroupHandler` method) and answers with one
 //! coalesced response; groups with nothing pending and a stable leader are quiesced (left
 //! out of the timer's set) until a write or a broker failure (gossip) wakes them. The
-//! registry and the per-peer [`peer::Peer`] are where that state lives; nothing in the
+//! registry and the per-peer `peer::Peer` are where that state lives; nothing in the
 //! client or server loops assumes one request per heartbeat.
 //!
 //! # Not yet
@@ -154,8 +158,9 @@ impl Shared {
         self.peers.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// The peer `node` at `addr`; a node whose address changed gets a new peer (the old
-    /// connection closes when the last client using it goes).
+    /// The peer `node` at `addr`; a node whose address changed gets a new peer and the old
+    /// connection is closed (clients made for the old address keep dialling it, and the
+    /// hello check makes that unreachable if another node answers there).
     fn peer(&self, node: NodeId, addr: &str) -> Arc<Peer> {
         let mut peers = self.peers();
         if let Some(peer) = peers.get(&node).filter(|p| p.addr == addr) {
