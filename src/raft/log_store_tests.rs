@@ -3,93 +3,17 @@
 //! entries are control batches.
 
 use std::collections::BTreeSet;
-use std::io::{self, Cursor};
-use std::sync::{Arc, Mutex};
 
-use futures::{Stream, StreamExt};
-use openraft::storage::{EntryResponder, RaftStateMachine, Snapshot, SnapshotMeta};
 use openraft::testing::log::{StoreBuilder, Suite};
-use openraft::{EntryPayload, Membership, RaftSnapshotBuilder, StorageError};
+use openraft::{EntryPayload, Membership, StorageError};
 use tempfile::TempDir;
 
 use super::control::{RAFT_BLANK, RAFT_MEMBERSHIP};
 use super::log_store::{PartitionRaftLog, RaftLogStore, log_id};
-use super::{AppendBatches, CommittedLeaderId, Entry, JetNode, LogId, NodeId, StoredMembership, Term, TypeConfig};
+use super::test_state_machine::TestStateMachine;
+use super::{AppendBatches, Entry, StoredMembership, Term, TypeConfig};
 use crate::log::test_util::batch;
 use crate::log::{BatchIter, Flusher, LogConfig};
-
-type Meta = SnapshotMeta<CommittedLeaderId, NodeId, JetNode>;
-
-/// The least state machine the suite needs: the applied point, the membership and a
-/// snapshot of both, behind a shared handle (the snapshot builder is a clone). A
-/// partition's real state machine is not built yet.
-#[derive(Debug, Clone, Default)]
-struct TestStateMachine(Arc<Mutex<SmState>>);
-
-#[derive(Debug, Default)]
-struct SmState {
-    applied: Option<LogId>,
-    membership: StoredMembership,
-    snapshot: Option<(Meta, Vec<u8>)>,
-}
-
-type SnapshotOf = Snapshot<CommittedLeaderId, NodeId, JetNode, Cursor<Vec<u8>>>;
-
-impl RaftSnapshotBuilder<TypeConfig> for TestStateMachine {
-    type SnapshotData = Cursor<Vec<u8>>;
-
-    async fn build_snapshot(&mut self) -> Result<SnapshotOf, io::Error> {
-        let mut sm = self.0.lock().expect("state machine lock");
-        let meta = Meta { last_log_id: sm.applied, last_membership: sm.membership.clone() };
-        let data = serde_json::to_vec(&(sm.applied, &sm.membership)).map_err(io::Error::other)?;
-        sm.snapshot = Some((meta.clone(), data.clone()));
-        Ok(Snapshot { meta, snapshot: Cursor::new(data) })
-    }
-}
-
-impl RaftStateMachine<TypeConfig> for TestStateMachine {
-    type SnapshotData = Cursor<Vec<u8>>;
-    type SnapshotBuilder = TestStateMachine;
-
-    async fn applied_state(&mut self) -> Result<(Option<LogId>, StoredMembership), io::Error> {
-        let sm = self.0.lock().expect("state machine lock");
-        Ok((sm.applied, sm.membership.clone()))
-    }
-
-    async fn apply<Strm>(&mut self, mut entries: Strm) -> Result<(), io::Error>
-    where
-        Strm: Stream<Item = Result<EntryResponder<TypeConfig>, io::Error>> + Unpin + Send,
-    {
-        while let Some(item) = entries.next().await {
-            let (entry, _responder) = item?;
-            let mut sm = self.0.lock().expect("state machine lock");
-            if let EntryPayload::Membership(m) = &entry.payload {
-                sm.membership = StoredMembership::new(Some(entry.log_id), m.clone());
-            }
-            sm.applied = Some(entry.log_id);
-        }
-        Ok(())
-    }
-
-    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        self.clone()
-    }
-
-    async fn install_snapshot(&mut self, meta: &Meta, snapshot: Cursor<Vec<u8>>) -> Result<(), io::Error> {
-        let data = snapshot.into_inner();
-        let (applied, membership): (Option<LogId>, StoredMembership) =
-            serde_json::from_slice(&data).map_err(io::Error::other)?;
-        let mut sm = self.0.lock().expect("state machine lock");
-        (sm.applied, sm.membership) = (applied, membership);
-        sm.snapshot = Some((meta.clone(), data));
-        Ok(())
-    }
-
-    async fn get_current_snapshot(&mut self) -> Result<Option<SnapshotOf>, io::Error> {
-        let sm = self.0.lock().expect("state machine lock");
-        Ok(sm.snapshot.clone().map(|(meta, data)| Snapshot { meta, snapshot: Cursor::new(data) }))
-    }
-}
 
 /// Small segments so the suite's entries span several of them.
 fn small_config() -> LogConfig {

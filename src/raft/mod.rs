@@ -11,6 +11,9 @@ pub mod control;
 pub mod log_store;
 #[cfg(test)]
 mod log_store_tests;
+pub mod network;
+#[cfg(test)]
+pub(crate) mod test_state_machine;
 
 use std::fmt;
 

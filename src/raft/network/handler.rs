@@ -1,0 +1,100 @@
+//! The receiving side's view of a raft group: a type-erased handler per group, so groups
+//! whose state machines differ (partitions, the controller) share one transport.
+
+use std::collections::HashMap;
+use std::io::Cursor;
+use std::sync::{Arc, RwLock};
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use openraft::Raft;
+use openraft::Snapshot;
+use openraft::storage::RaftStateMachine;
+
+use super::wire::{RemoteFailure, RequestBody, ResponseBody};
+use crate::raft::{GroupId, TypeConfig};
+
+/// Snapshot data that travels as one byte string. The transport ships a snapshot whole
+/// (a partition's is small); a state machine's `SnapshotData` converts to and from bytes.
+pub trait SnapshotBytes: Send + Sync + 'static {
+    fn into_bytes(self) -> Bytes;
+    fn from_bytes(bytes: Bytes) -> Self;
+}
+
+impl SnapshotBytes for Cursor<Vec<u8>> {
+    fn into_bytes(self) -> Bytes {
+        Bytes::from(self.into_inner())
+    }
+
+    fn from_bytes(bytes: Bytes) -> Self {
+        Cursor::new(Vec::from(bytes))
+    }
+}
+
+/// One raft group as the transport's server sees it: it takes a request body and answers.
+/// Implemented for every `Raft<TypeConfig, SM>` whose snapshots are [`SnapshotBytes`].
+pub trait GroupHandler: Send + Sync + 'static {
+    fn handle(&self, body: RequestBody) -> BoxFuture<'static, Result<ResponseBody, RemoteFailure>>;
+}
+
+fn stopped(e: impl std::fmt::Display) -> RemoteFailure {
+    RemoteFailure::Stopped(e.to_string())
+}
+
+impl<SM> GroupHandler for Raft<TypeConfig, SM>
+where
+    SM: RaftStateMachine<TypeConfig>,
+    SM::SnapshotData: SnapshotBytes,
+{
+    fn handle(&self, body: RequestBody) -> BoxFuture<'static, Result<ResponseBody, RemoteFailure>> {
+        let raft = self.clone();
+        Box::pin(async move {
+            match body {
+                RequestBody::AppendEntries(rpc) => {
+                    raft.append_entries(rpc).await.map(ResponseBody::AppendEntries).map_err(stopped)
+                }
+                RequestBody::Vote(rpc) => raft.vote(rpc).await.map(ResponseBody::Vote).map_err(stopped),
+                RequestBody::PreVote(rpc) => raft.pre_vote(rpc).await.map(ResponseBody::Vote).map_err(stopped),
+                RequestBody::FullSnapshot { vote, meta, data } => {
+                    let snapshot = Snapshot { meta, snapshot: SM::SnapshotData::from_bytes(data) };
+                    raft.install_full_snapshot(vote, snapshot).await.map(ResponseBody::Snapshot).map_err(stopped)
+                }
+                RequestBody::TransferLeader(rpc) => {
+                    raft.handle_transfer_leader(rpc).await.map(ResponseBody::TransferLeader).map_err(stopped)
+                }
+            }
+        })
+    }
+}
+
+/// The groups this broker hosts. Looked up once per request under a read lock held only
+/// for the map access.
+#[derive(Default)]
+pub(super) struct Registry {
+    groups: RwLock<HashMap<GroupId, Arc<dyn GroupHandler>>>,
+}
+
+impl Registry {
+    pub(super) fn insert(&self, group: GroupId, handler: Arc<dyn GroupHandler>) {
+        self.write().insert(group, handler);
+    }
+
+    pub(super) fn remove(&self, group: &GroupId) -> bool {
+        self.write().remove(group).is_some()
+    }
+
+    pub(super) fn get(&self, group: &GroupId) -> Option<Arc<dyn GroupHandler>> {
+        // A poisoned lock only means a panic elsewhere while holding it; the map itself is
+        // always consistent (single insert/remove calls), so keep serving.
+        let groups = self.groups.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        groups.get(group).cloned()
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.groups.read().unwrap_or_else(|poisoned| poisoned.into_inner()).len()
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<GroupId, Arc<dyn GroupHandler>>> {
+        self.groups.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
