@@ -20,7 +20,8 @@ struct Cluster {
 
 fn start() -> Cluster {
     let dir = tempfile::tempdir().unwrap();
-    let broker = JetProcess::start(dir.path(), &[]);
+    // Groups complete a join at once rather than after Kafka's 3 s initial delay.
+    let broker = JetProcess::start(dir.path(), &["--set", "group.initial.rebalance.delay.ms=0"]);
     Cluster { broker, _dir: dir }
 }
 
@@ -292,4 +293,49 @@ fn an_unreachable_broker_fails_fast_with_a_clear_message() {
     assert_eq!(out.status.code(), Some(3));
     assert!(stderr(&out).contains("no response within 300 ms"), "{}", stderr(&out));
     drop(silent);
+}
+
+/// Joins `group` as a classic consumer member (the two-step join of JoinGroup v9) and
+/// keeps the connection, so the member stays while the test runs the CLI.
+async fn join_member(addr: std::net::SocketAddr, group: &str) -> common::Client {
+    use kafka_protocol::messages::{ApiKey, GroupId, JoinGroupRequest, JoinGroupResponse, join_group_request};
+    use kafka_protocol::protocol::StrBytes;
+    let s = |v: &str| StrBytes::from_string(v.to_string());
+    let request = |member: &str| {
+        JoinGroupRequest::default()
+            .with_group_id(GroupId(s(group)))
+            .with_session_timeout_ms(60_000)
+            .with_rebalance_timeout_ms(10_000)
+            .with_member_id(s(member))
+            .with_protocol_type(s("consumer"))
+            .with_protocols(vec![
+                join_group_request::JoinGroupRequestProtocol::default()
+                    .with_name(s("range"))
+                    .with_metadata(bytes::Bytes::from_static(b"subscription")),
+            ])
+    };
+    let mut client = common::Client::connect(addr).await;
+    let first: JoinGroupResponse = client.call(ApiKey::JoinGroup, 9, &request("")).await;
+    let joined: JoinGroupResponse = client.call(ApiKey::JoinGroup, 9, &request(first.member_id.as_str())).await;
+    assert_eq!(joined.error_code, 0);
+    client
+}
+
+#[test]
+fn offsets_of_a_group_with_members_are_not_reset() {
+    let c = start();
+    c.ok(&["topic", "create", "busy", "--partitions", "1"]);
+    succeeded(&["produce"], c.jet_with_input(&["produce", "busy"], "a\nb\nc\n"));
+    c.ok(&["consume", "busy", "--group", "live", "--num", "2"]);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let _member = runtime.block_on(join_member(c.broker.addr, "live"));
+
+    let described = c.json(&["group", "describe", "live"]);
+    assert_eq!(described["members"].as_array().unwrap().len(), 1, "{described}");
+    let refused = c.jet(&["group", "reset-offsets", "live", "--topic", "busy", "--to-earliest"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(stderr(&refused).contains("1 members"), "{}", stderr(&refused));
+    assert_eq!(committed_and_lag(&c, "live"), (2, 1), "the committed offset stays");
+    let refused = c.jet(&["group", "delete", "live"]);
+    assert!(stderr(&refused).contains("NON_EMPTY_GROUP"), "{}", stderr(&refused));
 }
