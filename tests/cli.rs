@@ -197,6 +197,19 @@ fn produced_lines_are_consumed_back_exactly_with_their_keys() {
     for (i, line) in shown.iter().enumerate() {
         assert!(line.starts_with(&format!("0/{i} key")), "{line}");
     }
+    // Offsets per record with --print-offsets, continuing where the partition ended.
+    let args = ["produce", "events", "--partition", "2", "--print-offsets", "--format", "json"];
+    let produced: Value = serde_json::from_str(&succeeded(&args, c.jet_with_input(&args, "x\ny\n"))).unwrap();
+    let end = produced["partitions"][0]["last_offset"].as_i64().unwrap();
+    let offsets: Vec<(i64, i64)> = produced["offsets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| (o["partition"].as_i64().unwrap(), o["offset"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(offsets, [(2, end - 1), (2, end)]);
+    let out = c.ok(&["consume", "events", "--partition", "2", "--offset", &(end - 1).to_string(), "--num", "2"]);
+    assert_eq!(out, "x\ny\n");
     // Starting at an offset.
     let out = c.ok(&["consume", "events", "--partition", "0", "--offset", "3", "--num", "1", "--format", "%o"]);
     assert_eq!(out, "3\n");

@@ -160,11 +160,11 @@ async fn describe(args: GroupArgs) -> Result<(), CliError> {
             "total_lag": lag_rows.iter().filter_map(|r| r.4).sum::<i64>(),
         })),
         OutputFormat::Text => {
+            let protocol = format!("{} {}", described.protocol_type, described.protocol);
+            let protocol = if protocol.trim().is_empty() { "-" } else { protocol.trim() };
             let mut text = format!(
-                "GROUP {group}: state {}, protocol {} {}, {} members\n",
+                "GROUP {group}: state {}, protocol {protocol}, {} members\n",
                 described.state,
-                described.protocol_type,
-                described.protocol,
                 described.members.len()
             );
             if !described.members.is_empty() {

@@ -47,6 +47,14 @@ pub fn client_max_version(api: ApiKey) -> i16 {
     }
 }
 
+/// The highest version in both `ours` and `theirs` (inclusive `(min, max)` ranges), if
+/// they overlap; `None` when the broker does not serve the API at all.
+pub fn pick_version(ours: (i16, i16), theirs: Option<(i16, i16)>) -> Option<i16> {
+    let (min, max) = theirs?;
+    let version = ours.1.min(max);
+    (version >= ours.0.max(min)).then_some(version)
+}
+
 fn api_key_of<R: Request>() -> ApiKey {
     ApiKey::try_from(R::KEY).unwrap_or(ApiKey::ApiVersions)
 }
@@ -101,12 +109,10 @@ impl Connection {
             ours: format!("v{}-v{}", ours.0, ours.1),
             theirs,
         };
-        let Some(&(min, max)) = self.versions.get(&R::KEY) else { return Err(unsupported("none".into())) };
-        let version = ours.1.min(max);
-        if version < ours.0.max(min) {
-            return Err(unsupported(format!("v{min}-v{max}")));
-        }
-        Ok(version)
+        let theirs = self.versions.get(&R::KEY).copied();
+        pick_version(ours, theirs).ok_or_else(|| {
+            unsupported(theirs.map_or_else(|| "none".to_string(), |(min, max)| format!("v{min}-v{max}")))
+        })
     }
 
     /// Sends `request` at the negotiated version and waits for its response.
@@ -236,6 +242,16 @@ mod tests {
         let addr = serve_once((-5i32).to_be_bytes().to_vec()).await;
         let err = Connection::open(&addr, Duration::from_secs(5)).await.err().unwrap();
         assert!(matches!(err, CliError::ResponseTooLarge { size: -5, .. }), "{err}");
+    }
+
+    #[test]
+    fn the_highest_common_version_is_picked() {
+        assert_eq!(pick_version((3, 12), Some((0, 13))), Some(12), "capped by this client");
+        assert_eq!(pick_version((3, 12), Some((0, 9))), Some(9), "capped by the broker");
+        assert_eq!(pick_version((3, 12), Some((3, 3))), Some(3));
+        assert_eq!(pick_version((4, 12), Some((0, 3))), None, "no overlap");
+        assert_eq!(pick_version((0, 12), Some((13, 15))), None, "no overlap");
+        assert_eq!(pick_version((0, 12), None), None, "not served");
     }
 
     #[tokio::test]
