@@ -352,3 +352,26 @@ fn offsets_of_a_group_with_members_are_not_reset() {
     let refused = c.jet(&["group", "delete", "live"]);
     assert!(stderr(&refused).contains("NON_EMPTY_GROUP"), "{}", stderr(&refused));
 }
+
+#[test]
+fn ctrl_c_stops_a_consumer_and_commits_where_it_got() {
+    use std::io::{BufRead, BufReader};
+    let c = start();
+    c.ok(&["topic", "create", "stream", "--partitions", "1"]);
+    succeeded(&["produce"], c.jet_with_input(&["produce", "stream"], "one\ntwo\nthree\n"));
+    let mut consumer = Command::new(env!("CARGO_BIN_EXE_jet"))
+        .args(["consume", "stream", "--group", "tail", "--max-wait-ms", "100"])
+        .env("JET_BROKERS", c.brokers())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run jet consume");
+    let mut lines = BufReader::new(consumer.stdout.take().unwrap()).lines();
+    let seen: Vec<String> = (0..3).map(|_| lines.next().expect("a record").unwrap()).collect();
+    assert_eq!(seen, ["one", "two", "three"]);
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(consumer.id() as i32, libc::SIGINT) }, 0);
+    let status = consumer.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    assert_eq!(committed_and_lag(&c, "tail"), (3, 0));
+}

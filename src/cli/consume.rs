@@ -5,7 +5,8 @@
 //! `--offset` (`start`, `end` or a number). Stops after `--num` records, or with
 //! `--exit-at-end` once every partition has reached the high watermark the broker
 //! reports; with `--group` the positions reached are committed at the end (generation
-//! -1, so the group must have no active members, as for Kafka's own tools).
+//! -1, so the group must have no active members, as for Kafka's own tools), also when
+//! stopped with Ctrl-C.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -53,7 +54,8 @@ pub struct ConsumeArgs {
     /// %T timestamp (ms), %k key, %v value, %% a percent sign, \n \t escapes.
     #[arg(long, default_value = "%v")]
     pub format: String,
-    /// Longest a fetch waits for new records, in milliseconds.
+    /// Longest a fetch waits for new records, in milliseconds (at most half of
+    /// `--timeout-ms`).
     #[arg(long, default_value_t = 500)]
     pub max_wait_ms: i32,
     /// Most bytes fetched per partition per request.
@@ -111,6 +113,10 @@ pub async fn run(args: ConsumeArgs) -> Result<(), CliError> {
     let mut progress = Progress::new("consumed");
     let (mut consumed, mut bytes) = (0u64, 0u64);
     let mut refreshes = 0;
+    // Ctrl-C stops consuming cleanly: the positions reached are still committed. The
+    // signal stream is made once so a signal between fetches is not lost.
+    let mut interrupt =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).map_err(CliError::Signal)?;
     'fetching: loop {
         if args.num.is_some_and(|n| consumed >= n) {
             break;
@@ -137,7 +143,14 @@ pub async fn run(args: ConsumeArgs) -> Result<(), CliError> {
                 continue;
             }
             let request = fetch_request(topic, &partitions, &positions, &args);
-            let response = session.broker(leader).await?.call(&request).await?;
+            let conn = session.broker(leader).await?;
+            let response = tokio::select! {
+                response = conn.call(&request) => response?,
+                _ = interrupt.recv() => {
+                    session.close_connections();
+                    break 'fetching;
+                }
+            };
             CliError::check(response.error_code, None, || format!("fetch from {topic}"))?;
             for t in &response.responses {
                 for p in &t.partitions {
@@ -218,7 +231,8 @@ fn fetch_request(topic: &str, partitions: &[i32], positions: &BTreeMap<i32, i64>
         .collect();
     FetchRequest::default()
         .with_replica_id(BrokerId(-1))
-        .with_max_wait_ms(args.max_wait_ms.max(0))
+        // Well inside the request timeout, so a long poll is not taken for a dead broker.
+        .with_max_wait_ms(args.max_wait_ms.clamp(0, (args.connect.timeout_ms / 2).min(i32::MAX as u64) as i32))
         .with_min_bytes(1)
         .with_max_bytes(FETCH_MAX_BYTES)
         .with_isolation_level(0)

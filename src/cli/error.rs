@@ -49,6 +49,8 @@ pub enum CliError {
     Stdout(std::io::Error),
     #[error("cannot render JSON: {0}")]
     Json(#[from] serde_json::Error),
+    #[error("cannot install the Ctrl-C handler: {0}")]
+    Signal(std::io::Error),
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
     /// `cluster health` found problems (already printed).

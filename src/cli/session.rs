@@ -130,6 +130,12 @@ impl Session {
         self.any().await
     }
 
+    /// Closes every connection (the next request opens what it needs): after a request
+    /// was abandoned mid-way its answer would still arrive on the old connection.
+    pub fn close_connections(&mut self) {
+        self.connections.clear();
+    }
+
     /// Known brokers, by id.
     pub fn broker_ids(&self) -> Vec<i32> {
         let mut ids: Vec<i32> = self.brokers.keys().copied().collect();
