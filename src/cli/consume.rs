@@ -20,15 +20,13 @@ use serde_json::json;
 use super::Connect;
 use super::error::CliError;
 use super::group_offsets::{commit, committed};
-use super::offsets::{EARLIEST, LATEST, PartitionInfo, list_offsets, partitions_of};
+use super::offsets::{EARLIEST, LATEST, LEADER_MOVED, PartitionInfo, list_offsets, partitions_of};
 use super::output::Progress;
 use super::records::{FetchedRecord, decode_fetched};
 use super::session::{Session, topic_name};
 
 /// Most bytes asked of a broker in one fetch (well under the response frame cap).
 const FETCH_MAX_BYTES: i32 = 16 << 20;
-/// Error codes after which the partition layout is read again and the fetch retried.
-const RETRIABLE: [i16; 4] = [5, 6, 74, 76]; // LEADER_NOT_AVAILABLE, NOT_LEADER_OR_FOLLOWER, FENCED/UNKNOWN_LEADER_EPOCH
 /// Consecutive metadata refreshes tolerated before giving up.
 const MAX_REFRESHES: u32 = 20;
 
@@ -155,7 +153,7 @@ pub async fn run(args: ConsumeArgs) -> Result<(), CliError> {
             for t in &response.responses {
                 for p in &t.partitions {
                     let partition = p.partition_index;
-                    if RETRIABLE.contains(&p.error_code) {
+                    if LEADER_MOVED.contains(&p.error_code) {
                         stale_layout = true;
                         continue;
                     }

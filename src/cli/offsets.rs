@@ -15,6 +15,11 @@ pub const EARLIEST: i64 = -2;
 /// ListOffsets timestamp for the high watermark.
 pub const LATEST: i64 = -1;
 
+/// Error codes saying the partition's leader is elsewhere or not yet known, so the
+/// request did nothing and may be sent again after reading the metadata:
+/// LEADER_NOT_AVAILABLE, NOT_LEADER_OR_FOLLOWER, FENCED_LEADER_EPOCH, UNKNOWN_LEADER_EPOCH.
+pub const LEADER_MOVED: [i16; 4] = [5, 6, 74, 76];
+
 /// One partition of a topic as Metadata describes it.
 #[derive(Debug, Clone)]
 pub struct PartitionInfo {

@@ -6,9 +6,12 @@
 //! Partitioning follows Kafka's default partitioner so keyed records land where a Java
 //! producer would put them: murmur2 of the key modulo the partition count; records
 //! without a key stick to one partition per batch and move on to the next one after it.
+//! A batch refused because leadership moved (nothing was written) is sent again to the
+//! new leader, up to `MAX_ATTEMPTS` times.
 
 use std::collections::BTreeMap;
 use std::io::BufRead;
+use std::time::Duration;
 
 use bytes::Bytes;
 use clap::Args;
@@ -19,7 +22,7 @@ use serde_json::{Value, json};
 
 use super::Common;
 use super::error::CliError;
-use super::offsets::{PartitionInfo, partitions_of};
+use super::offsets::{LEADER_MOVED, PartitionInfo, partitions_of};
 use super::output::{OutputFormat, Progress, Table, print, print_json};
 use super::records::encode_batch;
 use super::session::{Session, topic_name};
@@ -118,6 +121,9 @@ pub fn murmur2(data: &[u8]) -> i32 {
 pub fn partition_for_key(key: &[u8], partitions: usize) -> i32 {
     ((murmur2(key) & 0x7fff_ffff) as usize % partitions.max(1)) as i32
 }
+
+/// Sends of one batch before giving up when its partition's leader keeps moving.
+const MAX_ATTEMPTS: u32 = 10;
 
 /// Records waiting for one partition: (key, value).
 type Pending = Vec<(Option<Bytes>, Bytes)>;
@@ -219,25 +225,52 @@ impl Producer<'_> {
             return Ok(());
         }
         self.sticky = self.sticky.wrapping_add(1);
-        let pending = std::mem::take(&mut self.pending);
+        let mut waiting = std::mem::take(&mut self.pending);
         self.total_bytes += self.pending_bytes as u64;
         self.pending_records = 0;
         self.pending_bytes = 0;
-        let mut by_leader: BTreeMap<i32, Vec<(i32, Pending)>> = BTreeMap::new();
-        for (partition, records) in pending {
-            let leader = self.partitions.iter().find(|p| p.partition == partition).map_or(-1, |p| p.leader);
-            if leader < 0 {
-                return Err(CliError::kafka(
-                    5,
-                    Some("no leader"),
-                    format!("produce to {}-{partition}", self.args.topic),
-                ));
+        let mut attempt = 0;
+        loop {
+            let (retry, last_error) = self.send(waiting).await?;
+            if retry.is_empty() {
+                return Ok(());
             }
-            by_leader.entry(leader).or_default().push((partition, records));
+            attempt += 1;
+            if attempt > MAX_ATTEMPTS {
+                return Err(last_error.unwrap_or_else(|| {
+                    CliError::kafka(5, Some("no leader"), format!("produce to {}", self.args.topic))
+                }));
+            }
+            // Leadership moved (or is moving): learn where, then send those batches again.
+            tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt.min(10)))).await;
+            self.partitions = partitions_of(self.session, &self.args.topic).await?;
+            waiting = retry;
+        }
+    }
+
+    /// Sends each partition's records to its leader. Returns the partitions to try again
+    /// (no leader, or the broker is no longer the leader: nothing was written) and the
+    /// error that said so.
+    async fn send(
+        &mut self,
+        waiting: BTreeMap<i32, Pending>,
+    ) -> Result<(BTreeMap<i32, Pending>, Option<CliError>), CliError> {
+        let mut retry = BTreeMap::new();
+        let mut last_error = None;
+        let mut by_leader: BTreeMap<i32, BTreeMap<i32, Pending>> = BTreeMap::new();
+        for (partition, records) in waiting {
+            match self.partitions.iter().find(|p| p.partition == partition).map_or(-1, |p| p.leader) {
+                leader if leader < 0 => {
+                    retry.insert(partition, records);
+                }
+                leader => {
+                    by_leader.entry(leader).or_default().insert(partition, records);
+                }
+            }
         }
         let timestamp =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
-        for (leader, batches) in by_leader {
+        for (leader, mut batches) in by_leader {
             let mut data = Vec::new();
             for (partition, records) in &batches {
                 let bytes = encode_batch(records, self.args.compression.into(), timestamp)?;
@@ -250,13 +283,12 @@ impl Producer<'_> {
                     TopicProduceData::default().with_name(topic_name(&self.args.topic)).with_partition_data(data),
                 ]);
             let conn = self.session.broker(leader).await?;
-            let counts: BTreeMap<i32, usize> = batches.iter().map(|(p, r)| (*p, r.len())).collect();
             if self.args.acks == 0 {
                 let version = conn.version::<ProduceRequest>()?;
                 conn.send_at(&request, version).await?;
-                for (partition, n) in counts {
-                    self.written.entry(partition).or_default().records += n as u64;
-                    self.total_records += n as u64;
+                for (partition, records) in &batches {
+                    self.written.entry(*partition).or_default().records += records.len() as u64;
+                    self.total_records += records.len() as u64;
                 }
                 continue;
             }
@@ -264,10 +296,20 @@ impl Producer<'_> {
             for t in &response.responses {
                 for p in &t.partition_responses {
                     let topic = &self.args.topic;
-                    CliError::check(p.error_code, p.error_message.as_deref(), || {
+                    let checked = CliError::check(p.error_code, p.error_message.as_deref(), || {
                         format!("produce to {topic}-{}", p.index)
-                    })?;
-                    let n = counts.get(&p.index).copied().unwrap_or(0) as i64;
+                    });
+                    if let Err(e) = checked {
+                        if !LEADER_MOVED.contains(&p.error_code) {
+                            return Err(e);
+                        }
+                        if let Some(records) = batches.remove(&p.index) {
+                            retry.insert(p.index, records);
+                        }
+                        last_error = Some(e);
+                        continue;
+                    }
+                    let n = batches.get(&p.index).map_or(0, Vec::len) as i64;
                     let w = self.written.entry(p.index).or_default();
                     w.records += n as u64;
                     w.first_offset.get_or_insert(p.base_offset);
@@ -279,7 +321,7 @@ impl Producer<'_> {
                 }
             }
         }
-        Ok(())
+        Ok((retry, last_error))
     }
 
     fn report(&self) -> Result<(), CliError> {
