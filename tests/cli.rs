@@ -375,3 +375,29 @@ fn ctrl_c_stops_a_consumer_and_commits_where_it_got() {
     assert!(status.success(), "{status:?}");
     assert_eq!(committed_and_lag(&c, "tail"), (3, 0));
 }
+
+#[test]
+fn a_reader_that_stops_early_ends_the_consumer_cleanly() {
+    use std::io::{BufRead, BufReader};
+    let c = start();
+    c.ok(&["topic", "create", "big", "--partitions", "1"]);
+    // Far more than a pipe buffer holds, so the consumer is still writing when the reader goes.
+    let input: String = (0..5000).map(|i| format!("record {i:05} padded to some length ..........\n")).collect();
+    succeeded(&["produce"], c.jet_with_input(&["produce", "big"], &input));
+    let consumer = Command::new(env!("CARGO_BIN_EXE_jet"))
+        .args(["consume", "big", "--group", "head", "--exit-at-end"])
+        .env("JET_BROKERS", c.brokers())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run jet consume");
+    let mut consumer = consumer;
+    let mut lines = BufReader::new(consumer.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().unwrap().unwrap(), "record 00000 padded to some length ..........");
+    drop(lines);
+    let out = consumer.wait_with_output().unwrap();
+    assert!(out.status.success(), "{:?}: {}", out.status, stderr(&out));
+    assert!(out.stderr.is_empty(), "{}", stderr(&out));
+    let (committed, lag) = committed_and_lag(&c, "head");
+    assert!(committed >= 1 && committed < 5000 && committed + lag == 5000, "{committed} {lag}");
+}

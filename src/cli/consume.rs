@@ -166,7 +166,11 @@ pub async fn run(args: ConsumeArgs) -> Result<(), CliError> {
                         if args.num.is_some_and(|n| consumed >= n) {
                             break 'fetching;
                         }
-                        write_record(&mut out, template.as_ref(), topic, partition, record)?;
+                        match write_record(&mut out, template.as_ref(), topic, partition, record) {
+                            // The reader went away (`| head`): stop, and commit what was shown.
+                            Err(e) if e.is_broken_pipe() => break 'fetching,
+                            result => result?,
+                        }
                         consumed += 1;
                         bytes += record.value.as_ref().map_or(0, |v| v.len() as u64);
                         positions.insert(partition, record.offset + 1);
@@ -179,7 +183,10 @@ pub async fn run(args: ConsumeArgs) -> Result<(), CliError> {
                     }
                 }
             }
-            out.flush().map_err(CliError::Stdout)?;
+            match out.flush().map_err(CliError::Stdout) {
+                Err(e) if e.is_broken_pipe() => break 'fetching,
+                result => result?,
+            }
             progress.update(consumed, bytes);
         }
         if stale_layout {
@@ -193,7 +200,12 @@ pub async fn run(args: ConsumeArgs) -> Result<(), CliError> {
             refreshes = 0;
         }
     }
-    out.flush().map_err(CliError::Stdout)?;
+    // Records already written are committed even if the reader went away.
+    if let Err(e) = out.flush().map_err(CliError::Stdout)
+        && !e.is_broken_pipe()
+    {
+        return Err(e);
+    }
     progress.finish();
     if let Some(group) = &args.group {
         commit(&mut session, group, topic, &positions).await?;

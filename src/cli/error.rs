@@ -79,6 +79,11 @@ impl CliError {
         CliError::Kafka { context: context.into(), code, name: error_name(code), message: message.map(str::to_string) }
     }
 
+    /// Standard output was closed by its reader (`jet consume … | head`).
+    pub fn is_broken_pipe(&self) -> bool {
+        matches!(self, CliError::Stdout(e) if e.kind() == std::io::ErrorKind::BrokenPipe)
+    }
+
     /// The Kafka error code, if this is one.
     pub fn kafka_code(&self) -> Option<i16> {
         match self {

@@ -107,6 +107,8 @@ pub fn run(command: AdminCommand) -> ExitCode {
         .and_then(|runtime| runtime.block_on(dispatch(command)));
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader of the output stopped early (`| head`): not a failure of the command.
+        Err(e) if e.is_broken_pipe() => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("jet: {e}");
             e.exit_code()

@@ -6,6 +6,11 @@
 //! lower versions, see [`client_max_version`]) and the broker (its ApiVersions answer)
 //! speak. A response frame is never trusted for its size: it is refused above
 //! [`MAX_RESPONSE_BYTES`] and its buffer grows only as bytes actually arrive.
+//!
+//! Known gap: inside a frame, the `kafka-protocol` decoder still reserves each array
+//! from the count it reads (as for requests, which the broker guards with
+//! `protocol::bounds`); there are no response schemas to pre-scan with yet, so a hostile
+//! server can make this client fail an allocation, though not read unbounded input.
 
 use std::collections::HashMap;
 use std::time::Duration;
