@@ -167,7 +167,7 @@ pub async fn run(args: ConsumeArgs) -> Result<(), CliError> {
                             break 'fetching;
                         }
                         match write_record(&mut out, template.as_ref(), topic, partition, record) {
-                            // The reader went away (`| head`): stop, and commit what was shown.
+                            // The reader went away (`| head`): stop and commit the positions reached.
                             Err(e) if e.is_broken_pipe() => break 'fetching,
                             result => result?,
                         }
