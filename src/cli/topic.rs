@@ -1,6 +1,7 @@
 //! `jet topic create|list|describe|delete|alter-config`: topic administration through
 //! CreateTopics, Metadata, DescribeConfigs, DeleteTopics and IncrementalAlterConfigs,
-//! sent to the controller (any broker forwards, but the controller answers first-hand).
+//! sent to the controller (any broker forwards, but the controller answers first-hand);
+//! a NOT_CONTROLLER answer (the controller moved) is retried at the new one.
 
 use clap::{Args, Subcommand};
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
@@ -8,9 +9,10 @@ use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
 use kafka_protocol::messages::{
-    CreateTopicsRequest, DeleteTopicsRequest, DescribeConfigsRequest, IncrementalAlterConfigsRequest,
+    CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest, DeleteTopicsResponse, DescribeConfigsRequest,
+    IncrementalAlterConfigsRequest,
 };
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::protocol::{Request, StrBytes};
 use serde_json::{Value, json};
 
 use super::error::CliError;
@@ -105,6 +107,30 @@ pub async fn run(command: TopicCommand) -> Result<(), CliError> {
     }
 }
 
+/// Kafka's NOT_CONTROLLER: the request went to a broker that stopped being controller.
+const NOT_CONTROLLER: i16 = 41;
+/// Sends to the controller before giving up while the controller keeps moving.
+const CONTROLLER_ATTEMPTS: u32 = 5;
+
+/// Sends `request` to the controller; while `moved` says the answer is NOT_CONTROLLER,
+/// reads the metadata again (which names the new controller) and resends.
+async fn to_controller<R: Request>(
+    session: &mut Session,
+    request: &R,
+    moved: impl Fn(&R::Response) -> bool,
+) -> Result<R::Response, CliError> {
+    let mut attempt = 1;
+    loop {
+        let response = session.controller().await?.call(request).await?;
+        if !moved(&response) || attempt >= CONTROLLER_ATTEMPTS {
+            return Ok(response);
+        }
+        attempt += 1;
+        tokio::time::sleep(std::time::Duration::from_millis(100 * u64::from(attempt))).await;
+        session.metadata(Some(&[])).await?;
+    }
+}
+
 fn str_bytes(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_string())
 }
@@ -160,7 +186,10 @@ async fn create(args: CreateArgs) -> Result<(), CliError> {
         })
         .collect();
     let request = CreateTopicsRequest::default().with_topics(topics).with_timeout_ms(timeout_ms(&session));
-    let response = session.controller().await?.call(&request).await?;
+    let response = to_controller(&mut session, &request, |r: &CreateTopicsResponse| {
+        r.topics.iter().any(|t| t.error_code == NOT_CONTROLLER)
+    })
+    .await?;
     let mut table = Table::new(&["TOPIC", "PARTITIONS", "REPLICATION", "STATUS"]);
     let mut rows = Vec::new();
     let mut failures = Vec::new();
@@ -273,8 +302,7 @@ fn config_source_name(source: i8) -> &'static str {
 async fn delete(args: DeleteArgs) -> Result<(), CliError> {
     let mut session = args.common.connect.session().await?;
     let timeout = timeout_ms(&session);
-    let conn = session.controller().await?;
-    let version = conn.version::<DeleteTopicsRequest>()?;
+    let version = session.controller().await?.version::<DeleteTopicsRequest>()?;
     let request = if version >= 6 {
         DeleteTopicsRequest::default().with_topics(
             args.topics.iter().map(|t| DeleteTopicState::default().with_name(Some(topic_name(t)))).collect(),
@@ -283,7 +311,10 @@ async fn delete(args: DeleteArgs) -> Result<(), CliError> {
         DeleteTopicsRequest::default().with_topic_names(args.topics.iter().map(|t| topic_name(t)).collect())
     }
     .with_timeout_ms(timeout);
-    let response = conn.call_at(&request, version).await?;
+    let response = to_controller(&mut session, &request, |r: &DeleteTopicsResponse| {
+        r.responses.iter().any(|t| t.error_code == NOT_CONTROLLER)
+    })
+    .await?;
     let mut table = Table::new(&["TOPIC", "STATUS"]);
     let mut rows = Vec::new();
     let mut failures = Vec::new();
