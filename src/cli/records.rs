@@ -115,7 +115,10 @@ fn parse_records(header: &BatchHeader, data: &[u8], from: i64, out: &mut Vec<Fet
     let mut c = Cursor { data, pos: 0 };
     for _ in 0..header.records_count.max(0) {
         let len = c.varint()?;
-        let body = c.take(usize::try_from(len).map_err(|_| format!("negative record length {len}"))?)?;
+        if len < 0 {
+            return Err(format!("negative record length {len}"));
+        }
+        let body = c.take(len as usize)?;
         let mut r = Cursor { data: body, pos: 0 };
         r.take(1)?; // attributes
         let timestamp_delta = r.varlong()?;
@@ -189,8 +192,10 @@ impl<'a> Cursor<'a> {
         if len == -1 {
             return Ok(None);
         }
-        let len = usize::try_from(len).map_err(|_| format!("invalid length {len}"))?;
-        self.take(len).map(Some)
+        if len < 0 {
+            return Err(format!("invalid length {len}"));
+        }
+        self.take(len as usize).map(Some)
     }
 }
 

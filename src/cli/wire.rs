@@ -169,8 +169,7 @@ impl Connection {
         buf.put_i32(0);
         header.encode(&mut buf, api.request_header_version(version)).map_err(encode_error)?;
         request.encode(&mut buf, version).map_err(encode_error)?;
-        let len = i32::try_from(buf.len() - 4)
-            .map_err(|_| encode_error(anyhow::anyhow!("request of {} bytes is too large", buf.len())))?;
+        let len = i32::try_from(buf.len() - 4).map_err(|e| encode_error(anyhow::Error::new(e)))?;
         buf[..4].copy_from_slice(&len.to_be_bytes());
         let io_error = |source| CliError::Io { api, addr: self.addr.clone(), source };
         match tokio::time::timeout(self.timeout, self.stream.write_all(&buf)).await {
@@ -186,21 +185,12 @@ impl Connection {
     /// One response frame, refused above the cap; memory grows only with bytes received.
     async fn read_frame(&mut self, api: ApiKey) -> Result<Bytes, CliError> {
         let io_error = |source| CliError::Io { api, addr: self.addr.clone(), source };
-        let size = self.stream.read_i32().await.map_err(io_error)?;
-        let size = usize::try_from(size).map_err(|_| CliError::ResponseTooLarge {
-            api,
-            addr: self.addr.clone(),
-            size: i64::from(size),
-            max: MAX_RESPONSE_BYTES,
-        })?;
-        if size > MAX_RESPONSE_BYTES {
-            return Err(CliError::ResponseTooLarge {
-                api,
-                addr: self.addr.clone(),
-                size: size as i64,
-                max: MAX_RESPONSE_BYTES,
-            });
+        let declared = self.stream.read_i32().await.map_err(io_error)?;
+        if declared < 0 || declared as usize > MAX_RESPONSE_BYTES {
+            let (addr, size) = (self.addr.clone(), i64::from(declared));
+            return Err(CliError::ResponseTooLarge { api, addr, size, max: MAX_RESPONSE_BYTES });
         }
+        let size = declared as usize;
         let mut buf = Vec::with_capacity(size.min(64 << 10));
         let read = (&mut self.stream).take(size as u64).read_to_end(&mut buf).await.map_err(io_error)?;
         if read < size {
