@@ -6,7 +6,9 @@
 use std::collections::BTreeMap;
 
 use clap::{Args, Subcommand};
-use kafka_protocol::messages::{DeleteGroupsRequest, DescribeGroupsRequest, ListGroupsRequest};
+use kafka_protocol::messages::{
+    DeleteGroupsRequest, DeleteGroupsResponse, DescribeGroupsRequest, DescribeGroupsResponse, ListGroupsRequest,
+};
 use serde_json::{Value, json};
 
 use super::Common;
@@ -14,7 +16,7 @@ use super::error::CliError;
 use super::group_offsets::{commit, committed, group_id};
 use super::offsets::{EARLIEST, LATEST, list_offsets, partitions_of};
 use super::output::{OutputFormat, Table, print, print_json};
-use super::session::Session;
+use super::session::{COORDINATOR_MOVED, Session};
 
 #[derive(Debug, Subcommand)]
 pub enum GroupCommand {
@@ -112,7 +114,11 @@ struct Described {
 
 async fn describe_group(session: &mut Session, group: &str) -> Result<Described, CliError> {
     let request = DescribeGroupsRequest::default().with_groups(vec![group_id(group)]);
-    let response = session.coordinator(group).await?.call(&request).await?;
+    let response = session
+        .call_coordinator(group, &request, |r: &DescribeGroupsResponse| {
+            r.groups.iter().any(|g| COORDINATOR_MOVED.contains(&g.error_code))
+        })
+        .await?;
     let Some(g) = response.groups.into_iter().next() else {
         return Err(CliError::Invalid(format!("DescribeGroups answered nothing for group {group}")));
     };
@@ -249,7 +255,11 @@ async fn delete(args: DeleteArgs) -> Result<(), CliError> {
     let mut rows = Vec::new();
     for group in &args.groups {
         let request = DeleteGroupsRequest::default().with_groups_names(vec![group_id(group)]);
-        let response = session.coordinator(group).await?.call(&request).await?;
+        let response = session
+            .call_coordinator(group, &request, |r: &DeleteGroupsResponse| {
+                r.results.iter().any(|g| COORDINATOR_MOVED.contains(&g.error_code))
+            })
+            .await?;
         for r in &response.results {
             CliError::check(r.error_code, None, || format!("delete group {}", r.group_id.as_str()))?;
             table.row(vec![r.group_id.to_string(), "deleted".into()]);

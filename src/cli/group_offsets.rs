@@ -6,11 +6,13 @@ use std::collections::BTreeMap;
 
 use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
-use kafka_protocol::messages::{GroupId, OffsetCommitRequest, OffsetFetchRequest};
+use kafka_protocol::messages::{
+    GroupId, OffsetCommitRequest, OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse,
+};
 use kafka_protocol::protocol::StrBytes;
 
 use super::error::CliError;
-use super::session::{Session, topic_name};
+use super::session::{COORDINATOR_MOVED, Session, topic_name};
 
 pub fn group_id(group: &str) -> GroupId {
     GroupId(StrBytes::from_string(group.to_string()))
@@ -26,7 +28,12 @@ pub async fn committed(
     let request = OffsetFetchRequest::default().with_group_id(group_id(group)).with_topics(topic.map(|(t, ps)| {
         vec![OffsetFetchRequestTopic::default().with_name(topic_name(t)).with_partition_indexes(ps.to_vec())]
     }));
-    let response = session.coordinator(group).await?.call(&request).await?;
+    let response = session
+        .call_coordinator(group, &request, |r: &OffsetFetchResponse| {
+            COORDINATOR_MOVED.contains(&r.error_code)
+                || r.topics.iter().flat_map(|t| &t.partitions).any(|p| COORDINATOR_MOVED.contains(&p.error_code))
+        })
+        .await?;
     CliError::check(response.error_code, None, || format!("fetch the offsets of group {group}"))?;
     let mut offsets = BTreeMap::new();
     for t in &response.topics {
@@ -67,7 +74,11 @@ pub async fn commit(
         .with_topics(vec![
             OffsetCommitRequestTopic::default().with_name(topic_name(topic)).with_partitions(partitions),
         ]);
-    let response = session.coordinator(group).await?.call(&request).await?;
+    let response = session
+        .call_coordinator(group, &request, |r: &OffsetCommitResponse| {
+            r.topics.iter().flat_map(|t| &t.partitions).any(|p| COORDINATOR_MOVED.contains(&p.error_code))
+        })
+        .await?;
     for t in &response.topics {
         for p in &t.partitions {
             CliError::check(p.error_code, None, || {

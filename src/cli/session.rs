@@ -9,10 +9,15 @@ use std::time::Duration;
 use kafka_protocol::messages::find_coordinator_request::FindCoordinatorRequest;
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
 use kafka_protocol::messages::{FindCoordinatorResponse, MetadataRequest, MetadataResponse, TopicName};
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::protocol::{Request, StrBytes};
 
 use super::error::CliError;
 use super::wire::Connection;
+
+/// COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE, NOT_COORDINATOR: ask again.
+pub const COORDINATOR_MOVED: [i16; 3] = [14, 15, 16];
+/// Tries of a group request before giving up while its coordinator is not ready.
+const COORDINATOR_ATTEMPTS: u32 = 30;
 
 /// Key of the bootstrap connection until the broker behind it is known by id.
 const BOOTSTRAP: i32 = i32::MIN;
@@ -141,6 +146,32 @@ impl Session {
         let mut ids: Vec<i32> = self.brokers.keys().copied().collect();
         ids.sort_unstable();
         ids
+    }
+
+    /// Sends `request` to the coordinator of `group`, again (after finding the coordinator
+    /// anew) while the coordinator is loading, not available yet (Kafka creates
+    /// `__consumer_offsets` on first use) or has moved, as `moved` reads the response.
+    pub async fn call_coordinator<R: Request>(
+        &mut self,
+        group: &str,
+        request: &R,
+        moved: impl Fn(&R::Response) -> bool,
+    ) -> Result<R::Response, CliError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let last = attempt >= COORDINATOR_ATTEMPTS;
+            let result = match self.coordinator(group).await {
+                Ok(conn) => conn.call(request).await,
+                Err(e) => Err(e),
+            };
+            match result {
+                Err(e) if !last && e.kafka_code().is_some_and(|c| COORDINATOR_MOVED.contains(&c)) => {}
+                Ok(response) if !last && moved(&response) => {}
+                other => return other,
+            }
+            tokio::time::sleep(Duration::from_millis(100 * u64::from(attempt.min(10)))).await;
+        }
     }
 
     /// The coordinator of consumer group `group`.
