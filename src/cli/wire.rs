@@ -29,6 +29,9 @@ pub const MAX_RESPONSE_BYTES: usize = 64 << 20;
 
 const CLIENT_ID: &str = "jet-cli";
 
+/// Kafka's UNSUPPORTED_VERSION error code.
+const UNSUPPORTED_VERSION: i16 = 35;
+
 /// The highest version of `api` the command code fills in correctly (above it, requests
 /// name topics by id or group several groups, which this client does not do).
 pub fn client_max_version(api: ApiKey) -> i16 {
@@ -94,11 +97,16 @@ impl Connection {
         let request = ApiVersionsRequest::default()
             .with_client_software_name(StrBytes::from_static_str("jet-cli"))
             .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
-        let mut response: ApiVersionsResponse = self.call_at(&request, 3).await?;
-        if response.error_code == 35 {
-            // UNSUPPORTED_VERSION: the broker answered at v0 with its ranges; v0 works anywhere.
-            response = self.call_at(&ApiVersionsRequest::default(), 0).await?;
-        }
+        let mut body = self.exchange(&request, 3).await?;
+        // A broker that does not speak v3 answers UNSUPPORTED_VERSION in a v0 body (the
+        // error code leads in every version), listing its ranges; v0 works anywhere.
+        let unsupported = body.get(..2) == Some(&UNSUPPORTED_VERSION.to_be_bytes()[..]);
+        let response: ApiVersionsResponse = if unsupported {
+            self.decode_body::<ApiVersionsRequest>(&mut body, 0)?;
+            self.call_at(&ApiVersionsRequest::default(), 0).await?
+        } else {
+            self.decode_body::<ApiVersionsRequest>(&mut body, 3)?
+        };
         CliError::check(response.error_code, None, || format!("ApiVersions to {}", self.addr))?;
         self.versions = response.api_keys.iter().map(|k| (k.api_key, (k.min_version, k.max_version))).collect();
         Ok(())
@@ -128,6 +136,12 @@ impl Connection {
 
     /// Sends `request` at `version` and waits for its response.
     pub async fn call_at<R: Request>(&mut self, request: &R, version: i16) -> Result<R::Response, CliError> {
+        let mut body = self.exchange(request, version).await?;
+        self.decode_body::<R>(&mut body, version)
+    }
+
+    /// Sends `request` at `version` and returns the response body (after its header).
+    async fn exchange<R: Request>(&mut self, request: &R, version: i16) -> Result<Bytes, CliError> {
         let api = api_key_of::<R>();
         let correlation_id = self.send_at(request, version).await?;
         let timeout_ms = self.timeout.as_millis() as u64;
@@ -146,9 +160,16 @@ impl Connection {
                 expected: correlation_id,
             });
         }
-        let response = R::Response::decode(&mut frame, version).map_err(decode_error)?;
-        if frame.has_remaining() {
-            return Err(decode_error(anyhow::anyhow!("{} trailing bytes", frame.remaining())));
+        Ok(frame)
+    }
+
+    /// Decodes a whole response body of `R` at `version`.
+    fn decode_body<R: Request>(&self, body: &mut Bytes, version: i16) -> Result<R::Response, CliError> {
+        let api = api_key_of::<R>();
+        let decode_error = |cause| CliError::Decode { api, version, addr: self.addr.clone(), cause };
+        let response = R::Response::decode(body, version).map_err(decode_error)?;
+        if body.has_remaining() {
+            return Err(decode_error(anyhow::anyhow!("{} trailing bytes", body.remaining())));
         }
         Ok(response)
     }
@@ -247,6 +268,48 @@ mod tests {
         assert_eq!(pick_version((4, 12), Some((0, 3))), None, "no overlap");
         assert_eq!(pick_version((0, 12), Some((13, 15))), None, "no overlap");
         assert_eq!(pick_version((0, 12), None), None, "not served");
+    }
+
+    /// An old broker: ApiVersions v3 is answered at v0 with UNSUPPORTED_VERSION (as Kafka
+    /// does), then the v0 request with its ranges.
+    #[tokio::test]
+    async fn an_unsupported_api_versions_version_falls_back_to_v0() {
+        use kafka_protocol::messages::api_versions_response::ApiVersion;
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let server = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut versions_seen = Vec::new();
+            for error_code in [35i16, 0] {
+                let size = s.read_i32().await.unwrap();
+                let mut req = vec![0u8; size as usize];
+                s.read_exact(&mut req).await.unwrap();
+                versions_seen.push(i16::from_be_bytes([req[2], req[3]]));
+                let correlation_id = i32::from_be_bytes([req[4], req[5], req[6], req[7]]);
+                let ranges = [(ApiKey::ApiVersions, 0, 2), (ApiKey::Metadata, 1, 9)];
+                let body = ApiVersionsResponse::default().with_error_code(error_code).with_api_keys(
+                    ranges
+                        .iter()
+                        .map(|&(k, min, max)| {
+                            ApiVersion::default().with_api_key(k as i16).with_min_version(min).with_max_version(max)
+                        })
+                        .collect(),
+                );
+                let mut frame = BytesMut::new();
+                frame.put_i32(0);
+                ResponseHeader::default().with_correlation_id(correlation_id).encode(&mut frame, 0).unwrap();
+                body.encode(&mut frame, 0).unwrap();
+                let len = (frame.len() - 4) as i32;
+                frame[..4].copy_from_slice(&len.to_be_bytes());
+                s.write_all(&frame).await.unwrap();
+            }
+            versions_seen
+        });
+        let conn = Connection::open(&addr, Duration::from_secs(5)).await.unwrap();
+        assert_eq!(server.await.unwrap(), [3, 0]);
+        assert_eq!(conn.version::<kafka_protocol::messages::MetadataRequest>().unwrap(), 9);
+        let produce = conn.version::<kafka_protocol::messages::ProduceRequest>().unwrap_err();
+        assert!(matches!(produce, CliError::UnsupportedApi { .. }), "{produce}");
     }
 
     #[tokio::test]
