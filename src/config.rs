@@ -40,6 +40,9 @@ pub enum Command {
     /// Exit 0 if the broker's admin server reports it ready (`GET /readyz`), else 1:
     /// for a container HEALTHCHECK, no curl needed.
     Healthcheck(HealthcheckArgs),
+    /// Admin commands against any Kafka-compatible broker (`crate::cli`).
+    #[command(flatten)]
+    Admin(crate::cli::AdminCommand),
 }
 
 impl Cli {
@@ -48,7 +51,7 @@ impl Cli {
     pub fn into_broker_config(self) -> BrokerConfig {
         match self.command {
             Some(Command::Serve(config)) => *config,
-            None | Some(Command::Healthcheck(_)) => self.serve,
+            None | Some(Command::Healthcheck(_) | Command::Admin(_)) => self.serve,
         }
     }
 }

@@ -21,6 +21,8 @@
 //! - [`admin`]: the admin HTTP server on its own port (`/livez`, `/readyz`, `/metrics`,
 //!   `/v1/cluster`), bound before the data directory opens and stopped after the drain;
 //!   `admin::healthcheck` is the client behind `jet healthcheck`.
+//! - [`cli`]: the admin CLI in the `jet` binary (`jet topic|produce|consume|group|cluster`),
+//!   a Kafka-protocol client that works against any Kafka-compatible broker.
 //! - [`metrics`]: what the broker counts in atomics on its hot paths (per-partition
 //!   traffic, requests and latency per API key, error codes, connections, fsync latency)
 //!   and `metrics::collect`, which renders it with prometheus-client at scrape time
@@ -106,6 +108,7 @@
 
 pub mod admin;
 pub mod broker;
+pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod group;

@@ -1,5 +1,6 @@
 //! The `jet` binary: parse settings, open the data directory, serve until SIGTERM/SIGINT;
-//! `jet healthcheck` asks a running broker's admin server whether it is ready.
+//! `jet healthcheck` asks a running broker's admin server whether it is ready; `jet topic`,
+//! `produce`, `consume`, `group` and `cluster` are the admin CLI (`jet::cli`).
 
 use std::process::ExitCode;
 use std::sync::{Arc, OnceLock};
@@ -18,9 +19,11 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
-    if let Some(Command::Healthcheck(args)) = &cli.command {
-        return healthcheck(args);
-    }
+    let cli = match cli.command {
+        Some(Command::Healthcheck(args)) => return healthcheck(&args),
+        Some(Command::Admin(command)) => return jet::cli::run(command),
+        command => Cli { command, ..cli },
+    };
     let broker_matches = matches.subcommand_matches("serve").unwrap_or(&matches);
     let mut config = cli.into_broker_config();
     init_logging(config.log_format);
