@@ -5,5 +5,7 @@
 //! behind Jet's own `Discovery` trait. The controller (a raft group for cluster metadata)
 //! builds on them (issue 10).
 
+pub mod controller;
 pub mod gossip;
+pub mod metadata;
 pub mod placement;
