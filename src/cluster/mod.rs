@@ -4,8 +4,11 @@
 //! new topics and partitions, [`gossip`], broker discovery and failure detection
 //! behind Jet's own `Discovery` trait, and [`directory`], the live brokers a broker tells
 //! clients about (Metadata, DescribeCluster, `/v1/cluster`) and `--bootstrap-expect`.
-//! The controller (a raft group for cluster metadata) builds on them (issue 10).
+//! [`metadata`] is the replicated cluster metadata (records applied to an image) and
+//! [`controller`] the raft group that replicates it; the broker does not run it yet.
 
+pub mod controller;
 pub mod directory;
 pub mod gossip;
+pub mod metadata;
 pub mod placement;
