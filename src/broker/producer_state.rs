@@ -73,7 +73,7 @@ struct SnapshotEntry {
     batches: Vec<BatchMeta>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct ProducerStateTable {
     producers: HashMap<i64, ProducerEntry>,
 }
@@ -146,6 +146,16 @@ impl ProducerStateTable {
             entry.batches.pop_front();
         }
         entry.batches.push_back(batch);
+    }
+
+    /// Sets the offsets of `producer_id`'s retained batch starting at `first_seq` (a raft
+    /// leader records a proposed batch before its log store assigns its offsets); no-op
+    /// when the table no longer holds it.
+    pub fn place(&mut self, producer_id: i64, first_seq: i32, first_offset: i64, last_offset: i64) {
+        let Some(entry) = self.producers.get_mut(&producer_id) else { return };
+        if let Some(b) = entry.batches.iter_mut().rev().find(|b| b.first_seq == first_seq) {
+            (b.first_offset, b.last_offset) = (first_offset, last_offset);
+        }
     }
 
     pub fn len(&self) -> usize {

@@ -160,7 +160,7 @@ fn list_offsets_answers_from_any_replica() {
     for ts in [100, 200, 300] {
         let batch = producer_batch(1, ts, 10, Compression::None, (-1, -1, -1));
         let headers = crate::log::validate_produced_batches(&batch, 1 << 20).unwrap();
-        replica.append(Bytes::from(batch), &headers, 1, limits()).unwrap();
+        futures::executor::block_on(replica.append(Bytes::from(batch), &headers, 1, limits())).unwrap();
     }
     replica.commit_to(2).unwrap();
     let ask = |timestamp: i64, current_leader_epoch: i32| {

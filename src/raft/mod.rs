@@ -11,6 +11,8 @@ pub mod control;
 pub mod log_store;
 #[cfg(test)]
 mod log_store_tests;
+pub mod partition_state;
+pub mod replica_state;
 
 use std::fmt;
 
