@@ -326,3 +326,7 @@ impl Replica for RaftReplica {
         Ok(self.state.log()?.log().size_bytes())
     }
 }
+
+#[cfg(test)]
+#[path = "raft_replica_tests.rs"]
+mod tests;

@@ -230,9 +230,11 @@ impl PartitionRaftLog {
             }
             let epoch = entry.log_id.leader_id.term.to_leader_epoch()?;
             let now = now_ms();
+            // Every replica builds raft's own entries itself: they carry no timestamp
+            // (Kafka's -1), so their bytes, like those of appends, are the same everywhere.
             let batches = match &entry.payload {
-                EntryPayload::Blank => control::blank_batch(now)?,
-                EntryPayload::Membership(m) => control::membership_batch(m, now)?,
+                EntryPayload::Blank => control::blank_batch(control::NO_TIMESTAMP)?,
+                EntryPayload::Membership(m) => control::membership_batch(m, control::NO_TIMESTAMP)?,
                 EntryPayload::Normal(AppendBatches(b)) => b.clone(),
             };
             let (info, _) = self.log.append_entry(&batches, epoch, now)?;

@@ -13,6 +13,8 @@ pub mod log_store;
 mod log_store_tests;
 pub mod partition_state;
 pub mod replica_state;
+#[cfg(test)]
+pub(crate) mod test_router;
 
 use std::fmt;
 
