@@ -78,6 +78,13 @@ pub struct ProducerStateTable {
     producers: HashMap<i64, ProducerEntry>,
 }
 
+/// One producer's entry as it was (see [`ProducerStateTable::save`]).
+#[derive(Debug, Clone)]
+pub struct SavedProducer {
+    producer_id: i64,
+    entry: Option<ProducerEntry>,
+}
+
 /// Sequence numbers wrap from `i32::MAX` to 0.
 pub fn next_seq(seq: i32) -> i32 {
     if seq == i32::MAX { 0 } else { seq + 1 }
@@ -146,6 +153,19 @@ impl ProducerStateTable {
             entry.batches.pop_front();
         }
         entry.batches.push_back(batch);
+    }
+
+    /// `producer_id`'s entry as it is now, to undo records that never reach the log.
+    pub fn save(&self, producer_id: i64) -> SavedProducer {
+        SavedProducer { producer_id, entry: self.producers.get(&producer_id).cloned() }
+    }
+
+    /// Puts back an entry [`save`](Self::save)d before records that were then abandoned.
+    pub fn restore(&mut self, saved: SavedProducer) {
+        match saved.entry {
+            Some(entry) => self.producers.insert(saved.producer_id, entry),
+            None => self.producers.remove(&saved.producer_id),
+        };
     }
 
     /// Sets the offsets of `producer_id`'s retained batch starting at `first_seq` (a raft

@@ -170,11 +170,16 @@ impl RaftReplica {
             }
             Checked::Propose(placed) => placed,
         };
+        // Dropped before the send completes (the request went away while openraft's
+        // queue was full), the proposal is undone; declared after `ordered`, so it runs
+        // while the proposal lock is still held.
+        let mut unsent = Unsent { state: &self.state, term: Some(term) };
         let sent = self.raft.write(AppendBatches(data)).with_leader(CommittedLeaderId::new(term)).await;
         if let Err(fatal) = sent {
-            self.state.unpropose(term);
             return Err(PartitionError::RaftStopped(fatal.to_string()));
         }
+        unsent.term = None;
+        drop(unsent);
         drop(ordered);
         // Resolved by the store's write, or failed when this node stops leading the term.
         let placed = placed.await.map_err(|_closed| PartitionError::RaftStopped("replica state dropped".into()))??;
@@ -197,6 +202,21 @@ impl RaftReplica {
             log_start_offset,
             duplicate,
             commit: (!commit.is_committed()).then_some(commit),
+        }
+    }
+}
+
+/// Undoes a checked proposal that was not sent (see [`ReplicaState::unpropose`]).
+struct Unsent<'a> {
+    state: &'a ReplicaState,
+    /// `None` once sent.
+    term: Option<Term>,
+}
+
+impl Drop for Unsent<'_> {
+    fn drop(&mut self) {
+        if let Some(term) = self.term {
+            self.state.unpropose(term);
         }
     }
 }

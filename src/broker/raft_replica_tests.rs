@@ -191,7 +191,10 @@ async fn a_follower_refuses_appends_and_names_the_leader() {
         let follower = cluster.replica(id);
         assert_eq!(follower.leader(), Leader::Broker(leader_id as i32));
         assert_eq!(follower.leader_epoch(), epoch);
-        let refused = append(follower, records(1, 10, (-1, -1, -1))).await.expect_err("refused on a follower");
+        let refused = tokio::time::timeout(WAIT, append(follower, records(1, 10, (-1, -1, -1))))
+            .await
+            .expect("answered")
+            .expect_err("refused on a follower");
         assert_eq!(refused.code(), ResponseError::NotLeaderOrFollower);
         assert_eq!(
             follower.offsets().expect("offsets").log_end,
@@ -286,4 +289,22 @@ async fn a_restarted_replica_with_an_uncommitted_tail_starts_at_the_committed_po
     assert!(committed(restarted).1.iter().all(|v| v.1 != 77), "the tail is not readable");
     let read = restarted.read(committed_end, usize::MAX, true).expect("read at the high watermark");
     assert!(read.records.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_batches_of_one_producer_are_checked_in_sequence() {
+    let cluster = Cluster::three().await;
+    let leader = cluster.replica(cluster.leader(&[1, 2, 3]).await);
+    let first = append_committed(leader, records(3, 10, (9, 0, 0))).await;
+    // Three batches in flight at once: each is checked against the ones before it,
+    // which are proposed but not yet written.
+    let (a, b, c) = tokio::join!(
+        append(leader, records(3, 10, (9, 0, 3))),
+        append(leader, records(3, 10, (9, 0, 6))),
+        append(leader, records(3, 10, (9, 0, 9))),
+    );
+    let bases: Vec<i64> = [a, b, c].into_iter().map(|r| r.expect("in sequence").base_offset).collect();
+    let start = first.base_offset + 3;
+    assert_eq!(bases, vec![start, start + 3, start + 6], "written in the order they were checked");
+    cluster.committed_everywhere(&[1, 2, 3], start + 9).await;
 }

@@ -48,7 +48,7 @@ use tokio::sync::{oneshot, watch};
 use super::log_store::{LogEvents, PartitionRaftLog, RaftLogError, RaftLogStore, WrittenEntry};
 use super::{AppendBatches, CommittedLeaderId, JetNode, LogId, NodeId, StoredMembership, Term};
 use crate::broker::partition::{PartitionError, admit_new_producer, check_sequences};
-use crate::broker::producer_state::{BatchMeta, ProducerLimits, ProducerStateTable, SeqCheck, add_seq};
+use crate::broker::producer_state::{BatchMeta, ProducerLimits, ProducerStateTable, SavedProducer, SeqCheck, add_seq};
 use crate::broker::replica::Progress;
 use crate::log::LogError;
 use crate::log::batch::{BatchHeader, BatchIter};
@@ -81,6 +81,8 @@ struct Pending {
     /// `(producer id, first sequence, first and last offset relative to the entry)` of
     /// each idempotent batch, to place them in the leader's table once written.
     batches: Vec<(i64, i32, i64, i64)>,
+    /// The producer's entry before this proposal was recorded (undone if it is not sent).
+    saved: Option<SavedProducer>,
     done: oneshot::Sender<Result<Placed, PartitionError>>,
 }
 
@@ -231,6 +233,7 @@ impl ReplicaState {
                 SeqCheck::Reject(code) => return Err(PartitionError::Rejected(code)),
             }
         }
+        let saved = headers.first().filter(|h| h.producer_id >= 0).map(|h| leading.producers.save(h.producer_id));
         let mut batches = Vec::new();
         let mut relative = 0i64;
         for h in headers {
@@ -243,16 +246,19 @@ impl ReplicaState {
             relative = last + 1;
         }
         let (done, placed) = oneshot::channel();
-        leading.pending.push_back(Pending { batches, done });
+        leading.pending.push_back(Pending { batches, saved, done });
         leading.proposed = true;
         Ok(Checked::Propose(placed))
     }
 
-    /// The proposal last checked could not be sent: forget its waiter.
+    /// The proposal last checked was not sent (openraft stopped, or the append was
+    /// dropped while waiting to send): forget its waiter and its producer records. It is
+    /// the last one queued: check and send happen under the replica's proposal lock.
     pub fn unpropose(&self, term: Term) {
         let mut inner = self.lock_anyway();
-        if let Some(leading) = inner.leading.as_mut().filter(|l| l.term == term) {
-            leading.pending.pop_back();
+        let Some(leading) = inner.leading.as_mut().filter(|l| l.term == term) else { return };
+        if let Some(Pending { saved: Some(saved), .. }) = leading.pending.pop_back() {
+            leading.producers.restore(saved);
         }
     }
 
@@ -416,5 +422,32 @@ impl LogEvents for ReplicaState {
         let mut inner = self.lock_anyway();
         self.stop_leading(&mut inner);
         self.progress.send_modify(|p| p.lose(not_leader()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::producer_state::ProducerIdGate;
+    use crate::log::test_util::producer_batch;
+    use crate::log::{LogConfig, validate_produced_batches};
+
+    #[test]
+    fn a_proposal_that_was_not_sent_leaves_no_trace_in_the_producer_table() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let log = PartitionRaftLog::open(dir.path(), LogConfig::default()).expect("open");
+        let state = ReplicaState::open(RaftLogStore::new(log)).expect("state");
+        let batch = producer_batch(2, 1_000, 10, kafka_protocol::records::Compression::None, (5, 0, 0));
+        let headers = validate_produced_batches(&batch, 1 << 20).expect("valid");
+        let gate = ProducerIdGate::unlimited();
+        let limits = || ProducerLimits { per_partition: usize::MAX, gate: &gate };
+        let check = || state.check(Term(1), &headers, 1_000, limits());
+        assert!(matches!(check(), Ok(Checked::Propose(_))));
+        // While it is in flight, its retry cannot be answered yet.
+        let in_flight = check().expect_err("retry of an in-flight batch");
+        assert_eq!(in_flight.code(), ResponseError::RequestTimedOut);
+        state.unpropose(Term(1));
+        // It was not sent: the batch is new again.
+        assert!(matches!(check(), Ok(Checked::Propose(_))), "the abandoned proposal was forgotten");
     }
 }
