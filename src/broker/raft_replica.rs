@@ -349,4 +349,4 @@ impl Replica for RaftReplica {
 
 #[cfg(test)]
 #[path = "raft_replica_tests.rs"]
-mod tests;
+pub(crate) mod tests;

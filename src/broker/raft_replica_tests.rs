@@ -90,7 +90,8 @@ fn committed(r: &RaftReplica) -> (Bytes, Vec<(i64, usize)>) {
     (bytes, visible)
 }
 
-struct Cluster {
+/// Three replicas of partition `t`-0 on an in-memory network (handler tests use it too).
+pub(crate) struct Cluster {
     router: Arc<Router>,
     dirs: BTreeMap<NodeId, TempDir>,
     replicas: BTreeMap<NodeId, Arc<RaftReplica>>,
@@ -106,7 +107,7 @@ async fn start_replica(router: &Arc<Router>, id: NodeId, dir: &Path) -> Arc<Raft
 
 impl Cluster {
     /// Replicas 1, 2 and 3 of one group, initialized on 1.
-    async fn three() -> Cluster {
+    pub(crate) async fn three() -> Cluster {
         let router = Router::new();
         let mut cluster = Cluster { router, dirs: BTreeMap::new(), replicas: BTreeMap::new() };
         for id in [1, 2, 3] {
@@ -119,12 +120,12 @@ impl Cluster {
         cluster
     }
 
-    fn replica(&self, id: NodeId) -> &Arc<RaftReplica> {
+    pub(crate) fn replica(&self, id: NodeId) -> &Arc<RaftReplica> {
         &self.replicas[&id]
     }
 
     /// Waits until one of `among` leads and the others of `among` name it.
-    async fn leader(&self, among: &[NodeId]) -> NodeId {
+    pub(crate) async fn leader(&self, among: &[NodeId]) -> NodeId {
         wait_until("a leader named by its peers", || {
             let leaders: Vec<NodeId> =
                 among.iter().copied().filter(|id| self.replica(*id).leader() == Leader::ThisBroker).collect();
