@@ -166,7 +166,7 @@ impl RaftReplica {
             self.leading_term().ok_or(PartitionError::Rejected(kafka_protocol::ResponseError::NotLeaderOrFollower))?;
         let placed = match self.state.check(term, headers, now_ms, limits)? {
             Checked::Duplicate(placed) => {
-                return Ok(self.appended(placed.base_offset, placed.end_offset, placed.losses, -1, true));
+                return self.appended(placed.base_offset, placed.end_offset, placed.losses, -1, true);
             }
             Checked::Propose(placed) => placed,
         };
@@ -183,7 +183,7 @@ impl RaftReplica {
         drop(ordered);
         // Resolved by the store's write, or failed when this node stops leading the term.
         let placed = placed.await.map_err(|_closed| PartitionError::RaftStopped("replica state dropped".into()))??;
-        Ok(self.appended(placed.base_offset, placed.end_offset, placed.losses, log_append_time, false))
+        self.appended(placed.base_offset, placed.end_offset, placed.losses, log_append_time, false)
     }
 
     fn appended(
@@ -193,16 +193,16 @@ impl RaftReplica {
         losses: u64,
         log_append_time: i64,
         duplicate: bool,
-    ) -> Appended {
+    ) -> Result<Appended, PartitionError> {
         let commit = Commit::new(self.state.progress(), end_offset, losses);
-        let log_start_offset = self.state.log().map_or(0, |l| l.log().log_start_offset());
-        Appended {
+        let log_start_offset = self.state.log()?.log().log_start_offset();
+        Ok(Appended {
             base_offset,
             log_append_time,
             log_start_offset,
             duplicate,
             commit: (!commit.is_committed()).then_some(commit),
-        }
+        })
     }
 }
 
@@ -226,17 +226,22 @@ impl Drop for Unsent<'_> {
 async fn follow_leadership(
     mut metrics: WatchReceiverOf<TypeConfig, RaftMetrics<TypeConfig>>,
     node_id: NodeId,
-    state: std::sync::Weak<ReplicaState>,
+    weak: std::sync::Weak<ReplicaState>,
 ) {
     loop {
         let leading = {
             let m = metrics.borrow_and_update();
             (m.state == ServerState::Leader && m.current_leader == Some(node_id)).then_some(m.current_term)
         };
-        let Some(state) = state.upgrade() else { return };
+        let Some(state) = weak.upgrade() else { return };
         state.observe_leadership(leading);
         drop(state);
         if metrics.changed().await.is_err() {
+            // The raft node stopped: it leads nothing, and waiters of unwritten
+            // proposals must not wait for ever.
+            if let Some(state) = weak.upgrade() {
+                state.observe_leadership(None);
+            }
             return;
         }
     }
