@@ -32,9 +32,10 @@ fn topic_config() -> EffectiveTopicConfig {
 
 fn raft_config() -> Arc<Config> {
     let config = Config {
-        heartbeat_interval: 50,
-        election_timeout_min: 300,
-        election_timeout_max: 600,
+        // Wide enough that a loaded test machine does not see spurious elections.
+        heartbeat_interval: 100,
+        election_timeout_min: 800,
+        election_timeout_max: 1_600,
         snapshot_policy: SnapshotPolicy::Never,
         ..Default::default()
     };
