@@ -152,10 +152,12 @@ impl ReplicaState {
             let state = log.state();
             let applied = state.applied;
             let membership = state.membership.clone().unwrap_or_default();
+            let (first, next) = log.log().raft_index().map_or((0, 0), |r| (r.first_index(), r.next_index()));
             let high_watermark = match applied {
-                Some(l) if log.log().raft_index().is_some_and(|r| r.first_index() <= l.index) => {
-                    log.end_offset_of(l.index)?
-                }
+                Some(l) if (first..next).contains(&l.index) => log.end_offset_of(l.index)?,
+                // Applied past what the log kept (a crash lost a tail that was committed
+                // but not yet synced here): all of what is left is committed.
+                Some(l) if l.index >= next => log.log().log_end_offset(),
                 _ => log.log().log_start_offset(),
             };
             let mut producers = ProducerStateTable::default();
@@ -426,80 +428,5 @@ impl LogEvents for ReplicaState {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::broker::producer_state::ProducerIdGate;
-    use crate::log::test_util::producer_batch;
-    use crate::log::{LogConfig, validate_produced_batches};
-
-    fn open_with(dir: &std::path::Path, entries: Vec<super::super::Entry>) -> Arc<ReplicaState> {
-        let mut log = PartitionRaftLog::open(dir, LogConfig::default()).expect("open");
-        log.append(entries).expect("append");
-        ReplicaState::open(RaftLogStore::new(log)).expect("state")
-    }
-
-    fn entries(batch: &[u8]) -> Vec<super::super::Entry> {
-        use super::super::log_store::log_id;
-        vec![
-            super::super::Entry { log_id: log_id(Term(1), 0), payload: EntryPayload::Blank },
-            super::super::Entry {
-                log_id: log_id(Term(1), 1),
-                payload: EntryPayload::Normal(AppendBatches(bytes::Bytes::copy_from_slice(batch))),
-            },
-        ]
-    }
-
-    #[test]
-    fn a_snapshot_fast_forwards_a_replica_holding_its_entries_and_is_refused_by_one_lacking_them() {
-        use super::super::log_store::log_id;
-        let batch = producer_batch(2, 1_000, 10, kafka_protocol::records::Compression::None, (5, 0, 0));
-        let headers = validate_produced_batches(&batch, 1 << 20).expect("valid");
-        let (a, b, c) =
-            (tempfile::tempdir().expect("a"), tempfile::tempdir().expect("b"), tempfile::tempdir().expect("c"));
-        let source = open_with(a.path(), entries(&batch));
-        let stored = source.log().expect("log").entry(1).expect("entry 1");
-        let EntryPayload::Normal(AppendBatches(stored)) = stored.payload else { panic!("normal entry") };
-        source.applied(&[&stored[..]], log_id(Term(1), 1), None, 3).expect("applied");
-        let snapshot = source.build_snapshot().expect("snapshot");
-        assert_eq!(snapshot.meta.last_log_id, Some(log_id(Term(1), 1)));
-
-        let behind = open_with(b.path(), entries(&batch));
-        assert_eq!(behind.high_watermark(), 0, "nothing applied yet");
-        behind.install_snapshot(&snapshot.meta, snapshot.snapshot.into_inner()).expect("install");
-        assert_eq!(behind.high_watermark(), 3);
-        assert_eq!(behind.applied_state().expect("applied").0, Some(log_id(Term(1), 1)));
-        // The producer state came with it: a retry is a duplicate of the original.
-        let gate = ProducerIdGate::unlimited();
-        let limits = ProducerLimits { per_partition: usize::MAX, gate: &gate };
-        let retry = behind.check(Term(2), &headers, 1_000, limits).expect("checked");
-        assert!(matches!(retry, Checked::Duplicate(Placed { base_offset: 1, end_offset: 3, .. })), "{retry:?}");
-
-        let empty = ReplicaState::open(RaftLogStore::new(
-            PartitionRaftLog::open(c.path(), LogConfig::default()).expect("open"),
-        ))
-        .expect("state");
-        let snapshot = source.current_snapshot().expect("current").expect("built");
-        let refused = empty.install_snapshot(&snapshot.meta, snapshot.snapshot.into_inner());
-        assert!(matches!(refused, Err(PartitionError::Snapshot(SnapshotError::Missing(1)))), "{refused:?}");
-        assert_eq!(empty.high_watermark(), 0);
-    }
-
-    #[test]
-    fn a_proposal_that_was_not_sent_leaves_no_trace_in_the_producer_table() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let log = PartitionRaftLog::open(dir.path(), LogConfig::default()).expect("open");
-        let state = ReplicaState::open(RaftLogStore::new(log)).expect("state");
-        let batch = producer_batch(2, 1_000, 10, kafka_protocol::records::Compression::None, (5, 0, 0));
-        let headers = validate_produced_batches(&batch, 1 << 20).expect("valid");
-        let gate = ProducerIdGate::unlimited();
-        let limits = || ProducerLimits { per_partition: usize::MAX, gate: &gate };
-        let check = || state.check(Term(1), &headers, 1_000, limits());
-        assert!(matches!(check(), Ok(Checked::Propose(_))));
-        // While it is in flight, its retry cannot be answered yet.
-        let in_flight = check().expect_err("retry of an in-flight batch");
-        assert_eq!(in_flight.code(), ResponseError::RequestTimedOut);
-        state.unpropose(Term(1));
-        // It was not sent: the batch is new again.
-        assert!(matches!(check(), Ok(Checked::Propose(_))), "the abandoned proposal was forgotten");
-    }
-}
+#[path = "replica_state_tests.rs"]
+mod tests;
