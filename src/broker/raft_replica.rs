@@ -159,6 +159,11 @@ impl RaftReplica {
         now_ms: i64,
         limits: ProducerLimits<'_>,
     ) -> Result<Appended, PartitionError> {
+        if headers.is_empty() {
+            // A raft entry holds at least one batch: an empty one would fail the store's
+            // append, which openraft takes as a fatal storage error.
+            return Err(LogError::InvalidArgument("an append holds at least one batch".into()).into());
+        }
         let data = self.stamp(data, headers, now_ms)?;
         let log_append_time = if self.config.log_append_time { now_ms } else { -1 };
         let ordered = self.proposing.lock().await;

@@ -177,6 +177,13 @@ async fn three_replicas_elect_a_leader_commit_appends_and_hold_identical_logs() 
     let (leader_bytes, visible) = committed(leader);
     let offsets: Vec<i64> = visible.iter().map(|v| v.0).collect();
     assert_eq!(offsets, (bases[0].0..end).collect::<Vec<_>>(), "consumers see exactly the appended records");
+    // An empty append is refused before it reaches openraft (whose store would fail).
+    let gate = ProducerIdGate::unlimited();
+    let limits = ProducerLimits { per_partition: usize::MAX, gate: &gate };
+    assert!(leader.append(Bytes::new(), &[], crate::broker::now_ms(), limits).await.is_err());
+    let more = append_committed(leader, records(1, 10, (-1, -1, -1))).await;
+    assert_eq!(more.base_offset, end, "the group still takes appends");
+    let end = end + 1;
     for id in [1, 2, 3] {
         assert_eq!(cluster.replica(id).high_watermark(), end);
         assert_eq!(committed(cluster.replica(id)).0, leader_bytes, "replica {id}'s log matches the leader's");
