@@ -174,7 +174,7 @@ async fn three_replicas_elect_a_leader_commit_appends_and_hold_identical_logs() 
     let end = bases[2].0 + bases[2].1;
     assert_eq!(leader.offsets().expect("offsets").log_end, end);
     cluster.committed_everywhere(&[1, 2, 3], end).await;
-    let (leader_bytes, visible) = committed(leader);
+    let (_, visible) = committed(leader);
     let offsets: Vec<i64> = visible.iter().map(|v| v.0).collect();
     assert_eq!(offsets, (bases[0].0..end).collect::<Vec<_>>(), "consumers see exactly the appended records");
     // An empty append is refused before it reaches openraft (whose store would fail).
@@ -184,6 +184,8 @@ async fn three_replicas_elect_a_leader_commit_appends_and_hold_identical_logs() 
     let more = append_committed(leader, records(1, 10, (-1, -1, -1))).await;
     assert_eq!(more.base_offset, end, "the group still takes appends");
     let end = end + 1;
+    cluster.committed_everywhere(&[1, 2, 3], end).await;
+    let (leader_bytes, _) = committed(leader);
     for id in [1, 2, 3] {
         assert_eq!(cluster.replica(id).high_watermark(), end);
         assert_eq!(committed(cluster.replica(id)).0, leader_bytes, "replica {id}'s log matches the leader's");
