@@ -69,7 +69,10 @@
 //!   openraft's log store, passing openraft's storage conformance suite; vote and small
 //!   state in `raft-state.json`), `raft::control` (blank and membership entries as
 //!   control batches that consumers skip), `raft::network` (the broker-wide transport: one
-//!   multiplexed TCP connection per peer carries every group's RPCs). Not yet wired to the
+//!   multiplexed TCP connection per peer carries every group's RPCs), `raft::partition_state`
+//!   and `raft::replica_state` (the state machine: high watermark = end of the last applied
+//!   entry, producer state rebuilt by applying; the leader's proposals in flight), and
+//!   `broker::raft_replica` (a raft group behind the `Replica` seam). Not yet wired to the
 //!   broker.
 //! - [`cluster`]: where replicas live — `cluster::placement`, the pure function that
 //!   spreads replicas and preferred leaders across brokers and racks, and

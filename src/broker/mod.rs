@@ -8,6 +8,7 @@ pub mod log_cleaner;
 pub mod meta_store;
 pub mod partition;
 pub mod producer_state;
+pub mod raft_replica;
 pub mod rate_limited;
 pub mod replica;
 pub mod topic_config;

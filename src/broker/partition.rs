@@ -53,6 +53,22 @@ pub enum PartitionError {
          others expire (producer.id.expiration.ms)"
     )]
     ProducerIdLimit { setting: &'static str, max: usize, producer_id: i64 },
+    /// An append that would have to wait, asked for where waiting is impossible (see
+    /// [`crate::broker::replica::Replica::appends_when_called`]).
+    #[error("this partition's appends complete asynchronously (raft); the caller cannot wait for one")]
+    AppendWouldWait,
+    /// The raft log store or its state file failed.
+    #[error(transparent)]
+    RaftLog(#[from] crate::raft::log_store::RaftLogError),
+    /// A partition snapshot could not be built or installed.
+    #[error(transparent)]
+    Snapshot(#[from] crate::raft::replica_state::SnapshotError),
+    /// The partition's raft group stopped (shut down, or a fatal storage error).
+    #[error("raft group stopped: {0}")]
+    RaftStopped(String),
+    /// An operation a raft-replicated partition does not support yet.
+    #[error("not supported on a raft-replicated partition yet: {0}")]
+    Unsupported(&'static str),
     /// Appended, then lost before the high watermark covered it (see
     /// [`crate::broker::replica::Commit`]): the reason the loss was counted.
     #[error(transparent)]
@@ -75,6 +91,10 @@ impl PartitionError {
             }
             PartitionError::Removed => ResponseError::UnknownTopicOrPartition,
             PartitionError::Uncommitted(why) => why.code(),
+            PartitionError::AppendWouldWait => ResponseError::CoordinatorNotAvailable,
+            PartitionError::RaftStopped(_) => ResponseError::NotLeaderOrFollower,
+            PartitionError::RaftLog(_) | PartitionError::Snapshot(_) => ResponseError::KafkaStorageError,
+            PartitionError::Unsupported(_) => ResponseError::InvalidRequest,
             PartitionError::Log(_) | PartitionError::Poisoned => ResponseError::KafkaStorageError,
         }
     }

@@ -9,7 +9,9 @@ use tokio::sync::watch;
 use super::{Appended as LocalAppend, Partition, PartitionError};
 use crate::broker::producer_state::ProducerLimits;
 use crate::broker::rate_limited::PRODUCE_SYNC_ERRORS;
-use crate::broker::replica::{Appended, Commit, Offsets, PlannedRead, Progress, Replica, TimestampQuery, find_record};
+use crate::broker::replica::{
+    AppendFuture, Appended, Commit, Offsets, PlannedRead, Progress, Replica, TimestampQuery, find_record,
+};
 use crate::broker::topic_config::EffectiveTopicConfig;
 use crate::log::batch::BatchHeader;
 use crate::log::{LogError, ReadPlan, SyncTarget};
@@ -63,6 +65,34 @@ impl Partition {
         }
         Some(commit)
     }
+
+    /// The local append behind [`Replica::append`].
+    fn append_now(
+        &self,
+        data: Bytes,
+        headers: &[BatchHeader],
+        now_ms: i64,
+        limits: ProducerLimits<'_>,
+    ) -> Result<Appended, PartitionError> {
+        Ok(match self.append_limited(data, headers, now_ms, limits)? {
+            LocalAppend::New { base_offset, log_append_time, log_start_offset, sync, losses } => Appended {
+                base_offset,
+                log_append_time,
+                log_start_offset,
+                duplicate: false,
+                commit: self.commit_of(sync, losses, true),
+            },
+            // A retry whose original is not durable yet waits for the original's fsync
+            // (requested when it was appended) to move the high watermark.
+            LocalAppend::Duplicate { base_offset, log_start_offset, sync, losses } => Appended {
+                base_offset,
+                log_append_time: -1,
+                log_start_offset,
+                duplicate: true,
+                commit: self.commit_of(sync, losses, false),
+            },
+        })
+    }
 }
 
 impl Replica for Partition {
@@ -95,31 +125,16 @@ impl Replica for Partition {
         self.progress.subscribe()
     }
 
-    fn append(
-        &self,
+    /// Appends at once, inside the call (the future is ready): appends are ordered by the
+    /// calls, as before the seam became asynchronous.
+    fn append<'a>(
+        &'a self,
         data: Bytes,
-        headers: &[BatchHeader],
+        headers: &'a [BatchHeader],
         now_ms: i64,
-        limits: ProducerLimits<'_>,
-    ) -> Result<Appended, PartitionError> {
-        Ok(match self.append_limited(data, headers, now_ms, limits)? {
-            LocalAppend::New { base_offset, log_append_time, log_start_offset, sync, losses } => Appended {
-                base_offset,
-                log_append_time,
-                log_start_offset,
-                duplicate: false,
-                commit: self.commit_of(sync, losses, true),
-            },
-            // A retry whose original is not durable yet waits for the original's fsync
-            // (requested when it was appended) to move the high watermark.
-            LocalAppend::Duplicate { base_offset, log_start_offset, sync, losses } => Appended {
-                base_offset,
-                log_append_time: -1,
-                log_start_offset,
-                duplicate: true,
-                commit: self.commit_of(sync, losses, false),
-            },
-        })
+        limits: ProducerLimits<'a>,
+    ) -> AppendFuture<'a> {
+        Box::pin(std::future::ready(self.append_now(data, headers, now_ms, limits)))
     }
 
     fn plan_read(&self, offset: i64, max_bytes: usize, min_one: bool) -> Result<PlannedRead, PartitionError> {

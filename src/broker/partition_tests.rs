@@ -344,7 +344,8 @@ fn append_through_seam(p: &Partition, bytes: &[u8]) -> crate::broker::replica::A
     let headers = validate_produced_batches(bytes, 1 << 20).expect("valid batch");
     let gate = ProducerIdGate::unlimited();
     let limits = ProducerLimits { per_partition: usize::MAX, gate: &gate };
-    Replica::append(p, Bytes::copy_from_slice(bytes), &headers, 1_000, limits).expect("append")
+    futures::executor::block_on(Replica::append(p, Bytes::copy_from_slice(bytes), &headers, 1_000, limits))
+        .expect("append")
 }
 
 #[tokio::test]

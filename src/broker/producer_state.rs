@@ -73,9 +73,16 @@ struct SnapshotEntry {
     batches: Vec<BatchMeta>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct ProducerStateTable {
     producers: HashMap<i64, ProducerEntry>,
+}
+
+/// One producer's entry as it was (see [`ProducerStateTable::save`]).
+#[derive(Debug, Clone)]
+pub struct SavedProducer {
+    producer_id: i64,
+    entry: Option<ProducerEntry>,
 }
 
 /// Sequence numbers wrap from `i32::MAX` to 0.
@@ -146,6 +153,29 @@ impl ProducerStateTable {
             entry.batches.pop_front();
         }
         entry.batches.push_back(batch);
+    }
+
+    /// `producer_id`'s entry as it is now, to undo records that never reach the log.
+    pub fn save(&self, producer_id: i64) -> SavedProducer {
+        SavedProducer { producer_id, entry: self.producers.get(&producer_id).cloned() }
+    }
+
+    /// Puts back an entry [`save`](Self::save)d before records that were then abandoned.
+    pub fn restore(&mut self, saved: SavedProducer) {
+        match saved.entry {
+            Some(entry) => self.producers.insert(saved.producer_id, entry),
+            None => self.producers.remove(&saved.producer_id),
+        };
+    }
+
+    /// Sets the offsets of `producer_id`'s retained batch starting at `first_seq` (a raft
+    /// leader records a proposed batch before its log store assigns its offsets); no-op
+    /// when the table no longer holds it.
+    pub fn place(&mut self, producer_id: i64, first_seq: i32, first_offset: i64, last_offset: i64) {
+        let Some(entry) = self.producers.get_mut(&producer_id) else { return };
+        if let Some(b) = entry.batches.iter_mut().rev().find(|b| b.first_seq == first_seq) {
+            (b.first_offset, b.last_offset) = (first_offset, last_offset);
+        }
     }
 
     pub fn len(&self) -> usize {

@@ -1,7 +1,7 @@
 //! The replication seam: everything a Kafka handler does with a partition goes through
 //! the [`Replica`] trait, so handlers do not know whether the partition is a local log
 //! ([`crate::broker::partition::Partition`]), an in-memory store ([`memory`], for handler
-//! tests) or, later, a raft group.
+//! tests) or a raft group ([`crate::broker::raft_replica`]).
 //!
 //! The seam is narrow on purpose: append (returning a [`Commit`]), plan a read, the
 //! offsets (log start, high watermark, log end, last stable), the leader epoch, the
@@ -20,12 +20,13 @@
 //! - local: the append requests an fsync from the group-commit flusher; when the flusher
 //!   reports it durable, the partition advances the high watermark (durable before
 //!   visible). A failed fsync fences the log and counts a loss: its waiters fail;
-//! - raft (to come): the leader appends to its segment files and proposes the entry; the
-//!   high watermark is the commit index translated to a Kafka offset, advanced when a
-//!   quorum holds the entry durably (fsynced through the same flusher). Losing
-//!   leadership, or a new leader truncating the uncommitted tail, counts a loss: waiters
-//!   fail (NOT_LEADER_OR_FOLLOWER) instead of acknowledging something a new leader
-//!   discarded. `acks=1` answers as soon as `append` returns (the leader appended).
+//! - raft ([`crate::broker::raft_replica`]): the leader proposes the batches; its log
+//!   store appends them to the segment files (the append's future resolves then, with
+//!   the base offset); the high watermark is the end offset of the last applied (committed)
+//!   entry, advanced when a quorum holds the entry durably. Losing leadership, or a new
+//!   leader truncating the uncommitted tail, counts a loss: waiters fail
+//!   (NOT_LEADER_OR_FOLLOWER) instead of acknowledging something a new leader
+//!   discarded. `acks=1` answers as soon as `append` resolves (the leader appended).
 //!
 //! Idempotent-producer checks run inside `append`, before anything is written (with raft:
 //! on the leader before proposing). Fetches long-poll on the same channel
@@ -36,6 +37,7 @@ pub mod memory;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use futures::future::BoxFuture;
 use kafka_protocol::ResponseError;
 use kafka_protocol::records::RecordBatchDecoder;
 use tokio::sync::watch;
@@ -88,13 +90,28 @@ pub trait Replica: Send + Sync {
     /// after the idempotent-producer checks; `data` is not copied unless LogAppendTime
     /// must be stamped into it. A batch of a producer id not tracked yet is refused while
     /// `limits` are reached.
-    fn append(
-        &self,
+    ///
+    /// The future resolves once this replica's own log holds the batches (their base
+    /// offset is known then: what `acks=1` answers); [`Appended::commit`] is what
+    /// `acks=all` waits for. Asynchronous because a raft leader learns the base offset
+    /// only when its log store has appended the proposed entry. Appends are ordered by
+    /// when their futures are first polled: the local log appends inside `append` itself
+    /// (the future is ready at once), a raft replica checks and proposes on the first
+    /// poll. Callers await one append before starting the next when order matters.
+    fn append<'a>(
+        &'a self,
         data: Bytes,
-        headers: &[BatchHeader],
+        headers: &'a [BatchHeader],
         now_ms: i64,
-        limits: ProducerLimits<'_>,
-    ) -> Result<Appended, PartitionError>;
+        limits: ProducerLimits<'a>,
+    ) -> AppendFuture<'a>;
+
+    /// Whether [`append`](Self::append) appends inside the call (its future is ready
+    /// when first polled), as the local log does. Callers that cannot wait (the group
+    /// coordinator appends under its state lock) refuse replicas that do not.
+    fn appends_when_called(&self) -> bool {
+        true
+    }
 
     /// Where the committed batches from `offset` are: at most `max_bytes`, except that with
     /// `min_one` the first batch is returned whole (KIP-74). Nothing at or past the high
@@ -122,6 +139,9 @@ pub trait Replica: Send + Sync {
     /// Bytes the partition holds (DescribeLogDirs).
     fn size_bytes(&self) -> Result<u64, PartitionError>;
 }
+
+/// What [`Replica::append`] returns: boxed so the trait stays object safe.
+pub type AppendFuture<'a> = BoxFuture<'a, Result<Appended, PartitionError>>;
 
 /// Who leads a partition, as this broker knows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

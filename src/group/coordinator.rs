@@ -12,10 +12,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::BytesMut;
+use futures::FutureExt;
 use kafka_protocol::ResponseError;
 use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions};
 use tracing::{info, warn};
 
+use crate::broker::partition::PartitionError;
 use crate::broker::producer_state::{ProducerIdGate, ProducerLimits};
 use crate::broker::replica::Replica;
 use crate::broker::topics::Topic;
@@ -287,7 +289,18 @@ impl GroupCoordinator {
         // Through the seam, as a produce: the answer waits for the high watermark.
         let gate = ProducerIdGate::unlimited();
         let limits = ProducerLimits { per_partition: usize::MAX, gate: &gate };
-        match Replica::append(&*partition, buf.freeze(), &headers, now, limits) {
+        // The coordinator appends under its state lock, so it takes only appends made
+        // inside the call (the local log's). A replica whose append must wait (a raft
+        // leader) is refused as a failed write, before anything is proposed, until the
+        // coordinator awaits appends outside its lock.
+        let appended = if partition.appends_when_called() {
+            Replica::append(&*partition, buf.freeze(), &headers, now, limits)
+                .now_or_never()
+                .unwrap_or(Err(PartitionError::AppendWouldWait))
+        } else {
+            Err(PartitionError::AppendWouldWait)
+        };
+        match appended {
             Ok(appended) if appended.duplicate => Err(ResponseError::UnknownServerError),
             Ok(appended) => {
                 if let Some(commit) = &appended.commit {

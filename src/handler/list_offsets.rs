@@ -121,7 +121,8 @@ mod tests {
         let headers = validate_produced_batches(&b, 1 << 20).expect("valid");
         let gate = ProducerIdGate::unlimited();
         let limits = ProducerLimits { per_partition: usize::MAX, gate: &gate };
-        let appended = p.append(Bytes::copy_from_slice(&b), &headers, 1, limits).expect("append");
+        let appended =
+            futures::executor::block_on(p.append(Bytes::copy_from_slice(&b), &headers, 1, limits)).expect("append");
         if let Some(commit) = appended.commit {
             futures::executor::block_on(commit.wait()).expect("committed");
         }

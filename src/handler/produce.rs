@@ -259,8 +259,9 @@ async fn validate_and_append(
                 }
             }
         };
-        // Synchronous from here to the end of the append: the scratch is never held
-        // across a wait.
+        // Synchronous from here to the append, which resolves once this replica's own log
+        // holds the batches (at once for the local log): the scratch is never held across
+        // a commit wait.
         let retry = !full && plan.limit < scratch_plan(records, config, pool.capacity(), true).limit;
         let (data, headers) = match prepare(partition, records, config, now, plan.limit, retry) {
             Ok(Prepared::Answer(answer)) => return (answer, None),
@@ -271,7 +272,7 @@ async fn validate_and_append(
             }
         };
         // A retry (`duplicate`) whose original is not committed yet waits for it.
-        return match partition.append(data, &headers, now, broker.producer_limits()) {
+        return match partition.append(data, &headers, now, broker.producer_limits()).await {
             Ok(Appended { base_offset, log_append_time, log_start_offset, duplicate: _, commit }) => (
                 PartitionProduceResponse::default()
                     .with_index(index)

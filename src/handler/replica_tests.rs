@@ -160,7 +160,7 @@ fn list_offsets_answers_from_any_replica() {
     for ts in [100, 200, 300] {
         let batch = producer_batch(1, ts, 10, Compression::None, (-1, -1, -1));
         let headers = crate::log::validate_produced_batches(&batch, 1 << 20).unwrap();
-        replica.append(Bytes::from(batch), &headers, 1, limits()).unwrap();
+        futures::executor::block_on(replica.append(Bytes::from(batch), &headers, 1, limits())).unwrap();
     }
     replica.commit_to(2).unwrap();
     let ask = |timestamp: i64, current_leader_epoch: i32| {
@@ -200,4 +200,33 @@ async fn appends_go_to_the_leader_and_metadata_names_it() {
     assert_eq!((answer.error_code, answer.base_offset), (0, 0));
     let p = &metadata::describe_topic(&b, &b.topic("t").unwrap()).partitions[0];
     assert_eq!(p.leader_id.0, b.node_id);
+}
+
+/// A broker whose topic `t` is `replica`.
+fn with_replica(dir: &std::path::Path, replica: Arc<dyn Replica>) -> Arc<Broker> {
+    let b = broker(dir);
+    let record = TopicRecord { name: "t".into(), id: uuid::Uuid::new_v4(), partitions: 1, configs: Default::default() };
+    b.topics.register(Topic::with_replicas(&record, vec![replica]));
+    b
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn produce_through_a_raft_leader_answers_acks_all_once_committed_and_followers_refuse() {
+    let cluster = crate::broker::raft_replica::tests::Cluster::three().await;
+    let leader_id = cluster.leader(&[1, 2, 3]).await;
+    let leader = cluster.replica(leader_id).clone();
+    let dir = tempfile::tempdir().unwrap();
+    let b = with_replica(dir.path(), leader.clone());
+    let start = leader.offsets().unwrap().log_end;
+    let answer = produce_answer(start_produce(&b, -1, records(3, (-1, -1, -1))).await.await);
+    assert_eq!((answer.error_code, answer.base_offset), (0, start));
+    assert!(leader.high_watermark() >= start + 3, "acks=all answered once committed");
+    let answer = produce_answer(start_produce(&b, 1, records(2, (5, 0, 0))).await.await);
+    assert_eq!((answer.error_code, answer.base_offset), (0, start + 3));
+
+    let follower_id = [1, 2, 3].into_iter().find(|id| *id != leader_id).unwrap();
+    let follower_dir = tempfile::tempdir().unwrap();
+    let follower = with_replica(follower_dir.path(), cluster.replica(follower_id).clone());
+    let answer = produce_answer(start_produce(&follower, -1, records(1, (-1, -1, -1))).await.await);
+    assert_eq!(answer.error_code, ResponseError::NotLeaderOrFollower.code());
 }

@@ -26,6 +26,9 @@ use super::{JetNode, NodeId};
 pub const RAFT_BLANK: i16 = 0x4A01;
 /// Control type of a raft membership entry.
 pub const RAFT_MEMBERSHIP: i16 = 0x4A02;
+/// Kafka's "no timestamp": what raft's control batches carry, so that every replica,
+/// building them itself, writes the same bytes.
+pub const NO_TIMESTAMP: i64 = -1;
 /// Version of the control record key.
 const KEY_VERSION: i16 = 0;
 

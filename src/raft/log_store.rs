@@ -31,7 +31,7 @@ use std::fmt::Debug;
 use std::io;
 use std::ops::{Bound, RangeBounds};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use openraft::storage::{IOFlushed, LogState, RaftLogStorage};
 use openraft::{EntryPayload, OptionalSend, RaftLogReader};
@@ -71,6 +71,8 @@ pub enum RaftLogError {
     BadEpoch { index: u64, epoch: i32 },
     #[error("raft entry {0} is missing from the log")]
     Missing(u64),
+    #[error("raft log lock poisoned: {0}")]
+    Poisoned(io::Error),
 }
 
 impl From<RaftLogError> for io::Error {
@@ -87,6 +89,29 @@ pub struct RaftState {
     pub last_purged: Option<LogId>,
     pub applied: Option<LogId>,
     pub membership: Option<StoredMembership>,
+}
+
+/// One entry the store wrote (to the page cache; durability is `IOFlushed`'s business):
+/// where its batches landed. A raft leader learns its proposals' offsets from these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WrittenEntry {
+    pub log_id: LogId,
+    /// An append's batches (not a blank or membership entry).
+    pub normal: bool,
+    pub base_offset: i64,
+    /// The log end after the entry.
+    pub end_offset: i64,
+}
+
+/// What the store tells the replica above it, after the fact and outside the store's
+/// lock, before the call that caused it returns to openraft (so a truncation is known
+/// before any entry written after it can be applied).
+pub trait LogEvents: Send + Sync {
+    /// Entries were written, in log order.
+    fn written(&self, entries: &[WrittenEntry]);
+    /// Entries after `last_kept` were removed (raft truncation of an uncommitted tail;
+    /// not reported when there was nothing to remove).
+    fn truncated(&self, last_kept: Option<LogId>);
 }
 
 /// The log id of raft entry `index` written in `term`.
@@ -181,15 +206,19 @@ impl PartitionRaftLog {
     }
 
     /// Appends entries (each the next index, or any index on an empty log) and fsyncs.
-    pub fn append(&mut self, entries: impl IntoIterator<Item = Entry>) -> Result<(), RaftLogError> {
-        self.append_unsynced(entries)?;
+    pub fn append(&mut self, entries: impl IntoIterator<Item = Entry>) -> Result<Vec<WrittenEntry>, RaftLogError> {
+        let (_, written) = self.append_unsynced(entries)?;
         self.log.flush()?;
-        Ok(())
+        Ok(written)
     }
 
     /// Appends entries to the page cache; returns what the group-commit flusher must sync
-    /// to make them durable.
-    pub fn append_unsynced(&mut self, entries: impl IntoIterator<Item = Entry>) -> Result<SyncTarget, RaftLogError> {
+    /// to make them durable, and where each entry landed.
+    pub fn append_unsynced(
+        &mut self,
+        entries: impl IntoIterator<Item = Entry>,
+    ) -> Result<(SyncTarget, Vec<WrittenEntry>), RaftLogError> {
+        let mut written = Vec::new();
         for entry in entries {
             let (first, next) = self.first_and_next();
             let index = entry.log_id.index;
@@ -201,15 +230,29 @@ impl PartitionRaftLog {
             }
             let epoch = entry.log_id.leader_id.term.to_leader_epoch()?;
             let now = now_ms();
+            // Every replica builds raft's own entries itself: they carry no timestamp
+            // (Kafka's -1), so their bytes, like those of appends, are the same everywhere.
             let batches = match &entry.payload {
-                EntryPayload::Blank => control::blank_batch(now)?,
-                EntryPayload::Membership(m) => control::membership_batch(m, now)?,
+                EntryPayload::Blank => control::blank_batch(control::NO_TIMESTAMP)?,
+                EntryPayload::Membership(m) => control::membership_batch(m, control::NO_TIMESTAMP)?,
                 EntryPayload::Normal(AppendBatches(b)) => b.clone(),
             };
-            self.log.append_entry(&batches, epoch, now)?;
+            let (info, _) = self.log.append_entry(&batches, epoch, now)?;
             self.last_log_id = Some(entry.log_id);
+            written.push(WrittenEntry {
+                log_id: entry.log_id,
+                normal: matches!(entry.payload, EntryPayload::Normal(_)),
+                base_offset: info.base_offset,
+                end_offset: info.last_offset + 1,
+            });
         }
-        Ok(self.log.sync_target())
+        Ok((self.log.sync_target(), written))
+    }
+
+    /// The log end after entry `index` (its last offset + 1), read from the segment files.
+    pub fn end_offset_of(&self, index: u64) -> Result<i64, RaftLogError> {
+        let stored = self.log.read_entry(index)?.ok_or(RaftLogError::Missing(index))?;
+        Ok(stored.last_offset + 1)
     }
 
     /// Removes entries after `last` (all of them for `None`).
@@ -274,24 +317,49 @@ fn decode_entry(stored: StoredEntry) -> Result<Entry, RaftLogError> {
 }
 
 /// The openraft log store and reader of one partition: a shared handle on the inner type.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RaftLogStore {
     inner: Arc<Mutex<PartitionRaftLog>>,
     /// The broker's group-commit flusher; `None` fsyncs inside `append`.
     flusher: Option<Flusher>,
+    /// Who learns of writes and truncations (the partition's replica); weak, since the
+    /// replica holds the store.
+    events: Option<Weak<dyn LogEvents>>,
+}
+
+impl Debug for RaftLogStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RaftLogStore").field("inner", &self.inner).field("flusher", &self.flusher.is_some()).finish()
+    }
 }
 
 impl RaftLogStore {
     /// A store that fsyncs inside each `append` and completes `IOFlushed` inline.
     pub fn new(inner: PartitionRaftLog) -> Self {
-        RaftLogStore { inner: Arc::new(Mutex::new(inner)), flusher: None }
+        RaftLogStore { inner: Arc::new(Mutex::new(inner)), flusher: None, events: None }
     }
 
     /// A store whose appends return once written; `IOFlushed` completes when `flusher`'s
     /// round has synced them (one fsync round answers every partition on the broker, so
     /// callbacks complete later and possibly out of order across groups).
     pub fn with_flusher(inner: PartitionRaftLog, flusher: Flusher) -> Self {
-        RaftLogStore { inner: Arc::new(Mutex::new(inner)), flusher: Some(flusher) }
+        RaftLogStore { inner: Arc::new(Mutex::new(inner)), flusher: Some(flusher), events: None }
+    }
+
+    /// This handle (and the clones made from it) report writes and truncations to `events`.
+    pub fn with_events(mut self, events: Weak<dyn LogEvents>) -> Self {
+        self.events = Some(events);
+        self
+    }
+
+    fn events(&self) -> Option<Arc<dyn LogEvents>> {
+        self.events.as_ref().and_then(Weak::upgrade)
+    }
+
+    fn report_written(&self, written: &[WrittenEntry]) {
+        if let Some(events) = self.events() {
+            events.written(written);
+        }
     }
 
     /// The inner log; a poisoned lock (a panic while holding it) is an I/O error.
@@ -349,9 +417,12 @@ impl RaftLogStorage<TypeConfig> for RaftLogStore {
         I::IntoIter: OptionalSend,
     {
         if let Some(flusher) = &self.flusher {
-            let target = self.lock()?.append_unsynced(entries);
-            let target = match target {
-                Ok(t) => t,
+            let appended = self.lock()?.append_unsynced(entries);
+            let target = match appended {
+                Ok((t, written)) => {
+                    self.report_written(&written);
+                    t
+                }
                 Err(e) => return Err(fail(callback, e)),
             };
             let flusher = flusher.clone();
@@ -363,7 +434,8 @@ impl RaftLogStorage<TypeConfig> for RaftLogStore {
         }
         let result = self.lock()?.append(entries);
         match result {
-            Ok(()) => {
+            Ok(written) => {
+                self.report_written(&written);
                 callback.io_completed(Ok(()));
                 Ok(())
             }
@@ -372,7 +444,16 @@ impl RaftLogStorage<TypeConfig> for RaftLogStore {
     }
 
     async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> Result<(), io::Error> {
-        Ok(self.lock()?.truncate_after(last_log_id)?)
+        let removed = {
+            let mut log = self.lock()?;
+            let end = log.log().log_end_offset();
+            log.truncate_after(last_log_id)?;
+            log.log().log_end_offset() < end
+        };
+        if removed && let Some(events) = self.events() {
+            events.truncated(last_log_id);
+        }
+        Ok(())
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), io::Error> {

@@ -12,6 +12,10 @@ pub mod log_store;
 #[cfg(test)]
 mod log_store_tests;
 pub mod network;
+pub mod partition_state;
+pub mod replica_state;
+#[cfg(test)]
+pub(crate) mod test_router;
 #[cfg(test)]
 pub(crate) mod test_state_machine;
 

@@ -13,7 +13,9 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::ResponseError;
 use tokio::sync::watch;
 
-use super::{Appended, Commit, Leader, Offsets, PlannedRead, Progress, Replica, TimestampQuery, find_record};
+use super::{
+    AppendFuture, Appended, Commit, Leader, Offsets, PlannedRead, Progress, Replica, TimestampQuery, find_record,
+};
 use crate::broker::partition::{PartitionError, admit_new_producer, check_sequences};
 use crate::broker::producer_state::{BatchMeta, ProducerLimits, ProducerStateTable, SeqCheck, add_seq};
 use crate::broker::topic_config::EffectiveTopicConfig;
@@ -106,55 +108,8 @@ impl MemoryReplica {
     pub fn set_leader(&self, leader: Leader) {
         *self.leader.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = leader;
     }
-}
 
-fn record_producer(table: &mut ProducerStateTable, h: &BatchHeader, base_offset: i64, now_ms: i64) {
-    if h.producer_id >= 0 && !h.is_control() {
-        let meta = BatchMeta {
-            first_seq: h.base_sequence,
-            last_seq: add_seq(h.base_sequence, h.last_offset_delta),
-            first_offset: base_offset,
-            last_offset: base_offset + i64::from(h.last_offset_delta),
-        };
-        table.record(h.producer_id, h.producer_epoch, meta, now_ms);
-    }
-}
-
-impl Replica for MemoryReplica {
-    fn topic(&self) -> &str {
-        &self.topic
-    }
-
-    fn index(&self) -> i32 {
-        self.index
-    }
-
-    fn config(&self) -> Result<EffectiveTopicConfig, PartitionError> {
-        Ok(self.config.clone())
-    }
-
-    fn leader(&self) -> Leader {
-        *self.leader.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn leader_epoch(&self) -> i32 {
-        self.leader_epoch.load(Ordering::SeqCst)
-    }
-
-    fn offsets(&self) -> Result<Offsets, PartitionError> {
-        let state = self.lock()?;
-        Ok(Offsets::new(state.log_start, self.high_watermark(), state.log_end))
-    }
-
-    fn high_watermark(&self) -> i64 {
-        self.progress.borrow().high_watermark
-    }
-
-    fn watch_progress(&self) -> watch::Receiver<Progress> {
-        self.progress.subscribe()
-    }
-
-    fn append(
+    fn append_now(
         &self,
         data: Bytes,
         headers: &[BatchHeader],
@@ -215,6 +170,64 @@ impl Replica for MemoryReplica {
             duplicate: false,
             commit: (end > self.high_watermark()).then(|| commit(end)),
         })
+    }
+}
+
+fn record_producer(table: &mut ProducerStateTable, h: &BatchHeader, base_offset: i64, now_ms: i64) {
+    if h.producer_id >= 0 && !h.is_control() {
+        let meta = BatchMeta {
+            first_seq: h.base_sequence,
+            last_seq: add_seq(h.base_sequence, h.last_offset_delta),
+            first_offset: base_offset,
+            last_offset: base_offset + i64::from(h.last_offset_delta),
+        };
+        table.record(h.producer_id, h.producer_epoch, meta, now_ms);
+    }
+}
+
+impl Replica for MemoryReplica {
+    fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    fn index(&self) -> i32 {
+        self.index
+    }
+
+    fn config(&self) -> Result<EffectiveTopicConfig, PartitionError> {
+        Ok(self.config.clone())
+    }
+
+    fn leader(&self) -> Leader {
+        *self.leader.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn leader_epoch(&self) -> i32 {
+        self.leader_epoch.load(Ordering::SeqCst)
+    }
+
+    fn offsets(&self) -> Result<Offsets, PartitionError> {
+        let state = self.lock()?;
+        Ok(Offsets::new(state.log_start, self.high_watermark(), state.log_end))
+    }
+
+    fn high_watermark(&self) -> i64 {
+        self.progress.borrow().high_watermark
+    }
+
+    fn watch_progress(&self) -> watch::Receiver<Progress> {
+        self.progress.subscribe()
+    }
+
+    /// Appends inside the call, as the local log does (the future is ready).
+    fn append<'a>(
+        &'a self,
+        data: Bytes,
+        headers: &'a [BatchHeader],
+        now_ms: i64,
+        limits: ProducerLimits<'a>,
+    ) -> AppendFuture<'a> {
+        Box::pin(std::future::ready(self.append_now(data, headers, now_ms, limits)))
     }
 
     fn plan_read(&self, offset: i64, max_bytes: usize, min_one: bool) -> Result<PlannedRead, PartitionError> {

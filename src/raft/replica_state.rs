@@ -1,0 +1,432 @@
+//! What a partition's raft state machine ([`super::partition_state`]), its log store's
+//! events ([`LogEvents`]) and its [`RaftReplica`](crate::broker::raft_replica::RaftReplica)
+//! share: the high watermark ([`Progress`]), the applied point and membership, the
+//! idempotent-producer state of the applied entries and, on the leader, the proposals in
+//! flight.
+//!
+//! # A proposal learns its offsets from the leader's own store
+//!
+//! Kafka offsets are assigned by every replica's log store as a pure function of the log
+//! prefix (see `log::raft_entries`), so a leader learns a proposal's base offset only when
+//! its own store writes the entry. The replica checks and sends proposals one at a time,
+//! in order; openraft's leader writes its entries in the order it receives them; and with
+//! `leader_id_std` every entry of term T in this node's log was written by T's one leader.
+//! So the normal entries of the term this node leads, as its store reports them
+//! ([`LogEvents::written`]), are exactly its accepted proposals, in order: a FIFO of
+//! waiters ([`Leading::pending`]) matches them. A proposal openraft refuses (leadership
+//! already lost) is never written, and neither is any later one of that term: the waiters
+//! of a term fail when this node is seen to stop leading it.
+//!
+//! # Idempotent producers
+//!
+//! Every replica rebuilds producer state from the batches it applies (committed data). A
+//! leader checks a new batch against more than that: its whole log (a new leader's
+//! uncommitted tail from earlier terms will be committed by it) plus its proposals in
+//! flight, so a producer's pipelined batches are checked in sequence. That table is built
+//! when this node starts leading a term and dropped when it stops. A proposal is recorded
+//! before its offsets exist; they are filled in when the store writes it. A retry of a
+//! batch still in flight is refused with a retriable error (REQUEST_TIMED_OUT): its
+//! offsets are not known yet, and the producer's next retry finds them.
+//!
+//! # Losses
+//!
+//! A loss ([`Progress::lose`]) is counted when this node stops leading a term in which it
+//! proposed, and when its store truncates an uncommitted tail, before the truncating call
+//! returns to openraft: a [`Commit`](crate::broker::replica::Commit) waiting for data that
+//! a new leader may discard fails (NOT_LEADER_OR_FOLLOWER) instead of being acknowledged
+//! when other data refills its offsets.
+
+use std::collections::VecDeque;
+use std::io::Cursor;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+
+use kafka_protocol::ResponseError;
+use openraft::EntryPayload;
+use openraft::storage::{Snapshot, SnapshotMeta};
+use tokio::sync::{oneshot, watch};
+
+use super::log_store::{LogEvents, PartitionRaftLog, RaftLogError, RaftLogStore, WrittenEntry};
+use super::{AppendBatches, CommittedLeaderId, JetNode, LogId, NodeId, StoredMembership, Term};
+use crate::broker::partition::{PartitionError, admit_new_producer, check_sequences};
+use crate::broker::producer_state::{BatchMeta, ProducerLimits, ProducerStateTable, SavedProducer, SeqCheck, add_seq};
+use crate::broker::replica::Progress;
+use crate::log::LogError;
+use crate::log::batch::{BatchHeader, BatchIter};
+
+/// Snapshot metadata of a partition's group.
+pub type PartitionSnapshotMeta = SnapshotMeta<CommittedLeaderId, NodeId, JetNode>;
+/// A partition snapshot with its data in memory.
+pub type PartitionSnapshot = Snapshot<CommittedLeaderId, NodeId, JetNode, Cursor<Vec<u8>>>;
+
+/// Where a proposal landed in the leader's log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Placed {
+    pub base_offset: i64,
+    pub end_offset: i64,
+    /// [`Progress::losses`] when it was written.
+    pub losses: u64,
+}
+
+/// The outcome of checking an append on the leader.
+#[derive(Debug)]
+pub enum Checked {
+    /// A retry of a batch already written: its offsets, nothing to propose.
+    Duplicate(Placed),
+    /// Recorded as in flight: propose it now; the receiver learns where it landed.
+    Propose(oneshot::Receiver<Result<Placed, PartitionError>>),
+}
+
+/// One proposal in flight, not yet written by the store.
+struct Pending {
+    /// `(producer id, first sequence, first and last offset relative to the entry)` of
+    /// each idempotent batch, to place them in the leader's table once written.
+    batches: Vec<(i64, i32, i64, i64)>,
+    /// The producer's entry before this proposal was recorded (undone if it is not sent).
+    saved: Option<SavedProducer>,
+    done: oneshot::Sender<Result<Placed, PartitionError>>,
+}
+
+/// This node leads `term`.
+struct Leading {
+    term: Term,
+    /// Producer state of the whole log plus the proposals in flight.
+    producers: ProducerStateTable,
+    pending: VecDeque<Pending>,
+    /// Whether anything was proposed in the term (stopping then counts a loss).
+    proposed: bool,
+}
+
+struct Inner {
+    applied: Option<LogId>,
+    membership: StoredMembership,
+    /// Producer state of the applied entries.
+    producers: ProducerStateTable,
+    leading: Option<Leading>,
+    snapshot: Option<(PartitionSnapshotMeta, Vec<u8>)>,
+}
+
+/// The shared state of one partition replica (see the module docs).
+pub struct ReplicaState {
+    store: RaftLogStore,
+    progress: watch::Sender<Progress>,
+    inner: Mutex<Inner>,
+}
+
+fn not_leader() -> PartitionError {
+    PartitionError::Rejected(ResponseError::NotLeaderOrFollower)
+}
+
+fn now_ms() -> i64 {
+    crate::broker::now_ms()
+}
+
+/// Records the idempotent batches of stored `batches` (offsets assigned) in `table`.
+pub(crate) fn record_batches(table: &mut ProducerStateTable, batches: &[u8], now_ms: i64) -> Result<(), LogError> {
+    for item in BatchIter::new(batches) {
+        let (h, _) = item?;
+        record_header(table, &h, h.base_offset, now_ms);
+    }
+    Ok(())
+}
+
+fn record_header(table: &mut ProducerStateTable, h: &BatchHeader, base_offset: i64, now_ms: i64) {
+    if h.producer_id >= 0 && !h.is_control() {
+        let meta = BatchMeta {
+            first_seq: h.base_sequence,
+            last_seq: add_seq(h.base_sequence, h.last_offset_delta),
+            first_offset: base_offset,
+            last_offset: base_offset + i64::from(h.last_offset_delta),
+        };
+        table.record(h.producer_id, h.producer_epoch, meta, now_ms);
+    }
+}
+
+impl ReplicaState {
+    /// The state of a replica whose raft log is `store`, as recovered from disk: the
+    /// applied point and membership from the raft state file, the high watermark at the
+    /// end of the applied entry (never the log end: an uncommitted tail stays invisible),
+    /// producer state from the batches below it.
+    pub fn open(store: RaftLogStore) -> Result<Arc<Self>, RaftLogError> {
+        let (applied, membership, high_watermark, producers) = {
+            let log = store.lock().map_err(RaftLogError::Poisoned)?;
+            let state = log.state();
+            let applied = state.applied;
+            let membership = state.membership.clone().unwrap_or_default();
+            let (first, next) = log.log().raft_index().map_or((0, 0), |r| (r.first_index(), r.next_index()));
+            let high_watermark = match applied {
+                Some(l) if (first..next).contains(&l.index) => log.end_offset_of(l.index)?,
+                // Applied past what the log kept (a crash lost a tail that was committed
+                // but not yet synced here): all of what is left is committed.
+                Some(l) if l.index >= next => log.log().log_end_offset(),
+                _ => log.log().log_start_offset(),
+            };
+            let mut producers = ProducerStateTable::default();
+            let now = now_ms();
+            log.log().for_each_batch_header(|h| {
+                if h.last_offset() < high_watermark {
+                    record_header(&mut producers, h, h.base_offset, now);
+                }
+            })?;
+            (applied, membership, high_watermark, producers)
+        };
+        Ok(Arc::new(ReplicaState {
+            store,
+            progress: watch::channel(Progress::new(high_watermark)).0,
+            inner: Mutex::new(Inner { applied, membership, producers, leading: None, snapshot: None }),
+        }))
+    }
+
+    /// The store handle to give openraft: it reports writes and truncations here.
+    pub fn raft_store(self: &Arc<Self>) -> RaftLogStore {
+        let events: Weak<dyn LogEvents> = Arc::downgrade(self) as Weak<dyn LogEvents>;
+        self.store.clone().with_events(events)
+    }
+
+    /// The partition's raft log (reads, offsets).
+    pub fn log(&self) -> Result<MutexGuard<'_, PartitionRaftLog>, PartitionError> {
+        self.store.lock().map_err(|_poisoned| PartitionError::Poisoned)
+    }
+
+    fn lock(&self) -> Result<MutexGuard<'_, Inner>, PartitionError> {
+        self.inner.lock().map_err(|_poisoned| PartitionError::Poisoned)
+    }
+
+    /// The inner state even after a panic elsewhere: for the events, which must count
+    /// losses whatever happened.
+    fn lock_anyway(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub fn progress(&self) -> watch::Receiver<Progress> {
+        self.progress.subscribe()
+    }
+
+    pub fn high_watermark(&self) -> i64 {
+        self.progress.borrow().high_watermark
+    }
+
+    /// Checks an append as the leader of `term` and, unless it is a retry of a written
+    /// batch, records it as in flight. The caller proposes it next, before checking
+    /// another append (the order of checks is the order of entries).
+    pub fn check(
+        &self,
+        term: Term,
+        headers: &[BatchHeader],
+        now_ms: i64,
+        limits: ProducerLimits<'_>,
+    ) -> Result<Checked, PartitionError> {
+        let mut inner = self.lock()?;
+        let inner = &mut *inner;
+        self.lead(inner, term)?;
+        let losses = self.progress.borrow().losses;
+        let Some(leading) = inner.leading.as_mut() else { return Err(not_leader()) };
+        if let Some(first) = headers.first() {
+            match check_sequences(&leading.producers, headers) {
+                SeqCheck::Append => admit_new_producer(&leading.producers, first.producer_id, limits)?,
+                SeqCheck::Duplicate(meta) if headers.len() == 1 && first.producer_id >= 0 => {
+                    if meta.first_offset < 0 {
+                        // The original is in flight: its offsets are not known yet.
+                        return Err(PartitionError::Rejected(ResponseError::RequestTimedOut));
+                    }
+                    let placed = Placed { base_offset: meta.first_offset, end_offset: meta.last_offset + 1, losses };
+                    return Ok(Checked::Duplicate(placed));
+                }
+                SeqCheck::Duplicate(_) => return Err(PartitionError::Rejected(ResponseError::DuplicateSequenceNumber)),
+                SeqCheck::Reject(code) => return Err(PartitionError::Rejected(code)),
+            }
+        }
+        let saved = headers.first().filter(|h| h.producer_id >= 0).map(|h| leading.producers.save(h.producer_id));
+        let mut batches = Vec::new();
+        let mut relative = 0i64;
+        for h in headers {
+            let last = relative + i64::from(h.last_offset_delta);
+            if h.producer_id >= 0 && !h.is_control() {
+                // Offsets unknown until written (negative: "in flight").
+                record_header(&mut leading.producers, h, -1 - i64::from(h.last_offset_delta), now_ms);
+                batches.push((h.producer_id, h.base_sequence, relative, last));
+            }
+            relative = last + 1;
+        }
+        let (done, placed) = oneshot::channel();
+        leading.pending.push_back(Pending { batches, saved, done });
+        leading.proposed = true;
+        Ok(Checked::Propose(placed))
+    }
+
+    /// The proposal last checked was not sent (openraft stopped, or the append was
+    /// dropped while waiting to send): forget its waiter and its producer records. It is
+    /// the last one queued: check and send happen under the replica's proposal lock.
+    pub fn unpropose(&self, term: Term) {
+        let mut inner = self.lock_anyway();
+        let Some(leading) = inner.leading.as_mut().filter(|l| l.term == term) else { return };
+        if let Some(Pending { saved: Some(saved), .. }) = leading.pending.pop_back() {
+            leading.producers.restore(saved);
+        }
+    }
+
+    /// Starts leading `term` (if not yet): builds the leader's producer table from the
+    /// applied state and the log past it.
+    fn lead(&self, inner: &mut Inner, term: Term) -> Result<(), PartitionError> {
+        if inner.leading.as_ref().is_some_and(|l| l.term == term) {
+            return Ok(());
+        }
+        self.stop_leading(inner);
+        let mut producers = inner.producers.clone();
+        let from = inner.applied.map_or(0, |l| l.index + 1);
+        let tail = self.log()?.entries(from..)?;
+        let now = now_ms();
+        for entry in tail {
+            if let EntryPayload::Normal(AppendBatches(batches)) = &entry.payload {
+                record_batches(&mut producers, batches, now)?;
+            }
+        }
+        inner.leading = Some(Leading { term, producers, pending: VecDeque::new(), proposed: false });
+        Ok(())
+    }
+
+    /// Stops leading: waiters of unwritten proposals fail; a loss is counted if anything
+    /// was proposed (it may be discarded by the next leader).
+    fn stop_leading(&self, inner: &mut Inner) {
+        let Some(leading) = inner.leading.take() else { return };
+        for p in leading.pending {
+            // The waiter may be gone (a dropped request): nothing to tell then.
+            let _ = p.done.send(Err(not_leader()));
+        }
+        if leading.proposed {
+            self.progress.send_modify(|p| p.lose(not_leader()));
+        }
+    }
+
+    /// What the metrics say this node leads now (`None`: nothing). Called on every change
+    /// of raft metrics.
+    pub fn observe_leadership(&self, leading: Option<Term>) {
+        let mut inner = self.lock_anyway();
+        if inner.leading.as_ref().is_some_and(|l| Some(l.term) != leading) {
+            self.stop_leading(&mut inner);
+        }
+    }
+
+    /// The applied point and membership (openraft's `applied_state`).
+    pub fn applied_state(&self) -> Result<(Option<LogId>, StoredMembership), PartitionError> {
+        let inner = self.lock()?;
+        Ok((inner.applied, inner.membership.clone()))
+    }
+
+    /// Records applied entries: `batches` of normal entries (stored, offsets assigned)
+    /// update producer state; `applied` and `membership` are persisted; then the high
+    /// watermark moves to `end_offset`, the end of the last of them.
+    pub fn applied(
+        &self,
+        normal: &[&[u8]],
+        applied: LogId,
+        membership: Option<StoredMembership>,
+        end_offset: i64,
+    ) -> Result<(), PartitionError> {
+        let mut inner = self.lock()?;
+        let now = now_ms();
+        for batches in normal {
+            record_batches(&mut inner.producers, batches, now)?;
+        }
+        inner.applied = Some(applied);
+        if let Some(m) = membership {
+            inner.membership = m;
+        }
+        let membership = inner.membership.clone();
+        self.log()?.save_applied(Some(applied), Some(membership))?;
+        drop(inner);
+        self.progress.send_if_modified(|p| p.advance(end_offset));
+        Ok(())
+    }
+
+    /// A snapshot of the applied state: the applied point, membership, high watermark and
+    /// producer state (data below the log start is gone on every replica, so nothing
+    /// else needs shipping).
+    pub fn build_snapshot(&self) -> Result<PartitionSnapshot, PartitionError> {
+        let mut inner = self.lock()?;
+        let meta = PartitionSnapshotMeta { last_log_id: inner.applied, last_membership: inner.membership.clone() };
+        let high_watermark = self.high_watermark();
+        let producers = inner.producers.to_snapshot(high_watermark).map_err(SnapshotError::Encode)?;
+        let data = serde_json::to_vec(&SnapshotData { high_watermark, producers }).map_err(SnapshotError::Encode)?;
+        inner.snapshot = Some((meta.clone(), data.clone()));
+        Ok(Snapshot { meta, snapshot: Cursor::new(data) })
+    }
+
+    /// Installs a snapshot. Only one whose last entry this log already holds is taken (a
+    /// fast-forward of the applied point): Jet does not purge raft logs yet, so a
+    /// follower never needs more, and one lacking the entries would number its next
+    /// entries wrongly.
+    pub fn install_snapshot(&self, meta: &PartitionSnapshotMeta, data: Vec<u8>) -> Result<(), PartitionError> {
+        let decoded: SnapshotData = serde_json::from_slice(&data).map_err(SnapshotError::Encode)?;
+        let Some(last) = meta.last_log_id else { return Err(SnapshotError::Empty.into()) };
+        let mut inner = self.lock()?;
+        let held = self.log()?.entry(last.index).ok().map(|e| e.log_id);
+        if held != Some(last) {
+            return Err(SnapshotError::Missing(last.index).into());
+        }
+        let producers = ProducerStateTable::from_snapshot(&decoded.producers, decoded.high_watermark, now_ms())
+            .ok_or(SnapshotError::Producers)?;
+        inner.producers = producers;
+        inner.applied = Some(last);
+        inner.membership = meta.last_membership.clone();
+        self.log()?.save_applied(Some(last), Some(meta.last_membership.clone()))?;
+        inner.snapshot = Some((meta.clone(), data));
+        drop(inner);
+        self.progress.send_if_modified(|p| p.advance(decoded.high_watermark));
+        Ok(())
+    }
+
+    pub fn current_snapshot(&self) -> Result<Option<PartitionSnapshot>, PartitionError> {
+        let inner = self.lock()?;
+        Ok(inner.snapshot.clone().map(|(meta, data)| Snapshot { meta, snapshot: Cursor::new(data) }))
+    }
+}
+
+/// A partition snapshot's data.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SnapshotData {
+    high_watermark: i64,
+    /// [`ProducerStateTable::to_snapshot`]'s JSON.
+    producers: String,
+}
+
+/// Why a partition snapshot cannot be built or installed.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    #[error("partition snapshot encoding: {0}")]
+    Encode(#[from] serde_json::Error),
+    #[error("partition snapshot without a last log id")]
+    Empty,
+    #[error("partition snapshot's producer state does not match its high watermark")]
+    Producers,
+    #[error(
+        "installing a snapshot over a log that lacks its last entry ({0}) is not supported: raft logs are never purged yet"
+    )]
+    Missing(u64),
+}
+
+impl LogEvents for ReplicaState {
+    fn written(&self, entries: &[WrittenEntry]) {
+        let mut inner = self.lock_anyway();
+        let Some(leading) = inner.leading.as_mut() else { return };
+        let losses = self.progress.borrow().losses;
+        for e in entries.iter().filter(|e| e.normal && e.log_id.leader_id.term == leading.term) {
+            let Some(p) = leading.pending.pop_front() else { break };
+            for &(producer_id, first_seq, first, last) in &p.batches {
+                leading.producers.place(producer_id, first_seq, e.base_offset + first, e.base_offset + last);
+            }
+            let placed = Placed { base_offset: e.base_offset, end_offset: e.end_offset, losses };
+            // The waiter may be gone (a dropped request): the entry stands anyway.
+            let _ = p.done.send(Ok(placed));
+        }
+    }
+
+    fn truncated(&self, _last_kept: Option<LogId>) {
+        let mut inner = self.lock_anyway();
+        self.stop_leading(&mut inner);
+        self.progress.send_modify(|p| p.lose(not_leader()));
+    }
+}
+
+#[cfg(test)]
+#[path = "replica_state_tests.rs"]
+mod tests;
