@@ -121,6 +121,20 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        if discovery.is_some() {
+            match jet::cluster::runtime::ClusterRuntime::start(&broker).await {
+                Ok(runtime) => broker.attach_replication(runtime),
+                Err(e) => {
+                    tracing::error!("cannot start replication: {}", error_chain(&e));
+                    broker.begin_shutdown();
+                    let closer = broker.clone();
+                    if let Err(e) = tokio::task::spawn_blocking(move || closer.close()).await {
+                        tracing::warn!(error = %e, "closing the data directory failed");
+                    }
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
         let local = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
         tracing::info!(
             listen = %local,

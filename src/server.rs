@@ -128,6 +128,10 @@ pub async fn run(listener: TcpListener, broker: Arc<Broker>, shutdown: impl Futu
         // Ends at the next segment boundary; the join waits off the runtime.
         let _ = tokio::task::spawn_blocking(move || scrubber.stop()).await;
     }
+    if let Some(cluster) = broker.replication() {
+        // Raft members stop before the logs under them close.
+        cluster.shutdown().await;
+    }
     let closer = broker.clone();
     if let Err(e) = tokio::task::spawn_blocking(move || closer.close()).await {
         warn!(error = %e, "closing logs failed");

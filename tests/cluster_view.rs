@@ -8,11 +8,11 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::Client;
-use common::process::JetProcess;
+use common::cluster::Node;
 use kafka_protocol::messages::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -25,84 +25,7 @@ const CONVERGE: Duration = Duration::from_secs(30);
 /// timeout, 3 × 0.5 s suspicion) plus up to a probe round to pick the dead broker.
 const FAILURE_DETECTED: Duration = Duration::from_secs(10);
 
-/// Every broker encrypts gossip with this key (base64 of 32 bytes).
-const GOSSIP_KEY: &str = "8Fg+KxkOhcRTXmf4ND/0zmwxYkcXNt4hRShGDe5FqsA=";
-
-/// A port free for TCP and UDP right now.
-fn free_port() -> u16 {
-    loop {
-        let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = tcp.local_addr().unwrap().port();
-        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
-
-/// One broker's fixed addresses and data directory, so it restarts as itself.
-struct Node {
-    id: i32,
-    kafka: u16,
-    gossip: u16,
-    raft: u16,
-    rack: String,
-    dir: tempfile::TempDir,
-}
-
-impl Node {
-    fn new(id: i32) -> Node {
-        Node {
-            id,
-            kafka: free_port(),
-            gossip: free_port(),
-            raft: free_port(),
-            rack: format!("rack-{}", ["a", "b", "c"][id as usize % 3]),
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    /// The cluster settings as flags, except for broker 2, which gets them as `JET_*`
-    /// environment variables (both ways must work).
-    fn command(&self, seed: u16, bootstrap_expect: Option<u32>) -> Command {
-        let mut cmd = JetProcess::command_on(self.dir.path(), &format!("127.0.0.1:{}", self.kafka));
-        cmd.args([
-            "--node-id",
-            &self.id.to_string(),
-            "--advertised-listener",
-            &format!("127.0.0.1:{}", self.kafka),
-            "--broker-rack",
-            &self.rack,
-        ]);
-        let mut settings = vec![
-            ("--gossip-listen", "JET_GOSSIP_LISTEN", format!("127.0.0.1:{}", self.gossip)),
-            ("--seeds", "JET_SEEDS", format!("127.0.0.1:{seed}")),
-            ("--raft-listen", "JET_RAFT_LISTEN", format!("127.0.0.1:{}", self.raft)),
-            ("--gossip-key", "JET_GOSSIP_KEY", GOSSIP_KEY.to_string()),
-        ];
-        if let Some(n) = bootstrap_expect {
-            settings.push(("--bootstrap-expect", "JET_BOOTSTRAP_EXPECT", n.to_string()));
-        }
-        for (flag, var, value) in settings {
-            if self.id == 2 {
-                cmd.env(var, value);
-            } else {
-                cmd.args([flag, &value]);
-            }
-        }
-        cmd
-    }
-
-    fn start(&self, seed: u16, bootstrap_expect: Option<u32>) -> JetProcess {
-        JetProcess::spawn(self.command(seed, bootstrap_expect))
-    }
-
-    /// The broker as Metadata should list it: (node id, host, port, rack).
-    fn listed(&self) -> Listed {
-        (self.id, "127.0.0.1".to_string(), i32::from(self.kafka), Some(self.rack.clone()))
-    }
-}
-
-type Listed = (i32, String, i32, Option<String>);
+use common::cluster::Listed;
 
 async fn metadata_brokers(addr: SocketAddr) -> Vec<Listed> {
     let mut c = Client::connect(addr).await;

@@ -114,11 +114,15 @@ impl AdminState {
             status["topics"] = (topics.len() - internal).into();
             status["internal_topics"] = internal.into();
             status["partitions"] = partitions.into();
-            // Single node: it leads every partition it hosts.
-            status["leader_partitions"] = partitions.into();
+            let leading = topics
+                .iter()
+                .flat_map(|t| t.replicas())
+                .filter(|r| r.leader() == crate::broker::replica::Leader::ThisBroker)
+                .count();
+            status["leader_partitions"] = leading.into();
             status["brokers"] = cluster_brokers(&b.cluster);
-            // This broker until the controller raft group exists (see handler::metadata).
-            status["controller_id"] = b.node_id.into();
+            // The controller group's leader in a cluster (-1 while none is elected).
+            status["controller_id"] = b.controller_id().into();
             status["gossip"] = gossip_status(&b.cluster);
         }
         status

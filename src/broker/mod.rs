@@ -137,6 +137,8 @@ pub struct Broker {
     /// Flips to `true` when the broker starts shutting down: long-polls return early and
     /// connections stop reading.
     shutdown: tokio::sync::watch::Sender<bool>,
+    /// The raft side in a cluster (set once at start when gossip runs).
+    replication: std::sync::OnceLock<Arc<crate::cluster::runtime::ClusterRuntime>>,
 }
 
 /// A lock poisoned by a panic elsewhere: the state it guards may be half-updated, so
@@ -201,6 +203,7 @@ impl Broker {
             cluster: Arc::new(crate::cluster::directory::BrokerDirectory::for_config(&config)),
             admin: Mutex::new(()),
             shutdown: tokio::sync::watch::channel(false).0,
+            replication: std::sync::OnceLock::new(),
             cleaner: log_cleaner::LogCleaner::default(),
             metrics: crate::metrics::BrokerMetrics::default(),
             scratch_budget: crate::protocol::frame::ScratchBudget::new(config.decompression_scratch_bytes()),
@@ -216,6 +219,22 @@ impl Broker {
     /// Serialises admin changes (topic creation, deletion, growth, config changes).
     fn admin_lock(&self) -> Result<std::sync::MutexGuard<'_, ()>, ApiError> {
         self.admin.lock().map_err(poisoned)
+    }
+
+    /// Attaches the cluster runtime (once, at start).
+    pub fn attach_replication(&self, runtime: Arc<crate::cluster::runtime::ClusterRuntime>) {
+        let _ = self.replication.set(runtime);
+    }
+
+    /// The cluster runtime, when this broker is part of a cluster.
+    pub fn replication(&self) -> Option<&Arc<crate::cluster::runtime::ClusterRuntime>> {
+        self.replication.get()
+    }
+
+    /// The controller clients are told about: in a cluster the controller group's leader
+    /// (-1 while none is elected); a single node is its own controller.
+    pub fn controller_id(&self) -> i32 {
+        self.replication().map_or(Some(self.node_id), |c| c.controller_id()).unwrap_or(-1)
     }
 
     /// Starts shutting down (see [`Broker::shutdown_signal`]).
@@ -264,6 +283,13 @@ impl Broker {
                 ResponseError::InvalidReplicationFactor,
                 "Replication factor must be larger than 0.",
             ));
+        }
+        if let Some(cluster) = self.replication() {
+            for (k, v) in &configs {
+                topic_config::validate(k, v)
+                    .map_err(|e| ApiError::with_message(ResponseError::InvalidConfig, e.to_string()))?;
+            }
+            return cluster.create_topic(name, partitions, replication_factor, configs, validate_only);
         }
         if replication_factor > 1 {
             return Err(ApiError::with_message(
@@ -379,6 +405,9 @@ impl Broker {
     pub fn delete_topic(&self, topic: &Topic) -> Result<(), ApiError> {
         if topics::is_internal(&topic.name) {
             return Err(ApiError::with_message(ResponseError::InvalidTopicException, "Cannot delete internal topic."));
+        }
+        if let Some(cluster) = self.replication().filter(|c| c.is_replicated(topic)) {
+            return cluster.delete_topic(topic);
         }
         let _guard = self.admin_lock()?;
         self.ensure_registered(topic)?;

@@ -130,6 +130,33 @@ impl RaftReplica {
         &self.raft
     }
 
+    /// On the leader: the replicas holding everything committed (Kafka's ISR), the leader
+    /// first; `None` on a follower, which does not know.
+    pub fn in_sync_replicas(&self) -> Option<Vec<i32>> {
+        let m = self.raft.metrics();
+        let m = m.borrow_watched();
+        if m.state != ServerState::Leader || m.current_leader != Some(self.node_id) {
+            return None;
+        }
+        let committed = m.cluster_committed.map(|c| c.index);
+        let mut isr: Vec<i32> = i32::try_from(self.node_id).ok().into_iter().collect();
+        for (id, matched) in m.replication.iter().flatten() {
+            let caught_up = matched.map(|l| l.index) >= committed;
+            if *id != self.node_id && caught_up && m.membership_config.membership().voter_ids().any(|v| v == *id) {
+                isr.extend(i32::try_from(*id).ok());
+            }
+        }
+        Some(isr)
+    }
+
+    /// Whether the group was never formed here (no membership, no vote, empty log):
+    /// initializing it is still allowed.
+    pub fn is_pristine(&self) -> bool {
+        let m = self.raft.metrics();
+        let m = m.borrow_watched();
+        m.last_log_index.is_none() && m.membership_config.membership().voter_ids().next().is_none()
+    }
+
     /// The term this node leads, if it is the leader.
     fn leading_term(&self) -> Option<Term> {
         let m = self.raft.metrics();

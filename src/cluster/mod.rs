@@ -5,10 +5,13 @@
 //! behind Jet's own `Discovery` trait, and [`directory`], the live brokers a broker tells
 //! clients about (Metadata, DescribeCluster, `/v1/cluster`) and `--bootstrap-expect`.
 //! [`metadata`] is the replicated cluster metadata (records applied to an image) and
-//! [`controller`] the raft group that replicates it; the broker does not run it yet.
+//! [`controller`] the raft group that replicates it. [`runtime`] runs both on a broker
+//! in a cluster: the raft transport, the controller member, and a raft replica per
+//! partition the image places here.
 
 pub mod controller;
 pub mod directory;
 pub mod gossip;
 pub mod metadata;
 pub mod placement;
+pub mod runtime;

@@ -19,7 +19,7 @@ pub fn handle(broker: &Broker, request: DescribeClusterRequest, version: i16) ->
         .with_cluster_id(StrBytes::from_string(broker.cluster_id.clone()))
         // This broker, as on a single node, until the controller raft group exists: its
         // leader will be the controller id every broker reports.
-        .with_controller_id(BrokerId(broker.node_id));
+        .with_controller_id(BrokerId(broker.controller_id()));
     if request.endpoint_type != ENDPOINT_BROKERS {
         let (code, message) = match request.endpoint_type {
             ENDPOINT_CONTROLLERS => (

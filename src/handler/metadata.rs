@@ -14,21 +14,33 @@ use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::topics::{Topic, validate_topic_name};
 use crate::broker::{ApiError, Broker};
+use crate::cluster::runtime::PartitionNodes;
 
 use super::{CLUSTER_AUTHORIZED_OPERATIONS, TOPIC_AUTHORIZED_OPERATIONS, topic_name};
 
 pub fn describe_topic(broker: &Broker, topic: &Topic) -> MetadataResponseTopic {
-    let node = BrokerId(broker.node_id);
+    let ids = |nodes: Vec<i32>| nodes.into_iter().map(BrokerId).collect::<Vec<_>>();
     let partitions = topic
         .replicas()
         .iter()
         .map(|p| {
+            let leader = p.leader().node_id(broker.node_id);
+            // A replicated partition names its replicas from the cluster metadata; a
+            // single node's partition is this broker alone.
+            let nodes =
+                broker.replication().and_then(|c| c.partition_nodes(&topic.name, p.index())).unwrap_or_else(|| {
+                    PartitionNodes { replicas: vec![broker.node_id], isr: vec![broker.node_id], offline: Vec::new() }
+                });
+            // No leader known (an election is running): clients retry.
+            let error = if leader < 0 { ResponseError::LeaderNotAvailable.code() } else { 0 };
             MetadataResponsePartition::default()
+                .with_error_code(error)
                 .with_partition_index(p.index())
-                .with_leader_id(BrokerId(p.leader().node_id(broker.node_id)))
+                .with_leader_id(BrokerId(leader))
                 .with_leader_epoch(p.leader_epoch())
-                .with_replica_nodes(vec![node])
-                .with_isr_nodes(vec![node])
+                .with_replica_nodes(ids(nodes.replicas))
+                .with_isr_nodes(ids(nodes.isr))
+                .with_offline_replicas(ids(nodes.offline))
         })
         .collect();
     MetadataResponseTopic::default()
@@ -90,8 +102,7 @@ pub fn handle(broker: &Broker, request: MetadataRequest, version: i16) -> Metada
     if (8..=10).contains(&version) && request.include_cluster_authorized_operations {
         response.cluster_authorized_operations = CLUSTER_AUTHORIZED_OPERATIONS;
     }
-    // Every live broker in the gossip view (this one alone without gossip). Partitions
-    // are still local to this broker: replication places them on the others.
+    // Every live broker in the gossip view (this one alone without gossip).
     let brokers = broker
         .cluster
         .live_brokers()
@@ -107,8 +118,8 @@ pub fn handle(broker: &Broker, request: MetadataRequest, version: i16) -> Metada
     response
         .with_brokers(brokers)
         .with_cluster_id(Some(StrBytes::from_string(broker.cluster_id.clone())))
-        // This broker, as on a single node, until the controller raft group exists: its
-        // leader will be the controller id every broker reports.
-        .with_controller_id(BrokerId(broker.node_id))
+        // In a cluster, the controller group's leader (-1 while none is elected); a single
+        // node is its own controller.
+        .with_controller_id(BrokerId(broker.controller_id()))
         .with_topics(topics)
 }

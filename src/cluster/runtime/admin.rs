@@ -1,0 +1,246 @@
+//! Topic creation and deletion on a cluster: proposed to the controller where this broker
+//! is the controller, forwarded to it over the Kafka protocol otherwise (KIP-590's
+//! forwarding, without the envelope). Either way the answer waits until this broker's own
+//! registry shows the change, so the client's next Metadata here agrees with it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
+use kafka_protocol::messages::{CreateTopicsRequest, DeleteTopicsRequest};
+use kafka_protocol::protocol::StrBytes;
+
+use super::ClusterRuntime;
+use crate::broker::ApiError;
+use crate::broker::topics::Topic;
+use crate::cli::error::CliError;
+use crate::cli::wire::Connection;
+use crate::cluster::controller::ControllerError;
+use crate::cluster::metadata::MetadataRecord;
+use crate::cluster::placement::{self, PlacementError};
+
+/// How long an admin change may take: a forward, the controller's commit, and this
+/// broker applying it.
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Runs `f` to completion from a blocking thread (admin handlers run on tokio's blocking
+/// pool).
+fn block_on<F: std::future::Future>(f: F) -> Result<F::Output, ApiError> {
+    let handle = tokio::runtime::Handle::try_current()
+        .map_err(|e| ApiError::with_message(ResponseError::UnknownServerError, e.to_string()))?;
+    Ok(handle.block_on(f))
+}
+
+fn timed_out(what: &str) -> ApiError {
+    ApiError::with_message(ResponseError::RequestTimedOut, format!("{what} did not complete within {ADMIN_TIMEOUT:?}"))
+}
+
+fn not_available(e: impl std::fmt::Display) -> ApiError {
+    ApiError::with_message(ResponseError::NotController, e.to_string())
+}
+
+fn placement_error(e: PlacementError) -> ApiError {
+    let code = match e {
+        PlacementError::NotEnoughBrokers { .. } | PlacementError::BadReplicationFactor(_) => {
+            ResponseError::InvalidReplicationFactor
+        }
+        PlacementError::BadPartitionCount(_) => ResponseError::InvalidPartitions,
+        PlacementError::MixedRacks | PlacementError::BadAssignment { .. } => ResponseError::InvalidReplicaAssignment,
+    };
+    ApiError::with_message(code, e.to_string())
+}
+
+/// What a proposal's failure tells the client.
+fn controller_error(e: ControllerError) -> ApiError {
+    match e {
+        ControllerError::NotController { .. } => not_available(e),
+        e => ApiError::with_message(ResponseError::UnknownServerError, e.to_string()),
+    }
+}
+
+fn forward_error(e: CliError) -> ApiError {
+    match e {
+        CliError::Kafka { code, message, .. } => {
+            ApiError { code: ResponseError::try_from_code(code).unwrap_or(ResponseError::UnknownServerError), message }
+        }
+        e => not_available(format!("forwarding to the controller: {e}")),
+    }
+}
+
+impl ClusterRuntime {
+    fn is_controller(&self) -> bool {
+        self.controller.leader() == Some(self.node_id)
+    }
+
+    /// The controller's Kafka address, or NOT_CONTROLLER while none is known.
+    fn controller_addr(&self) -> Result<String, ApiError> {
+        let id = self.controller_id().ok_or_else(|| not_available("no controller is elected yet"))?;
+        let node =
+            self.node(id).ok_or_else(|| not_available(format!("the controller (broker {id}) has no known address")))?;
+        Ok(format!("{}:{}", node.kafka_host, node.kafka_port))
+    }
+
+    /// Waits until this broker's registry satisfies `done`.
+    async fn settled<T>(&self, mut done: impl FnMut() -> Option<T>) -> Option<T> {
+        let mut reconciled = self.reconciled.subscribe();
+        let deadline = tokio::time::Instant::now() + ADMIN_TIMEOUT;
+        loop {
+            if let Some(v) = done() {
+                return Some(v);
+            }
+            if tokio::time::timeout_at(deadline, reconciled.changed()).await.map_or(true, |r| r.is_err()) {
+                return done();
+            }
+        }
+    }
+
+    /// Creates a replicated topic (the broker checked name, counts and configs).
+    pub fn create_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        replication_factor: i16,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<Option<Arc<Topic>>, ApiError> {
+        block_on(async {
+            if !self.is_controller() {
+                self.forward_create(name, partitions, replication_factor, &configs, validate_only).await?;
+            } else {
+                let id = self.propose_create(name, partitions, replication_factor, configs, validate_only).await?;
+                if id.is_none() {
+                    return Ok(None);
+                }
+            }
+            if validate_only {
+                return Ok(None);
+            }
+            let broker = self.broker.upgrade().ok_or_else(|| not_available("the broker is stopping"))?;
+            self.settled(|| broker.topics.get(name)).await.map(Some).ok_or_else(|| timed_out("topic creation"))
+        })?
+    }
+
+    async fn propose_create(
+        &self,
+        name: &str,
+        partitions: i32,
+        replication_factor: i16,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<Option<uuid::Uuid>, ApiError> {
+        if self.image().topics.contains_key(name) {
+            return Err(ApiError::with_message(
+                ResponseError::TopicAlreadyExists,
+                format!("Topic '{name}' already exists."),
+            ));
+        }
+        let brokers: Vec<placement::Broker> = self
+            .directory
+            .live_brokers()
+            .iter()
+            .map(|b| placement::Broker::new(b.broker_id, b.rack.as_deref()))
+            .collect();
+        let seed = u64::from(uuid::Uuid::new_v4().as_u128() as u32);
+        let assignments =
+            placement::assign(&brokers, partitions, replication_factor, 0, seed).map_err(placement_error)?;
+        if validate_only {
+            return Ok(None);
+        }
+        let id = uuid::Uuid::new_v4();
+        let record = MetadataRecord::CreateTopic { name: name.to_string(), id, configs, assignments };
+        let verdicts = tokio::time::timeout(ADMIN_TIMEOUT, self.controller.propose(&[record]))
+            .await
+            .map_err(|_| timed_out("topic creation"))?
+            .map_err(controller_error)?;
+        match verdicts.into_iter().next() {
+            Some(Ok(_)) => Ok(Some(id)),
+            Some(Err(e)) => Err(ApiError::with_message(e.code(), e.to_string())),
+            None => Err(ApiError::with_message(ResponseError::UnknownServerError, "the controller gave no verdict")),
+        }
+    }
+
+    async fn forward_create(
+        &self,
+        name: &str,
+        partitions: i32,
+        replication_factor: i16,
+        configs: &BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<(), ApiError> {
+        let topic = CreatableTopic::default()
+            .with_name(crate::cli::session::topic_name(name))
+            .with_num_partitions(partitions)
+            .with_replication_factor(replication_factor)
+            .with_configs(
+                configs
+                    .iter()
+                    .map(|(k, v)| {
+                        CreatableTopicConfig::default()
+                            .with_name(StrBytes::from_string(k.clone()))
+                            .with_value(Some(StrBytes::from_string(v.clone())))
+                    })
+                    .collect(),
+            );
+        let request = CreateTopicsRequest::default()
+            .with_topics(vec![topic])
+            .with_timeout_ms(ADMIN_TIMEOUT.as_millis() as i32)
+            .with_validate_only(validate_only);
+        let response = tokio::time::timeout(ADMIN_TIMEOUT, async {
+            let mut conn = Connection::open(&self.controller_addr()?, ADMIN_TIMEOUT).await.map_err(forward_error)?;
+            conn.call(&request).await.map_err(forward_error)
+        })
+        .await
+        .map_err(|_| timed_out("forwarding topic creation"))??;
+        let result =
+            response.topics.into_iter().next().ok_or_else(|| not_available("empty answer from the controller"))?;
+        match ResponseError::try_from_code(result.error_code) {
+            None => Ok(()),
+            Some(code) => Err(ApiError { code, message: result.error_message.map(|m| m.to_string()) }),
+        }
+    }
+
+    /// Deletes a replicated topic.
+    pub fn delete_topic(&self, topic: &Topic) -> Result<(), ApiError> {
+        block_on(async {
+            if self.is_controller() {
+                let record = MetadataRecord::DeleteTopic { name: topic.name.clone(), id: topic.id };
+                let verdicts = tokio::time::timeout(ADMIN_TIMEOUT, self.controller.propose(&[record]))
+                    .await
+                    .map_err(|_| timed_out("topic deletion"))?
+                    .map_err(controller_error)?;
+                if let Some(Err(e)) = verdicts.into_iter().next() {
+                    return Err(ApiError::with_message(e.code(), e.to_string()));
+                }
+            } else {
+                self.forward_delete(topic).await?;
+            }
+            let broker = self.broker.upgrade().ok_or_else(|| not_available("the broker is stopping"))?;
+            let gone = || broker.topics.get(&topic.name).is_none_or(|t| t.id != topic.id).then_some(());
+            self.settled(gone).await.ok_or_else(|| timed_out("topic deletion"))
+        })?
+    }
+
+    async fn forward_delete(&self, topic: &Topic) -> Result<(), ApiError> {
+        let request = DeleteTopicsRequest::default()
+            .with_topics(vec![
+                DeleteTopicState::default().with_name(Some(crate::cli::session::topic_name(&topic.name))),
+            ])
+            .with_topic_names(vec![crate::cli::session::topic_name(&topic.name)])
+            .with_timeout_ms(ADMIN_TIMEOUT.as_millis() as i32);
+        let response = tokio::time::timeout(ADMIN_TIMEOUT, async {
+            let mut conn = Connection::open(&self.controller_addr()?, ADMIN_TIMEOUT).await.map_err(forward_error)?;
+            conn.call(&request).await.map_err(forward_error)
+        })
+        .await
+        .map_err(|_| timed_out("forwarding topic deletion"))??;
+        let result =
+            response.responses.into_iter().next().ok_or_else(|| not_available("empty answer from the controller"))?;
+        match ResponseError::try_from_code(result.error_code) {
+            None => Ok(()),
+            Some(code) => Err(ApiError { code, message: result.error_message.map(|m| m.to_string()) }),
+        }
+    }
+}

@@ -1,0 +1,252 @@
+//! The replicated side of a broker in a cluster: the raft transport, this broker's member
+//! of the controller group, and one raft replica per partition the metadata image places
+//! here. Started after gossip when gossip is on ([`ClusterRuntime::start`]); a broker
+//! without gossip is a single node and never builds one.
+//!
+//! # Flow
+//!
+//! - **Bootstrap** ([`bootstrap`]): once `--bootstrap-expect` brokers are in the gossip
+//!   view, the one with the lowest node id initializes the controller group with them as
+//!   voters (a group that already has a membership is left alone, so restarts are
+//!   harmless). The controller's leader adds every other live broker as a learner, so
+//!   every broker applies the metadata log and holds the same image.
+//! - **Admin** ([`admin`]): CreateTopics, auto-creation and DeleteTopics on any broker
+//!   reach the controller: proposed there, forwarded to it (over the Kafka protocol, as
+//!   Kafka's KIP-590 forwarding does) from elsewhere. The answer waits until the proposing
+//!   broker's own registry shows the change, so a client's next Metadata sees it.
+//! - **Reconcile** ([`reconcile`]): a task follows the image and makes the topic registry
+//!   match it: a [`RaftReplica`] for each partition with a replica here (the preferred
+//!   leader initializes a new group's membership), a [`RemoteReplica`] for the others.
+//!   Replicated partitions live under `<data>/raft/<topic>-<n>`, apart from a single
+//!   node's partitions, whose start-up clean-up would take them for orphans.
+//!
+//! # Not yet
+//!
+//! Consumer groups on a cluster (the coordinator appends under its lock and refuses raft
+//! replicas: COORDINATOR_NOT_AVAILABLE), CreatePartitions, config changes and
+//! DeleteRecords of replicated topics, leadership transfer on SIGTERM, reassignment,
+//! heartbeat coalescing and quiescence (every group ticks on its own).
+
+pub mod admin;
+mod bootstrap;
+mod reconcile;
+pub mod remote;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use openraft::async_runtime::watch::WatchReceiver;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::broker::Broker;
+use crate::broker::raft_replica::RaftReplica;
+use crate::broker::replica::Replica;
+use crate::cluster::controller::{self, Controller, ControllerError};
+use crate::cluster::directory::BrokerDirectory;
+use crate::cluster::gossip::BrokerIdentity;
+use crate::raft::network::{RaftTransport, TransportConfig};
+use crate::raft::{JetNode, NodeId};
+pub use remote::RemoteReplica;
+
+/// The directory under the data directory that holds replicated partitions.
+pub const RAFT_DIR: &str = "raft";
+
+/// Why the cluster side of a broker did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("cannot bind the raft listener {addr}: {source}")]
+    Bind { addr: String, source: std::io::Error },
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("controller: {0}")]
+    Controller(#[from] ControllerError),
+    #[error("raft configuration: {0}")]
+    RaftConfig(#[from] openraft::ConfigError),
+}
+
+/// Raft timings of every group on a broker. Wider than openraft's defaults: a loaded
+/// 2-core machine running three brokers must not see spurious elections, and failover
+/// (an election timeout plus one round) stays within Kafka's usual seconds.
+pub fn raft_config() -> Result<Arc<openraft::Config>, openraft::ConfigError> {
+    let config = openraft::Config {
+        cluster_name: "jet".into(),
+        heartbeat_interval: 150,
+        election_timeout_min: 1_000,
+        election_timeout_max: 2_000,
+        // Never purge: the segment files are the log consumers read; retention and
+        // snapshots are triggered by the broker.
+        snapshot_policy: openraft::SnapshotPolicy::Never,
+        ..Default::default()
+    };
+    Ok(Arc::new(config.validate()?))
+}
+
+/// Replicas, in-sync replicas and offline replicas of a partition, as Metadata names them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PartitionNodes {
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+    pub offline: Vec<i32>,
+}
+
+/// A replicated topic this broker follows.
+struct TopicState {
+    id: uuid::Uuid,
+    assignments: Vec<Vec<i32>>,
+    /// The raft replicas hosted here, by partition.
+    hosted: BTreeMap<i32, Arc<RaftReplica>>,
+}
+
+/// The cluster side of one broker.
+pub struct ClusterRuntime {
+    node_id: NodeId,
+    transport: RaftTransport,
+    controller: Controller,
+    raft_config: Arc<openraft::Config>,
+    directory: Arc<BrokerDirectory>,
+    raft_dir: PathBuf,
+    broker: Weak<Broker>,
+    topics: Mutex<HashMap<String, TopicState>>,
+    /// `applied_records` of the last image the registry was made to match.
+    reconciled: watch::Sender<u64>,
+    shutdown: watch::Sender<bool>,
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+}
+
+impl ClusterRuntime {
+    /// Binds the raft listener, opens the controller member, and starts bootstrap, the
+    /// learner keeper and the reconciler.
+    pub async fn start(broker: &Arc<Broker>) -> Result<Arc<ClusterRuntime>, RuntimeError> {
+        let node_id = NodeId::try_from(broker.node_id).unwrap_or_default();
+        let bind = broker.config.cluster.raft_bind();
+        let listener = TcpListener::bind((bind.host.as_str(), bind.port))
+            .await
+            .map_err(|source| RuntimeError::Bind { addr: bind.to_string(), source })?;
+        let raft_dir = broker.config.data_dir.join(RAFT_DIR);
+        std::fs::create_dir_all(&raft_dir).map_err(|source| RuntimeError::Io { path: raft_dir.clone(), source })?;
+        let raft_config = raft_config()?;
+        let transport = RaftTransport::new(node_id, TransportConfig::default());
+        let metadata_dir = raft_dir.join(format!("{}-0", controller::METADATA_TOPIC));
+        let controller = Controller::open(
+            &metadata_dir,
+            node_id,
+            raft_config.clone(),
+            transport.network(controller::group_id()),
+            Some(broker.flusher.clone()),
+        )
+        .await?;
+        transport.register(controller::group_id(), controller.raft().clone());
+        let (shutdown, stop) = watch::channel(false);
+        let runtime = Arc::new(ClusterRuntime {
+            node_id,
+            transport: transport.clone(),
+            controller,
+            raft_config,
+            directory: broker.cluster.clone(),
+            raft_dir,
+            broker: Arc::downgrade(broker),
+            topics: Mutex::new(HashMap::new()),
+            reconciled: watch::channel(0).0,
+            shutdown,
+            tasks: Mutex::new(Vec::new()),
+        });
+        let mut stop_serving = stop.clone();
+        let serving = tokio::spawn(async move {
+            transport
+                .serve(
+                    listener,
+                    async move { while stop_serving.changed().await.is_ok() && !*stop_serving.borrow() {} },
+                )
+                .await;
+        });
+        let tasks = vec![
+            serving,
+            tokio::spawn(bootstrap::bootstrap(runtime.clone(), stop.clone())),
+            tokio::spawn(bootstrap::keep_learners(runtime.clone(), stop.clone())),
+            tokio::spawn(reconcile::follow_image(runtime.clone(), stop.clone())),
+            tokio::spawn(reconcile::publish_leadership(Arc::downgrade(&runtime), stop)),
+        ];
+        runtime.tasks.lock().unwrap_or_else(|p| p.into_inner()).extend(tasks);
+        tracing::info!(raft_listen = %bind, "cluster runtime started");
+        Ok(runtime)
+    }
+
+    /// The controller's node id, if one is known (Metadata's `controller_id`).
+    pub fn controller_id(&self) -> Option<i32> {
+        self.controller.leader().and_then(|id| i32::try_from(id).ok())
+    }
+
+    /// The metadata image this broker has applied.
+    pub fn image(&self) -> Arc<crate::cluster::metadata::MetadataImage> {
+        self.controller.image().borrow().clone()
+    }
+
+    /// Whether `topic` is one of the cluster's replicated topics (not a single node's own).
+    pub fn is_replicated(&self, topic: &crate::broker::topics::Topic) -> bool {
+        self.topics.lock().is_ok_and(|t| t.get(&topic.name).is_some_and(|s| s.id == topic.id))
+    }
+
+    /// Replicas, in-sync and offline replicas of a replicated partition; `None` for a
+    /// topic the image does not have (a single node's own topic).
+    pub fn partition_nodes(&self, topic: &str, index: i32) -> Option<PartitionNodes> {
+        let topics = self.topics.lock().ok()?;
+        let state = topics.get(topic)?;
+        let replicas = state.assignments.get(usize::try_from(index).ok()?)?.clone();
+        let live: Vec<i32> = self.directory.live_brokers().iter().map(|b| b.broker_id).collect();
+        let offline: Vec<i32> = replicas.iter().copied().filter(|r| !live.contains(r)).collect();
+        // The leader knows which followers hold everything committed; elsewhere the
+        // live replicas stand in for it.
+        let isr = state
+            .hosted
+            .get(&index)
+            .and_then(|r| r.in_sync_replicas())
+            .unwrap_or_else(|| replicas.iter().copied().filter(|r| live.contains(r)).collect());
+        Some(PartitionNodes { replicas, isr, offline })
+    }
+
+    /// Where broker `id`'s raft transport and Kafka listener are: from the controller's
+    /// membership, else the gossip view.
+    fn node(&self, id: i32) -> Option<JetNode> {
+        let nid = NodeId::try_from(id).ok()?;
+        let metrics = self.controller.raft().metrics();
+        let from_membership =
+            metrics.borrow_watched().membership_config.nodes().find(|(n, _)| **n == nid).map(|(_, node)| node.clone());
+        from_membership
+            .or_else(|| self.directory.live_brokers().into_iter().find(|b| b.broker_id == id).map(|b| jet_node(&b)))
+    }
+
+    /// Stops every raft member here and the transport (before the logs close).
+    pub async fn shutdown(&self) {
+        let _ = self.shutdown.send(true);
+        let hosted: Vec<Arc<RaftReplica>> = match self.topics.lock() {
+            Ok(topics) => topics.values().flat_map(|t| t.hosted.values().cloned()).collect(),
+            Err(_) => Vec::new(),
+        };
+        for replica in hosted {
+            if let Err(e) = replica.raft().shutdown().await {
+                tracing::warn!(topic = Replica::topic(&*replica), partition = replica.index(), error = %e, "raft member did not stop cleanly");
+            }
+        }
+        if let Err(e) = self.controller.shutdown().await {
+            tracing::warn!(error = %e, "controller raft member did not stop cleanly");
+        }
+        self.transport.close();
+        let tasks: Vec<_> = self.tasks.lock().map(|mut t| t.drain(..).collect()).unwrap_or_default();
+        for task in tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(5), task).await;
+        }
+    }
+}
+
+/// A broker's identity as a raft member.
+pub fn jet_node(b: &BrokerIdentity) -> JetNode {
+    JetNode {
+        raft_addr: format!("{}:{}", b.raft.host, b.raft.port),
+        kafka_host: b.kafka.host.clone(),
+        kafka_port: i32::from(b.kafka.port),
+        rack: b.rack.clone(),
+    }
+}

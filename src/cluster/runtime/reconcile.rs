@@ -1,0 +1,259 @@
+//! Making the topic registry match the metadata image: raft replicas for the partitions
+//! placed here, remote stand-ins for the rest, and removal of deleted topics.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::{ClusterRuntime, RemoteReplica, TopicState};
+use crate::broker::lifecycle::{self, LifecycleError};
+use crate::broker::meta_store::TopicRecord;
+use crate::broker::raft_replica::{RaftReplica, ReplicaAt};
+use crate::broker::replica::{Leader, Replica};
+use crate::broker::topic_config::EffectiveTopicConfig;
+use crate::broker::topics::Topic;
+use crate::cluster::gossip::hints::{LeadershipHint, PartitionKey};
+use crate::cluster::metadata::{MetadataImage, TopicImage};
+use crate::raft::{GroupId, JetNode, NodeId};
+
+/// How often the registry is checked against the image even when it did not change
+/// (a group whose members were not all known yet is initialized then).
+const RECHECK: Duration = Duration::from_secs(1);
+
+/// Follows the image until the runtime stops.
+pub(super) async fn follow_image(rt: Arc<ClusterRuntime>, mut stop: watch::Receiver<bool>) {
+    let mut images = rt.controller.image();
+    loop {
+        let image = images.borrow_and_update().clone();
+        reconcile(&rt, &image).await;
+        rt.reconciled.send_replace(image.applied_records);
+        tokio::select! {
+            changed = images.changed() => if changed.is_err() { return },
+            () = tokio::time::sleep(RECHECK) => {}
+            _ = stop.changed() => return,
+        }
+        if *stop.borrow() {
+            return;
+        }
+    }
+}
+
+async fn reconcile(rt: &Arc<ClusterRuntime>, image: &MetadataImage) {
+    let Some(broker) = rt.broker.upgrade() else { return };
+    let gone: Vec<String> = match rt.topics.lock() {
+        Ok(topics) => topics
+            .iter()
+            .filter(|(name, state)| image.topics.get(*name).is_none_or(|t| t.id != state.id))
+            .map(|(name, _)| name.clone())
+            .collect(),
+        Err(_) => return,
+    };
+    for name in gone {
+        remove_topic(rt, &broker, &name).await;
+    }
+    for topic in image.topics.values() {
+        if let Err(e) = open_topic(rt, &broker, topic).await {
+            tracing::error!(topic = topic.name, error = %e, "cannot open a replicated topic's replicas here; retrying");
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum OpenError {
+    #[error(transparent)]
+    Dir(#[from] LifecycleError),
+    #[error(transparent)]
+    Replica(#[from] crate::broker::raft_replica::RaftReplicaError),
+}
+
+/// Opens what is missing of `topic` here and registers it when anything changed.
+async fn open_topic(
+    rt: &Arc<ClusterRuntime>,
+    broker: &crate::broker::Broker,
+    topic: &TopicImage,
+) -> Result<(), OpenError> {
+    let me = i32::try_from(rt.node_id).unwrap_or(-1);
+    let (mut hosted, known_partitions) = match rt.topics.lock() {
+        Ok(topics) => topics.get(&topic.name).map_or((BTreeMap::new(), 0), |s| (s.hosted.clone(), s.assignments.len())),
+        Err(_) => return Ok(()),
+    };
+    if let Some(existing) = broker.topics.get(&topic.name)
+        && existing.id != topic.id
+        && known_partitions == 0
+    {
+        tracing::warn!(topic = topic.name, "a local topic of this name shadows the cluster's topic on this broker");
+        return Ok(());
+    }
+    let config = EffectiveTopicConfig::new(&broker.config.kafka, &topic.configs);
+    let mut changed = known_partitions != topic.assignments.len();
+    for (index, replicas) in topic.assignments.iter().enumerate() {
+        let index = i32::try_from(index).unwrap_or(i32::MAX);
+        if !replicas.contains(&me) || hosted.contains_key(&index) {
+            continue;
+        }
+        let replica = start_replica(rt, topic, index, &config).await?;
+        if replicas.first() == Some(&me) {
+            initialize(rt, &replica, replicas).await;
+        }
+        hosted.insert(index, replica);
+        changed = true;
+    }
+    // A group whose preferred leader could not initialize it yet (a member's address
+    // unknown) is tried again on every pass; initializing twice is refused harmlessly.
+    for (index, replica) in &hosted {
+        let replicas = &topic.assignments[*index as usize];
+        if replicas.first() == Some(&me) && replica.leader() == Leader::Unknown && replica.is_pristine() {
+            initialize(rt, replica, replicas).await;
+        }
+    }
+    if !changed {
+        return Ok(());
+    }
+    let views: Vec<Arc<dyn Replica>> = (0..topic.partition_count())
+        .map(|i| match hosted.get(&i) {
+            Some(r) => r.clone() as Arc<dyn Replica>,
+            None => Arc::new(RemoteReplica::new(&topic.name, topic.id, i, config.clone(), rt.directory.clone()))
+                as Arc<dyn Replica>,
+        })
+        .collect();
+    let record = TopicRecord {
+        name: topic.name.clone(),
+        id: topic.id,
+        partitions: topic.partition_count(),
+        configs: topic.configs.clone(),
+    };
+    if let Ok(mut topics) = rt.topics.lock() {
+        topics.insert(topic.name.clone(), TopicState { id: topic.id, assignments: topic.assignments.clone(), hosted });
+    }
+    broker.topics.register(Topic::with_replicas(&record, views));
+    tracing::info!(topic = topic.name, topic_id = %topic.id, partitions = topic.partition_count(), "replicated topic ready here");
+    Ok(())
+}
+
+fn partition_dir(rt: &ClusterRuntime, topic: &str, index: i32) -> PathBuf {
+    rt.raft_dir.join(format!("{topic}-{index}"))
+}
+
+async fn start_replica(
+    rt: &Arc<ClusterRuntime>,
+    topic: &TopicImage,
+    index: i32,
+    config: &EffectiveTopicConfig,
+) -> Result<Arc<RaftReplica>, OpenError> {
+    let dir = partition_dir(rt, &topic.name, index);
+    claim(&dir, topic.id)?;
+    let at = ReplicaAt { topic: &topic.name, index, node_id: rt.node_id, dir: &dir };
+    let group = GroupId::new(topic.name.clone(), index);
+    let broker_flusher = rt.broker.upgrade().map(|b| b.flusher.clone());
+    let replica = RaftReplica::start(
+        at,
+        config.clone(),
+        rt.raft_config.clone(),
+        rt.transport.network(group.clone()),
+        broker_flusher,
+    )
+    .await?;
+    rt.transport.register(group, replica.raft().clone());
+    Ok(replica)
+}
+
+/// Makes `dir` the partition directory of topic `id`: a directory left by an earlier
+/// topic of the same name (deleted while this broker was down) is removed first.
+fn claim(dir: &Path, id: uuid::Uuid) -> Result<(), LifecycleError> {
+    match lifecycle::claim_partition_dir(dir, id) {
+        Err(LifecycleError::ForeignDir { found, .. }) => {
+            tracing::warn!(dir = %dir.display(), earlier = found, "removing an earlier topic's replica directory");
+            std::fs::remove_dir_all(dir).map_err(|source| LifecycleError::Io {
+                what: "remove an earlier topic's replica",
+                path: dir.to_path_buf(),
+                source,
+            })?;
+            lifecycle::claim_partition_dir(dir, id)
+        }
+        other => other,
+    }
+}
+
+/// Initializes a new group with `replicas` as voters (on its preferred leader).
+async fn initialize(rt: &ClusterRuntime, replica: &RaftReplica, replicas: &[i32]) {
+    let mut members: BTreeMap<NodeId, JetNode> = BTreeMap::new();
+    for &id in replicas {
+        let (Ok(nid), Some(node)) = (NodeId::try_from(id), rt.node(id)) else {
+            tracing::info!(
+                topic = Replica::topic(replica),
+                partition = replica.index(),
+                broker = id,
+                "waiting for a replica's address before forming the group"
+            );
+            return;
+        };
+        members.insert(nid, node);
+    }
+    match replica.raft().initialize(members).await {
+        Ok(()) => {
+            tracing::debug!(topic = Replica::topic(replica), partition = replica.index(), "formed the raft group")
+        }
+        Err(openraft::error::RaftError::APIError(openraft::error::InitializeError::NotAllowed(_))) => {}
+        Err(e) => {
+            tracing::warn!(topic = Replica::topic(replica), partition = replica.index(), error = %e, "cannot form the raft group")
+        }
+    }
+}
+
+/// A topic the image no longer has: unregistered, its raft members stopped, its replica
+/// directories removed.
+async fn remove_topic(rt: &Arc<ClusterRuntime>, broker: &crate::broker::Broker, name: &str) {
+    let Some(state) = rt.topics.lock().ok().and_then(|mut t| t.remove(name)) else { return };
+    if let Some(topic) = broker.topics.get(name).filter(|t| t.id == state.id) {
+        broker.topics.remove(&topic);
+    }
+    for (index, replica) in state.hosted {
+        rt.transport.unregister(&GroupId::new(name, index));
+        if let Err(e) = replica.raft().shutdown().await {
+            tracing::warn!(topic = name, partition = index, error = %e, "raft member of a deleted topic did not stop cleanly");
+        }
+        drop(replica);
+        let dir = partition_dir(rt, name, index);
+        if let Err(e) = std::fs::remove_dir_all(&dir) {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot remove a deleted topic's replica directory");
+        }
+    }
+    tracing::info!(topic = name, topic_id = %state.id, "replicated topic deleted here");
+}
+
+/// Spreads, through gossip, the leadership of the partitions this broker leads, so
+/// brokers without a replica name the leader in Metadata.
+pub(super) async fn publish_leadership(rt: Weak<ClusterRuntime>, mut stop: watch::Receiver<bool>) {
+    let mut published: HashMap<PartitionKey, i32> = HashMap::new();
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_millis(250)) => {}
+            _ = stop.changed() => return,
+        }
+        let Some(rt) = rt.upgrade() else { return };
+        let Some(discovery) = rt.directory.discovery().cloned() else { continue };
+        let me = i32::try_from(rt.node_id).unwrap_or(-1);
+        let leading: Vec<(PartitionKey, i32)> = match rt.topics.lock() {
+            Ok(topics) => topics
+                .values()
+                .flat_map(|t| {
+                    t.hosted
+                        .iter()
+                        .filter(|(_, r)| r.leader() == Leader::ThisBroker)
+                        .map(move |(i, r)| (PartitionKey { topic_id: t.id, partition: *i }, r.leader_epoch()))
+                })
+                .collect(),
+            Err(_) => continue,
+        };
+        for (key, epoch) in leading {
+            if published.get(&key) == Some(&epoch) {
+                continue;
+            }
+            discovery.observe_leader(LeadershipHint { partition: key, leader: me, leader_epoch: epoch, observer: me });
+            published.insert(key, epoch);
+        }
+    }
+}

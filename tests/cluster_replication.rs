@@ -1,0 +1,272 @@
+//! Replication across real brokers: three `jet` processes form a cluster from seeds
+//! (`--bootstrap-expect 3`), elect a controller, and a replication-factor-3 topic created
+//! through a broker that is not the controller (forwarded) gets a leader and two
+//! followers on distinct brokers. `acks=all` writes are read back through every broker;
+//! the leader is SIGKILLed, a new one is elected and takes writes (failover time is
+//! printed), the old leader restarts and catches up, and every replica's segment file ends
+//! up byte-identical. Every wait is on a condition.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::cluster::Node;
+use common::process::JetProcess;
+use common::{Client, whole_batches};
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::records::RecordBatchDecoder;
+
+/// Longest wait for a cluster-wide condition (elections take 1–2 s; slack for a loaded
+/// 2-core machine running three brokers).
+const WITHIN: Duration = Duration::from_secs(60);
+
+const TOPIC: &str = "replicated";
+
+fn name(topic: &str) -> TopicName {
+    TopicName(StrBytes::from_string(topic.into()))
+}
+
+async fn metadata(addr: SocketAddr, topic: &str) -> MetadataResponse {
+    let mut c = Client::connect(addr).await;
+    let request = MetadataRequest::default()
+        .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default().with_name(Some(name(topic)))]))
+        .with_allow_auto_topic_creation(false);
+    c.call(ApiKey::Metadata, 12, &request).await
+}
+
+/// Polls `f` every 50 ms until it answers; fails the test after [`WITHIN`].
+async fn until<T, F: std::future::Future<Output = Option<T>>>(what: &str, mut f: impl FnMut() -> F) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(start.elapsed() < WITHIN, "timed out after {WITHIN:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// (leader, leader epoch, replicas, isr) of partition 0 as `addr` reports it.
+async fn partition_zero(addr: SocketAddr) -> Option<(i32, i32, Vec<i32>, Vec<i32>)> {
+    let m = metadata(addr, TOPIC).await;
+    let t = m.topics.first()?;
+    if t.error_code != 0 {
+        return None;
+    }
+    let p = t.partitions.first()?;
+    let mut replicas: Vec<i32> = p.replica_nodes.iter().map(|b| b.0).collect();
+    replicas.sort_unstable();
+    let mut isr: Vec<i32> = p.isr_nodes.iter().map(|b| b.0).collect();
+    isr.sort_unstable();
+    Some((p.leader_id.0, p.leader_epoch, replicas, isr))
+}
+
+fn values(from: usize, n: usize) -> Bytes {
+    common::records::values((from..from + n).map(|i| format!("value-{i}")))
+}
+
+async fn produce(addr: SocketAddr, data: Bytes) -> produce_response::PartitionProduceResponse {
+    let mut c = Client::connect(addr).await;
+    let request = ProduceRequest::default().with_acks(-1).with_timeout_ms(10_000).with_topic_data(vec![
+        produce_request::TopicProduceData::default().with_name(name(TOPIC)).with_partition_data(vec![
+            produce_request::PartitionProduceData::default().with_index(0).with_records(Some(data)),
+        ]),
+    ]);
+    let r: ProduceResponse = c.call(ApiKey::Produce, 9, &request).await;
+    r.responses[0].partition_responses[0].clone()
+}
+
+/// Every record (offset, value) `addr` serves from offset 0 up to its high watermark,
+/// control batches skipped, and the high watermark.
+async fn read_all(addr: SocketAddr) -> (Vec<(i64, String)>, i64) {
+    match try_read_all(addr).await {
+        Ok(read) => read,
+        Err(code) => panic!("fetch from {addr}: error {code}"),
+    }
+}
+
+/// [`read_all`], or the error code of a fetch that failed (a restarted broker that has
+/// not opened the topic yet).
+async fn try_read_all(addr: SocketAddr) -> Result<(Vec<(i64, String)>, i64), i16> {
+    let mut c = Client::connect(addr).await;
+    let mut out = Vec::new();
+    let mut offset = 0;
+    loop {
+        let request =
+            FetchRequest::default().with_max_wait_ms(0).with_max_bytes(50 << 20).with_session_epoch(-1).with_topics(
+                vec![fetch_request::FetchTopic::default().with_topic(name(TOPIC)).with_partitions(vec![
+                fetch_request::FetchPartition::default()
+                    .with_partition(0)
+                    .with_fetch_offset(offset)
+                    .with_partition_max_bytes(10 << 20),
+            ])],
+            );
+        let r: FetchResponse = c.call(ApiKey::Fetch, 12, &request).await;
+        let p = &r.responses[0].partitions[0];
+        if p.error_code != 0 {
+            return Err(p.error_code);
+        }
+        let mut whole = whole_batches(p.records.clone().unwrap_or_default());
+        if whole.is_empty() {
+            return Ok((out, p.high_watermark));
+        }
+        for set in RecordBatchDecoder::decode_all(&mut whole).unwrap() {
+            for r in set.records {
+                offset = r.offset + 1;
+                if !r.control {
+                    out.push((r.offset, String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into_owned()));
+                }
+            }
+        }
+    }
+}
+
+/// The leader of partition 0 every live broker agrees on, with its epoch.
+async fn agreed_leader(live: &[&JetProcess]) -> Option<(i32, i32)> {
+    let mut seen = BTreeSet::new();
+    for b in live {
+        let (leader, epoch, _, _) = partition_zero(b.addr).await?;
+        if leader < 0 {
+            return None;
+        }
+        seen.insert((leader, epoch));
+    }
+    (seen.len() == 1).then(|| seen.into_iter().next().unwrap())
+}
+
+/// The segment file of partition 0 in `node`'s data directory.
+fn segment(node: &Node) -> Vec<u8> {
+    std::fs::read(node.dir.path().join("raft").join(format!("{TOPIC}-0")).join("00000000000000000000.log")).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_rf3_topic_replicates_fails_over_and_catches_up() {
+    let nodes: Vec<Node> = (1..=3).map(Node::new).collect();
+    let seed = nodes[0].gossip;
+    let mut brokers: Vec<Option<JetProcess>> = nodes.iter().map(|n| Some(n.start(seed, Some(3)))).collect();
+    let addr = |brokers: &[Option<JetProcess>], id: i32| brokers[(id - 1) as usize].as_ref().unwrap().addr;
+
+    // One controller, the same on every broker.
+    let controller = until("a controller every broker names", || {
+        let addrs: Vec<SocketAddr> = brokers.iter().flatten().map(|b| b.addr).collect();
+        async move {
+            let mut ids = BTreeSet::new();
+            for a in addrs {
+                ids.insert(metadata(a, TOPIC).await.controller_id.0);
+            }
+            (ids.len() == 1).then(|| *ids.first().unwrap()).filter(|id| (1..=3).contains(id))
+        }
+    })
+    .await;
+    eprintln!("controller: broker {controller}");
+
+    // Created through a broker that is not the controller: forwarded to it.
+    let via = if controller == 1 { 2 } else { 1 };
+    let mut c = Client::connect(addr(&brokers, via)).await;
+    let request = CreateTopicsRequest::default().with_timeout_ms(15_000).with_topics(vec![
+        create_topics_request::CreatableTopic::default()
+            .with_name(name(TOPIC))
+            .with_num_partitions(1)
+            .with_replication_factor(3),
+    ]);
+    let created: CreateTopicsResponse = c.call(ApiKey::CreateTopics, 7, &request).await;
+    assert_eq!(created.topics[0].error_code, 0, "{:?}", created.topics[0].error_message);
+    // The broker that answered knows the topic at once.
+    assert!(partition_zero(addr(&brokers, via)).await.is_some(), "the creating broker lists the topic");
+
+    let live: Vec<&JetProcess> = brokers.iter().flatten().collect();
+    let (leader, epoch) = until("a leader every broker names", || agreed_leader(&live)).await;
+    let (_, _, replicas, _) = partition_zero(addr(&brokers, leader)).await.unwrap();
+    assert_eq!(replicas, vec![1, 2, 3], "three replicas on distinct brokers");
+    until("all three replicas in sync on the leader", || async {
+        partition_zero(addr(&brokers, leader)).await.filter(|p| p.3 == vec![1, 2, 3])
+    })
+    .await;
+
+    // A follower refuses writes, naming the leader's error.
+    let follower = (1..=3).find(|&id| id != leader).unwrap();
+    let refused = produce(addr(&brokers, follower), values(0, 1)).await;
+    assert_eq!(refused.error_code, ResponseError::NotLeaderOrFollower.code());
+
+    for round in 0..10 {
+        let r = produce(addr(&brokers, leader), values(round * 5, 5)).await;
+        assert_eq!(r.error_code, 0, "{:?}", r.error_message);
+    }
+    let (first, hw) = read_all(addr(&brokers, leader)).await;
+    assert_eq!(first.len(), 50);
+    let expected: Vec<String> = (0..50).map(|i| format!("value-{i}")).collect();
+    assert_eq!(first.iter().map(|r| r.1.clone()).collect::<Vec<_>>(), expected);
+    // Followers serve the same committed records (reads from followers).
+    for id in 1..=3 {
+        let a = addr(&brokers, id);
+        until("a follower's high watermark to reach the leader's", || async move {
+            let (read, their_hw) = read_all(a).await;
+            (their_hw >= hw).then_some(read)
+        })
+        .await;
+        assert_eq!(read_all(a).await.0, first, "broker {id} serves the leader's records at the same offsets");
+    }
+
+    // SIGKILL the leader: the others elect a new one, which takes acks=all writes.
+    let killed_at = Instant::now();
+    brokers[(leader - 1) as usize].as_mut().unwrap().kill();
+    brokers[(leader - 1) as usize] = None;
+    let survivors: Vec<SocketAddr> = brokers.iter().flatten().map(|b| b.addr).collect();
+    let ports: Vec<(i32, u16)> = nodes.iter().map(|n| (n.id, n.kafka)).collect();
+    let new_leader = until("a write acknowledged by a new leader", || {
+        let survivors = survivors.clone();
+        let ports = ports.clone();
+        async move {
+            let (l, e, _, _) = partition_zero(survivors[0]).await?;
+            if l < 0 || l == leader || e <= epoch {
+                return None;
+            }
+            let a = brokers_addr(&survivors, &ports, l)?;
+            let r = produce(a, values(50, 5)).await;
+            (r.error_code == 0).then_some(l)
+        }
+    })
+    .await;
+    eprintln!(
+        "failover: broker {leader} killed, broker {new_leader} acknowledged a write after {:?}",
+        killed_at.elapsed()
+    );
+    for round in 1..4 {
+        let r = produce(addr(&brokers, new_leader), values(50 + round * 5, 5)).await;
+        assert_eq!(r.error_code, 0, "{:?}", r.error_message);
+    }
+
+    // The old leader restarts on its data and catches up; nothing acknowledged is lost,
+    // duplicated or moved, on any replica.
+    brokers[(leader - 1) as usize] = Some(nodes[(leader - 1) as usize].start(seed, Some(3)));
+    let expected: Vec<String> = (0..70).map(|i| format!("value-{i}")).collect();
+    let (all, hw) = read_all(addr(&brokers, new_leader)).await;
+    assert_eq!(all.iter().map(|r| r.1.clone()).collect::<Vec<_>>(), expected);
+    assert_eq!(all[..50], first[..], "records before the failover keep their offsets");
+    for id in 1..=3 {
+        let a = addr(&brokers, id);
+        let read = until("every replica to serve every acknowledged record", || async move {
+            let (read, their_hw) = try_read_all(a).await.ok()?;
+            (their_hw >= hw).then_some(read)
+        })
+        .await;
+        assert_eq!(read, all, "broker {id}");
+    }
+    // Followers' files equal the leader's once everything is committed everywhere.
+    let reference = segment(&nodes[(new_leader - 1) as usize]);
+    for node in &nodes {
+        let mine = until("identical segment files", || async { Some(segment(node)).filter(|s| *s == reference) }).await;
+        assert_eq!(mine.len(), reference.len());
+    }
+}
+
+/// The Kafka address of broker `id` among the survivors.
+fn brokers_addr(survivors: &[SocketAddr], ports: &[(i32, u16)], id: i32) -> Option<SocketAddr> {
+    let port = ports.iter().find(|n| n.0 == id)?.1;
+    survivors.iter().find(|a| a.port() == port).copied()
+}
