@@ -174,6 +174,15 @@ async fn serve_connection(
                         "client spoke TLS to a PLAINTEXT listener (its security.protocol is SSL or SASL_SSL; Jet serves PLAINTEXT only for now); closing connection"
                     );
                 }
+                // Refuse in TLS's own terms, so the client reports a failed handshake
+                // rather than a reset connection: a fatal handshake_failure alert. The
+                // rest of its hello is read first (briefly): closing with unread input
+                // sends a reset, which can overtake the alert.
+                let alert = tokio::spawn(async {
+                    Ok(Some(handler::Outgoing::new(bytes::Bytes::from_static(&TLS_HANDSHAKE_FAILURE))))
+                });
+                let _ = tx.send(alert).await;
+                drain_briefly(&mut reader).await;
                 break;
             }
             Err(e) => {
@@ -244,6 +253,23 @@ enum Out {
 
 /// Size of a connection's write buffer while it has responses to write.
 const WRITE_BUFFER: usize = 64 * 1024;
+
+/// A TLS record (alert, TLS 1.0 record version, 2 bytes): fatal `handshake_failure`.
+const TLS_HANDSHAKE_FAILURE: [u8; 7] = [0x15, 0x03, 0x01, 0x00, 0x02, 0x02, 0x28];
+
+/// Reads and discards what the client already sent (at most 64 KiB, for at most 200 ms).
+async fn drain_briefly(reader: &mut tokio::net::tcp::OwnedReadHalf) {
+    use tokio::io::AsyncReadExt;
+    let mut scratch = [0u8; 4096];
+    let mut left = 64 * 1024usize;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_millis(200);
+    while left > 0 {
+        match tokio::time::timeout_at(deadline, reader.read(&mut scratch)).await {
+            Ok(Ok(n)) if n > 0 => left = left.saturating_sub(n),
+            _ => return,
+        }
+    }
+}
 
 async fn write_responses(writer: OwnedWriteHalf, mut rx: mpsc::Receiver<Pending>) {
     let mut out = Out::Idle(writer);
