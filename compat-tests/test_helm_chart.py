@@ -144,22 +144,21 @@ def test_brokers_advertise_their_stable_dns_names(helm):
 
 
 def test_the_node_id_is_the_pod_ordinal_and_an_empty_rack_is_none(helm, tmp_path):
-    """Runs the container's own shell command with a stand-in for the jet binary."""
-    c = container(render(helm, {"rack": {"from": "zone"}}))
-    assert c["command"][:2] == ["/bin/sh", "-c"]
-    script = c["command"][2]
-    assert "exec /usr/local/bin/jet" in script
+    """Runs the container's own command and args with a stand-in for the jet binary."""
     fake = tmp_path / "jet"
     fake.write_text('#!/bin/sh\necho "node=$JET_NODE_ID rack=${JET_BROKER_RACK-unset} args=$*"\n')
     fake.chmod(0o755)
-    script = script.replace("/usr/local/bin/jet", str(fake))
 
-    def run(pod: str, rack: str, *args: str) -> str:
+    def run(values: dict, pod: str, rack: str) -> str:
+        c = container(render(helm, values))
+        assert c["command"][:2] == ["/bin/sh", "-c"] and "exec /usr/local/bin/jet" in c["command"][2]
+        argv = ["/bin/sh", "-c", c["command"][2].replace("/usr/local/bin/jet", str(fake)), *c["command"][3:], *c.get("args", [])]
         e = {"PATH": os.environ["PATH"], "POD_NAME": pod, "JET_BROKER_RACK": rack}
-        return subprocess.run(["/bin/sh", "-c", script, *c["command"][3:], *args], env=e, capture_output=True, text=True, check=True).stdout.strip()
+        return subprocess.run(argv, env=e, capture_output=True, text=True, check=True).stdout.strip()
 
-    assert run("rel-jet-0", "") == "node=0 rack=unset args="
-    assert run("my-kafka-jet-12", "eu-west-1a", "--set", "a=b") == "node=12 rack=eu-west-1a args=--set a=b"
+    assert run({"rack": {"from": "zone"}}, "rel-jet-0", "") == "node=0 rack=unset args="
+    extra = {"rack": {"from": "zone"}, "extraArgs": ["--set", "a=b"]}
+    assert run(extra, "my-kafka-jet-12", "eu-west-1a") == "node=12 rack=eu-west-1a args=--set a=b"
 
 
 def test_cluster_id_is_the_same_on_every_upgrade_and_can_be_set(helm):
