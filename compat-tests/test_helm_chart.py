@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import time
 import urllib.error
@@ -26,6 +27,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+import kproto as kp
 from jetproc import free_port, jet_bin
 
 HERE = Path(__file__).resolve().parent
@@ -361,9 +363,17 @@ def get(url: str) -> tuple[int, str]:
         return 0, str(e)
 
 
+def metadata(port: int, topic: str) -> dict:
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.settimeout(10)
+        s.sendall(kp.metadata_v1(1, [topic]))
+        return kp.parse_metadata_v1(kp.recv_frame(s))
+
+
 def test_jet_starts_from_the_rendered_pod_spec(helm, tmp_path):
     """One broker from the rendered command and environment: Jet accepts every setting, turns
-    ready, reports the pod's node id, cluster id and advertised name, and drains on SIGTERM."""
+    ready, reports the pod's node id, cluster id and advertised name, applies the ConfigMap's
+    server.properties, and drains on SIGTERM."""
     jet = jet_bin()
     if not jet.exists() or os.environ.get("JET_BOOTSTRAP"):
         pytest.skip("needs the jet binary")
@@ -399,6 +409,13 @@ def test_jet_starts_from_the_rendered_pod_spec(helm, tmp_path):
         assert status["cluster_id"] == known["JET_CLUSTER_ID"]
         assert status["listeners"]["advertised"] == f"{pod_host(0)}:{ports['kafka']}"
         assert status["gossip"] is not None, status
+        # num.partitions=2 from server.properties applies to an auto-created topic.
+        deadline = time.monotonic() + 30
+        while [len(parts) for err, _, _, parts in metadata(ports["kafka"], "helm-smoke")["topics"]] != [2]:
+            assert time.monotonic() < deadline, metadata(ports["kafka"], "helm-smoke")
+            time.sleep(0.2)
+        md = metadata(ports["kafka"], "helm-smoke")
+        assert md["brokers"] == [(0, pod_host(0), ports["kafka"], None)]
     finally:
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=only(docs, "StatefulSet")["spec"]["template"]["spec"]["terminationGracePeriodSeconds"])
