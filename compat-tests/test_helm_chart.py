@@ -3,8 +3,10 @@ renders a StatefulSet whose brokers find each other (seeds name every pod, boots
 matches the replicas), advertise their stable DNS names, are probed on the admin port, keep
 their data on a volume, run as the image's user, and read the gossip key from a Secret
 only. values.schema.json refuses bad values. No Kubernetes cluster here: the manifests are
-checked as rendered, and the rendered container command and environment are run with the
-real jet binary (one broker) to show Jet accepts them.
+checked as rendered, and the rendered pods' command and environment are run with the real
+jet binary: one broker, then three (own loopback IPs, pod DNS names in a private
+/etc/hosts; needs root for `unshare -m`) that find each other through the rendered seeds
+and turn ready together once bootstrap-expect is met.
 
 helm comes from run.sh (compat-tests/.tools/bin); a missing helm fails these tests unless
 JET_SKIP_HELM_TESTS=1."""
@@ -363,64 +365,137 @@ def get(url: str) -> tuple[int, str]:
         return 0, str(e)
 
 
-def metadata(port: int, topic: str) -> dict:
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+def metadata(host: str, port: int, topic: str) -> dict:
+    with socket.create_connection((host, port), timeout=10) as s:
         s.settimeout(10)
         s.sendall(kp.metadata_v1(1, [topic]))
         return kp.parse_metadata_v1(kp.recv_frame(s))
+
+
+def wait(cond, what: str, deadline_s: float = 60) -> None:
+    deadline = time.monotonic() + deadline_s
+    while not cond():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+class Pod:
+    """A broker pod of the rendered StatefulSet, run here: the container's command, args and
+    environment as the kubelet gives them (downward API, Secret, $(VAR) expansion), with
+    directories for its volume and ConfigMap. With `hosts`, the pod gets IP `ip` as its own:
+    wildcard binds become `ip` (a pod has its own network namespace), and it runs in a mount
+    namespace whose /etc/hosts resolves the pods' DNS names, as cluster DNS would."""
+
+    def __init__(self, jet: Path, docs: list[dict], i: int, ip: str, tmp: Path, hosts: Path | None = None):
+        c = container(docs)
+        self.dir = tmp / f"pod-{i}"
+        self.dir.mkdir()
+        (self.dir / "server.properties").write_text(only(docs, "ConfigMap")["data"]["server.properties"])
+        self.key = base64.b64decode(only(docs, "Secret")["data"]["gossip-key"]).decode()
+        field = {"metadata.name": f"{FULLNAME}-{i}", "status.podIP": ip}
+        env = {"PATH": os.environ["PATH"]}
+        for e in c["env"]:
+            if "value" in e:
+                env[e["name"]] = expand(e["value"], env)
+            elif "fieldRef" in e["valueFrom"]:
+                env[e["name"]] = field[e["valueFrom"]["fieldRef"]["fieldPath"]]
+            else:
+                env[e["name"]] = self.key
+        env["JET_DATA_DIR"] = str(self.dir / "data")  # the volume
+        env["JET_CONFIG"] = str(self.dir / "server.properties")  # the ConfigMap
+        if hosts:
+            env = {k: v.replace("0.0.0.0:", f"{ip}:") for k, v in env.items()}
+        self.env = env
+        script = c["command"][2].replace("/usr/local/bin/jet", str(jet))
+        argv = ["/bin/sh", "-c", script, *c["command"][3:], *c.get("args", [])]
+        if hosts:
+            argv = ["unshare", "-m", "--", "/bin/sh", "-c", 'mount --bind "$0" /etc/hosts && exec "$@"', str(hosts), *argv]
+        self.admin = f"http://{ip}:{env['JET_ADMIN_LISTEN'].rsplit(':', 1)[1]}"
+        self.grace = only(docs, "StatefulSet")["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+        self.log_file = (self.dir / "jet.log").open("w")
+        self.proc = subprocess.Popen(argv, env=env, stdout=self.log_file, stderr=subprocess.STDOUT)
+
+    def log(self) -> str:
+        return (self.dir / "jet.log").read_text()
+
+    def readyz(self) -> tuple[int, str]:
+        assert self.proc.poll() is None, f"exited {self.proc.returncode}\n{self.log()}"
+        return get(self.admin + "/readyz")
+
+    def cluster(self) -> dict:
+        """/v1/cluster; {} before the admin server answers."""
+        assert self.proc.poll() is None, f"exited {self.proc.returncode}\n{self.log()}"
+        code, body = get(self.admin + "/v1/cluster")
+        return json.loads(body) if code == 200 else {}
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout=self.grace)
+        self.log_file.close()
+        return code
+
+
+def needs_jet() -> Path:
+    jet = jet_bin()
+    if not jet.exists() or os.environ.get("JET_BOOTSTRAP"):
+        pytest.skip("needs the jet binary")
+    return jet
 
 
 def test_jet_starts_from_the_rendered_pod_spec(helm, tmp_path):
     """One broker from the rendered command and environment: Jet accepts every setting, turns
     ready, reports the pod's node id, cluster id and advertised name, applies the ConfigMap's
     server.properties, and drains on SIGTERM."""
-    jet = jet_bin()
-    if not jet.exists() or os.environ.get("JET_BOOTSTRAP"):
-        pytest.skip("needs the jet binary")
+    jet = needs_jet()
     ports = {"kafka": free_port(), "raft": free_port(), "gossip": free_port(), "admin": free_port()}
     docs = render(helm, {"replicas": 1, "ports": ports, "config": {"num.partitions": 2}})
-    c = container(docs)
-    (tmp_path / "server.properties").write_text(only(docs, "ConfigMap")["data"]["server.properties"])
-    key = base64.b64decode(only(docs, "Secret")["data"]["gossip-key"]).decode()
-    field = {"metadata.name": f"{FULLNAME}-0", "status.podIP": "127.0.0.1"}
-    known = {"PATH": os.environ["PATH"]}
-    for e in c["env"]:
-        if "value" in e:
-            known[e["name"]] = expand(e["value"], known)
-        elif "fieldRef" in e["valueFrom"]:
-            known[e["name"]] = field[e["valueFrom"]["fieldRef"]["fieldPath"]]
-        else:
-            known[e["name"]] = key
-    known["JET_DATA_DIR"] = str(tmp_path / "data")  # the volume
-    known["JET_CONFIG"] = str(tmp_path / "server.properties")  # the ConfigMap
-    script = c["command"][2].replace("/usr/local/bin/jet", str(jet))
-    log = (tmp_path / "jet.log").open("w")
-    proc = subprocess.Popen(["/bin/sh", "-c", script, *c["command"][3:]], env=known, stdout=log, stderr=subprocess.STDOUT)
-    admin = f"http://127.0.0.1:{ports['admin']}"
+    pod = Pod(jet, docs, 0, "127.0.0.1", tmp_path)
     try:
-        deadline = time.monotonic() + 60
-        while get(admin + "/readyz")[0] != 200:
-            assert proc.poll() is None, (tmp_path / "jet.log").read_text()
-            assert time.monotonic() < deadline, get(admin + "/readyz")
-            time.sleep(0.2)
-        assert get(admin + "/livez")[0] == 200
-        status = json.loads(get(admin + "/v1/cluster")[1])
+        wait(lambda: pod.readyz()[0] == 200, "/readyz")
+        assert get(pod.admin + "/livez")[0] == 200
+        status = pod.cluster()
         assert status["node_id"] == 0
-        assert status["cluster_id"] == known["JET_CLUSTER_ID"]
+        assert status["cluster_id"] == pod.env["JET_CLUSTER_ID"]
         assert status["listeners"]["advertised"] == f"{pod_host(0)}:{ports['kafka']}"
         assert status["gossip"] is not None, status
         # num.partitions=2 from server.properties applies to an auto-created topic.
-        deadline = time.monotonic() + 30
-        while [len(parts) for err, _, _, parts in metadata(ports["kafka"], "helm-smoke")["topics"]] != [2]:
-            assert time.monotonic() < deadline, metadata(ports["kafka"], "helm-smoke")
-            time.sleep(0.2)
-        md = metadata(ports["kafka"], "helm-smoke")
-        assert md["brokers"] == [(0, pod_host(0), ports["kafka"], None)]
+        partitions = lambda: [len(parts) for *_, parts in metadata("127.0.0.1", ports["kafka"], "helm-smoke")["topics"]]  # noqa: E731
+        wait(lambda: partitions() == [2], "an auto-created topic with num.partitions=2", 30)
+        assert metadata("127.0.0.1", ports["kafka"], "helm-smoke")["brokers"] == [(0, pod_host(0), ports["kafka"], None)]
     finally:
-        proc.send_signal(signal.SIGTERM)
-        code = proc.wait(timeout=only(docs, "StatefulSet")["spec"]["template"]["spec"]["terminationGracePeriodSeconds"])
-        log.close()
-    assert code == 0, (tmp_path / "jet.log").read_text()
-    text = (tmp_path / "jet.log").read_text()
-    assert key not in text, "the gossip key was logged"
-    assert "gossip is not encrypted" not in text
+        code = pod.stop()
+    assert code == 0, pod.log()
+    assert pod.key not in pod.log(), "the gossip key was logged"
+    assert "gossip is not encrypted" not in pod.log()
+
+
+def test_three_rendered_pods_form_one_gossip_cluster(helm, tmp_path):
+    """Three brokers from the rendered StatefulSet (own IPs 127.0.0.11-13, pod DNS names in
+    /etc/hosts): with two of them up neither is ready (bootstrap-expect 3); once the third
+    starts all three are, and each lists all three under their advertised names."""
+    jet = needs_jet()
+    probe = subprocess.run(["unshare", "-m", "--", "true"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip(f"needs a mount namespace (unshare -m, root): {probe.stderr.decode().strip()}")
+    ips = [f"127.0.0.{11 + i}" for i in range(3)]
+    ports = {"kafka": free_port(), "raft": free_port(), "gossip": free_port(), "admin": free_port()}
+    docs = render(helm, {"replicas": 3, "ports": ports})
+    hosts = tmp_path / "hosts"
+    hosts.write_text("127.0.0.1 localhost\n" + "".join(f"{ip} {pod_host(i)}\n" for i, ip in enumerate(ips)))
+    expected = [(i, pod_host(i)) for i in range(3)]
+    pods = [Pod(jet, docs, i, ips[i], tmp_path, hosts) for i in range(2)]
+    try:
+        wait(lambda: all(len(p.cluster().get("brokers", [])) == 2 for p in pods), "two brokers gossiping")
+        for p in pods:
+            code, body = p.readyz()
+            assert code == 503 and "bootstrap-expect 3" in body, (code, body)
+        pods.append(Pod(jet, docs, 2, ips[2], tmp_path, hosts))
+        wait(lambda: all(p.readyz()[0] == 200 for p in pods), "all three ready")
+        for p in pods:
+            assert sorted((b["node_id"], b["host"]) for b in p.cluster()["brokers"]) == expected
+        md = metadata(ips[1], ports["kafka"], "helm-three")
+        assert sorted(md["brokers"]) == [(i, host, ports["kafka"], None) for i, host in expected]
+    finally:
+        codes = [p.stop() for p in pods]
+    assert codes == [0] * len(pods), "\n".join(p.log() for p in pods)
