@@ -85,8 +85,9 @@ def port_number(c: dict, name_or_number) -> int:
     return p["containerPort"]
 
 
-def pod_host(i: int, ns: str = NAMESPACE) -> str:
-    return f"{FULLNAME}-{i}.{HEADLESS}.{ns}.svc.cluster.local"
+def pod_host(i: int) -> str:
+    """Pod i's name in the headless Service: what it advertises and gossips as a seed."""
+    return f"{FULLNAME}-{i}.{HEADLESS}.{NAMESPACE}.svc.cluster.local"
 
 
 # ------------------------------------------------------------------ lint and metadata
