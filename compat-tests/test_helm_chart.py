@@ -236,9 +236,21 @@ def test_data_is_on_a_persistent_volume_claim(helm):
     mount = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
     assert mount[claim["metadata"]["name"]] == env(docs)["JET_DATA_DIR"]["value"] == "/var/lib/jet"
     assert "storageClassName" not in only(render(helm), "StatefulSet")["spec"]["volumeClaimTemplates"][0]["spec"]
+    no_class = only(render(helm, {"persistence": {"storageClass": "-"}}), "StatefulSet")
+    assert no_class["spec"]["volumeClaimTemplates"][0]["spec"]["storageClassName"] == ""
     ephemeral = only(render(helm, {"persistence": {"enabled": False}}), "StatefulSet")["spec"]
     assert "volumeClaimTemplates" not in ephemeral
     assert {"name": "data", "emptyDir": {}} in ephemeral["template"]["spec"]["volumes"]
+
+
+def test_statefulset_and_services_select_the_broker_pods(helm):
+    docs = render(helm, {"podLabels": {"team": "data"}})
+    sts = only(docs, "StatefulSet")
+    pod_labels = sts["spec"]["template"]["metadata"]["labels"]
+    assert pod_labels["team"] == "data"
+    assert sts["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+    for name in [HEADLESS, FULLNAME]:
+        assert only(docs, "Service", name)["spec"]["selector"].items() <= pod_labels.items(), name
 
 
 def test_pod_disruption_budget_selects_the_brokers(helm):
