@@ -112,6 +112,13 @@ def test_app_version_is_the_crate_version():
     assert chart["appVersion"] == crate
 
 
+def test_every_value_is_documented():
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    readme = (ROOT / "charts" / "README.md").read_text()
+    missing = [k for k in values if not re.search(rf"`{re.escape(k)}[`.]", readme)]
+    assert not missing, f"charts/README.md does not document {missing}"
+
+
 # ------------------------------------------------------------------ the cluster
 
 
