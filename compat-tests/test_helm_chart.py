@@ -1,8 +1,9 @@
 """The Helm chart (charts/jet, issue 11): `helm lint --strict` passes, and `helm template`
-renders a StatefulSet whose brokers find each other (seeds name every pod, bootstrap-expect
-matches the replicas), advertise their stable DNS names, are probed on the admin port, keep
-their data on a volume, run as the image's user, and read the gossip key from a Secret
-only. values.schema.json refuses bad values. No Kubernetes cluster here: the manifests are
+renders valid Kubernetes objects (strictly, against the API schemas of the oldest
+Kubernetes the chart claims and the newest kubernetes-validate bundles): a StatefulSet
+whose brokers find each other (seeds name every pod, bootstrap-expect matches the
+replicas), advertise their stable DNS names, are probed on the admin port, keep their data
+on a volume, run as the image's user, and read the gossip key from a Secret only. values.schema.json refuses bad values. No Kubernetes cluster here: the manifests are
 checked as rendered, and the rendered pods' command and environment are run with the real
 jet binary: one broker, then three (own loopback IPs, pod DNS names in a private
 /etc/hosts; needs root for `unshare -m`) that find each other through the rendered seeds
@@ -26,6 +27,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import kubernetes_validate
 import pytest
 import yaml
 
@@ -97,10 +99,7 @@ def test_lint_strict_with_default_and_other_values(helm, tmp_path):
     r = subprocess.run([helm, "lint", "--strict", str(CHART)], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
     other = tmp_path / "other.yaml"
-    other.write_text(yaml.safe_dump({
-        "replicas": 5, "persistence": {"enabled": False}, "gossipKey": {"existingSecret": "mine"},
-        "rack": {"from": "zone"}, "serviceMonitor": {"enabled": True}, "config": {"num.partitions": 3},
-    }))
+    other.write_text(yaml.safe_dump(OTHER_VALUES))
     r = subprocess.run([helm, "lint", "--strict", str(CHART), "-f", str(other)], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
 
@@ -117,6 +116,33 @@ def test_every_value_is_documented():
     readme = (ROOT / "charts" / "README.md").read_text()
     missing = [k for k in values if not re.search(rf"`{re.escape(k)}[`.]", readme)]
     assert not missing, f"charts/README.md does not document {missing}"
+
+
+OTHER_VALUES = {
+    "replicas": 5, "persistence": {"enabled": False}, "gossipKey": {"existingSecret": "mine"},
+    "rack": {"from": "zone"}, "serviceMonitor": {"enabled": True}, "config": {"num.partitions": 3},
+    "extraArgs": ["--set", "group.initial.rebalance.delay.ms=0"], "extraEnv": [{"name": "RUST_LOG", "value": "debug"}],
+    "service": {"type": "LoadBalancer"}, "affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
+        {"topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": {"app.kubernetes.io/name": "jet"}}}]}},
+}
+
+
+KUBE_MIN = "1.25.0"  # Chart.yaml kubeVersion
+
+
+@pytest.mark.parametrize("kubernetes", [KUBE_MIN, kubernetes_validate.latest_version()])
+def test_manifests_are_valid_kubernetes_objects(helm, kubernetes):
+    """Strict validation against the API's schemas (unknown fields, wrong types) for the oldest
+    Kubernetes the chart claims (Chart.yaml kubeVersion) and the newest kubernetes-validate has."""
+    assert yaml.safe_load((CHART / "Chart.yaml").read_text())["kubeVersion"] == f">={KUBE_MIN}-0"
+    for values in [None, OTHER_VALUES]:
+        for doc in render(helm, values):
+            if doc["apiVersion"].startswith("monitoring.coreos.com/"):
+                continue  # the Prometheus Operator's CRD: no schema here
+            try:
+                kubernetes_validate.validate(doc, kubernetes, strict=True)
+            except kubernetes_validate.ValidationError as e:
+                pytest.fail(f"{doc['kind']} {doc['metadata']['name']} at {list(e.path)}: {e.message}")
 
 
 # ------------------------------------------------------------------ the cluster
