@@ -374,6 +374,27 @@ def test_service_monitor_is_optional_and_scrapes_metrics_of_every_broker(helm):
     assert endpoint["port"] in {p["name"] for p in selected[0]["spec"]["ports"] if p["port"] == 9644}
 
 
+def notes(helm: str, values: dict | None = None) -> str:
+    """NOTES.txt as `helm install` prints it (helm template does not render it)."""
+    cmd = [helm, "install", RELEASE, str(CHART), "--namespace", NAMESPACE, "--dry-run=client", "-f", "-"]
+    r = subprocess.run(cmd, input=yaml.safe_dump(values or {}), capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    return r.stdout.split("NOTES:", 1)[1]
+
+
+def test_notes_show_how_to_connect_with_kcat(helm):
+    text = notes(helm)
+    kcat = [line for line in text.splitlines() if "kcat" in line and " -b " in line]
+    assert len(kcat) == 3, text  # list, produce, consume
+    assert all(f"-b {pod_host(0)}:9092" in line for line in kcat), kcat
+    for i in range(3):
+        assert f"{pod_host(i)}:9092" in text
+    assert f"{FULLNAME}.{NAMESPACE}.svc.cluster.local:9092" in text
+    assert "WARNING" not in text
+    unencrypted = notes(helm, {"gossipKey": {"generate": False}, "persistence": {"enabled": False}})
+    assert "gossip is not encrypted" in unencrypted and "emptyDir" in unencrypted, unencrypted
+
+
 # ------------------------------------------------------------------ values.schema.json
 
 
