@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one command that runs every Jet test: ./compat-tests/run.sh
 #
-#  1. installs what is missing (kcat from Debian, python3-venv, JDK/Maven, Node.js/npm),
+#  1. installs what is missing (kcat from Debian, python3-venv, JDK/Maven, Node.js/npm, and
+#     helm from the Go module proxy into compat-tests/.tools/bin),
 #  2. creates compat-tests/.venv with the pinned Python clients + pytest,
 #  3. builds the Java (kafka-clients) and Go (franz-go, sarama) client programs once,
 #     and installs kafkajs (npm ci from js/package-lock.json) when missing or the lock changed,
@@ -15,6 +16,7 @@
 #   COMPAT_SKIP_CARGO=1 skip steps 4 (e.g. with JET_BOOTSTRAP against a reference Kafka)
 #   PYTEST_ARGS="..."   extra pytest arguments (e.g. "-k kcat -x")
 #   JET_SKIP_FUSE_TESTS=1 skip the FUSE power-loss tests (tests/powerloss.rs) where FUSE cannot be mounted
+#   JET_SKIP_HELM_TESTS=1 skip the Helm chart tests (compat-tests/test_helm_chart.py) and helm's install
 set -euo pipefail
 
 CT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -73,6 +75,18 @@ if ! command -v go >/dev/null 2>&1; then
   exit 1
 fi
 
+CURRENT_STEP="install helm"
+# compat-tests/test_helm_chart.py lints and renders charts/jet; it fails (never skips) without
+# helm, unless JET_SKIP_HELM_TESTS=1. Built with go from the Go module proxy when missing.
+HELM_VERSION="v4.3.2"
+TOOLS_BIN="$CT/.tools/bin"
+export PATH="$TOOLS_BIN:$PATH"
+if [ "${JET_SKIP_HELM_TESTS:-0}" != "1" ] && ! command -v helm >/dev/null 2>&1; then
+  step "installing helm $HELM_VERSION into $TOOLS_BIN (go install, a few minutes)"
+  mkdir -p "$TOOLS_BIN"
+  GOBIN="$TOOLS_BIN" GOFLAGS=-mod=mod go install "helm.sh/helm/v4/cmd/helm@$HELM_VERSION"
+fi
+
 CURRENT_STEP="install node/npm"
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
   step "installing Node.js + npm (Debian's)"
@@ -98,7 +112,7 @@ if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$VENV/.requirements.sha256" 2>/dev/n
   "$VENV/bin/python" -m pip install -q -r "$CT/requirements.txt"
   echo "$REQ_HASH" > "$VENV/.requirements.sha256"
 fi
-"$VENV/bin/python" -c 'import confluent_kafka, kafka, aiokafka, pytest, pytest_timeout; print("python clients: confluent-kafka", confluent_kafka.__version__, "(librdkafka", confluent_kafka.libversion()[0] + ")", "kafka-python", kafka.__version__, "aiokafka", aiokafka.__version__)' >&2
+"$VENV/bin/python" -c 'import confluent_kafka, kafka, aiokafka, pytest, pytest_timeout, yaml; print("python clients: confluent-kafka", confluent_kafka.__version__, "(librdkafka", confluent_kafka.libversion()[0] + ")", "kafka-python", kafka.__version__, "aiokafka", aiokafka.__version__)' >&2
 
 # ---------------------------------------------------------------- 3. Java + Go client programs
 CURRENT_STEP="build Java client program (mvn)"
