@@ -210,9 +210,22 @@ launch() {
   )
   if [ -n "$rack" ]; then args+=(--broker-rack "$rack"); fi
   printf '\n===== %s: %s %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$JET" "${args[*]}" >>"$(log_file "$id")"
-  nohup "$JET" "${args[@]}" </dev/null >>"$(log_file "$id")" 2>&1 &
-  echo "$!" >"$(pid_file "$id")"
-  printf 'broker %s: started, pid %s, kafka %s:%s, log %s\n' "$id" "$!" "$HOST" "$(kafka_port "$id")" "$(log_file "$id")"
+  # In a session of its own where setsid exists (else immune to hangups), so the broker
+  # outlives this script and signals sent to the caller's process group or terminal. The
+  # pid file is written by the process that then becomes jet, whether setsid forked or not.
+  local detach=nohup pidf
+  if command -v setsid >/dev/null 2>&1; then detach=setsid; fi
+  pidf="$(pid_file "$id")"
+  rm -f "$pidf"
+  # shellcheck disable=SC2016 # $$ and $1 belong to the inner sh
+  "$detach" sh -c 'echo "$$" >"$1.tmp" && mv "$1.tmp" "$1" && shift && exec "$@"' sh "$pidf" "$JET" "${args[@]}" \
+    </dev/null >>"$(log_file "$id")" 2>&1 &
+  local deadline=$((SECONDS + 10))
+  until [ -s "$pidf" ]; do
+    [ "$SECONDS" -lt "$deadline" ] || die "broker $id did not start (no pid file after 10 s); see $(log_file "$id")"
+    sleep 0.05
+  done
+  printf 'broker %s: started, pid %s, kafka %s:%s, log %s\n' "$id" "$(cat "$pidf")" "$HOST" "$(kafka_port "$id")" "$(log_file "$id")"
 }
 
 # What broker ID's Metadata says: "IDS|CONTROLLER" (IDS sorted, space-separated), or
