@@ -59,7 +59,8 @@ def _bindable(port: int, kind: int) -> bool:
 def free_base() -> int:
     """A base port whose twelve ports (gossip ones for TCP and UDP) are free right now."""
     for _ in range(200):
-        base = random.randrange(20000, 60000)
+        # Below Linux's ephemeral range (32768+), where outgoing connections take ports.
+        base = random.randrange(20000, 32700)
         tcp = [f(base, b) for b in IDS for f in (kafka_port, admin_port, gossip_port, raft_port)]
         udp = [gossip_port(base, b) for b in IDS]
         if all(_bindable(p, socket.SOCK_STREAM) for p in tcp) and all(_bindable(p, socket.SOCK_DGRAM) for p in udp):
@@ -225,6 +226,26 @@ def test_a_broker_that_cannot_start_fails_up_naming_its_log(cluster):
     assert p.returncode != 0, p.stdout
     assert "broker 3 is not running" in p.stderr and str(cluster.log(3)) in p.stderr, p.stderr
     assert cluster.pid(3) is not None and not alive(cluster.pid(3))
+    cluster.ok("down")
+    assert cluster.ours() == []
+
+
+def test_a_cluster_that_does_not_form_times_out_naming_the_logs(cluster, tmp_path):
+    # Broker 3 gossips with another key than brokers 1 and 2: they never see each other.
+    wrapper = tmp_path / "jet-other-key.sh"
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        'case " $* " in *" --node-id 3 "*) JET_GOSSIP_KEY=MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=; export JET_GOSSIP_KEY;; esac\n'
+        f'exec "{jet_bin()}" "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    cluster.env.update(JET_BIN=str(wrapper), JET_CLUSTER_TIMEOUT="5")
+    p = cluster.run("up", timeout=120)
+    assert p.returncode != 0, p.stdout
+    assert "did not form within 5 s" in p.stderr and "waiting for [1 2 3]" in p.stderr, p.stderr
+    for b in IDS:
+        assert str(cluster.log(b)) in p.stderr, p.stderr
+    assert len(cluster.ours()) == 3, "the brokers keep running for a look at them"
     cluster.ok("down")
     assert cluster.ours() == []
 
