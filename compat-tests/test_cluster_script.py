@@ -26,10 +26,6 @@ HOST = "127.0.0.1"
 IDS = (1, 2, 3)
 RACKS = ("ra", "rb", "rc")
 
-pytestmark = pytest.mark.skipif(
-    bool(os.environ.get("JET_BOOTSTRAP")), reason="starts brokers of its own (JET_BOOTSTRAP is set)"
-)
-
 
 def kafka_port(base: int, broker: int) -> int:
     return base + broker - 1
@@ -142,6 +138,8 @@ class Cluster:
 
 @pytest.fixture
 def cluster(tmp_path, request):
+    if os.environ.get("JET_BOOTSTRAP"):
+        pytest.skip("starts brokers of its own (JET_BOOTSTRAP is set)")
     if not jet_bin().exists():
         raise FileNotFoundError(f"JET_BIN {jet_bin()} does not exist (build with `cargo build --release`)")
     c = Cluster(tmp_path, free_base())
