@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The one command that runs every Jet test: ./compat-tests/run.sh
 #
-#  1. installs what is missing (kcat from Debian, python3-venv, JDK/Maven, Node.js/npm, and
-#     helm from the Go module proxy into compat-tests/.tools/bin),
+#  1. installs what is missing (kcat and shellcheck from Debian, python3-venv, JDK/Maven,
+#     Node.js/npm, and helm from the Go module proxy into compat-tests/.tools/bin),
 #  2. creates compat-tests/.venv with the pinned Python clients + pytest,
 #  3. builds the Java (kafka-clients) and Go (franz-go, sarama) client programs once,
 #     and installs kafkajs (npm ci from js/package-lock.json) when missing or the lock changed,
@@ -45,6 +45,12 @@ if ! command -v kcat >/dev/null 2>&1; then
   apt_install kcat
 fi
 echo "kcat: $(kcat -V 2>&1 | grep -o 'librdkafka [0-9.]*' | head -n1 || true)" >&2
+
+CURRENT_STEP="install shellcheck"
+if ! command -v shellcheck >/dev/null 2>&1; then
+  step "installing shellcheck (Debian's, for examples/cluster.sh)"
+  apt_install shellcheck
+fi
 
 CURRENT_STEP="install java/maven"
 if ! command -v java >/dev/null 2>&1 || ! command -v javac >/dev/null 2>&1; then
