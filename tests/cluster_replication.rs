@@ -270,3 +270,115 @@ fn brokers_addr(survivors: &[SocketAddr], ports: &[(i32, u16)], id: i32) -> Opti
     let port = ports.iter().find(|n| n.0 == id)?.1;
     survivors.iter().find(|a| a.port() == port).copied()
 }
+
+/// FindCoordinator for `group` as `addr` answers it: (error, node id).
+async fn coordinator(addr: SocketAddr, group: &str) -> (i16, i32) {
+    let mut c = Client::connect(addr).await;
+    let request = FindCoordinatorRequest::default().with_key(StrBytes::from_string(group.into())).with_key_type(0);
+    let r: FindCoordinatorResponse = c.call(ApiKey::FindCoordinator, 3, &request).await;
+    (r.error_code, r.node_id.0)
+}
+
+async fn commit_offset(addr: SocketAddr, group: &str, offset: i64) -> i16 {
+    let mut c = Client::connect(addr).await;
+    let request = OffsetCommitRequest::default()
+        .with_group_id(GroupId(StrBytes::from_string(group.into())))
+        .with_generation_id_or_member_epoch(-1)
+        .with_topics(vec![
+            offset_commit_request::OffsetCommitRequestTopic::default().with_name(name(TOPIC)).with_partitions(vec![
+                offset_commit_request::OffsetCommitRequestPartition::default()
+                    .with_partition_index(0)
+                    .with_committed_offset(offset),
+            ]),
+        ]);
+    let r: OffsetCommitResponse = c.call(ApiKey::OffsetCommit, 8, &request).await;
+    r.topics[0].partitions[0].error_code
+}
+
+/// (error, committed offset) of partition 0 for `group` at `addr`.
+async fn fetch_offset(addr: SocketAddr, group: &str) -> (i16, i64) {
+    let mut c = Client::connect(addr).await;
+    let request = OffsetFetchRequest::default()
+        .with_group_id(GroupId(StrBytes::from_string(group.into())))
+        .with_topics(Some(vec![
+            offset_fetch_request::OffsetFetchRequestTopic::default()
+                .with_name(name(TOPIC))
+                .with_partition_indexes(vec![0]),
+        ]));
+    let r: OffsetFetchResponse = c.call(ApiKey::OffsetFetch, 7, &request).await;
+    if r.error_code != 0 {
+        return (r.error_code, -1);
+    }
+    let p = &r.topics[0].partitions[0];
+    (p.error_code, p.committed_offset)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn committed_offsets_survive_their_coordinator_being_killed() {
+    let nodes: Vec<Node> = (1..=3).map(Node::new).collect();
+    let seed = nodes[0].gossip;
+    let mut brokers: Vec<Option<JetProcess>> = nodes.iter().map(|n| Some(n.start(seed, Some(3)))).collect();
+    let addr_of = |brokers: &[Option<JetProcess>], id: i32| brokers[(id - 1) as usize].as_ref().map(|b| b.addr);
+    let first = addr_of(&brokers, 1).unwrap();
+    until("a controller", || async move { (metadata(first, TOPIC).await.controller_id.0 > 0).then_some(()) }).await;
+    let mut c = Client::connect(first).await;
+    let request = CreateTopicsRequest::default().with_timeout_ms(15_000).with_topics(vec![
+        create_topics_request::CreatableTopic::default()
+            .with_name(name(TOPIC))
+            .with_num_partitions(1)
+            .with_replication_factor(3),
+    ]);
+    let created: CreateTopicsResponse = c.call(ApiKey::CreateTopics, 7, &request).await;
+    assert_eq!(created.topics[0].error_code, 0, "{:?}", created.topics[0].error_message);
+
+    // Every broker names the same coordinator: the leader of the group's partition.
+    let group = "durable-group";
+    let all: Vec<SocketAddr> = brokers.iter().flatten().map(|b| b.addr).collect();
+    let owner = until("one coordinator every broker names", || {
+        let all = all.clone();
+        async move {
+            let mut seen = BTreeSet::new();
+            for a in all {
+                let (error, node) = coordinator(a, group).await;
+                if error != 0 {
+                    return None;
+                }
+                seen.insert(node);
+            }
+            (seen.len() == 1).then(|| *seen.first().unwrap())
+        }
+    })
+    .await;
+    let at = addr_of(&brokers, owner).unwrap();
+    let error = until("the coordinator to take a commit", || async move {
+        let e = commit_offset(at, group, 42).await;
+        (e != ResponseError::CoordinatorLoadInProgress.code()).then_some(e)
+    })
+    .await;
+    assert_eq!(error, 0, "commit at the coordinator");
+    assert_eq!(fetch_offset(at, group).await, (0, 42));
+    // Another broker is not the coordinator.
+    let other = addr_of(&brokers, if owner == 1 { 2 } else { 1 }).unwrap();
+    assert_eq!(commit_offset(other, group, 7).await, ResponseError::NotCoordinator.code());
+
+    // SIGKILL the coordinator: a new one is elected and serves the acknowledged commit.
+    brokers[(owner - 1) as usize].as_mut().unwrap().kill();
+    brokers[(owner - 1) as usize] = None;
+    let survivor = brokers.iter().flatten().next().unwrap().addr;
+    let ports: Vec<(i32, u16)> = nodes.iter().map(|n| (n.id, n.kafka)).collect();
+    let survivors: Vec<SocketAddr> = brokers.iter().flatten().map(|b| b.addr).collect();
+    let fetched = until("the new coordinator to serve the committed offset", || {
+        let (ports, survivors) = (ports.clone(), survivors.clone());
+        async move {
+            let (error, node) = coordinator(survivor, group).await;
+            if error != 0 || node == owner {
+                return None;
+            }
+            let a = brokers_addr(&survivors, &ports, node)?;
+            let (error, offset) = fetch_offset(a, group).await;
+            (error == 0).then_some(offset)
+        }
+    })
+    .await;
+    assert_eq!(fetched, 42, "the commit acknowledged by the killed coordinator survives");
+}

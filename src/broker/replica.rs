@@ -239,43 +239,75 @@ pub struct Appended {
 /// timed-out `acks=all`).
 #[derive(Debug, Clone)]
 pub struct Commit {
-    progress: watch::Receiver<Progress>,
-    end_offset: i64,
-    /// `Progress::losses` when the append was made.
-    losses: u64,
+    source: CommitSource,
+}
+
+#[derive(Debug, Clone)]
+enum CommitSource {
+    /// The append's end offset is known: the high watermark decides.
+    Offset {
+        progress: watch::Receiver<Progress>,
+        end_offset: i64,
+        /// `Progress::losses` when the append was made.
+        losses: u64,
+    },
+    /// An append still under way elsewhere (see [`Commit::deferred`]): its outcome
+    /// arrives on the channel.
+    Deferred(watch::Receiver<Option<Result<(), Arc<PartitionError>>>>),
 }
 
 impl Commit {
     /// For an append ending before `end_offset`, made (under the replica's lock) when
     /// `losses` losses had been counted.
     pub fn new(progress: watch::Receiver<Progress>, end_offset: i64, losses: u64) -> Commit {
-        Commit { progress, end_offset, losses }
+        Commit { source: CommitSource::Offset { progress, end_offset, losses } }
     }
 
-    pub fn end_offset(&self) -> i64 {
-        self.end_offset
+    /// For an append whose offsets are not known yet (a raft leader's proposal, driven by
+    /// a task of its own): the task sends its outcome once the append is committed or
+    /// lost. Dropping the sender undecided fails the commit.
+    pub fn deferred(outcome: watch::Receiver<Option<Result<(), Arc<PartitionError>>>>) -> Commit {
+        Commit { source: CommitSource::Deferred(outcome) }
     }
 
     /// `Some` once decided.
-    fn outcome(&self, p: &Progress) -> Option<Result<(), PartitionError>> {
-        decide(self.end_offset, self.losses, p)
+    fn outcome(&self) -> Option<Result<(), PartitionError>> {
+        match &self.source {
+            CommitSource::Offset { progress, end_offset, losses } => decide(*end_offset, *losses, &progress.borrow()),
+            CommitSource::Deferred(rx) => rx.borrow().clone().map(|r| r.map_err(PartitionError::Uncommitted)),
+        }
     }
 
     /// Whether the high watermark covers the append already.
     pub fn is_committed(&self) -> bool {
-        matches!(self.outcome(&self.progress.borrow()), Some(Ok(())))
+        matches!(self.outcome(), Some(Ok(())))
+    }
+
+    /// Whether the append is known to be lost.
+    pub fn has_failed(&self) -> bool {
+        matches!(self.outcome(), Some(Err(_)))
     }
 
     /// Waits until the high watermark covers the append.
-    pub async fn wait(mut self) -> Result<(), PartitionError> {
-        loop {
-            if let Some(outcome) = decide(self.end_offset, self.losses, &self.progress.borrow_and_update()) {
-                return outcome;
-            }
-            if self.progress.changed().await.is_err() {
-                // The replica is gone (its topic deleted) before the append committed.
-                return Err(PartitionError::Removed);
-            }
+    pub async fn wait(self) -> Result<(), PartitionError> {
+        match self.source {
+            CommitSource::Offset { mut progress, end_offset, losses } => loop {
+                if let Some(outcome) = decide(end_offset, losses, &progress.borrow_and_update()) {
+                    return outcome;
+                }
+                if progress.changed().await.is_err() {
+                    // The replica is gone (its topic deleted) before the append committed.
+                    return Err(PartitionError::Removed);
+                }
+            },
+            CommitSource::Deferred(mut rx) => loop {
+                if let Some(outcome) = rx.borrow_and_update().clone() {
+                    return outcome.map_err(PartitionError::Uncommitted);
+                }
+                if rx.changed().await.is_err() {
+                    return Err(PartitionError::Removed);
+                }
+            },
         }
     }
 }

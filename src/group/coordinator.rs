@@ -214,7 +214,13 @@ impl GroupCoordinator {
             ("segment.bytes".to_string(), (100 * 1024 * 1024).to_string()),
             ("compression.type".to_string(), "producer".to_string()),
         ]);
-        match broker.create_topic(OFFSETS_TOPIC, self.settings.offsets_partitions, -1, configs, false) {
+        // In a cluster, replicated on up to three brokers (Kafka's default
+        // offsets.topic.replication.factor), as many as are live.
+        let replication_factor = match broker.replication() {
+            Some(_) => i16::try_from(broker.cluster.live_brokers().len().clamp(1, 3)).unwrap_or(1),
+            None => -1,
+        };
+        match broker.create_topic(OFFSETS_TOPIC, self.settings.offsets_partitions, replication_factor, configs, false) {
             Ok(Some(t)) => {
                 info!(partitions = self.settings.offsets_partitions, "created {OFFSETS_TOPIC}");
                 Ok(t)
@@ -256,7 +262,6 @@ impl GroupCoordinator {
         if state.partitions.blocked(index, now) {
             return Err(ResponseError::NotCoordinator);
         }
-        let partition = topic.partition(index).ok_or(ResponseError::CoordinatorNotAvailable)?;
         let records: Vec<Record> = records
             .into_iter()
             .enumerate()
@@ -286,20 +291,18 @@ impl GroupCoordinator {
             warn!(error = %e, "a __consumer_offsets batch failed validation");
             ResponseError::UnknownServerError
         })?;
+        let replica = topic.replica(index).ok_or(ResponseError::CoordinatorNotAvailable)?;
+        if !replica.appends_when_called() {
+            return crate::group::replicated::append(state, index, replica, buf.freeze(), headers, now);
+        }
+        let partition = topic.partition(index).ok_or(ResponseError::CoordinatorNotAvailable)?;
         // Through the seam, as a produce: the answer waits for the high watermark.
         let gate = ProducerIdGate::unlimited();
         let limits = ProducerLimits { per_partition: usize::MAX, gate: &gate };
-        // The coordinator appends under its state lock, so it takes only appends made
-        // inside the call (the local log's). A replica whose append must wait (a raft
-        // leader) is refused as a failed write, before anything is proposed, until the
-        // coordinator awaits appends outside its lock.
-        let appended = if partition.appends_when_called() {
-            Replica::append(&*partition, buf.freeze(), &headers, now, limits)
-                .now_or_never()
-                .unwrap_or(Err(PartitionError::AppendWouldWait))
-        } else {
-            Err(PartitionError::AppendWouldWait)
-        };
+        // The local log appends inside the call, under the coordinator's lock.
+        let appended = Replica::append(&*partition, buf.freeze(), &headers, now, limits)
+            .now_or_never()
+            .unwrap_or(Err(PartitionError::AppendWouldWait));
         match appended {
             Ok(appended) if appended.duplicate => Err(ResponseError::UnknownServerError),
             Ok(appended) => {

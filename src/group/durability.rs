@@ -49,7 +49,10 @@ const BACKOFF_RESET_MS: i64 = 60_000;
 /// which in-place recovery of its log its groups were loaded after.
 #[derive(Default)]
 pub(crate) struct OffsetsPartitions {
-    last_write: HashMap<i32, Commit>,
+    pub(crate) last_write: HashMap<i32, Commit>,
+    /// Replicated partitions: the leader epoch whose groups are loaded here (this broker
+    /// led the partition at that epoch); absent when they are not loaded.
+    pub(crate) leader_epochs: HashMap<i32, i32>,
     fences: HashMap<i32, Fence>,
     loaded_epochs: HashMap<i32, u64>,
 }
@@ -168,6 +171,10 @@ impl GroupCoordinator {
         index: i32,
         now: i64,
     ) -> Result<(), ResponseError> {
+        let replica = topic.replica(index).ok_or(ResponseError::CoordinatorNotAvailable)?;
+        if !replica.appends_when_called() {
+            return self.ensure_leading(state, topic, index, replica.as_ref(), now);
+        }
         let partition = topic.partition(index).ok_or(ResponseError::CoordinatorNotAvailable)?;
         if state.partitions.blocked(index, now) {
             return Err(ResponseError::NotCoordinator);
@@ -216,7 +223,7 @@ impl GroupCoordinator {
                 // the log is the truth, so it must be durable before it is replayed.
                 partition.flush()?;
             }
-            self.replay_partition(state, partition, topic.partition_count(), now)
+            self.replay_partition(state, &**partition, topic.partition_count(), now)
         })();
         match rebuilt {
             Ok(records) => {

@@ -6,7 +6,7 @@ use kafka_protocol::records::RecordBatchDecoder;
 use tracing::{info, warn};
 
 use crate::broker::now_ms;
-use crate::broker::partition::{Partition, PartitionError};
+use crate::broker::partition::PartitionError;
 use crate::broker::replica::Replica;
 use crate::broker::topics::Topic;
 use crate::group::classic::ClassicGroup;
@@ -24,7 +24,7 @@ impl GroupCoordinator {
         let mut state = self.lock().map_err(PartitionError::Rejected)?;
         let mut count = 0usize;
         for partition in topic.partitions() {
-            count += self.replay_partition(&mut state, &partition, topic.partition_count(), now)?;
+            count += self.replay_partition(&mut state, &*partition, topic.partition_count(), now)?;
         }
         info!(groups = state.groups.len(), records = count, elapsed = ?started.elapsed(), "loaded consumer groups");
         Ok(())
@@ -35,11 +35,11 @@ impl GroupCoordinator {
     pub(crate) fn replay_partition(
         &self,
         state: &mut State,
-        partition: &Partition,
+        partition: &dyn Replica,
         partitions: i32,
         now: i64,
     ) -> Result<usize, PartitionError> {
-        let here = |id: &str| partition_for(id, partitions) == partition.index;
+        let here = |id: &str| partition_for(id, partitions) == partition.index();
         let before: Vec<String> = state.groups.keys().filter(|id| here(id)).cloned().collect();
         for id in &before {
             // Parked requests of a dropped group are answered with an error.
@@ -64,7 +64,7 @@ impl GroupCoordinator {
                             replay(state, r.key.as_deref(), r.value.as_deref(), now);
                         }
                     }
-                    Err(e) => warn!(partition = partition.index, offset, error = %e, "skipping undecodable batch"),
+                    Err(e) => warn!(partition = partition.index(), offset, error = %e, "skipping undecodable batch"),
                 }
             }
         }

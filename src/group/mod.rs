@@ -26,6 +26,7 @@ pub mod lag;
 mod loading;
 pub mod ops;
 pub mod records;
+mod replicated;
 
 pub use coordinator::{Completion, GroupCoordinator, GroupSettings, Listing};
 

@@ -1,5 +1,5 @@
-//! FindCoordinator: this broker coordinates every group — the leader of the key's
-//! `__consumer_offsets` partition, which on a single node is us. Transaction coordinators
+//! FindCoordinator: a group's coordinator is the leader of the key's `__consumer_offsets`
+//! partition (on a single node, this broker). Transaction coordinators
 //! are refused (see `handler::transactions`).
 
 use kafka_protocol::ResponseError;
@@ -8,6 +8,7 @@ use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinator
 use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
+use crate::broker::replica::Leader;
 
 /// Kafka's `CoordinatorType`.
 const GROUP: i8 = 0;
@@ -45,13 +46,32 @@ fn find(b: &Broker, key: StrBytes, key_type: i8, version: i16) -> Coordinator {
         GROUP if key.is_empty() => return error(ResponseError::InvalidRequest, "group id must not be empty"),
         GROUP => {
             // The group's partition must exist before anyone is sent to its leader.
-            if let Err(code) = b.groups.offsets_topic(b) {
-                return error(code, "the offsets topic is not available");
-            }
+            let topic = match b.groups.offsets_topic(b) {
+                Ok(t) => t,
+                Err(code) => return error(code, "the offsets topic is not available"),
+            };
             // While the group's partition backs off from a failed write (a full disk),
             // clients wait and ask again instead of rejoining in a loop.
             if let Err(code) = b.groups.availability(b, &key) {
                 return error(code, "the group's coordinator is backing off after a failed write");
+            }
+            // The coordinator is the leader of the group's partition.
+            let index = crate::group::partition_for(&key, topic.partition_count());
+            match topic.replica(index).map(|r| r.leader()) {
+                Some(Leader::ThisBroker) => {}
+                Some(Leader::Broker(id)) => {
+                    let Some(leader) = b.cluster.live_brokers().into_iter().find(|l| l.broker_id == id) else {
+                        return error(ResponseError::CoordinatorNotAvailable, "the group's coordinator is not live");
+                    };
+                    return Coordinator::default()
+                        .with_key(key)
+                        .with_node_id(BrokerId(id))
+                        .with_host(StrBytes::from_string(leader.kafka.host))
+                        .with_port(i32::from(leader.kafka.port))
+                        .with_error_code(0)
+                        .with_error_message(None);
+                }
+                _ => return error(ResponseError::CoordinatorNotAvailable, "the group's partition has no leader yet"),
             }
         }
         TRANSACTION => {
