@@ -72,8 +72,7 @@
 //!   multiplexed TCP connection per peer carries every group's RPCs), `raft::partition_state`
 //!   and `raft::replica_state` (the state machine: high watermark = end of the last applied
 //!   entry, producer state rebuilt by applying; the leader's proposals in flight), and
-//!   `broker::raft_replica` (a raft group behind the `Replica` seam). Not yet wired to the
-//!   broker.
+//!   `broker::raft_replica` (a raft group behind the `Replica` seam).
 //! - [`cluster`]: where replicas live — `cluster::placement`, the pure function that
 //!   spreads replicas and preferred leaders across brokers and racks, and
 //!   `cluster::gossip`, broker discovery and failure detection (memberlist 0.8.5) behind
@@ -81,6 +80,14 @@
 //!   only `gossip/backend.rs` names memberlist types. `cluster::directory`: the live
 //!   brokers Metadata, DescribeCluster and `/v1/cluster` list (gossip started at boot with
 //!   `--seeds`/`--gossip-listen`), `--bootstrap-expect`, node-id conflicts.
+//!   `cluster::metadata` and `cluster::controller`: the cluster metadata as records of a
+//!   raft group's log applied to an image. `cluster::runtime` runs a broker's part of a
+//!   cluster: the raft transport, its controller member (bootstrapped from the
+//!   `--bootstrap-expect` set), topic administration through the controller (forwarded
+//!   from other brokers), and a reconciler that opens a raft replica for every partition
+//!   the image places here (`cluster::runtime::remote` stands in for the others).
+//!   `group::replicated`: the group coordinator on a replicated `__consumer_offsets`
+//!   partition, where it serves only while it leads.
 //!
 //! Tests: unit tests sit beside the code (`*_tests.rs` files where a module's tests are
 //! long); `tests/` starts real brokers (in process on port 0, and the `jet` binary for
