@@ -226,6 +226,7 @@ async fn an_rf3_topic_replicates_fails_over_and_catches_up() {
             if l < 0 || l == leader || e <= epoch {
                 return None;
             }
+            eprintln!("new leader {l} in metadata after {:?}", killed_at.elapsed());
             let a = brokers_addr(&survivors, &ports, l)?;
             let r = produce(a, values(50, 5)).await;
             (r.error_code == 0).then_some(l)
