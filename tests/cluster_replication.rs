@@ -383,3 +383,50 @@ async fn committed_offsets_survive_their_coordinator_being_killed() {
     .await;
     assert_eq!(fetched, 42, "the commit acknowledged by the killed coordinator survives");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_that_joins_later_takes_replicas_of_new_topics() {
+    let nodes: Vec<Node> = (1..=4).map(Node::new).collect();
+    let seed = nodes[0].gossip;
+    let first: Vec<JetProcess> = nodes[..3].iter().map(|n| n.start(seed, Some(3))).collect();
+    let a = first[0].addr;
+    until("a controller", || async move { (metadata(a, TOPIC).await.controller_id.0 > 0).then_some(()) }).await;
+    // Without --bootstrap-expect: it joins the running cluster through the seeds.
+    let late = nodes[3].start(seed, None);
+    let l = late.addr;
+    until("the late broker to name the controller", || async move {
+        let m = metadata(l, TOPIC).await;
+        (m.controller_id.0 > 0 && m.brokers.len() == 4).then_some(())
+    })
+    .await;
+    let mut c = Client::connect(a).await;
+    let request = CreateTopicsRequest::default().with_timeout_ms(15_000).with_topics(vec![
+        create_topics_request::CreatableTopic::default()
+            .with_name(name(TOPIC))
+            .with_num_partitions(4)
+            .with_replication_factor(3),
+    ]);
+    let created: CreateTopicsResponse = c.call(ApiKey::CreateTopics, 7, &request).await;
+    assert_eq!(created.topics[0].error_code, 0, "{:?}", created.topics[0].error_message);
+    // Four partitions, three replicas each, spread over four brokers: the late one holds
+    // some, and leads its preferred ones once they are formed.
+    let led_by_late = until("the late broker to lead a partition and list the topic", || async move {
+        let m = metadata(l, TOPIC).await;
+        let t = m.topics.first().filter(|t| t.error_code == 0)?;
+        let hosts: usize = t.partitions.iter().filter(|p| p.replica_nodes.contains(&BrokerId(4))).count();
+        assert!(hosts >= 2, "broker 4 holds replicas of {hosts} of 4 partitions");
+        t.partitions.iter().find(|p| p.leader_id.0 == 4).map(|p| p.partition_index)
+    })
+    .await;
+    // It takes acks=all writes as leader: its followers are among the first three.
+    let mut c = Client::connect(l).await;
+    let request = ProduceRequest::default().with_acks(-1).with_timeout_ms(10_000).with_topic_data(vec![
+        produce_request::TopicProduceData::default().with_name(name(TOPIC)).with_partition_data(vec![
+            produce_request::PartitionProduceData::default().with_index(led_by_late).with_records(Some(values(0, 3))),
+        ]),
+    ]);
+    let r: ProduceResponse = c.call(ApiKey::Produce, 9, &request).await;
+    let p = &r.responses[0].partition_responses[0];
+    assert_eq!(p.error_code, 0, "{:?}", p.error_message);
+    drop(first);
+}
