@@ -55,8 +55,8 @@ public final class Main {
     static final long T = 30; // seconds for every admin future
 
     public static void main(String[] args) throws Exception {
-        if (args.length != 2) {
-            System.err.println("usage: Main BOOTSTRAP SCENARIO");
+        if (args.length < 2 || (args.length != 2 && !args[1].equals("cluster-failover"))) {
+            System.err.println("usage: Main BOOTSTRAP SCENARIO | Main BOOTSTRAP cluster-failover TOPIC OUTFILE");
             System.exit(2);
         }
         String bootstrap = args[0];
@@ -76,6 +76,10 @@ public final class Main {
                 case "group-consumer-range" -> Groups.consume(bootstrap, "consumer", "range");
                 case "group-admin-classic" -> Groups.adminApis(bootstrap, "classic");
                 case "group-admin-consumer" -> Groups.adminApis(bootstrap, "consumer");
+                case "cluster-failover" -> {
+                    if (args.length != 4) throw new IllegalArgumentException("usage: Main BOOTSTRAP cluster-failover TOPIC OUTFILE");
+                    ClusterFailover.run(bootstrap, args[2], java.nio.file.Path.of(args[3]));
+                }
                 default -> throw new IllegalArgumentException("unknown scenario " + scenario);
             }
         } catch (AssertionError e) {
