@@ -55,6 +55,21 @@ def leaders(bs: str, topic: str) -> dict[int, tuple[int, list[int], list[int]]]:
     return {p.id: (p.leader, sorted(p.replicas), sorted(p.isrs)) for p in t.partitions.values()}
 
 
+def create_rf3_topic(bs: str, topic: str) -> dict[int, tuple[int, list[int], list[int]]]:
+    """Creates `topic` with PARTITIONS partitions on all three brokers; waits for a leader
+    of each and returns the placement."""
+    admin = AdminClient({"bootstrap.servers": bs})
+    admin.create_topics([NewTopic(topic, PARTITIONS, 3)])[topic].result(30)
+    helpers.wait_until(
+        lambda: len(leaders(bs, topic)) == PARTITIONS and all(l >= 0 for l, _, _ in leaders(bs, topic).values()),
+        60,
+        "a leader for every partition",
+    )
+    placed = leaders(bs, topic)
+    assert all(r == [1, 2, 3] for _, r, _ in placed.values()), placed
+    return placed
+
+
 class IdempotentProducer:
     """acks=all, idempotent: values "v<n>" round-robin over the partitions until stop()."""
 
@@ -152,15 +167,7 @@ def read_partition(bs: str, topic: str, partition: int, end: int) -> list[tuple[
 def test_confluent_kafka_across_a_leader_kill(cluster):
     bs = bootstrap(cluster)
     topic = helpers.unique_topic("replicated")
-    admin = AdminClient({"bootstrap.servers": bs})
-    admin.create_topics([NewTopic(topic, PARTITIONS, 3)])[topic].result(30)
-    helpers.wait_until(
-        lambda: len(leaders(bs, topic)) == PARTITIONS and all(l >= 0 for l, _, _ in leaders(bs, topic).values()),
-        60,
-        "a leader for every partition",
-    )
-    placed = leaders(bs, topic)
-    assert all(r == [1, 2, 3] for _, r, _ in placed.values()), placed
+    placed = create_rf3_topic(bs, topic)
     # kcat -L through each broker lists the same leaders and replicas.
     for b in IDS:
         out = helpers.run(["kcat", "-b", f"{HOST}:{kafka_port(cluster.base, b)}", "-L", "-t", topic]).stdout.decode()
@@ -197,3 +204,8 @@ def test_confluent_kafka_across_a_leader_kill(cluster):
             at = dict(log)
             missing = [(off, v) for off, v in expected if at.get(off) != v]
             assert not missing, f"partition {p} on broker {b}: {len(missing)} acknowledged records not at their offset, e.g. {missing[:3]}"
+    # The coordinators loaded their groups from replicated partitions, whose raft control
+    # batches are not group records.
+    for b in IDS:
+        text = cluster.log(b).read_text(errors="replace")
+        assert "undecodable __consumer_offsets record" not in text, f"broker {b} misread a control batch"

@@ -15,10 +15,8 @@ import subprocess
 import threading
 import time
 
-from confluent_kafka.admin import AdminClient, NewTopic
-
 import helpers
-from test_cluster_clients import PARTITIONS, bootstrap, cluster, leaders, read_partition  # noqa: F401 (cluster: fixture)
+from test_cluster_clients import PARTITIONS, bootstrap, cluster, create_rf3_topic, leaders, read_partition  # noqa: F401 (cluster: fixture)
 from test_cluster_script import HOST, IDS, kafka_port
 
 BEFORE_KILL = 2000
@@ -72,15 +70,7 @@ class JavaRun:
 def test_java_client_across_a_leader_kill(cluster, java_main, tmp_path):
     bs = bootstrap(cluster)
     topic = helpers.unique_topic("java-replicated")
-    admin = AdminClient({"bootstrap.servers": bs})
-    admin.create_topics([NewTopic(topic, PARTITIONS, 3)])[topic].result(30)
-    helpers.wait_until(
-        lambda: len(leaders(bs, topic)) == PARTITIONS and all(l >= 0 for l, _, _ in leaders(bs, topic).values()),
-        60,
-        "a leader for every partition",
-    )
-    placed = leaders(bs, topic)
-    assert all(r == [1, 2, 3] for _, r, _ in placed.values()), placed
+    create_rf3_topic(bs, topic)
 
     out_file = tmp_path / "acked.txt"
     java = JavaRun([*java_main, bs, "cluster-failover", topic, str(out_file)], tmp_path / "java.stderr")

@@ -51,6 +51,19 @@ async fn until<T, F: std::future::Future<Output = Option<T>>>(what: &str, mut f:
     }
 }
 
+/// Creates [`TOPIC`] with `partitions` partitions of three replicas through `addr`.
+async fn create_rf3(addr: SocketAddr, partitions: i32) {
+    let mut c = Client::connect(addr).await;
+    let request = CreateTopicsRequest::default().with_timeout_ms(15_000).with_topics(vec![
+        create_topics_request::CreatableTopic::default()
+            .with_name(name(TOPIC))
+            .with_num_partitions(partitions)
+            .with_replication_factor(3),
+    ]);
+    let created: CreateTopicsResponse = c.call(ApiKey::CreateTopics, 7, &request).await;
+    assert_eq!(created.topics[0].error_code, 0, "{:?}", created.topics[0].error_message);
+}
+
 /// (leader, leader epoch, replicas, isr) of partition 0 as `addr` reports it.
 async fn partition_zero(addr: SocketAddr) -> Option<(i32, i32, Vec<i32>, Vec<i32>)> {
     let m = metadata(addr, TOPIC).await;
@@ -167,15 +180,7 @@ async fn an_rf3_topic_replicates_fails_over_and_catches_up() {
 
     // Created through a broker that is not the controller: forwarded to it.
     let via = if controller == 1 { 2 } else { 1 };
-    let mut c = Client::connect(addr(&brokers, via)).await;
-    let request = CreateTopicsRequest::default().with_timeout_ms(15_000).with_topics(vec![
-        create_topics_request::CreatableTopic::default()
-            .with_name(name(TOPIC))
-            .with_num_partitions(1)
-            .with_replication_factor(3),
-    ]);
-    let created: CreateTopicsResponse = c.call(ApiKey::CreateTopics, 7, &request).await;
-    assert_eq!(created.topics[0].error_code, 0, "{:?}", created.topics[0].error_message);
+    create_rf3(addr(&brokers, via), 1).await;
     // The broker that answered knows the topic at once.
     assert!(partition_zero(addr(&brokers, via)).await.is_some(), "the creating broker lists the topic");
 
@@ -322,15 +327,7 @@ async fn committed_offsets_survive_their_coordinator_being_killed() {
     let addr_of = |brokers: &[Option<JetProcess>], id: i32| brokers[(id - 1) as usize].as_ref().map(|b| b.addr);
     let first = addr_of(&brokers, 1).unwrap();
     until("a controller", || async move { (metadata(first, TOPIC).await.controller_id.0 > 0).then_some(()) }).await;
-    let mut c = Client::connect(first).await;
-    let request = CreateTopicsRequest::default().with_timeout_ms(15_000).with_topics(vec![
-        create_topics_request::CreatableTopic::default()
-            .with_name(name(TOPIC))
-            .with_num_partitions(1)
-            .with_replication_factor(3),
-    ]);
-    let created: CreateTopicsResponse = c.call(ApiKey::CreateTopics, 7, &request).await;
-    assert_eq!(created.topics[0].error_code, 0, "{:?}", created.topics[0].error_message);
+    create_rf3(first, 1).await;
 
     // Every broker names the same coordinator: the leader of the group's partition.
     let group = "durable-group";
@@ -399,15 +396,7 @@ async fn a_broker_that_joins_later_takes_replicas_of_new_topics() {
         (m.controller_id.0 > 0 && m.brokers.len() == 4).then_some(())
     })
     .await;
-    let mut c = Client::connect(a).await;
-    let request = CreateTopicsRequest::default().with_timeout_ms(15_000).with_topics(vec![
-        create_topics_request::CreatableTopic::default()
-            .with_name(name(TOPIC))
-            .with_num_partitions(4)
-            .with_replication_factor(3),
-    ]);
-    let created: CreateTopicsResponse = c.call(ApiKey::CreateTopics, 7, &request).await;
-    assert_eq!(created.topics[0].error_code, 0, "{:?}", created.topics[0].error_message);
+    create_rf3(a, 4).await;
     // Four partitions, three replicas each, spread over four brokers: the late one holds
     // some, and leads its preferred ones once they are formed.
     let led_by_late = until("the late broker to lead a partition and list the topic", || async move {

@@ -1,6 +1,6 @@
 // Command jetcompat-go runs franz-go and sarama scenarios against a broker.
 //
-// Usage: jetcompat-go BOOTSTRAP SCENARIO
+// Usage: jetcompat-go BOOTSTRAP SCENARIO [ARG...]   (BOOTSTRAP: host:port[,host:port...])
 // Exits 0 and prints "OK SCENARIO" on success; exits 1 with "MISMATCH: ..." on stderr otherwise.
 package main
 
@@ -57,12 +57,16 @@ func waitUntil(what string, cond func() bool) {
 	fail("timed out waiting for %s", what)
 }
 
+// scenarioArgs are the command-line arguments after SCENARIO.
+var scenarioArgs []string
+
 func main() {
-	if len(os.Args) != 3 {
-		fmt.Fprintln(os.Stderr, "usage: jetcompat-go BOOTSTRAP SCENARIO")
+	if len(os.Args) < 3 {
+		fmt.Fprintln(os.Stderr, "usage: jetcompat-go BOOTSTRAP SCENARIO [ARG...]")
 		os.Exit(2)
 	}
 	bootstrap, scenario := os.Args[1], os.Args[2]
+	scenarioArgs = os.Args[3:]
 	scenarios := map[string]func(string){
 		"franz-produce-consume":   franzProduceConsume,
 		"franz-codecs":            franzCodecs,
@@ -74,6 +78,7 @@ func main() {
 		"franz-group-static":      franzGroupStatic,
 		"franz-group-chained":     franzGroupChained,
 		"sarama-group":            saramaGroup,
+		"franz-cluster-failover":  franzClusterFailover,
 	}
 	fn, ok := scenarios[scenario]
 	if !ok {
@@ -98,7 +103,7 @@ func main() {
 // ------------------------------------------------------------------ franz-go
 
 func kclient(bootstrap string, opts ...kgo.Opt) *kgo.Client {
-	base := []kgo.Opt{kgo.SeedBrokers(bootstrap), kgo.RequestTimeoutOverhead(30 * time.Second)}
+	base := []kgo.Opt{kgo.SeedBrokers(strings.Split(bootstrap, ",")...), kgo.RequestTimeoutOverhead(30 * time.Second)}
 	cl, err := kgo.NewClient(append(base, opts...)...)
 	must(err, "kgo.NewClient")
 	return cl

@@ -59,7 +59,9 @@ impl GroupCoordinator {
                 let mut slice = read.records.slice(range);
                 match RecordBatchDecoder::decode(&mut slice) {
                     Ok(set) => {
-                        for r in set.records {
+                        // Control batches (a raft leader's entries on a replicated
+                        // partition) carry no group records.
+                        for r in set.records.into_iter().filter(|r| !r.control) {
                             count += 1;
                             replay(state, r.key.as_deref(), r.value.as_deref(), now);
                         }

@@ -11,7 +11,7 @@ use kafka_protocol::ResponseError;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::{CreateTopicsRequest, DeleteTopicsRequest};
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::protocol::{Request, StrBytes};
 
 use super::ClusterRuntime;
 use crate::broker::ApiError;
@@ -70,7 +70,25 @@ fn forward_error(e: CliError) -> ApiError {
     }
 }
 
+/// The controller's answer for one topic.
+fn answer(error_code: i16, message: Option<StrBytes>) -> Result<(), ApiError> {
+    match ResponseError::try_from_code(error_code) {
+        None => Ok(()),
+        Some(code) => Err(ApiError { code, message: message.map(|m| m.to_string()) }),
+    }
+}
+
 impl ClusterRuntime {
+    /// Sends `request` to the controller's Kafka listener.
+    async fn forward<R: Request>(&self, request: &R, what: &str) -> Result<R::Response, ApiError> {
+        tokio::time::timeout(ADMIN_TIMEOUT, async {
+            let mut conn = Connection::open(&self.controller_addr()?, ADMIN_TIMEOUT).await.map_err(forward_error)?;
+            conn.call(request).await.map_err(forward_error)
+        })
+        .await
+        .map_err(|_| timed_out(&format!("forwarding {what}")))?
+    }
+
     fn is_controller(&self) -> bool {
         self.controller.leader() == Some(self.node_id)
     }
@@ -188,18 +206,10 @@ impl ClusterRuntime {
             .with_topics(vec![topic])
             .with_timeout_ms(ADMIN_TIMEOUT.as_millis() as i32)
             .with_validate_only(validate_only);
-        let response = tokio::time::timeout(ADMIN_TIMEOUT, async {
-            let mut conn = Connection::open(&self.controller_addr()?, ADMIN_TIMEOUT).await.map_err(forward_error)?;
-            conn.call(&request).await.map_err(forward_error)
-        })
-        .await
-        .map_err(|_| timed_out("forwarding topic creation"))??;
+        let response = self.forward(&request, "topic creation").await?;
         let result =
             response.topics.into_iter().next().ok_or_else(|| not_available("empty answer from the controller"))?;
-        match ResponseError::try_from_code(result.error_code) {
-            None => Ok(()),
-            Some(code) => Err(ApiError { code, message: result.error_message.map(|m| m.to_string()) }),
-        }
+        answer(result.error_code, result.error_message)
     }
 
     /// Deletes a replicated topic.
@@ -230,17 +240,9 @@ impl ClusterRuntime {
             ])
             .with_topic_names(vec![crate::cli::session::topic_name(&topic.name)])
             .with_timeout_ms(ADMIN_TIMEOUT.as_millis() as i32);
-        let response = tokio::time::timeout(ADMIN_TIMEOUT, async {
-            let mut conn = Connection::open(&self.controller_addr()?, ADMIN_TIMEOUT).await.map_err(forward_error)?;
-            conn.call(&request).await.map_err(forward_error)
-        })
-        .await
-        .map_err(|_| timed_out("forwarding topic deletion"))??;
+        let response = self.forward(&request, "topic deletion").await?;
         let result =
             response.responses.into_iter().next().ok_or_else(|| not_available("empty answer from the controller"))?;
-        match ResponseError::try_from_code(result.error_code) {
-            None => Ok(()),
-            Some(code) => Err(ApiError { code, message: result.error_message.map(|m| m.to_string()) }),
-        }
+        answer(result.error_code, result.error_message)
     }
 }
