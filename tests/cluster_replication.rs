@@ -202,6 +202,10 @@ async fn an_rf3_topic_replicates_fails_over_and_catches_up() {
         let r = produce(addr(&brokers, leader), values(round * 5, 5)).await;
         assert_eq!(r.error_code, 0, "{:?}", r.error_message);
     }
+    // The leader counts the appends in its per-topic traffic.
+    let admin = brokers[(leader - 1) as usize].as_ref().unwrap().admin;
+    let (_, metrics) = common::http_get(admin, "/metrics").await;
+    assert!(metrics.lines().any(|l| l == format!("jet_topic_messages_in_total{{topic=\"{TOPIC}\"}} 50")), "{metrics}");
     let (first, hw) = read_all(addr(&brokers, leader)).await;
     assert_eq!(first.len(), 50);
     let expected: Vec<String> = (0..50).map(|i| format!("value-{i}")).collect();

@@ -11,10 +11,9 @@ use std::net::SocketAddr;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::Client;
 use common::cluster::Node;
+use common::{Client, http_get as get};
 use kafka_protocol::messages::*;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Longest wait for brokers to see each other (gossip converges in well under a second
 /// on loopback; the slack is for a loaded 2-core machine).
@@ -63,18 +62,6 @@ async fn until_metadata_lists(addr: SocketAddr, want: &[Listed], within: Duratio
         assert!(start.elapsed() < within, "{addr} Metadata lists {listed:?}, not {want:?}, after {within:?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-}
-
-/// Status code and body of `GET path` on an admin server.
-async fn get(admin: SocketAddr, path: &str) -> (u16, String) {
-    let mut s = tokio::net::TcpStream::connect(admin).await.unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {admin}\r\nConnection: close\r\n\r\n");
-    s.write_all(request.as_bytes()).await.unwrap();
-    let mut response = String::new();
-    s.read_to_string(&mut response).await.unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
-    let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    (status, body.to_string())
 }
 
 async fn until_ready(admin: SocketAddr, within: Duration) {

@@ -181,6 +181,10 @@ impl Replica for Partition {
         Ok(self.lock()?.log.advance_log_start(offset)?)
     }
 
+    fn traffic(&self) -> Option<&crate::metrics::PartitionTraffic> {
+        Some(&self.traffic)
+    }
+
     fn size_bytes(&self) -> Result<u64, PartitionError> {
         Ok(self.lock()?.log.size_bytes())
     }

@@ -78,6 +78,8 @@ pub struct RaftReplica {
     proposing: tokio::sync::Mutex<()>,
     /// Follows leadership in the raft metrics (aborted on drop).
     follower: tokio::task::JoinHandle<()>,
+    /// Appends this replica made as leader, and fetches it served.
+    traffic: crate::metrics::PartitionTraffic,
 }
 
 impl Drop for RaftReplica {
@@ -122,6 +124,7 @@ impl RaftReplica {
             state,
             proposing: tokio::sync::Mutex::new(()),
             follower,
+            traffic: crate::metrics::PartitionTraffic::default(),
         }))
     }
 
@@ -192,6 +195,7 @@ impl RaftReplica {
             return Err(LogError::InvalidArgument("an append holds at least one batch".into()).into());
         }
         let data = self.stamp(data, headers, now_ms)?;
+        let data_len = data.len();
         let log_append_time = if self.config.log_append_time { now_ms } else { -1 };
         let ordered = self.proposing.lock().await;
         let term =
@@ -215,6 +219,7 @@ impl RaftReplica {
         drop(ordered);
         // Resolved by the store's write, or failed when this node stops leading the term.
         let placed = placed.await.map_err(|_closed| PartitionError::RaftStopped("replica state dropped".into()))??;
+        self.traffic.appended(data_len, headers.iter().map(|h| u64::try_from(h.records_count).unwrap_or(0)).sum());
         self.appended(placed.base_offset, placed.end_offset, placed.losses, log_append_time, false)
     }
 
@@ -381,6 +386,10 @@ impl Replica for RaftReplica {
 
     fn size_bytes(&self) -> Result<u64, PartitionError> {
         Ok(self.state.log()?.log().size_bytes())
+    }
+
+    fn traffic(&self) -> Option<&crate::metrics::PartitionTraffic> {
+        Some(&self.traffic)
     }
 }
 

@@ -138,6 +138,12 @@ pub trait Replica: Send + Sync {
 
     /// Bytes the partition holds (DescribeLogDirs).
     fn size_bytes(&self) -> Result<u64, PartitionError>;
+
+    /// What producers appended and fetches sent here (`/metrics`); `None` where nothing
+    /// is stored.
+    fn traffic(&self) -> Option<&crate::metrics::PartitionTraffic> {
+        None
+    }
 }
 
 /// What [`Replica::append`] returns: boxed so the trait stays object safe.

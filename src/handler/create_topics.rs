@@ -127,9 +127,11 @@ fn create_one(broker: &Broker, t: CreatableTopic, validate_only: bool, version: 
     match broker.create_topic(&name, partitions, replication, configs.clone(), validate_only) {
         Ok(created) => {
             let partitions = if partitions == -1 { broker.config.kafka.num_partitions } else { partitions };
+            let replication =
+                if replication == -1 { broker.config.kafka.default_replication_factor } else { replication };
             let mut result = result
                 .with_num_partitions(partitions)
-                .with_replication_factor(1)
+                .with_replication_factor(replication)
                 .with_topic_id(created.as_ref().map(|t| t.id).unwrap_or_default());
             if version >= 5 {
                 result.configs = Some(effective_configs(broker, &configs));

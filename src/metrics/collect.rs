@@ -62,9 +62,9 @@ impl Collector for BrokerCollector {
             .iter()
             .map(|t| {
                 let sum = t
-                    .partitions()
+                    .replicas()
                     .iter()
-                    .map(|p| p.traffic.totals())
+                    .filter_map(|p| p.traffic().map(|t| t.totals()))
                     .fold([0; 3], |a, b| [a[0] + b[0], a[1] + b[1], a[2] + b[2]]);
                 (t.name.as_str(), sum)
             })

@@ -119,8 +119,10 @@ impl Drop for ConnectionGuard<'_> {
 /// partition per response, looked up by name (no allocation) so it holds whatever type
 /// the fetch path reaches partitions through.
 pub fn record_fetched(broker: &crate::broker::Broker, topic: &str, partition: i32, bytes: usize) {
-    if let Some(p) = broker.topic(topic).and_then(|t| t.partition(partition)) {
-        p.traffic.fetched(bytes);
+    if let Some(p) = broker.topic(topic).and_then(|t| t.replica(partition))
+        && let Some(traffic) = p.traffic()
+    {
+        traffic.fetched(bytes);
     }
 }
 
