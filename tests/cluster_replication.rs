@@ -421,5 +421,20 @@ async fn a_broker_that_joins_later_takes_replicas_of_new_topics() {
     let r: ProduceResponse = c.call(ApiKey::Produce, 9, &request).await;
     let p = &r.responses[0].partition_responses[0];
     assert_eq!(p.error_code, 0, "{:?}", p.error_message);
+    // Growing a replicated topic is not carried by the cluster metadata yet: refused,
+    // rather than done on one broker alone.
+    let request = CreatePartitionsRequest::default().with_timeout_ms(10_000).with_topics(vec![
+        create_partitions_request::CreatePartitionsTopic::default()
+            .with_name(name(TOPIC))
+            .with_count(6)
+            .with_assignments(None),
+    ]);
+    let grown: CreatePartitionsResponse = c.call(ApiKey::CreatePartitions, 3, &request).await;
+    assert_eq!(
+        grown.results[0].error_code,
+        ResponseError::InvalidRequest.code(),
+        "{:?}",
+        grown.results[0].error_message
+    );
     drop(first);
 }

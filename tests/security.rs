@@ -139,13 +139,15 @@ fn client_hello() -> Vec<u8> {
     record
 }
 
-/// Sends a ClientHello and waits for the broker to close the connection.
+/// Sends a ClientHello and waits for the broker to refuse it in TLS's terms (a fatal
+/// `handshake_failure` alert, so TLS clients report a failed handshake) and close.
 async fn hello_is_closed(addr: std::net::SocketAddr) {
     let mut c = Client::connect(addr).await;
     c.send_raw(&client_hello()).await;
-    let mut buf = [0u8; 64];
-    let read = tokio::time::timeout(Duration::from_secs(10), c.stream.read(&mut buf)).await;
-    assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "connection not closed after a ClientHello: {read:?}");
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), c.stream.read_to_end(&mut answer)).await;
+    assert!(matches!(read, Ok(Ok(_)) | Ok(Err(_))), "connection not closed after a ClientHello: {read:?}");
+    assert_eq!(answer, [0x15, 0x03, 0x01, 0x00, 0x02, 0x02, 0x28], "a fatal handshake_failure alert, then the close");
 }
 
 async fn sasl_handshake(c: &mut Client, mechanism: &'static str) -> SaslHandshakeResponse {

@@ -343,6 +343,18 @@ impl Broker {
         Ok(Some(topic))
     }
 
+    /// Fails closed on a change the cluster metadata cannot carry yet: it would be made
+    /// on this broker alone (and its local record would shadow the cluster's topic).
+    fn refuse_if_replicated(&self, topic: &Topic, what: &str) -> Result<(), ApiError> {
+        match self.replication() {
+            Some(cluster) if cluster.is_replicated(topic) => Err(ApiError::with_message(
+                ResponseError::InvalidRequest,
+                format!("{what} a replicated topic is not supported yet ({})", topic.name),
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// Refuses to host more than `max.broker.partitions` partitions in total.
     fn check_partition_cap(&self, adding: i32) -> Result<(), ApiError> {
         let limit = self.config.kafka.max_broker_partitions;
@@ -438,6 +450,7 @@ impl Broker {
     }
 
     pub fn create_partitions(&self, topic: &Topic, total: i32, validate_only: bool) -> Result<(), ApiError> {
+        self.refuse_if_replicated(topic, "adding partitions to")?;
         let _guard = self.admin_lock()?;
         self.ensure_registered(topic)?;
         let current = topic.partition_count();
@@ -494,6 +507,7 @@ impl Broker {
 
     /// Replaces a topic's config overrides (already validated).
     pub fn set_topic_configs(&self, topic: &Topic, configs: BTreeMap<String, String>) -> Result<(), ApiError> {
+        self.refuse_if_replicated(topic, "changing the configs of")?;
         let _guard = self.admin_lock()?;
         self.ensure_registered(topic)?;
         self.meta.put_topic(&TopicRecord {
