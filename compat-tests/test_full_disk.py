@@ -110,9 +110,16 @@ def group_consumer(bootstrap: str, **conf):
 
 
 def fill(mnt: Path) -> None:
-    """Takes every free block left on the disk."""
-    subprocess.run(["dd", "if=/dev/zero", f"of={mnt / 'fill'}", "bs=64k"], capture_output=True)
+    """Takes every free block left on the disk (into a new file: rewriting an old one would
+    free its blocks first)."""
+    n = len(list(mnt.glob("fill-*")))
+    subprocess.run(["dd", "if=/dev/zero", f"of={mnt / f'fill-{n}'}", "bs=64k"], capture_output=True)
     subprocess.run(["sync"])
+
+
+def unfill(mnt: Path) -> None:
+    for f in mnt.glob("fill-*"):
+        f.unlink()
 
 
 def free_bytes(mnt: Path) -> int:
@@ -192,11 +199,25 @@ def test_full_disk_no_rebalance_storm_restart_reads_and_resume(disk_broker: JetB
 
     # Produce fails with KAFKA_STORAGE_ERROR, and the broker says so, rate limited.
     mark = b.log_size()
+    # Free bytes the broker can still use (the tail of the active segment's last page, or
+    # pages freed since the fill) take small records until one is refused; those records
+    # are acknowledged and must survive like any other.
+    print(f"full disk: {free_bytes(small_disk)} bytes free before the small records")
+    for round_ in range(100):
+        more, errors = produce(b.bootstrap, [b"small-%d-%d" % (round_, i) for i in range(100)])
+        acked |= more
+        if errors:
+            assert {e.code() for e in errors} == {KafkaError.KAFKA_STORAGE_ERROR}, errors[:3]
+            print(f"full disk: {round_ * 100 + len(more)} small records fitted before one was refused")
+            break
+    else:
+        pytest.fail("small records were never refused on the full disk")
+    fill(small_disk)
     more, errors = produce(b.bootstrap, [b"refused-%d" % i for i in range(300)], **{"linger.ms": 0})
     assert not more and len(errors) == 300
     assert {e.code() for e in errors} == {KafkaError.KAFKA_STORAGE_ERROR}
     logged = broker_lines(b, mark, r"produce failed")
-    assert 1 <= len(logged) <= 2, f"{len(logged)} log lines for 300 failed produces:\n" + "\n".join(logged[:5])
+    assert 1 <= len(logged) <= 2, f"{len(logged)} log lines for 300+ failed produces:\n" + "\n".join(logged[:5])
 
     # Reads go on.
     assert acked <= read_all(b.bootstrap), "acknowledged records not readable on the full disk"
@@ -214,7 +235,7 @@ def test_full_disk_no_rebalance_storm_restart_reads_and_resume(disk_broker: JetB
     assert acked <= read_all(b.bootstrap), "acknowledged records not readable after SIGKILL + restart on the full disk"
 
     # Space returns: produce and the group resume by themselves.
-    (small_disk / "fill").unlink()
+    unfill(small_disk)
     resumed: set[bytes] = set()
 
     def produce_works() -> bool:

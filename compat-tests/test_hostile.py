@@ -193,7 +193,6 @@ CASES = {
     "negative_length_min": (kp.i32(-(2**31)) + b"\x00" * 16, must_close),
     "zero_length_frame": (kp.i32(0), generic_error_response(0)),
     "http_request_garbage": (b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", must_close),
-    "tls_client_hello_garbage": (bytes.fromhex("16030100c4010000c00303") + bytes(RNG.getrandbits(8) for _ in range(190)), must_close),
     "random_bytes_in_valid_frame": (kp.frame(b"\x7f\xfe" + bytes(RNG.getrandbits(8) for _ in range(300))), generic_error_response(-1)),
     # headers
     "truncated_header_5_bytes": (kp.frame(kp.i16(3) + kp.i16(1) + b"\x00"), generic_error_response(-1)),
@@ -292,6 +291,31 @@ def _overlong_batch_length(batch: bytes) -> bytes:
     b = bytearray(batch)
     b[8:12] = kp.i32(len(batch) + 1_000_000)  # batchLength claims far more than the records field holds
     return bytes(b)
+
+
+def test_tls_client_hello_gets_a_tls_alert(broker, good):
+    """A TLS ClientHello on the plaintext listener is answered in TLS's own terms, a fatal
+    handshake_failure alert record, and the connection is closed: the client's TLS stack
+    reports a handshake failure instead of a reset (nothing else may be sent)."""
+    rng = random.Random(0x715)
+    hello = bytes.fromhex("16030100c4010000c00303") + bytes(rng.getrandbits(8) for _ in range(190))
+    host, port = helpers.split_bootstrap(broker.bootstrap)
+    with socket.create_connection((host, port), timeout=5) as s:
+        s.settimeout(RESPONSE_DEADLINE_S)
+        s.sendall(hello)
+        got = b""
+        try:
+            while len(got) <= 64:
+                more = s.recv(64)
+                if not more:
+                    break
+                got += more
+        except socket.timeout:
+            pytest.fail(f"broker neither answered nor closed within {RESPONSE_DEADLINE_S}s; got {got!r}")
+    assert got == bytes.fromhex("15030100020228"), f"expected exactly a fatal handshake_failure alert, got {got!r}"
+    good.check()
+    if not broker.external:
+        assert broker.alive()
 
 
 @pytest.mark.parametrize("case", list(CASES))

@@ -27,6 +27,9 @@ const WITHIN: Duration = Duration::from_secs(60);
 
 const TOPIC: &str = "replicated";
 
+/// How long a broker stays down in the restart test.
+const OUTAGE: Duration = Duration::from_secs(6);
+
 fn name(topic: &str) -> TopicName {
     TopicName(StrBytes::from_string(topic.into()))
 }
@@ -437,4 +440,67 @@ async fn a_broker_that_joins_later_takes_replicas_of_new_topics() {
         grown.results[0].error_message
     );
     drop(first);
+}
+
+/// (controller, partition 0's (leader, epoch)) that every broker of `live` agrees on, once
+/// the leader lists all three replicas in sync.
+async fn settled(live: &[&JetProcess], ports: &[(i32, u16)]) -> Option<(i32, (i32, i32))> {
+    let mut controllers = BTreeSet::new();
+    for b in live {
+        controllers.insert(metadata(b.addr, TOPIC).await.controller_id.0);
+    }
+    let controller = *controllers.first().filter(|c| controllers.len() == 1 && **c > 0)?;
+    let (leader, epoch) = agreed_leader(live).await?;
+    let addrs: Vec<SocketAddr> = live.iter().map(|b| b.addr).collect();
+    let (_, _, _, isr) = partition_zero(brokers_addr(&addrs, ports, leader)?).await?;
+    (isr == vec![1, 2, 3]).then_some((controller, (leader, epoch)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_follower_does_not_depose_any_leader() {
+    let nodes: Vec<Node> = (1..=3).map(Node::new).collect();
+    let seed = nodes[0].gossip;
+    let mut brokers: Vec<JetProcess> = nodes.iter().map(|n| n.start(seed, Some(3))).collect();
+    let a = brokers[0].addr;
+    until("a controller", || async move { (metadata(a, TOPIC).await.controller_id.0 > 0).then_some(()) }).await;
+    create_rf3(a, 1).await;
+    let ports: Vec<(i32, u16)> = nodes.iter().map(|n| (n.id, n.kafka)).collect();
+    let before = until("a settled cluster", || {
+        let live: Vec<&JetProcess> = brokers.iter().collect();
+        let ports = &ports;
+        async move { settled(&live, ports).await }
+    })
+    .await;
+    let (controller, (leader, _)) = before;
+    // A broker that leads nothing goes away until gossip declares it failed and its
+    // leaders' reconnect backoff has grown, then comes back on its data.
+    let victim = (1..=3).find(|id| *id != controller && *id != leader).unwrap();
+    let i = (victim - 1) as usize;
+    brokers[i].kill();
+    let survivors: Vec<SocketAddr> = brokers.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, b)| b.addr).collect();
+    until("the survivors to drop the killed broker", || {
+        let survivors = survivors.clone();
+        async move {
+            for s in survivors {
+                if metadata(s, TOPIC).await.brokers.len() != 2 {
+                    return None;
+                }
+            }
+            Some(())
+        }
+    })
+    .await;
+    // The outage itself (a scenario length, not a wait for a condition): long enough for
+    // the leaders' reconnect backoff to reach its cap.
+    tokio::time::sleep(OUTAGE).await;
+    brokers[i] = nodes[i].start(seed, Some(3));
+    let after = until("the restarted broker back in sync", || {
+        let live: Vec<&JetProcess> = brokers.iter().collect();
+        let ports = &ports;
+        async move { settled(&live, ports).await }
+    })
+    .await;
+    // Pre-vote: the returning broker could not win, so it raised no term; the controller
+    // and the partition keep their leaders and epochs.
+    assert_eq!(after, before, "broker {victim} came back: (controller, (leader, epoch)) changed");
 }

@@ -71,12 +71,18 @@ pub enum RuntimeError {
 /// campaigns, so a leader's failure is repaired in about two of those (a vote is refused
 /// while the voter's own lease on the old leader runs): 1.7–1.9 s from SIGKILL to the next
 /// acknowledged write in `tests/cluster_replication.rs`, within Kafka's usual seconds.
+///
+/// Pre-vote is on: a broker that restarts (or returns from a network cut) and times out
+/// before its leader reaches it asks first whether it could win, without raising its term,
+/// so it cannot depose a healthy leader (without it, a restarted broker took the
+/// controller away from its leader, and Metadata named no controller meanwhile).
 pub fn raft_config() -> Result<Arc<openraft::Config>, openraft::ConfigError> {
     let config = openraft::Config {
         cluster_name: "jet".into(),
         heartbeat_interval: 100,
         election_timeout_min: 500,
         election_timeout_max: 1_000,
+        enable_pre_vote: Some(true),
         // Never purge: the segment files are the log consumers read; retention and
         // snapshots are triggered by the broker.
         snapshot_policy: openraft::SnapshotPolicy::Never,

@@ -92,7 +92,9 @@ pub struct TransportConfig {
     pub max_frame_bytes: usize,
     /// How long a dial may take before the peer counts as unreachable.
     pub connect_timeout: Duration,
-    /// The wait after a failed dial, doubling per consecutive failure: (first, cap).
+    /// The wait after a failed dial, doubling per consecutive failure: (first, cap). The
+    /// cap stays below the raft election timeout (500 ms), so a leader reaches a restarted
+    /// follower before that follower's first election timer fires.
     pub reconnect_backoff: (Duration, Duration),
     /// Requests one accepted connection may have in its handlers at once; the reader
     /// stops reading until one finishes.
@@ -108,7 +110,7 @@ impl Default for TransportConfig {
         TransportConfig {
             max_frame_bytes: wire::DEFAULT_MAX_FRAME_BYTES,
             connect_timeout: Duration::from_secs(1),
-            reconnect_backoff: (Duration::from_millis(50), Duration::from_secs(2)),
+            reconnect_backoff: (Duration::from_millis(50), Duration::from_millis(400)),
             max_in_flight_per_connection: 4096,
             max_queued_frames: 1024,
             handshake_timeout: Duration::from_secs(10),
