@@ -20,7 +20,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 import helpers
 from jetproc import jet_bin
-from test_cluster_script import HOST, IDS, Cluster, free_base, kafka_port
+from test_cluster_script import HOST, IDS, RACKS, Cluster, admin_port, free_base, kafka_port
 
 PARTITIONS = 3
 
@@ -209,3 +209,48 @@ def test_confluent_kafka_across_a_leader_kill(cluster):
     for b in IDS:
         text = cluster.log(b).read_text(errors="replace")
         assert "undecodable __consumer_offsets record" not in text, f"broker {b} misread a control batch"
+
+
+def topic_bytes_out(c: Cluster, broker: int, topic: str) -> float:
+    """jet_topic_bytes_out_total of `topic` on `broker` (0 before any fetch sent records)."""
+    import urllib.request
+
+    page = urllib.request.urlopen(f"http://{HOST}:{admin_port(c.base, broker)}/metrics", timeout=10).read().decode()
+    m = re.search(rf'^jet_topic_bytes_out_total{{topic="{re.escape(topic)}"}} (\S+)$', page, re.M)
+    return float(m[1]) if m else 0.0
+
+
+def test_confluent_consumer_reads_from_the_follower_in_its_rack(cluster):
+    """KIP-392: a consumer with client.rack set to a follower's rack is sent there by the
+    leader (preferred_read_replica) and reads every record from that follower; the
+    leader sends it none."""
+    bs = bootstrap(cluster)
+    topic = helpers.unique_topic("rack-reads")
+    placed = create_rf3_topic(bs, topic)
+    leader = placed[0][0]
+    follower = next(b for b in IDS if b != leader)
+    p = Producer({"bootstrap.servers": bs, "acks": "all", "enable.idempotence": True})
+    for i in range(100):
+        p.produce(topic, value=f"r{i}".encode(), partition=0)
+    assert p.flush(30) == 0
+    helpers.wait_until(lambda: leaders(bs, topic)[0][2] == [1, 2, 3], 60, "every replica of partition 0 in sync")
+
+    c = Consumer({
+        "bootstrap.servers": bs,
+        "group.id": helpers.unique_group("rack-reads"),
+        "client.rack": RACKS[follower - 1],
+        "enable.auto.commit": False,
+    })
+    c.assign([TopicPartition(topic, 0, 0)])
+    got: list[str] = []
+    deadline = time.monotonic() + 60
+    try:
+        while len(got) < 100 and time.monotonic() < deadline:
+            m = c.poll(0.5)
+            if m is not None and not m.error():
+                got.append(m.value().decode())
+    finally:
+        c.close()
+    assert got == [f"r{i}" for i in range(100)]
+    served = {b: topic_bytes_out(cluster, b, topic) for b in IDS}
+    assert served[follower] > 0 and served[leader] == 0, f"bytes sent per broker {served} (leader {leader}, follower {follower} in {RACKS[follower - 1]})"

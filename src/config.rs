@@ -167,6 +167,13 @@ pub struct KafkaSettings {
     #[arg(long, env = "JET_AUTO_CREATE_TOPICS_ENABLE", default_value_t = true, action = clap::ArgAction::Set)]
     pub auto_create_topics_enable: bool,
 
+    /// `replica.selector.class` (KIP-392): `org.apache.kafka.common.replica.RackAwareReplicaSelector`
+    /// (Jet's default; Kafka's is the leader only) sends a consumer that names its
+    /// `client.rack` to an in-sync follower in that rack when the leader is in another;
+    /// `org.apache.kafka.common.replica.LeaderSelector` keeps every consumer on the leader.
+    #[arg(long, env = "JET_REPLICA_SELECTOR_CLASS", default_value = crate::cluster::read_replica::RACK_AWARE_CLASS)]
+    pub replica_selector_class: crate::cluster::read_replica::ReplicaSelector,
+
     /// `default.replication.factor` (a single node only has one replica).
     #[arg(long, env = "JET_DEFAULT_REPLICATION_FACTOR", default_value_t = 1)]
     pub default_replication_factor: i16,
@@ -481,6 +488,7 @@ impl KafkaSettings {
             "log.max.open.segment.files" => self.log_max_open_segment_files = parse(key, value)?,
             "auto.create.topics.enable" => self.auto_create_topics_enable = parse(key, value)?,
             "default.replication.factor" => self.default_replication_factor = parse(key, value)?,
+            "replica.selector.class" => self.replica_selector_class = parse(key, value)?,
             "socket.request.max.bytes" => self.socket_request_max_bytes = parse(key, value)?,
             "message.max.bytes" => self.message_max_bytes = parse(key, value)?,
             "queued.max.request.bytes" => self.queued_max_request_bytes = parse(key, value)?,

@@ -86,6 +86,7 @@
 //!   `--bootstrap-expect` set), topic administration through the controller (forwarded
 //!   from other brokers), and a reconciler that opens a raft replica for every partition
 //!   the image places here (`cluster::runtime::remote` stands in for the others).
+//!   `cluster::read_replica`: the follower a `client.rack` consumer is sent to (KIP-392).
 //!   `group::replicated`: the group coordinator on a replicated `__consumer_offsets`
 //!   partition, where it serves only while it leads.
 //!

@@ -504,3 +504,90 @@ async fn a_restarted_follower_does_not_depose_any_leader() {
     // and the partition keep their leaders and epochs.
     assert_eq!(after, before, "broker {victim} came back: (controller, (leader, epoch)) changed");
 }
+
+/// A Fetch v12 of partition 0 from offset 0 at `addr`, naming `rack` (KIP-392):
+/// (error, preferred read replica, high watermark, record values).
+async fn fetch_with_rack(addr: SocketAddr, rack: &str) -> (i16, i32, i64, Vec<String>) {
+    let mut c = Client::connect(addr).await;
+    let request = FetchRequest::default()
+        .with_max_wait_ms(0)
+        .with_max_bytes(1 << 20)
+        .with_session_epoch(-1)
+        .with_rack_id(StrBytes::from_string(rack.into()))
+        .with_topics(vec![
+            fetch_request::FetchTopic::default().with_topic(name(TOPIC)).with_partitions(vec![
+                fetch_request::FetchPartition::default()
+                    .with_partition(0)
+                    .with_fetch_offset(0)
+                    .with_partition_max_bytes(1 << 20),
+            ]),
+        ]);
+    let r: FetchResponse = c.call(ApiKey::Fetch, 12, &request).await;
+    let p = &r.responses[0].partitions[0];
+    let mut whole = whole_batches(p.records.clone().unwrap_or_default());
+    let mut values = Vec::new();
+    if !whole.is_empty() {
+        for set in RecordBatchDecoder::decode_all(&mut whole).unwrap() {
+            values.extend(
+                set.records
+                    .iter()
+                    .filter(|r| !r.control)
+                    .map(|r| String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into_owned()),
+            );
+        }
+    }
+    (p.error_code, p.preferred_read_replica.0, p.high_watermark, values)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_in_a_followers_rack_is_sent_to_that_follower() {
+    let nodes: Vec<Node> = (1..=3).map(Node::new).collect();
+    let seed = nodes[0].gossip;
+    let brokers: Vec<JetProcess> = nodes.iter().map(|n| n.start(seed, Some(3))).collect();
+    let a = brokers[0].addr;
+    until("a controller", || async move { (metadata(a, TOPIC).await.controller_id.0 > 0).then_some(()) }).await;
+    create_rf3(a, 1).await;
+    let ports: Vec<(i32, u16)> = nodes.iter().map(|n| (n.id, n.kafka)).collect();
+    let (_, (leader, _)) = until("a settled cluster", || {
+        let live: Vec<&JetProcess> = brokers.iter().collect();
+        let ports = &ports;
+        async move { settled(&live, ports).await }
+    })
+    .await;
+    let at = |id: i32| brokers[(id - 1) as usize].addr;
+    let r = produce(at(leader), values(0, 10)).await;
+    assert_eq!(r.error_code, 0, "{:?}", r.error_message);
+    // The high watermark the leader reports with the redirect (raft's own entries take
+    // offsets before the records).
+    let end = r.base_offset + 10;
+    let expected: Vec<String> = (0..10).map(|i| format!("value-{i}")).collect();
+    let rack = |id: i32| nodes[(id - 1) as usize].rack.clone();
+
+    // Both followers hold everything committed (the leader sends clients only to those).
+    until("every replica in sync", || {
+        let live: Vec<&JetProcess> = brokers.iter().collect();
+        let ports = &ports;
+        async move { settled(&live, ports).await }
+    })
+    .await;
+    for follower in (1..=3).filter(|id| *id != leader) {
+        // The leader names the follower in the client's rack, with no records.
+        let (error, preferred, hw, records) = fetch_with_rack(at(leader), &rack(follower)).await;
+        assert_eq!((error, preferred, hw), (0, follower, end), "rack {} at the leader", rack(follower));
+        assert!(records.is_empty(), "records sent along with the redirect: {records:?}");
+        // That follower serves the committed records to the same client.
+        let (error, preferred, _, records) = until("the follower to serve what is committed", || async move {
+            let got = fetch_with_rack(at(follower), &rack(follower)).await;
+            (got.3.len() == 10).then_some(got)
+        })
+        .await;
+        assert_eq!((error, preferred), (0, -1));
+        assert_eq!(records, expected);
+    }
+    // A client in the leader's rack, in no rack or in an unknown one stays on the leader.
+    for client_rack in [rack(leader), String::new(), "rack-elsewhere".to_string()] {
+        let (error, preferred, _, records) = fetch_with_rack(at(leader), &client_rack).await;
+        assert_eq!((error, preferred), (0, -1), "rack {client_rack:?}");
+        assert_eq!(records, expected, "rack {client_rack:?}");
+    }
+}

@@ -7,11 +7,13 @@
 //! [`metadata`] is the replicated cluster metadata (records applied to an image) and
 //! [`controller`] the raft group that replicates it. [`runtime`] runs both on a broker
 //! in a cluster: the raft transport, the controller member, and a raft replica per
-//! partition the image places here.
+//! partition the image places here. [`read_replica`] picks the follower a consumer in
+//! another rack reads from (KIP-392).
 
 pub mod controller;
 pub mod directory;
 pub mod gossip;
 pub mod metadata;
 pub mod placement;
+pub mod read_replica;
 pub mod runtime;

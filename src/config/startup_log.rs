@@ -26,6 +26,7 @@ pub fn log_settings(config: &BrokerConfig, resolution: &Resolution) {
         raft_listen = %config.cluster.raft_bind(),
         num_partitions = k.num_partitions,
         default_replication_factor = k.default_replication_factor,
+        replica_selector_class = ?k.replica_selector_class,
         log_retention_ms = k.log_retention_ms,
         log_retention_bytes = k.log_retention_bytes,
         log_segment_bytes = k.log_segment_bytes,

@@ -19,7 +19,7 @@ use tokio::sync::watch;
 use crate::broker::Broker;
 use crate::broker::fetch_sessions::{Reported, SessionError, SessionKey, SessionPartition, Updated};
 use crate::broker::partition::PartitionError;
-use crate::broker::replica::{Progress, Replica};
+use crate::broker::replica::{Leader, Progress, Replica};
 use crate::log::FileRange;
 use crate::protocol::splice::Placeholders;
 
@@ -40,6 +40,9 @@ struct Item {
     /// Set when the request itself is wrong for this partition.
     error: Option<ResponseError>,
     reported: Option<(i64, i64)>,
+    /// The follower this consumer should read from instead (KIP-392), named in the
+    /// response without records.
+    read_from: Option<i32>,
 }
 
 fn resolve(
@@ -105,6 +108,7 @@ fn items_from(broker: &Broker, version: i16, partitions: &IndexMap<SessionKey, S
                 max_bytes: sp.max_bytes,
                 error,
                 reported: sp.reported,
+                read_from: None,
             }
         })
         .collect()
@@ -145,7 +149,7 @@ impl From<FetchResponse> for Fetched {
 pub async fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -> Fetched {
     let sessions = &broker.fetch_sessions;
     let uses_topic_ids = version >= 13;
-    let (session_id, incremental, items) =
+    let (session_id, incremental, mut items) =
         if version < 7 || (request.session_id == 0 && request.session_epoch == FINAL_EPOCH) {
             (0, false, items_from(broker, version, &session_partitions(&request, version)))
         } else if request.session_epoch == FINAL_EPOCH {
@@ -202,6 +206,9 @@ pub async fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -
             }
         };
 
+    send_to_preferred_replicas(broker, &request, version, &mut items);
+    // Kafka answers at once when it moves a partition to another replica.
+    let moved = items.iter().any(|i| i.read_from.is_some());
     let read_committed = version >= 4 && request.isolation_level == READ_COMMITTED;
     let max_wait = Duration::from_millis(u64::try_from(request.max_wait_ms).unwrap_or(0));
     let deadline = tokio::time::Instant::now() + max_wait;
@@ -218,6 +225,7 @@ pub async fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -
         let read = read_all(&items, max_bytes);
         if read.total >= min_bytes
             || read.any_error
+            || moved
             || watchers.is_empty()
             || broker.is_shutting_down()
             || tokio::time::Instant::now() >= deadline
@@ -244,6 +252,7 @@ pub async fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -
         let values = (data.high_watermark, data.log_start_offset);
         let has_news = data.error_code != 0
             || data.records.as_ref().is_some_and(|r| !r.is_empty())
+            || item.read_from.is_some()
             || item.reported != Some(values);
         if incremental && !has_news {
             continue;
@@ -272,6 +281,22 @@ pub async fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -
     }
     let response = FetchResponse::default().with_session_id(session_id).with_responses(topics.into_values().collect());
     Fetched { response, placeholders }
+}
+
+/// KIP-392: for a consumer that names its rack (Fetch v11+), each partition led here is
+/// moved to the in-sync follower in that rack when the leader is in another
+/// (`replica.selector.class`).
+fn send_to_preferred_replicas(broker: &Broker, request: &FetchRequest, version: i16, items: &mut [Item]) {
+    let client_rack: &str = if version >= 11 { &request.rack_id } else { "" };
+    // Only consumers: a replica id names a follower fetching (Jet's own replicas use raft).
+    let from_consumer = request.replica_id.0 < 0 && request.replica_state.replica_id.0 < 0;
+    let Some(runtime) = broker.replication().filter(|_| !client_rack.is_empty() && from_consumer) else { return };
+    let selector = broker.config.kafka.replica_selector_class;
+    for item in items.iter_mut().filter(|i| i.error.is_none()) {
+        if item.partition.as_ref().is_some_and(|p| p.leader() == Leader::ThisBroker) {
+            item.read_from = runtime.preferred_read_replica(selector, &item.topic, item.key.partition, client_rack);
+        }
+    }
 }
 
 fn empty(index: i32) -> PartitionData {
@@ -311,6 +336,16 @@ fn read_all(items: &[Item], max_bytes: usize) -> ReadPass {
                 continue;
             }
         };
+        if let Some(replica) = item.read_from {
+            if let Ok(offsets) = partition.offsets() {
+                data.high_watermark = offsets.high_watermark;
+                data.last_stable_offset = offsets.last_stable;
+                data.log_start_offset = offsets.log_start;
+            }
+            data.preferred_read_replica = BrokerId(replica);
+            out.push(data);
+            continue;
+        }
         let limit = usize::try_from(item.max_bytes).unwrap_or(0).min(max_bytes.saturating_sub(total));
         match partition.plan_read(item.fetch_offset, limit, total == 0) {
             Ok(planned) => {

@@ -47,6 +47,7 @@ use crate::broker::replica::Replica;
 use crate::cluster::controller::{self, Controller, ControllerError};
 use crate::cluster::directory::BrokerDirectory;
 use crate::cluster::gossip::BrokerIdentity;
+use crate::cluster::read_replica::{self, ReplicaInfo, ReplicaSelector};
 use crate::raft::network::{RaftTransport, TransportConfig};
 use crate::raft::{JetNode, NodeId};
 pub use remote::RemoteReplica;
@@ -212,6 +213,41 @@ impl ClusterRuntime {
             .and_then(|r| r.in_sync_replicas())
             .unwrap_or_else(|| replicas.iter().copied().filter(|r| live.contains(r)).collect());
         Some(PartitionNodes { replicas, isr, offline })
+    }
+
+    /// The follower a consumer in `client_rack` should read partition `index` of `topic`
+    /// from (KIP-392), when this broker leads it: see [`crate::cluster::read_replica`].
+    pub fn preferred_read_replica(
+        &self,
+        selector: ReplicaSelector,
+        topic: &str,
+        index: i32,
+        client_rack: &str,
+    ) -> Option<i32> {
+        if selector == ReplicaSelector::Leader || client_rack.is_empty() {
+            return None;
+        }
+        let (replicas, isr) = {
+            let topics = self.topics.lock().ok()?;
+            let state = topics.get(topic)?;
+            // Only the leader knows which followers hold everything committed.
+            let isr = state.hosted.get(&index)?.in_sync_replicas()?;
+            (state.assignments.get(usize::try_from(index).ok()?)?.clone(), isr)
+        };
+        let live = self.directory.live_brokers();
+        let local = self.directory.local();
+        let leader = ReplicaInfo { broker_id: local.broker_id, rack: local.rack.as_deref(), in_sync: true };
+        let followers: Vec<ReplicaInfo<'_>> = replicas
+            .iter()
+            .filter(|id| **id != local.broker_id)
+            .filter_map(|id| live.iter().find(|b| b.broker_id == *id))
+            .map(|b| ReplicaInfo {
+                broker_id: b.broker_id,
+                rack: b.rack.as_deref(),
+                in_sync: isr.contains(&b.broker_id),
+            })
+            .collect();
+        read_replica::preferred_read_replica(selector, client_rack, &leader, &followers)
     }
 
     /// Where broker `id`'s raft transport and Kafka listener are: from the controller's
