@@ -200,6 +200,19 @@ async fn an_rf3_topic_replicates_fails_over_and_catches_up() {
     let follower = (1..=3).find(|&id| id != leader).unwrap();
     let refused = produce(addr(&brokers, follower), values(0, 1)).await;
     assert_eq!(refused.error_code, ResponseError::NotLeaderOrFollower.code());
+    // From Produce v10 the refusal names the leader and where it is (KIP-951).
+    let mut c = Client::connect(addr(&brokers, follower)).await;
+    let request = ProduceRequest::default().with_acks(-1).with_timeout_ms(10_000).with_topic_data(vec![
+        produce_request::TopicProduceData::default().with_name(name(TOPIC)).with_partition_data(vec![
+            produce_request::PartitionProduceData::default().with_index(0).with_records(Some(values(0, 1))),
+        ]),
+    ]);
+    let r: ProduceResponse = c.call(ApiKey::Produce, 11, &request).await;
+    let p = &r.responses[0].partition_responses[0];
+    assert_eq!(p.error_code, ResponseError::NotLeaderOrFollower.code());
+    assert_eq!((p.current_leader.leader_id.0, p.current_leader.leader_epoch), (leader, epoch));
+    let endpoints: Vec<(i32, i32)> = r.node_endpoints.iter().map(|e| (e.node_id.0, e.port)).collect();
+    assert_eq!(endpoints, vec![(leader, i32::from(nodes[(leader - 1) as usize].kafka))]);
 
     for round in 0..10 {
         let r = produce(addr(&brokers, leader), values(round * 5, 5)).await;
@@ -424,6 +437,33 @@ async fn a_broker_that_joins_later_takes_replicas_of_new_topics() {
     let r: ProduceResponse = c.call(ApiKey::Produce, 9, &request).await;
     let p = &r.responses[0].partition_responses[0];
     assert_eq!(p.error_code, 0, "{:?}", p.error_message);
+    // A Fetch v16 of a partition broker 4 does not host names its leader (KIP-951).
+    let m = until("a leader for a partition broker 4 does not host", || async move {
+        let m = metadata(l, TOPIC).await;
+        let led = |p: &metadata_response::MetadataResponsePartition| {
+            !p.replica_nodes.contains(&BrokerId(4)) && p.leader_id.0 > 0
+        };
+        m.topics[0].partitions.iter().any(led).then_some(m)
+    })
+    .await;
+    let elsewhere =
+        m.topics[0].partitions.iter().find(|p| !p.replica_nodes.contains(&BrokerId(4)) && p.leader_id.0 > 0).unwrap();
+    let request = FetchRequest::default().with_max_wait_ms(0).with_session_epoch(-1).with_topics(vec![
+        fetch_request::FetchTopic::default().with_topic_id(m.topics[0].topic_id).with_partitions(vec![
+            fetch_request::FetchPartition::default()
+                .with_partition(elsewhere.partition_index)
+                .with_partition_max_bytes(1 << 20),
+        ]),
+    ]);
+    let r: FetchResponse = c.call(ApiKey::Fetch, 16, &request).await;
+    let p = &r.responses[0].partitions[0];
+    assert_eq!(p.error_code, ResponseError::NotLeaderOrFollower.code());
+    assert_eq!(
+        (p.current_leader.leader_id.0, p.current_leader.leader_epoch),
+        (elsewhere.leader_id.0, elsewhere.leader_epoch)
+    );
+    let endpoint = r.node_endpoints.iter().find(|e| e.node_id == elsewhere.leader_id).expect("the leader's endpoint");
+    assert_eq!(endpoint.port, i32::from(nodes[(elsewhere.leader_id.0 - 1) as usize].kafka));
     // Growing a replicated topic is not carried by the cluster metadata yet: refused,
     // rather than done on one broker alone.
     let request = CreatePartitionsRequest::default().with_timeout_ms(10_000).with_topics(vec![
@@ -514,14 +554,12 @@ async fn fetch_with_rack(addr: SocketAddr, rack: &str) -> (i16, i32, i64, Vec<St
         .with_max_bytes(1 << 20)
         .with_session_epoch(-1)
         .with_rack_id(StrBytes::from_string(rack.into()))
-        .with_topics(vec![
-            fetch_request::FetchTopic::default().with_topic(name(TOPIC)).with_partitions(vec![
+        .with_topics(vec![fetch_request::FetchTopic::default().with_topic(name(TOPIC)).with_partitions(vec![
                 fetch_request::FetchPartition::default()
                     .with_partition(0)
                     .with_fetch_offset(0)
                     .with_partition_max_bytes(1 << 20),
-            ]),
-        ]);
+            ])]);
     let r: FetchResponse = c.call(ApiKey::Fetch, 12, &request).await;
     let p = &r.responses[0].partitions[0];
     let mut whole = whole_batches(p.records.clone().unwrap_or_default());

@@ -23,6 +23,7 @@ use crate::broker::replica::{Leader, Progress, Replica};
 use crate::log::FileRange;
 use crate::protocol::splice::Placeholders;
 
+use super::leader_hint::LeaderHints;
 use super::topic_name;
 
 /// The session epoch a client sends to close its session / fetch without one.
@@ -244,6 +245,8 @@ pub async fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -
     let results = read.partitions;
 
     let mut reported = Vec::new();
+    let mut hints = LeaderHints::default();
+    let moved_away = [ResponseError::NotLeaderOrFollower.code(), ResponseError::FencedLeaderEpoch.code()];
     let mut topics: IndexMap<(uuid::Uuid, String), FetchableTopicResponse> = IndexMap::new();
     for (item, mut data) in items.iter().zip(results) {
         if let Some(records) = data.records.as_ref().filter(|r| !r.is_empty()) {
@@ -268,6 +271,13 @@ pub async fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -
         if read_committed {
             data.aborted_transactions = Some(Vec::new());
         }
+        // KIP-951 (v16+): name the leader of a partition this broker cannot serve.
+        if version >= 16
+            && moved_away.contains(&data.error_code)
+            && let Some(leader) = item.partition.as_ref().and_then(|p| hints.leader_of(broker, &**p))
+        {
+            data.current_leader = LeaderHints::fetch_leader(leader);
+        }
         topics
             .entry((item.topic_id, item.topic.clone()))
             .or_insert_with(|| {
@@ -279,7 +289,10 @@ pub async fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -
     if session_id != 0 {
         sessions.record_reported(session_id, reported, incremental);
     }
-    let response = FetchResponse::default().with_session_id(session_id).with_responses(topics.into_values().collect());
+    let response = FetchResponse::default()
+        .with_session_id(session_id)
+        .with_node_endpoints(if version >= 16 { hints.fetch_endpoints() } else { Vec::new() })
+        .with_responses(topics.into_values().collect());
     Fetched { response, placeholders }
 }
 

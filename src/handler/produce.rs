@@ -26,6 +26,7 @@ use crate::log::batch::{
 };
 use crate::log::recompress::recompress_into;
 
+use super::leader_hint::LeaderHints;
 use super::{Pending, ReplyTo, message};
 
 /// A partition whose append must be committed before it is acknowledged.
@@ -363,7 +364,7 @@ pub async fn start(broker: Arc<Broker>, request: ProduceRequest, to: ReplyTo) ->
             return Box::pin(std::future::ready(Ok(None)));
         }
         return Box::pin(std::future::ready(
-            to.encode(ResponseKind::Produce(ProduceResponse::default().with_responses(responses))),
+            to.encode(ResponseKind::Produce(with_leader_hints(&broker, to.version, responses))),
         ));
     }
 
@@ -388,8 +389,29 @@ pub async fn start(broker: Arc<Broker>, request: ProduceRequest, to: ReplyTo) ->
                 p.error_message = message(Some(msg));
             }
         }
-        to.encode(ResponseKind::Produce(ProduceResponse::default().with_responses(responses)))
+        to.encode(ResponseKind::Produce(with_leader_hints(&broker, to.version, responses)))
     })
+}
+
+/// KIP-951 (v10+): every partition refused because another broker leads it names that
+/// leader, and the response carries its endpoint.
+fn with_leader_hints(broker: &Broker, version: i16, mut responses: Vec<TopicProduceResponse>) -> ProduceResponse {
+    let mut response = ProduceResponse::default();
+    if version >= 10 {
+        let mut hints = LeaderHints::default();
+        let not_leader = ResponseError::NotLeaderOrFollower.code();
+        for t in &mut responses {
+            let topic = if version >= 13 { broker.topics.get_by_id(t.topic_id) } else { broker.topic(&t.name.0) };
+            let Some(topic) = topic else { continue };
+            for p in t.partition_responses.iter_mut().filter(|p| p.error_code == not_leader) {
+                if let Some(leader) = topic.replica(p.index).and_then(|r| hints.leader_of(broker, &*r)) {
+                    p.current_leader = LeaderHints::produce_leader(leader);
+                }
+            }
+        }
+        response.node_endpoints = hints.produce_endpoints();
+    }
+    response.with_responses(responses)
 }
 
 #[cfg(test)]

@@ -13,6 +13,8 @@ use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::{CreateTopicsRequest, DeleteTopicsRequest};
 use kafka_protocol::protocol::{Request, StrBytes};
 
+use openraft::async_runtime::watch::WatchReceiver;
+
 use super::ClusterRuntime;
 use crate::broker::ApiError;
 use crate::broker::topics::Topic;
@@ -25,6 +27,9 @@ use crate::cluster::placement::{self, PlacementError};
 /// How long an admin change may take: a forward, the controller's commit, and this
 /// broker applying it.
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The longest pause between attempts while no controller takes an admin change.
+const RETRY_PAUSE: Duration = Duration::from_millis(200);
 
 /// Runs `f` to completion from a blocking thread (admin handlers run on tokio's blocking
 /// pool).
@@ -61,12 +66,15 @@ fn controller_error(e: ControllerError) -> ApiError {
     }
 }
 
+/// A forward that failed. A controller's own answer keeps its code (NOT_CONTROLLER
+/// from one that just lost its leadership is retried); a broken connection is final,
+/// since the controller may have applied the change before it broke.
 fn forward_error(e: CliError) -> ApiError {
     match e {
         CliError::Kafka { code, message, .. } => {
             ApiError { code: ResponseError::try_from_code(code).unwrap_or(ResponseError::UnknownServerError), message }
         }
-        e => not_available(format!("forwarding to the controller: {e}")),
+        e => ApiError::with_message(ResponseError::RequestTimedOut, format!("forwarding to the controller: {e}")),
     }
 }
 
@@ -115,6 +123,30 @@ impl ClusterRuntime {
         }
     }
 
+    /// Runs `attempt` until it is answered by a controller: while an election runs (no
+    /// controller known, or the one asked has just lost its leadership, so nothing was
+    /// proposed) it is tried again as the controller changes, for up to [`ADMIN_TIMEOUT`],
+    /// as Kafka's forwarding waits for a controller. Any other failure is final.
+    async fn with_controller<T, F, Fut>(&self, mut attempt: F) -> Result<T, ApiError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, ApiError>>,
+    {
+        let deadline = tokio::time::Instant::now() + ADMIN_TIMEOUT;
+        let mut leaders = self.controller.raft().metrics();
+        loop {
+            match attempt().await {
+                Err(e) if e.code == ResponseError::NotController && tokio::time::Instant::now() < deadline => {
+                    tracing::debug!(error = ?e.message, "no controller to take an admin change yet; waiting for one");
+                    // Woken by the controller group's next change (an election's end), at
+                    // the latest after a short pause.
+                    let _ = tokio::time::timeout(RETRY_PAUSE, leaders.changed()).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// Creates a replicated topic (the broker checked name, counts and configs).
     pub fn create_topic(
         &self,
@@ -125,13 +157,21 @@ impl ClusterRuntime {
         validate_only: bool,
     ) -> Result<Option<Arc<Topic>>, ApiError> {
         block_on(async {
-            if !self.is_controller() {
-                self.forward_create(name, partitions, replication_factor, &configs, validate_only).await?;
-            } else {
-                let id = self.propose_create(name, partitions, replication_factor, configs, validate_only).await?;
-                if id.is_none() {
-                    return Ok(None);
-                }
+            let proposed = self
+                .with_controller(|| async {
+                    if !self.is_controller() {
+                        self.forward_create(name, partitions, replication_factor, &configs, validate_only).await?;
+                        Ok(true)
+                    } else {
+                        let id = self
+                            .propose_create(name, partitions, replication_factor, configs.clone(), validate_only)
+                            .await?;
+                        Ok(id.is_some())
+                    }
+                })
+                .await?;
+            if !proposed {
+                return Ok(None);
             }
             if validate_only {
                 return Ok(None);
@@ -215,18 +255,22 @@ impl ClusterRuntime {
     /// Deletes a replicated topic.
     pub fn delete_topic(&self, topic: &Topic) -> Result<(), ApiError> {
         block_on(async {
-            if self.is_controller() {
-                let record = MetadataRecord::DeleteTopic { name: topic.name.clone(), id: topic.id };
-                let verdicts = tokio::time::timeout(ADMIN_TIMEOUT, self.controller.propose(&[record]))
-                    .await
-                    .map_err(|_| timed_out("topic deletion"))?
-                    .map_err(controller_error)?;
-                if let Some(Err(e)) = verdicts.into_iter().next() {
-                    return Err(ApiError::with_message(e.code(), e.to_string()));
+            self.with_controller(|| async {
+                if self.is_controller() {
+                    let record = MetadataRecord::DeleteTopic { name: topic.name.clone(), id: topic.id };
+                    let verdicts = tokio::time::timeout(ADMIN_TIMEOUT, self.controller.propose(&[record]))
+                        .await
+                        .map_err(|_| timed_out("topic deletion"))?
+                        .map_err(controller_error)?;
+                    if let Some(Err(e)) = verdicts.into_iter().next() {
+                        return Err(ApiError::with_message(e.code(), e.to_string()));
+                    }
+                    Ok(())
+                } else {
+                    self.forward_delete(topic).await
                 }
-            } else {
-                self.forward_delete(topic).await?;
-            }
+            })
+            .await?;
             let broker = self.broker.upgrade().ok_or_else(|| not_available("the broker is stopping"))?;
             let gone = || broker.topics.get(&topic.name).is_none_or(|t| t.id != topic.id).then_some(());
             self.settled(gone).await.ok_or_else(|| timed_out("topic deletion"))
