@@ -610,7 +610,13 @@ async fn a_consumer_in_a_followers_rack_is_sent_to_that_follower() {
     .await;
     for follower in (1..=3).filter(|id| *id != leader) {
         // The leader names the follower in the client's rack, with no records.
-        let (error, preferred, hw, records) = fetch_with_rack(at(leader), &rack(follower)).await;
+        // (Waited for: under load a follower can drop out of the leader's in-sync set for
+        // a moment, and the leader sends clients only to in-sync followers.)
+        let (error, preferred, hw, records) = until("the leader to name the follower", || async move {
+            let got = fetch_with_rack(at(leader), &rack(follower)).await;
+            (got.1 == follower).then_some(got)
+        })
+        .await;
         assert_eq!((error, preferred, hw), (0, follower, end), "rack {} at the leader", rack(follower));
         assert!(records.is_empty(), "records sent along with the redirect: {records:?}");
         // That follower serves the committed records to the same client.
