@@ -16,6 +16,8 @@
 #   COMPAT_SKIP_CARGO=1 skip steps 4 (e.g. with JET_BOOTSTRAP against a reference Kafka)
 #   PYTEST_ARGS="..."   extra pytest arguments (e.g. "-k kcat -x")
 #   JET_SKIP_FUSE_TESTS=1 skip the FUSE power-loss tests (tests/powerloss.rs) where FUSE cannot be mounted
+#   JET_SKIP_NETNS_TESTS=1 skip the network-partition test (tests/cluster_partition.rs) where network
+#                       namespaces cannot be made (it needs root and iproute2's `ip`)
 #   JET_SKIP_HELM_TESTS=1 skip the Helm chart tests (compat-tests/test_helm_chart.py) and helm's install
 set -euo pipefail
 
@@ -73,6 +75,14 @@ fi
 if [ "${COMPAT_SKIP_CARGO:-0}" != "1" ] && [ ! -c /dev/fuse ] && [ "${JET_SKIP_FUSE_TESTS:-0}" != "1" ]; then
   echo "/dev/fuse is missing: the power-loss tests (tests/powerloss.rs) need it; set JET_SKIP_FUSE_TESTS=1 to skip them" >&2
   exit 1
+fi
+
+CURRENT_STEP="install iproute2"
+# tests/cluster_partition.rs runs each broker in a network namespace of its own (`ip netns`,
+# as root); it fails (never skips) where they cannot be made, unless JET_SKIP_NETNS_TESTS=1.
+if [ "${JET_SKIP_NETNS_TESTS:-0}" != "1" ] && ! command -v ip >/dev/null 2>&1; then
+  step "installing iproute2 (ip netns, for the network-partition test)"
+  apt_install iproute2
 fi
 
 CURRENT_STEP="check go"

@@ -291,12 +291,27 @@ wait_formed() {
   done
 }
 
+# The state letter of process PID (R, S, D, Z, ...) from /proc/PID/stat; fails once it is gone.
+proc_state() {
+  local stat
+  stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
+  # The command name (field 2) is in parentheses and may hold spaces: cut after the last ')'.
+  stat="${stat##*) }"
+  printf '%s' "${stat%% *}"
+}
+
 # Waits up to SECS seconds for broker ID's process PID to exit.
 wait_exit() {
   local pid="$1" deadline=$((SECONDS + $2))
+  local state
   while kill -0 "$pid" 2>/dev/null; do
-    # A zombie (exited, not yet reaped by its parent) has an empty cmdline.
-    if [ -d /proc/self ] && [ -z "$(tr -d '\0' 2>/dev/null <"/proc/$pid/cmdline")" ]; then return 0; fi
+    # A zombie (exited, not yet reaped by its parent: no init reaps it in some containers)
+    # is gone for us. Not the empty cmdline: a multi-threaded process loses its cmdline
+    # while its threads are still exiting, before it is a zombie.
+    if [ -d /proc/self ]; then
+      state="$(proc_state "$pid")" || return 0
+      case "$state" in Z | X) return 0 ;; esac
+    fi
     [ "$SECONDS" -lt "$deadline" ] || return 1
     sleep 0.1
   done

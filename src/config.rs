@@ -174,6 +174,18 @@ pub struct KafkaSettings {
     #[arg(long, env = "JET_REPLICA_SELECTOR_CLASS", default_value = crate::cluster::read_replica::RACK_AWARE_CLASS)]
     pub replica_selector_class: crate::cluster::read_replica::ReplicaSelector,
 
+    /// `replica.lag.time.max.ms`: a follower stays in the in-sync replicas (Metadata's
+    /// ISR, the followers KIP-392 may send consumers to) while it has held everything
+    /// committed within this long.
+    #[arg(long, env = "JET_REPLICA_LAG_TIME_MAX_MS", default_value_t = 30_000)]
+    pub replica_lag_time_max_ms: u64,
+
+    /// `min.insync.replicas` (the default of the topic config): an `acks=all` write is
+    /// refused with `NOT_ENOUGH_REPLICAS` while fewer replicas are in sync, and answered
+    /// once at least this many hold it (and a majority, which raft needs to commit).
+    #[arg(long, env = "JET_MIN_INSYNC_REPLICAS", default_value_t = 1)]
+    pub min_insync_replicas: i32,
+
     /// `default.replication.factor` (a single node only has one replica).
     #[arg(long, env = "JET_DEFAULT_REPLICATION_FACTOR", default_value_t = 1)]
     pub default_replication_factor: i16,
@@ -489,6 +501,8 @@ impl KafkaSettings {
             "auto.create.topics.enable" => self.auto_create_topics_enable = parse(key, value)?,
             "default.replication.factor" => self.default_replication_factor = parse(key, value)?,
             "replica.selector.class" => self.replica_selector_class = parse(key, value)?,
+            "replica.lag.time.max.ms" => self.replica_lag_time_max_ms = parse(key, value)?,
+            "min.insync.replicas" => self.min_insync_replicas = parse(key, value)?,
             "socket.request.max.bytes" => self.socket_request_max_bytes = parse(key, value)?,
             "message.max.bytes" => self.message_max_bytes = parse(key, value)?,
             "queued.max.request.bytes" => self.queued_max_request_bytes = parse(key, value)?,

@@ -77,7 +77,8 @@
 //!   spreads replicas and preferred leaders across brokers and racks, and
 //!   `cluster::gossip`, broker discovery and failure detection (memberlist 0.8.5) behind
 //!   Jet's own `Discovery` trait (membership snapshots and events, leadership hints);
-//!   only `gossip/backend.rs` names memberlist types. `cluster::directory`: the live
+//!   only `gossip/backend.rs` names memberlist types; `gossip::reconnect` heals the view
+//!   after a partition. `cluster::directory`: the live
 //!   brokers Metadata, DescribeCluster and `/v1/cluster` list (gossip started at boot with
 //!   `--seeds`/`--gossip-listen`), `--bootstrap-expect`, node-id conflicts.
 //!   `cluster::metadata` and `cluster::controller`: the cluster metadata as records of a
@@ -86,14 +87,19 @@
 //!   `--bootstrap-expect` set), topic administration through the controller (forwarded
 //!   from other brokers), and a reconciler that opens a raft replica for every partition
 //!   the image places here (`cluster::runtime::remote` stands in for the others).
-//!   `cluster::read_replica`: the follower a `client.rack` consumer is sent to (KIP-392).
+//!   Partition groups have no raft timers: `cluster::runtime::elections` campaigns for
+//!   groups whose leader is gone (gossip view, closed raft connections) and catches up
+//!   returning brokers, so idle partitions cost nothing; `cluster::runtime::hand_off`
+//!   moves leadership away on SIGTERM; `broker::in_sync` keeps the ISR
+//!   (`replica.lag.time.max.ms`). `cluster::read_replica`: the follower a `client.rack` consumer is sent to (KIP-392).
 //!   `group::replicated`: the group coordinator on a replicated `__consumer_offsets`
 //!   partition, where it serves only while it leads.
 //!
 //! Tests: unit tests sit beside the code (`*_tests.rs` files where a module's tests are
 //! long); `tests/` starts real brokers (in process on port 0, and the `jet` binary for
-//! SIGKILL/SIGTERM, power loss on the FUSE file system of `tests/lazyfs`, descriptor and
-//! memory bounds) and fuzzes requests and batches (seeds in `fuzz/corpus/`);
+//! SIGKILL/SIGTERM/SIGSTOP, power loss on the FUSE file system of `tests/lazyfs`, network
+//! partitions between network namespaces (`tests/netns`), descriptor and memory bounds)
+//! and fuzzes requests and batches (seeds in `fuzz/corpus/`);
 //! `compat-tests/` drives the binary with real Kafka clients.
 //!
 //! # Decisions that differ from the first design notes

@@ -39,6 +39,8 @@ const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 /// How long shutdown waits for connections to deliver their last responses before
 /// dropping them (a client that stops reading must not keep the broker alive).
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long a stopping broker waits for the leadership of its raft groups to move.
+const LEADERSHIP_HAND_OFF: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Serves `listener` until `shutdown` resolves, then stops accepting, lets every
 /// connection finish the requests it has read, flushes the logs and returns.
@@ -112,6 +114,11 @@ pub async fn run(listener: TcpListener, broker: Arc<Broker>, shutdown: impl Futu
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             () = &mut shutdown => break,
         }
+    }
+    if let Some(cluster) = broker.replication() {
+        // Kafka's controlled shutdown: clients move to the new leaders while this broker
+        // still answers them (NOT_LEADER_OR_FOLLOWER naming the new leader).
+        cluster.hand_off_leadership(LEADERSHIP_HAND_OFF).await;
     }
     info!("shutting down: no longer accepting connections");
     broker.begin_shutdown();

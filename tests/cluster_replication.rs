@@ -12,149 +12,17 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use common::cluster::Node;
 use common::process::JetProcess;
+use common::replicated::*;
 use common::{Client, whole_batches};
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::RecordBatchDecoder;
 
-/// Longest wait for a cluster-wide condition (elections take 1–2 s; slack for a loaded
-/// 2-core machine running three brokers).
-const WITHIN: Duration = Duration::from_secs(60);
-
-const TOPIC: &str = "replicated";
-
 /// How long a broker stays down in the restart test.
 const OUTAGE: Duration = Duration::from_secs(6);
-
-fn name(topic: &str) -> TopicName {
-    TopicName(StrBytes::from_string(topic.into()))
-}
-
-async fn metadata(addr: SocketAddr, topic: &str) -> MetadataResponse {
-    let mut c = Client::connect(addr).await;
-    let request = MetadataRequest::default()
-        .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default().with_name(Some(name(topic)))]))
-        .with_allow_auto_topic_creation(false);
-    c.call(ApiKey::Metadata, 12, &request).await
-}
-
-/// Polls `f` every 50 ms until it answers; fails the test after [`WITHIN`].
-async fn until<T, F: std::future::Future<Output = Option<T>>>(what: &str, mut f: impl FnMut() -> F) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(start.elapsed() < WITHIN, "timed out after {WITHIN:?} waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// Creates [`TOPIC`] with `partitions` partitions of three replicas through `addr`.
-async fn create_rf3(addr: SocketAddr, partitions: i32) {
-    let mut c = Client::connect(addr).await;
-    let request = CreateTopicsRequest::default().with_timeout_ms(15_000).with_topics(vec![
-        create_topics_request::CreatableTopic::default()
-            .with_name(name(TOPIC))
-            .with_num_partitions(partitions)
-            .with_replication_factor(3),
-    ]);
-    let created: CreateTopicsResponse = c.call(ApiKey::CreateTopics, 7, &request).await;
-    assert_eq!(created.topics[0].error_code, 0, "{:?}", created.topics[0].error_message);
-}
-
-/// (leader, leader epoch, replicas, isr) of partition 0 as `addr` reports it.
-async fn partition_zero(addr: SocketAddr) -> Option<(i32, i32, Vec<i32>, Vec<i32>)> {
-    let m = metadata(addr, TOPIC).await;
-    let t = m.topics.first()?;
-    if t.error_code != 0 {
-        return None;
-    }
-    let p = t.partitions.first()?;
-    let mut replicas: Vec<i32> = p.replica_nodes.iter().map(|b| b.0).collect();
-    replicas.sort_unstable();
-    let mut isr: Vec<i32> = p.isr_nodes.iter().map(|b| b.0).collect();
-    isr.sort_unstable();
-    Some((p.leader_id.0, p.leader_epoch, replicas, isr))
-}
-
-fn values(from: usize, n: usize) -> Bytes {
-    common::records::values((from..from + n).map(|i| format!("value-{i}")))
-}
-
-async fn produce(addr: SocketAddr, data: Bytes) -> produce_response::PartitionProduceResponse {
-    let mut c = Client::connect(addr).await;
-    let request = ProduceRequest::default().with_acks(-1).with_timeout_ms(10_000).with_topic_data(vec![
-        produce_request::TopicProduceData::default().with_name(name(TOPIC)).with_partition_data(vec![
-            produce_request::PartitionProduceData::default().with_index(0).with_records(Some(data)),
-        ]),
-    ]);
-    let r: ProduceResponse = c.call(ApiKey::Produce, 9, &request).await;
-    r.responses[0].partition_responses[0].clone()
-}
-
-/// Every record (offset, value) `addr` serves from offset 0 up to its high watermark,
-/// control batches skipped, and the high watermark.
-async fn read_all(addr: SocketAddr) -> (Vec<(i64, String)>, i64) {
-    match try_read_all(addr).await {
-        Ok(read) => read,
-        Err(code) => panic!("fetch from {addr}: error {code}"),
-    }
-}
-
-/// [`read_all`], or the error code of a fetch that failed (a restarted broker that has
-/// not opened the topic yet).
-async fn try_read_all(addr: SocketAddr) -> Result<(Vec<(i64, String)>, i64), i16> {
-    let mut c = Client::connect(addr).await;
-    let mut out = Vec::new();
-    let mut offset = 0;
-    loop {
-        let request =
-            FetchRequest::default().with_max_wait_ms(0).with_max_bytes(50 << 20).with_session_epoch(-1).with_topics(
-                vec![fetch_request::FetchTopic::default().with_topic(name(TOPIC)).with_partitions(vec![
-                fetch_request::FetchPartition::default()
-                    .with_partition(0)
-                    .with_fetch_offset(offset)
-                    .with_partition_max_bytes(10 << 20),
-            ])],
-            );
-        let r: FetchResponse = c.call(ApiKey::Fetch, 12, &request).await;
-        let p = &r.responses[0].partitions[0];
-        if p.error_code != 0 {
-            return Err(p.error_code);
-        }
-        let mut whole = whole_batches(p.records.clone().unwrap_or_default());
-        if whole.is_empty() {
-            return Ok((out, p.high_watermark));
-        }
-        for set in RecordBatchDecoder::decode_all(&mut whole).unwrap() {
-            for r in set.records {
-                offset = r.offset + 1;
-                if !r.control {
-                    out.push((r.offset, String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into_owned()));
-                }
-            }
-        }
-    }
-}
-
-/// The leader of partition 0 every live broker agrees on, with its epoch.
-async fn agreed_leader(live: &[&JetProcess]) -> Option<(i32, i32)> {
-    let mut seen = BTreeSet::new();
-    for b in live {
-        let (leader, epoch, _, _) = partition_zero(b.addr).await?;
-        if leader < 0 {
-            return None;
-        }
-        seen.insert((leader, epoch));
-    }
-    (seen.len() == 1).then(|| seen.into_iter().next().unwrap())
-}
-
 /// The segment file of partition 0 in `node`'s data directory.
 fn segment(node: &Node) -> Vec<u8> {
     std::fs::read(node.dir.path().join("raft").join(format!("{TOPIC}-0")).join("00000000000000000000.log")).unwrap()
@@ -289,12 +157,6 @@ async fn an_rf3_topic_replicates_fails_over_and_catches_up() {
         let mine = until("identical segment files", || async { Some(segment(node)).filter(|s| *s == reference) }).await;
         assert_eq!(mine.len(), reference.len());
     }
-}
-
-/// The Kafka address of broker `id` among the survivors.
-fn brokers_addr(survivors: &[SocketAddr], ports: &[(i32, u16)], id: i32) -> Option<SocketAddr> {
-    let port = ports.iter().find(|n| n.0 == id)?.1;
-    survivors.iter().find(|a| a.port() == port).copied()
 }
 
 /// FindCoordinator for `group` as `addr` answers it: (error, node id).
@@ -482,20 +344,6 @@ async fn a_broker_that_joins_later_takes_replicas_of_new_topics() {
     drop(first);
 }
 
-/// (controller, partition 0's (leader, epoch)) that every broker of `live` agrees on, once
-/// the leader lists all three replicas in sync.
-async fn settled(live: &[&JetProcess], ports: &[(i32, u16)]) -> Option<(i32, (i32, i32))> {
-    let mut controllers = BTreeSet::new();
-    for b in live {
-        controllers.insert(metadata(b.addr, TOPIC).await.controller_id.0);
-    }
-    let controller = *controllers.first().filter(|c| controllers.len() == 1 && **c > 0)?;
-    let (leader, epoch) = agreed_leader(live).await?;
-    let addrs: Vec<SocketAddr> = live.iter().map(|b| b.addr).collect();
-    let (_, _, _, isr) = partition_zero(brokers_addr(&addrs, ports, leader)?).await?;
-    (isr == vec![1, 2, 3]).then_some((controller, (leader, epoch)))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_follower_does_not_depose_any_leader() {
     let nodes: Vec<Node> = (1..=3).map(Node::new).collect();
@@ -633,5 +481,121 @@ async fn a_consumer_in_a_followers_rack_is_sent_to_that_follower() {
         let (error, preferred, _, records) = fetch_with_rack(at(leader), &client_rack).await;
         assert_eq!((error, preferred), (0, -1), "rack {client_rack:?}");
         assert_eq!(records, expected, "rack {client_rack:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_leader_hands_its_leadership_to_a_follower_first() {
+    let nodes: Vec<Node> = (1..=3).map(Node::new).collect();
+    let seed = nodes[0].gossip;
+    let mut brokers: Vec<JetProcess> = nodes.iter().map(|n| n.start(seed, Some(3))).collect();
+    let a = brokers[0].addr;
+    until("a controller", || async move { (metadata(a, TOPIC).await.controller_id.0 > 0).then_some(()) }).await;
+    create_rf3(a, 1).await;
+    let ports: Vec<(i32, u16)> = nodes.iter().map(|n| (n.id, n.kafka)).collect();
+    let (_, (leader, epoch)) = until("a settled cluster", || {
+        let live: Vec<&JetProcess> = brokers.iter().collect();
+        let ports = &ports;
+        async move { settled(&live, ports).await }
+    })
+    .await;
+    let i = (leader - 1) as usize;
+    let r = produce(brokers[i].addr, values(0, 10)).await;
+    assert_eq!(r.error_code, 0, "{:?}", r.error_message);
+
+    // SIGTERM the leader: it moves the leadership to a follower before it stops.
+    let stopped_at = Instant::now();
+    brokers[i].signal(libc::SIGTERM);
+    let mut stopping = brokers.swap_remove(i);
+    let survivors: Vec<SocketAddr> = brokers.iter().map(|b| b.addr).collect();
+    let new_leader = until("a write acknowledged by a new leader", || {
+        let survivors = survivors.clone();
+        let ports = ports.clone();
+        async move {
+            let (l, e, _, _) = partition_zero(survivors[0]).await?;
+            if l < 0 || l == leader || e <= epoch {
+                return None;
+            }
+            let r = produce(brokers_addr(&survivors, &ports, l)?, values(10, 5)).await;
+            (r.error_code == 0).then_some(l)
+        }
+    })
+    .await;
+    eprintln!("SIGTERM to broker {leader}: broker {new_leader} acknowledged a write after {:?}", stopped_at.elapsed());
+    let (status, log) = tokio::task::spawn_blocking(move || {
+        let status = stopping.child.wait();
+        // Every line up to its exit (the reader ends at end of file).
+        let log: Vec<String> = stopping.log.iter().collect();
+        (status, log)
+    })
+    .await
+    .unwrap();
+    assert!(status.expect("wait for the stopped broker").success(), "a SIGTERMed broker exits 0");
+    // The leadership moved while the broker was still there (not by an election after it
+    // was gone): its own account of the hand-off.
+    let handed = log.iter().find(|l| l.contains("leadership handed off")).expect("a hand-off line in the log");
+    let field = |name: &str| -> usize {
+        let value = handed.split(&format!(" {name}=")).nth(1).unwrap_or_else(|| panic!("{name} in {handed}"));
+        value.split_whitespace().next().and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{name} in {handed}"))
+    };
+    assert!(field("partitions_led") >= 1, "{handed}");
+    assert_eq!(field("partitions_moved"), field("partitions_led"), "{handed}");
+    // Nothing acknowledged is lost or moved.
+    let expected: Vec<String> = (0..15).map(|i| format!("value-{i}")).collect();
+    let new_addr = brokers_addr(&survivors, &ports, new_leader).unwrap();
+    let (read, _) = read_all(new_addr).await;
+    assert_eq!(read.iter().map(|r| r.1.clone()).collect::<Vec<_>>(), expected);
+}
+
+/// How long the idle cluster is watched (a scenario length, not a wait for a condition).
+const IDLE_WINDOW: Duration = Duration::from_secs(3);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_partition_groups_send_nothing() {
+    const PARTITIONS: i32 = 30;
+    let nodes: Vec<Node> = (1..=3).map(Node::new).collect();
+    let seed = nodes[0].gossip;
+    let brokers: Vec<JetProcess> = nodes.iter().map(|n| n.start(seed, Some(3))).collect();
+    let a = brokers[0].addr;
+    until("a controller", || async move { (metadata(a, TOPIC).await.controller_id.0 > 0).then_some(()) }).await;
+    create_rf3(a, PARTITIONS).await;
+    for b in &brokers {
+        let admin = b.admin;
+        until("every replica on the broker to know its leader and be in sync", || async move {
+            let hosted = sample(admin, "jet_partitions").await?;
+            let leaderless = sample(admin, "jet_leaderless_partitions").await?;
+            let under = sample(admin, "jet_under_replicated_partitions").await?;
+            (hosted >= f64::from(PARTITIONS) && leaderless == 0.0 && under == 0.0).then_some(())
+        })
+        .await;
+    }
+    // Partition groups have no timers: with nothing written, the only raft traffic is the
+    // controller's heartbeats (every 100 ms to each follower). Ticking groups would send
+    // each broker 20 groups x 10 heartbeats a second.
+    let before: Vec<f64> = futures::future::join_all(brokers.iter().map(|b| async move {
+        sample(b.admin, "jet_raft_requests_received_total").await.expect("the raft request counter")
+    }))
+    .await;
+    tokio::time::sleep(IDLE_WINDOW).await;
+    let controller_heartbeats = IDLE_WINDOW.as_secs_f64() * 10.0;
+    for (b, before) in brokers.iter().zip(before) {
+        let after = sample(b.admin, "jet_raft_requests_received_total").await.unwrap();
+        let received = after - before;
+        eprintln!("broker at {}: {received} raft requests in {IDLE_WINDOW:?} idle", b.addr);
+        assert!(received <= 2.0 * controller_heartbeats, "{received} raft requests in {IDLE_WINDOW:?} idle");
+    }
+    // Quiesced, a group still commits, and its followers learn the commit without
+    // heartbeats: every replica serves the write.
+    let leader =
+        until("partition 0's leader", || async move { partition_zero(a).await.map(|p| p.0).filter(|l| *l > 0) }).await;
+    let r = produce(brokers[(leader - 1) as usize].addr, values(0, 3)).await;
+    assert_eq!(r.error_code, 0, "{:?}", r.error_message);
+    for b in &brokers {
+        let addr = b.addr;
+        until("every replica to serve the write", || async move {
+            let (read, _) = try_read_all(addr).await.ok()?;
+            (read.len() == 3).then_some(())
+        })
+        .await;
     }
 }

@@ -55,6 +55,8 @@ PRESETS = {
                   reps=1, produce_mb=2, warmup_mb=1, probe_rates=[200], probe_seconds=1, probe_warmup=0.5,
                   kinds=["jet-fsync", "jet-interval"], groups=False),
 }
+for _preset in PRESETS.values():
+    _preset.setdefault("idle_partitions", [])
 
 
 def matrix(a: argparse.Namespace) -> list[Point]:
@@ -89,13 +91,14 @@ def run_point(a: argparse.Namespace, tools: loads.Tools, cluster: brokers.Cluste
     return rows
 
 
-def create_topic(bootstrap: str, topic: str, partitions: int, replication_factor: int) -> None:
+def create_topic(bootstrap: str, topic: str, partitions: int, replication_factor: int, timeout_s: float = 60) -> None:
     from confluent_kafka.admin import AdminClient, NewTopic
 
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    admin.create_topics([NewTopic(topic, partitions, replication_factor)], operation_timeout=30)[topic].result(60)
+    admin.create_topics([NewTopic(topic, partitions, replication_factor)],
+                        operation_timeout=timeout_s / 2)[topic].result(timeout_s)
     first = bootstrap.split(",")[0]  # every node answers Metadata for the whole cluster
-    helpers.wait_until(lambda: helpers.topic_partitions_ready(first, topic, partitions), 30, f"{topic} leaders")
+    helpers.wait_until(lambda: helpers.topic_partitions_ready(first, topic, partitions), timeout_s, f"{topic} leaders")
 
 
 def _throughput_row(base: dict, size: int, t: loads.Throughput, u: brokers.Usage) -> dict:
@@ -136,11 +139,31 @@ def run_rep(a: argparse.Namespace, tools: loads.Tools, points: list[Point], rep:
                 for row in run_point(a, tools, c, pt, rep):
                     print(f"[rep {rep}] {report.describe(row)}", flush=True)
                     rows.append(row)
+        for partitions in a.idle_partitions:
+            for c in clusters:
+                row = idle_cpu(a, c, partitions, rep)
+                print(f"[rep {rep}] {report.describe(row)}", flush=True)
+                rows.append(row)
     finally:
         for c in clusters:
             c.stop()
             c.wipe()
     return rows
+
+
+def idle_cpu(a: argparse.Namespace, cluster: brokers.Cluster, partitions: int, rep: int) -> dict:
+    """Broker CPU while nothing is produced or fetched, with `partitions` more partitions
+    (each of the run's replication factor) than the cluster already had: what hosting them
+    costs (raft heartbeats, timers, the log cleaner's and the controller's passes)."""
+    topic = helpers.unique_topic(f"idle{partitions}")
+    create_topic(cluster.bootstrap, topic, partitions, a.replication_factor, timeout_s=max(60.0, partitions / 20))
+    time.sleep(a.idle_settle_seconds)  # let creation's work end: this measures the steady state
+    with brokers.Usage(cluster) as u:
+        time.sleep(a.idle_seconds)  # the measurement window itself
+    per_broker = u.cpu_s / a.idle_seconds / len(cluster.nodes) * 100
+    return dict(test="idle", kind=cluster.kind, rep=rep, size=0, acks="-", partitions=partitions,
+                compression="none", replication_factor=a.replication_factor, seconds=a.idle_seconds,
+                cpu_s=u.cpu_s, cpu_pct_per_broker=per_broker, peak_rss_mb=u.peak_rss_kb / 1024)
 
 
 def machine() -> dict:
@@ -178,6 +201,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--probe-rates", nargs="+", type=int, help="LatencyProbe send rates, records/s (1 KiB)")
     p.add_argument("--probe-seconds", type=float)
     p.add_argument("--probe-warmup", type=float, help="seconds the probe sends before it measures")
+    p.add_argument("--idle-partitions", nargs="*", type=int,
+                   help="after the matrix, add a topic of this many partitions and measure idle broker CPU "
+                        "(repeatable values, e.g. 1000 10000; none by default)")
+    p.add_argument("--idle-seconds", type=float, default=30.0, help="idle CPU measurement window")
+    p.add_argument("--idle-settle-seconds", type=float, default=10.0, help="wait after creating the idle topic")
     p.add_argument("--groups", action=argparse.BooleanOptionalAction,
                    help="consume the 1 KiB acks=all points again with ConsumerPerformance (a consumer group)")
     a = p.parse_args(argv)

@@ -113,11 +113,28 @@ class Cluster:
         return [n.proc.pid for n in self.nodes]
 
     def start(self) -> None:
-        """Spawns every node, then waits for each (a KRaft quorum needs its voters up)."""
+        """Spawns every node, then waits for each (a KRaft quorum needs its voters up) and,
+        for more than one, until every node lists all of them and names a controller."""
         for n in self.nodes:
             n.spawn()
         for n in self.nodes:
             n.wait_ready()
+        if len(self.nodes) > 1:
+            end = time.monotonic() + READY_DEADLINE_S
+            pending = list(self.nodes)
+            while pending:
+                if time.monotonic() > end:
+                    raise TimeoutError(f"{self.kind}: {[n.bootstrap for n in pending]} never listed the whole cluster")
+                n = pending[0]
+                try:
+                    _, md = kproto.probe("127.0.0.1", n.port)
+                    if len(md["brokers"]) == len(self.nodes) and md["controller"] >= 0:
+                        n.ready_s = time.monotonic() - n._spawned
+                        pending.pop(0)
+                        continue
+                except (OSError, ValueError, RuntimeError):
+                    pass  # not formed yet
+                time.sleep(READY_POLL_S * 10)  # poll interval, not a fixed wait
 
     def stop(self) -> None:
         for n in self.nodes:
@@ -171,10 +188,10 @@ def make_cluster(kind: str, n: int, root: Path, jet_bin: Path, kafka_libs: Path)
     if kind == "kafka":
         return _kafka_cluster(n, root, kafka_libs)
     if kind in ("jet-fsync", "jet-interval"):
-        if n != 1:
-            raise SystemExit("jet has no multi-broker mode yet (replication is a later issue): use --brokers 1")
         extra = ["--log-flush-interval-ms", str(JET_INTERVAL_FLUSH_MS)] if kind == "jet-interval" else []
-        return Cluster(kind, [_jet_node(root / "node0", jet_bin, extra)])
+        if n == 1:
+            return Cluster(kind, [_jet_node(root / "node0", jet_bin, extra)])
+        return _jet_cluster(kind, n, root, jet_bin, extra)
     raise ValueError(f"unknown broker kind {kind!r}; one of {KINDS}")
 
 
@@ -184,6 +201,30 @@ def _jet_node(data_dir: Path, jet_bin: Path, extra: list[str]) -> Node:
     addr = f"127.0.0.1:{port}"
     argv = [str(jet_bin), "--listen", addr, "--admin-listen", "127.0.0.1:0", "--advertised-listener", addr, "--data-dir", str(data_dir / "data"), *extra]
     return Node(port, data_dir, argv)
+
+
+def _jet_cluster(kind: str, n: int, root: Path, jet_bin: Path, extra: list[str]) -> Cluster:
+    """n Jet brokers that find each other by gossip (every one seeds from all) and form
+    the controller's raft group once all n are up (--bootstrap-expect n), as
+    examples/cluster.sh starts them."""
+    ports = [(free_port(), free_port(), free_port()) for _ in range(n)]
+    seeds = ",".join(f"127.0.0.1:{gossip}" for _, gossip, _ in ports)
+    nodes = []
+    for i, (port, gossip, raft) in enumerate(ports):
+        d = root / f"node{i}"
+        d.mkdir(parents=True)
+        addr = f"127.0.0.1:{port}"
+        argv = [str(jet_bin), "--node-id", str(i + 1), "--cluster-id", "jet-bench", "--data-dir", str(d / "data"),
+                "--listen", addr, "--advertised-listener", addr, "--admin-listen", "127.0.0.1:0",
+                "--gossip-listen", f"127.0.0.1:{gossip}", "--seeds", seeds, "--raft-listen", f"127.0.0.1:{raft}",
+                "--bootstrap-expect", str(n),
+                # Room for the idle-CPU points (--idle-partitions): the default bound is 10,000
+                # partitions per broker, internal topics included.
+                "--set", "max.broker.partitions=100000",
+                # As the Kafka cluster is configured: acks=all needs two replicas in sync.
+                "--min-insync-replicas", "2" if n >= 3 else "1", *extra]
+        nodes.append(Node(port, d, argv))
+    return Cluster(kind, nodes)
 
 
 def _kafka_cluster(n: int, root: Path, libs: Path) -> Cluster:
@@ -225,6 +266,7 @@ transaction.state.log.min.isr=1
 share.coordinator.state.topic.replication.factor={rf}
 share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
+min.insync.replicas={2 if n >= 3 else 1}
 """
 
 

@@ -28,6 +28,9 @@ latency is never reported. MB = 10^6 bytes; CPU is the broker processes' user+sy
 
 
 def describe(row: dict) -> str:
+    if row["test"] == "idle":
+        return f"{row['kind']:<12} idle with {row['partitions']} more partitions × RF{row['replication_factor']}: " \
+               f"{row['cpu_pct_per_broker']:.1f} % of a core per broker over {row['seconds']:g} s"
     where = f"{row['kind']:<12} {row['test']:<13} {row['size']:>5} B acks={row['acks']:<3} p={row['partitions']} " \
             f"{row['compression']:<4}"
     if row["test"] == "probe":
@@ -123,6 +126,11 @@ def _process_table(rows: list[dict], kinds: list[str]) -> list[str]:
     lines.append(row("start-to-ready (ms, median)", lambda k: f"{median(r['ready_ms'] for r in proc[k]):.0f}"))
     lines.append(row("idle RSS (MB, median)", lambda k: f"{median(r['idle_rss_mb'] for r in proc[k]):.1f}"))
     lines.append(row("peak RSS under load (MB, max)", lambda k: f"{peak[k]:.0f}"))
+    for n in sorted({r["partitions"] for r in rows if r["test"] == "idle"}):
+        idle = {k: [r["cpu_pct_per_broker"] for r in rows if r["test"] == "idle" and r["kind"] == k
+                    and r["partitions"] == n] for k in kinds}
+        lines.append(row(f"idle CPU with {n:,} partitions (% of a core per broker, median)",
+                         lambda k, idle=idle: f"{median(idle[k]):.1f}" if idle[k] else "–"))
     return lines + [""]
 
 
@@ -134,6 +142,7 @@ THROUGHPUT_TARGETS = (  # (test, acks, label, at least)
     ("java-consume-group", "all", "consume from start MB/s (ConsumerPerformance, group)", 1.5),
 )
 CPU_TARGET = 0.5  # "well below Kafka's": at most half
+IDLE_CPU_TARGET_PCT = 5.0  # issue 10: idle, per broker, at 10,000 partitions × RF3
 
 
 def _mark(ok: bool) -> str:
@@ -178,6 +187,13 @@ def _targets_table(tput: dict, lat: dict, ratios: dict, rows: list[dict], kinds:
             else:
                 cells.append("–")
         lines.append(f"| {label} | median of starts | " + " | ".join(cells) + " |")
+    for n in sorted({r["partitions"] for r in rows if r["test"] == "idle"}):
+        cells = []
+        for k in jets:
+            idle = [r["cpu_pct_per_broker"] for r in rows if r["test"] == "idle" and r["kind"] == k and r["partitions"] == n]
+            cells.append(f"{median(idle):.1f} % {_mark(median(idle) <= IDLE_CPU_TARGET_PCT)}" if idle else "–")
+        lines.append(f"| idle CPU ≤ {IDLE_CPU_TARGET_PCT:g} % of a core per broker | {n:,} partitions | "
+                     + " | ".join(cells) + " |")
     return lines + [""]
 
 

@@ -3,6 +3,7 @@
 
 pub mod data_dir;
 pub mod fetch_sessions;
+pub mod in_sync;
 pub mod lifecycle;
 pub mod log_cleaner;
 pub mod meta_store;

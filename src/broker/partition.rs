@@ -73,6 +73,13 @@ pub enum PartitionError {
     /// [`crate::broker::replica::Commit`]): the reason the loss was counted.
     #[error(transparent)]
     Uncommitted(Arc<PartitionError>),
+    /// `min.insync.replicas` not met: before an append (`after_append: false`), fewer
+    /// replicas are in sync; after a commit, fewer hold it.
+    #[error(
+        "{held} replica(s) {verb}, fewer than min.insync.replicas={required}",
+        verb = if *after_append { "hold the write" } else { "in sync" }
+    )]
+    NotEnoughReplicas { held: usize, required: usize, after_append: bool },
 }
 
 impl PartitionError {
@@ -95,6 +102,8 @@ impl PartitionError {
             PartitionError::RaftStopped(_) => ResponseError::NotLeaderOrFollower,
             PartitionError::RaftLog(_) | PartitionError::Snapshot(_) => ResponseError::KafkaStorageError,
             PartitionError::Unsupported(_) => ResponseError::InvalidRequest,
+            PartitionError::NotEnoughReplicas { after_append: false, .. } => ResponseError::NotEnoughReplicas,
+            PartitionError::NotEnoughReplicas { after_append: true, .. } => ResponseError::NotEnoughReplicasAfterAppend,
             PartitionError::Log(_) | PartitionError::Poisoned => ResponseError::KafkaStorageError,
         }
     }

@@ -24,6 +24,7 @@
 use std::io::Cursor;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use openraft::async_runtime::watch::WatchReceiver;
@@ -32,18 +33,29 @@ use openraft::type_config::alias::WatchReceiverOf;
 use openraft::{Config, Raft, RaftMetrics, ServerState};
 use tokio::sync::watch;
 
+use crate::broker::in_sync::CaughtUp;
 use crate::broker::partition::PartitionError;
 use crate::broker::producer_state::ProducerLimits;
 use crate::broker::replica::{
     AppendFuture, Appended, Commit, Leader, Offsets, PlannedRead, Progress, Replica, TimestampQuery, find_record,
 };
 use crate::broker::topic_config::EffectiveTopicConfig;
+use crate::cluster::runtime::hand_off::hand_off_target;
 use crate::log::batch::{self, BatchHeader};
 use crate::log::{Flusher, LogError, ReadPlan};
 use crate::raft::log_store::{PartitionRaftLog, RaftLogError, RaftLogStore};
 use crate::raft::partition_state::PartitionStateMachine;
 use crate::raft::replica_state::{Checked, ReplicaState};
-use crate::raft::{AppendBatches, CommittedLeaderId, NodeId, Term, TypeConfig};
+use crate::raft::{AppendBatches, CommittedLeaderId, NodeId, Term, TypeConfig, WriteCallback};
+use openraft::Instant as _;
+use openraft::raft::ClientWriteResult;
+
+/// A leader's last quorum acknowledgement older than this is renewed before a proposal
+/// (half of openraft's lease, `election_timeout_max`: room for the proposal's wait in
+/// openraft's queue).
+const LEASE_RENEW_AFTER: Duration = Duration::from_millis(500);
+/// Longest wait for that renewal.
+const LEASE_RENEW_WITHIN: Duration = Duration::from_secs(2);
 
 /// The raft node of one partition.
 pub type PartitionRaft = Raft<TypeConfig, PartitionStateMachine>;
@@ -80,6 +92,8 @@ pub struct RaftReplica {
     follower: tokio::task::JoinHandle<()>,
     /// Appends this replica made as leader, and fetches it served.
     traffic: crate::metrics::PartitionTraffic,
+    /// When each follower last held everything committed (the leader's ISR).
+    caught_up: Arc<CaughtUp>,
 }
 
 impl Drop for RaftReplica {
@@ -114,7 +128,9 @@ impl RaftReplica {
         let raft = Raft::new(node_id, raft_config, network, state.raft_store(), machine)
             .await
             .map_err(|e| RaftReplicaError::Raft { topic: topic.to_string(), index, message: e.to_string() })?;
-        let follower = tokio::spawn(follow_leadership(raft.metrics(), node_id, Arc::downgrade(&state)));
+        let caught_up = Arc::new(CaughtUp::default());
+        let follower =
+            tokio::spawn(follow_leadership(raft.metrics(), node_id, Arc::downgrade(&state), caught_up.clone()));
         Ok(Arc::new(RaftReplica {
             topic: topic.to_string(),
             index,
@@ -125,6 +141,7 @@ impl RaftReplica {
             proposing: tokio::sync::Mutex::new(()),
             follower,
             traffic: crate::metrics::PartitionTraffic::default(),
+            caught_up,
         }))
     }
 
@@ -133,23 +150,117 @@ impl RaftReplica {
         &self.raft
     }
 
-    /// On the leader: the replicas holding everything committed (Kafka's ISR), the leader
-    /// first; `None` on a follower, which does not know.
-    pub fn in_sync_replicas(&self) -> Option<Vec<i32>> {
+    /// On the leader: the leader and the followers that held everything committed within
+    /// the last `lag` (Kafka's ISR, `replica.lag.time.max.ms`; see [`CaughtUp`]); `None` on
+    /// a follower, which does not know.
+    pub fn in_sync_replicas(&self, lag: Duration) -> Option<Vec<i32>> {
         let m = self.raft.metrics();
         let m = m.borrow_watched();
         if m.state != ServerState::Leader || m.current_leader != Some(self.node_id) {
             return None;
         }
-        let committed = m.cluster_committed.map(|c| c.index);
+        let now = Instant::now();
+        observe_followers(&self.caught_up, &m, now);
+        let voters: Vec<NodeId> =
+            m.membership_config.membership().voter_ids().filter(|id| *id != self.node_id).collect();
+        let followers = self.caught_up.in_sync(m.current_term.0, &voters, lag, now);
         let mut isr: Vec<i32> = i32::try_from(self.node_id).ok().into_iter().collect();
-        for (id, matched) in m.replication.iter().flatten() {
-            let caught_up = matched.map(|l| l.index) >= committed;
-            if *id != self.node_id && caught_up && m.membership_config.membership().voter_ids().any(|v| v == *id) {
-                isr.extend(i32::try_from(*id).ok());
+        isr.extend(followers.into_iter().filter_map(|id| i32::try_from(id).ok()));
+        Some(isr)
+    }
+
+    /// [`Replica::held_by`]: waits on the raft metrics until the leader and enough voters
+    /// have matched the commit index seen first (at least the caller's entry).
+    async fn wait_held_by(&self, replicas: usize) -> Result<(), PartitionError> {
+        let mut metrics = self.raft.metrics();
+        let mut target = None;
+        loop {
+            {
+                let m = metrics.borrow_watched();
+                if m.state != ServerState::Leader || m.current_leader != Some(self.node_id) {
+                    return Err(PartitionError::Rejected(kafka_protocol::ResponseError::NotLeaderOrFollower));
+                }
+                let target = *target.get_or_insert(m.local_committed.map(|l| l.index));
+                let voters: Vec<NodeId> = m.membership_config.membership().voter_ids().collect();
+                let held = 1 + m
+                    .replication
+                    .iter()
+                    .flatten()
+                    .filter(|(id, matched)| {
+                        **id != self.node_id && voters.contains(id) && matched.map(|l| l.index) >= target
+                    })
+                    .count();
+                if held >= replicas {
+                    return Ok(());
+                }
+                if voters.len() < replicas {
+                    // Fewer replicas than asked for: never (Kafka refuses such writes too).
+                    return Err(PartitionError::NotEnoughReplicas { held, required: replicas, after_append: true });
+                }
+            }
+            metrics.changed().await.map_err(|e| PartitionError::RaftStopped(e.to_string()))?;
+        }
+    }
+
+    /// Makes sure openraft will take a proposal: a leader whose last quorum acknowledgement
+    /// is older than its lease (`election_timeout_max`) refuses writes, and a quiesced
+    /// group sends nothing by itself, so after [`LEASE_RENEW_AFTER`] without one a
+    /// heartbeat renews it first (one round trip). A leader no quorum answers within
+    /// [`LEASE_RENEW_WITHIN`] cannot take writes: NOT_LEADER_OR_FOLLOWER (retriable).
+    async fn renew_lease(&self) -> Result<(), PartitionError> {
+        let not_leader = || PartitionError::Rejected(kafka_protocol::ResponseError::NotLeaderOrFollower);
+        let fresh = |m: &RaftMetrics<TypeConfig>| {
+            m.membership_config.membership().voter_ids().count() <= 1
+                || m.last_quorum_acked.as_ref().is_some_and(|at| at.elapsed() < LEASE_RENEW_AFTER)
+        };
+        if fresh(&self.raft.metrics().borrow_watched()) {
+            return Ok(());
+        }
+        self.raft.trigger().heartbeat().await.map_err(|e| PartitionError::RaftStopped(e.to_string()))?;
+        let deadline = tokio::time::Instant::now() + LEASE_RENEW_WITHIN;
+        let mut metrics = self.raft.metrics();
+        loop {
+            {
+                let m = metrics.borrow_watched();
+                if m.state != ServerState::Leader || m.current_leader != Some(self.node_id) {
+                    return Err(not_leader());
+                }
+                if fresh(&m) {
+                    return Ok(());
+                }
+            }
+            // Metrics are published as raft's state changes; the poll covers a renewal
+            // published with nothing else changing.
+            tokio::select! {
+                changed = metrics.changed() => changed.map_err(|e| PartitionError::RaftStopped(e.to_string()))?,
+                () = tokio::time::sleep(Duration::from_millis(10)) => {}
+                () = tokio::time::sleep_until(deadline) => return Err(not_leader()),
             }
         }
-        Some(isr)
+    }
+
+    /// The responder of a proposal of `term`: on a refusal (run by openraft's core, before
+    /// it handles later proposals) the term is given up ([`ReplicaState::refused`]) and the
+    /// leadership moves to the follower holding the most of the log, so a new term starts.
+    fn on_refusal(&self, term: Term) -> WriteCallback<ClientWriteResult<TypeConfig>> {
+        let state = Arc::downgrade(&self.state);
+        let raft = self.raft.clone();
+        let (me, topic, index) = (self.node_id, self.topic.clone(), self.index);
+        WriteCallback::new(move |result: ClientWriteResult<TypeConfig>| {
+            let Err(refusal) = result else { return };
+            let Some(state) = state.upgrade() else { return };
+            state.refused(term);
+            tracing::warn!(
+                topic, partition = index, term = term.0, error = %refusal,
+                "raft refused a proposal while this broker leads: giving the term up, moving the leadership"
+            );
+            tokio::spawn(async move {
+                let target = hand_off_target(&raft.metrics().borrow_watched(), me, |_| true);
+                if let Some(to) = target {
+                    let _ = raft.trigger().transfer_leader(to).await;
+                }
+            });
+        })
     }
 
     /// Whether the group was never formed here (no membership, no vote, empty log):
@@ -200,6 +311,7 @@ impl RaftReplica {
         let ordered = self.proposing.lock().await;
         let term =
             self.leading_term().ok_or(PartitionError::Rejected(kafka_protocol::ResponseError::NotLeaderOrFollower))?;
+        self.renew_lease().await?;
         let placed = match self.state.check(term, headers, now_ms, limits)? {
             Checked::Duplicate(placed) => {
                 return self.appended(placed.base_offset, placed.end_offset, placed.losses, -1, true);
@@ -210,7 +322,12 @@ impl RaftReplica {
         // queue was full), the proposal is undone; declared after `ordered`, so it runs
         // while the proposal lock is still held.
         let mut unsent = Unsent { state: &self.state, term: Some(term) };
-        let sent = self.raft.write(AppendBatches(data)).with_leader(CommittedLeaderId::new(term)).await;
+        let sent = self
+            .raft
+            .write(AppendBatches(data))
+            .with_leader(CommittedLeaderId::new(term))
+            .responder(self.on_refusal(term))
+            .await;
         if let Err(fatal) = sent {
             return Err(PartitionError::RaftStopped(fatal.to_string()));
         }
@@ -264,11 +381,17 @@ async fn follow_leadership(
     mut metrics: WatchReceiverOf<TypeConfig, RaftMetrics<TypeConfig>>,
     node_id: NodeId,
     weak: std::sync::Weak<ReplicaState>,
+    caught_up: Arc<CaughtUp>,
 ) {
     loop {
         let leading = {
             let m = metrics.borrow_and_update();
-            (m.state == ServerState::Leader && m.current_leader == Some(node_id)).then_some(m.current_term)
+            let leading =
+                (m.state == ServerState::Leader && m.current_leader == Some(node_id)).then_some(m.current_term);
+            if leading.is_some() {
+                observe_followers(&caught_up, &m, Instant::now());
+            }
+            leading
         };
         let Some(state) = weak.upgrade() else { return };
         state.observe_leadership(leading);
@@ -282,6 +405,13 @@ async fn follow_leadership(
             return;
         }
     }
+}
+
+/// Records, on the leader, which followers hold everything committed as of `m`.
+fn observe_followers(caught_up: &CaughtUp, m: &RaftMetrics<TypeConfig>, now: Instant) {
+    let committed = m.cluster_committed.map(|c| c.index);
+    let followers = m.replication.iter().flatten().map(|(id, matched)| (*id, matched.map(|l| l.index)));
+    caught_up.observe(m.current_term.0, committed, followers, now);
 }
 
 impl Replica for RaftReplica {
@@ -339,6 +469,10 @@ impl Replica for RaftReplica {
 
     fn appends_when_called(&self) -> bool {
         false
+    }
+
+    fn held_by(&self, replicas: usize) -> futures::future::BoxFuture<'_, Result<(), PartitionError>> {
+        Box::pin(self.wait_held_by(replicas))
     }
 
     fn plan_read(&self, offset: i64, max_bytes: usize, min_one: bool) -> Result<PlannedRead, PartitionError> {

@@ -106,6 +106,20 @@ pub trait Replica: Send + Sync {
         limits: ProducerLimits<'a>,
     ) -> AppendFuture<'a>;
 
+    /// Resolves once at least `replicas` replicas, this one included, hold everything
+    /// committed so far: `min.insync.replicas` checked after an `acks=all` commit. Raft
+    /// commits at a majority; this waits for more when `replicas` is larger. Fails with
+    /// [`PartitionError::NotEnoughReplicas`] when there cannot be that many (a local log
+    /// is one replica) and when this replica stops leading.
+    fn held_by(&self, replicas: usize) -> BoxFuture<'_, Result<(), PartitionError>> {
+        let outcome = if replicas <= 1 {
+            Ok(())
+        } else {
+            Err(PartitionError::NotEnoughReplicas { held: 1, required: replicas, after_append: true })
+        };
+        Box::pin(std::future::ready(outcome))
+    }
+
     /// Whether [`append`](Self::append) appends inside the call (its future is ready
     /// when first polled), as the local log does. Callers that cannot wait (the group
     /// coordinator appends under its state lock) refuse replicas that do not.

@@ -95,7 +95,9 @@ pub static TOPIC_CONFIGS: &[ConfigDef] = &[
     def("min.compaction.lag.ms", Long, "0", "Min time a message stays uncompacted")
         .synonym("log.cleaner.min.compaction.lag.ms")
         .at_least(0),
-    def("min.insync.replicas", Int, "1", "Replicas that must acknowledge acks=all").at_least(1),
+    def("min.insync.replicas", Int, "1", "Replicas that must hold an acks=all write")
+        .synonym("min.insync.replicas")
+        .at_least(1),
     def("preallocate", Boolean, "false", "Preallocate segment files").synonym("log.preallocate"),
     def("retention.bytes", Long, "-1", "Partition size above which old segments are deleted")
         .synonym("log.retention.bytes"),
@@ -181,6 +183,7 @@ fn broker_value(settings: &KafkaSettings, def: &ConfigDef) -> Option<String> {
         "log.cleaner.max.compaction.lag.ms" => settings.log_cleaner_max_compaction_lag_ms.to_string(),
         "log.cleaner.min.cleanable.ratio" => settings.log_cleaner_min_cleanable_ratio.to_string(),
         "log.cleaner.min.compaction.lag.ms" => settings.log_cleaner_min_compaction_lag_ms.to_string(),
+        "min.insync.replicas" => settings.min_insync_replicas.to_string(),
         _ => return None,
     })
 }
@@ -256,6 +259,9 @@ pub struct EffectiveTopicConfig {
     pub cleanup_compact: bool,
     /// The compaction configs (used when `cleanup_compact`).
     pub compaction: crate::log::cleaner::CompactionSettings,
+    /// `min.insync.replicas`: replicas that must be in sync for an `acks=all` write to be
+    /// taken, and hold it before it is acknowledged.
+    pub min_insync_replicas: usize,
 }
 
 impl Default for EffectiveTopicConfig {
@@ -272,6 +278,7 @@ impl Default for EffectiveTopicConfig {
             cleanup_delete: true,
             cleanup_compact: false,
             compaction: crate::log::cleaner::CompactionSettings::default(),
+            min_insync_replicas: 1,
         }
     }
 }
@@ -316,6 +323,7 @@ impl EffectiveTopicConfig {
             cleanup_delete,
             cleanup_compact,
             compaction,
+            min_insync_replicas: usize::try_from(long("min.insync.replicas", 1)).unwrap_or(1).max(1),
         }
     }
 }

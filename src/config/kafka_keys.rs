@@ -105,13 +105,6 @@ pub fn classify(key: &str, value: &str) -> Option<Disposition> {
         "delete.topic.enable" => Some(Disposition::Refused(
             "Jet always serves DeleteTopics; refusing to start rather than let clients delete topics you meant to protect",
         )),
-        // Jet is one replica: an acks=all write is acknowledged by that one. `1` is what
-        // Jet does; more would be a durability promise Jet cannot keep (Kafka would refuse
-        // such writes with NOT_ENOUGH_REPLICAS), so it is refused rather than ignored.
-        "min.insync.replicas" if value == "1" => Some(Disposition::NotApplicable),
-        "min.insync.replicas" => Some(Disposition::Refused(
-            "Jet keeps one replica of each partition, so acks=all is acknowledged by one; refusing to start rather than promise more",
-        )),
         // A lone replica never elects an out-of-sync leader; `true` asks for data loss
         // Jet would not give, and says the operator accepts it — refuse the mismatch.
         "unclean.leader.election.enable" if on => Some(Disposition::Refused(
@@ -156,8 +149,6 @@ mod tests {
     fn settings_that_would_weaken_safety_are_refused_and_unknown_ones_left_to_the_caller() {
         assert!(matches!(classify("delete.topic.enable", "false"), Some(Disposition::Refused(_))));
         assert!(matches!(classify("unclean.leader.election.enable", "true"), Some(Disposition::Refused(_))));
-        assert!(matches!(classify("min.insync.replicas", "2"), Some(Disposition::Refused(_))));
-        assert_eq!(classify("min.insync.replicas", "1"), Some(Disposition::NotApplicable));
         assert_eq!(classify("num.partitons", "1"), None);
         assert_eq!(classify("log.retention.hourz", "1"), None);
         assert_eq!(classify("ssl.keystore.location", "/k"), None);

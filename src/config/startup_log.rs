@@ -27,6 +27,8 @@ pub fn log_settings(config: &BrokerConfig, resolution: &Resolution) {
         num_partitions = k.num_partitions,
         default_replication_factor = k.default_replication_factor,
         replica_selector_class = ?k.replica_selector_class,
+        replica_lag_time_max_ms = k.replica_lag_time_max_ms,
+        min_insync_replicas = k.min_insync_replicas,
         log_retention_ms = k.log_retention_ms,
         log_retention_bytes = k.log_retention_bytes,
         log_segment_bytes = k.log_segment_bytes,

@@ -17,6 +17,7 @@ use kafka_protocol::messages::produce_response::{
 };
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
 
+use crate::broker::partition::PartitionError;
 use crate::broker::rate_limited::PRODUCE_STORAGE_ERRORS;
 use crate::broker::replica::{Appended, Commit, Leader, Replica};
 use crate::broker::topic_config::EffectiveTopicConfig;
@@ -29,11 +30,42 @@ use crate::log::recompress::recompress_into;
 use super::leader_hint::LeaderHints;
 use super::{Pending, ReplyTo, message};
 
-/// A partition whose append must be committed before it is acknowledged.
+/// A partition whose append must be committed (and held by `min.insync.replicas`) before
+/// it is acknowledged.
 struct AwaitingCommit {
     topic: usize,
     partition: usize,
-    commit: Commit,
+    commit: Option<Commit>,
+    /// The replica and its `min.insync.replicas`, when more than one.
+    held_by: Option<(Arc<dyn Replica>, usize)>,
+}
+
+impl AwaitingCommit {
+    async fn wait(self) -> Result<(), PartitionError> {
+        if let Some(commit) = self.commit {
+            commit.wait().await?;
+        }
+        match self.held_by {
+            Some((replica, replicas)) => replica.held_by(replicas).await,
+            None => Ok(()),
+        }
+    }
+}
+
+/// Kafka's check before an `acks=all` append: at least `min.insync.replicas` replicas in
+/// sync (the leader's view on a cluster; a single node is one).
+fn check_in_sync(broker: &Broker, partition: &dyn Replica, required: usize) -> Result<(), PartitionError> {
+    if required <= 1 {
+        return Ok(());
+    }
+    let held = broker
+        .replication()
+        .and_then(|rt| rt.partition_nodes(partition.topic(), partition.index()))
+        .map_or(1, |nodes| nodes.isr.len());
+    if held < required {
+        return Err(PartitionError::NotEnoughReplicas { held, required, after_append: false });
+    }
+    Ok(())
 }
 
 fn batch_error_code(e: &BatchError) -> ResponseError {
@@ -343,10 +375,19 @@ pub async fn start(broker: Arc<Broker>, request: ProduceRequest, to: ReplyTo) ->
                     continue;
                 }
             };
+            if acks == -1
+                && let Err(e) = check_in_sync(&broker, &*partition, config.min_insync_replicas)
+            {
+                partitions.push(partition_error(index, Some(e.code()), Some(e.to_string())));
+                continue;
+            }
             let (answer, commit) = validate_and_append(&broker, &*partition, &records, &config, now).await;
+            let appended = answer.error_code == 0;
             partitions.push(answer);
-            if let Some(commit) = commit {
-                waits.push(AwaitingCommit { topic: ti, partition: pi, commit });
+            let held_by = (acks == -1 && appended && config.min_insync_replicas > 1)
+                .then_some((partition, config.min_insync_replicas));
+            if commit.is_some() || held_by.is_some() {
+                waits.push(AwaitingCommit { topic: ti, partition: pi, commit, held_by });
             }
         }
         responses.push(
@@ -371,17 +412,21 @@ pub async fn start(broker: Arc<Broker>, request: ProduceRequest, to: ReplyTo) ->
     Box::pin(async move {
         // When `timeout_ms` expires only the waiting stops: the commit goes on.
         let commits = waits.into_iter().map(|wait| async move {
-            let outcome = tokio::time::timeout(timeout, wait.commit.wait()).await;
-            (wait.topic, wait.partition, outcome)
+            let (topic, partition) = (wait.topic, wait.partition);
+            let outcome = tokio::time::timeout(timeout, wait.wait()).await;
+            (topic, partition, outcome)
         });
         for (ti, pi, outcome) in futures::future::join_all(commits).await {
             // A failed commit was logged where it failed (rate limited).
             let failure = match outcome {
                 Ok(Ok(())) => None,
                 Ok(Err(e)) => Some((e.code(), e.to_string())),
-                Err(_elapsed) => {
-                    Some((ResponseError::RequestTimedOut, "fsync did not finish within timeout_ms".into()))
-                }
+                Err(_elapsed) => Some((
+                    ResponseError::RequestTimedOut,
+                    "not committed within timeout_ms (fsynced; on a cluster, held by a majority and by \
+                     min.insync.replicas replicas)"
+                        .into(),
+                )),
             };
             if let Some((code, msg)) = failure {
                 let p = &mut responses[ti].partition_responses[pi];
@@ -447,18 +492,23 @@ mod tests {
         assert_eq!(scratch_plan(b"garbage", &config(None), pool, false).limit, FIRST_GUESS_MIN);
     }
 
-    fn request(records: Vec<u8>) -> ProduceRequest {
+    fn request_with_acks(records: Vec<u8>, acks: i16) -> ProduceRequest {
         let data = produce_request::PartitionProduceData::default().with_index(0).with_records(Some(records.into()));
-        ProduceRequest::default().with_acks(1).with_timeout_ms(10_000).with_topic_data(vec![
+        ProduceRequest::default().with_acks(acks).with_timeout_ms(10_000).with_topic_data(vec![
             produce_request::TopicProduceData::default().with_name(name("t")).with_partition_data(vec![data]),
         ])
     }
 
     async fn produce(b: &Arc<Broker>, records: Vec<u8>) -> PartitionProduceResponse {
+        produce_with_acks(b, records, 1).await
+    }
+
+    async fn produce_with_acks(b: &Arc<Broker>, records: Vec<u8>, acks: i16) -> PartitionProduceResponse {
         use kafka_protocol::protocol::Decodable;
         // v8: the last version with a plain response header (size, correlation id).
         let to = ReplyTo { api_key: ApiKey::Produce, version: 8, correlation_id: 1 };
-        let out = start(b.clone(), request(records), to).await.await.expect("encode").expect("acks=1 answers");
+        let request = request_with_acks(records, acks);
+        let out = start(b.clone(), request, to).await.await.expect("encode").expect("acks 1 and -1 answer");
         let crate::protocol::splice::Part::Bytes(bytes) = &out.parts[0] else { panic!("bytes") };
         let mut body = bytes.slice(8..);
         let r = ProduceResponse::decode(&mut body, 8).expect("decode");
@@ -491,5 +541,31 @@ mod tests {
         assert_eq!(answer.error_code, 0, "{:?}", answer.error_message);
         assert_eq!(answer.base_offset, 0);
         assert_eq!(b.scratch_budget.available(), b.scratch_budget.capacity());
+    }
+
+    #[tokio::test]
+    async fn acks_all_needs_min_insync_replicas_in_sync() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = broker(dir.path());
+        let configs = BTreeMap::from([("min.insync.replicas".to_string(), "2".to_string())]);
+        b.create_topic("t", 1, 1, configs, false).expect("create");
+        let batch = || producer_batch(3, now_ms(), 10, Compression::None, (-1, -1, -1));
+        // One replica is in sync, two are required: refused before anything is appended.
+        let refused = produce_with_acks(&b, batch(), -1).await;
+        assert_eq!(refused.error_code, ResponseError::NotEnoughReplicas.code());
+        let message = refused.error_message.map(|m| m.to_string()).unwrap_or_default();
+        assert!(message.contains("min.insync.replicas=2"), "{message}");
+        // acks=1 does not ask for the in-sync replicas (as in Kafka).
+        let taken = produce_with_acks(&b, batch(), 1).await;
+        assert_eq!((taken.error_code, taken.base_offset), (0, 0), "{:?}", taken.error_message);
+        // One is enough for a topic that asks for one.
+        b.create_topic("u", 1, 1, BTreeMap::new(), false).expect("create");
+        let topic = b.topic("u").expect("topic u");
+        let replica = topic.replica(0).expect("partition 0");
+        assert!(replica.held_by(1).await.is_ok());
+        assert!(matches!(
+            replica.held_by(2).await,
+            Err(PartitionError::NotEnoughReplicas { held: 1, required: 2, after_append: true })
+        ));
     }
 }

@@ -153,22 +153,53 @@ impl Collector for BrokerCollector {
         )?;
         gauge(&mut m, &NO_LABELS, i64::try_from(broker.cluster.live_brokers().len()).unwrap_or(i64::MAX))?;
 
-        // Single node: this broker leads every partition it hosts.
-        let partitions: i64 = topics.iter().map(|t| i64::from(t.partition_count())).sum();
+        // A single node's own topics are hosted and led here; a cluster's replicated
+        // topics count the replicas on this broker and the ones it leads.
+        let cluster = broker.replication();
+        let own: i64 = topics
+            .iter()
+            .filter(|t| cluster.is_none_or(|c| !c.is_replicated(t)))
+            .map(|t| i64::from(t.partition_count()))
+            .sum();
+        let replicas = cluster.map(|c| c.replica_counts()).unwrap_or_default();
+        let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
         let mut m = e.encode_descriptor(
             "jet_partitions",
             "Partitions on this broker (Kafka PartitionCount).",
             None,
             MetricType::Gauge,
         )?;
-        gauge(&mut m, &NO_LABELS, partitions)?;
+        gauge(&mut m, &NO_LABELS, own + count(replicas.hosted))?;
         let mut m = e.encode_descriptor(
             "jet_leader_partitions",
             "Partitions this broker leads (Kafka LeaderCount).",
             None,
             MetricType::Gauge,
         )?;
-        gauge(&mut m, &NO_LABELS, partitions)?;
+        gauge(&mut m, &NO_LABELS, own + count(replicas.leading))?;
+        if cluster.is_some() {
+            let mut m = e.encode_descriptor(
+                "jet_under_replicated_partitions",
+                "Partitions led here with fewer in-sync replicas than assigned ones (Kafka UnderReplicatedPartitions).",
+                None,
+                MetricType::Gauge,
+            )?;
+            gauge(&mut m, &NO_LABELS, count(replicas.under_replicated))?;
+            let mut m = e.encode_descriptor(
+                "jet_leaderless_partitions",
+                "Replicas on this broker whose partition has no leader known here (an election running, or no quorum).",
+                None,
+                MetricType::Gauge,
+            )?;
+            gauge(&mut m, &NO_LABELS, count(replicas.leaderless))?;
+            let mut m = e.encode_descriptor(
+                "jet_raft_requests_received",
+                "Raft requests (appends, votes, heartbeats of every group) received from other brokers.",
+                None,
+                MetricType::Counter,
+            )?;
+            counter(&mut m, &NO_LABELS, replicas.raft_requests_received)?;
+        }
 
         let lag = broker.groups.lag(broker, MAX_LAG_SERIES);
         let mut m = e.encode_descriptor(

@@ -129,17 +129,49 @@ pub type LeaderId = openraft::impls::leader_id_std::LeaderId<Term, NodeId>;
 /// The leader id as a log id carries it: the term alone.
 pub type CommittedLeaderId = openraft::vote::leader_id_std::CommittedLeaderId<Term>;
 
-openraft::declare_raft_types!(
-    /// Jet's raft types: one group per partition, entries stored in the segment files.
-    pub TypeConfig:
-        D = AppendBatches,
-        R = Appended,
-        NodeId = NodeId,
-        Node = JetNode,
-        Term = Term,
-        LeaderId = LeaderId,
-        AsyncRuntime = openraft_rt_tokio::TokioRuntime,
-);
+/// Jet's raft types: one group per partition, entries stored in the segment files.
+/// Written out rather than with `declare_raft_types!`, which cannot set the responder.
+#[derive(Debug, Clone, Copy, Default, Eq, PartialEq, Ord, PartialOrd)]
+pub struct TypeConfig {}
+
+impl openraft::RaftTypeConfig for TypeConfig {
+    type D = AppendBatches;
+    type R = Appended;
+    type NodeId = NodeId;
+    type Node = JetNode;
+    type Term = Term;
+    type LeaderId = LeaderId;
+    type Vote = openraft::impls::Vote<Self::LeaderId>;
+    type Payload = openraft::EntryPayload<Self::D, Self::NodeId, Self::Node>;
+    type Entry = openraft::Entry<<Self::LeaderId as openraft::vote::RaftLeaderId>::Committed, Self::Payload>;
+    type Responder<T>
+        = WriteCallback<T>
+    where
+        T: openraft::OptionalSend + 'static;
+    type Batch<T>
+        = openraft::impls::InlineBatch<T>
+    where
+        T: openraft::OptionalSend + 'static;
+    type AsyncRuntime = openraft_rt_tokio::TokioRuntime;
+    type ErrorSource = openraft::impls::BoxedErrorSource;
+}
+
+/// How a write learns its fate from openraft: a callback openraft's core runs when the
+/// write is applied, or when it refuses it — then synchronously, before the core handles
+/// any message sent after it (see [`replica_state`]'s proposals).
+pub struct WriteCallback<T>(Box<dyn FnOnce(T) + Send>);
+
+impl<T> WriteCallback<T> {
+    pub fn new(callback: impl FnOnce(T) + Send + 'static) -> Self {
+        WriteCallback(Box::new(callback))
+    }
+}
+
+impl<T: openraft::OptionalSend + 'static> openraft::raft::responder::Responder<TypeConfig, T> for WriteCallback<T> {
+    fn on_complete(self, result: T) {
+        (self.0)(result);
+    }
+}
 
 /// A raft entry of a partition.
 pub type Entry = openraft::Entry<CommittedLeaderId, openraft::EntryPayload<AppendBatches, NodeId, JetNode>>;

@@ -15,7 +15,9 @@
 //! ([`LogEvents::written`]), are exactly its accepted proposals, in order: a FIFO of
 //! waiters ([`Leading::pending`]) matches them. A proposal openraft refuses (leadership
 //! already lost) is never written, and neither is any later one of that term: the waiters
-//! of a term fail when this node is seen to stop leading it.
+//! of a term fail when this node is seen to stop leading it. A proposal refused while
+//! this node still leads (an expired leader lease, a leadership transfer) gives the term
+//! up ([`ReplicaState::refused`]).
 //!
 //! # Idempotent producers
 //!
@@ -102,6 +104,9 @@ struct Inner {
     /// Producer state of the applied entries.
     producers: ProducerStateTable,
     leading: Option<Leading>,
+    /// A term this node gave up leading after openraft refused one of its proposals (see
+    /// [`ReplicaState::refused`]): no proposal is checked in it any more.
+    given_up: Option<Term>,
     snapshot: Option<(PartitionSnapshotMeta, Vec<u8>)>,
 }
 
@@ -172,7 +177,7 @@ impl ReplicaState {
         Ok(Arc::new(ReplicaState {
             store,
             progress: watch::channel(Progress::new(high_watermark)).0,
-            inner: Mutex::new(Inner { applied, membership, producers, leading: None, snapshot: None }),
+            inner: Mutex::new(Inner { applied, membership, producers, leading: None, given_up: None, snapshot: None }),
         }))
     }
 
@@ -217,6 +222,9 @@ impl ReplicaState {
     ) -> Result<Checked, PartitionError> {
         let mut inner = self.lock()?;
         let inner = &mut *inner;
+        if inner.given_up == Some(term) {
+            return Err(not_leader());
+        }
         self.lead(inner, term)?;
         let losses = self.progress.borrow().losses;
         let Some(leading) = inner.leading.as_mut() else { return Err(not_leader()) };
@@ -262,6 +270,22 @@ impl ReplicaState {
         if let Some(Pending { saved: Some(saved), .. }) = leading.pending.pop_back() {
             leading.producers.restore(saved);
         }
+    }
+
+    /// openraft refused a proposal of `term` while this node still leads it (its leader
+    /// lease ran out, or a leadership transfer began). Called by openraft's core as it
+    /// refuses, before it handles anything sent later, so the proposals it accepted before
+    /// are written and their waiters resolved. But it may accept later proposals of the
+    /// term again, which the FIFO of waiters would then pair with the wrong requests: the
+    /// term is given up instead. Every waiter fails (NOT_LEADER_OR_FOLLOWER, retriable), a
+    /// loss is counted, no proposal is checked in the term any more, and the caller moves
+    /// the leadership on (a new term rebuilds the producer table from the log).
+    pub fn refused(&self, term: Term) {
+        let mut inner = self.lock_anyway();
+        if inner.leading.as_ref().is_some_and(|l| l.term == term) {
+            self.stop_leading(&mut inner);
+        }
+        inner.given_up = Some(term);
     }
 
     /// Starts leading `term` (if not yet): builds the leader's producer table from the

@@ -22,6 +22,7 @@ pub mod cluster;
 pub mod fuzz;
 pub mod process;
 pub mod records;
+pub mod replicated;
 
 pub struct TestBroker {
     pub addr: std::net::SocketAddr,

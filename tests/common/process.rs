@@ -77,7 +77,10 @@ impl JetProcess {
             value.split_whitespace().next().expect("address").parse().expect("socket address")
         };
         loop {
-            let line = jet.log.recv_timeout(READY_TIMEOUT).expect("jet did not become ready");
+            let line = match jet.log.recv_timeout(READY_TIMEOUT) {
+                Ok(line) => line,
+                Err(e) => panic!("jet did not become ready ({e}); it logged:\n{}", jet.startup.join("\n")),
+            };
             if line.contains("jet is ready") {
                 jet.addr = field(&line, " listen=");
                 jet.admin = field(&line, " admin=");

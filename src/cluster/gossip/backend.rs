@@ -22,6 +22,7 @@ use tokio::sync::{broadcast, watch};
 
 use super::hints::{self, LeadershipHint, LeadershipHints, PartitionKey};
 use super::identity::BrokerIdentity;
+use super::reconnect::{RECONNECT_INTERVAL, Reconnect};
 use super::view::{Change, MembershipEvent, MembershipView, ViewPublisher};
 use super::{Discovery, GossipConfig, GossipError, IdConflict};
 
@@ -255,6 +256,7 @@ fn options(config: &GossipConfig) -> Result<memberlist::Options, GossipError> {
     let mut options = memberlist::Options::lan()
         .with_probe_interval(config.probe_interval)
         .with_probe_timeout(config.probe_timeout)
+        .with_timeout(config.tcp_timeout)
         .with_suspicion_mult(config.suspicion_mult)
         .with_gossip_interval(config.gossip_interval)
         .with_push_pull_interval(config.push_pull_interval)
@@ -329,6 +331,33 @@ async fn join_seeds(
 ) {
     join_seeds_until_in(&gossip, &shared, &seeds, own, retry).await;
     shared.joined.store(true, Ordering::Release);
+    reconnect(&gossip, &seeds, own).await;
+}
+
+/// Every [`RECONNECT_INTERVAL`], joins the members that are not online and the seeds
+/// that are not members, so the view heals after a partition (see [`super::reconnect`]).
+async fn reconnect(gossip: &Gossip, seeds: &[String], own: SocketAddr) {
+    let mut memory = Reconnect::default();
+    loop {
+        tokio::time::sleep(RECONNECT_INTERVAL).await;
+        let members: Vec<(String, SocketAddr)> =
+            gossip.members().await.iter().map(|m| (m.id().to_string(), *m.address())).collect();
+        let online: Vec<String> = gossip.online_members().await.iter().map(|m| m.id().to_string()).collect();
+        let mut resolved = Vec::new();
+        for seed in seeds {
+            if let Ok(found) = tokio::net::lookup_host(seed.as_str()).await {
+                resolved.extend(found);
+            }
+        }
+        for addr in memory.round(&members, &online, &resolved, own, std::time::Instant::now()) {
+            match gossip.join(MaybeResolvedAddress::Resolved(addr)).await {
+                Ok(member) => {
+                    tracing::info!(%member, "gossip: reached a member that was not online (partition healed?)")
+                }
+                Err(e) => tracing::debug!(%addr, error = %e, "gossip: a member that is not online did not answer"),
+            }
+        }
+    }
 }
 
 async fn join_seeds_until_in(

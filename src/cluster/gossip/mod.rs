@@ -16,6 +16,7 @@
 mod backend;
 pub mod hints;
 pub mod identity;
+mod reconnect;
 pub mod view;
 
 #[cfg(test)]
@@ -116,6 +117,10 @@ pub struct GossipConfig {
     pub probe_interval: Duration,
     /// How long a probe waits for an ack before asking others to probe indirectly.
     pub probe_timeout: Duration,
+    /// Deadline of gossip's TCP exchanges: joins, state syncs and the TCP ping a failed
+    /// probe falls back to. A probe waits for that ping, so a broker that accepts
+    /// connections but does not answer (paused, hung) is declared failed only after it.
+    pub tcp_timeout: Duration,
     /// Suspicion lasts `suspicion_mult * max(1, log10 n) * probe_interval` before a
     /// suspect is declared dead.
     pub suspicion_mult: usize,
@@ -151,6 +156,9 @@ impl GossipConfig {
             cluster_label: None,
             probe_interval: Duration::from_millis(500),
             probe_timeout: Duration::from_millis(250),
+            // memberlist's default is 10 s, which would keep a paused leader "alive" for
+            // 10 s per probe; a LAN state sync of a few hundred brokers takes far less.
+            tcp_timeout: Duration::from_secs(2),
             suspicion_mult: 3,
             gossip_interval: Duration::from_millis(200),
             push_pull_interval: Duration::from_secs(30),

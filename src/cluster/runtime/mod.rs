@@ -22,13 +22,19 @@
 //!
 //! # Not yet
 //!
-//! Consumer groups on a cluster (the coordinator appends under its lock and refuses raft
-//! replicas: COORDINATOR_NOT_AVAILABLE), CreatePartitions, config changes and
-//! DeleteRecords of replicated topics, leadership transfer on SIGTERM, reassignment,
-//! heartbeat coalescing and quiescence (every group ticks on its own).
+//! CreatePartitions, config changes, retention, compaction and DeleteRecords of
+//! replicated topics, reassignment, preferred-leader rebalancing, heartbeat coalescing
+//! and quiescence (every group ticks on its own).
+//!
+//! # Stopping
+//!
+//! On SIGTERM the broker first hands the leadership of what it leads to live followers
+//! ([`hand_off`]), then stops its raft members ([`ClusterRuntime::shutdown`]).
 
 pub mod admin;
 mod bootstrap;
+mod elections;
+pub mod hand_off;
 mod reconcile;
 pub mod remote;
 
@@ -92,12 +98,36 @@ pub fn raft_config() -> Result<Arc<openraft::Config>, openraft::ConfigError> {
     Ok(Arc::new(config.validate()?))
 }
 
+/// [`raft_config`] for partition groups: no timers (`enable_tick = false`). An idle group
+/// then costs nothing; elections and catch-up heartbeats come from the broker-wide
+/// [`elections`] task, driven by the gossip view.
+pub fn partition_raft_config() -> Result<Arc<openraft::Config>, openraft::ConfigError> {
+    let mut config = Arc::unwrap_or_clone(raft_config()?);
+    config.enable_tick = false;
+    Ok(Arc::new(config.validate()?))
+}
+
 /// Replicas, in-sync replicas and offline replicas of a partition, as Metadata names them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PartitionNodes {
     pub replicas: Vec<i32>,
     pub isr: Vec<i32>,
     pub offline: Vec<i32>,
+}
+
+/// The replicas hosted on one broker, by what they are doing ([`ClusterRuntime::replica_counts`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReplicaCounts {
+    /// Replicas of replicated partitions on this broker.
+    pub hosted: usize,
+    /// Of those, the ones this broker leads.
+    pub leading: usize,
+    /// Led here with fewer in-sync replicas than assigned ones (Kafka UnderReplicatedPartitions).
+    pub under_replicated: usize,
+    /// Hosted here with no leader known (an election running, or no quorum).
+    pub leaderless: usize,
+    /// Raft requests this broker's transport received, ever.
+    pub raft_requests_received: u64,
 }
 
 /// A replicated topic this broker follows.
@@ -113,11 +143,14 @@ pub struct ClusterRuntime {
     node_id: NodeId,
     transport: RaftTransport,
     controller: Controller,
-    raft_config: Arc<openraft::Config>,
+    /// The partition groups' ([`partition_raft_config`]).
+    partition_raft_config: Arc<openraft::Config>,
     directory: Arc<BrokerDirectory>,
     raft_dir: PathBuf,
     broker: Weak<Broker>,
     topics: Mutex<HashMap<String, TopicState>>,
+    /// `replica.lag.time.max.ms`: how long a follower stays in sync without catching up.
+    replica_lag: std::time::Duration,
     /// `applied_records` of the last image the registry was made to match.
     reconciled: watch::Sender<u64>,
     shutdown: watch::Sender<bool>,
@@ -135,13 +168,12 @@ impl ClusterRuntime {
             .map_err(|source| RuntimeError::Bind { addr: bind.to_string(), source })?;
         let raft_dir = broker.config.data_dir.join(RAFT_DIR);
         std::fs::create_dir_all(&raft_dir).map_err(|source| RuntimeError::Io { path: raft_dir.clone(), source })?;
-        let raft_config = raft_config()?;
         let transport = RaftTransport::new(node_id, TransportConfig::default());
         let metadata_dir = raft_dir.join(format!("{}-0", controller::METADATA_TOPIC));
         let controller = Controller::open(
             &metadata_dir,
             node_id,
-            raft_config.clone(),
+            raft_config()?,
             transport.network(controller::group_id()),
             Some(broker.flusher.clone()),
         )
@@ -152,11 +184,12 @@ impl ClusterRuntime {
             node_id,
             transport: transport.clone(),
             controller,
-            raft_config,
+            partition_raft_config: partition_raft_config()?,
             directory: broker.cluster.clone(),
             raft_dir,
             broker: Arc::downgrade(broker),
             topics: Mutex::new(HashMap::new()),
+            replica_lag: std::time::Duration::from_millis(broker.config.kafka.replica_lag_time_max_ms),
             reconciled: watch::channel(0).0,
             shutdown,
             tasks: Mutex::new(Vec::new()),
@@ -175,6 +208,7 @@ impl ClusterRuntime {
             tokio::spawn(bootstrap::bootstrap(runtime.clone(), stop.clone())),
             tokio::spawn(bootstrap::keep_learners(runtime.clone(), stop.clone())),
             tokio::spawn(reconcile::follow_image(runtime.clone(), stop.clone())),
+            tokio::spawn(elections::quiesced_groups(Arc::downgrade(&runtime), stop.clone())),
             tokio::spawn(reconcile::publish_leadership(Arc::downgrade(&runtime), stop)),
         ];
         runtime.tasks.lock().unwrap_or_else(|p| p.into_inner()).extend(tasks);
@@ -205,14 +239,42 @@ impl ClusterRuntime {
         let replicas = state.assignments.get(usize::try_from(index).ok()?)?.clone();
         let live: Vec<i32> = self.directory.live_brokers().iter().map(|b| b.broker_id).collect();
         let offline: Vec<i32> = replicas.iter().copied().filter(|r| !live.contains(r)).collect();
-        // The leader knows which followers hold everything committed; elsewhere the
-        // live replicas stand in for it.
-        let isr = state
-            .hosted
-            .get(&index)
-            .and_then(|r| r.in_sync_replicas())
-            .unwrap_or_else(|| replicas.iter().copied().filter(|r| live.contains(r)).collect());
+        // The leader knows which followers kept up (a follower that went quiet keeps its
+        // matched index, so the gossip view takes out the dead); elsewhere the live
+        // replicas stand in for it.
+        let isr = match state.hosted.get(&index).and_then(|r| r.in_sync_replicas(self.replica_lag)) {
+            Some(isr) => isr.into_iter().filter(|r| live.contains(r)).collect(),
+            None => replicas.iter().copied().filter(|r| live.contains(r)).collect(),
+        };
         Some(PartitionNodes { replicas, isr, offline })
+    }
+
+    /// What the replicas hosted here are doing, for the metrics page.
+    pub fn replica_counts(&self) -> ReplicaCounts {
+        let live: Vec<i32> = self.directory.live_brokers().iter().map(|b| b.broker_id).collect();
+        let mut counts = ReplicaCounts {
+            raft_requests_received: self.transport.stats().requests_received,
+            ..ReplicaCounts::default()
+        };
+        let Ok(topics) = self.topics.lock() else { return counts };
+        for state in topics.values() {
+            for (index, replica) in &state.hosted {
+                counts.hosted += 1;
+                match replica.in_sync_replicas(self.replica_lag) {
+                    Some(isr) => {
+                        counts.leading += 1;
+                        let replicas = state.assignments.get(usize::try_from(*index).unwrap_or(usize::MAX));
+                        let in_sync = isr.iter().filter(|r| live.contains(r)).count();
+                        if replicas.is_some_and(|r| in_sync < r.len()) {
+                            counts.under_replicated += 1;
+                        }
+                    }
+                    None if replica.leader() == crate::broker::replica::Leader::Unknown => counts.leaderless += 1,
+                    None => {}
+                }
+            }
+        }
+        counts
     }
 
     /// The follower a consumer in `client_rack` should read partition `index` of `topic`
@@ -231,7 +293,7 @@ impl ClusterRuntime {
             let topics = self.topics.lock().ok()?;
             let state = topics.get(topic)?;
             // Only the leader knows which followers hold everything committed.
-            let isr = state.hosted.get(&index)?.in_sync_replicas()?;
+            let isr = state.hosted.get(&index)?.in_sync_replicas(self.replica_lag)?;
             (state.assignments.get(usize::try_from(index).ok()?)?.clone(), isr)
         };
         let live = self.directory.live_brokers();
@@ -259,6 +321,32 @@ impl ClusterRuntime {
             metrics.borrow_watched().membership_config.nodes().find(|(n, _)| **n == nid).map(|(_, node)| node.clone());
         from_membership
             .or_else(|| self.directory.live_brokers().into_iter().find(|b| b.broker_id == id).map(|b| jet_node(&b)))
+    }
+
+    /// Moves the leadership of every group this broker leads (its partitions, then the
+    /// controller) to a live follower, waiting up to `within` ([`hand_off`]): called when
+    /// the broker is asked to stop, while it still serves its connections.
+    pub async fn hand_off_leadership(&self, within: Duration) {
+        let started = std::time::Instant::now();
+        let partitions: Vec<crate::broker::raft_replica::PartitionRaft> = match self.topics.lock() {
+            Ok(topics) => topics.values().flat_map(|t| t.hosted.values().map(|r| r.raft().clone())).collect(),
+            Err(_) => Vec::new(),
+        };
+        let live: Vec<NodeId> =
+            self.directory.live_brokers().iter().filter_map(|b| NodeId::try_from(b.broker_id).ok()).collect();
+        let is_live = |id: NodeId| live.contains(&id);
+        let moved = hand_off::hand_off(&partitions, self.node_id, is_live, within).await;
+        let controller = std::slice::from_ref(self.controller.raft());
+        let left = within.saturating_sub(started.elapsed());
+        let controller = hand_off::hand_off(controller, self.node_id, is_live, left).await;
+        tracing::info!(
+            partitions_led = moved.led,
+            partitions_moved = moved.moved,
+            controller_led = controller.led == 1,
+            controller_moved = controller.moved == 1,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "leadership handed off before shutdown"
+        );
     }
 
     /// Stops every raft member here and the transport (before the logs close).

@@ -151,7 +151,7 @@ async fn start_replica(
     let replica = RaftReplica::start(
         at,
         config.clone(),
-        rt.raft_config.clone(),
+        rt.partition_raft_config.clone(),
         rt.transport.network(group.clone()),
         broker_flusher,
     )

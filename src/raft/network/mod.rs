@@ -37,19 +37,14 @@
 //! writer per accepted connection plus a short task per request in flight (bounded per
 //! connection). 10,000 groups replicating to the same two peers use two connections.
 //!
-//! # Heartbeat coalescing and quiescence (a later step)
+//! # Quiescence instead of heartbeats
 //!
-//! Today each group's openraft instance sends its own heartbeats (empty AppendEntries) as
-//! ordinary requests, so they already share the connection but not the frame. The plan
-//! (DESIGN.md, "What openraft costs at scale") slots in here without changing the frame
-//! layout: groups run with `enable_tick = false`; a broker-wide timer, one per peer
-//! connection, gathers the groups it leads whose followers live on that peer and sends one
-//! `Heartbeats { groups: Vec<(GroupId, term, commit)> }` request body; the receiving server
-//! fans it out to the groups' handlers (a new `GroupHandler` method) and answers with one
-//! coalesced response; groups with nothing pending and a stable leader are quiesced (left
-//! out of the timer's set) until a write or a broker failure (gossip) wakes them. The
-//! registry and the per-peer `peer::Peer` are where that state lives; nothing in the
-//! client or server loops assumes one request per heartbeat.
+//! Partition groups run without openraft's timers, so an idle group sends nothing at all
+//! (see `cluster::runtime::elections`): there is no per-group heartbeat left to coalesce.
+//! What the transport adds for it is [`RaftTransport::disconnected_peers`]: a peer whose
+//! connection to this broker closed (a killed process's sockets are closed by the kernel)
+//! counts as down for elections at once, before gossip's failure detection. The controller
+//! group still ticks (one group per broker).
 //!
 //! # Not yet
 //!
@@ -129,6 +124,8 @@ pub struct TransportStats {
     pub open_outbound: usize,
     /// Connections closed because a frame was oversized or did not decode.
     pub malformed_frames: u64,
+    /// Requests received from peers (every group's appends, votes, heartbeats), ever.
+    pub requests_received: u64,
     /// Groups registered.
     pub groups: usize,
 }
@@ -138,6 +135,50 @@ struct Stats {
     accepted: AtomicU64,
     dialled: AtomicU64,
     malformed: AtomicU64,
+    received: AtomicU64,
+}
+
+/// The peers whose connections to this broker are open, by count; a peer whose count
+/// fell to zero stays listed (at zero) until it connects again.
+struct Inbound {
+    open: Mutex<HashMap<NodeId, usize>>,
+    changed: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for Inbound {
+    fn default() -> Self {
+        Inbound { open: Mutex::new(HashMap::new()), changed: tokio::sync::watch::channel(0).0 }
+    }
+}
+
+impl Inbound {
+    fn adjust(&self, node: NodeId, opened: bool) {
+        {
+            let mut open = self.open.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let n = open.entry(node).or_default();
+            *n = if opened { *n + 1 } else { n.saturating_sub(1) };
+        }
+        self.changed.send_modify(|v| *v += 1);
+    }
+}
+
+/// Counts a peer's accepted connection as open until dropped.
+struct InboundGuard {
+    shared: Arc<Shared>,
+    node: NodeId,
+}
+
+impl InboundGuard {
+    fn new(shared: Arc<Shared>, node: NodeId) -> InboundGuard {
+        shared.inbound.adjust(node, true);
+        InboundGuard { shared, node }
+    }
+}
+
+impl Drop for InboundGuard {
+    fn drop(&mut self) {
+        self.shared.inbound.adjust(self.node, false);
+    }
 }
 
 /// State shared by the server, the peers and every group's clients.
@@ -147,6 +188,7 @@ struct Shared {
     registry: Registry,
     peers: Mutex<HashMap<NodeId, Arc<Peer>>>,
     stats: Stats,
+    inbound: Inbound,
     closed: AtomicBool,
 }
 
@@ -192,6 +234,7 @@ impl RaftTransport {
                 registry: Registry::default(),
                 peers: Mutex::new(HashMap::new()),
                 stats: Stats::default(),
+                inbound: Inbound::default(),
                 closed: AtomicBool::new(false),
             }),
         }
@@ -230,6 +273,19 @@ impl RaftTransport {
         }
     }
 
+    /// Peers that had a connection open to this broker and have none now: a peer process
+    /// that died (its sockets closed by the kernel) is here at once, long before failure
+    /// detection by gossip declares it. A peer leaves the set when it connects again.
+    pub fn disconnected_peers(&self) -> std::collections::BTreeSet<NodeId> {
+        let open = self.shared.inbound.open.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        open.iter().filter(|(_, n)| **n == 0).map(|(node, _)| *node).collect()
+    }
+
+    /// Changes whenever a peer's connection to this broker opens or closes.
+    pub fn inbound_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.shared.inbound.changed.subscribe()
+    }
+
     pub fn stats(&self) -> TransportStats {
         let stats = &self.shared.stats;
         TransportStats {
@@ -237,6 +293,7 @@ impl RaftTransport {
             dialled_connections: stats.dialled.load(Ordering::Relaxed),
             open_outbound: self.shared.peers().values().filter(|p| p.is_connected()).count(),
             malformed_frames: stats.malformed.load(Ordering::Relaxed),
+            requests_received: stats.received.load(Ordering::Relaxed),
             groups: self.shared.registry.len(),
         }
     }

@@ -67,6 +67,8 @@ async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, addr: SocketAd
             return;
         }
     };
+    // Open until this function returns, whichever way the connection ends.
+    let _open = super::InboundGuard::new(shared.clone(), node);
     let reply = wire::encode(&Hello::new(shared.node, node), max).map_err(io::Error::other);
     if let Err(e) = async { write.write_all(&reply?).await }.await {
         tracing::debug!(peer = %addr, node, error = %e, "raft transport: cannot answer the hello");
@@ -99,6 +101,7 @@ async fn serve_connection(shared: Arc<Shared>, stream: TcpStream, addr: SocketAd
                 break;
             }
         };
+        shared.stats.received.fetch_add(1, Ordering::Relaxed);
         let Ok(permit) = in_flight.clone().acquire_owned().await else { break };
         let handler = shared.registry.get(&request.group);
         let responses = responses.clone();

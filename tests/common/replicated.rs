@@ -1,0 +1,224 @@
+//! Helpers for tests of a replicated cluster of real `jet` processes: Kafka requests for
+//! one replicated topic ([`TOPIC`], partition 0 unless named), waits on conditions
+//! ([`until`]), and what the brokers agree on ([`agreed_leader`], [`settled`]).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::records::RecordBatchDecoder;
+
+use super::process::JetProcess;
+use super::{Client, whole_batches};
+
+/// Longest wait for a cluster-wide condition (elections take 1–2 s; slack for a loaded
+/// 2-core machine running three brokers).
+pub const WITHIN: Duration = Duration::from_secs(60);
+
+pub const TOPIC: &str = "replicated";
+
+pub fn name(topic: &str) -> TopicName {
+    TopicName(StrBytes::from_string(topic.into()))
+}
+
+pub async fn metadata(addr: SocketAddr, topic: &str) -> MetadataResponse {
+    let mut c = Client::connect(addr).await;
+    let request = MetadataRequest::default()
+        .with_topics(Some(vec![metadata_request::MetadataRequestTopic::default().with_name(Some(name(topic)))]))
+        .with_allow_auto_topic_creation(false);
+    c.call(ApiKey::Metadata, 12, &request).await
+}
+
+/// Polls `f` every 50 ms until it answers; fails the test after [`WITHIN`].
+pub async fn until<T, F: std::future::Future<Output = Option<T>>>(what: &str, mut f: impl FnMut() -> F) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(start.elapsed() < WITHIN, "timed out after {WITHIN:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Creates [`TOPIC`] with `partitions` partitions of three replicas through `addr`.
+pub async fn create_rf3(addr: SocketAddr, partitions: i32) {
+    create_topic(addr, TOPIC, partitions, 3).await;
+}
+
+/// Creates `topic` with `partitions` partitions of `replication_factor` replicas through
+/// `addr`; fails the test unless it is created.
+pub async fn create_topic(addr: SocketAddr, topic: &str, partitions: i32, replication_factor: i16) {
+    let mut c = Client::connect(addr).await;
+    let request = CreateTopicsRequest::default().with_timeout_ms(15_000).with_topics(vec![
+        create_topics_request::CreatableTopic::default()
+            .with_name(name(topic))
+            .with_num_partitions(partitions)
+            .with_replication_factor(replication_factor),
+    ]);
+    let created: CreateTopicsResponse = c.call(ApiKey::CreateTopics, 7, &request).await;
+    assert_eq!(created.topics[0].error_code, 0, "{topic}: {:?}", created.topics[0].error_message);
+}
+
+/// (leader, leader epoch, replicas, isr) of partition 0 as `addr` reports it.
+pub async fn partition_zero(addr: SocketAddr) -> Option<(i32, i32, Vec<i32>, Vec<i32>)> {
+    let m = metadata(addr, TOPIC).await;
+    let t = m.topics.first()?;
+    if t.error_code != 0 {
+        return None;
+    }
+    let p = t.partitions.first()?;
+    let mut replicas: Vec<i32> = p.replica_nodes.iter().map(|b| b.0).collect();
+    replicas.sort_unstable();
+    let mut isr: Vec<i32> = p.isr_nodes.iter().map(|b| b.0).collect();
+    isr.sort_unstable();
+    Some((p.leader_id.0, p.leader_epoch, replicas, isr))
+}
+
+pub fn values(from: usize, n: usize) -> Bytes {
+    super::records::values((from..from + n).map(|i| format!("value-{i}")))
+}
+
+pub async fn produce(addr: SocketAddr, data: Bytes) -> produce_response::PartitionProduceResponse {
+    produce_acks(addr, data, -1).await
+}
+
+/// Produce v9 of `data` to partition 0 with `acks` (-1 or 1).
+pub async fn produce_acks(addr: SocketAddr, data: Bytes, acks: i16) -> produce_response::PartitionProduceResponse {
+    let mut c = Client::connect(addr).await;
+    let request = ProduceRequest::default().with_acks(acks).with_timeout_ms(10_000).with_topic_data(vec![
+        produce_request::TopicProduceData::default().with_name(name(TOPIC)).with_partition_data(vec![
+            produce_request::PartitionProduceData::default().with_index(0).with_records(Some(data)),
+        ]),
+    ]);
+    let r: ProduceResponse = c.call(ApiKey::Produce, 9, &request).await;
+    r.responses[0].partition_responses[0].clone()
+}
+
+/// Every record (offset, value) `addr` serves from offset 0 up to its high watermark,
+/// control batches skipped, and the high watermark.
+pub async fn read_all(addr: SocketAddr) -> (Vec<(i64, String)>, i64) {
+    match try_read_all(addr).await {
+        Ok(read) => read,
+        Err(code) => panic!("fetch from {addr}: error {code}"),
+    }
+}
+
+/// [`read_all`], or the error code of a fetch that failed (a restarted broker that has
+/// not opened the topic yet).
+pub async fn try_read_all(addr: SocketAddr) -> Result<(Vec<(i64, String)>, i64), i16> {
+    let mut c = Client::connect(addr).await;
+    let mut out = Vec::new();
+    let mut offset = 0;
+    loop {
+        let request =
+            FetchRequest::default().with_max_wait_ms(0).with_max_bytes(50 << 20).with_session_epoch(-1).with_topics(
+                vec![fetch_request::FetchTopic::default().with_topic(name(TOPIC)).with_partitions(vec![
+                fetch_request::FetchPartition::default()
+                    .with_partition(0)
+                    .with_fetch_offset(offset)
+                    .with_partition_max_bytes(10 << 20),
+            ])],
+            );
+        let r: FetchResponse = c.call(ApiKey::Fetch, 12, &request).await;
+        let p = &r.responses[0].partitions[0];
+        if p.error_code != 0 {
+            return Err(p.error_code);
+        }
+        let mut whole = whole_batches(p.records.clone().unwrap_or_default());
+        if whole.is_empty() {
+            return Ok((out, p.high_watermark));
+        }
+        for set in RecordBatchDecoder::decode_all(&mut whole).unwrap() {
+            for r in set.records {
+                offset = r.offset + 1;
+                if !r.control {
+                    out.push((r.offset, String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into_owned()));
+                }
+            }
+        }
+    }
+}
+
+/// The leader of partition 0 every live broker agrees on, with its epoch.
+pub async fn agreed_leader(live: &[&JetProcess]) -> Option<(i32, i32)> {
+    let mut seen = BTreeSet::new();
+    for b in live {
+        let (leader, epoch, _, _) = partition_zero(b.addr).await?;
+        if leader < 0 {
+            return None;
+        }
+        seen.insert((leader, epoch));
+    }
+    (seen.len() == 1).then(|| seen.into_iter().next().unwrap())
+}
+
+/// The Kafka address of broker `id` among the survivors.
+pub fn brokers_addr(survivors: &[SocketAddr], ports: &[(i32, u16)], id: i32) -> Option<SocketAddr> {
+    let port = ports.iter().find(|n| n.0 == id)?.1;
+    survivors.iter().find(|a| a.port() == port).copied()
+}
+
+/// (controller, partition 0's (leader, epoch)) that every broker of `live` agrees on, once
+/// the leader lists all three replicas in sync.
+pub async fn settled(live: &[&JetProcess], ports: &[(i32, u16)]) -> Option<(i32, (i32, i32))> {
+    let mut controllers = BTreeSet::new();
+    for b in live {
+        controllers.insert(metadata(b.addr, TOPIC).await.controller_id.0);
+    }
+    let controller = *controllers.first().filter(|c| controllers.len() == 1 && **c > 0)?;
+    let (leader, epoch) = agreed_leader(live).await?;
+    let addrs: Vec<SocketAddr> = live.iter().map(|b| b.addr).collect();
+    let (_, _, _, isr) = partition_zero(brokers_addr(&addrs, ports, leader)?).await?;
+    (isr == vec![1, 2, 3]).then_some((controller, (leader, epoch)))
+}
+
+/// A counter or gauge from `admin`'s `/metrics` page.
+pub async fn sample(admin: SocketAddr, name: &str) -> Option<f64> {
+    let (_, page) = super::http_get(admin, "/metrics").await;
+    page.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// What producers were told: every acknowledged record (`value-N`) at its offset.
+#[derive(Debug, Default)]
+pub struct Ledger {
+    acked: BTreeMap<i64, String>,
+}
+
+impl Ledger {
+    /// Notes the answer to a produce of [`values`]`(from, n)`: whether it was acknowledged.
+    pub fn record(&mut self, r: &produce_response::PartitionProduceResponse, from: usize, n: usize) -> bool {
+        if r.error_code != 0 {
+            return false;
+        }
+        for i in 0..n {
+            let offset = r.base_offset + i as i64;
+            let value = format!("value-{}", from + i);
+            if let Some(before) = self.acked.insert(offset, value.clone()) {
+                panic!("offset {offset} acknowledged twice: {before}, then {value}");
+            }
+        }
+        true
+    }
+
+    /// How many records were acknowledged.
+    pub fn len(&self) -> usize {
+        self.acked.len()
+    }
+
+    /// Fails the test unless `served` (what a replica serves from offset 0) holds every
+    /// acknowledged record at its offset and no value twice.
+    pub fn check(&self, served: &[(i64, String)], replica: &str) {
+        let mut seen = BTreeSet::new();
+        for (offset, value) in served {
+            assert!(seen.insert(value), "{replica}: {value} served twice (again at offset {offset})");
+        }
+        let at: BTreeMap<i64, &String> = served.iter().map(|(o, v)| (*o, v)).collect();
+        for (offset, value) in &self.acked {
+            assert_eq!(at.get(offset).copied(), Some(value), "{replica}: acknowledged {value} at offset {offset}");
+        }
+    }
+}
