@@ -23,40 +23,6 @@ use common::process::JetProcess;
 use common::replicated::*;
 use kafka_protocol::ResponseError;
 
-/// Three brokers, [`TOPIC`] with one partition of three replicas, settled (one
-/// controller, one leader everyone names, all replicas in sync): the brokers and the
-/// partition's (leader, epoch).
-async fn settled_cluster(nodes: &[Node]) -> (Vec<JetProcess>, (i32, i32)) {
-    settled_cluster_with(nodes, &[]).await
-}
-
-/// [`settled_cluster`] with `args` added to every broker's command line.
-async fn settled_cluster_with(nodes: &[Node], args: &[&str]) -> (Vec<JetProcess>, (i32, i32)) {
-    let seed = nodes[0].gossip;
-    let brokers: Vec<JetProcess> = nodes.iter().map(|n| start(n, seed, args)).collect();
-    let a = brokers[0].addr;
-    until("a controller", || async move { (metadata(a, TOPIC).await.controller_id.0 > 0).then_some(()) }).await;
-    create_rf3(a, 1).await;
-    let leader = wait_settled(&brokers, nodes).await;
-    (brokers, leader)
-}
-
-/// Starts `node` (gossip seed `seed`, `--bootstrap-expect 3`) with `args` added.
-fn start(node: &Node, seed: u16, args: &[&str]) -> JetProcess {
-    let mut cmd = node.command(seed, Some(3));
-    cmd.args(args);
-    JetProcess::spawn(cmd)
-}
-
-/// Waits until every broker of `brokers` agrees on the controller and partition 0's
-/// leader, and that leader lists all three replicas in sync.
-async fn wait_settled(brokers: &[JetProcess], nodes: &[Node]) -> (i32, i32) {
-    let ports: Vec<(i32, u16)> = nodes.iter().map(|n| (n.id, n.kafka)).collect();
-    let live: Vec<&JetProcess> = brokers.iter().collect();
-    let (_, leader) = until("a settled cluster", || settled(&live, &ports)).await;
-    leader
-}
-
 /// Every broker serves the same records, and they hold everything `ledger` says was
 /// acknowledged, once each, at its offset. `brokers[i]` is node `i + 1`. Returns what they
 /// serve.
@@ -80,7 +46,7 @@ async fn check_every_replica(brokers: &[JetProcess], ledger: &Ledger) -> Vec<(i6
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_paused_leader_is_replaced_and_acknowledges_nothing_sent_to_it_while_paused() {
     let nodes: Vec<Node> = (1..=3).map(Node::new).collect();
-    let (brokers, (leader, epoch)) = settled_cluster(&nodes).await;
+    let (brokers, (leader, epoch)) = settled_cluster(&nodes, &[]).await;
     let at = |id: i32| brokers[(id - 1) as usize].addr;
     let mut ledger = Ledger::default();
     for round in 0..4 {
@@ -94,21 +60,8 @@ async fn a_paused_leader_is_replaced_and_acknowledges_nothing_sent_to_it_while_p
     let paused_at = Instant::now();
     // A producer that still believes in it: the request waits in the paused broker's socket.
     let stale = tokio::spawn(produce(at(leader), values(100, 5)));
-    let survivors: Vec<i32> = (1..=3).filter(|id| *id != leader).collect();
-    let new_leader = until("a write acknowledged by a new leader", || {
-        let survivors = survivors.clone();
-        let addrs: Vec<SocketAddr> = survivors.iter().map(|id| at(*id)).collect();
-        async move {
-            let (l, e, _, _) = partition_zero(addrs[0]).await?;
-            if !survivors.contains(&l) || e <= epoch {
-                return None;
-            }
-            let r = produce(at(l), values(20, 5)).await;
-            (r.error_code == 0).then_some((l, r))
-        }
-    })
-    .await;
-    let (new_leader, acked) = new_leader;
+    let survivors: Vec<(i32, SocketAddr)> = (1..=3).filter(|id| *id != leader).map(|id| (id, at(id))).collect();
+    let (new_leader, acked) = acknowledged_by_new_leader(&survivors, leader, epoch, 20, 5).await;
     assert!(ledger.record(&acked, 20, 5));
     eprintln!("SIGSTOP of leader {leader}: broker {new_leader} acknowledged a write after {:?}", paused_at.elapsed());
 
@@ -130,7 +83,7 @@ async fn a_paused_leader_is_replaced_and_acknowledges_nothing_sent_to_it_while_p
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_broker_killed_at_once_comes_back_with_every_acknowledged_write() {
     let nodes: Vec<Node> = (1..=3).map(Node::new).collect();
-    let (mut brokers, (leader, epoch)) = settled_cluster(&nodes).await;
+    let (mut brokers, (leader, epoch)) = settled_cluster(&nodes, &[]).await;
     let mut ledger = Ledger::default();
     for round in 0..4 {
         let r = produce(brokers[(leader - 1) as usize].addr, values(round * 5, 5)).await;
@@ -185,7 +138,7 @@ async fn every_broker_killed_at_once_comes_back_with_every_acknowledged_write() 
 async fn acks_all_writes_need_min_insync_replicas() {
     const MIN_INSYNC: &[&str] = &["--min-insync-replicas", "3"];
     let nodes: Vec<Node> = (1..=3).map(Node::new).collect();
-    let (mut brokers, (leader, _)) = settled_cluster_with(&nodes, MIN_INSYNC).await;
+    let (mut brokers, (leader, _)) = settled_cluster(&nodes, MIN_INSYNC).await;
     let leader_addr = brokers[(leader - 1) as usize].addr;
     let mut ledger = Ledger::default();
     // All three in sync: acknowledged once all three hold it (raft alone would answer at two).

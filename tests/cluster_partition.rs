@@ -116,20 +116,8 @@ async fn a_leader_cut_off_from_the_majority_acknowledges_nothing_and_catches_up_
         let cmd = minority_producer(&hosts, leader as usize);
         move || produce_with_cli(cmd, 100)
     });
-    let majority: Vec<i32> = (1..=3).filter(|id| *id != leader).collect();
-    let (new_leader, acked) = until("a write acknowledged by the majority's new leader", || {
-        let majority = majority.clone();
-        let addrs: Vec<SocketAddr> = majority.iter().map(|id| at(*id)).collect();
-        async move {
-            let (l, e, _, _) = partition_zero(addrs[0]).await?;
-            if !majority.contains(&l) || e <= epoch {
-                return None;
-            }
-            let r = produce(at(l), values(20, 5)).await;
-            (r.error_code == 0).then_some((l, r))
-        }
-    })
-    .await;
+    let majority: Vec<(i32, SocketAddr)> = (1..=3).filter(|id| *id != leader).map(|id| (id, at(id))).collect();
+    let (new_leader, acked) = acknowledged_by_new_leader(&majority, leader, epoch, 20, 5).await;
     assert!(ledger.record(&acked, 20, 5));
     eprintln!("leader {leader} cut off: broker {new_leader} acknowledged a write after {:?}", cut_at.elapsed());
     let minority = minority.await.expect("the minority producer");

@@ -109,23 +109,9 @@ async fn an_rf3_topic_replicates_fails_over_and_catches_up() {
     let killed_at = Instant::now();
     brokers[(leader - 1) as usize].as_mut().unwrap().kill();
     brokers[(leader - 1) as usize] = None;
-    let survivors: Vec<SocketAddr> = brokers.iter().flatten().map(|b| b.addr).collect();
-    let ports: Vec<(i32, u16)> = nodes.iter().map(|n| (n.id, n.kafka)).collect();
-    let new_leader = until("a write acknowledged by a new leader", || {
-        let survivors = survivors.clone();
-        let ports = ports.clone();
-        async move {
-            let (l, e, _, _) = partition_zero(survivors[0]).await?;
-            if l < 0 || l == leader || e <= epoch {
-                return None;
-            }
-            eprintln!("new leader {l} in metadata after {:?}", killed_at.elapsed());
-            let a = brokers_addr(&survivors, &ports, l)?;
-            let r = produce(a, values(50, 5)).await;
-            (r.error_code == 0).then_some(l)
-        }
-    })
-    .await;
+    let survivors: Vec<(i32, SocketAddr)> =
+        (1..=3).filter_map(|id| brokers[(id - 1) as usize].as_ref().map(|b| (id, b.addr))).collect();
+    let (new_leader, _) = acknowledged_by_new_leader(&survivors, leader, epoch, 50, 5).await;
     eprintln!(
         "failover: broker {leader} killed, broker {new_leader} acknowledged a write after {:?}",
         killed_at.elapsed()
@@ -428,18 +414,7 @@ async fn fetch_with_rack(addr: SocketAddr, rack: &str) -> (i16, i32, i64, Vec<St
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_consumer_in_a_followers_rack_is_sent_to_that_follower() {
     let nodes: Vec<Node> = (1..=3).map(Node::new).collect();
-    let seed = nodes[0].gossip;
-    let brokers: Vec<JetProcess> = nodes.iter().map(|n| n.start(seed, Some(3))).collect();
-    let a = brokers[0].addr;
-    until("a controller", || async move { (metadata(a, TOPIC).await.controller_id.0 > 0).then_some(()) }).await;
-    create_rf3(a, 1).await;
-    let ports: Vec<(i32, u16)> = nodes.iter().map(|n| (n.id, n.kafka)).collect();
-    let (_, (leader, _)) = until("a settled cluster", || {
-        let live: Vec<&JetProcess> = brokers.iter().collect();
-        let ports = &ports;
-        async move { settled(&live, ports).await }
-    })
-    .await;
+    let (brokers, (leader, _)) = settled_cluster(&nodes, &[]).await;
     let at = |id: i32| brokers[(id - 1) as usize].addr;
     let r = produce(at(leader), values(0, 10)).await;
     assert_eq!(r.error_code, 0, "{:?}", r.error_message);
@@ -450,12 +425,7 @@ async fn a_consumer_in_a_followers_rack_is_sent_to_that_follower() {
     let rack = |id: i32| nodes[(id - 1) as usize].rack.clone();
 
     // Both followers hold everything committed (the leader sends clients only to those).
-    until("every replica in sync", || {
-        let live: Vec<&JetProcess> = brokers.iter().collect();
-        let ports = &ports;
-        async move { settled(&live, ports).await }
-    })
-    .await;
+    wait_settled(&brokers, &nodes).await;
     for follower in (1..=3).filter(|id| *id != leader) {
         // The leader names the follower in the client's rack, with no records.
         // (Waited for: under load a follower can drop out of the leader's in-sync set for
@@ -487,18 +457,7 @@ async fn a_consumer_in_a_followers_rack_is_sent_to_that_follower() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stopped_leader_hands_its_leadership_to_a_follower_first() {
     let nodes: Vec<Node> = (1..=3).map(Node::new).collect();
-    let seed = nodes[0].gossip;
-    let mut brokers: Vec<JetProcess> = nodes.iter().map(|n| n.start(seed, Some(3))).collect();
-    let a = brokers[0].addr;
-    until("a controller", || async move { (metadata(a, TOPIC).await.controller_id.0 > 0).then_some(()) }).await;
-    create_rf3(a, 1).await;
-    let ports: Vec<(i32, u16)> = nodes.iter().map(|n| (n.id, n.kafka)).collect();
-    let (_, (leader, epoch)) = until("a settled cluster", || {
-        let live: Vec<&JetProcess> = brokers.iter().collect();
-        let ports = &ports;
-        async move { settled(&live, ports).await }
-    })
-    .await;
+    let (mut brokers, (leader, epoch)) = settled_cluster(&nodes, &[]).await;
     let i = (leader - 1) as usize;
     let r = produce(brokers[i].addr, values(0, 10)).await;
     assert_eq!(r.error_code, 0, "{:?}", r.error_message);
@@ -507,20 +466,10 @@ async fn a_stopped_leader_hands_its_leadership_to_a_follower_first() {
     let stopped_at = Instant::now();
     brokers[i].signal(libc::SIGTERM);
     let mut stopping = brokers.swap_remove(i);
-    let survivors: Vec<SocketAddr> = brokers.iter().map(|b| b.addr).collect();
-    let new_leader = until("a write acknowledged by a new leader", || {
-        let survivors = survivors.clone();
-        let ports = ports.clone();
-        async move {
-            let (l, e, _, _) = partition_zero(survivors[0]).await?;
-            if l < 0 || l == leader || e <= epoch {
-                return None;
-            }
-            let r = produce(brokers_addr(&survivors, &ports, l)?, values(10, 5)).await;
-            (r.error_code == 0).then_some(l)
-        }
-    })
-    .await;
+    // (`swap_remove` reordered them: ids by Kafka port.)
+    let id_of = |addr: SocketAddr| nodes.iter().find(|n| n.kafka == addr.port()).map(|n| n.id).unwrap();
+    let survivors: Vec<(i32, SocketAddr)> = brokers.iter().map(|b| (id_of(b.addr), b.addr)).collect();
+    let (new_leader, _) = acknowledged_by_new_leader(&survivors, leader, epoch, 10, 5).await;
     eprintln!("SIGTERM to broker {leader}: broker {new_leader} acknowledged a write after {:?}", stopped_at.elapsed());
     let (status, log) = tokio::task::spawn_blocking(move || {
         let status = stopping.child.wait();
@@ -542,7 +491,7 @@ async fn a_stopped_leader_hands_its_leadership_to_a_follower_first() {
     assert_eq!(field("partitions_moved"), field("partitions_led"), "{handed}");
     // Nothing acknowledged is lost or moved.
     let expected: Vec<String> = (0..15).map(|i| format!("value-{i}")).collect();
-    let new_addr = brokers_addr(&survivors, &ports, new_leader).unwrap();
+    let new_addr = survivors.iter().find(|(id, _)| *id == new_leader).unwrap().1;
     let (read, _) = read_all(new_addr).await;
     assert_eq!(read.iter().map(|r| r.1.clone()).collect::<Vec<_>>(), expected);
 }

@@ -11,6 +11,7 @@ use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::RecordBatchDecoder;
 
+use super::cluster::Node;
 use super::process::JetProcess;
 use super::{Client, whole_batches};
 
@@ -174,6 +175,59 @@ pub async fn settled(live: &[&JetProcess], ports: &[(i32, u16)]) -> Option<(i32,
     let addrs: Vec<SocketAddr> = live.iter().map(|b| b.addr).collect();
     let (_, _, _, isr) = partition_zero(brokers_addr(&addrs, ports, leader)?).await?;
     (isr == vec![1, 2, 3]).then_some((controller, (leader, epoch)))
+}
+
+/// Starts `node` (gossip seed `seed`, `--bootstrap-expect 3`) with `args` added.
+pub fn start(node: &Node, seed: u16, args: &[&str]) -> JetProcess {
+    let mut cmd = node.command(seed, Some(3));
+    cmd.args(args);
+    JetProcess::spawn(cmd)
+}
+
+/// Three brokers (`nodes`, `args` added to every command line), [`TOPIC`] with one
+/// partition of three replicas, settled (one controller, one leader everyone names, all
+/// replicas in sync): the brokers (`brokers[i]` is `nodes[i]`) and the partition's
+/// (leader, epoch).
+pub async fn settled_cluster(nodes: &[Node], args: &[&str]) -> (Vec<JetProcess>, (i32, i32)) {
+    let seed = nodes[0].gossip;
+    let brokers: Vec<JetProcess> = nodes.iter().map(|n| start(n, seed, args)).collect();
+    let a = brokers[0].addr;
+    until("a controller", || async move { (metadata(a, TOPIC).await.controller_id.0 > 0).then_some(()) }).await;
+    create_rf3(a, 1).await;
+    let leader = wait_settled(&brokers, nodes).await;
+    (brokers, leader)
+}
+
+/// Waits until every broker of `brokers` agrees on the controller and partition 0's
+/// leader, and that leader lists all three replicas in sync: (leader, epoch).
+pub async fn wait_settled(brokers: &[JetProcess], nodes: &[Node]) -> (i32, i32) {
+    let ports: Vec<(i32, u16)> = nodes.iter().map(|n| (n.id, n.kafka)).collect();
+    let live: Vec<&JetProcess> = brokers.iter().collect();
+    let (_, leader) = until("a settled cluster", || settled(&live, &ports)).await;
+    leader
+}
+
+/// Waits until partition 0 has a leader other than `old_leader`, with an epoch after
+/// `old_epoch` (as the first of `survivors` names it), that acknowledges
+/// [`values`]`(from, n)`: that leader and its answer. `survivors` are (id, address) of the
+/// brokers still up.
+pub async fn acknowledged_by_new_leader(
+    survivors: &[(i32, SocketAddr)],
+    old_leader: i32,
+    old_epoch: i32,
+    from: usize,
+    n: usize,
+) -> (i32, produce_response::PartitionProduceResponse) {
+    until("a write acknowledged by a new leader", || async move {
+        let (l, e, _, _) = partition_zero(survivors.first()?.1).await?;
+        if l == old_leader || e <= old_epoch {
+            return None;
+        }
+        let addr = survivors.iter().find(|(id, _)| *id == l)?.1;
+        let r = produce(addr, values(from, n)).await;
+        (r.error_code == 0).then_some((l, r))
+    })
+    .await
 }
 
 /// A counter or gauge from `admin`'s `/metrics` page.

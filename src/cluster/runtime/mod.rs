@@ -19,12 +19,16 @@
 //!   leader initializes a new group's membership), a [`RemoteReplica`] for the others.
 //!   Replicated partitions live under `<data>/raft/<topic>-<n>`, apart from a single
 //!   node's partitions, whose start-up clean-up would take them for orphans.
+//! - **Elections** ([`elections`]): partition groups have no raft timers (quiescent: an
+//!   idle partition sends nothing); this broker campaigns for the groups whose leader left
+//!   the gossip view or whose raft connection closed, and heartbeats the groups it leads to
+//!   a broker that comes back. A leader renews its lease before a write after an idle
+//!   spell ([`RaftReplica`]).
 //!
 //! # Not yet
 //!
 //! CreatePartitions, config changes, retention, compaction and DeleteRecords of
-//! replicated topics, reassignment, preferred-leader rebalancing, heartbeat coalescing
-//! and quiescence (every group ticks on its own).
+//! replicated topics, reassignment, preferred-leader rebalancing.
 //!
 //! # Stopping
 //!
