@@ -8,12 +8,22 @@ use super::process::JetProcess;
 /// Every broker encrypts gossip with this key (base64 of 32 bytes).
 pub const GOSSIP_KEY: &str = "8Fg+KxkOhcRTXmf4ND/0zmwxYkcXNt4hRShGDe5FqsA=";
 
-/// A port free for TCP and UDP right now.
+/// A port free for TCP and UDP right now, below Linux's ephemeral range (32768+): a port
+/// the kernel hands out for `bind(0)` may be taken by some outgoing connection's source
+/// port before the broker binds it (a broker that then fails to start, seen once in many
+/// runs of parallel cluster tests). Each call in a test process moves on to the next port.
 pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    const FIRST: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    // Test processes start at different places of the range.
+    let offset = std::process::id().wrapping_mul(7_919) % SPAN;
     loop {
-        let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = tcp.local_addr().unwrap().port();
-        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = u16::try_from(FIRST + (offset + n) % SPAN).expect("a port below 32000");
+        let tcp = std::net::TcpListener::bind(("127.0.0.1", port));
+        if tcp.is_ok() && std::net::UdpSocket::bind(("127.0.0.1", port)).is_ok() {
             return port;
         }
     }

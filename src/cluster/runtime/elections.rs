@@ -35,8 +35,13 @@ use super::ClusterRuntime;
 use crate::broker::raft_replica::PartitionRaft;
 use crate::raft::NodeId;
 
-/// How often the groups are checked when the view does not change.
+/// How often the groups with a campaign pending are checked.
 const SWEEP: Duration = Duration::from_millis(200);
+/// How often every group is checked when neither the view nor a raft connection changed
+/// (a group can lose its leader by raft's own doing: a transfer, a failed election). A
+/// check reads each group's metrics, so with thousands of idle groups this sets most of
+/// an idle broker's CPU.
+const FULL_SWEEP: Duration = Duration::from_secs(2);
 /// Between the first campaigns of consecutive replicas of a group.
 const TURN: Duration = Duration::from_secs(1);
 /// A campaign that produced no leader is retried after a random wait in this range.
@@ -61,12 +66,17 @@ pub(super) async fn quiesced_groups(rt: Weak<ClusterRuntime>, mut stop: watch::R
     let Some(mut connections) = rt.upgrade().map(|rt| rt.transport.inbound_changes()) else { return };
     let mut campaigns: HashMap<(String, i32), Campaign> = HashMap::new();
     let mut live_before: BTreeSet<NodeId> = BTreeSet::new();
+    let mut last_full = Instant::now();
     loop {
-        tokio::select! {
-            () = tokio::time::sleep(SWEEP) => {}
-            changed = view_changed(&mut view) => if !changed { view = None },
-            changed = connections.changed() => if changed.is_err() { return },
+        let mut full = tokio::select! {
+            () = tokio::time::sleep(SWEEP) => false,
+            changed = view_changed(&mut view) => { if !changed { view = None }; true }
+            changed = connections.changed() => { if changed.is_err() { return }; true }
             _ = stop.changed() => return,
+        };
+        full |= last_full.elapsed() >= FULL_SWEEP;
+        if !full && campaigns.is_empty() {
+            continue;
         }
         if *stop.borrow() {
             return;
@@ -79,7 +89,10 @@ pub(super) async fn quiesced_groups(rt: Weak<ClusterRuntime>, mut stop: watch::R
         // closes its sockets) counts as down for elections before gossip declares it.
         let disconnected = rt.transport.disconnected_peers();
         let reachable: BTreeSet<NodeId> = live.difference(&disconnected).copied().collect();
-        let actions = sweep(&rt, &reachable, &returned, Instant::now(), &mut campaigns);
+        let actions = sweep(&rt, &reachable, &returned, Instant::now(), full, &mut campaigns);
+        if full {
+            last_full = Instant::now();
+        }
         live_before = live;
         drop(rt);
         for raft in actions.elect {
@@ -103,13 +116,14 @@ async fn view_changed(view: &mut Option<watch::Receiver<Arc<crate::cluster::goss
     }
 }
 
-/// Decides, for every group hosted here, whether to campaign (see the module doc) or to
-/// heartbeat the voters in `returned`.
+/// Decides, for every group hosted here (`full`) or for those with a campaign pending,
+/// whether to campaign (see the module doc) or to heartbeat the voters in `returned`.
 fn sweep(
     rt: &ClusterRuntime,
     live: &BTreeSet<NodeId>,
     returned: &BTreeSet<NodeId>,
     now: Instant,
+    full: bool,
     campaigns: &mut HashMap<(String, i32), Campaign>,
 ) -> Actions {
     let me = rt.node_id;
@@ -118,6 +132,9 @@ fn sweep(
     let mut seen: BTreeSet<(String, i32)> = BTreeSet::new();
     for (name, state) in topics.iter() {
         for (index, replica) in &state.hosted {
+            if !full && !campaigns.contains_key(&(name.clone(), *index)) {
+                continue;
+            }
             let raft = replica.raft();
             let (leading, leader, voter, returned_voter) = {
                 let m = raft.metrics();
