@@ -60,7 +60,8 @@ struct Actions {
     heartbeat: Vec<PartitionRaft>,
 }
 
-/// Runs until the runtime stops: sweeps every [`SWEEP`] and whenever the view changes.
+/// Runs until the runtime stops: checks every group every [`FULL_SWEEP`] and whenever the
+/// view or a raft connection changes, the groups with a campaign pending every [`SWEEP`].
 pub(super) async fn quiesced_groups(rt: Weak<ClusterRuntime>, mut stop: watch::Receiver<bool>) {
     let mut view = rt.upgrade().and_then(|rt| rt.directory.discovery().map(|d| d.view()));
     let Some(mut connections) = rt.upgrade().map(|rt| rt.transport.inbound_changes()) else { return };
