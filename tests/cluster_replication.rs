@@ -548,3 +548,41 @@ async fn idle_partition_groups_send_nothing() {
         .await;
     }
 }
+
+async fn init_producer_id(addr: SocketAddr) -> i64 {
+    let mut c = Client::connect(addr).await;
+    let r: InitProducerIdResponse = c
+        .call(
+            ApiKey::InitProducerId,
+            4,
+            &InitProducerIdRequest::default().with_transactional_id(None).with_transaction_timeout_ms(-1),
+        )
+        .await;
+    assert_eq!(r.error_code, 0, "InitProducerId through {addr}");
+    assert_eq!(r.producer_epoch, 0);
+    r.producer_id.0
+}
+
+/// Producer ids come from blocks the controller hands out: two idempotent producers never
+/// share an id, whichever brokers they ask, including a broker that restarted (a shared
+/// id would make one producer's batch look like a duplicate of the other's and be
+/// acknowledged without being written).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn producer_ids_are_unique_across_brokers_and_restarts() {
+    let nodes: Vec<Node> = (1..=3).map(Node::new).collect();
+    let (mut brokers, _) = settled_cluster(&nodes, &[]).await;
+    let mut seen = BTreeSet::new();
+    for round in 0..2 {
+        for b in &brokers {
+            let id = init_producer_id(b.addr).await;
+            assert!(seen.insert(id), "producer id {id} handed out twice (round {round}, through {})", b.addr);
+        }
+    }
+    brokers[1].kill();
+    brokers[1] = start(&nodes[1], nodes[0].gossip, &[]);
+    wait_settled(&brokers, &nodes).await;
+    for b in &brokers {
+        let id = init_producer_id(b.addr).await;
+        assert!(seen.insert(id), "producer id {id} handed out twice after a restart (through {})", b.addr);
+    }
+}

@@ -144,7 +144,7 @@ pub struct Broker {
 
 /// A lock poisoned by a panic elsewhere: the state it guards may be half-updated, so
 /// the request fails rather than acting on it.
-fn poisoned<T>(e: std::sync::PoisonError<T>) -> ApiError {
+pub(crate) fn poisoned<T>(e: std::sync::PoisonError<T>) -> ApiError {
     ApiError::with_message(ResponseError::UnknownServerError, e.to_string())
 }
 
@@ -521,8 +521,12 @@ impl Broker {
         Ok(())
     }
 
-    /// Hands out a producer id never used before, even across restarts.
+    /// Hands out a producer id never used before, even across restarts (on a cluster, by
+    /// any broker: from a block the controller allocated to this one).
     pub fn next_producer_id(&self) -> Result<i64, ApiError> {
+        if let Some(cluster) = self.replication() {
+            return cluster.next_producer_id();
+        }
         let mut ids = self.producer_ids.lock().map_err(poisoned)?;
         if ids.next >= ids.limit {
             let limit = ids.limit + PRODUCER_ID_BLOCK;

@@ -51,6 +51,7 @@ pub fn client_max_version(api: ApiKey) -> i16 {
         ApiKey::DeleteTopics => 6,
         ApiKey::DescribeConfigs => 4,
         ApiKey::IncrementalAlterConfigs => 1,
+        ApiKey::AlterPartitionReassignments => 1,
         _ => 0,
     }
 }

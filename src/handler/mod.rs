@@ -4,7 +4,10 @@
 //! reports an error code in that part of the response (`UNKNOWN_TOPIC_OR_PARTITION`,
 //! `CORRUPT_MESSAGE`, ...), exactly where Kafka would.
 
+pub mod allocate_producer_ids;
 pub mod alter_configs;
+pub mod alter_partition;
+pub mod alter_partition_reassignments;
 pub mod api_versions;
 #[cfg(test)]
 mod compat_tests;
@@ -31,6 +34,7 @@ pub mod leader_hint;
 pub mod leave_group;
 pub mod list_groups;
 pub mod list_offsets;
+pub mod list_partition_reassignments;
 pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
@@ -104,6 +108,8 @@ pub const IMPLEMENTED: &[ApiKey] = &[
     ApiKey::DescribeLogDirs,
     ApiKey::CreatePartitions,
     ApiKey::IncrementalAlterConfigs,
+    ApiKey::AlterPartitionReassignments,
+    ApiKey::ListPartitionReassignments,
     ApiKey::DescribeCluster,
     ApiKey::FindCoordinator,
     ApiKey::JoinGroup,
@@ -123,6 +129,10 @@ pub const IMPLEMENTED: &[ApiKey] = &[
     ApiKey::SaslAuthenticate,
 ];
 
+/// APIs served between brokers and not advertised in ApiVersions (Kafka serves them on
+/// its controller listener, which clients never see).
+pub const BETWEEN_BROKERS: &[ApiKey] = &[ApiKey::AllocateProducerIds, ApiKey::AlterPartition];
+
 /// The versions served for `key`: the `kafka-protocol` crate's range, which starts at
 /// Kafka 4's KIP-896 baseline, capped at the highest version the crate can actually
 /// decode (its `valid_versions` overstates a few, e.g. InitProducerId 6) and that the
@@ -132,6 +142,7 @@ pub fn supported_versions(key: ApiKey) -> Option<VersionRange> {
     let table = TABLE.get_or_init(|| {
         IMPLEMENTED
             .iter()
+            .chain(BETWEEN_BROKERS)
             .filter_map(|&k| {
                 let mut range = k.valid_versions();
                 while range.max >= range.min && bounds::request_schema(k as i16, range.max).is_none() {
@@ -264,6 +275,16 @@ fn handle_blocking(b: &Broker, body: RequestKind, to: ReplyTo) -> Reply {
         RequestKind::DeleteTopics(r) => ResponseKind::DeleteTopics(delete_topics::handle(b, r, v)),
         RequestKind::DeleteRecords(r) => ResponseKind::DeleteRecords(delete_records::handle(b, r, v)),
         RequestKind::InitProducerId(r) => ResponseKind::InitProducerId(init_producer_id::handle(b, r, v)),
+        RequestKind::AlterPartitionReassignments(r) => {
+            ResponseKind::AlterPartitionReassignments(alter_partition_reassignments::handle(b, r, v))
+        }
+        RequestKind::ListPartitionReassignments(r) => {
+            ResponseKind::ListPartitionReassignments(list_partition_reassignments::handle(b, r, v))
+        }
+        RequestKind::AlterPartition(r) => ResponseKind::AlterPartition(alter_partition::handle(b, r, v)),
+        RequestKind::AllocateProducerIds(r) => {
+            ResponseKind::AllocateProducerIds(allocate_producer_ids::handle(b, r, v))
+        }
         RequestKind::OffsetForLeaderEpoch(r) => {
             ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(b, r, v))
         }

@@ -25,7 +25,7 @@ async fn every_response_encodes_at_every_advertised_version() {
     b.create_topic("t", 2, 1, Default::default(), false).unwrap();
     let to_topic = |id: uuid::Uuid| (name("t"), id);
     let id = b.topic("t").unwrap().id;
-    for &key in IMPLEMENTED {
+    for &key in IMPLEMENTED.iter().chain(BETWEEN_BROKERS) {
         let range = supported_versions(key).unwrap();
         for v in range.min..=range.max {
             let (tname, tid) = to_topic(id);
@@ -380,6 +380,37 @@ async fn every_response_encodes_at_every_advertised_version() {
                 ApiKey::SaslAuthenticate => {
                     ResponseKind::SaslAuthenticate(sasl::authenticate(SaslAuthenticateRequest::default(), v))
                 }
+                ApiKey::AlterPartitionReassignments => {
+                    ResponseKind::AlterPartitionReassignments(alter_partition_reassignments::handle(
+                        &b,
+                        AlterPartitionReassignmentsRequest::default().with_topics(vec![
+                            alter_partition_reassignments_request::ReassignableTopic::default()
+                                .with_name(tname)
+                                .with_partitions(vec![
+                                    alter_partition_reassignments_request::ReassignablePartition::default()
+                                        .with_replicas(Some(vec![BrokerId(b.node_id)])),
+                                ]),
+                        ]),
+                        v,
+                    ))
+                }
+                ApiKey::ListPartitionReassignments => ResponseKind::ListPartitionReassignments(
+                    list_partition_reassignments::handle(&b, ListPartitionReassignmentsRequest::default(), v),
+                ),
+                ApiKey::AlterPartition => ResponseKind::AlterPartition(alter_partition::handle(
+                    &b,
+                    AlterPartitionRequest::default().with_topics(vec![
+                        alter_partition_request::TopicData::default()
+                            .with_topic_id(tid)
+                            .with_partitions(vec![alter_partition_request::PartitionData::default()]),
+                    ]),
+                    v,
+                )),
+                ApiKey::AllocateProducerIds => ResponseKind::AllocateProducerIds(allocate_producer_ids::handle(
+                    &b,
+                    AllocateProducerIdsRequest::default(),
+                    v,
+                )),
                 other => panic!("no version test for {other:?}"),
             };
             encodes(&body, key, v);

@@ -20,7 +20,7 @@ pub mod records;
 #[cfg(test)]
 mod tests;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use kafka_protocol::ResponseError;
 use serde::{Deserialize, Serialize};
@@ -39,7 +39,33 @@ pub struct TopicImage {
     /// Topic-level config overrides by Kafka name.
     pub configs: BTreeMap<String, String>,
     /// Replicas of each partition (index = partition), the first the preferred leader.
+    /// While a partition moves, the target's replicas followed by those being removed
+    /// (Kafka's order).
     pub assignments: Vec<Vec<i32>>,
+    /// Partitions being moved to other replicas (Kafka's ongoing reassignments).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub reassignments: BTreeMap<i32, Reassignment>,
+    /// Partitions whose replicas changed since the topic was created. Only a partition's
+    /// first preferred leader forms its raft group, and only before any move: a replica
+    /// added later joins the group the others already have.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub moved: BTreeSet<i32>,
+}
+
+/// A partition on its way to other replicas.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reassignment {
+    /// The replicas it is moving to, the first the preferred leader.
+    pub target: Vec<i32>,
+    /// The replicas it had when the move started (where a cancelled move returns).
+    pub original: Vec<i32>,
+}
+
+impl Reassignment {
+    /// Replicas being added: in the target, not in the original replicas.
+    pub fn adding(&self) -> Vec<i32> {
+        self.target.iter().copied().filter(|b| !self.original.contains(b)).collect()
+    }
 }
 
 impl TopicImage {
@@ -50,6 +76,31 @@ impl TopicImage {
     /// The partitions `broker` holds a replica of.
     pub fn partitions_on(&self, broker: i32) -> impl Iterator<Item = i32> + '_ {
         (0..self.partition_count()).filter(move |&p| self.assignments[p as usize].contains(&broker))
+    }
+
+    /// The replicas of `partition` (while it moves, the old and the new ones).
+    pub fn replicas(&self, partition: i32) -> &[i32] {
+        usize::try_from(partition).ok().and_then(|p| self.assignments.get(p)).map_or(&[], Vec::as_slice)
+    }
+
+    /// Whether `partition`'s group is formed by its first replica (it never moved).
+    pub fn forms_own_group(&self, partition: i32) -> bool {
+        !self.moved.contains(&partition) && !self.reassignments.contains_key(&partition)
+    }
+
+    /// Replicas being removed from a moving partition: listed now, not in the target.
+    pub fn removing(&self, partition: i32) -> Vec<i32> {
+        let Some(r) = self.reassignments.get(&partition) else { return Vec::new() };
+        self.replicas(partition).iter().copied().filter(|b| !r.target.contains(b)).collect()
+    }
+
+    /// Points `partition` at `target`, keeping every replica it lists now until the move
+    /// completes (one may already be a raft voter).
+    fn move_to(&mut self, partition: usize, target: &[i32]) {
+        let current = &self.assignments[partition];
+        let mut replicas = target.to_vec();
+        replicas.extend(current.iter().copied().filter(|b| !target.contains(b)));
+        self.assignments[partition] = replicas;
     }
 }
 
@@ -91,6 +142,12 @@ pub enum MetadataError {
     ProducerIdsExhausted,
     #[error("a block of {0} producer ids is not allowed (1..={PRODUCER_ID_BLOCK_SIZE})")]
     BadProducerIdBlock(i64),
+    #[error("topic '{name}' has no partition {partition}")]
+    UnknownPartition { name: String, partition: i32 },
+    #[error("partition {partition} of topic '{name}' is not being reassigned")]
+    NoReassignment { name: String, partition: i32 },
+    #[error("partition {partition} of topic '{name}' is now moving to {current:?}, not {reported:?}")]
+    OtherReassignment { name: String, partition: i32, current: Vec<i32>, reported: Vec<i32> },
 }
 
 impl MetadataError {
@@ -98,14 +155,16 @@ impl MetadataError {
     pub fn code(&self) -> ResponseError {
         match self {
             MetadataError::TopicExists(_) => ResponseError::TopicAlreadyExists,
-            MetadataError::UnknownTopic(_) | MetadataError::TopicIdMismatch { .. } => {
-                ResponseError::UnknownTopicOrPartition
-            }
+            MetadataError::UnknownTopic(_)
+            | MetadataError::TopicIdMismatch { .. }
+            | MetadataError::UnknownPartition { .. } => ResponseError::UnknownTopicOrPartition,
             MetadataError::BadAssignment(_) => ResponseError::InvalidReplicaAssignment,
             MetadataError::PartitionsShrink { .. } => ResponseError::InvalidPartitions,
             MetadataError::ProducerIdsExhausted | MetadataError::BadProducerIdBlock(_) => {
                 ResponseError::UnknownServerError
             }
+            MetadataError::NoReassignment { .. } => ResponseError::NoReassignmentInProgress,
+            MetadataError::OtherReassignment { .. } => ResponseError::ReassignmentInProgress,
         }
     }
 }
@@ -126,6 +185,8 @@ impl MetadataImage {
                     id: *id,
                     configs: configs.clone(),
                     assignments: assignments.clone(),
+                    reassignments: BTreeMap::new(),
+                    moved: BTreeSet::new(),
                 };
                 self.topics.insert(name.clone(), topic);
                 Ok(Applied::Done)
@@ -162,6 +223,48 @@ impl MetadataImage {
                 self.next_producer_id = next;
                 Ok(Applied::ProducerIds { first, count: *count })
             }
+            MetadataRecord::ReassignPartition { name, id, partition, target } => {
+                let topic = self.topic_mut(name, *id)?;
+                let index = partition_index(topic, *partition)?;
+                let target = match (target, topic.reassignments.get(partition)) {
+                    (Some(t), _) => {
+                        check_assignments(std::slice::from_ref(t), index)?;
+                        t.clone()
+                    }
+                    (None, Some(ongoing)) => ongoing.original.clone(),
+                    (None, None) => {
+                        return Err(MetadataError::NoReassignment { name: name.clone(), partition: *partition });
+                    }
+                };
+                let original = match topic.reassignments.get(partition) {
+                    Some(ongoing) => ongoing.original.clone(),
+                    None if topic.assignments[index] == target => return Ok(Applied::Done),
+                    None => topic.assignments[index].clone(),
+                };
+                topic.move_to(index, &target);
+                topic.moved.insert(*partition);
+                topic.reassignments.insert(*partition, Reassignment { target, original });
+                Ok(Applied::Done)
+            }
+            MetadataRecord::CompleteReassignment { name, id, partition, target } => {
+                let topic = self.topic_mut(name, *id)?;
+                let index = partition_index(topic, *partition)?;
+                let current = match topic.reassignments.get(partition) {
+                    None => return Err(MetadataError::NoReassignment { name: name.clone(), partition: *partition }),
+                    Some(ongoing) => &ongoing.target,
+                };
+                if current != target {
+                    return Err(MetadataError::OtherReassignment {
+                        name: name.clone(),
+                        partition: *partition,
+                        current: current.clone(),
+                        reported: target.clone(),
+                    });
+                }
+                topic.assignments[index] = target.clone();
+                topic.reassignments.remove(partition);
+                Ok(Applied::Done)
+            }
         }
     }
 
@@ -177,6 +280,13 @@ impl MetadataImage {
     pub fn replicas_on(&self, broker: i32) -> impl Iterator<Item = (&TopicImage, i32)> + '_ {
         self.topics.values().flat_map(move |t| t.partitions_on(broker).map(move |p| (t, p)))
     }
+}
+
+fn partition_index(topic: &TopicImage, partition: i32) -> Result<usize, MetadataError> {
+    usize::try_from(partition)
+        .ok()
+        .filter(|&p| p < topic.assignments.len())
+        .ok_or_else(|| MetadataError::UnknownPartition { name: topic.name.clone(), partition })
 }
 
 /// Assignments of partitions `first ..`: each non-empty, no broker twice, all the same

@@ -45,6 +45,21 @@ pub enum MetadataRecord {
         broker: i32,
         count: i64,
     },
+    /// Starts (or redirects) moving a partition to `target` replicas, or, with `None`,
+    /// cancels its move (back to the replicas it had when the move started).
+    ReassignPartition {
+        name: String,
+        id: uuid::Uuid,
+        partition: i32,
+        target: Option<Vec<i32>>,
+    },
+    /// The partition's raft group now has exactly `target` as voters: the move is done.
+    CompleteReassignment {
+        name: String,
+        id: uuid::Uuid,
+        partition: i32,
+        target: Vec<i32>,
+    },
 }
 
 impl MetadataRecord {
@@ -56,6 +71,8 @@ impl MetadataRecord {
             MetadataRecord::DeleteTopic { .. } => "DeleteTopic",
             MetadataRecord::AlterTopicConfigs { .. } => "AlterTopicConfigs",
             MetadataRecord::AllocateProducerIds { .. } => "AllocateProducerIds",
+            MetadataRecord::ReassignPartition { .. } => "ReassignPartition",
+            MetadataRecord::CompleteReassignment { .. } => "CompleteReassignment",
         }
     }
 }

@@ -161,3 +161,70 @@ fn the_image_is_a_function_of_the_log_prefix() {
     assert_eq!(once.topics.keys().collect::<Vec<_>>(), vec!["b"]);
     assert_eq!(once.next_producer_id, 10);
 }
+
+fn reassign(partition: i32, target: Option<Vec<i32>>) -> MetadataRecord {
+    MetadataRecord::ReassignPartition { name: "t".into(), id: id(1), partition, target }
+}
+
+fn complete(partition: i32, target: Vec<i32>) -> MetadataRecord {
+    MetadataRecord::CompleteReassignment { name: "t".into(), id: id(1), partition, target }
+}
+
+#[test]
+fn a_move_lists_old_and_new_replicas_until_it_completes() {
+    let mut image = MetadataImage::default();
+    image.apply(&create("t", 1, vec![vec![1, 2, 3], vec![2, 3, 1]])).expect("created");
+    image.apply(&reassign(0, Some(vec![4, 2, 3]))).expect("reassigned");
+    let t = &image.topics["t"];
+    assert_eq!(t.replicas(0), &[4, 2, 3, 1], "target first, then the replica being removed");
+    assert_eq!(t.reassignments[&0].adding(), vec![4]);
+    assert_eq!(t.removing(0), vec![1]);
+    assert!(!t.forms_own_group(0), "a moving partition's group is never formed afresh");
+    assert!(t.forms_own_group(1));
+    // A completion for another target is stale: rejected, nothing changes.
+    let before = image.topics.clone();
+    let e = image.apply(&complete(0, vec![5, 2, 3])).expect_err("stale");
+    assert_eq!(e.code(), kafka_protocol::ResponseError::ReassignmentInProgress);
+    assert_eq!(image.topics, before);
+    image.apply(&complete(0, vec![4, 2, 3])).expect("completed");
+    let t = &image.topics["t"];
+    assert_eq!(t.replicas(0), &[4, 2, 3]);
+    assert!(t.reassignments.is_empty() && t.removing(0).is_empty());
+    assert!(!t.forms_own_group(0), "moved once: broker 4 never forms it afresh");
+    assert_eq!(
+        image.apply(&complete(0, vec![4, 2, 3])).expect_err("done").code(),
+        kafka_protocol::ResponseError::NoReassignmentInProgress
+    );
+}
+
+#[test]
+fn a_redirected_or_cancelled_move_keeps_every_replica_that_may_be_a_voter() {
+    let mut image = MetadataImage::default();
+    image.apply(&create("t", 1, vec![vec![1, 2, 3]])).expect("created");
+    image.apply(&reassign(0, Some(vec![4, 2, 3]))).expect("to 4");
+    image.apply(&reassign(0, Some(vec![5, 2, 3]))).expect("to 5 instead");
+    let t = &image.topics["t"];
+    assert_eq!(t.replicas(0), &[5, 2, 3, 4, 1], "4 may have joined the group already");
+    assert_eq!(t.reassignments[&0].original, vec![1, 2, 3], "the original is kept");
+    image.apply(&reassign(0, None)).expect("cancelled");
+    let t = &image.topics["t"];
+    assert_eq!(t.reassignments[&0].target, vec![1, 2, 3], "a cancel moves back to the original");
+    assert_eq!(t.replicas(0), &[1, 2, 3, 5, 4]);
+    image.apply(&complete(0, vec![1, 2, 3])).expect("completed");
+    assert_eq!(image.topics["t"].replicas(0), &[1, 2, 3]);
+}
+
+#[test]
+fn bad_moves_are_rejected_with_kafkas_errors() {
+    let mut image = MetadataImage::default();
+    image.apply(&create("t", 1, vec![vec![1, 2, 3]])).expect("created");
+    let code = |image: &mut MetadataImage, r: MetadataRecord| image.apply(&r).expect_err("rejected").code();
+    use kafka_protocol::ResponseError::*;
+    assert_eq!(code(&mut image, reassign(0, None)), NoReassignmentInProgress);
+    assert_eq!(code(&mut image, reassign(1, Some(vec![1]))), UnknownTopicOrPartition);
+    assert_eq!(code(&mut image, reassign(0, Some(vec![]))), InvalidReplicaAssignment);
+    assert_eq!(code(&mut image, reassign(0, Some(vec![1, 1]))), InvalidReplicaAssignment);
+    let before = image.topics.clone();
+    image.apply(&reassign(0, Some(vec![1, 2, 3]))).expect("a move to where it is does nothing");
+    assert_eq!(image.topics, before);
+}

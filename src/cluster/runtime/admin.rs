@@ -26,20 +26,20 @@ use crate::cluster::placement::{self, PlacementError};
 
 /// How long an admin change may take: a forward, the controller's commit, and this
 /// broker applying it.
-const ADMIN_TIMEOUT: Duration = Duration::from_secs(15);
+pub(super) const ADMIN_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// The longest pause between attempts while no controller takes an admin change.
 const RETRY_PAUSE: Duration = Duration::from_millis(200);
 
 /// Runs `f` to completion from a blocking thread (admin handlers run on tokio's blocking
 /// pool).
-fn block_on<F: std::future::Future>(f: F) -> Result<F::Output, ApiError> {
+pub(super) fn block_on<F: std::future::Future>(f: F) -> Result<F::Output, ApiError> {
     let handle = tokio::runtime::Handle::try_current()
         .map_err(|e| ApiError::with_message(ResponseError::UnknownServerError, e.to_string()))?;
     Ok(handle.block_on(f))
 }
 
-fn timed_out(what: &str) -> ApiError {
+pub(super) fn timed_out(what: &str) -> ApiError {
     ApiError::with_message(ResponseError::RequestTimedOut, format!("{what} did not complete within {ADMIN_TIMEOUT:?}"))
 }
 
@@ -59,7 +59,7 @@ fn placement_error(e: PlacementError) -> ApiError {
 }
 
 /// What a proposal's failure tells the client.
-fn controller_error(e: ControllerError) -> ApiError {
+pub(super) fn controller_error(e: ControllerError) -> ApiError {
     match e {
         ControllerError::NotController { .. } => not_available(e),
         e => ApiError::with_message(ResponseError::UnknownServerError, e.to_string()),
@@ -69,7 +69,7 @@ fn controller_error(e: ControllerError) -> ApiError {
 /// A forward that failed. A controller's own answer keeps its code (NOT_CONTROLLER
 /// from one that just lost its leadership is retried); a broken connection is final,
 /// since the controller may have applied the change before it broke.
-fn forward_error(e: CliError) -> ApiError {
+pub(super) fn forward_error(e: CliError) -> ApiError {
     match e {
         CliError::Kafka { code, message, .. } => {
             ApiError { code: ResponseError::try_from_code(code).unwrap_or(ResponseError::UnknownServerError), message }
@@ -88,7 +88,7 @@ fn answer(error_code: i16, message: Option<StrBytes>) -> Result<(), ApiError> {
 
 impl ClusterRuntime {
     /// Sends `request` to the controller's Kafka listener.
-    async fn forward<R: Request>(&self, request: &R, what: &str) -> Result<R::Response, ApiError> {
+    pub(super) async fn forward<R: Request>(&self, request: &R, what: &str) -> Result<R::Response, ApiError> {
         tokio::time::timeout(ADMIN_TIMEOUT, async {
             let mut conn = Connection::open(&self.controller_addr()?, ADMIN_TIMEOUT).await.map_err(forward_error)?;
             conn.call(request).await.map_err(forward_error)
@@ -97,12 +97,12 @@ impl ClusterRuntime {
         .map_err(|_| timed_out(&format!("forwarding {what}")))?
     }
 
-    fn is_controller(&self) -> bool {
+    pub(super) fn is_controller(&self) -> bool {
         self.controller.leader() == Some(self.node_id)
     }
 
     /// The controller's Kafka address, or NOT_CONTROLLER while none is known.
-    fn controller_addr(&self) -> Result<String, ApiError> {
+    pub(super) fn controller_addr(&self) -> Result<String, ApiError> {
         let id = self.controller_id().ok_or_else(|| not_available("no controller is elected yet"))?;
         let node =
             self.node(id).ok_or_else(|| not_available(format!("the controller (broker {id}) has no known address")))?;
@@ -127,7 +127,7 @@ impl ClusterRuntime {
     /// controller known, or the one asked has just lost its leadership, so nothing was
     /// proposed) it is tried again as the controller changes, for up to [`ADMIN_TIMEOUT`],
     /// as Kafka's forwarding waits for a controller. Any other failure is final.
-    async fn with_controller<T, F, Fut>(&self, mut attempt: F) -> Result<T, ApiError>
+    pub(super) async fn with_controller<T, F, Fut>(&self, mut attempt: F) -> Result<T, ApiError>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, ApiError>>,

@@ -25,10 +25,15 @@
 //!   a broker that comes back. A leader renews its lease before a write after an idle
 //!   spell ([`RaftReplica`]).
 //!
+//! - **Moves** ([`reassign`]): AlterPartitionReassignments adds and removes a partition's
+//!   replicas through raft membership changes driven by its leader.
+//! - **Producer ids** ([`producer_ids`]): blocks allocated by the controller, so ids are
+//!   unique across the cluster.
+//!
 //! # Not yet
 //!
 //! CreatePartitions, config changes, retention, compaction and DeleteRecords of
-//! replicated topics, reassignment, preferred-leader rebalancing.
+//! replicated topics, preferred-leader rebalancing.
 //!
 //! # Stopping
 //!
@@ -39,6 +44,8 @@ pub mod admin;
 mod bootstrap;
 mod elections;
 pub mod hand_off;
+mod producer_ids;
+mod reassign;
 mod reconcile;
 pub mod remote;
 
@@ -159,6 +166,10 @@ pub struct ClusterRuntime {
     reconciled: watch::Sender<u64>,
     shutdown: watch::Sender<bool>,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// What is left of this broker's block of producer ids ([`producer_ids`]).
+    producer_ids: Mutex<std::ops::Range<i64>>,
+    /// Partitions a move step runs for ([`reassign`]).
+    moving: Mutex<std::collections::HashSet<(String, i32)>>,
 }
 
 impl ClusterRuntime {
@@ -197,6 +208,8 @@ impl ClusterRuntime {
             reconciled: watch::channel(0).0,
             shutdown,
             tasks: Mutex::new(Vec::new()),
+            producer_ids: Mutex::new(0..0),
+            moving: Mutex::new(std::collections::HashSet::new()),
         });
         let mut stop_serving = stop.clone();
         let serving = tokio::spawn(async move {

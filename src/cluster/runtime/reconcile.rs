@@ -30,6 +30,7 @@ pub(super) async fn follow_image(rt: Arc<ClusterRuntime>, mut stop: watch::Recei
         let image = images.borrow_and_update().clone();
         reconcile(&rt, &image).await;
         rt.reconciled.send_replace(image.applied_records);
+        super::reassign::drive(&rt, &image);
         tokio::select! {
             changed = images.changed() => if changed.is_err() { return },
             () = tokio::time::sleep(RECHECK) => {}
@@ -76,26 +77,28 @@ async fn open_topic(
     topic: &TopicImage,
 ) -> Result<(), OpenError> {
     let me = i32::try_from(rt.node_id).unwrap_or(-1);
-    let (mut hosted, known_partitions) = match rt.topics.lock() {
-        Ok(topics) => topics.get(&topic.name).map_or((BTreeMap::new(), 0), |s| (s.hosted.clone(), s.assignments.len())),
+    let (mut hosted, known_assignments) = match rt.topics.lock() {
+        Ok(topics) => {
+            topics.get(&topic.name).map_or((BTreeMap::new(), None), |s| (s.hosted.clone(), Some(s.assignments.clone())))
+        }
         Err(_) => return Ok(()),
     };
     if let Some(existing) = broker.topics.get(&topic.name)
         && existing.id != topic.id
-        && known_partitions == 0
+        && known_assignments.is_none()
     {
         tracing::warn!(topic = topic.name, "a local topic of this name shadows the cluster's topic on this broker");
         return Ok(());
     }
     let config = EffectiveTopicConfig::new(&broker.config.kafka, &topic.configs);
-    let mut changed = known_partitions != topic.assignments.len();
+    let mut changed = known_assignments.as_ref() != Some(&topic.assignments);
     for (index, replicas) in topic.assignments.iter().enumerate() {
         let index = i32::try_from(index).unwrap_or(i32::MAX);
         if !replicas.contains(&me) || hosted.contains_key(&index) {
             continue;
         }
         let replica = start_replica(rt, topic, index, &config).await?;
-        if replicas.first() == Some(&me) {
+        if replicas.first() == Some(&me) && topic.forms_own_group(index) {
             initialize(rt, &replica, replicas).await;
         }
         hosted.insert(index, replica);
@@ -103,10 +106,25 @@ async fn open_topic(
     }
     // A group whose preferred leader could not initialize it yet (a member's address
     // unknown) is tried again on every pass; initializing twice is refused harmlessly.
+    // A replica added by a move never forms a group: it joins the existing one.
     for (index, replica) in &hosted {
-        let replicas = &topic.assignments[*index as usize];
-        if replicas.first() == Some(&me) && replica.leader() == Leader::Unknown && replica.is_pristine() {
+        let replicas = topic.replicas(*index);
+        if replicas.first() == Some(&me)
+            && topic.forms_own_group(*index)
+            && replica.leader() == Leader::Unknown
+            && replica.is_pristine()
+        {
             initialize(rt, replica, replicas).await;
+        }
+    }
+    // Replicas a completed move took away from this broker: the committed membership no
+    // longer counts them, so they stop and their files go.
+    let removed: Vec<i32> = hosted.keys().copied().filter(|i| !topic.replicas(*i).contains(&me)).collect();
+    for index in removed {
+        if let Some(replica) = hosted.remove(&index) {
+            stop_replica(rt, &topic.name, index, replica).await;
+            tracing::info!(topic = topic.name, partition = index, "replica moved away from this broker; removed");
+            changed = true;
         }
     }
     if !changed {
@@ -211,17 +229,22 @@ async fn remove_topic(rt: &Arc<ClusterRuntime>, broker: &crate::broker::Broker, 
         broker.topics.remove(&topic);
     }
     for (index, replica) in state.hosted {
-        rt.transport.unregister(&GroupId::new(name, index));
-        if let Err(e) = replica.raft().shutdown().await {
-            tracing::warn!(topic = name, partition = index, error = %e, "raft member of a deleted topic did not stop cleanly");
-        }
-        drop(replica);
-        let dir = partition_dir(rt, name, index);
-        if let Err(e) = std::fs::remove_dir_all(&dir) {
-            tracing::warn!(dir = %dir.display(), error = %e, "cannot remove a deleted topic's replica directory");
-        }
+        stop_replica(rt, name, index, replica).await;
     }
     tracing::info!(topic = name, topic_id = %state.id, "replicated topic deleted here");
+}
+
+/// Stops a replica's raft member and removes its directory.
+async fn stop_replica(rt: &ClusterRuntime, name: &str, index: i32, replica: Arc<RaftReplica>) {
+    rt.transport.unregister(&GroupId::new(name, index));
+    if let Err(e) = replica.raft().shutdown().await {
+        tracing::warn!(topic = name, partition = index, error = %e, "raft member did not stop cleanly");
+    }
+    drop(replica);
+    let dir = partition_dir(rt, name, index);
+    if let Err(e) = std::fs::remove_dir_all(&dir) {
+        tracing::warn!(dir = %dir.display(), error = %e, "cannot remove a replica directory");
+    }
 }
 
 /// Spreads, through gossip, the leadership of the partitions this broker leads, so
