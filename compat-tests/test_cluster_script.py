@@ -53,12 +53,13 @@ def _bindable(port: int, kind: int) -> bool:
 
 
 def free_base() -> int:
-    """A base port whose twelve ports (gossip ones for TCP and UDP) are free right now."""
+    """A base port whose ports for brokers 1 to 4 (the fourth joins in some tests; gossip
+    ports for TCP and UDP) are free right now."""
     for _ in range(200):
         # Below Linux's ephemeral range (32768+), where outgoing connections take ports.
         base = random.randrange(20000, 32700)
-        tcp = [f(base, b) for b in IDS for f in (kafka_port, admin_port, gossip_port, raft_port)]
-        udp = [gossip_port(base, b) for b in IDS]
+        tcp = [f(base, b) for b in (*IDS, 4) for f in (kafka_port, admin_port, gossip_port, raft_port)]
+        udp = [gossip_port(base, b) for b in (*IDS, 4)]
         if all(_bindable(p, socket.SOCK_STREAM) for p in tcp) and all(_bindable(p, socket.SOCK_DGRAM) for p in udp):
             return base
     raise RuntimeError("no free base port found")
@@ -107,7 +108,7 @@ class Cluster:
 
     def logs(self) -> str:
         out = []
-        for b in IDS:
+        for b in (*IDS, 4):
             if self.log(b).exists():
                 out.append(f"--- broker {b} log (tail) ---\n" + "\n".join(self.log(b).read_text(errors="replace").splitlines()[-40:]))
         return "\n".join(out)

@@ -7,7 +7,10 @@
 #   examples/cluster.sh status      pid, state and ports of each broker (exit 0 when all run)
 #   examples/cluster.sh kill ID     SIGKILL broker ID (1, 2 or 3)
 #   examples/cluster.sh start ID    start broker ID again on its data; return once every
-#                                   running broker lists the running brokers again
+#                                   running broker lists the running brokers again.
+#                                   ID 4..9 starts a new broker that joins the running
+#                                   cluster (it takes replicas of new topics, and of
+#                                   existing ones moved to it with a partition reassignment)
 #   examples/cluster.sh logs ID [-f]  the last lines of broker ID's log (-f: follow it)
 #   examples/cluster.sh down        SIGTERM every broker and wait for it to exit
 #
@@ -16,12 +19,13 @@
 #                         ${CARGO_TARGET_DIR:-target}/release/jet of this repository)
 #   JET_CLUSTER_DIR=dir   where data, logs and pid files go (default ./cluster):
 #                         DIR/broker-N/{data/,jet.log,jet.pid}, DIR/cluster.id
-#   JET_BASE_PORT=port    first Kafka port (default 19092); broker N (1..3) uses
+#   JET_BASE_PORT=port    first Kafka port (default 19092); broker N (1..9) uses
 #                           Kafka  BASE+N-1      (19092, 19093, 19094)
 #                           admin  BASE+10+N-1   (19102, 19103, 19104)  HTTP /readyz, /v1/cluster
 #                           gossip BASE+20+N-1   (19112, 19113, 19114)  TCP and UDP
 #                           raft   BASE+30+N-1   (19122, 19123, 19124)
-#   JET_RACKS=a,b,c       racks of brokers 1, 2, 3 (--broker-rack); none when unset
+#   JET_RACKS=a,b,c[,..]  racks of brokers 1, 2, 3 (and of 4.. when named; --broker-rack);
+#                         none when unset
 #   JET_CLUSTER_ID=id     cluster id every broker reports (default: generated at the first
 #                         `up` and kept in DIR/cluster.id)
 #   JET_CLUSTER_TIMEOUT=s how long `up` and `start` wait for the cluster (default 60)
@@ -33,6 +37,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PROG="$(basename "$0")"
+# The three brokers `up` starts; `start 4`..`start 9` add more (EXTRA_IDS, see below).
 IDS="1 2 3"
 HOST=127.0.0.1
 
@@ -44,7 +49,8 @@ die() {
 usage() {
   cat >&2 <<EOF
 usage: $PROG up | down | status | kill ID | start ID | logs ID [-f]
-  (ID is 1, 2 or 3; see the top of $0 for the environment variables)
+  (ID is 1..9: 1, 2 and 3 are the cluster \`up\` starts, 4..9 brokers that join it;
+   see the top of $0 for the environment variables)
 EOF
   exit 2
 }
@@ -58,8 +64,8 @@ is_uint() {
 
 BASE="${JET_BASE_PORT:-19092}"
 is_uint "$BASE" || die "JET_BASE_PORT must be a port number, not '$BASE'"
-if [ "$BASE" -lt 1 ] || [ "$BASE" -gt $((65535 - 32)) ]; then
-  die "JET_BASE_PORT=$BASE: ports BASE..BASE+32 must all be valid"
+if [ "$BASE" -lt 1 ] || [ "$BASE" -gt $((65535 - 38)) ]; then
+  die "JET_BASE_PORT=$BASE: ports BASE..BASE+38 must all be valid"
 fi
 TIMEOUT="${JET_CLUSTER_TIMEOUT:-60}"
 is_uint "$TIMEOUT" || die "JET_CLUSTER_TIMEOUT must be whole seconds, not '$TIMEOUT'"
@@ -81,19 +87,22 @@ canonical_cluster_dir() {
 }
 canonical_cluster_dir
 
-RACK_1="" RACK_2="" RACK_3=""
+RACKS=()
 if [ -n "${JET_RACKS:-}" ]; then
-  IFS=, read -r RACK_1 RACK_2 RACK_3 extra <<<"$JET_RACKS"
-  if [ -z "$RACK_1" ] || [ -z "$RACK_2" ] || [ -z "$RACK_3" ] || [ -n "$extra" ]; then
-    die "JET_RACKS must name three racks, as in JET_RACKS=a,b,c (got '$JET_RACKS')"
+  IFS=, read -r -a RACKS <<<"$JET_RACKS"
+  if [ "${#RACKS[@]}" -lt 3 ] || [ "${#RACKS[@]}" -gt 9 ]; then
+    die "JET_RACKS must name the racks of brokers 1, 2, 3 (and up to 9), as in JET_RACKS=a,b,c (got '$JET_RACKS')"
   fi
+  for rack in "${RACKS[@]}"; do
+    [ -n "$rack" ] || die "JET_RACKS names an empty rack (got '$JET_RACKS')"
+  done
 fi
 
 # --------------------------------------------------------------------- per broker
 check_id() {
   case "${1:-}" in
-    1 | 2 | 3) ;;
-    *) die "broker ID must be 1, 2 or 3, not '${1:-}'" ;;
+    [1-9]) ;;
+    *) die "broker ID must be 1 to 9, not '${1:-}'" ;;
   esac
 }
 kafka_port() { echo $((BASE + $1 - 1)); }
@@ -104,11 +113,16 @@ broker_dir() { echo "$CLUSTER_DIR/broker-$1"; }
 log_file() { echo "$(broker_dir "$1")/jet.log"; }
 pid_file() { echo "$(broker_dir "$1")/jet.pid"; }
 rack_of() {
-  case "$1" in
-    1) echo "$RACK_1" ;;
-    2) echo "$RACK_2" ;;
-    3) echo "$RACK_3" ;;
-  esac
+  echo "${RACKS[$(($1 - 1))]:-}"
+}
+
+# Brokers 1 2 3 and every broker 4..9 started here before (it has a directory).
+all_ids() {
+  local id out="$IDS"
+  for id in 4 5 6 7 8 9; do
+    if [ -d "$(broker_dir "$id")" ]; then out="$out $id"; fi
+  done
+  echo "$out"
 }
 
 # The pid in broker ID's pid file, if any.
@@ -140,7 +154,7 @@ running() {
 
 running_ids() {
   local id out=""
-  for id in $IDS; do
+  for id in $(all_ids); do
     if running "$id"; then out="$out $id"; fi
   done
   echo "${out# }"
@@ -321,7 +335,7 @@ wait_exit() {
 cmd_up() {
   local up
   up="$(running_ids)"
-  if [ "$up" = "$IDS" ]; then
+  if [ "${up#"$IDS"}" != "$up" ]; then
     printf 'cluster already up (brokers %s); bootstrap servers %s\n' "$up" "$(bootstrap_servers)"
     return 0
   fi
@@ -337,7 +351,7 @@ cmd_up() {
     fi
   done
   printf 'waiting up to %s s for the brokers to see each other and a controller...\n' "$TIMEOUT"
-  wait_formed "$IDS" "$IDS" 1
+  wait_formed "$IDS" "$(running_ids)" 1
   printf 'cluster up: brokers 1 2 3, controller %s; bootstrap servers %s\n' \
     "$(metadata_view 1 | cut -d'|' -f2)" "$(bootstrap_servers)"
   printf '  try: JET_BROKERS=%s %s cluster info\n' "$(bootstrap_servers)" "$JET"
@@ -358,7 +372,7 @@ cmd_start() {
   up="$(running_ids)"
   printf 'waiting up to %s s for brokers [%s] to list each other...\n' "$TIMEOUT" "$up"
   wait_formed "$up" "$up" 0
-  printf 'broker %s: rejoined; brokers [%s], controller %s\n' "$id" "$up" "$(metadata_view "$id" | cut -d'|' -f2)"
+  printf 'broker %s: rejoined the cluster; brokers [%s], controller %s\n' "$id" "$up" "$(metadata_view "$id" | cut -d'|' -f2)"
 }
 
 cmd_kill() {
@@ -377,7 +391,7 @@ cmd_kill() {
 
 cmd_down() {
   local id pid stopped="" failed=""
-  for id in $IDS; do
+  for id in $(all_ids); do
     if running "$id"; then
       pid="$(pid_of "$id")"
       kill -TERM "$pid" 2>/dev/null || true
@@ -408,7 +422,7 @@ cmd_down() {
 cmd_status() {
   local id state all=0
   printf '%-6s %-16s %-7s %-7s %-7s %-7s %-6s %s\n' BROKER STATE KAFKA ADMIN GOSSIP RAFT RACK LOG
-  for id in $IDS; do
+  for id in $(all_ids); do
     if running "$id"; then
       state="running:$(pid_of "$id")"
     else

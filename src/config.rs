@@ -180,6 +180,21 @@ pub struct KafkaSettings {
     #[arg(long, env = "JET_REPLICA_LAG_TIME_MAX_MS", default_value_t = 30_000)]
     pub replica_lag_time_max_ms: u64,
 
+    /// `auto.leader.rebalance.enable`: partitions move back to their preferred leader (the
+    /// first of their replicas) once it is live and in sync again, for brokers with more than
+    /// `leader.imbalance.per.broker.percentage` of their preferred partitions led elsewhere,
+    /// checked every `leader.imbalance.check.interval.seconds`.
+    #[arg(long, env = "JET_AUTO_LEADER_REBALANCE_ENABLE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub auto_leader_rebalance_enable: bool,
+
+    /// `leader.imbalance.check.interval.seconds` (see `auto.leader.rebalance.enable`).
+    #[arg(long, env = "JET_LEADER_IMBALANCE_CHECK_INTERVAL_SECONDS", default_value_t = 300)]
+    pub leader_imbalance_check_interval_seconds: u64,
+
+    /// `leader.imbalance.per.broker.percentage` (see `auto.leader.rebalance.enable`).
+    #[arg(long, env = "JET_LEADER_IMBALANCE_PER_BROKER_PERCENTAGE", default_value_t = 10)]
+    pub leader_imbalance_per_broker_percentage: u32,
+
     /// `min.insync.replicas` (the default of the topic config): an `acks=all` write is
     /// refused with `NOT_ENOUGH_REPLICAS` while fewer replicas are in sync, and answered
     /// once at least this many hold it (and a majority, which raft needs to commit).
@@ -502,6 +517,13 @@ impl KafkaSettings {
             "default.replication.factor" => self.default_replication_factor = parse(key, value)?,
             "replica.selector.class" => self.replica_selector_class = parse(key, value)?,
             "replica.lag.time.max.ms" => self.replica_lag_time_max_ms = parse(key, value)?,
+            "auto.leader.rebalance.enable" => self.auto_leader_rebalance_enable = parse(key, value)?,
+            "leader.imbalance.check.interval.seconds" => {
+                self.leader_imbalance_check_interval_seconds = parse(key, value)?
+            }
+            "leader.imbalance.per.broker.percentage" => {
+                self.leader_imbalance_per_broker_percentage = parse(key, value)?
+            }
             "min.insync.replicas" => self.min_insync_replicas = parse(key, value)?,
             "socket.request.max.bytes" => self.socket_request_max_bytes = parse(key, value)?,
             "message.max.bytes" => self.message_max_bytes = parse(key, value)?,

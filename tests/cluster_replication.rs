@@ -586,3 +586,42 @@ async fn producer_ids_are_unique_across_brokers_and_restarts() {
         assert!(seen.insert(id), "producer id {id} handed out twice after a restart (through {})", b.addr);
     }
 }
+
+/// `auto.leader.rebalance.enable` (checked every second here): a preferred leader that was
+/// killed and came back gets its partition back once it is in sync, and the partition keeps
+/// every acknowledged write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_preferred_leader_takes_its_partition_back() {
+    let nodes: Vec<Node> = (1..=3).map(Node::new).collect();
+    let args = ["--set", "leader.imbalance.check.interval.seconds=1"];
+    let (mut brokers, (preferred, epoch)) = settled_cluster(&nodes, &args).await;
+    let mut ledger = Ledger::default();
+    let r = produce(brokers[(preferred - 1) as usize].addr, values(0, 5)).await;
+    assert!(ledger.record(&r, 0, 5), "{:?}", r.error_message);
+    brokers[(preferred - 1) as usize].kill();
+    let survivors: Vec<(i32, SocketAddr)> =
+        nodes.iter().zip(&brokers).filter(|(n, _)| n.id != preferred).map(|(n, b)| (n.id, b.addr)).collect();
+    let (stand_in, r) = acknowledged_by_new_leader(&survivors, preferred, epoch, 5, 5).await;
+    assert!(ledger.record(&r, 5, 5));
+    brokers[(preferred - 1) as usize] = start(&nodes[(preferred - 1) as usize], nodes[0].gossip, &args);
+    let started = Instant::now();
+    let back = brokers[(preferred - 1) as usize].addr;
+    until("the preferred leader to lead again", || async move {
+        let (l, _, _, _) = partition_zero(back).await?;
+        (l == preferred).then_some(())
+    })
+    .await;
+    eprintln!(
+        "broker {preferred} leads again {:?} after restarting (broker {stand_in} led meanwhile)",
+        started.elapsed()
+    );
+    let r = until("a write acknowledged by the preferred leader", || async move {
+        let r = produce(back, values(10, 5)).await;
+        (r.error_code == 0).then_some(r)
+    })
+    .await;
+    assert!(ledger.record(&r, 10, 5));
+    let (read, _) = read_all(back).await;
+    ledger.check(&read, "the preferred leader");
+    assert_eq!(read.len(), 15, "nothing but the acknowledged writes");
+}

@@ -30,7 +30,6 @@ const NOT_APPLICABLE_PREFIXES: &[&str] = &[
     "transactional.id.",
     "share.coordinator.",
     "group.share.",
-    "leader.imbalance.",
     "controlled.shutdown.",
     "log.cleaner.io.",
     "log.flush.offset.checkpoint.",
@@ -74,7 +73,6 @@ const NOT_APPLICABLE_KEYS: &[&str] = &[
     // Fsync every N messages: Jet already fsyncs every write before acknowledging it.
     "log.flush.interval.messages",
     "log.dir.failure.timeout.ms",
-    "auto.leader.rebalance.enable",
     "unstable.api.versions.enable",
     "unstable.feature.versions.enable",
     "group.coordinator.threads",

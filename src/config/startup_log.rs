@@ -28,6 +28,8 @@ pub fn log_settings(config: &BrokerConfig, resolution: &Resolution) {
         default_replication_factor = k.default_replication_factor,
         replica_selector_class = ?k.replica_selector_class,
         replica_lag_time_max_ms = k.replica_lag_time_max_ms,
+        auto_leader_rebalance_enable = k.auto_leader_rebalance_enable,
+        leader_imbalance_check_interval_seconds = k.leader_imbalance_check_interval_seconds,
         min_insync_replicas = k.min_insync_replicas,
         log_retention_ms = k.log_retention_ms,
         log_retention_bytes = k.log_retention_bytes,

@@ -30,10 +30,13 @@
 //! - **Producer ids** ([`producer_ids`]): blocks allocated by the controller, so ids are
 //!   unique across the cluster.
 //!
+//! - **Preferred leaders** ([`rebalance`]): leadership moves back to a partition's first
+//!   replica once it is live and in sync (`auto.leader.rebalance.enable`).
+//!
 //! # Not yet
 //!
 //! CreatePartitions, config changes, retention, compaction and DeleteRecords of
-//! replicated topics, preferred-leader rebalancing.
+//! replicated topics.
 //!
 //! # Stopping
 //!
@@ -46,6 +49,7 @@ mod elections;
 pub mod hand_off;
 mod producer_ids;
 mod reassign;
+mod rebalance;
 mod reconcile;
 pub mod remote;
 
@@ -220,7 +224,16 @@ impl ClusterRuntime {
                 )
                 .await;
         });
-        let tasks = vec![
+        let k = &broker.config.kafka;
+        let rebalance = k.auto_leader_rebalance_enable.then(|| {
+            tokio::spawn(rebalance::preferred_leaders(
+                Arc::downgrade(&runtime),
+                stop.clone(),
+                Duration::from_secs(k.leader_imbalance_check_interval_seconds.max(1)),
+                k.leader_imbalance_per_broker_percentage,
+            ))
+        });
+        let mut tasks = vec![
             serving,
             tokio::spawn(bootstrap::bootstrap(runtime.clone(), stop.clone())),
             tokio::spawn(bootstrap::keep_learners(runtime.clone(), stop.clone())),
@@ -228,6 +241,7 @@ impl ClusterRuntime {
             tokio::spawn(elections::quiesced_groups(Arc::downgrade(&runtime), stop.clone())),
             tokio::spawn(reconcile::publish_leadership(Arc::downgrade(&runtime), stop)),
         ];
+        tasks.extend(rebalance);
         runtime.tasks.lock().unwrap_or_else(|p| p.into_inner()).extend(tasks);
         tracing::info!(raft_listen = %bind, "cluster runtime started");
         Ok(runtime)

@@ -55,8 +55,9 @@ public final class Main {
     static final long T = 30; // seconds for every admin future
 
     public static void main(String[] args) throws Exception {
-        if (args.length < 2 || (args.length != 2 && !args[1].equals("cluster-failover"))) {
-            System.err.println("usage: Main BOOTSTRAP SCENARIO | Main BOOTSTRAP cluster-failover TOPIC OUTFILE");
+        if (args.length < 2 || (args.length != 2 && !args[1].equals("cluster-failover") && !args[1].equals("reassign"))) {
+            System.err.println("usage: Main BOOTSTRAP SCENARIO | Main BOOTSTRAP cluster-failover TOPIC OUTFILE"
+                    + " | Main BOOTSTRAP reassign TOPIC PARTITION B1,B2,..");
             System.exit(2);
         }
         String bootstrap = args[0];
@@ -79,6 +80,10 @@ public final class Main {
                 case "cluster-failover" -> {
                     if (args.length != 4) throw new IllegalArgumentException("usage: Main BOOTSTRAP cluster-failover TOPIC OUTFILE");
                     ClusterFailover.run(bootstrap, args[2], java.nio.file.Path.of(args[3]));
+                }
+                case "reassign" -> {
+                    if (args.length != 5) throw new IllegalArgumentException("usage: Main BOOTSTRAP reassign TOPIC PARTITION B1,B2,..");
+                    Reassign.run(bootstrap, args[2], Integer.parseInt(args[3]), Reassign.brokers(args[4]));
                 }
                 default -> throw new IllegalArgumentException("unknown scenario " + scenario);
             }
