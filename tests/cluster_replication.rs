@@ -312,21 +312,47 @@ async fn a_broker_that_joins_later_takes_replicas_of_new_topics() {
     );
     let endpoint = r.node_endpoints.iter().find(|e| e.node_id == elsewhere.leader_id).expect("the leader's endpoint");
     assert_eq!(endpoint.port, i32::from(nodes[(elsewhere.leader_id.0 - 1) as usize].kafka));
-    // Growing a replicated topic is not carried by the cluster metadata yet: refused,
-    // rather than done on one broker alone.
-    let request = CreatePartitionsRequest::default().with_timeout_ms(10_000).with_topics(vec![
-        create_partitions_request::CreatePartitionsTopic::default()
-            .with_name(name(TOPIC))
-            .with_count(6)
-            .with_assignments(None),
-    ]);
-    let grown: CreatePartitionsResponse = c.call(ApiKey::CreatePartitions, 3, &request).await;
-    assert_eq!(
-        grown.results[0].error_code,
-        ResponseError::InvalidRequest.code(),
-        "{:?}",
-        grown.results[0].error_message
-    );
+    // Grown through the cluster metadata: two more partitions, placed by the controller,
+    // then two more placed by hand, each with a leader every broker names.
+    let grow = |count: i32, assignments: Option<Vec<Vec<i32>>>| {
+        CreatePartitionsRequest::default().with_timeout_ms(10_000).with_topics(vec![
+            create_partitions_request::CreatePartitionsTopic::default()
+                .with_name(name(TOPIC))
+                .with_count(count)
+                .with_assignments(assignments.map(|a| {
+                    a.into_iter()
+                        .map(|r| {
+                            create_partitions_request::CreatePartitionsAssignment::default()
+                                .with_broker_ids(r.into_iter().map(BrokerId).collect())
+                        })
+                        .collect()
+                })),
+        ])
+    };
+    let grown: CreatePartitionsResponse = c.call(ApiKey::CreatePartitions, 3, &grow(6, None)).await;
+    assert_eq!(grown.results[0].error_code, 0, "{:?}", grown.results[0].error_message);
+    let by_hand = Some(vec![vec![4, 1, 2], vec![3, 4, 1]]);
+    let bad: CreatePartitionsResponse =
+        c.call(ApiKey::CreatePartitions, 3, &grow(8, Some(vec![vec![4, 1, 9], vec![3, 4, 1]]))).await;
+    assert_eq!(bad.results[0].error_code, ResponseError::InvalidReplicaAssignment.code());
+    let grown: CreatePartitionsResponse = c.call(ApiKey::CreatePartitions, 3, &grow(8, by_hand)).await;
+    assert_eq!(grown.results[0].error_code, 0, "{:?}", grown.results[0].error_message);
+    let a = first[0].addr;
+    until("8 partitions, each led, on every broker", || async move {
+        for addr in [a, l] {
+            let m = metadata(addr, TOPIC).await;
+            let t = m.topics.first().filter(|t| t.error_code == 0)?;
+            if t.partitions.len() != 8 || t.partitions.iter().any(|p| p.leader_id.0 < 0 || p.replica_nodes.len() != 3) {
+                return None;
+            }
+            let mut sixth: Vec<i32> =
+                t.partitions.iter().find(|p| p.partition_index == 6)?.replica_nodes.iter().map(|b| b.0).collect();
+            sixth.sort_unstable();
+            assert_eq!(sixth, vec![1, 2, 4], "partition 6 placed by hand");
+        }
+        Some(())
+    })
+    .await;
     drop(first);
 }
 
@@ -624,4 +650,46 @@ async fn a_restarted_preferred_leader_takes_its_partition_back() {
     let (read, _) = read_all(back).await;
     ledger.check(&read, "the preferred leader");
     assert_eq!(read.len(), 15, "nothing but the acknowledged writes");
+}
+
+/// A config change of a replicated topic goes through the controller (forwarded from any
+/// broker): every broker describes it, and the leader enforces it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topic_config_change_reaches_every_broker_and_the_leader_enforces_it() {
+    let nodes: Vec<Node> = (1..=3).map(Node::new).collect();
+    let (brokers, (leader, _)) = settled_cluster(&nodes, &[]).await;
+    let via = brokers[(leader % 3) as usize].addr;
+    let mut c = Client::connect(via).await;
+    let topic_resource = |name: &str| StrBytes::from_string(name.to_string());
+    let request = IncrementalAlterConfigsRequest::default().with_resources(vec![
+        incremental_alter_configs_request::AlterConfigsResource::default()
+            .with_resource_type(2)
+            .with_resource_name(topic_resource(TOPIC))
+            .with_configs(vec![
+                incremental_alter_configs_request::AlterableConfig::default()
+                    .with_name(StrBytes::from_static_str("max.message.bytes"))
+                    .with_config_operation(0)
+                    .with_value(Some(StrBytes::from_static_str("2000"))),
+            ]),
+    ]);
+    let r: IncrementalAlterConfigsResponse = c.call(ApiKey::IncrementalAlterConfigs, 1, &request).await;
+    assert_eq!(r.responses[0].error_code, 0, "{:?}", r.responses[0].error_message);
+    for b in &brokers {
+        let mut c = Client::connect(b.addr).await;
+        let request = DescribeConfigsRequest::default().with_resources(vec![
+            describe_configs_request::DescribeConfigsResource::default()
+                .with_resource_type(2)
+                .with_resource_name(topic_resource(TOPIC))
+                .with_configuration_keys(Some(vec![StrBytes::from_static_str("max.message.bytes")])),
+        ]);
+        let d: DescribeConfigsResponse = c.call(ApiKey::DescribeConfigs, 4, &request).await;
+        let value = d.results[0].configs.first().and_then(|c| c.value.as_ref()).map(|v| v.to_string());
+        assert_eq!(value.as_deref(), Some("2000"), "broker at {} describes the new value", b.addr);
+    }
+    let at_leader = brokers[(leader - 1) as usize].addr;
+    let big = common::records::values(["x".repeat(5000)]);
+    let r = produce(at_leader, big).await;
+    assert_eq!(r.error_code, ResponseError::MessageTooLarge.code(), "{:?}", r.error_message);
+    let r = produce(at_leader, values(0, 1)).await;
+    assert_eq!(r.error_code, 0, "{:?}", r.error_message);
 }

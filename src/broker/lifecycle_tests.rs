@@ -282,7 +282,7 @@ fn a_create_that_fails_half_way_leaves_nothing() {
     b.create_topic("t", 2, 1, BTreeMap::new(), false).unwrap();
     std::fs::write(dir.path().join("t-3"), b"in the way").unwrap();
     let t = b.topic("t").unwrap();
-    assert!(b.create_partitions(&t, 5, false).is_err());
+    assert!(b.create_partitions(&t, 5, None, false).is_err());
     assert_eq!(t.partition_count(), 2);
     assert_eq!(dirs(dir.path()), expected_dirs("t", 2));
     assert_eq!(b.meta.topics().unwrap().iter().find(|r| r.name == "t").unwrap().partitions, 2);
@@ -300,9 +300,9 @@ fn partitions_are_capped_per_broker() {
     assert!(b.create_topic("b", 3, 1, BTreeMap::new(), true).is_err());
     assert_eq!(dirs(dir.path()), expected_dirs("a", 3));
     let a = b.topic("a").unwrap();
-    let err = b.create_partitions(&a, 6, false).unwrap_err();
+    let err = b.create_partitions(&a, 6, None, false).unwrap_err();
     assert_eq!(err.code, kafka_protocol::ResponseError::PolicyViolation);
-    b.create_partitions(&a, 5, false).unwrap();
+    b.create_partitions(&a, 5, None, false).unwrap();
     // Auto-creation obeys it too.
     let Err(err) = b.get_or_auto_create("c") else { panic!("created") };
     assert_eq!(err.code, kafka_protocol::ResponseError::PolicyViolation);
@@ -316,7 +316,7 @@ fn a_stale_topic_handle_cannot_touch_a_deleted_or_recreated_topic() {
     // A request looked the topic up, then another deleted and re-created it.
     let stale = b.topic("t").unwrap();
     b.delete_topic(&stale).unwrap();
-    assert!(b.create_partitions(&stale, 3, false).is_err(), "would write the deleted topic's record back");
+    assert!(b.create_partitions(&stale, 3, None, false).is_err(), "would write the deleted topic's record back");
     assert!(b.set_topic_configs(&stale, BTreeMap::new()).is_err(), "would write the deleted topic's record back");
     assert!(b.meta.topics().unwrap().is_empty());
     b.create_topic("t", 1, 1, BTreeMap::new(), false).unwrap();

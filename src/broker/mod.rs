@@ -344,18 +344,6 @@ impl Broker {
         Ok(Some(topic))
     }
 
-    /// Fails closed on a change the cluster metadata cannot carry yet: it would be made
-    /// on this broker alone (and its local record would shadow the cluster's topic).
-    fn refuse_if_replicated(&self, topic: &Topic, what: &str) -> Result<(), ApiError> {
-        match self.replication() {
-            Some(cluster) if cluster.is_replicated(topic) => Err(ApiError::with_message(
-                ResponseError::InvalidRequest,
-                format!("{what} a replicated topic is not supported yet ({})", topic.name),
-            )),
-            _ => Ok(()),
-        }
-    }
-
     /// Refuses to host more than `max.broker.partitions` partitions in total.
     fn check_partition_cap(&self, adding: i32) -> Result<(), ApiError> {
         let limit = self.config.kafka.max_broker_partitions;
@@ -450,8 +438,18 @@ impl Broker {
         Ok(())
     }
 
-    pub fn create_partitions(&self, topic: &Topic, total: i32, validate_only: bool) -> Result<(), ApiError> {
-        self.refuse_if_replicated(topic, "adding partitions to")?;
+    /// Grows `topic` to `total` partitions; `assignments` (checked by the handler) place the
+    /// new ones on a cluster (a single node has one place).
+    pub fn create_partitions(
+        &self,
+        topic: &Topic,
+        total: i32,
+        assignments: Option<Vec<Vec<i32>>>,
+        validate_only: bool,
+    ) -> Result<(), ApiError> {
+        if let Some(cluster) = self.replication().filter(|c| c.is_replicated(topic)) {
+            return cluster.create_partitions(topic, total, assignments, validate_only);
+        }
         let _guard = self.admin_lock()?;
         self.ensure_registered(topic)?;
         let current = topic.partition_count();
@@ -508,7 +506,9 @@ impl Broker {
 
     /// Replaces a topic's config overrides (already validated).
     pub fn set_topic_configs(&self, topic: &Topic, configs: BTreeMap<String, String>) -> Result<(), ApiError> {
-        self.refuse_if_replicated(topic, "changing the configs of")?;
+        if let Some(cluster) = self.replication().filter(|c| c.is_replicated(topic)) {
+            return cluster.set_topic_configs(topic, configs);
+        }
         let _guard = self.admin_lock()?;
         self.ensure_registered(topic)?;
         self.meta.put_topic(&TopicRecord {

@@ -83,7 +83,8 @@ pub struct RaftReplica {
     topic: String,
     index: i32,
     node_id: NodeId,
-    config: EffectiveTopicConfig,
+    /// The topic's effective config; replaced when its overrides change.
+    config: std::sync::RwLock<EffectiveTopicConfig>,
     raft: PartitionRaft,
     state: Arc<ReplicaState>,
     /// Check + propose, one append at a time: the order of checks is the order of entries.
@@ -135,7 +136,7 @@ impl RaftReplica {
             topic: topic.to_string(),
             index,
             node_id,
-            config,
+            config: std::sync::RwLock::new(config),
             raft,
             state,
             proposing: tokio::sync::Mutex::new(()),
@@ -263,6 +264,14 @@ impl RaftReplica {
         })
     }
 
+    /// Runs with `config` from now on (the topic's overrides changed): new appends and the
+    /// log's segment settings follow it.
+    pub fn set_config(&self, config: EffectiveTopicConfig) -> Result<(), PartitionError> {
+        self.state.log()?.set_log_config(config.log.clone());
+        *self.config.write().map_err(|_poisoned| PartitionError::Poisoned)? = config;
+        Ok(())
+    }
+
     /// Whether the group was never formed here (no membership, no vote, empty log):
     /// initializing it is still allowed.
     pub fn is_pristine(&self) -> bool {
@@ -278,9 +287,14 @@ impl RaftReplica {
         (m.state == ServerState::Leader && m.current_leader == Some(self.node_id)).then_some(m.current_term)
     }
 
-    /// Stamps LogAppendTime into a copy of `data` when the topic asks for it.
-    fn stamp(&self, data: Bytes, headers: &[BatchHeader], now_ms: i64) -> Result<Bytes, PartitionError> {
-        if !self.config.log_append_time {
+    /// Stamps LogAppendTime into a copy of `data` when the topic asks for it (`log_append_time`).
+    fn stamp(
+        data: Bytes,
+        headers: &[BatchHeader],
+        now_ms: i64,
+        log_append_time: bool,
+    ) -> Result<Bytes, PartitionError> {
+        if !log_append_time {
             return Ok(data);
         }
         let mut owned = BytesMut::from(&data[..]);
@@ -305,9 +319,10 @@ impl RaftReplica {
             // append, which openraft takes as a fatal storage error.
             return Err(LogError::InvalidArgument("an append holds at least one batch".into()).into());
         }
-        let data = self.stamp(data, headers, now_ms)?;
+        let stamped = self.config()?.log_append_time;
+        let data = Self::stamp(data, headers, now_ms, stamped)?;
         let data_len = data.len();
-        let log_append_time = if self.config.log_append_time { now_ms } else { -1 };
+        let log_append_time = if stamped { now_ms } else { -1 };
         let ordered = self.proposing.lock().await;
         let term =
             self.leading_term().ok_or(PartitionError::Rejected(kafka_protocol::ResponseError::NotLeaderOrFollower))?;
@@ -424,7 +439,7 @@ impl Replica for RaftReplica {
     }
 
     fn config(&self) -> Result<EffectiveTopicConfig, PartitionError> {
-        Ok(self.config.clone())
+        self.config.read().map(|c| c.clone()).map_err(|_poisoned| PartitionError::Poisoned)
     }
 
     fn leader(&self) -> Leader {

@@ -1,8 +1,8 @@
 //! CreatePartitions (key 37): grow a topic to `count` partitions.
 //!
 //! As in Kafka's controller: a name given twice is answered once with
-//! `INVALID_REQUEST`, manual assignments must cover exactly the added partitions with one
-//! replica each (this broker), and a request adding more than
+//! `INVALID_REQUEST`, manual assignments must cover exactly the added partitions, each
+//! naming registered brokers once (on a single node: this broker), and a request adding more than
 //! [`MAX_PARTITIONS_PER_REQUEST`] partitions fails as a whole with `POLICY_VIOLATION`.
 
 use kafka_protocol::ResponseError;
@@ -30,22 +30,10 @@ fn check_assignments(broker: &Broker, t: &CreatePartitionsTopic, current: i32) -
             assignments.len()
         )));
     }
+    let registered = super::registered_brokers(broker);
     for a in assignments {
-        if a.broker_ids.is_empty() {
-            return Err(invalid("The manual partition assignment includes an empty replica list.".into()));
-        }
-        if let Some(b) = a.broker_ids.iter().find(|b| b.0 != broker.node_id) {
-            return Err(invalid(format!(
-                "The manual partition assignment includes broker {}, but no such broker is registered.",
-                b.0
-            )));
-        }
-        if a.broker_ids.len() > 1 {
-            return Err(invalid(format!(
-                "The manual partition assignment includes the broker {} more than once.",
-                broker.node_id
-            )));
-        }
+        let ids: Vec<i32> = a.broker_ids.iter().map(|b| b.0).collect();
+        super::check_replica_list(&ids, &registered).map_err(invalid)?;
     }
     Ok(())
 }
@@ -71,7 +59,9 @@ pub fn handle(broker: &Broker, request: CreatePartitionsRequest, _version: i16) 
             if let Err(e) = check_assignments(broker, &t, topic.partition_count()) {
                 return error(result, e);
             }
-            match broker.create_partitions(&topic, t.count, request.validate_only) {
+            let assignments =
+                t.assignments.map(|a| a.into_iter().map(|r| r.broker_ids.into_iter().map(|b| b.0).collect()).collect());
+            match broker.create_partitions(&topic, t.count, assignments, request.validate_only) {
                 Ok(()) => result,
                 Err(e) => error(result, e),
             }

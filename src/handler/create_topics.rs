@@ -38,6 +38,7 @@ fn check_assignments(broker: &Broker, topic: &CreatableTopic) -> Result<i32, Api
             "A manual partition assignment was specified, but numPartitions was not set to -1.",
         ));
     }
+    let registered = super::registered_brokers(broker);
     let mut seen = HashSet::new();
     for CreatableReplicaAssignment { partition_index, broker_ids, .. } in &topic.assignments {
         if !seen.insert(*partition_index) {
@@ -48,20 +49,8 @@ fn check_assignments(broker: &Broker, topic: &CreatableTopic) -> Result<i32, Api
         if broker_ids.is_empty() {
             return Err(invalid("The manual partition assignment includes an empty replica list.".into()));
         }
-        let mut sorted: Vec<i32> = broker_ids.iter().map(|b| b.0).collect();
-        sorted.sort_unstable();
-        for (i, &id) in sorted.iter().enumerate() {
-            if id != broker.node_id {
-                return Err(invalid(format!(
-                    "The manual partition assignment includes broker {id}, but no such broker is registered."
-                )));
-            }
-            if i > 0 && sorted[i - 1] == id {
-                return Err(invalid(format!(
-                    "The manual partition assignment includes the broker {id} more than once."
-                )));
-            }
-        }
+        let ids: Vec<i32> = broker_ids.iter().map(|b| b.0).collect();
+        super::check_replica_list(&ids, &registered).map_err(invalid)?;
     }
     let count = topic.assignments.len();
     if (0..count).any(|i| i32::try_from(i).map_or(true, |i| !seen.contains(&i))) {

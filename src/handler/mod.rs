@@ -311,6 +311,29 @@ fn handle_blocking(b: &Broker, body: RequestKind, to: ReplyTo) -> Reply {
     to.encode(response)
 }
 
+/// The brokers a manual replica assignment may name: the live ones (on a single node,
+/// this broker alone).
+fn registered_brokers(broker: &Broker) -> std::collections::BTreeSet<i32> {
+    broker.cluster.live_brokers().iter().map(|b| b.broker_id).collect()
+}
+
+/// Kafka's checks of one manually assigned replica list: not empty, registered brokers,
+/// none twice.
+fn check_replica_list(ids: &[i32], registered: &std::collections::BTreeSet<i32>) -> Result<(), String> {
+    if ids.is_empty() {
+        return Err("The manual partition assignment includes an empty replica list.".into());
+    }
+    if let Some(id) = ids.iter().find(|id| !registered.contains(id)) {
+        return Err(format!("The manual partition assignment includes broker {id}, but no such broker is registered."));
+    }
+    let mut sorted = ids.to_vec();
+    sorted.sort_unstable();
+    if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
+        return Err(format!("The manual partition assignment includes the broker {} more than once.", w[0]));
+    }
+    Ok(())
+}
+
 /// ACL operation codes (Kafka's `AclOperation`), for authorized-operations bit fields.
 mod acl_op {
     pub const READ: u8 = 3;

@@ -154,6 +154,11 @@ impl PartitionRaftLog {
         &self.log
     }
 
+    /// New segment settings (the topic's configs changed).
+    pub fn set_log_config(&mut self, config: crate::log::LogConfig) {
+        self.log.set_config(config);
+    }
+
     pub fn state(&self) -> &RaftState {
         &self.state
     }

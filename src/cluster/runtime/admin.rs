@@ -43,11 +43,11 @@ pub(super) fn timed_out(what: &str) -> ApiError {
     ApiError::with_message(ResponseError::RequestTimedOut, format!("{what} did not complete within {ADMIN_TIMEOUT:?}"))
 }
 
-fn not_available(e: impl std::fmt::Display) -> ApiError {
+pub(super) fn not_available(e: impl std::fmt::Display) -> ApiError {
     ApiError::with_message(ResponseError::NotController, e.to_string())
 }
 
-fn placement_error(e: PlacementError) -> ApiError {
+pub(super) fn placement_error(e: PlacementError) -> ApiError {
     let code = match e {
         PlacementError::NotEnoughBrokers { .. } | PlacementError::BadReplicationFactor(_) => {
             ResponseError::InvalidReplicationFactor
@@ -79,7 +79,7 @@ pub(super) fn forward_error(e: CliError) -> ApiError {
 }
 
 /// The controller's answer for one topic.
-fn answer(error_code: i16, message: Option<StrBytes>) -> Result<(), ApiError> {
+pub(super) fn answer(error_code: i16, message: Option<StrBytes>) -> Result<(), ApiError> {
     match ResponseError::try_from_code(error_code) {
         None => Ok(()),
         Some(code) => Err(ApiError { code, message: message.map(|m| m.to_string()) }),
@@ -110,7 +110,7 @@ impl ClusterRuntime {
     }
 
     /// Waits until this broker's registry satisfies `done`.
-    async fn settled<T>(&self, mut done: impl FnMut() -> Option<T>) -> Option<T> {
+    pub(super) async fn settled<T>(&self, mut done: impl FnMut() -> Option<T>) -> Option<T> {
         let mut reconciled = self.reconciled.subscribe();
         let deadline = tokio::time::Instant::now() + ADMIN_TIMEOUT;
         loop {

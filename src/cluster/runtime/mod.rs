@@ -33,10 +33,12 @@
 //! - **Preferred leaders** ([`rebalance`]): leadership moves back to a partition's first
 //!   replica once it is live and in sync (`auto.leader.rebalance.enable`).
 //!
+//! - **Topic changes** ([`topic_changes`]): CreatePartitions and config changes of
+//!   replicated topics go through the controller like creation.
+//!
 //! # Not yet
 //!
-//! CreatePartitions, config changes, retention, compaction and DeleteRecords of
-//! replicated topics.
+//! Retention, compaction and DeleteRecords of replicated topics.
 //!
 //! # Stopping
 //!
@@ -52,6 +54,7 @@ mod reassign;
 mod rebalance;
 mod reconcile;
 pub mod remote;
+mod topic_changes;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -149,6 +152,8 @@ pub struct ReplicaCounts {
 struct TopicState {
     id: uuid::Uuid,
     assignments: Vec<Vec<i32>>,
+    /// The topic's config overrides the replicas run with.
+    configs: BTreeMap<String, String>,
     /// The raft replicas hosted here, by partition.
     hosted: BTreeMap<i32, Arc<RaftReplica>>,
 }

@@ -270,7 +270,7 @@ impl ClusterRuntime {
     }
 
     /// Brokers a partition may move to: live in the view or members of the controller group.
-    fn known_brokers(&self) -> BTreeSet<i32> {
+    pub(super) fn known_brokers(&self) -> BTreeSet<i32> {
         let metrics = self.controller.raft().metrics();
         let members: Vec<i32> =
             metrics.borrow_watched().membership_config.nodes().filter_map(|(id, _)| i32::try_from(*id).ok()).collect();

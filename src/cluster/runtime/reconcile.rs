@@ -77,10 +77,10 @@ async fn open_topic(
     topic: &TopicImage,
 ) -> Result<(), OpenError> {
     let me = i32::try_from(rt.node_id).unwrap_or(-1);
-    let (mut hosted, known_assignments) = match rt.topics.lock() {
-        Ok(topics) => {
-            topics.get(&topic.name).map_or((BTreeMap::new(), None), |s| (s.hosted.clone(), Some(s.assignments.clone())))
-        }
+    let (mut hosted, known_assignments, known_configs) = match rt.topics.lock() {
+        Ok(topics) => topics.get(&topic.name).map_or((BTreeMap::new(), None, None), |s| {
+            (s.hosted.clone(), Some(s.assignments.clone()), Some(s.configs.clone()))
+        }),
         Err(_) => return Ok(()),
     };
     if let Some(existing) = broker.topics.get(&topic.name)
@@ -92,6 +92,16 @@ async fn open_topic(
     }
     let config = EffectiveTopicConfig::new(&broker.config.kafka, &topic.configs);
     let mut changed = known_assignments.as_ref() != Some(&topic.assignments);
+    if known_configs.is_some_and(|c| c != topic.configs) {
+        // New overrides reach the replicas running here; the topic is registered again
+        // below with them (DescribeConfigs) and with stand-ins carrying them.
+        for (index, replica) in &hosted {
+            if let Err(e) = replica.set_config(config.clone()) {
+                tracing::warn!(topic = topic.name, partition = index, error = %e, "cannot apply new topic configs");
+            }
+        }
+        changed = true;
+    }
     for (index, replicas) in topic.assignments.iter().enumerate() {
         let index = i32::try_from(index).unwrap_or(i32::MAX);
         if !replicas.contains(&me) || hosted.contains_key(&index) {
@@ -144,7 +154,10 @@ async fn open_topic(
         configs: topic.configs.clone(),
     };
     if let Ok(mut topics) = rt.topics.lock() {
-        topics.insert(topic.name.clone(), TopicState { id: topic.id, assignments: topic.assignments.clone(), hosted });
+        topics.insert(
+            topic.name.clone(),
+            TopicState { id: topic.id, assignments: topic.assignments.clone(), configs: topic.configs.clone(), hosted },
+        );
     }
     broker.topics.register(Topic::with_replicas(&record, views));
     tracing::info!(topic = topic.name, topic_id = %topic.id, partitions = topic.partition_count(), "replicated topic ready here");
