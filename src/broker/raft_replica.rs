@@ -208,7 +208,7 @@ impl RaftReplica {
     /// group sends nothing by itself, so after [`LEASE_RENEW_AFTER`] without one a
     /// heartbeat renews it first (one round trip). A leader no quorum answers within
     /// [`LEASE_RENEW_WITHIN`] cannot take writes: NOT_LEADER_OR_FOLLOWER (retriable).
-    async fn renew_lease(&self) -> Result<(), PartitionError> {
+    pub async fn renew_lease(&self) -> Result<(), PartitionError> {
         let not_leader = || PartitionError::Rejected(kafka_protocol::ResponseError::NotLeaderOrFollower);
         let fresh = |m: &RaftMetrics<TypeConfig>| {
             m.membership_config.membership().voter_ids().count() <= 1

@@ -33,7 +33,10 @@ pub fn apply_topic_configs(
 }
 
 /// Alters one resource of an (Incremental)AlterConfigs request: topics get `build`'s
-/// new override set; broker settings are static in Jet (given at start).
+/// new override set; broker settings are static in Jet (given at start), so a broker has
+/// no dynamic overrides: a change that leaves none (deleting overrides, as
+/// `kafka-reassign-partitions.sh --verify` does to clear throttles) changes nothing and
+/// succeeds, any other is refused.
 pub fn alter_resource(
     broker: &Broker,
     resource_type: i8,
@@ -43,6 +46,7 @@ pub fn alter_resource(
 ) -> Result<(), ApiError> {
     match resource_type {
         RESOURCE_TOPIC => apply_topic_configs(broker, resource_name, build, validate_only),
+        RESOURCE_BROKER if build(BTreeMap::new())?.is_empty() => Ok(()),
         RESOURCE_BROKER => Err(ApiError::with_message(
             ResponseError::InvalidRequest,
             "Jet broker settings are static: set them with flags or --set at start",

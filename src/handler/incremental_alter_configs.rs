@@ -95,3 +95,34 @@ pub fn handle(
         .collect();
     IncrementalAlterConfigsResponse::default().with_responses(responses)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::handler::test_support::broker;
+    use kafka_protocol::messages::incremental_alter_configs_request::AlterConfigsResource;
+    use kafka_protocol::protocol::StrBytes;
+
+    fn on_broker(op: i8, value: Option<&str>) -> i16 {
+        let dir = tempfile::tempdir().unwrap();
+        let b = broker(dir.path());
+        let request = IncrementalAlterConfigsRequest::default().with_resources(vec![
+            AlterConfigsResource::default()
+                .with_resource_type(4)
+                .with_resource_name(StrBytes::from_static_str("1"))
+                .with_configs(vec![
+                    AlterableConfig::default()
+                        .with_name(StrBytes::from_static_str("leader.replication.throttled.rate"))
+                        .with_config_operation(op)
+                        .with_value(value.map(|v| StrBytes::from_string(v.to_string()))),
+                ]),
+        ]);
+        handle(&b, request, 1).responses[0].error_code
+    }
+
+    #[test]
+    fn a_broker_has_no_dynamic_overrides_to_delete_and_takes_none() {
+        assert_eq!(on_broker(DELETE, None), 0, "clearing a throttle that is not set changes nothing");
+        assert_eq!(on_broker(SET, Some("1000")), ResponseError::InvalidRequest.code(), "settings are static");
+    }
+}

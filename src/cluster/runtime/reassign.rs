@@ -41,7 +41,7 @@ use super::ClusterRuntime;
 use super::admin::{ADMIN_TIMEOUT, controller_error, forward_error, timed_out};
 use super::hand_off::hand_off_target;
 use crate::broker::ApiError;
-use crate::broker::raft_replica::PartitionRaft;
+use crate::broker::raft_replica::{PartitionRaft, RaftReplica};
 use crate::cli::wire::Connection;
 use crate::cluster::metadata::{MetadataImage, MetadataRecord};
 use crate::raft::NodeId;
@@ -55,6 +55,7 @@ struct Move {
     topic_id: uuid::Uuid,
     partition: i32,
     target: Vec<i32>,
+    replica: Arc<RaftReplica>,
     raft: PartitionRaft,
 }
 
@@ -77,6 +78,7 @@ pub(super) fn drive(rt: &Arc<ClusterRuntime>, image: &MetadataImage) {
                     topic_id: topic.id,
                     partition: *partition,
                     target: reassignment.target.clone(),
+                    replica: replica.clone(),
                     raft: replica.raft().clone(),
                 });
             }
@@ -117,9 +119,18 @@ async fn advance(rt: &Arc<ClusterRuntime>, step: &Move) -> Result<(), ApiError> 
     };
     let raft_error =
         |e: &dyn std::fmt::Display| ApiError::with_message(ResponseError::UnknownServerError, e.to_string());
+    // An idle (quiesced) leader's raft lease has run out, and raft refuses membership
+    // changes without one: renewed first, as before a write.
+    let renew = || async {
+        step.replica
+            .renew_lease()
+            .await
+            .map_err(|e| ApiError::with_message(ResponseError::NotLeaderOrFollower, e.to_string()))
+    };
     if voters == target && !joint {
         let stale: BTreeSet<NodeId> = learners.difference(&target).copied().collect();
         if !stale.is_empty() {
+            renew().await?;
             step.raft.change_membership(ChangeMembers::RemoveNodes(stale), false).await.map_err(|e| raft_error(&e))?;
         }
         return report(rt, step).await;
@@ -136,12 +147,14 @@ async fn advance(rt: &Arc<ClusterRuntime>, step: &Move) -> Result<(), ApiError> 
             broker,
             "adding a replica; waiting for it to catch up"
         );
+        renew().await?;
         tokio::time::timeout(CATCH_UP_WITHIN, step.raft.add_learner(*id, node, true))
             .await
             .map_err(|_| timed_out("a new replica catching up"))?
             .map_err(|e| raft_error(&e))?;
     }
     tracing::info!(topic = step.topic, partition = step.partition, voters = ?target, "changing the partition's voters");
+    renew().await?;
     step.raft.change_membership(target.clone(), false).await.map_err(|e| raft_error(&e))?;
     if !target.contains(&rt.node_id) {
         let to = hand_off_target(&step.raft.metrics().borrow_watched(), rt.node_id, |id| target.contains(&id));
