@@ -575,20 +575,6 @@ async fn idle_partition_groups_send_nothing() {
     }
 }
 
-async fn init_producer_id(addr: SocketAddr) -> i64 {
-    let mut c = Client::connect(addr).await;
-    let r: InitProducerIdResponse = c
-        .call(
-            ApiKey::InitProducerId,
-            4,
-            &InitProducerIdRequest::default().with_transactional_id(None).with_transaction_timeout_ms(-1),
-        )
-        .await;
-    assert_eq!(r.error_code, 0, "InitProducerId through {addr}");
-    assert_eq!(r.producer_epoch, 0);
-    r.producer_id.0
-}
-
 /// Producer ids come from blocks the controller hands out: two idempotent producers never
 /// share an id, whichever brokers they ask, including a broker that restarted (a shared
 /// id would make one producer's batch look like a duplicate of the other's and be

@@ -276,3 +276,26 @@ impl Ledger {
         }
     }
 }
+
+/// [`values`]`(from, n)` as one batch of idempotent producer `producer_id` (epoch 0) whose
+/// first record has sequence `sequence`: sent again after an error whose outcome is unknown
+/// (the leader changed before answering), it is answered with the offsets it got the first
+/// time instead of being written twice, as a real client's retry is.
+pub fn idempotent_values(producer_id: i64, sequence: i32, from: usize, n: usize) -> Bytes {
+    super::records::encode((0..n).map(|i| kafka_protocol::records::Record {
+        producer_id,
+        producer_epoch: 0,
+        sequence: sequence + i as i32,
+        ..super::records::record(format!("value-{}", from + i))
+    }))
+}
+
+/// A fresh idempotent producer id, from InitProducerId through `addr`.
+pub async fn init_producer_id(addr: SocketAddr) -> i64 {
+    let mut c = Client::connect(addr).await;
+    let request = InitProducerIdRequest::default().with_transactional_id(None).with_transaction_timeout_ms(-1);
+    let r: InitProducerIdResponse = c.call(ApiKey::InitProducerId, 4, &request).await;
+    assert_eq!(r.error_code, 0, "InitProducerId through {addr}");
+    assert_eq!(r.producer_epoch, 0);
+    r.producer_id.0
+}
