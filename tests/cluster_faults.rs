@@ -54,6 +54,7 @@ async fn a_paused_leader_is_replaced_and_acknowledges_nothing_sent_to_it_while_p
         assert!(ledger.record(&r, round * 5, 5), "{:?}", r.error_message);
     }
 
+    let producer = init_producer_id(at(leader)).await;
     // Pause the leader: its sockets stay open, only gossip can tell it is gone.
     let paused = &brokers[(leader - 1) as usize];
     paused.signal(libc::SIGSTOP);
@@ -61,7 +62,7 @@ async fn a_paused_leader_is_replaced_and_acknowledges_nothing_sent_to_it_while_p
     // A producer that still believes in it: the request waits in the paused broker's socket.
     let stale = tokio::spawn(produce(at(leader), values(100, 5)));
     let survivors: Vec<(i32, SocketAddr)> = (1..=3).filter(|id| *id != leader).map(|id| (id, at(id))).collect();
-    let (new_leader, acked) = acknowledged_by_new_leader(&survivors, leader, epoch, 20, 5).await;
+    let (new_leader, acked) = acknowledged_by_new_leader(&survivors, leader, epoch, producer, 20, 5).await;
     assert!(ledger.record(&acked, 20, 5));
     eprintln!("SIGSTOP of leader {leader}: broker {new_leader} acknowledged a write after {:?}", paused_at.elapsed());
 
@@ -90,6 +91,7 @@ async fn every_broker_killed_at_once_comes_back_with_every_acknowledged_write() 
         assert!(ledger.record(&r, round * 5, 5), "{:?}", r.error_message);
     }
 
+    let producer = init_producer_id(brokers[0].addr).await;
     for b in &mut brokers {
         b.kill();
     }
@@ -111,7 +113,7 @@ async fn every_broker_killed_at_once_comes_back_with_every_acknowledged_write() 
             if !(1..=3).contains(&l) || e < epoch {
                 return None;
             }
-            let r = produce(addrs[(l - 1) as usize], values(20, 5)).await;
+            let r = produce(addrs[(l - 1) as usize], idempotent_values(producer, 0, 20, 5)).await;
             (r.error_code == 0).then_some((l, r))
         }
     })

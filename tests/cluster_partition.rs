@@ -108,6 +108,7 @@ async fn a_leader_cut_off_from_the_majority_acknowledges_nothing_and_catches_up_
         assert!(ledger.record(&r, round * 5, 5), "{:?}", r.error_message);
     }
 
+    let producer = init_producer_id(at(leader)).await;
     // Cut the leader off. A producer beside it (in its namespace) that still writes to it
     // is not acknowledged: the write cannot reach a majority.
     hosts.isolate(leader as usize);
@@ -117,7 +118,7 @@ async fn a_leader_cut_off_from_the_majority_acknowledges_nothing_and_catches_up_
         move || produce_with_cli(cmd, 100)
     });
     let majority: Vec<(i32, SocketAddr)> = (1..=3).filter(|id| *id != leader).map(|id| (id, at(id))).collect();
-    let (new_leader, acked) = acknowledged_by_new_leader(&majority, leader, epoch, 20, 5).await;
+    let (new_leader, acked) = acknowledged_by_new_leader(&majority, leader, epoch, producer, 20, 5).await;
     assert!(ledger.record(&acked, 20, 5));
     eprintln!("leader {leader} cut off: broker {new_leader} acknowledged a write after {:?}", cut_at.elapsed());
     let minority = minority.await.expect("the minority producer");

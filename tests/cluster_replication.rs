@@ -105,13 +105,14 @@ async fn an_rf3_topic_replicates_fails_over_and_catches_up() {
         assert_eq!(read_all(a).await.0, first, "broker {id} serves the leader's records at the same offsets");
     }
 
+    let producer = init_producer_id(addr(&brokers, leader)).await;
     // SIGKILL the leader: the others elect a new one, which takes acks=all writes.
     let killed_at = Instant::now();
     brokers[(leader - 1) as usize].as_mut().unwrap().kill();
     brokers[(leader - 1) as usize] = None;
     let survivors: Vec<(i32, SocketAddr)> =
         (1..=3).filter_map(|id| brokers[(id - 1) as usize].as_ref().map(|b| (id, b.addr))).collect();
-    let (new_leader, _) = acknowledged_by_new_leader(&survivors, leader, epoch, 50, 5).await;
+    let (new_leader, _) = acknowledged_by_new_leader(&survivors, leader, epoch, producer, 50, 5).await;
     eprintln!(
         "failover: broker {leader} killed, broker {new_leader} acknowledged a write after {:?}",
         killed_at.elapsed()
@@ -488,6 +489,7 @@ async fn a_stopped_leader_hands_its_leadership_to_a_follower_first() {
     let r = produce(brokers[i].addr, values(0, 10)).await;
     assert_eq!(r.error_code, 0, "{:?}", r.error_message);
 
+    let producer = init_producer_id(brokers[i].addr).await;
     // SIGTERM the leader: it moves the leadership to a follower before it stops.
     let stopped_at = Instant::now();
     brokers[i].signal(libc::SIGTERM);
@@ -495,7 +497,7 @@ async fn a_stopped_leader_hands_its_leadership_to_a_follower_first() {
     // (`swap_remove` reordered them: ids by Kafka port.)
     let id_of = |addr: SocketAddr| nodes.iter().find(|n| n.kafka == addr.port()).map(|n| n.id).unwrap();
     let survivors: Vec<(i32, SocketAddr)> = brokers.iter().map(|b| (id_of(b.addr), b.addr)).collect();
-    let (new_leader, _) = acknowledged_by_new_leader(&survivors, leader, epoch, 10, 5).await;
+    let (new_leader, _) = acknowledged_by_new_leader(&survivors, leader, epoch, producer, 10, 5).await;
     eprintln!("SIGTERM to broker {leader}: broker {new_leader} acknowledged a write after {:?}", stopped_at.elapsed());
     let (status, log) = tokio::task::spawn_blocking(move || {
         let status = stopping.child.wait();
@@ -610,10 +612,11 @@ async fn a_restarted_preferred_leader_takes_its_partition_back() {
     let mut ledger = Ledger::default();
     let r = produce(brokers[(preferred - 1) as usize].addr, values(0, 5)).await;
     assert!(ledger.record(&r, 0, 5), "{:?}", r.error_message);
+    let producer = init_producer_id(brokers[(preferred - 1) as usize].addr).await;
     brokers[(preferred - 1) as usize].kill();
     let survivors: Vec<(i32, SocketAddr)> =
         nodes.iter().zip(&brokers).filter(|(n, _)| n.id != preferred).map(|(n, b)| (n.id, b.addr)).collect();
-    let (stand_in, r) = acknowledged_by_new_leader(&survivors, preferred, epoch, 5, 5).await;
+    let (stand_in, r) = acknowledged_by_new_leader(&survivors, preferred, epoch, producer, 5, 5).await;
     assert!(ledger.record(&r, 5, 5));
     brokers[(preferred - 1) as usize] = start(&nodes[(preferred - 1) as usize], nodes[0].gossip, &args);
     let started = Instant::now();
@@ -628,7 +631,7 @@ async fn a_restarted_preferred_leader_takes_its_partition_back() {
         started.elapsed()
     );
     let r = until("a write acknowledged by the preferred leader", || async move {
-        let r = produce(back, values(10, 5)).await;
+        let r = produce(back, idempotent_values(producer, 5, 10, 5)).await;
         (r.error_code == 0).then_some(r)
     })
     .await;
