@@ -21,7 +21,7 @@ use crate::broker::topics::Topic;
 use crate::cli::error::CliError;
 use crate::cli::wire::Connection;
 use crate::cluster::controller::ControllerError;
-use crate::cluster::metadata::MetadataRecord;
+use crate::cluster::metadata::{Applied, MetadataRecord};
 use crate::cluster::placement::{self, PlacementError};
 
 /// How long an admin change may take: a forward, the controller's commit, and this
@@ -209,12 +209,19 @@ impl ClusterRuntime {
         }
         let id = uuid::Uuid::new_v4();
         let record = MetadataRecord::CreateTopic { name: name.to_string(), id, configs, assignments };
+        self.propose_one(record, "topic creation").await?;
+        Ok(Some(id))
+    }
+
+    /// Proposes one record (this broker is the controller) and returns what applying it
+    /// gave, or the Kafka error its rejection maps to.
+    pub(super) async fn propose_one(&self, record: MetadataRecord, what: &str) -> Result<Applied, ApiError> {
         let verdicts = tokio::time::timeout(ADMIN_TIMEOUT, self.controller.propose(&[record]))
             .await
-            .map_err(|_| timed_out("topic creation"))?
+            .map_err(|_| timed_out(what))?
             .map_err(controller_error)?;
         match verdicts.into_iter().next() {
-            Some(Ok(_)) => Ok(Some(id)),
+            Some(Ok(applied)) => Ok(applied),
             Some(Err(e)) => Err(ApiError::with_message(e.code(), e.to_string())),
             None => Err(ApiError::with_message(ResponseError::UnknownServerError, "the controller gave no verdict")),
         }
@@ -258,14 +265,7 @@ impl ClusterRuntime {
             self.with_controller(|| async {
                 if self.is_controller() {
                     let record = MetadataRecord::DeleteTopic { name: topic.name.clone(), id: topic.id };
-                    let verdicts = tokio::time::timeout(ADMIN_TIMEOUT, self.controller.propose(&[record]))
-                        .await
-                        .map_err(|_| timed_out("topic deletion"))?
-                        .map_err(controller_error)?;
-                    if let Some(Err(e)) = verdicts.into_iter().next() {
-                        return Err(ApiError::with_message(e.code(), e.to_string()));
-                    }
-                    Ok(())
+                    self.propose_one(record, "topic deletion").await.map(|_| ())
                 } else {
                     self.forward_delete(topic).await
                 }

@@ -15,7 +15,7 @@ use kafka_protocol::ResponseError;
 use kafka_protocol::messages::{AllocateProducerIdsRequest, BrokerId};
 
 use super::ClusterRuntime;
-use super::admin::{ADMIN_TIMEOUT, block_on, controller_error, forward_error, timed_out};
+use super::admin::{ADMIN_TIMEOUT, block_on, forward_error, timed_out};
 use crate::broker::{ApiError, poisoned};
 use crate::cli::wire::Connection;
 use crate::cluster::metadata::{Applied, MetadataRecord, PRODUCER_ID_BLOCK_SIZE};
@@ -71,14 +71,11 @@ impl ClusterRuntime {
 
     async fn propose_block(&self, broker: i32) -> Result<(i64, i64), ApiError> {
         let record = MetadataRecord::AllocateProducerIds { broker, count: PRODUCER_ID_BLOCK_SIZE };
-        let verdicts = tokio::time::timeout(ADMIN_TIMEOUT, self.controller.propose(&[record]))
-            .await
-            .map_err(|_| timed_out("a producer id block"))?
-            .map_err(controller_error)?;
-        match verdicts.into_iter().next() {
-            Some(Ok(Applied::ProducerIds { first, count })) => Ok((first, count)),
-            Some(Err(e)) => Err(ApiError::with_message(e.code(), e.to_string())),
-            _ => Err(ApiError::with_message(ResponseError::UnknownServerError, "the controller gave no producer ids")),
+        match self.propose_one(record, "a producer id block").await? {
+            Applied::ProducerIds { first, count } => Ok((first, count)),
+            Applied::Done => {
+                Err(ApiError::with_message(ResponseError::UnknownServerError, "the controller gave no producer ids"))
+            }
         }
     }
 }

@@ -321,18 +321,9 @@ impl ClusterRuntime {
     async fn complete(&self, topic: &str, id: uuid::Uuid, partition: i32, target: &[i32]) -> Result<(), ApiError> {
         let record =
             MetadataRecord::CompleteReassignment { name: topic.to_string(), id, partition, target: target.to_vec() };
-        let verdicts = tokio::time::timeout(ADMIN_TIMEOUT, self.controller.propose(&[record]))
-            .await
-            .map_err(|_| timed_out("completing a partition move"))?
-            .map_err(controller_error)?;
-        match verdicts.into_iter().next() {
-            Some(Ok(_)) => {
-                tracing::info!(topic, partition, replicas = ?target, "partition move completed");
-                Ok(())
-            }
-            Some(Err(e)) => Err(ApiError::with_message(e.code(), e.to_string())),
-            None => Err(ApiError::with_message(ResponseError::UnknownServerError, "the controller gave no verdict")),
-        }
+        self.propose_one(record, "completing a partition move").await?;
+        tracing::info!(topic, partition, replicas = ?target, "partition move completed");
+        Ok(())
     }
 }
 

@@ -14,7 +14,7 @@ use kafka_protocol::messages::{AlterConfigsRequest, BrokerId, CreatePartitionsRe
 use kafka_protocol::protocol::StrBytes;
 
 use super::ClusterRuntime;
-use super::admin::{ADMIN_TIMEOUT, block_on, controller_error, not_available, placement_error, timed_out};
+use super::admin::{ADMIN_TIMEOUT, block_on, not_available, placement_error, timed_out};
 use crate::broker::ApiError;
 use crate::broker::topics::Topic;
 use crate::cluster::metadata::MetadataRecord;
@@ -110,7 +110,7 @@ impl ClusterRuntime {
             return Ok(());
         }
         let record = MetadataRecord::CreatePartitions { name: topic.name.clone(), id: topic.id, added };
-        self.propose_one(record, "adding partitions").await
+        self.propose_one(record, "adding partitions").await.map(|_| ())
     }
 
     async fn forward_partitions(
@@ -176,7 +176,7 @@ impl ClusterRuntime {
             return Ok(());
         }
         let record = MetadataRecord::AlterTopicConfigs { name: topic.name.clone(), id: topic.id, set, delete };
-        self.propose_one(record, "changing topic configs").await
+        self.propose_one(record, "changing topic configs").await.map(|_| ())
     }
 
     /// Forwards the whole override set as a (legacy, replacing) AlterConfigs.
@@ -200,18 +200,5 @@ impl ClusterRuntime {
         let result =
             response.responses.into_iter().next().ok_or_else(|| not_available("empty answer from the controller"))?;
         super::admin::answer(result.error_code, result.error_message)
-    }
-
-    /// Proposes one record and returns its verdict.
-    async fn propose_one(&self, record: MetadataRecord, what: &str) -> Result<(), ApiError> {
-        let verdicts = tokio::time::timeout(ADMIN_TIMEOUT, self.controller.propose(&[record]))
-            .await
-            .map_err(|_| timed_out(what))?
-            .map_err(controller_error)?;
-        match verdicts.into_iter().next() {
-            Some(Ok(_)) => Ok(()),
-            Some(Err(e)) => Err(ApiError::with_message(e.code(), e.to_string())),
-            None => Err(ApiError::with_message(ResponseError::UnknownServerError, "the controller gave no verdict")),
-        }
     }
 }
