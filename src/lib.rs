@@ -90,7 +90,12 @@
 //!   Partition groups have no raft timers: `cluster::runtime::elections` campaigns for
 //!   groups whose leader is gone (gossip view, closed raft connections) and catches up
 //!   returning brokers, so idle partitions cost nothing; `cluster::runtime::hand_off`
-//!   moves leadership away on SIGTERM; `broker::in_sync` keeps the ISR
+//!   moves leadership away on SIGTERM; `cluster::runtime::reassign` moves partitions
+//!   between brokers (AlterPartitionReassignments) as raft membership changes;
+//!   `cluster::runtime::rebalance` gives partitions back to their preferred leaders;
+//!   `cluster::runtime::topic_changes` grows and reconfigures replicated topics;
+//!   `cluster::runtime::producer_ids` hands out cluster-wide unique producer ids from
+//!   controller-allocated blocks; `broker::in_sync` keeps the ISR
 //!   (`replica.lag.time.max.ms`). `cluster::read_replica`: the follower a `client.rack` consumer is sent to (KIP-392).
 //!   `group::replicated`: the group coordinator on a replicated `__consumer_offsets`
 //!   partition, where it serves only while it leads.
