@@ -41,7 +41,7 @@ use super::ClusterRuntime;
 use super::admin::{ADMIN_TIMEOUT, controller_error, forward_error, timed_out};
 use super::hand_off::hand_off_target;
 use crate::broker::ApiError;
-use crate::broker::raft_replica::{PartitionRaft, RaftReplica};
+use crate::broker::raft_replica::RaftReplica;
 use crate::cli::wire::Connection;
 use crate::cluster::metadata::{MetadataImage, MetadataRecord};
 use crate::raft::NodeId;
@@ -56,7 +56,6 @@ struct Move {
     partition: i32,
     target: Vec<i32>,
     replica: Arc<RaftReplica>,
-    raft: PartitionRaft,
 }
 
 /// Moves along every partition under reassignment that this broker leads; each runs as
@@ -79,7 +78,6 @@ pub(super) fn drive(rt: &Arc<ClusterRuntime>, image: &MetadataImage) {
                     partition: *partition,
                     target: reassignment.target.clone(),
                     replica: replica.clone(),
-                    raft: replica.raft().clone(),
                 });
             }
         }
@@ -110,7 +108,7 @@ fn node_ids(brokers: &[i32]) -> BTreeSet<NodeId> {
 async fn advance(rt: &Arc<ClusterRuntime>, step: &Move) -> Result<(), ApiError> {
     let target = node_ids(&step.target);
     let (voters, learners, joint) = {
-        let m = step.raft.metrics();
+        let m = step.replica.raft().metrics();
         let m = m.borrow_watched();
         let membership = m.membership_config.membership();
         let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
@@ -131,7 +129,11 @@ async fn advance(rt: &Arc<ClusterRuntime>, step: &Move) -> Result<(), ApiError> 
         let stale: BTreeSet<NodeId> = learners.difference(&target).copied().collect();
         if !stale.is_empty() {
             renew().await?;
-            step.raft.change_membership(ChangeMembers::RemoveNodes(stale), false).await.map_err(|e| raft_error(&e))?;
+            step.replica
+                .raft()
+                .change_membership(ChangeMembers::RemoveNodes(stale), false)
+                .await
+                .map_err(|e| raft_error(&e))?;
         }
         return report(rt, step).await;
     }
@@ -148,18 +150,19 @@ async fn advance(rt: &Arc<ClusterRuntime>, step: &Move) -> Result<(), ApiError> 
             "adding a replica; waiting for it to catch up"
         );
         renew().await?;
-        tokio::time::timeout(CATCH_UP_WITHIN, step.raft.add_learner(*id, node, true))
+        tokio::time::timeout(CATCH_UP_WITHIN, step.replica.raft().add_learner(*id, node, true))
             .await
             .map_err(|_| timed_out("a new replica catching up"))?
             .map_err(|e| raft_error(&e))?;
     }
     tracing::info!(topic = step.topic, partition = step.partition, voters = ?target, "changing the partition's voters");
     renew().await?;
-    step.raft.change_membership(target.clone(), false).await.map_err(|e| raft_error(&e))?;
+    step.replica.raft().change_membership(target.clone(), false).await.map_err(|e| raft_error(&e))?;
     if !target.contains(&rt.node_id) {
-        let to = hand_off_target(&step.raft.metrics().borrow_watched(), rt.node_id, |id| target.contains(&id));
+        let to =
+            hand_off_target(&step.replica.raft().metrics().borrow_watched(), rt.node_id, |id| target.contains(&id));
         if let Some(to) = to {
-            step.raft.trigger().transfer_leader(to).await.map_err(|e| raft_error(&e))?;
+            step.replica.raft().trigger().transfer_leader(to).await.map_err(|e| raft_error(&e))?;
         }
     }
     Ok(())
@@ -170,7 +173,7 @@ async fn report(rt: &ClusterRuntime, step: &Move) -> Result<(), ApiError> {
     if rt.is_controller() {
         return rt.complete(&step.topic, step.topic_id, step.partition, &step.target).await;
     }
-    let leader_epoch = i32::try_from(step.raft.metrics().borrow_watched().current_term.0).unwrap_or(i32::MAX);
+    let leader_epoch = i32::try_from(step.replica.raft().metrics().borrow_watched().current_term.0).unwrap_or(i32::MAX);
     let request = AlterPartitionRequest::default()
         .with_broker_id(BrokerId(i32::try_from(rt.node_id).unwrap_or(-1)))
         .with_broker_epoch(-1)
