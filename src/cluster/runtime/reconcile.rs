@@ -19,16 +19,23 @@ use crate::cluster::gossip::hints::{LeadershipHint, PartitionKey};
 use crate::cluster::metadata::{MetadataImage, TopicImage};
 use crate::raft::{GroupId, JetNode, NodeId};
 
-/// How often the registry is checked against the image even when it did not change
-/// (a group whose members were not all known yet is initialized then).
+/// How often the registry is checked against the image while a pass left something to do
+/// (a group whose members were not all known yet is initialized then, a replica that could
+/// not be opened is tried again), and how often moves are driven.
 const RECHECK: Duration = Duration::from_secs(1);
 
-/// Follows the image until the runtime stops.
+/// Follows the image until the runtime stops. A pass that settled everything is not
+/// repeated until the image changes: with thousands of partitions a pass is most of an idle
+/// broker's work.
 pub(super) async fn follow_image(rt: Arc<ClusterRuntime>, mut stop: watch::Receiver<bool>) {
     let mut images = rt.controller.image();
+    let mut settled_at: Option<u64> = None;
     loop {
         let image = images.borrow_and_update().clone();
-        reconcile(&rt, &image).await;
+        if settled_at != Some(image.applied_records) {
+            let settled = reconcile(&rt, &image).await;
+            settled_at = settled.then_some(image.applied_records);
+        }
         rt.reconciled.send_replace(image.applied_records);
         super::reassign::drive(&rt, &image);
         tokio::select! {
@@ -42,24 +49,31 @@ pub(super) async fn follow_image(rt: Arc<ClusterRuntime>, mut stop: watch::Recei
     }
 }
 
-async fn reconcile(rt: &Arc<ClusterRuntime>, image: &MetadataImage) {
-    let Some(broker) = rt.broker.upgrade() else { return };
+/// One pass; whether it left nothing to retry.
+async fn reconcile(rt: &Arc<ClusterRuntime>, image: &MetadataImage) -> bool {
+    let Some(broker) = rt.broker.upgrade() else { return false };
     let gone: Vec<String> = match rt.topics.lock() {
         Ok(topics) => topics
             .iter()
             .filter(|(name, state)| image.topics.get(*name).is_none_or(|t| t.id != state.id))
             .map(|(name, _)| name.clone())
             .collect(),
-        Err(_) => return,
+        Err(_) => return false,
     };
     for name in gone {
         remove_topic(rt, &broker, &name).await;
     }
+    let mut settled = true;
     for topic in image.topics.values() {
-        if let Err(e) = open_topic(rt, &broker, topic).await {
-            tracing::error!(topic = topic.name, error = %e, "cannot open a replicated topic's replicas here; retrying");
+        match open_topic(rt, &broker, topic).await {
+            Ok(done) => settled &= done,
+            Err(e) => {
+                tracing::error!(topic = topic.name, error = %e, "cannot open a replicated topic's replicas here; retrying");
+                settled = false;
+            }
         }
     }
+    settled
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -70,26 +84,28 @@ enum OpenError {
     Replica(#[from] crate::broker::raft_replica::RaftReplicaError),
 }
 
-/// Opens what is missing of `topic` here and registers it when anything changed.
+/// Opens what is missing of `topic` here and registers it when anything changed; whether
+/// nothing is left to retry (a group waiting for a member's address, a shadowing local topic).
 async fn open_topic(
     rt: &Arc<ClusterRuntime>,
     broker: &crate::broker::Broker,
     topic: &TopicImage,
-) -> Result<(), OpenError> {
+) -> Result<bool, OpenError> {
     let me = i32::try_from(rt.node_id).unwrap_or(-1);
     let (mut hosted, known_assignments, known_configs) = match rt.topics.lock() {
         Ok(topics) => topics.get(&topic.name).map_or((BTreeMap::new(), None, None), |s| {
             (s.hosted.clone(), Some(s.assignments.clone()), Some(s.configs.clone()))
         }),
-        Err(_) => return Ok(()),
+        Err(_) => return Ok(false),
     };
     if let Some(existing) = broker.topics.get(&topic.name)
         && existing.id != topic.id
         && known_assignments.is_none()
     {
         tracing::warn!(topic = topic.name, "a local topic of this name shadows the cluster's topic on this broker");
-        return Ok(());
+        return Ok(false);
     }
+    let mut settled = true;
     let config = EffectiveTopicConfig::new(&broker.config.kafka, &topic.configs);
     let mut changed = known_assignments.as_ref() != Some(&topic.assignments);
     if known_configs.is_some_and(|c| c != topic.configs) {
@@ -109,7 +125,7 @@ async fn open_topic(
         }
         let replica = start_replica(rt, topic, index, &config).await?;
         if replicas.first() == Some(&me) && topic.forms_own_group(index) {
-            initialize(rt, &replica, replicas).await;
+            settled &= initialize(rt, &replica, replicas).await;
         }
         hosted.insert(index, replica);
         changed = true;
@@ -124,7 +140,7 @@ async fn open_topic(
             && replica.leader() == Leader::Unknown
             && replica.is_pristine()
         {
-            initialize(rt, replica, replicas).await;
+            settled &= initialize(rt, replica, replicas).await;
         }
     }
     // Replicas a completed move took away from this broker: the committed membership no
@@ -138,7 +154,7 @@ async fn open_topic(
         }
     }
     if !changed {
-        return Ok(());
+        return Ok(settled);
     }
     let views: Vec<Arc<dyn Replica>> = (0..topic.partition_count())
         .map(|i| match hosted.get(&i) {
@@ -161,7 +177,7 @@ async fn open_topic(
     }
     broker.topics.register(Topic::with_replicas(&record, views));
     tracing::info!(topic = topic.name, topic_id = %topic.id, partitions = topic.partition_count(), "replicated topic ready here");
-    Ok(())
+    Ok(settled)
 }
 
 fn partition_dir(rt: &ClusterRuntime, topic: &str, index: i32) -> PathBuf {
@@ -208,8 +224,9 @@ fn claim(dir: &Path, id: uuid::Uuid) -> Result<(), LifecycleError> {
     }
 }
 
-/// Initializes a new group with `replicas` as voters (on its preferred leader).
-async fn initialize(rt: &ClusterRuntime, replica: &RaftReplica, replicas: &[i32]) {
+/// Initializes a new group with `replicas` as voters (on its preferred leader); `false`
+/// while a member's address is unknown (tried again on the next pass).
+async fn initialize(rt: &ClusterRuntime, replica: &RaftReplica, replicas: &[i32]) -> bool {
     let mut members: BTreeMap<NodeId, JetNode> = BTreeMap::new();
     for &id in replicas {
         let (Ok(nid), Some(node)) = (NodeId::try_from(id), rt.node(id)) else {
@@ -219,17 +236,19 @@ async fn initialize(rt: &ClusterRuntime, replica: &RaftReplica, replicas: &[i32]
                 broker = id,
                 "waiting for a replica's address before forming the group"
             );
-            return;
+            return false;
         };
         members.insert(nid, node);
     }
     match replica.raft().initialize(members).await {
         Ok(()) => {
-            tracing::debug!(topic = Replica::topic(replica), partition = replica.index(), "formed the raft group")
+            tracing::debug!(topic = Replica::topic(replica), partition = replica.index(), "formed the raft group");
+            true
         }
-        Err(openraft::error::RaftError::APIError(openraft::error::InitializeError::NotAllowed(_))) => {}
+        Err(openraft::error::RaftError::APIError(openraft::error::InitializeError::NotAllowed(_))) => true,
         Err(e) => {
-            tracing::warn!(topic = Replica::topic(replica), partition = replica.index(), error = %e, "cannot form the raft group")
+            tracing::warn!(topic = Replica::topic(replica), partition = replica.index(), error = %e, "cannot form the raft group");
+            false
         }
     }
 }
@@ -260,13 +279,17 @@ async fn stop_replica(rt: &ClusterRuntime, name: &str, index: i32, replica: Arc<
     }
 }
 
+/// How often the partitions led here are checked for leadership to publish (each check
+/// reads every hosted replica's raft metrics).
+const PUBLISH_EVERY: Duration = Duration::from_secs(1);
+
 /// Spreads, through gossip, the leadership of the partitions this broker leads, so
 /// brokers without a replica name the leader in Metadata.
 pub(super) async fn publish_leadership(rt: Weak<ClusterRuntime>, mut stop: watch::Receiver<bool>) {
     let mut published: HashMap<PartitionKey, i32> = HashMap::new();
     loop {
         tokio::select! {
-            () = tokio::time::sleep(Duration::from_millis(250)) => {}
+            () = tokio::time::sleep(PUBLISH_EVERY) => {}
             _ = stop.changed() => return,
         }
         let Some(rt) = rt.upgrade() else { return };
