@@ -330,6 +330,20 @@ async fn a_broker_that_joins_later_takes_replicas_of_new_topics() {
                 })),
         ])
     };
+    // Manual assignments at creation are refused on a cluster (not placed another way).
+    let manual = CreateTopicsRequest::default().with_timeout_ms(10_000).with_topics(vec![
+        create_topics_request::CreatableTopic::default()
+            .with_name(name("manual"))
+            .with_num_partitions(-1)
+            .with_replication_factor(-1)
+            .with_assignments(vec![
+                create_topics_request::CreatableReplicaAssignment::default()
+                    .with_partition_index(0)
+                    .with_broker_ids(vec![BrokerId(4), BrokerId(1), BrokerId(2)]),
+            ]),
+    ]);
+    let refused: CreateTopicsResponse = c.call(ApiKey::CreateTopics, 7, &manual).await;
+    assert_eq!(refused.topics[0].error_code, ResponseError::InvalidReplicaAssignment.code());
     let grown: CreatePartitionsResponse = c.call(ApiKey::CreatePartitions, 3, &grow(6, None)).await;
     assert_eq!(grown.results[0].error_code, 0, "{:?}", grown.results[0].error_message);
     let by_hand = Some(vec![vec![4, 1, 2], vec![3, 4, 1]]);

@@ -105,6 +105,14 @@ fn create_one(broker: &Broker, t: CreatableTopic, validate_only: bool, version: 
     }
     let (partitions, replication) = if t.assignments.is_empty() {
         (t.num_partitions, t.replication_factor)
+    } else if broker.replication().is_some() {
+        // Refused rather than placed another way: the controller places new topics.
+        let e = ApiError::with_message(
+            ResponseError::InvalidReplicaAssignment,
+            "Manual replica assignments at topic creation are not supported on a Jet cluster yet: create the \
+             topic with a replication factor, then move partitions with AlterPartitionReassignments.",
+        );
+        return error_result(result, e);
     } else {
         match check_assignments(broker, &t) {
             Ok(n) => (n, 1),
