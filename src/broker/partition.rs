@@ -195,7 +195,9 @@ impl Partition {
             topic: topic.to_string(),
             index,
             dir: dir.to_path_buf(),
-            inner: Mutex::new(Inner { log, producers, config, last_flush_ms: 0, removed: false }),
+            // The flush interval counts from the open, as Kafka's lastFlushTime does: an
+            // epoch start would fsync everything at the first check, whatever `flush.ms` says.
+            inner: Mutex::new(Inner { log, producers, config, last_flush_ms: now, removed: false }),
             progress,
             flusher: flusher.clone(),
             me: me.clone(),

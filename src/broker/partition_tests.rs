@@ -117,12 +117,13 @@ async fn with_interval_flushing_a_failed_fsync_cuts_back_to_the_last_successful_
     let cfg = EffectiveTopicConfig { flush_interval_ms: Some(1_000), ..config(LogConfig::default()) };
     let p = Partition::open("t", 0, dir.path(), cfg, &Flusher::start()).expect("open partition");
     let flusher = Flusher::start();
+    let t0 = crate::broker::now_ms();
     append(&p, &producer_batch(3, 1, 10, Compression::None, (-1, -1, -1))).expect("append");
-    let synced = p.interval_flush_due(5_000).expect("due").expect("a flush is due");
+    let synced = p.interval_flush_due(t0 + 5_000).expect("due").expect("a flush is due");
     p.commit(&flusher, synced).await.expect("interval flush");
     append(&p, &producer_batch(2, 2, 10, Compression::None, (-1, -1, -1))).expect("append");
     assert_eq!(p.high_watermark(), 5, "interval flushing shows appends at once");
-    let failing = p.interval_flush_due(6_000).expect("due").expect("a flush is due");
+    let failing = p.interval_flush_due(t0 + 6_000).expect("due").expect("a flush is due");
     let devnull = crate::log::open_files::SegmentFile::lazy("/dev/null".into());
     assert!(p.commit(&flusher, SyncTarget { file: devnull, ..failing }).await.is_err());
     // The high watermark had passed what was durable: the recovery may not keep 3..5,
@@ -214,13 +215,17 @@ fn clean_close_restores_producer_state_from_the_snapshot_once() {
 async fn interval_flushing_hands_out_what_to_sync_once_per_interval() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = EffectiveTopicConfig { flush_interval_ms: Some(1_000), ..config(LogConfig::default()) };
+    let t0 = crate::broker::now_ms();
     let p = Partition::open("t", 0, dir.path(), cfg, &Flusher::start()).expect("open partition");
     let batch = producer_batch(3, 1, 10, Compression::None, (-1, -1, -1));
     assert!(matches!(append(&p, &batch).expect("append"), Appended::New { sync: None, .. }));
     assert_eq!(p.high_watermark(), 3, "interval flushing makes appends visible at once");
-    let target = p.interval_flush_due(5_000).expect("due").expect("a flush is due");
-    assert!(p.interval_flush_due(5_500).expect("not due").is_none(), "once per interval");
-    assert!(p.interval_flush_due(6_000).expect("due").is_some());
+    // The first interval runs from the open (a broker started with flush.ms=1h must not
+    // fsync at its first check).
+    assert!(p.interval_flush_due(t0 + 500).expect("not due").is_none(), "the interval counts from the open");
+    let target = p.interval_flush_due(t0 + 5_000).expect("due").expect("a flush is due");
+    assert!(p.interval_flush_due(t0 + 5_500).expect("not due").is_none(), "once per interval");
+    assert!(p.interval_flush_due(t0 + 6_000).expect("due").is_some());
     let flusher = crate::log::Flusher::start();
     assert_eq!(flusher.sync(target).await.expect("fsync"), 3);
     // Without flush.ms appends are synced by their own requests, never on an interval.
