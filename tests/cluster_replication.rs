@@ -330,20 +330,45 @@ async fn a_broker_that_joins_later_takes_replicas_of_new_topics() {
                 })),
         ])
     };
-    // Manual assignments at creation are refused on a cluster (not placed another way).
-    let manual = CreateTopicsRequest::default().with_timeout_ms(10_000).with_topics(vec![
-        create_topics_request::CreatableTopic::default()
-            .with_name(name("manual"))
-            .with_num_partitions(-1)
-            .with_replication_factor(-1)
-            .with_assignments(vec![
-                create_topics_request::CreatableReplicaAssignment::default()
-                    .with_partition_index(0)
-                    .with_broker_ids(vec![BrokerId(4), BrokerId(1), BrokerId(2)]),
-            ]),
-    ]);
-    let refused: CreateTopicsResponse = c.call(ApiKey::CreateTopics, 7, &manual).await;
+    // Manual assignments at creation are honoured (through the controller, from any
+    // broker); one naming an unknown broker or mixing replication factors is refused.
+    let manual = |lists: Vec<Vec<i32>>| {
+        CreateTopicsRequest::default().with_timeout_ms(10_000).with_topics(vec![
+            create_topics_request::CreatableTopic::default()
+                .with_name(name("manual"))
+                .with_num_partitions(-1)
+                .with_replication_factor(-1)
+                .with_assignments(
+                    lists
+                        .into_iter()
+                        .zip(0..)
+                        .map(|(r, i)| {
+                            create_topics_request::CreatableReplicaAssignment::default()
+                                .with_partition_index(i)
+                                .with_broker_ids(r.into_iter().map(BrokerId).collect())
+                        })
+                        .collect(),
+                ),
+        ])
+    };
+    let refused: CreateTopicsResponse = c.call(ApiKey::CreateTopics, 7, &manual(vec![vec![4, 1, 9]])).await;
     assert_eq!(refused.topics[0].error_code, ResponseError::InvalidReplicaAssignment.code());
+    let refused: CreateTopicsResponse = c.call(ApiKey::CreateTopics, 7, &manual(vec![vec![4, 1, 2], vec![3, 4]])).await;
+    assert_eq!(refused.topics[0].error_code, ResponseError::InvalidReplicationFactor.code());
+    let created: CreateTopicsResponse =
+        c.call(ApiKey::CreateTopics, 7, &manual(vec![vec![4, 1, 2], vec![3, 4, 1]])).await;
+    assert_eq!(created.topics[0].error_code, 0, "{:?}", created.topics[0].error_message);
+    assert_eq!((created.topics[0].num_partitions, created.topics[0].replication_factor), (2, 3));
+    until("the manually placed topic with a leader per partition", || async move {
+        let m = metadata(l, "manual").await;
+        let t = m.topics.first().filter(|t| t.error_code == 0 && t.partitions.len() == 2)?;
+        let mut got: Vec<(i32, Vec<i32>)> =
+            t.partitions.iter().map(|p| (p.partition_index, p.replica_nodes.iter().map(|b| b.0).collect())).collect();
+        got.sort_unstable();
+        assert_eq!(got, vec![(0, vec![4, 1, 2]), (1, vec![3, 4, 1])], "placed as asked, in order");
+        t.partitions.iter().all(|p| p.leader_id.0 > 0).then_some(())
+    })
+    .await;
     let grown: CreatePartitionsResponse = c.call(ApiKey::CreatePartitions, 3, &grow(6, None)).await;
     assert_eq!(grown.results[0].error_code, 0, "{:?}", grown.results[0].error_message);
     let by_hand = Some(vec![vec![4, 1, 2], vec![3, 4, 1]]);

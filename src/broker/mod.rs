@@ -22,6 +22,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use kafka_protocol::ResponseError;
 
+use crate::cluster::runtime::admin::NewTopic;
 use crate::config::BrokerConfig;
 use crate::log::Flusher;
 use lifecycle::LifecycleError;
@@ -256,6 +257,32 @@ impl Broker {
         self.topics.get(name)
     }
 
+    /// Creates a topic whose partition i has the replicas `assignments[i]` (checked by the
+    /// caller: registered brokers, none twice, one replication factor); `validate_only`
+    /// checks without creating. On a single node every list is this broker.
+    pub fn create_assigned_topic(
+        &self,
+        name: &str,
+        assignments: Vec<Vec<i32>>,
+        configs: BTreeMap<String, String>,
+        validate_only: bool,
+    ) -> Result<Option<Arc<Topic>>, ApiError> {
+        let partitions = i32::try_from(assignments.len()).map_err(|_| too_many_partitions())?;
+        let Some(cluster) = self.replication() else {
+            return self.create_topic(name, partitions, 1, configs, validate_only);
+        };
+        topics::validate_topic_name(name)
+            .map_err(|m| ApiError::with_message(ResponseError::InvalidTopicException, m))?;
+        if i64::from(partitions) > MAX_PARTITIONS_PER_REQUEST {
+            return Err(too_many_partitions());
+        }
+        for (k, v) in &configs {
+            topic_config::validate(k, v)
+                .map_err(|e| ApiError::with_message(ResponseError::InvalidConfig, e.to_string()))?;
+        }
+        cluster.create_topic(name, NewTopic::Assigned(assignments), configs, validate_only)
+    }
+
     /// Creates a topic; `validate_only` checks without creating.
     pub fn create_topic(
         &self,
@@ -290,7 +317,8 @@ impl Broker {
                 topic_config::validate(k, v)
                     .map_err(|e| ApiError::with_message(ResponseError::InvalidConfig, e.to_string()))?;
             }
-            return cluster.create_topic(name, partitions, replication_factor, configs, validate_only);
+            let placed = NewTopic::Placed { partitions, replication_factor };
+            return cluster.create_topic(name, placed, configs, validate_only);
         }
         if replication_factor > 1 {
             return Err(ApiError::with_message(

@@ -127,6 +127,24 @@ impl ProducerStateTable {
         }
     }
 
+    /// The table as it was for a log ending at `end_offset`, as far as this one knows:
+    /// each producer's retained batches below it (producers with none are left out).
+    /// Replaying the batches from `end_offset` on rebuilds this table, since an epoch
+    /// change clears a producer's batches and at most the last few are kept anyway.
+    pub fn before(&self, end_offset: i64) -> ProducerStateTable {
+        let producers = self
+            .producers
+            .iter()
+            .filter_map(|(&id, e)| {
+                let batches: VecDeque<BatchMeta> =
+                    e.batches.iter().filter(|b| b.last_offset < end_offset).copied().collect();
+                (!batches.is_empty())
+                    .then_some((id, ProducerEntry { epoch: e.epoch, last_write_ms: e.last_write_ms, batches }))
+            })
+            .collect();
+        ProducerStateTable { producers }
+    }
+
     /// Whether the table tracks `producer_id`.
     pub fn contains(&self, producer_id: i64) -> bool {
         self.producers.contains_key(&producer_id)

@@ -18,8 +18,15 @@
 //!   are applied, and after a restart it starts at the applied point, never at the log
 //!   end, so an uncommitted tail is never exposed.
 //!
-//! DeleteRecords is refused for now: moving the log start must be replicated (and tied to
-//! raft's purge) to keep the replicas' logs and raft indexes in step.
+//! - **log start** (DeleteRecords, retention; leader only): the leader proposes a
+//!   log-start entry ([`crate::raft::control`]) and every replica moves its log start when
+//!   it applies it, so they agree; DeleteRecords answers once it is committed. Retention
+//!   is decided by the leader on its own segments ([`RaftReplica::enforce_retention`]).
+//!   Whole segments left below the log start go through raft: a task here triggers a
+//!   snapshot at the last entry they hold, openraft purges the entries it covers
+//!   (`max_in_snapshot_log_to_keep = 0`), and the purge deletes the segments. A
+//!   follower too far behind for the leader's log installs that snapshot and restarts
+//!   its log after it.
 
 use std::io::Cursor;
 use std::path::Path;
@@ -35,7 +42,7 @@ use tokio::sync::watch;
 
 use crate::broker::in_sync::CaughtUp;
 use crate::broker::partition::PartitionError;
-use crate::broker::producer_state::ProducerLimits;
+use crate::broker::producer_state::{ProducerIdGate, ProducerLimits};
 use crate::broker::replica::{
     AppendFuture, Appended, Commit, Leader, Offsets, PlannedRead, Progress, Replica, TimestampQuery, find_record,
 };
@@ -43,6 +50,7 @@ use crate::broker::topic_config::EffectiveTopicConfig;
 use crate::cluster::runtime::hand_off::hand_off_target;
 use crate::log::batch::{self, BatchHeader};
 use crate::log::{Flusher, LogError, ReadPlan};
+use crate::raft::control;
 use crate::raft::log_store::{PartitionRaftLog, RaftLogError, RaftLogStore};
 use crate::raft::partition_state::PartitionStateMachine;
 use crate::raft::replica_state::{Checked, ReplicaState};
@@ -95,11 +103,14 @@ pub struct RaftReplica {
     traffic: crate::metrics::PartitionTraffic,
     /// When each follower last held everything committed (the leader's ISR).
     caught_up: Arc<CaughtUp>,
+    /// Triggers snapshots when segments below the log start can be purged (aborted on drop).
+    purger: tokio::task::JoinHandle<()>,
 }
 
 impl Drop for RaftReplica {
     fn drop(&mut self) {
         self.follower.abort();
+        self.purger.abort();
     }
 }
 
@@ -132,6 +143,7 @@ impl RaftReplica {
         let caught_up = Arc::new(CaughtUp::default());
         let follower =
             tokio::spawn(follow_leadership(raft.metrics(), node_id, Arc::downgrade(&state), caught_up.clone()));
+        let purger = tokio::spawn(purge_below_log_start(raft.clone(), Arc::downgrade(&state)));
         Ok(Arc::new(RaftReplica {
             topic: topic.to_string(),
             index,
@@ -143,6 +155,7 @@ impl RaftReplica {
             follower,
             traffic: crate::metrics::PartitionTraffic::default(),
             caught_up,
+            purger,
         }))
     }
 
@@ -351,8 +364,40 @@ impl RaftReplica {
         drop(ordered);
         // Resolved by the store's write, or failed when this node stops leading the term.
         let placed = placed.await.map_err(|_closed| PartitionError::RaftStopped("replica state dropped".into()))??;
-        self.traffic.appended(data_len, headers.iter().map(|h| u64::try_from(h.records_count).unwrap_or(0)).sum());
+        if !headers.iter().all(BatchHeader::is_control) {
+            // A log-start entry is not traffic.
+            self.traffic.appended(data_len, headers.iter().map(|h| u64::try_from(h.records_count).unwrap_or(0)).sum());
+        }
         self.appended(placed.base_offset, placed.end_offset, placed.losses, log_append_time, false)
+    }
+
+    /// Leader only: moves the partition's log start to `offset` (at most the high
+    /// watermark) on every replica by proposing a log-start entry; returns the log start
+    /// once the entry is committed and applied here.
+    pub async fn move_log_start(&self, offset: i64) -> Result<i64, PartitionError> {
+        let batch = control::log_start_batch(offset, control::NO_TIMESTAMP).map_err(RaftLogError::from)?;
+        let header = BatchHeader::parse(&batch).map_err(LogError::from)?;
+        let gate = ProducerIdGate::unlimited();
+        let limits = ProducerLimits { per_partition: usize::MAX, gate: &gate };
+        let appended = self.append_as_leader(batch, &[header], crate::broker::now_ms(), limits).await?;
+        if let Some(commit) = appended.commit {
+            commit.wait().await?;
+        }
+        Ok(self.state.log()?.log().log_start_offset())
+    }
+
+    /// Leader only: retention (`retention.ms`, `retention.bytes`) decided on this
+    /// replica's segments below the high watermark, applied everywhere as a log-start
+    /// entry. Returns the new log start, if it moved.
+    pub async fn enforce_retention(&self, now_ms: i64) -> Result<Option<i64>, PartitionError> {
+        if self.leading_term().is_none() || !self.config()?.cleanup_delete {
+            return Ok(None);
+        }
+        let point = self.state.log()?.log().retention_point(now_ms, self.state.high_watermark());
+        match point {
+            Some(offset) => self.move_log_start(offset).await.map(Some),
+            None => Ok(None),
+        }
     }
 
     fn appended(
@@ -417,6 +462,32 @@ async fn follow_leadership(
             if let Some(state) = weak.upgrade() {
                 state.observe_leadership(None);
             }
+            return;
+        }
+    }
+}
+
+/// Triggers a snapshot whenever whole segments below the log start hold entries no
+/// snapshot covers (checked at start and after each log-start entry applied), so that
+/// openraft purges those entries and the segments go; until the replica is dropped.
+async fn purge_below_log_start(raft: PartitionRaft, weak: std::sync::Weak<ReplicaState>) {
+    let Some(mut moved) = weak.upgrade().map(|s| s.watch_log_start()) else { return };
+    loop {
+        let purgeable = match weak.upgrade() {
+            Some(state) => state.purgeable(),
+            None => return,
+        };
+        match purgeable {
+            Ok(true) => {
+                if let Err(e) = raft.trigger().snapshot().await {
+                    tracing::warn!(error = %e, "cannot trigger a partition snapshot");
+                    return;
+                }
+            }
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot tell whether segments below the log start can go"),
+        }
+        if moved.changed().await.is_err() {
             return;
         }
     }
@@ -529,8 +600,12 @@ impl Replica for RaftReplica {
         Ok(self.state.log()?.log().end_offset_for_epoch(epoch))
     }
 
-    fn delete_records(&self, _offset: i64) -> Result<i64, PartitionError> {
-        Err(PartitionError::Unsupported("DeleteRecords (the log start is not replicated yet)"))
+    /// Blocks the calling thread (the handlers' blocking pool) until the log-start entry
+    /// is committed ([`RaftReplica::move_log_start`]).
+    fn delete_records(&self, offset: i64) -> Result<i64, PartitionError> {
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|_outside| PartitionError::Unsupported("DeleteRecords outside the broker's runtime"))?;
+        runtime.block_on(self.move_log_start(offset))
     }
 
     fn size_bytes(&self) -> Result<u64, PartitionError> {

@@ -56,7 +56,20 @@ fn check_assignments(broker: &Broker, topic: &CreatableTopic) -> Result<i32, Api
     if (0..count).any(|i| i32::try_from(i).map_or(true, |i| !seen.contains(&i))) {
         return Err(invalid("partitions should be a consecutive 0-based integer sequence".into()));
     }
+    let factors: HashSet<usize> = topic.assignments.iter().map(|a| a.broker_ids.len()).collect();
+    if factors.len() > 1 {
+        return Err(ApiError::with_message(
+            ResponseError::InvalidReplicationFactor,
+            "All partitions in the manual partition assignment should have the same number of replicas",
+        ));
+    }
     i32::try_from(count).map_err(|_| too_many_partitions())
+}
+
+/// The replication factor of a (checked) manual assignment: its first partition's.
+fn assigned_factor(topic: &CreatableTopic) -> i16 {
+    let first = topic.assignments.iter().min_by_key(|a| a.partition_index);
+    first.map_or(1, |a| i16::try_from(a.broker_ids.len()).unwrap_or(i16::MAX))
 }
 
 /// Partitions `topic` asks for, when it is well-formed enough to count.
@@ -105,23 +118,25 @@ fn create_one(broker: &Broker, t: CreatableTopic, validate_only: bool, version: 
     }
     let (partitions, replication) = if t.assignments.is_empty() {
         (t.num_partitions, t.replication_factor)
-    } else if broker.replication().is_some() {
-        // Refused rather than placed another way: the controller places new topics.
-        let e = ApiError::with_message(
-            ResponseError::InvalidReplicaAssignment,
-            "Manual replica assignments at topic creation are not supported on a Jet cluster yet: create the \
-             topic with a replication factor, then move partitions with AlterPartitionReassignments.",
-        );
-        return error_result(result, e);
     } else {
         match check_assignments(broker, &t) {
-            Ok(n) => (n, 1),
+            Ok(n) => (n, assigned_factor(&t)),
             Err(e) => return error_result(result, e),
         }
     };
+    // Partition i's replicas, first the preferred leader (checked above when given).
+    let mut assignments: Vec<(i32, Vec<i32>)> =
+        t.assignments.iter().map(|a| (a.partition_index, a.broker_ids.iter().map(|b| b.0).collect())).collect();
+    assignments.sort_unstable_by_key(|(i, _)| *i);
+    let assignments: Vec<Vec<i32>> = assignments.into_iter().map(|(_, replicas)| replicas).collect();
     let configs: BTreeMap<String, String> =
         t.configs.into_iter().filter_map(|c| Some((c.name.to_string(), c.value?.to_string()))).collect();
-    match broker.create_topic(&name, partitions, replication, configs.clone(), validate_only) {
+    let created = if assignments.is_empty() {
+        broker.create_topic(&name, partitions, replication, configs.clone(), validate_only)
+    } else {
+        broker.create_assigned_topic(&name, assignments, configs.clone(), validate_only)
+    };
+    match created {
         Ok(created) => {
             let partitions = if partitions == -1 { broker.config.kafka.num_partitions } else { partitions };
             let replication =

@@ -69,7 +69,14 @@ pub struct PartitionLog {
 impl PartitionLog {
     /// Opens the log in `dir` (created if missing), recovering from an unclean shutdown.
     pub fn open(dir: &Path, config: LogConfig) -> Result<Self, LogError> {
-        recovery::open(dir, config)
+        recovery::open(dir, config, true)
+    }
+
+    /// Opens a raft log: as [`open`](Self::open), but segments below the log start stay
+    /// until raft purges their entries ([`purge_entries_through`](Self::purge_entries_through)).
+    /// Deleting them at open would remove entries raft still counts as held.
+    pub fn open_raft(dir: &Path, config: LogConfig) -> Result<Self, LogError> {
+        recovery::open(dir, config, false)
     }
 
     pub(crate) fn from_parts(dir: PathBuf, config: LogConfig, segments: Vec<Segment>, log_start_offset: i64) -> Self {
@@ -457,7 +464,18 @@ impl PartitionLog {
         Ok(self.log_start_offset)
     }
 
-    fn set_log_start(&mut self, offset: i64) -> Result<(), LogError> {
+    /// A raft log's replicated log start (a DeleteRecords or retention entry applied):
+    /// moves it to `offset` durably, never back and never past the log end, and deletes
+    /// nothing (segments go when raft purges their entries). Returns the log start.
+    pub fn move_log_start(&mut self, offset: i64) -> Result<i64, LogError> {
+        let offset = offset.min(self.log_end_offset());
+        if offset > self.log_start_offset {
+            self.set_log_start(offset)?;
+        }
+        Ok(self.log_start_offset)
+    }
+
+    pub(super) fn set_log_start(&mut self, offset: i64) -> Result<(), LogError> {
         // Persist first: a crash before the deletions below is harmless (they are redone
         // on open), while deleting first could briefly expose a stale start offset.
         write_durably(&self.dir, LOG_START_FILE, &format!("{offset}\n"))?;
@@ -471,7 +489,13 @@ impl PartitionLog {
     /// Deletes non-active segments whose data lies entirely below the log start. A segment
     /// that compaction emptied still starts the log when its base offset is the log start.
     pub(crate) fn delete_segments_below_start(&mut self) -> Result<(), LogError> {
-        let start = self.log_start_offset;
+        self.delete_segments_below(self.log_start_offset)
+    }
+
+    /// Deletes non-active segments whose data lies entirely below `limit` (at most the
+    /// log start); see [`delete_segments_below_start`](Self::delete_segments_below_start).
+    pub(super) fn delete_segments_below(&mut self, limit: i64) -> Result<(), LogError> {
+        let start = limit.min(self.log_start_offset);
         let n = self.segments[..self.segments.len() - 1]
             .iter()
             .take_while(|s| s.next_offset <= start && (s.base_offset < start || s.next_offset > s.base_offset))
@@ -497,6 +521,21 @@ impl PartitionLog {
     /// segments entirely below `upto` (the high watermark) are candidates, as in Kafka:
     /// the log start must never pass data consumers cannot see yet.
     pub fn apply_retention(&mut self, now_ms: i64, upto: i64) -> Result<usize, LogError> {
+        let n = self.segments_past_retention(now_ms, upto);
+        if n == 0 {
+            return Ok(0);
+        }
+        let new_start = self.segments[n].base_offset;
+        if new_start > self.log_start_offset {
+            self.set_log_start(new_start)?;
+        }
+        self.delete_oldest(n)?;
+        Ok(n)
+    }
+
+    /// How many of the oldest non-active segments retention deletes (see
+    /// [`apply_retention`](Self::apply_retention)).
+    fn segments_past_retention(&self, now_ms: i64, upto: i64) -> usize {
         let (ret_ms, ret_bytes) = (self.config.retention_ms, self.config.retention_bytes);
         let mut remaining = self.size_bytes();
         let mut n = 0;
@@ -512,15 +551,15 @@ impl PartitionLog {
             remaining -= seg.size;
             n += 1;
         }
-        if n == 0 {
-            return Ok(0);
-        }
-        let new_start = self.segments[n].base_offset;
-        if new_start > self.log_start_offset {
-            self.set_log_start(new_start)?;
-        }
-        self.delete_oldest(n)?;
-        Ok(n)
+        n
+    }
+
+    /// Where retention would start the log (the base of the first segment it keeps), if
+    /// it would move the log start: what a raft leader proposes instead of deleting.
+    pub fn retention_point(&self, now_ms: i64, upto: i64) -> Option<i64> {
+        let n = self.segments_past_retention(now_ms, upto);
+        let start = self.segments.get(n).map(|s| s.base_offset)?;
+        (n > 0 && start > self.log_start_offset).then_some(start)
     }
 
     /// Total bytes of all segment files.
@@ -543,19 +582,7 @@ impl PartitionLog {
     fn truncate_sealed(&mut self, offset: i64) -> Result<(), LogError> {
         let interval = self.config.index_interval_bytes;
         if offset < self.log_start_offset {
-            // Every segment goes (newest first), then a fresh one starts at `offset`. A crash
-            // before the checkpoint below reopens as an empty log at the old start offset.
-            let old: Vec<Segment> = self.segments.drain(..).collect();
-            for seg in old.into_iter().rev() {
-                seg.delete()?;
-            }
-            self.segments.push(Segment::create(&self.dir, offset)?);
-            sync_dir(&self.dir)?;
-            self.set_log_start(offset)?;
-            self.epochs.clear();
-            self.epochs.persist(&self.dir)?;
-            write_durably(&self.dir, RECOVERY_POINT_FILE, &format!("{offset}\n"))?;
-            return self.damage.retain_within(offset, offset);
+            return self.restart_at(offset);
         }
         // Drop whole segments at or above `offset`, newest first, keeping at least one.
         while self.segments.len() > 1 && self.active().base_offset >= offset {
@@ -576,6 +603,25 @@ impl PartitionLog {
         self.epochs.persist(&self.dir)?;
         write_durably(&self.dir, RECOVERY_POINT_FILE, &format!("{end}\n"))?;
         self.damage.retain_within(self.log_start_offset, end)
+    }
+
+    /// Empties the log and restarts it at `offset` (its log start and end): every segment
+    /// goes (newest first), then a fresh one starts at `offset`. A crash before the
+    /// checkpoints below reopens as an empty log at the old start offset.
+    pub(super) fn restart_at(&mut self, offset: i64) -> Result<(), LogError> {
+        self.wait_for_seals()?;
+        let old: Vec<Segment> = self.segments.drain(..).collect();
+        for seg in old.into_iter().rev() {
+            seg.delete()?;
+        }
+        self.segments.push(Segment::create(&self.dir, offset)?);
+        sync_dir(&self.dir)?;
+        write_durably(&self.dir, LOG_START_FILE, &format!("{offset}\n"))?;
+        self.log_start_offset = offset;
+        self.epochs.clear();
+        self.epochs.persist(&self.dir)?;
+        write_durably(&self.dir, RECOVERY_POINT_FILE, &format!("{offset}\n"))?;
+        self.damage.retain_within(offset, offset)
     }
 
     /// Brings a log fenced by a failed fsync back into service without a restart.

@@ -280,8 +280,11 @@ impl PartitionLog {
         self.write_active_sidecar()
     }
 
-    /// Raft purge: entries up to and including `index` leave the log; the log start moves
-    /// to the next entry's first offset (or the log end, if none is left).
+    /// Raft purge: entries up to and including `index` leave the log. Whole segments
+    /// holding only purged entries are deleted once they are below the log start (which
+    /// moves up to the next entry's first offset if it is below it: a follower installing
+    /// a snapshot drops what the leader's log start already passed). Purging every entry
+    /// restarts the translation at the log end, which becomes the log start.
     pub fn purge_entries_through(&mut self, index: u64) -> Result<(), LogError> {
         let raft = self.raft_mut()?;
         if index < raft.first_index() {
@@ -293,12 +296,34 @@ impl PartitionLog {
             self.advance_log_start(end)?;
             return self.restart_raft_index(index + 1);
         }
-        let start = match self.read_entry(index + 1)? {
+        let next_first = match self.read_entry(index + 1)? {
             Some(e) => e.first_offset,
             None => return Err(LogError::InvalidArgument(format!("raft entry {} is not readable", index + 1))),
         };
-        self.advance_log_start(start)?;
+        self.move_log_start(next_first)?;
+        self.delete_segments_below(next_first)?;
         self.raft_mut()?.purge_through(index);
         Ok(())
+    }
+
+    /// The last raft entry of the segments wholly below the log start, with the offset
+    /// that follows it: where a snapshot lets raft purge, so that the segments can go.
+    /// `None` when no such segment holds an entry.
+    pub fn raft_purge_point(&self) -> Option<(u64, i64)> {
+        let raft = self.raft.as_ref()?;
+        let start = self.log_start_offset;
+        let below = self.segments[..self.segments.len() - 1].iter().take_while(|s| s.next_offset <= start).count();
+        let last = self.segments[..below].last()?;
+        let entries = raft.segments().iter().find(|e| e.segment_base == last.base_offset)?;
+        let index = entries.next_index.checked_sub(1).filter(|i| *i >= raft.first_index())?;
+        Some((index, last.next_offset))
+    }
+
+    /// A snapshot installed past this log's end (raft entries up to `last_index` are
+    /// gone on the leader): the log restarts empty at `base_offset`, the offset after that
+    /// entry, and its next entry is `last_index + 1`.
+    pub fn restart_after_snapshot(&mut self, last_index: u64, base_offset: i64) -> Result<(), LogError> {
+        self.restart_at(base_offset)?;
+        self.restart_raft_index(last_index + 1)
     }
 }

@@ -176,3 +176,57 @@ fn recovery_from_a_failed_fsync_cuts_the_raft_index_with_the_log() {
     let (info, index) = log.append_entry(&batch(1, 3_000), 2, 3_000).expect("append after recovery");
     assert_eq!((index, info.base_offset), (15, durable_end));
 }
+
+#[test]
+fn a_moved_log_start_keeps_segments_until_raft_purges_their_entries() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut log = PartitionLog::open_raft(dir.path(), config()).expect("open");
+    log.open_raft_index(0).expect("raft index");
+    let expected = fill(&mut log);
+    let segs: Vec<(i64, i64)> = log.segments().iter().map(|s| (s.base_offset, s.next_offset)).collect();
+    assert!(segs.len() > 3, "several segments: {segs:?}");
+    assert!(log.raft_purge_point().is_none(), "nothing below the log start yet");
+    // The log start moves into the third segment: nothing is deleted before raft purges.
+    let start = segs[2].0 + 1;
+    assert_eq!(log.move_log_start(start).expect("move"), start);
+    assert_eq!(log.move_log_start(start - 1).expect("never back"), start);
+    assert_eq!(log.segments().len(), segs.len(), "segments stay until the purge");
+    drop(log);
+    let mut log = PartitionLog::open_raft(dir.path(), config()).expect("reopen");
+    log.open_raft_index(0).expect("raft index");
+    assert_eq!(log.log_start_offset(), start);
+    assert_eq!(log.segments().len(), segs.len(), "a raft log's open deletes nothing below the start");
+    check(&log, &expected);
+    // The purge point: the last entry of the two whole segments below the start.
+    let (index, end) = log.raft_purge_point().expect("purge point");
+    assert_eq!(end, segs[1].1);
+    let last_below = expected.iter().filter(|e| e.2 < end).map(|e| e.0).max().expect("entries below");
+    assert_eq!(index, last_below);
+    log.purge_entries_through(index).expect("purge");
+    assert_eq!(log.log_start_offset(), start, "a purge never moves the log start past what was asked");
+    assert_eq!(log.segments()[0].base_offset, segs[2].0, "the two segments went");
+    assert!(log.read_entry(index).expect("read").is_none());
+    check(&log, &expected[index as usize + 1..]);
+    assert!(log.raft_purge_point().is_none(), "nothing left to purge");
+}
+
+#[test]
+fn a_log_restarted_after_a_snapshot_numbers_its_next_entry_after_it() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut log = PartitionLog::open_raft(dir.path(), config()).expect("open");
+    log.open_raft_index(0).expect("raft index");
+    // A stale follower: a few entries, far behind the leader's snapshot at entry 40.
+    for _ in 0..3 {
+        log.append_entry(&batch(2, 1_000), 1, 1_000).expect("append");
+    }
+    log.restart_after_snapshot(40, 1_000).expect("restart");
+    assert_eq!((log.log_start_offset(), log.log_end_offset()), (1_000, 1_000));
+    let (info, index) = log.append_entry(&batch(2, 1_000), 2, 1_000).expect("append after the snapshot");
+    assert_eq!((index, info.base_offset), (41, 1_000));
+    drop(log);
+    let mut log = PartitionLog::open_raft(dir.path(), config()).expect("reopen");
+    log.open_raft_index(41).expect("raft index");
+    let e = log.read_entry(41).expect("read").expect("entry 41");
+    assert_eq!((e.first_offset, e.last_offset), (1_000, 1_001));
+    assert!(log.read_entry(2).expect("read").is_none(), "the stale entries are gone");
+}

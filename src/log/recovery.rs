@@ -328,7 +328,9 @@ pub(crate) fn create_dir_durably(dir: &Path) -> Result<(), LogError> {
     Ok(())
 }
 
-pub(crate) fn open(dir: &Path, config: LogConfig) -> Result<PartitionLog, LogError> {
+/// Opens the log in `dir`; `delete_below_start` removes segments left below the log start
+/// (a crash between moving it and deleting them), which a raft log leaves to raft's purge.
+pub(crate) fn open(dir: &Path, config: LogConfig, delete_below_start: bool) -> Result<PartitionLog, LogError> {
     create_dir_durably(dir)?;
     let interval = config.index_interval_bytes;
 
@@ -454,7 +456,9 @@ pub(crate) fn open(dir: &Path, config: LogConfig) -> Result<PartitionLog, LogErr
     let report = RecoveryReport { clean, recovery_point, synced_segments: if clean { Vec::new() } else { synced } };
     let mut log = PartitionLog::from_parts(dir.to_path_buf(), config, segments, log_start);
     log.set_recovered(std::sync::Arc::new(damage), report, epochs);
-    log.delete_segments_below_start()?;
+    if delete_below_start {
+        log.delete_segments_below_start()?;
+    }
     Ok(log)
 }
 

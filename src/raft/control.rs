@@ -10,8 +10,14 @@
 //! its own tools decode it, so storing a raft blank or an openraft membership under it
 //! would be misread. Clients treat any control type the same way (skip it), so types in a
 //! range Kafka does not use are invisible to them and unambiguous to Jet:
-//! [`RAFT_BLANK`] (`0x4A01`, empty value) and [`RAFT_MEMBERSHIP`] (`0x4A02`, the
-//! membership as JSON).
+//! [`RAFT_BLANK`] (`0x4A01`, empty value), [`RAFT_MEMBERSHIP`] (`0x4A02`, the
+//! membership as JSON) and [`RAFT_LOG_START`] (`0x4A03`, the new log start offset as a
+//! big-endian int64).
+//!
+//! A log-start batch is the one control batch Jet proposes as a *normal* raft entry: the
+//! leader moves the partition's log start (DeleteRecords, retention) by proposing it, and
+//! every replica moves its own when it applies it, so all of them agree on the log start
+//! at the same point of the log.
 
 use bytes::{Bytes, BytesMut};
 use indexmap::IndexMap;
@@ -26,6 +32,8 @@ use super::{JetNode, NodeId};
 pub const RAFT_BLANK: i16 = 0x4A01;
 /// Control type of a raft membership entry.
 pub const RAFT_MEMBERSHIP: i16 = 0x4A02;
+/// Control type of a log-start entry (see the module doc).
+pub const RAFT_LOG_START: i16 = 0x4A03;
 /// Kafka's "no timestamp": what raft's control batches carry, so that every replica,
 /// building them itself, writes the same bytes.
 pub const NO_TIMESTAMP: i64 = -1;
@@ -53,6 +61,8 @@ pub enum ControlError {
 pub enum RaftControl {
     Blank,
     Membership(GroupMembership),
+    /// The partition's log start moves to this offset.
+    LogStart(i64),
 }
 
 fn encode(control_type: i16, value: Option<Bytes>, now_ms: i64) -> Result<Bytes, ControlError> {
@@ -90,6 +100,29 @@ pub fn membership_batch(membership: &GroupMembership, now_ms: i64) -> Result<Byt
     encode(RAFT_MEMBERSHIP, Some(Bytes::from(serde_json::to_vec(membership)?)), now_ms)
 }
 
+/// The control batch of a log-start entry.
+pub fn log_start_batch(offset: i64, now_ms: i64) -> Result<Bytes, ControlError> {
+    encode(RAFT_LOG_START, Some(Bytes::copy_from_slice(&offset.to_be_bytes())), now_ms)
+}
+
+/// The log start a normal entry's batches ask for, if one of them is a log-start batch.
+pub fn log_start_in(batches: &Bytes) -> Result<Option<i64>, ControlError> {
+    let mut found = None;
+    let mut pos = 0;
+    while pos < batches.len() {
+        let header =
+            crate::log::BatchHeader::parse(&batches[pos..]).map_err(|e| ControlError::Decode(e.to_string()))?;
+        let end = (pos + header.total_size()).min(batches.len());
+        if header.is_control()
+            && let RaftControl::LogStart(offset) = decode(&batches.slice(pos..end))?
+        {
+            found = Some(found.map_or(offset, |f: i64| f.max(offset)));
+        }
+        pos = end;
+    }
+    Ok(found)
+}
+
 /// Reads the raft entry a stored control batch holds (`batch` is one whole batch).
 pub fn decode(batch: &Bytes) -> Result<RaftControl, ControlError> {
     let set = RecordBatchDecoder::decode(&mut batch.clone()).map_err(|e| ControlError::Decode(e.to_string()))?;
@@ -105,6 +138,10 @@ pub fn decode(batch: &Bytes) -> Result<RaftControl, ControlError> {
             let value = record.value.as_deref().unwrap_or_default();
             Ok(RaftControl::Membership(serde_json::from_slice(value)?))
         }
+        RAFT_LOG_START => match record.value.as_deref() {
+            Some(&[a, b, c, d, e, f, g, h]) => Ok(RaftControl::LogStart(i64::from_be_bytes([a, b, c, d, e, f, g, h]))),
+            other => Err(ControlError::Decode(format!("log-start value of {} bytes", other.map_or(0, <[u8]>::len)))),
+        },
         other => Err(ControlError::UnknownType(other)),
     }
 }

@@ -43,6 +43,8 @@ use crate::log::{BatchHeader, Flusher, LogConfig, LogError, PartitionLog, Stored
 
 /// The file holding a partition's raft state.
 pub const RAFT_STATE_FILE: &str = "raft-state.json";
+/// The file holding a partition's last snapshot (see [`StoredSnapshot`]).
+pub const RAFT_SNAPSHOT_FILE: &str = "raft-snapshot.json";
 
 /// Errors of the raft log store.
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +91,23 @@ pub struct RaftState {
     pub last_purged: Option<LogId>,
     pub applied: Option<LogId>,
     pub membership: Option<StoredMembership>,
+    /// The memberships applied since the last snapshot's point, oldest first; the first
+    /// was in effect at that point (a snapshot names the membership of its last entry).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub memberships: Vec<StoredMembership>,
+}
+
+/// A partition snapshot as stored beside the log: small (see
+/// [`crate::raft::replica_state`]), written durably before raft may purge the entries it
+/// covers, so a restarted replica still has it to send to a far-behind follower.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredSnapshot {
+    pub meta: openraft::storage::SnapshotMeta<CommittedLeaderId, super::NodeId, super::JetNode>,
+    /// The offset after the snapshot's last entry: where a replica lacking that entry
+    /// restarts its log.
+    pub base_offset: i64,
+    /// The snapshot's data (JSON).
+    pub data: String,
 }
 
 /// One entry the store wrote (to the page cache; durability is `IOFlushed`'s business):
@@ -126,6 +145,7 @@ pub struct PartitionRaftLog {
     dir: PathBuf,
     state: RaftState,
     last_log_id: Option<LogId>,
+    snapshot: Option<StoredSnapshot>,
 }
 
 fn now_ms() -> i64 {
@@ -135,18 +155,69 @@ fn now_ms() -> i64 {
 impl PartitionRaftLog {
     /// Opens (or creates) the partition in `dir`, recovering the log and its raft index.
     pub fn open(dir: &Path, config: LogConfig) -> Result<Self, RaftLogError> {
-        let mut log = PartitionLog::open(dir, config)?;
-        let path = dir.join(RAFT_STATE_FILE);
-        let state = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|source| RaftLogError::State { path, source })?,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => RaftState::default(),
-            Err(source) => return Err(RaftLogError::StateIo { path, source }),
-        };
+        let mut log = PartitionLog::open_raft(dir, config)?;
+        let state: RaftState = read_json(&dir.join(RAFT_STATE_FILE))?.unwrap_or_default();
+        let snapshot: Option<StoredSnapshot> = read_json(&dir.join(RAFT_SNAPSHOT_FILE))?;
         let first = state.last_purged.map_or(0, |l| l.index + 1);
         log.open_raft_index(first)?;
-        let mut me = PartitionRaftLog { log, dir: dir.to_path_buf(), state, last_log_id: None };
+        if let Some(purged) = state.last_purged
+            && log.raft_index().is_some_and(|r| r.next_index() <= purged.index)
+        {
+            // A snapshot was being installed past this log's end when the broker stopped:
+            // finish restarting the log after it.
+            let base = snapshot
+                .as_ref()
+                .filter(|s| s.meta.last_log_id == Some(purged))
+                .map(|s| s.base_offset)
+                .ok_or_else(|| LogError::CorruptMetadata {
+                    path: dir.join(RAFT_SNAPSHOT_FILE),
+                    reason: format!("raft entries up to {} are purged, the log ends before them, and no snapshot says where it continues", purged.index),
+                })?;
+            log.restart_after_snapshot(purged.index, base)?;
+        }
+        let mut me = PartitionRaftLog { log, dir: dir.to_path_buf(), state, last_log_id: None, snapshot };
         me.last_log_id = me.recompute_last_log_id()?;
         Ok(me)
+    }
+
+    /// The last snapshot stored.
+    pub fn snapshot(&self) -> Option<&StoredSnapshot> {
+        self.snapshot.as_ref()
+    }
+
+    /// Stores `snapshot` durably (replacing the last one).
+    pub fn save_snapshot(&mut self, snapshot: StoredSnapshot) -> Result<(), RaftLogError> {
+        let path = self.dir.join(RAFT_SNAPSHOT_FILE);
+        let text = serde_json::to_string(&snapshot).map_err(|source| RaftLogError::State { path, source })?;
+        write_durably(&self.dir, RAFT_SNAPSHOT_FILE, &text)?;
+        self.snapshot = Some(snapshot);
+        Ok(())
+    }
+
+    /// Installs a snapshot from the leader, durably: stored first; then its point becomes
+    /// the applied one (with its membership); and if this log lacks its last entry, the
+    /// entries up to it count as purged in the same state write and the log restarts
+    /// empty after it (see [`PartitionLog::restart_after_snapshot`]; a crash before the
+    /// files are replaced finishes it at open). Returns whether it restarted.
+    pub fn install_snapshot(&mut self, snapshot: StoredSnapshot) -> Result<bool, RaftLogError> {
+        let Some(last) = snapshot.meta.last_log_id else { return Ok(false) };
+        let base = snapshot.base_offset;
+        let membership = snapshot.meta.last_membership.clone();
+        self.save_snapshot(snapshot)?;
+        let held = self.log.read_entry(last.index)?.map(|e| e.epoch);
+        let restart = held.is_none() || held != last.leader_id.term.to_leader_epoch().ok();
+        self.state.applied = Some(last);
+        self.state.membership = Some(membership.clone());
+        self.state.memberships = vec![membership];
+        if restart {
+            self.state.last_purged = Some(last);
+        }
+        self.persist()?;
+        if restart {
+            self.log.restart_after_snapshot(last.index, base)?;
+            self.last_log_id = Some(last);
+        }
+        Ok(restart)
     }
 
     /// The partition log (reads, offsets).
@@ -293,30 +364,54 @@ impl PartitionRaftLog {
         self.persist()
     }
 
-    /// Records the applied point and membership, so start-up need not scan the log for them.
+    /// Records the applied point and membership (with the memberships applied since the
+    /// last snapshot's point), so start-up need not scan the log for them.
     pub fn save_applied(
         &mut self,
         applied: Option<LogId>,
         membership: Option<StoredMembership>,
+        memberships: &[StoredMembership],
     ) -> Result<(), RaftLogError> {
         self.state.applied = applied;
         self.state.membership = membership;
+        if self.state.memberships != memberships {
+            self.state.memberships = memberships.to_vec();
+        }
         self.persist()
+    }
+
+    /// Moves the log start (a log-start entry applied; see [`PartitionLog::move_log_start`]).
+    pub fn move_log_start(&mut self, offset: i64) -> Result<i64, RaftLogError> {
+        Ok(self.log.move_log_start(offset)?)
     }
 }
 
-/// An openraft entry from stored batches: control batches are raft's own entries.
+/// Reads a JSON file beside the log; `None` if it does not exist.
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, RaftLogError> {
+    match std::fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|source| RaftLogError::State { path: path.to_path_buf(), source }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(RaftLogError::StateIo { path: path.to_path_buf(), source }),
+    }
+}
+
+/// An openraft entry from stored batches: control batches are raft's own entries, but
+/// for a log-start batch, which was proposed as a normal entry.
 fn decode_entry(stored: StoredEntry) -> Result<Entry, RaftLogError> {
     let StoredEntry { index, epoch, batches, .. } = stored;
     let term = Term::from_leader_epoch(epoch).ok_or(RaftLogError::BadEpoch { index, epoch })?;
     let header = BatchHeader::parse(&batches).map_err(LogError::from)?;
-    let payload = if header.is_control() {
-        match control::decode(&batches.slice(..header.total_size().min(batches.len())))? {
-            RaftControl::Blank => EntryPayload::Blank,
-            RaftControl::Membership(m) => EntryPayload::Membership(m),
-        }
+    let control = if header.is_control() {
+        Some(control::decode(&batches.slice(..header.total_size().min(batches.len())))?)
     } else {
-        EntryPayload::Normal(AppendBatches(batches))
+        None
+    };
+    let payload = match control {
+        Some(RaftControl::Blank) => EntryPayload::Blank,
+        Some(RaftControl::Membership(m)) => EntryPayload::Membership(m),
+        Some(RaftControl::LogStart(_)) | None => EntryPayload::Normal(AppendBatches(batches)),
     };
     Ok(Entry { log_id: log_id(term, index), payload })
 }

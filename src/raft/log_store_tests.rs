@@ -232,7 +232,7 @@ fn vote_committed_applied_point_and_membership_survive_reopen() {
     );
     log.save_vote(&vote).expect("vote");
     log.save_committed(Some(log_id(Term(2), 1))).expect("committed");
-    log.save_applied(Some(log_id(Term(2), 1)), Some(stored.clone())).expect("applied");
+    log.save_applied(Some(log_id(Term(2), 1)), Some(stored.clone()), &[]).expect("applied");
     drop(log);
     let log = PartitionRaftLog::open(dir.path(), small_config()).expect("reopen");
     let state = log.state();

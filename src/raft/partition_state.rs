@@ -9,9 +9,14 @@
 //! moves, once per call. The state itself lives in [`ReplicaState`], shared with the
 //! replica and the log store's events.
 //!
-//! Snapshots are small — applied point, membership, high watermark and producer state —
-//! and never triggered by openraft (`SnapshotPolicy::Never`): Jet triggers them (and the
-//! purge that follows) itself once log start, retention and raft purge are tied together.
+//! A normal entry holding a log-start control batch (DeleteRecords, retention; see
+//! [`control`]) moves the log start of every replica as it is applied.
+//!
+//! Snapshots are small — the point below the log start raft may purge up to, its
+//! membership, and producer state — and never triggered by openraft
+//! (`SnapshotPolicy::Never`): the replica triggers one when a log-start entry leaves whole
+//! segments below the log start, and openraft purges the entries it covers (the
+//! segments go then).
 
 use std::io::{self, Cursor};
 use std::sync::Arc;
@@ -21,7 +26,7 @@ use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::{EntryPayload, RaftSnapshotBuilder};
 
 use super::replica_state::{PartitionSnapshot, PartitionSnapshotMeta, ReplicaState};
-use super::{AppendBatches, Appended, LogId, StoredMembership, TypeConfig};
+use super::{AppendBatches, Appended, LogId, StoredMembership, TypeConfig, control};
 use crate::broker::partition::PartitionError;
 use crate::log::LogError;
 use crate::log::batch::BatchIter;
@@ -76,6 +81,7 @@ impl RaftStateMachine<TypeConfig> for PartitionStateMachine {
         let mut normal = Vec::new();
         let mut last: Option<(LogId, i64)> = None;
         let mut membership = None;
+        let mut log_start: Option<i64> = None;
         let mut responders = Vec::new();
         while let Some(item) = entries.next().await {
             let (entry, responder) = item?;
@@ -83,6 +89,9 @@ impl RaftStateMachine<TypeConfig> for PartitionStateMachine {
             let span = match &entry.payload {
                 EntryPayload::Normal(AppendBatches(batches)) => {
                     let span = span_of(batches).map_err(|e| io(e.into()))?;
+                    if let Some(offset) = control::log_start_in(batches).map_err(io::Error::other)? {
+                        log_start = Some(log_start.map_or(offset, |o| o.max(offset)));
+                    }
                     normal.push(batches.clone());
                     span
                 }
@@ -108,7 +117,7 @@ impl RaftStateMachine<TypeConfig> for PartitionStateMachine {
         }
         if let Some((applied, end_offset)) = last {
             let batches: Vec<&[u8]> = normal.iter().map(|b| &b[..]).collect();
-            self.state.applied(&batches, applied, membership, end_offset).map_err(io)?;
+            self.state.applied(&batches, applied, membership, end_offset, log_start).map_err(io)?;
         }
         for (r, appended) in responders {
             r.send(appended);

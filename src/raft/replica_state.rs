@@ -47,7 +47,7 @@ use openraft::EntryPayload;
 use openraft::storage::{Snapshot, SnapshotMeta};
 use tokio::sync::{oneshot, watch};
 
-use super::log_store::{LogEvents, PartitionRaftLog, RaftLogError, RaftLogStore, WrittenEntry};
+use super::log_store::{LogEvents, PartitionRaftLog, RaftLogError, RaftLogStore, StoredSnapshot, WrittenEntry};
 use super::{AppendBatches, CommittedLeaderId, JetNode, LogId, NodeId, StoredMembership, Term};
 use crate::broker::partition::{PartitionError, admit_new_producer, check_sequences};
 use crate::broker::producer_state::{BatchMeta, ProducerLimits, ProducerStateTable, SavedProducer, SeqCheck, add_seq};
@@ -101,6 +101,9 @@ struct Leading {
 struct Inner {
     applied: Option<LogId>,
     membership: StoredMembership,
+    /// The memberships applied since the last snapshot's point, oldest first; the first
+    /// was in effect at that point.
+    memberships: Vec<StoredMembership>,
     /// Producer state of the applied entries.
     producers: ProducerStateTable,
     leading: Option<Leading>,
@@ -113,6 +116,8 @@ struct Inner {
 /// The shared state of one partition replica (see the module docs).
 pub struct ReplicaState {
     store: RaftLogStore,
+    /// Bumped when the log start moves: segments below it may be purgeable.
+    log_start_moved: watch::Sender<u64>,
     progress: watch::Sender<Progress>,
     inner: Mutex<Inner>,
 }
@@ -152,19 +157,27 @@ impl ReplicaState {
     /// end of the applied entry (never the log end: an uncommitted tail stays invisible),
     /// producer state from the batches below it.
     pub fn open(store: RaftLogStore) -> Result<Arc<Self>, RaftLogError> {
-        let (applied, membership, high_watermark, producers) = {
+        let (applied, membership, memberships, high_watermark, producers, snapshot) = {
             let log = store.lock().map_err(RaftLogError::Poisoned)?;
             let state = log.state();
             let applied = state.applied;
             let membership = state.membership.clone().unwrap_or_default();
+            let memberships =
+                if state.memberships.is_empty() { vec![membership.clone()] } else { state.memberships.clone() };
             let (first, next) = log.log().raft_index().map_or((0, 0), |r| (r.first_index(), r.next_index()));
             let high_watermark = match applied {
                 Some(l) if (first..next).contains(&l.index) => log.end_offset_of(l.index)?,
                 // Applied past what the log kept (a crash lost a tail that was committed
                 // but not yet synced here): all of what is left is committed.
                 Some(l) if l.index >= next => log.log().log_end_offset(),
+                // Applied up to a snapshot's point, the entries after it not yet: the
+                // first of those starts where the snapshot ends.
+                Some(l) if first > 0 && l.index + 1 == first => {
+                    log.log().read_entry(first)?.map_or(log.log().log_end_offset(), |e| e.first_offset)
+                }
                 _ => log.log().log_start_offset(),
             };
+            let snapshot = log.snapshot().map(|s| (s.meta.clone(), s.data.clone().into_bytes()));
             let mut producers = ProducerStateTable::default();
             let now = now_ms();
             log.log().for_each_batch_header(|h| {
@@ -172,13 +185,36 @@ impl ReplicaState {
                     record_header(&mut producers, h, h.base_offset, now);
                 }
             })?;
-            (applied, membership, high_watermark, producers)
+            (applied, membership, memberships, high_watermark, producers, snapshot)
         };
         Ok(Arc::new(ReplicaState {
             store,
+            log_start_moved: watch::channel(0).0,
             progress: watch::channel(Progress::new(high_watermark)).0,
-            inner: Mutex::new(Inner { applied, membership, producers, leading: None, given_up: None, snapshot: None }),
+            inner: Mutex::new(Inner {
+                applied,
+                membership,
+                memberships,
+                producers,
+                leading: None,
+                given_up: None,
+                snapshot,
+            }),
         }))
+    }
+
+    /// Changes whenever a log-start entry is applied (see [`Self::purgeable`]).
+    pub fn watch_log_start(&self) -> watch::Receiver<u64> {
+        self.log_start_moved.subscribe()
+    }
+
+    /// Whether whole segments lie below the log start with entries no snapshot covers
+    /// yet: a snapshot now would let raft purge them (and the segments go).
+    pub fn purgeable(&self) -> Result<bool, PartitionError> {
+        let inner = self.lock()?;
+        let point = self.log()?.log().raft_purge_point();
+        let covered = inner.snapshot.as_ref().and_then(|(meta, _)| meta.last_log_id).map(|l| l.index);
+        Ok(point.is_some_and(|(index, _)| covered.is_none_or(|c| index > c)))
     }
 
     /// The store handle to give openraft: it reports writes and truncations here.
@@ -337,14 +373,16 @@ impl ReplicaState {
     }
 
     /// Records applied entries: `batches` of normal entries (stored, offsets assigned)
-    /// update producer state; `applied` and `membership` are persisted; then the high
-    /// watermark moves to `end_offset`, the end of the last of them.
+    /// update producer state; `applied` and `membership` are persisted; a log start they
+    /// carry (`log_start`) moves the log's; then the high watermark moves to `end_offset`,
+    /// the end of the last of them.
     pub fn applied(
         &self,
         normal: &[&[u8]],
         applied: LogId,
         membership: Option<StoredMembership>,
         end_offset: i64,
+        log_start: Option<i64>,
     ) -> Result<(), PartitionError> {
         let mut inner = self.lock()?;
         let now = now_ms();
@@ -353,49 +391,85 @@ impl ReplicaState {
         }
         inner.applied = Some(applied);
         if let Some(m) = membership {
-            inner.membership = m;
+            inner.membership = m.clone();
+            inner.memberships.push(m);
         }
         let membership = inner.membership.clone();
-        self.log()?.save_applied(Some(applied), Some(membership))?;
+        let mut log = self.log()?;
+        log.save_applied(Some(applied), Some(membership), &inner.memberships)?;
+        if let Some(offset) = log_start {
+            log.move_log_start(offset.min(end_offset))?;
+        }
+        drop(log);
         drop(inner);
+        if log_start.is_some() {
+            self.log_start_moved.send_modify(|n| *n += 1);
+        }
         self.progress.send_if_modified(|p| p.advance(end_offset));
         Ok(())
     }
 
-    /// A snapshot of the applied state: the applied point, membership, high watermark and
-    /// producer state (data below the log start is gone on every replica, so nothing
-    /// else needs shipping).
+    /// A snapshot at the last entry of the segments wholly below the log start (see
+    /// [`crate::log::PartitionLog::raft_purge_point`]), so raft may purge them: its
+    /// membership, the offset after it, and the producer state for the log up to there.
+    /// Data below the log start is gone on every replica, so a far-behind follower
+    /// installs this and fetches the entries after it; nothing else needs shipping. With
+    /// nothing new to cover, the last snapshot again.
     pub fn build_snapshot(&self) -> Result<PartitionSnapshot, PartitionError> {
         let mut inner = self.lock()?;
-        let meta = PartitionSnapshotMeta { last_log_id: inner.applied, last_membership: inner.membership.clone() };
-        let high_watermark = self.high_watermark();
-        let producers = inner.producers.to_snapshot(high_watermark).map_err(SnapshotError::Encode)?;
-        let data = serde_json::to_vec(&SnapshotData { high_watermark, producers }).map_err(SnapshotError::Encode)?;
+        let mut log = self.log()?;
+        let covered = inner.snapshot.as_ref().and_then(|(meta, _)| meta.last_log_id);
+        let point = log.log().raft_purge_point().filter(|(index, _)| covered.is_none_or(|c| *index > c.index));
+        // The membership in effect at the point: the last one applied at or before it.
+        let at_point = point
+            .and_then(|(index, _)| inner.memberships.iter().rposition(|m| m.log_id().is_none_or(|l| l.index <= index)));
+        let (Some((index, base_offset)), Some(m)) = (point, at_point) else {
+            return Ok(match inner.snapshot.clone() {
+                Some((meta, data)) => Snapshot { meta, snapshot: Cursor::new(data) },
+                None => Snapshot { meta: PartitionSnapshotMeta::default(), snapshot: Cursor::new(Vec::new()) },
+            });
+        };
+        let last = log.entry(index).map_err(SnapshotError::Log)?.log_id;
+        let meta = PartitionSnapshotMeta { last_log_id: Some(last), last_membership: inner.memberships[m].clone() };
+        let producers = inner.producers.before(base_offset).to_snapshot(base_offset).map_err(SnapshotError::Encode)?;
+        let data = serde_json::to_vec(&SnapshotData { high_watermark: base_offset, producers })
+            .map_err(SnapshotError::Encode)?;
+        let text = String::from_utf8(data.clone()).map_err(|_not_utf8| SnapshotError::Producers)?;
+        log.save_snapshot(StoredSnapshot { meta: meta.clone(), base_offset, data: text })
+            .map_err(SnapshotError::Log)?;
+        inner.memberships.drain(..m);
         inner.snapshot = Some((meta.clone(), data.clone()));
         Ok(Snapshot { meta, snapshot: Cursor::new(data) })
     }
 
-    /// Installs a snapshot. Only one whose last entry this log already holds is taken (a
-    /// fast-forward of the applied point): Jet does not purge raft logs yet, so a
-    /// follower never needs more, and one lacking the entries would number its next
-    /// entries wrongly.
+    /// Installs a leader's snapshot (see [`Self::build_snapshot`]): stored durably; a log
+    /// lacking its last entry restarts empty after it
+    /// ([`PartitionRaftLog::install_snapshot`]); the applied point, membership and
+    /// producer state become the snapshot's, the high watermark its end. The log-start
+    /// entry that made the leader purge follows the snapshot's point, so this replica
+    /// moves its log start when it applies that entry; until then it starts at the
+    /// snapshot's end.
     pub fn install_snapshot(&self, meta: &PartitionSnapshotMeta, data: Vec<u8>) -> Result<(), PartitionError> {
         let decoded: SnapshotData = serde_json::from_slice(&data).map_err(SnapshotError::Encode)?;
         let Some(last) = meta.last_log_id else { return Err(SnapshotError::Empty.into()) };
-        let mut inner = self.lock()?;
-        let held = self.log()?.entry(last.index).ok().map(|e| e.log_id);
-        if held != Some(last) {
-            return Err(SnapshotError::Missing(last.index).into());
-        }
-        let producers = ProducerStateTable::from_snapshot(&decoded.producers, decoded.high_watermark, now_ms())
+        let base_offset = decoded.high_watermark;
+        let producers = ProducerStateTable::from_snapshot(&decoded.producers, base_offset, now_ms())
             .ok_or(SnapshotError::Producers)?;
+        let text = String::from_utf8(data.clone()).map_err(|_not_utf8| SnapshotError::Producers)?;
+        let mut inner = self.lock()?;
+        let mut log = self.log()?;
+        log.install_snapshot(StoredSnapshot { meta: meta.clone(), base_offset, data: text })
+            .map_err(SnapshotError::Log)?;
         inner.producers = producers;
         inner.applied = Some(last);
         inner.membership = meta.last_membership.clone();
-        self.log()?.save_applied(Some(last), Some(meta.last_membership.clone()))?;
+        inner.memberships = vec![meta.last_membership.clone()];
+        log.save_applied(Some(last), Some(meta.last_membership.clone()), &inner.memberships)
+            .map_err(SnapshotError::Log)?;
         inner.snapshot = Some((meta.clone(), data));
+        drop(log);
         drop(inner);
-        self.progress.send_if_modified(|p| p.advance(decoded.high_watermark));
+        self.progress.send_if_modified(|p| p.advance(base_offset));
         Ok(())
     }
 
@@ -422,10 +496,8 @@ pub enum SnapshotError {
     Empty,
     #[error("partition snapshot's producer state does not match its high watermark")]
     Producers,
-    #[error(
-        "installing a snapshot over a log that lacks its last entry ({0}) is not supported: raft logs are never purged yet"
-    )]
-    Missing(u64),
+    #[error("partition snapshot storage: {0}")]
+    Log(#[from] RaftLogError),
 }
 
 impl LogEvents for ReplicaState {

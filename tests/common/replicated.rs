@@ -111,9 +111,14 @@ pub async fn read_all(addr: SocketAddr) -> (Vec<(i64, String)>, i64) {
 /// [`read_all`], or the error code of a fetch that failed (a restarted broker that has
 /// not opened the topic yet).
 pub async fn try_read_all(addr: SocketAddr) -> Result<(Vec<(i64, String)>, i64), i16> {
+    try_read_from(addr, 0).await
+}
+
+/// [`try_read_all`] from offset `from` (a log start).
+pub async fn try_read_from(addr: SocketAddr, from: i64) -> Result<(Vec<(i64, String)>, i64), i16> {
     let mut c = Client::connect(addr).await;
     let mut out = Vec::new();
-    let mut offset = 0;
+    let mut offset = from;
     loop {
         let request =
             FetchRequest::default().with_max_wait_ms(0).with_max_bytes(50 << 20).with_session_epoch(-1).with_topics(
@@ -142,6 +147,25 @@ pub async fn try_read_all(addr: SocketAddr) -> Result<(Vec<(i64, String)>, i64),
             }
         }
     }
+}
+
+/// (log start, high watermark) of partition 0 as `addr` serves it (a fetch from offset 0,
+/// in range or not); `None` if it cannot serve the partition.
+pub async fn offsets_served(addr: SocketAddr) -> Option<(i64, i64)> {
+    let mut c = Client::connect(addr).await;
+    let request =
+        FetchRequest::default().with_max_wait_ms(0).with_max_bytes(1).with_session_epoch(-1).with_topics(vec![
+            fetch_request::FetchTopic::default().with_topic(name(TOPIC)).with_partitions(vec![
+                fetch_request::FetchPartition::default()
+                    .with_partition(0)
+                    .with_fetch_offset(0)
+                    .with_partition_max_bytes(1),
+            ]),
+        ]);
+    let r: FetchResponse = c.call(ApiKey::Fetch, 12, &request).await;
+    let p = &r.responses[0].partitions[0];
+    let in_range_or_not = [0, kafka_protocol::ResponseError::OffsetOutOfRange.code()];
+    in_range_or_not.contains(&p.error_code).then_some((p.log_start_offset, p.high_watermark))
 }
 
 /// The leader of partition 0 every live broker agrees on, with its epoch.
@@ -269,12 +293,18 @@ impl Ledger {
     /// Fails the test unless `served` (what a replica serves from offset 0) holds every
     /// acknowledged record at its offset and no value twice.
     pub fn check(&self, served: &[(i64, String)], replica: &str) {
+        self.check_from(served, 0, replica);
+    }
+
+    /// [`Self::check`] for a replica whose log starts at `log_start`: the acknowledged
+    /// records from there on.
+    pub fn check_from(&self, served: &[(i64, String)], log_start: i64, replica: &str) {
         let mut seen = BTreeSet::new();
         for (offset, value) in served {
             assert!(seen.insert(value), "{replica}: {value} served twice (again at offset {offset})");
         }
         let at: BTreeMap<i64, &String> = served.iter().map(|(o, v)| (*o, v)).collect();
-        for (offset, value) in &self.acked {
+        for (offset, value) in self.acked.range(log_start..) {
             assert_eq!(at.get(offset).copied(), Some(value), "{replica}: acknowledged {value} at offset {offset}");
         }
     }

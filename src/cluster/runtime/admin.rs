@@ -8,7 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kafka_protocol::ResponseError;
-use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::BrokerId;
+use kafka_protocol::messages::create_topics_request::{
+    CreatableReplicaAssignment, CreatableTopic, CreatableTopicConfig,
+};
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::{CreateTopicsRequest, DeleteTopicsRequest};
 use kafka_protocol::protocol::{Request, StrBytes};
@@ -23,6 +26,15 @@ use crate::cli::wire::Connection;
 use crate::cluster::controller::ControllerError;
 use crate::cluster::metadata::{Applied, MetadataRecord};
 use crate::cluster::placement::{self, PlacementError};
+
+/// Where a new replicated topic's partitions go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NewTopic {
+    /// Placed by the controller ([`placement::assign`]).
+    Placed { partitions: i32, replication_factor: i16 },
+    /// By hand (CreateTopics assignments): partition i's replicas, preferred leader first.
+    Assigned(Vec<Vec<i32>>),
+}
 
 /// How long an admin change may take: a forward, the controller's commit, and this
 /// broker applying it.
@@ -151,8 +163,7 @@ impl ClusterRuntime {
     pub fn create_topic(
         &self,
         name: &str,
-        partitions: i32,
-        replication_factor: i16,
+        placement: NewTopic,
         configs: BTreeMap<String, String>,
         validate_only: bool,
     ) -> Result<Option<Arc<Topic>>, ApiError> {
@@ -160,12 +171,10 @@ impl ClusterRuntime {
             let proposed = self
                 .with_controller(|| async {
                     if !self.is_controller() {
-                        self.forward_create(name, partitions, replication_factor, &configs, validate_only).await?;
+                        self.forward_create(name, &placement, &configs, validate_only).await?;
                         Ok(true)
                     } else {
-                        let id = self
-                            .propose_create(name, partitions, replication_factor, configs.clone(), validate_only)
-                            .await?;
+                        let id = self.propose_create(name, &placement, configs.clone(), validate_only).await?;
                         Ok(id.is_some())
                     }
                 })
@@ -184,8 +193,7 @@ impl ClusterRuntime {
     async fn propose_create(
         &self,
         name: &str,
-        partitions: i32,
-        replication_factor: i16,
+        placement: &NewTopic,
         configs: BTreeMap<String, String>,
         validate_only: bool,
     ) -> Result<Option<uuid::Uuid>, ApiError> {
@@ -195,15 +203,23 @@ impl ClusterRuntime {
                 format!("Topic '{name}' already exists."),
             ));
         }
-        let brokers: Vec<placement::Broker> = self
-            .directory
-            .live_brokers()
-            .iter()
-            .map(|b| placement::Broker::new(b.broker_id, b.rack.as_deref()))
-            .collect();
-        let seed = u64::from(uuid::Uuid::new_v4().as_u128() as u32);
-        let assignments =
-            placement::assign(&brokers, partitions, replication_factor, 0, seed).map_err(placement_error)?;
+        let assignments = match placement {
+            NewTopic::Placed { partitions, replication_factor } => self.place(*partitions, *replication_factor, 0)?,
+            NewTopic::Assigned(given) => {
+                // Checked again here: a forwarded request was checked against the
+                // forwarding broker's view of the cluster.
+                let known = self.known_brokers();
+                if let Some(b) = given.iter().flatten().find(|b| !known.contains(b)) {
+                    return Err(ApiError::with_message(
+                        ResponseError::InvalidReplicaAssignment,
+                        format!(
+                            "The manual partition assignment includes broker {b}, but no such broker is registered."
+                        ),
+                    ));
+                }
+                given.clone()
+            }
+        };
         if validate_only {
             return Ok(None);
         }
@@ -211,6 +227,19 @@ impl ClusterRuntime {
         let record = MetadataRecord::CreateTopic { name: name.to_string(), id, configs, assignments };
         self.propose_one(record, "topic creation").await?;
         Ok(Some(id))
+    }
+
+    /// Places `count` new partitions (from index `first`) of `replication_factor`
+    /// replicas on the live brokers ([`placement::assign`], a random starting point).
+    pub(super) fn place(&self, count: i32, replication_factor: i16, first: i32) -> Result<Vec<Vec<i32>>, ApiError> {
+        let brokers: Vec<placement::Broker> = self
+            .directory
+            .live_brokers()
+            .iter()
+            .map(|b| placement::Broker::new(b.broker_id, b.rack.as_deref()))
+            .collect();
+        let seed = u64::from(uuid::Uuid::new_v4().as_u128() as u32);
+        placement::assign(&brokers, count, replication_factor, first, seed).map_err(placement_error)
     }
 
     /// Proposes one record (this broker is the controller) and returns what applying it
@@ -230,15 +259,30 @@ impl ClusterRuntime {
     async fn forward_create(
         &self,
         name: &str,
-        partitions: i32,
-        replication_factor: i16,
+        placement: &NewTopic,
         configs: &BTreeMap<String, String>,
         validate_only: bool,
     ) -> Result<(), ApiError> {
+        let (partitions, replication_factor, assignments) = match placement {
+            NewTopic::Placed { partitions, replication_factor } => (*partitions, *replication_factor, Vec::new()),
+            NewTopic::Assigned(given) => {
+                let assignments = given
+                    .iter()
+                    .zip(0..)
+                    .map(|(replicas, index)| {
+                        CreatableReplicaAssignment::default()
+                            .with_partition_index(index)
+                            .with_broker_ids(replicas.iter().map(|b| BrokerId(*b)).collect())
+                    })
+                    .collect();
+                (-1, -1, assignments)
+            }
+        };
         let topic = CreatableTopic::default()
             .with_name(crate::cli::session::topic_name(name))
             .with_num_partitions(partitions)
             .with_replication_factor(replication_factor)
+            .with_assignments(assignments)
             .with_configs(
                 configs
                     .iter()

@@ -36,9 +36,13 @@
 //! - **Topic changes** ([`topic_changes`]): CreatePartitions and config changes of
 //!   replicated topics go through the controller like creation.
 //!
+//! - **Retention** ([`retention`]): leaders move the log start of the partitions they
+//!   lead through raft; segments below it go when raft purges them.
+//!
 //! # Not yet
 //!
-//! Retention, compaction and DeleteRecords of replicated topics.
+//! Compaction of replicated topics (`cleanup.policy=compact`): the cleaner rewrites only
+//! single-node partitions; a replicated compacted topic keeps every record.
 //!
 //! # Stopping
 //!
@@ -54,6 +58,7 @@ mod reassign;
 mod rebalance;
 mod reconcile;
 pub mod remote;
+mod retention;
 mod topic_changes;
 
 use std::collections::{BTreeMap, HashMap};
@@ -122,6 +127,9 @@ pub fn raft_config() -> Result<Arc<openraft::Config>, openraft::ConfigError> {
 pub fn partition_raft_config() -> Result<Arc<openraft::Config>, openraft::ConfigError> {
     let mut config = Arc::unwrap_or_clone(raft_config()?);
     config.enable_tick = false;
+    // A snapshot (triggered by the replica, never by openraft) covers exactly the
+    // entries of segments below the log start: all of them may go.
+    config.max_in_snapshot_log_to_keep = 0;
     Ok(Arc::new(config.validate()?))
 }
 
@@ -244,6 +252,11 @@ impl ClusterRuntime {
             tokio::spawn(bootstrap::keep_learners(runtime.clone(), stop.clone())),
             tokio::spawn(reconcile::follow_image(runtime.clone(), stop.clone())),
             tokio::spawn(elections::quiesced_groups(Arc::downgrade(&runtime), stop.clone())),
+            tokio::spawn(retention::enforce(
+                Arc::downgrade(&runtime),
+                stop.clone(),
+                Duration::from_millis(k.log_retention_check_interval_ms.max(1)),
+            )),
             tokio::spawn(reconcile::publish_leadership(Arc::downgrade(&runtime), stop)),
         ];
         tasks.extend(rebalance);

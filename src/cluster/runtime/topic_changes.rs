@@ -14,11 +14,10 @@ use kafka_protocol::messages::{AlterConfigsRequest, BrokerId, CreatePartitionsRe
 use kafka_protocol::protocol::StrBytes;
 
 use super::ClusterRuntime;
-use super::admin::{ADMIN_TIMEOUT, block_on, not_available, placement_error, timed_out};
+use super::admin::{ADMIN_TIMEOUT, block_on, not_available, timed_out};
 use crate::broker::ApiError;
 use crate::broker::topics::Topic;
 use crate::cluster::metadata::MetadataRecord;
-use crate::cluster::placement;
 
 /// Kafka's ConfigResource type of a topic.
 const TOPIC_RESOURCE: i8 = 2;
@@ -95,15 +94,8 @@ impl ClusterRuntime {
                 given
             }
             None => {
-                let brokers: Vec<placement::Broker> = self
-                    .directory
-                    .live_brokers()
-                    .iter()
-                    .map(|b| placement::Broker::new(b.broker_id, b.rack.as_deref()))
-                    .collect();
-                let seed = u64::from(uuid::Uuid::new_v4().as_u128() as u32);
                 let factor = i16::try_from(factor).unwrap_or(i16::MAX);
-                placement::assign(&brokers, total - count, factor, count, seed).map_err(placement_error)?
+                self.place(total - count, factor, count)?
             }
         };
         if validate_only {
