@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import brokers
+import failover
 import loads
 import report
 
@@ -144,6 +145,12 @@ def run_rep(a: argparse.Namespace, tools: loads.Tools, points: list[Point], rep:
                 row = idle_cpu(a, c, partitions, rep)
                 print(f"[rep {rep}] {report.describe(row)}", flush=True)
                 rows.append(row)
+        if a.failover:
+            # Last: it kills a broker of each cluster.
+            for c in clusters:
+                row = failover_time(a, c, rep)
+                print(f"[rep {rep}] {report.describe(row)}", flush=True)
+                rows.append(row)
     finally:
         for c in clusters:
             c.stop()
@@ -170,6 +177,15 @@ def idle_cpu(a: argparse.Namespace, cluster: brokers.Cluster, partitions: int, r
     return dict(test="idle", kind=cluster.kind, rep=rep, size=0, acks="-", partitions=partitions,
                 compression="none", replication_factor=a.replication_factor, seconds=a.idle_seconds,
                 cpu_s=u.cpu_s, cpu_pct_per_broker=per_broker, peak_rss_mb=u.peak_rss_kb / 1024)
+
+
+def failover_time(a: argparse.Namespace, cluster: brokers.Cluster, rep: int) -> dict:
+    """SIGKILL of a one-partition topic's leader under load (see failover.py)."""
+    topic = helpers.unique_topic("failover")
+    create_topic(cluster.bootstrap, topic, 1, a.replication_factor)
+    r = failover.measure(cluster, topic)
+    return dict(test="failover", kind=cluster.kind, rep=rep, size=1024, acks="all", partitions=1,
+                compression="none", replication_factor=a.replication_factor, **r)
 
 
 def machine() -> dict:
@@ -212,9 +228,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         "(repeatable values, e.g. 1000 10000; none by default)")
     p.add_argument("--idle-seconds", type=float, default=30.0, help="idle CPU measurement window")
     p.add_argument("--idle-settle-seconds", type=float, default=10.0, help="wait after creating the idle topic")
+    p.add_argument("--failover", action="store_true",
+                   help="last, SIGKILL the leader of a one-partition topic of each cluster under an acks=all "
+                        "producer and time kill → next acknowledged write (needs --brokers 3 or more)")
     p.add_argument("--groups", action=argparse.BooleanOptionalAction,
                    help="consume the 1 KiB acks=all points again with ConsumerPerformance (a consumer group)")
     a = p.parse_args(argv)
+    if a.failover and a.brokers < 3:
+        p.error("--failover needs --brokers 3 or more (a leader to kill and a majority left)")
     for k, v in PRESETS[a.preset].items():
         if getattr(a, k, None) is None:
             setattr(a, k, v)
