@@ -702,22 +702,30 @@ async fn a_topic_config_change_reaches_every_broker_and_the_leader_enforces_it()
     ]);
     let r: IncrementalAlterConfigsResponse = c.call(ApiKey::IncrementalAlterConfigs, 1, &request).await;
     assert_eq!(r.responses[0].error_code, 0, "{:?}", r.responses[0].error_message);
+    // Answered once the controller committed it; each broker applies the metadata on its
+    // own, moments later (as Kafka's brokers do).
     for b in &brokers {
-        let mut c = Client::connect(b.addr).await;
-        let request = DescribeConfigsRequest::default().with_resources(vec![
-            describe_configs_request::DescribeConfigsResource::default()
-                .with_resource_type(2)
-                .with_resource_name(topic_resource(TOPIC))
-                .with_configuration_keys(Some(vec![StrBytes::from_static_str("max.message.bytes")])),
-        ]);
-        let d: DescribeConfigsResponse = c.call(ApiKey::DescribeConfigs, 4, &request).await;
-        let value = d.results[0].configs.first().and_then(|c| c.value.as_ref()).map(|v| v.to_string());
-        assert_eq!(value.as_deref(), Some("2000"), "broker at {} describes the new value", b.addr);
+        let addr = b.addr;
+        until("every broker to describe the new value", || async move {
+            let mut c = Client::connect(addr).await;
+            let request = DescribeConfigsRequest::default().with_resources(vec![
+                describe_configs_request::DescribeConfigsResource::default()
+                    .with_resource_type(2)
+                    .with_resource_name(StrBytes::from_static_str(TOPIC))
+                    .with_configuration_keys(Some(vec![StrBytes::from_static_str("max.message.bytes")])),
+            ]);
+            let d: DescribeConfigsResponse = c.call(ApiKey::DescribeConfigs, 4, &request).await;
+            let value = d.results[0].configs.first().and_then(|c| c.value.as_ref()).map(|v| v.to_string());
+            (value.as_deref() == Some("2000")).then_some(())
+        })
+        .await;
     }
     let at_leader = brokers[(leader - 1) as usize].addr;
-    let big = common::records::values(["x".repeat(5000)]);
-    let r = produce(at_leader, big).await;
-    assert_eq!(r.error_code, ResponseError::MessageTooLarge.code(), "{:?}", r.error_message);
+    until("the leader to refuse a record over the new limit", || async move {
+        let r = produce(at_leader, common::records::values(["x".repeat(5000)])).await;
+        (r.error_code == ResponseError::MessageTooLarge.code()).then_some(())
+    })
+    .await;
     let r = produce(at_leader, values(0, 1)).await;
     assert_eq!(r.error_code, 0, "{:?}", r.error_message);
 }

@@ -177,7 +177,8 @@ impl Replica for Partition {
         Ok(self.lock()?.log.end_offset_for_epoch(epoch))
     }
 
-    fn delete_records(&self, offset: i64) -> Result<i64, PartitionError> {
+    /// Immediate (a local file operation): no wait to time out.
+    fn delete_records(&self, offset: i64, _timeout: std::time::Duration) -> Result<i64, PartitionError> {
         Ok(self.lock()?.log.advance_log_start(offset)?)
     }
 

@@ -472,6 +472,13 @@ async fn follow_leadership(
 /// openraft purges those entries and the segments go; until the replica is dropped.
 async fn purge_below_log_start(raft: PartitionRaft, weak: std::sync::Weak<ReplicaState>) {
     let Some(mut moved) = weak.upgrade().map(|s| s.watch_log_start()) else { return };
+    let unpurged = weak.upgrade().map(|s| s.unpurged_snapshot());
+    if let Some(Ok(Some(index))) = unpurged
+        && let Err(e) = raft.trigger().purge_log(index).await
+    {
+        tracing::warn!(error = %e, "cannot ask raft to purge up to the last snapshot");
+        return;
+    }
     loop {
         let purgeable = match weak.upgrade() {
             Some(state) => state.purgeable(),
@@ -602,10 +609,14 @@ impl Replica for RaftReplica {
 
     /// Blocks the calling thread (the handlers' blocking pool) until the log-start entry
     /// is committed ([`RaftReplica::move_log_start`]).
-    fn delete_records(&self, offset: i64) -> Result<i64, PartitionError> {
+    fn delete_records(&self, offset: i64, timeout: Duration) -> Result<i64, PartitionError> {
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|_outside| PartitionError::Unsupported("DeleteRecords outside the broker's runtime"))?;
-        runtime.block_on(self.move_log_start(offset))
+        runtime.block_on(async {
+            tokio::time::timeout(timeout, self.move_log_start(offset))
+                .await
+                .unwrap_or(Err(PartitionError::Rejected(kafka_protocol::ResponseError::RequestTimedOut)))
+        })
     }
 
     fn size_bytes(&self) -> Result<u64, PartitionError> {

@@ -147,8 +147,9 @@ pub trait Replica: Send + Sync {
     fn end_offset_for_epoch(&self, epoch: i32) -> Result<Option<(i32, i64)>, PartitionError>;
 
     /// DeleteRecords: moves the log start to `offset` (at most the high watermark; the
-    /// caller checks); returns the new log start.
-    fn delete_records(&self, offset: i64) -> Result<i64, PartitionError>;
+    /// caller checks) within `timeout` (REQUEST_TIMED_OUT after it); returns the new log
+    /// start.
+    fn delete_records(&self, offset: i64, timeout: std::time::Duration) -> Result<i64, PartitionError>;
 
     /// Bytes the partition holds (DescribeLogDirs).
     fn size_bytes(&self) -> Result<u64, PartitionError>;

@@ -8,6 +8,7 @@ use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 use crate::broker::Broker;
 
 pub fn handle(broker: &Broker, request: DeleteRecordsRequest, _version: i16) -> DeleteRecordsResponse {
+    let timeout = std::time::Duration::from_millis(u64::try_from(request.timeout_ms).unwrap_or(0));
     let topics = request
         .topics
         .into_iter()
@@ -28,7 +29,7 @@ pub fn handle(broker: &Broker, request: DeleteRecordsRequest, _version: i16) -> 
                     if target < 0 || target > hw {
                         return result.with_error_code(ResponseError::OffsetOutOfRange.code());
                     }
-                    match partition.delete_records(target) {
+                    match partition.delete_records(target, timeout) {
                         Ok(low) => result.with_low_watermark(low),
                         Err(e) => result.with_error_code(e.code().code()),
                     }

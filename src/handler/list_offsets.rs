@@ -127,7 +127,7 @@ mod tests {
             futures::executor::block_on(commit.wait()).expect("committed");
         }
         // DeleteRecords into the middle of the batch.
-        assert_eq!(p.delete_records(2).expect("delete records"), 2);
+        assert_eq!(p.delete_records(2, std::time::Duration::from_secs(1)).expect("delete records"), 2);
         assert_eq!(lookup(p, 100).expect("lookup"), (102, 2));
         assert_eq!(lookup(p, 103).expect("lookup"), (103, 3));
         assert_eq!(lookup(p, 104).expect("lookup"), (-1, -1));

@@ -300,6 +300,8 @@ fn list_segments(dir: &Path) -> Result<(Vec<i64>, Vec<i64>), LogError> {
                 orphans.push(entry.path());
                 lost.push(base);
             }
+            // A raft segment's sidecars outlive it when a deletion stopped between them.
+            "raftindex" | "raftgroups" if !dir.join(format!("{stem}.log")).exists() => orphans.push(entry.path()),
             _ => {}
         }
     }

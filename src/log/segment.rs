@@ -426,7 +426,10 @@ impl Segment {
     /// index is missing... which would be harmless anyway, it gets rebuilt). The caller
     /// fsyncs the directory.
     pub fn delete(self) -> Result<(), LogError> {
-        for ext in ["index", "timeindex", "raftindex", "raftgroups", "log"] {
+        // The raft sidecars after the data: a crash in between leaves sidecars without a
+        // segment (removed at the next open), never a raft segment without its sidecars
+        // (which its log would refuse to open).
+        for ext in ["index", "timeindex", "log", "raftindex", "raftgroups"] {
             let p = self.path(ext);
             match std::fs::remove_file(&p) {
                 Ok(()) => {}

@@ -95,6 +95,10 @@ pub struct RaftState {
     /// was in effect at that point (a snapshot names the membership of its last entry).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub memberships: Vec<StoredMembership>,
+    /// A restart after an installed snapshot not known to be finished: (the snapshot's
+    /// last raft index, the offset the log restarts at). Redone at open.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restarting: Option<(u64, i64)>,
 }
 
 /// A partition snapshot as stored beside the log: small (see
@@ -155,27 +159,16 @@ fn now_ms() -> i64 {
 impl PartitionRaftLog {
     /// Opens (or creates) the partition in `dir`, recovering the log and its raft index.
     pub fn open(dir: &Path, config: LogConfig) -> Result<Self, RaftLogError> {
-        let mut log = PartitionLog::open_raft(dir, config)?;
+        let log = PartitionLog::open_raft(dir, config)?;
         let state: RaftState = read_json(&dir.join(RAFT_STATE_FILE))?.unwrap_or_default();
         let snapshot: Option<StoredSnapshot> = read_json(&dir.join(RAFT_SNAPSHOT_FILE))?;
-        let first = state.last_purged.map_or(0, |l| l.index + 1);
-        log.open_raft_index(first)?;
-        if let Some(purged) = state.last_purged
-            && log.raft_index().is_some_and(|r| r.next_index() <= purged.index)
-        {
-            // A snapshot was being installed past this log's end when the broker stopped:
-            // finish restarting the log after it.
-            let base = snapshot
-                .as_ref()
-                .filter(|s| s.meta.last_log_id == Some(purged))
-                .map(|s| s.base_offset)
-                .ok_or_else(|| LogError::CorruptMetadata {
-                    path: dir.join(RAFT_SNAPSHOT_FILE),
-                    reason: format!("raft entries up to {} are purged, the log ends before them, and no snapshot says where it continues", purged.index),
-                })?;
-            log.restart_after_snapshot(purged.index, base)?;
-        }
         let mut me = PartitionRaftLog { log, dir: dir.to_path_buf(), state, last_log_id: None, snapshot };
+        match me.state.restarting {
+            // A snapshot was being installed past this log's end when the broker stopped:
+            // the restart is redone whatever it had got to.
+            Some((index, base)) => me.restart_after_snapshot(index, base)?,
+            None => me.log.open_raft_index(me.state.last_purged.map_or(0, |l| l.index + 1))?,
+        }
         me.last_log_id = me.recompute_last_log_id()?;
         Ok(me)
     }
@@ -211,13 +204,22 @@ impl PartitionRaftLog {
         self.state.memberships = vec![membership];
         if restart {
             self.state.last_purged = Some(last);
+            self.state.restarting = Some((last.index, base));
         }
         self.persist()?;
         if restart {
-            self.log.restart_after_snapshot(last.index, base)?;
+            self.restart_after_snapshot(last.index, base)?;
             self.last_log_id = Some(last);
         }
         Ok(restart)
+    }
+
+    /// Restarts the log empty at `base` after raft entry `index` (files first, then the
+    /// durable marker of [`RaftState::restarting`] is cleared).
+    fn restart_after_snapshot(&mut self, index: u64, base: i64) -> Result<(), RaftLogError> {
+        self.log.restart_after_snapshot(index, base)?;
+        self.state.restarting = None;
+        self.persist()
     }
 
     /// The partition log (reads, offsets).

@@ -245,3 +245,28 @@ fn vote_committed_applied_point_and_membership_survive_reopen() {
     drop(log);
     assert!(PartitionRaftLog::open(dir.path(), small_config()).is_err());
 }
+
+#[test]
+fn a_restart_after_a_snapshot_that_a_crash_interrupted_is_redone_at_open() {
+    use super::log_store::{RAFT_STATE_FILE, RaftState};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut log = PartitionRaftLog::open(dir.path(), small_config()).expect("open");
+    log.append([blank(1, 0), normal(1, 1, &[batch(2, 1_000)]), normal(1, 2, &[batch(2, 1_000)])]).expect("append");
+    drop(log);
+    // The state write of an install went through, the files were not replaced yet.
+    let path = dir.path().join(RAFT_STATE_FILE);
+    let mut state = RaftState::default();
+    state.last_purged = Some(log_id(Term(3), 40));
+    state.applied = Some(log_id(Term(3), 40));
+    state.restarting = Some((40, 1_000));
+    std::fs::write(&path, serde_json::to_vec(&state).expect("json")).expect("write");
+    let mut log = PartitionRaftLog::open(dir.path(), small_config()).expect("reopen");
+    assert_eq!((log.log().log_start_offset(), log.log().log_end_offset()), (1_000, 1_000));
+    assert_eq!(log.log_state().last_log_id, Some(log_id(Term(3), 40)));
+    assert_eq!(log.state().restarting, None, "done, and recorded as done");
+    log.append([blank(4, 41)]).expect("the next entry follows the snapshot");
+    assert_eq!(log.log().read_entry(41).expect("read").expect("entry").first_offset, 1_000);
+    drop(log);
+    let log = PartitionRaftLog::open(dir.path(), small_config()).expect("reopen again");
+    assert_eq!(log.log_state().last_log_id, Some(log_id(Term(4), 41)));
+}

@@ -80,7 +80,7 @@ impl RaftStateMachine<TypeConfig> for PartitionStateMachine {
     {
         let mut normal = Vec::new();
         let mut last: Option<(LogId, i64)> = None;
-        let mut membership = None;
+        let mut memberships = Vec::new();
         let mut log_start: Option<i64> = None;
         let mut responders = Vec::new();
         while let Some(item) = entries.next().await {
@@ -96,7 +96,7 @@ impl RaftStateMachine<TypeConfig> for PartitionStateMachine {
                     span
                 }
                 EntryPayload::Membership(m) => {
-                    membership = Some(StoredMembership::new(Some(entry.log_id), m.clone()));
+                    memberships.push(StoredMembership::new(Some(entry.log_id), m.clone()));
                     None
                 }
                 EntryPayload::Blank => None,
@@ -117,7 +117,7 @@ impl RaftStateMachine<TypeConfig> for PartitionStateMachine {
         }
         if let Some((applied, end_offset)) = last {
             let batches: Vec<&[u8]> = normal.iter().map(|b| &b[..]).collect();
-            self.state.applied(&batches, applied, membership, end_offset, log_start).map_err(io)?;
+            self.state.applied(&batches, applied, memberships, end_offset, log_start).map_err(io)?;
         }
         for (r, appended) in responders {
             r.send(appended);

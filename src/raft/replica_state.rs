@@ -178,10 +178,18 @@ impl ReplicaState {
                 _ => log.log().log_start_offset(),
             };
             let snapshot = log.snapshot().map(|s| (s.meta.clone(), s.data.clone().into_bytes()));
-            let mut producers = ProducerStateTable::default();
             let now = now_ms();
+            // The last snapshot's producers (those of the log up to its point), then the
+            // batches after it.
+            let (mut producers, from) = log
+                .snapshot()
+                .and_then(|s| {
+                    let data: SnapshotData = serde_json::from_str(&s.data).ok()?;
+                    Some((ProducerStateTable::from_snapshot(&data.producers, s.base_offset, now)?, s.base_offset))
+                })
+                .unwrap_or_default();
             log.log().for_each_batch_header(|h| {
-                if h.last_offset() < high_watermark {
+                if h.base_offset >= from && h.last_offset() < high_watermark {
                     record_header(&mut producers, h, h.base_offset, now);
                 }
             })?;
@@ -206,6 +214,16 @@ impl ReplicaState {
     /// Changes whenever a log-start entry is applied (see [`Self::purgeable`]).
     pub fn watch_log_start(&self) -> watch::Receiver<u64> {
         self.log_start_moved.subscribe()
+    }
+
+    /// The last snapshot's point when raft has not purged up to it yet (a restart came
+    /// between the snapshot and the purge): the replica asks raft to purge it.
+    pub fn unpurged_snapshot(&self) -> Result<Option<u64>, PartitionError> {
+        let inner = self.lock()?;
+        let log = self.log()?;
+        let covered = inner.snapshot.as_ref().and_then(|(meta, _)| meta.last_log_id).map(|l| l.index);
+        let purged = log.state().last_purged.map(|l| l.index);
+        Ok(covered.filter(|c| purged.is_none_or(|p| p < *c)))
     }
 
     /// Whether whole segments lie below the log start with entries no snapshot covers
@@ -380,7 +398,7 @@ impl ReplicaState {
         &self,
         normal: &[&[u8]],
         applied: LogId,
-        membership: Option<StoredMembership>,
+        memberships: Vec<StoredMembership>,
         end_offset: i64,
         log_start: Option<i64>,
     ) -> Result<(), PartitionError> {
@@ -390,16 +408,18 @@ impl ReplicaState {
             record_batches(&mut inner.producers, batches, now)?;
         }
         inner.applied = Some(applied);
-        if let Some(m) = membership {
+        for m in memberships {
             inner.membership = m.clone();
             inner.memberships.push(m);
         }
         let membership = inner.membership.clone();
         let mut log = self.log()?;
-        log.save_applied(Some(applied), Some(membership), &inner.memberships)?;
+        // Before the applied point is saved: an entry saved as applied is never applied
+        // again, so its log start must be durable first (moving it twice is harmless).
         if let Some(offset) = log_start {
             log.move_log_start(offset.min(end_offset))?;
         }
+        log.save_applied(Some(applied), Some(membership), &inner.memberships)?;
         drop(log);
         drop(inner);
         if log_start.is_some() {

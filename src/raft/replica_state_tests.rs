@@ -58,7 +58,7 @@ fn apply_all(state: &ReplicaState, log_start: i64) -> LogId {
         .collect();
     let refs: Vec<&[u8]> = normal.iter().map(|b| &b[..]).collect();
     let last = entries.last().expect("entries").log_id;
-    state.applied(&refs, last, None, end, Some(log_start)).expect("applied");
+    state.applied(&refs, last, Vec::new(), end, Some(log_start)).expect("applied");
     last
 }
 
@@ -106,6 +106,11 @@ fn a_snapshot_covers_the_segments_below_the_log_start_and_restarts_a_log_that_la
         .expect("state");
     assert_eq!(reopened.high_watermark(), bases[2]);
     assert_eq!(reopened.current_snapshot().expect("current").map(|s| s.meta.last_log_id), Some(Some(last)));
+    let checked = reopened.check(Term(3), &headers, 1_000, limits).expect("checked");
+    assert!(
+        matches!(checked, Checked::Duplicate(Placed { base_offset: 5, end_offset: 7, .. })),
+        "the snapshot's producers survive a restart: {checked:?}"
+    );
 
     // A replica holding the entries fast-forwards: its log stays.
     let holding = open_small(b.path(), producer_entries());

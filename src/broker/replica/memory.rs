@@ -277,7 +277,7 @@ impl Replica for MemoryReplica {
         Ok((epoch <= current).then_some((current, self.offsets()?.log_end)))
     }
 
-    fn delete_records(&self, offset: i64) -> Result<i64, PartitionError> {
+    fn delete_records(&self, offset: i64, _timeout: std::time::Duration) -> Result<i64, PartitionError> {
         let mut state = self.lock()?;
         if offset > state.log_end {
             return Err(

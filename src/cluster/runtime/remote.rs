@@ -109,7 +109,7 @@ impl Replica for RemoteReplica {
         Err(not_here())
     }
 
-    fn delete_records(&self, _: i64) -> Result<i64, PartitionError> {
+    fn delete_records(&self, _: i64, _: std::time::Duration) -> Result<i64, PartitionError> {
         Err(not_here())
     }
 

@@ -11,9 +11,15 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use kafka_protocol::ResponseError;
+
 use super::ClusterRuntime;
+use crate::broker::partition::PartitionError;
 use crate::broker::raft_replica::RaftReplica;
 use crate::broker::replica::{Leader, Replica};
+
+/// Longest wait for one partition's log-start entry to commit.
+const PER_PARTITION: Duration = Duration::from_secs(10);
 
 /// Runs until the runtime stops: a pass every `every`.
 pub(super) async fn enforce(rt: Weak<ClusterRuntime>, mut stop: watch::Receiver<bool>, every: Duration) {
@@ -35,7 +41,10 @@ pub(super) async fn enforce(rt: Weak<ClusterRuntime>, mut stop: watch::Receiver<
         drop(runtime);
         for replica in led {
             let now = crate::broker::now_ms();
-            match replica.enforce_retention(now).await {
+            // Bounded: a partition without a quorum must not hold up the others.
+            let enforced = tokio::time::timeout(PER_PARTITION, replica.enforce_retention(now)).await;
+            let enforced = enforced.unwrap_or(Err(PartitionError::Rejected(ResponseError::RequestTimedOut)));
+            match enforced {
                 Ok(Some(log_start)) => tracing::info!(
                     topic = Replica::topic(&*replica),
                     partition = replica.index(),
