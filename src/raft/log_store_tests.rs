@@ -255,10 +255,12 @@ fn a_restart_after_a_snapshot_that_a_crash_interrupted_is_redone_at_open() {
     drop(log);
     // The state write of an install went through, the files were not replaced yet.
     let path = dir.path().join(RAFT_STATE_FILE);
-    let mut state = RaftState::default();
-    state.last_purged = Some(log_id(Term(3), 40));
-    state.applied = Some(log_id(Term(3), 40));
-    state.restarting = Some((40, 1_000));
+    let state = RaftState {
+        last_purged: Some(log_id(Term(3), 40)),
+        applied: Some(log_id(Term(3), 40)),
+        restarting: Some((40, 1_000)),
+        ..RaftState::default()
+    };
     std::fs::write(&path, serde_json::to_vec(&state).expect("json")).expect("write");
     let mut log = PartitionRaftLog::open(dir.path(), small_config()).expect("reopen");
     assert_eq!((log.log().log_start_offset(), log.log().log_end_offset()), (1_000, 1_000));
