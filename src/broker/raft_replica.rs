@@ -61,7 +61,7 @@ use openraft::raft::ClientWriteResult;
 /// A leader's last quorum acknowledgement older than this is renewed before a proposal
 /// (half of openraft's lease, `election_timeout_max`: room for the proposal's wait in
 /// openraft's queue).
-const LEASE_RENEW_AFTER: Duration = Duration::from_millis(500);
+const LEASE_RENEW_AFTER: Duration = Duration::from_millis(crate::cluster::runtime::PARTITION_LEASE_MS / 2);
 /// Longest wait for that renewal.
 const LEASE_RENEW_WITHIN: Duration = Duration::from_secs(2);
 

@@ -17,7 +17,7 @@
 //!   Replicas take turns in the order of the group's assignment (the first live replica at
 //!   once, the next [`TURN`] later, ...), so the preferred leader wins a new group and the
 //!   two followers of a dead leader do not split the vote; a campaign that did not produce
-//!   a leader is retried after a random 0.5–1 s, as raft's randomized timeout would.
+//!   a leader is retried after a random half to whole lease, as raft's randomized timeout would.
 //! - **Catch-up**: when a broker comes (back) into the view, every group led here that it
 //!   is a voter of sends it a heartbeat, which carries the commit index and the leader's
 //!   identity to a replica that restarted while nothing was being written.
@@ -43,9 +43,10 @@ const SWEEP: Duration = Duration::from_millis(200);
 /// an idle broker's CPU.
 const FULL_SWEEP: Duration = Duration::from_secs(2);
 /// Between the first campaigns of consecutive replicas of a group.
-const TURN: Duration = Duration::from_secs(1);
+const TURN: Duration = Duration::from_millis(super::PARTITION_LEASE_MS);
 /// A campaign that produced no leader is retried after a random wait in this range.
-const RETRY: (Duration, Duration) = (Duration::from_millis(500), Duration::from_millis(1000));
+const RETRY: (Duration, Duration) =
+    (Duration::from_millis(super::PARTITION_LEASE_MS / 2), Duration::from_millis(super::PARTITION_LEASE_MS));
 
 /// A group this broker campaigns for: when it next may.
 #[derive(Debug, Clone, Copy)]

@@ -97,10 +97,10 @@ pub enum RuntimeError {
     RaftConfig(#[from] openraft::ConfigError),
 }
 
-/// Raft timings of every group on a broker: a follower that hears nothing for 0.5–1 s
-/// campaigns, so a leader's failure is repaired in about two of those (a vote is refused
-/// while the voter's own lease on the old leader runs): 1.7–1.9 s from SIGKILL to the next
-/// acknowledged write in `tests/cluster_replication.rs`, within Kafka's usual seconds.
+/// Raft timings of the controller group (partition groups: [`partition_raft_config`]): a
+/// follower that hears nothing for 0.5–1 s campaigns, so a leader's failure is repaired in
+/// about two of those (a vote is refused while the voter's own lease on the old leader
+/// runs).
 ///
 /// Pre-vote is on: a broker that restarts (or returns from a network cut) and times out
 /// before its leader reaches it asks first whether it could win, without raising its term,
@@ -121,12 +121,22 @@ pub fn raft_config() -> Result<Arc<openraft::Config>, openraft::ConfigError> {
     Ok(Arc::new(config.validate()?))
 }
 
+/// Partition groups' leader lease (openraft's `election_timeout_max`), in ms.
+pub const PARTITION_LEASE_MS: u64 = 500;
+
 /// [`raft_config`] for partition groups: no timers (`enable_tick = false`). An idle group
 /// then costs nothing; elections and catch-up heartbeats come from the broker-wide
-/// [`elections`] task, driven by the gossip view.
+/// [`elections`] task, driven by the gossip view and raft connections. Their lease is
+/// [`PARTITION_LEASE_MS`]: after a leader's SIGKILL it is what the election waits for, 0.62 s
+/// to the next acknowledged write in `tests/cluster_replication.rs` (1.05 s with 1 s).
 pub fn partition_raft_config() -> Result<Arc<openraft::Config>, openraft::ConfigError> {
     let mut config = Arc::unwrap_or_clone(raft_config()?);
     config.enable_tick = false;
+    // A follower refuses votes while its lease on the leader (`election_timeout_max`) runs:
+    // after a leader's SIGKILL that lease, not failure detection (its connections close at
+    // once), bounds the election. Without ticks the timeouts time nothing else here.
+    config.election_timeout_min = PARTITION_LEASE_MS / 2;
+    config.election_timeout_max = PARTITION_LEASE_MS;
     // A snapshot (triggered by the replica, never by openraft) covers exactly the
     // entries of segments below the log start: all of them may go.
     config.max_in_snapshot_log_to_keep = 0;
