@@ -147,10 +147,11 @@ class GroupReader:
         self.c.close()
 
 
-def read_partition(bs: str, topic: str, partition: int, end: int) -> list[tuple[int, str]]:
-    """(offset, value) of every record of `partition` below `end`, through `bs` alone."""
+def read_partition(bs: str, topic: str, partition: int, end: int, start: int = 0) -> list[tuple[int, str]]:
+    """(offset, value) of every record of `partition` from `start` (an offset, or
+    OFFSET_BEGINNING) below `end`, through `bs` alone."""
     c = Consumer({"bootstrap.servers": bs, "group.id": "jet-cluster-check", "enable.auto.commit": False})
-    c.assign([TopicPartition(topic, partition, 0)])
+    c.assign([TopicPartition(topic, partition, start)])
     out: list[tuple[int, str]] = []
     deadline = time.monotonic() + 60
     try:

@@ -9,28 +9,13 @@ condition."""
 
 from __future__ import annotations
 
-import time
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 import helpers
-from test_cluster_clients import IdempotentProducer, bootstrap, cluster, create_rf3_topic  # noqa: F401 (cluster: fixture)
+from test_cluster_clients import IdempotentProducer, bootstrap, cluster, create_rf3_topic, read_partition  # noqa: F401 (cluster: fixture)
 from test_cluster_script import HOST, IDS, kafka_port
-
-
-def read_from_beginning(bs: str, topic: str, end: int) -> list[tuple[int, str]]:
-    """(offset, value) of partition 0 from its log start up to `end`, through `bs` alone."""
-    c = Consumer({"bootstrap.servers": bs, "group.id": "jet-delete-records-check", "enable.auto.commit": False})
-    c.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
-    out: list[tuple[int, str]] = []
-    deadline = time.monotonic() + 60
-    try:
-        while (not out or out[-1][0] < end - 1) and time.monotonic() < deadline:
-            out += [(m.offset(), m.value().decode()) for m in c.consume(500, 0.5) if not m.error()]
-    finally:
-        c.close()
-    return out
 
 
 def test_delete_records_trims_a_replicated_partition_for_every_client(cluster):
@@ -57,7 +42,7 @@ def test_delete_records_trims_a_replicated_partition_for_every_client(cluster):
         finally:
             c.close()
         assert low == cut and high >= end, (broker, low, high)
-        log = read_from_beginning(one, topic, end)
+        log = read_partition(one, topic, 0, end, start=OFFSET_BEGINNING)
         assert log[0][0] == cut, f"through broker {broker} the partition starts at {log[0][0]}, not {cut}"
         at = dict(log)
         missing = [(off, v) for off, v in expected if at.get(off) != v]

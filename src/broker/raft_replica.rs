@@ -42,7 +42,7 @@ use tokio::sync::watch;
 
 use crate::broker::in_sync::CaughtUp;
 use crate::broker::partition::PartitionError;
-use crate::broker::producer_state::{ProducerIdGate, ProducerLimits};
+use crate::broker::producer_state::ProducerLimits;
 use crate::broker::replica::{
     AppendFuture, Appended, Commit, Leader, Offsets, PlannedRead, Progress, Replica, TimestampQuery, find_record,
 };
@@ -50,7 +50,6 @@ use crate::broker::topic_config::EffectiveTopicConfig;
 use crate::cluster::runtime::hand_off::hand_off_target;
 use crate::log::batch::{self, BatchHeader};
 use crate::log::{Flusher, LogError, ReadPlan};
-use crate::raft::control;
 use crate::raft::log_store::{PartitionRaftLog, RaftLogError, RaftLogStore};
 use crate::raft::partition_state::PartitionStateMachine;
 use crate::raft::replica_state::{Checked, ReplicaState};
@@ -143,7 +142,7 @@ impl RaftReplica {
         let caught_up = Arc::new(CaughtUp::default());
         let follower =
             tokio::spawn(follow_leadership(raft.metrics(), node_id, Arc::downgrade(&state), caught_up.clone()));
-        let purger = tokio::spawn(purge_below_log_start(raft.clone(), Arc::downgrade(&state)));
+        let purger = tokio::spawn(log_start::purge_below_log_start(raft.clone(), Arc::downgrade(&state)));
         Ok(Arc::new(RaftReplica {
             topic: topic.to_string(),
             index,
@@ -371,35 +370,6 @@ impl RaftReplica {
         self.appended(placed.base_offset, placed.end_offset, placed.losses, log_append_time, false)
     }
 
-    /// Leader only: moves the partition's log start to `offset` (at most the high
-    /// watermark) on every replica by proposing a log-start entry; returns the log start
-    /// once the entry is committed and applied here.
-    pub async fn move_log_start(&self, offset: i64) -> Result<i64, PartitionError> {
-        let batch = control::log_start_batch(offset, control::NO_TIMESTAMP).map_err(RaftLogError::from)?;
-        let header = BatchHeader::parse(&batch).map_err(LogError::from)?;
-        let gate = ProducerIdGate::unlimited();
-        let limits = ProducerLimits { per_partition: usize::MAX, gate: &gate };
-        let appended = self.append_as_leader(batch, &[header], crate::broker::now_ms(), limits).await?;
-        if let Some(commit) = appended.commit {
-            commit.wait().await?;
-        }
-        Ok(self.state.log()?.log().log_start_offset())
-    }
-
-    /// Leader only: retention (`retention.ms`, `retention.bytes`) decided on this
-    /// replica's segments below the high watermark, applied everywhere as a log-start
-    /// entry. Returns the new log start, if it moved.
-    pub async fn enforce_retention(&self, now_ms: i64) -> Result<Option<i64>, PartitionError> {
-        if self.leading_term().is_none() || !self.config()?.cleanup_delete {
-            return Ok(None);
-        }
-        let point = self.state.log()?.log().retention_point(now_ms, self.state.high_watermark());
-        match point {
-            Some(offset) => self.move_log_start(offset).await.map(Some),
-            None => Ok(None),
-        }
-    }
-
     fn appended(
         &self,
         base_offset: i64,
@@ -462,39 +432,6 @@ async fn follow_leadership(
             if let Some(state) = weak.upgrade() {
                 state.observe_leadership(None);
             }
-            return;
-        }
-    }
-}
-
-/// Triggers a snapshot whenever whole segments below the log start hold entries no
-/// snapshot covers (checked at start and after each log-start entry applied), so that
-/// openraft purges those entries and the segments go; until the replica is dropped.
-async fn purge_below_log_start(raft: PartitionRaft, weak: std::sync::Weak<ReplicaState>) {
-    let Some(mut moved) = weak.upgrade().map(|s| s.watch_log_start()) else { return };
-    let unpurged = weak.upgrade().map(|s| s.unpurged_snapshot());
-    if let Some(Ok(Some(index))) = unpurged
-        && let Err(e) = raft.trigger().purge_log(index).await
-    {
-        tracing::warn!(error = %e, "cannot ask raft to purge up to the last snapshot");
-        return;
-    }
-    loop {
-        let purgeable = match weak.upgrade() {
-            Some(state) => state.purgeable(),
-            None => return,
-        };
-        match purgeable {
-            Ok(true) => {
-                if let Err(e) = raft.trigger().snapshot().await {
-                    tracing::warn!(error = %e, "cannot trigger a partition snapshot");
-                    return;
-                }
-            }
-            Ok(false) => {}
-            Err(e) => tracing::warn!(error = %e, "cannot tell whether segments below the log start can go"),
-        }
-        if moved.changed().await.is_err() {
             return;
         }
     }
@@ -627,6 +564,8 @@ impl Replica for RaftReplica {
         Some(&self.traffic)
     }
 }
+
+mod log_start;
 
 #[cfg(test)]
 #[path = "raft_replica_tests.rs"]

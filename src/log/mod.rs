@@ -25,7 +25,9 @@
 //!   recovery point is never truncated: it becomes a [`DamagedRange`] that reads refuse
 //!   (see [`damage`] and the background [`scrubber`]).
 //! - **Log start offset** is persisted in a tiny checkpoint file (tmp + fsync + rename + dir
-//!   fsync) because DeleteRecords may move it into the middle of a segment.
+//!   fsync) because DeleteRecords may move it into the middle of a segment ([`log_start`]:
+//!   DeleteRecords and retention; a raft log's start moves without deleting, its segments
+//!   go when raft purges their entries).
 
 pub mod batch;
 pub mod cleaner;
@@ -33,6 +35,7 @@ mod damage;
 pub mod epoch_history;
 mod flusher;
 mod index;
+mod log_start;
 pub mod open_files;
 pub mod page_cache;
 mod partition_log;

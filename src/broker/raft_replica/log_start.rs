@@ -1,0 +1,76 @@
+//! The log start of a replicated partition (see the parent module): moving it through a
+//! log-start entry (DeleteRecords, retention) and purging what falls below it.
+
+use super::{PartitionRaft, RaftReplica};
+use crate::broker::partition::PartitionError;
+use crate::broker::producer_state::{ProducerIdGate, ProducerLimits};
+use crate::broker::replica::Replica;
+use crate::log::LogError;
+use crate::log::batch::BatchHeader;
+use crate::raft::control;
+use crate::raft::log_store::RaftLogError;
+use crate::raft::replica_state::ReplicaState;
+
+impl RaftReplica {
+    /// Leader only: moves the partition's log start to `offset` (at most the high
+    /// watermark) on every replica by proposing a log-start entry; returns the log start
+    /// once the entry is committed and applied here.
+    pub async fn move_log_start(&self, offset: i64) -> Result<i64, PartitionError> {
+        let batch = control::log_start_batch(offset, control::NO_TIMESTAMP).map_err(RaftLogError::from)?;
+        let header = BatchHeader::parse(&batch).map_err(LogError::from)?;
+        let gate = ProducerIdGate::unlimited();
+        let limits = ProducerLimits { per_partition: usize::MAX, gate: &gate };
+        let appended = self.append_as_leader(batch, &[header], crate::broker::now_ms(), limits).await?;
+        if let Some(commit) = appended.commit {
+            commit.wait().await?;
+        }
+        Ok(self.state.log()?.log().log_start_offset())
+    }
+
+    /// Leader only: retention (`retention.ms`, `retention.bytes`) decided on this
+    /// replica's segments below the high watermark, applied everywhere as a log-start
+    /// entry. Returns the new log start, if it moved.
+    pub async fn enforce_retention(&self, now_ms: i64) -> Result<Option<i64>, PartitionError> {
+        if self.leading_term().is_none() || !self.config()?.cleanup_delete {
+            return Ok(None);
+        }
+        let point = self.state.log()?.log().retention_point(now_ms, self.state.high_watermark());
+        match point {
+            Some(offset) => self.move_log_start(offset).await.map(Some),
+            None => Ok(None),
+        }
+    }
+}
+
+/// Triggers a snapshot whenever whole segments below the log start hold entries no
+/// snapshot covers (checked at start and after each log-start entry applied), so that
+/// openraft purges those entries and the segments go; until the replica is dropped.
+pub(super) async fn purge_below_log_start(raft: PartitionRaft, weak: std::sync::Weak<ReplicaState>) {
+    let Some(mut moved) = weak.upgrade().map(|s| s.watch_log_start()) else { return };
+    let unpurged = weak.upgrade().map(|s| s.unpurged_snapshot());
+    if let Some(Ok(Some(index))) = unpurged
+        && let Err(e) = raft.trigger().purge_log(index).await
+    {
+        tracing::warn!(error = %e, "cannot ask raft to purge up to the last snapshot");
+        return;
+    }
+    loop {
+        let purgeable = match weak.upgrade() {
+            Some(state) => state.purgeable(),
+            None => return,
+        };
+        match purgeable {
+            Ok(true) => {
+                if let Err(e) = raft.trigger().snapshot().await {
+                    tracing::warn!(error = %e, "cannot trigger a partition snapshot");
+                    return;
+                }
+            }
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot tell whether segments below the log start can go"),
+        }
+        if moved.changed().await.is_err() {
+            return;
+        }
+    }
+}
