@@ -1,5 +1,4 @@
-//! Raft index ↔ Kafka offset translation (storage groundwork for replication; not yet
-//! used by the broker).
+//! Raft index ↔ Kafka offset translation of a raft log (see `log::raft_entries`).
 //!
 //! With the segment files as the raft log, one raft entry is the batches of one append:
 //! raft indexes are dense, Kafka offsets are not (an entry holds any number of offsets),

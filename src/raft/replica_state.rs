@@ -454,7 +454,7 @@ impl ReplicaState {
         let producers = inner.producers.before(base_offset).to_snapshot(base_offset).map_err(SnapshotError::Encode)?;
         let data = serde_json::to_vec(&SnapshotData { high_watermark: base_offset, producers })
             .map_err(SnapshotError::Encode)?;
-        let text = String::from_utf8(data.clone()).map_err(|_not_utf8| SnapshotError::Producers)?;
+        let text = String::from_utf8(data.clone()).map_err(SnapshotError::from)?;
         log.save_snapshot(StoredSnapshot { meta: meta.clone(), base_offset, data: text })
             .map_err(SnapshotError::Log)?;
         inner.memberships.drain(..m);
@@ -475,7 +475,7 @@ impl ReplicaState {
         let base_offset = decoded.high_watermark;
         let producers = ProducerStateTable::from_snapshot(&decoded.producers, base_offset, now_ms())
             .ok_or(SnapshotError::Producers)?;
-        let text = String::from_utf8(data.clone()).map_err(|_not_utf8| SnapshotError::Producers)?;
+        let text = String::from_utf8(data.clone()).map_err(SnapshotError::from)?;
         let mut inner = self.lock()?;
         let mut log = self.log()?;
         log.install_snapshot(StoredSnapshot { meta: meta.clone(), base_offset, data: text })
@@ -518,6 +518,8 @@ pub enum SnapshotError {
     Producers,
     #[error("partition snapshot storage: {0}")]
     Log(#[from] RaftLogError),
+    #[error("partition snapshot data is not UTF-8 JSON: {0}")]
+    Utf8(#[from] std::string::FromUtf8Error),
 }
 
 impl LogEvents for ReplicaState {

@@ -113,8 +113,8 @@ pub fn raft_config() -> Result<Arc<openraft::Config>, openraft::ConfigError> {
         election_timeout_min: 500,
         election_timeout_max: 1_000,
         enable_pre_vote: Some(true),
-        // Never purge: the segment files are the log consumers read; retention and
-        // snapshots are triggered by the broker.
+        // openraft never snapshots on its own: the segment files are the log consumers
+        // read, so a replica snapshots (and raft purges) only what lies below its log start.
         snapshot_policy: openraft::SnapshotPolicy::Never,
         ..Default::default()
     };
