@@ -16,11 +16,36 @@ use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use super::partition::{Partition, PartitionError};
+use super::partition::PartitionError;
 use super::replica::Replica;
+use super::topic_config::EffectiveTopicConfig;
 use super::{Broker, now_ms};
 use crate::config::KafkaSettings;
-use crate::log::cleaner::{self, CleanOutcome, OffsetMap, Swapped};
+use crate::log::cleaner::{self, CleanOutcome, Cleanable, OffsetMap, Swapped};
+use crate::log::{LogError, PartitionLog};
+
+/// A log the cleaner compacts: a single-node partition's, or a raft replica's data below
+/// raft's log (see [`crate::log::retained`]).
+pub trait Compactable: Send + Sync {
+    /// The partition's directory (the cleaner's key for it, and its checkpoint's home).
+    fn dir(&self) -> &Path;
+    fn topic_name(&self) -> &str;
+    fn partition_index(&self) -> i32;
+    fn compaction_config(&self) -> Result<EffectiveTopicConfig, PartitionError>;
+    /// The cleanable part (sealed, committed segments the cleaner may rewrite), the
+    /// config, and each producer's last offset (its last batch is kept).
+    fn cleaning_view(
+        &self,
+        now_ms: i64,
+    ) -> Result<(Cleanable, EffectiveTopicConfig, HashMap<i64, i64>), PartitionError>;
+    /// Runs `f` with the log locked (a swap, the checkpoint).
+    fn with_log_locked(
+        &self,
+        f: &mut dyn FnMut(&mut PartitionLog) -> Result<(), LogError>,
+    ) -> Result<(), PartitionError>;
+    /// Marked for deletion: no pass may start on it (see [`LogCleaner::abort_and_wait`]).
+    fn is_removed(&self) -> bool;
+}
 
 #[derive(Default)]
 struct Shared {
@@ -124,8 +149,8 @@ enum Need {
     PastMaxLag,
 }
 
-fn need(shared: &Shared, p: &Partition, now: i64) -> Result<Option<Need>, PartitionError> {
-    let config = p.config()?;
+fn need(shared: &Shared, p: &dyn Compactable, now: i64) -> Result<Option<Need>, PartitionError> {
+    let config = p.compaction_config()?;
     if !config.cleanup_compact {
         return Ok(None);
     }
@@ -155,21 +180,28 @@ fn need(shared: &Shared, p: &Partition, now: i64) -> Result<Option<Need>, Partit
 /// Cleans the partition most in need; `false` when none is.
 fn clean_filthiest(shared: &Shared, broker: &Broker, map: &mut OffsetMap) -> bool {
     let now = now_ms();
-    let mut best: Option<(Need, Arc<Partition>)> = None;
+    let mut best: Option<(Need, Arc<dyn Replica>)> = None;
     let busy = shared.busy.lock().map(|b| b.clone()).unwrap_or_default();
     for topic in broker.topics.all() {
-        for p in topic.partitions() {
+        for r in topic.replicas() {
+            let Some(p) = r.compactable() else { continue };
             if busy.contains(p.dir()) {
                 continue;
             }
-            match need(shared, &p, now) {
-                Ok(Some(n)) if best.as_ref().is_none_or(|(b, _)| n > *b) => best = Some((n, p)),
+            match need(shared, p, now) {
+                Ok(Some(n)) if best.as_ref().is_none_or(|(b, _)| n > *b) => best = Some((n, r.clone())),
                 Ok(_) | Err(PartitionError::Removed) => {}
-                Err(e) => tracing::warn!(topic = p.topic, partition = p.index, error = %e, "cannot check for cleaning"),
+                Err(e) => tracing::warn!(
+                    topic = p.topic_name(),
+                    partition = p.partition_index(),
+                    error = %e,
+                    "cannot check for cleaning"
+                ),
             }
         }
     }
-    let Some((why, p)) = best else { return false };
+    let Some((why, replica)) = best else { return false };
+    let Some(p) = replica.compactable() else { return false };
     let claimed = shared.busy.lock().map(|mut b| b.insert(p.dir().to_path_buf())).unwrap_or(false);
     if !claimed {
         return true;
@@ -179,7 +211,7 @@ fn clean_filthiest(shared: &Shared, broker: &Broker, map: &mut OffsetMap) -> boo
     let result = if p.is_removed() {
         Err(PartitionError::Removed)
     } else {
-        clean_partition(&p, map, now, &|| stopped(shared) || p.is_removed())
+        clean_partition(p, map, now, &|| stopped(shared) || p.is_removed())
     };
     if let Ok(mut b) = shared.busy.lock() {
         b.remove(p.dir());
@@ -195,8 +227,8 @@ fn clean_filthiest(shared: &Shared, broker: &Broker, map: &mut OffsetMap) -> boo
             }
             if outcome.groups_swapped > 0 {
                 tracing::info!(
-                    topic = p.topic,
-                    partition = p.index,
+                    topic = p.topic_name(),
+                    partition = p.partition_index(),
                     reason = ?why,
                     groups = outcome.groups_swapped,
                     bytes_before = outcome.bytes_before,
@@ -207,7 +239,7 @@ fn clean_filthiest(shared: &Shared, broker: &Broker, map: &mut OffsetMap) -> boo
             }
         }
         Err(e) => {
-            tracing::warn!(topic = p.topic, partition = p.index, error = %e, "log cleaning failed");
+            tracing::warn!(topic = p.topic_name(), partition = p.partition_index(), error = %e, "log cleaning failed");
             // Not retried in a loop: the horizon map marks it as done until it is dirtier.
             if let Ok(mut h) = shared.horizons.lock() {
                 h.insert(p.dir().to_path_buf(), None);
@@ -220,7 +252,7 @@ fn clean_filthiest(shared: &Shared, broker: &Broker, map: &mut OffsetMap) -> boo
 
 /// One pass over one partition; swaps take the partition lock, the rest does not.
 pub fn clean_partition(
-    p: &Partition,
+    p: &dyn Compactable,
     map: &mut OffsetMap,
     now: i64,
     stop: &dyn Fn() -> bool,
@@ -235,18 +267,24 @@ pub fn clean_partition(
         &producers,
         stop,
         |group, cleaned| {
-            let swapped = p
-                .with_log(|log| cleaner::swap_in(log, group, cleaned, &mut |_| ControlFlow::Continue(())))
-                .map_err(|e| match e {
+            let mut cleaned = Some(cleaned);
+            let mut swapped = Swapped::Stale;
+            p.with_log_locked(&mut |log| {
+                if let Some(cleaned) = cleaned.take() {
+                    swapped = cleaner::swap_in(log, group, cleaned, &mut |_| ControlFlow::Continue(()))?;
+                }
+                Ok(())
+            })
+            .map_err(|e| match e {
                 PartitionError::Log(e) => e,
-                other => crate::log::LogError::InvalidArgument(other.to_string()),
+                other => LogError::InvalidArgument(other.to_string()),
             })?;
             Ok(swapped == Swapped::Done)
         },
     )?;
     if let Some(after) = cleaner::checkpoint_after(c.first_dirty, &outcome) {
         // Under the partition lock, so never into a deleted topic's reused directory.
-        p.with_log(|_| cleaner::write_checkpoint(p.dir(), after))?;
+        p.with_log_locked(&mut |_| cleaner::write_checkpoint(p.dir(), after))?;
     }
     Ok(outcome)
 }

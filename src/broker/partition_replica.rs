@@ -7,6 +7,7 @@ use bytes::Bytes;
 use tokio::sync::watch;
 
 use super::{Appended as LocalAppend, Partition, PartitionError};
+use crate::broker::log_cleaner::Compactable;
 use crate::broker::producer_state::ProducerLimits;
 use crate::broker::rate_limited::PRODUCE_SYNC_ERRORS;
 use crate::broker::replica::{
@@ -14,7 +15,9 @@ use crate::broker::replica::{
 };
 use crate::broker::topic_config::EffectiveTopicConfig;
 use crate::log::batch::BatchHeader;
-use crate::log::{LogError, ReadPlan, SyncTarget};
+use crate::log::cleaner::Cleanable;
+use crate::log::{LogError, PartitionLog, ReadPlan, SyncTarget};
+use std::collections::HashMap;
 
 /// Leader epoch stamped on every batch (see [`super::LEADER_EPOCH`]).
 const EPOCH: i32 = super::LEADER_EPOCH;
@@ -186,7 +189,47 @@ impl Replica for Partition {
         Some(&self.traffic)
     }
 
+    fn compactable(&self) -> Option<&dyn Compactable> {
+        Some(self)
+    }
+
     fn size_bytes(&self) -> Result<u64, PartitionError> {
         Ok(self.lock()?.log.size_bytes())
+    }
+}
+
+impl Compactable for Partition {
+    fn dir(&self) -> &std::path::Path {
+        Partition::dir(self)
+    }
+
+    fn topic_name(&self) -> &str {
+        &self.topic
+    }
+
+    fn partition_index(&self) -> i32 {
+        self.index
+    }
+
+    fn compaction_config(&self) -> Result<EffectiveTopicConfig, PartitionError> {
+        Replica::config(self)
+    }
+
+    fn cleaning_view(
+        &self,
+        now_ms: i64,
+    ) -> Result<(Cleanable, EffectiveTopicConfig, HashMap<i64, i64>), PartitionError> {
+        Partition::cleaning_view(self, now_ms)
+    }
+
+    fn with_log_locked(
+        &self,
+        f: &mut dyn FnMut(&mut PartitionLog) -> Result<(), LogError>,
+    ) -> Result<(), PartitionError> {
+        self.with_log(f)
+    }
+
+    fn is_removed(&self) -> bool {
+        Partition::is_removed(self)
     }
 }

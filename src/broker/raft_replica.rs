@@ -104,6 +104,9 @@ pub struct RaftReplica {
     caught_up: Arc<CaughtUp>,
     /// Triggers snapshots when segments below the log start can be purged (aborted on drop).
     purger: tokio::task::JoinHandle<()>,
+    dir: std::path::PathBuf,
+    /// Being removed: the cleaner leaves it alone.
+    removed: std::sync::atomic::AtomicBool,
 }
 
 impl Drop for RaftReplica {
@@ -135,6 +138,7 @@ impl RaftReplica {
             None => RaftLogStore::new(log),
         };
         let state = ReplicaState::open(store)?;
+        state.set_compacted(config.cleanup_compact);
         let machine = PartitionStateMachine::new(state.clone());
         let raft = Raft::new(node_id, raft_config, network, state.raft_store(), machine)
             .await
@@ -155,6 +159,8 @@ impl RaftReplica {
             traffic: crate::metrics::PartitionTraffic::default(),
             caught_up,
             purger,
+            dir: dir.to_path_buf(),
+            removed: std::sync::atomic::AtomicBool::new(false),
         }))
     }
 
@@ -280,6 +286,7 @@ impl RaftReplica {
     /// log's segment settings follow it.
     pub fn set_config(&self, config: EffectiveTopicConfig) -> Result<(), PartitionError> {
         self.state.log()?.set_log_config(config.log.clone());
+        self.state.set_compacted(config.cleanup_compact);
         *self.config.write().map_err(|_poisoned| PartitionError::Poisoned)? = config;
         Ok(())
     }
@@ -563,8 +570,13 @@ impl Replica for RaftReplica {
     fn traffic(&self) -> Option<&crate::metrics::PartitionTraffic> {
         Some(&self.traffic)
     }
+
+    fn compactable(&self) -> Option<&dyn crate::broker::log_cleaner::Compactable> {
+        Some(self)
+    }
 }
 
+mod compaction;
 mod log_start;
 
 #[cfg(test)]

@@ -156,6 +156,11 @@ pub trait Replica: Send + Sync {
 
     /// What producers appended and fetches sent here (`/metrics`); `None` where nothing
     /// is stored.
+    /// The log the cleaner compacts here, if this replica has one.
+    fn compactable(&self) -> Option<&dyn crate::broker::log_cleaner::Compactable> {
+        None
+    }
+
     fn traffic(&self) -> Option<&crate::metrics::PartitionTraffic> {
         None
     }

@@ -44,6 +44,7 @@ pub mod raft_index;
 mod read_plan;
 pub mod recompress;
 mod recovery;
+pub mod retained;
 pub mod scrubber;
 mod sealer;
 mod segment;

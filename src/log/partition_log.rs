@@ -547,8 +547,10 @@ impl PartitionLog {
         self.seals.set_all_sealed(self.rolls);
         self.failed = Arc::new(AtomicBool::new(false));
         // The raft index follows the cut (and the seals that never wrote their sidecars).
-        if let Some(first) = self.raft.as_ref().map(RaftIndex::first_index) {
-            self.open_raft_index(first)?;
+        // Segments below the first translated one hold data only (see `open_raft_index`).
+        let translated = self.raft.as_ref().map(|r| (r.first_index(), r.segments().first().map(|s| s.segment_base)));
+        if let Some((first, first_base)) = translated {
+            self.open_raft_index(first, first_base.unwrap_or(i64::MIN))?;
         }
         Ok(end - self.log_end_offset())
     }

@@ -52,6 +52,14 @@ pub(crate) fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), LogError> {
     std::fs::rename(&tmp, path).map_err(io_err("rename", path))
 }
 
+fn remove_if_present(path: &Path) -> Result<(), LogError> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_err("remove stale raft index sidecar", path)(e)),
+    }
+}
+
 /// The roll hook: the active segment's final sidecar bytes, then a new segment at `base`.
 pub(super) fn roll(index: &mut RaftIndex, base: i64) -> Vec<u8> {
     let bytes = index.segments().last().map(SegmentEntries::encode).unwrap_or_default();
@@ -84,14 +92,24 @@ fn read_sidecar(seg: &Segment, ext: &str) -> Option<SegmentEntries> {
 impl PartitionLog {
     /// Makes this log a raft log: loads or rebuilds the translation. `first_index` is the
     /// raft index of the first entry when nothing on disk says (a new, empty log).
-    pub fn open_raft_index(&mut self, first_index: u64) -> Result<(), LogError> {
+    /// Sealed segments wholly below `purged_end` (the offset after the last entry raft
+    /// purged) hold no entry: they are data only (a compacted log's, kept below raft's
+    /// log; see [`purge_entries_through`](Self::purge_entries_through)), not translated,
+    /// and their sidecars — stale once the cleaner rewrote them — are removed.
+    pub fn open_raft_index(&mut self, first_index: u64, purged_end: i64) -> Result<(), LogError> {
         let interval = self.config.index_interval_bytes;
         let last = self.segments.len() - 1;
+        let data_only = self.segments[..last].iter().take_while(|s| s.next_offset <= purged_end).count();
+        for seg in &self.segments[..data_only] {
+            for ext in [FINAL_SIDECAR, WORKING_SIDECAR] {
+                remove_if_present(&seg.path(ext))?;
+            }
+        }
         let mut loaded: Vec<SegmentEntries> = Vec::with_capacity(self.segments.len());
         // Rolled segments rebuilt here (their seal never ran): their final sidecars.
         let mut finals: Vec<(std::path::PathBuf, Vec<u8>)> = Vec::new();
         let mut rewrite_working = false;
-        for (i, seg) in self.segments.iter().enumerate() {
+        for (i, seg) in self.segments.iter().enumerate().skip(data_only) {
             let expected_first = loaded.last().map(|s| s.next_index);
             let continues = |s: &SegmentEntries| expected_first.is_none_or(|f| f == s.first_index);
             if i < last
@@ -280,43 +298,46 @@ impl PartitionLog {
         self.write_active_sidecar()
     }
 
-    /// Raft purge: entries up to and including `index` leave the log. Whole segments
-    /// holding only purged entries are deleted once they are below the log start (which
-    /// moves up to the next entry's first offset if it is below it: a follower installing
-    /// a snapshot drops what the leader's log start already passed). Purging every entry
-    /// restarts the translation at the log end, which becomes the log start.
+    /// Raft purge: entries up to and including `index` leave raft's log. Their data stays
+    /// where it is above the log start (a compacted log keeps it, to be cleaned; the
+    /// caller records where the entries end, see [`open_raft_index`](Self::open_raft_index)),
+    /// and whole segments below the log start are deleted. The log start does not move:
+    /// only a log-start entry, or an installed snapshot, moves it. Purging every entry
+    /// seals the active segment (if it holds data) and restarts the translation after it.
     pub fn purge_entries_through(&mut self, index: u64) -> Result<(), LogError> {
         let raft = self.raft_mut()?;
         if index < raft.first_index() {
             return Ok(());
         }
-        let next_index = raft.next_index();
-        if index + 1 >= next_index {
-            let end = self.log_end_offset();
-            self.advance_log_start(end)?;
+        if index + 1 >= raft.next_index() {
+            self.delete_segments_below_start()?;
+            if self.active().size > 0 {
+                self.roll()?;
+                self.wait_for_seals()?;
+            }
             return self.restart_raft_index(index + 1);
         }
-        let next_first = match self.read_entry(index + 1)? {
-            Some(e) => e.first_offset,
-            None => return Err(LogError::InvalidArgument(format!("raft entry {} is not readable", index + 1))),
-        };
-        self.move_log_start(next_first)?;
-        self.delete_segments_below(next_first)?;
+        self.delete_segments_below_start()?;
         self.raft_mut()?.purge_through(index);
         Ok(())
     }
 
     /// The last raft entry of the segments wholly below the log start, with the offset
     /// that follows it: where a snapshot lets raft purge, so that the segments can go.
-    /// `None` when no such segment holds an entry.
-    pub fn raft_purge_point(&self) -> Option<(u64, i64)> {
+    /// With `compacted_below` (a compacted log's high watermark), the sealed segments wholly
+    /// below it count too: purged from raft's log, their data stays and the cleaner may
+    /// rewrite it. `None` when no such segment holds an entry.
+    pub fn raft_purge_point(&self, compacted_below: Option<i64>) -> Option<(u64, i64)> {
         let raft = self.raft.as_ref()?;
-        let start = self.log_start_offset;
-        let below = self.segments[..self.segments.len() - 1].iter().take_while(|s| s.next_offset <= start).count();
-        let last = self.segments[..below].last()?;
-        let entries = raft.segments().iter().find(|e| e.segment_base == last.base_offset)?;
-        let index = entries.next_index.checked_sub(1).filter(|i| *i >= raft.first_index())?;
-        Some((index, last.next_offset))
+        let limit = compacted_below.map_or(self.log_start_offset, |hw| hw.max(self.log_start_offset));
+        let sealed = &self.segments[..self.segments.len() - 1];
+        let below = sealed.iter().take_while(|s| s.next_offset <= limit).count();
+        // The last of them that holds entries raft still has.
+        sealed[..below].iter().rev().find_map(|seg| {
+            let entries = raft.segments().iter().find(|e| e.segment_base == seg.base_offset)?;
+            let index = entries.next_index.checked_sub(1).filter(|i| *i >= raft.first_index())?;
+            Some((index, seg.next_offset))
+        })
     }
 
     /// A snapshot installed past this log's end (raft entries up to `last_index` are

@@ -73,6 +73,8 @@ pub enum RaftLogError {
     BadEpoch { index: u64, epoch: i32 },
     #[error("raft entry {0} is missing from the log")]
     Missing(u64),
+    #[error("snapshot at raft entry {index} needs its retained data, which was not received")]
+    RetainedNotStaged { index: u64 },
     #[error("raft log lock poisoned: {0}")]
     Poisoned(io::Error),
 }
@@ -99,6 +101,14 @@ pub struct RaftState {
     /// last raft index, the offset the log restarts at). Redone at open.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restarting: Option<(u64, i64)>,
+    /// With `restarting`: the log restarts with the snapshot's staged retained data (see
+    /// [`crate::log::retained`]), its log start this offset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restarting_from: Option<i64>,
+    /// The offset after the last purged entry: sealed segments wholly below it hold data
+    /// only (a compacted log's), no entries (see [`PartitionLog::open_raft_index`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purged_end: Option<i64>,
 }
 
 /// A partition snapshot as stored beside the log: small (see
@@ -167,7 +177,11 @@ impl PartitionRaftLog {
             // A snapshot was being installed past this log's end when the broker stopped:
             // the restart is redone whatever it had got to.
             Some((index, base)) => me.restart_after_snapshot(index, base)?,
-            None => me.log.open_raft_index(me.state.last_purged.map_or(0, |l| l.index + 1))?,
+            None => {
+                crate::log::retained::discard_staged(dir)?;
+                let first = me.state.last_purged.map_or(0, |l| l.index + 1);
+                me.log.open_raft_index(first, me.state.purged_end.unwrap_or(i64::MIN))?
+            }
         }
         me.last_log_id = me.recompute_last_log_id()?;
         Ok(me)
@@ -192,19 +206,33 @@ impl PartitionRaftLog {
     /// entries up to it count as purged in the same state write and the log restarts
     /// empty after it (see [`PartitionLog::restart_after_snapshot`]; a crash before the
     /// files are replaced finishes it at open). Returns whether it restarted.
-    pub fn install_snapshot(&mut self, snapshot: StoredSnapshot) -> Result<bool, RaftLogError> {
+    /// `retained`: the snapshot carries retained data from this log start (see
+    /// [`crate::log::retained`]), and whether it is staged complete in the partition
+    /// directory; a restart keeps it, and cannot happen without it.
+    pub fn install_snapshot(
+        &mut self,
+        snapshot: StoredSnapshot,
+        retained: Option<(i64, bool)>,
+    ) -> Result<bool, RaftLogError> {
         let Some(last) = snapshot.meta.last_log_id else { return Ok(false) };
         let base = snapshot.base_offset;
         let membership = snapshot.meta.last_membership.clone();
-        self.save_snapshot(snapshot)?;
         let held = self.log.read_entry(last.index)?.map(|e| e.epoch);
         let restart = held.is_none() || held != last.leader_id.term.to_leader_epoch().ok();
+        let retained_from = match retained {
+            Some((_, false)) if restart => return Err(RaftLogError::RetainedNotStaged { index: last.index }),
+            Some((from, _)) if restart => Some(from),
+            _ => None,
+        };
+        self.save_snapshot(snapshot)?;
         self.state.applied = Some(last);
         self.state.membership = Some(membership.clone());
         self.state.memberships = vec![membership];
         if restart {
             self.state.last_purged = Some(last);
+            self.state.purged_end = Some(base);
             self.state.restarting = Some((last.index, base));
+            self.state.restarting_from = retained_from;
         }
         self.persist()?;
         if restart {
@@ -217,14 +245,29 @@ impl PartitionRaftLog {
     /// Restarts the log empty at `base` after raft entry `index` (files first, then the
     /// durable marker of [`RaftState::restarting`] is cleared).
     fn restart_after_snapshot(&mut self, index: u64, base: i64) -> Result<(), RaftLogError> {
-        self.log.restart_after_snapshot(index, base)?;
+        match self.state.restarting_from {
+            Some(log_start) => self.log.restart_with_staged(index + 1, base, log_start)?,
+            None => self.log.restart_after_snapshot(index, base)?,
+        }
         self.state.restarting = None;
+        self.state.restarting_from = None;
         self.persist()
+    }
+
+    /// The partition's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 
     /// The partition log (reads, offsets).
     pub fn log(&self) -> &PartitionLog {
         &self.log
+    }
+
+    /// The partition log, for the cleaner: it may rewrite only the segments below raft's
+    /// log (see `broker::raft_replica::compaction`); everything else is raft's.
+    pub fn data_below_raft_mut(&mut self) -> &mut PartitionLog {
+        &mut self.log
     }
 
     /// New segment settings (the topic's configs changed).
@@ -346,6 +389,18 @@ impl PartitionRaftLog {
     pub fn purge(&mut self, upto: LogId) -> Result<(), RaftLogError> {
         if self.state.last_purged.is_some_and(|p| p.index >= upto.index) {
             return Ok(());
+        }
+        // Where the purged entries end, while the entry can still be read (a compacted
+        // log keeps the data below it).
+        let (_, next) = self.first_and_next();
+        let end = match self.log.read_entry(upto.index)? {
+            Some(entry) => Some(entry.last_offset + 1),
+            // Past the last entry: everything here is below raft's log from now on.
+            None if upto.index + 1 >= next => Some(self.log.log_end_offset()),
+            None => None,
+        };
+        if end.is_some() {
+            self.state.purged_end = end;
         }
         self.state.last_purged = Some(upto);
         self.persist()?;

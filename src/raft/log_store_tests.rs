@@ -157,13 +157,15 @@ fn truncate_then_append_continues_from_the_cut() {
 }
 
 #[test]
-fn purge_moves_the_log_start_and_survives_reopen() {
+fn purge_keeps_the_data_and_survives_reopen() {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut log = PartitionRaftLog::open(dir.path(), small_config()).expect("open");
     let shape = fill(&mut log);
-    let start = log.log().read_entry(16).expect("read").expect("entry 16").first_offset;
+    let end = log.log().log_end_offset();
+    let data = log.log().read(0, 1 << 20, end, true).expect("read");
     log.purge(log_id(Term(2), 15)).expect("purge");
-    assert_eq!(log.log().log_start_offset(), start);
+    // Only a log-start entry moves the log start; the data below raft's log stays.
+    assert_eq!(log.log().log_start_offset(), 0);
     assert!(log.entry(15).is_err());
     assert_eq!(log.entries(..).expect("entries").len(), 14);
     drop(log);
@@ -177,6 +179,8 @@ fn purge_moves_the_log_start_and_survives_reopen() {
     let log = PartitionRaftLog::open(dir.path(), small_config()).expect("reopen");
     assert_eq!(log.log_state().last_log_id, Some(log_id(Term(4), 41)));
     assert_eq!(log.entries(..).expect("entries").len(), 1);
+    assert_eq!(log.log().log_start_offset(), 0);
+    assert_eq!(log.log().read(0, 1 << 20, end, true).expect("read"), data, "the data below raft's log");
 }
 
 #[test]

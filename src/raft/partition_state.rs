@@ -21,10 +21,12 @@
 use std::io::{self, Cursor};
 use std::sync::Arc;
 
+use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::{EntryPayload, RaftSnapshotBuilder};
 
+use super::network::{RetainedChunk, RetainedData};
 use super::replica_state::{PartitionSnapshot, PartitionSnapshotMeta, ReplicaState};
 use super::{AppendBatches, Appended, LogId, StoredMembership, TypeConfig, control};
 use crate::broker::partition::PartitionError;
@@ -63,6 +65,26 @@ impl RaftSnapshotBuilder<TypeConfig> for PartitionStateMachine {
 
     async fn build_snapshot(&mut self) -> Result<PartitionSnapshot, io::Error> {
         self.state.build_snapshot().map_err(io)
+    }
+}
+
+/// A compacted partition's snapshot carries its retained data (see
+/// [`crate::log::retained`]).
+impl RetainedData for PartitionStateMachine {
+    fn retained_range(snapshot: &[u8]) -> Option<(i64, i64)> {
+        ReplicaState::retained_range(snapshot)
+    }
+
+    fn read_retained(&mut self, from: i64, to: i64, max_bytes: usize) -> Result<Option<(Bytes, i64)>, String> {
+        self.state.read_retained(from, to, max_bytes).map_err(|e| e.to_string())
+    }
+
+    fn stage_retained(&mut self, chunk: RetainedChunk) -> Result<(), String> {
+        self.state.stage_retained(chunk)
+    }
+
+    fn retained_staged(&mut self, last: Option<LogId>) -> bool {
+        self.state.retained_staged(last)
     }
 }
 

@@ -120,6 +120,11 @@ pub struct ReplicaState {
     log_start_moved: watch::Sender<u64>,
     progress: watch::Sender<Progress>,
     inner: Mutex<Inner>,
+    /// Whether the topic is compacted (its data stays below raft's log; see
+    /// [`retained`]); watched by the task that triggers snapshots.
+    compacted: watch::Sender<bool>,
+    /// A snapshot's retained data being received from the leader.
+    staging: Mutex<Option<retained::Staging>>,
 }
 
 fn not_leader() -> PartitionError {
@@ -199,6 +204,8 @@ impl ReplicaState {
             store,
             log_start_moved: watch::channel(0).0,
             progress: watch::channel(Progress::new(high_watermark)).0,
+            compacted: watch::channel(false).0,
+            staging: Mutex::new(None),
             inner: Mutex::new(Inner {
                 applied,
                 membership,
@@ -230,7 +237,8 @@ impl ReplicaState {
     /// yet: a snapshot now would let raft purge them (and the segments go).
     pub fn purgeable(&self) -> Result<bool, PartitionError> {
         let inner = self.lock()?;
-        let point = self.log()?.log().raft_purge_point();
+        let log = self.log()?;
+        let point = self.purge_point(&log);
         let covered = inner.snapshot.as_ref().and_then(|(meta, _)| meta.last_log_id).map(|l| l.index);
         Ok(point.is_some_and(|(index, _)| covered.is_none_or(|c| index > c)))
     }
@@ -439,7 +447,7 @@ impl ReplicaState {
         let mut inner = self.lock()?;
         let mut log = self.log()?;
         let covered = inner.snapshot.as_ref().and_then(|(meta, _)| meta.last_log_id);
-        let point = log.log().raft_purge_point().filter(|(index, _)| covered.is_none_or(|c| *index > c.index));
+        let point = self.purge_point(&log).filter(|(index, _)| covered.is_none_or(|c| *index > c.index));
         // The membership in effect at the point: the last one applied at or before it.
         let at_point = point
             .and_then(|(index, _)| inner.memberships.iter().rposition(|m| m.log_id().is_none_or(|l| l.index <= index)));
@@ -452,7 +460,8 @@ impl ReplicaState {
         let last = log.entry(index).map_err(SnapshotError::Log)?.log_id;
         let meta = PartitionSnapshotMeta { last_log_id: Some(last), last_membership: inner.memberships[m].clone() };
         let producers = inner.producers.before(base_offset).to_snapshot(base_offset).map_err(SnapshotError::Encode)?;
-        let data = serde_json::to_vec(&SnapshotData { high_watermark: base_offset, producers })
+        let log_start = Some(log.log().log_start_offset());
+        let data = serde_json::to_vec(&SnapshotData { high_watermark: base_offset, producers, log_start })
             .map_err(SnapshotError::Encode)?;
         let text = String::from_utf8(data.clone()).map_err(SnapshotError::from)?;
         log.save_snapshot(StoredSnapshot { meta: meta.clone(), base_offset, data: text })
@@ -476,10 +485,28 @@ impl ReplicaState {
         let producers = ProducerStateTable::from_snapshot(&decoded.producers, base_offset, now_ms())
             .ok_or(SnapshotError::Producers)?;
         let text = String::from_utf8(data.clone()).map_err(SnapshotError::from)?;
+        let log_start = decoded.log_start.unwrap_or(base_offset).min(base_offset);
+        let retained = (log_start < base_offset).then(|| self.take_staged(last)).transpose()?.map(|s| (log_start, s));
         let mut inner = self.lock()?;
         let mut log = self.log()?;
-        log.install_snapshot(StoredSnapshot { meta: meta.clone(), base_offset, data: text })
+        let restarted = log
+            .install_snapshot(StoredSnapshot { meta: meta.clone(), base_offset, data: text }, retained)
             .map_err(SnapshotError::Log)?;
+        tracing::info!(
+            dir = %log.dir().display(),
+            last_index = last.index,
+            end_offset = base_offset,
+            log_start,
+            restarted,
+            with_retained_data = retained.is_some(),
+            "installed a leader's snapshot"
+        );
+        if !restarted {
+            // This log holds the snapshot's entries: its start moves to the leader's then,
+            // and data staged for a restart is not needed.
+            log.move_log_start(log_start).map_err(SnapshotError::Log)?;
+            crate::log::retained::discard_staged(log.dir()).map_err(|e| SnapshotError::Log(e.into()))?;
+        }
         inner.producers = producers;
         inner.applied = Some(last);
         inner.membership = meta.last_membership.clone();
@@ -505,6 +532,11 @@ struct SnapshotData {
     high_watermark: i64,
     /// [`ProducerStateTable::to_snapshot`]'s JSON.
     producers: String,
+    /// The log start when the snapshot was built; below `high_watermark` for a compacted
+    /// log, whose data from here up to it ships with the snapshot. Absent in snapshots
+    /// of earlier versions: the snapshot's end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    log_start: Option<i64>,
 }
 
 /// Why a partition snapshot cannot be built or installed.
@@ -544,6 +576,8 @@ impl LogEvents for ReplicaState {
         self.progress.send_modify(|p| p.lose(not_leader()));
     }
 }
+
+mod retained;
 
 #[cfg(test)]
 #[path = "replica_state_tests.rs"]

@@ -47,6 +47,9 @@ impl RaftSnapshotBuilder<TypeConfig> for TestStateMachine {
     }
 }
 
+/// Its snapshots carry no data besides their bytes.
+impl crate::raft::network::RetainedData for TestStateMachine {}
+
 impl RaftStateMachine<TypeConfig> for TestStateMachine {
     type SnapshotData = Cursor<Vec<u8>>;
     type SnapshotBuilder = TestStateMachine;

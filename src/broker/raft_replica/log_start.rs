@@ -42,11 +42,19 @@ impl RaftReplica {
     }
 }
 
+/// How often a compacted partition checks for sealed segments below the high watermark
+/// whose entries raft may purge (so that the cleaner can rewrite them).
+const COMPACTED_PURGE_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Triggers a snapshot whenever whole segments below the log start hold entries no
-/// snapshot covers (checked at start and after each log-start entry applied), so that
-/// openraft purges those entries and the segments go; until the replica is dropped.
+/// snapshot covers (checked at start and after each log-start entry applied) — for a
+/// compacted topic, sealed segments below the high watermark too (checked every
+/// [`COMPACTED_PURGE_CHECK`]) — so that openraft purges those entries: the segments go
+/// (below the log start) or become the cleaner's (compacted). Until the replica is dropped.
 pub(super) async fn purge_below_log_start(raft: PartitionRaft, weak: std::sync::Weak<ReplicaState>) {
-    let Some(mut moved) = weak.upgrade().map(|s| s.watch_log_start()) else { return };
+    let Some((mut moved, mut compacted)) = weak.upgrade().map(|s| (s.watch_log_start(), s.watch_compacted())) else {
+        return;
+    };
     let unpurged = weak.upgrade().map(|s| s.unpurged_snapshot());
     if let Some(Ok(Some(index))) = unpurged
         && let Err(e) = raft.trigger().purge_log(index).await
@@ -69,8 +77,11 @@ pub(super) async fn purge_below_log_start(raft: PartitionRaft, weak: std::sync::
             Ok(false) => {}
             Err(e) => tracing::warn!(error = %e, "cannot tell whether segments below the log start can go"),
         }
-        if moved.changed().await.is_err() {
-            return;
+        let periodic = *compacted.borrow_and_update();
+        tokio::select! {
+            changed = moved.changed() => if changed.is_err() { return },
+            changed = compacted.changed() => if changed.is_err() { return },
+            () = tokio::time::sleep(COMPACTED_PURGE_CHECK), if periodic => {}
         }
     }
 }

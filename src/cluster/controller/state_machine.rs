@@ -127,6 +127,9 @@ impl RaftSnapshotBuilder<TypeConfig> for ControllerStateMachine {
     }
 }
 
+/// Its snapshots carry no data besides their bytes.
+impl crate::raft::network::RetainedData for ControllerStateMachine {}
+
 impl RaftStateMachine<TypeConfig> for ControllerStateMachine {
     type SnapshotData = Cursor<Vec<u8>>;
     type SnapshotBuilder = ControllerStateMachine;

@@ -272,8 +272,18 @@ async fn stop_replica(rt: &ClusterRuntime, name: &str, index: i32, replica: Arc<
     if let Err(e) = replica.raft().shutdown().await {
         tracing::warn!(topic = name, partition = index, error = %e, "raft member did not stop cleanly");
     }
-    drop(replica);
+    // No cleaner pass may write into the directory once it goes (as a local topic's
+    // deletion waits for one, see `Broker::delete_topic`).
     let dir = partition_dir(rt, name, index);
+    replica.mark_removed();
+    if let Some(broker) = rt.broker.upgrade() {
+        let doomed = dir.clone();
+        // Blocking: a pass finishes the group it is cleaning first.
+        if let Err(e) = tokio::task::spawn_blocking(move || broker.cleaner.abort_and_wait(&doomed)).await {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot wait for the log cleaner");
+        }
+    }
+    drop(replica);
     if let Err(e) = std::fs::remove_dir_all(&dir) {
         tracing::warn!(dir = %dir.display(), error = %e, "cannot remove a replica directory");
     }

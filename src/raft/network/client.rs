@@ -2,6 +2,8 @@
 //! few words (the group id and a handle on the target's shared [`Peer`]).
 
 use std::future::Future;
+
+use bytes::Bytes;
 use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,7 +19,7 @@ use openraft::{OptionalSend, RPCTypes, Snapshot};
 use super::Shared;
 use super::handler::SnapshotBytes;
 use super::peer::{CallError, Peer};
-use super::wire::{RequestBody, ResponseBody, SnapshotMeta};
+use super::wire::{RequestBody, ResponseBody, RetainedChunk, SnapshotMeta};
 use crate::raft::{GroupId, JetNode, NodeId, TypeConfig, Vote};
 
 /// openraft's network factory for one group on the broker-wide transport; `D` is the
@@ -62,7 +64,12 @@ enum Failure {
     Call(CallError),
     /// The peer answered with the wrong kind of response (a protocol bug on one side).
     Mismatch(RPCTypes),
+    /// This broker could not read what it was to send.
+    Local(String),
 }
+
+/// About how much retained snapshot data one chunk carries.
+const RETAINED_CHUNK_BYTES: usize = 1 << 20;
 
 impl<D> GroupNetwork<D> {
     /// Sends `body` and waits at most `option.soft_ttl()` for the answer.
@@ -72,6 +79,35 @@ impl<D> GroupNetwork<D> {
         match tokio::time::timeout(ttl, call).await {
             Ok(result) => result.map_err(Failure::Call),
             Err(_elapsed) => Err(Failure::Timeout(ttl)),
+        }
+    }
+
+    /// Sends the retained data that goes with a snapshot (a compacted partition's, read
+    /// from this broker's replica of the group), chunk by chunk, before the snapshot.
+    async fn send_retained(
+        &self,
+        vote: Vote,
+        last: Option<crate::raft::LogId>,
+        snapshot: &[u8],
+        option: &RPCOption,
+    ) -> Result<(), Failure> {
+        let action = RPCTypes::InstallSnapshot;
+        let Some(group) = self.shared.registry.get(&self.group) else { return Ok(()) };
+        let Some(range) = group.retained_range(snapshot) else { return Ok(()) };
+        let mut from = range.0;
+        loop {
+            let read = group.read_retained(from, range.1, RETAINED_CHUNK_BYTES).await.map_err(Failure::Local)?;
+            let (data, next) = read.unwrap_or((Bytes::new(), range.1));
+            let done = next >= range.1 || data.is_empty();
+            let chunk = RetainedChunk { vote, last, range, from, next, data, done };
+            match self.call(RequestBody::SnapshotData(chunk), option).await? {
+                ResponseBody::Staged => {}
+                _ => return Err(Failure::Mismatch(action)),
+            }
+            if done {
+                return Ok(());
+            }
+            from = next;
         }
     }
 
@@ -85,6 +121,10 @@ impl<D> GroupNetwork<D> {
             Failure::Call(e) if e.is_unreachable() => RPCError::Unreachable(Unreachable::new(&e)),
             Failure::Call(e) => RPCError::Network(NetworkError::new(&e)),
             Failure::Mismatch(action) => RPCError::Network(self.mismatch(action)),
+            Failure::Local(why) => RPCError::Network(NetworkError::from_string(format!(
+                "cannot read the snapshot data of group {} to send: {why}",
+                self.group
+            ))),
         }
     }
 
@@ -157,14 +197,19 @@ impl<D: SnapshotBytes> RaftNetworkV2<TypeConfig> for GroupNetwork<D> {
         let action = RPCTypes::InstallSnapshot;
         let Snapshot { meta, snapshot } = snapshot;
         let meta: SnapshotMeta = meta;
-        let body = RequestBody::FullSnapshot { vote, meta, data: snapshot.into_bytes() };
+        let data = snapshot.into_bytes();
+        let send = async {
+            self.send_retained(vote, meta.last_log_id, &data, &option).await?;
+            let body = RequestBody::FullSnapshot { vote, meta, data };
+            match self.call(body, &option).await {
+                Ok(ResponseBody::Snapshot(response)) => Ok(response),
+                Ok(_) => Err(Failure::Mismatch(action)),
+                Err(failure) => Err(failure),
+            }
+        };
         tokio::select! {
             closed = cancel => Err(StreamingError::Closed(closed)),
-            answer = self.call(body, &option) => match answer {
-                Ok(ResponseBody::Snapshot(response)) => Ok(response),
-                Ok(_) => Err(self.streaming_error(action, Failure::Mismatch(action))),
-                Err(failure) => Err(self.streaming_error(action, failure)),
-            },
+            answer = send => answer.map_err(|failure| self.streaming_error(action, failure)),
         }
     }
 

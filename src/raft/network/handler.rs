@@ -11,7 +11,7 @@ use openraft::Raft;
 use openraft::Snapshot;
 use openraft::storage::RaftStateMachine;
 
-use super::wire::{RemoteFailure, RequestBody, ResponseBody};
+use super::wire::{RemoteFailure, RequestBody, ResponseBody, RetainedChunk};
 use crate::raft::{GroupId, TypeConfig};
 
 /// Snapshot data that travels as one byte string. The transport ships a snapshot whole
@@ -31,10 +31,47 @@ impl SnapshotBytes for Cursor<Vec<u8>> {
     }
 }
 
+/// Data a state machine's snapshot carries besides its bytes: a compacted partition's
+/// retained data (see `crate::log::retained`), sent in chunks before the snapshot. The
+/// defaults are a state machine whose snapshots carry none (the controller's).
+pub trait RetainedData {
+    /// The offsets `[from, to)` of the data that goes with `snapshot`, if any.
+    fn retained_range(_snapshot: &[u8]) -> Option<(i64, i64)> {
+        None
+    }
+
+    /// Sender: whole batches from `from` below `to`, about `max_bytes` (at least one),
+    /// with the offset after them; `None` when none is left.
+    fn read_retained(&mut self, _from: i64, _to: i64, _max_bytes: usize) -> Result<Option<(Bytes, i64)>, String> {
+        Ok(None)
+    }
+
+    /// Receiver: stages one chunk.
+    fn stage_retained(&mut self, _chunk: RetainedChunk) -> Result<(), String> {
+        Err("this group's snapshots carry no data".into())
+    }
+
+    /// Receiver: whether everything that goes with the snapshot at `last` was staged.
+    fn retained_staged(&mut self, _last: Option<crate::raft::LogId>) -> bool {
+        true
+    }
+}
+
 /// One raft group as the transport's server sees it: it takes a request body and answers.
 /// Implemented for every `Raft<TypeConfig, SM>` whose snapshots are [`SnapshotBytes`].
 pub trait GroupHandler: Send + Sync + 'static {
     fn handle(&self, body: RequestBody) -> BoxFuture<'static, Result<ResponseBody, RemoteFailure>>;
+
+    /// See [`RetainedData::retained_range`].
+    fn retained_range(&self, snapshot: &[u8]) -> Option<(i64, i64)>;
+
+    /// See [`RetainedData::read_retained`] (run on the group's state machine).
+    fn read_retained(
+        &self,
+        from: i64,
+        to: i64,
+        max_bytes: usize,
+    ) -> BoxFuture<'static, Result<Option<(Bytes, i64)>, String>>;
 }
 
 fn stopped(e: impl std::fmt::Display) -> RemoteFailure {
@@ -43,9 +80,29 @@ fn stopped(e: impl std::fmt::Display) -> RemoteFailure {
 
 impl<SM> GroupHandler for Raft<TypeConfig, SM>
 where
-    SM: RaftStateMachine<TypeConfig>,
+    SM: RaftStateMachine<TypeConfig> + RetainedData,
     SM::SnapshotData: SnapshotBytes,
 {
+    fn retained_range(&self, snapshot: &[u8]) -> Option<(i64, i64)> {
+        SM::retained_range(snapshot)
+    }
+
+    fn read_retained(
+        &self,
+        from: i64,
+        to: i64,
+        max_bytes: usize,
+    ) -> BoxFuture<'static, Result<Option<(Bytes, i64)>, String>> {
+        let raft = self.clone();
+        Box::pin(async move {
+            let read = raft.with_state_machine(move |sm: &mut SM| {
+                let result = sm.read_retained(from, to, max_bytes);
+                Box::pin(async move { result })
+            });
+            read.await.map_err(|e| e.to_string())?
+        })
+    }
+
     fn handle(&self, body: RequestBody) -> BoxFuture<'static, Result<ResponseBody, RemoteFailure>> {
         let raft = self.clone();
         Box::pin(async move {
@@ -56,8 +113,28 @@ where
                 RequestBody::Vote(rpc) => raft.vote(rpc).await.map(ResponseBody::Vote).map_err(stopped),
                 RequestBody::PreVote(rpc) => raft.pre_vote(rpc).await.map(ResponseBody::Vote).map_err(stopped),
                 RequestBody::FullSnapshot { vote, meta, data } => {
+                    if SM::retained_range(&data).is_some() {
+                        let last = meta.last_log_id;
+                        let staged = raft.with_state_machine(move |sm: &mut SM| {
+                            let staged = sm.retained_staged(last);
+                            Box::pin(async move { staged })
+                        });
+                        if !staged.await.map_err(stopped)? {
+                            return Err(RemoteFailure::Refused("the snapshot's data did not all arrive".into()));
+                        }
+                    }
                     let snapshot = Snapshot { meta, snapshot: SM::SnapshotData::from_bytes(data) };
                     raft.install_full_snapshot(vote, snapshot).await.map(ResponseBody::Snapshot).map_err(stopped)
+                }
+                RequestBody::SnapshotData(chunk) => {
+                    let staged = raft.with_state_machine(move |sm: &mut SM| {
+                        let staged = sm.stage_retained(chunk);
+                        Box::pin(async move { staged })
+                    });
+                    match staged.await.map_err(stopped)? {
+                        Ok(()) => Ok(ResponseBody::Staged),
+                        Err(why) => Err(RemoteFailure::Refused(why)),
+                    }
                 }
                 RequestBody::TransferLeader(rpc) => {
                     raft.handle_transfer_leader(rpc).await.map(ResponseBody::TransferLeader).map_err(stopped)

@@ -75,9 +75,10 @@ use tokio::net::TcpListener;
 
 pub use self::client::{GroupNetwork, GroupNetworkFactory};
 use self::handler::Registry;
-pub use self::handler::{GroupHandler, SnapshotBytes};
+pub use self::handler::{GroupHandler, RetainedData, SnapshotBytes};
 pub use self::peer::CallError;
 use self::peer::Peer;
+pub use self::wire::RetainedChunk;
 use super::{GroupId, NodeId};
 
 /// Limits and timings of the transport.

@@ -323,6 +323,19 @@ impl super::GroupHandler for EchoAfterDelay {
             }
         })
     }
+
+    fn retained_range(&self, _snapshot: &[u8]) -> Option<(i64, i64)> {
+        None
+    }
+
+    fn read_retained(
+        &self,
+        _from: i64,
+        _to: i64,
+        _max_bytes: usize,
+    ) -> futures::future::BoxFuture<'static, Result<Option<(bytes::Bytes, i64)>, String>> {
+        Box::pin(async { Ok(None) })
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -95,13 +95,30 @@ pub enum RequestBody {
     Vote(VoteRequest<TypeConfig>),
     PreVote(VoteRequest<TypeConfig>),
     /// A whole snapshot in one frame: a partition's snapshot is small (log start,
-    /// producer state, epoch history), so it is not chunked; it must fit the frame cap.
+    /// producer state), so it is not chunked; it must fit the frame cap. A compacted
+    /// partition's retained data goes before it, in [`RequestBody::SnapshotData`] chunks.
     FullSnapshot {
         vote: Vote,
         meta: SnapshotMeta,
         data: Bytes,
     },
+    /// One chunk of the retained data of the snapshot at `last` (a compacted log's
+    /// batches in `range`; see `crate::log::retained`): whole batches asked from `from`,
+    /// the offset after them `next`; `done` on the last chunk.
+    SnapshotData(RetainedChunk),
     TransferLeader(TransferLeaderRequest<TypeConfig>),
+}
+
+/// See [`RequestBody::SnapshotData`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RetainedChunk {
+    pub vote: Vote,
+    pub last: Option<crate::raft::LogId>,
+    pub range: (i64, i64),
+    pub from: i64,
+    pub next: i64,
+    pub data: Bytes,
+    pub done: bool,
 }
 
 /// The answer to request `id`.
@@ -118,6 +135,8 @@ pub enum ResponseBody {
     Vote(VoteResponse<TypeConfig>),
     Snapshot(SnapshotResponse<TypeConfig>),
     TransferLeader(TransferLeaderResponse<TypeConfig>),
+    /// A [`RequestBody::SnapshotData`] chunk is staged.
+    Staged,
 }
 
 /// Why the receiving broker could not hand a request to the group.
@@ -130,6 +149,10 @@ pub enum RemoteFailure {
     /// The group's raft instance has stopped (shut down or a fatal storage error).
     #[error("raft group stopped on the target broker: {0}")]
     Stopped(String),
+    /// The group refused the request (snapshot data out of order, or a snapshot whose
+    /// data did not all arrive): the sender starts the snapshot again later.
+    #[error("raft group refused the request: {0}")]
+    Refused(String),
     /// The response could not be encoded (too large for a frame).
     #[error("the target broker could not encode its response: {0}")]
     Encode(String),
