@@ -276,6 +276,11 @@ pub struct KafkaSettings {
     #[arg(long, env = "JET_OFFSETS_TOPIC_NUM_PARTITIONS", default_value_t = 50)]
     pub offsets_topic_num_partitions: i32,
 
+    /// `offsets.topic.segment.bytes`: `segment.bytes` of `__consumer_offsets` (Kafka's
+    /// default 100 MiB, kept small so compaction and loading are fast).
+    #[arg(skip = 100 * 1024 * 1024)]
+    pub offsets_topic_segment_bytes: i32,
+
     /// `group.initial.rebalance.delay.ms`: how long the first rebalance of an empty
     /// classic group waits for more members (settable with `--set`, like the rest below).
     #[arg(skip = 3_000)]
@@ -544,6 +549,7 @@ impl KafkaSettings {
             "log.cleanup.policy" => self.log_cleanup_policy = value.to_string(),
             "compression.type" => self.compression_type = value.to_string(),
             "offsets.topic.num.partitions" => self.offsets_topic_num_partitions = parse(key, value)?,
+            "offsets.topic.segment.bytes" => self.offsets_topic_segment_bytes = parse(key, value)?,
             "group.initial.rebalance.delay.ms" => self.group_initial_rebalance_delay_ms = parse(key, value)?,
             "group.min.session.timeout.ms" => self.group_min_session_timeout_ms = parse(key, value)?,
             "group.max.session.timeout.ms" => self.group_max_session_timeout_ms = parse(key, value)?,

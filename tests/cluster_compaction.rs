@@ -22,6 +22,8 @@ const ARGS: &[&str] = &[
     "log.cleaner.backoff.ms=100",
     "--set",
     "log.cleaner.min.cleanable.ratio=0.01",
+    "--set",
+    "offsets.topic.segment.bytes=16384",
 ];
 
 /// Records per produce request.
@@ -114,4 +116,95 @@ async fn every_replica_compacts_and_a_far_behind_follower_gets_the_retained_data
     assert!(served.len() < produced / 2, "it holds the compacted log, not a full copy: {} records", served.len());
     // Reads from offset 0 on it start with the keys written once, at their offsets.
     assert_eq!(served.first().map(|(o, _)| *o), written.keys().next().copied());
+}
+
+/// Bytes of segment files of `__consumer_offsets` in a broker's data directory.
+fn offsets_topic_bytes(node: &Node) -> u64 {
+    let raft = node.dir.path().join("raft");
+    let Ok(dirs) = std::fs::read_dir(&raft) else { return 0 };
+    dirs.filter_map(|d| d.ok())
+        .filter(|d| d.file_name().to_string_lossy().starts_with("__consumer_offsets-"))
+        .filter_map(|d| std::fs::read_dir(d.path()).ok())
+        .flatten()
+        .filter_map(|f| f.ok())
+        .filter(|f| f.file_name().to_string_lossy().ends_with(".log"))
+        .filter_map(|f| f.metadata().ok())
+        .map(|m| m.len())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_replicated_offsets_topic_stays_compacted_on_every_replica() {
+    use kafka_protocol::messages::*;
+    use kafka_protocol::protocol::StrBytes;
+    let nodes: Vec<Node> = (1..=3).map(Node::new).collect();
+    let (brokers, _) = settled_cluster(&nodes, ARGS).await;
+    let group = "compacted-commits";
+    let first = brokers[0].addr;
+    let owner = until("a coordinator for the group", || async move {
+        let mut c = common::Client::connect(first).await;
+        let request = FindCoordinatorRequest::default().with_key(StrBytes::from_string(group.into())).with_key_type(0);
+        let r: FindCoordinatorResponse = c.call(ApiKey::FindCoordinator, 3, &request).await;
+        (r.error_code == 0).then_some(r.node_id.0)
+    })
+    .await;
+    let mut c = common::Client::connect(brokers[(owner - 1) as usize].addr).await;
+    let commit = |offset: i64| {
+        OffsetCommitRequest::default()
+            .with_group_id(GroupId(StrBytes::from_string(group.into())))
+            .with_generation_id_or_member_epoch(-1)
+            .with_topics(vec![
+                offset_commit_request::OffsetCommitRequestTopic::default().with_name(name(TOPIC)).with_partitions(
+                    vec![
+                        offset_commit_request::OffsetCommitRequestPartition::default()
+                            .with_partition_index(0)
+                            .with_committed_offset(offset),
+                    ],
+                ),
+            ])
+    };
+    // Thousands of commits of one partition: far more than a few 16 KiB segments.
+    const COMMITS: i64 = 4_000;
+    let mut offset = 0;
+    while offset < COMMITS {
+        let r: OffsetCommitResponse = c.call(ApiKey::OffsetCommit, 8, &commit(offset + 1)).await;
+        match r.topics[0].partitions[0].error_code {
+            0 => offset += 1,
+            // The offsets topic is still being created and loaded: retriable, as for clients.
+            code if code == kafka_protocol::ResponseError::CoordinatorLoadInProgress.code()
+                || code == kafka_protocol::ResponseError::CoordinatorNotAvailable.code() => {}
+            code => panic!("commit {}: error {code}", offset + 1),
+        }
+    }
+    for node in &nodes {
+        until("every replica to compact the offsets topic", || async move {
+            let bytes = offsets_topic_bytes(node);
+            (bytes < 64 * 1024).then_some(())
+        })
+        .await;
+    }
+    let request = OffsetFetchRequest::default()
+        .with_group_id(GroupId(StrBytes::from_string(group.into())))
+        .with_topics(Some(vec![
+            offset_fetch_request::OffsetFetchRequestTopic::default()
+                .with_name(name(TOPIC))
+                .with_partition_indexes(vec![0]),
+        ]));
+    let r: OffsetFetchResponse = c.call(ApiKey::OffsetFetch, 7, &request).await;
+    assert_eq!(r.topics[0].partitions[0].committed_offset, COMMITS, "the latest commit survives compaction");
+    // The group's partition of the offsets topic (led by the coordinator) took every
+    // commit, each a batch of its own of at least 61 bytes: far more than the bound every
+    // replica came under.
+    let request = ListOffsetsRequest::default().with_replica_id(BrokerId(-1)).with_topics(vec![
+        list_offsets_request::ListOffsetsTopic::default().with_name(name("__consumer_offsets")).with_partitions(
+            (0..50)
+                .map(|p| {
+                    list_offsets_request::ListOffsetsPartition::default().with_partition_index(p).with_timestamp(-1)
+                })
+                .collect(),
+        ),
+    ]);
+    let r: ListOffsetsResponse = c.call(ApiKey::ListOffsets, 7, &request).await;
+    let end = r.topics[0].partitions.iter().filter(|p| p.error_code == 0).map(|p| p.offset).max();
+    assert!(end.is_some_and(|e| e >= COMMITS), "the offsets partition's end: {end:?}");
 }

@@ -146,7 +146,7 @@ impl RaftReplica {
         let caught_up = Arc::new(CaughtUp::default());
         let follower =
             tokio::spawn(follow_leadership(raft.metrics(), node_id, Arc::downgrade(&state), caught_up.clone()));
-        let purger = tokio::spawn(log_start::purge_below_log_start(raft.clone(), Arc::downgrade(&state)));
+        let purger = tokio::spawn(log_start::purge_below_log_start(raft.clone(), Arc::downgrade(&state), node_id));
         Ok(Arc::new(RaftReplica {
             topic: topic.to_string(),
             index,

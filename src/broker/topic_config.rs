@@ -206,6 +206,7 @@ pub fn validate_broker_settings(settings: &KafkaSettings) -> Result<(), String> 
     at_least("socket.request.max.bytes", i64::from(settings.socket_request_max_bytes), 1024)?;
     at_least("fetch.max.bytes", i64::from(settings.fetch_max_bytes), 1024)?;
     at_least("offsets.topic.num.partitions", i64::from(settings.offsets_topic_num_partitions), 1)?;
+    at_least("offsets.topic.segment.bytes", i64::from(settings.offsets_topic_segment_bytes), 1)?;
     at_least("log.cleaner.threads", i64::from(settings.log_cleaner_threads), 0)?;
     at_least("log.cleaner.backoff.ms", settings.log_cleaner_backoff_ms, 0)?;
     // Kafka's minimum: the offset maps must hold a useful number of keys.

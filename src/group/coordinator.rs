@@ -37,6 +37,7 @@ pub struct GroupSettings {
     pub classic: ClassicConfig,
     pub consumer: ConsumerGroupConfig,
     pub offsets_partitions: i32,
+    pub offsets_segment_bytes: i32,
     pub offsets_retention_ms: i64,
     pub offsets_retention_check_interval_ms: i64,
     pub offset_metadata_max_bytes: usize,
@@ -58,6 +59,7 @@ impl GroupSettings {
                 ..ConsumerGroupConfig::default()
             },
             offsets_partitions: k.offsets_topic_num_partitions,
+            offsets_segment_bytes: k.offsets_topic_segment_bytes,
             offsets_retention_ms: k.offsets_retention_minutes.saturating_mul(60_000),
             offsets_retention_check_interval_ms: k.offsets_retention_check_interval_ms.max(1),
             offset_metadata_max_bytes: usize::try_from(k.offset_metadata_max_bytes).unwrap_or(0),
@@ -211,7 +213,7 @@ impl GroupCoordinator {
         }
         let configs = BTreeMap::from([
             ("cleanup.policy".to_string(), "compact".to_string()),
-            ("segment.bytes".to_string(), (100 * 1024 * 1024).to_string()),
+            ("segment.bytes".to_string(), self.settings.offsets_segment_bytes.to_string()),
             ("compression.type".to_string(), "producer".to_string()),
         ]);
         // In a cluster, replicated on up to three brokers (Kafka's default

@@ -56,6 +56,7 @@ pub fn broker_settings(config: &BrokerConfig) -> Vec<(&'static str, ConfigType, 
         ("node.id", Int, config.node_id.to_string(), "-1"),
         ("num.partitions", Int, k.num_partitions.to_string(), "1"),
         ("offsets.topic.num.partitions", Int, k.offsets_topic_num_partitions.to_string(), "50"),
+        ("offsets.topic.segment.bytes", Int, k.offsets_topic_segment_bytes.to_string(), "104857600"),
         ("queued.max.request.bytes", Long, k.queued_max_request_bytes.to_string(), "-1"),
         ("socket.request.max.bytes", Int, k.socket_request_max_bytes.to_string(), "104857600"),
     ]

@@ -504,6 +504,14 @@ impl PartitionLog {
         self.epochs.clear();
         self.epochs.persist(&self.dir)?;
         write_durably(&self.dir, RECOVERY_POINT_FILE, &format!("{offset}\n"))?;
+        // Whatever was cleaned here is gone: a checkpoint past the new data would make
+        // the cleaner skip it (and drop tombstones whose older values it never mapped).
+        let checkpoint = self.dir.join(super::cleaner::CLEANER_CHECKPOINT_FILE);
+        match std::fs::remove_file(&checkpoint) {
+            Ok(()) => sync_dir(&self.dir)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(super::io_err("remove cleaner checkpoint", &checkpoint)(e)),
+        }
         self.damage.retain_within(offset, offset)
     }
 

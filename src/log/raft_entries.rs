@@ -310,16 +310,26 @@ impl PartitionLog {
             return Ok(());
         }
         if index + 1 >= raft.next_index() {
-            self.delete_segments_below_start()?;
             if self.active().size > 0 {
                 self.roll()?;
                 self.wait_for_seals()?;
             }
+            self.delete_segments_below_start()?;
             return self.restart_raft_index(index + 1);
         }
         self.delete_segments_below_start()?;
         self.raft_mut()?.purge_through(index);
         Ok(())
+    }
+
+    /// Deletes the segments wholly below both the log start and raft's log: data only (a
+    /// compacted log's, see [`purge_entries_through`](Self::purge_entries_through)) that
+    /// a log-start entry passed. Segments holding entries go through raft's purge instead.
+    pub fn delete_data_below_start(&mut self) -> Result<(), LogError> {
+        let Some(first_base) = self.raft.as_ref().and_then(|r| r.segments().first().map(|s| s.segment_base)) else {
+            return Ok(());
+        };
+        self.delete_segments_below(first_base)
     }
 
     /// The last raft entry of the segments wholly below the log start, with the offset

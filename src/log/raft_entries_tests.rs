@@ -279,7 +279,7 @@ fn a_compacted_log_purges_sealed_segments_below_the_high_watermark_and_keeps_the
 
 #[test]
 fn a_restart_with_staged_data_keeps_it_below_raft_and_is_redone_from_any_point() {
-    use super::retained::{STAGING_DIR, StagedData};
+    use super::retained::{StagedData, ready_dir, staging_dir};
     // The leader's data below its snapshot at entry 30, ending at offset `end`.
     let leader_dir = tempfile::tempdir().expect("temp dir");
     let mut leader = PartitionLog::open_raft(leader_dir.path(), config()).expect("open");
@@ -293,33 +293,33 @@ fn a_restart_with_staged_data_keeps_it_below_raft_and_is_redone_from_any_point()
         let mut log = PartitionLog::open_raft(dir.path(), config()).expect("open");
         log.open_raft_index(0, i64::MIN).expect("raft index");
         log.append_entry(&batch(3, 9_000), 1, 9_000).expect("stale entry");
-        let mut staged = StagedData::create(dir.path(), 1024).expect("stage");
+        let mut staged = StagedData::create(dir.path(), 30, 1024).expect("stage");
         let cut: usize = crate::log::batch::BatchIter::new(&data).nth(5).expect("batch").expect("framed").1.end;
         staged.append(&data[..cut], end).expect("chunk 1");
         assert!(staged.append(&data[..cut], end).is_err(), "a chunk that does not follow is refused");
         staged.append(&data[cut..], end).expect("chunk 2");
         staged.finish().expect("finish");
         assert_eq!(staged.next(), end);
-        assert!(dir.path().join(STAGING_DIR).is_dir());
+        assert!(dir.path().join(staging_dir(30)).is_dir());
         if crash_after_staging {
             // The old log is gone and the staged files made ready, then a crash: redone.
             log.restart_at(end).expect("old log gone");
-            std::fs::rename(dir.path().join(STAGING_DIR), dir.path().join(super::retained::READY_DIR)).expect("ready");
+            std::fs::rename(dir.path().join(staging_dir(30)), dir.path().join(ready_dir(30))).expect("ready");
             drop(log);
             let mut log = PartitionLog::open_raft(dir.path(), config()).expect("reopen");
             log.open_raft_index(0, i64::MIN).expect("raft index");
-            log.restart_with_staged(31, end, 2).expect("restart");
-            log.restart_with_staged(31, end, 2).expect("redone once more");
+            log.restart_with_staged(31, end, 2, end).expect("restart");
+            log.restart_with_staged(31, end, 2, end).expect("redone once more");
             drop(log);
         } else {
-            log.restart_with_staged(31, end, 2).expect("restart");
+            log.restart_with_staged(31, end, 2, end).expect("restart");
             drop(log);
         }
         let mut log = PartitionLog::open_raft(dir.path(), config()).expect("reopen");
         log.open_raft_index(31, end).expect("raft index");
         assert_eq!((log.log_start_offset(), log.log_end_offset()), (2, end));
         assert_eq!(log.read(2, 1 << 20, end, true).expect("read"), leader.read(2, 1 << 20, end, true).expect("read"));
-        assert!(!dir.path().join(STAGING_DIR).exists());
+        assert!(!dir.path().join(staging_dir(30)).exists());
         let (info, index) = log.append_entry(&batch(1, 9_000), 2, 9_000).expect("append after");
         assert_eq!((index, info.base_offset), (31, end));
         assert_eq!(expected.len(), 24);

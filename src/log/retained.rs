@@ -5,12 +5,15 @@
 //! itself; the follower stages them ([`StagedData`], in `snapshot-staging/` of the
 //! partition directory, segment files of Kafka's format with the batches' own offsets),
 //! and installing the snapshot swaps its log for them
-//! ([`PartitionLog::restart_with_staged`]).
+//! ([`PartitionLog::restart_with_staged`]). Each snapshot stages in a directory of its own
+//! (`snapshot-staging-<last raft index>`), so a transfer of another snapshot starting
+//! meanwhile cannot disturb one staged complete and about to be installed.
 //!
 //! The swap is redone from wherever a crash left it (the caller keeps a durable marker
-//! until it returns): the old segments go and `snapshot-staging/` is renamed
-//! `snapshot-ready/` (one rename: from then on the staged files are the data), its files
-//! move into the partition directory, an empty active segment starts at the snapshot's end.
+//! until it returns): the old segments go and the staging directory is renamed
+//! `snapshot-ready-<index>` (one rename: from then on the staged files are the data), its
+//! files move into the partition directory, an empty active segment starts at the
+//! snapshot's end. The reopened log must end its data exactly where the staging did.
 
 use std::fs::File;
 use std::io::Write;
@@ -22,10 +25,17 @@ use super::recovery::{LOG_START_FILE, RECOVERY_POINT_FILE, create_dir_durably, w
 use super::segment::{Segment, segment_path, sync_dir};
 use super::{LogConfig, LogError, io_err};
 
-/// Where a follower stages a snapshot's retained data.
-pub const STAGING_DIR: &str = "snapshot-staging";
+/// Where a follower stages the retained data of the snapshot at raft entry `index`.
+pub fn staging_dir(index: u64) -> String {
+    format!("{STAGING_PREFIX}{index}")
+}
+
+const STAGING_PREFIX: &str = "snapshot-staging-";
+
 /// The staged data once the old log is gone (see the module doc).
-pub(super) const READY_DIR: &str = "snapshot-ready";
+pub(super) fn ready_dir(index: u64) -> String {
+    format!("snapshot-ready-{index}")
+}
 
 /// A snapshot's retained data being received: whole batches in offset order, in segment
 /// files of at most `segment_bytes` (one batch may exceed it).
@@ -40,9 +50,10 @@ pub struct StagedData {
 }
 
 impl StagedData {
-    /// Starts staging in `partition_dir` (whatever was staged there before is dropped).
-    pub fn create(partition_dir: &Path, segment_bytes: u64) -> Result<StagedData, LogError> {
-        let dir = partition_dir.join(STAGING_DIR);
+    /// Starts staging the data of the snapshot at raft entry `index` in `partition_dir`
+    /// (whatever was staged for it before is dropped).
+    pub fn create(partition_dir: &Path, index: u64, segment_bytes: u64) -> Result<StagedData, LogError> {
+        let dir = partition_dir.join(staging_dir(index));
         remove_dir_if_present(&dir)?;
         create_dir_durably(&dir)?;
         Ok(StagedData { dir, segment_bytes, current: None, next: i64::MIN })
@@ -68,8 +79,11 @@ impl StagedData {
                     h.base_offset
                 )));
             }
-            let full =
-                self.current.as_ref().is_some_and(|(_, _, size)| *size + batch.len() as u64 > self.segment_bytes);
+            // A segment holds at most `segment.bytes`, and offsets within 2^31 of its base
+            // (its indexes store them relative to it).
+            let full = self.current.as_ref().is_some_and(|(base, _, size)| {
+                *size + batch.len() as u64 > self.segment_bytes || h.last_offset() - *base > i64::from(i32::MAX)
+            });
             if full || self.current.is_none() {
                 self.seal_current()?;
                 let path = segment_path(&self.dir, h.base_offset, "log");
@@ -99,6 +113,11 @@ impl StagedData {
         self.seal_current()?;
         sync_dir(&self.dir)
     }
+
+    /// Drops what was staged (a transfer given up or superseded).
+    pub fn discard(self) -> Result<(), LogError> {
+        remove_dir_if_present(&self.dir)
+    }
 }
 
 fn remove_dir_if_present(dir: &Path) -> Result<(), LogError> {
@@ -109,19 +128,37 @@ fn remove_dir_if_present(dir: &Path) -> Result<(), LogError> {
     }
 }
 
-/// Removes staged data nothing will install (no restart was under way at open).
-pub fn discard_staged(partition_dir: &Path) -> Result<(), LogError> {
-    remove_dir_if_present(&partition_dir.join(STAGING_DIR))
+/// Removes staged data nothing will install: every staging directory but `keep`'s (the
+/// snapshot whose restart was under way at open, if any).
+pub fn discard_staged(partition_dir: &Path, keep: Option<u64>) -> Result<(), LogError> {
+    let keep = keep.map(staging_dir);
+    for entry in std::fs::read_dir(partition_dir).map_err(io_err("list", partition_dir))? {
+        let entry = entry.map_err(io_err("list", partition_dir))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with(STAGING_PREFIX) && keep.as_deref() != Some(name.as_str()) {
+            remove_dir_if_present(&entry.path())?;
+        }
+    }
+    Ok(())
 }
 
 impl PartitionLog {
-    /// Replaces this raft log with the staged data of a snapshot ending at `base` (see the
-    /// module doc), the log start at `log_start`, and an empty active segment at `base`
-    /// whose first entry will be `first_index`. Redone safely after a crash at any point.
-    pub fn restart_with_staged(&mut self, first_index: u64, base: i64, log_start: i64) -> Result<(), LogError> {
+    /// Replaces this raft log with the staged data of the snapshot at raft entry
+    /// `first_index - 1`, ending at `base` (see the module doc): the log start at
+    /// `log_start`, the data ending at `staged_end` (the offset after its last batch,
+    /// `i64::MIN` for none), an empty active segment at `base` whose first entry will be
+    /// `first_index`. Redone safely after a crash at any point.
+    pub fn restart_with_staged(
+        &mut self,
+        first_index: u64,
+        base: i64,
+        log_start: i64,
+        staged_end: i64,
+    ) -> Result<(), LogError> {
         let dir = self.dir.clone();
-        let staging = dir.join(STAGING_DIR);
-        let ready = dir.join(READY_DIR);
+        let index = first_index.saturating_sub(1);
+        let staging = dir.join(staging_dir(index));
+        let ready = dir.join(ready_dir(index));
         if staging.exists() {
             // The old log goes first; then one rename makes the staged files the data.
             self.restart_at(base)?;
@@ -148,10 +185,17 @@ impl PartitionLog {
         let config: LogConfig = self.config.clone();
         let mut reopened = PartitionLog::open_raft(&dir, config)?;
         reopened.open_raft_index(first_index, base)?;
-        if reopened.log_end_offset() != base {
+        // Recovery cuts what fails its checks: the data must end where the staging did.
+        let sealed = &reopened.segments[..reopened.segments.len() - 1];
+        let data_end = sealed.last().map_or(i64::MIN, |s| s.next_offset);
+        if reopened.log_end_offset() != base || data_end != staged_end {
             return Err(LogError::CorruptMetadata {
                 path: dir,
-                reason: format!("staged snapshot data ends at {}, not at {base}", reopened.log_end_offset()),
+                reason: format!(
+                    "a snapshot's staged data ended at {staged_end} (the log at {base}); the log reopened with \
+                     its data ending at {data_end} and the log at {}",
+                    reopened.log_end_offset()
+                ),
             });
         }
         // Nothing staged below the first staged batch (the leader's log start may have

@@ -102,9 +102,9 @@ pub struct RaftState {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restarting: Option<(u64, i64)>,
     /// With `restarting`: the log restarts with the snapshot's staged retained data (see
-    /// [`crate::log::retained`]), its log start this offset.
+    /// [`crate::log::retained`]): (its log start, the offset after the last batch staged).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub restarting_from: Option<i64>,
+    pub restarting_from: Option<(i64, i64)>,
     /// The offset after the last purged entry: sealed segments wholly below it hold data
     /// only (a compacted log's), no entries (see [`PartitionLog::open_raft_index`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -176,9 +176,12 @@ impl PartitionRaftLog {
         match me.state.restarting {
             // A snapshot was being installed past this log's end when the broker stopped:
             // the restart is redone whatever it had got to.
-            Some((index, base)) => me.restart_after_snapshot(index, base)?,
+            Some((index, base)) => {
+                crate::log::retained::discard_staged(dir, Some(index))?;
+                me.restart_after_snapshot(index, base)?
+            }
             None => {
-                crate::log::retained::discard_staged(dir)?;
+                crate::log::retained::discard_staged(dir, None)?;
                 let first = me.state.last_purged.map_or(0, |l| l.index + 1);
                 me.log.open_raft_index(first, me.state.purged_end.unwrap_or(i64::MIN))?
             }
@@ -206,24 +209,32 @@ impl PartitionRaftLog {
     /// entries up to it count as purged in the same state write and the log restarts
     /// empty after it (see [`PartitionLog::restart_after_snapshot`]; a crash before the
     /// files are replaced finishes it at open). Returns whether it restarted.
-    /// `retained`: the snapshot carries retained data from this log start (see
-    /// [`crate::log::retained`]), and whether it is staged complete in the partition
-    /// directory; a restart keeps it, and cannot happen without it.
+    /// `log_start` is the snapshot's: below `base` (a compacted log) the data from it
+    /// goes with the snapshot, and a restart keeps what was staged of it (see
+    /// [`crate::log::retained`]; `staged_end`: staged complete, ending there) and cannot
+    /// happen without it. A log that holds the snapshot's entries moves its start there
+    /// before the snapshot's point counts as applied.
     pub fn install_snapshot(
         &mut self,
         snapshot: StoredSnapshot,
-        retained: Option<(i64, bool)>,
+        log_start: i64,
+        staged_end: Option<i64>,
     ) -> Result<bool, RaftLogError> {
         let Some(last) = snapshot.meta.last_log_id else { return Ok(false) };
         let base = snapshot.base_offset;
         let membership = snapshot.meta.last_membership.clone();
         let held = self.log.read_entry(last.index)?.map(|e| e.epoch);
         let restart = held.is_none() || held != last.leader_id.term.to_leader_epoch().ok();
-        let retained_from = match retained {
-            Some((_, false)) if restart => return Err(RaftLogError::RetainedNotStaged { index: last.index }),
-            Some((from, _)) if restart => Some(from),
-            _ => None,
+        let retained_from = match staged_end {
+            _ if !restart || log_start >= base => None,
+            Some(end) => Some((log_start, end)),
+            None => return Err(RaftLogError::RetainedNotStaged { index: last.index }),
         };
+        if !restart {
+            // Log-start entries up to the snapshot's point are never applied here: its
+            // log start is durable before that point counts as applied.
+            self.log.move_log_start(log_start)?;
+        }
         self.save_snapshot(snapshot)?;
         self.state.applied = Some(last);
         self.state.membership = Some(membership.clone());
@@ -246,7 +257,7 @@ impl PartitionRaftLog {
     /// durable marker of [`RaftState::restarting`] is cleared).
     fn restart_after_snapshot(&mut self, index: u64, base: i64) -> Result<(), RaftLogError> {
         match self.state.restarting_from {
-            Some(log_start) => self.log.restart_with_staged(index + 1, base, log_start)?,
+            Some((log_start, staged_end)) => self.log.restart_with_staged(index + 1, base, log_start, staged_end)?,
             None => self.log.restart_after_snapshot(index, base)?,
         }
         self.state.restarting = None;
@@ -439,7 +450,9 @@ impl PartitionRaftLog {
 
     /// Moves the log start (a log-start entry applied; see [`PartitionLog::move_log_start`]).
     pub fn move_log_start(&mut self, offset: i64) -> Result<i64, RaftLogError> {
-        Ok(self.log.move_log_start(offset)?)
+        let start = self.log.move_log_start(offset)?;
+        self.log.delete_data_below_start()?;
+        Ok(start)
     }
 }
 

@@ -21,12 +21,12 @@
 use std::io::{self, Cursor};
 use std::sync::Arc;
 
-use bytes::Bytes;
+use futures::future::BoxFuture;
 use futures::{Stream, StreamExt};
 use openraft::storage::{EntryResponder, RaftStateMachine};
 use openraft::{EntryPayload, RaftSnapshotBuilder};
 
-use super::network::{RetainedChunk, RetainedData};
+use super::network::{RetainedChunk, RetainedData, RetainedRead};
 use super::replica_state::{PartitionSnapshot, PartitionSnapshotMeta, ReplicaState};
 use super::{AppendBatches, Appended, LogId, StoredMembership, TypeConfig, control};
 use crate::broker::partition::PartitionError;
@@ -75,12 +75,19 @@ impl RetainedData for PartitionStateMachine {
         ReplicaState::retained_range(snapshot)
     }
 
-    fn read_retained(&mut self, from: i64, to: i64, max_bytes: usize) -> Result<Option<(Bytes, i64)>, String> {
-        self.state.read_retained(from, to, max_bytes).map_err(|e| e.to_string())
+    fn read_retained(&mut self, from: i64, to: i64, max_bytes: usize) -> BoxFuture<'static, RetainedRead> {
+        let state = self.state.clone();
+        Box::pin(async move {
+            let read = tokio::task::spawn_blocking(move || state.read_retained(from, to, max_bytes));
+            read.await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())
+        })
     }
 
-    fn stage_retained(&mut self, chunk: RetainedChunk) -> Result<(), String> {
-        self.state.stage_retained(chunk)
+    fn stage_retained(&mut self, chunk: RetainedChunk) -> BoxFuture<'static, Result<(), String>> {
+        let state = self.state.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || state.stage_retained(chunk)).await.map_err(|e| e.to_string())?
+        })
     }
 
     fn retained_staged(&mut self, last: Option<LogId>) -> bool {
@@ -156,7 +163,10 @@ impl RaftStateMachine<TypeConfig> for PartitionStateMachine {
         meta: &PartitionSnapshotMeta,
         snapshot: Cursor<Vec<u8>>,
     ) -> Result<(), io::Error> {
-        self.state.install_snapshot(meta, snapshot.into_inner()).map_err(io)
+        // Off the runtime's workers: with retained data, it moves and checks that data.
+        let (state, meta) = (self.state.clone(), meta.clone());
+        let install = tokio::task::spawn_blocking(move || state.install_snapshot(&meta, snapshot.into_inner()));
+        install.await.map_err(io::Error::other)?.map_err(io)
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<PartitionSnapshot>, io::Error> {

@@ -123,8 +123,11 @@ pub struct ReplicaState {
     /// Whether the topic is compacted (its data stays below raft's log; see
     /// [`retained`]); watched by the task that triggers snapshots.
     compacted: watch::Sender<bool>,
-    /// A snapshot's retained data being received from the leader.
-    staging: Mutex<Option<retained::Staging>>,
+    /// The raft entry a compacted partition's purges may not pass (`u64::MAX`: none; see
+    /// [`ReplicaState::hold_compaction_purge`]).
+    purge_hold: std::sync::atomic::AtomicU64,
+    /// Snapshots' retained data being received from the leader, and received.
+    staging: Mutex<retained::Stagings>,
 }
 
 fn not_leader() -> PartitionError {
@@ -205,7 +208,8 @@ impl ReplicaState {
             log_start_moved: watch::channel(0).0,
             progress: watch::channel(Progress::new(high_watermark)).0,
             compacted: watch::channel(false).0,
-            staging: Mutex::new(None),
+            staging: Mutex::new(retained::Stagings::default()),
+            purge_hold: std::sync::atomic::AtomicU64::new(u64::MAX),
             inner: Mutex::new(Inner {
                 applied,
                 membership,
@@ -486,11 +490,11 @@ impl ReplicaState {
             .ok_or(SnapshotError::Producers)?;
         let text = String::from_utf8(data.clone()).map_err(SnapshotError::from)?;
         let log_start = decoded.log_start.unwrap_or(base_offset).min(base_offset);
-        let retained = (log_start < base_offset).then(|| self.take_staged(last)).transpose()?.map(|s| (log_start, s));
+        let staged_end = if log_start < base_offset { self.take_staged(last)? } else { None };
         let mut inner = self.lock()?;
         let mut log = self.log()?;
         let restarted = log
-            .install_snapshot(StoredSnapshot { meta: meta.clone(), base_offset, data: text }, retained)
+            .install_snapshot(StoredSnapshot { meta: meta.clone(), base_offset, data: text }, log_start, staged_end)
             .map_err(SnapshotError::Log)?;
         tracing::info!(
             dir = %log.dir().display(),
@@ -498,15 +502,11 @@ impl ReplicaState {
             end_offset = base_offset,
             log_start,
             restarted,
-            with_retained_data = retained.is_some(),
+            with_retained_data = staged_end.is_some(),
             "installed a leader's snapshot"
         );
-        if !restarted {
-            // This log holds the snapshot's entries: its start moves to the leader's then,
-            // and data staged for a restart is not needed.
-            log.move_log_start(log_start).map_err(SnapshotError::Log)?;
-            crate::log::retained::discard_staged(log.dir()).map_err(|e| SnapshotError::Log(e.into()))?;
-        }
+        // Nothing staged is needed any more (a restart moved in what it used).
+        self.discard_stagings(log.dir()).map_err(|e| SnapshotError::Log(e.into()))?;
         inner.producers = producers;
         inner.applied = Some(last);
         inner.membership = meta.last_membership.clone();

@@ -7,9 +7,12 @@ use crate::broker::producer_state::{ProducerIdGate, ProducerLimits};
 use crate::broker::replica::Replica;
 use crate::log::LogError;
 use crate::log::batch::BatchHeader;
-use crate::raft::control;
 use crate::raft::log_store::RaftLogError;
 use crate::raft::replica_state::ReplicaState;
+use crate::raft::{NodeId, control};
+use openraft::Instant as _;
+use openraft::ServerState;
+use openraft::async_runtime::watch::WatchReceiver;
 
 impl RaftReplica {
     /// Leader only: moves the partition's log start to `offset` (at most the high
@@ -42,6 +45,31 @@ impl RaftReplica {
     }
 }
 
+/// How recently a follower must have answered the leader for its progress to hold back a
+/// compacted partition's purges: a replicating follower answers many times a second; one
+/// silent this long is down or cut off, and gets a snapshot when it returns.
+const LIVE_FOLLOWER: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// On the leader: the lowest raft entry a live follower has matched (0 for one that has
+/// matched none), so that a compacted partition's purges wait for it — it catches up from
+/// the log, instead of being sent the whole compacted log again with a newer snapshot each
+/// time a segment seals. Followers silent for [`LIVE_FOLLOWER`] hold nothing back (they
+/// get a snapshot with the data when they return). `None` on a follower.
+fn followers_hold(raft: &PartitionRaft, me: NodeId) -> Option<u64> {
+    let m = raft.metrics();
+    let m = m.borrow_watched();
+    if m.state != ServerState::Leader {
+        return None;
+    }
+    let (Some(replication), Some(heartbeat)) = (&m.replication, &m.heartbeat) else { return None };
+    replication
+        .iter()
+        .filter(|(id, _)| **id != me)
+        .filter(|(id, _)| heartbeat.get(id).and_then(Option::as_ref).is_some_and(|ack| ack.elapsed() < LIVE_FOLLOWER))
+        .map(|(_, matched)| matched.map_or(0, |l| l.index))
+        .min()
+}
+
 /// How often a compacted partition checks for sealed segments below the high watermark
 /// whose entries raft may purge (so that the cleaner can rewrite them).
 const COMPACTED_PURGE_CHECK: std::time::Duration = std::time::Duration::from_secs(1);
@@ -51,7 +79,7 @@ const COMPACTED_PURGE_CHECK: std::time::Duration = std::time::Duration::from_sec
 /// compacted topic, sealed segments below the high watermark too (checked every
 /// [`COMPACTED_PURGE_CHECK`]) — so that openraft purges those entries: the segments go
 /// (below the log start) or become the cleaner's (compacted). Until the replica is dropped.
-pub(super) async fn purge_below_log_start(raft: PartitionRaft, weak: std::sync::Weak<ReplicaState>) {
+pub(super) async fn purge_below_log_start(raft: PartitionRaft, weak: std::sync::Weak<ReplicaState>, me: NodeId) {
     let Some((mut moved, mut compacted)) = weak.upgrade().map(|s| (s.watch_log_start(), s.watch_compacted())) else {
         return;
     };
@@ -64,7 +92,10 @@ pub(super) async fn purge_below_log_start(raft: PartitionRaft, weak: std::sync::
     }
     loop {
         let purgeable = match weak.upgrade() {
-            Some(state) => state.purgeable(),
+            Some(state) => {
+                state.hold_compaction_purge(followers_hold(&raft, me));
+                state.purgeable()
+            }
             None => return,
         };
         match purgeable {

@@ -124,6 +124,9 @@ pub fn raft_config() -> Result<Arc<openraft::Config>, openraft::ConfigError> {
 /// Partition groups' leader lease (openraft's `election_timeout_max`), in ms.
 pub const PARTITION_LEASE_MS: u64 = 500;
 
+/// openraft's `install_snapshot_timeout` for partition groups (see [`partition_raft_config`]).
+const INSTALL_SNAPSHOT_TIMEOUT_MS: u64 = 30_000;
+
 /// [`raft_config`] for partition groups: no timers (`enable_tick = false`). An idle group
 /// then costs nothing; elections and catch-up heartbeats come from the broker-wide
 /// [`elections`] task, driven by the gossip view and raft connections. Their lease is
@@ -140,6 +143,9 @@ pub fn partition_raft_config() -> Result<Arc<openraft::Config>, openraft::Config
     // A snapshot (triggered by the replica, never by openraft) covers exactly the
     // entries of segments below the log start: all of them may go.
     config.max_in_snapshot_log_to_keep = 0;
+    // Each call of a snapshot's transfer (a chunk of a compacted log's retained data, the
+    // snapshot itself: installing it checks that data) may take this long.
+    config.install_snapshot_timeout = INSTALL_SNAPSHOT_TIMEOUT_MS;
     Ok(Arc::new(config.validate()?))
 }
 

@@ -31,6 +31,9 @@ impl SnapshotBytes for Cursor<Vec<u8>> {
     }
 }
 
+/// What [`RetainedData::read_retained`] reads.
+pub type RetainedRead = Result<Option<(Bytes, i64)>, String>;
+
 /// Data a state machine's snapshot carries besides its bytes: a compacted partition's
 /// retained data (see `crate::log::retained`), sent in chunks before the snapshot. The
 /// defaults are a state machine whose snapshots carry none (the controller's).
@@ -41,14 +44,14 @@ pub trait RetainedData {
     }
 
     /// Sender: whole batches from `from` below `to`, about `max_bytes` (at least one),
-    /// with the offset after them; `None` when none is left.
-    fn read_retained(&mut self, _from: i64, _to: i64, _max_bytes: usize) -> Result<Option<(Bytes, i64)>, String> {
-        Ok(None)
+    /// with the offset after them; `None` when none is left. The future does the I/O.
+    fn read_retained(&mut self, _from: i64, _to: i64, _max_bytes: usize) -> BoxFuture<'static, RetainedRead> {
+        Box::pin(async { Ok(None) })
     }
 
-    /// Receiver: stages one chunk.
-    fn stage_retained(&mut self, _chunk: RetainedChunk) -> Result<(), String> {
-        Err("this group's snapshots carry no data".into())
+    /// Receiver: stages one chunk (the future does the I/O).
+    fn stage_retained(&mut self, _chunk: RetainedChunk) -> BoxFuture<'static, Result<(), String>> {
+        Box::pin(async { Err("this group's snapshots carry no data".into()) })
     }
 
     /// Receiver: whether everything that goes with the snapshot at `last` was staged.
@@ -96,10 +99,10 @@ where
         let raft = self.clone();
         Box::pin(async move {
             let read = raft.with_state_machine(move |sm: &mut SM| {
-                let result = sm.read_retained(from, to, max_bytes);
-                Box::pin(async move { result })
+                // The read's future is handed out: its I/O runs off the state machine's task.
+                Box::pin(std::future::ready(sm.read_retained(from, to, max_bytes)))
             });
-            read.await.map_err(|e| e.to_string())?
+            read.await.map_err(|e| e.to_string())?.await
         })
     }
 
@@ -127,11 +130,9 @@ where
                     raft.install_full_snapshot(vote, snapshot).await.map(ResponseBody::Snapshot).map_err(stopped)
                 }
                 RequestBody::SnapshotData(chunk) => {
-                    let staged = raft.with_state_machine(move |sm: &mut SM| {
-                        let staged = sm.stage_retained(chunk);
-                        Box::pin(async move { staged })
-                    });
-                    match staged.await.map_err(stopped)? {
+                    let staged = raft
+                        .with_state_machine(move |sm: &mut SM| Box::pin(std::future::ready(sm.stage_retained(chunk))));
+                    match staged.await.map_err(stopped)?.await {
                         Ok(()) => Ok(ResponseBody::Staged),
                         Err(why) => Err(RemoteFailure::Refused(why)),
                     }

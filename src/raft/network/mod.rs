@@ -75,7 +75,7 @@ use tokio::net::TcpListener;
 
 pub use self::client::{GroupNetwork, GroupNetworkFactory};
 use self::handler::Registry;
-pub use self::handler::{GroupHandler, RetainedData, SnapshotBytes};
+pub use self::handler::{GroupHandler, RetainedData, RetainedRead, SnapshotBytes};
 pub use self::peer::CallError;
 use self::peer::Peer;
 pub use self::wire::RetainedChunk;

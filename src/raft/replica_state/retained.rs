@@ -2,6 +2,9 @@
 //! raft may purge so that the cleaner can rewrite it, and the chunks that carry it with a
 //! snapshot to a far-behind follower.
 
+use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
+
 use bytes::Bytes;
 use tokio::sync::watch;
 
@@ -16,13 +19,24 @@ use crate::raft::network::RetainedChunk;
 
 /// Retained data being received for the snapshot at `last`.
 pub(super) struct Staging {
-    last: Option<LogId>,
+    last: LogId,
     range: (i64, i64),
     /// The `from` the next chunk must have.
     expected: i64,
     data: StagedData,
-    complete: bool,
 }
+
+/// Snapshots' retained data: the transfer under way, and the last ones received complete
+/// (each in its own directory), kept until their snapshot is installed.
+#[derive(Default)]
+pub(super) struct Stagings {
+    receiving: Option<Staging>,
+    complete: VecDeque<Staging>,
+}
+
+/// Complete stagings kept (a newer transfer completing between a snapshot's check and its
+/// install must not take its data away).
+const COMPLETE_KEPT: usize = 2;
 
 fn refused(why: impl std::fmt::Display) -> String {
     why.to_string()
@@ -47,10 +61,24 @@ impl ReplicaState {
     }
 
     /// Where a snapshot lets raft purge (see [`crate::log::PartitionLog::raft_purge_point`]):
-    /// below the log start, and for a compacted log below the high watermark too.
+    /// below the log start, and for a compacted log below the high watermark too — and
+    /// below the end of the entry [`Self::hold_compaction_purge`] names, if any (not
+    /// below the log start: that data is gone on every replica).
     pub(super) fn purge_point(&self, log: &PartitionRaftLog) -> Option<(u64, i64)> {
-        let compacted_below = (*self.compacted.borrow()).then(|| self.high_watermark());
+        let compacted_below = (*self.compacted.borrow()).then(|| {
+            let hw = self.high_watermark();
+            match self.purge_hold.load(Ordering::Acquire) {
+                u64::MAX => hw,
+                held => log.end_offset_of(held).map_or(i64::MIN, |end| end.min(hw)),
+            }
+        });
         log.log().raft_purge_point(compacted_below)
+    }
+
+    /// On the leader: a compacted partition's purges stop at raft entry `held` (the
+    /// lowest a live follower matched), or nowhere (`None`).
+    pub fn hold_compaction_purge(&self, held: Option<u64>) {
+        self.purge_hold.store(held.unwrap_or(u64::MAX), Ordering::Release);
     }
 
     /// The offsets whose data goes with `snapshot` (its log start up to its end), if any.
@@ -63,14 +91,18 @@ impl ReplicaState {
     /// Whole batches of committed data from `from` (or the log start, if later) below
     /// `to`, about `max_bytes`, with the offset after them; `None` when none is left.
     pub fn read_retained(&self, from: i64, to: i64, max_bytes: usize) -> Result<Option<(Bytes, i64)>, PartitionError> {
-        let log = self.log()?;
-        let log = log.log();
-        let upto = to.min(self.high_watermark());
-        let from = from.max(log.log_start_offset());
-        if from >= upto {
-            return Ok(None);
-        }
-        let bytes = log.read(from, max_bytes, upto, true)?;
+        let plan = {
+            let log = self.log()?;
+            let log = log.log();
+            let upto = to.min(self.high_watermark());
+            let from = from.max(log.log_start_offset());
+            if from >= upto {
+                return Ok(None);
+            }
+            log.plan_read(from, max_bytes, upto, true)?
+        };
+        // Read without the log's lock (the plan holds the files open).
+        let bytes = plan.execute()?;
         let mut next = None;
         for item in BatchIter::new(&bytes) {
             let (h, _) = item.map_err(|e| LogError::InvalidArgument(e.to_string()))?;
@@ -82,43 +114,64 @@ impl ReplicaState {
     /// Stages one chunk of a snapshot's retained data; the first chunk of a snapshot (its
     /// `from` is the range's start) starts over, the others must follow the last one.
     pub fn stage_retained(&self, chunk: RetainedChunk) -> Result<(), String> {
-        let mut staging = self.staging.lock().map_err(|_poisoned| refused(PartitionError::Poisoned))?;
+        let Some(last) = chunk.last else { return Err("snapshot data chunk without a snapshot point".into()) };
+        // Before the staging lock, never under it (an install takes it under the log's).
+        let (dir, segment_bytes) = {
+            let log = self.log().map_err(refused)?;
+            (log.dir().to_path_buf(), log.log().config().segment_bytes)
+        };
+        let mut stagings = self.staging.lock().map_err(|_poisoned| refused(PartitionError::Poisoned))?;
         if chunk.from == chunk.range.0 {
-            let (dir, segment_bytes) = {
-                let log = self.log().map_err(refused)?;
-                (log.dir().to_path_buf(), log.log().config().segment_bytes)
-            };
-            let data = StagedData::create(&dir, segment_bytes).map_err(refused)?;
-            *staging =
-                Some(Staging { last: chunk.last, range: chunk.range, expected: chunk.from, data, complete: false });
+            if let Some(old) = stagings.receiving.take() {
+                old.data.discard().map_err(refused)?;
+            }
+            if let Some(i) = stagings.complete.iter().position(|s| s.last == last)
+                && let Some(old) = stagings.complete.remove(i)
+            {
+                old.data.discard().map_err(refused)?;
+            }
+            let data = StagedData::create(&dir, last.index, segment_bytes).map_err(refused)?;
+            stagings.receiving = Some(Staging { last, range: chunk.range, expected: chunk.from, data });
         }
-        let Some(s) = staging.as_mut() else { return Err("snapshot data chunk without its start".into()) };
-        if s.last != chunk.last || s.range != chunk.range || s.expected != chunk.from || s.complete {
+        let Some(s) = stagings.receiving.as_mut() else { return Err("snapshot data chunk without its start".into()) };
+        if s.last != last || s.range != chunk.range || s.expected != chunk.from {
             return Err(format!("snapshot data chunk from {} does not follow the last one", chunk.from));
         }
         s.data.append(&chunk.data, chunk.range.1).map_err(refused)?;
         s.expected = chunk.next;
         if chunk.done {
             s.data.finish().map_err(refused)?;
-            s.complete = true;
+            if let Some(done) = stagings.receiving.take() {
+                stagings.complete.push_back(done);
+            }
+            while stagings.complete.len() > COMPLETE_KEPT {
+                if let Some(old) = stagings.complete.pop_front() {
+                    old.data.discard().map_err(refused)?;
+                }
+            }
         }
         Ok(())
     }
 
     /// Whether the retained data of the snapshot at `last` was staged complete.
     pub fn retained_staged(&self, last: Option<LogId>) -> bool {
-        let staging = self.staging.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        staging.as_ref().is_some_and(|s| s.complete && s.last == last)
+        let stagings = self.staging.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        stagings.complete.iter().any(|s| Some(s.last) == last)
     }
 
-    /// For installing the snapshot at `last`: whether its retained data is staged
-    /// complete (then handed over: the install moves it into the log).
-    pub(super) fn take_staged(&self, last: LogId) -> Result<bool, PartitionError> {
-        let mut staging = self.staging.lock().map_err(|_poisoned| PartitionError::Poisoned)?;
-        let ready = staging.as_ref().is_some_and(|s| s.complete && s.last == Some(last));
-        if ready {
-            *staging = None;
+    /// Forgets every staging, and removes their directories (a snapshot was installed).
+    pub(super) fn discard_stagings(&self, dir: &std::path::Path) -> Result<(), LogError> {
+        if let Ok(mut stagings) = self.staging.lock() {
+            *stagings = Stagings::default();
         }
-        Ok(ready)
+        crate::log::retained::discard_staged(dir, None)
+    }
+
+    /// For installing the snapshot at `last`: where its retained data staged complete
+    /// ends (then handed over: the install moves it into the log), if it was.
+    pub(super) fn take_staged(&self, last: LogId) -> Result<Option<i64>, PartitionError> {
+        let mut stagings = self.staging.lock().map_err(|_poisoned| PartitionError::Poisoned)?;
+        let Some(i) = stagings.complete.iter().position(|s| s.last == last) else { return Ok(None) };
+        Ok(stagings.complete.remove(i).map(|s| s.data.next()))
     }
 }
