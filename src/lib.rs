@@ -43,8 +43,8 @@
 //!   `broker::replica` is the replication seam: handlers use every partition through the
 //!   `Replica` trait (append → a `Commit` that resolves when the high watermark covers
 //!   it, plan a read, offsets, leader and epoch, lookups, DeleteRecords), so the local
-//!   log, the in-memory store of the handler tests (`broker::replica::memory`) and, later,
-//!   a raft group look the same to them.
+//!   log, the in-memory store of the handler tests (`broker::replica::memory`) and a raft
+//!   group look the same to them.
 //! - [`group`]: consumer groups — the classic protocol and KIP-848 as pure state
 //!   machines, and the coordinator that keeps them (and committed offsets) as records of
 //!   `__consumer_offsets`, written through the same partition append path as any topic.
@@ -63,8 +63,9 @@
 //!   answers from), `log::raft_index` and `log::raft_entries` (raft index ↔ offset
 //!   translation beside the segments: final `.raftindex` sidecars written by seals, the
 //!   active segment's `.raftgroups` written before the batches it groups, rebuilt on
-//!   open).
-//! - [`raft`]: partition replication (being built, issue 10) — `raft::TypeConfig` (term =
+//!   open), `log::retained` (a compacted raft log's data below raft's log, and a
+//!   follower's staging of it when it installs a snapshot).
+//! - [`raft`]: partition replication — `raft::TypeConfig` (term =
 //!   Kafka leader epoch, `leader_id_std`), `raft::log_store` (the segment files as
 //!   openraft's log store, passing openraft's storage conformance suite; vote and small
 //!   state in `raft-state.json`), `raft::control` (blank and membership entries as
@@ -72,7 +73,9 @@
 //!   multiplexed TCP connection per peer carries every group's RPCs), `raft::partition_state`
 //!   and `raft::replica_state` (the state machine: high watermark = end of the last applied
 //!   entry, producer state rebuilt by applying; the leader's proposals in flight), and
-//!   `broker::raft_replica` (a raft group behind the `Replica` seam).
+//!   `broker::raft_replica` (a raft group behind the `Replica` seam; its `log_start`
+//!   proposes DeleteRecords and retention and triggers the snapshots that let raft purge,
+//!   its `compaction` lets the cleaner rewrite what raft purged).
 //! - [`cluster`]: where replicas live — `cluster::placement`, the pure function that
 //!   spreads replicas and preferred leaders across brokers and racks, and
 //!   `cluster::gossip`, broker discovery and failure detection (memberlist 0.8.5) behind
@@ -119,6 +122,17 @@
 //! - **A request body is walked against its schema before decoding** ([`protocol::bounds`]):
 //!   the decoder preallocates from wire counts, and checking counts against the bytes
 //!   left is the only way to make every request's allocation proportional to its size.
+//! - **A compacted partition's raft snapshot carries data.** The design notes have a
+//!   partition snapshot small (log start, producer state), the data below it gone on every
+//!   replica. That holds for retention and DeleteRecords, not for compaction: the cleaner
+//!   may rewrite only what raft will never read or send again, so a compacted replica
+//!   purges sealed, committed segments from raft's log through a snapshot and keeps their
+//!   data below it, and a follower that needs that snapshot also needs the data. It goes
+//!   with the snapshot in chunks, read from the leader's segment files and staged by the
+//!   follower ([`log::retained`]) — as much as a Kafka follower fetching from the log
+//!   start would copy. Each replica's cleaner then compacts its own copy, as every Kafka
+//!   broker's does: the same offsets and the same latest record of every key on every
+//!   replica, not byte-identical files below raft's log.
 //!
 //! # Durability model
 //!
