@@ -95,13 +95,13 @@ def pod_host(i: int) -> str:
 # ------------------------------------------------------------------ lint and metadata
 
 
-def test_lint_strict_with_default_and_other_values(helm, tmp_path):
+def test_lint_strict_with_default_and_every_ci_values_file(helm):
     r = subprocess.run([helm, "lint", "--strict", str(CHART)], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
-    other = tmp_path / "other.yaml"
-    other.write_text(yaml.safe_dump(OTHER_VALUES))
-    r = subprocess.run([helm, "lint", "--strict", str(CHART), "-f", str(other)], capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stdout + r.stderr
+    assert CI_VALUES, "charts/jet/ci/ has no values files"
+    for f in CI_VALUES:
+        r = subprocess.run([helm, "lint", "--strict", str(CHART), "-f", str(f)], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, f"{f.name}: {r.stdout}{r.stderr}"
 
 
 def test_app_version_is_the_crate_version():
@@ -118,13 +118,10 @@ def test_every_value_is_documented():
     assert not missing, f"charts/README.md does not document {missing}"
 
 
-OTHER_VALUES = {
-    "replicas": 5, "persistence": {"enabled": False}, "gossipKey": {"existingSecret": "mine"},
-    "rack": {"from": "zone"}, "serviceMonitor": {"enabled": True}, "config": {"num.partitions": 3},
-    "extraArgs": ["--set", "group.initial.rebalance.delay.ms=0"], "extraEnv": [{"name": "RUST_LOG", "value": "debug"}],
-    "service": {"type": "LoadBalancer"}, "affinity": {"podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [
-        {"topologyKey": "kubernetes.io/hostname", "labelSelector": {"matchLabels": {"app.kubernetes.io/name": "jet"}}}]}},
-}
+# The chart-testing values files (charts/jet/ci/, ct's convention); the five-broker one with
+# racks, a LoadBalancer, hard anti-affinity and no persistence is the "other values" below.
+CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))
+OTHER_VALUES = yaml.safe_load((CHART / "ci" / "racks-5-replicas-values.yaml").read_text())
 
 
 KUBE_MIN = "1.25.0"  # Chart.yaml kubeVersion
@@ -135,7 +132,7 @@ def test_manifests_are_valid_kubernetes_objects(helm, kubernetes):
     """Strict validation against the API's schemas (unknown fields, wrong types) for the oldest
     Kubernetes the chart claims (Chart.yaml kubeVersion) and the newest kubernetes-validate has."""
     assert yaml.safe_load((CHART / "Chart.yaml").read_text())["kubeVersion"] == f">={KUBE_MIN}-0"
-    for values in [None, OTHER_VALUES]:
+    for values in [None, *(yaml.safe_load(f.read_text()) for f in CI_VALUES)]:
         for doc in render(helm, values):
             if doc["apiVersion"].startswith("monitoring.coreos.com/"):
                 continue  # the Prometheus Operator's CRD: no schema here
@@ -395,6 +392,38 @@ def test_notes_show_how_to_connect_with_kcat(helm):
     assert "gossip is not encrypted" in unencrypted and "emptyDir" in unencrypted, unencrypted
 
 
+def hook_test_pods(docs: list[dict]) -> dict[str, dict]:
+    """The `helm test` pods, by name."""
+    return {
+        d["metadata"]["name"]: d
+        for d in docs
+        if d["kind"] == "Pod" and d["metadata"].get("annotations", {}).get("helm.sh/hook") == "test"
+    }
+
+
+def test_helm_test_pods_run_the_commands_the_notes_print(helm):
+    docs = render(helm)
+    pods = hook_test_pods(docs)
+    assert sorted(pods) == [f"{FULLNAME}-test-jet-cli", f"{FULLNAME}-test-kcat"]
+    for pod in pods.values():
+        assert pod["metadata"]["namespace"] == NAMESPACE
+        assert pod["spec"]["restartPolicy"] == "Never"
+    (kcat,) = pods[f"{FULLNAME}-test-kcat"]["spec"]["containers"]
+    (cli,) = pods[f"{FULLNAME}-test-jet-cli"]["spec"]["containers"]
+    text = notes(helm)
+    # The image NOTES.txt runs kcat from, and each kcat command it prints (what follows the
+    # broker address: list, produce, consume from the beginning).
+    assert f"--image={kcat['image']} " in text
+    script = kcat["command"][2]
+    for line in [ln for ln in text.splitlines() if "kcat" in ln and " -b " in ln]:
+        flags = line.split(f"-b {pod_host(0)}:9092", 1)[1].replace("-t demo", '-t "$TOPIC"').strip()
+        assert f'kcat -b "$BROKER" {flags}' in script, (flags, script)
+    assert {e["name"]: e["value"] for e in kcat["env"]}["BROKER"] == f"{pod_host(0)}:9092"
+    assert "jet cluster info" in text and "jet cluster info" in cli["command"][2]
+    assert cli["image"] == container(docs)["image"]
+    assert hook_test_pods(render(helm, {"tests": {"enabled": False}})) == {}
+
+
 # ------------------------------------------------------------------ values.schema.json
 
 
@@ -549,7 +578,11 @@ def test_three_rendered_pods_form_one_gossip_cluster(helm, tmp_path):
     ports = {"kafka": free_port(), "raft": free_port(), "gossip": free_port(), "admin": free_port()}
     docs = render(helm, {"replicas": 3, "ports": ports})
     hosts = tmp_path / "hosts"
-    hosts.write_text("127.0.0.1 localhost\n" + "".join(f"{ip} {pod_host(i)}\n" for i, ip in enumerate(ips)))
+    # The bootstrap Service's name goes to the first pod, as the Service would send it to one.
+    service = f"{FULLNAME}.{NAMESPACE}.svc.cluster.local"
+    hosts.write_text(
+        "127.0.0.1 localhost\n" + "".join(f"{ip} {pod_host(i)}\n" for i, ip in enumerate(ips)) + f"{ips[0]} {service}\n"
+    )
     expected = [(i, pod_host(i)) for i in range(3)]
     pods = [Pod(jet, docs, i, ips[i], tmp_path, hosts) for i in range(2)]
     try:
@@ -563,6 +596,18 @@ def test_three_rendered_pods_form_one_gossip_cluster(helm, tmp_path):
             assert sorted((b["node_id"], b["host"]) for b in p.cluster()["brokers"]) == expected
         md = metadata(ips[1], ports["kafka"], "helm-three")
         assert sorted(md["brokers"]) == [(i, host, ports["kafka"], None) for i, host in expected]
+        # `helm test`: each test pod's script, run as its container would (its environment,
+        # the cluster's names; kcat and jet from this machine).
+        for name, pod in hook_test_pods(docs).items():
+            (c,) = pod["spec"]["containers"]
+            bin_dir = tmp_path / "bin"
+            bin_dir.mkdir(exist_ok=True)
+            if not (bin_dir / "jet").exists():
+                (bin_dir / "jet").symlink_to(jet)
+            env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", **{e["name"]: e["value"] for e in c["env"]}}
+            argv = ["unshare", "-m", "--", "/bin/sh", "-c", 'mount --bind "$0" /etc/hosts && exec "$@"', str(hosts), *c["command"]]
+            r = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=120)
+            assert r.returncode == 0, f"helm test pod {name} failed:\n{r.stdout}\n{r.stderr}"
     finally:
         codes = [p.stop() for p in pods]
     assert codes == [0] * len(pods), "\n".join(p.log() for p in pods)
