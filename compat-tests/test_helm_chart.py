@@ -118,9 +118,10 @@ def test_every_value_is_documented():
     assert not missing, f"charts/README.md does not document {missing}"
 
 
-# The chart-testing values files (charts/jet/ci/, ct's convention); the five-broker one with
-# racks, a LoadBalancer, hard anti-affinity and no persistence is the "other values" below.
-CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))
+# The chart-testing values files (charts/jet/ci/, ct's convention) and the example small
+# production setup; the five-broker one with racks, a LoadBalancer, hard anti-affinity and no
+# persistence is the "other values" below.
+CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml")) + [ROOT / "examples" / "production-values.yaml"]
 OTHER_VALUES = yaml.safe_load((CHART / "ci" / "racks-5-replicas-values.yaml").read_text())
 
 
