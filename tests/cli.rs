@@ -6,10 +6,10 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::cli::{run_jet, succeeded};
 use common::process::JetProcess;
 use serde_json::Value;
 
@@ -51,33 +51,6 @@ impl Cluster {
         let out = self.ok(&args);
         serde_json::from_str(&out).unwrap_or_else(|e| panic!("jet {args:?} printed no JSON ({e}): {out}"))
     }
-}
-
-fn run_jet(args: &[&str], brokers: &str, stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_jet"))
-        .args(args)
-        .env("JET_BROKERS", brokers)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run jet");
-    let mut input = child.stdin.take().expect("stdin is piped");
-    let data = stdin.as_bytes().to_vec();
-    let writer = std::thread::spawn(move || input.write_all(&data));
-    let out = child.wait_with_output().expect("wait for jet");
-    writer.join().expect("stdin writer").expect("write stdin");
-    out
-}
-
-fn succeeded(args: &[&str], out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "jet {args:?} failed with {:?}: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8 output")
 }
 
 fn stderr(out: &Output) -> String {

@@ -7,40 +7,15 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
 
+use common::cli::{run_jet, succeeded};
 use common::cluster::Node;
 use common::replicated::{settled_cluster, until};
 use serde_json::Value;
 
-fn run_jet(args: &[&str], brokers: &str, stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_jet"))
-        .args(args)
-        .env("JET_BROKERS", brokers)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run jet");
-    let mut input = child.stdin.take().expect("stdin is piped");
-    let data = stdin.as_bytes().to_vec();
-    let writer = std::thread::spawn(move || input.write_all(&data));
-    let out = child.wait_with_output().expect("wait for jet");
-    writer.join().expect("stdin writer").expect("write stdin");
-    out
-}
-
 /// `jet <args>` through `brokers`; asserts success, returns stdout.
 fn ok(args: &[&str], brokers: &str, stdin: &str) -> String {
-    let out = run_jet(args, brokers, stdin);
-    assert!(
-        out.status.success(),
-        "jet {args:?} failed with {:?}: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8 output")
+    succeeded(args, run_jet(args, brokers, stdin))
 }
 
 /// `jet <args> --format json` parsed, `None` if it failed.

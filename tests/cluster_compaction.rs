@@ -183,15 +183,8 @@ async fn the_replicated_offsets_topic_stays_compacted_on_every_replica() {
         })
         .await;
     }
-    let request = OffsetFetchRequest::default()
-        .with_group_id(GroupId(StrBytes::from_string(group.into())))
-        .with_topics(Some(vec![
-            offset_fetch_request::OffsetFetchRequestTopic::default()
-                .with_name(name(TOPIC))
-                .with_partition_indexes(vec![0]),
-        ]));
-    let r: OffsetFetchResponse = c.call(ApiKey::OffsetFetch, 7, &request).await;
-    assert_eq!(r.topics[0].partitions[0].committed_offset, COMMITS, "the latest commit survives compaction");
+    let at = brokers[(owner - 1) as usize].addr;
+    assert_eq!(fetch_offset(at, group).await, (0, COMMITS), "the latest commit survives compaction");
     // The group's partition of the offsets topic (led by the coordinator) took every
     // commit, each a batch of its own of at least 61 bytes: far more than the bound every
     // replica came under.

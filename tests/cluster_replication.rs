@@ -170,24 +170,6 @@ async fn commit_offset(addr: SocketAddr, group: &str, offset: i64) -> i16 {
     r.topics[0].partitions[0].error_code
 }
 
-/// (error, committed offset) of partition 0 for `group` at `addr`.
-async fn fetch_offset(addr: SocketAddr, group: &str) -> (i16, i64) {
-    let mut c = Client::connect(addr).await;
-    let request = OffsetFetchRequest::default()
-        .with_group_id(GroupId(StrBytes::from_string(group.into())))
-        .with_topics(Some(vec![
-            offset_fetch_request::OffsetFetchRequestTopic::default()
-                .with_name(name(TOPIC))
-                .with_partition_indexes(vec![0]),
-        ]));
-    let r: OffsetFetchResponse = c.call(ApiKey::OffsetFetch, 7, &request).await;
-    if r.error_code != 0 {
-        return (r.error_code, -1);
-    }
-    let p = &r.topics[0].partitions[0];
-    (p.error_code, p.committed_offset)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn committed_offsets_survive_their_coordinator_being_killed() {
     let nodes: Vec<Node> = (1..=3).map(Node::new).collect();

@@ -25,13 +25,11 @@ use crate::log::cleaner::{self, CleanOutcome, Cleanable, OffsetMap, Swapped};
 use crate::log::{LogError, PartitionLog};
 
 /// A log the cleaner compacts: a single-node partition's, or a raft replica's data below
-/// raft's log (see [`crate::log::retained`]).
-pub trait Compactable: Send + Sync {
+/// raft's log (see [`crate::log::retained`]). Its topic, index and config are the
+/// [`Replica`]'s.
+pub trait Compactable: Replica {
     /// The partition's directory (the cleaner's key for it, and its checkpoint's home).
     fn dir(&self) -> &Path;
-    fn topic_name(&self) -> &str;
-    fn partition_index(&self) -> i32;
-    fn compaction_config(&self) -> Result<EffectiveTopicConfig, PartitionError>;
     /// The cleanable part (sealed, committed segments the cleaner may rewrite), the
     /// config, and each producer's last offset (its last batch is kept).
     fn cleaning_view(
@@ -150,7 +148,7 @@ enum Need {
 }
 
 fn need(shared: &Shared, p: &dyn Compactable, now: i64) -> Result<Option<Need>, PartitionError> {
-    let config = p.compaction_config()?;
+    let config = p.config()?;
     if !config.cleanup_compact {
         return Ok(None);
     }
@@ -192,8 +190,8 @@ fn clean_filthiest(shared: &Shared, broker: &Broker, map: &mut OffsetMap) -> boo
                 Ok(Some(n)) if best.as_ref().is_none_or(|(b, _)| n > *b) => best = Some((n, r.clone())),
                 Ok(_) | Err(PartitionError::Removed) => {}
                 Err(e) => tracing::warn!(
-                    topic = p.topic_name(),
-                    partition = p.partition_index(),
+                    topic = p.topic(),
+                    partition = p.index(),
                     error = %e,
                     "cannot check for cleaning"
                 ),
@@ -227,8 +225,8 @@ fn clean_filthiest(shared: &Shared, broker: &Broker, map: &mut OffsetMap) -> boo
             }
             if outcome.groups_swapped > 0 {
                 tracing::info!(
-                    topic = p.topic_name(),
-                    partition = p.partition_index(),
+                    topic = p.topic(),
+                    partition = p.index(),
                     reason = ?why,
                     groups = outcome.groups_swapped,
                     bytes_before = outcome.bytes_before,
@@ -239,7 +237,7 @@ fn clean_filthiest(shared: &Shared, broker: &Broker, map: &mut OffsetMap) -> boo
             }
         }
         Err(e) => {
-            tracing::warn!(topic = p.topic_name(), partition = p.partition_index(), error = %e, "log cleaning failed");
+            tracing::warn!(topic = p.topic(), partition = p.index(), error = %e, "log cleaning failed");
             // Not retried in a loop: the horizon map marks it as done until it is dirtier.
             if let Ok(mut h) = shared.horizons.lock() {
                 h.insert(p.dir().to_path_buf(), None);

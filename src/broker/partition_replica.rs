@@ -203,18 +203,6 @@ impl Compactable for Partition {
         Partition::dir(self)
     }
 
-    fn topic_name(&self) -> &str {
-        &self.topic
-    }
-
-    fn partition_index(&self) -> i32 {
-        self.index
-    }
-
-    fn compaction_config(&self) -> Result<EffectiveTopicConfig, PartitionError> {
-        Replica::config(self)
-    }
-
     fn cleaning_view(
         &self,
         now_ms: i64,

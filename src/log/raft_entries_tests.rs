@@ -23,6 +23,20 @@ fn fill(log: &mut PartitionLog) -> Vec<(u64, i64, i64)> {
     out
 }
 
+/// Each entry's (raft index, first offset, last offset).
+type Entries = Vec<(u64, i64, i64)>;
+
+/// A raft log in `dir` holding [`fill`]'s entries over several segments: the log, the
+/// entries, and each segment's (base offset, next offset).
+fn filled_raft_log(dir: &std::path::Path) -> (PartitionLog, Entries, Vec<(i64, i64)>) {
+    let mut log = PartitionLog::open_raft(dir, config()).expect("open");
+    log.open_raft_index(0, i64::MIN).expect("raft index");
+    let expected = fill(&mut log);
+    let segs: Vec<(i64, i64)> = log.segments().iter().map(|s| (s.base_offset, s.next_offset)).collect();
+    assert!(segs.len() > 3, "several segments: {segs:?}");
+    (log, expected, segs)
+}
+
 fn check(log: &PartitionLog, expected: &[(u64, i64, i64)]) {
     for &(index, first, last) in expected {
         let e = log.read_entry(index).expect("read").unwrap_or_else(|| panic!("entry {index} missing"));
@@ -188,11 +202,7 @@ fn recovery_from_a_failed_fsync_cuts_the_raft_index_with_the_log() {
 #[test]
 fn a_moved_log_start_keeps_segments_until_raft_purges_their_entries() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut log = PartitionLog::open_raft(dir.path(), config()).expect("open");
-    log.open_raft_index(0, i64::MIN).expect("raft index");
-    let expected = fill(&mut log);
-    let segs: Vec<(i64, i64)> = log.segments().iter().map(|s| (s.base_offset, s.next_offset)).collect();
-    assert!(segs.len() > 3, "several segments: {segs:?}");
+    let (mut log, expected, segs) = filled_raft_log(dir.path());
     assert!(log.raft_purge_point(None).is_none(), "nothing below the log start yet");
     // The log start moves into the third segment: nothing is deleted before raft purges.
     let start = segs[2].0 + 1;
@@ -242,11 +252,7 @@ fn a_log_restarted_after_a_snapshot_numbers_its_next_entry_after_it() {
 #[test]
 fn a_compacted_log_purges_sealed_segments_below_the_high_watermark_and_keeps_their_data() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut log = PartitionLog::open_raft(dir.path(), config()).expect("open");
-    log.open_raft_index(0, i64::MIN).expect("raft index");
-    let expected = fill(&mut log);
-    let segs: Vec<(i64, i64)> = log.segments().iter().map(|s| (s.base_offset, s.next_offset)).collect();
-    assert!(segs.len() > 3, "several segments: {segs:?}");
+    let (mut log, expected, segs) = filled_raft_log(dir.path());
     assert!(log.raft_purge_point(None).is_none(), "nothing below the log start");
     // Committed up to the middle of the third segment: the first two are purgeable.
     let hw = segs[2].0 + 1;

@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 use jet::broker::Broker;
 use jet::config::{BrokerConfig, Cli};
 
+pub mod cli;
 pub mod cluster;
 pub mod fuzz;
 pub mod process;

@@ -339,3 +339,21 @@ pub async fn try_init_producer_id(addr: SocketAddr) -> Option<i64> {
     assert_eq!(r.producer_epoch, if r.error_code == 0 { 0 } else { -1 });
     (r.error_code == 0).then_some(r.producer_id.0)
 }
+
+/// (error, committed offset) of partition 0 for `group` at `addr`.
+pub async fn fetch_offset(addr: SocketAddr, group: &str) -> (i16, i64) {
+    let mut c = Client::connect(addr).await;
+    let request = OffsetFetchRequest::default()
+        .with_group_id(GroupId(StrBytes::from_string(group.into())))
+        .with_topics(Some(vec![
+            offset_fetch_request::OffsetFetchRequestTopic::default()
+                .with_name(name(TOPIC))
+                .with_partition_indexes(vec![0]),
+        ]));
+    let r: OffsetFetchResponse = c.call(ApiKey::OffsetFetch, 7, &request).await;
+    if r.error_code != 0 {
+        return (r.error_code, -1);
+    }
+    let p = &r.topics[0].partitions[0];
+    (p.error_code, p.committed_offset)
+}

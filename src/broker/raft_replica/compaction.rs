@@ -30,18 +30,6 @@ impl Compactable for RaftReplica {
         &self.dir
     }
 
-    fn topic_name(&self) -> &str {
-        &self.topic
-    }
-
-    fn partition_index(&self) -> i32 {
-        self.index
-    }
-
-    fn compaction_config(&self) -> Result<EffectiveTopicConfig, PartitionError> {
-        Replica::config(self)
-    }
-
     fn cleaning_view(
         &self,
         now_ms: i64,
