@@ -107,3 +107,47 @@ fn unknown_override_is_an_error() {
     s.kafka.overrides = vec!["no.such.thing=1".into()];
     assert!(matches!(s.apply_overrides(), Err(ConfigError::UnknownKey(_))));
 }
+
+/// Backticked words of `text`, with `{a,b}` alternatives expanded and a `=value` dropped.
+fn backticked_keys(text: &str) -> std::collections::BTreeSet<String> {
+    let mut keys = std::collections::BTreeSet::new();
+    for (i, word) in text.split('`').enumerate() {
+        if i % 2 == 0 {
+            continue; // outside backticks
+        }
+        let word = word.split('=').next().unwrap_or_default();
+        match (word.find('{'), word.find('}')) {
+            (Some(open), Some(close)) if open < close => {
+                for alt in word[open + 1..close].split(',') {
+                    keys.insert(format!("{}{alt}{}", &word[..open], &word[close + 1..]));
+                }
+            }
+            _ => {
+                keys.insert(word.to_string());
+            }
+        }
+    }
+    keys
+}
+
+/// The README's configuration reference cannot drift from the code: every key `--set` and
+/// the config file accept (the arms of `KafkaSettings::set`, read from its source) is named
+/// in README.md, and is accepted with the value the README shows for it, if any.
+#[test]
+fn every_setting_jet_reads_is_in_the_readme() {
+    let source = include_str!("../config.rs");
+    let body = source.split("pub fn set(&mut self, key: &str, value: &str)").nth(1).expect("KafkaSettings::set");
+    let body = body.split("_ => {").next().expect("its match");
+    let keys: Vec<&str> =
+        body.lines().filter_map(|l| l.trim().strip_prefix('"')?.split_once("\" =>").map(|(k, _)| k)).collect();
+    assert!(keys.len() > 50, "read {} keys from KafkaSettings::set", keys.len());
+    let documented = backticked_keys(include_str!("../../README.md"));
+    let missing: Vec<&&str> = keys.iter().filter(|k| !documented.contains(**k)).collect();
+    assert!(missing.is_empty(), "README.md does not name these settings: {missing:?}");
+    // Each is a key `set` knows (not the catch-all), so the parse above read real arms.
+    let mut settings = Cli::try_parse_from(["jet"]).unwrap().into_broker_config().kafka;
+    for key in keys {
+        let result = settings.set(key, "not a value");
+        assert!(!matches!(result, Err(ConfigError::UnknownKey(_))), "{key}: {result:?}");
+    }
+}
