@@ -249,6 +249,16 @@ def test_a_cluster_that_does_not_form_times_out_naming_the_logs(cluster, tmp_pat
     assert cluster.ours() == []
 
 
+def test_a_cluster_id_starting_with_a_dash_is_passed_as_a_value(cluster):
+    """A CI run's generated id was `-lbhrj7bB39MCC4NhLO4dA`: jet read `--cluster-id -lbh...` as
+    an unknown option and no broker started. The script now generates ids that never start
+    with '-' (Kafka's rule) and passes the id as `--cluster-id=ID`, so a given one works too."""
+    cluster.env["JET_CLUSTER_ID"] = "-lbhrj7bB39MCC4NhLO4dA"
+    cluster.ok("up")
+    ids = {AdminClient({"bootstrap.servers": f"{HOST}:{kafka_port(cluster.base, b)}"}).list_topics(timeout=15).cluster_id for b in IDS}
+    assert ids == {"-lbhrj7bB39MCC4NhLO4dA"}, ids
+
+
 def test_bad_arguments_are_refused(cluster):
     for args in (["start", "4"], ["kill"], ["frobnicate"], []):
         p = cluster.run(*args)

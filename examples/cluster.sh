@@ -185,8 +185,13 @@ cluster_id() {
   fi
   local f="$CLUSTER_DIR/cluster.id"
   if [ ! -s "$f" ]; then
-    # As Kafka makes them: 16 random bytes in URL-safe base64 without padding.
-    head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n' >"$f.tmp"
+    # As Kafka makes them: 16 random bytes in URL-safe base64 without padding, never
+    # starting with '-' (it would read as an option).
+    local id="-"
+    while [ "${id#-}" != "$id" ]; do
+      id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')"
+    done
+    echo "$id" >"$f.tmp"
     mv "$f.tmp" "$f"
   fi
   cat "$f"
@@ -212,7 +217,7 @@ launch() {
   mkdir -p "$dir/data"
   local args=(
     --node-id "$id"
-    --cluster-id "$(cluster_id)"
+    --cluster-id="$(cluster_id)"
     --data-dir "$dir/data"
     --listen "$HOST:$(kafka_port "$id")"
     --advertised-listener "$HOST:$(kafka_port "$id")"

@@ -137,9 +137,15 @@ pub fn write_meta(dir: &Path, meta: &MetaProperties) -> Result<(), DataDirError>
 }
 
 /// A fresh cluster id as Kafka makes them: a random UUID in URL-safe base64 without
-/// padding (22 characters).
+/// padding (22 characters), never starting with `-` (Kafka's `Uuid.randomUuid` rule: such
+/// an id reads as an option on a command line, `--cluster-id -lbh…`).
 pub fn new_cluster_id() -> String {
-    base64url(uuid::Uuid::new_v4().as_bytes())
+    loop {
+        let id = base64url(uuid::Uuid::new_v4().as_bytes());
+        if !id.starts_with('-') {
+            return id;
+        }
+    }
 }
 
 fn base64url(bytes: &[u8]) -> String {
@@ -164,9 +170,12 @@ mod tests {
         assert_eq!(base64url(&[0xfb, 0xff, 0xbf]), "-_-_");
         assert_eq!(base64url(b"f"), "Zg");
         assert_eq!(base64url(b"fo"), "Zm8");
-        let id = new_cluster_id();
-        assert_eq!(id.len(), 22, "{id}");
-        assert!(id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'), "{id}");
+        for _ in 0..2_000 {
+            let id = new_cluster_id();
+            assert_eq!(id.len(), 22, "{id}");
+            assert!(id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'), "{id}");
+            assert!(!id.starts_with('-'), "{id} would read as an option");
+        }
     }
 
     #[test]
