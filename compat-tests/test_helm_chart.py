@@ -425,6 +425,87 @@ def test_helm_test_pods_run_the_commands_the_notes_print(helm):
     assert hook_test_pods(render(helm, {"tests": {"enabled": False}})) == {}
 
 
+# ------------------------------------------------------------------ access from outside
+
+NODEPORT = {"external": {"enabled": True}}
+
+
+def test_external_access_is_a_second_listener_and_a_service_per_broker(helm):
+    docs = render(helm, NODEPORT)
+    c, e = container(docs), env(docs)
+    assert port_number(c, "kafka-external") == 9094
+    assert e["JET_LISTEN"]["value"] == "PLAINTEXT://0.0.0.0:9092,EXTERNAL://0.0.0.0:9094"
+    assert e["HOST_IP"]["valueFrom"]["fieldRef"]["fieldPath"] == "status.hostIP"
+    properties = only(docs, "ConfigMap")["data"]["server.properties"].splitlines()
+    assert "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,EXTERNAL:PLAINTEXT" in properties
+    assert "inter.broker.listener.name=PLAINTEXT" in properties
+    for i in range(3):
+        svc = only(docs, "Service", f"{FULLNAME}-{i}-external")["spec"]
+        assert svc["type"] == "NodePort" and svc["externalTrafficPolicy"] == "Local"
+        assert svc["selector"]["statefulset.kubernetes.io/pod-name"] == f"{FULLNAME}-{i}"
+        (p,) = svc["ports"]
+        assert (p["port"], port_number(c, p["targetPort"]), p["nodePort"]) == (9094, 9094, 31092 + i)
+    assert not [d for d in render(helm) if d["metadata"]["name"].endswith("-external")], "off by default"
+    lb = render(helm, {"external": {"enabled": True, "type": "LoadBalancer", "domain": "kafka.example.com",
+                                    "loadBalancerSourceRanges": ["10.0.0.0/8"]}})
+    svc = only(lb, "Service", f"{FULLNAME}-0-external")["spec"]
+    assert svc["type"] == "LoadBalancer" and svc["loadBalancerSourceRanges"] == ["10.0.0.0/8"] and "nodePort" not in svc["ports"][0]
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"external": {"enabled": True, "type": "LoadBalancer"}}, "needs external.addresses"),
+    ({"external": {"enabled": True, "addresses": ["a", "b"]}}, "2 entries for 3 brokers"),
+    ({"external": {"enabled": True, "port": 9093}}, "is also ports.raft"),
+    ({"external": {"enabled": True, "nodePortBase": 32766}}, "past node port 32767"),
+    ({"config": {"listener.security.protocol.map": "X:SSL"}}, "set by the chart"),
+])
+def test_external_access_that_cannot_work_is_refused_at_render_time(helm, values, message):
+    r = template(helm, values, check=False)
+    assert r.returncode != 0 and message in r.stderr, r.stderr
+
+
+def advertised(helm, tmp_path, values: dict, pod: str, host_ip: str) -> str:
+    """JET_ADVERTISED_LISTENER as the container's own command hands it to jet (a stand-in)."""
+    fake = tmp_path / "jet"
+    fake.write_text('#!/bin/sh\nprintf %s "$JET_ADVERTISED_LISTENER"\n')
+    fake.chmod(0o755)
+    c = container(render(helm, values))
+    e = {"PATH": os.environ["PATH"]}
+    field = {"metadata.name": pod, "status.podIP": "10.9.9.9", "status.hostIP": host_ip}
+    for v in c["env"]:
+        if "value" in v:
+            e[v["name"]] = expand(v["value"], e)
+        elif "fieldRef" in v.get("valueFrom", {}):
+            e[v["name"]] = field[v["valueFrom"]["fieldRef"]["fieldPath"]]
+    argv = ["/bin/sh", "-c", c["command"][2].replace("/usr/local/bin/jet", str(fake)), *c["command"][3:]]
+    return subprocess.run(argv, env=e, capture_output=True, text=True, check=True).stdout
+
+
+def test_each_broker_advertises_its_own_external_address(helm, tmp_path):
+    internal = f"PLAINTEXT://{pod_host(2)}:9092"
+    assert advertised(helm, tmp_path, NODEPORT, f"{FULLNAME}-2", "10.1.2.3") == f"{internal},EXTERNAL://10.1.2.3:31094"
+    addresses = {"external": {"enabled": True, "type": "LoadBalancer", "addresses": ["203.0.113.1", "203.0.113.2", "fd00::3"]}}
+    assert advertised(helm, tmp_path, addresses, f"{FULLNAME}-2", "10.1.2.3") == f"{internal},EXTERNAL://fd00::3:9094"
+    domain = {"external": {"enabled": True, "domain": "kafka.example.com", "nodePortBase": 30500}}
+    assert advertised(helm, tmp_path, domain, f"{FULLNAME}-2", "10.1.2.3") == (
+        f"{internal},EXTERNAL://{FULLNAME}-2.kafka.example.com:30502")
+
+
+def test_notes_and_helm_tests_reach_the_brokers_from_outside(helm):
+    text = notes(helm, OTHER_VALUES)
+    for i in range(5):
+        assert f"203.0.113.1{i}:9094" in text
+    external = [line for line in text.splitlines() if line.lstrip().startswith(("kcat", "echo hello | kcat"))]
+    assert len(external) == 3 and all("-b 203.0.113.10:9094" in line for line in external), external
+    nodeport = notes(helm, NODEPORT)
+    assert f"\"$(kubectl get pod {FULLNAME}-0 -n {NAMESPACE} -o jsonpath='{{.status.hostIP}}'):31092\" -L" in nodeport
+    pods = hook_test_pods(render(helm, NODEPORT))
+    (kcat,) = pods[f"{FULLNAME}-test-kcat-external"]["spec"]["containers"]
+    broker = {e["name"]: e["value"] for e in kcat["env"]}["BROKER"]
+    assert broker == f"{FULLNAME}-0-external.{NAMESPACE}.svc.cluster.local:9094"
+    assert kcat["command"] == pods[f"{FULLNAME}-test-kcat"]["spec"]["containers"][0]["command"], "the same commands"
+
+
 # ------------------------------------------------------------------ values.schema.json
 
 
@@ -437,6 +518,9 @@ def test_helm_test_pods_run_the_commands_the_notes_print(helm):
     ({"logFormat": "xml"}, "/logFormat"),
     ({"gossipKey": {"generate": "yes"}}, "/gossipKey/generate"),
     ({"replica": 3}, "replica"),
+    ({"external": {"type": "ClusterIP"}}, "/external/type"),
+    ({"external": {"nodePortBase": 80}}, "/external/nodePortBase"),
+    ({"external": {"addresses": ["a b"]}}, "/external/addresses/0"),
 ])
 def test_schema_refuses_bad_values(helm, values, path):
     r = template(helm, values, check=False)
@@ -489,7 +573,7 @@ class Pod:
         self.dir.mkdir()
         (self.dir / "server.properties").write_text(only(docs, "ConfigMap")["data"]["server.properties"])
         self.key = base64.b64decode(only(docs, "Secret")["data"]["gossip-key"]).decode()
-        field = {"metadata.name": f"{FULLNAME}-{i}", "status.podIP": ip}
+        field = {"metadata.name": f"{FULLNAME}-{i}", "status.podIP": ip, "status.hostIP": ip}
         env = {"PATH": os.environ["PATH"]}
         for e in c["env"]:
             if "value" in e:
@@ -569,20 +653,28 @@ def test_jet_starts_from_the_rendered_pod_spec(helm, tmp_path):
 
 def test_three_rendered_pods_form_one_gossip_cluster(helm, tmp_path):
     """Three brokers from the rendered StatefulSet (own IPs 127.0.0.11-13, pod DNS names in
-    /etc/hosts): with two of them up neither is ready (bootstrap-expect 3); once the third
-    starts all three are, and each lists all three under their advertised names."""
+    /etc/hosts), with external access through load balancers at the pods' IPs: with two of
+    them up neither is ready (bootstrap-expect 3); once the third starts all three are, each
+    lists all three under their advertised names, an EXTERNAL listener under their external
+    addresses, and every `helm test` pod's script passes."""
     jet = needs_jet()
     probe = subprocess.run(["unshare", "-m", "--", "true"], capture_output=True)
     if probe.returncode != 0:
         pytest.skip(f"needs a mount namespace (unshare -m, root): {probe.stderr.decode().strip()}")
     ips = [f"127.0.0.{11 + i}" for i in range(3)]
     ports = {"kafka": free_port(), "raft": free_port(), "gossip": free_port(), "admin": free_port()}
-    docs = render(helm, {"replicas": 3, "ports": ports})
+    # External access through "load balancers" at the pods' own IPs, on the EXTERNAL port.
+    ext = free_port()
+    external = {"enabled": True, "type": "LoadBalancer", "addresses": ips, "port": ext}
+    docs = render(helm, {"replicas": 3, "ports": ports, "external": external})
     hosts = tmp_path / "hosts"
-    # The bootstrap Service's name goes to the first pod, as the Service would send it to one.
+    # The bootstrap Service's name goes to the first pod, as the Service would send it to
+    # one; broker 0's external Service to broker 0.
     service = f"{FULLNAME}.{NAMESPACE}.svc.cluster.local"
+    external_service = f"{FULLNAME}-0-external.{NAMESPACE}.svc.cluster.local"
     hosts.write_text(
-        "127.0.0.1 localhost\n" + "".join(f"{ip} {pod_host(i)}\n" for i, ip in enumerate(ips)) + f"{ips[0]} {service}\n"
+        "127.0.0.1 localhost\n" + "".join(f"{ip} {pod_host(i)}\n" for i, ip in enumerate(ips))
+        + f"{ips[0]} {service}\n{ips[0]} {external_service}\n"
     )
     expected = [(i, pod_host(i)) for i in range(3)]
     pods = [Pod(jet, docs, i, ips[i], tmp_path, hosts) for i in range(2)]
@@ -597,6 +689,9 @@ def test_three_rendered_pods_form_one_gossip_cluster(helm, tmp_path):
             assert sorted((b["node_id"], b["host"]) for b in p.cluster()["brokers"]) == expected
         md = metadata(ips[1], ports["kafka"], "helm-three")
         assert sorted(md["brokers"]) == [(i, host, ports["kafka"], None) for i, host in expected]
+        # Through an EXTERNAL listener, every broker by its external address.
+        md = metadata(ips[2], ext, "helm-three")
+        assert sorted(md["brokers"]) == [(i, ips[i], ext, None) for i in range(3)]
         # `helm test`: each test pod's script, run as its container would (its environment,
         # the cluster's names; kcat and jet from this machine).
         for name, pod in hook_test_pods(docs).items():

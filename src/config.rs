@@ -19,8 +19,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-pub use listener::ListenAddr;
-use listener::{parse_advertised, parse_listen};
+pub use listener::{ListenAddr, Listener, ListenerId, Listeners};
+use listener::{parse_advertised, parse_listen, parse_listeners};
 
 /// Jet: a Kafka-wire-compatible streaming broker.
 #[derive(Debug, Parser)]
@@ -76,15 +76,20 @@ pub struct BrokerConfig {
     #[arg(long, env = "JET_NODE_ID", default_value_t = 1)]
     pub node_id: i32,
 
-    /// Address the Kafka listener binds to: `host:port`, optionally written Kafka's way
-    /// (`PLAINTEXT://host:port`); an empty host means all interfaces. Jet serves PLAINTEXT
-    /// only for now: `SSL://`, `SASL_SSL://`, `SASL_PLAINTEXT://` are refused.
-    #[arg(long, env = "JET_LISTEN", default_value = "0.0.0.0:9092", value_parser = parse_listen)]
-    pub listen: ListenAddr,
+    /// Addresses the Kafka listeners bind to (Kafka `listeners`): `host:port`, or a
+    /// comma-separated list of `NAME://host:port` (an empty host means all interfaces).
+    /// Jet serves PLAINTEXT only for now: `SSL://`, `SASL_SSL://`, `SASL_PLAINTEXT://` are
+    /// refused, and a name other than PLAINTEXT must be mapped to PLAINTEXT by
+    /// `listener.security.protocol.map`. The first listener (or
+    /// `inter.broker.listener.name`) is the one other brokers use.
+    #[arg(long, env = "JET_LISTEN", default_value = "0.0.0.0:9092", value_parser = parse_listeners)]
+    pub listen: Listeners,
 
-    /// `host:port` clients are told to connect to (Kafka `advertised.listeners`).
-    /// Defaults to the host's canonical name for a listener on all interfaces (as Kafka),
-    /// else `localhost`, with the listener's port.
+    /// What clients are told to connect to (Kafka `advertised.listeners`): `host:port` for
+    /// the first listener, or `NAME://host:port,...` per listener; a client is told every
+    /// broker's address on the listener it connected to. Defaults to the host's canonical
+    /// name for a listener on all interfaces (as Kafka), else `localhost`, with the
+    /// listener's port.
     #[arg(long, env = "JET_ADVERTISED_LISTENER", value_parser = parse_advertised)]
     pub advertised_listener: Option<String>,
 
@@ -418,6 +423,8 @@ pub enum ConfigError {
     NotKeyValue(String),
     #[error("unknown broker setting `{0}`")]
     UnknownKey(String),
+    #[error("listeners: {reason}")]
+    Listeners { reason: String },
     #[error("setting `{key}`: cannot parse `{value}`: {reason}")]
     BadValue { key: String, value: String, reason: String },
     #[error(transparent)]
@@ -425,31 +432,6 @@ pub enum ConfigError {
 }
 
 impl BrokerConfig {
-    /// The `host:port` advertised to clients.
-    pub fn advertised(&self) -> (String, i32) {
-        let host = self.default_advertised_host.clone().unwrap_or_else(|| "localhost".to_string());
-        let fallback = || (host.clone(), i32::from(self.listen.port));
-        match &self.advertised_listener {
-            None => fallback(),
-            Some(s) => {
-                let s = s.rsplit("://").next().unwrap_or(s);
-                match s.rsplit_once(':') {
-                    Some((host, port)) => match port.parse::<u16>() {
-                        Ok(port) => (host.to_string(), i32::from(port)),
-                        Err(_) => fallback(),
-                    },
-                    None => (s.to_string(), i32::from(self.listen.port)),
-                }
-            }
-        }
-    }
-
-    /// Records the port the listener actually bound (the OS picks it for port 0), which
-    /// is advertised wherever the advertised listener names no port of its own.
-    pub fn bound_to(&mut self, port: u16) {
-        self.listen.port = port;
-    }
-
     /// The request-memory budget: never below one maximal frame.
     pub fn queued_request_bytes(&self) -> usize {
         let max_frame = u64::from(self.kafka.socket_request_max_bytes);
@@ -482,7 +464,7 @@ impl BrokerConfig {
             let (key, value) = kv.split_once('=').ok_or_else(|| ConfigError::NotKeyValue(kv.clone()))?;
             self.set_property(key.trim(), value.trim())?;
         }
-        Ok(())
+        self.check_listeners()
     }
 }
 

@@ -12,10 +12,13 @@
 //!
 //! - [`config`]: command line, environment variables, a Kafka `server.properties`
 //!   (`config::properties`, layered by `config::layers`, Kafka's keys sorted into used,
-//!   ignored and refused by `config::kafka_keys`) and the advertised host;
-//!   [`security`] refuses the security settings Jet does not implement (fail closed).
-//! - [`server`]: the TCP listener and per-connection loop (ordered responses,
-//!   concurrent waits, graceful shutdown). Tests start it on port 0 with [`server::run`].
+//!   ignored and refused by `config::kafka_keys`), the listeners (Kafka's named
+//!   `listeners`/`advertised.listeners`) and the advertised host; [`security`] refuses the
+//!   security settings Jet does not implement (fail closed).
+//! - [`server`]: the TCP listeners and per-connection loop (ordered responses,
+//!   concurrent waits, graceful shutdown). Tests start it on port 0 with [`server::run`];
+//!   each connection knows its listener, and Metadata, DescribeCluster, FindCoordinator
+//!   and KIP-951 leader hints name brokers by their address on that listener.
 //!   `server::limits` caps connections (overall and per address); the accept loop backs
 //!   off when the process is out of descriptors.
 //! - [`admin`]: the admin HTTP server on its own port (`/livez`, `/readyz`, `/metrics`,

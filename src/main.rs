@@ -43,7 +43,7 @@ fn main() -> ExitCode {
         tracing::error!("invalid setting: {e}");
         return ExitCode::from(2);
     }
-    if config.advertised_listener.is_none() && jet::config::advertise::is_wildcard(&config.listen.host) {
+    if config.advertises_a_wildcard() {
         let chosen = jet::config::advertise::for_wildcard_listener();
         tracing::info!(
             host = chosen.host,
@@ -81,18 +81,26 @@ fn main() -> ExitCode {
         let admin_task = tokio::spawn(jet::admin::serve(admin_listener, admin.clone(), async move {
             let _ = admin_stopped.await;
         }));
-        let listener = match tokio::net::TcpListener::bind((config.listen.host.as_str(), config.listen.port)).await {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::error!(listen = %config.listen, error = %e, "cannot bind the Kafka listener");
-                return ExitCode::FAILURE;
+        let mut listeners = Vec::with_capacity(config.listen.len());
+        for (i, listener) in config.listen.clone().iter().enumerate() {
+            let bound = match tokio::net::TcpListener::bind((listener.addr.host.as_str(), listener.addr.port)).await {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::error!(listener = %listener, error = %e, "cannot bind the Kafka listener");
+                    return ExitCode::FAILURE;
+                }
+            };
+            // `Listeners` holds at most MAX_LISTENERS (16).
+            let id = jet::config::ListenerId(u8::try_from(i).unwrap_or(u8::MAX));
+            // With port 0 the OS picked the port: advertise that one (also when the
+            // advertised listener names only a host).
+            if let Ok(addr) = bound.local_addr() {
+                config.bound_to(id, addr.port());
+                if i == 0 {
+                    admin.kafka_listener_bound(addr);
+                }
             }
-        };
-        // With port 0 the OS picked the port: advertise that one (also when the
-        // advertised listener names only a host).
-        if let Ok(bound) = listener.local_addr() {
-            config.bound_to(bound.port());
-            admin.kafka_listener_bound(bound);
+            listeners.push((id, bound));
         }
         let data_dir = config.data_dir.clone();
         let broker = match tokio::task::spawn_blocking(move || Broker::open(config)).await {
@@ -135,9 +143,12 @@ fn main() -> ExitCode {
                 }
             }
         }
-        let local = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        let mut bound = listeners.iter().filter_map(|(_, l)| l.local_addr().ok()).map(|a| a.to_string());
+        let local = bound.next().unwrap_or_default();
+        let others: Vec<String> = bound.collect();
         tracing::info!(
             listen = %local,
+            other_listeners = %others.join(","),
             admin = %admin_addr,
             gossip = discovery.as_ref().map(|d| d.gossip_addr().to_string()).unwrap_or_else(|| "off".into()),
             advertised = format!("{}:{}", broker.host, broker.port),
@@ -147,7 +158,7 @@ fn main() -> ExitCode {
         );
         // /readyz answers 503 "draining" from the signal until the drain is done.
         let refused = Arc::new(OnceLock::new());
-        jet::server::run(listener, broker, shutdown_or_refusal(discovery.clone(), refused.clone())).await;
+        jet::server::run_listeners(listeners, broker, shutdown_or_refusal(discovery.clone(), refused.clone())).await;
         if let Some(discovery) = &discovery {
             // A refused broker must not announce a leave: peers would apply it to the id,
             // which belongs to the other broker.

@@ -54,10 +54,10 @@ pub enum SecurityError {
     #[error("listener `{listener}` uses security protocol {}: {PLAINTEXT_ONLY}", .protocol.name())]
     UnsupportedProtocol { listener: String, protocol: SecurityProtocol },
     #[error(
-        "listener `{listener}`: no security protocol is defined for listener name `{name}` (Jet has no listener.security.protocol.map); {PLAINTEXT_ONLY}: write PLAINTEXT://host:port"
+        "listener `{listener}`: no security protocol is defined for listener name `{name}`; {PLAINTEXT_ONLY}: write PLAINTEXT://host:port or map the name with listener.security.protocol.map={name}:PLAINTEXT"
     )]
     UnknownListenerName { listener: String, name: String },
-    #[error("`{0}`: Jet serves exactly one listener (one PLAINTEXT://host:port)")]
+    #[error("`{0}`: expected one address here, not a list")]
     SeveralListeners(String),
     #[error("setting `{key}={value}` asks for {what}: {PLAINTEXT_ONLY}")]
     SecuritySetting { key: String, value: String, what: String },

@@ -8,6 +8,7 @@
 //! and a writer sends the responses back strictly in request order.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use std::io::ErrorKind;
@@ -24,6 +25,7 @@ mod backoff;
 pub mod limits;
 
 use crate::broker::Broker;
+use crate::config::ListenerId;
 use crate::handler;
 use crate::log::FileRange;
 use crate::protocol::splice::Part;
@@ -45,6 +47,17 @@ const LEADERSHIP_HAND_OFF: std::time::Duration = std::time::Duration::from_secs(
 /// Serves `listener` until `shutdown` resolves, then stops accepting, lets every
 /// connection finish the requests it has read, flushes the logs and returns.
 pub async fn run(listener: TcpListener, broker: Arc<Broker>, shutdown: impl Future<Output = ()>) {
+    run_listeners(vec![(ListenerId(0), listener)], broker, shutdown).await
+}
+
+/// [`run`] for every Kafka listener of the broker, each bound socket with its position in
+/// the broker's `listeners`: a connection's clients are told brokers' addresses on the
+/// listener it came in on.
+pub async fn run_listeners(
+    listeners: Vec<(ListenerId, TcpListener)>,
+    broker: Arc<Broker>,
+    shutdown: impl Future<Output = ()>,
+) {
     let stop_rx = broker.shutdown_signal();
     let budget = frame::MemoryBudget::new(broker.config.frame_budget_bytes());
     let tls_log = Arc::new(PeerLogLimiter::default());
@@ -66,10 +79,11 @@ pub async fn run(listener: TcpListener, broker: Arc<Broker>, shutdown: impl Futu
     });
     // A place under max.connections, taken before accepting.
     let mut slot: Option<limits::Slot> = None;
+    let mut next_listener = 0;
     loop {
         tokio::select! {
             s = limits.wait_for_slot(), if slot.is_none() => slot = Some(s),
-            accepted = listener.accept(), if paused_until.is_none() && slot.is_some() => match accepted {
+            (listener_id, accepted) = accept_any(&listeners, &mut next_listener), if paused_until.is_none() && slot.is_some() => match accepted {
                 Ok((stream, peer)) => {
                     if let Some(failures) = backoff.succeeded() {
                         info!(failures, "accepting connections again");
@@ -92,7 +106,7 @@ pub async fn run(listener: TcpListener, broker: Arc<Broker>, shutdown: impl Futu
                         let counted = broker.clone();
                         let _open = counted.metrics.connection_opened();
                         debug!(%peer, "connection opened");
-                        serve_connection(stream, broker, stop, budget, &tls_log).await;
+                        serve_connection(stream, broker, listener_id, stop, budget, &tls_log).await;
                         drop(guard);
                         debug!(%peer, "connection closed");
                     });
@@ -122,7 +136,7 @@ pub async fn run(listener: TcpListener, broker: Arc<Broker>, shutdown: impl Futu
     }
     info!("shutting down: no longer accepting connections");
     broker.begin_shutdown();
-    drop(listener);
+    drop(listeners);
     let drained =
         tokio::time::timeout(SHUTDOWN_GRACE, async { while connections.join_next().await.is_some() {} }).await;
     if drained.is_err() {
@@ -148,9 +162,30 @@ pub async fn run(listener: TcpListener, broker: Arc<Broker>, shutdown: impl Futu
 
 type Pending = JoinHandle<handler::Reply>;
 
+/// The next connection on any of `listeners`, with the listener it came in on. Polled in
+/// turn from a rotating start, so a busy listener cannot starve another.
+async fn accept_any(
+    listeners: &[(ListenerId, TcpListener)],
+    start: &mut usize,
+) -> (ListenerId, std::io::Result<(TcpStream, SocketAddr)>) {
+    std::future::poll_fn(|cx| {
+        let n = listeners.len();
+        for k in 0..n {
+            let (id, listener) = &listeners[(*start + k) % n];
+            if let std::task::Poll::Ready(accepted) = listener.poll_accept(cx) {
+                *start = (*start + k + 1) % n;
+                return std::task::Poll::Ready((*id, accepted));
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
+}
+
 async fn serve_connection(
     stream: TcpStream,
     broker: Arc<Broker>,
+    listener: ListenerId,
     mut stop: watch::Receiver<bool>,
     budget: frame::MemoryBudget,
     tls_log: &PeerLogLimiter,
@@ -223,7 +258,7 @@ async fn serve_connection(
             );
         }
         let timer = broker.metrics.request_started(request.api_key);
-        let pending = handler::dispatch(&broker, *request, peer).await;
+        let pending = handler::dispatch(&broker, *request, peer, listener).await;
         // The frame's reservation is held until the response is written: decoded
         // strings and record sets share the frame's buffer.
         let metrics_of = broker.clone();

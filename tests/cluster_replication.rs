@@ -69,13 +69,7 @@ async fn an_rf3_topic_replicates_fails_over_and_catches_up() {
     let refused = produce(addr(&brokers, follower), values(0, 1)).await;
     assert_eq!(refused.error_code, ResponseError::NotLeaderOrFollower.code());
     // From Produce v10 the refusal names the leader and where it is (KIP-951).
-    let mut c = Client::connect(addr(&brokers, follower)).await;
-    let request = ProduceRequest::default().with_acks(-1).with_timeout_ms(10_000).with_topic_data(vec![
-        produce_request::TopicProduceData::default().with_name(name(TOPIC)).with_partition_data(vec![
-            produce_request::PartitionProduceData::default().with_index(0).with_records(Some(values(0, 1))),
-        ]),
-    ]);
-    let r: ProduceResponse = c.call(ApiKey::Produce, 11, &request).await;
+    let r = produce_with(addr(&brokers, follower), values(0, 1), -1, 11).await;
     let p = &r.responses[0].partition_responses[0];
     assert_eq!(p.error_code, ResponseError::NotLeaderOrFollower.code());
     assert_eq!((p.current_leader.leader_id.0, p.current_leader.leader_epoch), (leader, epoch));

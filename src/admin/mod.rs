@@ -141,6 +141,9 @@ fn cluster_brokers(cluster: &BrokerDirectory) -> serde_json::Value {
                 "port": b.kafka.port,
                 "rack": b.rack,
                 "raft": b.raft.to_string(),
+                "listeners": std::iter::once((b.listener.clone(), b.kafka.to_string().into()))
+                    .chain(b.other_listeners.iter().map(|(name, hp)| (name.clone(), hp.to_string().into())))
+                    .collect::<serde_json::Map<String, serde_json::Value>>(),
             })
         })
         .collect();

@@ -27,7 +27,7 @@ use std::sync::{Arc, OnceLock};
 
 use super::gossip::{self, BrokerIdentity, Discovery, GossipConfig, GossipError, HostPort, IdConflict, MembershipView};
 use crate::config::cluster::ClusterArgs;
-use crate::config::{BrokerConfig, ListenAddr};
+use crate::config::{BrokerConfig, ListenAddr, ListenerId};
 
 /// Who the brokers are, as this broker answers Metadata and DescribeCluster.
 pub struct BrokerDirectory {
@@ -65,7 +65,11 @@ impl BrokerDirectory {
         // `advertised` builds the port from a u16.
         let port = u16::try_from(port).unwrap_or_default();
         let raft = config.cluster.raft_advertised(&host);
-        let local = BrokerIdentity::new(config.node_id, HostPort::new(host, port), config.broker_rack.clone(), raft);
+        let mut listeners = config.advertised_listeners().into_iter();
+        let name = listeners.next().map(|(name, _, _)| name).unwrap_or_else(|| "PLAINTEXT".into());
+        let others = listeners.map(|(name, host, port)| (name, HostPort::new(host, port))).collect();
+        let local = BrokerIdentity::new(config.node_id, HostPort::new(host, port), config.broker_rack.clone(), raft)
+            .with_listeners(name, others);
         BrokerDirectory::new(local, config.cluster.bootstrap_expect)
     }
 
@@ -115,6 +119,29 @@ impl BrokerDirectory {
             None => vec![self.local.clone()],
             Some(view) => self.live_in(&view),
         }
+    }
+
+    /// Live brokers as a client of this broker's listener `listener` is told them: each
+    /// with its address on the listener of the same name (`kafka`), brokers without one
+    /// left out (as Kafka's metadata cache does).
+    pub fn live_brokers_on(&self, listener: ListenerId) -> Vec<BrokerIdentity> {
+        let live = self.live_brokers();
+        let name = match usize::from(listener.0) {
+            0 => &self.local.listener,
+            i => match self.local.other_listeners.get(i - 1) {
+                Some((name, _)) => name,
+                None => &self.local.listener,
+            },
+        };
+        if listener.0 == 0 && live.iter().all(|b| b.listener.eq_ignore_ascii_case(name)) {
+            return live; // One listener everywhere: nothing to look up.
+        }
+        live.into_iter()
+            .filter_map(|b| {
+                let endpoint = b.endpoint(name)?.clone();
+                Some(BrokerIdentity { kafka: endpoint, ..b })
+            })
+            .collect()
     }
 
     fn live_in(&self, view: &MembershipView) -> Vec<BrokerIdentity> {
@@ -353,6 +380,37 @@ mod tests {
         assert_eq!(ids(&d), [1, 2], "a failed broker is not listed");
         gossip.alive(3);
         assert_eq!(ids(&d), [1, 2, 3], "and is again once it is back");
+    }
+
+    #[tokio::test]
+    async fn brokers_are_listed_by_their_address_on_the_clients_listener() {
+        let two_listeners = |id: i32, external: Option<u16>| {
+            let others = external.map(|port| ("EXTERNAL".to_string(), HostPort::new("203.0.113.7", port)));
+            BrokerIdentity::new(id, HostPort::new(format!("jet-{id}.internal"), 9092), None, HostPort::new("h", 9093))
+                .with_listeners("INTERNAL".into(), others.into_iter().collect())
+        };
+        let d = Arc::new(BrokerDirectory::new(two_listeners(1, Some(31001)), None));
+        let gossip = ScriptedGossip::new(two_listeners(1, Some(31001)));
+        d.attach(gossip.clone());
+        let alive = |identity: BrokerIdentity| {
+            let gossip_addr = SocketAddr::from(([127, 0, 0, 1], 7000 + identity.broker_id as u16));
+            gossip.change(gossip::view::Change::Alive { identity, gossip_addr });
+        };
+        alive(two_listeners(1, Some(31001)));
+        alive(two_listeners(2, Some(31002)));
+        alive(two_listeners(3, None));
+        let on = |listener: u8| {
+            d.live_brokers_on(ListenerId(listener))
+                .into_iter()
+                .map(|b| (b.broker_id, b.kafka.to_string()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            on(0),
+            [(1, "jet-1.internal:9092".into()), (2, "jet-2.internal:9092".into()), (3, "jet-3.internal:9092".into())]
+        );
+        // Broker 3 has no EXTERNAL listener: external clients are not sent to it.
+        assert_eq!(on(1), [(1, "203.0.113.7:31001".to_string()), (2, "203.0.113.7:31002".to_string())]);
     }
 
     #[tokio::test]

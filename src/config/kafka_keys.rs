@@ -62,7 +62,6 @@ const NOT_APPLICABLE_KEYS: &[&str] = &[
     "num.recovery.threads.per.data.dir",
     "num.replica.alter.log.dirs.threads",
     "broker.id.generation.enable",
-    "inter.broker.listener.name",
     "inter.broker.protocol.version",
     "log.message.format.version",
     "background.threads",

@@ -9,7 +9,7 @@ use clap::ArgMatches;
 use clap::parser::ValueSource;
 
 use super::kafka_keys::{self, Disposition};
-use super::{BrokerConfig, ConfigError, parse, parse_listen};
+use super::{BrokerConfig, ConfigError, parse, parse_advertised, parse_listeners};
 use crate::security::{SecurityError, SecurityProtocol};
 
 /// What one setting did.
@@ -47,6 +47,8 @@ pub struct ListenerNames {
     pub controller: Vec<String>,
     /// `NAME:PLAINTEXT` entries: listeners by those names are PLAINTEXT.
     pub plaintext: Vec<String>,
+    /// `inter.broker.listener.name`: the listener that becomes the broker's own.
+    pub inter_broker: Option<String>,
 }
 
 impl ListenerNames {
@@ -71,16 +73,12 @@ impl ListenerNames {
         self.controller.iter().any(|c| c.eq_ignore_ascii_case(name))
     }
 
-    /// The listeners of a `listeners` value Jet serves: controller listeners left out,
-    /// names mapped to PLAINTEXT written as `PLAINTEXT://`.
+    /// The listeners of a `listeners` value Jet serves: controller listeners left out.
     fn broker_listeners(&self, value: &str) -> String {
         let mut kept = Vec::new();
         for one in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             match one.split_once("://") {
                 Some((name, _)) if self.is_controller(name) => {}
-                Some((name, address)) if self.plaintext.iter().any(|p| p.eq_ignore_ascii_case(name)) => {
-                    kept.push(format!("PLAINTEXT://{address}"))
-                }
                 _ => kept.push(one.to_string()),
             }
         }
@@ -95,13 +93,15 @@ impl BrokerConfig {
             "node.id" | "broker.id" => self.node_id = parse(key, value)?,
             "listeners" => {
                 let listeners = self.listener_names.broker_listeners(value);
-                let listener = crate::security::plaintext_listener(&listeners)?;
-                self.listen = parse_listen(listener).map_err(|reason| bad(key, value, reason))?;
+                self.listen = parse_listeners(&listeners).map_err(|reason| bad(key, value, reason))?;
             }
             "advertised.listeners" => {
                 let listeners = self.listener_names.broker_listeners(value);
-                crate::security::plaintext_listener(&listeners)?;
-                self.advertised_listener = Some(listeners);
+                self.advertised_listener =
+                    Some(parse_advertised(&listeners).map_err(|reason| bad(key, value, reason))?);
+            }
+            "inter.broker.listener.name" => {
+                self.listener_names.inter_broker = Some(value.trim().to_ascii_uppercase()).filter(|n| !n.is_empty());
             }
             "log.dirs" | "log.dir" => {
                 let dirs: Vec<&str> = value.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
@@ -189,6 +189,7 @@ impl BrokerConfig {
         for g in sets {
             self.apply_given(g, &mut resolution)?;
         }
+        self.check_listeners()?;
         Ok(resolution)
     }
 
@@ -272,7 +273,7 @@ mod tests {
         assert_eq!(c.kafka.num_partitions, 4, "the flag wins over the file");
         assert_eq!(c.kafka.log_retention_ms, 5, "--set wins over the file");
         assert_eq!(c.data_dir, PathBuf::from("/var/lib/jet"));
-        assert_eq!(c.listen.port, 19092);
+        assert_eq!(c.listen.primary().addr.port, 19092);
         assert_eq!(c.broker_rack.as_deref(), Some("zone-a"));
         assert_eq!(r.overridden.iter().map(|g| g.key.as_str()).collect::<Vec<_>>(), ["num.partitions"]);
         assert!(r.applied.iter().any(|g| g.key == "node.id" && g.source.ends_with("server.properties:1")));
@@ -282,7 +283,7 @@ mod tests {
     fn a_copied_kraft_server_properties_works() {
         let file = "process.roles=broker,controller\nnode.id=1\ncontroller.quorum.bootstrap.servers=localhost:9093\nlisteners=PLAINTEXT://:9092,CONTROLLER://:9093\ninter.broker.listener.name=PLAINTEXT\nadvertised.listeners=PLAINTEXT://localhost:9092,CONTROLLER://localhost:9093\ncontroller.listener.names=CONTROLLER\nlistener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL\nnum.network.threads=3\nnum.io.threads=8\nsocket.send.buffer.bytes=102400\nsocket.receive.buffer.bytes=102400\nsocket.request.max.bytes=104857600\nlog.dirs=/tmp/kraft-combined-logs\nnum.partitions=1\nnum.recovery.threads.per.data.dir=1\noffsets.topic.replication.factor=1\nshare.coordinator.state.topic.replication.factor=1\nshare.coordinator.state.topic.min.isr=1\ntransaction.state.log.replication.factor=1\ntransaction.state.log.min.isr=1\nlog.retention.hours=168\nlog.segment.bytes=1073741824\nlog.retention.check.interval.ms=300000\ndelete.topic.enable=true\nlog.cleaner.enable=true\ngroup.initial.rebalance.delay.ms=0\n";
         let (c, r) = resolve(file, &[]).unwrap();
-        assert_eq!(c.listen.port, 9092);
+        assert_eq!(c.listen.primary().addr.port, 9092);
         assert_eq!(c.advertised(), ("localhost".to_string(), 9092));
         assert_eq!(c.kafka.group_initial_rebalance_delay_ms, 0);
         assert_eq!(c.kafka.log_retention_ms, 168 * 3_600_000);
@@ -321,7 +322,7 @@ mod tests {
             .unwrap()
             .into_broker_config();
         c.apply_overrides().unwrap();
-        assert_eq!(c.listen.host, "127.0.0.1");
+        assert_eq!(c.listen.primary().addr.host, "127.0.0.1");
         assert_eq!(c.data_dir, PathBuf::from("/srv/jet"));
     }
 }

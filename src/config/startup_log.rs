@@ -16,7 +16,7 @@ pub fn log_settings(config: &BrokerConfig, resolution: &Resolution) {
         config_file = resolution.config_file.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
         node_id = config.node_id,
         listeners = %config.listen,
-        advertised_listeners = config.advertised_listener.as_deref().unwrap_or("(from the listener)"),
+        advertised_listeners = config.advertised_listener.as_deref().unwrap_or("(from the listeners)"),
         log_dirs = %config.data_dir.display(),
         broker_rack = config.broker_rack.as_deref().unwrap_or(""),
         gossip_listen = if config.cluster.gossip_enabled() { config.cluster.gossip_bind().to_string() } else { "off".into() },

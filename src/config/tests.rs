@@ -6,7 +6,7 @@ use super::*;
 fn no_arguments_is_a_local_broker() {
     let cli = Cli::try_parse_from(["jet"]).unwrap();
     let config = cli.into_broker_config();
-    assert_eq!(config.listen.port, 9092);
+    assert_eq!(config.listen.primary().addr.port, 9092);
     assert_eq!(config.advertised(), ("localhost".to_string(), 9092));
     assert_eq!(config.data_dir, PathBuf::from("./data"));
     assert!(config.kafka.auto_create_topics_enable);
@@ -63,7 +63,7 @@ fn port_zero_advertises_the_bound_port() {
     let config = |args: &[&str]| {
         let mut c =
             Cli::try_parse_from([&["jet", "--listen", "127.0.0.1:0"], args].concat()).unwrap().into_broker_config();
-        c.bound_to(40123);
+        c.bound_to(ListenerId(0), 40123);
         c.advertised()
     };
     assert_eq!(config(&[]), ("localhost".to_string(), 40123));
@@ -150,4 +150,55 @@ fn every_setting_jet_reads_is_in_the_readme() {
         let result = settings.set(key, "not a value");
         assert!(!matches!(result, Err(ConfigError::UnknownKey(_))), "{key}: {result:?}");
     }
+}
+
+#[test]
+fn several_named_listeners_each_advertise_their_own_address() {
+    let parse = |args: &[&str]| {
+        let mut c = Cli::try_parse_from([&["jet"], args].concat()).unwrap().into_broker_config();
+        c.apply_overrides().map(|()| c)
+    };
+    let c = parse(&[
+        "--listen",
+        "EXTERNAL://0.0.0.0:9094,INTERNAL://0.0.0.0:9092",
+        "--advertised-listener",
+        "INTERNAL://jet-0.jet-headless:9092,EXTERNAL://203.0.113.7:31092",
+        "--set",
+        "listener.security.protocol.map=INTERNAL:PLAINTEXT,EXTERNAL:PLAINTEXT,inter.broker.listener.name=INTERNAL",
+    ])
+    .unwrap();
+    assert_eq!(c.listen.primary().name, "INTERNAL", "inter.broker.listener.name makes it the broker's own");
+    assert_eq!(c.advertised(), ("jet-0.jet-headless".to_string(), 9092));
+    assert_eq!(
+        c.advertised_listeners(),
+        vec![
+            ("INTERNAL".to_string(), "jet-0.jet-headless".to_string(), 9092),
+            ("EXTERNAL".to_string(), "203.0.113.7".to_string(), 31092)
+        ]
+    );
+    // A listener without an advertised entry advertises the default host and its port.
+    let c =
+        parse(&["--listen", "PLAINTEXT://:9092,LB://:9095", "--set", "listener.security.protocol.map=LB:PLAINTEXT"])
+            .unwrap();
+    assert_eq!(c.advertised_listeners()[1], ("LB".to_string(), "localhost".to_string(), 9095));
+    assert!(c.advertises_a_wildcard());
+
+    // Fail closed: a name no protocol map makes PLAINTEXT.
+    let e = parse(&["--listen", "PLAINTEXT://:9092,EXTERNAL://:9094"]).unwrap_err().to_string();
+    assert!(e.contains("EXTERNAL") && e.contains("listener.security.protocol.map"), "{e}");
+    let e = parse(&[
+        "--listen",
+        "PLAINTEXT://:9092,EXTERNAL://:9094",
+        "--set",
+        "listener.security.protocol.map=EXTERNAL:SSL",
+    ])
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("SSL"), "{e}");
+    // An advertised listener that is not a listener, and an unknown inter-broker name.
+    let e = parse(&["--advertised-listener", "EXTERNAL://h:1"]).unwrap_err().to_string();
+    assert!(e.contains("EXTERNAL") && e.contains("not one of the listeners"), "{e}");
+    let e = parse(&["--set", "inter.broker.listener.name=INTERNAL"]).unwrap_err().to_string();
+    assert!(e.contains("INTERNAL") && e.contains("not one of the listeners"), "{e}");
+    assert!(Cli::try_parse_from(["jet", "--listen", "PLAINTEXT://:9092,SASL_SSL://:9093"]).is_err());
 }

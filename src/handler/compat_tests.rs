@@ -153,13 +153,14 @@ fn metadata_internal_flag_and_authorized_operations() {
     let b = broker(dir.path());
     create(&b, vec![creatable("__mine", 1, 1)]);
     let req = MetadataRequest::default().with_topics(None);
-    let r = metadata::handle(&b, req.clone(), 12);
+    let r = metadata::handle(&b, req.clone(), 12, Default::default());
     assert!(!r.topics[0].is_internal, "only Kafka's own topics are internal");
     assert_eq!(r.topics[0].topic_authorized_operations, i32::MIN, "not asked for");
     let r = metadata::handle(
         &b,
         req.with_include_topic_authorized_operations(true).with_include_cluster_authorized_operations(true),
         10,
+        Default::default(),
     );
     assert_eq!(r.topics[0].topic_authorized_operations, TOPIC_OPS);
     assert_eq!(r.cluster_authorized_operations, CLUSTER_OPS);
@@ -169,14 +170,17 @@ fn metadata_internal_flag_and_authorized_operations() {
 fn describe_cluster_endpoint_types_and_authorized_operations() {
     let dir = tempfile::tempdir().unwrap();
     let b = broker(dir.path());
-    let r = describe_cluster::handle(&b, DescribeClusterRequest::default().with_endpoint_type(2), 1);
+    let r =
+        describe_cluster::handle(&b, DescribeClusterRequest::default().with_endpoint_type(2), 1, Default::default());
     assert_eq!(r.error_code, ResponseError::MismatchedEndpointType.code());
-    let r = describe_cluster::handle(&b, DescribeClusterRequest::default().with_endpoint_type(7), 1);
+    let r =
+        describe_cluster::handle(&b, DescribeClusterRequest::default().with_endpoint_type(7), 1, Default::default());
     assert_eq!(r.error_code, ResponseError::UnsupportedEndpointType.code());
-    let r = describe_cluster::handle(&b, DescribeClusterRequest::default().with_endpoint_type(1), 1);
+    let r =
+        describe_cluster::handle(&b, DescribeClusterRequest::default().with_endpoint_type(1), 1, Default::default());
     assert_eq!((r.error_code, r.cluster_authorized_operations), (0, i32::MIN));
     let req = DescribeClusterRequest::default().with_endpoint_type(1).with_include_cluster_authorized_operations(true);
-    assert_eq!(describe_cluster::handle(&b, req, 1).cluster_authorized_operations, CLUSTER_OPS);
+    assert_eq!(describe_cluster::handle(&b, req, 1, Default::default()).cluster_authorized_operations, CLUSTER_OPS);
 }
 
 #[test]

@@ -7,13 +7,19 @@ use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeCluster
 use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
+use crate::config::ListenerId;
 
 /// `endpoint_type` 1: brokers; 2: controllers, which Jet does not expose apart (a
 /// broker endpoint answers it with `MISMATCHED_ENDPOINT_TYPE`, as Kafka's does).
 const ENDPOINT_BROKERS: i8 = 1;
 const ENDPOINT_CONTROLLERS: i8 = 2;
 
-pub fn handle(broker: &Broker, request: DescribeClusterRequest, version: i16) -> DescribeClusterResponse {
+pub fn handle(
+    broker: &Broker,
+    request: DescribeClusterRequest,
+    version: i16,
+    listener: ListenerId,
+) -> DescribeClusterResponse {
     let response = DescribeClusterResponse::default()
         .with_endpoint_type(ENDPOINT_BROKERS)
         .with_cluster_id(StrBytes::from_string(broker.cluster_id.clone()))
@@ -38,7 +44,7 @@ pub fn handle(broker: &Broker, request: DescribeClusterRequest, version: i16) ->
     }
     let brokers = broker
         .cluster
-        .live_brokers()
+        .live_brokers_on(listener)
         .into_iter()
         .map(|b| {
             DescribeClusterBroker::default()

@@ -25,9 +25,13 @@ fn s(v: impl Into<String>) -> StrBytes {
 pub fn broker_settings(config: &BrokerConfig) -> Vec<(&'static str, ConfigType, String, &'static str)> {
     use ConfigType::{Boolean, Int, List, Long};
     let k = &config.kafka;
-    let (host, port) = config.advertised();
+    let advertised: Vec<String> = config
+        .advertised_listeners()
+        .into_iter()
+        .map(|(name, host, port)| format!("{name}://{}", crate::cluster::gossip::HostPort::new(host, port)))
+        .collect();
     vec![
-        ("advertised.listeners", ConfigType::String, format!("PLAINTEXT://{host}:{port}"), ""),
+        ("advertised.listeners", ConfigType::String, advertised.join(","), ""),
         ("auto.create.topics.enable", Boolean, k.auto_create_topics_enable.to_string(), "true"),
         ("broker.id", Int, config.node_id.to_string(), "-1"),
         ("compression.type", ConfigType::String, k.compression_type.clone(), "producer"),
@@ -38,7 +42,7 @@ pub fn broker_settings(config: &BrokerConfig) -> Vec<(&'static str, ConfigType, 
         ("leader.imbalance.per.broker.percentage", Int, k.leader_imbalance_per_broker_percentage.to_string(), "10"),
         ("min.insync.replicas", Int, k.min_insync_replicas.to_string(), "1"),
         ("default.replication.factor", Int, k.default_replication_factor.to_string(), "1"),
-        ("listeners", ConfigType::String, format!("PLAINTEXT://{}", config.listen), "PLAINTEXT://:9092"),
+        ("listeners", ConfigType::String, config.listen.to_string(), "PLAINTEXT://:9092"),
         ("log.cleanup.policy", List, k.log_cleanup_policy.clone(), "delete"),
         ("log.dirs", ConfigType::String, config.data_dir.display().to_string(), "/tmp/kafka-logs"),
         ("log.flush.interval.ms", Long, k.log_flush_interval_ms.map(|v| v.to_string()).unwrap_or_default(), ""),

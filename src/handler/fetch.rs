@@ -25,6 +25,7 @@ use crate::protocol::splice::Placeholders;
 
 use super::leader_hint::LeaderHints;
 use super::topic_name;
+use crate::config::ListenerId;
 
 /// The session epoch a client sends to close its session / fetch without one.
 const FINAL_EPOCH: i32 = -1;
@@ -147,7 +148,7 @@ impl From<FetchResponse> for Fetched {
     }
 }
 
-pub async fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -> Fetched {
+pub async fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16, listener: ListenerId) -> Fetched {
     let sessions = &broker.fetch_sessions;
     let uses_topic_ids = version >= 13;
     let (session_id, incremental, mut items) =
@@ -245,7 +246,7 @@ pub async fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -
     let results = read.partitions;
 
     let mut reported = Vec::new();
-    let mut hints = LeaderHints::default();
+    let mut hints = LeaderHints::on(listener);
     let moved_away = [ResponseError::NotLeaderOrFollower.code(), ResponseError::FencedLeaderEpoch.code()];
     let mut topics: IndexMap<(uuid::Uuid, String), FetchableTopicResponse> = IndexMap::new();
     for (item, mut data) in items.iter().zip(results) {

@@ -18,7 +18,7 @@ async fn produce(b: &Arc<Broker>, t: &str, partitions: &[i32]) {
     let req = ProduceRequest::default().with_acks(-1).with_timeout_ms(10_000).with_topic_data(vec![
         produce_request::TopicProduceData::default().with_name(name(t)).with_partition_data(data),
     ]);
-    let to = ReplyTo { api_key: ApiKey::Produce, version: 9, correlation_id: 1 };
+    let to = ReplyTo { api_key: ApiKey::Produce, version: 9, correlation_id: 1, listener: Default::default() };
     produce::start(b.clone(), req, to).await.await.unwrap().unwrap();
 }
 
@@ -62,14 +62,18 @@ async fn incremental_fetch_rotates_partitions_that_returned_records() {
         produce(&b, "t", &[0, 1]).await;
     }
     // max_bytes 1: only the first partition with data gets its first batch (KIP-74).
-    let full = fetch::handle(&b, request(0, 0, vec![topic("t", vec![part(0, 0), part(1, 0)])]), 12).await.response;
+    let full = fetch::handle(&b, request(0, 0, vec![topic("t", vec![part(0, 0), part(1, 0)])]), 12, Default::default())
+        .await
+        .response;
     assert_eq!(shape(&full), vec![(0, true), (1, false)]);
     let id = full.session_id;
     // A full fetch keeps the request's order; the first incremental one still starts at 0...
-    let inc = fetch::handle(&b, request(id, 1, vec![topic("t", vec![part(0, 1)])]), 12).await.response;
+    let inc =
+        fetch::handle(&b, request(id, 1, vec![topic("t", vec![part(0, 1)])]), 12, Default::default()).await.response;
     assert_eq!(shape(&inc).first(), Some(&(0, true)));
     // ...and moves partition 0, which returned records, behind partition 1.
-    let inc = fetch::handle(&b, request(id, 2, vec![topic("t", vec![part(0, 2)])]), 12).await.response;
+    let inc =
+        fetch::handle(&b, request(id, 2, vec![topic("t", vec![part(0, 2)])]), 12, Default::default()).await.response;
     assert_eq!(inc.session_id, id);
     assert_eq!(shape(&inc).first(), Some(&(1, true)));
 }
@@ -79,12 +83,18 @@ async fn forgetting_every_partition_closes_the_session() {
     let dir = tempfile::tempdir().unwrap();
     let b = broker(dir.path());
     b.create_topic("t", 1, 1, Default::default(), false).unwrap();
-    let full = fetch::handle(&b, request(0, 0, vec![topic("t", vec![part(0, 0)])]), 12).await.response;
+    let full =
+        fetch::handle(&b, request(0, 0, vec![topic("t", vec![part(0, 0)])]), 12, Default::default()).await.response;
     assert!(full.session_id > 0);
     let forget = fetch_request::ForgottenTopic::default().with_topic(name("t")).with_partitions(vec![0]);
-    let inc = fetch::handle(&b, request(full.session_id, 1, vec![]).with_forgotten_topics_data(vec![forget]), 12)
-        .await
-        .response;
+    let inc = fetch::handle(
+        &b,
+        request(full.session_id, 1, vec![]).with_forgotten_topics_data(vec![forget]),
+        12,
+        Default::default(),
+    )
+    .await
+    .response;
     assert_eq!((inc.error_code, inc.session_id), (0, 0));
     assert!(b.fetch_sessions.is_empty());
 }
@@ -95,9 +105,13 @@ async fn a_partition_is_resent_once_its_error_clears() {
     let b = broker(dir.path());
     b.create_topic("t", 1, 1, Default::default(), false).unwrap();
     // Out of range: the error carries the real high watermark and log start offset.
-    let full = fetch::handle(&b, request(0, 0, vec![topic("t", vec![part(0, 99)])]), 12).await.response;
+    let full =
+        fetch::handle(&b, request(0, 0, vec![topic("t", vec![part(0, 99)])]), 12, Default::default()).await.response;
     assert_eq!(full.responses[0].partitions[0].error_code, ResponseError::OffsetOutOfRange.code());
-    let inc = fetch::handle(&b, request(full.session_id, 1, vec![topic("t", vec![part(0, 0)])]), 12).await.response;
+    let inc =
+        fetch::handle(&b, request(full.session_id, 1, vec![topic("t", vec![part(0, 0)])]), 12, Default::default())
+            .await
+            .response;
     assert_eq!(inc.responses.len(), 1, "the recovered partition is reported");
     assert_eq!(inc.responses[0].partitions[0].error_code, 0);
 }
@@ -107,8 +121,9 @@ async fn session_version_must_stay_on_its_side_of_topic_ids() {
     let dir = tempfile::tempdir().unwrap();
     let b = broker(dir.path());
     b.create_topic("t", 1, 1, Default::default(), false).unwrap();
-    let full = fetch::handle(&b, request(0, 0, vec![topic("t", vec![part(0, 0)])]), 12).await.response;
-    let inc = fetch::handle(&b, request(full.session_id, 1, vec![]), 13).await.response;
+    let full =
+        fetch::handle(&b, request(0, 0, vec![topic("t", vec![part(0, 0)])]), 12, Default::default()).await.response;
+    let inc = fetch::handle(&b, request(full.session_id, 1, vec![]), 13, Default::default()).await.response;
     assert_eq!(inc.error_code, ResponseError::FetchSessionTopicIdError.code());
 }
 
@@ -119,7 +134,7 @@ async fn unknown_topic_ids_are_answered_separately() {
     let (x, y) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
     let by_id = |id| fetch_request::FetchTopic::default().with_topic_id(id).with_partitions(vec![part(0, 0)]);
     for epoch in [-1, 0] {
-        let r = fetch::handle(&b, request(0, epoch, vec![by_id(x), by_id(y)]), 13).await.response;
+        let r = fetch::handle(&b, request(0, epoch, vec![by_id(x), by_id(y)]), 13, Default::default()).await.response;
         let ids: Vec<_> = r.responses.iter().map(|t| t.topic_id).collect();
         assert_eq!(ids, vec![x, y], "epoch {epoch}");
         for t in &r.responses {
@@ -139,7 +154,7 @@ async fn fetched_records_are_placeholders_for_exact_file_ranges() {
     }
     let one = batch().len();
     let fetch = request(0, -1, vec![topic("t", vec![part(0, 0), part(1, 0)])]).with_max_bytes(1024);
-    let fetched = fetch::handle(&b, fetch, 12).await;
+    let fetched = fetch::handle(&b, fetch, 12, Default::default()).await;
     // Nothing was read: each record set is a placeholder standing for file ranges, the
     // second partition getting the whole batches that fit in what is left of 1024 bytes.
     let whole = (1024 - 8 * one) / one;

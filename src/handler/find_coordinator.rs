@@ -9,14 +9,15 @@ use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
 use crate::broker::replica::Leader;
+use crate::config::ListenerId;
 
 /// Kafka's `CoordinatorType`.
 const GROUP: i8 = 0;
 const TRANSACTION: i8 = 1;
 
-pub fn handle(b: &Broker, r: FindCoordinatorRequest, v: i16) -> FindCoordinatorResponse {
+pub fn handle(b: &Broker, r: FindCoordinatorRequest, v: i16, listener: ListenerId) -> FindCoordinatorResponse {
     let keys: Vec<StrBytes> = if v >= 4 { r.coordinator_keys } else { vec![r.key] };
-    let coordinators: Vec<Coordinator> = keys.into_iter().map(|key| find(b, key, r.key_type, v)).collect();
+    let coordinators: Vec<Coordinator> = keys.into_iter().map(|key| find(b, key, r.key_type, v, listener)).collect();
     let mut response = FindCoordinatorResponse::default();
     if v >= 4 {
         response.coordinators = coordinators;
@@ -32,7 +33,7 @@ pub fn handle(b: &Broker, r: FindCoordinatorRequest, v: i16) -> FindCoordinatorR
     response
 }
 
-fn find(b: &Broker, key: StrBytes, key_type: i8, version: i16) -> Coordinator {
+fn find(b: &Broker, key: StrBytes, key_type: i8, version: i16, listener: ListenerId) -> Coordinator {
     let error = |code: ResponseError, message: &str| {
         Coordinator::default()
             .with_key(key.clone())
@@ -60,7 +61,8 @@ fn find(b: &Broker, key: StrBytes, key_type: i8, version: i16) -> Coordinator {
             match topic.replica(index).map(|r| r.leader()) {
                 Some(Leader::ThisBroker) => {}
                 Some(Leader::Broker(id)) => {
-                    let Some(leader) = b.cluster.live_brokers().into_iter().find(|l| l.broker_id == id) else {
+                    let Some(leader) = b.cluster.live_brokers_on(listener).into_iter().find(|l| l.broker_id == id)
+                    else {
                         return error(ResponseError::CoordinatorNotAvailable, "the group's coordinator is not live");
                     };
                     return Coordinator::default()
@@ -79,11 +81,17 @@ fn find(b: &Broker, key: StrBytes, key_type: i8, version: i16) -> Coordinator {
         }
         _ => return error(ResponseError::InvalidRequest, "unknown coordinator key type"),
     }
+    let local = b.cluster.local();
+    let name = b.config.listen.get(listener).map(|l| l.name.as_str()).unwrap_or(&local.listener);
+    let (host, port) = match local.endpoint(name) {
+        Some(hp) => (hp.host.clone(), i32::from(hp.port)),
+        None => (b.host.clone(), b.port),
+    };
     Coordinator::default()
         .with_key(key)
         .with_node_id(BrokerId(b.node_id))
-        .with_host(StrBytes::from_string(b.host.clone()))
-        .with_port(b.port)
+        .with_host(StrBytes::from_string(host))
+        .with_port(port)
         .with_error_code(0)
         .with_error_message(None)
 }
@@ -103,7 +111,7 @@ mod tests {
                 .with_key(key.clone())
                 .with_coordinator_keys(vec![key.clone()])
                 .with_key_type(TRANSACTION);
-            let r = handle(&b, request, v);
+            let r = handle(&b, request, v, Default::default());
             let (code, message) = if v >= 4 {
                 (r.coordinators[0].error_code, r.coordinators[0].error_message.clone())
             } else {
@@ -118,7 +126,12 @@ mod tests {
             assert!(message.unwrap().contains("does not support Kafka transactions"), "v{v}");
         }
         // Groups still find their coordinator.
-        let r = handle(&b, FindCoordinatorRequest::default().with_key(StrBytes::from_static_str("g")), 3);
+        let r = handle(
+            &b,
+            FindCoordinatorRequest::default().with_key(StrBytes::from_static_str("g")),
+            3,
+            Default::default(),
+        );
         assert_eq!(r.error_code, 0);
         assert_eq!(r.node_id, BrokerId(b.node_id));
     }

@@ -11,20 +11,25 @@ use kafka_protocol::protocol::StrBytes;
 use crate::broker::Broker;
 use crate::broker::replica::{Leader, Replica};
 use crate::cluster::gossip::BrokerIdentity;
+use crate::config::ListenerId;
 
-/// The leaders named in one response, and their endpoints.
-#[derive(Default)]
+/// The leaders named in one response, and their endpoints on the request's listener.
 pub struct LeaderHints {
+    listener: ListenerId,
     endpoints: BTreeMap<i32, BrokerIdentity>,
 }
 
 impl LeaderHints {
+    pub fn on(listener: ListenerId) -> LeaderHints {
+        LeaderHints { listener, endpoints: BTreeMap::new() }
+    }
+
     /// The leader (id, epoch) of `partition` when another live broker leads it, noting
     /// that broker's endpoint for the response.
     pub fn leader_of(&mut self, broker: &Broker, partition: &dyn Replica) -> Option<(i32, i32)> {
         let Leader::Broker(id) = partition.leader() else { return None };
         if let std::collections::btree_map::Entry::Vacant(slot) = self.endpoints.entry(id) {
-            slot.insert(broker.cluster.live_brokers().into_iter().find(|b| b.broker_id == id)?);
+            slot.insert(broker.cluster.live_brokers_on(self.listener).into_iter().find(|b| b.broker_id == id)?);
         }
         Some((id, partition.leader_epoch()))
     }

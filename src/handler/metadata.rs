@@ -15,6 +15,7 @@ use kafka_protocol::protocol::StrBytes;
 use crate::broker::topics::{Topic, validate_topic_name};
 use crate::broker::{ApiError, Broker};
 use crate::cluster::runtime::PartitionNodes;
+use crate::config::ListenerId;
 
 use super::{CLUSTER_AUTHORIZED_OPERATIONS, TOPIC_AUTHORIZED_OPERATIONS, topic_name};
 
@@ -54,7 +55,7 @@ fn error_topic(name: Option<&str>, id: uuid::Uuid, code: ResponseError) -> Metad
     MetadataResponseTopic::default().with_error_code(code.code()).with_name(name.map(topic_name)).with_topic_id(id)
 }
 
-pub fn handle(broker: &Broker, request: MetadataRequest, version: i16) -> MetadataResponse {
+pub fn handle(broker: &Broker, request: MetadataRequest, version: i16, listener: ListenerId) -> MetadataResponse {
     let allow_auto_create = version < 4 || request.allow_auto_topic_creation;
     let mut topics: Vec<MetadataResponseTopic> = match request.topics {
         // v0 used an empty list for "all topics"; v1+ uses null.
@@ -102,10 +103,11 @@ pub fn handle(broker: &Broker, request: MetadataRequest, version: i16) -> Metada
     if (8..=10).contains(&version) && request.include_cluster_authorized_operations {
         response.cluster_authorized_operations = CLUSTER_AUTHORIZED_OPERATIONS;
     }
-    // Every live broker in the gossip view (this one alone without gossip).
+    // Every live broker in the gossip view (this one alone without gossip), by its address
+    // on the listener this request came in on.
     let brokers = broker
         .cluster
-        .live_brokers()
+        .live_brokers_on(listener)
         .into_iter()
         .map(|b| {
             MetadataResponseBroker::default()

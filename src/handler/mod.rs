@@ -60,6 +60,7 @@ use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 use kafka_protocol::protocol::VersionRange;
 
 use crate::broker::Broker;
+use crate::config::ListenerId;
 use crate::log::FileRange;
 use crate::protocol::frame::Reservation;
 use crate::protocol::splice::{Part, encode_response_parts};
@@ -176,12 +177,14 @@ impl Client {
 /// be durable (and, for joins and syncs, for the group to move on).
 pub type GroupReply = Pin<Box<dyn Future<Output = ResponseKind> + Send>>;
 
-/// Where a response goes: the request's key, version and correlation id.
+/// Where a response goes: the request's key, version and correlation id, and the
+/// listener the request came in on (brokers are named by their address on it).
 #[derive(Debug, Clone, Copy)]
 pub struct ReplyTo {
     pub api_key: ApiKey,
     pub version: i16,
     pub correlation_id: i32,
+    pub listener: ListenerId,
 }
 
 impl ReplyTo {
@@ -196,11 +199,17 @@ fn ready(reply: Reply) -> Pending {
 }
 
 /// Starts a request. Runs its order-sensitive part now and returns the rest.
-pub async fn dispatch(broker: &Arc<Broker>, request: Request, peer: Option<std::net::SocketAddr>) -> Pending {
+pub async fn dispatch(
+    broker: &Arc<Broker>,
+    request: Request,
+    peer: Option<std::net::SocketAddr>,
+    listener: ListenerId,
+) -> Pending {
     let to = ReplyTo {
         api_key: request.api_key,
         version: request.header.request_api_version,
         correlation_id: request.header.correlation_id,
+        listener,
     };
     let v = to.version;
     match request.body {
@@ -208,7 +217,7 @@ pub async fn dispatch(broker: &Arc<Broker>, request: Request, peer: Option<std::
         RequestKind::Fetch(r) => {
             let broker = broker.clone();
             Box::pin(async move {
-                let fetched = fetch::handle(&broker, r, v).await;
+                let fetched = fetch::handle(&broker, r, v, to.listener).await;
                 let (body, placeholders) = (fetched.response, fetched.placeholders);
                 crate::metrics::errors::API_ERRORS.record_fetch(&body);
                 let parts = encode_response_parts(to.api_key, v, to.correlation_id, &body, placeholders)?;
@@ -269,7 +278,7 @@ async fn start_group_request(
 fn handle_blocking(b: &Broker, body: RequestKind, to: ReplyTo) -> Reply {
     let v = to.version;
     let response = match body {
-        RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(b, r, v)),
+        RequestKind::Metadata(r) => ResponseKind::Metadata(metadata::handle(b, r, v, to.listener)),
         RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(list_offsets::handle(b, r, v)),
         RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(create_topics::handle(b, r, v)),
         RequestKind::DeleteTopics(r) => ResponseKind::DeleteTopics(delete_topics::handle(b, r, v)),
@@ -295,8 +304,12 @@ fn handle_blocking(b: &Broker, body: RequestKind, to: ReplyTo) -> Reply {
         }
         RequestKind::DescribeLogDirs(r) => ResponseKind::DescribeLogDirs(describe_log_dirs::handle(b, r, v)),
         RequestKind::CreatePartitions(r) => ResponseKind::CreatePartitions(create_partitions::handle(b, r, v)),
-        RequestKind::DescribeCluster(r) => ResponseKind::DescribeCluster(describe_cluster::handle(b, r, v)),
-        RequestKind::FindCoordinator(r) => ResponseKind::FindCoordinator(find_coordinator::handle(b, r, v)),
+        RequestKind::DescribeCluster(r) => {
+            ResponseKind::DescribeCluster(describe_cluster::handle(b, r, v, to.listener))
+        }
+        RequestKind::FindCoordinator(r) => {
+            ResponseKind::FindCoordinator(find_coordinator::handle(b, r, v, to.listener))
+        }
         RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(heartbeat::handle(b, r, v)),
         _ => {
             // supported_versions() keeps unimplemented keys out; reaching here is a bug

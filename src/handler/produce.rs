@@ -405,7 +405,7 @@ pub async fn start(broker: Arc<Broker>, request: ProduceRequest, to: ReplyTo) ->
             return Box::pin(std::future::ready(Ok(None)));
         }
         return Box::pin(std::future::ready(
-            to.encode(ResponseKind::Produce(with_leader_hints(&broker, to.version, responses))),
+            to.encode(ResponseKind::Produce(with_leader_hints(&broker, to, responses))),
         ));
     }
 
@@ -434,16 +434,17 @@ pub async fn start(broker: Arc<Broker>, request: ProduceRequest, to: ReplyTo) ->
                 p.error_message = message(Some(msg));
             }
         }
-        to.encode(ResponseKind::Produce(with_leader_hints(&broker, to.version, responses)))
+        to.encode(ResponseKind::Produce(with_leader_hints(&broker, to, responses)))
     })
 }
 
 /// KIP-951 (v10+): every partition refused because another broker leads it names that
 /// leader, and the response carries its endpoint.
-fn with_leader_hints(broker: &Broker, version: i16, mut responses: Vec<TopicProduceResponse>) -> ProduceResponse {
+fn with_leader_hints(broker: &Broker, to: ReplyTo, mut responses: Vec<TopicProduceResponse>) -> ProduceResponse {
+    let version = to.version;
     let mut response = ProduceResponse::default();
     if version >= 10 {
-        let mut hints = LeaderHints::default();
+        let mut hints = LeaderHints::on(to.listener);
         let not_leader = ResponseError::NotLeaderOrFollower.code();
         for t in &mut responses {
             let topic = if version >= 13 { broker.topics.get_by_id(t.topic_id) } else { broker.topic(&t.name.0) };
@@ -506,7 +507,7 @@ mod tests {
     async fn produce_with_acks(b: &Arc<Broker>, records: Vec<u8>, acks: i16) -> PartitionProduceResponse {
         use kafka_protocol::protocol::Decodable;
         // v8: the last version with a plain response header (size, correlation id).
-        let to = ReplyTo { api_key: ApiKey::Produce, version: 8, correlation_id: 1 };
+        let to = ReplyTo { api_key: ApiKey::Produce, version: 8, correlation_id: 1, listener: Default::default() };
         let request = request_with_acks(records, acks);
         let out = start(b.clone(), request, to).await.await.expect("encode").expect("acks 1 and -1 answer");
         let crate::protocol::splice::Part::Bytes(bytes) = &out.parts[0] else { panic!("bytes") };

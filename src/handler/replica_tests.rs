@@ -59,7 +59,7 @@ fn produce_answer(reply: Reply) -> produce_response::PartitionProduceResponse {
 }
 
 async fn start_produce(b: &Arc<Broker>, acks: i16, records: Bytes) -> Pending {
-    let to = ReplyTo { api_key: ApiKey::Produce, version: 8, correlation_id: 1 };
+    let to = ReplyTo { api_key: ApiKey::Produce, version: 8, correlation_id: 1, listener: Default::default() };
     produce::start(b.clone(), produce_request(acks, records), to).await
 }
 
@@ -134,7 +134,7 @@ async fn fetch_waits_for_the_high_watermark_and_returns_only_committed_batches()
     let first = records(2, (-1, -1, -1));
     produce_answer(start_produce(&b, 1, first.clone()).await.await);
     produce_answer(start_produce(&b, 1, records(3, (-1, -1, -1))).await.await);
-    let mut fetch = Box::pin(fetch::handle(&b, fetch_request(0, 30_000), 12));
+    let mut fetch = Box::pin(fetch::handle(&b, fetch_request(0, 30_000), 12, Default::default()));
     assert!((&mut fetch).now_or_never().is_none(), "nothing is committed: the fetch long-polls");
     replica.commit_to(2).unwrap();
     let response = fetch.await.materialized();
@@ -145,7 +145,7 @@ async fn fetch_waits_for_the_high_watermark_and_returns_only_committed_batches()
     // set: byte for byte what was sent.
     assert_eq!(got, first, "only the committed batch, as stored");
 
-    let response = fetch::handle(&b, fetch_request(9, 0), 12).await.materialized();
+    let response = fetch::handle(&b, fetch_request(9, 0), 12, Default::default()).await.materialized();
     let p = &response.responses[0].partitions[0];
     assert_eq!((p.error_code, p.high_watermark), (ResponseError::OffsetOutOfRange.code(), 2));
 }

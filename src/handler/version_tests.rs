@@ -44,7 +44,7 @@ async fn every_response_encodes_at_every_advertised_version() {
                                     .with_records(Some(batch())),
                             ]),
                     ]);
-                    let to = ReplyTo { api_key: key, version: v, correlation_id: 1 };
+                    let to = ReplyTo { api_key: key, version: v, correlation_id: 1, listener: Default::default() };
                     produce::start(b.clone(), req, to).await.await.unwrap().unwrap();
                     continue;
                 }
@@ -68,6 +68,7 @@ async fn every_response_encodes_at_every_advertised_version() {
                                     ]),
                             ]),
                         v,
+                        Default::default(),
                     )
                     .await
                     .response,
@@ -86,9 +87,12 @@ async fn every_response_encodes_at_every_advertised_version() {
                     ]),
                     v,
                 )),
-                ApiKey::Metadata => {
-                    ResponseKind::Metadata(metadata::handle(&b, MetadataRequest::default().with_topics(None), v))
-                }
+                ApiKey::Metadata => ResponseKind::Metadata(metadata::handle(
+                    &b,
+                    MetadataRequest::default().with_topics(None),
+                    v,
+                    Default::default(),
+                )),
                 ApiKey::ApiVersions => {
                     ResponseKind::ApiVersions(api_versions::handle(ApiVersionsRequest::default(), v))
                 }
@@ -191,6 +195,7 @@ async fn every_response_encodes_at_every_advertised_version() {
                     &b,
                     DescribeClusterRequest::default().with_endpoint_type(1),
                     v,
+                    Default::default(),
                 )),
                 ApiKey::FindCoordinator => ResponseKind::FindCoordinator(find_coordinator::handle(
                     &b,
@@ -198,6 +203,7 @@ async fn every_response_encodes_at_every_advertised_version() {
                         .with_key(StrBytes::from_static_str("g"))
                         .with_coordinator_keys(vec![StrBytes::from_static_str("g"), StrBytes::default()]),
                     v,
+                    Default::default(),
                 )),
                 ApiKey::JoinGroup => {
                     // A group per version: a second member would wait for a rebalance.

@@ -295,7 +295,12 @@ pub(crate) mod tests {
             .with_partition_data(vec![part]);
         let request = ProduceRequest::default().with_acks(-1).with_timeout_ms(30_000).with_topic_data(vec![topic]);
         // v8: the last version with a plain response header (size, correlation id).
-        let to = crate::handler::ReplyTo { api_key: ApiKey::Produce, version: 8, correlation_id: 1 };
+        let to = crate::handler::ReplyTo {
+            api_key: ApiKey::Produce,
+            version: 8,
+            correlation_id: 1,
+            listener: Default::default(),
+        };
         let out = crate::handler::produce::start(b.clone(), request, to).await.await.expect("encode").expect("answer");
         let crate::protocol::splice::Part::Bytes(bytes) = &out.parts[0] else { panic!("not bytes") };
         let mut body = bytes.slice(8..);

@@ -89,14 +89,19 @@ pub async fn produce(addr: SocketAddr, data: Bytes) -> produce_response::Partiti
 
 /// Produce v9 of `data` to partition 0 with `acks` (-1 or 1).
 pub async fn produce_acks(addr: SocketAddr, data: Bytes, acks: i16) -> produce_response::PartitionProduceResponse {
+    let r = produce_with(addr, data, acks, 9).await;
+    r.responses[0].partition_responses[0].clone()
+}
+
+/// Produce of `data` to partition 0 with `acks` at `version`: the whole response.
+pub async fn produce_with(addr: SocketAddr, data: Bytes, acks: i16, version: i16) -> ProduceResponse {
     let mut c = Client::connect(addr).await;
     let request = ProduceRequest::default().with_acks(acks).with_timeout_ms(10_000).with_topic_data(vec![
         produce_request::TopicProduceData::default().with_name(name(TOPIC)).with_partition_data(vec![
             produce_request::PartitionProduceData::default().with_index(0).with_records(Some(data)),
         ]),
     ]);
-    let r: ProduceResponse = c.call(ApiKey::Produce, 9, &request).await;
-    r.responses[0].partition_responses[0].clone()
+    c.call(ApiKey::Produce, version, &request).await
 }
 
 /// Every record (offset, value) `addr` serves from offset 0 up to its high watermark,

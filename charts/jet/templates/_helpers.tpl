@@ -72,3 +72,23 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "jet.propertyValue" -}}
 {{- if and (kindIs "float64" .) (eq . (float64 (int64 .))) }}{{ int64 . }}{{ else }}{{ . }}{{ end }}
 {{- end }}
+
+{{/* Broker .i's advertised EXTERNAL host:port as NOTES.txt shows it: external.addresses[i],
+     <pod>.<external.domain>, or the node's IP (.shell: as a kubectl command). */}}
+{{- define "jet.externalAddress" -}}
+{{- $ := .root }}
+{{- $ext := $.Values.external }}
+{{- $pod := printf "%s-%d" (include "jet.fullname" $) (int .i) }}
+{{- $port := int $ext.port }}
+{{- if eq $ext.type "NodePort" }}{{ $port = add (int $ext.nodePortBase) (int .i) }}{{ end }}
+{{- if $ext.addresses }}{{ printf "%s:%d" (index $ext.addresses (int .i)) (int $port) }}
+{{- else if $ext.domain }}{{ printf "%s.%s:%d" $pod $ext.domain (int $port) }}
+{{- else if .shell }}{{ printf "\"$(kubectl get pod %s -n %s -o jsonpath='{.status.hostIP}'):%d\"" $pod $.Release.Namespace (int $port) }}
+{{- else }}{{ printf "<IP of the node %s runs on>:%d" $pod (int $port) }}
+{{- end }}
+{{- end }}
+
+{{/* The in-cluster name of broker 0's external Service: the EXTERNAL listener from a pod. */}}
+{{- define "jet.externalService0" -}}
+{{- printf "%s-0-external.%s.svc.%s:%d" (include "jet.fullname" .) .Release.Namespace .Values.clusterDomain (int .Values.external.port) }}
+{{- end }}

@@ -10,7 +10,9 @@
 //! Layout (all integers big-endian):
 //! `version u8 = 1 | flags u8 (bit 0 rack present, bit 1 leaving) | broker id i32 |
 //! kafka host (u8 length + UTF-8) | kafka port u16 | raft host (u8 length + UTF-8) |
-//! raft port u16 | [rack (u8 length + UTF-8)]`.
+//! raft port u16 | [rack (u8 length + UTF-8)] | [listeners]`, where `listeners` (flag bit 2,
+//! absent for a broker with one listener named PLAINTEXT) is `name of the kafka listener
+//! (u8 length + UTF-8) | count u8 | (name | host | port u16) per other listener`.
 
 use std::fmt;
 
@@ -21,6 +23,9 @@ pub const METADATA_LIMIT: usize = 512;
 const VERSION: u8 = 1;
 const FLAG_RACK: u8 = 1;
 const FLAG_LEAVING: u8 = 2;
+const FLAG_LISTENERS: u8 = 4;
+/// The listener name a broker with no other name uses.
+const PLAINTEXT: &str = "PLAINTEXT";
 /// Longest string one length byte can describe.
 const MAX_FIELD: usize = u8::MAX as usize;
 
@@ -53,8 +58,12 @@ impl fmt::Display for HostPort {
 pub struct BrokerIdentity {
     /// Kafka's `node.id` / `broker.id`.
     pub broker_id: i32,
-    /// Where Kafka clients connect (the advertised listener).
+    /// Where Kafka clients connect (the advertised address of the broker's own listener).
     pub kafka: HostPort,
+    /// The name of that listener (`PLAINTEXT` unless configured otherwise).
+    pub listener: String,
+    /// The advertised addresses of the broker's other listeners, by listener name.
+    pub other_listeners: Vec<(String, HostPort)>,
     /// `broker.rack`, if set (KIP-392 follower reads, rack-aware placement).
     pub rack: Option<String>,
     /// Where peers reach this broker's raft transport.
@@ -85,7 +94,36 @@ pub enum MetadataError {
 
 impl BrokerIdentity {
     pub fn new(broker_id: i32, kafka: HostPort, rack: Option<String>, raft: HostPort) -> BrokerIdentity {
-        BrokerIdentity { broker_id, kafka, rack, raft, leaving: false }
+        BrokerIdentity {
+            broker_id,
+            kafka,
+            listener: PLAINTEXT.into(),
+            other_listeners: Vec::new(),
+            rack,
+            raft,
+            leaving: false,
+        }
+    }
+
+    /// The same broker with its listeners named: `kafka` is the address of `listener`.
+    pub fn with_listeners(mut self, listener: String, others: Vec<(String, HostPort)>) -> BrokerIdentity {
+        self.listener = listener;
+        self.other_listeners = others;
+        self
+    }
+
+    /// Where a client of the listener called `name` reaches this broker (`None`: the
+    /// broker has no such listener).
+    pub fn endpoint(&self, name: &str) -> Option<&HostPort> {
+        if self.listener.eq_ignore_ascii_case(name) {
+            return Some(&self.kafka);
+        }
+        self.other_listeners.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, hp)| hp)
+    }
+
+    /// Whether the listeners section is written (more than one PLAINTEXT listener).
+    fn has_listeners_section(&self) -> bool {
+        self.listener != PLAINTEXT || !self.other_listeners.is_empty()
     }
 
     /// The variable-length fields, named as an operator sets them.
@@ -94,14 +132,19 @@ impl BrokerIdentity {
             Some(("the Kafka advertised host", self.kafka.host.as_str())),
             Some(("the raft address host", self.raft.host.as_str())),
             self.rack.as_deref().map(|rack| ("broker.rack", rack)),
+            self.has_listeners_section().then_some(("a listener name", self.listener.as_str())),
         ]
         .into_iter()
         .flatten()
+        .chain(self.other_listeners.iter().flat_map(|(name, hp)| {
+            [("a listener name", name.as_str()), ("an advertised listener host", hp.host.as_str())]
+        }))
     }
 
     /// Encoded size in bytes.
     pub fn encoded_len(&self) -> usize {
-        2 + 4 + self.fields().map(|(_, s)| 1 + s.len()).sum::<usize>() + 2 + 2
+        let listeners = if self.has_listeners_section() { 1 + 2 * self.other_listeners.len() } else { 0 };
+        2 + 4 + self.fields().map(|(_, s)| 1 + s.len()).sum::<usize>() + 2 + 2 + listeners
     }
 
     /// The metadata bytes, or why they would not fit memberlist's limit.
@@ -112,6 +155,9 @@ impl BrokerIdentity {
             }
         }
         let total = self.encoded_len();
+        if self.other_listeners.len() > usize::from(u8::MAX) {
+            return Err(MetadataError::FieldTooLong { field: "the listener list", len: self.other_listeners.len() });
+        }
         if total > METADATA_LIMIT {
             let mut fields: Vec<_> = self.fields().collect();
             fields.sort_by_key(|(_, value)| std::cmp::Reverse(value.len()));
@@ -121,7 +167,11 @@ impl BrokerIdentity {
         }
         let mut out = Vec::with_capacity(total);
         out.push(VERSION);
-        out.push(if self.rack.is_some() { FLAG_RACK } else { 0 } | if self.leaving { FLAG_LEAVING } else { 0 });
+        out.push(
+            if self.rack.is_some() { FLAG_RACK } else { 0 }
+                | if self.leaving { FLAG_LEAVING } else { 0 }
+                | if self.has_listeners_section() { FLAG_LISTENERS } else { 0 },
+        );
         out.extend_from_slice(&self.broker_id.to_be_bytes());
         for hp in [&self.kafka, &self.raft] {
             put_str(&mut out, &hp.host);
@@ -129,6 +179,16 @@ impl BrokerIdentity {
         }
         if let Some(rack) = &self.rack {
             put_str(&mut out, rack);
+        }
+        if self.has_listeners_section() {
+            put_str(&mut out, &self.listener);
+            // Checked above: at most 255.
+            out.push(self.other_listeners.len() as u8);
+            for (name, hp) in &self.other_listeners {
+                put_str(&mut out, name);
+                put_str(&mut out, &hp.host);
+                out.extend_from_slice(&hp.port.to_be_bytes());
+            }
         }
         Ok(out)
     }
@@ -145,10 +205,28 @@ impl BrokerIdentity {
             HostPort { host: r.str("Kafka advertised host")?, port: u16::from_be_bytes(r.array("Kafka port")?) };
         let raft = HostPort { host: r.str("raft host")?, port: u16::from_be_bytes(r.array("raft port")?) };
         let rack = if flags & FLAG_RACK != 0 { Some(r.str("broker.rack")?) } else { None };
+        let mut listener = PLAINTEXT.to_string();
+        let mut other_listeners = Vec::new();
+        if flags & FLAG_LISTENERS != 0 {
+            listener = r.str("listener name")?;
+            for _ in 0..r.u8("listener count")? {
+                let name = r.str("listener name")?;
+                let host = r.str("listener host")?;
+                other_listeners.push((name, HostPort { host, port: u16::from_be_bytes(r.array("listener port")?) }));
+            }
+        }
         if !r.0.is_empty() {
             return Err(MetadataError::Trailing(r.0.len()));
         }
-        Ok(BrokerIdentity { broker_id, kafka, rack, raft, leaving: flags & FLAG_LEAVING != 0 })
+        Ok(BrokerIdentity {
+            broker_id,
+            kafka,
+            listener,
+            other_listeners,
+            rack,
+            raft,
+            leaving: flags & FLAG_LEAVING != 0,
+        })
     }
 }
 
@@ -212,6 +290,28 @@ mod tests {
                 assert_eq!(BrokerIdentity::decode(&bytes).unwrap(), id);
             }
         }
+    }
+
+    #[test]
+    fn other_listeners_round_trip_and_are_found_by_name() {
+        let id = identity(Some("a")).with_listeners(
+            "INTERNAL".into(),
+            vec![("EXTERNAL".into(), HostPort::new("203.0.113.7", 31092)), ("LB".into(), HostPort::new("lb", 9094))],
+        );
+        let bytes = id.encode().unwrap();
+        assert_eq!(bytes.len(), id.encoded_len());
+        let back = BrokerIdentity::decode(&bytes).unwrap();
+        assert_eq!(back, id);
+        assert_eq!(back.endpoint("internal"), Some(&HostPort::new("broker-7.jet.svc", 9092)));
+        assert_eq!(back.endpoint("EXTERNAL"), Some(&HostPort::new("203.0.113.7", 31092)));
+        assert_eq!(back.endpoint("PLAINTEXT"), None);
+        for cut in 0..bytes.len() {
+            assert!(BrokerIdentity::decode(&bytes[..cut]).is_err(), "cut {cut}");
+        }
+        // An external host counts against the limit and is named when too long.
+        let long = identity(None)
+            .with_listeners("PLAINTEXT".into(), vec![("EXTERNAL".into(), HostPort::new("e".repeat(300), 1))]);
+        assert_eq!(long.encode(), Err(MetadataError::FieldTooLong { field: "an advertised listener host", len: 300 }));
     }
 
     #[test]
