@@ -485,10 +485,20 @@ def test_each_broker_advertises_its_own_external_address(helm, tmp_path):
     internal = f"PLAINTEXT://{pod_host(2)}:9092"
     assert advertised(helm, tmp_path, NODEPORT, f"{FULLNAME}-2", "10.1.2.3") == f"{internal},EXTERNAL://10.1.2.3:31094"
     addresses = {"external": {"enabled": True, "type": "LoadBalancer", "addresses": ["203.0.113.1", "203.0.113.2", "fd00::3"]}}
-    assert advertised(helm, tmp_path, addresses, f"{FULLNAME}-2", "10.1.2.3") == f"{internal},EXTERNAL://fd00::3:9094"
+    assert advertised(helm, tmp_path, addresses, f"{FULLNAME}-2", "10.1.2.3") == f"{internal},EXTERNAL://[fd00::3]:9094"
     domain = {"external": {"enabled": True, "domain": "kafka.example.com", "nodePortBase": 30500}}
     assert advertised(helm, tmp_path, domain, f"{FULLNAME}-2", "10.1.2.3") == (
         f"{internal},EXTERNAL://{FULLNAME}-2.kafka.example.com:30502")
+    assert advertised(helm, tmp_path, NODEPORT, f"{FULLNAME}-0", "fd00::7") == (
+        f"PLAINTEXT://{pod_host(0)}:9092,EXTERNAL://[fd00::7]:31092")
+    # A broker beyond the addresses (after `kubectl scale`) refuses to start.
+    with pytest.raises(subprocess.CalledProcessError) as refused:
+        advertised(helm, tmp_path, addresses, f"{FULLNAME}-3", "10.1.2.3")
+    assert "no external address for broker 3" in refused.value.stderr
+    # Each LoadBalancer asks for its broker's address.
+    docs = render(helm, addresses)
+    assert [only(docs, "Service", f"{FULLNAME}-{i}-external")["spec"]["loadBalancerIP"] for i in range(3)] == (
+        ["203.0.113.1", "203.0.113.2", "fd00::3"])
 
 
 def test_notes_and_helm_tests_reach_the_brokers_from_outside(helm):
@@ -521,6 +531,8 @@ def test_notes_and_helm_tests_reach_the_brokers_from_outside(helm):
     ({"external": {"type": "ClusterIP"}}, "/external/type"),
     ({"external": {"nodePortBase": 80}}, "/external/nodePortBase"),
     ({"external": {"addresses": ["a b"]}}, "/external/addresses/0"),
+    ({"external": {"addresses": ["203.0.113.1:9094"]}}, "/external/addresses/0"),
+    ({"external": {"addresses": ["*"]}}, "/external/addresses/0"),
 ])
 def test_schema_refuses_bad_values(helm, values, path):
     r = template(helm, values, check=False)

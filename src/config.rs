@@ -86,10 +86,10 @@ pub struct BrokerConfig {
     pub listen: Listeners,
 
     /// What clients are told to connect to (Kafka `advertised.listeners`): `host:port` for
-    /// the first listener, or `NAME://host:port,...` per listener; a client is told every
-    /// broker's address on the listener it connected to. Defaults to the host's canonical
-    /// name for a listener on all interfaces (as Kafka), else `localhost`, with the
-    /// listener's port.
+    /// the broker's own listener, or `NAME://host:port,...` per listener; a client is told
+    /// every broker's address on the listener it connected to. Defaults to the address a
+    /// listener binds, or the host's canonical name for a listener on all interfaces, with
+    /// the listener's port.
     #[arg(long, env = "JET_ADVERTISED_LISTENER", value_parser = parse_advertised)]
     pub advertised_listener: Option<String>,
 

@@ -153,8 +153,12 @@ fn parse_host_port(s: &str) -> Result<ListenAddr, String> {
 /// protocol Jet does not serve is refused here. No name: `None`.
 fn split_name(one: &str) -> Result<(Option<String>, &str), String> {
     let Some((name, rest)) = one.split_once("://") else { return Ok((None, one)) };
+    let name = name.trim();
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+        return Err(format!("`{one}`: a listener name is letters, digits, `_` and `-`"));
+    }
     match SecurityProtocol::from_name(name) {
-        Some(SecurityProtocol::Plaintext) | None => Ok((Some(name.trim().to_ascii_uppercase()), rest)),
+        Some(SecurityProtocol::Plaintext) | None => Ok((Some(name.to_ascii_uppercase()), rest)),
         Some(protocol) => Err(SecurityError::UnsupportedProtocol { listener: one.to_string(), protocol }.to_string()),
     }
 }
@@ -192,22 +196,22 @@ pub struct Advertised {
     pub port: Option<u16>,
 }
 
-/// `advertised.listeners`: `[NAME://]host[:port]` entries separated by commas. An
-/// advertised listener must be PLAINTEXT too: advertising `SSL://` while serving plaintext
-/// would send clients' TLS to a plaintext port.
+/// `advertised.listeners`: `[NAME://]host[:port]` entries separated by commas (an IPv6
+/// address in brackets; port 0 or none: the listener's bound port). An advertised listener
+/// must be PLAINTEXT too: advertising `SSL://` while serving plaintext would send clients'
+/// TLS to a plaintext port. A wildcard address reaches nobody and is refused, as Kafka does.
 pub(super) fn parse_advertised_list(s: &str) -> Result<Vec<Advertised>, String> {
     let mut all: Vec<Advertised> = Vec::new();
     for one in s.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         let (name, address) = split_name(one)?;
-        let (host, port) = match address.rsplit_once(':') {
-            Some((host, port)) if !host.ends_with(':') => {
-                let port = port.parse::<u16>().map_err(|e| format!("`{one}`: bad port: {e}"))?;
-                (host.trim_start_matches('[').trim_end_matches(']'), Some(port))
-            }
-            _ => (address, None),
-        };
+        let (host, port) = split_host_port(address).map_err(|why| format!("`{one}`: {why}"))?;
         if host.is_empty() {
             return Err(format!("`{one}`: no host to advertise"));
+        }
+        if super::advertise::is_wildcard(host) {
+            return Err(format!(
+                "`{one}`: {host} is not an address clients can connect to; advertise a host name or address"
+            ));
         }
         if all.iter().any(|a| a.name == name) {
             let which = name.as_deref().unwrap_or("without a name");
@@ -219,6 +223,29 @@ pub(super) fn parse_advertised_list(s: &str) -> Result<Vec<Advertised>, String> 
         return Err(format!("`{s}`: no address given"));
     }
     Ok(all)
+}
+
+/// `host`, `host:port`, `[v6]` or `[v6]:port`: the host (brackets removed) and the port,
+/// `None` when absent or 0.
+fn split_host_port(address: &str) -> Result<(&str, Option<u16>), String> {
+    let (host, port) = if let Some(rest) = address.strip_prefix('[') {
+        let (host, after) = rest.split_once(']').ok_or("an IPv6 address without its closing bracket")?;
+        match after {
+            "" => (host, None),
+            after => (host, Some(after.strip_prefix(':').ok_or("expected `:port` after the IPv6 address")?)),
+        }
+    } else {
+        match address.matches(':').count() {
+            0 => (address, None),
+            1 => address.split_once(':').map(|(h, p)| (h, Some(p))).unwrap_or((address, None)),
+            _ => return Err("write an IPv6 address in brackets: [fd00::1]:9092".into()),
+        }
+    };
+    let port = match port {
+        None => None,
+        Some(p) => Some(p.parse::<u16>().map_err(|e| format!("bad port `{p}`: {e}"))?).filter(|&p| p != 0),
+    };
+    Ok((host, port))
 }
 
 /// The clap parser of `--advertised-listener`: checked now, kept as written.
@@ -241,18 +268,23 @@ impl BrokerConfig {
     }
 
     /// (name, host, port) advertised for one listener: its `advertised.listeners` entry,
-    /// else the default host with the listener's port.
+    /// else (as Kafka) the host it binds, or for a listener on all interfaces the host
+    /// chosen at start (`localhost` when none was); the listener's port when the entry has
+    /// none.
     fn advertised_on(&self, id: ListenerId) -> (String, String, u16) {
         let listener = self.listen.get(id).unwrap_or(self.listen.primary());
-        let default_host = || self.default_advertised_host.clone().unwrap_or_else(|| "localhost".to_string());
+        let default_host = || match advertise::is_wildcard(&listener.addr.host) {
+            true => self.default_advertised_host.clone().unwrap_or_else(|| "localhost".to_string()),
+            false => listener.addr.host.clone(),
+        };
         match self.advertised_entry(id) {
             Some(a) => (listener.name.clone(), a.host, a.port.unwrap_or(listener.addr.port)),
             None => (listener.name.clone(), default_host(), listener.addr.port),
         }
     }
 
-    /// A listener's `advertised.listeners` entry (an entry without a name is the first
-    /// listener's).
+    /// A listener's `advertised.listeners` entry (an entry without a name is the broker's
+    /// own listener's: the first, or `inter.broker.listener.name`).
     fn advertised_entry(&self, id: ListenerId) -> Option<Advertised> {
         let listener = self.listen.get(id)?;
         let entries = self.advertised_listener.as_deref().map(parse_advertised_list).and_then(Result::ok)?;
@@ -353,6 +385,14 @@ mod tests {
         let bare = parse_advertised_list("example").unwrap();
         assert_eq!(bare, vec![Advertised { name: None, host: "example".into(), port: None }]);
         assert_eq!(parse_advertised_list("[::1]:9092").unwrap()[0].host, "::1");
+        assert_eq!(parse_advertised_list("[fd00::1]").unwrap()[0].host, "fd00::1");
+        assert!(parse_advertised_list("fd00::1:2").unwrap_err().contains("brackets"));
+        assert_eq!(parse_advertised_list("h:0").unwrap()[0].port, None, "port 0: the bound port");
+        for wildcard in ["0.0.0.0:9092", "[::]:9092", "PLAINTEXT://0.0.0.0"] {
+            assert!(parse_advertised_list(wildcard).unwrap_err().contains("not an address clients"), "{wildcard}");
+        }
+        assert!(parse_listeners("://:1").unwrap_err().contains("listener name"));
+        assert!(parse_listeners("A B://:1").unwrap_err().contains("listener name"));
         assert!(parse_advertised_list("a:1,b:2").unwrap_err().contains("advertised twice"));
         assert!(parse_advertised_list("SASL_SSL://h:1").unwrap_err().contains("SASL_SSL"));
         assert!(parse_advertised_list("h:notaport").is_err());

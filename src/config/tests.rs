@@ -66,9 +66,11 @@ fn port_zero_advertises_the_bound_port() {
         c.bound_to(ListenerId(0), 40123);
         c.advertised()
     };
-    assert_eq!(config(&[]), ("localhost".to_string(), 40123));
-    // An advertised host without a port takes the listener's actual port, not 0.
+    // A listener bound to one address advertises it, as Kafka does.
+    assert_eq!(config(&[]), ("127.0.0.1".to_string(), 40123));
+    // An advertised host without a port (or with port 0) takes the listener's actual port.
     assert_eq!(config(&["--advertised-listener", "example"]), ("example".to_string(), 40123));
+    assert_eq!(config(&["--advertised-listener", "example:0"]), ("example".to_string(), 40123));
     assert_eq!(config(&["--advertised-listener", "example:9000"]), ("example".to_string(), 9000));
 }
 

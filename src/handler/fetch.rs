@@ -208,7 +208,7 @@ pub async fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16, l
             }
         };
 
-    send_to_preferred_replicas(broker, &request, version, &mut items);
+    send_to_preferred_replicas(broker, &request, version, listener, &mut items);
     // Kafka answers at once when it moves a partition to another replica.
     let moved = items.iter().any(|i| i.read_from.is_some());
     let read_committed = version >= 4 && request.isolation_level == READ_COMMITTED;
@@ -300,7 +300,13 @@ pub async fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16, l
 /// KIP-392: for a consumer that names its rack (Fetch v11+), each partition led here is
 /// moved to the in-sync follower in that rack when the leader is in another
 /// (`replica.selector.class`).
-fn send_to_preferred_replicas(broker: &Broker, request: &FetchRequest, version: i16, items: &mut [Item]) {
+fn send_to_preferred_replicas(
+    broker: &Broker,
+    request: &FetchRequest,
+    version: i16,
+    listener: ListenerId,
+    items: &mut [Item],
+) {
     let client_rack: &str = if version >= 11 { &request.rack_id } else { "" };
     // Only consumers: a replica id names a follower fetching (Jet's own replicas use raft).
     let from_consumer = request.replica_id.0 < 0 && request.replica_state.replica_id.0 < 0;
@@ -308,7 +314,8 @@ fn send_to_preferred_replicas(broker: &Broker, request: &FetchRequest, version: 
     let selector = broker.config.kafka.replica_selector_class;
     for item in items.iter_mut().filter(|i| i.error.is_none()) {
         if item.partition.as_ref().is_some_and(|p| p.leader() == Leader::ThisBroker) {
-            item.read_from = runtime.preferred_read_replica(selector, &item.topic, item.key.partition, client_rack);
+            item.read_from =
+                runtime.preferred_read_replica(selector, &item.topic, item.key.partition, client_rack, listener);
         }
     }
 }

@@ -20,6 +20,18 @@ use crate::config::ListenerId;
 use super::{CLUSTER_AUTHORIZED_OPERATIONS, TOPIC_AUTHORIZED_OPERATIONS, topic_name};
 
 pub fn describe_topic(broker: &Broker, topic: &Topic) -> MetadataResponseTopic {
+    describe_topic_for(broker, topic, &HashSet::new(), 12)
+}
+
+/// [`describe_topic`] for a client of a listener that the live brokers `unlisted` do not
+/// have: a partition they lead has no leader the client can reach, reported as Kafka
+/// does (`LISTENER_NOT_FOUND` from v6, `LEADER_NOT_AVAILABLE` before, leader -1).
+pub(crate) fn describe_topic_for(
+    broker: &Broker,
+    topic: &Topic,
+    unlisted: &HashSet<i32>,
+    version: i16,
+) -> MetadataResponseTopic {
     let ids = |nodes: Vec<i32>| nodes.into_iter().map(BrokerId).collect::<Vec<_>>();
     let partitions = topic
         .replicas()
@@ -33,7 +45,12 @@ pub fn describe_topic(broker: &Broker, topic: &Topic) -> MetadataResponseTopic {
                     PartitionNodes { replicas: vec![broker.node_id], isr: vec![broker.node_id], offline: Vec::new() }
                 });
             // No leader known (an election is running): clients retry.
-            let error = if leader < 0 { ResponseError::LeaderNotAvailable.code() } else { 0 };
+            let (leader, error) = match leader {
+                leader if leader < 0 => (leader, ResponseError::LeaderNotAvailable.code()),
+                leader if unlisted.contains(&leader) && version >= 6 => (-1, ResponseError::ListenerNotFound.code()),
+                leader if unlisted.contains(&leader) => (-1, ResponseError::LeaderNotAvailable.code()),
+                leader => (leader, 0),
+            };
             MetadataResponsePartition::default()
                 .with_error_code(error)
                 .with_partition_index(p.index())
@@ -57,6 +74,17 @@ fn error_topic(name: Option<&str>, id: uuid::Uuid, code: ResponseError) -> Metad
 
 pub fn handle(broker: &Broker, request: MetadataRequest, version: i16, listener: ListenerId) -> MetadataResponse {
     let allow_auto_create = version < 4 || request.allow_auto_topic_creation;
+    // Every live broker in the gossip view (this one alone without gossip), by its address
+    // on the listener this request came in on; those without it are not listed.
+    let listed = broker.cluster.live_brokers_on(listener);
+    let unlisted: HashSet<i32> = broker
+        .cluster
+        .live_brokers()
+        .iter()
+        .map(|b| b.broker_id)
+        .filter(|id| !listed.iter().any(|l| l.broker_id == *id))
+        .collect();
+    let describe_topic = |broker: &Broker, topic: &Topic| describe_topic_for(broker, topic, &unlisted, version);
     let mut topics: Vec<MetadataResponseTopic> = match request.topics {
         // v0 used an empty list for "all topics"; v1+ uses null.
         None => broker.topics.all().iter().map(|t| describe_topic(broker, t)).collect(),
@@ -103,11 +131,7 @@ pub fn handle(broker: &Broker, request: MetadataRequest, version: i16, listener:
     if (8..=10).contains(&version) && request.include_cluster_authorized_operations {
         response.cluster_authorized_operations = CLUSTER_AUTHORIZED_OPERATIONS;
     }
-    // Every live broker in the gossip view (this one alone without gossip), by its address
-    // on the listener this request came in on.
-    let brokers = broker
-        .cluster
-        .live_brokers_on(listener)
+    let brokers = listed
         .into_iter()
         .map(|b| {
             MetadataResponseBroker::default()

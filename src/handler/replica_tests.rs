@@ -195,6 +195,12 @@ async fn appends_go_to_the_leader_and_metadata_names_it() {
     let described = metadata::describe_topic(&b, &b.topic("t").unwrap());
     let p = &described.partitions[0];
     assert_eq!((p.leader_id.0, p.leader_epoch), (2, 7));
+    // A client of a listener broker 2 does not have cannot reach the leader.
+    let unlisted = std::collections::HashSet::from([2]);
+    for (version, code) in [(12, ResponseError::ListenerNotFound), (5, ResponseError::LeaderNotAvailable)] {
+        let p = &metadata::describe_topic_for(&b, &b.topic("t").unwrap(), &unlisted, version).partitions[0];
+        assert_eq!((p.leader_id.0, p.error_code), (-1, code.code()), "v{version}");
+    }
     replica.set_leader(Leader::ThisBroker);
     let answer = produce_answer(start_produce(&b, -1, records(1, (-1, -1, -1))).await.await);
     assert_eq!((answer.error_code, answer.base_offset), (0, 0));

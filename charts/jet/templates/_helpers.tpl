@@ -81,7 +81,10 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- $pod := printf "%s-%d" (include "jet.fullname" $) (int .i) }}
 {{- $port := int $ext.port }}
 {{- if eq $ext.type "NodePort" }}{{ $port = add (int $ext.nodePortBase) (int .i) }}{{ end }}
-{{- if $ext.addresses }}{{ printf "%s:%d" (index $ext.addresses (int .i)) (int $port) }}
+{{- if $ext.addresses }}
+{{- $host := index $ext.addresses (int .i) }}
+{{- if contains ":" $host }}{{ $host = printf "[%s]" $host }}{{ end }}
+{{- printf "%s:%d" $host (int $port) }}
 {{- else if $ext.domain }}{{ printf "%s.%s:%d" $pod $ext.domain (int $port) }}
 {{- else if .shell }}{{ printf "\"$(kubectl get pod %s -n %s -o jsonpath='{.status.hostIP}'):%d\"" $pod $.Release.Namespace (int $port) }}
 {{- else }}{{ printf "<IP of the node %s runs on>:%d" $pod (int $port) }}

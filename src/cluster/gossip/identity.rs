@@ -10,9 +10,11 @@
 //! Layout (all integers big-endian):
 //! `version u8 = 1 | flags u8 (bit 0 rack present, bit 1 leaving) | broker id i32 |
 //! kafka host (u8 length + UTF-8) | kafka port u16 | raft host (u8 length + UTF-8) |
-//! raft port u16 | [rack (u8 length + UTF-8)] | [listeners]`, where `listeners` (flag bit 2,
-//! absent for a broker with one listener named PLAINTEXT) is `name of the kafka listener
-//! (u8 length + UTF-8) | count u8 | (name | host | port u16) per other listener`.
+//! raft port u16 | [rack (u8 length + UTF-8)] | sections`. Each section is `tag u8 | length
+//! u16 | body`, and a decoder skips the tags it does not know, so a later version can add
+//! one without making older brokers ignore its peers. Tag 1, listeners (absent for a
+//! broker with one listener named PLAINTEXT): `name of the kafka listener (u8 length +
+//! UTF-8) | count u8 | (name | host | port u16) per other listener`.
 
 use std::fmt;
 
@@ -23,7 +25,8 @@ pub const METADATA_LIMIT: usize = 512;
 const VERSION: u8 = 1;
 const FLAG_RACK: u8 = 1;
 const FLAG_LEAVING: u8 = 2;
-const FLAG_LISTENERS: u8 = 4;
+/// Tag of the listeners section.
+const SECTION_LISTENERS: u8 = 1;
 /// The listener name a broker with no other name uses.
 const PLAINTEXT: &str = "PLAINTEXT";
 /// Longest string one length byte can describe.
@@ -143,7 +146,8 @@ impl BrokerIdentity {
 
     /// Encoded size in bytes.
     pub fn encoded_len(&self) -> usize {
-        let listeners = if self.has_listeners_section() { 1 + 2 * self.other_listeners.len() } else { 0 };
+        // Section header (tag, length) and count, and a port per other listener.
+        let listeners = if self.has_listeners_section() { 3 + 1 + 2 * self.other_listeners.len() } else { 0 };
         2 + 4 + self.fields().map(|(_, s)| 1 + s.len()).sum::<usize>() + 2 + 2 + listeners
     }
 
@@ -167,11 +171,7 @@ impl BrokerIdentity {
         }
         let mut out = Vec::with_capacity(total);
         out.push(VERSION);
-        out.push(
-            if self.rack.is_some() { FLAG_RACK } else { 0 }
-                | if self.leaving { FLAG_LEAVING } else { 0 }
-                | if self.has_listeners_section() { FLAG_LISTENERS } else { 0 },
-        );
+        out.push(if self.rack.is_some() { FLAG_RACK } else { 0 } | if self.leaving { FLAG_LEAVING } else { 0 });
         out.extend_from_slice(&self.broker_id.to_be_bytes());
         for hp in [&self.kafka, &self.raft] {
             put_str(&mut out, &hp.host);
@@ -181,6 +181,9 @@ impl BrokerIdentity {
             put_str(&mut out, rack);
         }
         if self.has_listeners_section() {
+            out.push(SECTION_LISTENERS);
+            let length_at = out.len();
+            out.extend_from_slice(&[0, 0]);
             put_str(&mut out, &self.listener);
             // Checked above: at most 255.
             out.push(self.other_listeners.len() as u8);
@@ -189,6 +192,9 @@ impl BrokerIdentity {
                 put_str(&mut out, &hp.host);
                 out.extend_from_slice(&hp.port.to_be_bytes());
             }
+            // The whole identity is at most 512 bytes, so the section's length fits.
+            let length = (out.len() - length_at - 2) as u16;
+            out[length_at..length_at + 2].copy_from_slice(&length.to_be_bytes());
         }
         Ok(out)
     }
@@ -207,16 +213,24 @@ impl BrokerIdentity {
         let rack = if flags & FLAG_RACK != 0 { Some(r.str("broker.rack")?) } else { None };
         let mut listener = PLAINTEXT.to_string();
         let mut other_listeners = Vec::new();
-        if flags & FLAG_LISTENERS != 0 {
-            listener = r.str("listener name")?;
-            for _ in 0..r.u8("listener count")? {
-                let name = r.str("listener name")?;
-                let host = r.str("listener host")?;
-                other_listeners.push((name, HostPort { host, port: u16::from_be_bytes(r.array("listener port")?) }));
+        // Sections: tag, length, body; a tag this version does not know is skipped.
+        while !r.0.is_empty() {
+            let tag = r.u8("section tag")?;
+            let length = u16::from_be_bytes(r.array("section length")?);
+            let mut body = Reader(r.take(usize::from(length), "section")?);
+            if tag != SECTION_LISTENERS {
+                continue;
             }
-        }
-        if !r.0.is_empty() {
-            return Err(MetadataError::Trailing(r.0.len()));
+            listener = body.str("listener name")?;
+            other_listeners.clear();
+            for _ in 0..body.u8("listener count")? {
+                let name = body.str("listener name")?;
+                let host = body.str("listener host")?;
+                other_listeners.push((name, HostPort { host, port: u16::from_be_bytes(body.array("listener port")?) }));
+            }
+            if !body.0.is_empty() {
+                return Err(MetadataError::Trailing(body.0.len()));
+            }
         }
         Ok(BrokerIdentity {
             broker_id,
@@ -305,7 +319,9 @@ mod tests {
         assert_eq!(back.endpoint("internal"), Some(&HostPort::new("broker-7.jet.svc", 9092)));
         assert_eq!(back.endpoint("EXTERNAL"), Some(&HostPort::new("203.0.113.7", 31092)));
         assert_eq!(back.endpoint("PLAINTEXT"), None);
-        for cut in 0..bytes.len() {
+        // Every cut fails but the one just before the section (an identity without it).
+        let base = identity(Some("a")).encoded_len();
+        for cut in (0..bytes.len()).filter(|&cut| cut != base) {
             assert!(BrokerIdentity::decode(&bytes[..cut]).is_err(), "cut {cut}");
         }
         // An external host counts against the limit and is named when too long.
@@ -365,7 +381,11 @@ mod tests {
         }
         let mut extra = bytes.clone();
         extra.push(0);
-        assert_eq!(BrokerIdentity::decode(&extra), Err(MetadataError::Trailing(1)));
+        assert!(matches!(BrokerIdentity::decode(&extra), Err(MetadataError::Truncated { .. })));
+        // A section of a later version is skipped.
+        let mut later = bytes.clone();
+        later.extend_from_slice(&[9, 0, 2, 0xab, 0xcd]);
+        assert_eq!(BrokerIdentity::decode(&later).unwrap(), BrokerIdentity::decode(&bytes).unwrap());
         let mut version = bytes.clone();
         version[0] = 9;
         assert_eq!(BrokerIdentity::decode(&version), Err(MetadataError::UnknownVersion(9)));

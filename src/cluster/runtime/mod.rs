@@ -344,12 +344,14 @@ impl ClusterRuntime {
 
     /// The follower a consumer in `client_rack` should read partition `index` of `topic`
     /// from (KIP-392), when this broker leads it: see [`crate::cluster::read_replica`].
+    /// Only followers with the consumer's listener (`listener`) are candidates.
     pub fn preferred_read_replica(
         &self,
         selector: ReplicaSelector,
         topic: &str,
         index: i32,
         client_rack: &str,
+        listener: crate::config::ListenerId,
     ) -> Option<i32> {
         if selector == ReplicaSelector::Leader || client_rack.is_empty() {
             return None;
@@ -361,7 +363,7 @@ impl ClusterRuntime {
             let isr = state.hosted.get(&index)?.in_sync_replicas(self.replica_lag)?;
             (state.assignments.get(usize::try_from(index).ok()?)?.clone(), isr)
         };
-        let live = self.directory.live_brokers();
+        let live = self.directory.live_brokers_on(listener);
         let local = self.directory.local();
         let leader = ReplicaInfo { broker_id: local.broker_id, rack: local.rack.as_deref(), in_sync: true };
         let followers: Vec<ReplicaInfo<'_>> = replicas
