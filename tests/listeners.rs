@@ -66,6 +66,15 @@ async fn clients_are_told_brokers_on_the_listener_they_connected_to() {
         assert_eq!(&listed(external_addr(id)).await, external, "Metadata through broker {id}'s external listener");
     }
 
+    // /v1/cluster shows each broker's listeners by name.
+    let (code, body) = common::http_get(brokers[0].admin, "/v1/cluster").await;
+    assert_eq!(code, 200, "{body}");
+    let status: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let n = &nodes[1];
+    let second = status["brokers"].as_array().unwrap().iter().find(|b| b["node_id"] == 2).expect("broker 2 listed");
+    assert_eq!(second["listeners"]["INTERNAL"], format!("127.0.0.1:{}", n.kafka));
+    assert_eq!(second["listeners"]["EXTERNAL"], format!("localhost:{}", external[1]));
+
     // DescribeCluster names the same addresses.
     let mut c = Client::connect(external_addr(2)).await;
     let r: DescribeClusterResponse = c.call(ApiKey::DescribeCluster, 0, &DescribeClusterRequest::default()).await;

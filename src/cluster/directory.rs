@@ -125,6 +125,12 @@ impl BrokerDirectory {
     /// with its address on the listener of the same name (`kafka`), brokers without one
     /// left out (as Kafka's metadata cache does).
     pub fn live_brokers_on(&self, listener: ListenerId) -> Vec<BrokerIdentity> {
+        self.live_brokers_by_listener(listener).0
+    }
+
+    /// [`live_brokers_on`](Self::live_brokers_on), and the ids of the live brokers left
+    /// out because they have no listener by that name.
+    pub fn live_brokers_by_listener(&self, listener: ListenerId) -> (Vec<BrokerIdentity>, Vec<i32>) {
         let live = self.live_brokers();
         let name = match usize::from(listener.0) {
             0 => &self.local.listener,
@@ -134,14 +140,20 @@ impl BrokerDirectory {
             },
         };
         if listener.0 == 0 && live.iter().all(|b| b.listener.eq_ignore_ascii_case(name)) {
-            return live; // One listener everywhere: nothing to look up.
+            return (live, Vec::new()); // One listener everywhere: nothing to look up.
         }
-        live.into_iter()
-            .filter_map(|b| {
-                let endpoint = b.endpoint(name)?.clone();
-                Some(BrokerIdentity { kafka: endpoint, ..b })
+        let mut without = Vec::new();
+        let listed = live
+            .into_iter()
+            .filter_map(|b| match b.endpoint(name) {
+                Some(endpoint) => Some(BrokerIdentity { kafka: endpoint.clone(), ..b }),
+                None => {
+                    without.push(b.broker_id);
+                    None
+                }
             })
-            .collect()
+            .collect();
+        (listed, without)
     }
 
     fn live_in(&self, view: &MembershipView) -> Vec<BrokerIdentity> {
@@ -411,6 +423,8 @@ mod tests {
         );
         // Broker 3 has no EXTERNAL listener: external clients are not sent to it.
         assert_eq!(on(1), [(1, "203.0.113.7:31001".to_string()), (2, "203.0.113.7:31002".to_string())]);
+        assert_eq!(d.live_brokers_by_listener(ListenerId(1)).1, [3]);
+        assert!(d.live_brokers_by_listener(ListenerId(0)).1.is_empty());
     }
 
     #[tokio::test]

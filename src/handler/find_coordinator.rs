@@ -44,7 +44,7 @@ fn find(b: &Broker, key: StrBytes, key_type: i8, version: i16, listener: Listene
             .with_error_message(Some(StrBytes::from_string(message.to_string())))
     };
     match key_type {
-        GROUP if key.is_empty() => return error(ResponseError::InvalidRequest, "group id must not be empty"),
+        GROUP if key.is_empty() => error(ResponseError::InvalidRequest, "group id must not be empty"),
         GROUP => {
             // The group's partition must exist before anyone is sent to its leader.
             let topic = match b.groups.offsets_topic(b) {
@@ -58,42 +58,26 @@ fn find(b: &Broker, key: StrBytes, key_type: i8, version: i16, listener: Listene
             }
             // The coordinator is the leader of the group's partition.
             let index = crate::group::partition_for(&key, topic.partition_count());
-            match topic.replica(index).map(|r| r.leader()) {
-                Some(Leader::ThisBroker) => {}
-                Some(Leader::Broker(id)) => {
-                    let Some(leader) = b.cluster.live_brokers_on(listener).into_iter().find(|l| l.broker_id == id)
-                    else {
-                        return error(ResponseError::CoordinatorNotAvailable, "the group's coordinator is not live");
-                    };
-                    return Coordinator::default()
-                        .with_key(key)
-                        .with_node_id(BrokerId(id))
-                        .with_host(StrBytes::from_string(leader.kafka.host))
-                        .with_port(i32::from(leader.kafka.port))
-                        .with_error_code(0)
-                        .with_error_message(None);
-                }
+            let id = match topic.replica(index).map(|r| r.leader()) {
+                Some(Leader::ThisBroker) => b.node_id,
+                Some(Leader::Broker(id)) => id,
                 _ => return error(ResponseError::CoordinatorNotAvailable, "the group's partition has no leader yet"),
-            }
+            };
+            // By its address on the client's listener (this broker is always listed).
+            let Some(leader) = b.cluster.live_brokers_on(listener).into_iter().find(|l| l.broker_id == id) else {
+                return error(ResponseError::CoordinatorNotAvailable, "the group's coordinator is not live");
+            };
+            Coordinator::default()
+                .with_key(key)
+                .with_node_id(BrokerId(id))
+                .with_host(StrBytes::from_string(leader.kafka.host))
+                .with_port(i32::from(leader.kafka.port))
+                .with_error_code(0)
+                .with_error_message(None)
         }
-        TRANSACTION => {
-            return error(super::transactions::find_coordinator_code(version), super::transactions::MESSAGE);
-        }
-        _ => return error(ResponseError::InvalidRequest, "unknown coordinator key type"),
+        TRANSACTION => error(super::transactions::find_coordinator_code(version), super::transactions::MESSAGE),
+        _ => error(ResponseError::InvalidRequest, "unknown coordinator key type"),
     }
-    let local = b.cluster.local();
-    let name = b.config.listen.get(listener).map(|l| l.name.as_str()).unwrap_or(&local.listener);
-    let (host, port) = match local.endpoint(name) {
-        Some(hp) => (hp.host.clone(), i32::from(hp.port)),
-        None => (b.host.clone(), b.port),
-    };
-    Coordinator::default()
-        .with_key(key)
-        .with_node_id(BrokerId(b.node_id))
-        .with_host(StrBytes::from_string(host))
-        .with_port(port)
-        .with_error_code(0)
-        .with_error_message(None)
 }
 
 #[cfg(test)]

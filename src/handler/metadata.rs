@@ -76,14 +76,8 @@ pub fn handle(broker: &Broker, request: MetadataRequest, version: i16, listener:
     let allow_auto_create = version < 4 || request.allow_auto_topic_creation;
     // Every live broker in the gossip view (this one alone without gossip), by its address
     // on the listener this request came in on; those without it are not listed.
-    let listed = broker.cluster.live_brokers_on(listener);
-    let unlisted: HashSet<i32> = broker
-        .cluster
-        .live_brokers()
-        .iter()
-        .map(|b| b.broker_id)
-        .filter(|id| !listed.iter().any(|l| l.broker_id == *id))
-        .collect();
+    let (listed, unlisted) = broker.cluster.live_brokers_by_listener(listener);
+    let unlisted: HashSet<i32> = unlisted.into_iter().collect();
     let describe_topic = |broker: &Broker, topic: &Topic| describe_topic_for(broker, topic, &unlisted, version);
     let mut topics: Vec<MetadataResponseTopic> = match request.topics {
         // v0 used an empty list for "all topics"; v1+ uses null.
