@@ -43,7 +43,7 @@ pub struct SessionPartition {
     pub current_leader_epoch: i32,
     /// Last values sent to the client; `None` until first reported, and again after an
     /// error so the partition is re-sent once the error clears.
-    pub reported: Option<(i64, i64)>,
+    pub reported: Option<ReportedValues>,
 }
 
 #[derive(Debug, Default)]
@@ -73,11 +73,16 @@ pub struct Updated<T> {
     pub closed: bool,
 }
 
+/// What a fetch response told the client of a partition: its high watermark, last stable
+/// offset and log start offset. An incremental response sends a partition again when
+/// one of them changed.
+pub type ReportedValues = (i64, i64, i64);
+
 /// One partition's part of a response, for [`FetchSessions::record_reported`].
 pub struct Reported {
     pub key: SessionKey,
     /// `(high watermark, log start offset)` sent, `None` for an error.
-    pub values: Option<(i64, i64)>,
+    pub values: Option<ReportedValues>,
     pub had_records: bool,
 }
 
@@ -264,7 +269,7 @@ mod tests {
     fn partitions_that_returned_records_rotate_to_the_end() {
         let sessions = FetchSessions::default();
         let id = sessions.create((0..4).map(|p| (key(p), part(0))).collect(), false);
-        let report = |p: i32, had_records: bool| Reported { key: key(p), values: Some((1, 0)), had_records };
+        let report = |p: i32, had_records: bool| Reported { key: key(p), values: Some((1, 1, 0)), had_records };
         sessions.record_reported(id, vec![report(0, true), report(1, false), report(2, true)], true);
         assert_eq!(keys(&sessions, id, 1), vec![1, 3, 0, 2]);
     }

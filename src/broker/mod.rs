@@ -8,6 +8,7 @@ pub mod lifecycle;
 pub mod log_cleaner;
 pub mod meta_store;
 pub mod partition;
+pub mod producer_batches;
 pub mod producer_state;
 pub mod raft_replica;
 pub mod rate_limited;

@@ -22,9 +22,8 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::ResponseError;
 use tokio::sync::watch;
 
-use crate::broker::producer_state::{
-    BatchMeta, ProducerIdGate, ProducerLimits, ProducerStateTable, SeqCheck, add_seq, next_seq,
-};
+use crate::broker::producer_batches::{aborted_entry, admit_new_producer, apply_batch, check_sequences};
+use crate::broker::producer_state::{ProducerIdGate, ProducerLimits, ProducerStateTable, SeqCheck};
 use crate::broker::replica::Progress;
 use crate::broker::topic_config::EffectiveTopicConfig;
 use crate::log::batch::{self, BatchHeader};
@@ -185,7 +184,7 @@ impl Partition {
         let now = crate::broker::now_ms();
         let producers = match take_producer_snapshot(dir, log.log_end_offset(), now) {
             Some(table) => table,
-            None => rebuild_producer_state(&log, now)?,
+            None => rebuild_producer_state(&mut log, now)?,
         };
         // Everything recovered from disk was fsynced or is being treated as such: a
         // clean restart makes the whole log visible.
@@ -280,7 +279,7 @@ impl Partition {
         let inner = &mut *inner;
         let log_start_offset = inner.log.log_start_offset();
         if let Some(first) = headers.first() {
-            match check_sequences(&inner.producers, headers) {
+            match check_sequences(&inner.producers, headers, &data) {
                 SeqCheck::Append => admit_new_producer(&inner.producers, first.producer_id, limits)?,
                 SeqCheck::Duplicate(meta) if headers.len() == 1 && first.producer_id >= 0 => {
                     if inner.log.has_failed() {
@@ -311,20 +310,18 @@ impl Partition {
         }
         let info = inner.log.append(&data, LEADER_EPOCH, now_ms)?;
         self.traffic.appended(data.len(), headers.iter().map(|h| u64::try_from(h.records_count).unwrap_or(0)).sum());
-        let mut offset = info.base_offset;
+        let (mut offset, mut pos) = (info.base_offset, 0);
+        let mut aborted = Vec::new();
         for h in headers {
-            let last = offset + i64::from(h.last_offset_delta);
-            if h.producer_id >= 0 && !h.is_control() {
-                let meta = BatchMeta {
-                    first_seq: h.base_sequence,
-                    last_seq: add_seq(h.base_sequence, h.last_offset_delta),
-                    first_offset: offset,
-                    last_offset: last,
-                };
-                inner.producers.record(h.producer_id, h.producer_epoch, meta, now_ms);
+            let end = pos + h.total_size();
+            if let Some(completed) = apply_batch(&mut inner.producers, h, &data[pos..end], offset, now_ms)? {
+                aborted.extend(aborted_entry(&inner.producers, completed));
             }
-            offset = last + 1;
+            (offset, pos) = (offset + i64::from(h.last_offset_delta) + 1, end);
         }
+        // Before the marker can become durable (and the transaction stable): a reader
+        // below the last stable offset finds every aborted transaction indexed.
+        inner.log.append_aborted_txns(&aborted)?;
         let sync = if inner.config.flush_interval_ms.is_some() {
             let end = inner.log.log_end_offset();
             self.advance_high_watermark(end);
@@ -376,7 +373,7 @@ impl Partition {
         }
         let durable_end = self.hw().min(self.synced_end.load(Ordering::SeqCst));
         let cut = inner.log.recover_from_failed_sync(durable_end)?;
-        inner.producers = rebuild_producer_state(&inner.log, super::now_ms())?;
+        inner.producers = rebuild_producer_state(&mut inner.log, super::now_ms())?;
         let end = inner.log.log_end_offset();
         self.synced_end.store(end, Ordering::SeqCst);
         // Only with `flush.ms` can the high watermark have passed the durable end; what a
@@ -523,70 +520,22 @@ fn take_producer_snapshot(dir: &Path, end_offset: i64, now_ms: i64) -> Option<Pr
     ProducerStateTable::from_snapshot(&json, end_offset, now_ms)
 }
 
-/// Rebuilds idempotence state from every batch header in the log.
-fn rebuild_producer_state(log: &PartitionLog, now_ms: i64) -> Result<ProducerStateTable, PartitionError> {
+/// Rebuilds producer state from every batch in the log, and the aborted-transaction
+/// index with it (the log may have lost a tail that held markers).
+fn rebuild_producer_state(log: &mut PartitionLog, now_ms: i64) -> Result<ProducerStateTable, PartitionError> {
     let mut producers = ProducerStateTable::default();
-    log.for_each_batch_header(|h| {
-        if h.producer_id >= 0 && !h.is_control() {
-            let meta = BatchMeta {
-                first_seq: h.base_sequence,
-                last_seq: add_seq(h.base_sequence, h.last_offset_delta),
-                first_offset: h.base_offset,
-                last_offset: h.last_offset(),
-            };
-            producers.record(h.producer_id, h.producer_epoch, meta, now_ms);
-        }
+    let mut aborted = Vec::new();
+    let mut failed = None;
+    log.for_each_batch(|h, bytes| match apply_batch(&mut producers, h, bytes, h.base_offset, now_ms) {
+        Ok(completed) => aborted.extend(completed.and_then(|c| aborted_entry(&producers, c))),
+        Err(e) => failed = failed.take().or(Some(e)),
     })?;
+    if let Some(e) = failed {
+        return Err(e.into());
+    }
+    log.drop_aborted_txns_from(log.log_start_offset())?;
+    log.append_aborted_txns(&aborted)?;
     Ok(producers)
-}
-
-/// Admits the producer of a request's batches (one producer per request: see
-/// [`check_sequences`]) if the table tracks it already or both caps have room.
-pub(crate) fn admit_new_producer(
-    table: &ProducerStateTable,
-    producer_id: i64,
-    limits: ProducerLimits<'_>,
-) -> Result<(), PartitionError> {
-    if producer_id < 0 || table.contains(producer_id) {
-        return Ok(());
-    }
-    if table.len() >= limits.per_partition {
-        return Err(PartitionError::ProducerIdLimit {
-            setting: "max.producer.ids.per.partition",
-            max: limits.per_partition,
-            producer_id,
-        });
-    }
-    if !limits.gate.try_admit(1) {
-        return Err(PartitionError::ProducerIdLimit {
-            setting: "max.producer.ids",
-            max: limits.gate.max(),
-            producer_id,
-        });
-    }
-    Ok(())
-}
-
-/// Checks every batch of one produce request against the producer table and against the
-/// batches before it in the same request.
-pub(crate) fn check_sequences(table: &ProducerStateTable, headers: &[BatchHeader]) -> SeqCheck {
-    let first = &headers[0];
-    let last_seq = |h: &BatchHeader| add_seq(h.base_sequence, h.last_offset_delta);
-    let verdict = table.check(first.producer_id, first.producer_epoch, first.base_sequence, last_seq(first));
-    if verdict != SeqCheck::Append {
-        return verdict;
-    }
-    for pair in headers.windows(2) {
-        let (a, b) = (&pair[0], &pair[1]);
-        if b.producer_id >= 0
-            && (b.producer_id != a.producer_id
-                || b.producer_epoch != a.producer_epoch
-                || b.base_sequence != next_seq(last_seq(a)))
-        {
-            return SeqCheck::Reject(ResponseError::OutOfOrderSequenceNumber);
-        }
-    }
-    SeqCheck::Append
 }
 
 #[path = "partition_replica.rs"]

@@ -11,11 +11,12 @@ use crate::broker::log_cleaner::Compactable;
 use crate::broker::producer_state::ProducerLimits;
 use crate::broker::rate_limited::PRODUCE_SYNC_ERRORS;
 use crate::broker::replica::{
-    AppendFuture, Appended, Commit, Offsets, PlannedRead, Progress, Replica, TimestampQuery, find_record,
+    AppendFuture, Appended, Commit, Isolation, Offsets, PlannedRead, Progress, Replica, TimestampQuery, find_record,
 };
 use crate::broker::topic_config::EffectiveTopicConfig;
 use crate::log::batch::BatchHeader;
 use crate::log::cleaner::Cleanable;
+use crate::log::txn::AbortedTxn;
 use crate::log::{LogError, PartitionLog, ReadPlan, SyncTarget};
 use std::collections::HashMap;
 
@@ -116,8 +117,10 @@ impl Replica for Partition {
     }
 
     fn offsets(&self) -> Result<Offsets, PartitionError> {
-        let inner = self.lock()?;
-        Ok(Offsets::new(inner.log.log_start_offset(), self.hw(), inner.log.log_end_offset()))
+        let mut inner = self.lock()?;
+        let hw = self.hw();
+        let last_stable = inner.producers.last_stable_offset(hw);
+        Ok(Offsets::new(inner.log.log_start_offset(), hw, inner.log.log_end_offset()).with_last_stable(last_stable))
     }
 
     fn high_watermark(&self) -> i64 {
@@ -140,23 +143,33 @@ impl Replica for Partition {
         Box::pin(std::future::ready(self.append_now(data, headers, now_ms, limits)))
     }
 
-    fn plan_read(&self, offset: i64, max_bytes: usize, min_one: bool) -> Result<PlannedRead, PartitionError> {
-        let inner = self.lock()?;
+    fn plan_read_isolated(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one: bool,
+        isolation: Isolation,
+    ) -> Result<PlannedRead, PartitionError> {
+        let mut inner = self.lock()?;
         let high_watermark = self.hw();
+        let last_stable = inner.producers.last_stable_offset(high_watermark);
+        let upper = isolation.upper_bound(high_watermark, last_stable);
         let log_start_offset = inner.log.log_start_offset();
         let log_end = inner.log.log_end_offset();
         if offset < log_start_offset || offset > log_end {
             return Err(LogError::OffsetOutOfRange { offset, log_start: log_start_offset, log_end }.into());
         }
-        if offset >= high_watermark {
-            // Written but not yet durable (with replication: not yet committed). Kafka
-            // answers an empty read, and the fetch waits for the high watermark to move.
-            return Ok(PlannedRead::files(ReadPlan::default(), high_watermark, log_start_offset));
+        if offset >= upper {
+            // Written but not yet durable (with replication: not yet committed), or not
+            // stable yet. Kafka answers an empty read, and the fetch waits for the high
+            // watermark to move.
+            let empty = PlannedRead::files(ReadPlan::default(), high_watermark, log_start_offset);
+            return Ok(empty.with_last_stable(last_stable));
         }
         // Under the lock: where the batches are. Reading them (or sending them) happens
         // without it, so fetches never stall appends.
-        let plan = inner.log.plan_read(offset, max_bytes, high_watermark, min_one)?;
-        Ok(PlannedRead::files(plan, high_watermark, log_start_offset))
+        let plan = inner.log.plan_read(offset, max_bytes, upper, min_one)?;
+        Ok(PlannedRead::files(plan, high_watermark, log_start_offset).with_last_stable(last_stable))
     }
 
     fn find_by_timestamp(&self, query: TimestampQuery) -> Result<Option<(i64, i64)>, PartitionError> {
@@ -195,6 +208,10 @@ impl Replica for Partition {
 
     fn size_bytes(&self) -> Result<u64, PartitionError> {
         Ok(self.lock()?.log.size_bytes())
+    }
+
+    fn aborted_transactions(&self, from: i64, upper: i64) -> Result<Vec<AbortedTxn>, PartitionError> {
+        Ok(self.lock()?.log.aborted_txns(from, upper)?)
     }
 }
 

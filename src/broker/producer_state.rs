@@ -12,6 +12,19 @@
 //! written at clean shutdown matches the log's end offset (so a clean restart does not
 //! read the whole log).
 //!
+//! # Transactions
+//!
+//! A producer's first transactional batch opens its transaction (its first offset is
+//! remembered); a COMMIT or ABORT marker closes it. The first offset of the oldest open
+//! transaction bounds the **last stable offset** (LSO), up to which read_committed
+//! consumers read. A marker the high watermark does not cover yet still holds the LSO
+//! at its transaction's first offset (Kafka's "unreplicated" transactions), so a
+//! transaction becomes readable only once its marker is durable. Markers are checked
+//! before they are appended: an older producer epoch is fenced (PRODUCER_FENCED) and so
+//! is an older coordinator epoch (TRANSACTION_COORDINATOR_FENCED); a non-transactional
+//! batch of a producer inside a transaction is refused (INVALID_TXN_STATE). A producer
+//! with an open transaction never expires.
+//!
 //! Memory is bounded as in Kafka by expiry, plus caps Kafka does not have:
 //! - `producer.id.expiration.ms`: a producer whose last write (by the broker's clock)
 //!   is older than this is forgotten (checked every
@@ -22,7 +35,7 @@
 //!   from a producer id the partition does not track is refused with `POLICY_VIOLATION`
 //!   while either cap is reached; producers already tracked are unaffected.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use kafka_protocol::ResponseError;
@@ -39,12 +52,36 @@ pub struct BatchMeta {
     pub last_offset: i64,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 struct ProducerEntry {
     epoch: i16,
     /// When the broker last appended a batch of this producer (ms since the epoch).
     last_write_ms: i64,
     batches: VecDeque<BatchMeta>,
+    /// The first offset of the producer's open transaction (negative while a raft
+    /// leader's proposal holding it has no offsets yet).
+    txn_first_offset: Option<i64>,
+    /// The epoch of the transaction coordinator that wrote the producer's last marker.
+    coordinator_epoch: i32,
+}
+
+impl ProducerEntry {
+    fn new(epoch: i16, now_ms: i64) -> ProducerEntry {
+        // Exactly the retained batches: a default VecDeque would grow to 8.
+        let batches = VecDeque::with_capacity(RETAINED_BATCHES);
+        ProducerEntry { epoch, last_write_ms: now_ms, batches, txn_first_offset: None, coordinator_epoch: -1 }
+    }
+}
+
+/// A transaction a marker closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompletedTxn {
+    pub producer_id: i64,
+    /// The transaction's first offset (the marker's own when it wrote nothing here).
+    pub first_offset: i64,
+    /// The marker's offset.
+    pub last_offset: i64,
+    pub aborted: bool,
 }
 
 /// The outcome of checking a batch before it is appended.
@@ -71,11 +108,25 @@ struct SnapshotEntry {
     #[serde(default)]
     last_write_ms: Option<i64>,
     batches: Vec<BatchMeta>,
+    /// Absent in snapshots written before transactions existed: none open.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    txn_first_offset: Option<i64>,
+    #[serde(default = "no_coordinator_epoch")]
+    coordinator_epoch: i32,
+}
+
+fn no_coordinator_epoch() -> i32 {
+    -1
 }
 
 #[derive(Debug, Clone, Default)]
 pub struct ProducerStateTable {
     producers: HashMap<i64, ProducerEntry>,
+    /// `(first offset, producer id)` of every open transaction with known offsets.
+    open_txns: BTreeSet<(i64, i64)>,
+    /// `(marker offset, first offset)` of transactions whose marker the high watermark
+    /// may not cover yet, in marker order (see the module docs).
+    undecided: VecDeque<(i64, i64)>,
 }
 
 /// One producer's entry as it was (see [`ProducerStateTable::save`]).
@@ -100,6 +151,18 @@ pub fn add_seq(seq: i32, delta: i32) -> i32 {
 impl ProducerStateTable {
     /// Checks a batch of `producer_id`/`epoch` covering sequences `first_seq..=last_seq`.
     pub fn check(&self, producer_id: i64, epoch: i16, first_seq: i32, last_seq: i32) -> SeqCheck {
+        self.check_batch(producer_id, epoch, first_seq, last_seq, false)
+    }
+
+    /// [`check`](Self::check) of a batch that is `transactional` or not.
+    pub fn check_batch(
+        &self,
+        producer_id: i64,
+        epoch: i16,
+        first_seq: i32,
+        last_seq: i32,
+        transactional: bool,
+    ) -> SeqCheck {
         if producer_id < 0 {
             return SeqCheck::Append;
         }
@@ -108,6 +171,9 @@ impl ProducerStateTable {
         };
         if epoch < entry.epoch {
             return SeqCheck::Reject(ResponseError::InvalidProducerEpoch);
+        }
+        if !transactional && entry.txn_first_offset.is_some() && epoch == entry.epoch {
+            return SeqCheck::Reject(ResponseError::InvalidTxnState);
         }
         if epoch > entry.epoch {
             return if first_seq == 0 {
@@ -138,11 +204,29 @@ impl ProducerStateTable {
             .filter_map(|(&id, e)| {
                 let batches: VecDeque<BatchMeta> =
                     e.batches.iter().filter(|b| b.last_offset < end_offset).copied().collect();
-                (!batches.is_empty())
-                    .then_some((id, ProducerEntry { epoch: e.epoch, last_write_ms: e.last_write_ms, batches }))
+                // A transaction open now and begun below `end_offset` was open there. One
+                // closed since then is not known here: its records below `end_offset` are
+                // below the log start of whoever replays from there.
+                let txn_first_offset = e.txn_first_offset.filter(|f| (0..end_offset).contains(f));
+                (!batches.is_empty() || txn_first_offset.is_some()).then_some((
+                    id,
+                    ProducerEntry {
+                        epoch: e.epoch,
+                        last_write_ms: e.last_write_ms,
+                        batches,
+                        txn_first_offset,
+                        coordinator_epoch: e.coordinator_epoch,
+                    },
+                ))
             })
             .collect();
-        ProducerStateTable { producers }
+        ProducerStateTable::with_producers(producers)
+    }
+
+    fn with_producers(producers: HashMap<i64, ProducerEntry>) -> ProducerStateTable {
+        let open_txns =
+            producers.iter().filter_map(|(&id, e)| e.txn_first_offset.filter(|f| *f >= 0).map(|f| (f, id))).collect();
+        ProducerStateTable { producers, open_txns, undecided: VecDeque::new() }
     }
 
     /// Whether the table tracks `producer_id`.
@@ -153,15 +237,16 @@ impl ProducerStateTable {
     /// Records an appended batch written at `now_ms` (also used to rebuild the table
     /// from the log, with the load time).
     pub fn record(&mut self, producer_id: i64, epoch: i16, batch: BatchMeta, now_ms: i64) {
+        self.record_batch(producer_id, epoch, batch, false, now_ms);
+    }
+
+    /// [`record`](Self::record) of a batch that is `transactional` or not: the first
+    /// transactional batch opens the producer's transaction.
+    pub fn record_batch(&mut self, producer_id: i64, epoch: i16, batch: BatchMeta, transactional: bool, now_ms: i64) {
         if producer_id < 0 {
             return;
         }
-        let entry = self.producers.entry(producer_id).or_insert_with(|| ProducerEntry {
-            epoch,
-            last_write_ms: now_ms,
-            // Exactly the retained batches: a default VecDeque would grow to 8.
-            batches: VecDeque::with_capacity(RETAINED_BATCHES),
-        });
+        let entry = self.producers.entry(producer_id).or_insert_with(|| ProducerEntry::new(epoch, now_ms));
         entry.last_write_ms = entry.last_write_ms.max(now_ms);
         if epoch != entry.epoch {
             entry.epoch = epoch;
@@ -171,6 +256,72 @@ impl ProducerStateTable {
             entry.batches.pop_front();
         }
         entry.batches.push_back(batch);
+        if transactional && entry.txn_first_offset.is_none() {
+            entry.txn_first_offset = Some(batch.first_offset);
+            if batch.first_offset >= 0 {
+                self.open_txns.insert((batch.first_offset, producer_id));
+            }
+        }
+    }
+
+    /// Checks a marker of `producer_id` at `epoch` written by a coordinator at
+    /// `coordinator_epoch` before it is appended (Kafka's `checkProducerEpoch` and
+    /// `checkCoordinatorEpoch`).
+    pub fn check_marker(&self, producer_id: i64, epoch: i16, coordinator_epoch: i32) -> Result<(), ResponseError> {
+        let Some(entry) = self.producers.get(&producer_id) else { return Ok(()) };
+        if epoch < entry.epoch {
+            return Err(ResponseError::ProducerFenced);
+        }
+        if coordinator_epoch < entry.coordinator_epoch {
+            return Err(ResponseError::TransactionCoordinatorFenced);
+        }
+        Ok(())
+    }
+
+    /// Applies an appended COMMIT (`commit`) or ABORT marker at `offset` (checked before
+    /// with [`check_marker`](Self::check_marker)): the producer's transaction closes.
+    pub fn record_marker(
+        &mut self,
+        producer_id: i64,
+        epoch: i16,
+        coordinator_epoch: i32,
+        commit: bool,
+        offset: i64,
+        now_ms: i64,
+    ) -> CompletedTxn {
+        let entry = self.producers.entry(producer_id).or_insert_with(|| ProducerEntry::new(epoch, now_ms));
+        entry.last_write_ms = entry.last_write_ms.max(now_ms);
+        if epoch != entry.epoch {
+            entry.epoch = epoch;
+            entry.batches.clear();
+        }
+        entry.coordinator_epoch = coordinator_epoch;
+        let first_offset = match entry.txn_first_offset.take() {
+            Some(first) if first >= 0 => {
+                self.open_txns.remove(&(first, producer_id));
+                first
+            }
+            _ => offset,
+        };
+        if offset >= 0 && first_offset < offset {
+            self.undecided.push_back((offset, first_offset));
+        }
+        CompletedTxn { producer_id, first_offset, last_offset: offset, aborted: !commit }
+    }
+
+    /// The first offset of the oldest open transaction, if any.
+    pub fn first_open_txn(&self) -> Option<i64> {
+        self.open_txns.first().map(|(first, _)| *first)
+    }
+
+    /// The last stable offset for a high watermark `hw`: the first offset of the oldest
+    /// transaction that is open or whose marker `hw` does not cover yet, else `hw`.
+    pub fn last_stable_offset(&mut self, hw: i64) -> i64 {
+        while self.undecided.front().is_some_and(|(marker, _)| *marker < hw) {
+            self.undecided.pop_front();
+        }
+        let undecided = self.undecided.iter().map(|(_, first)| *first).min();
+        [self.first_open_txn(), undecided].into_iter().flatten().fold(hw, i64::min)
     }
 
     /// `producer_id`'s entry as it is now, to undo records that never reach the log.
@@ -180,9 +331,16 @@ impl ProducerStateTable {
 
     /// Puts back an entry [`save`](Self::save)d before records that were then abandoned.
     pub fn restore(&mut self, saved: SavedProducer) {
+        let id = saved.producer_id;
+        if let Some(first) = self.producers.get(&id).and_then(|e| e.txn_first_offset) {
+            self.open_txns.remove(&(first, id));
+        }
+        if let Some(first) = saved.entry.as_ref().and_then(|e| e.txn_first_offset).filter(|f| *f >= 0) {
+            self.open_txns.insert((first, id));
+        }
         match saved.entry {
-            Some(entry) => self.producers.insert(saved.producer_id, entry),
-            None => self.producers.remove(&saved.producer_id),
+            Some(entry) => self.producers.insert(id, entry),
+            None => self.producers.remove(&id),
         };
     }
 
@@ -194,6 +352,12 @@ impl ProducerStateTable {
         if let Some(b) = entry.batches.iter_mut().rev().find(|b| b.first_seq == first_seq) {
             (b.first_offset, b.last_offset) = (first_offset, last_offset);
         }
+        // Proposals are placed in order: the first placed after a transaction opened in
+        // flight is its first batch.
+        if entry.txn_first_offset.is_some_and(|f| f < 0) {
+            entry.txn_first_offset = Some(first_offset);
+            self.open_txns.insert((first_offset, producer_id));
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -204,7 +368,8 @@ impl ProducerStateTable {
     /// `now_ms` (Kafka's `isProducerExpired`); returns how many were removed.
     pub fn expire(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
         let before = self.producers.len();
-        self.producers.retain(|_, e| now_ms.saturating_sub(e.last_write_ms) < expiration_ms);
+        self.producers
+            .retain(|_, e| e.txn_first_offset.is_some() || now_ms.saturating_sub(e.last_write_ms) < expiration_ms);
         let removed = before - self.producers.len();
         if removed > 0 && self.producers.capacity() > 2 * self.producers.len().max(16) {
             // Give the memory back: a burst of ids must not pin its peak for ever.
@@ -229,6 +394,8 @@ impl ProducerStateTable {
                 epoch: e.epoch,
                 last_write_ms: Some(e.last_write_ms),
                 batches: e.batches.iter().copied().collect(),
+                txn_first_offset: e.txn_first_offset,
+                coordinator_epoch: e.coordinator_epoch,
             })
             .collect();
         serde_json::to_string(&Snapshot { end_offset, producers })
@@ -251,11 +418,13 @@ impl ProducerStateTable {
                         epoch: e.epoch,
                         last_write_ms: e.last_write_ms.unwrap_or(now_ms),
                         batches: e.batches.into_iter().take(RETAINED_BATCHES).collect(),
+                        txn_first_offset: e.txn_first_offset.filter(|f| *f >= 0),
+                        coordinator_epoch: e.coordinator_epoch,
                     },
                 )
             })
             .collect();
-        Some(Self { producers })
+        Some(Self::with_producers(producers))
     }
 
     pub fn is_empty(&self) -> bool {

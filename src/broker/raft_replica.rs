@@ -346,7 +346,7 @@ impl RaftReplica {
         let term =
             self.leading_term().ok_or(PartitionError::Rejected(kafka_protocol::ResponseError::NotLeaderOrFollower))?;
         self.renew_lease().await?;
-        let placed = match self.state.check(term, headers, now_ms, limits)? {
+        let placed = match self.state.check(term, headers, &data, now_ms, limits)? {
             Checked::Duplicate(placed) => {
                 return self.appended(placed.base_offset, placed.end_offset, placed.losses, -1, true);
             }
@@ -482,8 +482,11 @@ impl Replica for RaftReplica {
     }
 
     fn offsets(&self) -> Result<Offsets, PartitionError> {
+        let last_stable = self.state.last_stable_offset()?;
         let log = self.state.log()?;
-        Ok(Offsets::new(log.log().log_start_offset(), self.state.high_watermark(), log.log().log_end_offset()))
+        let offsets =
+            Offsets::new(log.log().log_start_offset(), self.state.high_watermark(), log.log().log_end_offset());
+        Ok(offsets.with_last_stable(last_stable))
     }
 
     fn high_watermark(&self) -> i64 {
@@ -512,7 +515,15 @@ impl Replica for RaftReplica {
         Box::pin(self.wait_held_by(replicas))
     }
 
-    fn plan_read(&self, offset: i64, max_bytes: usize, min_one: bool) -> Result<PlannedRead, PartitionError> {
+    fn plan_read_isolated(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one: bool,
+        isolation: crate::broker::replica::Isolation,
+    ) -> Result<PlannedRead, PartitionError> {
+        // Before the log lock (the replica state's lock comes first).
+        let last_stable = self.state.last_stable_offset()?;
         let log = self.state.log()?;
         let log = log.log();
         // Read under the log lock: the high watermark never passes what the log holds.
@@ -521,12 +532,15 @@ impl Replica for RaftReplica {
         if offset < log_start_offset || offset > log_end {
             return Err(LogError::OffsetOutOfRange { offset, log_start: log_start_offset, log_end }.into());
         }
-        if offset >= high_watermark {
-            // Written here but not committed: the fetch waits for the high watermark.
-            return Ok(PlannedRead::files(ReadPlan::default(), high_watermark, log_start_offset));
+        let upper = isolation.upper_bound(high_watermark, last_stable);
+        if offset >= upper {
+            // Written here but not committed (or not stable): the fetch waits for the
+            // high watermark.
+            let empty = PlannedRead::files(ReadPlan::default(), high_watermark, log_start_offset);
+            return Ok(empty.with_last_stable(last_stable));
         }
-        let plan = log.plan_read(offset, max_bytes, high_watermark, min_one)?;
-        Ok(PlannedRead::files(plan, high_watermark, log_start_offset))
+        let plan = log.plan_read(offset, max_bytes, upper, min_one)?;
+        Ok(PlannedRead::files(plan, high_watermark, log_start_offset).with_last_stable(last_stable))
     }
 
     fn find_by_timestamp(&self, query: TimestampQuery) -> Result<Option<(i64, i64)>, PartitionError> {
@@ -565,6 +579,10 @@ impl Replica for RaftReplica {
 
     fn size_bytes(&self) -> Result<u64, PartitionError> {
         Ok(self.state.log()?.log().size_bytes())
+    }
+
+    fn aborted_transactions(&self, from: i64, upper: i64) -> Result<Vec<crate::log::txn::AbortedTxn>, PartitionError> {
+        Ok(self.state.log()?.log().aborted_txns(from, upper)?)
     }
 
     fn traffic(&self) -> Option<&crate::metrics::PartitionTraffic> {

@@ -46,6 +46,7 @@ use crate::broker::partition::PartitionError;
 use crate::broker::producer_state::ProducerLimits;
 use crate::broker::topic_config::EffectiveTopicConfig;
 use crate::log::batch::BatchHeader;
+use crate::log::txn::AbortedTxn;
 use crate::log::{FileRange, LogError, ReadPlan};
 use crate::protocol::splice::Placeholders;
 
@@ -129,8 +130,20 @@ pub trait Replica: Send + Sync {
 
     /// Where the committed batches from `offset` are: at most `max_bytes`, except that with
     /// `min_one` the first batch is returned whole (KIP-74). Nothing at or past the high
-    /// watermark is ever returned.
-    fn plan_read(&self, offset: i64, max_bytes: usize, min_one: bool) -> Result<PlannedRead, PartitionError>;
+    /// watermark is ever returned (read_uncommitted).
+    fn plan_read(&self, offset: i64, max_bytes: usize, min_one: bool) -> Result<PlannedRead, PartitionError> {
+        self.plan_read_isolated(offset, max_bytes, min_one, Isolation::ReadUncommitted)
+    }
+
+    /// [`plan_read`](Self::plan_read) for a consumer's isolation level: read_committed
+    /// reads stop at the last stable offset.
+    fn plan_read_isolated(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one: bool,
+        isolation: Isolation,
+    ) -> Result<PlannedRead, PartitionError>;
 
     /// [`plan_read`](Self::plan_read), read into memory.
     fn read(&self, offset: i64, max_bytes: usize, min_one: bool) -> Result<ReadResult, PartitionError> {
@@ -153,6 +166,10 @@ pub trait Replica: Send + Sync {
 
     /// Bytes the partition holds (DescribeLogDirs).
     fn size_bytes(&self) -> Result<u64, PartitionError>;
+
+    /// The aborted transactions a read_committed fetch of `[from, upper)` must list
+    /// (`upper` is at most the last stable offset), in marker order.
+    fn aborted_transactions(&self, from: i64, upper: i64) -> Result<Vec<AbortedTxn>, PartitionError>;
 
     /// What producers appended and fetches sent here (`/metrics`); `None` where nothing
     /// is stored.
@@ -197,13 +214,20 @@ pub struct Offsets {
     pub log_start: i64,
     pub high_watermark: i64,
     pub log_end: i64,
-    /// No transactions yet: always the high watermark.
+    /// The last stable offset: read_committed consumers read below it (see
+    /// [`crate::broker::producer_state`]). At most the high watermark.
     pub last_stable: i64,
 }
 
 impl Offsets {
+    /// Offsets of a partition without open transactions.
     pub fn new(log_start: i64, high_watermark: i64, log_end: i64) -> Offsets {
         Offsets { log_start, high_watermark, log_end, last_stable: high_watermark }
+    }
+
+    /// With the last stable offset (clamped to the high watermark).
+    pub fn with_last_stable(self, last_stable: i64) -> Offsets {
+        Offsets { last_stable: last_stable.min(self.high_watermark), ..self }
     }
 }
 
@@ -353,6 +377,30 @@ fn decide(end_offset: i64, losses: u64, p: &Progress) -> Option<Result<(), Parti
     Some(Err(PartitionError::Uncommitted(why)))
 }
 
+/// What a consumer may read (Fetch's and ListOffsets' `isolation_level`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isolation {
+    /// Up to the high watermark.
+    ReadUncommitted,
+    /// Up to the last stable offset.
+    ReadCommitted,
+}
+
+impl Isolation {
+    /// Kafka's `isolation_level` (1: read_committed).
+    pub fn from_level(level: i8) -> Isolation {
+        if level == 1 { Isolation::ReadCommitted } else { Isolation::ReadUncommitted }
+    }
+
+    /// Where reads stop given the partition's offsets.
+    pub fn upper_bound(self, high_watermark: i64, last_stable: i64) -> i64 {
+        match self {
+            Isolation::ReadUncommitted => high_watermark,
+            Isolation::ReadCommitted => last_stable.min(high_watermark),
+        }
+    }
+}
+
 /// ListOffsets' lookups by timestamp.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TimestampQuery {
@@ -367,6 +415,8 @@ pub struct PlannedRead {
     source: ReadSource,
     pub high_watermark: i64,
     pub log_start_offset: i64,
+    /// The last stable offset when the read was planned.
+    pub last_stable_offset: i64,
 }
 
 enum ReadSource {
@@ -378,11 +428,18 @@ enum ReadSource {
 
 impl PlannedRead {
     pub fn files(plan: ReadPlan, high_watermark: i64, log_start_offset: i64) -> PlannedRead {
-        PlannedRead { source: ReadSource::Files(plan), high_watermark, log_start_offset }
+        let last_stable_offset = high_watermark;
+        PlannedRead { source: ReadSource::Files(plan), high_watermark, log_start_offset, last_stable_offset }
     }
 
     pub fn memory(records: Bytes, high_watermark: i64, log_start_offset: i64) -> PlannedRead {
-        PlannedRead { source: ReadSource::Memory(records), high_watermark, log_start_offset }
+        let last_stable_offset = high_watermark;
+        PlannedRead { source: ReadSource::Memory(records), high_watermark, log_start_offset, last_stable_offset }
+    }
+
+    /// With the partition's last stable offset (at most the high watermark).
+    pub fn with_last_stable(self, last_stable: i64) -> PlannedRead {
+        PlannedRead { last_stable_offset: last_stable.min(self.high_watermark), ..self }
     }
 
     /// Bytes the plan covers.

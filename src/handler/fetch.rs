@@ -12,14 +12,14 @@ use std::time::Duration;
 use bytes::Bytes;
 use indexmap::IndexMap;
 use kafka_protocol::ResponseError;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::fetch_response::{AbortedTransaction, FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
 use tokio::sync::watch;
 
 use crate::broker::Broker;
-use crate::broker::fetch_sessions::{Reported, SessionError, SessionKey, SessionPartition, Updated};
+use crate::broker::fetch_sessions::{Reported, ReportedValues, SessionError, SessionKey, SessionPartition, Updated};
 use crate::broker::partition::PartitionError;
-use crate::broker::replica::{Leader, Progress, Replica};
+use crate::broker::replica::{Isolation, Leader, Progress, Replica};
 use crate::log::FileRange;
 use crate::protocol::splice::Placeholders;
 
@@ -41,7 +41,7 @@ struct Item {
     max_bytes: i32,
     /// Set when the request itself is wrong for this partition.
     error: Option<ResponseError>,
-    reported: Option<(i64, i64)>,
+    reported: Option<ReportedValues>,
     /// The follower this consumer should read from instead (KIP-392), named in the
     /// response without records.
     read_from: Option<i32>,
@@ -212,6 +212,7 @@ pub async fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16, l
     // Kafka answers at once when it moves a partition to another replica.
     let moved = items.iter().any(|i| i.read_from.is_some());
     let read_committed = version >= 4 && request.isolation_level == READ_COMMITTED;
+    let isolation = if read_committed { Isolation::ReadCommitted } else { Isolation::ReadUncommitted };
     let max_wait = Duration::from_millis(u64::try_from(request.max_wait_ms).unwrap_or(0));
     let deadline = tokio::time::Instant::now() + max_wait;
     let min_bytes = usize::try_from(request.min_bytes).unwrap_or(0);
@@ -224,7 +225,7 @@ pub async fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16, l
         // Subscribe before reading so an append between the read and the wait wakes us.
         let mut watchers: Vec<watch::Receiver<Progress>> =
             items.iter().filter_map(|i| i.partition.as_ref().map(|p| p.watch_progress())).collect();
-        let read = read_all(&items, max_bytes);
+        let read = read_all(&items, max_bytes, isolation);
         if read.total >= min_bytes
             || read.any_error
             || moved
@@ -239,7 +240,7 @@ pub async fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16, l
         tokio::select! {
             _ = any_change => {}
             _ = shutdown.changed() => {}
-            () = tokio::time::sleep_until(deadline) => break read_all(&items, max_bytes),
+            () = tokio::time::sleep_until(deadline) => break read_all(&items, max_bytes, isolation),
         }
     };
     let placeholders = read.placeholders;
@@ -253,7 +254,7 @@ pub async fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16, l
         if let Some(records) = data.records.as_ref().filter(|r| !r.is_empty()) {
             crate::metrics::record_fetched(broker, &item.topic, item.key.partition, records.len());
         }
-        let values = (data.high_watermark, data.log_start_offset);
+        let values = (data.high_watermark, data.last_stable_offset, data.log_start_offset);
         let has_news = data.error_code != 0
             || data.records.as_ref().is_some_and(|r| !r.is_empty())
             || item.read_from.is_some()
@@ -269,7 +270,7 @@ pub async fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16, l
                 had_records: data.records.as_ref().is_some_and(|r| !r.is_empty()),
             });
         }
-        if read_committed {
+        if read_committed && data.aborted_transactions.is_none() {
             data.aborted_transactions = Some(Vec::new());
         }
         // KIP-951 (v16+): name the leader of a partition this broker cannot serve.
@@ -320,6 +321,12 @@ fn send_to_preferred_replicas(
     }
 }
 
+fn aborted_transaction(e: &crate::log::txn::AbortedTxn) -> AbortedTransaction {
+    AbortedTransaction::default()
+        .with_producer_id(kafka_protocol::messages::ProducerId(e.producer_id))
+        .with_first_offset(e.first_offset)
+}
+
 fn empty(index: i32) -> PartitionData {
     PartitionData::default()
         .with_partition_index(index)
@@ -341,7 +348,7 @@ struct ReadPass {
 
 /// Plans every item's read once; each partition's records are a placeholder for the
 /// planned file ranges.
-fn read_all(items: &[Item], max_bytes: usize) -> ReadPass {
+fn read_all(items: &[Item], max_bytes: usize, isolation: Isolation) -> ReadPass {
     let mut total = 0usize;
     let mut any_error = false;
     let mut placeholders = Placeholders::default();
@@ -368,12 +375,28 @@ fn read_all(items: &[Item], max_bytes: usize) -> ReadPass {
             continue;
         }
         let limit = usize::try_from(item.max_bytes).unwrap_or(0).min(max_bytes.saturating_sub(total));
-        match partition.plan_read(item.fetch_offset, limit, total == 0) {
+        match partition.plan_read_isolated(item.fetch_offset, limit, total == 0, isolation) {
             Ok(planned) => {
                 data.high_watermark = planned.high_watermark;
-                data.last_stable_offset = planned.high_watermark;
+                data.last_stable_offset = planned.last_stable_offset;
                 data.log_start_offset = planned.log_start_offset;
                 let len = planned.len();
+                if isolation == Isolation::ReadCommitted && len > 0 {
+                    // Every aborted transaction the records may hold, for the consumer to
+                    // drop (Kafka's collectAbortedTransactions up to the last stable offset).
+                    match partition.aborted_transactions(item.fetch_offset, planned.last_stable_offset) {
+                        Ok(aborted) => {
+                            data.aborted_transactions = Some(aborted.iter().map(aborted_transaction).collect())
+                        }
+                        Err(e) => {
+                            any_error = true;
+                            data.error_code = e.code().code();
+                            tracing::warn!(topic = partition.topic(), partition = partition.index(), error = %e, "aborted transactions unreadable");
+                            out.push(data);
+                            continue;
+                        }
+                    }
+                }
                 // None: nothing to send, or (never with the sizes fetches are capped at)
                 // no room left in the placeholder region: no records this time.
                 if let Some(records) = planned.into_records(&mut placeholders) {

@@ -10,7 +10,7 @@ use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
 use crate::broker::Broker;
 use crate::broker::partition::PartitionError;
-use crate::broker::replica::{Replica, TimestampQuery};
+use crate::broker::replica::{Isolation, Replica, TimestampQuery};
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
@@ -18,15 +18,18 @@ const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
 const LATEST_TIERED: i64 = -5;
 
-fn lookup(partition: &dyn Replica, timestamp: i64) -> Result<(i64, i64), PartitionError> {
+fn lookup(partition: &dyn Replica, timestamp: i64, isolation: Isolation) -> Result<(i64, i64), PartitionError> {
     let offsets = partition.offsets()?;
+    // read_committed (v2+) sees offsets below the last stable offset only, as in Kafka.
+    let upper = isolation.upper_bound(offsets.high_watermark, offsets.last_stable);
+    let below_upper = |found: Option<(i64, i64)>| found.filter(|(_, offset)| *offset < upper).unwrap_or((-1, -1));
     Ok(match timestamp {
-        LATEST => (-1, offsets.high_watermark),
+        LATEST => (-1, upper),
         // Without tiered storage Kafka answers -1 (nothing is in remote storage).
         LATEST_TIERED => (-1, -1),
         EARLIEST | EARLIEST_LOCAL => (-1, offsets.log_start),
-        MAX_TIMESTAMP => partition.find_by_timestamp(TimestampQuery::MaxTimestamp)?.unwrap_or((-1, -1)),
-        ts => partition.find_by_timestamp(TimestampQuery::AtOrAfter(ts))?.unwrap_or((-1, -1)),
+        MAX_TIMESTAMP => below_upper(partition.find_by_timestamp(TimestampQuery::MaxTimestamp)?),
+        ts => below_upper(partition.find_by_timestamp(TimestampQuery::AtOrAfter(ts))?),
     })
 }
 
@@ -48,6 +51,8 @@ fn duplicate_partitions(request: &ListOffsetsRequest) -> HashSet<(String, i32)> 
 
 pub fn handle(broker: &Broker, request: ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
     let duplicates = duplicate_partitions(&request);
+    let isolation =
+        if version >= 2 { Isolation::from_level(request.isolation_level) } else { Isolation::ReadUncommitted };
     let topics = request
         .topics
         .into_iter()
@@ -78,7 +83,7 @@ pub fn handle(broker: &Broker, request: ListOffsetsRequest, version: i16) -> Lis
                     if unsupported {
                         return response.with_error_code(ResponseError::UnsupportedVersion.code());
                     }
-                    match lookup(&*partition, p.timestamp) {
+                    match lookup(&*partition, p.timestamp, isolation) {
                         Ok((timestamp, offset)) => {
                             // leader_epoch exists from v4; the encoder refuses it before.
                             let epoch = if offset >= 0 && version >= 4 { partition.leader_epoch() } else { -1 };
@@ -128,11 +133,11 @@ mod tests {
         }
         // DeleteRecords into the middle of the batch.
         assert_eq!(p.delete_records(2, std::time::Duration::from_secs(1)).expect("delete records"), 2);
-        assert_eq!(lookup(p, 100).expect("lookup"), (102, 2));
-        assert_eq!(lookup(p, 103).expect("lookup"), (103, 3));
-        assert_eq!(lookup(p, 104).expect("lookup"), (-1, -1));
-        assert_eq!(lookup(p, EARLIEST).expect("lookup"), (-1, 2));
-        assert_eq!(lookup(p, MAX_TIMESTAMP).expect("lookup"), (103, 3));
+        assert_eq!(lookup(p, 100, Isolation::ReadUncommitted).expect("lookup"), (102, 2));
+        assert_eq!(lookup(p, 103, Isolation::ReadUncommitted).expect("lookup"), (103, 3));
+        assert_eq!(lookup(p, 104, Isolation::ReadUncommitted).expect("lookup"), (-1, -1));
+        assert_eq!(lookup(p, EARLIEST, Isolation::ReadUncommitted).expect("lookup"), (-1, 2));
+        assert_eq!(lookup(p, MAX_TIMESTAMP, Isolation::ReadUncommitted).expect("lookup"), (103, 3));
     }
 
     #[test]

@@ -50,6 +50,7 @@ mod test_support;
 pub mod transactions;
 #[cfg(test)]
 mod version_tests;
+pub mod write_txn_markers;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -130,9 +131,11 @@ pub const IMPLEMENTED: &[ApiKey] = &[
     ApiKey::SaslAuthenticate,
 ];
 
-/// APIs served between brokers and not advertised in ApiVersions (Kafka serves them on
-/// its controller listener, which clients never see).
-pub const BETWEEN_BROKERS: &[ApiKey] = &[ApiKey::AllocateProducerIds, ApiKey::AlterPartition];
+/// APIs served between brokers and not advertised in ApiVersions (Kafka serves the first
+/// two on its controller listener, which clients never see; WriteTxnMarkers is Kafka's
+/// coordinator-to-leader call, advertised once Jet's transaction coordinator serves
+/// clients).
+pub const BETWEEN_BROKERS: &[ApiKey] = &[ApiKey::AllocateProducerIds, ApiKey::AlterPartition, ApiKey::WriteTxnMarkers];
 
 /// The versions served for `key`: the `kafka-protocol` crate's range, which starts at
 /// Kafka 4's KIP-896 baseline, capped at the highest version the crate can actually
@@ -222,6 +225,13 @@ pub async fn dispatch(
                 crate::metrics::errors::API_ERRORS.record_fetch(&body);
                 let parts = encode_response_parts(to.api_key, v, to.correlation_id, &body, placeholders)?;
                 Ok(Some(Outgoing { parts, held: None }))
+            })
+        }
+        RequestKind::WriteTxnMarkers(r) => {
+            let broker = broker.clone();
+            Box::pin(async move {
+                let response = write_txn_markers::handle(&broker, r).await;
+                to.encode(ResponseKind::WriteTxnMarkers(response))
             })
         }
         RequestKind::ApiVersions(r) => ready(to.encode(ResponseKind::ApiVersions(api_versions::handle(r, v)))),

@@ -206,6 +206,7 @@ fn prepare(
     now: i64,
     limit: usize,
     retry_on_too_large: bool,
+    transactional_id: bool,
 ) -> Result<Prepared, NeedsMoreScratch> {
     let index = partition.index();
     let refuse = |e: BatchError| {
@@ -221,12 +222,8 @@ fn prepare(
             return refuse(e);
         }
     };
-    if headers.iter().any(|h| h.is_transactional() || h.is_control()) {
-        return Ok(Prepared::Answer(partition_error(
-            index,
-            Some(ResponseError::TransactionalIdNotFound),
-            Some("transactions are not supported yet".into()),
-        )));
+    if let Some((code, why)) = transactional_refusal(&headers, config, transactional_id) {
+        return Ok(Prepared::Answer(partition_error(index, Some(code), Some(why.into()))));
     }
     if !config.log_append_time
         && let Some(h) = headers.iter().find(|h| {
@@ -262,6 +259,46 @@ fn prepare(
     }
 }
 
+/// Why a partition's batches are refused for what they say about transactions, as Kafka
+/// refuses them: control batches come from the broker only (INVALID_RECORD), and
+/// transactional batches only in a request that names its transactional id (Kafka
+/// answers TRANSACTIONAL_ID_AUTHORIZATION_FAILED) and with a producer id.
+///
+/// Transactional batches on a compacted topic are refused (fail closed) until the log
+/// cleaner knows transactions: it would keep aborted records and could drop markers.
+fn transactional_refusal(
+    headers: &[BatchHeader],
+    config: &EffectiveTopicConfig,
+    transactional_id: bool,
+) -> Option<(ResponseError, &'static str)> {
+    if headers.iter().any(BatchHeader::is_control) {
+        return Some((ResponseError::InvalidRecord, "control batches are written by the broker only"));
+    }
+    let transactional = headers.iter().filter(|h| h.is_transactional()).count();
+    if transactional == 0 {
+        return None;
+    }
+    if !transactional_id {
+        return Some((
+            ResponseError::TransactionalIdAuthorizationFailed,
+            "transactional batches in a produce request without a transactional id",
+        ));
+    }
+    if transactional != headers.len() || headers.iter().any(|h| h.producer_id < 0) {
+        return Some((
+            ResponseError::InvalidRecord,
+            "a transactional produce holds transactional batches of one producer id only",
+        ));
+    }
+    if config.cleanup_compact {
+        return Some((
+            ResponseError::PolicyViolation,
+            "Jet does not take transactional writes to compacted topics yet (cleanup.policy=compact)",
+        ));
+    }
+    None
+}
+
 /// A batch decompresses beyond the scratch reserved for a first attempt.
 struct NeedsMoreScratch;
 
@@ -273,6 +310,7 @@ async fn validate_and_append(
     records: &Bytes,
     config: &EffectiveTopicConfig,
     now: i64,
+    transactional_id: bool,
 ) -> (PartitionProduceResponse, Option<Commit>) {
     let index = partition.index();
     let pool = &broker.scratch_budget;
@@ -296,7 +334,7 @@ async fn validate_and_append(
         // holds the batches (at once for the local log): the scratch is never held across
         // a commit wait.
         let retry = !full && plan.limit < scratch_plan(records, config, pool.capacity(), true).limit;
-        let (data, headers) = match prepare(partition, records, config, now, plan.limit, retry) {
+        let (data, headers) = match prepare(partition, records, config, now, plan.limit, retry, transactional_id) {
             Ok(Prepared::Answer(answer)) => return (answer, None),
             Ok(Prepared::Append(data, headers)) => (data, headers),
             Err(NeedsMoreScratch) => {
@@ -334,6 +372,7 @@ async fn validate_and_append(
 
 pub async fn start(broker: Arc<Broker>, request: ProduceRequest, to: ReplyTo) -> Pending {
     let acks = request.acks;
+    let transactional_id = request.transactional_id.is_some();
     let timeout = Duration::from_millis(u64::try_from(request.timeout_ms).unwrap_or(0));
     let now = now_ms();
     let mut responses = Vec::with_capacity(request.topic_data.len());
@@ -381,7 +420,8 @@ pub async fn start(broker: Arc<Broker>, request: ProduceRequest, to: ReplyTo) ->
                 partitions.push(partition_error(index, Some(e.code()), Some(e.to_string())));
                 continue;
             }
-            let (answer, commit) = validate_and_append(&broker, &*partition, &records, &config, now).await;
+            let (answer, commit) =
+                validate_and_append(&broker, &*partition, &records, &config, now, transactional_id).await;
             let appended = answer.error_code == 0;
             partitions.push(answer);
             let held_by = (acks == -1 && appended && config.min_insync_replicas > 1)

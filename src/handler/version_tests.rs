@@ -417,6 +417,21 @@ async fn every_response_encodes_at_every_advertised_version() {
                     AllocateProducerIdsRequest::default(),
                     v,
                 )),
+                ApiKey::WriteTxnMarkers => ResponseKind::WriteTxnMarkers(
+                    write_txn_markers::handle(
+                        &b,
+                        WriteTxnMarkersRequest::default().with_markers(vec![
+                            write_txn_markers_request::WritableTxnMarker::default()
+                                .with_producer_id(ProducerId(7))
+                                .with_topics(vec![
+                                    write_txn_markers_request::WritableTxnMarkerTopic::default()
+                                        .with_name(tname)
+                                        .with_partition_indexes(vec![0, 9]),
+                                ]),
+                        ]),
+                    )
+                    .await,
+                ),
                 other => panic!("no version test for {other:?}"),
             };
             encodes(&body, key, v);

@@ -48,6 +48,7 @@ pub mod retained;
 pub mod scrubber;
 mod sealer;
 mod segment;
+pub mod txn;
 
 #[cfg(test)]
 mod corruption_tests;
@@ -79,7 +80,7 @@ pub use partition_log::{AppendInfo, PartitionLog};
 pub use raft_entries::StoredEntry;
 pub use read_plan::{FileRange, ReadPlan};
 pub use recovery::RecoveryReport;
-pub(crate) use recovery::{create_dir_durably, write_durably};
+pub(crate) use recovery::{create_dir_durably, write_bytes_durably, write_durably};
 pub use sealer::{SealCursor, SealHook, SealStep, Sealer};
 
 /// Per-partition log settings, mirroring Kafka's topic-level configs of the same names.

@@ -433,11 +433,16 @@ impl PartitionLog {
     /// Calls `f` for every intact batch header from the log start onward (batches in
     /// damaged ranges are skipped).
     pub fn for_each_batch_header(&self, mut f: impl FnMut(&BatchHeader)) -> Result<(), LogError> {
+        self.for_each_batch(|h, _| f(h))
+    }
+
+    /// [`for_each_batch_header`](Self::for_each_batch_header) with each batch's bytes.
+    pub fn for_each_batch(&self, mut f: impl FnMut(&BatchHeader, &[u8])) -> Result<(), LogError> {
         let log_start = self.log_start_offset;
         for seg in &self.segments {
-            self.scan_intact(seg, 0, |_, h, _| {
+            self.scan_intact(seg, 0, |_, h, bytes| {
                 if h.last_offset() >= log_start {
-                    f(h);
+                    f(h, bytes);
                 }
                 ControlFlow::Continue(())
             })?;
@@ -484,6 +489,7 @@ impl PartitionLog {
         }
         self.epochs.truncate_from_end(end);
         self.epochs.persist(&self.dir)?;
+        self.drop_aborted_txns_from(end)?;
         write_durably(&self.dir, RECOVERY_POINT_FILE, &format!("{end}\n"))?;
         self.damage.retain_within(self.log_start_offset, end)
     }

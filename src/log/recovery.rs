@@ -72,6 +72,11 @@ fn read_offset_checkpoint(path: &Path) -> Result<Option<i64>, LogError> {
 
 /// Writes `name` in `dir` atomically and durably: tmp file, fsync, rename, fsync dir.
 pub(crate) fn write_durably(dir: &Path, name: &str, contents: &str) -> Result<(), LogError> {
+    write_bytes_durably(dir, name, contents.as_bytes())
+}
+
+/// [`write_durably`] of bytes.
+pub(crate) fn write_bytes_durably(dir: &Path, name: &str, contents: &[u8]) -> Result<(), LogError> {
     let tmp = dir.join(format!("{name}.tmp"));
     let dst = dir.join(name);
     std::fs::write(&tmp, contents).map_err(io_err("write", &tmp))?;
@@ -300,8 +305,10 @@ fn list_segments(dir: &Path) -> Result<(Vec<i64>, Vec<i64>), LogError> {
                 orphans.push(entry.path());
                 lost.push(base);
             }
-            // A raft segment's sidecars outlive it when a deletion stopped between them.
-            "raftindex" | "raftgroups" if !dir.join(format!("{stem}.log")).exists() => orphans.push(entry.path()),
+            // A segment's sidecars outlive it when a deletion stopped between them.
+            "raftindex" | "raftgroups" | "txnindex" if !dir.join(format!("{stem}.log")).exists() => {
+                orphans.push(entry.path())
+            }
             _ => {}
         }
     }
@@ -458,6 +465,7 @@ pub(crate) fn open(dir: &Path, config: LogConfig, delete_below_start: bool) -> R
     let report = RecoveryReport { clean, recovery_point, synced_segments: if clean { Vec::new() } else { synced } };
     let mut log = PartitionLog::from_parts(dir.to_path_buf(), config, segments, log_start);
     log.set_recovered(std::sync::Arc::new(damage), report, epochs);
+    log.load_txn_index_counts()?;
     if delete_below_start {
         log.delete_segments_below_start()?;
     }

@@ -91,6 +91,8 @@ pub(crate) struct Segment {
     bytes_since_index: u64,
     /// Timestamp the segment.ms roll timer starts from (first append / first batch).
     pub rolling_ts: Option<i64>,
+    /// Entries in the segment's `.txnindex` (see [`super::txn`]); 0 when it has none.
+    pub aborted_txns: u32,
 }
 
 impl Segment {
@@ -108,6 +110,7 @@ impl Segment {
             offset_of_max_timestamp: -1,
             bytes_since_index: 0,
             rolling_ts: None,
+            aborted_txns: 0,
         }
     }
 
@@ -429,7 +432,7 @@ impl Segment {
         // The raft sidecars after the data: a crash in between leaves sidecars without a
         // segment (removed at the next open), never a raft segment without its sidecars
         // (which its log would refuse to open).
-        for ext in ["index", "timeindex", "log", "raftindex", "raftgroups"] {
+        for ext in ["index", "timeindex", "log", "raftindex", "raftgroups", super::txn::TXN_INDEX_EXT] {
             let p = self.path(ext);
             match std::fs::remove_file(&p) {
                 Ok(()) => {}

@@ -90,6 +90,12 @@ fn encode(control_type: i16, value: Option<Bytes>, now_ms: i64) -> Result<Bytes,
     Ok(buf.freeze())
 }
 
+/// Whether a stored batch is one of raft's control batches: a control batch without a
+/// producer (a transaction marker, [`crate::log::txn`], has one and is a normal entry).
+pub fn is_raft_control(header: &crate::log::BatchHeader) -> bool {
+    header.is_control() && header.producer_id < 0
+}
+
 /// The control batch of a blank entry.
 pub fn blank_batch(now_ms: i64) -> Result<Bytes, ControlError> {
     encode(RAFT_BLANK, None, now_ms)
@@ -113,7 +119,7 @@ pub fn log_start_in(batches: &Bytes) -> Result<Option<i64>, ControlError> {
         let header =
             crate::log::BatchHeader::parse(&batches[pos..]).map_err(|e| ControlError::Decode(e.to_string()))?;
         let end = (pos + header.total_size()).min(batches.len());
-        if header.is_control()
+        if is_raft_control(&header)
             && let RaftControl::LogStart(offset) = decode(&batches.slice(pos..end))?
         {
             found = Some(found.map_or(offset, |f: i64| f.max(offset)));

@@ -448,6 +448,16 @@ impl PartitionRaftLog {
         self.persist()
     }
 
+    /// Indexes the aborted transactions applied markers closed (see [`crate::log::txn`]).
+    pub fn index_aborted_txns(&mut self, entries: &[crate::log::txn::AbortedTxn]) -> Result<(), RaftLogError> {
+        Ok(self.log.append_aborted_txns(entries)?)
+    }
+
+    /// Drops the index entries of markers from `offset` on (a replay writes them again).
+    pub fn drop_aborted_txns_from(&mut self, offset: i64) -> Result<(), RaftLogError> {
+        Ok(self.log.drop_aborted_txns_from(offset)?)
+    }
+
     /// Moves the log start (a log-start entry applied; see [`PartitionLog::move_log_start`]).
     pub fn move_log_start(&mut self, offset: i64) -> Result<i64, RaftLogError> {
         let start = self.log.move_log_start(offset)?;
@@ -473,7 +483,7 @@ fn decode_entry(stored: StoredEntry) -> Result<Entry, RaftLogError> {
     let StoredEntry { index, epoch, batches, .. } = stored;
     let term = Term::from_leader_epoch(epoch).ok_or(RaftLogError::BadEpoch { index, epoch })?;
     let header = BatchHeader::parse(&batches).map_err(LogError::from)?;
-    let control = if header.is_control() {
+    let control = if control::is_raft_control(&header) {
         Some(control::decode(&batches.slice(..header.total_size().min(batches.len())))?)
     } else {
         None

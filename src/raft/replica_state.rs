@@ -49,11 +49,11 @@ use tokio::sync::{oneshot, watch};
 
 use super::log_store::{LogEvents, PartitionRaftLog, RaftLogError, RaftLogStore, StoredSnapshot, WrittenEntry};
 use super::{AppendBatches, CommittedLeaderId, JetNode, LogId, NodeId, StoredMembership, Term};
-use crate::broker::partition::{PartitionError, admit_new_producer, check_sequences};
-use crate::broker::producer_state::{BatchMeta, ProducerLimits, ProducerStateTable, SavedProducer, SeqCheck, add_seq};
+use crate::broker::partition::PartitionError;
+use crate::broker::producer_batches::{aborted_entry, admit_new_producer, apply_batch, apply_batches, check_sequences};
+use crate::broker::producer_state::{ProducerLimits, ProducerStateTable, SavedProducer, SeqCheck};
 use crate::broker::replica::Progress;
-use crate::log::LogError;
-use crate::log::batch::{BatchHeader, BatchIter};
+use crate::log::batch::BatchHeader;
 
 /// Snapshot metadata of a partition's group.
 pub type PartitionSnapshotMeta = SnapshotMeta<CommittedLeaderId, NodeId, JetNode>;
@@ -138,27 +138,6 @@ fn now_ms() -> i64 {
     crate::broker::now_ms()
 }
 
-/// Records the idempotent batches of stored `batches` (offsets assigned) in `table`.
-pub(crate) fn record_batches(table: &mut ProducerStateTable, batches: &[u8], now_ms: i64) -> Result<(), LogError> {
-    for item in BatchIter::new(batches) {
-        let (h, _) = item?;
-        record_header(table, &h, h.base_offset, now_ms);
-    }
-    Ok(())
-}
-
-fn record_header(table: &mut ProducerStateTable, h: &BatchHeader, base_offset: i64, now_ms: i64) {
-    if h.producer_id >= 0 && !h.is_control() {
-        let meta = BatchMeta {
-            first_seq: h.base_sequence,
-            last_seq: add_seq(h.base_sequence, h.last_offset_delta),
-            first_offset: base_offset,
-            last_offset: base_offset + i64::from(h.last_offset_delta),
-        };
-        table.record(h.producer_id, h.producer_epoch, meta, now_ms);
-    }
-}
-
 impl ReplicaState {
     /// The state of a replica whose raft log is `store`, as recovered from disk: the
     /// applied point and membership from the raft state file, the high watermark at the
@@ -166,7 +145,7 @@ impl ReplicaState {
     /// producer state from the batches below it.
     pub fn open(store: RaftLogStore) -> Result<Arc<Self>, RaftLogError> {
         let (applied, membership, memberships, high_watermark, producers, snapshot) = {
-            let log = store.lock().map_err(RaftLogError::Poisoned)?;
+            let mut log = store.lock().map_err(RaftLogError::Poisoned)?;
             let state = log.state();
             let applied = state.applied;
             let membership = state.membership.clone().unwrap_or_default();
@@ -196,11 +175,22 @@ impl ReplicaState {
                     Some((ProducerStateTable::from_snapshot(&data.producers, s.base_offset, now)?, s.base_offset))
                 })
                 .unwrap_or_default();
-            log.log().for_each_batch_header(|h| {
+            // The aborted-transaction index of the replayed part is written again.
+            let mut aborted = Vec::new();
+            let mut failed = None;
+            log.log().for_each_batch(|h, bytes| {
                 if h.base_offset >= from && h.last_offset() < high_watermark {
-                    record_header(&mut producers, h, h.base_offset, now);
+                    match apply_batch(&mut producers, h, bytes, h.base_offset, now) {
+                        Ok(completed) => aborted.extend(completed.and_then(|c| aborted_entry(&producers, c))),
+                        Err(e) => failed = failed.take().or(Some(e)),
+                    }
                 }
             })?;
+            if let Some(e) = failed {
+                return Err(e.into());
+            }
+            log.drop_aborted_txns_from(from)?;
+            log.index_aborted_txns(&aborted)?;
             (applied, membership, memberships, high_watermark, producers, snapshot)
         };
         Ok(Arc::new(ReplicaState {
@@ -276,6 +266,14 @@ impl ReplicaState {
         self.progress.borrow().high_watermark
     }
 
+    /// The last stable offset of the applied entries (see
+    /// [`crate::broker::producer_state`]).
+    pub fn last_stable_offset(&self) -> Result<i64, PartitionError> {
+        let mut inner = self.lock()?;
+        let hw = self.high_watermark();
+        Ok(inner.producers.last_stable_offset(hw))
+    }
+
     /// Checks an append as the leader of `term` and, unless it is a retry of a written
     /// batch, records it as in flight. The caller proposes it next, before checking
     /// another append (the order of checks is the order of entries).
@@ -283,6 +281,7 @@ impl ReplicaState {
         &self,
         term: Term,
         headers: &[BatchHeader],
+        data: &[u8],
         now_ms: i64,
         limits: ProducerLimits<'_>,
     ) -> Result<Checked, PartitionError> {
@@ -295,7 +294,7 @@ impl ReplicaState {
         let losses = self.progress.borrow().losses;
         let Some(leading) = inner.leading.as_mut() else { return Err(not_leader()) };
         if let Some(first) = headers.first() {
-            match check_sequences(&leading.producers, headers) {
+            match check_sequences(&leading.producers, headers, data) {
                 SeqCheck::Append => admit_new_producer(&leading.producers, first.producer_id, limits)?,
                 SeqCheck::Duplicate(meta) if headers.len() == 1 && first.producer_id >= 0 => {
                     if meta.first_offset < 0 {
@@ -311,15 +310,19 @@ impl ReplicaState {
         }
         let saved = headers.first().filter(|h| h.producer_id >= 0).map(|h| leading.producers.save(h.producer_id));
         let mut batches = Vec::new();
-        let mut relative = 0i64;
+        let (mut relative, mut pos) = (0i64, 0usize);
         for h in headers {
             let last = relative + i64::from(h.last_offset_delta);
-            if h.producer_id >= 0 && !h.is_control() {
+            let end = (pos + h.total_size()).min(data.len());
+            if h.producer_id >= 0 {
                 // Offsets unknown until written (negative: "in flight").
-                record_header(&mut leading.producers, h, -1 - i64::from(h.last_offset_delta), now_ms);
-                batches.push((h.producer_id, h.base_sequence, relative, last));
+                let in_flight = -1 - i64::from(h.last_offset_delta);
+                apply_batch(&mut leading.producers, h, &data[pos..end], in_flight, now_ms)?;
+                if !h.is_control() {
+                    batches.push((h.producer_id, h.base_sequence, relative, last));
+                }
             }
-            relative = last + 1;
+            (relative, pos) = (last + 1, end);
         }
         let (done, placed) = oneshot::channel();
         leading.pending.push_back(Pending { batches, saved, done });
@@ -367,7 +370,7 @@ impl ReplicaState {
         let now = now_ms();
         for entry in tail {
             if let EntryPayload::Normal(AppendBatches(batches)) = &entry.payload {
-                record_batches(&mut producers, batches, now)?;
+                apply_batches(&mut producers, batches, now)?;
             }
         }
         inner.leading = Some(Leading { term, producers, pending: VecDeque::new(), proposed: false });
@@ -416,8 +419,9 @@ impl ReplicaState {
     ) -> Result<(), PartitionError> {
         let mut inner = self.lock()?;
         let now = now_ms();
+        let mut aborted = Vec::new();
         for batches in normal {
-            record_batches(&mut inner.producers, batches, now)?;
+            aborted.extend(apply_batches(&mut inner.producers, batches, now)?);
         }
         inner.applied = Some(applied);
         for m in memberships {
@@ -426,6 +430,9 @@ impl ReplicaState {
         }
         let membership = inner.membership.clone();
         let mut log = self.log()?;
+        // Before the high watermark passes the markers: a read_committed fetch below the
+        // last stable offset finds every aborted transaction indexed.
+        log.index_aborted_txns(&aborted)?;
         // Before the applied point is saved: an entry saved as applied is never applied
         // again, so its log start must be durable first (moving it twice is harmless).
         if let Some(offset) = log_start {

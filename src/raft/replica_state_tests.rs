@@ -98,7 +98,7 @@ fn a_snapshot_covers_the_segments_below_the_log_start_and_restarts_a_log_that_la
     let headers = validate_produced_batches(&retry, 1 << 20).expect("valid");
     let gate = ProducerIdGate::unlimited();
     let limits = ProducerLimits { per_partition: usize::MAX, gate: &gate };
-    let checked = empty.check(Term(2), &headers, 1_000, limits).expect("checked");
+    let checked = empty.check(Term(2), &headers, &retry, 1_000, limits).expect("checked");
     assert!(matches!(checked, Checked::Duplicate(Placed { base_offset: 5, end_offset: 7, .. })), "{checked:?}");
     drop(empty);
     // Reopened, it is where the snapshot left it.
@@ -106,7 +106,7 @@ fn a_snapshot_covers_the_segments_below_the_log_start_and_restarts_a_log_that_la
         .expect("state");
     assert_eq!(reopened.high_watermark(), bases[2]);
     assert_eq!(reopened.current_snapshot().expect("current").map(|s| s.meta.last_log_id), Some(Some(last)));
-    let checked = reopened.check(Term(3), &headers, 1_000, limits).expect("checked");
+    let checked = reopened.check(Term(3), &headers, &retry, 1_000, limits).expect("checked");
     assert!(
         matches!(checked, Checked::Duplicate(Placed { base_offset: 5, end_offset: 7, .. })),
         "the snapshot's producers survive a restart: {checked:?}"
@@ -145,7 +145,7 @@ fn a_proposal_that_was_not_sent_leaves_no_trace_in_the_producer_table() {
     let headers = validate_produced_batches(&batch, 1 << 20).expect("valid");
     let gate = ProducerIdGate::unlimited();
     let limits = || ProducerLimits { per_partition: usize::MAX, gate: &gate };
-    let check = || state.check(Term(1), &headers, 1_000, limits());
+    let check = || state.check(Term(1), &headers, &batch, 1_000, limits());
     assert!(matches!(check(), Ok(Checked::Propose(_))));
     // While it is in flight, its retry cannot be answered yet.
     let in_flight = check().expect_err("retry of an in-flight batch");

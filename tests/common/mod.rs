@@ -24,6 +24,7 @@ pub mod fuzz;
 pub mod process;
 pub mod records;
 pub mod replicated;
+pub mod txn;
 
 pub struct TestBroker {
     pub addr: std::net::SocketAddr,

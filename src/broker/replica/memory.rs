@@ -14,13 +14,16 @@ use kafka_protocol::ResponseError;
 use tokio::sync::watch;
 
 use super::{
-    AppendFuture, Appended, Commit, Leader, Offsets, PlannedRead, Progress, Replica, TimestampQuery, find_record,
+    AppendFuture, Appended, Commit, Isolation, Leader, Offsets, PlannedRead, Progress, Replica, TimestampQuery,
+    find_record,
 };
-use crate::broker::partition::{PartitionError, admit_new_producer, check_sequences};
-use crate::broker::producer_state::{BatchMeta, ProducerLimits, ProducerStateTable, SeqCheck, add_seq};
+use crate::broker::partition::PartitionError;
+use crate::broker::producer_batches::{aborted_entry, admit_new_producer, apply_batch, check_sequences};
+use crate::broker::producer_state::{ProducerLimits, ProducerStateTable, SeqCheck};
 use crate::broker::topic_config::EffectiveTopicConfig;
 use crate::log::LogError;
 use crate::log::batch::{self, BatchHeader};
+use crate::log::txn::AbortedTxn;
 
 /// One stored batch.
 struct Stored {
@@ -36,6 +39,7 @@ struct State {
     log_start: i64,
     log_end: i64,
     producers: ProducerStateTable,
+    aborted: Vec<AbortedTxn>,
 }
 
 pub struct MemoryReplica {
@@ -90,12 +94,16 @@ impl MemoryReplica {
         state.batches.retain(|b| b.next_offset <= hw);
         state.log_end = state.batches.last().map_or(hw.max(state.log_start), |b| b.next_offset);
         let mut producers = ProducerStateTable::default();
+        let mut aborted = Vec::new();
         for b in &state.batches {
-            if let Ok(h) = BatchHeader::parse(&b.bytes) {
-                record_producer(&mut producers, &h, b.base_offset, 0);
+            if let Ok(h) = BatchHeader::parse(&b.bytes)
+                && let Some(completed) = apply_batch(&mut producers, &h, &b.bytes, b.base_offset, 0)?
+            {
+                aborted.extend(aborted_entry(&producers, completed));
             }
         }
         state.producers = producers;
+        state.aborted = aborted;
         self.progress.send_modify(|p| p.lose(why));
         Ok(())
     }
@@ -121,7 +129,7 @@ impl MemoryReplica {
         let losses = self.progress.borrow().losses;
         let commit = |end: i64| Commit::new(self.progress.subscribe(), end, losses);
         if let Some(first) = headers.first() {
-            match check_sequences(&state.producers, headers) {
+            match check_sequences(&state.producers, headers, &data) {
                 SeqCheck::Append => admit_new_producer(&state.producers, first.producer_id, limits)?,
                 SeqCheck::Duplicate(meta) if headers.len() == 1 && first.producer_id >= 0 => {
                     let end = meta.last_offset + 1;
@@ -151,7 +159,10 @@ impl MemoryReplica {
             if self.config.log_append_time {
                 batch::set_log_append_time(&mut bytes, now_ms).map_err(LogError::from)?;
             }
-            record_producer(&mut state.producers, h, offset, now_ms);
+            if let Some(completed) = apply_batch(&mut state.producers, h, &bytes, offset, now_ms)? {
+                let entry = aborted_entry(&state.producers, completed);
+                state.aborted.extend(entry);
+            }
             let next_offset = offset + i64::from(h.last_offset_delta) + 1;
             let max_timestamp = if self.config.log_append_time { now_ms } else { h.max_timestamp };
             state.batches.push(Stored { base_offset: offset, next_offset, max_timestamp, bytes: bytes.freeze() });
@@ -170,18 +181,6 @@ impl MemoryReplica {
             duplicate: false,
             commit: (end > self.high_watermark()).then(|| commit(end)),
         })
-    }
-}
-
-fn record_producer(table: &mut ProducerStateTable, h: &BatchHeader, base_offset: i64, now_ms: i64) {
-    if h.producer_id >= 0 && !h.is_control() {
-        let meta = BatchMeta {
-            first_seq: h.base_sequence,
-            last_seq: add_seq(h.base_sequence, h.last_offset_delta),
-            first_offset: base_offset,
-            last_offset: base_offset + i64::from(h.last_offset_delta),
-        };
-        table.record(h.producer_id, h.producer_epoch, meta, now_ms);
     }
 }
 
@@ -207,8 +206,10 @@ impl Replica for MemoryReplica {
     }
 
     fn offsets(&self) -> Result<Offsets, PartitionError> {
-        let state = self.lock()?;
-        Ok(Offsets::new(state.log_start, self.high_watermark(), state.log_end))
+        let mut state = self.lock()?;
+        let hw = self.high_watermark();
+        let last_stable = state.producers.last_stable_offset(hw);
+        Ok(Offsets::new(state.log_start, hw, state.log_end).with_last_stable(last_stable))
     }
 
     fn high_watermark(&self) -> i64 {
@@ -230,22 +231,30 @@ impl Replica for MemoryReplica {
         Box::pin(std::future::ready(self.append_now(data, headers, now_ms, limits)))
     }
 
-    fn plan_read(&self, offset: i64, max_bytes: usize, min_one: bool) -> Result<PlannedRead, PartitionError> {
-        let state = self.lock()?;
+    fn plan_read_isolated(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one: bool,
+        isolation: Isolation,
+    ) -> Result<PlannedRead, PartitionError> {
+        let mut state = self.lock()?;
         let hw = self.high_watermark();
+        let last_stable = state.producers.last_stable_offset(hw);
+        let upper = isolation.upper_bound(hw, last_stable);
         if offset < state.log_start || offset > state.log_end {
             return Err(
                 LogError::OffsetOutOfRange { offset, log_start: state.log_start, log_end: state.log_end }.into()
             );
         }
         let mut out = BytesMut::new();
-        for b in state.batches.iter().filter(|b| b.next_offset > offset && b.base_offset < hw) {
+        for b in state.batches.iter().filter(|b| b.next_offset > offset && b.base_offset < upper) {
             if out.len() + b.bytes.len() > max_bytes && !(min_one && out.is_empty()) {
                 break;
             }
             out.extend_from_slice(&b.bytes);
         }
-        Ok(PlannedRead::memory(out.freeze(), hw, state.log_start))
+        Ok(PlannedRead::memory(out.freeze(), hw, state.log_start).with_last_stable(last_stable))
     }
 
     fn find_by_timestamp(&self, query: TimestampQuery) -> Result<Option<(i64, i64)>, PartitionError> {
@@ -292,5 +301,10 @@ impl Replica for MemoryReplica {
 
     fn size_bytes(&self) -> Result<u64, PartitionError> {
         Ok(self.lock()?.batches.iter().map(|b| b.bytes.len() as u64).sum())
+    }
+
+    fn aborted_transactions(&self, from: i64, upper: i64) -> Result<Vec<AbortedTxn>, PartitionError> {
+        let state = self.lock()?;
+        Ok(state.aborted.iter().filter(|e| e.last_offset >= from && e.first_offset < upper).copied().collect())
     }
 }

@@ -97,7 +97,13 @@ impl Replica for RemoteReplica {
         Box::pin(async { Err(not_here()) })
     }
 
-    fn plan_read(&self, _: i64, _: usize, _: bool) -> Result<PlannedRead, PartitionError> {
+    fn plan_read_isolated(
+        &self,
+        _: i64,
+        _: usize,
+        _: bool,
+        _: crate::broker::replica::Isolation,
+    ) -> Result<PlannedRead, PartitionError> {
         Err(not_here())
     }
 
@@ -115,5 +121,9 @@ impl Replica for RemoteReplica {
 
     fn size_bytes(&self) -> Result<u64, PartitionError> {
         Ok(0)
+    }
+
+    fn aborted_transactions(&self, _: i64, _: i64) -> Result<Vec<crate::log::txn::AbortedTxn>, PartitionError> {
+        Err(not_here())
     }
 }

@@ -1,0 +1,104 @@
+//! WriteTxnMarkers (key 27): a transaction coordinator asks the leaders of a
+//! transaction's partitions to append its COMMIT or ABORT marker (see
+//! [`crate::log::txn`]). Each marker is appended as the leader, checked for fencing
+//! against the partition's producer state (an older producer epoch: PRODUCER_FENCED; an
+//! older coordinator epoch: TRANSACTION_COORDINATOR_FENCED), and answered once the high
+//! watermark covers it: the coordinator completes the transaction only when every
+//! marker is committed, since the last stable offset moves past the transaction then.
+//!
+//! A marker is never refused for the caps on tracked producer ids: refusing it would
+//! leave the transaction open and hold the last stable offset for good.
+//!
+//! Markers for the broker's internal topics are refused for now: a transactional offset
+//! commit (the only thing a marker would close there) is not taken yet.
+
+use std::time::Duration;
+
+use kafka_protocol::ResponseError;
+use kafka_protocol::messages::write_txn_markers_response::{
+    WritableTxnMarkerPartitionResult, WritableTxnMarkerResult, WritableTxnMarkerTopicResult,
+};
+use kafka_protocol::messages::{WriteTxnMarkersRequest, WriteTxnMarkersResponse};
+
+use crate::broker::partition::PartitionError;
+use crate::broker::producer_state::{ProducerIdGate, ProducerLimits};
+use crate::broker::replica::{Commit, Leader, Replica};
+use crate::broker::{Broker, now_ms};
+use crate::log::batch::BatchHeader;
+use crate::log::txn::{TxnMarker, marker_batch};
+
+/// How long a marker may take to commit (Kafka's inter-broker `request.timeout.ms`).
+const COMMIT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Appends one marker to `partition`; returns what its commit waits for.
+async fn append_marker(
+    partition: &dyn Replica,
+    producer_id: i64,
+    producer_epoch: i16,
+    marker: TxnMarker,
+) -> Result<Option<Commit>, PartitionError> {
+    if crate::broker::topics::is_internal(partition.topic()) {
+        return Err(PartitionError::Rejected(ResponseError::InvalidTopicException));
+    }
+    if partition.leader() != Leader::ThisBroker {
+        return Err(PartitionError::Rejected(ResponseError::NotLeaderOrFollower));
+    }
+    let now = now_ms();
+    let batch = marker_batch(producer_id, producer_epoch, marker, now)?;
+    let header = BatchHeader::parse(&batch).map_err(crate::log::LogError::from)?;
+    let gate = ProducerIdGate::unlimited();
+    let limits = ProducerLimits { per_partition: usize::MAX, gate: &gate };
+    Ok(partition.append(batch, std::slice::from_ref(&header), now, limits).await?.commit)
+}
+
+async fn committed(commit: Option<Commit>) -> Result<(), PartitionError> {
+    let Some(commit) = commit else { return Ok(()) };
+    tokio::time::timeout(COMMIT_TIMEOUT, commit.wait())
+        .await
+        .map_err(|_elapsed| PartitionError::Rejected(ResponseError::RequestTimedOut))?
+}
+
+/// Appends every marker in request order, then waits for their commits together.
+pub async fn handle(broker: &Broker, request: WriteTxnMarkersRequest) -> WriteTxnMarkersResponse {
+    let mut markers = Vec::with_capacity(request.markers.len());
+    let mut waits = Vec::new();
+    for (mi, m) in request.markers.into_iter().enumerate() {
+        let marker = TxnMarker { commit: m.transaction_result, coordinator_epoch: m.coordinator_epoch };
+        let mut topics = Vec::with_capacity(m.topics.len());
+        for (ti, t) in m.topics.into_iter().enumerate() {
+            let topic = broker.topic(&t.name.0);
+            let mut partitions = Vec::with_capacity(t.partition_indexes.len());
+            for (pi, index) in t.partition_indexes.into_iter().enumerate() {
+                let appended = match topic.as_ref().and_then(|topic| topic.replica(index)) {
+                    None => Err(PartitionError::Rejected(ResponseError::UnknownTopicOrPartition)),
+                    Some(p) => append_marker(&*p, m.producer_id.0, m.producer_epoch, marker).await,
+                };
+                let code = match appended {
+                    Ok(commit) => {
+                        waits.push((mi, ti, pi, commit));
+                        0
+                    }
+                    Err(e) => {
+                        tracing::debug!(topic = %t.name.0, partition = index, producer_id = m.producer_id.0, error = %e, "transaction marker not written");
+                        e.code().code()
+                    }
+                };
+                partitions.push(
+                    WritableTxnMarkerPartitionResult::default().with_partition_index(index).with_error_code(code),
+                );
+            }
+            topics.push(WritableTxnMarkerTopicResult::default().with_name(t.name).with_partitions(partitions));
+        }
+        markers.push(WritableTxnMarkerResult::default().with_producer_id(m.producer_id).with_topics(topics));
+    }
+    let outcomes = futures::future::join_all(
+        waits.into_iter().map(|(mi, ti, pi, c)| async move { (mi, ti, pi, committed(c).await) }),
+    )
+    .await;
+    for (mi, ti, pi, outcome) in outcomes {
+        if let Err(e) = outcome {
+            markers[mi].topics[ti].partitions[pi].error_code = e.code().code();
+        }
+    }
+    WriteTxnMarkersResponse::default().with_markers(markers)
+}
