@@ -286,6 +286,23 @@ pub struct KafkaSettings {
     #[arg(skip = 100 * 1024 * 1024)]
     pub offsets_topic_segment_bytes: i32,
 
+    /// `transaction.state.log.num.partitions`: partitions of `__transaction_state`.
+    #[arg(skip = 50)]
+    pub transaction_state_log_num_partitions: i32,
+
+    /// `transaction.state.log.segment.bytes` (Kafka's default 100 MiB).
+    #[arg(skip = 100 * 1024 * 1024)]
+    pub transaction_state_log_segment_bytes: i32,
+
+    /// `transaction.max.timeout.ms`: the longest `transaction.timeout.ms` a producer may ask.
+    #[arg(skip = 900_000)]
+    pub transaction_max_timeout_ms: i32,
+
+    /// `transaction.abort.timed.out.transaction.cleanup.interval.ms`: how often expired
+    /// transactions are looked for (and aborted).
+    #[arg(skip = 10_000)]
+    pub transaction_abort_timed_out_transaction_cleanup_interval_ms: i64,
+
     /// `group.initial.rebalance.delay.ms`: how long the first rebalance of an empty
     /// classic group waits for more members (settable with `--set`, like the rest below).
     #[arg(skip = 3_000)]
@@ -532,6 +549,12 @@ impl KafkaSettings {
             "compression.type" => self.compression_type = value.to_string(),
             "offsets.topic.num.partitions" => self.offsets_topic_num_partitions = parse(key, value)?,
             "offsets.topic.segment.bytes" => self.offsets_topic_segment_bytes = parse(key, value)?,
+            "transaction.state.log.num.partitions" => self.transaction_state_log_num_partitions = parse(key, value)?,
+            "transaction.state.log.segment.bytes" => self.transaction_state_log_segment_bytes = parse(key, value)?,
+            "transaction.max.timeout.ms" => self.transaction_max_timeout_ms = parse(key, value)?,
+            "transaction.abort.timed.out.transaction.cleanup.interval.ms" => {
+                self.transaction_abort_timed_out_transaction_cleanup_interval_ms = parse(key, value)?
+            }
             "group.initial.rebalance.delay.ms" => self.group_initial_rebalance_delay_ms = parse(key, value)?,
             "group.min.session.timeout.ms" => self.group_min_session_timeout_ms = parse(key, value)?,
             "group.max.session.timeout.ms" => self.group_max_session_timeout_ms = parse(key, value)?,

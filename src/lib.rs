@@ -158,3 +158,4 @@ pub mod protocol;
 pub mod raft;
 pub mod security;
 pub mod server;
+pub mod txn;

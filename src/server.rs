@@ -63,6 +63,7 @@ pub async fn run_listeners(
     let tls_log = Arc::new(PeerLogLimiter::default());
     let housekeeping = tokio::spawn(broker.clone().run_housekeeping(stop_rx.clone()));
     let group_timers = tokio::spawn(crate::group::GroupCoordinator::run_timers(broker.clone(), stop_rx.clone()));
+    let txn_timers = tokio::spawn(crate::txn::markers::run_timers(broker.clone(), stop_rx.clone()));
     let scrubber = broker.start_scrubber();
     let mut connections = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
@@ -145,6 +146,7 @@ pub async fn run_listeners(
     }
     let _ = housekeeping.await;
     let _ = group_timers.await;
+    let _ = txn_timers.await;
     if let Some(scrubber) = scrubber {
         // Ends at the next segment boundary; the join waits off the runtime.
         let _ = tokio::task::spawn_blocking(move || scrubber.stop()).await;

@@ -121,6 +121,8 @@ pub struct Broker {
     pub fetch_sessions: fetch_sessions::FetchSessions,
     /// Consumer groups coordinated here.
     pub groups: crate::group::GroupCoordinator,
+    /// The transaction coordinator of the `__transaction_state` partitions led here.
+    pub txns: crate::txn::TxnCoordinator,
     /// The log cleaner's threads (compaction).
     pub cleaner: log_cleaner::LogCleaner,
     /// Idempotent producer ids tracked across partitions, against `max.producer.ids`.
@@ -188,6 +190,7 @@ impl Broker {
         let limit = meta.producer_id_limit()?;
         let (host, port) = config.advertised();
         let groups = crate::group::GroupCoordinator::new(crate::group::GroupSettings::from_kafka(&config.kafka));
+        let txns = crate::txn::TxnCoordinator::new(crate::txn::TxnSettings::from_kafka(&config.kafka));
         if let Some(offsets) = topics.get(crate::group::OFFSETS_TOPIC) {
             groups.load(&offsets)?;
         }
@@ -200,6 +203,7 @@ impl Broker {
             flusher,
             fetch_sessions: fetch_sessions::FetchSessions::default(),
             groups,
+            txns,
             meta,
             _dir_lock: dir_lock,
             producer_ids: Mutex::new(ProducerIds { next: limit, limit }),

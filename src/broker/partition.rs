@@ -310,18 +310,28 @@ impl Partition {
         }
         let info = inner.log.append(&data, LEADER_EPOCH, now_ms)?;
         self.traffic.appended(data.len(), headers.iter().map(|h| u64::try_from(h.records_count).unwrap_or(0)).sum());
-        let (mut offset, mut pos) = (info.base_offset, 0);
-        let mut aborted = Vec::new();
-        for h in headers {
-            let end = pos + h.total_size();
-            if let Some(completed) = apply_batch(&mut inner.producers, h, &data[pos..end], offset, now_ms)? {
-                aborted.extend(aborted_entry(&inner.producers, completed));
+        let mut recorded = || -> Result<(), LogError> {
+            let (mut offset, mut pos) = (info.base_offset, 0);
+            let mut aborted = Vec::new();
+            for h in headers {
+                let end = pos + h.total_size();
+                if let Some(completed) = apply_batch(&mut inner.producers, h, &data[pos..end], offset, now_ms)? {
+                    aborted.extend(aborted_entry(&inner.producers, completed));
+                }
+                (offset, pos) = (offset + i64::from(h.last_offset_delta) + 1, end);
             }
-            (offset, pos) = (offset + i64::from(h.last_offset_delta) + 1, end);
+            // Before the marker can become durable (and the transaction stable): a reader
+            // below the last stable offset finds every aborted transaction indexed.
+            inner.log.append_aborted_txns(&aborted)
+        };
+        if let Err(e) = recorded() {
+            // The batches are in the log but what they change is not recorded: they must
+            // never become durable (housekeeping cuts them off and rebuilds the state).
+            inner.log.fence();
+            return Err(e.into());
         }
-        // Before the marker can become durable (and the transaction stable): a reader
-        // below the last stable offset finds every aborted transaction indexed.
-        inner.log.append_aborted_txns(&aborted)?;
+        // Markers the high watermark already covers hold nothing back any more.
+        inner.producers.last_stable_offset(self.hw());
         let sync = if inner.config.flush_interval_ms.is_some() {
             let end = inner.log.log_end_offset();
             self.advance_high_watermark(end);
@@ -535,6 +545,8 @@ fn rebuild_producer_state(log: &mut PartitionLog, now_ms: i64) -> Result<Produce
     }
     log.drop_aborted_txns_from(log.log_start_offset())?;
     log.append_aborted_txns(&aborted)?;
+    // What is left of the log is durable: no marker holds the last stable offset back.
+    producers.last_stable_offset(i64::MAX);
     Ok(producers)
 }
 

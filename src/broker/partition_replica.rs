@@ -119,7 +119,7 @@ impl Replica for Partition {
     fn offsets(&self) -> Result<Offsets, PartitionError> {
         let mut inner = self.lock()?;
         let hw = self.hw();
-        let last_stable = inner.producers.last_stable_offset(hw);
+        let last_stable = inner.producers.last_stable_offset(hw).max(inner.log.log_start_offset());
         Ok(Offsets::new(inner.log.log_start_offset(), hw, inner.log.log_end_offset()).with_last_stable(last_stable))
     }
 
@@ -152,7 +152,7 @@ impl Replica for Partition {
     ) -> Result<PlannedRead, PartitionError> {
         let mut inner = self.lock()?;
         let high_watermark = self.hw();
-        let last_stable = inner.producers.last_stable_offset(high_watermark);
+        let last_stable = inner.producers.last_stable_offset(high_watermark).max(inner.log.log_start_offset());
         let upper = isolation.upper_bound(high_watermark, last_stable);
         let log_start_offset = inner.log.log_start_offset();
         let log_end = inner.log.log_end_offset();

@@ -1,6 +1,6 @@
 //! FindCoordinator: a group's coordinator is the leader of the key's `__consumer_offsets`
-//! partition (on a single node, this broker). Transaction coordinators
-//! are refused (see `handler::transactions`).
+//! partition, a transactional id's the leader of its `__transaction_state` partition (on
+//! a single node, this broker). Both topics are created on first use.
 
 use kafka_protocol::ResponseError;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
@@ -17,7 +17,7 @@ const TRANSACTION: i8 = 1;
 
 pub fn handle(b: &Broker, r: FindCoordinatorRequest, v: i16, listener: ListenerId) -> FindCoordinatorResponse {
     let keys: Vec<StrBytes> = if v >= 4 { r.coordinator_keys } else { vec![r.key] };
-    let coordinators: Vec<Coordinator> = keys.into_iter().map(|key| find(b, key, r.key_type, v, listener)).collect();
+    let coordinators: Vec<Coordinator> = keys.into_iter().map(|key| find(b, key, r.key_type, listener)).collect();
     let mut response = FindCoordinatorResponse::default();
     if v >= 4 {
         response.coordinators = coordinators;
@@ -33,7 +33,7 @@ pub fn handle(b: &Broker, r: FindCoordinatorRequest, v: i16, listener: ListenerI
     response
 }
 
-fn find(b: &Broker, key: StrBytes, key_type: i8, version: i16, listener: ListenerId) -> Coordinator {
+fn find(b: &Broker, key: StrBytes, key_type: i8, listener: ListenerId) -> Coordinator {
     let error = |code: ResponseError, message: &str| {
         Coordinator::default()
             .with_key(key.clone())
@@ -56,28 +56,52 @@ fn find(b: &Broker, key: StrBytes, key_type: i8, version: i16, listener: Listene
             if let Err(code) = b.groups.availability(b, &key) {
                 return error(code, "the group's coordinator is backing off after a failed write");
             }
-            // The coordinator is the leader of the group's partition.
             let index = crate::group::partition_for(&key, topic.partition_count());
-            let id = match topic.replica(index).map(|r| r.leader()) {
-                Some(Leader::ThisBroker) => b.node_id,
-                Some(Leader::Broker(id)) => id,
-                _ => return error(ResponseError::CoordinatorNotAvailable, "the group's partition has no leader yet"),
-            };
-            // By its address on the client's listener (this broker is always listed).
-            let Some(leader) = b.cluster.live_brokers_on(listener).into_iter().find(|l| l.broker_id == id) else {
-                return error(ResponseError::CoordinatorNotAvailable, "the group's coordinator is not live");
-            };
-            Coordinator::default()
-                .with_key(key)
-                .with_node_id(BrokerId(id))
-                .with_host(StrBytes::from_string(leader.kafka.host))
-                .with_port(i32::from(leader.kafka.port))
-                .with_error_code(0)
-                .with_error_message(None)
+            leader_of(b, &topic, index, listener)
+                .map_or_else(|(code, why)| error(code, why), |(id, host, port)| found(key.clone(), id, host, port))
         }
-        TRANSACTION => error(super::transactions::find_coordinator_code(version), super::transactions::MESSAGE),
+        TRANSACTION if key.is_empty() => error(ResponseError::InvalidRequest, "transactional id must not be empty"),
+        TRANSACTION => {
+            let topic = match b.txns.state_topic(b) {
+                Ok(t) => t,
+                Err(code) => return error(code, "the transaction state topic is not available"),
+            };
+            let index = crate::group::partition_for(&key, topic.partition_count());
+            leader_of(b, &topic, index, listener)
+                .map_or_else(|(code, why)| error(code, why), |(id, host, port)| found(key.clone(), id, host, port))
+        }
         _ => error(ResponseError::InvalidRequest, "unknown coordinator key type"),
     }
+}
+
+fn found(key: StrBytes, id: i32, host: String, port: u16) -> Coordinator {
+    Coordinator::default()
+        .with_key(key)
+        .with_node_id(BrokerId(id))
+        .with_host(StrBytes::from_string(host))
+        .with_port(i32::from(port))
+        .with_error_code(0)
+        .with_error_message(None)
+}
+
+/// The coordinator of partition `index` of an internal topic: its leader, by its address
+/// on the client's listener.
+fn leader_of(
+    b: &Broker,
+    topic: &crate::broker::topics::Topic,
+    index: i32,
+    listener: ListenerId,
+) -> Result<(i32, String, u16), (ResponseError, &'static str)> {
+    let id = match topic.replica(index).map(|r| r.leader()) {
+        Some(Leader::ThisBroker) => b.node_id,
+        Some(Leader::Broker(id)) => id,
+        _ => return Err((ResponseError::CoordinatorNotAvailable, "the coordinator's partition has no leader yet")),
+    };
+    // This broker is always listed.
+    let Some(leader) = b.cluster.live_brokers_on(listener).into_iter().find(|l| l.broker_id == id) else {
+        return Err((ResponseError::CoordinatorNotAvailable, "the coordinator is not live"));
+    };
+    Ok((id, leader.kafka.host, leader.kafka.port))
 }
 
 #[cfg(test)]
@@ -86,29 +110,27 @@ mod tests {
     use crate::handler::test_support::broker;
 
     #[test]
-    fn a_transaction_coordinator_is_refused_with_a_message_at_every_version() {
+    fn a_transaction_coordinator_is_found_at_every_version_and_its_topic_created() {
         let dir = tempfile::tempdir().unwrap();
         let b = broker(dir.path());
         let key = StrBytes::from_static_str("tx-1");
-        for v in 1..=6 {
+        for v in 0..=6 {
             let request = FindCoordinatorRequest::default()
                 .with_key(key.clone())
                 .with_coordinator_keys(vec![key.clone()])
                 .with_key_type(TRANSACTION);
             let r = handle(&b, request, v, Default::default());
-            let (code, message) = if v >= 4 {
-                (r.coordinators[0].error_code, r.coordinators[0].error_message.clone())
+            let (code, node) = if v >= 4 {
+                (r.coordinators[0].error_code, r.coordinators[0].node_id)
             } else {
-                (r.error_code, r.error_message.clone())
+                (r.error_code, r.node_id)
             };
-            let expected = if v >= 4 {
-                ResponseError::UnsupportedVersion
-            } else {
-                ResponseError::TransactionalIdAuthorizationFailed
-            };
-            assert_eq!(code, expected.code(), "v{v}");
-            assert!(message.unwrap().contains("does not support Kafka transactions"), "v{v}");
+            assert_eq!((code, node), (0, BrokerId(b.node_id)), "v{v}");
         }
+        let txn_state = b.topic(crate::txn::TXN_TOPIC).expect("created on first use");
+        assert_eq!(txn_state.partition_count(), 50);
+        let empty = FindCoordinatorRequest::default().with_key(StrBytes::default()).with_key_type(TRANSACTION);
+        assert_eq!(handle(&b, empty, 3, Default::default()).error_code, ResponseError::InvalidRequest.code());
         // Groups still find their coordinator.
         let r = handle(
             &b,

@@ -4,6 +4,7 @@
 //! reports an error code in that part of the response (`UNKNOWN_TOPIC_OR_PARTITION`,
 //! `CORRUPT_MESSAGE`, ...), exactly where Kafka would.
 
+pub mod add_partitions_to_txn;
 pub mod allocate_producer_ids;
 pub mod alter_configs;
 pub mod alter_partition;
@@ -22,6 +23,7 @@ pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_log_dirs;
+pub mod end_txn;
 pub mod fetch;
 #[cfg(test)]
 mod fetch_session_tests;
@@ -47,7 +49,6 @@ pub mod sasl;
 pub mod sync_group;
 #[cfg(test)]
 mod test_support;
-pub mod transactions;
 #[cfg(test)]
 mod version_tests;
 pub mod write_txn_markers;
@@ -104,6 +105,9 @@ pub const IMPLEMENTED: &[ApiKey] = &[
     ApiKey::DeleteTopics,
     ApiKey::DeleteRecords,
     ApiKey::InitProducerId,
+    ApiKey::AddPartitionsToTxn,
+    ApiKey::EndTxn,
+    ApiKey::WriteTxnMarkers,
     ApiKey::OffsetForLeaderEpoch,
     ApiKey::DescribeConfigs,
     ApiKey::AlterConfigs,
@@ -131,11 +135,9 @@ pub const IMPLEMENTED: &[ApiKey] = &[
     ApiKey::SaslAuthenticate,
 ];
 
-/// APIs served between brokers and not advertised in ApiVersions (Kafka serves the first
-/// two on its controller listener, which clients never see; WriteTxnMarkers is Kafka's
-/// coordinator-to-leader call, advertised once Jet's transaction coordinator serves
-/// clients).
-pub const BETWEEN_BROKERS: &[ApiKey] = &[ApiKey::AllocateProducerIds, ApiKey::AlterPartition, ApiKey::WriteTxnMarkers];
+/// APIs served between brokers and not advertised in ApiVersions (Kafka serves them on
+/// its controller listener, which clients never see).
+pub const BETWEEN_BROKERS: &[ApiKey] = &[ApiKey::AllocateProducerIds, ApiKey::AlterPartition];
 
 /// The versions served for `key`: the `kafka-protocol` crate's range, which starts at
 /// Kafka 4's KIP-896 baseline, capped at the highest version the crate can actually
@@ -149,6 +151,13 @@ pub fn supported_versions(key: ApiKey) -> Option<VersionRange> {
             .chain(BETWEEN_BROKERS)
             .filter_map(|&k| {
                 let mut range = k.valid_versions();
+                // Transactions v1 only: AddPartitionsToTxn v4+ is KIP-890's verification
+                // between brokers, EndTxn v5 comes with transactions v2.
+                range.max = match k {
+                    ApiKey::AddPartitionsToTxn => range.max.min(3),
+                    ApiKey::EndTxn => range.max.min(4),
+                    _ => range.max,
+                };
                 while range.max >= range.min && bounds::request_schema(k as i16, range.max).is_none() {
                     range.max -= 1;
                 }
@@ -227,6 +236,22 @@ pub async fn dispatch(
                 Ok(Some(Outgoing { parts, held: None }))
             })
         }
+        RequestKind::InitProducerId(r) => {
+            let broker = broker.clone();
+            Box::pin(
+                async move { to.encode(ResponseKind::InitProducerId(init_producer_id::handle(&broker, r, v).await)) },
+            )
+        }
+        RequestKind::AddPartitionsToTxn(r) => {
+            let broker = broker.clone();
+            Box::pin(async move {
+                to.encode(ResponseKind::AddPartitionsToTxn(add_partitions_to_txn::handle(&broker, r).await))
+            })
+        }
+        RequestKind::EndTxn(r) => {
+            let broker = broker.clone();
+            Box::pin(async move { to.encode(ResponseKind::EndTxn(end_txn::handle(&broker, r).await)) })
+        }
         RequestKind::WriteTxnMarkers(r) => {
             let broker = broker.clone();
             Box::pin(async move {
@@ -293,7 +318,6 @@ fn handle_blocking(b: &Broker, body: RequestKind, to: ReplyTo) -> Reply {
         RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(create_topics::handle(b, r, v)),
         RequestKind::DeleteTopics(r) => ResponseKind::DeleteTopics(delete_topics::handle(b, r, v)),
         RequestKind::DeleteRecords(r) => ResponseKind::DeleteRecords(delete_records::handle(b, r, v)),
-        RequestKind::InitProducerId(r) => ResponseKind::InitProducerId(init_producer_id::handle(b, r, v)),
         RequestKind::AlterPartitionReassignments(r) => {
             ResponseKind::AlterPartitionReassignments(alter_partition_reassignments::handle(b, r, v))
         }

@@ -128,11 +128,37 @@ async fn every_response_encodes_at_every_advertised_version() {
                     ]),
                     v,
                 )),
-                ApiKey::InitProducerId => ResponseKind::InitProducerId(init_producer_id::handle(
-                    &b,
-                    InitProducerIdRequest::default().with_transactional_id(None),
-                    v,
-                )),
+                ApiKey::InitProducerId => ResponseKind::InitProducerId(
+                    init_producer_id::handle(
+                        &b,
+                        InitProducerIdRequest::default()
+                            .with_transactional_id(Some(TransactionalId(StrBytes::from_static_str("tx"))))
+                            .with_transaction_timeout_ms(60_000),
+                        v,
+                    )
+                    .await,
+                ),
+                ApiKey::AddPartitionsToTxn => ResponseKind::AddPartitionsToTxn(
+                    add_partitions_to_txn::handle(
+                        &b,
+                        AddPartitionsToTxnRequest::default()
+                            .with_v3_and_below_transactional_id(TransactionalId(StrBytes::from_static_str("tx")))
+                            .with_v3_and_below_topics(vec![
+                                add_partitions_to_txn_request::AddPartitionsToTxnTopic::default()
+                                    .with_name(tname)
+                                    .with_partitions(vec![0, 9]),
+                            ]),
+                    )
+                    .await,
+                ),
+                ApiKey::EndTxn => ResponseKind::EndTxn(
+                    end_txn::handle(
+                        &b,
+                        EndTxnRequest::default()
+                            .with_transactional_id(TransactionalId(StrBytes::from_static_str("tx"))),
+                    )
+                    .await,
+                ),
                 ApiKey::OffsetForLeaderEpoch => ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(
                     &b,
                     OffsetForLeaderEpochRequest::default().with_topics(vec![

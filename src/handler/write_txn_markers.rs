@@ -58,6 +58,18 @@ async fn committed(commit: Option<Commit>) -> Result<(), PartitionError> {
         .map_err(|_elapsed| PartitionError::Rejected(ResponseError::RequestTimedOut))?
 }
 
+/// Appends one marker to `partition` and waits for it to commit (the transaction
+/// coordinator's own markers to partitions led here).
+pub(crate) async fn write_marker(
+    partition: &dyn Replica,
+    producer_id: i64,
+    producer_epoch: i16,
+    marker: TxnMarker,
+) -> Result<(), ResponseError> {
+    let commit = append_marker(partition, producer_id, producer_epoch, marker).await.map_err(|e| e.code())?;
+    committed(commit).await.map_err(|e| e.code())
+}
+
 /// Appends every marker in request order, then waits for their commits together.
 pub async fn handle(broker: &Broker, request: WriteTxnMarkersRequest) -> WriteTxnMarkersResponse {
     let mut markers = Vec::with_capacity(request.markers.len());

@@ -239,6 +239,14 @@ impl PartitionLog {
         self.failed.load(Ordering::SeqCst)
     }
 
+    /// Fences the log as a failed fsync does: state derived from its tail (the
+    /// aborted-transaction index) could not be written, so nothing appended from here
+    /// may become durable until the owner recovers the log (cutting the tail back to the
+    /// durable end and rebuilding what it derives from it).
+    pub fn fence(&self) {
+        self.failed.store(true, Ordering::SeqCst);
+    }
+
     /// fsyncs the active segment, remembering a failure for good.
     fn flush_active(&mut self) -> Result<(), LogError> {
         if self.has_failed() {

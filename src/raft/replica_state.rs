@@ -191,6 +191,8 @@ impl ReplicaState {
             }
             log.drop_aborted_txns_from(from)?;
             log.index_aborted_txns(&aborted)?;
+            // Every replayed marker is committed.
+            producers.last_stable_offset(i64::MAX);
             (applied, membership, memberships, high_watermark, producers, snapshot)
         };
         Ok(Arc::new(ReplicaState {
@@ -267,11 +269,13 @@ impl ReplicaState {
     }
 
     /// The last stable offset of the applied entries (see
-    /// [`crate::broker::producer_state`]).
+    /// [`crate::broker::producer_state`]), never below the log start (as Kafka's
+    /// `maybeIncrementFirstUnstableOffset`: retention may pass an open transaction).
     pub fn last_stable_offset(&self) -> Result<i64, PartitionError> {
         let mut inner = self.lock()?;
         let hw = self.high_watermark();
-        Ok(inner.producers.last_stable_offset(hw))
+        let log_start = self.log()?.log().log_start_offset();
+        Ok(inner.producers.last_stable_offset(hw).max(log_start))
     }
 
     /// Checks an append as the leader of `term` and, unless it is a retry of a written
@@ -373,6 +377,8 @@ impl ReplicaState {
                 apply_batches(&mut producers, batches, now)?;
             }
         }
+        // The leader's table only checks appends: no marker holds anything back in it.
+        producers.last_stable_offset(i64::MAX);
         inner.leading = Some(Leading { term, producers, pending: VecDeque::new(), proposed: false });
         Ok(())
     }
@@ -423,6 +429,8 @@ impl ReplicaState {
         for batches in normal {
             aborted.extend(apply_batches(&mut inner.producers, batches, now)?);
         }
+        // Applied markers are committed: none holds the last stable offset back.
+        inner.producers.last_stable_offset(i64::MAX);
         inner.applied = Some(applied);
         for m in memberships {
             inner.membership = m.clone();

@@ -145,3 +145,51 @@ pub async fn latest(addr: SocketAddr, isolation_level: i8) -> i64 {
     assert_eq!(p.error_code, 0, "ListOffsets");
     p.offset
 }
+
+/// FindCoordinator v3 (TRANSACTION) for `transactional_id`: (error, node id).
+pub async fn find_txn_coordinator(addr: SocketAddr, transactional_id: &str) -> (i16, i32) {
+    let mut c = Client::connect(addr).await;
+    let request = FindCoordinatorRequest::default().with_key(records::str_bytes(transactional_id)).with_key_type(1);
+    let r: FindCoordinatorResponse = c.call(ApiKey::FindCoordinator, 3, &request).await;
+    (r.error_code, r.node_id.0)
+}
+
+/// InitProducerId v4 for `transactional_id`: Ok((producer id, epoch)) or the error code.
+pub async fn init_txn(addr: SocketAddr, transactional_id: &str, timeout_ms: i32) -> Result<(i64, i16), i16> {
+    let mut c = Client::connect(addr).await;
+    let request = InitProducerIdRequest::default()
+        .with_transactional_id(Some(TransactionalId(records::str_bytes(transactional_id))))
+        .with_transaction_timeout_ms(timeout_ms)
+        .with_producer_id(ProducerId(-1))
+        .with_producer_epoch(-1);
+    let r: InitProducerIdResponse = c.call(ApiKey::InitProducerId, 4, &request).await;
+    if r.error_code == 0 { Ok((r.producer_id.0, r.producer_epoch)) } else { Err(r.error_code) }
+}
+
+/// AddPartitionsToTxn v3 of partition 0 of [`TOPIC`]: its error code.
+pub async fn add_partition(addr: SocketAddr, transactional_id: &str, producer: (i64, i16)) -> i16 {
+    let mut c = Client::connect(addr).await;
+    let request = AddPartitionsToTxnRequest::default()
+        .with_v3_and_below_transactional_id(TransactionalId(records::str_bytes(transactional_id)))
+        .with_v3_and_below_producer_id(ProducerId(producer.0))
+        .with_v3_and_below_producer_epoch(producer.1)
+        .with_v3_and_below_topics(vec![
+            add_partitions_to_txn_request::AddPartitionsToTxnTopic::default()
+                .with_name(name(TOPIC))
+                .with_partitions(vec![0]),
+        ]);
+    let r: AddPartitionsToTxnResponse = c.call(ApiKey::AddPartitionsToTxn, 3, &request).await;
+    r.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code
+}
+
+/// EndTxn v3: its error code.
+pub async fn end_txn(addr: SocketAddr, transactional_id: &str, producer: (i64, i16), commit: bool) -> i16 {
+    let mut c = Client::connect(addr).await;
+    let request = EndTxnRequest::default()
+        .with_transactional_id(TransactionalId(records::str_bytes(transactional_id)))
+        .with_producer_id(ProducerId(producer.0))
+        .with_producer_epoch(producer.1)
+        .with_committed(commit);
+    let r: EndTxnResponse = c.call(ApiKey::EndTxn, 3, &request).await;
+    r.error_code
+}

@@ -208,7 +208,7 @@ impl Replica for MemoryReplica {
     fn offsets(&self) -> Result<Offsets, PartitionError> {
         let mut state = self.lock()?;
         let hw = self.high_watermark();
-        let last_stable = state.producers.last_stable_offset(hw);
+        let last_stable = state.producers.last_stable_offset(hw).max(state.log_start);
         Ok(Offsets::new(state.log_start, hw, state.log_end).with_last_stable(last_stable))
     }
 
@@ -240,7 +240,7 @@ impl Replica for MemoryReplica {
     ) -> Result<PlannedRead, PartitionError> {
         let mut state = self.lock()?;
         let hw = self.high_watermark();
-        let last_stable = state.producers.last_stable_offset(hw);
+        let last_stable = state.producers.last_stable_offset(hw).max(state.log_start);
         let upper = isolation.upper_bound(hw, last_stable);
         if offset < state.log_start || offset > state.log_end {
             return Err(

@@ -381,6 +381,11 @@ impl ClusterRuntime {
 
     /// Where broker `id`'s raft transport and Kafka listener are: from the controller's
     /// membership, else the gossip view.
+    /// `host:port` of broker `id`'s inter-broker Kafka listener, if it is known.
+    pub fn kafka_address(&self, id: i32) -> Option<String> {
+        self.node(id).map(|n| format!("{}:{}", n.kafka_host, n.kafka_port))
+    }
+
     fn node(&self, id: i32) -> Option<JetNode> {
         let nid = NodeId::try_from(id).ok()?;
         let metrics = self.controller.raft().metrics();

@@ -137,6 +137,15 @@ pub fn build_offset_map(c: &Cleanable, map: &mut OffsetMap, max_batch_bytes: usi
     let mut full_at = None;
     for seg in c.segments.iter().filter(|s| c.is_dirty(s)) {
         for_each_batch(seg, |h, bytes| {
+            if h.is_transactional() {
+                // Fail closed until the cleaner knows transactions (Kafka drops aborted
+                // records and, later, markers): compacting as if they were plain records
+                // could keep an aborted value over a committed one.
+                return Err(LogError::InvalidArgument(format!(
+                    "the batch at offset {} is transactional: Jet does not compact partitions holding transactions yet",
+                    h.base_offset
+                )));
+            }
             if h.last_offset() < c.first_dirty || h.is_control() {
                 return Ok(ControlFlow::Continue(()));
             }
@@ -212,8 +221,8 @@ pub fn filter_batch(
     horizon_seen: &mut Option<i64>,
 ) -> Result<Filtered, BatchError> {
     if h.is_control() {
-        // Jet has no transactions, so no marker can become removable; kept as Kafka keeps
-        // markers whose transaction still has data.
+        // Raft's control batches; transaction markers never get here (a partition holding
+        // transactions is not compacted: see `build_offset_map`).
         out.extend_from_slice(bytes);
         return Ok(Filtered::Unchanged);
     }

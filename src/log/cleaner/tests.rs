@@ -218,11 +218,10 @@ fn a_producers_last_batch_is_kept_empty_and_its_state_rebuilds() {
 fn control_batches_are_kept_as_they_are() {
     let dir = tempdir();
     let mut log = small_log(dir.path());
-    // A COMMIT marker: key version 0, type 1.
-    let marker =
-        encode(&[(Some("\0\0\0\x01".into()), Some("\0\0\0\0\0\0".into()))], 1_000, Compression::None, (9, 0, -1), true);
+    // A raft blank entry: a control batch without a producer.
+    let blank = crate::raft::control::blank_batch(1_000).unwrap();
     log.append(&one("a", Some("1")), 0, 1_000).unwrap();
-    log.append(&marker, 0, 1_000).unwrap();
+    log.append(&blank, 0, 1_000).unwrap();
     log.append(&one("a", Some("2")), 0, 1_000).unwrap();
     log.append(&one("z", Some("x")), 0, 1_000).unwrap();
     pass(&mut log, 2_000);
@@ -230,6 +229,23 @@ fn control_batches_are_kept_as_they_are() {
     let headers: Vec<_> = BatchIter::new(&bytes).map(|i| i.unwrap().0).collect();
     assert!(headers.iter().any(|h| h.is_control() && h.base_offset == 1 && h.records_count == 1));
     assert_eq!(headers.iter().map(|h| h.base_offset).collect::<Vec<_>>(), vec![1, 2, 3]);
+}
+
+#[test]
+fn a_log_holding_transactions_is_not_compacted() {
+    let dir = tempdir();
+    let mut log = small_log(dir.path());
+    // A COMMIT marker: key version 0, type 1.
+    let marker =
+        encode(&[(Some("\0\0\0\x01".into()), Some("\0\0\0\0\0\0".into()))], 1_000, Compression::None, (9, 0, -1), true);
+    log.append(&one("a", Some("1")), 0, 1_000).unwrap();
+    log.append(&marker, 0, 1_000).unwrap();
+    log.append(&one("a", Some("2")), 0, 1_000).unwrap();
+    log.append(&one("z", Some("x")), 0, 1_000).unwrap();
+    let hw = log.log_end_offset();
+    let refused = log.clean(hw, 2_000, &settings(), &mut OffsetMap::with_buffer(1 << 20), &HashMap::new());
+    assert!(refused.is_err_and(|e| e.to_string().contains("transactional")));
+    assert_eq!(records(&log).len(), 4, "nothing was removed");
 }
 
 #[test]

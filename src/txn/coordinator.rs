@@ -1,0 +1,470 @@
+//! [`TxnCoordinator`]: the transactional ids of the `__transaction_state` partitions this
+//! broker leads, and the requests that change them (see the module docs of
+//! [`crate::txn`]). The transitions follow Kafka's `TransactionCoordinator` for
+//! transactions v1.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use bytes::BytesMut;
+use kafka_protocol::ResponseError;
+use kafka_protocol::records::{Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions};
+use tracing::{info, warn};
+
+use super::records::{self, TxnMetadata, TxnState};
+use super::{TXN_TOPIC, TxnSettings};
+use crate::broker::producer_state::{ProducerIdGate, ProducerLimits};
+use crate::broker::replica::{Leader, Replica};
+use crate::broker::topics::Topic;
+use crate::broker::{Broker, now_ms};
+use crate::log::{BatchIter, validate_produced_batches};
+
+/// One transactional id's state behind its own lock (`None`: not known yet).
+pub(crate) type TxnSlot = Arc<tokio::sync::Mutex<Option<TxnMetadata>>>;
+
+/// A `__transaction_state` partition loaded by its leader.
+pub(crate) struct LoadedPartition {
+    pub index: i32,
+    /// The leader epoch it was loaded at: the coordinator epoch of its markers.
+    pub epoch: i32,
+    pub replica: Arc<dyn Replica>,
+    pub txns: Mutex<HashMap<String, TxnSlot>>,
+    /// Cleared once this broker stops serving the partition at this epoch (lost
+    /// leadership, a failed write): work in flight stops, requests reload.
+    pub live: AtomicBool,
+}
+
+impl LoadedPartition {
+    pub fn slot(&self, transactional_id: &str) -> TxnSlot {
+        let mut txns = self.txns.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        txns.entry(transactional_id.to_string()).or_default().clone()
+    }
+
+    pub fn is_live(&self) -> bool {
+        self.live.load(Ordering::Acquire)
+    }
+}
+
+pub struct TxnCoordinator {
+    pub settings: TxnSettings,
+    loaded: Mutex<HashMap<i32, Arc<LoadedPartition>>>,
+    /// One load at a time: two requests arriving at a new epoch load the partition once.
+    loading: tokio::sync::Mutex<()>,
+}
+
+/// What InitProducerId answers.
+pub type ProducerIdAndEpoch = (i64, i16);
+
+impl TxnCoordinator {
+    pub fn new(settings: TxnSettings) -> TxnCoordinator {
+        TxnCoordinator { settings, loaded: Mutex::new(HashMap::new()), loading: tokio::sync::Mutex::new(()) }
+    }
+
+    fn loaded(&self) -> std::sync::MutexGuard<'_, HashMap<i32, Arc<LoadedPartition>>> {
+        self.loaded.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// `__transaction_state`, created with its own settings on first use.
+    pub fn state_topic(&self, broker: &Broker) -> Result<Arc<Topic>, ResponseError> {
+        if let Some(t) = broker.topic(TXN_TOPIC) {
+            return Ok(t);
+        }
+        let configs = BTreeMap::from([
+            ("cleanup.policy".to_string(), "compact".to_string()),
+            ("segment.bytes".to_string(), self.settings.segment_bytes.to_string()),
+            ("compression.type".to_string(), "uncompressed".to_string()),
+        ]);
+        // In a cluster, on up to three brokers (Kafka's default
+        // transaction.state.log.replication.factor), as many as are live.
+        let replication_factor = match broker.replication() {
+            Some(_) => i16::try_from(broker.cluster.live_brokers().len().clamp(1, 3)).unwrap_or(1),
+            None => -1,
+        };
+        match broker.create_topic(TXN_TOPIC, self.settings.partitions, replication_factor, configs, false) {
+            Ok(Some(t)) => {
+                info!(partitions = self.settings.partitions, "created {TXN_TOPIC}");
+                Ok(t)
+            }
+            Err(e) if e.code == ResponseError::TopicAlreadyExists => {
+                broker.topic(TXN_TOPIC).ok_or(ResponseError::CoordinatorNotAvailable)
+            }
+            Ok(None) => Err(ResponseError::CoordinatorNotAvailable),
+            Err(e) => {
+                warn!(code = ?e.code, message = ?e.message, "cannot create {TXN_TOPIC}");
+                Err(ResponseError::CoordinatorNotAvailable)
+            }
+        }
+    }
+
+    /// The loaded partition holding `transactional_id`, loading it if this broker leads
+    /// it at an epoch not loaded yet.
+    pub(crate) async fn partition_of(
+        &self,
+        broker: &Arc<Broker>,
+        transactional_id: &str,
+    ) -> Result<Arc<LoadedPartition>, ResponseError> {
+        let b = broker.clone();
+        let topic = tokio::task::spawn_blocking(move || b.txns.state_topic(&b))
+            .await
+            .map_err(|_| ResponseError::CoordinatorNotAvailable)??;
+        let index = crate::group::partition_for(transactional_id, topic.partition_count());
+        self.load(broker, &topic, index).await
+    }
+
+    /// Partition `index`, loaded at the current leader epoch.
+    pub(crate) async fn load(
+        &self,
+        broker: &Arc<Broker>,
+        topic: &Topic,
+        index: i32,
+    ) -> Result<Arc<LoadedPartition>, ResponseError> {
+        let replica = topic.replica(index).ok_or(ResponseError::NotCoordinator)?;
+        if replica.leader() != Leader::ThisBroker {
+            self.unload(index);
+            return Err(ResponseError::NotCoordinator);
+        }
+        let epoch = replica.leader_epoch();
+        let current = |this: &Self| this.loaded().get(&index).filter(|p| p.epoch == epoch && p.is_live()).cloned();
+        if let Some(p) = current(self) {
+            return Ok(p);
+        }
+        let _one = self.loading.lock().await;
+        if let Some(p) = current(self) {
+            return Ok(p);
+        }
+        // Everything earlier leaders wrote is committed once this leader's first entry is.
+        let offsets = replica.offsets().map_err(|e| e.code())?;
+        if offsets.high_watermark < offsets.log_end {
+            return Err(ResponseError::CoordinatorLoadInProgress);
+        }
+        let r = replica.clone();
+        let txns = tokio::task::spawn_blocking(move || read_partition(&*r))
+            .await
+            .map_err(|_| ResponseError::CoordinatorLoadInProgress)??;
+        let pending: Vec<(String, TxnMetadata)> = txns
+            .iter()
+            .filter(|(_, m)| matches!(m.state, TxnState::PrepareCommit | TxnState::PrepareAbort))
+            .map(|(id, m)| (id.clone(), m.clone()))
+            .collect();
+        let count = txns.len();
+        let slots = txns.into_iter().map(|(id, m)| (id, Arc::new(tokio::sync::Mutex::new(Some(m))))).collect();
+        let loaded =
+            Arc::new(LoadedPartition { index, epoch, replica, txns: Mutex::new(slots), live: AtomicBool::new(true) });
+        if let Some(old) = self.loaded().insert(index, loaded.clone()) {
+            old.live.store(false, Ordering::Release);
+        }
+        info!(
+            partition = index,
+            coordinator_epoch = epoch,
+            transactional_ids = count,
+            pending = pending.len(),
+            "loaded a {TXN_TOPIC} partition as its leader"
+        );
+        // Transactions a previous coordinator prepared are completed by this one.
+        for (id, m) in pending {
+            super::markers::spawn_completion(broker, &loaded, id, m);
+        }
+        Ok(loaded)
+    }
+
+    /// Drops partition `index` (this broker no longer leads it).
+    pub(crate) fn unload(&self, index: i32) {
+        if let Some(old) = self.loaded().remove(&index) {
+            old.live.store(false, Ordering::Release);
+            info!(partition = index, "no longer leading a {TXN_TOPIC} partition: unloaded its transactional ids");
+        }
+    }
+
+    /// The partitions loaded now (the timer's scan).
+    pub(crate) fn loaded_partitions(&self) -> Vec<Arc<LoadedPartition>> {
+        self.loaded().values().cloned().collect()
+    }
+
+    /// Writes `m` as `transactional_id`'s state and waits for it to commit. A failure
+    /// unloads the partition (NOT_COORDINATOR: the client looks the coordinator up
+    /// again, and the next request reloads from the log).
+    pub(crate) async fn write(
+        &self,
+        p: &LoadedPartition,
+        transactional_id: &str,
+        m: &TxnMetadata,
+    ) -> Result<(), ResponseError> {
+        if !p.is_live() {
+            return Err(ResponseError::NotCoordinator);
+        }
+        let now = now_ms();
+        let record = Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: kafka_protocol::records::TimestampType::Creation,
+            offset: 0,
+            sequence: -1,
+            timestamp: now,
+            key: Some(records::encode_key(transactional_id)),
+            value: Some(records::encode_value(m)),
+            headers: Default::default(),
+        };
+        let mut buf = BytesMut::new();
+        let options = RecordEncodeOptions { version: 2, compression: Compression::None };
+        RecordBatchEncoder::encode(&mut buf, [&record], &options).map_err(|e| {
+            warn!(error = %e, "encoding a {TXN_TOPIC} batch failed");
+            ResponseError::UnknownServerError
+        })?;
+        let headers = validate_produced_batches(&buf, usize::MAX).map_err(|e| {
+            warn!(error = %e, "a {TXN_TOPIC} batch failed validation");
+            ResponseError::UnknownServerError
+        })?;
+        let gate = ProducerIdGate::unlimited();
+        let limits = ProducerLimits { per_partition: usize::MAX, gate: &gate };
+        let written = async {
+            let appended = p.replica.append(buf.freeze(), &headers, now, limits).await?;
+            match appended.commit {
+                Some(commit) => commit.wait().await,
+                None => Ok(()),
+            }
+        };
+        if let Err(e) = written.await {
+            warn!(partition = p.index, transactional_id, error = %e, "a {TXN_TOPIC} write failed; unloading the partition");
+            p.live.store(false, Ordering::Release);
+            self.unload_if(p);
+            return Err(ResponseError::NotCoordinator);
+        }
+        Ok(())
+    }
+
+    fn unload_if(&self, p: &LoadedPartition) {
+        let mut loaded = self.loaded();
+        if loaded.get(&p.index).is_some_and(|l| l.epoch == p.epoch) {
+            loaded.remove(&p.index);
+        }
+    }
+
+    /// InitProducerId with a transactional id: a new producer id at epoch 0 for a new
+    /// id; otherwise the epoch is bumped (fencing the previous producer), after aborting
+    /// an open transaction first (the client retries on CONCURRENT_TRANSACTIONS).
+    pub async fn init_producer_id(
+        &self,
+        broker: &Arc<Broker>,
+        transactional_id: &str,
+        timeout_ms: i32,
+        expected: Option<ProducerIdAndEpoch>,
+    ) -> Result<ProducerIdAndEpoch, ResponseError> {
+        if timeout_ms <= 0 || timeout_ms > self.settings.max_timeout_ms {
+            return Err(ResponseError::InvalidTransactionTimeout);
+        }
+        let p = self.partition_of(broker, transactional_id).await?;
+        let slot = p.slot(transactional_id);
+        let mut current = slot.lock().await;
+        let now = now_ms();
+        let Some(m) = current.clone() else {
+            let b = broker.clone();
+            let producer_id = tokio::task::spawn_blocking(move || b.next_producer_id())
+                .await
+                .map_err(|_| ResponseError::CoordinatorNotAvailable)?
+                .map_err(|e| e.code)?;
+            let m = TxnMetadata {
+                producer_id,
+                producer_epoch: 0,
+                timeout_ms,
+                state: TxnState::Empty,
+                partitions: Default::default(),
+                last_update_ms: now,
+                start_ms: -1,
+            };
+            self.write(&p, transactional_id, &m).await?;
+            *current = Some(m);
+            return Ok((producer_id, 0));
+        };
+        // KIP-360: a producer recovering from an error names the id and epoch it had.
+        if let Some((id, epoch)) = expected
+            && (id != m.producer_id || epoch != m.producer_epoch)
+        {
+            return Err(ResponseError::ProducerFenced);
+        }
+        match m.state {
+            TxnState::PrepareCommit | TxnState::PrepareAbort | TxnState::PrepareEpochFence => {
+                Err(ResponseError::ConcurrentTransactions)
+            }
+            TxnState::Ongoing => {
+                // Fence the running producer and abort its transaction with the new epoch.
+                let aborting = TxnMetadata {
+                    producer_epoch: m.producer_epoch.saturating_add(1),
+                    state: TxnState::PrepareAbort,
+                    last_update_ms: now,
+                    ..m
+                };
+                self.write(&p, transactional_id, &aborting).await?;
+                *current = Some(aborting.clone());
+                drop(current);
+                super::markers::spawn_completion(broker, &p, transactional_id.to_string(), aborting);
+                Err(ResponseError::ConcurrentTransactions)
+            }
+            TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort | TxnState::Dead => {
+                let (producer_id, producer_epoch) = if m.producer_epoch >= i16::MAX - 1 {
+                    // The epoch is exhausted: a new producer id, as Kafka does.
+                    let b = broker.clone();
+                    let id = tokio::task::spawn_blocking(move || b.next_producer_id())
+                        .await
+                        .map_err(|_| ResponseError::CoordinatorNotAvailable)?
+                        .map_err(|e| e.code)?;
+                    (id, 0)
+                } else {
+                    (m.producer_id, m.producer_epoch + 1)
+                };
+                let next = TxnMetadata {
+                    producer_id,
+                    producer_epoch,
+                    timeout_ms,
+                    state: TxnState::Empty,
+                    partitions: Default::default(),
+                    last_update_ms: now,
+                    start_ms: -1,
+                };
+                self.write(&p, transactional_id, &next).await?;
+                *current = Some(next);
+                Ok((producer_id, producer_epoch))
+            }
+        }
+    }
+
+    /// Checks a request's producer id and epoch against the id's state.
+    fn check_producer(m: Option<&TxnMetadata>, producer_id: i64, epoch: i16) -> Result<&TxnMetadata, ResponseError> {
+        let m = m.ok_or(ResponseError::InvalidProducerIdMapping)?;
+        if m.producer_id != producer_id {
+            return Err(ResponseError::InvalidProducerIdMapping);
+        }
+        if m.producer_epoch != epoch {
+            return Err(ResponseError::ProducerFenced);
+        }
+        Ok(m)
+    }
+
+    /// AddPartitionsToTxn (v0-v3): the partitions join the producer's transaction, which
+    /// starts if none is open.
+    pub async fn add_partitions(
+        &self,
+        broker: &Arc<Broker>,
+        transactional_id: &str,
+        producer_id: i64,
+        epoch: i16,
+        partitions: &[(String, i32)],
+    ) -> Result<(), ResponseError> {
+        let p = self.partition_of(broker, transactional_id).await?;
+        let slot = p.slot(transactional_id);
+        let mut current = slot.lock().await;
+        let m = Self::check_producer(current.as_ref(), producer_id, epoch)?;
+        match m.state {
+            TxnState::PrepareCommit | TxnState::PrepareAbort | TxnState::PrepareEpochFence => {
+                return Err(ResponseError::ConcurrentTransactions);
+            }
+            TxnState::Dead => return Err(ResponseError::InvalidTxnState),
+            _ => {}
+        }
+        if m.state == TxnState::Ongoing && partitions.iter().all(|tp| m.partitions.contains(tp)) {
+            return Ok(());
+        }
+        let now = now_ms();
+        let mut next = m.clone();
+        if next.state != TxnState::Ongoing {
+            next.partitions.clear();
+            next.start_ms = now;
+        }
+        next.state = TxnState::Ongoing;
+        next.last_update_ms = now;
+        next.partitions.extend(partitions.iter().cloned());
+        self.write(&p, transactional_id, &next).await?;
+        *current = Some(next);
+        Ok(())
+    }
+
+    /// EndTxn: the transaction is prepared for commit or abort (durably), answered, and
+    /// completed by its markers in the background. A retry of a decision already made
+    /// is answered as the first was.
+    pub async fn end_txn(
+        &self,
+        broker: &Arc<Broker>,
+        transactional_id: &str,
+        producer_id: i64,
+        epoch: i16,
+        commit: bool,
+    ) -> Result<(), ResponseError> {
+        let p = self.partition_of(broker, transactional_id).await?;
+        let slot = p.slot(transactional_id);
+        let mut current = slot.lock().await;
+        let m = Self::check_producer(current.as_ref(), producer_id, epoch)?;
+        match (m.state, commit) {
+            (TxnState::Ongoing, _) => {
+                let prepared = TxnMetadata {
+                    state: if commit { TxnState::PrepareCommit } else { TxnState::PrepareAbort },
+                    last_update_ms: now_ms(),
+                    ..m.clone()
+                };
+                self.write(&p, transactional_id, &prepared).await?;
+                *current = Some(prepared.clone());
+                drop(current);
+                super::markers::spawn_completion(broker, &p, transactional_id.to_string(), prepared);
+                Ok(())
+            }
+            (TxnState::CompleteCommit, true) | (TxnState::CompleteAbort, false) => Ok(()),
+            (TxnState::PrepareCommit, true) | (TxnState::PrepareAbort, false) => {
+                Err(ResponseError::ConcurrentTransactions)
+            }
+            _ => Err(ResponseError::InvalidTxnState),
+        }
+    }
+}
+
+/// Every transactional id's last state in a partition's log, up to its high watermark.
+fn read_partition(partition: &dyn Replica) -> Result<HashMap<String, TxnMetadata>, ResponseError> {
+    let mut txns = HashMap::new();
+    let offsets = partition.offsets().map_err(|e| e.code())?;
+    let (mut offset, end) = (offsets.log_start, offsets.high_watermark);
+    while offset < end {
+        let read = partition.read(offset, 1 << 20, true).map_err(|e| e.code())?;
+        if read.records.is_empty() {
+            break;
+        }
+        for batch in BatchIter::new(&read.records) {
+            let (header, range) = batch.map_err(|_| ResponseError::CorruptMessage)?;
+            offset = header.next_offset();
+            if header.is_control() {
+                continue;
+            }
+            let mut slice = read.records.slice(range);
+            let set = match RecordBatchDecoder::decode(&mut slice) {
+                Ok(set) => set,
+                Err(e) => {
+                    warn!(partition = partition.index(), offset, error = %e, "skipping an undecodable {TXN_TOPIC} batch");
+                    continue;
+                }
+            };
+            for r in set.records {
+                let Some(key) = r.key.as_deref() else { continue };
+                let id = match records::decode_key(key) {
+                    Ok(id) => id,
+                    Err(e) => {
+                        warn!(partition = partition.index(), error = %e, "skipping a {TXN_TOPIC} record");
+                        continue;
+                    }
+                };
+                match r.value.as_deref().map(records::decode_value) {
+                    None => {
+                        txns.remove(&id);
+                    }
+                    Some(Ok(m)) => {
+                        txns.insert(id, m);
+                    }
+                    Some(Err(e)) => {
+                        warn!(partition = partition.index(), transactional_id = %id, error = %e, "skipping a {TXN_TOPIC} record")
+                    }
+                }
+            }
+        }
+    }
+    Ok(txns)
+}

@@ -1,0 +1,53 @@
+//! The transaction coordinator (KIP-98, transactions v1 as Kafka 4 clients use them when
+//! the broker advertises no `transaction.version` feature).
+//!
+//! Each transactional id lives in partition `abs(javaHash(id)) %
+//! transaction.state.log.num.partitions` of `__transaction_state` (compacted, created
+//! on first use like `__consumer_offsets`), and its coordinator is that partition's
+//! leader. The leader loads the partition's ids when it starts leading it at a new epoch
+//! (that epoch is the coordinator epoch its markers carry) and drops them when it stops.
+//!
+//! - [`records`]: Kafka's `TransactionLogKey`/`TransactionLogValue` records.
+//! - [`coordinator`]: the state per transactional id and the requests that change it
+//!   (InitProducerId with a transactional id, AddPartitionsToTxn, EndTxn). Every change
+//!   is written to the id's partition and committed before it is answered or acted on
+//!   (durable before visible); changes of one id are serialized by its own lock, ids
+//!   proceed concurrently.
+//! - [`markers`]: completing a transaction — COMMIT or ABORT markers written to every
+//!   partition in it (locally, or with WriteTxnMarkers at the partition's leader),
+//!   retried until each is committed, then the `Complete*` state; the timer that loads
+//!   newly led partitions (resuming the markers of transactions a previous coordinator
+//!   prepared) and aborts transactions past their `transaction.timeout.ms`.
+
+pub mod coordinator;
+pub mod markers;
+pub mod records;
+
+pub use coordinator::TxnCoordinator;
+
+/// The internal topic holding transaction state.
+pub const TXN_TOPIC: &str = "__transaction_state";
+
+/// Transaction coordinator settings, from the broker's Kafka settings.
+#[derive(Debug, Clone)]
+pub struct TxnSettings {
+    /// `transaction.state.log.num.partitions`.
+    pub partitions: i32,
+    /// `transaction.state.log.segment.bytes`.
+    pub segment_bytes: i32,
+    /// `transaction.max.timeout.ms`.
+    pub max_timeout_ms: i32,
+    /// `transaction.abort.timed.out.transaction.cleanup.interval.ms`.
+    pub abort_check_interval_ms: i64,
+}
+
+impl TxnSettings {
+    pub fn from_kafka(k: &crate::config::KafkaSettings) -> TxnSettings {
+        TxnSettings {
+            partitions: k.transaction_state_log_num_partitions,
+            segment_bytes: k.transaction_state_log_segment_bytes,
+            max_timeout_ms: k.transaction_max_timeout_ms,
+            abort_check_interval_ms: k.transaction_abort_timed_out_transaction_cleanup_interval_ms.max(1),
+        }
+    }
+}

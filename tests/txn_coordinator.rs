@@ -1,0 +1,85 @@
+//! The transaction coordinator of the real `jet` binary, driven with Kafka requests as a
+//! transactional producer sends them (FindCoordinator, InitProducerId, AddPartitionsToTxn,
+//! Produce, EndTxn): commits become visible to read_committed consumers, aborts never do,
+//! a new producer instance fences the old one and aborts its open transaction, a
+//! transaction past its timeout is aborted, and the coordinator's state survives a
+//! SIGKILL.
+
+mod common;
+
+use common::process::JetProcess;
+use common::replicated::{TOPIC, create_topic, until};
+use common::txn::{add_partition, end_txn, find_txn_coordinator, init_txn, produce_txn, read_committed, txn_batch};
+use kafka_protocol::ResponseError;
+
+fn values(c: &common::txn::Committed) -> Vec<&str> {
+    c.records.iter().map(|(_, v)| v.as_str()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactions_commit_abort_fence_and_time_out() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let args = ["--set", "transaction.abort.timed.out.transaction.cleanup.interval.ms=100"];
+    let mut jet = JetProcess::start(dir.path(), &args);
+    let addr = jet.addr;
+    create_topic(addr, TOPIC, 1, 1).await;
+    assert_eq!(find_txn_coordinator(addr, "t1").await, (0, 1));
+    assert_eq!(init_txn(addr, "t1", 0).await, Err(ResponseError::InvalidTransactionTimeout.code()));
+    assert_eq!(init_txn(addr, "t1", 900_001).await, Err(ResponseError::InvalidTransactionTimeout.code()));
+    let p = init_txn(addr, "t1", 60_000).await.expect("init");
+    assert_eq!(p.1, 0);
+
+    // Committed: visible once its marker is.
+    assert_eq!(add_partition(addr, "t1", p).await, 0);
+    assert_eq!(produce_txn(addr, Some("t1"), txn_batch(p.0, p.1, 0, &["c1", "c2"])).await, 0);
+    assert_eq!(read_committed(addr).await.expect("fetch").last_stable, 0, "open: nothing is stable");
+    assert_eq!(end_txn(addr, "t1", p, true).await, 0);
+    assert_eq!(end_txn(addr, "t1", p, true).await, 0, "a retried commit is answered as the first");
+    until("the commit to become visible", || async move {
+        (values(&read_committed(addr).await.ok()?) == ["c1", "c2"]).then_some(())
+    })
+    .await;
+
+    // Aborted: never visible.
+    assert_eq!(add_partition(addr, "t1", p).await, 0);
+    assert_eq!(produce_txn(addr, Some("t1"), txn_batch(p.0, p.1, 2, &["a1"])).await, 0);
+    assert_eq!(end_txn(addr, "t1", p, false).await, 0);
+    let aborted = until("the abort to complete", || async move {
+        let c = read_committed(addr).await.ok()?;
+        (c.last_stable == c.high_watermark && !c.aborted.is_empty()).then_some(c)
+    })
+    .await;
+    assert_eq!(values(&aborted), ["c1", "c2"]);
+
+    // A new instance of the producer fences the old one and aborts its open transaction.
+    assert_eq!(add_partition(addr, "t1", p).await, 0);
+    assert_eq!(produce_txn(addr, Some("t1"), txn_batch(p.0, p.1, 3, &["zombie"])).await, 0);
+    let q = until("the new instance's id", || async move { init_txn(addr, "t1", 60_000).await.ok() }).await;
+    assert_eq!((q.0, q.1), (p.0, p.1 + 2), "one bump to abort, one for the new instance");
+    assert_eq!(add_partition(addr, "t1", p).await, ResponseError::ProducerFenced.code());
+    assert_eq!(end_txn(addr, "t1", p, true).await, ResponseError::ProducerFenced.code());
+    let code = produce_txn(addr, Some("t1"), txn_batch(p.0, p.1, 4, &["zombie-2"])).await;
+    assert_eq!(code, ResponseError::InvalidProducerEpoch.code(), "the abort marker fenced the old epoch");
+    let c = read_committed(addr).await.expect("fetch");
+    assert_eq!(values(&c), ["c1", "c2"]);
+    assert_eq!(c.last_stable, c.high_watermark);
+
+    // A transaction past its timeout is aborted by the coordinator.
+    let t = init_txn(addr, "t2", 500).await.expect("init t2");
+    assert_eq!(add_partition(addr, "t2", t).await, 0);
+    assert_eq!(produce_txn(addr, Some("t2"), txn_batch(t.0, t.1, 0, &["expired"])).await, 0);
+    until("the expired transaction to be aborted", || async move {
+        let c = read_committed(addr).await.ok()?;
+        (c.last_stable == c.high_watermark).then_some(())
+    })
+    .await;
+    assert_eq!(values(&read_committed(addr).await.expect("fetch")), ["c1", "c2"]);
+    assert_eq!(end_txn(addr, "t2", t, true).await, ResponseError::ProducerFenced.code());
+
+    // The coordinator's state survives a crash: the next instance gets the next epoch.
+    jet.kill();
+    let jet = JetProcess::start(dir.path(), &args);
+    let r = until("the reloaded coordinator", || async { init_txn(jet.addr, "t1", 60_000).await.ok() }).await;
+    assert_eq!(r, (q.0, q.1 + 1));
+    assert_eq!(values(&read_committed(jet.addr).await.expect("fetch")), ["c1", "c2"]);
+}
