@@ -9,7 +9,7 @@ import helpers
 
 @pytest.mark.parametrize(
     "scenario",
-    ["produce-consume", "admin-topics", "describe-cluster", "describe-configs", "create-partitions", "delete-records", "codecs"],
+    ["produce-consume", "admin-topics", "describe-cluster", "describe-configs", "create-partitions", "delete-records", "codecs", "transactions"],
 )
 def test_java_scenario(broker, java_main, scenario):
     helpers.run_scenario(java_main, broker.bootstrap, scenario)

@@ -105,6 +105,14 @@
 //!   (`replica.lag.time.max.ms`). `cluster::read_replica`: the follower a `client.rack` consumer is sent to (KIP-392).
 //!   `group::replicated`: the group coordinator on a replicated `__consumer_offsets`
 //!   partition, where it serves only while it leads.
+//! - Transactions: [`txn`] is the transaction coordinator (`__transaction_state` in
+//!   Kafka's records; InitProducerId, AddPartitionsToTxn, EndTxn; markers written to the
+//!   partitions' leaders, here or with WriteTxnMarkers; timeouts; reload when a broker
+//!   comes to lead a partition of it). Inside a partition, `broker::producer_batches` is
+//!   the one path by which batches meet producer state (a transactional batch opens a
+//!   transaction, a marker closes it), `broker::producer_state` keeps open transactions
+//!   and the last stable offset, and `log::txn` holds the marker codec and the per-segment
+//!   aborted-transaction index (`.txnindex`) that read_committed fetches list.
 //!
 //! Tests: unit tests sit beside the code (`*_tests.rs` files where a module's tests are
 //! long); `tests/` starts real brokers (in process on port 0, and the `jet` binary for

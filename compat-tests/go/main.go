@@ -79,6 +79,7 @@ func main() {
 		"franz-group-chained":     franzGroupChained,
 		"sarama-group":            saramaGroup,
 		"franz-cluster-failover":  franzClusterFailover,
+		"franz-transactions":      franzTransactions,
 	}
 	fn, ok := scenarios[scenario]
 	if !ok {

@@ -72,6 +72,7 @@ public final class Main {
                 case "delete-records" -> deleteRecords(bootstrap);
                 case "codecs" -> codecs(bootstrap);
                 case "compacted-topic" -> compactedTopic(bootstrap);
+                case "transactions" -> Transactions.run(bootstrap);
                 case "group-classic" -> Groups.consume(bootstrap, "classic", null);
                 case "group-consumer-uniform" -> Groups.consume(bootstrap, "consumer", "uniform");
                 case "group-consumer-range" -> Groups.consume(bootstrap, "consumer", "range");
