@@ -55,7 +55,8 @@ public final class Main {
     static final long T = 30; // seconds for every admin future
 
     public static void main(String[] args) throws Exception {
-        if (args.length < 2 || (args.length != 2 && !args[1].equals("cluster-failover") && !args[1].equals("reassign"))) {
+        if (args.length < 2 || (args.length != 2 && !args[1].equals("cluster-failover") && !args[1].equals("reassign")
+                && !args[1].equals("txn-checker"))) {
             System.err.println("usage: Main BOOTSTRAP SCENARIO | Main BOOTSTRAP cluster-failover TOPIC OUTFILE"
                     + " | Main BOOTSTRAP reassign TOPIC PARTITION B1,B2,..");
             System.exit(2);
@@ -81,6 +82,11 @@ public final class Main {
                 case "cluster-failover" -> {
                     if (args.length != 4) throw new IllegalArgumentException("usage: Main BOOTSTRAP cluster-failover TOPIC OUTFILE");
                     ClusterFailover.run(bootstrap, args[2], java.nio.file.Path.of(args[3]));
+                }
+                case "txn-checker" -> {
+                    if (args.length != 7) throw new IllegalArgumentException("usage: Main BOOTSTRAP txn-checker TOPIC PARTITIONS WRITERS SEED OUTFILE");
+                    TxnChecker.run(bootstrap, args[2], Integer.parseInt(args[3]), Integer.parseInt(args[4]), Long.parseLong(args[5]),
+                            java.nio.file.Path.of(args[6]));
                 }
                 case "reassign" -> {
                     if (args.length != 5) throw new IllegalArgumentException("usage: Main BOOTSTRAP reassign TOPIC PARTITION B1,B2,..");
