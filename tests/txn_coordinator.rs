@@ -9,7 +9,9 @@ mod common;
 
 use common::process::JetProcess;
 use common::replicated::{TOPIC, create_topic, until};
-use common::txn::{add_partition, end_txn, find_txn_coordinator, init_txn, produce_txn, read_committed, txn_batch};
+use common::txn::{
+    add_partition, end_txn, find_txn_coordinator, init_txn, init_txn_expecting, produce_txn, read_committed, txn_batch,
+};
 use kafka_protocol::ResponseError;
 
 fn values(c: &common::txn::Committed) -> Vec<&str> {
@@ -75,6 +77,16 @@ async fn transactions_commit_abort_fence_and_time_out() {
     .await;
     assert_eq!(values(&read_committed(addr).await.expect("fetch")), ["c1", "c2"]);
     assert_eq!(end_txn(addr, "t2", t, true).await, ResponseError::ProducerFenced.code());
+
+    // KIP-360: a producer naming its id and epoch gets the next epoch; a retry of that
+    // request (its answer lost) gets the same answer; a stale epoch is fenced.
+    let bumped = init_txn_expecting(addr, "t1", 60_000, q).await.expect("bump");
+    assert_eq!(bumped, (q.0, q.1 + 1));
+    assert_eq!(init_txn_expecting(addr, "t1", 60_000, q).await, Ok(bumped), "a retried bump");
+    assert_eq!(init_txn_expecting(addr, "t1", 60_000, p).await, Err(ResponseError::ProducerFenced.code()));
+    // Requests naming ids that were never initialised take no state.
+    assert_eq!(end_txn(addr, "never", (1, 0), true).await, ResponseError::InvalidProducerIdMapping.code());
+    let q = bumped;
 
     // The coordinator's state survives a crash: the next instance gets the next epoch.
     jet.kill();

@@ -66,8 +66,11 @@ pub(crate) async fn write_marker(
     producer_epoch: i16,
     marker: TxnMarker,
 ) -> Result<(), ResponseError> {
-    let commit = append_marker(partition, producer_id, producer_epoch, marker).await.map_err(|e| e.code())?;
-    committed(commit).await.map_err(|e| e.code())
+    let written = async {
+        let commit = append_marker(partition, producer_id, producer_epoch, marker).await.map_err(|e| e.code())?;
+        committed(commit).await.map_err(|e| e.code())
+    };
+    tokio::time::timeout(COMMIT_TIMEOUT, written).await.map_err(|_elapsed| ResponseError::RequestTimedOut)?
 }
 
 /// Appends every marker in request order, then waits for their commits together.
@@ -83,7 +86,13 @@ pub async fn handle(broker: &Broker, request: WriteTxnMarkersRequest) -> WriteTx
             for (pi, index) in t.partition_indexes.into_iter().enumerate() {
                 let appended = match topic.as_ref().and_then(|topic| topic.replica(index)) {
                     None => Err(PartitionError::Rejected(ResponseError::UnknownTopicOrPartition)),
-                    Some(p) => append_marker(&*p, m.producer_id.0, m.producer_epoch, marker).await,
+                    // Bounded like the commit: the coordinator's request outlives both.
+                    Some(p) => tokio::time::timeout(
+                        COMMIT_TIMEOUT,
+                        append_marker(&*p, m.producer_id.0, m.producer_epoch, marker),
+                    )
+                    .await
+                    .unwrap_or(Err(PartitionError::Rejected(ResponseError::RequestTimedOut))),
                 };
                 let code = match appended {
                     Ok(commit) => {

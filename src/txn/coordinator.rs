@@ -36,13 +36,38 @@ pub(crate) struct LoadedPartition {
 }
 
 impl LoadedPartition {
+    fn txns(&self) -> std::sync::MutexGuard<'_, HashMap<String, TxnSlot>> {
+        self.txns.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The id's slot, created empty if the id is new (InitProducerId).
     pub fn slot(&self, transactional_id: &str) -> TxnSlot {
-        let mut txns = self.txns.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        txns.entry(transactional_id.to_string()).or_default().clone()
+        self.txns().entry(transactional_id.to_string()).or_default().clone()
+    }
+
+    /// The id's slot if the id is known (requests that need an id's state never create one).
+    pub fn existing_slot(&self, transactional_id: &str) -> Option<TxnSlot> {
+        self.txns().get(transactional_id).cloned()
+    }
+
+    /// Drops an id's slot that stayed empty (a failed InitProducerId) unless another
+    /// request holds it too, so ids that were never written take no memory.
+    pub fn forget_if_empty(&self, transactional_id: &str, slot: &TxnSlot) {
+        let mut txns = self.txns();
+        // The map and the caller hold the only references: nobody can be waiting on it.
+        if Arc::strong_count(slot) <= 2 && slot.try_lock().is_ok_and(|s| s.is_none()) {
+            txns.remove(transactional_id);
+        }
     }
 
     pub fn is_live(&self) -> bool {
         self.live.load(Ordering::Acquire)
+    }
+
+    /// Whether this broker still leads the partition at the epoch it was loaded at: a
+    /// write of an older epoch's state must never land in a newer epoch's log.
+    pub fn still_leading(&self) -> bool {
+        self.is_live() && self.replica.leader() == Leader::ThisBroker && self.replica.leader_epoch() == self.epoch
     }
 }
 
@@ -55,6 +80,19 @@ pub struct TxnCoordinator {
 
 /// What InitProducerId answers.
 pub type ProducerIdAndEpoch = (i64, i16);
+
+/// How long a `__transaction_state` write may take to commit.
+const WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Kafka's limit on a transactional id (a `string` of the v0 record key).
+const MAX_ID_BYTES: usize = i16::MAX as usize;
+
+fn check_id(transactional_id: &str) -> Result<(), ResponseError> {
+    if transactional_id.is_empty() || transactional_id.len() > MAX_ID_BYTES {
+        return Err(ResponseError::InvalidRequest);
+    }
+    Ok(())
+}
 
 impl TxnCoordinator {
     pub fn new(settings: TxnSettings) -> TxnCoordinator {
@@ -190,7 +228,9 @@ impl TxnCoordinator {
         transactional_id: &str,
         m: &TxnMetadata,
     ) -> Result<(), ResponseError> {
-        if !p.is_live() {
+        if !p.still_leading() {
+            p.live.store(false, Ordering::Release);
+            self.unload_if(p);
             return Err(ResponseError::NotCoordinator);
         }
         let now = now_ms();
@@ -228,18 +268,24 @@ impl TxnCoordinator {
                 None => Ok(()),
             }
         };
-        if let Err(e) = written.await {
-            warn!(partition = p.index, transactional_id, error = %e, "a {TXN_TOPIC} write failed; unloading the partition");
-            p.live.store(false, Ordering::Release);
-            self.unload_if(p);
-            return Err(ResponseError::NotCoordinator);
-        }
-        Ok(())
+        // A write that cannot commit (no quorum) must not hold the id's lock for ever; its
+        // outcome is unknown, so the partition is reloaded from the log before serving again.
+        let outcome = match tokio::time::timeout(WRITE_TIMEOUT, written).await {
+            Ok(Ok(())) if p.still_leading() => return Ok(()),
+            Ok(Ok(())) => "leadership moved while it committed".to_string(),
+            Ok(Err(e)) => e.to_string(),
+            Err(_elapsed) => format!("not committed within {WRITE_TIMEOUT:?}"),
+        };
+        warn!(partition = p.index, transactional_id, error = %outcome, "a {TXN_TOPIC} write failed; unloading the partition");
+        p.live.store(false, Ordering::Release);
+        self.unload_if(p);
+        Err(ResponseError::NotCoordinator)
     }
 
     fn unload_if(&self, p: &LoadedPartition) {
         let mut loaded = self.loaded();
-        if loaded.get(&p.index).is_some_and(|l| l.epoch == p.epoch) {
+        // This very instance: a reload at the same epoch may have replaced it already.
+        if loaded.get(&p.index).is_some_and(|l| std::ptr::eq(Arc::as_ptr(l), p)) {
             loaded.remove(&p.index);
         }
     }
@@ -254,11 +300,28 @@ impl TxnCoordinator {
         timeout_ms: i32,
         expected: Option<ProducerIdAndEpoch>,
     ) -> Result<ProducerIdAndEpoch, ResponseError> {
+        check_id(transactional_id)?;
         if timeout_ms <= 0 || timeout_ms > self.settings.max_timeout_ms {
             return Err(ResponseError::InvalidTransactionTimeout);
         }
         let p = self.partition_of(broker, transactional_id).await?;
         let slot = p.slot(transactional_id);
+        let outcome = self.init_locked(broker, &p, &slot, transactional_id, timeout_ms, expected).await;
+        if outcome.is_err() {
+            p.forget_if_empty(transactional_id, &slot);
+        }
+        outcome
+    }
+
+    async fn init_locked(
+        &self,
+        broker: &Arc<Broker>,
+        p: &Arc<LoadedPartition>,
+        slot: &TxnSlot,
+        transactional_id: &str,
+        timeout_ms: i32,
+        expected: Option<ProducerIdAndEpoch>,
+    ) -> Result<ProducerIdAndEpoch, ResponseError> {
         let mut current = slot.lock().await;
         let now = now_ms();
         let Some(m) = current.clone() else {
@@ -275,16 +338,23 @@ impl TxnCoordinator {
                 partitions: Default::default(),
                 last_update_ms: now,
                 start_ms: -1,
+                last_epoch: -1,
             };
-            self.write(&p, transactional_id, &m).await?;
+            self.write(p, transactional_id, &m).await?;
             *current = Some(m);
             return Ok((producer_id, 0));
         };
-        // KIP-360: a producer recovering from an error names the id and epoch it had.
-        if let Some((id, epoch)) = expected
-            && (id != m.producer_id || epoch != m.producer_epoch)
-        {
-            return Err(ResponseError::ProducerFenced);
+        // KIP-360: a producer recovering from an error names the id and epoch it had. A
+        // retry of a bump already made (its answer was lost) names the epoch before it:
+        // answered with the current one, as Kafka's `prepareIncrementProducerEpoch` does.
+        if let Some((id, epoch)) = expected {
+            let settled = !matches!(m.state, TxnState::Ongoing | TxnState::PrepareCommit | TxnState::PrepareAbort);
+            if id == m.producer_id && epoch == m.last_epoch && epoch >= 0 && settled {
+                return Ok((m.producer_id, m.producer_epoch));
+            }
+            if id != m.producer_id || epoch != m.producer_epoch {
+                return Err(ResponseError::ProducerFenced);
+            }
         }
         match m.state {
             TxnState::PrepareCommit | TxnState::PrepareAbort | TxnState::PrepareEpochFence => {
@@ -296,12 +366,13 @@ impl TxnCoordinator {
                     producer_epoch: m.producer_epoch.saturating_add(1),
                     state: TxnState::PrepareAbort,
                     last_update_ms: now,
+                    last_epoch: -1,
                     ..m
                 };
-                self.write(&p, transactional_id, &aborting).await?;
+                self.write(p, transactional_id, &aborting).await?;
                 *current = Some(aborting.clone());
                 drop(current);
-                super::markers::spawn_completion(broker, &p, transactional_id.to_string(), aborting);
+                super::markers::spawn_completion(broker, p, transactional_id.to_string(), aborting);
                 Err(ResponseError::ConcurrentTransactions)
             }
             TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort | TxnState::Dead => {
@@ -324,8 +395,10 @@ impl TxnCoordinator {
                     partitions: Default::default(),
                     last_update_ms: now,
                     start_ms: -1,
+                    // Remembered (in memory, as Kafka) so a retry of this bump is answered.
+                    last_epoch: if expected.is_some() && producer_id == m.producer_id { m.producer_epoch } else { -1 },
                 };
-                self.write(&p, transactional_id, &next).await?;
+                self.write(p, transactional_id, &next).await?;
                 *current = Some(next);
                 Ok((producer_id, producer_epoch))
             }
@@ -354,8 +427,9 @@ impl TxnCoordinator {
         epoch: i16,
         partitions: &[(String, i32)],
     ) -> Result<(), ResponseError> {
+        check_id(transactional_id)?;
         let p = self.partition_of(broker, transactional_id).await?;
-        let slot = p.slot(transactional_id);
+        let slot = p.existing_slot(transactional_id).ok_or(ResponseError::InvalidProducerIdMapping)?;
         let mut current = slot.lock().await;
         let m = Self::check_producer(current.as_ref(), producer_id, epoch)?;
         match m.state {
@@ -376,6 +450,8 @@ impl TxnCoordinator {
         }
         next.state = TxnState::Ongoing;
         next.last_update_ms = now;
+        // The producer got its epoch: no retry of the bump can come any more.
+        next.last_epoch = -1;
         next.partitions.extend(partitions.iter().cloned());
         self.write(&p, transactional_id, &next).await?;
         *current = Some(next);
@@ -393,8 +469,9 @@ impl TxnCoordinator {
         epoch: i16,
         commit: bool,
     ) -> Result<(), ResponseError> {
+        check_id(transactional_id)?;
         let p = self.partition_of(broker, transactional_id).await?;
-        let slot = p.slot(transactional_id);
+        let slot = p.existing_slot(transactional_id).ok_or(ResponseError::InvalidProducerIdMapping)?;
         let mut current = slot.lock().await;
         let m = Self::check_producer(current.as_ref(), producer_id, epoch)?;
         match (m.state, commit) {

@@ -26,8 +26,12 @@ use crate::broker::{Broker, now_ms};
 use crate::cli::wire::Connection;
 use crate::log::txn::TxnMarker;
 
-/// How long one WriteTxnMarkers to another broker may take.
-const REMOTE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long one WriteTxnMarkers to another broker may take: longer than the leader's own
+/// bound on a marker (30 s, see `handler::write_txn_markers`), so the leader answers (if
+/// only with REQUEST_TIMED_OUT) before a retry is sent.
+const REMOTE_TIMEOUT: Duration = Duration::from_secs(60);
+/// WriteTxnMarkers requests in flight to other brokers at once (each opens a connection).
+static REMOTE_MARKERS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(32);
 /// Retry backoff of a marker that could not be written yet (no leader, a leader change).
 const RETRY_MIN: Duration = Duration::from_millis(50);
 const RETRY_MAX: Duration = Duration::from_secs(1);
@@ -123,6 +127,7 @@ async fn write_marker(
                             .with_partition_indexes(vec![index]),
                     ]),
             ]);
+            let _permit = REMOTE_MARKERS.acquire().await.map_err(|_closed| ResponseError::CoordinatorNotAvailable)?;
             let response = tokio::time::timeout(REMOTE_TIMEOUT, async {
                 let mut conn = Connection::open(&address, REMOTE_TIMEOUT).await.ok()?;
                 conn.call_at(&request, 1).await.ok()
@@ -185,7 +190,9 @@ async fn load_led_partitions(broker: &Arc<Broker>) {
     }
 }
 
-/// Aborts every open transaction past its timeout, fencing its producer.
+/// Aborts every open transaction past its timeout, fencing its producer. An id busy
+/// with a request is looked at again next time; each abort runs in a task of its own, so
+/// a write that cannot commit holds up nothing else.
 async fn abort_expired(broker: &Arc<Broker>, now: i64) {
     for p in broker.txns.loaded_partitions() {
         let slots: Vec<(String, super::coordinator::TxnSlot)> = {
@@ -193,26 +200,33 @@ async fn abort_expired(broker: &Arc<Broker>, now: i64) {
             txns.iter().map(|(id, s)| (id.clone(), s.clone())).collect()
         };
         for (id, slot) in slots {
-            let mut current = slot.lock().await;
-            let Some(m) = current.clone() else { continue };
-            if m.state != TxnState::Ongoing || now < m.start_ms.saturating_add(i64::from(m.timeout_ms)) {
+            let expired = move |m: &TxnMetadata| {
+                m.state == TxnState::Ongoing && now >= m.start_ms.saturating_add(i64::from(m.timeout_ms))
+            };
+            if !slot.try_lock().is_ok_and(|current| current.as_ref().is_some_and(expired)) {
                 continue;
             }
-            let aborting = TxnMetadata {
-                producer_epoch: m.producer_epoch.saturating_add(1),
-                state: TxnState::PrepareAbort,
-                last_update_ms: now,
-                ..m
-            };
-            match broker.txns.write(&p, &id, &aborting).await {
-                Ok(()) => {
-                    info!(transactional_id = %id, timeout_ms = aborting.timeout_ms, "aborting a transaction past its timeout");
-                    *current = Some(aborting.clone());
-                    drop(current);
-                    spawn_completion(broker, &p, id, aborting);
+            let (broker, p) = (broker.clone(), p.clone());
+            tokio::spawn(async move {
+                let Ok(mut current) = slot.try_lock() else { return };
+                let Some(m) = current.clone().filter(expired) else { return };
+                let aborting = TxnMetadata {
+                    producer_epoch: m.producer_epoch.saturating_add(1),
+                    state: TxnState::PrepareAbort,
+                    last_update_ms: now,
+                    last_epoch: -1,
+                    ..m
+                };
+                match broker.txns.write(&p, &id, &aborting).await {
+                    Ok(()) => {
+                        info!(transactional_id = %id, timeout_ms = aborting.timeout_ms, "aborting a transaction past its timeout");
+                        *current = Some(aborting.clone());
+                        drop(current);
+                        spawn_completion(&broker, &p, id, aborting);
+                    }
+                    Err(code) => warn!(transactional_id = %id, ?code, "could not abort an expired transaction"),
                 }
-                Err(code) => warn!(transactional_id = %id, ?code, "could not abort an expired transaction"),
-            }
+            });
         }
     }
 }

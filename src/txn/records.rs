@@ -77,6 +77,10 @@ pub struct TxnMetadata {
     pub partitions: BTreeSet<(String, i32)>,
     pub last_update_ms: i64,
     pub start_ms: i64,
+    /// The epoch before the last InitProducerId bump that named its expected epoch
+    /// (KIP-360), so a retry of that bump is answered; -1 when none. Kept in memory only,
+    /// as Kafka does with `TransactionLogValue` v0.
+    pub last_epoch: i16,
 }
 
 /// Why a stored record cannot be read.
@@ -184,7 +188,16 @@ pub fn decode_value(value: &[u8]) -> Result<TxnMetadata, TxnRecordError> {
     need(&buf, 16)?;
     let last_update_ms = buf.get_i64();
     let start_ms = buf.get_i64();
-    Ok(TxnMetadata { producer_id, producer_epoch, timeout_ms, state, partitions, last_update_ms, start_ms })
+    Ok(TxnMetadata {
+        producer_id,
+        producer_epoch,
+        timeout_ms,
+        state,
+        partitions,
+        last_update_ms,
+        start_ms,
+        last_epoch: -1,
+    })
 }
 
 #[cfg(test)]
@@ -201,6 +214,7 @@ mod tests {
             partitions: BTreeSet::from([("a".into(), 0), ("a".into(), 2), ("b".into(), 1)]),
             last_update_ms: 10,
             start_ms: 5,
+            last_epoch: -1,
         };
         let value = encode_value(&m);
         // version, producer id, epoch, timeout, status, then two topics.

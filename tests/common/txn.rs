@@ -156,12 +156,22 @@ pub async fn find_txn_coordinator(addr: SocketAddr, transactional_id: &str) -> (
 
 /// InitProducerId v4 for `transactional_id`: Ok((producer id, epoch)) or the error code.
 pub async fn init_txn(addr: SocketAddr, transactional_id: &str, timeout_ms: i32) -> Result<(i64, i16), i16> {
+    init_txn_expecting(addr, transactional_id, timeout_ms, (-1, -1)).await
+}
+
+/// [`init_txn`] naming the producer id and epoch the producer had (KIP-360).
+pub async fn init_txn_expecting(
+    addr: SocketAddr,
+    transactional_id: &str,
+    timeout_ms: i32,
+    expected: (i64, i16),
+) -> Result<(i64, i16), i16> {
     let mut c = Client::connect(addr).await;
     let request = InitProducerIdRequest::default()
         .with_transactional_id(Some(TransactionalId(records::str_bytes(transactional_id))))
         .with_transaction_timeout_ms(timeout_ms)
-        .with_producer_id(ProducerId(-1))
-        .with_producer_epoch(-1);
+        .with_producer_id(ProducerId(expected.0))
+        .with_producer_epoch(expected.1);
     let r: InitProducerIdResponse = c.call(ApiKey::InitProducerId, 4, &request).await;
     if r.error_code == 0 { Ok((r.producer_id.0, r.producer_epoch)) } else { Err(r.error_code) }
 }
