@@ -414,6 +414,36 @@ impl Broker {
         }
     }
 
+    /// An internal topic (`__consumer_offsets`, `__transaction_state`), created with its
+    /// own settings on first use as Kafka does when a client needs it: in a cluster on up to
+    /// three brokers (Kafka's default replication factor for both), as many as are live.
+    pub fn internal_topic(
+        &self,
+        name: &str,
+        partitions: i32,
+        configs: BTreeMap<String, String>,
+    ) -> Result<Arc<Topic>, ApiError> {
+        if let Some(t) = self.topic(name) {
+            return Ok(t);
+        }
+        let replication_factor = match self.replication() {
+            Some(_) => i16::try_from(self.cluster.live_brokers().len().clamp(1, 3)).unwrap_or(1),
+            None => -1,
+        };
+        match self.create_topic(name, partitions, replication_factor, configs, false) {
+            Ok(Some(t)) => {
+                tracing::info!(topic = name, partitions, "created an internal topic");
+                Ok(t)
+            }
+            Err(e) if e.code == ResponseError::TopicAlreadyExists => {
+                self.topic(name).ok_or_else(|| ApiError::new(ResponseError::CoordinatorNotAvailable))
+            }
+            // Creation is never validate-only here, so `Ok(None)` cannot happen.
+            Ok(None) => Err(ApiError::new(ResponseError::CoordinatorNotAvailable)),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Returns the topic, creating it with defaults when auto-creation is on.
     pub fn get_or_auto_create(&self, name: &str) -> Result<Arc<Topic>, ApiError> {
         if let Some(t) = self.topics.get(name) {

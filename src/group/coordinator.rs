@@ -208,39 +208,19 @@ impl GroupCoordinator {
 
     /// The topic holding `group_id`, created on first use.
     pub fn offsets_topic(&self, broker: &Broker) -> Result<Arc<Topic>, ResponseError> {
-        if let Some(t) = broker.topic(OFFSETS_TOPIC) {
-            return Ok(t);
-        }
         let configs = BTreeMap::from([
             ("cleanup.policy".to_string(), "compact".to_string()),
             ("segment.bytes".to_string(), self.settings.offsets_segment_bytes.to_string()),
             ("compression.type".to_string(), "producer".to_string()),
         ]);
-        // In a cluster, replicated on up to three brokers (Kafka's default
-        // offsets.topic.replication.factor), as many as are live.
-        let replication_factor = match broker.replication() {
-            Some(_) => i16::try_from(broker.cluster.live_brokers().len().clamp(1, 3)).unwrap_or(1),
-            None => -1,
-        };
-        match broker.create_topic(OFFSETS_TOPIC, self.settings.offsets_partitions, replication_factor, configs, false) {
-            Ok(Some(t)) => {
-                info!(partitions = self.settings.offsets_partitions, "created {OFFSETS_TOPIC}");
-                Ok(t)
+        broker.internal_topic(OFFSETS_TOPIC, self.settings.offsets_partitions, configs).map_err(|e| {
+            // E.g. a bad offsets.topic.num.partitions or a full disk: say why (rate
+            // limited: every group request tries again).
+            if let Some(suppressed) = crate::broker::rate_limited::GROUP_WRITE_ERRORS.check(now_ms()) {
+                warn!(code = ?e.code, message = ?e.message, suppressed, "cannot create {OFFSETS_TOPIC}");
             }
-            Err(e) if e.code == ResponseError::TopicAlreadyExists => {
-                broker.topic(OFFSETS_TOPIC).ok_or(ResponseError::CoordinatorNotAvailable)
-            }
-            // Creation is never validate-only here, so `Ok(None)` cannot happen.
-            Ok(None) => Err(ResponseError::CoordinatorNotAvailable),
-            Err(e) => {
-                // E.g. a bad offsets.topic.num.partitions or a full disk: say why (rate
-                // limited: every group request tries again).
-                if let Some(suppressed) = crate::broker::rate_limited::GROUP_WRITE_ERRORS.check(now_ms()) {
-                    warn!(code = ?e.code, message = ?e.message, suppressed, "cannot create {OFFSETS_TOPIC}");
-                }
-                Err(ResponseError::CoordinatorNotAvailable)
-            }
-        }
+            ResponseError::CoordinatorNotAvailable
+        })
     }
 
     /// Appends `records` to `group_id`'s partition; returns what an answer derived from

@@ -105,34 +105,15 @@ impl TxnCoordinator {
 
     /// `__transaction_state`, created with its own settings on first use.
     pub fn state_topic(&self, broker: &Broker) -> Result<Arc<Topic>, ResponseError> {
-        if let Some(t) = broker.topic(TXN_TOPIC) {
-            return Ok(t);
-        }
         let configs = BTreeMap::from([
             ("cleanup.policy".to_string(), "compact".to_string()),
             ("segment.bytes".to_string(), self.settings.segment_bytes.to_string()),
             ("compression.type".to_string(), "uncompressed".to_string()),
         ]);
-        // In a cluster, on up to three brokers (Kafka's default
-        // transaction.state.log.replication.factor), as many as are live.
-        let replication_factor = match broker.replication() {
-            Some(_) => i16::try_from(broker.cluster.live_brokers().len().clamp(1, 3)).unwrap_or(1),
-            None => -1,
-        };
-        match broker.create_topic(TXN_TOPIC, self.settings.partitions, replication_factor, configs, false) {
-            Ok(Some(t)) => {
-                info!(partitions = self.settings.partitions, "created {TXN_TOPIC}");
-                Ok(t)
-            }
-            Err(e) if e.code == ResponseError::TopicAlreadyExists => {
-                broker.topic(TXN_TOPIC).ok_or(ResponseError::CoordinatorNotAvailable)
-            }
-            Ok(None) => Err(ResponseError::CoordinatorNotAvailable),
-            Err(e) => {
-                warn!(code = ?e.code, message = ?e.message, "cannot create {TXN_TOPIC}");
-                Err(ResponseError::CoordinatorNotAvailable)
-            }
-        }
+        broker.internal_topic(TXN_TOPIC, self.settings.partitions, configs).map_err(|e| {
+            warn!(code = ?e.code, message = ?e.message, "cannot create {TXN_TOPIC}");
+            ResponseError::CoordinatorNotAvailable
+        })
     }
 
     /// The loaded partition holding `transactional_id`, loading it if this broker leads
