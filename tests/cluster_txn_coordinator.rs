@@ -10,7 +10,10 @@ use std::net::SocketAddr;
 
 use common::cluster::Node;
 use common::replicated::{partition_zero, settled_cluster, until};
-use common::txn::{add_partition, end_txn, find_txn_coordinator, init_txn, produce_txn, read_committed, txn_batch};
+use common::txn::{
+    add_partition, add_partition_when_ready, end_txn, find_txn_coordinator, init_txn, produce_txn, read_committed,
+    txn_batch,
+};
 
 fn values(c: &common::txn::Committed) -> Vec<&str> {
     c.records.iter().map(|(_, v)| v.as_str()).collect()
@@ -50,7 +53,7 @@ async fn markers_cross_brokers_and_a_new_coordinator_aborts_an_open_transaction(
     .await;
 
     // Open when its coordinator dies.
-    assert_eq!(add_partition(c, id, p).await, 0);
+    add_partition_when_ready(c, id, p).await;
     assert_eq!(produce_txn(l, Some(id), txn_batch(p.0, p.1, 1, &["open"])).await, 0);
     brokers[(coordinator - 1) as usize].kill();
     let survivors: Vec<SocketAddr> = (1..=3).filter(|b| *b != coordinator).map(at).collect();

@@ -23,6 +23,7 @@ pub mod describe_cluster;
 pub mod describe_configs;
 pub mod describe_groups;
 pub mod describe_log_dirs;
+pub mod describe_transactions;
 pub mod end_txn;
 pub mod fetch;
 #[cfg(test)]
@@ -37,6 +38,7 @@ pub mod leave_group;
 pub mod list_groups;
 pub mod list_offsets;
 pub mod list_partition_reassignments;
+pub mod list_transactions;
 pub mod metadata;
 pub mod offset_commit;
 pub mod offset_delete;
@@ -108,6 +110,8 @@ pub const IMPLEMENTED: &[ApiKey] = &[
     ApiKey::AddPartitionsToTxn,
     ApiKey::EndTxn,
     ApiKey::WriteTxnMarkers,
+    ApiKey::DescribeTransactions,
+    ApiKey::ListTransactions,
     ApiKey::OffsetForLeaderEpoch,
     ApiKey::DescribeConfigs,
     ApiKey::AlterConfigs,
@@ -251,6 +255,18 @@ pub async fn dispatch(
         RequestKind::EndTxn(r) => {
             let broker = broker.clone();
             Box::pin(async move { to.encode(ResponseKind::EndTxn(end_txn::handle(&broker, r).await)) })
+        }
+        RequestKind::DescribeTransactions(r) => {
+            let broker = broker.clone();
+            Box::pin(async move {
+                to.encode(ResponseKind::DescribeTransactions(describe_transactions::handle(&broker, r).await))
+            })
+        }
+        RequestKind::ListTransactions(r) => {
+            let broker = broker.clone();
+            Box::pin(async move {
+                to.encode(ResponseKind::ListTransactions(list_transactions::handle(&broker, r, v).await))
+            })
         }
         RequestKind::WriteTxnMarkers(r) => {
             let broker = broker.clone();

@@ -443,6 +443,17 @@ async fn every_response_encodes_at_every_advertised_version() {
                     AllocateProducerIdsRequest::default(),
                     v,
                 )),
+                ApiKey::DescribeTransactions => ResponseKind::DescribeTransactions(
+                    describe_transactions::handle(
+                        &b,
+                        DescribeTransactionsRequest::default()
+                            .with_transactional_ids(vec![TransactionalId(StrBytes::from_static_str("tx"))]),
+                    )
+                    .await,
+                ),
+                ApiKey::ListTransactions => ResponseKind::ListTransactions(
+                    list_transactions::handle(&b, ListTransactionsRequest::default().with_duration_filter(-1), v).await,
+                ),
                 ApiKey::WriteTxnMarkers => ResponseKind::WriteTxnMarkers(
                     write_txn_markers::handle(
                         &b,

@@ -477,6 +477,32 @@ impl TxnCoordinator {
     }
 }
 
+impl TxnCoordinator {
+    /// DescribeTransactions: `transactional_id`'s state, where this broker coordinates it.
+    pub async fn describe(&self, broker: &Arc<Broker>, transactional_id: &str) -> Result<TxnMetadata, ResponseError> {
+        check_id(transactional_id)?;
+        let p = self.partition_of(broker, transactional_id).await?;
+        let slot = p.existing_slot(transactional_id).ok_or(ResponseError::TransactionalIdNotFound)?;
+        let state = slot.lock().await.clone();
+        state.ok_or(ResponseError::TransactionalIdNotFound)
+    }
+
+    /// ListTransactions: every transactional id this broker coordinates now, with its
+    /// state (an id busy with a request is read once the request is done).
+    pub async fn list(&self) -> Vec<(String, TxnMetadata)> {
+        let mut out = Vec::new();
+        for p in self.loaded_partitions() {
+            let slots: Vec<(String, TxnSlot)> = p.txns().iter().map(|(id, s)| (id.clone(), s.clone())).collect();
+            for (id, slot) in slots {
+                if let Some(m) = slot.lock().await.clone() {
+                    out.push((id, m));
+                }
+            }
+        }
+        out
+    }
+}
+
 /// Every transactional id's last state in a partition's log, up to its high watermark.
 fn read_partition(partition: &dyn Replica) -> Result<HashMap<String, TxnMetadata>, ResponseError> {
     let mut txns = HashMap::new();

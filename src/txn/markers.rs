@@ -55,11 +55,23 @@ async fn complete(broker: &Arc<Broker>, p: &Arc<LoadedPartition>, transactional_
     let writes = m.partitions.iter().map(|(topic, index)| async move {
         let mut backoff = RETRY_MIN;
         loop {
-            if !p.is_live() {
+            if !p.still_leading() {
                 return false;
             }
             match write_marker(broker, topic, *index, m.producer_id, m.producer_epoch, marker).await {
                 Ok(()) => return true,
+                Err(code @ (ResponseError::ProducerFenced | ResponseError::TransactionCoordinatorFenced)) => {
+                    // A newer coordinator (or producer epoch) wrote to the partition: this
+                    // coordinator is stale and stops, as Kafka's does; the current one completes.
+                    warn!(
+                        topic,
+                        partition = index,
+                        transactional_id,
+                        ?code,
+                        "transaction marker refused as stale; leaving the transaction to the current coordinator"
+                    );
+                    return false;
+                }
                 Err(code) => {
                     debug!(
                         topic,

@@ -203,3 +203,17 @@ pub async fn end_txn(addr: SocketAddr, transactional_id: &str, producer: (i64, i
     let r: EndTxnResponse = c.call(ApiKey::EndTxn, 3, &request).await;
     r.error_code
 }
+
+/// [`add_partition`] until it succeeds: CONCURRENT_TRANSACTIONS (retriable) while the
+/// producer's previous transaction is still being completed, as Kafka answers; any other
+/// error fails the test.
+pub async fn add_partition_when_ready(addr: SocketAddr, transactional_id: &str, producer: (i64, i16)) {
+    super::replicated::until("the partition added to a new transaction", || async move {
+        match add_partition(addr, transactional_id, producer).await {
+            0 => Some(()),
+            51 => None,
+            code => panic!("AddPartitionsToTxn: error {code}"),
+        }
+    })
+    .await;
+}

@@ -36,7 +36,7 @@ mod deadlines;
 mod heartbeat;
 mod member;
 mod records;
-mod subscription;
+pub(crate) mod subscription;
 #[cfg(test)]
 mod tests;
 

@@ -15,7 +15,7 @@ use crate::group::records::KeyValue;
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
 
 /// Compiles a subscription regex (RE2 syntax, matched against whole topic names).
-pub(super) fn compile_regex(pattern: &str) -> Result<regex::Regex, regex::Error> {
+pub(crate) fn compile_regex(pattern: &str) -> Result<regex::Regex, regex::Error> {
     regex::RegexBuilder::new(&format!("^(?:{pattern})$")).size_limit(REGEX_SIZE_LIMIT).build()
 }
 

@@ -8,6 +8,7 @@ import static jet.compat.Main.eq;
 import static jet.compat.Main.pollN;
 import static jet.compat.Main.s;
 import static jet.compat.Main.topicName;
+import static jet.compat.Main.waitUntil;
 
 import java.time.Duration;
 import java.util.ArrayList;
@@ -113,6 +114,22 @@ final class Transactions {
             // close() of the fenced instance may report it again.
         }
         committed.sort(null);
+        // The admin APIs of kafka-transactions.sh: the id is listed and described.
+        try (Admin a = admin(bootstrap)) {
+            // Completed once its markers are written, just after commitTransaction returns.
+            waitUntil(() -> {
+                try {
+                    return a.listTransactions().all().get(30, java.util.concurrent.TimeUnit.SECONDS).stream()
+                            .anyMatch(l -> l.transactionalId().equals(id) && l.state().toString().equals("CompleteCommit"));
+                } catch (Exception e) {
+                    return false;
+                }
+            }, "listTransactions to list " + id + " as CompleteCommit");
+            var d = a.describeTransactions(List.of(id)).all().get(30, java.util.concurrent.TimeUnit.SECONDS).get(id);
+            eq(d.state().toString(), "CompleteCommit", "describeTransactions state");
+            check(d.producerId() >= 0 && d.producerEpoch() >= 1, "describeTransactions producer %d/%d", d.producerId(), d.producerEpoch());
+            check(d.topicPartitions().isEmpty(), "a completed transaction has no partitions: %s", d.topicPartitions());
+        }
         List<TopicPartition> tps = List.of(new TopicPartition(topic, 0), new TopicPartition(topic, 1));
         try (KafkaConsumer<byte[], byte[]> c = consumer(bootstrap, "read_committed")) {
             c.assign(tps);
