@@ -187,17 +187,19 @@ pub async fn run_timers(broker: Arc<Broker>, mut shutdown: tokio::sync::watch::R
 /// loaded (and unloads those it no longer leads).
 async fn load_led_partitions(broker: &Arc<Broker>) {
     let Some(topic) = broker.topic(super::TXN_TOPIC) else { return };
+    // Partition index -> the leader epoch it is loaded at.
+    let loaded: std::collections::HashMap<i32, i32> =
+        broker.txns.loaded_partitions().iter().map(|p| (p.index, p.epoch)).collect();
     for replica in topic.replicas() {
         let index = replica.index();
-        let led = replica.leader() == Leader::ThisBroker;
-        let loaded =
-            broker.txns.loaded_partitions().into_iter().any(|p| p.index == index && p.epoch == replica.leader_epoch());
-        if led && !loaded {
-            if let Err(code) = broker.txns.load(broker, &topic, index).await {
-                debug!(partition = index, ?code, "a led {} partition is not loaded yet", super::TXN_TOPIC);
+        if replica.leader() != Leader::ThisBroker {
+            if loaded.contains_key(&index) {
+                broker.txns.unload(index);
             }
-        } else if !led && broker.txns.loaded_partitions().iter().any(|p| p.index == index) {
-            broker.txns.unload(index);
+        } else if loaded.get(&index) != Some(&replica.leader_epoch())
+            && let Err(code) = broker.txns.load(broker, &topic, index).await
+        {
+            debug!(partition = index, ?code, "a led {} partition is not loaded yet", super::TXN_TOPIC);
         }
     }
 }
