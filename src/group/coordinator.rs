@@ -11,10 +11,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use bytes::BytesMut;
 use futures::FutureExt;
 use kafka_protocol::ResponseError;
-use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions};
 use tracing::{info, warn};
 
 use crate::broker::partition::PartitionError;
@@ -29,7 +27,7 @@ use crate::group::deadlines::DeadlineQueue;
 use crate::group::durability::{Barrier, OffsetsPartitions};
 use crate::group::records::{self, KeyValue, OffsetValue};
 use crate::group::{OFFSETS_TOPIC, partition_for};
-use crate::log::validate_produced_batches;
+use crate::log::batch::plain_batch;
 
 /// Group settings, from the broker's Kafka settings.
 #[derive(Debug, Clone)]
@@ -244,45 +242,20 @@ impl GroupCoordinator {
         if state.partitions.blocked(index, now) {
             return Err(ResponseError::NotCoordinator);
         }
-        let records: Vec<Record> = records
-            .into_iter()
-            .enumerate()
-            .map(|(i, kv)| Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: -1,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: kafka_protocol::records::TimestampType::Creation,
-                offset: i as i64,
-                sequence: -1,
-                timestamp: now,
-                key: Some(kv.key),
-                value: kv.value,
-                headers: Default::default(),
-            })
-            .collect();
-        let mut buf = BytesMut::new();
-        let options = RecordEncodeOptions { version: 2, compression: Compression::None };
-        RecordBatchEncoder::encode(&mut buf, &records, &options).map_err(|e| {
-            warn!(error = %e, "encoding a __consumer_offsets batch failed");
-            ResponseError::UnknownServerError
-        })?;
-        let headers = validate_produced_batches(&buf, usize::MAX).map_err(|e| {
-            warn!(error = %e, "a __consumer_offsets batch failed validation");
+        let (batch, headers) = plain_batch(records.into_iter().map(|kv| (kv.key, kv.value)), now).map_err(|e| {
+            warn!(error = %e, "a __consumer_offsets batch could not be built");
             ResponseError::UnknownServerError
         })?;
         let replica = topic.replica(index).ok_or(ResponseError::CoordinatorNotAvailable)?;
         if !replica.appends_when_called() {
-            return crate::group::replicated::append(state, index, replica, buf.freeze(), headers, now);
+            return crate::group::replicated::append(state, index, replica, batch, headers, now);
         }
         let partition = topic.partition(index).ok_or(ResponseError::CoordinatorNotAvailable)?;
         // Through the seam, as a produce: the answer waits for the high watermark.
         let gate = ProducerIdGate::unlimited();
         let limits = ProducerLimits { per_partition: usize::MAX, gate: &gate };
         // The local log appends inside the call, under the coordinator's lock.
-        let appended = Replica::append(&*partition, buf.freeze(), &headers, now, limits)
+        let appended = Replica::append(&*partition, batch, &headers, now, limits)
             .now_or_never()
             .unwrap_or(Err(PartitionError::AppendWouldWait));
         match appended {

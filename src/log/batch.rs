@@ -64,6 +64,8 @@ pub enum BatchError {
     /// Broker-side recompression (topic `compression.type`) failed.
     #[error("failed to compress record batch with {codec:?}: {reason}")]
     Compress { codec: Compression, reason: String },
+    #[error("cannot encode a record batch: {0}")]
+    Encode(String),
 }
 
 /// All fields of a v2 batch header.
@@ -198,6 +200,40 @@ pub fn verify_crc(batch: &[u8]) -> bool {
 /// Maximum decompressed size accepted for a batch when the compressed limit is `max_batch_bytes`.
 pub fn decompressed_size_limit(max_batch_bytes: usize) -> usize {
     max_batch_bytes.saturating_mul(DECOMPRESSION_RATIO_LIMIT)
+}
+
+/// One uncompressed batch of plain records (no producer, CreateTime `now_ms`) with these
+/// keys and values, and its header: what the broker itself appends to its internal topics
+/// (`__consumer_offsets`, `__transaction_state`, the cluster metadata log).
+pub fn plain_batch(
+    records: impl IntoIterator<Item = (bytes::Bytes, Option<bytes::Bytes>)>,
+    now_ms: i64,
+) -> Result<(bytes::Bytes, Vec<BatchHeader>), BatchError> {
+    use kafka_protocol::records::{Record, RecordBatchEncoder, RecordEncodeOptions};
+    let records: Vec<Record> = records
+        .into_iter()
+        .enumerate()
+        .map(|(i, (key, value))| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: -1,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: -1,
+            timestamp: now_ms,
+            key: Some(key),
+            value,
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = bytes::BytesMut::new();
+    let options = RecordEncodeOptions { version: 2, compression: Compression::None };
+    RecordBatchEncoder::encode(&mut buf, &records, &options).map_err(|e| BatchError::Encode(format!("{e:#}")))?;
+    let headers = validate_produced_batches(&buf, usize::MAX)?;
+    Ok((buf.freeze(), headers))
 }
 
 /// Validates what a producer sent for one partition: one or more consecutive, complete v2

@@ -7,9 +7,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use bytes::BytesMut;
 use kafka_protocol::ResponseError;
-use kafka_protocol::records::{Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions};
+use kafka_protocol::records::RecordBatchDecoder;
 use tracing::{info, warn};
 
 use super::records::{self, TxnMetadata, TxnState};
@@ -18,7 +17,8 @@ use crate::broker::producer_state::{ProducerIdGate, ProducerLimits};
 use crate::broker::replica::{Leader, Replica};
 use crate::broker::topics::Topic;
 use crate::broker::{Broker, now_ms};
-use crate::log::{BatchIter, validate_produced_batches};
+use crate::log::BatchIter;
+use crate::log::batch::plain_batch;
 
 /// One transactional id's state behind its own lock (`None`: not known yet).
 pub(crate) type TxnSlot = Arc<tokio::sync::Mutex<Option<TxnMetadata>>>;
@@ -215,35 +215,15 @@ impl TxnCoordinator {
             return Err(ResponseError::NotCoordinator);
         }
         let now = now_ms();
-        let record = Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: kafka_protocol::records::TimestampType::Creation,
-            offset: 0,
-            sequence: -1,
-            timestamp: now,
-            key: Some(records::encode_key(transactional_id)),
-            value: Some(records::encode_value(m)),
-            headers: Default::default(),
-        };
-        let mut buf = BytesMut::new();
-        let options = RecordEncodeOptions { version: 2, compression: Compression::None };
-        RecordBatchEncoder::encode(&mut buf, [&record], &options).map_err(|e| {
-            warn!(error = %e, "encoding a {TXN_TOPIC} batch failed");
-            ResponseError::UnknownServerError
-        })?;
-        let headers = validate_produced_batches(&buf, usize::MAX).map_err(|e| {
-            warn!(error = %e, "a {TXN_TOPIC} batch failed validation");
+        let key = records::encode_key(transactional_id);
+        let (batch, headers) = plain_batch([(key, Some(records::encode_value(m)))], now).map_err(|e| {
+            warn!(error = %e, "a {TXN_TOPIC} batch could not be built");
             ResponseError::UnknownServerError
         })?;
         let gate = ProducerIdGate::unlimited();
         let limits = ProducerLimits { per_partition: usize::MAX, gate: &gate };
         let written = async {
-            let appended = p.replica.append(buf.freeze(), &headers, now, limits).await?;
+            let appended = p.replica.append(batch, &headers, now, limits).await?;
             match appended.commit {
                 Some(commit) => commit.wait().await,
                 None => Ok(()),

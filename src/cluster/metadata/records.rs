@@ -5,11 +5,8 @@
 
 use std::collections::BTreeMap;
 
-use bytes::{Bytes, BytesMut};
-use indexmap::IndexMap;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
+use bytes::Bytes;
+use kafka_protocol::records::RecordBatchDecoder;
 use serde::{Deserialize, Serialize};
 
 /// One change to the cluster metadata.
@@ -99,26 +96,11 @@ pub fn encode(records: &[MetadataRecord], now_ms: i64) -> Result<Bytes, RecordsE
     let mut encoded = Vec::with_capacity(records.len());
     for (i, r) in records.iter().enumerate() {
         let value = serde_json::to_vec(r).map_err(|e| RecordsError::Json { offset: i as i64, source: e })?;
-        encoded.push(Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: -1,
-            timestamp: now_ms,
-            key: Some(Bytes::from_static(r.kind().as_bytes())),
-            value: Some(Bytes::from(value)),
-            headers: IndexMap::new(),
-        });
+        encoded.push((Bytes::from_static(r.kind().as_bytes()), Some(Bytes::from(value))));
     }
-    let mut buf = BytesMut::new();
-    let options = RecordEncodeOptions { version: 2, compression: Compression::None };
-    RecordBatchEncoder::encode(&mut buf, &encoded, &options).map_err(|e| RecordsError::Encode(e.to_string()))?;
-    Ok(buf.freeze())
+    let (batch, _) =
+        crate::log::batch::plain_batch(encoded, now_ms).map_err(|e| RecordsError::Encode(e.to_string()))?;
+    Ok(batch)
 }
 
 /// The metadata records in `batches` (whole batches, as one raft entry stores them), in
