@@ -169,14 +169,26 @@ def test_confluent_kafka_across_a_leader_kill(cluster):
     bs = bootstrap(cluster)
     topic = helpers.unique_topic("replicated")
     placed = create_rf3_topic(bs, topic)
-    # kcat -L through each broker lists the same leaders and replicas.
+    # kcat -L through each broker lists the same leaders and replicas, once gossip has
+    # told it who won each election (a broker that has not heard yet answers
+    # LEADER_NOT_AVAILABLE, as a Kafka broker does before its metadata update).
+    expected = {p: (leader, replicas) for p, (leader, replicas, _) in placed.items()}
     for b in IDS:
-        out = helpers.run(["kcat", "-b", f"{HOST}:{kafka_port(cluster.base, b)}", "-L", "-t", topic]).stdout.decode()
-        listed = {
-            int(m[1]): (int(m[2]), sorted(int(r) for r in m[3].split(",")))
-            for m in re.finditer(r"partition (\d+), leader (-?\d+), replicas: (\d+(?:,\d+)*)", out)
-        }
-        assert listed == {p: (leader, replicas) for p, (leader, replicas, _) in placed.items()}, out
+        seen: list[str] = [""]
+
+        def lists_the_placement() -> bool:
+            out = helpers.run(["kcat", "-b", f"{HOST}:{kafka_port(cluster.base, b)}", "-L", "-t", topic]).stdout.decode()
+            seen[0] = out
+            listed = {
+                int(m[1]): (int(m[2]), sorted(int(r) for r in m[3].split(",")))
+                for m in re.finditer(r"partition (\d+), leader (-?\d+), replicas: (\d+(?:,\d+)*)", out)
+            }
+            return listed == expected
+
+        try:
+            helpers.wait_until(lists_the_placement, 30, f"broker {b} to list the placement {expected}")
+        except TimeoutError as e:
+            raise AssertionError(f"{e}; last listing:\n{seen[0]}") from e
 
     producer = IdempotentProducer(bs, topic)
     reader = GroupReader(bs, topic, helpers.unique_group("replicated"))
