@@ -25,6 +25,13 @@
 //! batch of a producer inside a transaction is refused (INVALID_TXN_STATE). A producer
 //! with an open transaction never expires.
 //!
+//! A group coordinator writes a producer's transactional offset commits
+//! (TxnOffsetCommit) to `__consumer_offsets` without sequence numbers
+//! ([`NO_SEQUENCE`]), as Kafka's does: such a batch is checked only for fencing (an older
+//! epoch is refused), opens the transaction and takes the producer to its epoch, but
+//! leaves the producer's sequences alone. Clients may not send one (the Produce handler
+//! refuses a producer's batch without a sequence, as Kafka's `LogValidator` does).
+//!
 //! Memory is bounded as in Kafka by expiry, plus caps Kafka does not have:
 //! - `producer.id.expiration.ms`: a producer whose last write (by the broker's clock)
 //!   is older than this is forgotten (checked every
@@ -40,6 +47,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use kafka_protocol::ResponseError;
 use serde::{Deserialize, Serialize};
+
+/// A batch's base sequence when it has none (Kafka's `RecordBatch.NO_SEQUENCE`).
+pub const NO_SEQUENCE: i32 = -1;
 
 /// Batches remembered per producer, as in Kafka.
 pub const RETAINED_BATCHES: usize = 5;
@@ -172,6 +182,10 @@ impl ProducerStateTable {
         if epoch < entry.epoch {
             return SeqCheck::Reject(ResponseError::InvalidProducerEpoch);
         }
+        if transactional && first_seq == NO_SEQUENCE {
+            // A coordinator's write for the producer (see the module doc).
+            return SeqCheck::Append;
+        }
         if !transactional && entry.txn_first_offset.is_some() && epoch == entry.epoch {
             return SeqCheck::Reject(ResponseError::InvalidTxnState);
         }
@@ -252,10 +266,12 @@ impl ProducerStateTable {
             entry.epoch = epoch;
             entry.batches.clear();
         }
-        if entry.batches.len() == RETAINED_BATCHES {
-            entry.batches.pop_front();
+        if !(transactional && batch.first_seq == NO_SEQUENCE) {
+            if entry.batches.len() == RETAINED_BATCHES {
+                entry.batches.pop_front();
+            }
+            entry.batches.push_back(batch);
         }
-        entry.batches.push_back(batch);
         if transactional && entry.txn_first_offset.is_none() {
             entry.txn_first_offset = Some(batch.first_offset);
             if batch.first_offset >= 0 {

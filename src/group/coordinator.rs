@@ -27,7 +27,7 @@ use crate::group::deadlines::DeadlineQueue;
 use crate::group::durability::{Barrier, OffsetsPartitions};
 use crate::group::records::{self, KeyValue, OffsetValue};
 use crate::group::{OFFSETS_TOPIC, partition_for};
-use crate::log::batch::plain_batch;
+use crate::log::batch::internal_batch;
 
 /// Group settings, from the broker's Kafka settings.
 #[derive(Debug, Clone)]
@@ -107,6 +107,17 @@ impl Group {
 pub(crate) struct GroupEntry {
     pub group: Group,
     pub offsets: BTreeMap<(String, i32), OffsetValue>,
+    /// Transactional offset commits (TxnOffsetCommit) per producer id, waiting for their
+    /// transaction's marker: a COMMIT makes them the group's offsets, an ABORT drops them.
+    pub pending: BTreeMap<i64, BTreeMap<(String, i32), OffsetValue>>,
+}
+
+impl GroupEntry {
+    /// Whether the group holds offsets, committed or pending in a transaction (a group
+    /// that does is not forgotten when it has no members).
+    pub fn holds_offsets(&self) -> bool {
+        !self.offsets.is_empty() || !self.pending.is_empty()
+    }
 }
 
 pub(crate) struct State {
@@ -121,6 +132,7 @@ impl State {
         self.groups.entry(group_id.to_string()).or_insert_with(|| GroupEntry {
             group: Group::Classic(Box::new(ClassicGroup::new(group_id, now_ms))),
             offsets: BTreeMap::new(),
+            pending: BTreeMap::new(),
         })
     }
 
@@ -233,19 +245,50 @@ impl GroupCoordinator {
         group_id: &str,
         records: Vec<KeyValue>,
     ) -> Result<Barrier, ResponseError> {
+        self.append_to_group(broker, state, group_id, records, None)
+    }
+
+    /// [`append`](Self::append), as a transactional batch of `transaction` (producer id
+    /// and epoch) when given: a TxnOffsetCommit's pending offsets.
+    pub(crate) fn append_to_group(
+        &self,
+        broker: &Broker,
+        state: &mut State,
+        group_id: &str,
+        records: Vec<KeyValue>,
+        transaction: Option<(i64, i16)>,
+    ) -> Result<Barrier, ResponseError> {
         let topic = self.offsets_topic(broker)?;
         let index = partition_for(group_id, topic.partition_count());
         let now = now_ms();
         if records.is_empty() {
             return Ok(state.partitions.barrier(index));
         }
-        if state.partitions.blocked(index, now) {
-            return Err(ResponseError::NotCoordinator);
-        }
-        let (batch, headers) = plain_batch(records.into_iter().map(|kv| (kv.key, kv.value)), now).map_err(|e| {
+        let built = internal_batch(records.into_iter().map(|kv| (kv.key, kv.value)), now, transaction);
+        let (batch, headers) = built.map_err(|e| {
             warn!(error = %e, "a __consumer_offsets batch could not be built");
             ResponseError::UnknownServerError
         })?;
+        self.append_batch(state, &topic, index, batch, headers, now)
+    }
+
+    /// Appends one built batch to partition `index` of `__consumer_offsets` (under the
+    /// coordinator's lock, so the log holds changes in the order they were made). A batch
+    /// the partition's producer state refuses (a fenced producer) gets that error; any
+    /// other failure rolls the partition's groups back to the log and fences it (see
+    /// [`crate::group::durability`]): NOT_COORDINATOR.
+    pub(crate) fn append_batch(
+        &self,
+        state: &mut State,
+        topic: &Arc<Topic>,
+        index: i32,
+        batch: bytes::Bytes,
+        headers: Vec<crate::log::batch::BatchHeader>,
+        now: i64,
+    ) -> Result<Barrier, ResponseError> {
+        if state.partitions.blocked(index, now) {
+            return Err(ResponseError::NotCoordinator);
+        }
         let replica = topic.replica(index).ok_or(ResponseError::CoordinatorNotAvailable)?;
         if !replica.appends_when_called() {
             return crate::group::replicated::append(state, index, replica, batch, headers, now);
@@ -266,8 +309,10 @@ impl GroupCoordinator {
                 }
                 Ok(appended.commit.map(|c| (index, c)))
             }
+            // Refused before anything was written (fencing): the groups are as the log.
+            Err(PartitionError::Rejected(code)) if crate::group::durability::is_producer_refusal(code) => Err(code),
             Err(e) => {
-                self.write_failed(state, &topic, &partition, &e, now);
+                self.write_failed(state, topic, &partition, &e, now);
                 Err(ResponseError::NotCoordinator)
             }
         }
@@ -373,7 +418,7 @@ impl GroupCoordinator {
             for k in &expired {
                 entry.offsets.remove(k);
             }
-            if entry.offsets.is_empty() {
+            if !entry.holds_offsets() {
                 records.extend(entry.group.delete_records(&id));
                 state.groups.remove(&id);
                 state.reschedule(&id);

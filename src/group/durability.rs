@@ -115,6 +115,20 @@ impl OffsetsPartitions {
     }
 }
 
+/// Whether an append was refused by the partition's producer state (a fenced producer or
+/// a stale transaction marker) before anything was written: the groups still match the
+/// log, and the error is the answer.
+pub(crate) fn is_producer_refusal(code: ResponseError) -> bool {
+    matches!(
+        code,
+        ResponseError::InvalidProducerEpoch
+            | ResponseError::ProducerFenced
+            | ResponseError::TransactionCoordinatorFenced
+            | ResponseError::InvalidTxnState
+            | ResponseError::InvalidRecord
+    )
+}
+
 /// Waits until `barrier` is committed; NOT_COORDINATOR when its write failed.
 pub async fn durable(barrier: Barrier) -> Result<(), ResponseError> {
     let Some((index, commit)) = barrier else { return Ok(()) };

@@ -13,6 +13,7 @@ use crate::group::classic::ClassicGroup;
 use crate::group::consumer::{ConsumerGroup, record_type};
 use crate::group::coordinator::{Group, GroupEntry, State};
 use crate::group::records::{self, RecordKey};
+use crate::group::txn_offsets::replay_batch;
 use crate::group::{GroupCoordinator, partition_for};
 use crate::log::BatchIter;
 
@@ -57,11 +58,14 @@ impl GroupCoordinator {
                 let (header, range) = batch.map_err(crate::log::LogError::from)?;
                 offset = header.next_offset();
                 let mut slice = read.records.slice(range);
+                // Transactional offsets and markers (see `super::txn_offsets`).
+                if let Some(n) = replay_batch(state, here, &header, &slice, now) {
+                    count += n;
+                    continue;
+                }
                 match RecordBatchDecoder::decode(&mut slice) {
                     Ok(set) => {
-                        // Control batches (a raft leader's entries on a replicated
-                        // partition) carry no group records.
-                        for r in set.records.into_iter().filter(|r| !r.control) {
+                        for r in set.records {
                             count += 1;
                             replay(state, r.key.as_deref(), r.value.as_deref(), now);
                         }
@@ -74,8 +78,8 @@ impl GroupCoordinator {
         state.groups.retain(|id, e| {
             !here(id)
                 || match &e.group {
-                    Group::Consumer(g) => g.exists() || !e.offsets.is_empty(),
-                    Group::Classic(g) => g.generation() > 0 || !e.offsets.is_empty(),
+                    Group::Consumer(g) => g.exists() || e.holds_offsets(),
+                    Group::Classic(g) => g.generation() > 0 || e.holds_offsets(),
                 }
         });
         let ids: Vec<String> = state.groups.keys().filter(|id| here(id)).cloned().collect();

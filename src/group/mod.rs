@@ -9,6 +9,8 @@
 //!   [`crate::broker::Partition`] append path (so it is fsynced, and with replication
 //!   replicated, like any other record) before the request is answered; deadlines kept
 //!   in a [`deadlines::DeadlineQueue`] and served by one timer task.
+//! - [`txn_offsets`]: transactional offset commits, pending per producer until their
+//!   transaction's marker, which is appended through the coordinator.
 //! - [`durability`]: durable before visible — reads of group state wait for the writes
 //!   they reflect; a failed write rebuilds the partition's groups from the log
 //!   (`loading`) and backs the partition off instead of rebalancing in a loop.
@@ -27,6 +29,7 @@ mod loading;
 pub mod ops;
 pub mod records;
 mod replicated;
+pub mod txn_offsets;
 
 pub use coordinator::{Completion, GroupCoordinator, GroupSettings, Listing};
 

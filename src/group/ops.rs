@@ -36,8 +36,10 @@ pub struct Committer<'a> {
     pub version: i16,
 }
 
-/// A partition whose committed offset was asked for: the offset if there is one.
-pub type FetchedOffset = (String, i32, Option<OffsetValue>);
+/// A partition whose committed offset was asked for: the offset if there is one, or
+/// UNSTABLE_OFFSET_COMMIT when the fetch requires stable offsets and a transaction has
+/// offsets pending for it.
+pub type FetchedOffset = (String, i32, Result<Option<OffsetValue>, ResponseError>);
 
 /// Which offsets an OffsetFetch wants: `None` = all of the group's.
 pub type OffsetSelection = Option<Vec<(String, Vec<i32>)>>;
@@ -141,6 +143,21 @@ impl GroupCoordinator {
         who: &Committer<'_>,
         offsets: Vec<OffsetCommit>,
     ) -> Completion<Vec<Result<(), ResponseError>>> {
+        self.store_offsets(broker, group_id, who, offsets, None)
+    }
+
+    /// OffsetCommit, or with `transaction` (producer id and epoch) TxnOffsetCommit: the
+    /// offsets are written as the producer's transactional batch and stay pending until
+    /// its transaction's marker (see [`crate::group::txn_offsets`]). One result per
+    /// offset, in order.
+    pub(crate) fn store_offsets(
+        &self,
+        broker: &Broker,
+        group_id: &str,
+        who: &Committer<'_>,
+        offsets: Vec<OffsetCommit>,
+        transaction: Option<(i64, i16)>,
+    ) -> Completion<Vec<Result<(), ResponseError>>> {
         let all = |e: ResponseError, n: usize| Completion::ready(vec![Err(e); n]);
         let n = offsets.len();
         if group_id.is_empty() {
@@ -156,13 +173,14 @@ impl GroupCoordinator {
         let now = now_ms();
         let verdict = match state.groups.get(group_id).map(|e| &e.group) {
             Some(Group::Classic(g)) => g.validate_offset_commit(who.member_id, who.group_instance_id, who.generation),
-            // KIP-848 members commit with OffsetCommit v9+, which carries their epoch.
-            Some(Group::Consumer(_)) if who.version < 9 && who.generation >= 0 => {
+            // KIP-848 members commit with OffsetCommit v9+, which carries their epoch
+            // (TxnOffsetCommit carries it in every version that has a generation).
+            Some(Group::Consumer(_)) if transaction.is_none() && who.version < 9 && who.generation >= 0 => {
                 Err(ResponseError::UnsupportedVersion)
             }
             Some(Group::Consumer(g)) => g.validate_offset_commit(who.member_id, who.generation),
             None if who.generation < 0 => Ok(()),
-            None if who.version >= 9 => Err(ResponseError::GroupIdNotFound),
+            None if transaction.is_none() && who.version >= 9 => Err(ResponseError::GroupIdNotFound),
             None => Err(ResponseError::IllegalGeneration),
         };
         if let Err(e) = verdict {
@@ -199,11 +217,15 @@ impl GroupCoordinator {
         // The offsets are visible to OffsetFetch from here on, but every answer derived
         // from them waits for this write (see `crate::group::durability`); if it fails,
         // the partition's groups are rebuilt from the log, without them.
-        match self.append(broker, &mut state, group_id, records) {
+        match self.append_to_group(broker, &mut state, group_id, records, transaction) {
             Ok(durable) => {
                 let entry = state.entry(group_id, now);
+                let stored = match transaction {
+                    Some((producer_id, _)) => entry.pending.entry(producer_id).or_default(),
+                    None => &mut entry.offsets,
+                };
                 for (t, p, v) in accepted {
-                    entry.offsets.insert((t, p), v);
+                    stored.insert((t, p), v);
                 }
                 Completion::durable(durable, results)
             }
@@ -219,12 +241,13 @@ impl GroupCoordinator {
         group_id: &str,
         member: Option<(&str, i32)>,
         wanted: OffsetSelection,
+        require_stable: bool,
     ) -> Result<(Vec<FetchedOffset>, Barrier), ResponseError> {
         let (offsets, barrier) = self.with_group(broker, group_id, |entry| {
             if let (Some(GroupEntry { group: Group::Consumer(g), .. }), Some((id, epoch))) = (entry, member) {
                 g.validate_offset_fetch(id, epoch)?;
             }
-            Ok(committed_offsets(entry, wanted))
+            Ok(committed_offsets(entry, wanted, require_stable))
         })?;
         Ok((offsets?, barrier))
     }
@@ -269,7 +292,7 @@ impl GroupCoordinator {
         if !group.exists() {
             // A refused first join leaves nothing behind (but the group's offsets).
             entry.group = Group::Classic(Box::new(ClassicGroup::new(group_id, now)));
-            if entry.offsets.is_empty() {
+            if !entry.holds_offsets() {
                 state.groups.remove(group_id);
             }
         }
@@ -301,21 +324,27 @@ impl GroupCoordinator {
     }
 }
 
-/// The committed offsets an OffsetFetch asked for (`-1` where there is none).
-fn committed_offsets(entry: Option<&GroupEntry>, wanted: OffsetSelection) -> Vec<FetchedOffset> {
+/// The committed offsets an OffsetFetch asked for (`-1` where there is none); with
+/// `require_stable` (OffsetFetch v7+, sent by read_committed consumers) a partition with
+/// transactional offsets pending gets UNSTABLE_OFFSET_COMMIT, as in Kafka, and the
+/// client retries until the transaction completes.
+fn committed_offsets(entry: Option<&GroupEntry>, wanted: OffsetSelection, require_stable: bool) -> Vec<FetchedOffset> {
+    let answer = |topic: &str, p: i32, committed: Option<&OffsetValue>| {
+        let key = (topic.to_string(), p);
+        let unstable = require_stable && entry.is_some_and(|e| e.pending.values().any(|o| o.contains_key(&key)));
+        let value = if unstable { Err(ResponseError::UnstableOffsetCommit) } else { Ok(committed.cloned()) };
+        (key.0, p, value)
+    };
     match wanted {
         Some(topics) => topics
             .into_iter()
             .flat_map(|(topic, partitions)| {
                 partitions.into_iter().map(move |p| {
-                    let committed = entry.and_then(|e| e.offsets.get(&(topic.clone(), p)).cloned());
-                    (topic.clone(), p, committed)
+                    answer(&topic, p, entry.and_then(|e| e.offsets.get(&(topic.clone(), p))))
                 })
             })
             .collect(),
-        None => entry
-            .map(|e| e.offsets.iter().map(|((t, p), v)| (t.clone(), *p, Some(v.clone()))).collect())
-            .unwrap_or_default(),
+        None => entry.map(|e| e.offsets.iter().map(|((t, p), v)| answer(t, *p, Some(v))).collect()).unwrap_or_default(),
     }
 }
 
@@ -339,7 +368,9 @@ impl GroupCoordinator {
                 done.push(Completion::ready(Err(ResponseError::GroupIdNotFound)));
                 continue;
             };
-            if !entry.group.is_empty() {
+            // As Kafka: a group with offsets pending in a transaction is not deleted (its
+            // marker would bring them back).
+            if !entry.group.is_empty() || !entry.pending.is_empty() {
                 done.push(Completion::ready(Err(ResponseError::NonEmptyGroup)));
                 continue;
             }

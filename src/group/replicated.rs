@@ -103,6 +103,10 @@ pub(crate) fn append(
     let first = appending.as_mut().poll(&mut Context::from_waker(futures::task::noop_waker_ref()));
     let commit = match first {
         Poll::Ready(Ok(())) => return Ok(None),
+        // Refused by the producer state before it was proposed (a fenced producer).
+        Poll::Ready(Err(PartitionError::Rejected(code))) if crate::group::durability::is_producer_refusal(code) => {
+            return Err(code);
+        }
         Poll::Ready(Err(e)) => {
             // Not the leader any more, or its raft stopped: reload before serving again.
             tracing::debug!(partition = index, error = %e, "a {OFFSETS_TOPIC} append failed");

@@ -4,6 +4,7 @@
 //! reports an error code in that part of the response (`UNKNOWN_TOPIC_OR_PARTITION`,
 //! `CORRUPT_MESSAGE`, ...), exactly where Kafka would.
 
+pub mod add_offsets_to_txn;
 pub mod add_partitions_to_txn;
 pub mod allocate_producer_ids;
 pub mod alter_configs;
@@ -53,6 +54,7 @@ pub mod sync_group;
 mod test_support;
 #[cfg(test)]
 mod version_tests;
+pub mod txn_offset_commit;
 pub mod write_txn_markers;
 
 use std::future::Future;
@@ -108,7 +110,9 @@ pub const IMPLEMENTED: &[ApiKey] = &[
     ApiKey::DeleteRecords,
     ApiKey::InitProducerId,
     ApiKey::AddPartitionsToTxn,
+    ApiKey::AddOffsetsToTxn,
     ApiKey::EndTxn,
+    ApiKey::TxnOffsetCommit,
     ApiKey::WriteTxnMarkers,
     ApiKey::DescribeTransactions,
     ApiKey::ListTransactions,
@@ -156,10 +160,11 @@ pub fn supported_versions(key: ApiKey) -> Option<VersionRange> {
             .filter_map(|&k| {
                 let mut range = k.valid_versions();
                 // Transactions v1 only: AddPartitionsToTxn v4+ is KIP-890's verification
-                // between brokers, EndTxn v5 comes with transactions v2.
+                // between brokers, EndTxn v5 and TxnOffsetCommit v5 come with transactions v2.
                 range.max = match k {
                     ApiKey::AddPartitionsToTxn => range.max.min(3),
                     ApiKey::EndTxn => range.max.min(4),
+                    ApiKey::TxnOffsetCommit => range.max.min(4),
                     _ => range.max,
                 };
                 while range.max >= range.min && bounds::request_schema(k as i16, range.max).is_none() {
@@ -252,6 +257,12 @@ pub async fn dispatch(
                 to.encode(ResponseKind::AddPartitionsToTxn(add_partitions_to_txn::handle(&broker, r).await))
             })
         }
+        RequestKind::AddOffsetsToTxn(r) => {
+            let broker = broker.clone();
+            Box::pin(async move {
+                to.encode(ResponseKind::AddOffsetsToTxn(add_offsets_to_txn::handle(&broker, r).await))
+            })
+        }
         RequestKind::EndTxn(r) => {
             let broker = broker.clone();
             Box::pin(async move { to.encode(ResponseKind::EndTxn(end_txn::handle(&broker, r).await)) })
@@ -289,6 +300,9 @@ pub async fn dispatch(
         RequestKind::SyncGroup(r) => start_group_request(broker, to, move |b| sync_group::start(b, r, v)).await,
         RequestKind::LeaveGroup(r) => start_group_request(broker, to, move |b| leave_group::start(b, r, v)).await,
         RequestKind::OffsetCommit(r) => start_group_request(broker, to, move |b| offset_commit::start(b, r, v)).await,
+        RequestKind::TxnOffsetCommit(r) => {
+            start_group_request(broker, to, move |b| txn_offset_commit::start(b, r, v)).await
+        }
         RequestKind::DeleteGroups(r) => start_group_request(broker, to, move |b| delete_groups::start(b, r, v)).await,
         RequestKind::OffsetDelete(r) => start_group_request(broker, to, move |b| offset_delete::start(b, r, v)).await,
         // Reads of group state: answered once the writes they reflect are durable.

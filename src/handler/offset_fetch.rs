@@ -48,7 +48,7 @@ fn handle(b: &Broker, r: OffsetFetchRequest, v: i16) -> (OffsetFetchResponse, Ve
                     g.topics.map(|ts| ts.into_iter().map(|t| (t.name.to_string(), t.partition_indexes)).collect());
                 // v9+: a KIP-848 member names itself and its epoch (absent: an admin fetch).
                 let member = g.member_id.as_deref().map(|id| (id, g.member_epoch));
-                match b.groups.fetch_offsets(b, &g.group_id, member, wanted) {
+                match b.groups.fetch_offsets(b, &g.group_id, member, wanted, r.require_stable) {
                     Ok((offsets, barrier)) => {
                         barriers.push((i, barrier));
                         OffsetFetchResponseGroup::default().with_group_id(g.group_id).with_topics(
@@ -58,9 +58,10 @@ fn handle(b: &Broker, r: OffsetFetchRequest, v: i16) -> (OffsetFetchResponse, Ve
                                     OffsetFetchResponseTopics::default().with_name(name).with_partitions(
                                         partitions
                                             .into_iter()
-                                            .map(|(p, offset, epoch, metadata)| {
+                                            .map(|(p, offset, epoch, metadata, code)| {
                                                 OffsetFetchResponsePartitions::default()
                                                     .with_partition_index(p)
+                                                    .with_error_code(code)
                                                     .with_committed_offset(offset)
                                                     .with_committed_leader_epoch(epoch)
                                                     .with_metadata(Some(metadata))
@@ -79,7 +80,7 @@ fn handle(b: &Broker, r: OffsetFetchRequest, v: i16) -> (OffsetFetchResponse, Ve
     }
     let wanted: OffsetSelection =
         r.topics.map(|ts| ts.into_iter().map(|t| (t.name.to_string(), t.partition_indexes)).collect());
-    let response = match b.groups.fetch_offsets(b, &r.group_id, None, wanted) {
+    let response = match b.groups.fetch_offsets(b, &r.group_id, None, wanted, v >= 7 && r.require_stable) {
         Ok((offsets, barrier)) => {
             barriers.push((0, barrier));
             OffsetFetchResponse::default().with_topics(
@@ -89,9 +90,10 @@ fn handle(b: &Broker, r: OffsetFetchRequest, v: i16) -> (OffsetFetchResponse, Ve
                         OffsetFetchResponseTopic::default().with_name(name).with_partitions(
                             partitions
                                 .into_iter()
-                                .map(|(p, offset, epoch, metadata)| {
+                                .map(|(p, offset, epoch, metadata, code)| {
                                     OffsetFetchResponsePartition::default()
                                         .with_partition_index(p)
+                                        .with_error_code(code)
                                         .with_committed_offset(offset)
                                         .with_committed_leader_epoch(if v >= 5 { epoch } else { -1 })
                                         .with_metadata(Some(metadata))
@@ -111,16 +113,17 @@ fn group_error(group_id: GroupId, e: ResponseError) -> OffsetFetchResponseGroup 
     OffsetFetchResponseGroup::default().with_group_id(group_id).with_error_code(e.code())
 }
 
-/// One partition's answer: index, offset (-1 when none), leader epoch, metadata.
-type PartitionRow = (i32, i64, i32, StrBytes);
+/// One partition's answer: index, offset (-1 when none), leader epoch, metadata, error.
+type PartitionRow = (i32, i64, i32, StrBytes, i16);
 
 /// Groups fetched offsets by topic, keeping the order topics were first seen.
 fn by_topic(offsets: Vec<FetchedOffset>) -> Vec<(TopicName, Vec<PartitionRow>)> {
     let mut topics: Vec<(TopicName, Vec<PartitionRow>)> = Vec::new();
     for (topic, partition, committed) in offsets {
         let row = match committed {
-            Some(c) => (partition, c.offset, c.leader_epoch, StrBytes::from_string(c.metadata)),
-            None => (partition, -1, -1, StrBytes::default()),
+            Ok(Some(c)) => (partition, c.offset, c.leader_epoch, StrBytes::from_string(c.metadata), 0),
+            Ok(None) => (partition, -1, -1, StrBytes::default(), 0),
+            Err(e) => (partition, -1, -1, StrBytes::default(), e.code()),
         };
         match topics.iter_mut().find(|(name, _)| name.0.as_str() == topic) {
             Some((_, rows)) => rows.push(row),

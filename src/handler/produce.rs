@@ -262,7 +262,8 @@ fn prepare(
 /// Why a partition's batches are refused for what they say about transactions, as Kafka
 /// refuses them: control batches come from the broker only (INVALID_RECORD), and
 /// transactional batches only in a request that names its transactional id (Kafka
-/// answers TRANSACTIONAL_ID_AUTHORIZATION_FAILED) and with a producer id.
+/// answers TRANSACTIONAL_ID_AUTHORIZATION_FAILED) and with a producer id; a producer's
+/// batch carries sequence numbers (Kafka's `LogValidator`: INVALID_RECORD).
 ///
 /// Transactional batches on a compacted topic are refused (fail closed) until the log
 /// cleaner knows transactions: it would keep aborted records and could drop markers.
@@ -273,6 +274,10 @@ fn transactional_refusal(
 ) -> Option<(ResponseError, &'static str)> {
     if headers.iter().any(BatchHeader::is_control) {
         return Some((ResponseError::InvalidRecord, "control batches are written by the broker only"));
+    }
+    if headers.iter().any(|h| h.producer_id >= 0 && h.base_sequence < 0) {
+        // Only a group coordinator writes a producer's batch without sequences.
+        return Some((ResponseError::InvalidRecord, "a producer's batch without a sequence number"));
     }
     let transactional = headers.iter().filter(|h| h.is_transactional()).count();
     if transactional == 0 {

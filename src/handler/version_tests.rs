@@ -151,6 +151,35 @@ async fn every_response_encodes_at_every_advertised_version() {
                     )
                     .await,
                 ),
+                ApiKey::AddOffsetsToTxn => ResponseKind::AddOffsetsToTxn(
+                    add_offsets_to_txn::handle(
+                        &b,
+                        AddOffsetsToTxnRequest::default()
+                            .with_transactional_id(TransactionalId(StrBytes::from_static_str("tx")))
+                            .with_group_id(GroupId(StrBytes::from_static_str("simple"))),
+                    )
+                    .await,
+                ),
+                ApiKey::TxnOffsetCommit => {
+                    txn_offset_commit::start(
+                        &b,
+                        TxnOffsetCommitRequest::default()
+                            .with_transactional_id(TransactionalId(StrBytes::from_static_str("tx")))
+                            .with_group_id(GroupId(StrBytes::from_static_str("simple")))
+                            .with_generation_id(-1)
+                            .with_topics(vec![
+                                txn_offset_commit_request::TxnOffsetCommitRequestTopic::default()
+                                    .with_name(tname)
+                                    .with_partitions(vec![
+                                        txn_offset_commit_request::TxnOffsetCommitRequestPartition::default()
+                                            .with_committed_offset(3)
+                                            .with_committed_metadata(Some(StrBytes::from_static_str("meta"))),
+                                    ]),
+                            ]),
+                        v,
+                    )
+                    .await
+                }
                 ApiKey::EndTxn => ResponseKind::EndTxn(
                     end_txn::handle(
                         &b,

@@ -9,9 +9,11 @@
 //! A marker is never refused for the caps on tracked producer ids: refusing it would
 //! leave the transaction open and hold the last stable offset for good.
 //!
-//! Markers for the broker's internal topics are refused for now: a transactional offset
-//! commit (the only thing a marker would close there) is not taken yet.
+//! A marker for `__consumer_offsets` is appended by the group coordinator, which settles
+//! the producer's pending transactional offsets with it (see
+//! [`crate::group::txn_offsets`]); other internal topics take no transactions.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use kafka_protocol::ResponseError;
@@ -32,11 +34,25 @@ const COMMIT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Appends one marker to `partition`; returns what its commit waits for.
 async fn append_marker(
+    broker: &Arc<Broker>,
     partition: &dyn Replica,
     producer_id: i64,
     producer_epoch: i16,
     marker: TxnMarker,
 ) -> Result<Option<Commit>, PartitionError> {
+    if partition.topic() == crate::group::OFFSETS_TOPIC {
+        // On the blocking pool, as every group operation (it may reload the partition's
+        // groups, and a local append writes under the coordinator's lock).
+        let (b, index) = (broker.clone(), partition.index());
+        let written =
+            tokio::task::spawn_blocking(move || b.groups.write_txn_marker(&b, index, producer_id, producer_epoch, marker))
+                .await
+                .map_err(|e| {
+                    tracing::warn!(error = %e, "writing a transaction marker to {} failed", crate::group::OFFSETS_TOPIC);
+                    PartitionError::Rejected(ResponseError::UnknownServerError)
+                })?;
+        return written.map_err(PartitionError::Rejected);
+    }
     if crate::broker::topics::is_internal(partition.topic()) {
         return Err(PartitionError::Rejected(ResponseError::InvalidTopicException));
     }
@@ -61,20 +77,21 @@ async fn committed(commit: Option<Commit>) -> Result<(), PartitionError> {
 /// Appends one marker to `partition` and waits for it to commit (the transaction
 /// coordinator's own markers to partitions led here).
 pub(crate) async fn write_marker(
+    broker: &Arc<Broker>,
     partition: &dyn Replica,
     producer_id: i64,
     producer_epoch: i16,
     marker: TxnMarker,
 ) -> Result<(), ResponseError> {
     let written = async {
-        let commit = append_marker(partition, producer_id, producer_epoch, marker).await.map_err(|e| e.code())?;
+        let commit = append_marker(broker, partition, producer_id, producer_epoch, marker).await.map_err(|e| e.code())?;
         committed(commit).await.map_err(|e| e.code())
     };
     tokio::time::timeout(COMMIT_TIMEOUT, written).await.map_err(|_elapsed| ResponseError::RequestTimedOut)?
 }
 
 /// Appends every marker in request order, then waits for their commits together.
-pub async fn handle(broker: &Broker, request: WriteTxnMarkersRequest) -> WriteTxnMarkersResponse {
+pub async fn handle(broker: &Arc<Broker>, request: WriteTxnMarkersRequest) -> WriteTxnMarkersResponse {
     let mut markers = Vec::with_capacity(request.markers.len());
     let mut waits = Vec::new();
     for (mi, m) in request.markers.into_iter().enumerate() {
@@ -89,7 +106,7 @@ pub async fn handle(broker: &Broker, request: WriteTxnMarkersRequest) -> WriteTx
                     // Bounded like the commit: the coordinator's request outlives both.
                     Some(p) => tokio::time::timeout(
                         COMMIT_TIMEOUT,
-                        append_marker(&*p, m.producer_id.0, m.producer_epoch, marker),
+                        append_marker(broker, &*p, m.producer_id.0, m.producer_epoch, marker),
                     )
                     .await
                     .unwrap_or(Err(PartitionError::Rejected(ResponseError::RequestTimedOut))),

@@ -209,17 +209,29 @@ pub fn plain_batch(
     records: impl IntoIterator<Item = (bytes::Bytes, Option<bytes::Bytes>)>,
     now_ms: i64,
 ) -> Result<(bytes::Bytes, Vec<BatchHeader>), BatchError> {
+    internal_batch(records, now_ms, None)
+}
+
+/// [`plain_batch`], or with `transaction` (producer id and epoch) a transactional batch
+/// of that producer without sequence numbers: a group coordinator's write of the
+/// producer's transactional offset commits, as Kafka's.
+pub fn internal_batch(
+    records: impl IntoIterator<Item = (bytes::Bytes, Option<bytes::Bytes>)>,
+    now_ms: i64,
+    transaction: Option<(i64, i16)>,
+) -> Result<(bytes::Bytes, Vec<BatchHeader>), BatchError> {
     use kafka_protocol::records::{Record, RecordBatchEncoder, RecordEncodeOptions};
+    let (producer_id, producer_epoch) = transaction.unwrap_or((-1, -1));
     let records: Vec<Record> = records
         .into_iter()
         .enumerate()
         .map(|(i, (key, value))| Record {
-            transactional: false,
+            transactional: transaction.is_some(),
             control: false,
             delete_horizon: false,
             partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
+            producer_id,
+            producer_epoch,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
             sequence: -1,

@@ -217,3 +217,56 @@ pub async fn add_partition_when_ready(addr: SocketAddr, transactional_id: &str, 
     })
     .await;
 }
+
+/// AddOffsetsToTxn v3 for `group`: its error code.
+pub async fn add_offsets(addr: SocketAddr, transactional_id: &str, producer: (i64, i16), group: &str) -> i16 {
+    let mut c = Client::connect(addr).await;
+    let request = AddOffsetsToTxnRequest::default()
+        .with_transactional_id(TransactionalId(records::str_bytes(transactional_id)))
+        .with_producer_id(ProducerId(producer.0))
+        .with_producer_epoch(producer.1)
+        .with_group_id(GroupId(records::str_bytes(group)));
+    let r: AddOffsetsToTxnResponse = c.call(ApiKey::AddOffsetsToTxn, 3, &request).await;
+    r.error_code
+}
+
+/// TxnOffsetCommit v3 of `offset` for partition 0 of [`TOPIC`] in `group` (no member:
+/// generation -1): the partition's error code.
+pub async fn txn_offset_commit(
+    addr: SocketAddr,
+    transactional_id: &str,
+    producer: (i64, i16),
+    group: &str,
+    offset: i64,
+) -> i16 {
+    let mut c = Client::connect(addr).await;
+    let request = TxnOffsetCommitRequest::default()
+        .with_transactional_id(TransactionalId(records::str_bytes(transactional_id)))
+        .with_group_id(GroupId(records::str_bytes(group)))
+        .with_producer_id(ProducerId(producer.0))
+        .with_producer_epoch(producer.1)
+        .with_generation_id(-1)
+        .with_topics(vec![txn_offset_commit_request::TxnOffsetCommitRequestTopic::default().with_name(name(TOPIC)).with_partitions(
+            vec![txn_offset_commit_request::TxnOffsetCommitRequestPartition::default()
+                .with_partition_index(0)
+                .with_committed_offset(offset)
+                .with_committed_leader_epoch(-1)],
+        )]);
+    let r: TxnOffsetCommitResponse = c.call(ApiKey::TxnOffsetCommit, 3, &request).await;
+    r.topics[0].partitions[0].error_code
+}
+
+/// OffsetFetch v7 of partition 0 of [`TOPIC`] in `group`: (error code, committed offset).
+pub async fn fetch_offset(addr: SocketAddr, group: &str, require_stable: bool) -> (i16, i64) {
+    let mut c = Client::connect(addr).await;
+    let request = OffsetFetchRequest::default()
+        .with_group_id(GroupId(records::str_bytes(group)))
+        .with_require_stable(require_stable)
+        .with_topics(Some(vec![offset_fetch_request::OffsetFetchRequestTopic::default()
+            .with_name(name(TOPIC))
+            .with_partition_indexes(vec![0])]));
+    let r: OffsetFetchResponse = c.call(ApiKey::OffsetFetch, 7, &request).await;
+    assert_eq!(r.error_code, 0, "OffsetFetch");
+    let p = &r.topics[0].partitions[0];
+    (p.error_code, p.committed_offset)
+}
