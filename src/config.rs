@@ -303,6 +303,16 @@ pub struct KafkaSettings {
     #[arg(skip = 10_000)]
     pub transaction_abort_timed_out_transaction_cleanup_interval_ms: i64,
 
+    /// `transactional.id.expiration.ms`: how long a transactional id with no transaction
+    /// open is kept after its last change (Kafka's default 7 days).
+    #[arg(skip = 604_800_000)]
+    pub transactional_id_expiration_ms: i64,
+
+    /// `transaction.remove.expired.transaction.cleanup.interval.ms`: how often expired
+    /// transactional ids are looked for (and removed).
+    #[arg(skip = 3_600_000)]
+    pub transaction_remove_expired_transaction_cleanup_interval_ms: i64,
+
     /// `group.initial.rebalance.delay.ms`: how long the first rebalance of an empty
     /// classic group waits for more members (settable with `--set`, like the rest below).
     #[arg(skip = 3_000)]
@@ -554,6 +564,10 @@ impl KafkaSettings {
             "transaction.max.timeout.ms" => self.transaction_max_timeout_ms = parse(key, value)?,
             "transaction.abort.timed.out.transaction.cleanup.interval.ms" => {
                 self.transaction_abort_timed_out_transaction_cleanup_interval_ms = parse(key, value)?
+            }
+            "transactional.id.expiration.ms" => self.transactional_id_expiration_ms = parse(key, value)?,
+            "transaction.remove.expired.transaction.cleanup.interval.ms" => {
+                self.transaction_remove_expired_transaction_cleanup_interval_ms = parse(key, value)?
             }
             "group.initial.rebalance.delay.ms" => self.group_initial_rebalance_delay_ms = parse(key, value)?,
             "group.min.session.timeout.ms" => self.group_min_session_timeout_ms = parse(key, value)?,

@@ -107,3 +107,36 @@ async fn transactions_commit_abort_fence_and_time_out() {
     assert_eq!(r, (q.0, q.1 + 1));
     assert_eq!(values(&read_committed(jet.addr).await.expect("fetch")), ["c1", "c2"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_transactional_ids_expire() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let args = [
+        "--set",
+        "transactional.id.expiration.ms=300",
+        "--set",
+        "transaction.remove.expired.transaction.cleanup.interval.ms=100",
+    ];
+    let mut jet = JetProcess::start(dir.path(), &args);
+    let addr = jet.addr;
+    create_topic(addr, TOPIC, 1, 1).await;
+    let idle = init_txn(addr, "idle", 60_000).await.expect("init idle");
+    let busy = init_txn(addr, "busy", 60_000).await.expect("init busy");
+    assert_eq!(add_partition(addr, "busy", busy).await, 0);
+
+    // The idle id is removed; the one with a transaction open is kept.
+    until("the idle id to expire", || async move {
+        (end_txn(addr, "idle", idle, true).await == ResponseError::InvalidProducerIdMapping.code()).then_some(())
+    })
+    .await;
+    assert_eq!(end_txn(addr, "busy", busy, true).await, 0, "an open transaction's id is kept");
+
+    // The removal is durable: after a crash (restarted without expiry, so nothing removes
+    // it again) the id is still gone, and it starts afresh.
+    jet.kill();
+    let jet = JetProcess::start(dir.path(), &[]);
+    let addr = jet.addr;
+    let again = until("the reloaded coordinator", || async move { init_txn(addr, "idle", 60_000).await.ok() }).await;
+    assert_ne!(again.0, idle.0, "a new producer id for an expired transactional id");
+    assert_eq!(again.1, 0);
+}

@@ -113,9 +113,6 @@ pub fn classify(key: &str, value: &str) -> Option<Disposition> {
         "transaction.partition.verification.enable" if on => Some(Disposition::Refused(
             "Jet does not verify transactional writes with the transaction coordinator (KIP-890 part 1); set it to false",
         )),
-        "transactional.id.expiration.ms" => Some(Disposition::Refused(
-            "Jet keeps a transactional id's state until the id is initialised again; it does not expire ids yet",
-        )),
         _ if NOT_APPLICABLE_KEYS.contains(&key) => Some(Disposition::NotApplicable),
         _ if NOT_APPLICABLE_PREFIXES.iter().any(|p| key.starts_with(p)) => Some(Disposition::NotApplicable),
         _ => None,
@@ -156,7 +153,6 @@ mod tests {
         assert!(matches!(classify("unclean.leader.election.enable", "true"), Some(Disposition::Refused(_))));
         assert!(matches!(classify("transaction.partition.verification.enable", "true"), Some(Disposition::Refused(_))));
         assert_eq!(classify("transaction.partition.verification.enable", "false"), Some(Disposition::NotApplicable));
-        assert!(matches!(classify("transactional.id.expiration.ms", "604800000"), Some(Disposition::Refused(_))));
         assert_eq!(classify("num.partitons", "1"), None);
         assert_eq!(classify("log.retention.hourz", "1"), None);
         assert_eq!(classify("ssl.keystore.location", "/k"), None);

@@ -209,6 +209,20 @@ impl TxnCoordinator {
         transactional_id: &str,
         m: &TxnMetadata,
     ) -> Result<(), ResponseError> {
+        self.write_value(p, transactional_id, Some(records::encode_value(m))).await
+    }
+
+    /// [`write`](Self::write) of a tombstone: the id is gone (expired).
+    pub(crate) async fn write_tombstone(&self, p: &LoadedPartition, transactional_id: &str) -> Result<(), ResponseError> {
+        self.write_value(p, transactional_id, None).await
+    }
+
+    async fn write_value(
+        &self,
+        p: &LoadedPartition,
+        transactional_id: &str,
+        value: Option<bytes::Bytes>,
+    ) -> Result<(), ResponseError> {
         if !p.still_leading() {
             p.live.store(false, Ordering::Release);
             self.unload_if(p);
@@ -216,7 +230,7 @@ impl TxnCoordinator {
         }
         let now = now_ms();
         let key = records::encode_key(transactional_id);
-        let (batch, headers) = plain_batch([(key, Some(records::encode_value(m)))], now).map_err(|e| {
+        let (batch, headers) = plain_batch([(key, value)], now).map_err(|e| {
             warn!(error = %e, "a {TXN_TOPIC} batch could not be built");
             ResponseError::UnknownServerError
         })?;

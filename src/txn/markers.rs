@@ -169,6 +169,8 @@ async fn write_marker(
 pub async fn run_timers(broker: Arc<Broker>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
     let interval = broker.txns.settings.abort_check_interval_ms;
     let mut next_abort_check = now_ms().saturating_add(interval);
+    let id_interval = broker.txns.settings.id_expiration_check_interval_ms;
+    let mut next_id_check = now_ms().saturating_add(id_interval);
     loop {
         tokio::select! {
             () = tokio::time::sleep(LOAD_CHECK) => {}
@@ -179,6 +181,10 @@ pub async fn run_timers(broker: Arc<Broker>, mut shutdown: tokio::sync::watch::R
         if now >= next_abort_check {
             next_abort_check = now.saturating_add(interval);
             abort_expired(&broker, now).await;
+        }
+        if now >= next_id_check {
+            next_id_check = now.saturating_add(id_interval);
+            expire_ids(&broker, now);
         }
     }
 }
@@ -200,6 +206,46 @@ async fn load_led_partitions(broker: &Arc<Broker>) {
             && let Err(code) = broker.txns.load(broker, &topic, index).await
         {
             debug!(partition = index, ?code, "a led {} partition is not loaded yet", super::TXN_TOPIC);
+        }
+    }
+}
+
+/// Removes every transactional id without an open transaction whose last change is older
+/// than `transactional.id.expiration.ms` (Kafka's states Empty, CompleteCommit and
+/// CompleteAbort): a tombstone is committed first, then the id is forgotten; its
+/// producer gets INVALID_PRODUCER_ID_MAPPING and a new InitProducerId starts afresh.
+/// An id busy with a request is looked at again next time.
+fn expire_ids(broker: &Arc<Broker>, now: i64) {
+    let expiration = broker.txns.settings.id_expiration_ms;
+    let idle = move |m: &TxnMetadata| {
+        matches!(m.state, TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort)
+            && m.last_update_ms.saturating_add(expiration) <= now
+    };
+    for p in broker.txns.loaded_partitions() {
+        let slots: Vec<(String, super::coordinator::TxnSlot)> = {
+            let txns = p.txns.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            txns.iter().map(|(id, s)| (id.clone(), s.clone())).collect()
+        };
+        for (id, slot) in slots {
+            if !slot.try_lock().is_ok_and(|current| current.as_ref().is_some_and(idle)) {
+                continue;
+            }
+            let (broker, p) = (broker.clone(), p.clone());
+            tokio::spawn(async move {
+                let Ok(mut current) = slot.try_lock() else { return };
+                if !current.as_ref().is_some_and(idle) {
+                    return;
+                }
+                match broker.txns.write_tombstone(&p, &id).await {
+                    Ok(()) => {
+                        info!(transactional_id = %id, "removed a transactional id idle for transactional.id.expiration.ms");
+                        *current = None;
+                        drop(current);
+                        p.forget_if_empty(&id, &slot);
+                    }
+                    Err(code) => warn!(transactional_id = %id, ?code, "could not remove an expired transactional id"),
+                }
+            });
         }
     }
 }

@@ -17,7 +17,9 @@
 //!   partition in it (locally, or with WriteTxnMarkers at the partition's leader),
 //!   retried until each is committed, then the `Complete*` state; the timer that loads
 //!   newly led partitions (resuming the markers of transactions a previous coordinator
-//!   prepared) and aborts transactions past their `transaction.timeout.ms`.
+//!   prepared), aborts transactions past their `transaction.timeout.ms`, and removes
+//!   transactional ids idle (no transaction open) for `transactional.id.expiration.ms`
+//!   with a tombstone, as Kafka does, so ids a client stops using take no memory for ever.
 
 pub mod coordinator;
 pub mod markers;
@@ -39,6 +41,10 @@ pub struct TxnSettings {
     pub max_timeout_ms: i32,
     /// `transaction.abort.timed.out.transaction.cleanup.interval.ms`.
     pub abort_check_interval_ms: i64,
+    /// `transactional.id.expiration.ms`.
+    pub id_expiration_ms: i64,
+    /// `transaction.remove.expired.transaction.cleanup.interval.ms`.
+    pub id_expiration_check_interval_ms: i64,
 }
 
 impl TxnSettings {
@@ -48,6 +54,8 @@ impl TxnSettings {
             segment_bytes: k.transaction_state_log_segment_bytes,
             max_timeout_ms: k.transaction_max_timeout_ms,
             abort_check_interval_ms: k.transaction_abort_timed_out_transaction_cleanup_interval_ms.max(1),
+            id_expiration_ms: k.transactional_id_expiration_ms.max(1),
+            id_expiration_check_interval_ms: k.transaction_remove_expired_transaction_cleanup_interval_ms.max(1),
         }
     }
 }
