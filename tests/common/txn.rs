@@ -256,7 +256,8 @@ pub async fn txn_offset_commit(
     r.topics[0].partitions[0].error_code
 }
 
-/// OffsetFetch v7 of partition 0 of [`TOPIC`] in `group`: (error code, committed offset).
+/// OffsetFetch v7 of partition 0 of [`TOPIC`] in `group`: (error code, committed offset);
+/// a group-level error (e.g. NOT_COORDINATOR) comes back as (that code, -1).
 pub async fn fetch_offset(addr: SocketAddr, group: &str, require_stable: bool) -> (i16, i64) {
     let mut c = Client::connect(addr).await;
     let request = OffsetFetchRequest::default()
@@ -266,7 +267,17 @@ pub async fn fetch_offset(addr: SocketAddr, group: &str, require_stable: bool) -
             .with_name(name(TOPIC))
             .with_partition_indexes(vec![0])]));
     let r: OffsetFetchResponse = c.call(ApiKey::OffsetFetch, 7, &request).await;
-    assert_eq!(r.error_code, 0, "OffsetFetch");
+    if r.error_code != 0 {
+        return (r.error_code, -1);
+    }
     let p = &r.topics[0].partitions[0];
     (p.error_code, p.committed_offset)
+}
+
+/// FindCoordinator v3 (GROUP) for `group`: (error, node id).
+pub async fn find_group_coordinator(addr: SocketAddr, group: &str) -> (i16, i32) {
+    let mut c = Client::connect(addr).await;
+    let request = FindCoordinatorRequest::default().with_key(records::str_bytes(group)).with_key_type(0);
+    let r: FindCoordinatorResponse = c.call(ApiKey::FindCoordinator, 3, &request).await;
+    (r.error_code, r.node_id.0)
 }
