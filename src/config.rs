@@ -303,6 +303,11 @@ pub struct KafkaSettings {
     #[arg(skip = 10_000)]
     pub transaction_abort_timed_out_transaction_cleanup_interval_ms: i64,
 
+    /// `transaction.partition.verification.enable`: whether a partition leader verifies a
+    /// transactional write with the coordinator before it opens a transaction (KIP-890).
+    #[arg(skip = true)]
+    pub transaction_partition_verification_enable: bool,
+
     /// `transactional.id.expiration.ms`: how long a transactional id with no transaction
     /// open is kept after its last change (Kafka's default 7 days).
     #[arg(skip = 604_800_000)]
@@ -566,6 +571,9 @@ impl KafkaSettings {
                 self.transaction_abort_timed_out_transaction_cleanup_interval_ms = parse(key, value)?
             }
             "transactional.id.expiration.ms" => self.transactional_id_expiration_ms = parse(key, value)?,
+            "transaction.partition.verification.enable" => {
+                self.transaction_partition_verification_enable = parse(key, value)?
+            }
             "transaction.remove.expired.transaction.cleanup.interval.ms" => {
                 self.transaction_remove_expired_transaction_cleanup_interval_ms = parse(key, value)?
             }

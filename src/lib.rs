@@ -112,7 +112,11 @@
 //!   the one path by which batches meet producer state (a transactional batch opens a
 //!   transaction, a marker closes it), `broker::producer_state` keeps open transactions
 //!   and the last stable offset, and `log::txn` holds the marker codec and the per-segment
-//!   aborted-transaction index (`.txnindex`) that read_committed fetches list.
+//!   aborted-transaction index (`.txnindex`) that read_committed fetches list. A write
+//!   that would open a transaction on a partition is first verified with the coordinator
+//!   (KIP-890 part 1: `broker::txn_verification`, `txn::verify`). Transactional offset
+//!   commits (AddOffsetsToTxn, TxnOffsetCommit) stay pending in the group coordinator
+//!   until their marker settles them (`group::txn_offsets`).
 //!
 //! Tests: unit tests sit beside the code (`*_tests.rs` files where a module's tests are
 //! long); `tests/` starts real brokers (in process on port 0, and the `jet` binary for

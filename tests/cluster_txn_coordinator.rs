@@ -15,6 +15,7 @@ use common::txn::{
     add_offsets, add_partition, add_partition_when_ready, end_txn, fetch_offset, find_group_coordinator,
     find_txn_coordinator, init_txn, produce_txn, read_committed, txn_batch, txn_offset_commit,
 };
+use kafka_protocol::ResponseError;
 
 fn values(c: &common::txn::Committed) -> Vec<&str> {
     c.records.iter().map(|(_, v)| v.as_str()).collect()
@@ -44,6 +45,10 @@ async fn markers_cross_brokers_and_a_new_coordinator_aborts_an_open_transaction(
     let c = at(coordinator);
     let id = id.as_str();
     let p = until("a producer id", || async move { init_txn(c, id, 60_000).await.ok() }).await;
+    // KIP-890: the leader asks the coordinator (another broker) before a write opens a
+    // transaction; one to a partition not added to the transaction is refused.
+    let unadded = produce_txn(l, Some(id), txn_batch(p.0, p.1, 0, &["not added"])).await;
+    assert_eq!(unadded, ResponseError::InvalidTxnState.code());
     assert_eq!(add_partition(c, id, p).await, 0);
     assert_eq!(produce_txn(l, Some(id), txn_batch(p.0, p.1, 0, &["committed"])).await, 0);
     assert_eq!(end_txn(c, id, p, true).await, 0);

@@ -140,3 +140,42 @@ async fn idle_transactional_ids_expire() {
     assert_ne!(again.0, idle.0, "a new producer id for an expired transactional id");
     assert_eq!(again.1, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_outside_the_transaction_are_refused_by_verification() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let jet = JetProcess::start(dir.path(), &[]);
+    let addr = jet.addr;
+    create_topic(addr, TOPIC, 1, 1).await;
+    let p = init_txn(addr, "v", 60_000).await.expect("init");
+    let stable = || async move {
+        let c = read_committed(addr).await.expect("fetch");
+        assert_eq!(c.last_stable, c.high_watermark, "no transaction left hanging");
+        c
+    };
+
+    // Not added to the transaction: KIP-890 refuses it instead of opening a
+    // transaction no coordinator would close.
+    let unadded = produce_txn(addr, Some("v"), txn_batch(p.0, p.1, 0, &["not added"])).await;
+    assert_eq!(unadded, ResponseError::InvalidTxnState.code());
+    stable().await;
+
+    // Added: taken, and committed.
+    assert_eq!(add_partition(addr, "v", p).await, 0);
+    assert_eq!(produce_txn(addr, Some("v"), txn_batch(p.0, p.1, 0, &["in"])).await, 0);
+    assert_eq!(end_txn(addr, "v", p, true).await, 0);
+    until("the commit to become visible", || async move {
+        (values(&read_committed(addr).await.ok()?) == ["in"]).then_some(())
+    })
+    .await;
+
+    // A late write after its transaction ended (a zombie request) is refused too.
+    let late = produce_txn(addr, Some("v"), txn_batch(p.0, p.1, 1, &["late"])).await;
+    assert_eq!(late, ResponseError::InvalidTxnState.code());
+    // A stale epoch is refused by verification as it is by the partition.
+    let q = until("the new instance's id", || async move { init_txn(addr, "v", 60_000).await.ok() }).await;
+    assert_eq!(add_partition(addr, "v", q).await, 0);
+    let stale = produce_txn(addr, Some("v"), txn_batch(p.0, p.1, 1, &["stale"])).await;
+    assert_eq!(stale, ResponseError::InvalidProducerEpoch.code());
+    assert_eq!(values(&stable().await), ["in"]);
+}

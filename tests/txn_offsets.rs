@@ -86,15 +86,20 @@ async fn transactional_offsets_are_visible_only_once_committed() {
     jet.kill();
     let jet = JetProcess::start(dir.path(), &[]);
     let addr = jet.addr;
-    until("the reloaded group", || async move {
-        (fetch_offset(addr, GROUP, true).await == (UNSTABLE, -1)).then_some(())
-    })
+    until(
+        "the reloaded group",
+        || async move { (fetch_offset(addr, GROUP, true).await == (UNSTABLE, -1)).then_some(()) },
+    )
     .await;
     assert_eq!(fetch_offset(addr, GROUP, false).await, (0, 7));
     let end = until("the reloaded transaction coordinator", || async move {
         match end_txn(addr, "t", q, true).await {
             0 => Some(()),
-            code if code == ResponseError::CoordinatorLoadInProgress.code() || code == ResponseError::NotCoordinator.code() => None,
+            code if code == ResponseError::CoordinatorLoadInProgress.code()
+                || code == ResponseError::NotCoordinator.code() =>
+            {
+                None
+            }
             code => panic!("EndTxn after restart: {code}"),
         }
     });

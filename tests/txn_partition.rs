@@ -1,7 +1,8 @@
 //! Transactions inside one partition of the real `jet` binary, driven by hand as a
 //! transaction coordinator would: transactional batches, COMMIT/ABORT markers written
 //! with WriteTxnMarkers, the last stable offset, and the aborted transactions a
-//! read_committed fetch lists — across a SIGKILL and a clean restart.
+//! read_committed fetch lists — across a SIGKILL and a clean restart. There is no
+//! coordinator here, so KIP-890 verification (`tests/txn_coordinator.rs`) is turned off.
 
 mod common;
 
@@ -12,6 +13,9 @@ use common::replicated::{TOPIC, create_topic, init_producer_id, produce, read_al
 use common::txn::{latest, produce_txn, read_committed, txn_batch, write_marker};
 use kafka_protocol::ResponseError;
 
+/// No coordinator knows these transactions: writes are not verified with one.
+const UNVERIFIED: &[&str] = &["--set", "transaction.partition.verification.enable=false"];
+
 fn values_of(records: &[(i64, String)]) -> Vec<&str> {
     records.iter().map(|(_, v)| v.as_str()).collect()
 }
@@ -19,7 +23,7 @@ fn values_of(records: &[(i64, String)]) -> Vec<&str> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn read_committed_sees_committed_transactions_only_across_restarts() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut jet = JetProcess::start(dir.path(), &[]);
+    let mut jet = JetProcess::start(dir.path(), UNVERIFIED);
     let addr = jet.addr;
     create_topic(addr, TOPIC, 1, 1).await;
     let (a, b) = (init_producer_id(addr).await, init_producer_id(addr).await);
@@ -64,7 +68,7 @@ async fn read_committed_sees_committed_transactions_only_across_restarts() {
     assert_eq!(values_of(&seen.records), ["value-0", "value-1", "value-2", "b-committed"]);
 
     jet.kill();
-    let mut jet = JetProcess::start(dir.path(), &[]);
+    let mut jet = JetProcess::start(dir.path(), UNVERIFIED);
     let addr = jet.addr;
     let seen = read_committed(addr).await.expect("fetch after SIGKILL");
     assert_eq!((seen.last_stable, seen.high_watermark), (8, 9), "the open transaction survives a crash");
@@ -75,7 +79,7 @@ async fn read_committed_sees_committed_transactions_only_across_restarts() {
     assert_eq!(produce_txn(addr, Some("t-b"), txn_batch(b, 0, 1, &["b-open"])).await, 0); // 10
     jet.signal(libc::SIGTERM);
     jet.child.wait().expect("clean stop");
-    let jet = JetProcess::start(dir.path(), &[]);
+    let jet = JetProcess::start(dir.path(), UNVERIFIED);
     let seen = read_committed(jet.addr).await.expect("fetch after a clean restart");
     assert_eq!((seen.last_stable, seen.high_watermark), (10, 11), "the open transaction survives a clean stop");
     assert_eq!(seen.aborted, BTreeSet::from([(a, 2), (a, 8)]));

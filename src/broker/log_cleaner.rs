@@ -30,8 +30,10 @@ use crate::log::{LogError, PartitionLog};
 pub trait Compactable: Replica {
     /// The partition's directory (the cleaner's key for it, and its checkpoint's home).
     fn dir(&self) -> &Path;
-    /// The cleanable part (sealed, committed segments the cleaner may rewrite), the
-    /// config, and each producer's last offset (its last batch is kept).
+    /// The cleanable part (sealed, committed segments the cleaner may rewrite: below the
+    /// high watermark and the last stable offset, so nothing of an undecided transaction,
+    /// with the aborted transactions the `.txnindex` files list), the config, and each
+    /// producer's last offset (its last batch is kept).
     fn cleaning_view(
         &self,
         now_ms: i64,

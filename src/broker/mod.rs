@@ -15,6 +15,7 @@ pub mod rate_limited;
 pub mod replica;
 pub mod topic_config;
 pub mod topics;
+pub mod txn_verification;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -601,13 +602,13 @@ impl Broker {
         Ok(id)
     }
 
-    /// Interval flushing for partitions whose `flush.ms` has elapsed since their last
-    /// flush, and (when `retention_due`) retention for every partition.
-    /// The caps on tracked producer ids for a produce append.
-    pub fn producer_limits(&self) -> producer_state::ProducerLimits<'_> {
+    /// The caps on tracked producer ids for a produce append, and what it needs to open a
+    /// transaction (`txn`: see [`txn_verification`]).
+    pub fn producer_limits(&self, txn: txn_verification::TxnVerification) -> producer_state::ProducerLimits<'_> {
         producer_state::ProducerLimits {
             per_partition: usize::try_from(self.config.kafka.max_producer_ids_per_partition).unwrap_or(usize::MAX),
             gate: &self.producer_id_gate,
+            txn,
         }
     }
 

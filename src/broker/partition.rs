@@ -262,7 +262,16 @@ impl Partition {
         now_ms: i64,
     ) -> Result<Appended, PartitionError> {
         let gate = ProducerIdGate::unlimited();
-        self.append_limited(data, headers, now_ms, ProducerLimits { per_partition: usize::MAX, gate: &gate })
+        self.append_limited(
+            data,
+            headers,
+            now_ms,
+            ProducerLimits {
+                per_partition: usize::MAX,
+                gate: &gate,
+                txn: crate::broker::txn_verification::TxnVerification::Off,
+            },
+        )
     }
 
     /// Appends validated batches (`headers` describes each, in order) as the leader.
@@ -279,7 +288,7 @@ impl Partition {
         let inner = &mut *inner;
         let log_start_offset = inner.log.log_start_offset();
         if let Some(first) = headers.first() {
-            match check_sequences(&inner.producers, headers, &data) {
+            match check_sequences(&inner.producers, headers, &data, limits.txn) {
                 SeqCheck::Append => admit_new_producer(&inner.producers, first.producer_id, limits)?,
                 SeqCheck::Duplicate(meta) if headers.len() == 1 && first.producer_id >= 0 => {
                     if inner.log.has_failed() {
@@ -458,16 +467,19 @@ impl Partition {
         Ok(inner.log.apply_retention(now_ms, high_watermark)?)
     }
 
-    /// What the log cleaner needs, read under one lock: what may be cleaned, the topic
-    /// config, and each idempotent producer's last batch.
+    /// What the log cleaner needs, read under one lock: what may be cleaned (below the
+    /// high watermark and the last stable offset, with the aborted transactions), the
+    /// topic config, and each idempotent producer's last batch.
     pub fn cleaning_view(
         &self,
         now_ms: i64,
     ) -> Result<(crate::log::cleaner::Cleanable, EffectiveTopicConfig, HashMap<i64, i64>), PartitionError> {
-        let inner = self.lock()?;
+        let mut inner = self.lock()?;
         let checkpoint = crate::log::cleaner::read_checkpoint(&self.dir)?;
         let min_lag = inner.config.compaction.min_compaction_lag_ms;
-        let cleanable = inner.log.cleanable(checkpoint, self.hw(), now_ms, min_lag);
+        let hw = self.hw();
+        let upper_bound = inner.producers.last_stable_offset(hw).max(inner.log.log_start_offset()).min(hw);
+        let cleanable = inner.log.cleanable(checkpoint, upper_bound, now_ms, min_lag)?;
         Ok((cleanable, inner.config.clone(), inner.producers.last_offsets()))
     }
 

@@ -104,6 +104,16 @@ impl Replica for Partition {
         &self.topic
     }
 
+    fn begin_txn_verification(&self, producer_id: i64, epoch: i16, now_ms: i64) -> Result<Option<u64>, PartitionError> {
+        Ok(self.lock()?.producers.begin_txn_verification(producer_id, epoch, now_ms))
+    }
+
+    fn end_txn_verification(&self, producer_id: i64, guard: u64) {
+        if let Ok(mut inner) = self.lock() {
+            inner.producers.end_txn_verification(producer_id, guard);
+        }
+    }
+
     fn index(&self) -> i32 {
         self.index
     }

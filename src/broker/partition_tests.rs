@@ -289,7 +289,8 @@ fn producer_id_caps_refuse_new_ids_only_and_expiry_frees_room() {
     let dir = tempfile::tempdir().expect("tempdir");
     let p = open(dir.path(), LogConfig::default());
     let gate = ProducerIdGate::new(3);
-    let limits = ProducerLimits { per_partition: 2, gate: &gate };
+    let limits =
+        ProducerLimits { per_partition: 2, gate: &gate, txn: crate::broker::txn_verification::TxnVerification::Off };
     let send = |pid: i64, seq: i32, now: i64| {
         let bytes = producer_batch(1, 1, 10, Compression::None, (pid, 0, seq));
         let headers = validate_produced_batches(&bytes, 1 << 20).expect("valid batch");
@@ -348,7 +349,11 @@ async fn high_watermark_never_covers_a_segment_whose_seal_is_pending() {
 fn append_through_seam(p: &Partition, bytes: &[u8]) -> crate::broker::replica::Appended {
     let headers = validate_produced_batches(bytes, 1 << 20).expect("valid batch");
     let gate = ProducerIdGate::unlimited();
-    let limits = ProducerLimits { per_partition: usize::MAX, gate: &gate };
+    let limits = ProducerLimits {
+        per_partition: usize::MAX,
+        gate: &gate,
+        txn: crate::broker::txn_verification::TxnVerification::Off,
+    };
     futures::executor::block_on(Replica::append(p, Bytes::copy_from_slice(bytes), &headers, 1_000, limits))
         .expect("append")
 }

@@ -10,6 +10,7 @@ use crate::broker::partition::PartitionError;
 use crate::broker::producer_state::{
     BatchMeta, CompletedTxn, ProducerLimits, ProducerStateTable, SeqCheck, add_seq, next_seq,
 };
+use crate::broker::txn_verification::TxnVerification;
 use crate::log::LogError;
 use crate::log::batch::{BatchHeader, BatchIter};
 use crate::log::txn::{AbortedTxn, read_marker};
@@ -81,7 +82,12 @@ pub fn apply_batches(table: &mut ProducerStateTable, batches: &[u8], now_ms: i64
 /// Checks every batch of one append (`data`, described by `headers`) against the
 /// producer table and against the batches before it in the same append. A transaction
 /// marker (appended alone) is checked for fencing.
-pub(crate) fn check_sequences(table: &ProducerStateTable, headers: &[BatchHeader], data: &[u8]) -> SeqCheck {
+pub(crate) fn check_sequences(
+    table: &ProducerStateTable,
+    headers: &[BatchHeader],
+    data: &[u8],
+    txn: TxnVerification,
+) -> SeqCheck {
     let first = &headers[0];
     if first.is_control() && first.producer_id >= 0 {
         let marker = match read_marker(first, data) {
@@ -103,6 +109,11 @@ pub(crate) fn check_sequences(table: &ProducerStateTable, headers: &[BatchHeader
     );
     if verdict != SeqCheck::Append {
         return verdict;
+    }
+    let coordinators = first.base_sequence == crate::broker::producer_state::NO_SEQUENCE;
+    if first.is_transactional() && !coordinators && !table.txn_verified(first.producer_id, first.producer_epoch, txn) {
+        // KIP-890: not verified with the coordinator, or its transaction ended meanwhile.
+        return SeqCheck::Reject(ResponseError::InvalidTxnState);
     }
     for pair in headers.windows(2) {
         let (a, b) = (&pair[0], &pair[1]);
@@ -221,7 +232,8 @@ mod tests {
         let mut t = ProducerStateTable::default();
         let b = data_batch(1, 3, 0, 1, true, 0);
         apply_batches(&mut t, &b, 0).expect("apply");
-        let check = |t: &ProducerStateTable, m: &bytes::Bytes| check_sequences(t, &[header(m)], m);
+        let check =
+            |t: &ProducerStateTable, m: &bytes::Bytes| check_sequences(t, &[header(m)], m, TxnVerification::Off);
         assert_eq!(check(&t, &marker(1, 2, true, 0, 1)), SeqCheck::Reject(ResponseError::ProducerFenced));
         assert_eq!(check(&t, &marker(1, 3, true, 5, 1)), SeqCheck::Append);
         apply_batches(&mut t, &marker(1, 3, true, 5, 1), 0).expect("apply");
@@ -238,9 +250,12 @@ mod tests {
         let mut t = ProducerStateTable::default();
         apply_batches(&mut t, &data_batch(1, 0, 0, 2, true, 0), 0).expect("apply");
         let plain = data_batch(1, 0, 2, 1, false, 2);
-        assert_eq!(check_sequences(&t, &[header(&plain)], &plain), SeqCheck::Reject(ResponseError::InvalidTxnState));
+        assert_eq!(
+            check_sequences(&t, &[header(&plain)], &plain, TxnVerification::Off),
+            SeqCheck::Reject(ResponseError::InvalidTxnState)
+        );
         let more = data_batch(1, 0, 2, 1, true, 2);
-        assert_eq!(check_sequences(&t, &[header(&more)], &more), SeqCheck::Append);
+        assert_eq!(check_sequences(&t, &[header(&more)], &more, TxnVerification::Off), SeqCheck::Append);
     }
 
     #[test]

@@ -48,6 +48,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use kafka_protocol::ResponseError;
 use serde::{Deserialize, Serialize};
 
+use crate::broker::txn_verification::{TxnVerification, VerificationGuards};
+
 /// A batch's base sequence when it has none (Kafka's `RecordBatch.NO_SEQUENCE`).
 pub const NO_SEQUENCE: i32 = -1;
 
@@ -137,6 +139,9 @@ pub struct ProducerStateTable {
     /// `(marker offset, first offset)` of transactions whose marker the high watermark
     /// may not cover yet, in marker order (see the module docs).
     undecided: VecDeque<(i64, i64)>,
+    /// KIP-890 verifications in progress (see [`crate::broker::txn_verification`]): a
+    /// leader's in-memory state, never snapshotted.
+    verifications: VerificationGuards,
 }
 
 /// One producer's entry as it was (see [`ProducerStateTable::save`]).
@@ -240,7 +245,35 @@ impl ProducerStateTable {
     fn with_producers(producers: HashMap<i64, ProducerEntry>) -> ProducerStateTable {
         let open_txns =
             producers.iter().filter_map(|(&id, e)| e.txn_first_offset.filter(|f| *f >= 0).map(|f| (f, id))).collect();
-        ProducerStateTable { producers, open_txns, undecided: VecDeque::new() }
+        ProducerStateTable { producers, open_txns, undecided: VecDeque::new(), verifications: Default::default() }
+    }
+
+    /// Whether a transactional batch of `producer_id` at `epoch` would open a transaction
+    /// here (none open, or a newer epoch): what KIP-890 verifies first.
+    pub fn opens_txn(&self, producer_id: i64, epoch: i16) -> bool {
+        self.producers.get(&producer_id).is_none_or(|e| e.txn_first_offset.is_none() || epoch > e.epoch)
+    }
+
+    /// Starts verifying a transactional write of `producer_id` at `epoch` if it would open
+    /// a transaction here: its guard (see [`crate::broker::txn_verification`]).
+    pub fn begin_txn_verification(&mut self, producer_id: i64, epoch: i16, now_ms: i64) -> Option<u64> {
+        self.opens_txn(producer_id, epoch).then(|| self.verifications.begin(producer_id, now_ms))
+    }
+
+    /// Ends a verification that will not be followed by its write.
+    pub fn end_txn_verification(&mut self, producer_id: i64, guard: u64) {
+        self.verifications.end(producer_id, guard);
+    }
+
+    /// Whether a transactional batch of `producer_id` at `epoch` may be appended under
+    /// `verification`: one that opens a transaction needs its guard still held.
+    pub fn txn_verified(&self, producer_id: i64, epoch: i16, verification: TxnVerification) -> bool {
+        match verification {
+            TxnVerification::Off => true,
+            TxnVerification::Required(guard) => {
+                !self.opens_txn(producer_id, epoch) || guard.is_some_and(|g| self.verifications.holds(producer_id, g))
+            }
+        }
     }
 
     /// Whether the table tracks `producer_id`.
@@ -273,6 +306,7 @@ impl ProducerStateTable {
             entry.batches.push_back(batch);
         }
         if transactional && entry.txn_first_offset.is_none() {
+            self.verifications.clear(producer_id);
             entry.txn_first_offset = Some(batch.first_offset);
             if batch.first_offset >= 0 {
                 self.open_txns.insert((batch.first_offset, producer_id));
@@ -312,6 +346,7 @@ impl ProducerStateTable {
             entry.batches.clear();
         }
         entry.coordinator_epoch = coordinator_epoch;
+        self.verifications.clear(producer_id);
         let first_offset = match entry.txn_first_offset.take() {
             Some(first) if first >= 0 => {
                 self.open_txns.remove(&(first, producer_id));
@@ -511,6 +546,8 @@ pub struct ProducerLimits<'a> {
     pub per_partition: usize,
     /// The broker-wide count against `max.producer.ids`.
     pub gate: &'a ProducerIdGate,
+    /// Whether a transactional batch that opens a transaction must have been verified.
+    pub txn: TxnVerification,
 }
 
 #[cfg(test)]

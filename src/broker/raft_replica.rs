@@ -456,6 +456,16 @@ impl Replica for RaftReplica {
         &self.topic
     }
 
+    fn begin_txn_verification(&self, producer_id: i64, epoch: i16, now_ms: i64) -> Result<Option<u64>, PartitionError> {
+        let term =
+            self.leading_term().ok_or(PartitionError::Rejected(kafka_protocol::ResponseError::NotLeaderOrFollower))?;
+        self.state.begin_txn_verification(term, producer_id, epoch, now_ms)
+    }
+
+    fn end_txn_verification(&self, producer_id: i64, guard: u64) {
+        self.state.end_txn_verification(producer_id, guard);
+    }
+
     fn index(&self) -> i32 {
         self.index
     }

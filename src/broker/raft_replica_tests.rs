@@ -62,7 +62,11 @@ fn records(n: usize, value_len: usize, producer: (i64, i16, i32)) -> Vec<u8> {
 async fn append(r: &RaftReplica, batch: Vec<u8>) -> Result<Appended, PartitionError> {
     let headers = validate_produced_batches(&batch, 1 << 20).expect("valid batch");
     let gate = ProducerIdGate::unlimited();
-    let limits = ProducerLimits { per_partition: usize::MAX, gate: &gate };
+    let limits = ProducerLimits {
+        per_partition: usize::MAX,
+        gate: &gate,
+        txn: crate::broker::txn_verification::TxnVerification::Off,
+    };
     r.append(Bytes::from(batch), &headers, crate::broker::now_ms(), limits).await
 }
 
@@ -179,7 +183,11 @@ async fn three_replicas_elect_a_leader_commit_appends_and_hold_identical_logs() 
     assert_eq!(offsets, (bases[0].0..end).collect::<Vec<_>>(), "consumers see exactly the appended records");
     // An empty append is refused before it reaches openraft (whose store would fail).
     let gate = ProducerIdGate::unlimited();
-    let limits = ProducerLimits { per_partition: usize::MAX, gate: &gate };
+    let limits = ProducerLimits {
+        per_partition: usize::MAX,
+        gate: &gate,
+        txn: crate::broker::txn_verification::TxnVerification::Off,
+    };
     assert!(leader.append(Bytes::new(), &[], crate::broker::now_ms(), limits).await.is_err());
     let more = append_committed(leader, records(1, 10, (-1, -1, -1))).await;
     assert_eq!(more.base_offset, end, "the group still takes appends");

@@ -121,6 +121,20 @@ pub trait Replica: Send + Sync {
         Box::pin(std::future::ready(outcome))
     }
 
+    /// KIP-890: starts verifying a transactional write of `producer_id` at `epoch` that
+    /// would open a transaction on this partition (see
+    /// [`crate::broker::txn_verification`]): its guard, `None` when the write continues a
+    /// transaction open here. Only a leader verifies.
+    fn begin_txn_verification(&self, producer_id: i64, epoch: i16, now_ms: i64) -> Result<Option<u64>, PartitionError> {
+        let _ = (producer_id, epoch, now_ms);
+        Err(PartitionError::Rejected(ResponseError::NotLeaderOrFollower))
+    }
+
+    /// Ends a verification whose write will not come (refused by the coordinator).
+    fn end_txn_verification(&self, producer_id: i64, guard: u64) {
+        let _ = (producer_id, guard);
+    }
+
     /// Whether [`append`](Self::append) appends inside the call (its future is ready
     /// when first polled), as the local log does. Callers that cannot wait (the group
     /// coordinator appends under its state lock) refuse replicas that do not.

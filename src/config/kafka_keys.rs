@@ -108,11 +108,6 @@ pub fn classify(key: &str, value: &str) -> Option<Disposition> {
             "Jet never elects an out-of-sync replica leader (it would lose acknowledged data)",
         )),
         "unclean.leader.election.enable" => Some(Disposition::NotApplicable),
-        // Kafka's default is on; Jet does not verify a transactional write with its
-        // coordinator (KIP-890 part 1) and says so rather than pretend it does.
-        "transaction.partition.verification.enable" if on => Some(Disposition::Refused(
-            "Jet does not verify transactional writes with the transaction coordinator (KIP-890 part 1); set it to false",
-        )),
         _ if NOT_APPLICABLE_KEYS.contains(&key) => Some(Disposition::NotApplicable),
         _ if NOT_APPLICABLE_PREFIXES.iter().any(|p| key.starts_with(p)) => Some(Disposition::NotApplicable),
         _ => None,
@@ -151,8 +146,6 @@ mod tests {
     fn settings_that_would_weaken_safety_are_refused_and_unknown_ones_left_to_the_caller() {
         assert!(matches!(classify("delete.topic.enable", "false"), Some(Disposition::Refused(_))));
         assert!(matches!(classify("unclean.leader.election.enable", "true"), Some(Disposition::Refused(_))));
-        assert!(matches!(classify("transaction.partition.verification.enable", "true"), Some(Disposition::Refused(_))));
-        assert_eq!(classify("transaction.partition.verification.enable", "false"), Some(Disposition::NotApplicable));
         assert_eq!(classify("num.partitons", "1"), None);
         assert_eq!(classify("log.retention.hourz", "1"), None);
         assert_eq!(classify("ssl.keystore.location", "/k"), None);

@@ -296,7 +296,11 @@ impl GroupCoordinator {
         let partition = topic.partition(index).ok_or(ResponseError::CoordinatorNotAvailable)?;
         // Through the seam, as a produce: the answer waits for the high watermark.
         let gate = ProducerIdGate::unlimited();
-        let limits = ProducerLimits { per_partition: usize::MAX, gate: &gate };
+        let limits = ProducerLimits {
+            per_partition: usize::MAX,
+            gate: &gate,
+            txn: crate::broker::txn_verification::TxnVerification::Off,
+        };
         // The local log appends inside the call, under the coordinator's lock.
         let appended = Replica::append(&*partition, batch, &headers, now, limits)
             .now_or_never()

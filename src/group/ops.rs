@@ -339,9 +339,9 @@ fn committed_offsets(entry: Option<&GroupEntry>, wanted: OffsetSelection, requir
         Some(topics) => topics
             .into_iter()
             .flat_map(|(topic, partitions)| {
-                partitions.into_iter().map(move |p| {
-                    answer(&topic, p, entry.and_then(|e| e.offsets.get(&(topic.clone(), p))))
-                })
+                partitions
+                    .into_iter()
+                    .map(move |p| answer(&topic, p, entry.and_then(|e| e.offsets.get(&(topic.clone(), p)))))
             })
             .collect(),
         None => entry.map(|e| e.offsets.iter().map(|((t, p), v)| answer(t, *p, Some(v))).collect()).unwrap_or_default(),

@@ -92,7 +92,11 @@ pub(crate) fn append(
 ) -> Result<Barrier, ResponseError> {
     let mut appending = Box::pin(async move {
         let gate = ProducerIdGate::unlimited();
-        let limits = ProducerLimits { per_partition: usize::MAX, gate: &gate };
+        let limits = ProducerLimits {
+            per_partition: usize::MAX,
+            gate: &gate,
+            txn: crate::broker::txn_verification::TxnVerification::Off,
+        };
         let appended: Appended = replica.append(data, &headers, now, limits).await?;
         match appended.commit {
             Some(commit) => commit.wait().await,

@@ -24,12 +24,10 @@ async fn add(broker: &Arc<Broker>, request: &AddOffsetsToTxnRequest) -> Result<(
     // The group's partition exists once `__consumer_offsets` does (created on first use,
     // as for any group request).
     let b = broker.clone();
-    let offsets = tokio::task::spawn_blocking(move || b.groups.offsets_topic(&b))
-        .await
-        .map_err(|e| {
-            tracing::warn!(error = %e, "creating {OFFSETS_TOPIC} failed");
-            ResponseError::CoordinatorNotAvailable
-        })??;
+    let offsets = tokio::task::spawn_blocking(move || b.groups.offsets_topic(&b)).await.map_err(|e| {
+        tracing::warn!(error = %e, "creating {OFFSETS_TOPIC} failed");
+        ResponseError::CoordinatorNotAvailable
+    })??;
     let index = partition_for(&request.group_id, offsets.partition_count());
     broker
         .txns

@@ -125,7 +125,11 @@ mod tests {
         let b = producer_batch(4, 100, 10, Compression::None, (-1, -1, -1));
         let headers = validate_produced_batches(&b, 1 << 20).expect("valid");
         let gate = ProducerIdGate::unlimited();
-        let limits = ProducerLimits { per_partition: usize::MAX, gate: &gate };
+        let limits = ProducerLimits {
+            per_partition: usize::MAX,
+            gate: &gate,
+            txn: crate::broker::txn_verification::TxnVerification::Off,
+        };
         let appended =
             futures::executor::block_on(p.append(Bytes::copy_from_slice(&b), &headers, 1, limits)).expect("append");
         if let Some(commit) = appended.commit {

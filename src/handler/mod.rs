@@ -52,9 +52,9 @@ pub mod sasl;
 pub mod sync_group;
 #[cfg(test)]
 mod test_support;
+pub mod txn_offset_commit;
 #[cfg(test)]
 mod version_tests;
-pub mod txn_offset_commit;
 pub mod write_txn_markers;
 
 use std::future::Future;
@@ -259,9 +259,9 @@ pub async fn dispatch(
         }
         RequestKind::AddOffsetsToTxn(r) => {
             let broker = broker.clone();
-            Box::pin(async move {
-                to.encode(ResponseKind::AddOffsetsToTxn(add_offsets_to_txn::handle(&broker, r).await))
-            })
+            Box::pin(
+                async move { to.encode(ResponseKind::AddOffsetsToTxn(add_offsets_to_txn::handle(&broker, r).await)) },
+            )
         }
         RequestKind::EndTxn(r) => {
             let broker = broker.clone();

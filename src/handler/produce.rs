@@ -21,6 +21,7 @@ use crate::broker::partition::PartitionError;
 use crate::broker::rate_limited::PRODUCE_STORAGE_ERRORS;
 use crate::broker::replica::{Appended, Commit, Leader, Replica};
 use crate::broker::topic_config::EffectiveTopicConfig;
+use crate::broker::txn_verification::TxnVerification;
 use crate::broker::{Broker, now_ms};
 use crate::log::batch::{
     BatchError, BatchHeader, BatchIter, Compression, decompressed_size_limit, validate_produced_batches_within,
@@ -222,7 +223,7 @@ fn prepare(
             return refuse(e);
         }
     };
-    if let Some((code, why)) = transactional_refusal(&headers, config, transactional_id) {
+    if let Some((code, why)) = transactional_refusal(&headers, transactional_id) {
         return Ok(Prepared::Answer(partition_error(index, Some(code), Some(why.into()))));
     }
     if !config.log_append_time
@@ -265,13 +266,11 @@ fn prepare(
 /// answers TRANSACTIONAL_ID_AUTHORIZATION_FAILED) and with a producer id; a producer's
 /// batch carries sequence numbers (Kafka's `LogValidator`: INVALID_RECORD).
 ///
-/// Transactional batches on a compacted topic are refused (fail closed) until the log
-/// cleaner knows transactions: it would keep aborted records and could drop markers.
-fn transactional_refusal(
-    headers: &[BatchHeader],
-    config: &EffectiveTopicConfig,
-    transactional_id: bool,
-) -> Option<(ResponseError, &'static str)> {
+/// Compacted topics take transactional writes as any topic does (Kafka Streams'
+/// exactly-once changelogs, transactional offset commits): the log cleaner drops aborted
+/// records, never cleans past the last stable offset, and keeps each marker while its
+/// transaction has data (`crate::log::cleaner`).
+fn transactional_refusal(headers: &[BatchHeader], transactional_id: bool) -> Option<(ResponseError, &'static str)> {
     if headers.iter().any(BatchHeader::is_control) {
         return Some((ResponseError::InvalidRecord, "control batches are written by the broker only"));
     }
@@ -295,12 +294,6 @@ fn transactional_refusal(
             "a transactional produce holds transactional batches of one producer id only",
         ));
     }
-    if config.cleanup_compact {
-        return Some((
-            ResponseError::PolicyViolation,
-            "Jet does not take transactional writes to compacted topics yet (cleanup.policy=compact)",
-        ));
-    }
     None
 }
 
@@ -310,14 +303,19 @@ struct NeedsMoreScratch;
 /// Validates and rewrites one partition's data holding its scratch from the pool,
 /// then appends it.
 async fn validate_and_append(
-    broker: &Broker,
+    broker: &Arc<Broker>,
     partition: &dyn Replica,
     records: &Bytes,
     config: &EffectiveTopicConfig,
     now: i64,
-    transactional_id: bool,
+    transactional_id: Option<&str>,
 ) -> (PartitionProduceResponse, Option<Commit>) {
     let index = partition.index();
+    // Before any scratch is reserved: verification may wait for the coordinator.
+    let txn = match verify_txn(broker, partition, records, transactional_id, now).await {
+        Ok(txn) => txn,
+        Err(code) => return (partition_error(index, Some(code), None), None),
+    };
     let pool = &broker.scratch_budget;
     let mut full = false;
     loop {
@@ -339,16 +337,17 @@ async fn validate_and_append(
         // holds the batches (at once for the local log): the scratch is never held across
         // a commit wait.
         let retry = !full && plan.limit < scratch_plan(records, config, pool.capacity(), true).limit;
-        let (data, headers) = match prepare(partition, records, config, now, plan.limit, retry, transactional_id) {
-            Ok(Prepared::Answer(answer)) => return (answer, None),
-            Ok(Prepared::Append(data, headers)) => (data, headers),
-            Err(NeedsMoreScratch) => {
-                full = true;
-                continue;
-            }
-        };
+        let (data, headers) =
+            match prepare(partition, records, config, now, plan.limit, retry, transactional_id.is_some()) {
+                Ok(Prepared::Answer(answer)) => return (answer, None),
+                Ok(Prepared::Append(data, headers)) => (data, headers),
+                Err(NeedsMoreScratch) => {
+                    full = true;
+                    continue;
+                }
+            };
         // A retry (`duplicate`) whose original is not committed yet waits for it.
-        return match partition.append(data, &headers, now, broker.producer_limits()).await {
+        return match partition.append(data, &headers, now, broker.producer_limits(txn)).await {
             Ok(Appended { base_offset, log_append_time, log_start_offset, duplicate: _, commit }) => (
                 PartitionProduceResponse::default()
                     .with_index(index)
@@ -375,9 +374,49 @@ async fn validate_and_append(
     }
 }
 
+/// KIP-890 part 1 (see [`crate::broker::txn_verification`]): a transactional write that
+/// would open a transaction on this partition is verified with the transaction
+/// coordinator first; the append then needs the verification's guard. Validation proper
+/// comes later (`prepare`): this only reads the first batch's header.
+async fn verify_txn(
+    broker: &Arc<Broker>,
+    partition: &dyn Replica,
+    records: &Bytes,
+    transactional_id: Option<&str>,
+    now: i64,
+) -> Result<TxnVerification, ResponseError> {
+    let Some(transactional_id) = transactional_id else { return Ok(TxnVerification::Off) };
+    if !broker.config.kafka.transaction_partition_verification_enable {
+        return Ok(TxnVerification::Off);
+    }
+    let Ok(first) = BatchHeader::parse(records) else { return Ok(TxnVerification::Off) };
+    if !first.is_transactional() || first.is_control() || first.producer_id < 0 || first.base_sequence < 0 {
+        // Not a transactional write of a producer (`prepare` refuses the malformed ones).
+        return Ok(TxnVerification::Off);
+    }
+    let (producer_id, epoch) = (first.producer_id, first.producer_epoch);
+    let Some(guard) = partition.begin_txn_verification(producer_id, epoch, now).map_err(|e| e.code())? else {
+        return Ok(TxnVerification::Required(None));
+    };
+    let verified =
+        crate::txn::verify::verify(broker, transactional_id, producer_id, epoch, partition.topic(), partition.index());
+    if let Err(code) = verified.await {
+        partition.end_txn_verification(producer_id, guard);
+        tracing::debug!(
+            topic = partition.topic(),
+            partition = partition.index(),
+            producer_id,
+            ?code,
+            "transactional write not verified"
+        );
+        return Err(code);
+    }
+    Ok(TxnVerification::Required(Some(guard)))
+}
+
 pub async fn start(broker: Arc<Broker>, request: ProduceRequest, to: ReplyTo) -> Pending {
     let acks = request.acks;
-    let transactional_id = request.transactional_id.is_some();
+    let transactional_id = request.transactional_id.as_ref().map(|t| t.0.to_string());
     let timeout = Duration::from_millis(u64::try_from(request.timeout_ms).unwrap_or(0));
     let now = now_ms();
     let mut responses = Vec::with_capacity(request.topic_data.len());
@@ -426,7 +465,7 @@ pub async fn start(broker: Arc<Broker>, request: ProduceRequest, to: ReplyTo) ->
                 continue;
             }
             let (answer, commit) =
-                validate_and_append(&broker, &*partition, &records, &config, now, transactional_id).await;
+                validate_and_append(&broker, &*partition, &records, &config, now, transactional_id.as_deref()).await;
             let appended = answer.error_code == 0;
             partitions.push(answer);
             let held_by = (acks == -1 && appended && config.min_insync_replicas > 1)

@@ -156,7 +156,11 @@ fn list_offsets_answers_from_any_replica() {
     let (b, replica) = with_memory_topic(dir.path(), MemoryReplica::holding_commits("t", 0, config()));
     replica.set_leader_epoch(4);
     let gate = crate::broker::producer_state::ProducerIdGate::unlimited();
-    let limits = || crate::broker::producer_state::ProducerLimits { per_partition: usize::MAX, gate: &gate };
+    let limits = || crate::broker::producer_state::ProducerLimits {
+        per_partition: usize::MAX,
+        gate: &gate,
+        txn: crate::broker::txn_verification::TxnVerification::Off,
+    };
     for ts in [100, 200, 300] {
         let batch = producer_batch(1, ts, 10, Compression::None, (-1, -1, -1));
         let headers = crate::log::validate_produced_batches(&batch, 1 << 20).unwrap();

@@ -44,13 +44,14 @@ async fn append_marker(
         // On the blocking pool, as every group operation (it may reload the partition's
         // groups, and a local append writes under the coordinator's lock).
         let (b, index) = (broker.clone(), partition.index());
-        let written =
-            tokio::task::spawn_blocking(move || b.groups.write_txn_marker(&b, index, producer_id, producer_epoch, marker))
-                .await
-                .map_err(|e| {
-                    tracing::warn!(error = %e, "writing a transaction marker to {} failed", crate::group::OFFSETS_TOPIC);
-                    PartitionError::Rejected(ResponseError::UnknownServerError)
-                })?;
+        let written = tokio::task::spawn_blocking(move || {
+            b.groups.write_txn_marker(&b, index, producer_id, producer_epoch, marker)
+        })
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e, "writing a transaction marker to {} failed", crate::group::OFFSETS_TOPIC);
+            PartitionError::Rejected(ResponseError::UnknownServerError)
+        })?;
         return written.map_err(PartitionError::Rejected);
     }
     if crate::broker::topics::is_internal(partition.topic()) {
@@ -63,7 +64,11 @@ async fn append_marker(
     let batch = marker_batch(producer_id, producer_epoch, marker, now)?;
     let header = BatchHeader::parse(&batch).map_err(crate::log::LogError::from)?;
     let gate = ProducerIdGate::unlimited();
-    let limits = ProducerLimits { per_partition: usize::MAX, gate: &gate };
+    let limits = ProducerLimits {
+        per_partition: usize::MAX,
+        gate: &gate,
+        txn: crate::broker::txn_verification::TxnVerification::Off,
+    };
     Ok(partition.append(batch, std::slice::from_ref(&header), now, limits).await?.commit)
 }
 
@@ -84,7 +89,8 @@ pub(crate) async fn write_marker(
     marker: TxnMarker,
 ) -> Result<(), ResponseError> {
     let written = async {
-        let commit = append_marker(broker, partition, producer_id, producer_epoch, marker).await.map_err(|e| e.code())?;
+        let commit =
+            append_marker(broker, partition, producer_id, producer_epoch, marker).await.map_err(|e| e.code())?;
         committed(commit).await.map_err(|e| e.code())
     };
     tokio::time::timeout(COMMIT_TIMEOUT, written).await.map_err(|_elapsed| ResponseError::RequestTimedOut)?

@@ -234,7 +234,9 @@ pub fn internal_batch(
             producer_epoch,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
-            sequence: -1,
+            // The encoder keeps records in one batch only while offset - sequence stays
+            // the same; the batch's base sequence is then the first record's, -1 (none).
+            sequence: i as i32 - 1,
             timestamp: now_ms,
             key: Some(key),
             value,

@@ -277,3 +277,19 @@ fn an_unallocatable_decompression_limit_is_an_error_not_an_abort() {
     let e = decompress(Compression::Gzip, b"not gzip", isize::MAX as usize, &mut out).unwrap_err();
     assert!(matches!(e, BatchError::NoScratch { .. }), "{e}");
 }
+
+#[test]
+fn the_brokers_own_batches_are_one_batch_without_sequences() {
+    use bytes::Bytes;
+    let records = (0..3).map(|i| (Bytes::from(format!("k{i}")), Some(Bytes::from_static(b"v"))));
+    let (_, headers) = super::internal_batch(records.clone(), 5, Some((42, 3))).expect("encoded");
+    assert_eq!(headers.len(), 1, "one batch, whatever the number of records");
+    let h = &headers[0];
+    assert_eq!((h.producer_id, h.producer_epoch, h.base_sequence), (42, 3, -1));
+    assert!(h.is_transactional());
+    assert_eq!(h.last_offset_delta, 2);
+    let (_, plain) = super::plain_batch(records, 5).expect("encoded");
+    assert_eq!(plain.len(), 1);
+    assert_eq!((plain[0].producer_id, plain[0].base_sequence), (-1, -1));
+    assert!(!plain[0].is_transactional());
+}

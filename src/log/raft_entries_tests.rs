@@ -331,3 +331,53 @@ fn a_restart_with_staged_data_keeps_it_below_raft_and_is_redone_from_any_point()
         assert_eq!(expected.len(), 24);
     }
 }
+
+#[test]
+fn a_restart_with_staged_data_indexes_its_aborted_transactions_again() {
+    use super::retained::StagedData;
+    use super::test_util::{fix_crc, producer_batch};
+    use super::txn::{AbortedTxn, TxnMarker, marker_batch};
+    use kafka_protocol::records::Compression;
+    let txn = |producer: i64, sequence: i32| {
+        let mut b = producer_batch(2, 1_000, 10, Compression::None, (producer, 0, sequence));
+        b[22] |= 0x10; // transactional
+        fix_crc(&mut b);
+        b
+    };
+    let marker = |producer: i64, commit: bool| {
+        marker_batch(producer, 0, TxnMarker { commit, coordinator_epoch: 0 }, 1_000).expect("marker").to_vec()
+    };
+    // The leader's data below its snapshot: transactions of producers 7 and 8, an ABORT
+    // of producer 9 with nothing to hide, and enough else for several segments.
+    let leader_dir = tempfile::tempdir().expect("temp dir");
+    let mut leader = PartitionLog::open_raft(leader_dir.path(), config()).expect("open");
+    leader.open_raft_index(0, i64::MIN).expect("raft index");
+    for entry in
+        [txn(7, 0), txn(8, 0), marker(7, false), marker(8, true), txn(7, 2), marker(7, false), marker(9, false)]
+    {
+        leader.append_entry(&entry, 1, 1_000).expect("append entry"); // 0-1, 2-3, 4, 5, 6-7, 8, 9
+    }
+    fill(&mut leader);
+    let end = leader.log_end_offset();
+    let want = vec![
+        AbortedTxn { producer_id: 7, first_offset: 0, last_offset: 4, last_stable_offset: 2 },
+        AbortedTxn { producer_id: 7, first_offset: 6, last_offset: 8, last_stable_offset: 9 },
+    ];
+    let data = leader.read(0, 1 << 20, end, true).expect("read");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut log = PartitionLog::open_raft(dir.path(), config()).expect("open");
+    log.open_raft_index(0, i64::MIN).expect("raft index");
+    let mut staged = StagedData::create(dir.path(), 30, 1024).expect("stage");
+    staged.append(&data, end).expect("stage data");
+    staged.finish().expect("finish");
+    log.restart_with_staged(31, end, 0, end).expect("restart");
+    assert_eq!(log.aborted_txns(0, end).expect("aborted"), want);
+    // Redone (a crash before the caller recorded it done): the same entries, once.
+    log.restart_with_staged(31, end, 0, end).expect("redone");
+    assert_eq!(log.aborted_txns(0, end).expect("aborted"), want);
+    drop(log);
+    let mut log = PartitionLog::open_raft(dir.path(), config()).expect("reopen");
+    log.open_raft_index(31, end).expect("raft index");
+    assert_eq!(log.aborted_txns(0, end).expect("aborted"), want);
+    assert!(log.segments().len() > 2, "several segments");
+}

@@ -13,7 +13,9 @@
 //! until it returns): the old segments go and the staging directory is renamed
 //! `snapshot-ready-<index>` (one rename: from then on the staged files are the data), its
 //! files move into the partition directory, an empty active segment starts at the
-//! snapshot's end. The reopened log must end its data exactly where the staging did.
+//! snapshot's end. The reopened log must end its data exactly where the staging did. Its
+//! aborted-transaction index (`.txnindex`, not shipped) is rebuilt from the markers in
+//! the data, so a read_committed fetch below the snapshot still drops aborted records.
 
 use std::fs::File;
 use std::io::Write;
@@ -204,6 +206,9 @@ impl PartitionLog {
         if reopened.log_start_offset() < first {
             reopened.move_log_start(first)?;
         }
+        // The staged data came without its aborted-transaction index: built again from
+        // its markers (compacted topics take transactions), before the data is served.
+        reopened.reindex_aborted_txns()?;
         *self = reopened;
         Ok(())
     }

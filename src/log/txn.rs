@@ -149,7 +149,7 @@ pub fn read_marker(h: &BatchHeader, batch: &[u8]) -> Result<Option<TxnMarker>, L
 
 /// The entries of a `.txnindex` file (none when it does not exist). A torn last entry (a
 /// crash mid-write) is ignored: the replay on open writes it again.
-fn read_entries(path: &Path) -> Result<Vec<AbortedTxn>, LogError> {
+pub(crate) fn read_entries(path: &Path) -> Result<Vec<AbortedTxn>, LogError> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -248,6 +248,52 @@ impl PartitionLog {
             }
         }
         Ok(found)
+    }
+
+    /// Writes the aborted-transaction index of the whole log again from the markers in it
+    /// (a raft follower's log restarted with a snapshot's retained data, which comes
+    /// without its `.txnindex` files). As a replay would: a producer's transaction starts
+    /// at its first transactional batch after its last marker, and an ABORT marker
+    /// closing one with records gives the entry `(producer, first offset, marker offset)`.
+    /// Redone safely: the entries there were are dropped first.
+    pub fn reindex_aborted_txns(&mut self) -> Result<(), LogError> {
+        let mut open: std::collections::HashMap<i64, i64> = std::collections::HashMap::new();
+        let mut entries = Vec::new();
+        let mut failed = None;
+        self.for_each_batch(|h, bytes| {
+            if h.producer_id < 0 || failed.is_some() {
+                return;
+            }
+            if !h.is_control() {
+                if h.is_transactional() {
+                    open.entry(h.producer_id).or_insert(h.base_offset);
+                }
+                return;
+            }
+            let marker = match read_marker(h, bytes) {
+                Ok(Some(marker)) => marker,
+                Ok(None) => return,
+                Err(e) => {
+                    failed = Some(e);
+                    return;
+                }
+            };
+            let first = open.remove(&h.producer_id);
+            if let Some(first) = first.filter(|f| !marker.commit && *f < h.base_offset) {
+                let last_stable_offset = open.values().copied().min().unwrap_or(h.base_offset + 1);
+                entries.push(AbortedTxn {
+                    producer_id: h.producer_id,
+                    first_offset: first,
+                    last_offset: h.base_offset,
+                    last_stable_offset,
+                });
+            }
+        })?;
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        self.drop_aborted_txns_from(i64::MIN)?;
+        self.append_aborted_txns(&entries)
     }
 
     /// Counts each segment's index entries (on open: the files are read once).

@@ -278,6 +278,35 @@ impl ReplicaState {
         Ok(inner.producers.last_stable_offset(hw).max(log_start))
     }
 
+    /// KIP-890: starts verifying a transactional write of `producer_id` at `epoch` as the
+    /// leader of `term`, in the table its appends are checked against (see
+    /// [`crate::broker::txn_verification`]).
+    pub fn begin_txn_verification(
+        &self,
+        term: Term,
+        producer_id: i64,
+        epoch: i16,
+        now_ms: i64,
+    ) -> Result<Option<u64>, PartitionError> {
+        let mut inner = self.lock()?;
+        let inner = &mut *inner;
+        if inner.given_up == Some(term) {
+            return Err(not_leader());
+        }
+        self.lead(inner, term)?;
+        let Some(leading) = inner.leading.as_mut() else { return Err(not_leader()) };
+        Ok(leading.producers.begin_txn_verification(producer_id, epoch, now_ms))
+    }
+
+    /// Ends a verification whose write will not come.
+    pub fn end_txn_verification(&self, producer_id: i64, guard: u64) {
+        if let Ok(mut inner) = self.lock()
+            && let Some(leading) = inner.leading.as_mut()
+        {
+            leading.producers.end_txn_verification(producer_id, guard);
+        }
+    }
+
     /// Checks an append as the leader of `term` and, unless it is a retry of a written
     /// batch, records it as in flight. The caller proposes it next, before checking
     /// another append (the order of checks is the order of entries).
@@ -298,7 +327,7 @@ impl ReplicaState {
         let losses = self.progress.borrow().losses;
         let Some(leading) = inner.leading.as_mut() else { return Err(not_leader()) };
         if let Some(first) = headers.first() {
-            match check_sequences(&leading.producers, headers, data) {
+            match check_sequences(&leading.producers, headers, data, limits.txn) {
                 SeqCheck::Append => admit_new_producer(&leading.producers, first.producer_id, limits)?,
                 SeqCheck::Duplicate(meta) if headers.len() == 1 && first.producer_id >= 0 => {
                     if meta.first_offset < 0 {

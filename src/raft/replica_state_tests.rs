@@ -97,7 +97,11 @@ fn a_snapshot_covers_the_segments_below_the_log_start_and_restarts_a_log_that_la
     let retry = producer_batch(2, 1_000, 10, kafka_protocol::records::Compression::None, (7, 0, 4));
     let headers = validate_produced_batches(&retry, 1 << 20).expect("valid");
     let gate = ProducerIdGate::unlimited();
-    let limits = ProducerLimits { per_partition: usize::MAX, gate: &gate };
+    let limits = ProducerLimits {
+        per_partition: usize::MAX,
+        gate: &gate,
+        txn: crate::broker::txn_verification::TxnVerification::Off,
+    };
     let checked = empty.check(Term(2), &headers, &retry, 1_000, limits).expect("checked");
     assert!(matches!(checked, Checked::Duplicate(Placed { base_offset: 5, end_offset: 7, .. })), "{checked:?}");
     drop(empty);
@@ -144,7 +148,11 @@ fn a_proposal_that_was_not_sent_leaves_no_trace_in_the_producer_table() {
     let batch = producer_batch(2, 1_000, 10, kafka_protocol::records::Compression::None, (5, 0, 0));
     let headers = validate_produced_batches(&batch, 1 << 20).expect("valid");
     let gate = ProducerIdGate::unlimited();
-    let limits = || ProducerLimits { per_partition: usize::MAX, gate: &gate };
+    let limits = || ProducerLimits {
+        per_partition: usize::MAX,
+        gate: &gate,
+        txn: crate::broker::txn_verification::TxnVerification::Off,
+    };
     let check = || state.check(Term(1), &headers, &batch, 1_000, limits());
     assert!(matches!(check(), Ok(Checked::Propose(_))));
     // While it is in flight, its retry cannot be answered yet.

@@ -213,7 +213,11 @@ impl TxnCoordinator {
     }
 
     /// [`write`](Self::write) of a tombstone: the id is gone (expired).
-    pub(crate) async fn write_tombstone(&self, p: &LoadedPartition, transactional_id: &str) -> Result<(), ResponseError> {
+    pub(crate) async fn write_tombstone(
+        &self,
+        p: &LoadedPartition,
+        transactional_id: &str,
+    ) -> Result<(), ResponseError> {
         self.write_value(p, transactional_id, None).await
     }
 
@@ -235,7 +239,11 @@ impl TxnCoordinator {
             ResponseError::UnknownServerError
         })?;
         let gate = ProducerIdGate::unlimited();
-        let limits = ProducerLimits { per_partition: usize::MAX, gate: &gate };
+        let limits = ProducerLimits {
+            per_partition: usize::MAX,
+            gate: &gate,
+            txn: crate::broker::txn_verification::TxnVerification::Off,
+        };
         let written = async {
             let appended = p.replica.append(batch, &headers, now, limits).await?;
             match appended.commit {

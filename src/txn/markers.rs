@@ -122,7 +122,8 @@ async fn write_marker(
     };
     match replica.leader() {
         Leader::ThisBroker => {
-            crate::handler::write_txn_markers::write_marker(broker, &*replica, producer_id, producer_epoch, marker).await
+            crate::handler::write_txn_markers::write_marker(broker, &*replica, producer_id, producer_epoch, marker)
+                .await
         }
         Leader::Broker(id) => {
             let address =

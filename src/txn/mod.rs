@@ -24,6 +24,7 @@
 pub mod coordinator;
 pub mod markers;
 pub mod records;
+pub mod verify;
 
 pub use coordinator::TxnCoordinator;
 

@@ -246,12 +246,16 @@ pub async fn txn_offset_commit(
         .with_producer_id(ProducerId(producer.0))
         .with_producer_epoch(producer.1)
         .with_generation_id(-1)
-        .with_topics(vec![txn_offset_commit_request::TxnOffsetCommitRequestTopic::default().with_name(name(TOPIC)).with_partitions(
-            vec![txn_offset_commit_request::TxnOffsetCommitRequestPartition::default()
-                .with_partition_index(0)
-                .with_committed_offset(offset)
-                .with_committed_leader_epoch(-1)],
-        )]);
+        .with_topics(vec![
+            txn_offset_commit_request::TxnOffsetCommitRequestTopic::default().with_name(name(TOPIC)).with_partitions(
+                vec![
+                    txn_offset_commit_request::TxnOffsetCommitRequestPartition::default()
+                        .with_partition_index(0)
+                        .with_committed_offset(offset)
+                        .with_committed_leader_epoch(-1),
+                ],
+            ),
+        ]);
     let r: TxnOffsetCommitResponse = c.call(ApiKey::TxnOffsetCommit, 3, &request).await;
     r.topics[0].partitions[0].error_code
 }
@@ -263,9 +267,11 @@ pub async fn fetch_offset(addr: SocketAddr, group: &str, require_stable: bool) -
     let request = OffsetFetchRequest::default()
         .with_group_id(GroupId(records::str_bytes(group)))
         .with_require_stable(require_stable)
-        .with_topics(Some(vec![offset_fetch_request::OffsetFetchRequestTopic::default()
-            .with_name(name(TOPIC))
-            .with_partition_indexes(vec![0])]));
+        .with_topics(Some(vec![
+            offset_fetch_request::OffsetFetchRequestTopic::default()
+                .with_name(name(TOPIC))
+                .with_partition_indexes(vec![0]),
+        ]));
     let r: OffsetFetchResponse = c.call(ApiKey::OffsetFetch, 7, &request).await;
     if r.error_code != 0 {
         return (r.error_code, -1);

@@ -37,13 +37,16 @@ impl Compactable for RaftReplica {
         let config = Replica::config(self)?;
         let producers = self.state.producer_last_offsets()?;
         let checkpoint = cleaner::read_checkpoint(&self.dir)?;
+        // Taken before the log's lock (it takes it too); it only grows, so a bound read
+        // a moment early is merely conservative.
+        let last_stable = self.state.last_stable_offset()?;
         let log = self.state.log()?;
         // Only segments below raft's log: its first translated segment and the rest are
-        // entries raft may still read or send.
+        // entries raft may still read or send. Nothing of an undecided transaction either.
         let raft_start = log.log().raft_index().and_then(|r| r.segments().first().map(|s| s.segment_base));
-        let bound = raft_start.unwrap_or(i64::MIN).min(self.state.high_watermark());
+        let bound = raft_start.unwrap_or(i64::MIN).min(self.state.high_watermark()).min(last_stable);
         let min_lag = config.compaction.min_compaction_lag_ms;
-        Ok((log.log().cleanable(checkpoint, bound, now_ms, min_lag), config, producers))
+        Ok((log.log().cleanable(checkpoint, bound, now_ms, min_lag)?, config, producers))
     }
 
     fn with_log_locked(

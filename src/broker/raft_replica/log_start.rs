@@ -22,7 +22,11 @@ impl RaftReplica {
         let batch = control::log_start_batch(offset, control::NO_TIMESTAMP).map_err(RaftLogError::from)?;
         let header = BatchHeader::parse(&batch).map_err(LogError::from)?;
         let gate = ProducerIdGate::unlimited();
-        let limits = ProducerLimits { per_partition: usize::MAX, gate: &gate };
+        let limits = ProducerLimits {
+            per_partition: usize::MAX,
+            gate: &gate,
+            txn: crate::broker::txn_verification::TxnVerification::Off,
+        };
         let appended = self.append_as_leader(batch, &[header], crate::broker::now_ms(), limits).await?;
         if let Some(commit) = appended.commit {
             commit.wait().await?;

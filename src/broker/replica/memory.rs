@@ -129,7 +129,7 @@ impl MemoryReplica {
         let losses = self.progress.borrow().losses;
         let commit = |end: i64| Commit::new(self.progress.subscribe(), end, losses);
         if let Some(first) = headers.first() {
-            match check_sequences(&state.producers, headers, &data) {
+            match check_sequences(&state.producers, headers, &data, limits.txn) {
                 SeqCheck::Append => admit_new_producer(&state.producers, first.producer_id, limits)?,
                 SeqCheck::Duplicate(meta) if headers.len() == 1 && first.producer_id >= 0 => {
                     let end = meta.last_offset + 1;
@@ -187,6 +187,16 @@ impl MemoryReplica {
 impl Replica for MemoryReplica {
     fn topic(&self) -> &str {
         &self.topic
+    }
+
+    fn begin_txn_verification(&self, producer_id: i64, epoch: i16, now_ms: i64) -> Result<Option<u64>, PartitionError> {
+        Ok(self.lock()?.producers.begin_txn_verification(producer_id, epoch, now_ms))
+    }
+
+    fn end_txn_verification(&self, producer_id: i64, guard: u64) {
+        if let Ok(mut state) = self.lock() {
+            state.producers.end_txn_verification(producer_id, guard);
+        }
     }
 
     fn index(&self) -> i32 {

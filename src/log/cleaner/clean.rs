@@ -1,6 +1,8 @@
 //! One cleaning pass, as Kafka's `Cleaner.doClean`: build the offset map over the dirty part
-//! of the log, then rewrite every cleanable segment (grouped up to `segment.bytes`) keeping
-//! only what [`filter_batch`] retains, and hand each rewritten group to the swap.
+//! of the log (records of aborted transactions and control batches never enter it), then
+//! rewrite every cleanable segment (grouped up to `segment.bytes`) keeping only what
+//! [`filter_batch`] retains, with the `.txnindex` entries of the ABORT markers it keeps,
+//! and hand each rewritten group to the swap.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -8,13 +10,16 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::super::batch::{BatchError, BatchHeader};
+use super::super::batch::BatchHeader;
 use super::super::open_files::SegmentFile;
-use super::super::segment::{MAX_RELATIVE, Segment, scan_file};
+use super::super::segment::{MAX_RELATIVE, Segment, scan_file, segment_path, sync_dir};
+use super::super::txn::{AbortedTxn, TXN_INDEX_EXT, read_entries};
 use super::super::{LogError, io_err};
 use super::CompactionSettings;
+use super::filter::{FilterContext, Filtered, filter_batch};
 use super::offset_map::OffsetMap;
-use super::records::{RecordView, delete_horizon, parse_records, plain_records, rebuild_batch};
+use super::records::{parse_records, plain_records};
+use super::transactions::{TxnCleaning, TxnWalk};
 
 /// A sealed segment as the cleaner sees it (taken under the partition lock, read without it).
 #[derive(Debug, Clone)]
@@ -38,10 +43,14 @@ pub struct Cleanable {
     /// Where the dirty part starts: the cleaner checkpoint (or the log start).
     pub first_dirty: i64,
     /// The first offset that may not be cleaned: the base of the first segment that is
-    /// active, reaches the high watermark, or is younger than `min.compaction.lag.ms`.
+    /// active, reaches the upper bound (the high watermark or the last stable offset,
+    /// whichever is lower), or is younger than `min.compaction.lag.ms`.
     pub first_uncleanable: i64,
     /// Every segment below `first_uncleanable`, oldest first.
     pub segments: Vec<SegmentRef>,
+    /// The aborted transactions overlapping `[log start, first_uncleanable)`, from the
+    /// `.txnindex` of every segment (a marker may lie past the cleanable part).
+    pub aborted: Vec<AbortedTxn>,
     /// `index.interval.bytes`, for the rewritten segments' indexes.
     pub index_interval_bytes: u64,
 }
@@ -84,11 +93,20 @@ pub struct CleanedFile {
     pub base_offset: i64,
     /// The end of the offset span the group covered (base of the segment after it).
     pub span_end: i64,
+    /// The group's new aborted-transaction index, `<base>-<end>.txnindex.cleaned`
+    /// (fsynced, possibly empty), and its entry count: written whenever the group has
+    /// entries or any of its segments had a `.txnindex` file (see [`super::swap`]).
+    pub txn_index: Option<(PathBuf, u32)>,
 }
 
 /// File name of a group's rewrite in progress.
 pub(crate) fn cleaned_name(base: i64, end: i64) -> String {
     format!("{base:020}-{end:020}.log.cleaned")
+}
+
+/// File name of a group's new aborted-transaction index.
+pub(crate) fn cleaned_txn_index_name(base: i64, end: i64) -> String {
+    format!("{base:020}-{end:020}.{TXN_INDEX_EXT}.cleaned")
 }
 
 /// What one pass did.
@@ -107,7 +125,7 @@ pub struct CleanOutcome {
 }
 
 /// Reads each batch of a segment, stopping on a framing error.
-fn for_each_batch(
+pub(crate) fn for_each_batch(
     seg: &SegmentRef,
     mut f: impl FnMut(&BatchHeader, &[u8]) -> Result<ControlFlow<()>, LogError>,
 ) -> Result<(), LogError> {
@@ -130,23 +148,27 @@ fn for_each_batch(
 }
 
 /// Fills `map` from the dirty segments; returns the offset the map covers up to
-/// (exclusive): `first_uncleanable`, or the first batch that did not fit.
+/// (exclusive): `first_uncleanable`, or the first batch that did not fit. Records of
+/// aborted transactions are no key's value and control batches hold none: neither enters
+/// the map (Kafka's `buildOffsetMap`).
 pub fn build_offset_map(c: &Cleanable, map: &mut OffsetMap, max_batch_bytes: usize) -> Result<i64, LogError> {
     map.clear();
     let mut scratch = Vec::new();
     let mut full_at = None;
+    let walk_from = c.segments.iter().find(|s| c.is_dirty(s)).map_or(c.first_dirty, |s| s.base_offset);
+    let mut walk = TxnWalk::new(&c.aborted, walk_from);
     for seg in c.segments.iter().filter(|s| c.is_dirty(s)) {
         for_each_batch(seg, |h, bytes| {
-            if h.is_transactional() {
-                // Fail closed until the cleaner knows transactions (Kafka drops aborted
-                // records and, later, markers): compacting as if they were plain records
-                // could keep an aborted value over a committed one.
-                return Err(LogError::InvalidArgument(format!(
-                    "the batch at offset {} is transactional: Jet does not compact partitions holding transactions yet",
-                    h.base_offset
-                )));
-            }
-            if h.last_offset() < c.first_dirty || h.is_control() {
+            let aborted = if h.is_control() {
+                // A producer's control batch is a transaction marker (raft's have none).
+                if h.producer_id >= 0 {
+                    walk.on_marker(h.producer_id, h.base_offset);
+                }
+                true
+            } else {
+                walk.on_data(h)
+            };
+            if h.last_offset() < c.first_dirty || aborted {
                 return Ok(ControlFlow::Continue(()));
             }
             let plain = plain_records(h, bytes, max_batch_bytes, &mut scratch)?;
@@ -178,77 +200,6 @@ pub fn build_offset_map(c: &Cleanable, map: &mut OffsetMap, max_batch_bytes: usi
     Ok(full_at.unwrap_or(c.first_uncleanable).max(c.first_dirty))
 }
 
-/// Everything [`filter_batch`] needs besides the batch.
-pub struct FilterContext<'a> {
-    pub map: &'a OffsetMap,
-    /// Records at or past this offset were not in the map: kept as they are.
-    pub end_offset: i64,
-    pub now: i64,
-    pub delete_retention_ms: i64,
-    pub max_batch_bytes: usize,
-    /// Each producer's last batch (its last offset): kept even when emptied, so the
-    /// producer's sequence survives (Kafka's `isBatchLastRecordOfProducer`).
-    pub producer_last_offsets: &'a HashMap<i64, i64>,
-}
-
-/// What became of one batch.
-#[derive(Debug, PartialEq)]
-pub enum Filtered {
-    Unchanged,
-    Rewritten,
-    Dropped,
-}
-
-/// Kafka's `shouldRetainRecord`: the latest record of its key (or past the map), and for
-/// a tombstone, not yet past its batch's delete horizon. Keyless records are removed.
-fn retain(ctx: &FilterContext<'_>, h: &BatchHeader, r: &RecordView<'_>) -> bool {
-    let offset = h.base_offset + i64::from(r.offset_delta);
-    if offset >= ctx.end_offset {
-        return true;
-    }
-    let Some(key) = r.key else { return false };
-    let latest = ctx.map.get(key).is_none_or(|o| offset >= o);
-    latest && (r.has_value || delete_horizon(h).is_none_or(|horizon| ctx.now < horizon))
-}
-
-/// Appends what is kept of one batch to `out`; reports the tombstone horizon it carries.
-pub fn filter_batch(
-    ctx: &FilterContext<'_>,
-    h: &BatchHeader,
-    bytes: &[u8],
-    scratch: &mut Vec<u8>,
-    out: &mut Vec<u8>,
-    horizon_seen: &mut Option<i64>,
-) -> Result<Filtered, BatchError> {
-    if h.is_control() {
-        // Raft's control batches; transaction markers never get here (a partition holding
-        // transactions is not compacted: see `build_offset_map`).
-        out.extend_from_slice(bytes);
-        return Ok(Filtered::Unchanged);
-    }
-    let plain = plain_records(h, bytes, ctx.max_batch_bytes, scratch)?;
-    let mut records = Vec::new();
-    parse_records(h, plain, &mut records)?;
-    let total = records.len();
-    records.retain(|r| retain(ctx, h, r));
-    let has_tombstone = records.iter().any(|r| !r.has_value);
-    let new_horizon = (has_tombstone && delete_horizon(h).is_none()).then(|| ctx.now + ctx.delete_retention_ms);
-    if has_tombstone && let Some(hz) = new_horizon.or_else(|| delete_horizon(h)) {
-        *horizon_seen = Some(horizon_seen.map_or(hz, |s: i64| s.min(hz)));
-    }
-    if records.len() == total && new_horizon.is_none() {
-        out.extend_from_slice(bytes);
-        return Ok(Filtered::Unchanged);
-    }
-    let last_of_producer =
-        h.producer_id >= 0 && ctx.producer_last_offsets.get(&h.producer_id) == Some(&h.last_offset());
-    if records.is_empty() && !last_of_producer {
-        return Ok(Filtered::Dropped);
-    }
-    rebuild_batch(h, bytes, &records, new_horizon, out)?;
-    Ok(Filtered::Rewritten)
-}
-
 /// Splits the segments to clean into runs that fit one segment (`segment.bytes`, and the
 /// 32-bit relative offsets of the index), as Kafka's `groupSegmentsBySize`.
 pub fn group_segments(segments: &[SegmentRef], segment_bytes: u64) -> Vec<&[SegmentRef]> {
@@ -278,6 +229,7 @@ pub fn clean_group(
     index_interval_bytes: u64,
     group: &[SegmentRef],
     ctx: &FilterContext<'_>,
+    txns: &mut TxnCleaning<'_>,
     horizon_seen: &mut Option<i64>,
 ) -> Result<Option<CleanedFile>, LogError> {
     let (Some(first), Some(last)) = (group.first(), group.last()) else { return Ok(None) };
@@ -293,10 +245,12 @@ pub fn clean_group(
     let mut changed = false;
     let mut scratch = Vec::new();
     let mut out = Vec::new();
+    txns.start_group();
     for seg in group {
+        txns.enter(seg);
         for_each_batch(seg, |h, bytes| {
             out.clear();
-            if filter_batch(ctx, h, bytes, &mut scratch, &mut out, horizon_seen)? != Filtered::Unchanged {
+            if filter_batch(ctx, txns, h, bytes, &mut scratch, &mut out, horizon_seen)? != Filtered::Unchanged {
                 changed = true;
             }
             writer.write_all(&out).map_err(io_err("write cleaned segment", &path))?;
@@ -319,7 +273,37 @@ pub fn clean_group(
     // the partition lock.
     let mut segment = Segment::adopt_file(dir, first.base_offset, file)?;
     segment.rebuild_indexes(index_interval_bytes)?;
-    Ok(Some(CleanedFile { path, segment, base_offset: first.base_offset, span_end: last.span_end }))
+    let txn_index = write_txn_index(dir, group, txns)?;
+    Ok(Some(CleanedFile { path, segment, base_offset: first.base_offset, span_end: last.span_end, txn_index }))
+}
+
+/// Writes (fsynced, with the directory) the group's new aborted-transaction index: the
+/// entries of its segments whose ABORT marker the rewrite kept. `None` when the group
+/// has no entries and none of its segments has an index file.
+fn write_txn_index(
+    dir: &Path,
+    group: &[SegmentRef],
+    txns: &TxnCleaning<'_>,
+) -> Result<Option<(PathBuf, u32)>, LogError> {
+    let (Some(first), Some(last)) = (group.first(), group.last()) else { return Ok(None) };
+    let mut had_files = false;
+    let mut kept = Vec::new();
+    for seg in group {
+        let path = segment_path(dir, seg.base_offset, TXN_INDEX_EXT);
+        had_files |= path.exists();
+        kept.extend(read_entries(&path)?.into_iter().filter(|e| txns.keeps_abort(e.last_offset)));
+    }
+    if kept.is_empty() && !had_files {
+        return Ok(None);
+    }
+    let path = dir.join(cleaned_txn_index_name(first.base_offset, last.span_end));
+    let bytes: Vec<u8> = kept.iter().flat_map(AbortedTxn::encode).collect();
+    let mut file = std::fs::File::create(&path).map_err(io_err("create cleaned transaction index", &path))?;
+    file.write_all(&bytes).map_err(io_err("write cleaned transaction index", &path))?;
+    file.sync_all().map_err(io_err("fsync cleaned transaction index", &path))?;
+    // Durable before the swap's commit, which may come with no other directory fsync.
+    sync_dir(dir)?;
+    Ok(Some((path, u32::try_from(kept.len()).unwrap_or(u32::MAX))))
 }
 
 /// One pass over `c`: map, then each group rewritten and handed to `swap` (which returns
@@ -346,6 +330,7 @@ pub fn clean(
         producer_last_offsets,
     };
     let to_clean: Vec<SegmentRef> = c.segments.iter().filter(|s| s.base_offset < end_offset).cloned().collect();
+    let mut txns = TxnCleaning::new(&to_clean, &c.aborted);
     let mut outcome = CleanOutcome { end_offset, ..CleanOutcome::default() };
     for group in group_segments(&to_clean, segment_bytes) {
         if stop() {
@@ -354,7 +339,7 @@ pub fn clean(
         }
         let before: u64 = group.iter().map(|s| s.size).sum();
         let mut horizon = None;
-        let cleaned = clean_group(&c.dir, c.index_interval_bytes, group, &ctx, &mut horizon)?;
+        let cleaned = clean_group(&c.dir, c.index_interval_bytes, group, &ctx, &mut txns, &mut horizon)?;
         if let Some(h) = horizon {
             outcome.next_tombstone_horizon = Some(outcome.next_tombstone_horizon.map_or(h, |o| o.min(h)));
         }

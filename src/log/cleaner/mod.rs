@@ -7,28 +7,41 @@
 //! reaches `min.cleanable.dirty.ratio`, or any log whose oldest dirty record is older than
 //! `max.compaction.lag.ms`. Then, as Kafka's `Cleaner.doClean`:
 //!
-//! - **Range**: only sealed segments whose data lies below the high watermark and that are
+//! - **Range**: only sealed segments whose data lies below the high watermark *and* the
+//!   last stable offset (nothing of an undecided transaction is touched) and that are
 //!   older than `min.compaction.lag.ms` are touched; the active segment never is.
 //! - **Offset map** ([`offset_map`]): key → latest offset over the dirty part, bounded by
-//!   `log.cleaner.dedupe.buffer.size`. When it fills up, the pass covers only what was
+//!   `log.cleaner.dedupe.buffer.size`. Records of aborted transactions (known from the
+//!   `.txnindex`, walked as Kafka's `CleanedTransactionMetadata` does: [`transactions`])
+//!   and control batches never enter it. When it fills up, the pass covers only what was
 //!   mapped; the cleaner checkpoint (`cleaner-offset-checkpoint` in the partition's
 //!   directory) moves there and the next pass goes on from it.
-//! - **Rewrite** ([`clean`]): every cleanable segment from the log start, grouped up to
-//!   `segment.bytes`, keeps a record if it is its key's latest (or past the map); keyless
-//!   records are removed; tombstones get a delete horizon (`delete.retention.ms` after the
-//!   pass that first sees them, stored in the batch as KIP-534 does) and are removed by
-//!   the first pass after it. Rewritten batches keep their base offset and last offset
-//!   delta, producer fields and codec ([`records`]); a producer's last batch is kept even
-//!   when emptied, so idempotent retries are still recognised; control batches are kept.
-//! - **Swap** ([`swap`]): `.cleaned` → `.swap` → `.log`, completed or rolled back at start-up.
+//! - **Rewrite** ([`clean`], [`filter`]): every cleanable segment from the log start,
+//!   grouped up to `segment.bytes`, keeps a record if it is its key's latest (or past the
+//!   map); keyless records are removed; tombstones get a delete horizon
+//!   (`delete.retention.ms` after the pass that first sees them, stored in the batch as
+//!   KIP-534 does) and are removed by the first pass after it. Batches of aborted
+//!   transactions are dropped whole; committed transactional batches are filtered like
+//!   plain ones. A transaction marker stays while any batch of its transaction does, then
+//!   gets a delete horizon the same way. Rewritten batches keep their base offset and last
+//!   offset delta, producer fields, transactional flag and codec ([`records`]); a
+//!   producer's last batch is kept even when emptied, so idempotent retries are still
+//!   recognised; raft's control batches are kept. Each rewritten group gets the
+//!   `.txnindex` entries of the ABORT markers it keeps.
+//! - **Swap** ([`swap`]): `.cleaned` → `.swap` → `.log` (and the group's `.txnindex`),
+//!   completed or rolled back at start-up.
 
 pub mod clean;
+pub mod filter;
 pub mod offset_map;
 pub mod records;
 pub mod swap;
+pub mod transactions;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod txn_tests;
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
@@ -127,13 +140,21 @@ pub fn checkpoint_after(previous: i64, outcome: &CleanOutcome) -> Option<Checkpo
 
 impl PartitionLog {
     /// What may be cleaned now (see [`Cleanable`]): sealed segments wholly below
-    /// `high_watermark` and older than `min_lag_ms`.
-    pub fn cleanable(&self, checkpoint: i64, high_watermark: i64, now: i64, min_lag_ms: i64) -> Cleanable {
+    /// `upper_bound` and older than `min_lag_ms`. The caller's `upper_bound` is the lower
+    /// of the high watermark and the last stable offset (Kafka's first uncleanable
+    /// offset): nothing a crash could take back, nothing of an undecided transaction.
+    pub fn cleanable(
+        &self,
+        checkpoint: i64,
+        upper_bound: i64,
+        now: i64,
+        min_lag_ms: i64,
+    ) -> Result<Cleanable, LogError> {
         let sealed = &self.segments[..self.segments.len() - 1];
         let mut segments = Vec::new();
         for (i, seg) in sealed.iter().enumerate() {
             let too_new = min_lag_ms > 0 && seg.max_timestamp > now.saturating_sub(min_lag_ms);
-            if seg.next_offset > high_watermark || too_new {
+            if seg.next_offset > upper_bound || too_new {
                 break;
             }
             segments.push(SegmentRef {
@@ -147,27 +168,32 @@ impl PartitionLog {
             });
         }
         let first_uncleanable = self.segments[segments.len()].base_offset;
-        Cleanable {
+        // Only when there is something to clean: the scheduler asks every round.
+        let aborted =
+            if segments.is_empty() { Vec::new() } else { self.aborted_txns(self.log_start_offset, first_uncleanable)? };
+        Ok(Cleanable {
             dir: self.dir.clone(),
             first_dirty: checkpoint.max(self.log_start_offset).min(first_uncleanable),
             first_uncleanable,
             segments,
+            aborted,
             index_interval_bytes: self.config.index_interval_bytes,
-        }
+        })
     }
 
     /// One whole cleaning pass with the log held throughout (tests and tools; the broker
     /// cleans without holding the partition lock and takes it only to swap).
+    /// `upper_bound`: see [`cleanable`](Self::cleanable).
     pub fn clean(
         &mut self,
-        high_watermark: i64,
+        upper_bound: i64,
         now: i64,
         settings: &CompactionSettings,
         map: &mut OffsetMap,
         producer_last_offsets: &HashMap<i64, i64>,
     ) -> Result<CleanOutcome, LogError> {
         let checkpoint = read_checkpoint(&self.dir)?;
-        let c = self.cleanable(checkpoint, high_watermark, now, settings.min_compaction_lag_ms);
+        let c = self.cleanable(checkpoint, upper_bound, now, settings.min_compaction_lag_ms)?;
         let segment_bytes = self.config.segment_bytes;
         let outcome =
             clean::clean(&c, settings, segment_bytes, map, now, producer_last_offsets, &|| false, |group, cleaned| {

@@ -15,7 +15,7 @@ use kafka_protocol::records::{
 use super::*;
 use crate::log::{BatchIter, LogConfig};
 
-fn encode(
+pub(super) fn encode(
     recs: &[(Option<String>, Option<String>)],
     ts: i64,
     codec: Compression,
@@ -46,25 +46,25 @@ fn encode(
     buf.to_vec()
 }
 
-fn one(key: &str, value: Option<&str>) -> Vec<u8> {
+pub(super) fn one(key: &str, value: Option<&str>) -> Vec<u8> {
     encode(&[(Some(key.to_string()), value.map(String::from))], 1_000, Compression::None, (-1, -1, -1), false)
 }
 
 /// A temporary directory, on tmpfs when there is one: every roll and swap fsyncs, and
 /// these tests are about what the cleaner keeps and what a reopen finds, not the disk.
-fn tempdir() -> tempfile::TempDir {
+pub(super) fn tempdir() -> tempfile::TempDir {
     let shm = Path::new("/dev/shm");
     if shm.is_dir() { tempfile::tempdir_in(shm).unwrap() } else { tempfile::tempdir().unwrap() }
 }
 
 /// A log rolling after every batch (tiny segment.bytes).
-fn small_log(dir: &Path) -> PartitionLog {
+pub(super) fn small_log(dir: &Path) -> PartitionLog {
     PartitionLog::open(dir, LogConfig { segment_bytes: 100, index_interval_bytes: 100, ..LogConfig::default() })
         .unwrap()
 }
 
 /// Every record: (offset, key, value, timestamp).
-fn records(log: &PartitionLog) -> Vec<(i64, Option<String>, Option<String>, i64)> {
+pub(super) fn records(log: &PartitionLog) -> Vec<(i64, Option<String>, Option<String>, i64)> {
     let bytes = log.read(log.log_start_offset(), usize::MAX, i64::MAX, true).unwrap();
     let mut out = Vec::new();
     for item in BatchIter::new(&bytes) {
@@ -78,11 +78,11 @@ fn records(log: &PartitionLog) -> Vec<(i64, Option<String>, Option<String>, i64)
     out
 }
 
-fn settings() -> CompactionSettings {
+pub(super) fn settings() -> CompactionSettings {
     CompactionSettings { delete_retention_ms: 1_000, ..CompactionSettings::default() }
 }
 
-fn pass(log: &mut PartitionLog, now: i64) -> CleanOutcome {
+pub(super) fn pass(log: &mut PartitionLog, now: i64) -> CleanOutcome {
     let hw = log.log_end_offset();
     log.clean(hw, now, &settings(), &mut OffsetMap::with_buffer(1 << 20), &HashMap::new()).unwrap()
 }
@@ -232,20 +232,31 @@ fn control_batches_are_kept_as_they_are() {
 }
 
 #[test]
-fn a_log_holding_transactions_is_not_compacted() {
+fn a_log_holding_transactions_is_compacted_and_markers_without_data_wait_for_their_horizon() {
     let dir = tempdir();
     let mut log = small_log(dir.path());
-    // A COMMIT marker: key version 0, type 1.
+    // COMMIT markers (key version 0, type 1) of transactions with no data in the log.
     let marker =
         encode(&[(Some("\0\0\0\x01".into()), Some("\0\0\0\0\0\0".into()))], 1_000, Compression::None, (9, 0, -1), true);
     log.append(&one("a", Some("1")), 0, 1_000).unwrap();
     log.append(&marker, 0, 1_000).unwrap();
     log.append(&one("a", Some("2")), 0, 1_000).unwrap();
+    log.append(&marker, 0, 1_000).unwrap();
     log.append(&one("z", Some("x")), 0, 1_000).unwrap();
-    let hw = log.log_end_offset();
-    let refused = log.clean(hw, 2_000, &settings(), &mut OffsetMap::with_buffer(1 << 20), &HashMap::new());
-    assert!(refused.is_err_and(|e| e.to_string().contains("transactional")));
-    assert_eq!(records(&log).len(), 4, "nothing was removed");
+    let outcome = pass(&mut log, 2_000);
+    assert_eq!(outcome.next_tombstone_horizon, Some(3_000), "the markers' delete horizon");
+    let offsets = |log: &PartitionLog| records(log).iter().map(|r| r.0).collect::<Vec<_>>();
+    assert_eq!(offsets(&log), vec![1, 2, 3, 4], "a=1 went, the markers stay until their horizon");
+    let bytes = log.read(0, usize::MAX, i64::MAX, true).unwrap();
+    let (h, _) = BatchIter::new(&bytes).next().unwrap().unwrap();
+    assert!(h.is_control() && h.is_transactional() && records::delete_horizon(&h) == Some(3_000));
+    pass(&mut log, 2_999);
+    assert_eq!(offsets(&log), vec![1, 2, 3, 4]);
+    let outcome = pass(&mut log, 3_000);
+    // The first marker goes; the second is its producer's last word (its epoch): it stays,
+    // and asks for no further pass.
+    assert_eq!(offsets(&log), vec![2, 3, 4], "removed by the first pass after its horizon");
+    assert_eq!(outcome.next_tombstone_horizon, None);
 }
 
 #[test]
@@ -296,7 +307,7 @@ fn a_swap_stopped_after_any_step_reopens_as_the_old_or_the_new_set() {
         let dir = tempdir();
         let mut log = build(dir.path());
         let hw = log.log_end_offset();
-        let c = log.cleanable(0, hw, 2_000, 0);
+        let c = log.cleanable(0, hw, 2_000, 0).unwrap();
         let mut map = OffsetMap::with_buffer(1 << 20);
         let mut stopped = false;
         // One group: segment.bytes 100 fits one segment each, so allow big groups here.
@@ -372,7 +383,7 @@ mod model {
         // Passes until the whole log was mapped (a small map takes several), then one
         // past every tombstone's delete horizon (set at 2,000 + 1,000).
         let mut passes = 0;
-        prop_assert_eq!(log.cleanable(0, hw, 2_000, 0).first_uncleanable, hw - 1);
+        prop_assert_eq!(log.cleanable(0, hw, 2_000, 0).unwrap().first_uncleanable, hw - 1);
         while read_checkpoint(dir.path()).unwrap() < hw - 1 {
             log.clean(hw, 2_000, &s, &mut map, &HashMap::new()).unwrap();
             passes += 1;
@@ -449,7 +460,7 @@ fn min_compaction_lag_keeps_young_segments_and_the_dirty_ratio_and_max_lag_say_w
     }
     let hw = log.log_end_offset();
     // At 5,000 with min.compaction.lag.ms 2,500 only records written by 2,500 may go.
-    let c = log.cleanable(0, hw, 5_000, 2_500);
+    let c = log.cleanable(0, hw, 5_000, 2_500).unwrap();
     assert_eq!((c.first_dirty, c.first_uncleanable, c.segments.len()), (0, 2, 2));
     assert!((c.dirty_ratio() - 1.0).abs() < f64::EPSILON);
     // max.compaction.lag.ms: the oldest dirty record (written at 1,000) is 4,000 old.
@@ -458,7 +469,7 @@ fn min_compaction_lag_keeps_young_segments_and_the_dirty_ratio_and_max_lag_say_w
     log.clean(hw, 5_000, &s, &mut OffsetMap::with_buffer(1 << 20), &HashMap::new()).unwrap();
     assert_eq!(records(&log).iter().map(|r| r.0).collect::<Vec<_>>(), vec![1, 2, 3]);
     // Cleaned up to 2: the clean part now counts against the dirty ratio.
-    let c = log.cleanable(read_checkpoint(dir.path()).unwrap(), hw, 9_000, 0);
+    let c = log.cleanable(read_checkpoint(dir.path()).unwrap(), hw, 9_000, 0).unwrap();
     assert_eq!((c.first_dirty, c.first_uncleanable), (2, 3));
     assert!(c.dirty_ratio() > 0.0 && c.dirty_ratio() < 1.0, "{}", c.dirty_ratio());
 }
