@@ -193,24 +193,24 @@ def all_decided(bs: str, topic: str) -> bool:
     return stable == high
 
 
-def read_all_committed(bs: str, topic: str, deadline_s: float = 60) -> dict[str, list[int]]:
-    """A fresh read_committed consumer reads every partition of `topic` to its end."""
+def read_to_end(bs: str, topic: str, what: str, extra: dict | None = None, deadline_s: float = 60) -> list:
+    """Every record of every partition of `topic`, read by a fresh consumer to the end."""
     c = Consumer(
         {
             "bootstrap.servers": bs,
-            "group.id": helpers.unique_group("streams-eos-final"),
+            "group.id": helpers.unique_group("streams-eos-read"),  # assign only, never joins
             "enable.auto.commit": False,
-            "isolation.level": "read_committed",
             "enable.partition.eof": True,
+            **(extra or {}),
         }
     )
     c.assign([TopicPartition(topic, p, -2) for p in range(PARTITIONS)])
-    seqs: dict[str, list[int]] = defaultdict(list)
+    records: list = []
     at_end: set[int] = set()
     end = time.monotonic() + deadline_s
     try:
         while len(at_end) < PARTITIONS:
-            assert time.monotonic() < end, f"the output was not read to its end within {deadline_s} s (at the end: {at_end})"
+            assert time.monotonic() < end, f"the {what} was not read to its end within {deadline_s} s (at the end: {at_end})"
             m = c.poll(0.2)
             if m is None:
                 continue
@@ -219,36 +219,29 @@ def read_all_committed(bs: str, topic: str, deadline_s: float = 60) -> dict[str,
                     at_end.add(m.partition())
                 continue
             at_end.discard(m.partition())
-            seqs[m.key().decode()].append(struct.unpack(">q", m.value())[0])
+            records.append(m)
     finally:
         c.close()
+    return records
+
+
+def read_all_committed(bs: str, topic: str, deadline_s: float = 60) -> dict[str, list[int]]:
+    """A fresh read_committed consumer reads every partition of `topic` to its end."""
+    seqs: dict[str, list[int]] = defaultdict(list)
+    for m in read_to_end(bs, topic, "output", {"isolation.level": "read_committed"}, deadline_s):
+        seqs[m.key().decode()].append(struct.unpack(">q", m.value())[0])
     return dict(seqs)
 
 
 def read_input(bs: str, topic: str, deadline_s: float = 60) -> dict[str, str]:
     """key -> line of every record of the input topic."""
-    c = Consumer({"bootstrap.servers": bs, "group.id": helpers.unique_group("streams-eos-input"), "enable.auto.commit": False, "enable.partition.eof": True})
-    c.assign([TopicPartition(topic, p, -2) for p in range(PARTITIONS)])
     out: dict[str, str] = {}
     dups: list[str] = []
-    at_end: set[int] = set()
-    end = time.monotonic() + deadline_s
-    try:
-        while len(at_end) < PARTITIONS:
-            assert time.monotonic() < end, f"the input was not read to its end within {deadline_s} s"
-            m = c.poll(0.2)
-            if m is None:
-                continue
-            if m.error():
-                if m.error().code() == KafkaError._PARTITION_EOF:
-                    at_end.add(m.partition())
-                continue
-            key = m.key().decode()
-            if key in out:
-                dups.append(key)
-            out[key] = m.value().decode()
-    finally:
-        c.close()
+    for m in read_to_end(bs, topic, "input", None, deadline_s):
+        key = m.key().decode()
+        if key in out:
+            dups.append(key)
+        out[key] = m.value().decode()
     assert not dups, f"the input holds lines twice: {dups[:5]}"
     return out
 
