@@ -23,7 +23,6 @@ use super::coordinator::LoadedPartition;
 use super::records::{TxnMetadata, TxnState};
 use crate::broker::replica::Leader;
 use crate::broker::{Broker, now_ms};
-use crate::cli::wire::Connection;
 use crate::log::txn::TxnMarker;
 
 /// How long one WriteTxnMarkers to another broker may take: longer than the leader's own
@@ -141,14 +140,7 @@ async fn write_marker(
                     ]),
             ]);
             let _permit = REMOTE_MARKERS.acquire().await.map_err(|_closed| ResponseError::CoordinatorNotAvailable)?;
-            let response = tokio::time::timeout(REMOTE_TIMEOUT, async {
-                let mut conn = Connection::open(&address, REMOTE_TIMEOUT).await.ok()?;
-                conn.call_at(&request, 1).await.ok()
-            })
-            .await
-            .ok()
-            .flatten()
-            .ok_or(ResponseError::NetworkException)?;
+            let response = super::call_broker(&address, &request, 1, REMOTE_TIMEOUT).await?;
             let code = response
                 .markers
                 .first()

@@ -28,6 +28,33 @@ pub mod verify;
 
 pub use coordinator::TxnCoordinator;
 
+/// Sends one request to another broker at `address` on a connection of its own and
+/// returns its response, all within `timeout`; NETWORK_EXCEPTION (the cause logged) when
+/// it cannot be had. The coordinator's markers and a leader's KIP-890 verification use it.
+pub(crate) async fn call_broker<R: kafka_protocol::protocol::Request>(
+    address: &str,
+    request: &R,
+    version: i16,
+    timeout: std::time::Duration,
+) -> Result<R::Response, kafka_protocol::ResponseError> {
+    let called = tokio::time::timeout(timeout, async {
+        let mut conn = crate::cli::wire::Connection::open(address, timeout).await?;
+        conn.call_at(request, version).await
+    })
+    .await;
+    match called {
+        Ok(Ok(response)) => Ok(response),
+        Ok(Err(e)) => {
+            tracing::debug!(address, error = %e, "a request to another broker failed");
+            Err(kafka_protocol::ResponseError::NetworkException)
+        }
+        Err(_elapsed) => {
+            tracing::debug!(address, ?timeout, "a request to another broker timed out");
+            Err(kafka_protocol::ResponseError::NetworkException)
+        }
+    }
+}
+
 /// The internal topic holding transaction state.
 pub const TXN_TOPIC: &str = "__transaction_state";
 

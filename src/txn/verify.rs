@@ -22,7 +22,6 @@ use super::TXN_TOPIC;
 use super::records::TxnState;
 use crate::broker::Broker;
 use crate::broker::replica::Leader;
-use crate::cli::wire::Connection;
 
 /// How long a remote verification may take.
 const REMOTE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -82,14 +81,7 @@ async fn lookup(
                 broker.replication().and_then(|c| c.kafka_address(id)).ok_or(ResponseError::CoordinatorNotAvailable)?;
             let request = DescribeTransactionsRequest::default()
                 .with_transactional_ids(vec![TransactionalId(StrBytes::from_string(transactional_id.to_string()))]);
-            let response = tokio::time::timeout(REMOTE_TIMEOUT, async {
-                let mut conn = Connection::open(&address, REMOTE_TIMEOUT).await.ok()?;
-                conn.call_at(&request, 0).await.ok()
-            })
-            .await
-            .ok()
-            .flatten()
-            .ok_or(ResponseError::NetworkException)?;
+            let response = super::call_broker(&address, &request, 0, REMOTE_TIMEOUT).await?;
             let state = response.transaction_states.into_iter().next().ok_or(ResponseError::UnknownServerError)?;
             if let Some(code) = ResponseError::try_from_code(state.error_code) {
                 return Err(code);
